@@ -1,0 +1,28 @@
+//! Errors of the cryptographic core. Messages name the failing object and,
+//! where an operator can act, what to do. They never carry secret values.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CryptoError {
+    #[error("invalid {what} encoding: {reason}")]
+    InvalidEncoding { what: &'static str, reason: String },
+    #[error("authority {authority} did not prove knowledge of its key share (rogue-key attempt or corrupt key file); regenerate its key with `crux-node init`")]
+    InvalidKeyProof { authority: String },
+    #[error("authority {authority} appears twice in the joint key")]
+    DuplicateAuthority { authority: String },
+    #[error("the joint key needs at least one authority share")]
+    NoShares,
+    #[error("partial decryption from authority {authority} has an invalid proof")]
+    InvalidDecryptionProof { authority: String },
+    #[error("signature check failed for {signer}: {reason}")]
+    InvalidSignature { signer: String, reason: String },
+    #[error("key file is corrupt or truncated: {reason}; restore it from backup or create new keys with `crux-node init`")]
+    CorruptKey { reason: String },
+    #[error("value is outside the discrete-log range -{max_abs}..{max_abs}; build a larger table (`crux-node tables build --bits K`) or raise `dlog.range_bits`")]
+    DlogOutOfRange { max_abs: u64 },
+    #[error("discrete-log table error: {0}")]
+    Table(String),
+    #[error("arithmetic overflow in {0}")]
+    Overflow(&'static str),
+}

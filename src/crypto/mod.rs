@@ -1,0 +1,47 @@
+//! Cryptographic core: exponential ElGamal on ristretto255 under an n-of-n
+//! split key, Schnorr proofs of key possession, Chaum-Pedersen (DLEQ) proofs
+//! for partial decryptions, ed25519 signatures for relay contributions, and
+//! baby-step giant-step discrete logs over a `DlogTable`.
+//!
+//! Pure code: no files, sockets or clocks. Randomness comes in as an argument.
+//! Key files are written by `data::keystore`, LMDB tables live in
+//! `data::lmdb_table`; this module only defines the `DlogTable` trait.
+
+pub mod dlog;
+pub mod elgamal;
+pub mod error;
+pub mod keys;
+pub mod partial;
+pub mod proofs;
+pub mod signing;
+
+pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
+pub use elgamal::{Ciphertext, EncryptionKey};
+pub use error::CryptoError;
+pub use keys::{JointPublicKey, KeyShare, PublicShare};
+pub use partial::{combine, PartialDecryption};
+pub use proofs::{DleqProof, SchnorrProof};
+pub use signing::{RelayIdentity, RelayPublicKey, RelaySignature};
+
+use curve25519_dalek::scalar::Scalar;
+
+/// The scalar for a signed 64-bit integer (negative values map to the group
+/// order minus their magnitude).
+pub fn scalar_from_i64(value: i64) -> Scalar {
+    let magnitude = Scalar::from(value.unsigned_abs());
+    if value < 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// The scalar for a signed 128-bit integer.
+pub fn scalar_from_i128(value: i128) -> Scalar {
+    let magnitude = Scalar::from(value.unsigned_abs());
+    if value < 0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}

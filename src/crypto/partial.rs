@@ -1,0 +1,56 @@
+//! Partial decryptions D_i = x_i·a with their DLEQ proofs, and combining
+//! them: m·G = b − ΣD_i. The processor verifies every share against the
+//! authority's public share before combining; the result still needs a
+//! discrete log (`dlog`) to become m.
+
+use curve25519_dalek::ristretto::RistrettoPoint;
+use serde::{Deserialize, Serialize};
+
+use super::elgamal::Ciphertext;
+use super::error::CryptoError;
+use super::keys::JointPublicKey;
+use super::proofs::DleqProof;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialDecryption {
+    pub authority: String,
+    pub share: RistrettoPoint,
+    pub proof: DleqProof,
+}
+
+impl PartialDecryption {
+    /// Checks the proof against the authority's public share and the ciphertext.
+    pub fn verify(&self, key: &JointPublicKey, ciphertext: &Ciphertext, context: &[u8]) -> Result<(), CryptoError> {
+        let bad = || CryptoError::InvalidDecryptionProof { authority: self.authority.clone() };
+        let public = key.share_of(&self.authority).ok_or_else(bad)?;
+        if self.proof.verify(context, &public.point, &ciphertext.a, &self.share) {
+            Ok(())
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// Verifies one partial decryption from every authority of the key and
+/// returns m·G. Missing, duplicate or unknown authorities are errors.
+pub fn combine(
+    key: &JointPublicKey,
+    ciphertext: &Ciphertext,
+    context: &[u8],
+    partials: &[PartialDecryption],
+) -> Result<RistrettoPoint, CryptoError> {
+    let mut total = ciphertext.b;
+    for share in key.shares() {
+        let mut found = partials.iter().filter(|p| p.authority == share.authority);
+        let partial = found.next().ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: share.authority.clone() })?;
+        if found.next().is_some() {
+            return Err(CryptoError::DuplicateAuthority { authority: share.authority.clone() });
+        }
+        partial.verify(key, ciphertext, context)?;
+        total -= partial.share;
+    }
+    if let Some(stranger) = partials.iter().find(|p| key.share_of(&p.authority).is_none()) {
+        return Err(CryptoError::InvalidDecryptionProof { authority: stranger.authority.clone() });
+    }
+    Ok(total)
+}

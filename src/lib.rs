@@ -1,0 +1,9 @@
+//! Crux: confidential network-wide statistics with exponential ElGamal on
+//! ristretto255 under a key split across several authorities.
+//!
+//! Layers (see STYLE.md): `crypto`, `stats` and `protocol` are pure; `data`
+//! reads files and LMDB; `config` validates node.yaml; `actors` runs the
+//! roles over QUIC; `cli` is the `crux-node` command line.
+#![warn(clippy::unwrap_used)]
+
+pub mod crypto;
