@@ -50,6 +50,11 @@ impl Ciphertext {
         Ciphertext { a: self.a * s, b: self.b * s }
     }
 
+    /// Multiplies the plaintext by a public scalar (e.g. a limb weight 2^(kL)).
+    pub fn scale_by(&self, factor: &Scalar) -> Self {
+        Ciphertext { a: self.a * factor, b: self.b * factor }
+    }
+
     /// The sum of many ciphertexts (Enc(0) for none).
     pub fn sum<'a>(items: impl IntoIterator<Item = &'a Ciphertext>) -> Self {
         items.into_iter().fold(Ciphertext::zero(), |acc, c| acc + *c)

@@ -1,0 +1,167 @@
+//! The relay side of every statistic: what a relay computes from its own
+//! plaintext column and encrypts, and how the processor and the authorities
+//! add contributions up.
+//!
+//! - `RelayTask::Moments`: the relay's count, Σv (signed limbs) and, when
+//!   asked, Σv² (limbs): 1 + 2·ceil(128/L) ciphertexts, whatever the row count.
+//! - `RelayTask::Histogram`: one encrypted count per bucket of the grid.
+//!
+//! Values arrive as fixed-point integers at the query's common decimals,
+//! already clamped when the query has bounds (`prepare_values`). Nothing in a
+//! contribution is plaintext; encryption randomness never leaves this module.
+
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+
+use super::error::StatsError;
+use super::grid::Grid;
+use super::limbs;
+use crate::crypto::{Ciphertext, EncryptionKey};
+
+/// What the processor asks the relays to encrypt in one round.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayTask {
+    Moments { limb_bits: u32, squares: bool },
+    Histogram { grid: Grid },
+}
+
+impl RelayTask {
+    pub fn validate(&self) -> Result<(), StatsError> {
+        match self {
+            RelayTask::Moments { limb_bits, .. } => limbs::limb_count(*limb_bits).map(|_| ()),
+            RelayTask::Histogram { grid } => grid.validate(),
+        }
+    }
+
+    /// Ciphertexts one relay sends for this task.
+    pub fn ciphertexts_per_relay(&self) -> Result<usize, StatsError> {
+        Ok(match self {
+            RelayTask::Moments { limb_bits, squares } => {
+                let l = usize::try_from(limbs::limb_count(*limb_bits)?).unwrap_or(usize::MAX);
+                1 + l + if *squares { l } else { 0 }
+            }
+            RelayTask::Histogram { grid } => usize::try_from(grid.buckets()).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+/// An encrypted contribution (of one relay, or the sum over relays).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Contribution {
+    Moments { count: Ciphertext, sum: Vec<Ciphertext>, squares: Vec<Ciphertext> },
+    Histogram { counts: Vec<Ciphertext> },
+}
+
+/// The sum of contributions over relays; same shape as one contribution.
+pub type Aggregate = Contribution;
+
+/// Rescaled column values -> values the statistic sees (clamped to bounds).
+pub fn prepare_values(values: &[i128], bounds: Option<(i128, i128)>) -> Vec<i128> {
+    match bounds {
+        Some((lo, hi)) => values.iter().map(|v| (*v).clamp(lo, hi)).collect(),
+        None => values.to_vec(),
+    }
+}
+
+/// Plaintext local aggregates of a moments task (also the plaintext floor in benches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalMoments {
+    pub count: i64,
+    pub sum: i128,
+    pub squares: i128,
+}
+
+pub fn local_moments(values: &[i128]) -> Result<LocalMoments, StatsError> {
+    let mut sum: i128 = 0;
+    let mut squares: i128 = 0;
+    for v in values {
+        sum = sum.checked_add(*v).ok_or(StatsError::ArithmeticOverflow("relay sum"))?;
+        let sq = v.checked_mul(*v).ok_or(StatsError::ArithmeticOverflow("relay square"))?;
+        squares = squares.checked_add(sq).ok_or(StatsError::ArithmeticOverflow("relay sum of squares"))?;
+    }
+    let count = i64::try_from(values.len()).map_err(|_| StatsError::ArithmeticOverflow("relay count"))?;
+    Ok(LocalMoments { count, sum, squares })
+}
+
+/// Plaintext bucket counts of a histogram task.
+pub fn local_histogram(values: &[i128], grid: &Grid) -> Vec<i64> {
+    let mut counts = vec![0i64; usize::try_from(grid.buckets()).unwrap_or(0)];
+    for v in values {
+        if let Some(slot) = grid.bucket_of(*v).and_then(|b| usize::try_from(b).ok()).and_then(|b| counts.get_mut(b)) {
+            *slot += 1;
+        }
+    }
+    counts
+}
+
+/// The relay's encrypted contribution for `task` over its prepared values.
+pub fn contribute(
+    task: &RelayTask,
+    values: &[i128],
+    key: &EncryptionKey,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Contribution, StatsError> {
+    task.validate()?;
+    match task {
+        RelayTask::Moments { limb_bits, squares } => {
+            let m = local_moments(values)?;
+            let count = key.encrypt(m.count, rng);
+            let sum = limbs::split(m.sum, *limb_bits)?.into_iter().map(|l| key.encrypt(l, rng)).collect();
+            let squares = if *squares {
+                limbs::split(m.squares, *limb_bits)?.into_iter().map(|l| key.encrypt(l, rng)).collect()
+            } else {
+                Vec::new()
+            };
+            Ok(Contribution::Moments { count, sum, squares })
+        }
+        RelayTask::Histogram { grid } => {
+            let counts = local_histogram(values, grid).into_iter().map(|c| key.encrypt(c, rng)).collect();
+            Ok(Contribution::Histogram { counts })
+        }
+    }
+}
+
+impl Contribution {
+    /// Checks that the contribution has the shape the task asks for.
+    pub fn check_shape(&self, task: &RelayTask) -> Result<(), StatsError> {
+        let ok = match (self, task) {
+            (Contribution::Moments { sum, squares, .. }, RelayTask::Moments { limb_bits, squares: want }) => {
+                let l = usize::try_from(limbs::limb_count(*limb_bits)?).unwrap_or(0);
+                sum.len() == l && squares.len() == if *want { l } else { 0 }
+            }
+            (Contribution::Histogram { counts }, RelayTask::Histogram { grid }) => {
+                counts.len() == usize::try_from(grid.buckets()).unwrap_or(usize::MAX)
+            }
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(StatsError::Inconsistent("a contribution does not have the shape of the round's task".into()))
+        }
+    }
+
+    /// Adds contributions of the same task.
+    pub fn aggregate<'a>(task: &RelayTask, items: impl IntoIterator<Item = &'a Contribution>) -> Result<Aggregate, StatsError> {
+        let mut acc: Option<Contribution> = None;
+        for item in items {
+            item.check_shape(task)?;
+            acc = Some(match (acc, item) {
+                (None, c) => c.clone(),
+                (
+                    Some(Contribution::Moments { count, sum, squares }),
+                    Contribution::Moments { count: c2, sum: s2, squares: q2 },
+                ) => Contribution::Moments {
+                    count: count + *c2,
+                    sum: sum.iter().zip(s2).map(|(a, b)| *a + *b).collect(),
+                    squares: squares.iter().zip(q2).map(|(a, b)| *a + *b).collect(),
+                },
+                (Some(Contribution::Histogram { counts }), Contribution::Histogram { counts: c2 }) => {
+                    Contribution::Histogram { counts: counts.iter().zip(c2).map(|(a, b)| *a + *b).collect() }
+                }
+                _ => return Err(StatsError::Inconsistent("contributions of different kinds".into())),
+            });
+        }
+        acc.ok_or_else(|| StatsError::Inconsistent("no contributions to aggregate".into()))
+    }
+}

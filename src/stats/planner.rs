@@ -1,0 +1,256 @@
+//! The processor side of every statistic: a state machine that asks for
+//! rounds of relay contributions and for releases (decryptions) until the
+//! result is known, then computes it exactly from the released integers.
+//!
+//! Driven by `protocol::processor`, which aggregates contributions, obtains
+//! the partial decryptions and solves the discrete logs. No I/O, no keys.
+//!
+//! Releases per query: count 1; sum and mean 1 + L; variance and stddev
+//! 1 + 2L (L = ceil(128 / limb_bits) limbs, exact mode; 1 + 1 + 1 with noise);
+//! histogram one per bucket; quantile searches see `search`.
+
+use std::collections::BTreeMap;
+
+use super::contribution::RelayTask;
+use super::error::StatsError;
+use super::fixed::{format_fixed, pow10};
+use super::grid::Grid;
+use super::limbs;
+use super::release::{first_search_grid, Release};
+use super::result::{reduce, ExactValue, HistogramBucket, StatResult};
+use super::search::{QuantileSearch, SearchStep};
+use super::statistic::{FixedParams, QueryParams, Statistic};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PlanStep {
+    /// Ask every relay for a contribution to this task.
+    Round { round: u32, task: RelayTask },
+    /// Decrypt these releases of the current round (independent of each other).
+    Releases { round: u32, releases: Vec<Release> },
+    Done(StatResult),
+}
+
+enum State {
+    Fresh,
+    Moments,
+    Histogram,
+    Search(Box<QuantileSearch>),
+    Finished,
+}
+
+pub struct Planner {
+    params: QueryParams,
+    fixed: FixedParams,
+    limb_bits: u32,
+    round: u32,
+    task: Option<RelayTask>,
+    state: State,
+}
+
+impl Planner {
+    /// `decimals`: the column's common scale; `limb_bits`: limb width that
+    /// keeps an aggregated limb inside the processor's discrete-log range.
+    pub fn new(params: QueryParams, decimals: u32, limb_bits: u32) -> Result<Self, StatsError> {
+        params.validate()?;
+        limbs::limb_count(limb_bits)?;
+        let fixed = params.fixed(decimals)?;
+        Ok(Planner { params, fixed, limb_bits, round: 0, task: None, state: State::Fresh })
+    }
+
+    pub fn params(&self) -> &QueryParams {
+        &self.params
+    }
+
+    pub fn fixed(&self) -> &FixedParams {
+        &self.fixed
+    }
+
+    /// The task of the current round.
+    pub fn task(&self) -> Option<&RelayTask> {
+        self.task.as_ref()
+    }
+
+    fn round_step(&mut self, task: RelayTask) -> PlanStep {
+        self.task = Some(task.clone());
+        PlanStep::Round { round: self.round, task }
+    }
+
+    pub fn start(&mut self) -> Result<PlanStep, StatsError> {
+        if !matches!(self.state, State::Fresh) {
+            return Err(StatsError::UnexpectedInput("plan already started".into()));
+        }
+        let st = self.params.statistic;
+        let task = if st.is_search() {
+            let search = QuantileSearch::new(self.fixed.quantile.unwrap_or((1, 2)), first_search_grid(&self.fixed)?);
+            let grid = search.grid().clone();
+            self.state = State::Search(Box::new(search));
+            RelayTask::Histogram { grid }
+        } else if st == Statistic::Histogram {
+            self.state = State::Histogram;
+            RelayTask::Histogram { grid: Grid::Edges(self.fixed.edges.clone()) }
+        } else {
+            self.state = State::Moments;
+            RelayTask::Moments { limb_bits: self.limb_bits, squares: st.needs_squares() }
+        };
+        Ok(self.round_step(task))
+    }
+
+    /// The current round's contributions are aggregated: what to release.
+    pub fn round_ready(&mut self) -> Result<PlanStep, StatsError> {
+        let round = self.round;
+        let st = self.params.statistic;
+        let releases = match &mut self.state {
+            State::Moments => {
+                let mut r = vec![Release::Count];
+                let l = limbs::limb_count(self.limb_bits)?;
+                if st.needs_sum() {
+                    if self.params.exact {
+                        r.extend((0..l).map(Release::SumLimb));
+                    } else {
+                        r.push(Release::Sum);
+                    }
+                }
+                if st.needs_squares() {
+                    if self.params.exact {
+                        r.extend((0..l).map(Release::SquaresLimb));
+                    } else {
+                        r.push(Release::Squares);
+                    }
+                }
+                r
+            }
+            State::Histogram => {
+                let buckets = u32::try_from(self.fixed.edges.len() + 1).map_err(|_| StatsError::ArithmeticOverflow("edges"))?;
+                (0..buckets).map(Release::HistBucket).collect()
+            }
+            State::Search(_) => return self.search_step_start(),
+            State::Fresh | State::Finished => return Err(StatsError::UnexpectedInput("no round in progress".into())),
+        };
+        Ok(PlanStep::Releases { round, releases })
+    }
+
+    fn search_step_start(&mut self) -> Result<PlanStep, StatsError> {
+        let State::Search(search) = &mut self.state else {
+            return Err(StatsError::UnexpectedInput("not a search".into()));
+        };
+        let step = search.start_round()?;
+        self.search_step(step)
+    }
+
+    fn search_step(&mut self, step: SearchStep) -> Result<PlanStep, StatsError> {
+        match step {
+            SearchStep::Release(r) => Ok(PlanStep::Releases { round: self.round, releases: vec![r] }),
+            SearchStep::NextRound(grid) => {
+                self.round += 1;
+                Ok(self.round_step(RelayTask::Histogram { grid }))
+            }
+            SearchStep::Done { value, count } => {
+                self.state = State::Finished;
+                Ok(PlanStep::Done(StatResult {
+                    statistic: self.params.statistic,
+                    value: ExactValue::Fixed { mantissa: value, decimals: self.fixed.decimals },
+                    count,
+                    decimals: self.fixed.decimals,
+                }))
+            }
+        }
+    }
+
+    /// Feeds the plaintexts of the releases asked for.
+    pub fn released(&mut self, values: &[(Release, i64)]) -> Result<PlanStep, StatsError> {
+        let map: BTreeMap<Release, i128> = values.iter().map(|(r, v)| (*r, i128::from(*v))).collect();
+        match &mut self.state {
+            State::Search(search) => {
+                let (release, value) = match values {
+                    [(r, v)] => (*r, i128::from(*v)),
+                    _ => return Err(StatsError::UnexpectedInput("a search step releases one value".into())),
+                };
+                let step = search.released(release, value)?;
+                self.search_step(step)
+            }
+            State::Moments => {
+                let result = self.moments_result(&map)?;
+                self.state = State::Finished;
+                Ok(PlanStep::Done(result))
+            }
+            State::Histogram => {
+                let result = self.histogram_result(&map)?;
+                self.state = State::Finished;
+                Ok(PlanStep::Done(result))
+            }
+            State::Fresh | State::Finished => Err(StatsError::UnexpectedInput("no release was asked for".into())),
+        }
+    }
+
+    fn get(map: &BTreeMap<Release, i128>, r: Release) -> Result<i128, StatsError> {
+        map.get(&r).copied().ok_or_else(|| StatsError::UnexpectedInput(format!("missing release {r:?}")))
+    }
+
+    fn combined(&self, map: &BTreeMap<Release, i128>, whole: Release, limb: fn(u32) -> Release) -> Result<i128, StatsError> {
+        if !self.params.exact {
+            return Self::get(map, whole);
+        }
+        let l = limbs::limb_count(self.limb_bits)?;
+        let parts = (0..l)
+            .map(|k| Self::get(map, limb(k)).and_then(|v| i64::try_from(v).map_err(|_| StatsError::ArithmeticOverflow("limb"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        limbs::recombine(&parts, self.limb_bits)
+    }
+
+    fn moments_result(&self, map: &BTreeMap<Release, i128>) -> Result<StatResult, StatsError> {
+        let st = self.params.statistic;
+        let d = self.fixed.decimals;
+        let n = Self::get(map, Release::Count)?;
+        let overflow = |what| StatsError::ArithmeticOverflow(what);
+        let value = match st {
+            Statistic::Count => ExactValue::Fixed { mantissa: n, decimals: 0 },
+            Statistic::Sum => ExactValue::Fixed { mantissa: self.combined(map, Release::Sum, Release::SumLimb)?, decimals: d },
+            Statistic::Mean => {
+                if n <= 0 {
+                    return Err(StatsError::NoData { blank: 0 });
+                }
+                let s = self.combined(map, Release::Sum, Release::SumLimb)?;
+                let den = n.checked_mul(pow10(d)?).ok_or(overflow("mean"))?;
+                let (num, den) = reduce(s, den)?;
+                ExactValue::Ratio { num, den }
+            }
+            Statistic::Variance | Statistic::Stddev => {
+                let min_n = if self.params.sample { 2 } else { 1 };
+                if n < min_n {
+                    return Err(StatsError::NoData { blank: 0 });
+                }
+                let s = self.combined(map, Release::Sum, Release::SumLimb)?;
+                let q = self.combined(map, Release::Squares, Release::SquaresLimb)?;
+                let nq = n.checked_mul(q).ok_or(overflow("variance: n x sum of squares"))?;
+                let s2 = s.checked_mul(s).ok_or(overflow("variance: sum squared"))?;
+                let num = nq.checked_sub(s2).ok_or(overflow("variance"))?.max(0);
+                let div = if self.params.sample { n.checked_mul(n - 1) } else { n.checked_mul(n) }.ok_or(overflow("variance"))?;
+                let (num, div) = reduce(num, div)?;
+                let den = div.checked_mul(pow10(d.checked_mul(2).ok_or(overflow("decimals"))?)?).ok_or(overflow("variance"))?;
+                let (num, den) = reduce(num, den)?;
+                if st == Statistic::Variance {
+                    ExactValue::Ratio { num, den }
+                } else {
+                    ExactValue::SqrtRatio { num, den }
+                }
+            }
+            _ => return Err(StatsError::UnexpectedInput(format!("{st} is not a moments statistic"))),
+        };
+        Ok(StatResult { statistic: st, value, count: n, decimals: d })
+    }
+
+    fn histogram_result(&self, map: &BTreeMap<Release, i128>) -> Result<StatResult, StatsError> {
+        let d = self.fixed.decimals;
+        let edges = &self.fixed.edges;
+        let mut buckets = Vec::with_capacity(edges.len() + 1);
+        let mut total: i128 = 0;
+        for k in 0..=edges.len() {
+            let count = Self::get(map, Release::HistBucket(u32::try_from(k).map_err(|_| StatsError::ArithmeticOverflow("edges"))?))?;
+            total = total.checked_add(count).ok_or(StatsError::ArithmeticOverflow("histogram"))?;
+            let lo = k.checked_sub(1).and_then(|i| edges.get(i)).map(|e| format_fixed(*e, d));
+            let hi = edges.get(k).map(|e| format_fixed(*e, d));
+            buckets.push(HistogramBucket { lo, hi, count });
+        }
+        Ok(StatResult { statistic: Statistic::Histogram, value: ExactValue::Histogram(buckets), count: total, decimals: d })
+    }
+}

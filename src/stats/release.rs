@@ -1,0 +1,251 @@
+//! Releases: the decryptions a statistic's plan may ask for, the ciphertext
+//! each one decrypts (a fixed linear function of the aggregate), and the
+//! authority-side rules: which releases a registered query permits, the
+//! sensitivity of each, how the query's epsilon is split across them
+//! (sequential composition), and how many rounds a plan may take.
+//!
+//! Used by `protocol::authority` (checks, noise) and `protocol::processor`
+//! (targets); both compute the same target from the same contributions.
+
+use serde::{Deserialize, Serialize};
+
+use super::contribution::{Aggregate, Contribution, RelayTask};
+use super::error::StatsError;
+use super::grid::Grid;
+use super::limbs;
+use super::statistic::{FixedParams, QueryParams, Statistic};
+use crate::crypto::{scalar_from_i128, Ciphertext};
+
+/// Buckets per refinement round of a quantile search.
+pub const SEARCH_BUCKETS: u32 = 64;
+/// Prefix decryptions per round: ceil(log2(SEARCH_BUCKETS)) (7 for the 127 magnitude buckets).
+pub const SEARCH_STEPS: u64 = 6;
+/// Rounds an exact search may take: one magnitude round, then refinements of 2^63 by 64.
+pub const EXACT_SEARCH_ROUNDS: u32 = 12;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Release {
+    Count,
+    Sum,
+    Squares,
+    SumLimb(u32),
+    SquaresLimb(u32),
+    HistTotal,
+    HistPrefix(u32),
+    HistBucket(u32),
+}
+
+/// Where a release sits in the authority's accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReleaseSlot {
+    /// unique per (round, release): each slot is decrypted at most once.
+    pub index: u32,
+    /// how much one row can change the released number (fixed-point units).
+    pub sensitivity: u128,
+    /// the query's epsilon is split equally across this many releases.
+    pub share: u64,
+}
+
+/// How many rounds a plan may take and how many releases share its epsilon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanShape {
+    pub max_rounds: u32,
+    pub releases: u64,
+}
+
+/// Rounds of 64-way refinement that narrow `span` values down to one.
+pub fn rounds_for_span(span: i128) -> u32 {
+    let mut rounds = 1;
+    let mut width = span.max(1);
+    while width > i128::from(SEARCH_BUCKETS) {
+        width = (width + i128::from(SEARCH_BUCKETS) - 1) / i128::from(SEARCH_BUCKETS);
+        rounds += 1;
+    }
+    rounds
+}
+
+/// The grid of a search's first round: the bounds when known, else magnitudes.
+pub fn first_search_grid(fixed: &FixedParams) -> Result<Grid, StatsError> {
+    match fixed.bounds {
+        Some((lo, hi)) => Grid::covering(lo, hi, SEARCH_BUCKETS),
+        None => Ok(Grid::Magnitude),
+    }
+}
+
+pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape, StatsError> {
+    let st = params.statistic;
+    Ok(match st {
+        Statistic::Count => PlanShape { max_rounds: 1, releases: 1 },
+        Statistic::Sum | Statistic::Mean => PlanShape { max_rounds: 1, releases: 2 },
+        Statistic::Variance | Statistic::Stddev => PlanShape { max_rounds: 1, releases: 3 },
+        // disjoint buckets: parallel composition, each bucket at the full epsilon
+        Statistic::Histogram => PlanShape { max_rounds: 1, releases: 1 },
+        Statistic::Min | Statistic::Max | Statistic::Median | Statistic::Quantile => match fixed.bounds {
+            Some((lo, hi)) => {
+                let span = hi.checked_sub(lo).and_then(|s| s.checked_add(1)).ok_or(StatsError::ArithmeticOverflow("bounds"))?;
+                let rounds = rounds_for_span(span);
+                PlanShape { max_rounds: rounds, releases: 1 + SEARCH_STEPS * u64::from(rounds) }
+            }
+            None if params.exact => PlanShape { max_rounds: EXACT_SEARCH_ROUNDS, releases: 1 },
+            None => return Err(StatsError::BoundsRequired),
+        },
+    })
+}
+
+/// Authority side: is `task` what round `round` of this query may ask relays for?
+pub fn check_task(params: &QueryParams, fixed: &FixedParams, round: u32, task: &RelayTask) -> Result<(), StatsError> {
+    task.validate()?;
+    let shape = plan_shape(params, fixed)?;
+    let refuse = |why: String| Err(StatsError::ReleaseRefused(why));
+    if round >= shape.max_rounds {
+        return refuse(format!("round {round} is beyond the {} rounds a {} query may take", shape.max_rounds, params.statistic));
+    }
+    let st = params.statistic;
+    match task {
+        RelayTask::Moments { squares, .. } => {
+            if st.is_search() || st == Statistic::Histogram {
+                return refuse(format!("a {st} query does not ask for sums"));
+            }
+            if *squares != st.needs_squares() {
+                return refuse(format!("a {st} query {} sums of squares", if *squares { "does not need" } else { "needs" }));
+            }
+        }
+        RelayTask::Histogram { grid } => match st {
+            Statistic::Histogram => {
+                if *grid != Grid::Edges(fixed.edges.clone()) {
+                    return refuse("histogram grid differs from the query's edges".into());
+                }
+            }
+            s if s.is_search() => {
+                if round == 0 && *grid != first_search_grid(fixed)? {
+                    return refuse("the first search round must use the query's grid".into());
+                }
+                match grid {
+                    Grid::Uniform { buckets, .. } if *buckets <= SEARCH_BUCKETS => {}
+                    Grid::Magnitude if round == 0 => {}
+                    _ => return refuse("search rounds use uniform grids of at most 64 buckets".into()),
+                }
+                if let (Some((lo, hi)), Grid::Uniform { lo: glo, width, buckets }) = (fixed.bounds, grid) {
+                    let ghi = glo + width * i128::from(*buckets) - 1;
+                    if *glo < lo || ghi > hi + width {
+                        return refuse("search grid leaves the query's bounds".into());
+                    }
+                }
+            }
+            _ => return refuse(format!("a {st} query does not ask for histograms")),
+        },
+    }
+    Ok(())
+}
+
+fn max_abs_bound(fixed: &FixedParams) -> u128 {
+    fixed.bounds.map(|(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs())).unwrap_or(0)
+}
+
+/// Authority side: is `release` permitted for this round, and in which slot?
+pub fn slot(params: &QueryParams, fixed: &FixedParams, task: &RelayTask, release: Release) -> Result<ReleaseSlot, StatsError> {
+    let shape = plan_shape(params, fixed)?;
+    let st = params.statistic;
+    let refuse = |why: String| Err(StatsError::ReleaseRefused(why));
+    let exact = params.exact;
+    let (index, sensitivity) = match (task, release) {
+        (RelayTask::Moments { .. }, Release::Count) => (0, 1),
+        (RelayTask::Moments { .. }, Release::Sum) if st.needs_sum() => (1, max_abs_bound(fixed)),
+        (RelayTask::Moments { squares: true, .. }, Release::Squares) => {
+            let b = max_abs_bound(fixed);
+            (2, b.checked_mul(b).ok_or(StatsError::ArithmeticOverflow("sensitivity"))?)
+        }
+        (RelayTask::Moments { limb_bits, .. }, Release::SumLimb(k)) if exact && st.needs_sum() && k < limbs::limb_count(*limb_bits)? => {
+            (16 + k, 0)
+        }
+        (RelayTask::Moments { limb_bits, squares: true }, Release::SquaresLimb(k)) if exact && k < limbs::limb_count(*limb_bits)? => {
+            (64 + k, 0)
+        }
+        (RelayTask::Histogram { .. }, Release::HistTotal) => (0, 1),
+        (RelayTask::Histogram { grid }, Release::HistPrefix(n)) if st.is_search() && n > 0 && n < grid.buckets() => (1 + n, 1),
+        (RelayTask::Histogram { grid }, Release::HistBucket(k)) if st == Statistic::Histogram && k < grid.buckets() => (1 + k, 1),
+        (_, r) => return refuse(format!("{r:?} is not part of a {}{} query's plan", if exact { "exact " } else { "" }, st)),
+    };
+    Ok(ReleaseSlot { index, sensitivity, share: shape.releases })
+}
+
+fn weighted_sum(limbs_ct: &[Ciphertext], limb_bits: u32) -> Result<Ciphertext, StatsError> {
+    let mut total = Ciphertext::zero();
+    for (k, c) in limbs_ct.iter().enumerate() {
+        let shift = u32::try_from(k).ok().and_then(|k| k.checked_mul(limb_bits)).filter(|s| *s < 127);
+        let weight = shift.map(|s| 1i128 << s).ok_or(StatsError::ArithmeticOverflow("limb weight"))?;
+        total += c.scale_by(&scalar_from_i128(weight));
+    }
+    Ok(total)
+}
+
+/// The ciphertext a release decrypts: a fixed linear function of the aggregate.
+pub fn target(task: &RelayTask, aggregate: &Aggregate, release: Release) -> Result<Ciphertext, StatsError> {
+    let missing = || StatsError::ReleaseRefused(format!("{release:?} does not exist in this round's aggregate"));
+    match (task, aggregate, release) {
+        (_, Contribution::Moments { count, .. }, Release::Count) => Ok(*count),
+        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { sum, .. }, Release::Sum) => weighted_sum(sum, *limb_bits),
+        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { squares, .. }, Release::Squares) if !squares.is_empty() => {
+            weighted_sum(squares, *limb_bits)
+        }
+        (_, Contribution::Moments { sum, .. }, Release::SumLimb(k)) => {
+            sum.get(usize::try_from(k).map_err(|_| missing())?).copied().ok_or_else(missing)
+        }
+        (_, Contribution::Moments { squares, .. }, Release::SquaresLimb(k)) => {
+            squares.get(usize::try_from(k).map_err(|_| missing())?).copied().ok_or_else(missing)
+        }
+        (_, Contribution::Histogram { counts }, Release::HistTotal) => Ok(Ciphertext::sum(counts)),
+        (_, Contribution::Histogram { counts }, Release::HistPrefix(n)) => {
+            let n = usize::try_from(n).map_err(|_| missing())?;
+            Ok(Ciphertext::sum(counts.get(..n).ok_or_else(missing)?))
+        }
+        (_, Contribution::Histogram { counts }, Release::HistBucket(k)) => {
+            counts.get(usize::try_from(k).map_err(|_| missing())?).copied().ok_or_else(missing)
+        }
+        _ => Err(missing()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn rounds_and_shapes() {
+        assert_eq!(rounds_for_span(1), 1);
+        assert_eq!(rounds_for_span(64), 1);
+        assert_eq!(rounds_for_span(65), 2);
+        assert_eq!(rounds_for_span(4096), 2);
+        assert_eq!(rounds_for_span(4097), 3);
+        let mut p = QueryParams::new(Statistic::Median);
+        p.exact = false;
+        p.epsilon = Some(crate::stats::Epsilon(1_000_000));
+        p.bounds = Some(("0".into(), "4095".into()));
+        let f = p.fixed(0).unwrap();
+        assert_eq!(plan_shape(&p, &f).unwrap(), PlanShape { max_rounds: 2, releases: 13 });
+    }
+
+    #[test]
+    fn authority_refuses_what_the_plan_does_not_contain() {
+        let p = QueryParams::new(Statistic::Mean);
+        let f = p.fixed(0).unwrap();
+        let task = RelayTask::Moments { limb_bits: 20, squares: false };
+        check_task(&p, &f, 0, &task).unwrap();
+        assert!(check_task(&p, &f, 1, &task).is_err(), "second round");
+        assert!(check_task(&p, &f, 0, &RelayTask::Moments { limb_bits: 20, squares: true }).is_err());
+        assert!(check_task(&p, &f, 0, &RelayTask::Histogram { grid: Grid::Magnitude }).is_err());
+        slot(&p, &f, &task, Release::Count).unwrap();
+        slot(&p, &f, &task, Release::SumLimb(3)).unwrap();
+        assert!(slot(&p, &f, &task, Release::SumLimb(7)).is_err());
+        assert!(slot(&p, &f, &task, Release::SquaresLimb(0)).is_err());
+        assert!(slot(&p, &f, &task, Release::HistBucket(0)).is_err());
+        let mut dp = p.clone();
+        dp.exact = false;
+        dp.epsilon = Some(crate::stats::Epsilon(1_000_000));
+        dp.bounds = Some(("-5".into(), "3".into()));
+        let df = dp.fixed(0).unwrap();
+        assert!(slot(&dp, &df, &task, Release::SumLimb(0)).is_err(), "limbs only in exact mode");
+        assert_eq!(slot(&dp, &df, &task, Release::Sum).unwrap(), ReleaseSlot { index: 1, sensitivity: 5, share: 2 });
+    }
+}
