@@ -20,7 +20,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::elgamal::{decode_point, Ciphertext};
 use super::error::CryptoError;
 use super::partial::PartialDecryption;
-use super::proofs::{DleqProof, SchnorrProof};
+use super::partial::ShareProof;
+use super::proofs::{DleqProof, NoisyShareProof, SchnorrProof};
 
 const KEY_MAGIC: &[u8; 8] = b"CRUXKEY1";
 
@@ -73,7 +74,24 @@ impl KeyShare {
     ) -> PartialDecryption {
         let share = ciphertext.a * self.secret;
         let proof = DleqProof::prove(context, &self.secret, &self.public, &ciphertext.a, &share, rng);
-        PartialDecryption { authority: self.authority.clone(), share, proof }
+        PartialDecryption { authority: self.authority.clone(), share, proof: ShareProof::Exact(proof) }
+    }
+
+    /// D_i = x_i·a - noise·G with a proof that it is well formed; the
+    /// combined plaintext becomes m + Σ noise_i. The noise stays secret.
+    pub fn partial_decrypt_noisy(
+        &self,
+        ciphertext: &Ciphertext,
+        noise: i128,
+        context: &[u8],
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> PartialDecryption {
+        // b - Σ D_i = m·G + Σ noise_i·G when D_i = x_i·a + (-noise_i)·G
+        let mut e = -super::scalar_from_i128(noise);
+        let share = ciphertext.a * self.secret + RISTRETTO_BASEPOINT_TABLE * &e;
+        let proof = NoisyShareProof::prove(context, &self.secret, &e, &self.public, &ciphertext.a, &share, rng);
+        e.zeroize();
+        PartialDecryption { authority: self.authority.clone(), share, proof: ShareProof::Noisy(proof) }
     }
 
     /// Versioned encoding: magic, id length (u16 BE), id, secret, public.

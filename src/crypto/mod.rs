@@ -19,8 +19,8 @@ pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
 pub use elgamal::{Ciphertext, EncryptionKey};
 pub use error::CryptoError;
 pub use keys::{JointPublicKey, KeyShare, PublicShare};
-pub use partial::{combine, PartialDecryption};
-pub use proofs::{DleqProof, SchnorrProof};
+pub use partial::{combine, combine_checked, PartialDecryption, ShareProof};
+pub use proofs::{DleqProof, NoisyShareProof, SchnorrProof};
 pub use signing::{RelayIdentity, RelayPublicKey, RelaySignature};
 
 use curve25519_dalek::scalar::Scalar;
@@ -45,3 +45,6 @@ pub fn scalar_from_i128(value: i128) -> Scalar {
         magnitude
     }
 }
+
+#[cfg(test)]
+mod tests;

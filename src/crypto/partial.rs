@@ -9,13 +9,21 @@ use serde::{Deserialize, Serialize};
 use super::elgamal::Ciphertext;
 use super::error::CryptoError;
 use super::keys::JointPublicKey;
-use super::proofs::DleqProof;
+use super::proofs::{DleqProof, NoisyShareProof};
+
+/// How a share was made: exactly (D = x·a, DLEQ proof) or with the
+/// authority's differential-privacy noise folded in (D = x·a + e·G).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShareProof {
+    Exact(DleqProof),
+    Noisy(NoisyShareProof),
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartialDecryption {
     pub authority: String,
     pub share: RistrettoPoint,
-    pub proof: DleqProof,
+    pub proof: ShareProof,
 }
 
 impl PartialDecryption {
@@ -23,7 +31,11 @@ impl PartialDecryption {
     pub fn verify(&self, key: &JointPublicKey, ciphertext: &Ciphertext, context: &[u8]) -> Result<(), CryptoError> {
         let bad = || CryptoError::InvalidDecryptionProof { authority: self.authority.clone() };
         let public = key.share_of(&self.authority).ok_or_else(bad)?;
-        if self.proof.verify(context, &public.point, &ciphertext.a, &self.share) {
+        let ok = match &self.proof {
+            ShareProof::Exact(p) => p.verify(context, &public.point, &ciphertext.a, &self.share),
+            ShareProof::Noisy(p) => p.verify(context, &public.point, &ciphertext.a, &self.share),
+        };
+        if ok {
             Ok(())
         } else {
             Err(bad())
@@ -32,13 +44,29 @@ impl PartialDecryption {
 }
 
 /// Verifies one partial decryption from every authority of the key and
-/// returns m·G. Missing, duplicate or unknown authorities are errors.
+/// returns m·G (m - Σe with noisy shares). Missing, duplicate or unknown
+/// authorities are errors; with `require_exact`, a noisy share is refused.
 pub fn combine(
     key: &JointPublicKey,
     ciphertext: &Ciphertext,
     context: &[u8],
     partials: &[PartialDecryption],
 ) -> Result<RistrettoPoint, CryptoError> {
+    combine_checked(key, ciphertext, context, partials, false)
+}
+
+pub fn combine_checked(
+    key: &JointPublicKey,
+    ciphertext: &Ciphertext,
+    context: &[u8],
+    partials: &[PartialDecryption],
+    require_exact: bool,
+) -> Result<RistrettoPoint, CryptoError> {
+    if require_exact {
+        if let Some(noisy) = partials.iter().find(|p| matches!(p.proof, ShareProof::Noisy(_))) {
+            return Err(CryptoError::InvalidDecryptionProof { authority: noisy.authority.clone() });
+        }
+    }
     let mut total = ciphertext.b;
     for share in key.shares() {
         let mut found = partials.iter().filter(|p| p.authority == share.authority);

@@ -116,6 +116,68 @@ impl DleqProof {
     }
 }
 
+/// Proof that a noisy decryption share D' = x·a + e·G is well formed: the
+/// prover knows (x, e) with Y = x·G and D' = x·a + e·G. The noise e stays
+/// hidden (only D' is public); the processor learns only m - Σe after
+/// combining all shares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoisyShareProof {
+    pub challenge: Scalar,
+    pub key_response: Scalar,
+    pub noise_response: Scalar,
+}
+
+fn noisy_challenge(
+    context: &[u8],
+    public: &RistrettoPoint,
+    base: &RistrettoPoint,
+    share: &RistrettoPoint,
+    t1: &RistrettoPoint,
+    t2: &RistrettoPoint,
+) -> Scalar {
+    let mut t = Transcript::new(b"crux-noisy-partial-decryption-v1");
+    t.append_message(b"context", context);
+    append_point(&mut t, b"public-share", public);
+    append_point(&mut t, b"ciphertext-a", base);
+    append_point(&mut t, b"decryption-share", share);
+    append_point(&mut t, b"t1", t1);
+    append_point(&mut t, b"t2", t2);
+    challenge(&mut t)
+}
+
+impl NoisyShareProof {
+    pub fn prove(
+        context: &[u8],
+        secret: &Scalar,
+        noise: &Scalar,
+        public: &RistrettoPoint,
+        base: &RistrettoPoint,
+        share: &RistrettoPoint,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Self {
+        let mut r1 = Scalar::random(rng);
+        let mut r2 = Scalar::random(rng);
+        let t1 = RISTRETTO_BASEPOINT_TABLE * &r1;
+        let t2 = base * r1 + RISTRETTO_BASEPOINT_TABLE * &r2;
+        let c = noisy_challenge(context, public, base, share, &t1, &t2);
+        let proof = NoisyShareProof { challenge: c, key_response: r1 + c * secret, noise_response: r2 + c * noise };
+        r1.zeroize();
+        r2.zeroize();
+        proof
+    }
+
+    pub fn verify(&self, context: &[u8], public: &RistrettoPoint, base: &RistrettoPoint, share: &RistrettoPoint) -> bool {
+        let neg_c = -self.challenge;
+        // t1 = s1·G - c·Y ; t2 = s1·a + s2·G - c·D'
+        let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, public, &self.key_response);
+        let t2 = RistrettoPoint::vartime_multiscalar_mul(
+            [self.key_response, neg_c],
+            [*base, *share],
+        ) + RISTRETTO_BASEPOINT_TABLE * &self.noise_response;
+        noisy_challenge(context, public, base, share, &t1, &t2) == self.challenge
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -150,5 +212,20 @@ mod tests {
         assert!(!p.verify(b"q1", &other_y, &a, &d), "other authority");
         let tampered = DleqProof { challenge: p.challenge + Scalar::ONE, response: p.response };
         assert!(!tampered.verify(b"q1", &y, &a, &d));
+    }
+
+    #[test]
+    fn noisy_share_proof() {
+        let x = Scalar::random(&mut OsRng);
+        let e = crate::crypto::scalar_from_i64(-17);
+        let y = RISTRETTO_BASEPOINT_TABLE * &x;
+        let a = RistrettoPoint::random(&mut OsRng);
+        let d = a * x + RISTRETTO_BASEPOINT_TABLE * &e;
+        let p = NoisyShareProof::prove(b"q1", &x, &e, &y, &a, &d, &mut OsRng);
+        assert!(p.verify(b"q1", &y, &a, &d));
+        assert!(!p.verify(b"q2", &y, &a, &d));
+        assert!(!p.verify(b"q1", &y, &(a + a), &d));
+        let other_y = RISTRETTO_BASEPOINT_TABLE * &Scalar::random(&mut OsRng);
+        assert!(!p.verify(b"q1", &other_y, &a, &d));
     }
 }
