@@ -7,4 +7,5 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod crypto;
+pub mod protocol;
 pub mod stats;

@@ -1,0 +1,78 @@
+//! The authority's persistent memory, as a trait: which query ids it has
+//! admitted (replay protection with an expiry window) and how much of each
+//! dataset's privacy budget is spent. `MemoryLedger` serves tests; the LMDB
+//! ledger lives in `actors::ledger` so that this layer has no I/O.
+
+use std::collections::HashMap;
+
+use super::error::ProtocolError;
+use super::ids::QueryId;
+use crate::stats::{Epsilon, PrivacyBudget};
+
+pub trait Ledger {
+    /// Atomically: refuse a query id seen before (within `window_secs`),
+    /// charge `cost` to the dataset's budget (refusing, and charging nothing,
+    /// when it does not fit), and record the id. Returns what is left.
+    fn admit(
+        &mut self,
+        dataset: &str,
+        query: &QueryId,
+        issued_at: u64,
+        cost: Epsilon,
+        total: Epsilon,
+        now: u64,
+        window_secs: u64,
+    ) -> Result<Epsilon, ProtocolError>;
+
+    /// The budget left for a dataset.
+    fn remaining(&self, dataset: &str, total: Epsilon) -> Result<Epsilon, ProtocolError>;
+}
+
+/// Shared admission logic over plain maps (used by both ledgers).
+pub fn admit_in(
+    spent: &mut HashMap<String, Epsilon>,
+    seen: &mut HashMap<QueryId, u64>,
+    dataset: &str,
+    query: &QueryId,
+    issued_at: u64,
+    cost: Epsilon,
+    total: Epsilon,
+    now: u64,
+    window_secs: u64,
+) -> Result<Epsilon, ProtocolError> {
+    seen.retain(|_, at| now.saturating_sub(*at) <= window_secs.saturating_mul(2));
+    if seen.contains_key(query) {
+        return Err(ProtocolError::Replay(query.to_string()));
+    }
+    let mut budget = PrivacyBudget { total, spent: spent.get(dataset).copied().unwrap_or_default() };
+    budget.charge(dataset, cost)?;
+    spent.insert(dataset.to_string(), budget.spent);
+    seen.insert(*query, issued_at);
+    Ok(budget.remaining())
+}
+
+#[derive(Default)]
+pub struct MemoryLedger {
+    pub spent: HashMap<String, Epsilon>,
+    pub seen: HashMap<QueryId, u64>,
+}
+
+impl Ledger for MemoryLedger {
+    fn admit(
+        &mut self,
+        dataset: &str,
+        query: &QueryId,
+        issued_at: u64,
+        cost: Epsilon,
+        total: Epsilon,
+        now: u64,
+        window_secs: u64,
+    ) -> Result<Epsilon, ProtocolError> {
+        admit_in(&mut self.spent, &mut self.seen, dataset, query, issued_at, cost, total, now, window_secs)
+    }
+
+    fn remaining(&self, dataset: &str, total: Epsilon) -> Result<Epsilon, ProtocolError> {
+        let spent = self.spent.get(dataset).copied().unwrap_or_default();
+        Ok(PrivacyBudget { total, spent }.remaining())
+    }
+}

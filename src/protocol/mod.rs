@@ -1,0 +1,17 @@
+//! The Crux protocol without I/O: message types, their wire encoding with
+//! size limits, and one state machine per role. A state machine takes one
+//! decoded message (plus time and randomness as arguments) and returns what
+//! to send; `actors` moves the bytes.
+
+pub mod authority;
+pub mod error;
+pub mod ids;
+pub mod ledger;
+pub mod messages;
+pub mod processor;
+pub mod relay;
+pub mod wire;
+
+pub use error::ProtocolError;
+pub use ids::QueryId;
+pub use messages::*;

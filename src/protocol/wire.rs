@@ -1,0 +1,94 @@
+//! Wire encoding: MessagePack (rmp-serde) inside a versioned envelope. The
+//! size limit is checked before decoding, trailing bytes are rejected, and
+//! decoding never panics (serde caps pre-allocation for claimed lengths).
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::error::ProtocolError;
+
+pub const PROTOCOL_VERSION: u16 = 1;
+/// Default frame limit (a 4096-bucket histogram is about 600 KiB).
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    version: u16,
+    body: T,
+}
+
+pub fn encode<T: Serialize>(body: &T) -> Result<Vec<u8>, ProtocolError> {
+    rmp_serde::to_vec(&Envelope { version: PROTOCOL_VERSION, body })
+        .map_err(|e| ProtocolError::Malformed(format!("cannot encode: {e}")))
+}
+
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, ProtocolError> {
+    if bytes.len() > limit {
+        return Err(ProtocolError::TooLarge { size: bytes.len(), limit });
+    }
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: u16,
+    }
+    let mut de = rmp_serde::Deserializer::new(bytes);
+    let envelope: Envelope<T> = match Deserialize::deserialize(&mut de) {
+        Ok(e) => e,
+        Err(err) => {
+            // tell a version mismatch apart from garbage
+            if let Ok(v) = rmp_serde::from_slice::<VersionOnly>(bytes) {
+                if v.version != PROTOCOL_VERSION {
+                    return Err(ProtocolError::Version { found: v.version, expected: PROTOCOL_VERSION });
+                }
+            }
+            return Err(ProtocolError::Malformed(err.to_string()));
+        }
+    };
+    let consumed = usize::try_from(de.get_ref().len()).unwrap_or(usize::MAX);
+    if consumed != 0 {
+        return Err(ProtocolError::Malformed(format!("{consumed} trailing bytes")));
+    }
+    if envelope.version != PROTOCOL_VERSION {
+        return Err(ProtocolError::Version { found: envelope.version, expected: PROTOCOL_VERSION });
+    }
+    Ok(envelope.body)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::protocol::messages::{AuthorityRequest, ProcessorRequest, RelayRequest};
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trip_and_limits() {
+        let msg = ProcessorRequest::Status;
+        let bytes = encode(&msg).unwrap();
+        assert_eq!(decode::<ProcessorRequest>(&bytes, 1024).unwrap(), msg);
+        assert!(matches!(decode::<ProcessorRequest>(&bytes, 2), Err(ProtocolError::TooLarge { .. })));
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(decode::<ProcessorRequest>(&trailing, 1024), Err(ProtocolError::Malformed(_))));
+        let v2 = rmp_serde::to_vec(&Envelope { version: 2, body: &msg }).unwrap();
+        assert!(matches!(decode::<ProcessorRequest>(&v2, 1024), Err(ProtocolError::Version { found: 2, .. })));
+        // valid msgpack of the wrong type
+        assert!(decode::<AuthorityRequest>(&bytes, 1024).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_random_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode::<ProcessorRequest>(&bytes, 1 << 20);
+            let _ = decode::<RelayRequest>(&bytes, 1 << 20);
+            let _ = decode::<AuthorityRequest>(&bytes, 1 << 20);
+        }
+
+        #[test]
+        fn decoding_mutated_messages_never_panics(pos in 0usize..64, byte in any::<u8>()) {
+            let msg = AuthorityRequest::Status;
+            let mut bytes = encode(&msg).unwrap();
+            if let Some(b) = bytes.get_mut(pos) { *b = byte; }
+            let _ = decode::<AuthorityRequest>(&bytes, 1 << 20);
+        }
+    }
+}
