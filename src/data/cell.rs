@@ -45,9 +45,10 @@ impl CellValue<'_> {
 /// A sheet's cells by absolute 0-based position.
 pub(crate) trait Grid {
     /// Rows up to and including the last used one (may end in blank rows).
-    fn height(&self) -> u32;
+    /// (Not `height`: calamine's `Range::height` is relative to its start.)
+    fn row_count(&self) -> u32;
     /// Columns up to and including the last used one.
-    fn width(&self) -> u32;
+    fn col_count(&self) -> u32;
     /// The cell at (row, col); `Blank` outside the used range.
     fn cell(&self, row: u32, col: u32) -> CellValue<'_>;
 }
@@ -73,8 +74,8 @@ pub fn cell_ref(row: u32, col: u32) -> String {
 
 /// The last row (0-based) holding a non-blank cell, if any.
 pub(crate) fn last_used_row(grid: &dyn Grid) -> Option<u32> {
-    let width = grid.width();
-    (0..grid.height())
+    let width = grid.col_count();
+    (0..grid.row_count())
         .rev()
         .find(|&row| (0..width).any(|col| !grid.cell(row, col).is_blank()))
 }
@@ -91,7 +92,9 @@ mod tests {
         assert_eq!(column_letters(26), "AA");
         assert_eq!(column_letters(701), "ZZ");
         assert_eq!(column_letters(702), "AAA");
-        assert!(column_letters(u32::MAX).chars().all(|c| c.is_ascii_uppercase()));
+        assert!(column_letters(u32::MAX)
+            .chars()
+            .all(|c| c.is_ascii_uppercase()));
         assert_eq!(cell_ref(56, 7), "H57");
     }
 

@@ -38,9 +38,7 @@ fn classify(cell: &CellValue<'_>) -> Parsed {
                 decimals: 0,
             })
         }
-        CellValue::Float(value) if !value.is_finite() => {
-            return Parsed::Invalid(value.to_string())
-        }
+        CellValue::Float(value) if !value.is_finite() => return Parsed::Invalid(value.to_string()),
         CellValue::Other(shown) => return Parsed::Invalid(shown.clone()),
         CellValue::Float(_) | CellValue::Text(_) | CellValue::Blank => cell.display_text(),
     };
@@ -88,7 +86,9 @@ pub(crate) fn read_values(
     let mut any_filled = false;
     let mut detected = 0u32;
     for index in 0..options.data_rows {
-        let Some((_, cell)) = cell_at(index) else { break };
+        let Some((_, cell)) = cell_at(index) else {
+            break;
+        };
         match classify(&cell) {
             Parsed::Blank => {}
             Parsed::Number(number) => {
@@ -116,7 +116,9 @@ pub(crate) fn read_values(
     let mut blank = 0u64;
     let mut invalid_skipped = 0u64;
     for index in options.slice.clone() {
-        let Some((row, cell)) = cell_at(index) else { break };
+        let Some((row, cell)) = cell_at(index) else {
+            break;
+        };
         let where_ = || cell_ref(row, col);
         match classify(&cell) {
             Parsed::Blank => blank += 1,
@@ -187,10 +189,12 @@ mod tests {
 
     #[test]
     fn classifies_cells() {
-        let number = |m, d| Parsed::Number(Decimal {
-            mantissa: m,
-            decimals: d,
-        });
+        let number = |m, d| {
+            Parsed::Number(Decimal {
+                mantissa: m,
+                decimals: d,
+            })
+        };
         assert_eq!(classify(&CellValue::Float(2021.0)), number(2021, 0));
         assert_eq!(classify(&CellValue::Float(-0.0111)), number(-111, 4));
         assert_eq!(classify(&CellValue::Int(-5)), number(-5, 0));
@@ -209,15 +213,18 @@ mod tests {
             classify(&CellValue::Float(f64::NAN)),
             Parsed::Invalid("NaN".into())
         );
-        assert!(matches!(classify(&CellValue::Float(1e300)), Parsed::Huge(_)));
+        assert!(matches!(
+            classify(&CellValue::Float(1e300)),
+            Parsed::Huge(_)
+        ));
     }
 
     struct OneColumn(Vec<CellValue<'static>>);
     impl Grid for OneColumn {
-        fn height(&self) -> u32 {
+        fn row_count(&self) -> u32 {
             u32::try_from(self.0.len()).unwrap() + HEADER_ROWS
         }
-        fn width(&self) -> u32 {
+        fn col_count(&self) -> u32 {
             1
         }
         fn cell(&self, row: u32, _col: u32) -> CellValue<'_> {
@@ -228,7 +235,10 @@ mod tests {
         }
     }
 
-    fn read(cells: Vec<CellValue<'static>>, decimals: Option<u32>) -> Result<ColumnData, DataError> {
+    fn read(
+        cells: Vec<CellValue<'static>>,
+        decimals: Option<u32>,
+    ) -> Result<ColumnData, DataError> {
         let rows = u64::try_from(cells.len()).unwrap();
         let grid = OneColumn(cells);
         let path = PathBuf::from("x.csv");
@@ -276,13 +286,30 @@ mod tests {
     #[test]
     fn limits() {
         let err = read(vec![CellValue::Text("0.0000000000001")], None).unwrap_err();
-        assert!(matches!(&err, DataError::TooManyDecimals { cell, allowed: 12, .. } if cell == "A4"));
+        assert!(
+            matches!(&err, DataError::TooManyDecimals { cell, allowed: 12, .. } if cell == "A4")
+        );
         let big = (1i128 << 62).to_string();
-        assert_eq!(read(vec![CellValue::Text(Box::leak(big.into_boxed_str()))], None).unwrap().values, vec![1i128 << 62]);
+        assert_eq!(
+            read(vec![CellValue::Text(Box::leak(big.into_boxed_str()))], None)
+                .unwrap()
+                .values,
+            vec![1i128 << 62]
+        );
         let err = read(vec![CellValue::Text("4611686018427387905")], None).unwrap_err();
         assert!(matches!(&err, DataError::ValueTooLarge { cell, .. } if cell == "A4"));
-        let err = read(vec![CellValue::Text("461168601842738.7905"), CellValue::Text("0.00001")], None).unwrap_err();
-        assert!(matches!(&err, DataError::ValueTooLarge { cell, .. } if cell == "A4"), "{err}");
+        let err = read(
+            vec![
+                CellValue::Text("461168601842738.7905"),
+                CellValue::Text("0.00001"),
+            ],
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, DataError::ValueTooLarge { cell, .. } if cell == "A4"),
+            "{err}"
+        );
         let err = read(vec![CellValue::Text("a"), CellValue::Text("b")], None).unwrap_err();
         assert!(matches!(err, DataError::TextColumn { .. }));
     }

@@ -54,11 +54,11 @@ pub(crate) fn read_csv(path: &Path) -> Result<CsvGrid, DataError> {
 }
 
 impl Grid for CsvGrid {
-    fn height(&self) -> u32 {
+    fn row_count(&self) -> u32 {
         self.height
     }
 
-    fn width(&self) -> u32 {
+    fn col_count(&self) -> u32 {
         self.width
     }
 

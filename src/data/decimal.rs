@@ -160,13 +160,13 @@ mod tests {
 
     #[test]
     fn scales_exactly() {
-        assert_eq!(d(366_2816, 2).to_scale(2), Some(366_2816));
-        assert_eq!(d(1466_48, 1).to_scale(2), Some(1466_480));
+        assert_eq!(d(3_662_816, 2).to_scale(2), Some(3_662_816));
+        assert_eq!(d(146_648, 1).to_scale(2), Some(1_466_480));
         assert_eq!(d(150, 2).to_scale(1), Some(15));
         assert_eq!(d(151, 2).to_scale(1), None);
         assert_eq!(d(1, 0).to_scale(40), None);
         assert_eq!(format_fixed(-111, 4), "-0.0111");
-        assert_eq!(format_fixed(36_628_16, 2), "36628.16");
+        assert_eq!(format_fixed(3_662_816, 2), "36628.16");
         assert_eq!(format_fixed(5, 0), "5");
         assert_eq!(format_fixed(i128::MIN, 3).len(), 41);
     }
@@ -176,7 +176,10 @@ mod tests {
         // The readers turn calamine floats into text with `{}`.
         assert_eq!(Decimal::parse(&format!("{}", 2021.0f64)), Ok(d(2021, 0)));
         assert_eq!(Decimal::parse(&format!("{}", 0.0539f64)), Ok(d(539, 4)));
-        assert_eq!(Decimal::parse(&format!("{}", 1e300f64)), Err(DecimalIssue::TooLong));
+        assert_eq!(
+            Decimal::parse(&format!("{}", 1e300f64)),
+            Err(DecimalIssue::TooLong)
+        );
         assert_eq!(Decimal::parse(&format!("{}", 1e-20f64)), Ok(d(1, 20)));
     }
 

@@ -31,7 +31,10 @@ pub enum DataError {
         reason: String,
     },
 
-    #[error("{}: cannot read the sheet ({reason}); re-export the workbook from the spreadsheet program", at(path, sheet))]
+    #[error(
+        "{}: cannot read the sheet ({reason}); re-export the workbook from the spreadsheet program",
+        at(path, sheet)
+    )]
     Format {
         path: PathBuf,
         sheet: Option<String>,
@@ -70,7 +73,11 @@ pub enum DataError {
     #[error("{}: header label number {position} of the query is empty; give non-empty labels", path.display())]
     EmptyLabel { path: PathBuf, position: usize },
 
-    #[error("{}: no column has the header labels {query}; {}", at(path, sheet), did_you_mean(candidates))]
+    #[error(
+        "{}: no column has the header labels {query}; {}",
+        at(path, sheet),
+        did_you_mean(candidates)
+    )]
     NoSuchColumn {
         path: PathBuf,
         sheet: Option<String>,
@@ -86,7 +93,10 @@ pub enum DataError {
         matches: Vec<String>,
     },
 
-    #[error("{}: column {column} holds text, not numbers; pick a numeric column", at(path, sheet))]
+    #[error(
+        "{}: column {column} holds text, not numbers; pick a numeric column",
+        at(path, sheet)
+    )]
     TextColumn {
         path: PathBuf,
         sheet: Option<String>,
@@ -94,10 +104,18 @@ pub enum DataError {
     },
 
     #[error("{}: invalid shard {index} of {count}; `shard.count` must be at least 1 and `shard.index` (0-based) below it", path.display())]
-    BadShard { path: PathBuf, index: u32, count: u32 },
+    BadShard {
+        path: PathBuf,
+        index: u32,
+        count: u32,
+    },
 
     #[error("{}: `decimals: {decimals}` is too many; at most {max} decimal places are supported", path.display())]
-    BadDecimals { path: PathBuf, decimals: u32, max: u32 },
+    BadDecimals {
+        path: PathBuf,
+        decimals: u32,
+        max: u32,
+    },
 
     #[error("{}: cell {cell} holds {value:?}, which is not a number; fix the cell (digits, optional sign and '.' as decimal point, e.g. -1234.5; leave it empty if the value is missing) or set `on_invalid: skip` for this source to skip such cells", at(path, sheet))]
     NotNumeric {

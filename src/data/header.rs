@@ -37,10 +37,10 @@ impl ColumnHeader {
 /// The columns of a sheet with at least one non-blank header cell, left to
 /// right, with inherited labels.
 pub(crate) fn header_columns(grid: &dyn Grid) -> Vec<ColumnHeader> {
-    let rows = HEADER_ROWS.min(grid.height());
+    let rows = HEADER_ROWS.min(grid.row_count());
     let mut inherited: Vec<String> = vec![String::new(); HEADER_ROWS as usize];
     let mut columns = Vec::new();
-    for col in 0..grid.width() {
+    for col in 0..grid.col_count() {
         let mut any_label = false;
         let mut labels = Vec::with_capacity(inherited.len());
         for (row, left) in (0..HEADER_ROWS).zip(inherited.iter_mut()) {
@@ -108,10 +108,10 @@ mod tests {
 
     struct Cells(Vec<Vec<&'static str>>);
     impl Grid for Cells {
-        fn height(&self) -> u32 {
+        fn row_count(&self) -> u32 {
             u32::try_from(self.0.len()).unwrap()
         }
-        fn width(&self) -> u32 {
+        fn col_count(&self) -> u32 {
             u32::try_from(self.0.iter().map(Vec::len).max().unwrap_or(0)).unwrap()
         }
         fn cell(&self, row: u32, col: u32) -> CellValue<'_> {

@@ -15,7 +15,9 @@ use super::column::{read_values, Origin, ReadOptions};
 use super::csv_reader::{read_csv, CsvGrid};
 use super::decimal::MAX_DECIMALS;
 use super::error::DataError;
-use super::header::{describe_query, find_column, header_columns, ColumnHeader, Lookup, HEADER_ROWS};
+use super::header::{
+    describe_query, find_column, header_columns, ColumnHeader, Lookup, HEADER_ROWS,
+};
 use super::sheet::{load_sheet, WorkbookFormat};
 use super::source::{ColumnData, Shard, SourceSpec};
 use super::suggest::close_columns;

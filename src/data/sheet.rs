@@ -97,11 +97,11 @@ where
 }
 
 impl Grid for Range<Data> {
-    fn height(&self) -> u32 {
+    fn row_count(&self) -> u32 {
         self.end().map_or(0, |(row, _)| row.saturating_add(1))
     }
 
-    fn width(&self) -> u32 {
+    fn col_count(&self) -> u32 {
         self.end().map_or(0, |(_, col)| col.saturating_add(1))
     }
 
@@ -113,5 +113,45 @@ impl Grid for Range<Data> {
             Some(Data::Int(value)) => CellValue::Int(*value),
             Some(other) => CellValue::Other(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::cell::last_used_row;
+    use crate::data::header::header_columns;
+
+    /// A range that starts at row 3, column C (rows 1-2 and columns A-B
+    /// blank): cells keep their absolute positions.
+    #[test]
+    fn ranges_starting_late_keep_absolute_positions() {
+        let mut range: Range<Data> = Range::new((2, 2), (4, 3));
+        range.set_value((2, 2), Data::Float(2021.0));
+        range.set_value((2, 3), Data::String("2016-2021".into()));
+        range.set_value((3, 2), Data::Int(7));
+        range.set_value((4, 3), Data::String(String::new()));
+        assert_eq!(range.start(), Some((2, 2)));
+        assert_eq!(range.cell(0, 0), CellValue::Blank);
+        assert_eq!(range.cell(2, 2), CellValue::Float(2021.0));
+        assert_eq!(range.cell(3, 2), CellValue::Int(7));
+        assert_eq!(range.cell(9, 9), CellValue::Blank);
+        assert_eq!((range.row_count(), range.col_count()), (5, 4));
+        // the trailing row holds only an empty string (as .ods writes)
+        assert_eq!(last_used_row(&range), Some(3));
+        let columns = header_columns(&range);
+        assert_eq!(columns.len(), 2);
+        assert_eq!(columns[0].column_ref, "C");
+        assert_eq!(columns[0].labels, vec!["", "", "2021"]);
+        assert_eq!(columns[1].labels, vec!["", "", "2016-2021"]);
+    }
+
+    #[test]
+    fn other_cell_types_show_as_text() {
+        let mut range: Range<Data> = Range::new((0, 0), (0, 1));
+        range.set_value((0, 0), Data::Bool(true));
+        range.set_value((0, 1), Data::Error(calamine::CellErrorType::Div0));
+        assert!(matches!(range.cell(0, 0), CellValue::Other(text) if text == "true"));
+        assert!(matches!(range.cell(0, 1), CellValue::Other(text) if text == "#DIV/0!"));
     }
 }

@@ -152,13 +152,11 @@ pub fn read_column_all(specs: &[SourceSpec], labels: &[String]) -> Result<Column
         .ok_or(DataError::NoSources)?;
     let mut combined: Option<ColumnData> = None;
     for (spec, part) in parts {
-        let values = part
-            .rescaled(decimals)
-            .map_err(|err| DataError::Combine {
-                path: spec.path.clone(),
-                column: part.column_ref.clone(),
-                reason: err.to_string(),
-            })?;
+        let values = part.rescaled(decimals).map_err(|err| DataError::Combine {
+            path: spec.path.clone(),
+            column: part.column_ref.clone(),
+            reason: err.to_string(),
+        })?;
         match combined.as_mut() {
             None => {
                 combined = Some(ColumnData {
@@ -224,9 +222,18 @@ mod tests {
         let data = column(vec![196, -111, 0], 2);
         assert_eq!(data.rescaled(2).unwrap(), vec![196, -111, 0]);
         assert_eq!(data.rescaled(4).unwrap(), vec![19600, -11100, 0]);
-        assert!(matches!(data.rescaled(1), Err(DataError::RescaleLoss { .. })));
-        assert!(matches!(data.rescaled(40), Err(DataError::RescaleOverflow { .. })));
-        assert!(matches!(data.rescaled(19), Err(DataError::RescaleOverflow { .. })));
+        assert!(matches!(
+            data.rescaled(1),
+            Err(DataError::RescaleLoss { .. })
+        ));
+        assert!(matches!(
+            data.rescaled(40),
+            Err(DataError::RescaleOverflow { .. })
+        ));
+        assert!(matches!(
+            data.rescaled(19),
+            Err(DataError::RescaleOverflow { .. })
+        ));
         assert_eq!(column(vec![150, -10], 2).rescaled(1).unwrap(), vec![15, -1]);
     }
 

@@ -107,14 +107,19 @@ mod tests {
             column(7, "H", ["Population", "All usual residents", "2021"]),
             column(19, "T", ["Land", "Land area (square kilometres)", "2021"]),
         ];
-        let query = |labels: &[&str]| -> Vec<String> {
-            labels.iter().map(|s| s.to_string()).collect()
-        };
-        let found = close_columns(&query(&["Populaton", "All usual residents", "2021"]), &columns);
+        let query =
+            |labels: &[&str]| -> Vec<String> { labels.iter().map(|s| s.to_string()).collect() };
+        let found = close_columns(
+            &query(&["Populaton", "All usual residents", "2021"]),
+            &columns,
+        );
         assert_eq!(found[0], "Population / All usual residents / 2021 (H)");
         assert_eq!(found.len(), 1);
         let found = close_columns(&query(&["land area"]), &columns);
-        assert_eq!(found, vec!["Land / Land area (square kilometres) / 2021 (T)"]);
+        assert_eq!(
+            found,
+            vec!["Land / Land area (square kilometres) / 2021 (T)"]
+        );
         let found = close_columns(&query(&["population"]), &columns);
         assert_eq!(found.len(), 2);
         assert!(close_columns(&query(&["zzzzzzzz"]), &columns).is_empty());
