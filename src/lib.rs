@@ -7,5 +7,6 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod crypto;
+pub mod data;
 pub mod protocol;
 pub mod stats;
