@@ -6,6 +6,7 @@
 //! roles over QUIC; `cli` is the `crux-node` command line.
 #![warn(clippy::unwrap_used)]
 
+pub mod actors;
 pub mod crypto;
 pub mod data;
 pub mod protocol;
