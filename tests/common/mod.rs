@@ -13,7 +13,7 @@ use crux::data::{Shard, SourceSpec};
 use crux::protocol::authority::{AuthorityPolicy, AuthorityState};
 use crux::protocol::ledger::MemoryLedger;
 use crux::protocol::processor::{ProcessorView, QueryDriver, Step};
-use crux::protocol::relay::RelayState;
+use crux::protocol::relay::{ColumnSource, RelayState};
 use crux::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};
 use crux::protocol::*;
 use crux::stats::{Epsilon, QueryParams};
@@ -52,7 +52,7 @@ pub fn fraction(text: &str) -> (i128, i128) {
 }
 
 pub struct MemoryCluster {
-    pub relays: Vec<(RelayState, FileColumnSource)>,
+    pub relays: Vec<(RelayState, Box<dyn ColumnSource>)>,
     pub authorities: Vec<(AuthorityState, MemoryLedger)>,
     pub view: Arc<ProcessorView>,
     pub solver: Arc<DlogSolver<Arc<MemoryTable>>>,
@@ -72,17 +72,25 @@ pub fn solver() -> Arc<DlogSolver<Arc<MemoryTable>>> {
 impl MemoryCluster {
     /// `relays` relays over slices of `file`, 3 authorities.
     pub fn new(file: &str, relays: u32, allow_exact: bool, min_relays: usize) -> Self {
+        let sources = (0..relays)
+            .map(|j| {
+                let mut spec = SourceSpec::new(data_path(file));
+                spec.shard = Some(Shard { index: j, count: relays });
+                Box::new(FileColumnSource { relay: format!("relay-{}", j + 1), sources: vec![spec] }) as Box<dyn ColumnSource>
+            })
+            .collect();
+        Self::with_sources(sources, allow_exact, min_relays)
+    }
+
+    pub fn with_sources(sources: Vec<Box<dyn ColumnSource>>, allow_exact: bool, min_relays: usize) -> Self {
         let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
         let joint = JointPublicKey::assemble(&shares.iter().map(|s| s.public_share(&mut OsRng)).collect::<Vec<_>>()).unwrap();
         let mut relay_nodes = Vec::new();
         let mut relay_keys = Vec::new();
-        for j in 0..relays {
+        for (j, source) in sources.into_iter().enumerate() {
             let name = format!("relay-{}", j + 1);
             let identity = RelayIdentity::generate(&mut OsRng);
             relay_keys.push((name.clone(), identity.public_key()));
-            let mut spec = SourceSpec::new(data_path(file));
-            spec.shard = Some(Shard { index: j, count: relays });
-            let source = FileColumnSource { relay: name.clone(), sources: vec![spec] };
             relay_nodes.push((RelayState::new(&name, identity, EncryptionKey::new(&joint)), source));
         }
         let policy = AuthorityPolicy {
@@ -128,7 +136,7 @@ impl MemoryCluster {
                         }
                         let req = self.wire(&request);
                         let (relay, source) = &mut self.relays[i];
-                        let (resp, _note) = relay.handle(req, source, || status(&name, Role::Relay), &mut OsRng);
+                        let (resp, _note) = relay.handle(req, source.as_ref(), || status(&name, Role::Relay), &mut OsRng);
                         let resp = self.wire(&resp);
                         replies.push((name, Ok(resp)));
                     }
