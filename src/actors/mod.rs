@@ -2,3 +2,4 @@
 //! from files and LMDB to the pure protocol layer.
 
 pub mod column_source;
+pub mod ledger;
