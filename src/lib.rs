@@ -7,3 +7,4 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod crypto;
+pub mod actors;
