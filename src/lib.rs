@@ -6,5 +6,5 @@
 //! roles over QUIC; `cli` is the `crux-node` command line.
 #![warn(clippy::unwrap_used)]
 
-pub mod crypto;
 pub mod actors;
+pub mod crypto;

@@ -47,23 +47,35 @@ fn setup() {
 /// Starts a server whose handler replies `"<peer>|<request>"` (or sleeps
 /// first if the request is "slow"), counting calls.
 fn start_echo_server(cfg: &TransportConfig) -> (quinn::Endpoint, SocketAddr, Rc<Cell<u32>>) {
+    let (endpoint, addr, calls, _) = start_echo_server_counting(cfg);
+    (endpoint, addr, calls)
+}
+
+/// Like `start_echo_server`, also counting handler futures that ran to the end.
+fn start_echo_server_counting(
+    cfg: &TransportConfig,
+) -> (quinn::Endpoint, SocketAddr, Rc<Cell<u32>>, Rc<Cell<u32>>) {
     let endpoint = bind_endpoint("127.0.0.1:0".parse().unwrap(), cfg).unwrap();
     let addr = endpoint.local_addr().unwrap();
     let calls = Rc::new(Cell::new(0u32));
+    let completed = Rc::new(Cell::new(0u32));
     let counter = Rc::clone(&calls);
+    let done = Rc::clone(&completed);
     let handler = move |peer: String, request: Vec<u8>| {
         counter.set(counter.get() + 1);
+        let done = Rc::clone(&done);
         async move {
             if request == b"slow" {
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
             let mut reply = format!("{peer}|").into_bytes();
             reply.extend_from_slice(&request);
+            done.set(done.get() + 1);
             reply
         }
     };
     actix_rt::spawn(serve(endpoint.clone(), cfg, handler));
-    (endpoint, addr, calls)
+    (endpoint, addr, calls, completed)
 }
 
 #[actix_rt::test]
@@ -108,7 +120,10 @@ async fn pinned_nodes_exchange_requests() {
     let user_cfg = config(&user, &[&server.pin]);
     let user_client = Client::new(client_endpoint(&user_cfg).unwrap(), &user_cfg);
     assert_eq!(
-        user_client.request("authority-1", addr2, b"q").await.unwrap(),
+        user_client
+            .request("authority-1", addr2, b"q")
+            .await
+            .unwrap(),
         b"user-alice|q"
     );
     endpoint.close(0u32.into(), b"done");
@@ -132,6 +147,7 @@ async fn unknown_client_is_refused_before_any_request() {
         .request("relay-1", addr, b"let me in")
         .await
         .unwrap_err();
+    eprintln!("ERR {err}");
     assert!(
         matches!(err, TransportError::Handshake { .. }),
         "unexpected error: {err}"
@@ -166,6 +182,7 @@ async fn wrong_server_pin_fails_the_handshake() {
         &client_cfg,
     );
     let err = client.request("authority-2", addr, b"x").await.unwrap_err();
+    eprintln!("ERR {err}");
     assert!(
         matches!(err, TransportError::Handshake { .. }),
         "unexpected error: {err}"
@@ -174,6 +191,7 @@ async fn wrong_server_pin_fails_the_handshake() {
 
     // A peer name that is not pinned at all.
     let err = client.request("nobody", addr, b"x").await.unwrap_err();
+    eprintln!("ERR {err}");
     assert!(matches!(err, TransportError::UnknownPeer { .. }), "{err}");
 }
 
@@ -195,6 +213,7 @@ async fn oversized_frame_gets_no_reply_and_server_keeps_serving() {
         .request("relay-2", addr, &vec![7u8; 64 * 1024])
         .await
         .unwrap_err();
+    eprintln!("ERR {err}");
     assert!(
         matches!(err, TransportError::Refused { .. }),
         "unexpected error: {err}"
@@ -210,6 +229,7 @@ async fn oversized_frame_gets_no_reply_and_server_keeps_serving() {
         .request("relay-2", addr, &vec![0u8; (1 << 20) + 1])
         .await
         .unwrap_err();
+    eprintln!("ERR {err}");
     assert!(matches!(err, TransportError::FrameTooLarge { .. }), "{err}");
     // A reply bigger than the client's limit is refused as well.
     let mut small_cfg = config(&node("processor"), &[&server.pin]);
@@ -219,7 +239,11 @@ async fn oversized_frame_gets_no_reply_and_server_keeps_serving() {
         bind_endpoint("127.0.0.1:0".parse().unwrap(), &small_cfg).unwrap(),
         &small_cfg,
     );
-    let err = small.request("relay-2", addr, b"1234567").await.unwrap_err();
+    let err = small
+        .request("relay-2", addr, b"1234567")
+        .await
+        .unwrap_err();
+    eprintln!("ERR {err}");
     assert!(matches!(err, TransportError::FrameTooLarge { .. }), "{err}");
     assert_eq!(calls.get(), 2);
 }
@@ -242,6 +266,7 @@ async fn nothing_listening_fails_fast_naming_peer_and_address() {
     );
     let started = Instant::now();
     let err = client.request("relay-3", dead, b"x").await.unwrap_err();
+    eprintln!("ERR {err}");
     let elapsed = started.elapsed();
     let message = err.to_string();
     assert!(message.contains("relay-3"), "{message}");
@@ -259,7 +284,7 @@ async fn slow_handler_times_out_naming_the_peer() {
     let server = node("authority-3");
     let client = node("processor");
     let server_cfg = config(&server, &[&client.pin]);
-    let (_endpoint, addr, calls) = start_echo_server(&server_cfg);
+    let (_endpoint, addr, calls, completed) = start_echo_server_counting(&server_cfg);
     let mut client_cfg = config(&client, &[&server.pin]);
     client_cfg.request_timeout = Duration::from_millis(300);
     let client = Client::new(
@@ -267,10 +292,20 @@ async fn slow_handler_times_out_naming_the_peer() {
         &client_cfg,
     );
     let started = Instant::now();
-    let err = client.request("authority-3", addr, b"slow").await.unwrap_err();
+    let err = client
+        .request("authority-3", addr, b"slow")
+        .await
+        .unwrap_err();
+    eprintln!("ERR {err}");
     assert!(started.elapsed() < Duration::from_millis(1500));
     assert!(
-        matches!(err, TransportError::Timeout { what: "request", .. }),
+        matches!(
+            err,
+            TransportError::Timeout {
+                what: "request",
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("authority-3"), "{err}");
@@ -281,4 +316,44 @@ async fn slow_handler_times_out_naming_the_peer() {
         client.request("authority-3", addr, b"fast").await.unwrap(),
         b"processor|fast"
     );
+    // The server dropped the abandoned slow request instead of finishing it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(calls.get(), 2);
+    assert_eq!(completed.get(), 1);
+}
+
+#[actix_rt::test]
+async fn aborted_and_unexpected_streams_do_not_stop_the_server() {
+    setup();
+    let server = node("relay-4");
+    let client = node("processor");
+    let server_cfg = config(&server, &[&client.pin]);
+    let (_endpoint, addr, calls) = start_echo_server(&server_cfg);
+
+    // A raw connection with the pinned identity, misbehaving on purpose.
+    let tls = crux::actors::tls::client_config(&client.identity, &server.pin).unwrap();
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let raw_ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let connection = raw_ep
+        .connect_with(
+            quinn::ClientConfig::new(std::sync::Arc::new(quic)),
+            addr,
+            "relay-4",
+        )
+        .unwrap()
+        .await
+        .unwrap();
+    // A request stream reset halfway.
+    let (mut send, _recv) = connection.open_bi().await.unwrap();
+    send.write_all(b"half a req").await.unwrap();
+    send.reset(42u32.into()).unwrap();
+    // Unidirectional streams are not allowed at all.
+    let uni = tokio::time::timeout(Duration::from_millis(200), connection.open_uni()).await;
+    assert!(uni.is_err(), "server granted a unidirectional stream");
+    // The same connection still carries a proper request.
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    send.write_all(b"ok").await.unwrap();
+    send.finish().unwrap();
+    assert_eq!(recv.read_to_end(1024).await.unwrap(), b"processor|ok");
+    assert_eq!(calls.get(), 1);
 }

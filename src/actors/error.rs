@@ -13,7 +13,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum TransportError {
-    #[error("{what} with peer {peer} at {addr} timed out after {after:?}; check that the node is running and reachable, or raise the transport timeouts")]
+    #[error("{what} with peer {peer} at {addr} timed out after {after:?}; {hint}", hint = timeout_hint(.what))]
     Timeout {
         peer: String,
         addr: SocketAddr,
@@ -54,8 +54,13 @@ pub enum TransportError {
     },
     #[error("no pinned certificate for peer `{name}`; add it to the node's peer list")]
     UnknownPeer { name: String },
-    #[error("frame exceeds the limit of {limit} bytes; raise `max_frame_bytes` on both nodes or send less")]
-    FrameTooLarge { limit: usize },
+    #[error("{what} for peer {peer} at {addr} exceeds the frame limit of {limit} bytes; raise `max_frame_bytes` on both nodes or send less")]
+    FrameTooLarge {
+        peer: String,
+        addr: SocketAddr,
+        what: &'static str,
+        limit: usize,
+    },
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
     #[error("certificate: {reason}")]
@@ -81,6 +86,14 @@ impl TransportError {
                     ..
                 }
         )
+    }
+}
+
+fn timeout_hint(what: &str) -> &'static str {
+    if what == WHAT_CONNECT {
+        "check that the node is running and reachable, or raise `connect_timeout`"
+    } else {
+        "the peer is slow or stuck; raise `request_timeout` if it needs longer"
     }
 }
 

@@ -102,11 +102,12 @@ pub fn generate_certificate(
     })
 }
 
-fn parse_certificate(name: &str, cert_pem: &str) -> Result<CertificateDer<'static>, TransportError> {
-    CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|err| {
-        TransportError::Certificate {
-            reason: format!("no PEM certificate for {name}: {err}"),
-        }
+fn parse_certificate(
+    name: &str,
+    cert_pem: &str,
+) -> Result<CertificateDer<'static>, TransportError> {
+    CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|err| TransportError::Certificate {
+        reason: format!("no PEM certificate for {name}: {err}"),
     })
 }
 
@@ -148,11 +149,14 @@ impl Identity {
         // Check that the key is usable and matches the certificate now rather
         // than at the first handshake.
         let provider = rustls::crypto::ring::default_provider();
-        let certified =
-            rustls::sign::CertifiedKey::from_der(identity.certs.clone(), identity.key.clone_key(), &provider)
-                .map_err(|err| TransportError::Certificate {
-                    reason: format!("private key of {name} does not fit its certificate: {err}"),
-                })?;
+        let certified = rustls::sign::CertifiedKey::from_der(
+            identity.certs.clone(),
+            identity.key.clone_key(),
+            &provider,
+        )
+        .map_err(|err| TransportError::Certificate {
+            reason: format!("private key of {name} does not fit its certificate: {err}"),
+        })?;
         drop(certified);
         Ok(identity)
     }
@@ -285,7 +289,8 @@ impl ClientCertVerifier for PinVerifier {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity).map(|()| ClientCertVerified::assertion())
+        self.check(end_entity)
+            .map(|()| ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -320,7 +325,8 @@ impl ServerCertVerifier for PinVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity).map(|()| ServerCertVerified::assertion())
+        self.check(end_entity)
+            .map(|()| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -398,8 +404,8 @@ mod tests {
     #[test]
     fn generated_certificate_round_trips_and_pins() {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let cert = generate_certificate("relay 2", &["127.0.0.1".into(), "relay.example".into()])
-            .unwrap();
+        let cert =
+            generate_certificate("relay 2", &["127.0.0.1".into(), "relay.example".into()]).unwrap();
         let identity = Identity::from_pem("relay 2", &cert.cert_pem, &cert.key_pem).unwrap();
         let pin = PinnedPeer::from_pem("relay 2", &cert.cert_pem).unwrap();
         assert_eq!(identity.certificate_der(), pin.cert_der.as_slice());

@@ -71,13 +71,21 @@ impl TransportConfig {
     }
 }
 
-fn quinn_transport(keep_alive: bool) -> Result<Arc<quinn::TransportConfig>, TransportError> {
+/// QUIC transport parameters. `initiator` is true for connections we open:
+/// those keep themselves alive and accept no streams from the peer. On
+/// accepted connections the peer may open request streams (bidirectional)
+/// only.
+fn quinn_transport(initiator: bool) -> Result<Arc<quinn::TransportConfig>, TransportError> {
     let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_uni_streams(VarInt::from_u32(0));
+    if initiator {
+        transport.max_concurrent_bidi_streams(VarInt::from_u32(0));
+    }
     let idle = quinn::IdleTimeout::try_from(MAX_IDLE).map_err(|err| TransportError::Config {
         reason: format!("idle timeout: {err}"),
     })?;
     transport.max_idle_timeout(Some(idle));
-    if keep_alive {
+    if initiator {
         transport.keep_alive_interval(Some(KEEP_ALIVE));
     }
     Ok(Arc::new(transport))
@@ -223,8 +231,7 @@ async fn serve_connection<H, Fut>(
                     let handler = Rc::clone(&handler);
                     let peer = peer.clone();
                     actix_rt::spawn(
-                        serve_stream(send, recv, peer, max_frame_bytes, handler)
-                            .in_current_span(),
+                        serve_stream(send, recv, peer, max_frame_bytes, handler).in_current_span(),
                     );
                 }
                 Err(
@@ -259,7 +266,10 @@ async fn serve_stream<H, Fut>(
     let request = match recv.read_to_end(max_frame_bytes).await {
         Ok(request) => request,
         Err(ReadToEndError::TooLong) => {
-            warn!(limit = max_frame_bytes, "request larger than the frame limit, dropping it");
+            warn!(
+                limit = max_frame_bytes,
+                "request larger than the frame limit, dropping it"
+            );
             let _ = recv.stop(VarInt::from_u32(CODE_FRAME_TOO_LARGE));
             let _ = send.reset(VarInt::from_u32(CODE_FRAME_TOO_LARGE));
             return;
@@ -271,7 +281,19 @@ async fn serve_stream<H, Fut>(
         }
     };
     let request_bytes = request.len();
-    let reply = handler(peer, request).await;
+    // Race the handler against the peer giving up (its request timed out or
+    // the connection died): an abandoned request is not worth finishing.
+    let abandoned = send.stopped();
+    let reply = tokio::select! {
+        reply = handler(peer, request) => reply,
+        stopped = abandoned => {
+            match stopped {
+                Ok(code) => debug!(code = ?code, "peer abandoned the request, dropping it"),
+                Err(err) => debug!(cause = %err, "peer went away before the reply, dropping it"),
+            }
+            return;
+        }
+    };
     let reply_bytes = reply.len();
     if let Err(err) = send.write_all(&reply).await {
         warn!(cause = %err, "could not send the reply");
@@ -356,6 +378,9 @@ impl Client {
         let inner = &self.inner;
         if payload.len() > inner.max_frame_bytes {
             return Err(TransportError::FrameTooLarge {
+                peer: peer_name.to_string(),
+                addr,
+                what: "request",
                 limit: inner.max_frame_bytes,
             });
         }
@@ -428,7 +453,10 @@ impl Client {
                 if err.is_transient() {
                     // Drop the dead connection so the retry reconnects.
                     let mut cached = slot.connection.lock().await;
-                    if cached.as_ref().is_some_and(|c| c.stable_id() == connection.stable_id()) {
+                    if cached
+                        .as_ref()
+                        .is_some_and(|c| c.stable_id() == connection.stable_id())
+                    {
                         *cached = None;
                     }
                 }
@@ -521,7 +549,8 @@ impl Failure {
         };
         match self {
             Failure::Connection(err, phase) => connection_error(err, phase, &peer, addr),
-            Failure::Write(WriteError::Stopped(code)) | Failure::Read(ReadToEndError::Read(ReadError::Reset(code))) => {
+            Failure::Write(WriteError::Stopped(code))
+            | Failure::Read(ReadToEndError::Read(ReadError::Reset(code))) => {
                 refused(stream_code_reason(code))
             }
             Failure::Write(WriteError::ConnectionLost(err))
@@ -529,17 +558,22 @@ impl Failure {
                 connection_error(err, Phase::Request, &peer, addr)
             }
             Failure::Write(err) => refused(format!("sending failed: {err}")),
-            Failure::Read(ReadToEndError::TooLong) => TransportError::FrameTooLarge { limit },
-            Failure::Read(ReadToEndError::Read(err)) => refused(format!("reading the reply failed: {err}")),
+            Failure::Read(ReadToEndError::TooLong) => TransportError::FrameTooLarge {
+                peer,
+                addr,
+                what: "reply",
+                limit,
+            },
+            Failure::Read(ReadToEndError::Read(err)) => {
+                refused(format!("reading the reply failed: {err}"))
+            }
         }
     }
 }
 
 fn stream_code_reason(code: VarInt) -> String {
     match u32::try_from(code.into_inner()) {
-        Ok(CODE_FRAME_TOO_LARGE) => {
-            "the request is larger than the peer's frame limit".to_string()
-        }
+        Ok(CODE_FRAME_TOO_LARGE) => "the request is larger than the peer's frame limit".to_string(),
         Ok(CODE_BAD_STREAM) => "the peer could not read the request".to_string(),
         _ => format!("the peer aborted the stream with code {code}"),
     }
@@ -565,14 +599,16 @@ fn connection_error(
             TransportError::Handshake {
                 peer,
                 addr,
-                reason: format!("we refused the peer: {err}"),
+                reason: format!("we rejected the handshake: {err}"),
             }
         }
         ConnectionError::ConnectionClosed(ref close) if is_tls_alert(close.error_code) => {
             TransportError::Handshake {
                 peer,
                 addr,
-                reason: format!("the peer refused us: {err}"),
+                reason: format!(
+                    "the peer rejected the handshake (does it pin our certificate?): {err}"
+                ),
             }
         }
         ConnectionError::LocallyClosed => TransportError::Closed,
