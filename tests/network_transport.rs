@@ -357,3 +357,104 @@ async fn aborted_and_unexpected_streams_do_not_stop_the_server() {
     assert_eq!(recv.read_to_end(1024).await.unwrap(), b"processor|ok");
     assert_eq!(calls.get(), 1);
 }
+
+#[actix_rt::test]
+async fn concurrent_requests_to_a_dead_peer_do_not_queue_up() {
+    setup();
+    let server = node("relay-5");
+    let client = node("processor");
+    let mut client_cfg = config(&client, &[&server.pin]);
+    client_cfg.connect_timeout = Duration::from_millis(200);
+    client_cfg.retries = 1;
+    let dead: SocketAddr = {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap()
+    };
+    let client = Client::new(
+        bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(),
+        &client_cfg,
+    );
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let client = client.clone();
+            actix_rt::spawn(async move { client.request("relay-5", dead, b"x").await })
+        })
+        .collect();
+    for task in tasks {
+        let err = task.await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("relay-5"), "{err}");
+    }
+    // One connect timeout per round (2 rounds), not one per request.
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_millis(1500), "took {elapsed:?}");
+}
+
+/// Runs an echo server in its own thread and actix System until `stop`
+/// fires; then the runtime is dropped without closing connections, as in a
+/// crash.
+fn server_thread(
+    cfg: TransportConfig,
+    addr: SocketAddr,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let endpoint = bind_endpoint(addr, &cfg).unwrap();
+            addr_tx.send(endpoint.local_addr().unwrap()).unwrap();
+            let server = serve(endpoint, &cfg, |peer, request: Vec<u8>| async move {
+                let mut reply = format!("{peer}|").into_bytes();
+                reply.extend_from_slice(&request);
+                reply
+            });
+            tokio::select! {
+                _ = server => {}
+                _ = stop_rx => {}
+            }
+        });
+    });
+    (addr_rx.recv().unwrap(), stop_tx, handle)
+}
+
+#[actix_rt::test]
+async fn client_reconnects_after_the_server_restarts() {
+    setup();
+    let server = node("authority-4");
+    let client = node("processor");
+    let server_cfg = config(&server, &[&client.pin]);
+    let (addr, stop, handle) = server_thread(server_cfg.clone(), "127.0.0.1:0".parse().unwrap());
+
+    let mut client_cfg = config(&client, &[&server.pin]);
+    client_cfg.request_timeout = Duration::from_secs(5);
+    let client = Client::new(
+        bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(),
+        &client_cfg,
+    );
+    assert_eq!(
+        client.request("authority-4", addr, b"one").await.unwrap(),
+        b"processor|one"
+    );
+
+    stop.send(()).unwrap();
+    handle.join().unwrap();
+    let (addr2, stop, handle) = server_thread(server_cfg, addr);
+    assert_eq!(addr, addr2);
+
+    // The cached connection is dead; the client notices (stateless reset or
+    // close) and reconnects well before the request timeout.
+    let started = Instant::now();
+    assert_eq!(
+        client.request("authority-4", addr, b"two").await.unwrap(),
+        b"processor|two"
+    );
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    eprintln!("reconnect after restart took {elapsed:?}");
+    stop.send(()).unwrap();
+    handle.join().unwrap();
+}

@@ -77,6 +77,13 @@ pub fn generate_certificate(
 ) -> Result<NodeCertificate, TransportError> {
     let mut sans = vec![server_name_for(node_name), "localhost".to_string()];
     for host in hosts {
+        if ServerName::try_from(host.as_str()).is_err() {
+            return Err(TransportError::Certificate {
+                reason: format!(
+                    "`{host}` is neither an IP address nor a DNS name; fix the host list of {node_name}"
+                ),
+            });
+        }
         if !sans.contains(host) {
             sans.push(host.clone());
         }
@@ -178,6 +185,27 @@ impl Identity {
     /// SHA-256 of the end-entity certificate, hex.
     pub fn fingerprint_hex(&self) -> String {
         fingerprint(self.certificate_der())
+    }
+
+    /// Key for QUIC stateless-reset tokens, derived one-way from the private
+    /// key, so that a restarted node can tell peers at once that their old
+    /// connection is gone (instead of them waiting for the idle timeout).
+    pub(crate) fn stateless_reset_secret(&self) -> [u8; 32] {
+        self.derive_secret(b"crux/1 QUIC stateless reset key\0")
+    }
+
+    /// Key for the connection-ID generator, derived like the reset key: a
+    /// restarted node must recognise its old connection IDs to reset them.
+    pub(crate) fn connection_id_key(&self) -> u64 {
+        let secret = self.derive_secret(b"crux/1 QUIC connection id key\0");
+        u64::from_le_bytes(secret.first_chunk::<8>().copied().unwrap_or_default())
+    }
+
+    fn derive_secret(&self, label: &[u8]) -> [u8; 32] {
+        let mut hasher = Sha256::new();
+        hasher.update(label);
+        hasher.update(self.key.secret_der());
+        hasher.finalize().into()
     }
 
     pub(crate) fn cert_chain(&self) -> Vec<CertificateDer<'static>> {
@@ -411,11 +439,14 @@ mod tests {
         assert_eq!(identity.certificate_der(), pin.cert_der.as_slice());
         assert_eq!(identity.fingerprint_hex(), pin.fingerprint_hex());
         assert_eq!(pin.fingerprint_hex().len(), 64);
-        assert_eq!(pinned_name(&[pin.clone()], &pin.cert_der), Some("relay 2"));
+        assert_eq!(
+            pinned_name(std::slice::from_ref(&pin), &pin.cert_der),
+            Some("relay 2")
+        );
         let debug = format!("{identity:?}");
         assert!(!debug.contains("PRIVATE"));
         assert!(!debug.contains(&cert.key_pem));
-        server_config(&identity, &[pin.clone()]).unwrap();
+        server_config(&identity, std::slice::from_ref(&pin)).unwrap();
         client_config(&identity, &pin).unwrap();
     }
 

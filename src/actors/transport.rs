@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub const CODE_SHUTDOWN: u32 = 0;
 
 /// Idle time after which a silent connection is considered dead.
 const MAX_IDLE: Duration = Duration::from_secs(30);
+/// Longest pause between retries, however many there are.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Keep-alive interval on client connections, well below `MAX_IDLE`.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 
@@ -115,14 +118,34 @@ fn client_config(
 }
 
 /// Binds a server+client endpoint on `addr` (port 0 allowed: read the bound
-/// address from `endpoint.local_addr()`). Must run inside the runtime.
+/// address from `endpoint.local_addr()`). Must run inside the runtime. Its
+/// stateless-reset key derives from the identity, so after a restart on the
+/// same address peers learn at once that their old connections are gone.
 pub fn bind_endpoint(
     addr: SocketAddr,
     cfg: &TransportConfig,
 ) -> Result<quinn::Endpoint, TransportError> {
     cfg.validate()?;
     let server = server_config(cfg)?;
-    Ok(quinn::Endpoint::server(server, addr)?)
+    let reset_key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        &cfg.identity.stateless_reset_secret(),
+    );
+    let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    let cid_key = cfg.identity.connection_id_key();
+    endpoint_config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    let socket = std::net::UdpSocket::bind(addr)?;
+    let runtime = quinn::default_runtime().ok_or_else(|| TransportError::Config {
+        reason: "no async runtime: bind endpoints inside the actix System".to_string(),
+    })?;
+    Ok(quinn::Endpoint::new(
+        endpoint_config,
+        Some(server),
+        socket,
+        runtime,
+    )?)
 }
 
 /// Client-only endpoint on an ephemeral port: `[::]:0` (dual stack, reaches
@@ -311,7 +334,16 @@ struct PeerSlot {
     pin: PinnedPeer,
     config: quinn::ClientConfig,
     server_name: String,
-    connection: tokio::sync::Mutex<Option<quinn::Connection>>,
+    state: tokio::sync::Mutex<SlotState>,
+    /// Failed connection attempts so far; lets waiters notice a failure
+    /// that happened while they waited for `state`.
+    failures: AtomicU64,
+}
+
+#[derive(Default)]
+struct SlotState {
+    connection: Option<quinn::Connection>,
+    last_failure: Option<String>,
 }
 
 struct ClientInner {
@@ -334,7 +366,7 @@ pub struct Client {
     inner: Arc<ClientInner>,
 }
 
-/// What went wrong in one attempt, before mapping to `TransportError`.
+/// Where in an attempt a connection error happened.
 enum Phase {
     Connecting,
     Request,
@@ -394,7 +426,8 @@ impl Client {
                     let delay = inner
                         .retry_backoff
                         .checked_mul(2u32.saturating_pow(attempt))
-                        .unwrap_or(inner.retry_backoff);
+                        .unwrap_or(MAX_BACKOFF)
+                        .min(MAX_BACKOFF.max(inner.retry_backoff));
                     attempt += 1;
                     warn!(peer = peer_name, %addr, attempt, delay = ?delay, cause = %err, "retrying request");
                     tokio::time::sleep(delay).await;
@@ -430,7 +463,8 @@ impl Client {
             config: client_config(&inner.identity, peer)?,
             pin: peer.clone(),
             server_name: tls::server_name_for(peer_name),
-            connection: tokio::sync::Mutex::new(None),
+            state: tokio::sync::Mutex::new(SlotState::default()),
+            failures: AtomicU64::new(0),
         });
         slots.insert(key, Arc::clone(&slot));
         Ok(slot)
@@ -451,14 +485,8 @@ impl Client {
             Ok(Err(failure)) => {
                 let err = failure.into_error(peer, addr, inner.max_frame_bytes);
                 if err.is_transient() {
-                    // Drop the dead connection so the retry reconnects.
-                    let mut cached = slot.connection.lock().await;
-                    if cached
-                        .as_ref()
-                        .is_some_and(|c| c.stable_id() == connection.stable_id())
-                    {
-                        *cached = None;
-                    }
+                    // Mark the connection dead so the retry reconnects.
+                    connection.close(VarInt::from_u32(CODE_SHUTDOWN), b"connection lost");
                 }
                 Err(err)
             }
@@ -472,22 +500,57 @@ impl Client {
     }
 
     /// The cached live connection, or a new one. Concurrent callers for the
-    /// same peer wait for one connection attempt instead of racing.
+    /// same peer wait for one connection attempt instead of racing; if that
+    /// attempt fails, the waiters fail at once with its reason instead of
+    /// each waiting out their own connect timeout in turn.
     async fn connection(
         &self,
         slot: &PeerSlot,
         peer: &str,
         addr: SocketAddr,
     ) -> Result<quinn::Connection, TransportError> {
-        let inner = &self.inner;
-        let mut cached = slot.connection.lock().await;
-        if let Some(connection) = cached.as_ref() {
+        let failures_seen = slot.failures.load(Ordering::Acquire);
+        let mut state = slot.state.lock().await;
+        if let Some(connection) = state.connection.as_ref() {
             if connection.close_reason().is_none() {
                 return Ok(connection.clone());
             }
             debug!(peer, %addr, "cached connection closed, reconnecting");
         }
-        *cached = None;
+        state.connection = None;
+        if slot.failures.load(Ordering::Acquire) != failures_seen {
+            if let Some(reason) = state.last_failure.as_ref() {
+                return Err(TransportError::Connect {
+                    peer: peer.to_string(),
+                    addr,
+                    reason: format!("a concurrent connection attempt just failed: {reason}"),
+                });
+            }
+        }
+        match self.connect(slot, peer, addr).await {
+            Ok(connection) => {
+                debug!(peer, %addr, "connected");
+                state.connection = Some(connection.clone());
+                state.last_failure = None;
+                Ok(connection)
+            }
+            Err(err) => {
+                state.last_failure = Some(err.to_string());
+                slot.failures.fetch_add(1, Ordering::AcqRel);
+                Err(err)
+            }
+        }
+    }
+
+    /// One connection attempt (handshake included), bounded by the connect
+    /// timeout.
+    async fn connect(
+        &self,
+        slot: &PeerSlot,
+        peer: &str,
+        addr: SocketAddr,
+    ) -> Result<quinn::Connection, TransportError> {
+        let inner = &self.inner;
         let connecting = inner
             .endpoint
             .connect_with(slot.config.clone(), addr, &slot.server_name)
@@ -502,11 +565,7 @@ impl Client {
         let connection = match tokio::time::timeout(inner.connect_timeout, connecting).await {
             Ok(Ok(connection)) => connection,
             Ok(Err(err)) => {
-                return Err(Failure::Connection(err, Phase::Connecting).into_error(
-                    peer,
-                    addr,
-                    inner.max_frame_bytes,
-                ))
+                return Err(connection_error(err, Phase::Connecting, peer, addr));
             }
             Err(_) => {
                 return Err(TransportError::Timeout {
@@ -526,8 +585,6 @@ impl Client {
                 reason: "the peer presented a certificate other than its pin".to_string(),
             });
         }
-        debug!(peer, %addr, "connected");
-        *cached = Some(connection.clone());
         Ok(connection)
     }
 }
