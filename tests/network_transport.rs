@@ -458,3 +458,25 @@ async fn client_reconnects_after_the_server_restarts() {
     stop.send(()).unwrap();
     handle.join().unwrap();
 }
+
+#[actix_rt::test]
+async fn ambiguous_pins_are_rejected_at_bind() {
+    setup();
+    let me = node("processor");
+    let a = node("relay-1");
+    let mut twice = a.pin.clone();
+    twice.name = "relay-9".to_string();
+    let err = bind_endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        &config(&me, &[&a.pin, &twice]),
+    )
+    .unwrap_err();
+    assert!(matches!(err, TransportError::Config { .. }), "{err}");
+    let b = node("relay-1");
+    let err = bind_endpoint(
+        "127.0.0.1:0".parse().unwrap(),
+        &config(&me, &[&a.pin, &b.pin]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("relay-1"), "{err}");
+}

@@ -33,11 +33,13 @@ pub const CODE_BAD_STREAM: u32 = 2;
 pub const CODE_SHUTDOWN: u32 = 0;
 
 /// Idle time after which a silent connection is considered dead.
-const MAX_IDLE: Duration = Duration::from_secs(30);
+/// Peers restarting on the same address are noticed at once (stateless
+/// reset); this bounds how long a vanished host goes unnoticed.
+const MAX_IDLE: Duration = Duration::from_secs(15);
 /// Longest pause between retries, however many there are.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Keep-alive interval on client connections, well below `MAX_IDLE`.
-const KEEP_ALIVE: Duration = Duration::from_secs(10);
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// Everything the transport needs; built by the config layer.
 #[derive(Clone, Debug)]
@@ -69,6 +71,23 @@ impl TransportConfig {
         }
         if self.connect_timeout.is_zero() {
             return Err(zero("connect_timeout"));
+        }
+        for (index, peer) in self.peers.iter().enumerate() {
+            for other in self.peers.iter().skip(index.saturating_add(1)) {
+                if other.name == peer.name {
+                    return Err(TransportError::Config {
+                        reason: format!("peer `{}` is pinned twice; keep one entry", peer.name),
+                    });
+                }
+                if other.cert_der == peer.cert_der {
+                    return Err(TransportError::Config {
+                        reason: format!(
+                            "peers `{}` and `{}` pin the same certificate; each node needs its own",
+                            peer.name, other.name
+                        ),
+                    });
+                }
+            }
         }
         Ok(())
     }
