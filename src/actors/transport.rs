@@ -232,9 +232,10 @@ where
             let handler = Rc::clone(&handler);
             let peers = Rc::clone(&peers);
             let remote = incoming.remote_address();
+            // One span per connection; `peer` is filled in after the handshake.
+            let span = info_span!("connection", peer = tracing::field::Empty, remote = %remote);
             actix_rt::spawn(
-                serve_connection(incoming, peers, max_frame_bytes, handler)
-                    .instrument(info_span!("accept", remote = %remote)),
+                serve_connection(incoming, peers, max_frame_bytes, handler).instrument(span),
             );
         }
         debug!("endpoint closed, no longer accepting connections");
@@ -250,49 +251,44 @@ async fn serve_connection<H, Fut>(
     H: Fn(String, Vec<u8>) -> Fut + 'static,
     Fut: Future<Output = Vec<u8>> + 'static,
 {
-    let remote = incoming.remote_address();
     let connection = match incoming.await {
         Ok(connection) => connection,
         Err(err) => {
-            warn!(%remote, cause = %err, "handshake failed, connection refused");
+            warn!(cause = %err, "handshake failed, connection refused");
             return;
         }
     };
     let Some(peer) = peer_name(&connection, &peers) else {
         // The verifier already refused unpinned certificates; this is a guard.
-        warn!(%remote, "peer certificate is not pinned, closing connection");
+        warn!("peer certificate is not pinned, closing connection");
         connection.close(VarInt::from_u32(CODE_BAD_STREAM), b"unknown peer");
         return;
     };
-    let span = info_span!("peer", peer = %peer, remote = %remote);
-    async move {
-        debug!("connection established");
-        loop {
-            match connection.accept_bi().await {
-                Ok((send, recv)) => {
-                    let handler = Rc::clone(&handler);
-                    let peer = peer.clone();
-                    actix_rt::spawn(
-                        serve_stream(send, recv, peer, max_frame_bytes, handler).in_current_span(),
-                    );
-                }
-                Err(
-                    ConnectionError::ApplicationClosed(_)
-                    | ConnectionError::LocallyClosed
-                    | ConnectionError::TimedOut,
-                ) => {
-                    debug!("connection closed");
-                    return;
-                }
-                Err(err) => {
-                    warn!(cause = %err, "connection lost");
-                    return;
-                }
+    tracing::Span::current().record("peer", peer.as_str());
+    debug!("connection established");
+    loop {
+        match connection.accept_bi().await {
+            Ok((send, recv)) => {
+                let handler = Rc::clone(&handler);
+                let peer = peer.clone();
+                actix_rt::spawn(
+                    serve_stream(send, recv, peer, max_frame_bytes, handler).in_current_span(),
+                );
+            }
+            Err(
+                ConnectionError::ApplicationClosed(_)
+                | ConnectionError::LocallyClosed
+                | ConnectionError::TimedOut,
+            ) => {
+                debug!("connection closed");
+                return;
+            }
+            Err(err) => {
+                warn!(cause = %err, "connection lost");
+                return;
             }
         }
     }
-    .instrument(span)
-    .await;
 }
 
 async fn serve_stream<H, Fut>(
