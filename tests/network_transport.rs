@@ -147,7 +147,6 @@ async fn unknown_client_is_refused_before_any_request() {
         .request("relay-1", addr, b"let me in")
         .await
         .unwrap_err();
-    eprintln!("ERR {err}");
     assert!(
         matches!(err, TransportError::Handshake { .. }),
         "unexpected error: {err}"
@@ -182,7 +181,6 @@ async fn wrong_server_pin_fails_the_handshake() {
         &client_cfg,
     );
     let err = client.request("authority-2", addr, b"x").await.unwrap_err();
-    eprintln!("ERR {err}");
     assert!(
         matches!(err, TransportError::Handshake { .. }),
         "unexpected error: {err}"
@@ -191,7 +189,6 @@ async fn wrong_server_pin_fails_the_handshake() {
 
     // A peer name that is not pinned at all.
     let err = client.request("nobody", addr, b"x").await.unwrap_err();
-    eprintln!("ERR {err}");
     assert!(matches!(err, TransportError::UnknownPeer { .. }), "{err}");
 }
 
@@ -213,7 +210,6 @@ async fn oversized_frame_gets_no_reply_and_server_keeps_serving() {
         .request("relay-2", addr, &vec![7u8; 64 * 1024])
         .await
         .unwrap_err();
-    eprintln!("ERR {err}");
     assert!(
         matches!(err, TransportError::Refused { .. }),
         "unexpected error: {err}"
@@ -229,7 +225,6 @@ async fn oversized_frame_gets_no_reply_and_server_keeps_serving() {
         .request("relay-2", addr, &vec![0u8; (1 << 20) + 1])
         .await
         .unwrap_err();
-    eprintln!("ERR {err}");
     assert!(matches!(err, TransportError::FrameTooLarge { .. }), "{err}");
     // A reply bigger than the client's limit is refused as well.
     let mut small_cfg = config(&node("processor"), &[&server.pin]);
@@ -243,7 +238,6 @@ async fn oversized_frame_gets_no_reply_and_server_keeps_serving() {
         .request("relay-2", addr, b"1234567")
         .await
         .unwrap_err();
-    eprintln!("ERR {err}");
     assert!(matches!(err, TransportError::FrameTooLarge { .. }), "{err}");
     assert_eq!(calls.get(), 2);
 }
@@ -266,7 +260,6 @@ async fn nothing_listening_fails_fast_naming_peer_and_address() {
     );
     let started = Instant::now();
     let err = client.request("relay-3", dead, b"x").await.unwrap_err();
-    eprintln!("ERR {err}");
     let elapsed = started.elapsed();
     let message = err.to_string();
     assert!(message.contains("relay-3"), "{message}");
@@ -296,7 +289,6 @@ async fn slow_handler_times_out_naming_the_peer() {
         .request("authority-3", addr, b"slow")
         .await
         .unwrap_err();
-    eprintln!("ERR {err}");
     assert!(started.elapsed() < Duration::from_millis(1500));
     assert!(
         matches!(
