@@ -1,0 +1,101 @@
+//! Errors of the QUIC transport and its TLS identities.
+//!
+//! Produced by `actors::tls` (certificates, pins, rustls configs) and
+//! `actors::transport` (endpoints, connections, request streams); the actors
+//! layer wraps them into its own error. Every message names the peer and the
+//! address where one is involved, says what failed and what an operator can
+//! do. Messages never carry key material or payload bytes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TransportError {
+    #[error("{what} with peer {peer} at {addr} timed out after {after:?}; {hint}", hint = timeout_hint(.what))]
+    Timeout {
+        peer: String,
+        addr: SocketAddr,
+        what: &'static str,
+        after: Duration,
+    },
+    #[error("could not connect to peer {peer} at {addr}: {reason}; check the address and that the node is running")]
+    Connect {
+        peer: String,
+        addr: SocketAddr,
+        reason: String,
+    },
+    #[error("TLS handshake with peer {peer} at {addr} failed: {reason}; check that both nodes pin each other's current certificate")]
+    Handshake {
+        peer: String,
+        addr: SocketAddr,
+        reason: String,
+    },
+    #[error("connection to peer {peer} at {addr} was lost during {what}: {reason}")]
+    ConnectionLost {
+        peer: String,
+        addr: SocketAddr,
+        what: &'static str,
+        reason: String,
+    },
+    #[error("peer {peer} at {addr} refused the request: {reason}")]
+    Refused {
+        peer: String,
+        addr: SocketAddr,
+        reason: String,
+    },
+    #[error("peer {peer} at {addr} is unreachable after {attempts} attempts; last error: {last}")]
+    Unreachable {
+        peer: String,
+        addr: SocketAddr,
+        attempts: u32,
+        last: Box<TransportError>,
+    },
+    #[error("no pinned certificate for peer `{name}`; add it to the node's peer list")]
+    UnknownPeer { name: String },
+    #[error("{what} for peer {peer} at {addr} exceeds the frame limit of {limit} bytes; raise `max_frame_bytes` on both nodes or send less")]
+    FrameTooLarge {
+        peer: String,
+        addr: SocketAddr,
+        what: &'static str,
+        limit: usize,
+    },
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("certificate: {reason}")]
+    Certificate { reason: String },
+    #[error("invalid transport configuration: {reason}")]
+    Config { reason: String },
+    #[error("socket error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the local endpoint is closed")]
+    Closed,
+}
+
+impl TransportError {
+    /// True for failures worth retrying on a fresh connection: the peer was
+    /// not reachable yet, or an established connection went away.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            TransportError::Connect { .. }
+                | TransportError::ConnectionLost { .. }
+                | TransportError::Timeout {
+                    what: WHAT_CONNECT,
+                    ..
+                }
+        )
+    }
+}
+
+fn timeout_hint(what: &str) -> &'static str {
+    if what == WHAT_CONNECT {
+        "check that the node is running and reachable, or raise `connect_timeout`"
+    } else {
+        "the peer is slow or stuck; raise `request_timeout` if it needs longer"
+    }
+}
+
+/// `what` of a timed-out connection attempt (retried, unlike a timed-out reply).
+pub(crate) const WHAT_CONNECT: &str = "connecting";
