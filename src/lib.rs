@@ -6,4 +6,6 @@
 //! roles over QUIC; `cli` is the `crux-node` command line.
 #![warn(clippy::unwrap_used)]
 
+pub mod cli;
 pub mod crypto;
+pub mod data;
