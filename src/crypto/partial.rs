@@ -20,20 +20,10 @@ pub struct PartialDecryption {
 
 impl PartialDecryption {
     /// Checks the proof against the authority's public share and the ciphertext.
-    pub fn verify(
-        &self,
-        key: &JointPublicKey,
-        ciphertext: &Ciphertext,
-        context: &[u8],
-    ) -> Result<(), CryptoError> {
-        let bad = || CryptoError::InvalidDecryptionProof {
-            authority: self.authority.clone(),
-        };
+    pub fn verify(&self, key: &JointPublicKey, ciphertext: &Ciphertext, context: &[u8]) -> Result<(), CryptoError> {
+        let bad = || CryptoError::InvalidDecryptionProof { authority: self.authority.clone() };
         let public = key.share_of(&self.authority).ok_or_else(bad)?;
-        if self
-            .proof
-            .verify(context, &public.point, &ciphertext.a, &self.share)
-        {
+        if self.proof.verify(context, &public.point, &ciphertext.a, &self.share) {
             Ok(())
         } else {
             Err(bad())
@@ -52,26 +42,15 @@ pub fn combine(
     let mut total = ciphertext.b;
     for share in key.shares() {
         let mut found = partials.iter().filter(|p| p.authority == share.authority);
-        let partial = found
-            .next()
-            .ok_or_else(|| CryptoError::InvalidDecryptionProof {
-                authority: share.authority.clone(),
-            })?;
+        let partial = found.next().ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: share.authority.clone() })?;
         if found.next().is_some() {
-            return Err(CryptoError::DuplicateAuthority {
-                authority: share.authority.clone(),
-            });
+            return Err(CryptoError::DuplicateAuthority { authority: share.authority.clone() });
         }
         partial.verify(key, ciphertext, context)?;
         total -= partial.share;
     }
-    if let Some(stranger) = partials
-        .iter()
-        .find(|p| key.share_of(&p.authority).is_none())
-    {
-        return Err(CryptoError::InvalidDecryptionProof {
-            authority: stranger.authority.clone(),
-        });
+    if let Some(stranger) = partials.iter().find(|p| key.share_of(&p.authority).is_none()) {
+        return Err(CryptoError::InvalidDecryptionProof { authority: stranger.authority.clone() });
     }
     Ok(total)
 }

@@ -10,27 +10,16 @@ use crate::crypto::CryptoError;
 #[derive(Debug, Error)]
 pub enum DataError {
     /// No table at the given directory.
-    #[error("no discrete-log table in {dir}: {reason}; build it with `crux-node tables build --dir {dir} --bits {bits}`")]
-    TableMissing {
-        dir: PathBuf,
-        bits: u32,
-        reason: String,
-    },
+    #[error(
+        "no discrete-log table in {dir}: {reason}; build it with `crux-node tables build --dir {dir} --bits {bits}`"
+    )]
+    TableMissing { dir: PathBuf, bits: u32, reason: String },
     /// The table was built with other parameters than the ones asked for.
     #[error("discrete-log table in {dir} has {found}, expected {expected}; rebuild it with `crux-node tables build --dir {dir} --bits {bits}`")]
-    TableMismatch {
-        dir: PathBuf,
-        found: String,
-        expected: String,
-        bits: u32,
-    },
+    TableMismatch { dir: PathBuf, found: String, expected: String, bits: u32 },
     /// The table is damaged (truncated, flipped bytes, missing metadata).
     #[error("discrete-log table in {dir} is damaged: {reason}; rebuild it with `crux-node tables build --dir {dir} --bits {bits}`")]
-    TableCorrupt {
-        dir: PathBuf,
-        reason: String,
-        bits: u32,
-    },
+    TableCorrupt { dir: PathBuf, reason: String, bits: u32 },
     /// Unsupported build parameters.
     #[error("cannot build a table of 2^{bits} baby steps: {reason}")]
     TableParameters { bits: u32, reason: String },
