@@ -1,0 +1,189 @@
+//! Benchmarks of the crypto core and the LMDB discrete-log table, against the
+//! targets of the issue: encryption within 1.3x of the floor (2 fixed-base
+//! mults + 1 compress), 2^22 table built in <= 6 s and <= 120 MB, solving any
+//! |m| < 2^36 in <= 40 ms worst case and |m| < 2^20 in <= 10 µs.
+//!
+//! Criterion measures the single operations; the ratio, the table builds and
+//! the solver figures are timed with `Instant` loops and printed plainly.
+//! Run: `cargo bench --bench crypto`. Figures on a shared 2-core VM are noisy.
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
+use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::scalar::Scalar;
+use rand::rngs::{OsRng, StdRng};
+use rand::{Rng, SeedableRng};
+
+use crux::crypto::{
+    combine, scalar_from_i64, DlogSolver, EncryptionKey, JointPublicKey, KeyShare, PartialDecryption,
+};
+use crux::data::LmdbTable;
+
+const CONTEXT: &[u8] = b"bench-query";
+
+struct Setup {
+    shares: Vec<KeyShare>,
+    joint: JointPublicKey,
+    key: EncryptionKey,
+}
+
+fn setup() -> Setup {
+    let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("auth-{i}"), &mut OsRng)).collect();
+    let publics: Vec<_> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
+    let joint = JointPublicKey::assemble(&publics).unwrap();
+    let key = EncryptionKey::new(&joint);
+    Setup { shares, joint, key }
+}
+
+fn criterion_benches(c: &mut Criterion, s: &Setup) {
+    let ct = s.key.encrypt(12345, &mut OsRng);
+    let ct2 = s.key.encrypt(-678, &mut OsRng);
+    let partials: Vec<PartialDecryption> = s.shares.iter().map(|k| k.partial_decrypt(&ct, CONTEXT, &mut OsRng)).collect();
+    let scalar = Scalar::random(&mut OsRng);
+    let point = RISTRETTO_BASEPOINT_TABLE * &scalar;
+
+    c.bench_function("encrypt", |b| b.iter(|| s.key.encrypt(black_box(42), &mut OsRng)));
+    c.bench_function("encrypt + to_bytes", |b| b.iter(|| s.key.encrypt(black_box(42), &mut OsRng).to_bytes()));
+    c.bench_function("homomorphic add", |b| b.iter(|| black_box(ct) + black_box(ct2)));
+    c.bench_function("partial_decrypt (with DLEQ proof)", |b| {
+        b.iter(|| s.shares[0].partial_decrypt(black_box(&ct), CONTEXT, &mut OsRng))
+    });
+    c.bench_function("PartialDecryption::verify", |b| {
+        b.iter(|| partials[0].verify(&s.joint, black_box(&ct), CONTEXT).unwrap())
+    });
+    c.bench_function("combine 3 partials (verifies all)", |b| {
+        b.iter(|| combine(&s.joint, black_box(&ct), CONTEXT, &partials).unwrap())
+    });
+    c.bench_function("floor: fixed-base mult (basepoint table)", |b| {
+        b.iter(|| RISTRETTO_BASEPOINT_TABLE * black_box(&scalar))
+    });
+    c.bench_function("floor: compress", |b| b.iter(|| black_box(point).compress()));
+}
+
+/// Mean time per call in ns over `iters` calls, best of `rounds` rounds.
+fn time_ns(rounds: usize, iters: u32, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::INFINITY;
+    for _ in 0..rounds {
+        let t = Instant::now();
+        for _ in 0..iters {
+            f();
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / f64::from(iters));
+    }
+    best
+}
+
+fn floor_ratio(s: &Setup) {
+    let scalars: Vec<Scalar> = (0..64).map(|_| Scalar::random(&mut OsRng)).collect();
+    let points: Vec<RistrettoPoint> = scalars.iter().map(|k| RISTRETTO_BASEPOINT_TABLE * k).collect();
+    let mut i = 0usize;
+    let mult = time_ns(5, 2000, || {
+        i = (i + 1) % 64;
+        black_box(RISTRETTO_BASEPOINT_TABLE * &scalars[i]);
+    });
+    let compress = time_ns(5, 2000, || {
+        i = (i + 1) % 64;
+        black_box(points[i].compress());
+    });
+    let encrypt = time_ns(5, 2000, || {
+        black_box(s.key.encrypt(black_box(42), &mut OsRng));
+    });
+    let encrypt_wire = time_ns(5, 2000, || {
+        black_box(s.key.encrypt(black_box(42), &mut OsRng).to_bytes());
+    });
+    let floor = 2.0 * mult + compress;
+    println!();
+    println!("== encryption vs floor (loop timer, best of 5 rounds x 2000) ==");
+    println!("fixed-base mult: {:.2} µs, compress: {:.2} µs", mult / 1e3, compress / 1e3);
+    println!("floor = 2 mults + 1 compress: {:.2} µs", floor / 1e3);
+    println!("encrypt: {:.2} µs, encrypt + to_bytes: {:.2} µs", encrypt / 1e3, encrypt_wire / 1e3);
+    println!(
+        "ratio encrypt / floor: {:.2}   ratio (encrypt + to_bytes) / floor: {:.2}   (target <= 1.3)",
+        encrypt / floor,
+        encrypt_wire / floor
+    );
+}
+
+fn build_table(dir: &std::path::Path, bits: u32) {
+    let t = Instant::now();
+    let info = LmdbTable::build(dir, bits, false).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "table 2^{bits}: built in {secs:.2} s, {} bytes on disk ({:.1} MB, {:.1} bytes/entry)",
+        info.bytes_on_disk,
+        info.bytes_on_disk as f64 / 1e6,
+        info.bytes_on_disk as f64 / info.entries as f64
+    );
+    let t = Instant::now();
+    let table = LmdbTable::open(dir, Some(bits)).unwrap();
+    println!("table 2^{bits}: open + verify (checksum scan, spot checks) in {:.3} s", t.elapsed().as_secs_f64());
+    drop(table);
+}
+
+fn solve_stats<T: crux::crypto::DlogTable>(solver: &DlogSolver<T>, label: &str, values: &[i64]) {
+    let mut times = Vec::with_capacity(values.len());
+    for &m in values {
+        let p = RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m);
+        let t = Instant::now();
+        let got = solver.solve_vartime(&p).unwrap();
+        times.push(t.elapsed());
+        assert_eq!(got, m);
+    }
+    let mean = times.iter().sum::<Duration>() / u32::try_from(times.len()).unwrap();
+    let (worst_i, worst) = times.iter().enumerate().max_by_key(|(_, d)| **d).unwrap();
+    println!(
+        "solve {label}: n = {}, mean {:.3} ms, worst {:.3} ms (m = {})",
+        values.len(),
+        mean.as_secs_f64() * 1e3,
+        worst.as_secs_f64() * 1e3,
+        values[worst_i]
+    );
+}
+
+fn tables_and_solving() {
+    println!();
+    println!("== LMDB tables (Instant timer, one build each) ==");
+    let dir20 = tempfile::tempdir().unwrap();
+    build_table(dir20.path(), 20);
+    drop(dir20);
+    let dir22 = tempfile::tempdir().unwrap();
+    build_table(dir22.path(), 22);
+
+    println!();
+    println!("== solving with the 2^22 LMDB table, range_bits 36 ==");
+    let table = LmdbTable::open(dir22.path(), Some(22)).unwrap();
+    let solver = DlogSolver::new(table, 36).unwrap();
+    let mut rng = StdRng::seed_from_u64(20261125);
+    // warm the page cache and the code paths
+    let warm: Vec<i64> = (0..20).map(|_| rng.gen_range(-(1i64 << 36)..(1i64 << 36))).collect();
+    for &m in &warm {
+        solver.solve_vartime(&(RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m))).unwrap();
+    }
+    let small: Vec<i64> = (0..1000).map(|_| rng.gen_range(-(1i64 << 20)..(1i64 << 20))).collect();
+    solve_stats(&solver, "|m| < 2^20", &small);
+    let a: Vec<i64> = (0..200).map(|_| rng.gen_range(0..(1i64 << 16))).collect();
+    solve_stats(&solver, "m in [0, 2^16)", &a);
+    let b: Vec<i64> = (0..50).map(|_| rng.gen_range(0..(1i64 << 32))).collect();
+    solve_stats(&solver, "m in [0, 2^32)", &b);
+    let c: Vec<i64> = (0..50).map(|_| rng.gen_range(-(1i64 << 36)..(1i64 << 36))).collect();
+    solve_stats(&solver, "m in [-2^36, 2^36)", &c);
+    let edges = [(1i64 << 36) - 1, -(1i64 << 36), (1i64 << 36) - (1 << 22), -(1i64 << 36) + 1];
+    solve_stats(&solver, "range edges (worst cases)", &edges);
+}
+
+fn main() {
+    let s = setup();
+    let mut c = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .configure_from_args();
+    criterion_benches(&mut c, &s);
+    c.final_summary();
+    floor_ratio(&s);
+    tables_and_solving();
+}
