@@ -18,9 +18,7 @@ use curve25519_dalek::scalar::Scalar;
 use rand::rngs::{OsRng, StdRng};
 use rand::{Rng, SeedableRng};
 
-use crux::crypto::{
-    combine, scalar_from_i64, DlogSolver, EncryptionKey, JointPublicKey, KeyShare, PartialDecryption,
-};
+use crux::crypto::{combine, scalar_from_i64, DlogSolver, EncryptionKey, JointPublicKey, KeyShare, PartialDecryption};
 use crux::data::LmdbTable;
 
 const CONTEXT: &[u8] = b"bench-query";
@@ -42,7 +40,8 @@ fn setup() -> Setup {
 fn criterion_benches(c: &mut Criterion, s: &Setup) {
     let ct = s.key.encrypt(12345, &mut OsRng);
     let ct2 = s.key.encrypt(-678, &mut OsRng);
-    let partials: Vec<PartialDecryption> = s.shares.iter().map(|k| k.partial_decrypt(&ct, CONTEXT, &mut OsRng)).collect();
+    let partials: Vec<PartialDecryption> =
+        s.shares.iter().map(|k| k.partial_decrypt(&ct, CONTEXT, &mut OsRng)).collect();
     let scalar = Scalar::random(&mut OsRng);
     let point = RISTRETTO_BASEPOINT_TABLE * &scalar;
 
@@ -144,6 +143,34 @@ fn solve_stats<T: crux::crypto::DlogTable>(solver: &DlogSolver<T>, label: &str, 
     );
 }
 
+/// Splits a solver step into its parts: key computation (point additions +
+/// batched doubling compression) and LMDB lookups of keys that miss.
+fn per_candidate_costs(table: &LmdbTable) {
+    use crux::crypto::dlog::keys_of;
+    use crux::crypto::DlogTable;
+    let step = RISTRETTO_BASEPOINT_TABLE * &Scalar::from(1u64 << 22);
+    let mut p = RISTRETTO_BASEPOINT_TABLE * &Scalar::random(&mut OsRng);
+    let batch = 256u32;
+    let rounds = 64u32;
+    let mut all_keys = Vec::new();
+    let t = Instant::now();
+    for _ in 0..rounds {
+        let mut points = Vec::with_capacity(256);
+        for _ in 0..batch {
+            p += step;
+            points.push(p);
+        }
+        all_keys.push(keys_of(&points));
+    }
+    let compute = t.elapsed().as_nanos() as f64 / f64::from(batch * rounds);
+    let t = Instant::now();
+    for keys in &all_keys {
+        black_box(table.find_first(keys).unwrap());
+    }
+    let lookup = t.elapsed().as_nanos() as f64 / f64::from(batch * rounds);
+    println!("per candidate: key computation {:.3} µs, LMDB lookup (miss) {:.3} µs", compute / 1e3, lookup / 1e3);
+}
+
 fn tables_and_solving() {
     println!();
     println!("== LMDB tables (Instant timer, one build each) ==");
@@ -156,6 +183,7 @@ fn tables_and_solving() {
     println!();
     println!("== solving with the 2^22 LMDB table, range_bits 36 ==");
     let table = LmdbTable::open(dir22.path(), Some(22)).unwrap();
+    per_candidate_costs(&table);
     let solver = DlogSolver::new(table, 36).unwrap();
     let mut rng = StdRng::seed_from_u64(20261125);
     // warm the page cache and the code paths
@@ -176,6 +204,10 @@ fn tables_and_solving() {
 }
 
 fn main() {
+    if std::env::var_os("CRUX_BENCH_ONLY_TABLES").is_some() {
+        tables_and_solving();
+        return;
+    }
     let s = setup();
     let mut c = Criterion::default()
         .sample_size(30)
