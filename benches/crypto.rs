@@ -15,6 +15,7 @@ use criterion::Criterion;
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
 use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::Identity;
 use rand::rngs::{OsRng, StdRng};
 use rand::{Rng, SeedableRng};
 
@@ -76,27 +77,85 @@ fn time_ns(rounds: usize, iters: u32, mut f: impl FnMut()) -> f64 {
     best
 }
 
+/// Prototype, not used by the crate: m·G for a signed 64-bit m from a table of
+/// d·16^i·G (16 nibbles x 16 digits), constant time in m (every entry is
+/// touched with `conditional_assign`, the sign applied with a conditional
+/// negation). Costs 16 additions instead of a full 253-bit fixed-base mult.
+struct SmallValueTable {
+    rows: Vec<[RistrettoPoint; 16]>,
+}
+
+impl SmallValueTable {
+    fn new() -> Self {
+        let mut rows = Vec::with_capacity(16);
+        let mut base = curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
+        for _ in 0..16 {
+            let mut row = [RistrettoPoint::identity(); 16];
+            for d in 1..16 {
+                row[d] = row[d - 1] + base;
+            }
+            base = row[15] + base; // 16 · base
+            rows.push(row);
+        }
+        SmallValueTable { rows }
+    }
+
+    fn mul_i64(&self, m: i64) -> RistrettoPoint {
+        use subtle::{ConditionallyNegatable, ConditionallySelectable, ConstantTimeEq};
+        let v = m.unsigned_abs();
+        let mut acc = RistrettoPoint::identity();
+        for (i, row) in self.rows.iter().enumerate() {
+            let digit = ((v >> (4 * i)) & 15) as u8;
+            let mut selected = RistrettoPoint::identity();
+            for (d, point) in row.iter().enumerate() {
+                selected.conditional_assign(point, (d as u8).ct_eq(&digit));
+            }
+            acc += selected;
+        }
+        acc.conditional_negate(subtle::Choice::from(u8::from(m < 0)));
+        acc
+    }
+}
+
 fn floor_ratio(s: &Setup) {
+    use curve25519_dalek::ristretto::RistrettoBasepointTable;
     let scalars: Vec<Scalar> = (0..64).map(|_| Scalar::random(&mut OsRng)).collect();
     let points: Vec<RistrettoPoint> = scalars.iter().map(|k| RISTRETTO_BASEPOINT_TABLE * k).collect();
+    let y_table = RistrettoBasepointTable::create(&s.joint.point());
+    let small = SmallValueTable::new();
+    for m in [0i64, 1, -1, 42, -123456789, i64::MAX, i64::MIN + 1, 1 << 40] {
+        assert_eq!(small.mul_i64(m), RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m));
+    }
+    // Interleaved rounds so that load from other processes hits all alike;
+    // the best round of each operation is kept.
+    let (mut mult, mut compress, mut encrypt, mut encrypt_wire, mut proto) =
+        (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
     let mut i = 0usize;
-    let mult = time_ns(5, 2000, || {
-        i = (i + 1) % 64;
-        black_box(RISTRETTO_BASEPOINT_TABLE * &scalars[i]);
-    });
-    let compress = time_ns(5, 2000, || {
-        i = (i + 1) % 64;
-        black_box(points[i].compress());
-    });
-    let encrypt = time_ns(5, 2000, || {
-        black_box(s.key.encrypt(black_box(42), &mut OsRng));
-    });
-    let encrypt_wire = time_ns(5, 2000, || {
-        black_box(s.key.encrypt(black_box(42), &mut OsRng).to_bytes());
-    });
+    for _ in 0..20 {
+        mult = mult.min(time_ns(1, 500, || {
+            i = (i + 1) % 64;
+            black_box(RISTRETTO_BASEPOINT_TABLE * &scalars[i]);
+        }));
+        compress = compress.min(time_ns(1, 500, || {
+            i = (i + 1) % 64;
+            black_box(points[i].compress());
+        }));
+        encrypt = encrypt.min(time_ns(1, 500, || {
+            black_box(s.key.encrypt(black_box(42), &mut OsRng));
+        }));
+        encrypt_wire = encrypt_wire.min(time_ns(1, 500, || {
+            black_box(s.key.encrypt(black_box(42), &mut OsRng).to_bytes());
+        }));
+        proto = proto.min(time_ns(1, 500, || {
+            let k = Scalar::random(&mut OsRng);
+            let a = RISTRETTO_BASEPOINT_TABLE * &k;
+            let b = &y_table * &k + small.mul_i64(black_box(42));
+            black_box((a, b));
+        }));
+    }
     let floor = 2.0 * mult + compress;
     println!();
-    println!("== encryption vs floor (loop timer, best of 5 rounds x 2000) ==");
+    println!("== encryption vs floor (loop timer, best of 20 interleaved rounds x 500) ==");
     println!("fixed-base mult: {:.2} µs, compress: {:.2} µs", mult / 1e3, compress / 1e3);
     println!("floor = 2 mults + 1 compress: {:.2} µs", floor / 1e3);
     println!("encrypt: {:.2} µs, encrypt + to_bytes: {:.2} µs", encrypt / 1e3, encrypt_wire / 1e3);
@@ -104,6 +163,11 @@ fn floor_ratio(s: &Setup) {
         "ratio encrypt / floor: {:.2}   ratio (encrypt + to_bytes) / floor: {:.2}   (target <= 1.3)",
         encrypt / floor,
         encrypt_wire / floor
+    );
+    println!(
+        "prototype encrypt with m·G from a 16x16 nibble table (constant time): {:.2} µs, ratio {:.2}",
+        proto / 1e3,
+        proto / floor
     );
 }
 
