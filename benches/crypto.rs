@@ -130,6 +130,9 @@ fn floor_ratio(s: &Setup) {
     // the best round of each operation is kept.
     let (mut mult, mut compress, mut encrypt, mut encrypt_wire, mut proto) =
         (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    let (mut rand_os, mut rand_thread, mut mult_y, mut small_mul, mut encrypt_thread) =
+        (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    let mut thread_rng = rand::thread_rng();
     let mut i = 0usize;
     for _ in 0..20 {
         mult = mult.min(time_ns(1, 500, || {
@@ -145,6 +148,22 @@ fn floor_ratio(s: &Setup) {
         }));
         encrypt_wire = encrypt_wire.min(time_ns(1, 500, || {
             black_box(s.key.encrypt(black_box(42), &mut OsRng).to_bytes());
+        }));
+        rand_os = rand_os.min(time_ns(1, 500, || {
+            black_box(Scalar::random(&mut OsRng));
+        }));
+        rand_thread = rand_thread.min(time_ns(1, 500, || {
+            black_box(Scalar::random(&mut thread_rng));
+        }));
+        mult_y = mult_y.min(time_ns(1, 500, || {
+            i = (i + 1) % 64;
+            black_box(&y_table * &scalars[i]);
+        }));
+        small_mul = small_mul.min(time_ns(1, 500, || {
+            black_box(small.mul_i64(black_box(-123456)));
+        }));
+        encrypt_thread = encrypt_thread.min(time_ns(1, 500, || {
+            black_box(s.key.encrypt(black_box(42), &mut thread_rng));
         }));
         proto = proto.min(time_ns(1, 500, || {
             let k = Scalar::random(&mut OsRng);
@@ -164,6 +183,15 @@ fn floor_ratio(s: &Setup) {
         encrypt / floor,
         encrypt_wire / floor
     );
+    println!(
+        "parts: Scalar::random(OsRng) {:.2} µs, Scalar::random(thread_rng) {:.2} µs, mult with the Y table {:.2} µs, \
+         small-value m·G {:.2} µs",
+        rand_os / 1e3,
+        rand_thread / 1e3,
+        mult_y / 1e3,
+        small_mul / 1e3
+    );
+    println!("encrypt with thread_rng: {:.2} µs, ratio {:.2}", encrypt_thread / 1e3, encrypt_thread / floor);
     println!(
         "prototype encrypt with m·G from a 16x16 nibble table (constant time): {:.2} µs, ratio {:.2}",
         proto / 1e3,
@@ -273,6 +301,10 @@ fn main() {
         return;
     }
     let s = setup();
+    if std::env::var_os("CRUX_BENCH_ONLY_FLOOR").is_some() {
+        floor_ratio(&s);
+        return;
+    }
     let mut c = Criterion::default()
         .sample_size(30)
         .warm_up_time(Duration::from_millis(500))
