@@ -133,3 +133,27 @@ fn open_or_build_builds_once_and_reuses() {
     let third = LmdbTable::open_or_build(&sub, 10, false).unwrap();
     assert_eq!(third.info().checksum_hex, checksum);
 }
+
+#[test]
+fn damaged_lmdb_meta_pages_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    LmdbTable::build(dir.path(), 10, false).unwrap();
+    let path = dir.path().join("data.mdb");
+    let mut bytes = fs::read(&path).unwrap();
+    // LMDB's magic in both meta pages (page 0 and page 1 at 4096)
+    bytes[16] ^= 0xff;
+    bytes[4096 + 16] ^= 0xff;
+    fs::write(&path, bytes).unwrap();
+    let err = LmdbTable::open(dir.path(), Some(10)).unwrap_err();
+    assert!(matches!(err, DataError::TableCorrupt { .. }), "{err}");
+    assert!(err.to_string().contains("rebuild"), "{err}");
+}
+
+#[test]
+fn second_open_in_one_process_is_an_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    LmdbTable::build(dir.path(), 10, false).unwrap();
+    let first = LmdbTable::open(dir.path(), Some(10)).unwrap();
+    assert!(LmdbTable::open(dir.path(), Some(10)).is_err());
+    drop(first);
+}

@@ -107,6 +107,8 @@ pub struct TableInfo {
 
 /// An opened and verified baby-step table. `Send + Sync`: read transactions
 /// are created without thread-local storage, one per `find_first` call.
+/// Open a directory once per process and share the table (e.g. in an `Arc`):
+/// heed refuses a second open of the same directory (`EnvAlreadyOpened`).
 pub struct LmdbTable {
     env: Env<WithoutTls>,
     data: Database<'static, Bytes, Bytes>,
@@ -120,6 +122,10 @@ impl std::fmt::Debug for LmdbTable {
         f.debug_struct("LmdbTable").field("dir", &self.env.path()).field("info", &self.info).finish()
     }
 }
+
+/// What `verify` hands back to `open`: the data and meta databases, the
+/// filter size (log2 bits) and the table info.
+type Verified = (Database<'static, Bytes, Bytes>, Database<'static, Bytes, Bytes>, u32, TableInfo);
 
 fn lmdb<'a>(dir: &'a Path, action: &'static str) -> impl FnOnce(heed::Error) -> DataError + 'a {
     move |source| DataError::Lmdb { dir: dir.to_path_buf(), action, source }
@@ -193,14 +199,12 @@ impl LmdbTable {
             bar.set_position(start);
         }
         bar.set_message("sorting");
-        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        if let Some(w) = pairs.windows(2).find(|w| matches!(w, [a, b] if a.0 == b.0)) {
-            if let [a, b] = w {
-                return Err(DataError::TableParameters {
-                    bits,
-                    reason: format!("baby steps {} and {} share a 96-bit key", a.1, b.1),
-                });
-            }
+        pairs.sort_unstable_by_key(|pair| pair.0);
+        if let Some([a, b]) = pairs.windows(2).find(|w| matches!(w, [a, b] if a.0 == b.0)) {
+            return Err(DataError::TableParameters {
+                bits,
+                reason: format!("baby steps {} and {} share a 96-bit key", a.1, b.1),
+            });
         }
 
         // 2. A fresh environment.
@@ -321,7 +325,12 @@ impl LmdbTable {
             .map_err(|_| corrupt("file larger than the address space".into()))?;
         // SAFETY: the table directory belongs to this node; LMDB's lock file
         // coordinates readers, and nothing writes to a table after its build.
-        let env = unsafe { env_options(map_size).open(dir) }.map_err(lmdb(dir, "opening the table"))?;
+        let env = unsafe { env_options(map_size).open(dir) }.map_err(|e| match e {
+            // LMDB's own checks of its file (bad meta page, version, page
+            // numbers) mean damage; anything else (I/O, already open) not.
+            heed::Error::Mdb(mdb) => corrupt(format!("LMDB refused the file ({mdb})")),
+            other => DataError::Lmdb { dir: dir.to_path_buf(), action: "opening the table", source: other },
+        })?;
         match Self::verify(env.clone(), dir, expected_bits, file_len) {
             Ok((data, meta, filter_log2_bits, info)) => Ok(LmdbTable { env, data, meta, filter_log2_bits, info }),
             Err(e) => {
@@ -336,7 +345,7 @@ impl LmdbTable {
         dir: &Path,
         expected_bits: Option<u32>,
         file_len: u64,
-    ) -> Result<(Database<'static, Bytes, Bytes>, Database<'static, Bytes, Bytes>, u32, TableInfo), DataError> {
+    ) -> Result<Verified, DataError> {
         let hint_bits = expected_bits.unwrap_or(22);
         let corrupt = |reason: String| DataError::TableCorrupt { dir: dir.to_path_buf(), reason, bits: hint_bits };
 
