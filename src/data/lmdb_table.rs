@@ -548,12 +548,16 @@ impl DlogTable for LmdbTable {
             .get(&rtxn, META_FILTER.as_bytes())
             .map_err(|e| CryptoError::Table(format!("LMDB lookup of the presence filter: {e}")))?
             .ok_or_else(|| CryptoError::Table("presence filter missing; rebuild the table".into()))?;
-        for (pos, key) in keys.iter().enumerate() {
-            let maybe_present = filter_contains(filter, key, self.filter_log2_bits)
-                .ok_or_else(|| CryptoError::Table("presence filter truncated; rebuild the table".into()))?;
-            if !maybe_present {
-                continue;
-            }
+        // First pass: all filter bits (independent loads, so the CPU overlaps
+        // their cache misses); second pass: B-tree lookups in key order.
+        let mut maybe_present = Vec::with_capacity(keys.len());
+        for key in keys {
+            maybe_present.push(
+                filter_contains(filter, key, self.filter_log2_bits)
+                    .ok_or_else(|| CryptoError::Table("presence filter truncated; rebuild the table".into()))?,
+            );
+        }
+        for (pos, (key, _)) in keys.iter().zip(&maybe_present).enumerate().filter(|(_, (_, present))| **present) {
             let found = self.data.get(&rtxn, key).map_err(|e| CryptoError::Table(format!("LMDB lookup: {e}")))?;
             if let Some(value) = found {
                 let value: [u8; VALUE_LEN] = value
