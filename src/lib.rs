@@ -7,6 +7,7 @@
 #![warn(clippy::unwrap_used)]
 
 pub mod actors;
+pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod data;

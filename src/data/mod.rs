@@ -1,9 +1,8 @@
-//! The data layer's file side: reads relays' spreadsheet (.xls, .xlsx, .ods
-//! via calamine) and CSV files, finds the column a query names by its 3
-//! header labels and turns its cells into exact fixed-point integers for the
-//! relay's encrypted contribution. Input: `SourceSpec`s from a relay's config
-//! and labels from queries; output: `ColumnData`. Reads files only; no
-//! network, no crypto, and no values in logs.
+//! The data layer: relays' spreadsheet (.xls, .xlsx, .ods via calamine) and
+//! CSV files turned into exact fixed-point columns; the discrete-log table on
+//! LMDB (heed); key files with 0600 permissions. Input comes from disk;
+//! output goes to `crypto` types and to the relay actor. No network, no
+//! protocol decisions, and no values in logs.
 
 mod cell;
 mod column;
@@ -11,6 +10,8 @@ mod csv_reader;
 pub mod decimal;
 pub mod error;
 mod header;
+pub mod keystore;
+pub mod lmdb_table;
 pub mod loaded;
 mod sheet;
 pub mod source;
@@ -19,8 +20,8 @@ mod suggest;
 pub use cell::{cell_ref, column_letters};
 pub use decimal::{Decimal, MAX_DECIMALS, MAX_MAGNITUDE};
 pub use error::DataError;
+pub use keystore::{read_key_share, read_relay_identity, write_key_share, write_relay_identity};
+pub use lmdb_table::{LmdbTable, TableInfo};
 pub use loaded::{detect_format, FileFormat, LoadedSource};
 pub use sheet::WorkbookFormat;
-pub use source::{
-    list_columns, read_column, read_column_all, ColumnData, InvalidPolicy, Shard, SourceSpec,
-};
+pub use source::{list_columns, read_column, read_column_all, ColumnData, InvalidPolicy, Shard, SourceSpec};

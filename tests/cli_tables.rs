@@ -1,0 +1,55 @@
+//! `crux-node tables build|check` run as a real binary.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::process::Command;
+
+fn crux_node(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_crux-node")).args(args).env("RUST_LOG", "warn").output().unwrap()
+}
+
+#[test]
+fn build_check_and_detect_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("dlog");
+    let table_s = table.to_str().unwrap();
+
+    let out = crux_node(&["tables", "build", "--dir", table_s, "--bits", "10"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("built 2^10 = 1024 baby steps"), "{stdout}");
+
+    let out = crux_node(&["tables", "check", "--dir", table_s, "--bits", "10"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("ok"), "{stdout}");
+
+    let out = crux_node(&["tables", "check", "--dir", table_s, "--bits", "12"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rebuild"));
+
+    // flip a byte inside the stored keys
+    let path = table.join("data.mdb");
+    let mut bytes = fs::read(&path).unwrap();
+    let key = crux::crypto::dlog::baby_step_keys(500, 1)[0];
+    let at = bytes.windows(12).position(|w| w == key).unwrap();
+    bytes[at + 6] ^= 0x01;
+    fs::write(&path, bytes).unwrap();
+
+    let out = crux_node(&["tables", "check", "--dir", table_s, "--bits", "10"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.starts_with("error: ") && stderr.contains("rebuild"), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+
+    let out = crux_node(&["tables", "build", "--dir", table_s, "--bits", "7"]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn help_describes_commands() {
+    let out = crux_node(&["tables", "build", "--help"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(stdout.contains("--dir") && stdout.contains("--bits"), "{stdout}");
+}
