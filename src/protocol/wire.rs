@@ -30,7 +30,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Prot
     struct VersionOnly {
         version: u16,
     }
-    let mut de = rmp_serde::Deserializer::new(bytes);
+    let mut de = rmp_serde::Deserializer::new(std::io::Cursor::new(bytes));
     let envelope: Envelope<T> = match Deserialize::deserialize(&mut de) {
         Ok(e) => e,
         Err(err) => {
@@ -43,9 +43,9 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Prot
             return Err(ProtocolError::Malformed(err.to_string()));
         }
     };
-    let consumed = usize::try_from(de.get_ref().len()).unwrap_or(usize::MAX);
-    if consumed != 0 {
-        return Err(ProtocolError::Malformed(format!("{consumed} trailing bytes")));
+    let consumed = usize::try_from(de.position()).unwrap_or(usize::MAX);
+    if consumed != bytes.len() {
+        return Err(ProtocolError::Malformed(format!("{} trailing bytes", bytes.len().saturating_sub(consumed))));
     }
     if envelope.version != PROTOCOL_VERSION {
         return Err(ProtocolError::Version { found: envelope.version, expected: PROTOCOL_VERSION });
@@ -72,7 +72,11 @@ mod tests {
         let v2 = rmp_serde::to_vec(&Envelope { version: 2, body: &msg }).unwrap();
         assert!(matches!(decode::<ProcessorRequest>(&v2, 1024), Err(ProtocolError::Version { found: 2, .. })));
         // valid msgpack of the wrong type
-        assert!(decode::<AuthorityRequest>(&bytes, 1024).is_err());
+        let query = ProcessorRequest::Query {
+            labels: vec!["Land".into()],
+            params: crate::stats::QueryParams::new(crate::stats::Statistic::Sum),
+        };
+        assert!(matches!(decode::<AuthorityRequest>(&encode(&query).unwrap(), 1024), Err(ProtocolError::Malformed(_))));
     }
 
     proptest! {
