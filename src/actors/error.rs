@@ -99,3 +99,29 @@ fn timeout_hint(what: &str) -> &'static str {
 
 /// `what` of a timed-out connection attempt (retried, unlike a timed-out reply).
 pub(crate) const WHAT_CONNECT: &str = "connecting";
+
+/// Errors of running a node or a client: wraps every inner layer and adds
+/// what the node was doing.
+#[derive(Debug, Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    #[error(transparent)]
+    Protocol(#[from] crate::protocol::ProtocolError),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+    #[error("cannot listen on {addr}: {reason}; another process may use the port: stop it or change `node.listen` (or CRUX__NODE__LISTEN)")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("{what}: {reason}")]
+    Setup { what: String, reason: String },
+    #[error("cannot resolve the address {address:?} of {peer}: {reason}")]
+    Address { peer: String, address: String, reason: String },
+    #[error("the processor answered: {0}")]
+    Remote(String),
+    #[error("the node's actor stopped unexpectedly; restart the node")]
+    ActorGone,
+}

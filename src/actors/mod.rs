@@ -1,9 +1,21 @@
 //! Adapters: the QUIC transport with pinned mutual-TLS identities (`tls`,
-//! `transport`), the actix actors of each role, and glue from files and LMDB
-//! to the pure protocol layer.
+//! `transport`), one actix actor per role (`AuthorityActor`, `RelayActor`,
+//! `ProcessorActor`), the node runner, the user client, and glue from files
+//! and LMDB to the pure protocol layer.
 
+pub mod authority;
+pub mod client;
 pub mod column_source;
 pub mod error;
+pub mod keys;
 pub mod ledger;
+pub mod node;
+pub mod processor;
+pub mod relay;
 pub mod tls;
 pub mod transport;
+
+pub use authority::AuthorityActor;
+pub use error::NodeError;
+pub use processor::ProcessorActor;
+pub use relay::RelayActor;

@@ -1,0 +1,88 @@
+//! AuthorityActor: runs the authority's state machine (`protocol::authority`)
+//! on its own thread (a one-thread `SyncArbiter`: partial decryptions and
+//! signature checks are CPU work), with the LMDB ledger. It receives request
+//! bytes from the transport, decodes them under the frame limit, and returns
+//! encoded replies. Nothing secret is logged.
+
+use actix::prelude::*;
+use rand::rngs::OsRng;
+use tracing::{info, info_span, warn};
+
+use super::keys::unix_now;
+use super::ledger::LmdbLedger;
+use crate::protocol::authority::AuthorityState;
+use crate::protocol::ledger::Ledger;
+use crate::protocol::wire::{decode, encode};
+use crate::protocol::{AuthorityRequest, AuthorityResponse, NodeStatus, Role};
+
+/// Request bytes from a peer; the reply is the encoded response.
+#[derive(Message)]
+#[rtype(result = "Vec<u8>")]
+pub struct RequestBytes {
+    pub peer: String,
+    pub bytes: Vec<u8>,
+}
+
+pub struct AuthorityActor {
+    pub state: AuthorityState,
+    pub ledger: LmdbLedger,
+    pub dataset: String,
+    pub processor: String,
+    pub max_frame: usize,
+}
+
+impl Actor for AuthorityActor {
+    type Context = SyncContext<Self>;
+}
+
+fn refused(reason: String) -> Vec<u8> {
+    encode(&AuthorityResponse::Refused { reason }).unwrap_or_default()
+}
+
+impl Handler<RequestBytes> for AuthorityActor {
+    type Result = Vec<u8>;
+
+    fn handle(&mut self, msg: RequestBytes, _ctx: &mut Self::Context) -> Vec<u8> {
+        if msg.peer != self.processor {
+            warn!(peer = %msg.peer, "refusing a request from a node that is not the processor");
+            return refused(format!("{} only answers the processor", self.state.name()));
+        }
+        let request: AuthorityRequest = match decode(&msg.bytes, self.max_frame) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(peer = %msg.peer, cause = %e, "dropping a malformed request");
+                return refused(e.to_string());
+            }
+        };
+        let (query_id, kind) = match &request {
+            AuthorityRequest::Register { spec, round, .. } => (spec.id.to_string(), format!("register round {round}")),
+            AuthorityRequest::Decrypt { query_id, round, release } => (query_id.to_string(), format!("decrypt round {round} {release:?}")),
+            AuthorityRequest::Status => (String::new(), "status".to_string()),
+        };
+        let span = info_span!("query", query_id = %query_id, role = "authority");
+        let _guard = span.enter();
+        let name = self.state.name().to_string();
+        let budget = self.state.policy().budget;
+        let remaining = self.ledger.remaining(&self.dataset, budget).map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
+        let policy = self.state.policy().clone();
+        let dataset = self.dataset.clone();
+        let status = move || NodeStatus {
+            name,
+            role: Role::Authority,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            details: vec![
+                ("dataset".into(), dataset),
+                ("budget_epsilon".into(), budget.to_string()),
+                ("remaining_epsilon".into(), remaining),
+                ("allow_exact".into(), policy.allow_exact.to_string()),
+                ("min_relays".into(), policy.min_relays.to_string()),
+            ],
+        };
+        let response = self.state.handle(request, &mut self.ledger, unix_now(), status, &mut OsRng);
+        match &response {
+            AuthorityResponse::Refused { reason } => warn!(request = %kind, reason = %reason, "refused"),
+            _ => info!(request = %kind, "answered"),
+        }
+        encode(&response).unwrap_or_else(|e| refused(e.to_string()))
+    }
+}

@@ -1,0 +1,28 @@
+//! The user's side: sends one request to the processor named in a user
+//! config (mutual TLS, pinned processor certificate) and returns its answer.
+//! Used by `crux-node query` and `crux-node status`.
+
+use super::error::NodeError;
+use super::keys::{resolve, transport_config};
+use super::transport::{client_endpoint_for, Client};
+use crate::config::NodeConfig;
+use crate::protocol::wire::{decode, encode};
+use crate::protocol::{ProcessorRequest, ProcessorResponse};
+
+/// One request/response with the processor, inside a fresh actix System.
+pub fn ask_processor(cfg: &NodeConfig, request: &ProcessorRequest) -> Result<ProcessorResponse, NodeError> {
+    let tcfg = transport_config(cfg)?;
+    let processor = cfg.cluster.processor.clone();
+    let addr = resolve(&processor)?;
+    let bytes = encode(request)?;
+    let max_frame = cfg.max_frame_bytes;
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let endpoint = client_endpoint_for(addr, &tcfg)?;
+        let client = Client::new(endpoint.clone(), &tcfg);
+        let reply = client.request(&processor.name, addr, &bytes).await;
+        endpoint.close(0u32.into(), b"done");
+        let reply = reply?;
+        Ok(decode::<ProcessorResponse>(&reply, max_frame)?)
+    })
+}

@@ -1,0 +1,224 @@
+//! Runs one node of any role: loads its keys and peers, binds the QUIC
+//! endpoint, starts the role's actor, serves requests until SIGINT/SIGTERM,
+//! then stops accepting, lets in-flight requests finish (bounded) and closes
+//! the endpoint; LMDB environments are flushed on drop.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tracing::info;
+
+use super::authority::{AuthorityActor, RequestBytes};
+use super::column_source::FileColumnSource;
+use super::error::NodeError;
+use super::keys::{read_joint_key, resolve, transport_config};
+use super::ledger::LmdbLedger;
+use super::processor::{ProcessorActor, ProcessorShared};
+use super::relay::RelayActor;
+use super::transport::{bind_endpoint, serve, Client};
+use crate::config::{NodeConfig, NodeRole};
+use crate::crypto::{DlogSolver, DlogTable, EncryptionKey};
+use crate::data::{read_key_share, read_relay_identity, LmdbTable};
+use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
+use crate::protocol::processor::ProcessorView;
+use crate::protocol::relay::RelayState;
+
+/// A started node: its bound address and a handle to stop it.
+pub struct RunningNode {
+    pub addr: SocketAddr,
+    pub endpoint: quinn::Endpoint,
+}
+
+/// Everything CPU-heavy or file-based that a node needs before it serves:
+/// done outside the actor system (e.g. building the discrete-log table).
+pub enum Prepared {
+    Authority(AuthorityActor),
+    Relay(RelayActor),
+    Processor { table: Arc<dyn DlogTable>, description: String },
+}
+
+pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
+    let joint = read_joint_key(cfg)?;
+    let processor = cfg.cluster.processor.name.clone();
+    match cfg.role {
+        NodeRole::Authority => {
+            let a = cfg.authority.as_ref().ok_or_else(|| NodeError::Setup { what: "authority section".into(), reason: "missing".into() })?;
+            let share = read_key_share(&a.key_share)?;
+            if share.authority() != cfg.name {
+                return Err(NodeError::Setup {
+                    what: format!("key share {}", a.key_share.display()),
+                    reason: format!("it belongs to {}, not {}", share.authority(), cfg.name),
+                });
+            }
+            if joint.share_of(&cfg.name).map(|s| s.point) != Some(share.public_point()) {
+                return Err(NodeError::Setup { what: "key share".into(), reason: "it does not match this authority's share in the joint key".into() });
+            }
+            let policy = AuthorityPolicy {
+                min_relays: cfg.cluster.min_relays,
+                allow_exact: a.allow_exact,
+                budget: a.budget,
+                replay_window_secs: a.replay_window_secs,
+                relays: cfg.cluster.relays.iter().map(|r| (r.peer.name.clone(), r.public_key)).collect::<HashMap<_, _>>(),
+            };
+            let ledger = LmdbLedger::open(&cfg.data_dir.join("ledger"))?;
+            Ok(Prepared::Authority(AuthorityActor {
+                state: AuthorityState::new(share, joint, policy),
+                ledger,
+                dataset: cfg.cluster.dataset.clone(),
+                processor,
+                max_frame: cfg.max_frame_bytes,
+            }))
+        }
+        NodeRole::Relay => {
+            let r = cfg.relay.as_ref().ok_or_else(|| NodeError::Setup { what: "relay section".into(), reason: "missing".into() })?;
+            let identity = read_relay_identity(&r.identity_key)?;
+            let mine = cfg.cluster.relays.iter().find(|p| p.peer.name == cfg.name);
+            if mine.map(|p| p.public_key) != Some(identity.public_key()) {
+                return Err(NodeError::Setup {
+                    what: format!("identity key {}", r.identity_key.display()),
+                    reason: "it does not match this relay's public key in cluster.relays".into(),
+                });
+            }
+            Ok(Prepared::Relay(RelayActor {
+                state: RelayState::new(&cfg.name, identity, EncryptionKey::new(&joint)),
+                source: FileColumnSource { relay: cfg.name.clone(), sources: r.sources.clone() },
+                processor,
+                max_frame: cfg.max_frame_bytes,
+            }))
+        }
+        NodeRole::Processor => {
+            let p = cfg.processor.as_ref().ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
+            let progress = std::io::stderr().is_terminal();
+            info!(dir = %p.dlog_dir.display(), bits = p.dlog_table_bits, "opening the discrete-log table (built on first start)");
+            let table = LmdbTable::open_or_build(&p.dlog_dir, p.dlog_table_bits, progress)?;
+            let description = format!("2^{} baby steps, |m| < 2^{}", p.dlog_table_bits, p.dlog_range_bits);
+            Ok(Prepared::Processor { table: Arc::new(table), description })
+        }
+        NodeRole::User => Err(NodeError::Setup { what: "start".into(), reason: "a user config cannot be started; use it with `crux-node query`".into() }),
+    }
+}
+
+/// Starts the node inside the current actix System and returns once it serves.
+pub fn start(cfg: &NodeConfig, prepared: Prepared) -> Result<RunningNode, NodeError> {
+    let listen = cfg.listen.ok_or_else(|| NodeError::Setup { what: "node.listen".into(), reason: "missing".into() })?;
+    let tcfg = transport_config(cfg)?;
+    let endpoint = bind_endpoint(listen, &tcfg).map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
+    let addr = endpoint.local_addr().map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
+    match prepared {
+        Prepared::Authority(actor) => {
+            let cell = std::sync::Mutex::new(Some(actor));
+            let addr_actor = SyncArbiter::start(1, move || match cell.lock().ok().and_then(|mut c| c.take()) {
+                Some(a) => a,
+                None => exit_after_worker_panic(),
+            });
+            actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
+                let a = addr_actor.clone();
+                async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
+            }));
+        }
+        Prepared::Relay(actor) => {
+            let cell = std::sync::Mutex::new(Some(actor));
+            let addr_actor = SyncArbiter::start(1, move || match cell.lock().ok().and_then(|mut c| c.take()) {
+                Some(a) => a,
+                None => exit_after_worker_panic(),
+            });
+            actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
+                let a = addr_actor.clone();
+                async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
+            }));
+        }
+        Prepared::Processor { table, description } => {
+            let p = cfg.processor.as_ref().ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
+            let solver = Arc::new(DlogSolver::new(table, p.dlog_range_bits)?);
+            let joint = read_joint_key(cfg)?;
+            let relays = cfg.cluster.relays.iter().map(|r| Ok((r.peer.name.clone(), resolve(&r.peer)?))).collect::<Result<Vec<_>, NodeError>>()?;
+            let authorities = cfg.cluster.authorities.iter().map(|a| Ok((a.name.clone(), resolve(a)?))).collect::<Result<Vec<_>, NodeError>>()?;
+            let view = Arc::new(ProcessorView {
+                dataset: cfg.cluster.dataset.clone(),
+                min_relays: cfg.cluster.min_relays,
+                relays: cfg.cluster.relays.iter().map(|r| (r.peer.name.clone(), r.public_key)).collect(),
+                authorities: cfg.cluster.authorities.iter().map(|a| a.name.clone()).collect(),
+                joint,
+                dlog_max_abs: solver.max_abs(),
+            });
+            let shared = Rc::new(ProcessorShared {
+                name: cfg.name.clone(),
+                view,
+                client: Client::new(endpoint.clone(), &tcfg),
+                relays,
+                authorities,
+                solver,
+                max_frame: cfg.max_frame_bytes,
+                query_timeout: cfg.timeouts.query,
+                table_description: description,
+            });
+            let actor = ProcessorActor {
+                shared,
+                users: cfg.cluster.users.iter().map(|u| u.name.clone()).collect(),
+                rate_per_minute: p.rate_limit_per_minute,
+                recent: HashMap::new(),
+            }
+            .start();
+            actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
+                let a = actor.clone();
+                async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
+            }));
+        }
+    }
+    info!(node = %cfg.name, role = %cfg.role, listen = %addr, "node started");
+    Ok(RunningNode { addr, endpoint })
+}
+
+// A SyncArbiter asks for a new worker only after the old one panicked. The
+// role's state (keys, cache) went with it, so the node exits with status 3
+// for its supervisor to restart it rather than serve without state.
+fn exit_after_worker_panic<T>() -> T {
+    tracing::error!("the role's worker thread panicked; exiting for a restart");
+    std::process::exit(3)
+}
+
+/// Runs a node until SIGINT or SIGTERM.
+pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
+    let prepared = prepare(&cfg)?;
+    let system = actix_rt::System::new();
+    system.block_on(async move {
+        let node = start(&cfg, prepared)?;
+        wait_for_shutdown().await;
+        info!(node = %cfg.name, "shutting down: no new connections, finishing requests in flight");
+        node.endpoint.set_server_config(None);
+        // a short grace period for replies already being computed
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        node.endpoint.close(0u32.into(), b"shutdown");
+        let _ = tokio::time::timeout(Duration::from_secs(3), node.endpoint.wait_idle()).await;
+        info!(node = %cfg.name, "stopped");
+        Ok::<(), NodeError>(())
+    })?;
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
