@@ -1,8 +1,11 @@
 //! The `crux-node` command line (clap derive). Parses arguments and calls
 //! the library; prints results to stdout. Errors go back to `main`, which
-//! prints them on one line and exits non-zero. Other subcommands (init,
-//! start, query, status) join `Command` later.
+//! prints them on one line and exits non-zero.
 
+pub mod init;
+pub mod query;
+pub mod start;
+pub mod status;
 pub mod tables;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +20,14 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write a cluster's configs, keys and certificates (or add a user to one).
+    Init(init::InitArgs),
+    /// Run one node of the role its config names, until SIGINT or SIGTERM.
+    Start(start::StartArgs),
+    /// Ask the processor for one statistic of a column.
+    Query(query::QueryArgs),
+    /// Show every node's reachability and role, as seen by the processor.
+    Status(status::StatusArgs),
     /// Build or check the discrete-log table (baby steps on LMDB) used to turn
     /// decrypted aggregates back into numbers.
     Tables(tables::TablesArgs),
@@ -26,6 +37,10 @@ pub enum Command {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Init(args) => init::run(args),
+        Command::Start(args) => start::run(args),
+        Command::Query(args) => query::run(args),
+        Command::Status(args) => status::run(args),
         Command::Tables(args) => tables::run(args),
     }
 }

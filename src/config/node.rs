@@ -299,7 +299,7 @@ impl NodeConfig {
             NodeRole::Processor => {
                 let p = raw.processor.clone().unwrap_or(RawProcessor {
                     dlog_dir: None,
-                    dlog_table_bits: 20,
+                    dlog_table_bits: 22,
                     dlog_range_bits: 36,
                     rate_limit_per_minute: 120,
                 });

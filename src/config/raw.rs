@@ -196,7 +196,7 @@ pub struct RawProcessor {
 }
 
 fn default_table_bits() -> u32 {
-    20
+    22
 }
 fn default_range_bits() -> u32 {
     36

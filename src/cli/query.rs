@@ -1,0 +1,161 @@
+//! `crux-node query STAT ... LABEL...`: asks the processor named in a user
+//! config for one statistic and prints the answer (human text, or one JSON
+//! object with `--json`). Exit status 0 on success; otherwise one line on
+//! stderr and a non-zero status.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail};
+use clap::Args;
+use serde_json::json;
+
+use crate::actors::client::ask_processor;
+use crate::config::{NodeConfig, NodeRole};
+use crate::protocol::{ProcessorRequest, ProcessorResponse, QueryAnswer};
+use crate::stats::{Epsilon, ExactValue, QueryParams, Statistic};
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// count, sum, mean, variance, stddev, min, max, median, quantile or histogram
+    pub statistic: String,
+    /// 1 to 3 header labels naming the column: group, sub-label, year/period
+    #[arg(required = true, num_args = 1..=3, value_name = "LABEL")]
+    pub labels: Vec<String>,
+    /// A user configuration (DIR/user.yaml from `crux-node init`).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// No noise (only where every authority allows it: `init --exact`).
+    #[arg(long, conflicts_with = "epsilon")]
+    pub exact: bool,
+    /// Privacy cost of this query; noise is calibrated to it (default 1 unless --exact).
+    #[arg(long, value_name = "E")]
+    pub epsilon: Option<String>,
+    /// Quantile level P in [0, 1] for `quantile`.
+    #[arg(long, value_name = "P")]
+    pub quantile: Option<String>,
+    /// Clamp values to LO:HI (needed with noise, except for count and histogram).
+    #[arg(long, value_name = "LO:HI", allow_hyphen_values = true)]
+    pub bounds: Option<String>,
+    /// Histogram bucket edges, increasing: E1,E2,...
+    #[arg(long, value_name = "E1,E2,...", allow_hyphen_values = true)]
+    pub edges: Option<String>,
+    /// Sample (n-1) instead of population variance and standard deviation.
+    #[arg(long)]
+    pub sample: bool,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn params(args: &QueryArgs) -> anyhow::Result<QueryParams> {
+    let statistic: Statistic = args.statistic.parse()?;
+    let mut p = QueryParams::new(statistic);
+    p.sample = args.sample;
+    p.quantile = args.quantile.clone();
+    if statistic == Statistic::Quantile && p.quantile.is_none() {
+        bail!("quantile needs --quantile P with P in [0, 1]");
+    }
+    if let Some(b) = &args.bounds {
+        let (lo, hi) = b.split_once(':').ok_or_else(|| anyhow!("--bounds takes LO:HI, e.g. 0:3000000"))?;
+        p.bounds = Some((lo.trim().to_string(), hi.trim().to_string()));
+    }
+    if let Some(e) = &args.edges {
+        p.edges = e.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    }
+    p.exact = args.exact;
+    if !args.exact {
+        p.epsilon = Some(Epsilon::parse(args.epsilon.as_deref().unwrap_or("1"))?);
+    }
+    p.validate()?;
+    Ok(p)
+}
+
+pub fn run(args: QueryArgs) -> anyhow::Result<()> {
+    let params = params(&args)?;
+    let cfg = NodeConfig::load(&args.config)?;
+    if cfg.role != NodeRole::User {
+        bail!("{} is a {} config; queries use a user config (DIR/user.yaml)", args.config.display(), cfg.role);
+    }
+    let request = ProcessorRequest::Query { labels: args.labels.clone(), params };
+    match ask_processor(&cfg, &request)? {
+        ProcessorResponse::Answer(answer) => {
+            if args.json {
+                println!("{}", answer_json(&answer));
+            } else {
+                print!("{}", answer_text(&answer));
+            }
+            Ok(())
+        }
+        ProcessorResponse::Error { message } => Err(anyhow!(message)),
+        _ => Err(anyhow!("the processor sent an unexpected answer")),
+    }
+}
+
+pub fn answer_json(a: &QueryAnswer) -> serde_json::Value {
+    let r = &a.result;
+    let mut v = json!({
+        "statistic": r.statistic.name(),
+        "column": a.column,
+        "value": r.value.to_f64(),
+        "exact_value": r.value.exact_string(),
+        "relays": a.relays.len(),
+        "rows": r.count,
+        "exact": a.exact,
+        "epsilon": a.epsilon.map(|e| e.as_f64()),
+        "query_id": a.query_id.to_string(),
+        "contributing_relays": a.relays,
+        "missing_relays": a.missing_relays.iter().map(|(n, why)| json!({"relay": n, "reason": why})).collect::<Vec<_>>(),
+    });
+    if let ExactValue::Histogram(buckets) = &r.value {
+        v["value"] = serde_json::Value::Null;
+        v["buckets"] = json!(buckets.iter().map(|b| json!({"lo": b.lo, "hi": b.hi, "count": b.count})).collect::<Vec<_>>());
+    }
+    v
+}
+
+pub fn answer_text(a: &QueryAnswer) -> String {
+    let r = &a.result;
+    let mut out = String::new();
+    let column = a.column.iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" / ");
+    match &r.value {
+        ExactValue::Histogram(buckets) => {
+            out.push_str(&format!("histogram of {column}:\n"));
+            for b in buckets {
+                out.push_str(&format!(
+                    "  [{}, {}): {}\n",
+                    b.lo.as_deref().unwrap_or("-inf"),
+                    b.hi.as_deref().unwrap_or("+inf"),
+                    b.count
+                ));
+            }
+        }
+        value => {
+            out.push_str(&format!("{} of {column}: {}\n", r.statistic, short(value)));
+            out.push_str(&format!("  exact value: {}\n", value.exact_string()));
+        }
+    }
+    out.push_str(&format!("  relays: {} ({}); values counted: {}\n", a.relays.len(), a.relays.join(", "), r.count));
+    for (n, why) in &a.missing_relays {
+        out.push_str(&format!("  missing relay {n}: {why}\n"));
+    }
+    match (&a.epsilon, a.exact) {
+        (_, true) => out.push_str("  mode: exact (no noise)\n"),
+        (Some(e), false) => out.push_str(&format!("  mode: differentially private, epsilon {e}; {}\n", a.noise.as_deref().unwrap_or(""))),
+        (None, false) => out.push_str("  mode: noisy\n"),
+    }
+    out
+}
+
+fn short(v: &ExactValue) -> String {
+    match v {
+        ExactValue::Fixed { .. } => v.exact_string(),
+        _ => {
+            let f = v.to_f64();
+            if f.abs() >= 1e15 || (f != 0.0 && f.abs() < 1e-6) {
+                format!("{f:e}")
+            } else {
+                format!("{f:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
+            }
+        }
+    }
+}
