@@ -150,6 +150,33 @@ fn noisy_queries_are_charged_and_refused_when_the_budget_is_spent() {
 }
 
 #[test]
+fn noisy_moments_of_large_values_fit_the_discrete_log_range() {
+    // sums of squares of population counts (about 10^13) exceed the solver's
+    // range; with noise they are released at a resolution near the noise scale
+    let mut cluster = MemoryCluster::new("areas.xlsx", 3, false, 2);
+    let l = ["Population", "All usual residents", "2021"];
+    for (st, eps) in [(Statistic::Variance, "3"), (Statistic::Sum, "3"), (Statistic::Stddev, "3")] {
+        let mut params = QueryParams::new(st);
+        params.exact = false;
+        params.epsilon = Some(Epsilon::parse(eps).unwrap());
+        params.bounds = Some(("0".into(), "3000000".into()));
+        let a = cluster.query(&l, params).unwrap();
+        assert!(a.result.value.to_f64().is_finite(), "{st}");
+    }
+    // a tight bound keeps the noisy sum near the truth: sum of values clamped to [0, 100000]
+    let mut cluster = MemoryCluster::new("areas.xlsx", 3, false, 2);
+    let mut params = QueryParams::new(Statistic::Sum);
+    params.exact = false;
+    params.epsilon = Some(Epsilon::parse("5").unwrap());
+    params.bounds = Some(("0".into(), "100000".into()));
+    let a = cluster.query(&l, params).unwrap();
+    let (values, _) = plaintext("H", &["Population".to_string(), "All usual residents".to_string(), "2021".to_string()]);
+    let truth: i128 = values.iter().map(|v| (*v).min(100_000)).sum();
+    // noise: 3 authorities, scale 100001 * 2 / 5 each: std about 1.41 * 40000 * 1.73, so 10 std is 1e6
+    assert!((a.result.value.to_f64() - truth as f64).abs() < 1.0e6, "noisy {} truth {truth}", a.result.value.to_f64());
+}
+
+#[test]
 fn no_plaintext_in_any_message() {
     let mut cluster = MemoryCluster::new("areas.xlsx", 3, true, 2);
     let (letter, l, _) = expected_columns().into_iter().find(|(c, _, _)| c == "N").unwrap();

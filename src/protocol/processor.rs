@@ -127,14 +127,7 @@ impl QueryDriver {
         }
         let needed = self.view.min_relays.max(1);
         if ok.len() < needed {
-            let missing = if self.missing.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; missing: {}",
-                    self.missing.iter().map(|(n, r)| format!("{n} ({r})")).collect::<Vec<_>>().join(", ")
-                )
-            };
+            let missing = if self.missing.is_empty() { String::new() } else { format!("; {}", group_reasons(&self.missing)) };
             return Err(ProtocolError::NotEnoughRelays {
                 got: ok.len(),
                 needed,
@@ -338,6 +331,21 @@ impl QueryDriver {
             other => self.plan_step(other),
         }
     }
+}
+
+/// "relay-1, relay-2: reason; relay-3: other reason" with the relay's own
+/// "relay NAME: " prefix removed, so that one shared cause is said once.
+fn group_reasons(missing: &[(String, String)]) -> String {
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+    for (name, reason) in missing {
+        let prefix = format!("relay {name}: ");
+        let reason = reason.strip_prefix(&prefix).unwrap_or(reason).to_string();
+        match groups.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, names)) => names.push(name),
+            None => groups.push((reason, vec![name])),
+        }
+    }
+    groups.iter().map(|(reason, names)| format!("{} failed: {reason}", names.join(", "))).collect::<Vec<_>>().join("; ")
 }
 
 fn variant<T: std::fmt::Debug>(value: &T) -> String {

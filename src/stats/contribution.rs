@@ -21,14 +21,23 @@ use crate::crypto::{Ciphertext, EncryptionKey};
 /// What the processor asks the relays to encrypt in one round.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayTask {
-    Moments { limb_bits: u32, squares: bool },
+    /// `sum_quantum`/`squares_quantum` are 1 in exact mode; with noise they
+    /// are the released resolution (`release::moments_quanta`): the relay
+    /// sums stochastically rounded v/q and v²/q, so noisy aggregates stay
+    /// small enough for the discrete-log range whatever the magnitudes.
+    Moments { limb_bits: u32, squares: bool, sum_quantum: u128, squares_quantum: u128 },
     Histogram { grid: Grid },
 }
 
 impl RelayTask {
     pub fn validate(&self) -> Result<(), StatsError> {
         match self {
-            RelayTask::Moments { limb_bits, .. } => limbs::limb_count(*limb_bits).map(|_| ()),
+            RelayTask::Moments { limb_bits, sum_quantum, squares_quantum, .. } => {
+                if *sum_quantum == 0 || *squares_quantum == 0 {
+                    return Err(StatsError::InvalidParameter { name: "quantum", reason: "must be at least 1".into() });
+                }
+                limbs::limb_count(*limb_bits).map(|_| ())
+            }
             RelayTask::Histogram { grid } => grid.validate(),
         }
     }
@@ -36,7 +45,7 @@ impl RelayTask {
     /// Ciphertexts one relay sends for this task.
     pub fn ciphertexts_per_relay(&self) -> Result<usize, StatsError> {
         Ok(match self {
-            RelayTask::Moments { limb_bits, squares } => {
+            RelayTask::Moments { limb_bits, squares, .. } => {
                 let l = usize::try_from(limbs::limb_count(*limb_bits)?).unwrap_or(usize::MAX);
                 1 + l + if *squares { l } else { 0 }
             }
@@ -83,6 +92,35 @@ pub fn local_moments(values: &[i128]) -> Result<LocalMoments, StatsError> {
     Ok(LocalMoments { count, sum, squares })
 }
 
+/// v/q rounded to one of its two neighbouring integers, up with probability
+/// frac(v/q): unbiased, so the released sum stays an unbiased estimate.
+fn stochastic_round(v: i128, q: u128, rng: &mut (impl RngCore + CryptoRng)) -> Result<i128, StatsError> {
+    let q = i128::try_from(q).map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
+    let (whole, rest) = (v.div_euclid(q), v.rem_euclid(q));
+    let draw = i128::try_from(rand::Rng::gen_range(rng, 0..q.unsigned_abs())).map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
+    Ok(if draw < rest { whole + 1 } else { whole })
+}
+
+/// Local sums of v/q_s and v²/q_q, each stochastically rounded per row.
+pub fn quantized_moments(
+    values: &[i128],
+    sum_quantum: u128,
+    squares_quantum: u128,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<LocalMoments, StatsError> {
+    let mut sum: i128 = 0;
+    let mut squares: i128 = 0;
+    for v in values {
+        sum = sum.checked_add(stochastic_round(*v, sum_quantum, rng)?).ok_or(StatsError::ArithmeticOverflow("relay sum"))?;
+        let sq = v.checked_mul(*v).ok_or(StatsError::ArithmeticOverflow("relay square"))?;
+        squares = squares
+            .checked_add(stochastic_round(sq, squares_quantum, rng)?)
+            .ok_or(StatsError::ArithmeticOverflow("relay sum of squares"))?;
+    }
+    let count = i64::try_from(values.len()).map_err(|_| StatsError::ArithmeticOverflow("relay count"))?;
+    Ok(LocalMoments { count, sum, squares })
+}
+
 /// Plaintext bucket counts of a histogram task.
 pub fn local_histogram(values: &[i128], grid: &Grid) -> Vec<i64> {
     let mut counts = vec![0i64; usize::try_from(grid.buckets()).unwrap_or(0)];
@@ -103,8 +141,12 @@ pub fn contribute(
 ) -> Result<Contribution, StatsError> {
     task.validate()?;
     match task {
-        RelayTask::Moments { limb_bits, squares } => {
-            let m = local_moments(values)?;
+        RelayTask::Moments { limb_bits, squares, sum_quantum, squares_quantum } => {
+            let m = if *sum_quantum > 1 || *squares_quantum > 1 {
+                quantized_moments(values, *sum_quantum, *squares_quantum, rng)?
+            } else {
+                local_moments(values)?
+            };
             let count = key.encrypt(m.count, rng);
             let sum = limbs::split(m.sum, *limb_bits)?.into_iter().map(|l| key.encrypt(l, rng)).collect();
             let squares = if *squares {
@@ -125,7 +167,7 @@ impl Contribution {
     /// Checks that the contribution has the shape the task asks for.
     pub fn check_shape(&self, task: &RelayTask) -> Result<(), StatsError> {
         let ok = match (self, task) {
-            (Contribution::Moments { sum, squares, .. }, RelayTask::Moments { limb_bits, squares: want }) => {
+            (Contribution::Moments { sum, squares, .. }, RelayTask::Moments { limb_bits, squares: want, .. }) => {
                 let l = usize::try_from(limbs::limb_count(*limb_bits)?).unwrap_or(0);
                 sum.len() == l && squares.len() == if *want { l } else { 0 }
             }

@@ -16,7 +16,7 @@ use super::error::StatsError;
 use super::fixed::{format_fixed, pow10};
 use super::grid::Grid;
 use super::limbs;
-use super::release::{first_search_grid, Release};
+use super::release::{first_search_grid, moments_quanta, Release};
 use super::result::{reduce, ExactValue, HistogramBucket, StatResult};
 use super::search::{QuantileSearch, SearchStep};
 use super::statistic::{FixedParams, QueryParams, Statistic};
@@ -90,7 +90,8 @@ impl Planner {
             RelayTask::Histogram { grid: Grid::Edges(self.fixed.edges.clone()) }
         } else {
             self.state = State::Moments;
-            RelayTask::Moments { limb_bits: self.limb_bits, squares: st.needs_squares() }
+            let (sum_quantum, squares_quantum) = moments_quanta(&self.params, &self.fixed)?;
+            RelayTask::Moments { limb_bits: self.limb_bits, squares: st.needs_squares(), sum_quantum, squares_quantum }
         };
         Ok(self.round_step(task))
     }
@@ -188,7 +189,10 @@ impl Planner {
 
     fn combined(&self, map: &BTreeMap<Release, i128>, whole: Release, limb: fn(u32) -> Release) -> Result<i128, StatsError> {
         if !self.params.exact {
-            return Self::get(map, whole);
+            let (qs, qq) = moments_quanta(&self.params, &self.fixed)?;
+            let q = if whole == Release::Squares { qq } else { qs };
+            let q = i128::try_from(q).map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
+            return Self::get(map, whole)?.checked_mul(q).ok_or(StatsError::ArithmeticOverflow("noisy sum"));
         }
         let l = limbs::limb_count(self.limb_bits)?;
         let parts = (0..l)

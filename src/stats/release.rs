@@ -13,6 +13,7 @@ use super::contribution::{Aggregate, Contribution, RelayTask};
 use super::error::StatsError;
 use super::grid::Grid;
 use super::limbs;
+use super::dp::{laplace_scale, Epsilon};
 use super::statistic::{FixedParams, QueryParams, Statistic};
 use crate::crypto::{scalar_from_i128, Ciphertext};
 
@@ -102,7 +103,10 @@ pub fn check_task(params: &QueryParams, fixed: &FixedParams, round: u32, task: &
     }
     let st = params.statistic;
     match task {
-        RelayTask::Moments { squares, .. } => {
+        RelayTask::Moments { squares, sum_quantum, squares_quantum, .. } => {
+            if (*sum_quantum, *squares_quantum) != moments_quanta(params, fixed)? {
+                return refuse("the task's resolution differs from the query's".into());
+            }
             if st.is_search() || st == Statistic::Histogram {
                 return refuse(format!("a {st} query does not ask for sums"));
             }
@@ -138,6 +142,27 @@ pub fn check_task(params: &QueryParams, fixed: &FixedParams, round: u32, task: &
     Ok(())
 }
 
+/// With noise, the resolution of a released sum: the largest power of two at
+/// most 1/16 of the noise scale t = sensitivity·share/epsilon (at least 1).
+/// Rounding at that resolution costs far less accuracy than the noise does.
+pub fn dp_quantum(sensitivity: u128, epsilon: Epsilon, share: u64) -> Result<u128, StatsError> {
+    let (num, den) = laplace_scale(sensitivity, epsilon, share)?;
+    let target = num / den.max(1) / 16;
+    Ok(if target <= 1 { 1 } else { 1u128 << (127 - target.leading_zeros()) })
+}
+
+/// (sum quantum, squares quantum) of a moments query: 1 and 1 when exact.
+pub fn moments_quanta(params: &QueryParams, fixed: &FixedParams) -> Result<(u128, u128), StatsError> {
+    if params.exact {
+        return Ok((1, 1));
+    }
+    let epsilon = params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
+    let share = plan_shape(params, fixed)?.releases;
+    let b = max_abs_bound(fixed);
+    let b2 = b.checked_mul(b).ok_or(StatsError::ArithmeticOverflow("bounds squared"))?;
+    Ok((dp_quantum(b, epsilon, share)?, dp_quantum(b2, epsilon, share)?))
+}
+
 fn max_abs_bound(fixed: &FixedParams) -> u128 {
     fixed.bounds.map(|(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs())).unwrap_or(0)
 }
@@ -150,15 +175,18 @@ pub fn slot(params: &QueryParams, fixed: &FixedParams, task: &RelayTask, release
     let exact = params.exact;
     let (index, sensitivity) = match (task, release) {
         (RelayTask::Moments { .. }, Release::Count) => (0, 1),
-        (RelayTask::Moments { .. }, Release::Sum) if st.needs_sum() => (1, max_abs_bound(fixed)),
-        (RelayTask::Moments { squares: true, .. }, Release::Squares) => {
+        // in quantized units: one row moves a quantized sum by at most ceil(B/q) + 1
+        (RelayTask::Moments { sum_quantum, .. }, Release::Sum) if st.needs_sum() => {
+            (1, max_abs_bound(fixed).div_ceil(*sum_quantum).saturating_add(1))
+        }
+        (RelayTask::Moments { squares: true, squares_quantum, .. }, Release::Squares) => {
             let b = max_abs_bound(fixed);
-            (2, b.checked_mul(b).ok_or(StatsError::ArithmeticOverflow("sensitivity"))?)
+            (2, b.checked_mul(b).ok_or(StatsError::ArithmeticOverflow("sensitivity"))?.div_ceil(*squares_quantum).saturating_add(1))
         }
         (RelayTask::Moments { limb_bits, .. }, Release::SumLimb(k)) if exact && st.needs_sum() && k < limbs::limb_count(*limb_bits)? => {
             (16 + k, 0)
         }
-        (RelayTask::Moments { limb_bits, squares: true }, Release::SquaresLimb(k)) if exact && k < limbs::limb_count(*limb_bits)? => {
+        (RelayTask::Moments { limb_bits, squares: true, .. }, Release::SquaresLimb(k)) if exact && k < limbs::limb_count(*limb_bits)? => {
             (64 + k, 0)
         }
         (RelayTask::Histogram { .. }, Release::HistTotal) => (0, 1),
@@ -230,10 +258,10 @@ mod tests {
     fn authority_refuses_what_the_plan_does_not_contain() {
         let p = QueryParams::new(Statistic::Mean);
         let f = p.fixed(0).unwrap();
-        let task = RelayTask::Moments { limb_bits: 20, squares: false };
+        let task = RelayTask::Moments { limb_bits: 20, squares: false, sum_quantum: 1, squares_quantum: 1 };
         check_task(&p, &f, 0, &task).unwrap();
         assert!(check_task(&p, &f, 1, &task).is_err(), "second round");
-        assert!(check_task(&p, &f, 0, &RelayTask::Moments { limb_bits: 20, squares: true }).is_err());
+        assert!(check_task(&p, &f, 0, &RelayTask::Moments { limb_bits: 20, squares: true, sum_quantum: 1, squares_quantum: 1 }).is_err());
         assert!(check_task(&p, &f, 0, &RelayTask::Histogram { grid: Grid::Magnitude }).is_err());
         slot(&p, &f, &task, Release::Count).unwrap();
         slot(&p, &f, &task, Release::SumLimb(3)).unwrap();
@@ -246,6 +274,17 @@ mod tests {
         dp.bounds = Some(("-5".into(), "3".into()));
         let df = dp.fixed(0).unwrap();
         assert!(slot(&dp, &df, &task, Release::SumLimb(0)).is_err(), "limbs only in exact mode");
-        assert_eq!(slot(&dp, &df, &task, Release::Sum).unwrap(), ReleaseSlot { index: 1, sensitivity: 5, share: 2 });
+        // noise scales 5*2/1 = 10 (sum: below 16 quanta) and 25*2/1 = 50 (squares: 2^1)
+        assert_eq!(moments_quanta(&dp, &df).unwrap(), (1, 2));
+        assert!(check_task(&dp, &df, 0, &task).is_err(), "wrong resolution");
+        let dp_task = RelayTask::Moments { limb_bits: 20, squares: false, sum_quantum: 1, squares_quantum: 2 };
+        assert!(check_task(&dp, &df, 0, &dp_task).is_ok());
+        assert_eq!(slot(&dp, &df, &dp_task, Release::Sum).unwrap(), ReleaseSlot { index: 1, sensitivity: 6, share: 2 });
+        // large bounds: resolution about 1/16 of the noise scale, a power of two
+        dp.bounds = Some(("0".into(), "3000000".into()));
+        let df = dp.fixed(0).unwrap();
+        let (qs, qq) = moments_quanta(&dp, &df).unwrap();
+        assert_eq!(qs, 1 << 18); // t = 3e6 * 2 / 1 = 6e6, /16 = 375000 -> 2^18
+        assert!(qq.is_power_of_two() && qq <= 9_000_000_000_000u128 * 2 / 16 && qq * 2 > 9_000_000_000_000u128 * 2 / 16);
     }
 }
