@@ -80,13 +80,16 @@ pub struct LocalMoments {
     pub squares: i128,
 }
 
-pub fn local_moments(values: &[i128]) -> Result<LocalMoments, StatsError> {
+/// Count, Σv and (only when `with_squares`) Σv², with checked arithmetic.
+pub fn local_moments(values: &[i128], with_squares: bool) -> Result<LocalMoments, StatsError> {
     let mut sum: i128 = 0;
     let mut squares: i128 = 0;
     for v in values {
         sum = sum.checked_add(*v).ok_or(StatsError::ArithmeticOverflow("relay sum"))?;
-        let sq = v.checked_mul(*v).ok_or(StatsError::ArithmeticOverflow("relay square"))?;
-        squares = squares.checked_add(sq).ok_or(StatsError::ArithmeticOverflow("relay sum of squares"))?;
+        if with_squares {
+            let sq = v.checked_mul(*v).ok_or(StatsError::ArithmeticOverflow("relay square"))?;
+            squares = squares.checked_add(sq).ok_or(StatsError::ArithmeticOverflow("relay sum of squares"))?;
+        }
     }
     let count = i64::try_from(values.len()).map_err(|_| StatsError::ArithmeticOverflow("relay count"))?;
     Ok(LocalMoments { count, sum, squares })
@@ -106,12 +109,16 @@ pub fn quantized_moments(
     values: &[i128],
     sum_quantum: u128,
     squares_quantum: u128,
+    with_squares: bool,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<LocalMoments, StatsError> {
     let mut sum: i128 = 0;
     let mut squares: i128 = 0;
     for v in values {
         sum = sum.checked_add(stochastic_round(*v, sum_quantum, rng)?).ok_or(StatsError::ArithmeticOverflow("relay sum"))?;
+        if !with_squares {
+            continue;
+        }
         let sq = v.checked_mul(*v).ok_or(StatsError::ArithmeticOverflow("relay square"))?;
         squares = squares
             .checked_add(stochastic_round(sq, squares_quantum, rng)?)
@@ -143,9 +150,9 @@ pub fn contribute(
     match task {
         RelayTask::Moments { limb_bits, squares, sum_quantum, squares_quantum } => {
             let m = if *sum_quantum > 1 || *squares_quantum > 1 {
-                quantized_moments(values, *sum_quantum, *squares_quantum, rng)?
+                quantized_moments(values, *sum_quantum, *squares_quantum, *squares, rng)?
             } else {
-                local_moments(values)?
+                local_moments(values, *squares)?
             };
             let count = key.encrypt(m.count, rng);
             let sum = limbs::split(m.sum, *limb_bits)?.into_iter().map(|l| key.encrypt(l, rng)).collect();

@@ -1,0 +1,244 @@
+//! A real cluster over QUIC on 127.0.0.1: `crux-node init`, then 3 authority,
+//! 1 processor and 3 relay processes started with `crux-node start`, queried
+//! with `crux-node query` and `crux-node status`. Every statistic in exact
+//! mode equals tests/data/expected_stats.json; a noisy query charges the
+//! budget; the CLI's JSON shape, exit codes, env overrides and errors.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{expected_columns, fraction};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crux-node");
+
+fn free_base_port(count: u16) -> u16 {
+    for attempt in 0..200u32 {
+        let base = 20_000 + ((std::process::id() * 7919 + attempt * 104_729) % 40_000) as u16;
+        if (0..count).all(|i| UdpSocket::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    nodes: Vec<(String, Child)>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Cluster {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn start(exact: bool) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx");
+        let base = free_base_port(7);
+        let mut init = Command::new(BIN);
+        init.args(["init", "--out"]).arg(dir.path()).args(["--authorities", "3", "--relays", "3", "--data"]).arg(&data);
+        init.args(["--base-port", &base.to_string(), "--dlog-bits", "14", "--dlog-range-bits", "30"]);
+        if exact {
+            init.arg("--exact");
+        }
+        let out = init.output().unwrap();
+        assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+        let mut cluster = Cluster { dir, nodes: Vec::new() };
+        for name in ["authority-1", "authority-2", "authority-3", "processor", "relay-1", "relay-2", "relay-3"] {
+            cluster.spawn(name);
+        }
+        cluster.wait_ready();
+        cluster
+    }
+
+    fn spawn(&mut self, name: &str) {
+        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .args(["start", "--config"])
+            .arg(self.path(&format!("{name}.yaml")))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.nodes.push((name.to_string(), child));
+    }
+
+    fn wait_ready(&self) {
+        let started = Instant::now();
+        loop {
+            let out = self.cli(&["status", "--config"], &[]);
+            if out.status.success() {
+                return;
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let logs: String = ["processor", "authority-1", "relay-1"]
+                    .iter()
+                    .map(|n| std::fs::read_to_string(self.path(&format!("{n}.log"))).unwrap_or_default())
+                    .collect();
+                panic!("cluster not ready: {}\n{logs}", String::from_utf8_lossy(&out.stderr));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Runs the CLI; `args` ends with `--config`, to which user.yaml is appended.
+    fn cli(&self, args: &[&str], tail: &[&str]) -> Output {
+        self.cli_env(args, tail, &[])
+    }
+
+    fn cli_env(&self, args: &[&str], tail: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args).arg(self.path("user.yaml")).args(tail);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    fn query_json(&self, stat: &str, extra: &[&str], labels: &[String]) -> Value {
+        let mut tail: Vec<&str> = extra.to_vec();
+        tail.push("--json");
+        tail.extend(labels.iter().map(|s| s.as_str()));
+        let out = self.cli(&["query", stat, "--config"], &tail);
+        assert!(out.status.success(), "{stat} {labels:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+#[test]
+fn exact_statistics_over_quic_equal_the_expected_values() {
+    let cluster = Cluster::start(true);
+    for (letter, labels, stats) in expected_columns().into_iter().filter(|(c, _, _)| ["C", "H", "N", "S"].contains(&c.as_str())) {
+        let q = |stat: &str| cluster.query_json(stat, &["--exact"], &labels);
+        let count = q("count");
+        // the documented JSON shape
+        for key in ["statistic", "column", "value", "exact_value", "relays", "rows", "exact", "epsilon"] {
+            assert!(count.get(key).is_some(), "missing {key} in {count}");
+        }
+        assert_eq!(count["statistic"], "count");
+        assert_eq!(count["column"], serde_json::json!(labels));
+        assert_eq!(count["relays"], 3);
+        assert_eq!(count["exact"], true);
+        assert_eq!(count["epsilon"], Value::Null);
+        assert_eq!(count["value"].as_f64().unwrap() as i64, stats["count"].as_i64().unwrap(), "{letter}");
+        assert_eq!(count["rows"].as_i64().unwrap(), stats["count"].as_i64().unwrap());
+        assert_eq!(q("sum")["exact_value"], stats["sum"], "{letter} sum");
+        assert_eq!(fraction(q("mean")["exact_value"].as_str().unwrap()), fraction(stats["mean_exact"].as_str().unwrap()), "{letter} mean");
+        let var = q("variance");
+        assert_eq!(fraction(var["exact_value"].as_str().unwrap()), fraction(stats["variance_pop_exact"].as_str().unwrap()), "{letter}");
+        let std: f64 = stats["std_pop"].as_str().unwrap().parse().unwrap();
+        assert!((q("stddev")["value"].as_f64().unwrap() - std).abs() <= 1e-6 * std.max(1.0), "{letter} stddev");
+        assert_eq!(q("median")["exact_value"], stats["median_lower"], "{letter} median");
+        assert_eq!(q("min")["exact_value"], stats["min"], "{letter} min");
+        assert_eq!(q("max")["exact_value"], stats["max"], "{letter} max");
+    }
+    let land = vec!["Land".to_string()];
+    let h = cluster.query_json("histogram", &["--exact", "--edges", "0,1000,10000"], &land);
+    let counts: Vec<i64> = h["buckets"].as_array().unwrap().iter().map(|b| b["count"].as_i64().unwrap()).collect();
+    assert_eq!(counts, vec![0, 393, 21, 0]);
+    let q90 = cluster.query_json("quantile", &["--exact", "--quantile", "0.5"], &land);
+    let median = expected_columns().into_iter().find(|(c, _, _)| c == "T").unwrap().2["median_lower"].clone();
+    assert_eq!(q90["exact_value"], median, "quantile 0.5 is the lower median");
+}
+
+#[test]
+fn cli_errors_status_overrides_and_budget() {
+    let cluster = Cluster::start(true);
+    // status: every node up, exit 0, JSON lists 7 nodes with roles
+    let out = cluster.cli(&["status", "--json", "--config"], &[]);
+    assert!(out.status.success());
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = status["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 7);
+    assert_eq!(nodes.iter().filter(|n| n["role"] == "relay" && n["up"] == true).count(), 3);
+    let remaining = |s: &Value| -> Vec<String> {
+        s["nodes"].as_array().unwrap().iter().filter(|n| n["role"] == "authority").map(|n| n["details"]["remaining_epsilon"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(remaining(&status), vec!["10", "10", "10"]);
+
+    // a noisy query answers with a value and charges every authority's budget
+    let labels = vec!["Population".to_string(), "All usual residents".to_string(), "2021".to_string()];
+    let dp = cluster.query_json("mean", &["--epsilon", "0.5", "--bounds", "0:3000000"], &labels);
+    assert_eq!(dp["exact"], false);
+    assert_eq!(dp["epsilon"], 0.5);
+    assert!(dp["value"].as_f64().unwrap().is_finite());
+    let out = cluster.cli(&["status", "--json", "--config"], &[]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(remaining(&status), vec!["9.5", "9.5", "9.5"]);
+
+    // a wrong label: non-zero exit, one line naming the label and a suggestion
+    let out = cluster.cli(&["query", "sum", "--exact", "--config"], &["Populaton", "All usual residents", "2021"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "{err}");
+    assert!(err.contains("Populaton") && err.contains("did you mean") && err.contains("Population / All usual residents / 2021"), "{err}");
+    assert!(out.stdout.is_empty());
+
+    // noisy statistics other than count need bounds: a clear local error
+    let out = cluster.cli(&["query", "sum", "--config"], &["Land"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--bounds"));
+
+    // env override: point the user at a port where no processor listens
+    let out = cluster.cli_env(
+        &["query", "count", "--exact", "--config"],
+        &["Land"],
+        &[("CRUX__CLUSTER__PROCESSOR__ADDRESS", "127.0.0.1:9"), ("CRUX__TIMEOUTS__CONNECT_MS", "300"), ("CRUX__TIMEOUTS__RETRIES", "1")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("processor") && err.contains("127.0.0.1:9"), "{err}");
+    let out = cluster.cli_env(&["status", "--config"], &[], &[("CRUX__CLUSTER__PROCESSOR__ADDRESS", "127.0.0.1:9"), ("CRUX__TIMEOUTS__CONNECT_MS", "300")]);
+    assert!(!out.status.success(), "status fails when the processor is unreachable");
+
+    // an unknown statistic and a bad config path
+    let out = cluster.cli(&["query", "mode", "--config"], &["Land"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unknown statistic"));
+    let out = Command::new(BIN).args(["query", "count", "--exact", "--config", "/nonexistent/user.yaml", "Land"]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("/nonexistent/user.yaml"));
+}
+
+#[test]
+fn config_errors_are_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.csv");
+    let out = Command::new(BIN).args(["init", "--out"]).arg(dir.path()).arg("--data").arg(&data).args(["--base-port", "7900"]).output().unwrap();
+    assert!(out.status.success());
+    let start = |file: &str, env: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["start", "--config"]).arg(dir.path().join(file));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = start("relay-1.yaml", &[("CRUX__NODE__ROLE", "janitor")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"), "{}", String::from_utf8_lossy(&out.stderr));
+    // an unreadable data file
+    let text = std::fs::read_to_string(dir.path().join("relay-3.yaml")).unwrap();
+    std::fs::write(dir.path().join("relay-3.yaml"), text.replace(&data.display().to_string(), "/nonexistent/data.xlsx")).unwrap();
+    let out = start("relay-3.yaml", &[]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/data.xlsx"), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::remove_file(dir.path().join("certs/relay-2.crt")).unwrap();
+    let out = start("relay-1.yaml", &[]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && err.contains("relay-2.crt"), "{err}");
+    let out = start("authority-1.yaml", &[("CRUX__NODE__LISTEN", "not-an-address")]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("node.listen"));
+}
