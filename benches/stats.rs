@@ -25,7 +25,9 @@ use rand::rngs::{OsRng, StdRng};
 use rand::{Rng, SeedableRng};
 
 use crux::actors::column_source::FileColumnSource;
-use crux::crypto::{DlogSolver, EncryptionKey, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
+use crux::crypto::{
+    DlogSolver, EncryptionKey, JointPublicKey, KeyShare, MemoryTable, RelayIdentity,
+};
 use crux::data::{Shard, SourceSpec};
 use crux::protocol::authority::{AuthorityPolicy, AuthorityState};
 use crux::protocol::ledger::MemoryLedger;
@@ -45,7 +47,7 @@ const LIMB_BITS: u32 = 32;
 /// Default processor discrete-log configuration (config/raw.rs): table 2^20, range 2^36.
 const TABLE_BITS: u32 = 20;
 const RANGE_BITS: u32 = 36;
-const RUNS: usize = 5;
+const RUNS: usize = 11;
 
 // ------------------------------------------------------------------ data
 
@@ -89,7 +91,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn ratio(a: Duration, b: Duration) -> String {
-    if b.as_nanos() == 0 {
+    if b < Duration::from_micros(1) {
         "-".into()
     } else {
         format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
@@ -99,7 +101,11 @@ fn ratio(a: Duration, b: Duration) -> String {
 // ------------------------------------------------------------------ part 1 and 2: relay contribution vs floor
 
 /// Encrypts the local aggregates the way `contribute` does (the crypto part alone).
-fn encrypt_moments(m: &crux::stats::contribution::LocalMoments, squares: bool, key: &EncryptionKey) -> usize {
+fn encrypt_moments(
+    m: &crux::stats::contribution::LocalMoments,
+    squares: bool,
+    key: &EncryptionKey,
+) -> usize {
     let mut n = 1;
     black_box(key.encrypt(m.count, &mut OsRng));
     for l in limbs::split(m.sum, LIMB_BITS).unwrap() {
@@ -150,10 +156,20 @@ struct Row {
 }
 
 fn print_rows(column: &str, rows: &[Row]) {
-    println!("\n== relay contribution for {ROWS} rows, column `{column}` (median of {RUNS} runs) ==");
+    println!(
+        "\n== relay contribution for {ROWS} rows, column `{column}` (median of {RUNS} runs) =="
+    );
     println!(
         "{:<22} {:<26} {:>4} {:>12} {:>12} {:>12} {:>14} {:>12} {:>9}  floor computation",
-        "statistic", "relay task", "cts", "scan", "crypto", "scan+crypto", "contribute()", "floor", "relay/floor"
+        "statistic",
+        "relay task",
+        "cts",
+        "scan",
+        "crypto",
+        "scan+crypto",
+        "contribute()",
+        "floor",
+        "relay/floor"
     );
     for r in rows {
         println!(
@@ -177,7 +193,10 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     let moments = local_moments(values).unwrap();
 
     // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
-    let task = RelayTask::Moments { limb_bits: LIMB_BITS, squares: false };
+    let task = RelayTask::Moments {
+        limb_bits: LIMB_BITS,
+        squares: false,
+    };
     let scan = median_time(|| local_moments(values).unwrap());
     let crypto = median_time(|| encrypt_moments(&moments, false, key));
     let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
@@ -190,7 +209,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
         crypto,
         contribute: total,
         floor,
-        floor_what: "values.len()",
+        floor_what: "values.len() (O(1), no ratio)",
     });
 
     // sum / mean: same task; floor = i128 sum and the mean's division.
@@ -210,7 +229,10 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     });
 
     // variance / stddev: Moments with squares; floor = i128 sum and sum of squares, n·q - s².
-    let task = RelayTask::Moments { limb_bits: LIMB_BITS, squares: true };
+    let task = RelayTask::Moments {
+        limb_bits: LIMB_BITS,
+        squares: true,
+    };
     let crypto = median_time(|| encrypt_moments(&moments, true, key));
     let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
     let floor = median_time(|| {
@@ -236,9 +258,24 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     // median: round 0 on the 127 magnitude buckets, and one 64-bucket refinement round.
     let floor = median_time(|| floor_median(values));
     let median = floor_median(values);
+    let copy = median_time(|| values.to_vec());
+    let sort = median_time(|| {
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        v
+    });
+    let breakdown = format!(
+        "`{column}` median floor breakdown: copy alone {}, copy + select_nth_unstable {}, copy + sort_unstable {}",
+        ms(copy),
+        ms(floor),
+        ms(sort)
+    );
     for (label, grid) in [
         ("median round 0", Grid::Magnitude),
-        ("median refinement round", Grid::covering(median - (1 << 20), median + (1 << 20), 64).unwrap()),
+        (
+            "median refinement round",
+            Grid::covering(median - (1 << 20), median + (1 << 20), 64).unwrap(),
+        ),
     ] {
         let task = RelayTask::Histogram { grid: grid.clone() };
         let scan = median_time(|| local_histogram(values, &grid));
@@ -266,7 +303,13 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     let scan = median_time(|| local_histogram(values, &grid));
     let counts = local_histogram(values, &grid);
     let floor_counts = floor_histogram(values, edges);
-    assert_eq!(counts.iter().map(|c| u64::try_from(*c).unwrap()).collect::<Vec<_>>(), floor_counts);
+    assert_eq!(
+        counts
+            .iter()
+            .map(|c| u64::try_from(*c).unwrap())
+            .collect::<Vec<_>>(),
+        floor_counts
+    );
     let crypto = median_time(|| encrypt_counts(&counts, key));
     let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
     let floor = median_time(|| floor_histogram(values, edges));
@@ -281,6 +324,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
         floor_what: "partition_point per value",
     });
     print_rows(column, &rows);
+    println!("{breakdown}");
     println!(
         "(cts = ciphertexts per relay; crypto = encrypting the local aggregates only; contribute() = scan + encryption as the relay runs it;\n relay/floor = contribute() / floor; the median floor is the whole statistic, the relay figure one round of the search)"
     );
@@ -292,12 +336,31 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
     let relays = 8;
     let chunk = values.len() / relays;
     for (name, task) in [
-        ("moments 1+4+4", RelayTask::Moments { limb_bits: LIMB_BITS, squares: true }),
-        ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
-        ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap() }),
+        (
+            "moments 1+4+4",
+            RelayTask::Moments {
+                limb_bits: LIMB_BITS,
+                squares: true,
+            },
+        ),
+        (
+            "histogram 127 magnitude",
+            RelayTask::Histogram {
+                grid: Grid::Magnitude,
+            },
+        ),
+        (
+            "histogram 64 uniform",
+            RelayTask::Histogram {
+                grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap(),
+            },
+        ),
     ] {
-        let contributions: Vec<Contribution> =
-            values.chunks(chunk).take(relays).map(|v| contribute(&task, v, key, &mut OsRng).unwrap()).collect();
+        let contributions: Vec<Contribution> = values
+            .chunks(chunk)
+            .take(relays)
+            .map(|v| contribute(&task, v, key, &mut OsRng).unwrap())
+            .collect();
         c.bench_function(&format!("aggregate {relays} relays, {name}"), |b| {
             b.iter(|| Contribution::aggregate(&task, black_box(&contributions)).unwrap())
         });
@@ -308,13 +371,21 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
     let message = vec![7u8; 1024];
     let sig = identity.sign(b"query-id-bytes..", &message);
     c.bench_function("RelayPublicKey::verify, 1 KiB message", |b| {
-        b.iter(|| public.verify("relay-1", b"query-id-bytes..", black_box(&message), &sig).unwrap())
+        b.iter(|| {
+            public
+                .verify("relay-1", b"query-id-bytes..", black_box(&message), &sig)
+                .unwrap()
+        })
     });
     // the real signed statement of a magnitude-grid contribution is about 127 * 64 bytes
     let big = vec![7u8; 127 * 66 + 200];
     let sig = identity.sign(b"query-id-bytes..", &big);
     c.bench_function("RelayPublicKey::verify, 8.6 KB message", |b| {
-        b.iter(|| public.verify("relay-1", b"query-id-bytes..", black_box(&big), &sig).unwrap())
+        b.iter(|| {
+            public
+                .verify("relay-1", b"query-id-bytes..", black_box(&big), &sig)
+                .unwrap()
+        })
     });
 }
 
@@ -322,9 +393,25 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
 fn aggregation_per_relay(key: &EncryptionKey) {
     println!("\n== processor aggregation per relay (Contribution::aggregate over N contributions, / N; median of {RUNS}) ==");
     for (name, task) in [
-        ("moments 1+4+4 (variance)", RelayTask::Moments { limb_bits: LIMB_BITS, squares: true }),
-        ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
-        ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(0, 6399, 64).unwrap() }),
+        (
+            "moments 1+4+4 (variance)",
+            RelayTask::Moments {
+                limb_bits: LIMB_BITS,
+                squares: true,
+            },
+        ),
+        (
+            "histogram 127 magnitude",
+            RelayTask::Histogram {
+                grid: Grid::Magnitude,
+            },
+        ),
+        (
+            "histogram 64 uniform",
+            RelayTask::Histogram {
+                grid: Grid::covering(0, 6399, 64).unwrap(),
+            },
+        ),
     ] {
         let one = contribute(&task, &[1, 2, 3], key, &mut OsRng).unwrap();
         for n in [8usize, 64] {
@@ -352,8 +439,15 @@ impl ColumnSource for Generated {
         self.columns
             .iter()
             .find(|(name, _)| *name == want)
-            .map(|(name, v)| ColumnValues { labels: vec![name.to_string()], decimals: 0, values: v.clone() })
-            .ok_or_else(|| SourceError { public: format!("no column {want}"), private: String::new() })
+            .map(|(name, v)| ColumnValues {
+                labels: vec![name.to_string()],
+                decimals: 0,
+                values: v.clone(),
+            })
+            .ok_or_else(|| SourceError {
+                public: format!("no column {want}"),
+                private: String::new(),
+            })
     }
 }
 
@@ -383,7 +477,12 @@ struct Cluster {
 }
 
 fn status(name: &str, role: Role) -> NodeStatus {
-    NodeStatus { name: name.to_string(), role, version: "bench".into(), details: vec![] }
+    NodeStatus {
+        name: name.to_string(),
+        role,
+        version: "bench".into(),
+        details: vec![],
+    }
 }
 
 fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(msg: &T) -> (T, usize) {
@@ -393,15 +492,26 @@ fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(msg: &T) -> (T, usize
 
 impl Cluster {
     fn new(sources: Vec<Box<dyn ColumnSource>>, solver: Arc<DlogSolver<MemoryTable>>) -> Self {
-        let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
-        let joint = JointPublicKey::assemble(&shares.iter().map(|s| s.public_share(&mut OsRng)).collect::<Vec<_>>()).unwrap();
+        let shares: Vec<KeyShare> = (1..=3)
+            .map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng))
+            .collect();
+        let joint = JointPublicKey::assemble(
+            &shares
+                .iter()
+                .map(|s| s.public_share(&mut OsRng))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
         let mut relays = Vec::new();
         let mut relay_keys = Vec::new();
         for (j, source) in sources.into_iter().enumerate() {
             let name = format!("relay-{}", j + 1);
             let identity = RelayIdentity::generate(&mut OsRng);
             relay_keys.push((name.clone(), identity.public_key()));
-            relays.push((RelayState::new(&name, identity, EncryptionKey::new(&joint)), source));
+            relays.push((
+                RelayState::new(&name, identity, EncryptionKey::new(&joint)),
+                source,
+            ));
         }
         let policy = AuthorityPolicy {
             min_relays: 1,
@@ -412,7 +522,12 @@ impl Cluster {
         };
         let authorities = shares
             .into_iter()
-            .map(|s| (AuthorityState::new(s, joint.clone(), policy.clone()), MemoryLedger::default()))
+            .map(|s| {
+                (
+                    AuthorityState::new(s, joint.clone(), policy.clone()),
+                    MemoryLedger::default(),
+                )
+            })
             .collect();
         let view = Arc::new(ProcessorView {
             dataset: "bench".into(),
@@ -422,7 +537,12 @@ impl Cluster {
             joint,
             dlog_max_abs: solver.max_abs(),
         });
-        Cluster { relays, authorities, view, solver }
+        Cluster {
+            relays,
+            authorities,
+            view,
+            solver,
+        }
     }
 
     fn query(&mut self, labels: &[&str], params: QueryParams) -> (QueryAnswer, QueryCounts) {
@@ -431,8 +551,14 @@ impl Cluster {
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let now = 1_700_000_000;
         let t = Instant::now();
-        let (mut driver, mut step) =
-            QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), now, labels, params).unwrap();
+        let (mut driver, mut step) = QueryDriver::new(
+            self.view.clone(),
+            QueryId::random(&mut OsRng),
+            now,
+            labels,
+            params,
+        )
+        .unwrap();
         counts.processor += t.elapsed();
         loop {
             step = match step {
@@ -451,7 +577,12 @@ impl Cluster {
                         }
                         let (req, _) = wire(&request);
                         let t = Instant::now();
-                        let (resp, _note) = relay.handle(req, source.as_ref(), || status(&name, Role::Relay), &mut OsRng);
+                        let (resp, _note) = relay.handle(
+                            req,
+                            source.as_ref(),
+                            || status(&name, Role::Relay),
+                            &mut OsRng,
+                        );
                         let took = t.elapsed();
                         let (resp, bytes) = wire(&resp);
                         if contributing {
@@ -461,7 +592,9 @@ impl Cluster {
                                 counts.bytes_per_relay += bytes;
                                 if let RelayResponse::Contribution(c) = &resp {
                                     counts.ciphertexts_per_relay += match &c.contribution {
-                                        Contribution::Moments { sum, squares, .. } => 1 + sum.len() + squares.len(),
+                                        Contribution::Moments { sum, squares, .. } => {
+                                            1 + sum.len() + squares.len()
+                                        }
                                         Contribution::Histogram { counts } => counts.len(),
                                     };
                                 }
@@ -486,7 +619,13 @@ impl Cluster {
                             let (req, _) = wire(&request);
                             let name = auth.name().to_string();
                             let t = Instant::now();
-                            let resp = auth.handle(req, ledger, now + 1, || status(&name, Role::Authority), &mut OsRng);
+                            let resp = auth.handle(
+                                req,
+                                ledger,
+                                now + 1,
+                                || status(&name, Role::Authority),
+                                &mut OsRng,
+                            );
                             counts.authority += t.elapsed();
                             if matches!(resp, AuthorityResponse::Partial(_)) {
                                 counts.partial_decryptions += 1;
@@ -503,7 +642,10 @@ impl Cluster {
                 }
                 Step::Solve(points) => {
                     let t = Instant::now();
-                    let values: Vec<_> = points.iter().map(|(r, p)| (*r, self.solver.solve_vartime(p).unwrap())).collect();
+                    let values: Vec<_> = points
+                        .iter()
+                        .map(|(r, p)| (*r, self.solver.solve_vartime(p).unwrap()))
+                        .collect();
                     counts.solve += t.elapsed();
                     let t = Instant::now();
                     let s = driver.on_solved(values).unwrap();
@@ -572,19 +714,42 @@ fn sorted_median(values: &[i128]) -> i128 {
 }
 
 /// Runs count, mean, variance, median and histogram queries and checks median and mean against plaintext.
-fn run_queries(cluster: &mut Cluster, name: &str, labels: &[&str], values: &[i128], edges: &[i128]) {
+fn run_queries(
+    cluster: &mut Cluster,
+    name: &str,
+    labels: &[&str],
+    values: &[i128],
+    edges: &[i128],
+) {
     let n = i128::try_from(values.len()).unwrap();
     let sum: i128 = values.iter().sum();
     let median = sorted_median(values);
-    for st in [Statistic::Count, Statistic::Mean, Statistic::Variance, Statistic::Median, Statistic::Histogram] {
+    for st in [
+        Statistic::Count,
+        Statistic::Mean,
+        Statistic::Variance,
+        Statistic::Median,
+        Statistic::Histogram,
+    ] {
         let (answer, counts) = cluster.query(labels, params(st, edges));
         match st {
             Statistic::Median => {
-                assert_eq!(answer.result.value, ExactValue::Fixed { mantissa: median, decimals: 0 }, "{name} median")
+                assert_eq!(
+                    answer.result.value,
+                    ExactValue::Fixed {
+                        mantissa: median,
+                        decimals: 0
+                    },
+                    "{name} median"
+                )
             }
             Statistic::Mean => {
                 let (num, den) = crux::stats::result::reduce(sum, n).unwrap();
-                assert_eq!(answer.result.value, ExactValue::Ratio { num, den }, "{name} mean")
+                assert_eq!(
+                    answer.result.value,
+                    ExactValue::Ratio { num, den },
+                    "{name} mean"
+                )
             }
             Statistic::Count => assert_eq!(answer.result.count, n, "{name} count"),
             _ => {}
@@ -595,20 +760,34 @@ fn run_queries(cluster: &mut Cluster, name: &str, labels: &[&str], values: &[i12
 
 fn main() {
     let t0 = Instant::now();
-    let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
-    let joint = JointPublicKey::assemble(&shares.iter().map(|s| s.public_share(&mut OsRng)).collect::<Vec<_>>()).unwrap();
+    let shares: Vec<KeyShare> = (1..=3)
+        .map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng))
+        .collect();
+    let joint = JointPublicKey::assemble(
+        &shares
+            .iter()
+            .map(|s| s.public_share(&mut OsRng))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let key = EncryptionKey::new(&joint);
 
     let wide = wide_column(40);
     let population = population_column(2021);
     let wide_edges: Vec<i128> = (-5..5).map(|k| k * (1i128 << 38)).collect();
-    let pop_edges: Vec<i128> = vec![100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000];
+    let pop_edges: Vec<i128> = vec![
+        100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000,
+    ];
     println!(
         "data: {ROWS} rows `wide` uniform in ±2^40 (seed 40); {ROWS} rows `population` Pareto(1.16, 50) capped at 1e7 (seed 2021), median {}, max {}",
         floor_median(&population),
         population.iter().max().unwrap()
     );
-    println!("limb_bits {LIMB_BITS}: moments = 1 count + {} sum limbs (+ {} square limbs)", limbs::limb_count(LIMB_BITS).unwrap(), limbs::limb_count(LIMB_BITS).unwrap());
+    println!(
+        "limb_bits {LIMB_BITS}: moments = 1 count + {} sum limbs (+ {} square limbs)",
+        limbs::limb_count(LIMB_BITS).unwrap(),
+        limbs::limb_count(LIMB_BITS).unwrap()
+    );
 
     // 1 and 2
     relay_vs_floor("wide", &wide, &wide_edges, &key);
@@ -626,7 +805,8 @@ fn main() {
 
     // 4
     let t = Instant::now();
-    let solver = Arc::new(DlogSolver::new(MemoryTable::build(TABLE_BITS).unwrap(), RANGE_BITS).unwrap());
+    let solver =
+        Arc::new(DlogSolver::new(MemoryTable::build(TABLE_BITS).unwrap(), RANGE_BITS).unwrap());
     println!(
         "\n== whole queries in memory (3 authorities, exact mode, wire-encoded messages, solver 2^{TABLE_BITS} table, |m| < 2^{RANGE_BITS}, built in {}) ==",
         ms(t.elapsed())
@@ -640,21 +820,50 @@ fn main() {
         .map(|j| {
             let mut spec = SourceSpec::new(&data);
             spec.shard = Some(Shard { index: j, count: 3 });
-            Box::new(FileColumnSource { relay: format!("relay-{}", j + 1), sources: vec![spec] }) as Box<dyn ColumnSource>
+            Box::new(FileColumnSource {
+                relay: format!("relay-{}", j + 1),
+                sources: vec![spec],
+            }) as Box<dyn ColumnSource>
         })
         .collect();
     let mut areas = Cluster::new(sources, solver.clone());
-    let column = crux::data::read_column(&SourceSpec::new(&data), &["Population".into(), "All usual residents".into(), "2021".into()])
-        .unwrap();
-    run_queries(&mut areas, "areas.xlsx 3 relays", &["Population", "All usual residents", "2021"], &column.values, &pop_edges);
+    let column = crux::data::read_column(
+        &SourceSpec::new(&data),
+        &[
+            "Population".into(),
+            "All usual residents".into(),
+            "2021".into(),
+        ],
+    )
+    .unwrap();
+    run_queries(
+        &mut areas,
+        "areas.xlsx 3 relays",
+        &["Population", "All usual residents", "2021"],
+        &column.values,
+        &pop_edges,
+    );
 
-    for (name, values, edges) in [("wide", &wide, &wide_edges), ("population", &population, &pop_edges)] {
+    for (name, values, edges) in [
+        ("wide", &wide, &wide_edges),
+        ("population", &population, &pop_edges),
+    ] {
         let sources: Vec<Box<dyn ColumnSource>> = values
             .chunks(ROWS / 8)
-            .map(|part| Box::new(Generated { columns: vec![(name, part.to_vec())] }) as Box<dyn ColumnSource>)
+            .map(|part| {
+                Box::new(Generated {
+                    columns: vec![(name, part.to_vec())],
+                }) as Box<dyn ColumnSource>
+            })
             .collect();
         let mut cluster = Cluster::new(sources, solver.clone());
-        run_queries(&mut cluster, &format!("{name} 10^6 rows 8 relays"), &[name], values, edges);
+        run_queries(
+            &mut cluster,
+            &format!("{name} 10^6 rows 8 relays"),
+            &[name],
+            values,
+            edges,
+        );
     }
     println!("\nwhole bench: {:.1} s", t0.elapsed().as_secs_f64());
 }
