@@ -48,6 +48,8 @@ const LIMB_BITS: u32 = 32;
 const TABLE_BITS: u32 = 20;
 const RANGE_BITS: u32 = 36;
 const RUNS: usize = 11;
+/// Runs of each whole in-memory query (the median end-to-end run is printed).
+const QUERY_RUNS: usize = 5;
 
 // ------------------------------------------------------------------ data
 
@@ -151,8 +153,62 @@ struct Row {
     scan: Duration,
     crypto: Duration,
     contribute: Duration,
+    /// `RelayState::handle` of the Contribute request: rescale, clamp copy, contribute, sign
+    handle: Duration,
     floor: Duration,
     floor_what: &'static str,
+}
+
+/// Times the relay's whole Contribute handler over `values` (column cached, as in a query's later rounds).
+struct RelayBench {
+    relay: RelayState,
+    source: Generated,
+    id: QueryId,
+}
+
+impl RelayBench {
+    fn new(values: &[i128], joint: &JointPublicKey) -> Self {
+        let relay = RelayState::new(
+            "relay-1",
+            RelayIdentity::generate(&mut OsRng),
+            EncryptionKey::new(joint),
+        );
+        let source = Generated {
+            columns: vec![("Generated", values.to_vec())],
+        };
+        RelayBench {
+            relay,
+            source,
+            id: QueryId::random(&mut OsRng),
+        }
+    }
+
+    fn time(&mut self, st: Statistic, edges: &[i128], task: &RelayTask) -> Duration {
+        let spec = QuerySpec {
+            id: self.id,
+            issued_at: 1_700_000_000,
+            dataset: "bench".into(),
+            labels: vec!["Generated".into()],
+            params: params(st, edges),
+            decimals: 0,
+        };
+        let request = RelayRequest::Contribute {
+            spec,
+            round: 0,
+            task: task.clone(),
+        };
+        let mut run = || {
+            let (resp, _) = self.relay.handle(
+                request.clone(),
+                &self.source,
+                || status("relay-1", Role::Relay),
+                &mut OsRng,
+            );
+            assert!(matches!(resp, RelayResponse::Contribution(_)), "{resp:?}");
+        };
+        run();
+        median_time(run)
+    }
 }
 
 fn print_rows(column: &str, rows: &[Row]) {
@@ -160,7 +216,7 @@ fn print_rows(column: &str, rows: &[Row]) {
         "\n== relay contribution for {ROWS} rows, column `{column}` (median of {RUNS} runs) =="
     );
     println!(
-        "{:<22} {:<26} {:>4} {:>12} {:>12} {:>12} {:>14} {:>12} {:>9}  floor computation",
+        "{:<22} {:<26} {:>4} {:>12} {:>12} {:>12} {:>14} {:>12} {:>12} {:>9} {:>9}  floor computation",
         "statistic",
         "relay task",
         "cts",
@@ -168,12 +224,14 @@ fn print_rows(column: &str, rows: &[Row]) {
         "crypto",
         "scan+crypto",
         "contribute()",
+        "handle()",
         "floor",
-        "relay/floor"
+        "ctb/floor",
+        "hdl/floor"
     );
     for r in rows {
         println!(
-            "{:<22} {:<26} {:>4} {:>12} {:>12} {:>12} {:>14} {:>12} {:>9}  {}",
+            "{:<22} {:<26} {:>4} {:>12} {:>12} {:>12} {:>14} {:>12} {:>12} {:>9} {:>9}  {}",
             r.statistic,
             r.task,
             r.ciphertexts,
@@ -181,15 +239,24 @@ fn print_rows(column: &str, rows: &[Row]) {
             ms(r.crypto),
             ms(r.scan + r.crypto),
             ms(r.contribute),
+            ms(r.handle),
             ms(r.floor),
             ratio(r.contribute, r.floor),
+            ratio(r.handle, r.floor),
             r.floor_what
         );
     }
 }
 
-fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &EncryptionKey) {
+fn relay_vs_floor(
+    column: &str,
+    values: &[i128],
+    edges: &[i128],
+    key: &EncryptionKey,
+    joint: &JointPublicKey,
+) {
     let mut rows = Vec::new();
+    let mut relay = RelayBench::new(values, joint);
     let moments = local_moments(values).unwrap();
 
     // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
@@ -203,6 +270,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     let floor = median_time(|| black_box(values).len());
     rows.push(Row {
         statistic: "count",
+        handle: relay.time(Statistic::Count, edges, &task),
         task: "moments (no squares)".into(),
         ciphertexts: task.ciphertexts_per_relay().unwrap(),
         scan,
@@ -219,6 +287,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     });
     rows.push(Row {
         statistic: "sum / mean",
+        handle: relay.time(Statistic::Sum, edges, &task),
         task: "moments (no squares)".into(),
         ciphertexts: task.ciphertexts_per_relay().unwrap(),
         scan,
@@ -246,6 +315,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     });
     rows.push(Row {
         statistic: "variance / stddev",
+        handle: relay.time(Statistic::Variance, edges, &task),
         task: "moments (squares)".into(),
         ciphertexts: task.ciphertexts_per_relay().unwrap(),
         scan,
@@ -284,6 +354,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
         let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
         rows.push(Row {
             statistic: label,
+            handle: relay.time(Statistic::Median, edges, &task),
             task: match grid {
                 Grid::Magnitude => "histogram, magnitude grid".into(),
                 _ => "histogram, uniform grid".into(),
@@ -315,6 +386,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     let floor = median_time(|| floor_histogram(values, edges));
     rows.push(Row {
         statistic: "histogram (10 edges)",
+        handle: relay.time(Statistic::Histogram, edges, &task),
         task: "histogram, 10 edges".into(),
         ciphertexts: task.ciphertexts_per_relay().unwrap(),
         scan,
@@ -326,7 +398,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     print_rows(column, &rows);
     println!("{breakdown}");
     println!(
-        "(cts = ciphertexts per relay; crypto = encrypting the local aggregates only; contribute() = scan + encryption as the relay runs it;\n relay/floor = contribute() / floor; the median floor is the whole statistic, the relay figure one round of the search)"
+        "(cts = ciphertexts per relay; crypto = encrypting the local aggregates only; contribute() = scan + encryption as the relay runs it;\n handle() = the relay's whole Contribute handler (rescale to the query's decimals, clamp copy, contribute, sign);\n ctb/floor and hdl/floor = contribute() and handle() over the floor; the median floor is the whole statistic, the relay figure one round of the search)"
     );
 }
 
@@ -463,6 +535,8 @@ struct QueryCounts {
     partial_decryptions: usize,
     relay: Duration,
     relay_critical: Duration,
+    /// relays answering Describe (reading their column), summed over relays
+    describe: Duration,
     authority: Duration,
     processor: Duration,
     solve: Duration,
@@ -585,6 +659,9 @@ impl Cluster {
                         );
                         let took = t.elapsed();
                         let (resp, bytes) = wire(&resp);
+                        if !contributing {
+                            counts.describe += took;
+                        }
                         if contributing {
                             counts.relay += took;
                             slowest = slowest.max(took);
@@ -663,7 +740,7 @@ impl Cluster {
 
 fn print_query_header() {
     println!(
-        "{:<40} {:>6} {:>8} {:>9} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
+        "{:<40} {:>6} {:>8} {:>9} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
         "query",
         "rounds",
         "cts/rly",
@@ -675,13 +752,14 @@ fn print_query_header() {
         "relays(par)",
         "authority",
         "processor",
-        "dlog solve"
+        "dlog solve",
+        "describe"
     );
 }
 
 fn print_query(label: &str, c: &QueryCounts) {
     println!(
-        "{:<40} {:>6} {:>8} {:>9} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
+        "{:<40} {:>6} {:>8} {:>9} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
         label,
         c.rounds,
         c.ciphertexts_per_relay,
@@ -693,7 +771,8 @@ fn print_query(label: &str, c: &QueryCounts) {
         ms(c.relay_critical),
         ms(c.authority),
         ms(c.processor),
-        ms(c.solve)
+        ms(c.solve),
+        ms(c.describe)
     );
 }
 
@@ -731,7 +810,12 @@ fn run_queries(
         Statistic::Median,
         Statistic::Histogram,
     ] {
-        let (answer, counts) = cluster.query(labels, params(st, edges));
+        // QUERY_RUNS runs; the run with the median end-to-end time is printed
+        let mut runs: Vec<(QueryAnswer, QueryCounts)> = (0..QUERY_RUNS)
+            .map(|_| cluster.query(labels, params(st, edges)))
+            .collect();
+        runs.sort_by_key(|(_, c)| c.total);
+        let (answer, counts) = runs.swap_remove(QUERY_RUNS / 2);
         match st {
             Statistic::Median => {
                 assert_eq!(
@@ -790,8 +874,8 @@ fn main() {
     );
 
     // 1 and 2
-    relay_vs_floor("wide", &wide, &wide_edges, &key);
-    relay_vs_floor("population", &population, &pop_edges, &key);
+    relay_vs_floor("wide", &wide, &wide_edges, &key, &joint);
+    relay_vs_floor("population", &population, &pop_edges, &key, &joint);
 
     // 3
     aggregation_per_relay(&key);
@@ -812,7 +896,8 @@ fn main() {
         ms(t.elapsed())
     );
     println!("(cts/rly and bytes/rly: one relay's contributions summed over rounds; releases: aggregates decrypted; partials: partial decryptions with DLEQ proofs;");
-    println!(" relays(sum): all relays' handle time; relays(par): sum over rounds of the slowest relay, as if relays ran in parallel)");
+    println!(" relays(sum): all relays' handle time; relays(par): sum over rounds of the slowest relay, as if relays ran in parallel;");
+    println!(" describe: relays reading and describing their column (summed); each row is the median of {QUERY_RUNS} runs by end-to-end time)");
     print_query_header();
 
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx");
