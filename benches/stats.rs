@@ -1,0 +1,954 @@
+//! Benchmarks of the statistics engine against the questions: relay
+//! contribution time for 10^6 rows (plaintext scan vs crypto) per statistic,
+//! processor aggregation per relay, ciphertexts per relay and decryptions per
+//! query, and, in the same run, the plaintext computation of the same
+//! statistic on the same data as the floor.
+//!
+//! Input: 10^6 seeded fixed-point values per column (uniform in ±2^40, and a
+//! Pareto-skewed "population" column), and tests/data/areas.xlsx. Output:
+//! plain text on stdout (criterion prints its own lines for the small
+//! per-operation timings). Whole queries run in memory through every role's
+//! real state machine and the wire encoding, as tests/common/mod.rs does,
+//! with counters added. Nothing here is used by the crate.
+//!
+//! Run: `cargo bench --bench stats`. Figures on a shared 2-core VM are noisy.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use rand::rngs::{OsRng, StdRng};
+use rand::{Rng, SeedableRng};
+
+use crux::actors::column_source::FileColumnSource;
+use crux::crypto::{
+    DlogSolver, EncryptionKey, JointPublicKey, KeyShare, MemoryTable, RelayIdentity,
+};
+use crux::data::{Shard, SourceSpec};
+use crux::protocol::authority::{AuthorityPolicy, AuthorityState};
+use crux::protocol::ledger::MemoryLedger;
+use crux::protocol::processor::{ProcessorView, QueryDriver, Step};
+use crux::protocol::relay::{ColumnSource, ColumnValues, RelayState, SourceError};
+use crux::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};
+use crux::protocol::*;
+use crux::stats::contribution::{contribute, local_histogram, local_moments};
+use crux::stats::grid::Grid;
+use crux::stats::limbs;
+use crux::stats::statistic::{quantile_fraction, quantile_rank};
+use crux::stats::{Contribution, Epsilon, ExactValue, QueryParams, RelayTask, Statistic};
+
+const ROWS: usize = 1_000_000;
+/// Limb width the processor picks with the default solver (2^20 table, range 2^36) for up to 15 relays.
+const LIMB_BITS: u32 = 32;
+/// Default processor discrete-log configuration (config/raw.rs): table 2^20, range 2^36.
+const TABLE_BITS: u32 = 20;
+const RANGE_BITS: u32 = 36;
+const RUNS: usize = 11;
+/// Runs of each whole in-memory query (the median end-to-end run is printed).
+const QUERY_RUNS: usize = 5;
+
+// ------------------------------------------------------------------ data
+
+/// Uniform in [-2^40, 2^40].
+fn wide_column(seed: u64) -> Vec<i128> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let limit = 1i128 << 40;
+    (0..ROWS).map(|_| rng.gen_range(-limit..=limit)).collect()
+}
+
+/// Pareto(alpha 1.16, x_min 50) population counts, capped at 10^7: mostly
+/// villages, a few cities (like census subdivisions).
+fn population_column(seed: u64) -> Vec<i128> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..ROWS)
+        .map(|_| {
+            let u: f64 = rng.gen_range(f64::EPSILON..1.0);
+            let x = 50.0 / u.powf(1.0 / 1.16);
+            x.min(1e7).floor() as i128
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------ timing helpers
+
+/// Median wall time of `RUNS` calls.
+fn median_time<T>(mut f: impl FnMut() -> T) -> Duration {
+    let mut times: Vec<Duration> = (0..RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            black_box(f());
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[RUNS / 2]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1e3)
+}
+
+fn ratio(a: Duration, b: Duration) -> String {
+    if b < Duration::from_micros(1) {
+        "-".into()
+    } else {
+        format!("{:.2}x", a.as_secs_f64() / b.as_secs_f64())
+    }
+}
+
+// ------------------------------------------------------------------ part 1 and 2: relay contribution vs floor
+
+/// Encrypts the local aggregates the way `contribute` does (the crypto part alone).
+fn encrypt_moments(
+    m: &crux::stats::contribution::LocalMoments,
+    squares: bool,
+    key: &EncryptionKey,
+) -> usize {
+    let mut n = 1;
+    black_box(key.encrypt(m.count, &mut OsRng));
+    for l in limbs::split(m.sum, LIMB_BITS).unwrap() {
+        black_box(key.encrypt(l, &mut OsRng));
+        n += 1;
+    }
+    if squares {
+        for l in limbs::split(m.squares, LIMB_BITS).unwrap() {
+            black_box(key.encrypt(l, &mut OsRng));
+            n += 1;
+        }
+    }
+    n
+}
+
+fn encrypt_counts(counts: &[i64], key: &EncryptionKey) -> usize {
+    for c in counts {
+        black_box(key.encrypt(*c, &mut OsRng));
+    }
+    counts.len()
+}
+
+fn floor_median(values: &[i128]) -> i128 {
+    let mut copy = values.to_vec();
+    let n = i128::try_from(copy.len()).unwrap();
+    let rank = quantile_rank((1, 2), n).unwrap();
+    let k = usize::try_from(rank - 1).unwrap();
+    *copy.select_nth_unstable(k).1
+}
+
+fn floor_histogram(values: &[i128], edges: &[i128]) -> Vec<u64> {
+    let mut counts = vec![0u64; edges.len() + 1];
+    for v in values {
+        counts[edges.partition_point(|e| e <= v)] += 1;
+    }
+    counts
+}
+
+struct Row {
+    statistic: &'static str,
+    task: String,
+    ciphertexts: usize,
+    scan: Duration,
+    crypto: Duration,
+    contribute: Duration,
+    /// `RelayState::handle` of the Contribute request: rescale, clamp copy, contribute, sign
+    handle: Duration,
+    floor: Duration,
+    floor_what: &'static str,
+}
+
+/// Times the relay's whole Contribute handler over `values` (column cached, as in a query's later rounds).
+struct RelayBench {
+    relay: RelayState,
+    source: Generated,
+    id: QueryId,
+}
+
+impl RelayBench {
+    fn new(values: &[i128], joint: &JointPublicKey) -> Self {
+        let relay = RelayState::new(
+            "relay-1",
+            RelayIdentity::generate(&mut OsRng),
+            EncryptionKey::new(joint),
+        );
+        let source = Generated {
+            columns: vec![("Generated", values.to_vec())],
+        };
+        RelayBench {
+            relay,
+            source,
+            id: QueryId::random(&mut OsRng),
+        }
+    }
+
+    fn time(&mut self, st: Statistic, edges: &[i128], task: &RelayTask) -> Duration {
+        let spec = QuerySpec {
+            id: self.id,
+            issued_at: 1_700_000_000,
+            dataset: "bench".into(),
+            labels: vec!["Generated".into()],
+            params: params(st, edges),
+            decimals: 0,
+        };
+        let request = RelayRequest::Contribute {
+            spec,
+            round: 0,
+            task: task.clone(),
+        };
+        let mut run = || {
+            let (resp, _) = self.relay.handle(
+                request.clone(),
+                &self.source,
+                || status("relay-1", Role::Relay),
+                &mut OsRng,
+            );
+            assert!(matches!(resp, RelayResponse::Contribution(_)), "{resp:?}");
+        };
+        run();
+        median_time(run)
+    }
+}
+
+fn print_rows(column: &str, rows: &[Row]) {
+    println!(
+        "\n== relay contribution for {ROWS} rows, column `{column}` (median of {RUNS} runs) =="
+    );
+    println!(
+        "{:<22} {:<26} {:>4} {:>12} {:>12} {:>12} {:>14} {:>12} {:>12} {:>9} {:>9}  floor computation",
+        "statistic",
+        "relay task",
+        "cts",
+        "scan",
+        "crypto",
+        "scan+crypto",
+        "contribute()",
+        "handle()",
+        "floor",
+        "ctb/floor",
+        "hdl/floor"
+    );
+    for r in rows {
+        println!(
+            "{:<22} {:<26} {:>4} {:>12} {:>12} {:>12} {:>14} {:>12} {:>12} {:>9} {:>9}  {}",
+            r.statistic,
+            r.task,
+            r.ciphertexts,
+            ms(r.scan),
+            ms(r.crypto),
+            ms(r.scan + r.crypto),
+            ms(r.contribute),
+            ms(r.handle),
+            ms(r.floor),
+            ratio(r.contribute, r.floor),
+            ratio(r.handle, r.floor),
+            r.floor_what
+        );
+    }
+}
+
+fn relay_vs_floor(
+    column: &str,
+    values: &[i128],
+    edges: &[i128],
+    key: &EncryptionKey,
+    joint: &JointPublicKey,
+) {
+    let mut rows = Vec::new();
+    let mut relay = RelayBench::new(values, joint);
+    let moments = local_moments(values).unwrap();
+
+    // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
+    let task = RelayTask::Moments {
+        limb_bits: LIMB_BITS,
+        squares: false,
+    };
+    let scan = median_time(|| local_moments(values).unwrap());
+    let crypto = median_time(|| encrypt_moments(&moments, false, key));
+    let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
+    let floor = median_time(|| black_box(values).len());
+    rows.push(Row {
+        statistic: "count",
+        handle: relay.time(Statistic::Count, edges, &task),
+        task: "moments (no squares)".into(),
+        ciphertexts: task.ciphertexts_per_relay().unwrap(),
+        scan,
+        crypto,
+        contribute: total,
+        floor,
+        floor_what: "values.len() (O(1), no ratio)",
+    });
+
+    // sum / mean: same task; floor = i128 sum and the mean's division.
+    let floor = median_time(|| {
+        let s: i128 = black_box(values).iter().sum();
+        (s, s / i128::try_from(values.len()).unwrap())
+    });
+    rows.push(Row {
+        statistic: "sum / mean",
+        handle: relay.time(Statistic::Sum, edges, &task),
+        task: "moments (no squares)".into(),
+        ciphertexts: task.ciphertexts_per_relay().unwrap(),
+        scan,
+        crypto,
+        contribute: total,
+        floor,
+        floor_what: "i128 sum, sum / n",
+    });
+
+    // variance / stddev: Moments with squares; floor = i128 sum and sum of squares, n·q - s².
+    let task = RelayTask::Moments {
+        limb_bits: LIMB_BITS,
+        squares: true,
+    };
+    let crypto = median_time(|| encrypt_moments(&moments, true, key));
+    let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
+    let floor = median_time(|| {
+        let (mut s, mut q) = (0i128, 0i128);
+        for v in black_box(values) {
+            s += v;
+            q += v * v;
+        }
+        let n = i128::try_from(values.len()).unwrap();
+        (n * q - s * s, n * n)
+    });
+    rows.push(Row {
+        statistic: "variance / stddev",
+        handle: relay.time(Statistic::Variance, edges, &task),
+        task: "moments (squares)".into(),
+        ciphertexts: task.ciphertexts_per_relay().unwrap(),
+        scan,
+        crypto,
+        contribute: total,
+        floor,
+        floor_what: "i128 sum and sum of squares, n*q - s^2",
+    });
+
+    // median: round 0 on the 127 magnitude buckets, and one 64-bucket refinement round.
+    let floor = median_time(|| floor_median(values));
+    let median = floor_median(values);
+    let copy = median_time(|| values.to_vec());
+    let sort = median_time(|| {
+        let mut v = values.to_vec();
+        v.sort_unstable();
+        v
+    });
+    let breakdown = format!(
+        "`{column}` median floor breakdown: copy alone {}, copy + select_nth_unstable {}, copy + sort_unstable {}",
+        ms(copy),
+        ms(floor),
+        ms(sort)
+    );
+    for (label, grid) in [
+        ("median round 0", Grid::Magnitude),
+        (
+            "median refinement round",
+            Grid::covering(median - (1 << 20), median + (1 << 20), 64).unwrap(),
+        ),
+    ] {
+        let task = RelayTask::Histogram { grid: grid.clone() };
+        let scan = median_time(|| local_histogram(values, &grid));
+        let counts = local_histogram(values, &grid);
+        let crypto = median_time(|| encrypt_counts(&counts, key));
+        let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
+        rows.push(Row {
+            statistic: label,
+            handle: relay.time(Statistic::Median, edges, &task),
+            task: match grid {
+                Grid::Magnitude => "histogram, magnitude grid".into(),
+                _ => "histogram, uniform grid".into(),
+            },
+            ciphertexts: task.ciphertexts_per_relay().unwrap(),
+            scan,
+            crypto,
+            contribute: total,
+            floor,
+            floor_what: "select_nth_unstable on a copy",
+        });
+    }
+
+    // histogram with 10 edges (11 buckets); floor = partition_point per value.
+    let grid = Grid::Edges(edges.to_vec());
+    let task = RelayTask::Histogram { grid: grid.clone() };
+    let scan = median_time(|| local_histogram(values, &grid));
+    let counts = local_histogram(values, &grid);
+    let floor_counts = floor_histogram(values, edges);
+    assert_eq!(
+        counts
+            .iter()
+            .map(|c| u64::try_from(*c).unwrap())
+            .collect::<Vec<_>>(),
+        floor_counts
+    );
+    let crypto = median_time(|| encrypt_counts(&counts, key));
+    let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
+    let floor = median_time(|| floor_histogram(values, edges));
+    rows.push(Row {
+        statistic: "histogram (10 edges)",
+        handle: relay.time(Statistic::Histogram, edges, &task),
+        task: "histogram, 10 edges".into(),
+        ciphertexts: task.ciphertexts_per_relay().unwrap(),
+        scan,
+        crypto,
+        contribute: total,
+        floor,
+        floor_what: "partition_point per value",
+    });
+    print_rows(column, &rows);
+    println!("{breakdown}");
+    println!(
+        "(cts = ciphertexts per relay; crypto = encrypting the local aggregates only; contribute() = scan + encryption as the relay runs it;\n handle() = the relay's whole Contribute handler (rescale to the query's decimals, clamp copy, contribute, sign);\n ctb/floor and hdl/floor = contribute() and handle() over the floor; the median floor is the whole statistic, the relay figure one round of the search)"
+    );
+}
+
+// ------------------------------------------------------------------ part 3: processor aggregation, signatures
+
+fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
+    let relays = 8;
+    let chunk = values.len() / relays;
+    for (name, task) in [
+        (
+            "moments 1+4+4",
+            RelayTask::Moments {
+                limb_bits: LIMB_BITS,
+                squares: true,
+            },
+        ),
+        (
+            "histogram 127 magnitude",
+            RelayTask::Histogram {
+                grid: Grid::Magnitude,
+            },
+        ),
+        (
+            "histogram 64 uniform",
+            RelayTask::Histogram {
+                grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap(),
+            },
+        ),
+    ] {
+        let contributions: Vec<Contribution> = values
+            .chunks(chunk)
+            .take(relays)
+            .map(|v| contribute(&task, v, key, &mut OsRng).unwrap())
+            .collect();
+        c.bench_function(&format!("aggregate {relays} relays, {name}"), |b| {
+            b.iter(|| Contribution::aggregate(&task, black_box(&contributions)).unwrap())
+        });
+    }
+
+    let identity = RelayIdentity::generate(&mut OsRng);
+    let public = identity.public_key();
+    let message = vec![7u8; 1024];
+    let sig = identity.sign(b"query-id-bytes..", &message);
+    c.bench_function("RelayPublicKey::verify, 1 KiB message", |b| {
+        b.iter(|| {
+            public
+                .verify("relay-1", b"query-id-bytes..", black_box(&message), &sig)
+                .unwrap()
+        })
+    });
+    // the real signed statement of a magnitude-grid contribution is about 127 * 64 bytes
+    let big = vec![7u8; 127 * 66 + 200];
+    let sig = identity.sign(b"query-id-bytes..", &big);
+    c.bench_function("RelayPublicKey::verify, 8.6 KB message", |b| {
+        b.iter(|| {
+            public
+                .verify("relay-1", b"query-id-bytes..", black_box(&big), &sig)
+                .unwrap()
+        })
+    });
+}
+
+/// Aggregation per relay for many relays, with an Instant loop.
+fn aggregation_per_relay(key: &EncryptionKey) {
+    println!("\n== processor aggregation per relay (Contribution::aggregate over N contributions, / N; median of {RUNS}) ==");
+    for (name, task) in [
+        (
+            "moments 1+4+4 (variance)",
+            RelayTask::Moments {
+                limb_bits: LIMB_BITS,
+                squares: true,
+            },
+        ),
+        (
+            "histogram 127 magnitude",
+            RelayTask::Histogram {
+                grid: Grid::Magnitude,
+            },
+        ),
+        (
+            "histogram 64 uniform",
+            RelayTask::Histogram {
+                grid: Grid::covering(0, 6399, 64).unwrap(),
+            },
+        ),
+    ] {
+        let one = contribute(&task, &[1, 2, 3], key, &mut OsRng).unwrap();
+        for n in [8usize, 64] {
+            let items: Vec<Contribution> = (0..n).map(|_| one.clone()).collect();
+            let t = median_time(|| Contribution::aggregate(&task, &items).unwrap());
+            println!(
+                "{name:<26} N = {n:>3}: {:>10.2} µs total, {:>8.2} µs per relay ({} ciphertext additions per relay)",
+                t.as_secs_f64() * 1e6,
+                t.as_secs_f64() * 1e6 / n as f64,
+                task.ciphertexts_per_relay().unwrap()
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------ part 4: whole queries in memory, counted
+
+struct Generated {
+    columns: Vec<(&'static str, Vec<i128>)>,
+}
+
+impl ColumnSource for Generated {
+    fn column(&self, labels: &[String]) -> Result<ColumnValues, SourceError> {
+        let want = labels.first().map(String::as_str).unwrap_or("");
+        self.columns
+            .iter()
+            .find(|(name, _)| *name == want)
+            .map(|(name, v)| ColumnValues {
+                labels: vec![name.to_string()],
+                decimals: 0,
+                values: v.clone(),
+            })
+            .ok_or_else(|| SourceError {
+                public: format!("no column {want}"),
+                private: String::new(),
+            })
+    }
+}
+
+#[derive(Default, Debug)]
+struct QueryCounts {
+    rounds: u32,
+    /// ciphertexts one relay sent, summed over rounds
+    ciphertexts_per_relay: usize,
+    /// bytes of one relay's encoded contribution responses, summed over rounds
+    bytes_per_relay: usize,
+    /// releases = decryptions of an aggregate (each by every authority)
+    releases: usize,
+    partial_decryptions: usize,
+    relay: Duration,
+    relay_critical: Duration,
+    /// relays answering Describe (reading their column), summed over relays
+    describe: Duration,
+    authority: Duration,
+    processor: Duration,
+    solve: Duration,
+    total: Duration,
+}
+
+struct Cluster {
+    relays: Vec<(RelayState, Box<dyn ColumnSource>)>,
+    authorities: Vec<(AuthorityState, MemoryLedger)>,
+    view: Arc<ProcessorView>,
+    solver: Arc<DlogSolver<MemoryTable>>,
+}
+
+fn status(name: &str, role: Role) -> NodeStatus {
+    NodeStatus {
+        name: name.to_string(),
+        role,
+        version: "bench".into(),
+        details: vec![],
+    }
+}
+
+fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(msg: &T) -> (T, usize) {
+    let bytes = encode(msg).unwrap();
+    (decode(&bytes, DEFAULT_MAX_FRAME).unwrap(), bytes.len())
+}
+
+impl Cluster {
+    fn new(sources: Vec<Box<dyn ColumnSource>>, solver: Arc<DlogSolver<MemoryTable>>) -> Self {
+        let shares: Vec<KeyShare> = (1..=3)
+            .map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng))
+            .collect();
+        let joint = JointPublicKey::assemble(
+            &shares
+                .iter()
+                .map(|s| s.public_share(&mut OsRng))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let mut relays = Vec::new();
+        let mut relay_keys = Vec::new();
+        for (j, source) in sources.into_iter().enumerate() {
+            let name = format!("relay-{}", j + 1);
+            let identity = RelayIdentity::generate(&mut OsRng);
+            relay_keys.push((name.clone(), identity.public_key()));
+            relays.push((
+                RelayState::new(&name, identity, EncryptionKey::new(&joint)),
+                source,
+            ));
+        }
+        let policy = AuthorityPolicy {
+            min_relays: 1,
+            allow_exact: true,
+            budget: Epsilon::parse("10").unwrap(),
+            replay_window_secs: 3600,
+            relays: relay_keys.iter().cloned().collect::<HashMap<_, _>>(),
+        };
+        let authorities = shares
+            .into_iter()
+            .map(|s| {
+                (
+                    AuthorityState::new(s, joint.clone(), policy.clone()),
+                    MemoryLedger::default(),
+                )
+            })
+            .collect();
+        let view = Arc::new(ProcessorView {
+            dataset: "bench".into(),
+            min_relays: 1,
+            relays: relay_keys,
+            authorities: (1..=3).map(|i| format!("authority-{i}")).collect(),
+            joint,
+            dlog_max_abs: solver.max_abs(),
+        });
+        Cluster {
+            relays,
+            authorities,
+            view,
+            solver,
+        }
+    }
+
+    fn query(&mut self, labels: &[&str], params: QueryParams) -> (QueryAnswer, QueryCounts) {
+        let mut counts = QueryCounts::default();
+        let start = Instant::now();
+        let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+        let now = 1_700_000_000;
+        let t = Instant::now();
+        let (mut driver, mut step) = QueryDriver::new(
+            self.view.clone(),
+            QueryId::random(&mut OsRng),
+            now,
+            labels,
+            params,
+        )
+        .unwrap();
+        counts.processor += t.elapsed();
+        loop {
+            step = match step {
+                Step::AskRelays(request) => {
+                    let contributing = matches!(request, RelayRequest::Contribute { .. });
+                    if contributing {
+                        counts.rounds += 1;
+                    }
+                    let active: Vec<String> = driver.active_relays().to_vec();
+                    let mut replies = Vec::new();
+                    let mut slowest = Duration::ZERO;
+                    for (i, (relay, source)) in self.relays.iter_mut().enumerate() {
+                        let name = relay.name().to_string();
+                        if !active.contains(&name) {
+                            continue;
+                        }
+                        let (req, _) = wire(&request);
+                        let t = Instant::now();
+                        let (resp, _note) = relay.handle(
+                            req,
+                            source.as_ref(),
+                            || status(&name, Role::Relay),
+                            &mut OsRng,
+                        );
+                        let took = t.elapsed();
+                        let (resp, bytes) = wire(&resp);
+                        if !contributing {
+                            counts.describe += took;
+                        }
+                        if contributing {
+                            counts.relay += took;
+                            slowest = slowest.max(took);
+                            if i == 0 {
+                                counts.bytes_per_relay += bytes;
+                                if let RelayResponse::Contribution(c) = &resp {
+                                    counts.ciphertexts_per_relay += match &c.contribution {
+                                        Contribution::Moments { sum, squares, .. } => {
+                                            1 + sum.len() + squares.len()
+                                        }
+                                        Contribution::Histogram { counts } => counts.len(),
+                                    };
+                                }
+                            }
+                        }
+                        replies.push((name, Ok(resp)));
+                    }
+                    counts.relay_critical += slowest;
+                    let t = Instant::now();
+                    let s = driver.on_relays(replies).unwrap();
+                    counts.processor += t.elapsed();
+                    s
+                }
+                Step::AskAuthorities(requests) => {
+                    let mut all = Vec::new();
+                    for request in requests {
+                        if matches!(request, AuthorityRequest::Decrypt { .. }) {
+                            counts.releases += 1;
+                        }
+                        let mut list = Vec::new();
+                        for (auth, ledger) in self.authorities.iter_mut() {
+                            let (req, _) = wire(&request);
+                            let name = auth.name().to_string();
+                            let t = Instant::now();
+                            let resp = auth.handle(
+                                req,
+                                ledger,
+                                now + 1,
+                                || status(&name, Role::Authority),
+                                &mut OsRng,
+                            );
+                            counts.authority += t.elapsed();
+                            if matches!(resp, AuthorityResponse::Partial(_)) {
+                                counts.partial_decryptions += 1;
+                            }
+                            let (resp, _) = wire(&resp);
+                            list.push((name, Ok(resp)));
+                        }
+                        all.push(list);
+                    }
+                    let t = Instant::now();
+                    let s = driver.on_authorities(all).unwrap();
+                    counts.processor += t.elapsed();
+                    s
+                }
+                Step::Solve(points) => {
+                    let t = Instant::now();
+                    let values: Vec<_> = points
+                        .iter()
+                        .map(|(r, p)| (*r, self.solver.solve_vartime(p).unwrap()))
+                        .collect();
+                    counts.solve += t.elapsed();
+                    let t = Instant::now();
+                    let s = driver.on_solved(values).unwrap();
+                    counts.processor += t.elapsed();
+                    s
+                }
+                Step::Done(answer) => {
+                    counts.total = start.elapsed();
+                    return (*answer, counts);
+                }
+            }
+        }
+    }
+}
+
+fn print_query_header() {
+    println!(
+        "{:<40} {:>6} {:>8} {:>9} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
+        "query",
+        "rounds",
+        "cts/rly",
+        "bytes/rly",
+        "releases",
+        "partials",
+        "end-to-end",
+        "relays(sum)",
+        "relays(par)",
+        "authority",
+        "processor",
+        "dlog solve",
+        "describe"
+    );
+}
+
+fn print_query(label: &str, c: &QueryCounts) {
+    println!(
+        "{:<40} {:>6} {:>8} {:>9} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
+        label,
+        c.rounds,
+        c.ciphertexts_per_relay,
+        c.bytes_per_relay,
+        c.releases,
+        c.partial_decryptions,
+        ms(c.total),
+        ms(c.relay),
+        ms(c.relay_critical),
+        ms(c.authority),
+        ms(c.processor),
+        ms(c.solve),
+        ms(c.describe)
+    );
+}
+
+fn params(st: Statistic, edges: &[i128]) -> QueryParams {
+    let mut p = QueryParams::new(st);
+    if st == Statistic::Histogram {
+        p.edges = edges.iter().map(|e| e.to_string()).collect();
+    }
+    p
+}
+
+fn sorted_median(values: &[i128]) -> i128 {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    let (num, den) = quantile_fraction("0.5").unwrap();
+    let rank = quantile_rank((num, den), i128::try_from(v.len()).unwrap()).unwrap();
+    v[usize::try_from(rank - 1).unwrap()]
+}
+
+/// Runs count, mean, variance, median and histogram queries and checks median and mean against plaintext.
+fn run_queries(
+    cluster: &mut Cluster,
+    name: &str,
+    labels: &[&str],
+    values: &[i128],
+    edges: &[i128],
+) {
+    let n = i128::try_from(values.len()).unwrap();
+    let sum: i128 = values.iter().sum();
+    let median = sorted_median(values);
+    for st in [
+        Statistic::Count,
+        Statistic::Mean,
+        Statistic::Variance,
+        Statistic::Median,
+        Statistic::Histogram,
+    ] {
+        // QUERY_RUNS runs; the run with the median end-to-end time is printed
+        let mut runs: Vec<(QueryAnswer, QueryCounts)> = (0..QUERY_RUNS)
+            .map(|_| cluster.query(labels, params(st, edges)))
+            .collect();
+        runs.sort_by_key(|(_, c)| c.total);
+        let (answer, counts) = runs.swap_remove(QUERY_RUNS / 2);
+        match st {
+            Statistic::Median => {
+                assert_eq!(
+                    answer.result.value,
+                    ExactValue::Fixed {
+                        mantissa: median,
+                        decimals: 0
+                    },
+                    "{name} median"
+                )
+            }
+            Statistic::Mean => {
+                let (num, den) = crux::stats::result::reduce(sum, n).unwrap();
+                assert_eq!(
+                    answer.result.value,
+                    ExactValue::Ratio { num, den },
+                    "{name} mean"
+                )
+            }
+            Statistic::Count => assert_eq!(answer.result.count, n, "{name} count"),
+            _ => {}
+        }
+        print_query(&format!("{name}: {st}"), &counts);
+    }
+}
+
+fn main() {
+    let t0 = Instant::now();
+    let shares: Vec<KeyShare> = (1..=3)
+        .map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng))
+        .collect();
+    let joint = JointPublicKey::assemble(
+        &shares
+            .iter()
+            .map(|s| s.public_share(&mut OsRng))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let key = EncryptionKey::new(&joint);
+
+    let wide = wide_column(40);
+    let population = population_column(2021);
+    let wide_edges: Vec<i128> = (-5..5).map(|k| k * (1i128 << 38)).collect();
+    let pop_edges: Vec<i128> = vec![
+        100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000,
+    ];
+    println!(
+        "data: {ROWS} rows `wide` uniform in ±2^40 (seed 40); {ROWS} rows `population` Pareto(1.16, 50) capped at 1e7 (seed 2021), median {}, max {}",
+        floor_median(&population),
+        population.iter().max().unwrap()
+    );
+    println!(
+        "limb_bits {LIMB_BITS}: moments = 1 count + {} sum limbs (+ {} square limbs)",
+        limbs::limb_count(LIMB_BITS).unwrap(),
+        limbs::limb_count(LIMB_BITS).unwrap()
+    );
+
+    // 1 and 2
+    relay_vs_floor("wide", &wide, &wide_edges, &key, &joint);
+    relay_vs_floor("population", &population, &pop_edges, &key, &joint);
+
+    // 3
+    aggregation_per_relay(&key);
+    println!("\n== criterion: per-operation timings ==");
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args();
+    criterion_benches(&mut c, &key, &wide);
+
+    // 4
+    let t = Instant::now();
+    let solver =
+        Arc::new(DlogSolver::new(MemoryTable::build(TABLE_BITS).unwrap(), RANGE_BITS).unwrap());
+    println!(
+        "\n== whole queries in memory (3 authorities, exact mode, wire-encoded messages, solver 2^{TABLE_BITS} table, |m| < 2^{RANGE_BITS}, built in {}) ==",
+        ms(t.elapsed())
+    );
+    println!("(cts/rly and bytes/rly: one relay's contributions summed over rounds; releases: aggregates decrypted; partials: partial decryptions with DLEQ proofs;");
+    println!(" relays(sum): all relays' handle time; relays(par): sum over rounds of the slowest relay, as if relays ran in parallel;");
+    println!(" describe: relays reading and describing their column (summed); each row is the median of {QUERY_RUNS} runs by end-to-end time)");
+    print_query_header();
+
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx");
+    let sources: Vec<Box<dyn ColumnSource>> = (0..3u32)
+        .map(|j| {
+            let mut spec = SourceSpec::new(&data);
+            spec.shard = Some(Shard { index: j, count: 3 });
+            Box::new(FileColumnSource {
+                relay: format!("relay-{}", j + 1),
+                sources: vec![spec],
+            }) as Box<dyn ColumnSource>
+        })
+        .collect();
+    let mut areas = Cluster::new(sources, solver.clone());
+    let column = crux::data::read_column(
+        &SourceSpec::new(&data),
+        &[
+            "Population".into(),
+            "All usual residents".into(),
+            "2021".into(),
+        ],
+    )
+    .unwrap();
+    run_queries(
+        &mut areas,
+        "areas.xlsx 3 relays",
+        &["Population", "All usual residents", "2021"],
+        &column.values,
+        &pop_edges,
+    );
+
+    for (name, values, edges) in [
+        ("wide", &wide, &wide_edges),
+        ("population", &population, &pop_edges),
+    ] {
+        let sources: Vec<Box<dyn ColumnSource>> = values
+            .chunks(ROWS / 8)
+            .map(|part| {
+                Box::new(Generated {
+                    columns: vec![(name, part.to_vec())],
+                }) as Box<dyn ColumnSource>
+            })
+            .collect();
+        let mut cluster = Cluster::new(sources, solver.clone());
+        run_queries(
+            &mut cluster,
+            &format!("{name} 10^6 rows 8 relays"),
+            &[name],
+            values,
+            edges,
+        );
+    }
+    println!("\nwhole bench: {:.1} s", t0.elapsed().as_secs_f64());
+}
