@@ -257,14 +257,14 @@ fn relay_vs_floor(
 ) {
     let mut rows = Vec::new();
     let mut relay = RelayBench::new(values, joint);
-    let moments = local_moments(values).unwrap();
+    let moments = local_moments(values, true).unwrap();
 
     // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
     let task = RelayTask::Moments {
         limb_bits: LIMB_BITS,
-        squares: false,
+        squares: false, sum_quantum: 1, squares_quantum: 1,
     };
-    let scan = median_time(|| local_moments(values).unwrap());
+    let scan = median_time(|| local_moments(values, true).unwrap());
     let crypto = median_time(|| encrypt_moments(&moments, false, key));
     let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
     let floor = median_time(|| black_box(values).len());
@@ -300,7 +300,7 @@ fn relay_vs_floor(
     // variance / stddev: Moments with squares; floor = i128 sum and sum of squares, n·q - s².
     let task = RelayTask::Moments {
         limb_bits: LIMB_BITS,
-        squares: true,
+        squares: true, sum_quantum: 1, squares_quantum: 1,
     };
     let crypto = median_time(|| encrypt_moments(&moments, true, key));
     let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
@@ -412,7 +412,7 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
             "moments 1+4+4",
             RelayTask::Moments {
                 limb_bits: LIMB_BITS,
-                squares: true,
+                squares: true, sum_quantum: 1, squares_quantum: 1,
             },
         ),
         (
@@ -469,7 +469,7 @@ fn aggregation_per_relay(key: &EncryptionKey) {
             "moments 1+4+4 (variance)",
             RelayTask::Moments {
                 limb_bits: LIMB_BITS,
-                squares: true,
+                squares: true, sum_quantum: 1, squares_quantum: 1,
             },
         ),
         (
