@@ -15,7 +15,6 @@ use criterion::Criterion;
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
 use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::Identity;
 use rand::rngs::{OsRng, StdRng};
 use rand::{Rng, SeedableRng};
 
@@ -77,59 +76,18 @@ fn time_ns(rounds: usize, iters: u32, mut f: impl FnMut()) -> f64 {
     best
 }
 
-/// Prototype, not used by the crate: m·G for a signed 64-bit m from a table of
-/// d·16^i·G (16 nibbles x 16 digits), constant time in m (every entry is
-/// touched with `conditional_assign`, the sign applied with a conditional
-/// negation). Costs 16 additions instead of a full 253-bit fixed-base mult.
-struct SmallValueTable {
-    rows: Vec<[RistrettoPoint; 16]>,
-}
-
-impl SmallValueTable {
-    fn new() -> Self {
-        let mut rows = Vec::with_capacity(16);
-        let mut base = curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
-        for _ in 0..16 {
-            let mut row = [RistrettoPoint::identity(); 16];
-            for d in 1..16 {
-                row[d] = row[d - 1] + base;
-            }
-            base = row[15] + base; // 16 · base
-            rows.push(row);
-        }
-        SmallValueTable { rows }
-    }
-
-    fn mul_i64(&self, m: i64) -> RistrettoPoint {
-        use subtle::{ConditionallyNegatable, ConditionallySelectable, ConstantTimeEq};
-        let v = m.unsigned_abs();
-        let mut acc = RistrettoPoint::identity();
-        for (i, row) in self.rows.iter().enumerate() {
-            let digit = ((v >> (4 * i)) & 15) as u8;
-            let mut selected = RistrettoPoint::identity();
-            for (d, point) in row.iter().enumerate() {
-                selected.conditional_assign(point, (d as u8).ct_eq(&digit));
-            }
-            acc += selected;
-        }
-        acc.conditional_negate(subtle::Choice::from(u8::from(m < 0)));
-        acc
-    }
-}
-
 fn floor_ratio(s: &Setup) {
     use curve25519_dalek::ristretto::RistrettoBasepointTable;
     let scalars: Vec<Scalar> = (0..64).map(|_| Scalar::random(&mut OsRng)).collect();
     let points: Vec<RistrettoPoint> = scalars.iter().map(|k| RISTRETTO_BASEPOINT_TABLE * k).collect();
     let y_table = RistrettoBasepointTable::create(&s.joint.point());
-    let small = SmallValueTable::new();
+    let small = crux::crypto::elgamal::SmallMultiples::get();
     for m in [0i64, 1, -1, 42, -123456789, i64::MAX, i64::MIN + 1, 1 << 40] {
         assert_eq!(small.mul_i64(m), RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m));
     }
     // Interleaved rounds so that load from other processes hits all alike;
     // the best round of each operation is kept.
-    let (mut mult, mut compress, mut encrypt, mut encrypt_wire, mut proto) =
-        (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    let (mut mult, mut compress, mut encrypt, mut encrypt_wire) = (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
     let (mut rand_os, mut rand_thread, mut mult_y, mut small_mul, mut encrypt_thread) =
         (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
     let mut thread_rng = rand::thread_rng();
@@ -165,12 +123,6 @@ fn floor_ratio(s: &Setup) {
         encrypt_thread = encrypt_thread.min(time_ns(1, 500, || {
             black_box(s.key.encrypt(black_box(42), &mut thread_rng));
         }));
-        proto = proto.min(time_ns(1, 500, || {
-            let k = Scalar::random(&mut OsRng);
-            let a = RISTRETTO_BASEPOINT_TABLE * &k;
-            let b = &y_table * &k + small.mul_i64(black_box(42));
-            black_box((a, b));
-        }));
     }
     let floor = 2.0 * mult + compress;
     println!();
@@ -185,18 +137,13 @@ fn floor_ratio(s: &Setup) {
     );
     println!(
         "parts: Scalar::random(OsRng) {:.2} µs, Scalar::random(thread_rng) {:.2} µs, mult with the Y table {:.2} µs, \
-         small-value m·G {:.2} µs",
+         m·G from the constant-time nibble table {:.2} µs",
         rand_os / 1e3,
         rand_thread / 1e3,
         mult_y / 1e3,
         small_mul / 1e3
     );
     println!("encrypt with thread_rng: {:.2} µs, ratio {:.2}", encrypt_thread / 1e3, encrypt_thread / floor);
-    println!(
-        "prototype encrypt with m·G from a 16x16 nibble table (constant time): {:.2} µs, ratio {:.2}",
-        proto / 1e3,
-        proto / floor
-    );
 }
 
 fn build_table(dir: &std::path::Path, bits: u32) {

@@ -122,6 +122,54 @@ impl Neg for Ciphertext {
     }
 }
 
+/// m·G for a signed 64-bit m from a table of d·16^i·G (16 nibbles x 16
+/// digits): 16 additions instead of a full 253-bit fixed-base multiplication.
+/// Constant time in m: every entry of a row is visited with
+/// `conditional_assign` and the sign is applied by a conditional negation.
+pub struct SmallMultiples {
+    rows: Vec<[RistrettoPoint; 16]>,
+}
+
+impl SmallMultiples {
+    fn build() -> Self {
+        let mut rows = Vec::with_capacity(16);
+        let mut base = curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
+        for _ in 0..16 {
+            let mut row = [RistrettoPoint::identity(); 16];
+            let mut acc = RistrettoPoint::identity();
+            for slot in row.iter_mut().skip(1) {
+                acc += base;
+                *slot = acc;
+            }
+            base = acc + base; // 16·base
+            rows.push(row);
+        }
+        SmallMultiples { rows }
+    }
+
+    /// The process-wide table (about 16 KiB, built on first use).
+    pub fn get() -> &'static SmallMultiples {
+        static TABLE: std::sync::OnceLock<SmallMultiples> = std::sync::OnceLock::new();
+        TABLE.get_or_init(SmallMultiples::build)
+    }
+
+    pub fn mul_i64(&self, m: i64) -> RistrettoPoint {
+        use subtle::{ConditionallyNegatable, ConditionallySelectable, ConstantTimeEq};
+        let v = m.unsigned_abs();
+        let mut acc = RistrettoPoint::identity();
+        for (i, row) in self.rows.iter().enumerate() {
+            let digit = ((v >> (4 * i)) & 15) as u8;
+            let mut selected = RistrettoPoint::identity();
+            for (d, point) in (0u8..).zip(row.iter()) {
+                selected.conditional_assign(point, d.ct_eq(&digit));
+            }
+            acc += selected;
+        }
+        acc.conditional_negate(subtle::Choice::from(u8::from(m < 0)));
+        acc
+    }
+}
+
 /// The joint public key with its precomputed multiplication table: build
 /// once per key and reuse for every encryption.
 pub struct EncryptionKey {
@@ -157,10 +205,8 @@ impl EncryptionKey {
     /// Encrypts with the given randomness. Only for known-answer tests and
     /// noise ciphertexts whose randomness the caller keeps secret.
     pub fn encrypt_with(&self, m: i64, k: &Scalar) -> Ciphertext {
-        let mut ms = scalar_from_i64(m);
         let a = RISTRETTO_BASEPOINT_TABLE * k;
-        let b = &*self.table * k + RISTRETTO_BASEPOINT_TABLE * &ms;
-        ms.zeroize();
+        let b = &*self.table * k + SmallMultiples::get().mul_i64(m);
         Ciphertext { a, b }
     }
 }
@@ -169,6 +215,14 @@ impl EncryptionKey {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn small_multiples_match_the_basepoint_table() {
+        let t = SmallMultiples::get();
+        for m in [0i64, 1, -1, 15, 16, -17, 42, -123456789, i64::MAX, i64::MIN, i64::MIN + 1, 1 << 40] {
+            assert_eq!(t.mul_i64(m), RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m), "{m}");
+        }
+    }
 
     #[test]
     fn wire_form_round_trips_and_rejects_garbage() {
