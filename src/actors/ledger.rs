@@ -13,6 +13,9 @@ use crate::protocol::ledger::{admit_in, Ledger};
 use crate::protocol::{ProtocolError, QueryId};
 use crate::stats::{Epsilon, PrivacyBudget};
 
+/// Spent epsilon per dataset, and admitted query ids with their issue time.
+type LedgerMaps = (HashMap<String, Epsilon>, HashMap<QueryId, u64>);
+
 pub struct LmdbLedger {
     dir: PathBuf,
     env: Env,
@@ -47,7 +50,7 @@ impl LmdbLedger {
         Ok(LmdbLedger { dir: dir.to_path_buf(), env, spent, seen })
     }
 
-    fn load(&self) -> Result<(HashMap<String, Epsilon>, HashMap<QueryId, u64>), ProtocolError> {
+    fn load(&self) -> Result<LedgerMaps, ProtocolError> {
         let rtxn = self.env.read_txn().map_err(|e| err(&self.dir, "read transaction", e))?;
         let mut spent = HashMap::new();
         for item in self.spent.iter(&rtxn).map_err(|e| err(&self.dir, "read", e))? {

@@ -9,6 +9,7 @@ use super::error::ProtocolError;
 use super::ids::QueryId;
 use crate::stats::{Epsilon, PrivacyBudget};
 
+#[allow(clippy::too_many_arguments)]
 pub trait Ledger {
     /// Atomically: refuse a query id seen before (within `window_secs`),
     /// charge `cost` to the dataset's budget (refusing, and charging nothing,
@@ -29,6 +30,7 @@ pub trait Ledger {
 }
 
 /// Shared admission logic over plain maps (used by both ledgers).
+#[allow(clippy::too_many_arguments)]
 pub fn admit_in(
     spent: &mut HashMap<String, Epsilon>,
     seen: &mut HashMap<QueryId, u64>,

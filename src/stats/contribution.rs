@@ -55,6 +55,7 @@ impl RelayTask {
 }
 
 /// An encrypted contribution (of one relay, or the sum over relays).
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Contribution {
     Moments { count: Ciphertext, sum: Vec<Ciphertext>, squares: Vec<Ciphertext> },
