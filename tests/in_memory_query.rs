@@ -58,16 +58,44 @@ fn every_column_every_statistic_three_relays_xlsx() {
     }
 }
 
+/// Every file format and every relay count 1..5, every column: count, sum,
+/// mean, variance and median (all statistics where N = 5).
 #[test]
-fn every_format_and_relay_count() {
+fn every_format_every_relay_count_every_column() {
     let columns = expected_columns();
-    for (file, relays) in [("areas.xls", 1), ("areas.ods", 2), ("areas.csv", 4), ("areas.xlsx", 5), ("areas.csv", 5), ("areas.xls", 2)] {
+    for (file, relays) in [("areas.xls", 1), ("areas.ods", 2), ("areas.csv", 4), ("areas.xlsx", 5), ("areas.csv", 5), ("areas.xls", 3), ("areas.ods", 4)] {
         let mut cluster = MemoryCluster::new(file, relays, true, 1);
-        // a population column, a 2-decimal density column and a signed 4-decimal change column
-        for (letter, l, stats) in columns.iter().filter(|(c, _, _)| ["C", "H", "N", "S", "T"].contains(&c.as_str())) {
+        for (letter, l, stats) in &columns {
             check_column(&mut cluster, letter, l, stats, relays == 5);
         }
     }
+}
+
+/// Ciphertexts per relay and decryptions per query stay logarithmic in the
+/// value range (quantile searches) or fixed (moments), whatever the rows.
+#[test]
+fn ciphertexts_and_decryptions_per_query() {
+    let mut cluster = MemoryCluster::new("areas.xlsx", 3, true, 2);
+    let l = ["Population", "All usual residents", "2021"];
+    let limbs = 128usize.div_ceil(cluster.view.limb_bits(3) as usize);
+    cluster.query(&l, exact(Statistic::Count)).unwrap();
+    assert_eq!(cluster.last_costs, (1, 1 + limbs, 1));
+    cluster.query(&l, exact(Statistic::Mean)).unwrap();
+    assert_eq!(cluster.last_costs, (1, 1 + limbs, 1 + limbs));
+    cluster.query(&l, exact(Statistic::Variance)).unwrap();
+    assert_eq!(cluster.last_costs, (1, 1 + 2 * limbs, 1 + 2 * limbs));
+    // median 6469: magnitude bucket [4096, 8191] (7 prefix decryptions after the
+    // total), then two 64-bucket refinements (width 64, then 1): 6 + 6
+    cluster.query(&l, exact(Statistic::Median)).unwrap();
+    assert_eq!(cluster.last_costs, (3, 127 + 64 + 64, 1 + 7 + 6 + 6));
+    // a 2-decimal column: value range up to 2^19 hundredths, still a handful of rounds
+    cluster.query(&["Population", "Persons per square kilometre", "2021"], exact(Statistic::Median)).unwrap();
+    let (rounds, cts, releases) = cluster.last_costs;
+    assert!(rounds <= 4 && cts <= 127 + 3 * 64 && releases <= 1 + 7 + 3 * 6, "{:?}", cluster.last_costs);
+    let mut h = exact(Statistic::Histogram);
+    h.edges = vec!["0".into(), "1000".into(), "10000".into()];
+    cluster.query(&["Land"], h).unwrap();
+    assert_eq!(cluster.last_costs, (1, 4, 4));
 }
 
 /// The plaintext column, read directly, as the reference for quantiles and histograms.

@@ -230,6 +230,12 @@ fn config_errors_are_clear() {
     };
     let out = start("relay-1.yaml", &[("CRUX__NODE__ROLE", "janitor")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"), "{}", String::from_utf8_lossy(&out.stderr));
+    // a port in use: hold the UDP port, then start a node on it
+    let holder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().to_string();
+    let out = start("authority-2.yaml", &[("CRUX__NODE__LISTEN", taken.as_str())]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && err.contains("cannot listen on") && err.contains(&taken), "{err}");
     // an unreadable data file
     let text = std::fs::read_to_string(dir.path().join("relay-3.yaml")).unwrap();
     std::fs::write(dir.path().join("relay-3.yaml"), text.replace(&data.display().to_string(), "/nonexistent/data.xlsx")).unwrap();

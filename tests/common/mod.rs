@@ -58,6 +58,8 @@ pub struct MemoryCluster {
     pub solver: Arc<DlogSolver<Arc<MemoryTable>>>,
     /// every encoded message, for leak checks
     pub transcript: Vec<Vec<u8>>,
+    /// per query: (rounds of contributions, ciphertexts sent by one relay, releases decrypted)
+    pub last_costs: (usize, usize, usize),
 }
 
 fn status(name: &str, role: Role) -> NodeStatus {
@@ -111,7 +113,7 @@ impl MemoryCluster {
             joint,
             dlog_max_abs: solver.max_abs(),
         });
-        MemoryCluster { relays: relay_nodes, authorities, view, solver, transcript: Vec::new() }
+        MemoryCluster { relays: relay_nodes, authorities, view, solver, transcript: Vec::new(), last_costs: (0, 0, 0) }
     }
 
     fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(&mut self, msg: &T) -> T {
@@ -124,6 +126,7 @@ impl MemoryCluster {
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let now = 1_700_000_000;
         let (mut driver, mut step) = QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), now, labels, params)?;
+        self.last_costs = (0, 0, 0);
         loop {
             step = match step {
                 Step::AskRelays(request) => {
@@ -138,11 +141,19 @@ impl MemoryCluster {
                         let (relay, source) = &mut self.relays[i];
                         let (resp, _note) = relay.handle(req, source.as_ref(), || status(&name, Role::Relay), &mut OsRng);
                         let resp = self.wire(&resp);
+                        if let (RelayResponse::Contribution(c), true) = (&resp, replies.is_empty()) {
+                            self.last_costs.0 += 1;
+                            self.last_costs.1 += match &c.contribution {
+                                crux::stats::Contribution::Moments { sum, squares, .. } => 1 + sum.len() + squares.len(),
+                                crux::stats::Contribution::Histogram { counts } => counts.len(),
+                            };
+                        }
                         replies.push((name, Ok(resp)));
                     }
                     driver.on_relays(replies)?
                 }
                 Step::AskAuthorities(requests) => {
+                    self.last_costs.2 += requests.iter().filter(|r| matches!(r, AuthorityRequest::Decrypt { .. })).count();
                     let mut all = Vec::new();
                     for request in requests {
                         let mut list = Vec::new();
