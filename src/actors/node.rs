@@ -110,28 +110,8 @@ pub fn start(cfg: &NodeConfig, prepared: Prepared) -> Result<RunningNode, NodeEr
     let endpoint = bind_endpoint(listen, &tcfg).map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
     let addr = endpoint.local_addr().map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
     match prepared {
-        Prepared::Authority(actor) => {
-            let cell = std::sync::Mutex::new(Some(actor));
-            let addr_actor = SyncArbiter::start(1, move || match cell.lock().ok().and_then(|mut c| c.take()) {
-                Some(a) => a,
-                None => exit_after_worker_panic(),
-            });
-            actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
-                let a = addr_actor.clone();
-                async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
-            }));
-        }
-        Prepared::Relay(actor) => {
-            let cell = std::sync::Mutex::new(Some(actor));
-            let addr_actor = SyncArbiter::start(1, move || match cell.lock().ok().and_then(|mut c| c.take()) {
-                Some(a) => a,
-                None => exit_after_worker_panic(),
-            });
-            actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
-                let a = addr_actor.clone();
-                async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
-            }));
-        }
+        Prepared::Authority(actor) => serve_on_sync_worker(&endpoint, &tcfg, actor),
+        Prepared::Relay(actor) => serve_on_sync_worker(&endpoint, &tcfg, actor),
         Prepared::Processor { table, description } => {
             let p = cfg.processor.as_ref().ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
             let solver = Arc::new(DlogSolver::new(table, p.dlog_range_bits)?);
@@ -172,6 +152,24 @@ pub fn start(cfg: &NodeConfig, prepared: Prepared) -> Result<RunningNode, NodeEr
     }
     info!(node = %cfg.name, role = %cfg.role, listen = %addr, "node started");
     Ok(RunningNode { addr, endpoint })
+}
+
+/// Runs a role's actor on a one-thread `SyncArbiter` and serves the
+/// endpoint's requests through it.
+fn serve_on_sync_worker<A>(endpoint: &quinn::Endpoint, tcfg: &super::transport::TransportConfig, actor: A)
+where
+    A: Actor<Context = SyncContext<A>> + Handler<RequestBytes> + Send,
+    A: actix::Handler<RequestBytes, Result = Vec<u8>>,
+{
+    let cell = std::sync::Mutex::new(Some(actor));
+    let worker = SyncArbiter::start(1, move || match cell.lock().ok().and_then(|mut c| c.take()) {
+        Some(a) => a,
+        None => exit_after_worker_panic(),
+    });
+    actix_rt::spawn(serve(endpoint.clone(), tcfg, move |peer, bytes| {
+        let worker = worker.clone();
+        async move { worker.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
+    }));
 }
 
 // A SyncArbiter asks for a new worker only after the old one panicked. The

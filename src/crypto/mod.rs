@@ -28,12 +28,7 @@ use curve25519_dalek::scalar::Scalar;
 /// The scalar for a signed 64-bit integer (negative values map to the group
 /// order minus their magnitude).
 pub fn scalar_from_i64(value: i64) -> Scalar {
-    let magnitude = Scalar::from(value.unsigned_abs());
-    if value < 0 {
-        -magnitude
-    } else {
-        magnitude
-    }
+    scalar_from_i128(i128::from(value))
 }
 
 /// The scalar for a signed 128-bit integer.

@@ -71,7 +71,10 @@ pub struct DleqProof {
     pub response: Scalar,
 }
 
-fn dleq_challenge(
+/// The Fiat-Shamir challenge over a decryption share: `domain` separates
+/// the exact (DLEQ) proof from the noisy-share proof.
+fn share_challenge(
+    domain: &'static [u8],
     context: &[u8],
     public: &RistrettoPoint,
     base: &RistrettoPoint,
@@ -79,7 +82,7 @@ fn dleq_challenge(
     t1: &RistrettoPoint,
     t2: &RistrettoPoint,
 ) -> Scalar {
-    let mut t = Transcript::new(b"crux-partial-decryption-v1");
+    let mut t = Transcript::new(domain);
     t.append_message(b"context", context);
     append_point(&mut t, b"public-share", public);
     append_point(&mut t, b"ciphertext-a", base);
@@ -88,6 +91,9 @@ fn dleq_challenge(
     append_point(&mut t, b"t2", t2);
     challenge(&mut t)
 }
+
+const DLEQ_DOMAIN: &[u8] = b"crux-partial-decryption-v1";
+const NOISY_DOMAIN: &[u8] = b"crux-noisy-partial-decryption-v1";
 
 impl DleqProof {
     /// Proves D = x·a for Y = x·G, where the caller passes D and Y.
@@ -102,7 +108,7 @@ impl DleqProof {
         let mut nonce = Scalar::random(rng);
         let t1 = RISTRETTO_BASEPOINT_TABLE * &nonce;
         let t2 = base * nonce;
-        let c = dleq_challenge(context, public, base, share, &t1, &t2);
+        let c = share_challenge(DLEQ_DOMAIN, context, public, base, share, &t1, &t2);
         let response = nonce + c * secret;
         nonce.zeroize();
         DleqProof { challenge: c, response }
@@ -112,7 +118,7 @@ impl DleqProof {
         let neg_c = -self.challenge;
         let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, public, &self.response);
         let t2 = RistrettoPoint::vartime_multiscalar_mul([self.response, neg_c], [*base, *share]);
-        dleq_challenge(context, public, base, share, &t1, &t2) == self.challenge
+        share_challenge(DLEQ_DOMAIN, context, public, base, share, &t1, &t2) == self.challenge
     }
 }
 
@@ -125,24 +131,6 @@ pub struct NoisyShareProof {
     pub challenge: Scalar,
     pub key_response: Scalar,
     pub noise_response: Scalar,
-}
-
-fn noisy_challenge(
-    context: &[u8],
-    public: &RistrettoPoint,
-    base: &RistrettoPoint,
-    share: &RistrettoPoint,
-    t1: &RistrettoPoint,
-    t2: &RistrettoPoint,
-) -> Scalar {
-    let mut t = Transcript::new(b"crux-noisy-partial-decryption-v1");
-    t.append_message(b"context", context);
-    append_point(&mut t, b"public-share", public);
-    append_point(&mut t, b"ciphertext-a", base);
-    append_point(&mut t, b"decryption-share", share);
-    append_point(&mut t, b"t1", t1);
-    append_point(&mut t, b"t2", t2);
-    challenge(&mut t)
 }
 
 impl NoisyShareProof {
@@ -159,7 +147,7 @@ impl NoisyShareProof {
         let mut r2 = Scalar::random(rng);
         let t1 = RISTRETTO_BASEPOINT_TABLE * &r1;
         let t2 = base * r1 + RISTRETTO_BASEPOINT_TABLE * &r2;
-        let c = noisy_challenge(context, public, base, share, &t1, &t2);
+        let c = share_challenge(NOISY_DOMAIN, context, public, base, share, &t1, &t2);
         let proof = NoisyShareProof { challenge: c, key_response: r1 + c * secret, noise_response: r2 + c * noise };
         r1.zeroize();
         r2.zeroize();
@@ -174,7 +162,7 @@ impl NoisyShareProof {
             [self.key_response, neg_c],
             [*base, *share],
         ) + RISTRETTO_BASEPOINT_TABLE * &self.noise_response;
-        noisy_challenge(context, public, base, share, &t1, &t2) == self.challenge
+        share_challenge(NOISY_DOMAIN, context, public, base, share, &t1, &t2) == self.challenge
     }
 }
 
