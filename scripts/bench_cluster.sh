@@ -1,0 +1,228 @@
+#!/usr/bin/env bash
+# End-to-end timings of every statistic on a local Crux cluster, with the
+# plaintext computation on the same data as the floor.
+#
+# Part A: the demo data (demo/areas.xlsx, column "Population" "All usual
+#   residents" 2021) on 3 authorities + processor + 3 relays (target/bench-cluster,
+#   ports from 7400).
+# Part B: 10^6 generated rows (scripts/gen_bench_data.py, seeded) in
+#   target/bench-cluster-1m/data.csv on 3 authorities + processor + 8 relays,
+#   each relay serving 1/8 of the rows (ports from 7500).
+#
+# Each statistic is timed from the shell around `crux-node query` (wall time:
+# process start, config and key loading, the CLI's TLS handshake with the
+# processor and the whole protocol round trip), REPS_A / REPS_B times after
+# one warm-up query; the median is printed. The floor is
+# scripts/plain_stats.py on the same file (Python, time.perf_counter): the
+# statistic alone on parsed values, and file read + parse + statistic.
+# Every Crux exact answer is checked against the plaintext one.
+#
+# Usage: scripts/bench_cluster.sh [--skip-a] [--skip-b]
+# Environment: REPS_A (default 5), REPS_B (default 3), ROWS_B (default 1000000).
+# Both clusters are stopped on exit.
+set -euo pipefail
+
+# shellcheck source=scripts/cluster_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/cluster_lib.sh"
+
+REPS_A=${REPS_A:-5}
+REPS_B=${REPS_B:-3}
+ROWS_B=${ROWS_B:-1000000}
+DIR_A="$ROOT/target/bench-cluster"
+DIR_B="$ROOT/target/bench-cluster-1m"
+PORT_A=7400
+PORT_B=7500
+DLOG_BITS=22
+RUN_A=1
+RUN_B=1
+while (($# > 0)); do
+    case "$1" in
+    --skip-a) RUN_A=0; shift ;;
+    --skip-b) RUN_B=0; shift ;;
+    -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument: $1" ;;
+    esac
+done
+
+# The processor's default rate limit (120 queries a minute) and the default
+# privacy budget would stop a benchmark: raise both for these clusters only.
+PROCESSOR_ENV=(CRUX__PROCESSOR__RATE_LIMIT_PER_MINUTE=100000)
+INIT_ARGS=(--exact --budget 100000 --dlog-bits "$DLOG_BITS")
+
+cleanup() {
+    local rc=$?
+    for d in "$DIR_A" "$DIR_B"; do
+        if compgen -G "$d/pids/*.pid" >/dev/null; then
+            echo "stopping the cluster in $d ..."
+            stop_cluster "$d"
+        fi
+    done
+    if ((rc != 0)); then echo "bench_cluster.sh failed (exit $rc); node logs are in $DIR_A/logs and $DIR_B/logs" >&2; fi
+}
+trap cleanup EXIT
+
+STATS=(count sum mean variance stddev min max median quantile histogram)
+EDGES="0,1000,10000,100000"
+QUANTILE=0.9
+
+# stat_args STAT: the extra query arguments of STAT.
+stat_args() {
+    case "$1" in
+    quantile) echo "--quantile $QUANTILE" ;;
+    histogram) echo "--edges $EDGES" ;;
+    *) echo "" ;;
+    esac
+}
+
+# time_query OUT NAME REPS USER_CFG -- QUERY ARGS...: runs the query REPS
+# times, writes the wall times in ns to OUT/NAME.ns and the last answer to
+# OUT/NAME.json; fails with the query's message.
+time_query() {
+    local out=$1 name=$2 reps=$3 cfg=$4 i t0 t1
+    shift 5
+    : >"$out/$name.ns"
+    for ((i = 0; i < reps; i++)); do
+        t0=$(date +%s%N)
+        if ! "$BIN" query "$@" --config "$cfg" --json "${LABELS[@]}" >"$out/$name.json" 2>"$out/$name.err"; then
+            echo "error: crux-node query $* --config $cfg --json ${LABELS[*]} failed:" >&2
+            sed 's/^/    /' "$out/$name.err" >&2
+            return 1
+        fi
+        t1=$(date +%s%N)
+        echo $((t1 - t0)) >>"$out/$name.ns"
+    done
+}
+
+# bench_part TITLE DIR DATA RELAYS PORT REPS BOUNDS TRUTH_COLUMN
+bench_part() {
+    local title=$1 dir=$2 data=$3 relays=$4 port=$5 reps=$6 bounds=$7 column=$8 stat
+    local out="$dir/bench"
+    echo
+    echo "=== $title ==="
+    if compgen -G "$dir/pids/*.pid" >/dev/null; then stop_cluster "$dir"; fi
+    check_ports_free 127.0.0.1 "$port" $((port + 3 + relays)) || die "cannot start the cluster"
+    init_cluster "$dir" "$data" 3 "$relays" "$port" "${INIT_ARGS[@]}"
+    start_cluster "$dir" "${PROCESSOR_ENV[@]}"
+    wait_ready "$dir" 180 || die "the cluster in $dir did not come up"
+    mkdir -p "$out"
+    local cfg="$dir/user.yaml"
+    echo "warm-up query ..."
+    time_query "$out" warmup 1 "$cfg" -- count --exact
+    for stat in "${STATS[@]}"; do
+        # shellcheck disable=SC2046
+        time_query "$out" "$stat-exact" "$reps" "$cfg" -- "$stat" --exact $(stat_args "$stat")
+        echo "  $stat --exact: $(tr '\n' ' ' <"$out/$stat-exact.ns" | awk '{for (i = 1; i <= NF; i++) printf "%.0f ", $i / 1e6}') ms"
+    done
+    for stat in sum mean median; do
+        time_query "$out" "$stat-dp" "$reps" "$cfg" -- "$stat" --epsilon 1 --bounds "$bounds"
+        echo "  $stat --epsilon 1: $(tr '\n' ' ' <"$out/$stat-dp.ns" | awk '{for (i = 1; i <= NF; i++) printf "%.0f ", $i / 1e6}') ms"
+    done
+    # process start alone, for scale
+    : >"$out/start.ns"
+    for ((i = 0; i < reps; i++)); do
+        t0=$(date +%s%N)
+        "$BIN" --version >/dev/null
+        t1=$(date +%s%N)
+        echo $((t1 - t0)) >>"$out/start.ns"
+    done
+    echo "plaintext floor: scripts/plain_stats.py --time on $data ..."
+    python3 "$ROOT/scripts/plain_stats.py" --file "$data" --column "$column" --time --repeat "$reps" \
+        --quantile "$QUANTILE" --edges "$EDGES" >"$out/plain.json"
+    stop_cluster "$dir"
+    python3 - "$out" "$title" "$reps" "$relays" "$bounds" "${STATS[*]}" <<'EOF'
+import json, statistics, sys
+from decimal import Decimal
+from fractions import Fraction
+
+out, title, reps, relays, bounds, stats = sys.argv[1:7]
+stats = stats.split()
+plain = json.load(open(f"{out}/plain.json"))
+read_ms = plain["read_ms"]
+
+def ms(name):
+    with open(f"{out}/{name}.ns") as f:
+        return statistics.median(int(x) for x in f if x.strip()) / 1e6
+
+def frac(text):
+    return Fraction(text) if "/" in text else Fraction(Decimal(text))
+
+def answer(stat, a):
+    if a.get("buckets") is not None:
+        return ",".join(str(b["count"]) for b in a["buckets"])
+    return a["exact_value"]
+
+def check(stat, crux, truth):
+    t = truth["value"]
+    if stat == "histogram":
+        return "ok" if crux == t else "DIFF"
+    exact = truth.get("exact", t)
+    try:
+        if frac(crux) == frac(exact):
+            return "ok"
+        if stat == "stddev" and abs(float(frac(crux)) - float(t)) <= 1e-6 * max(1.0, abs(float(t))):
+            return "ok (6 dp)"
+    except (ValueError, ZeroDivisionError):
+        pass
+    return "DIFF"
+
+def fmt_ms(x):
+    return f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
+
+rows = []
+for stat in stats:
+    a = json.load(open(f"{out}/{stat}-exact.json"))
+    crux = answer(stat, a)
+    t = plain["stats"][stat]
+    c = ms(f"{stat}-exact")
+    p, pr = t["ms"], read_ms + t["ms"]
+    rows.append([stat + " (exact)", fmt_ms(c), f"{p:,.3f}", fmt_ms(pr), f"{c / pr:,.1f}x", f"{c / p:,.0f}x" if p > 0 else "-", crux, check(stat, crux, t)])
+for stat in ["sum", "mean", "median"]:
+    a = json.load(open(f"{out}/{stat}-dp.json"))
+    t = plain["stats"][stat]
+    c = ms(f"{stat}-dp")
+    p, pr = t["ms"], read_ms + t["ms"]
+    err = float(a["value"]) - float(t["value"])
+    rows.append([stat + " (DP eps=1)", fmt_ms(c), f"{p:,.3f}", fmt_ms(pr), f"{c / pr:,.1f}x", f"{c / p:,.0f}x" if p > 0 else "-", f"{a['value']:.2f}", f"noise {err:+.2f}"])
+head = ["statistic", "Crux e2e ms", "plain ms", "plain+read ms", "ratio/+read", "ratio/plain", "Crux answer", "vs truth"]
+w = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+line = lambda r: " | ".join(c.ljust(w[i]) if i in (0, 7) else c.rjust(w[i]) for i, c in enumerate(r))
+print()
+print(f"{title}: {plain['count']} values, {relays} relays, 3 authorities; Crux = median of {reps} runs of `crux-node query` timed by the shell")
+print(f"  (includes process start, config/key loading, the CLI's TLS handshake; process start alone, `crux-node --version`: {ms('start'):.1f} ms)")
+print(f"  plain = Python statistic on parsed values (median of {reps}); plain+read adds reading + parsing the file's column: {read_ms:,.1f} ms")
+print(f"  DP rows: --epsilon 1 --bounds {bounds}; truth column shows the DP answer minus the exact value")
+print(line(head))
+print("-+-".join("-" * x for x in w))
+for r in rows:
+    print(line(r))
+EOF
+}
+
+build_release
+echo "crux-node: $("$BIN" --version); $(nproc) cores; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+START_ALL=$(date +%s)
+
+if ((RUN_A)); then
+    LABELS=("Population" "All usual residents" "2021")
+    bench_part "Part A: demo/areas.xlsx, Population / All usual residents / 2021" \
+        "$DIR_A" "$ROOT/demo/areas.xlsx" 3 "$PORT_A" "$REPS_A" "0:3000000" H
+fi
+
+if ((RUN_B)); then
+    mkdir -p "$DIR_B"
+    DATA_B="$DIR_B/data.csv"
+    STAMP="$DIR_B/data.csv.rows"
+    if [[ ! -f "$DATA_B" || "$(cat "$STAMP" 2>/dev/null || true)" != "$ROWS_B seed 2026" ]]; then
+        echo
+        echo "generating $ROWS_B rows into $DATA_B ..."
+        python3 "$ROOT/scripts/gen_bench_data.py" "$DATA_B" "$ROWS_B" 2026
+        echo "$ROWS_B seed 2026" >"$STAMP"
+    fi
+    # reset_dir keeps data.csv (it removes only what init and the nodes write)
+    LABELS=("Generated" "Values" "2026")
+    bench_part "Part B: $ROWS_B generated rows, Generated / Values / 2026" \
+        "$DIR_B" "$DATA_B" 8 "$PORT_B" "$REPS_B" "0:10000000" A
+fi
+
+echo
+echo "total bench time: $(($(date +%s) - START_ALL)) s"
