@@ -15,7 +15,9 @@
 # one warm-up query; the median is printed. The floor is
 # scripts/plain_stats.py on the same file (Python, time.perf_counter): the
 # statistic alone on parsed values, and file read + parse + statistic.
-# Every Crux exact answer is checked against the plaintext one.
+# Every Crux exact answer is checked against the plaintext one. The table
+# (scripts/bench_report.py) also shows the processor's own elapsed_ms for the
+# same queries, from its log.
 #
 # Usage: scripts/bench_cluster.sh [--skip-a] [--skip-b]
 # Environment: REPS_A (default 5), REPS_B (default 3), ROWS_B (default 1000000).
@@ -39,7 +41,7 @@ while (($# > 0)); do
     case "$1" in
     --skip-a) RUN_A=0; shift ;;
     --skip-b) RUN_B=0; shift ;;
-    -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) die "unknown argument: $1" ;;
     esac
 done
@@ -76,11 +78,12 @@ stat_args() {
 
 # time_query OUT NAME REPS USER_CFG -- QUERY ARGS...: runs the query REPS
 # times, writes the wall times in ns to OUT/NAME.ns and the last answer to
-# OUT/NAME.json; fails with the query's message.
+# OUT/NAME.json, the query ids to OUT/NAME.ids; fails with the query's message.
 time_query() {
     local out=$1 name=$2 reps=$3 cfg=$4 i t0 t1
     shift 5
     : >"$out/$name.ns"
+    : >"$out/$name.ids"
     for ((i = 0; i < reps; i++)); do
         t0=$(date +%s%N)
         if ! "$BIN" query "$@" --config "$cfg" --json "${LABELS[@]}" >"$out/$name.json" 2>"$out/$name.err"; then
@@ -90,6 +93,7 @@ time_query() {
         fi
         t1=$(date +%s%N)
         echo $((t1 - t0)) >>"$out/$name.ns"
+        sed -n 's/.*"query_id":"\([0-9a-f]*\)".*/\1/p' "$out/$name.json" >>"$out/$name.ids"
     done
 }
 
@@ -129,73 +133,7 @@ bench_part() {
     python3 "$ROOT/scripts/plain_stats.py" --file "$data" --column "$column" --time --repeat "$reps" \
         --quantile "$QUANTILE" --edges "$EDGES" >"$out/plain.json"
     stop_cluster "$dir"
-    python3 - "$out" "$title" "$reps" "$relays" "$bounds" "${STATS[*]}" <<'EOF'
-import json, statistics, sys
-from decimal import Decimal
-from fractions import Fraction
-
-out, title, reps, relays, bounds, stats = sys.argv[1:7]
-stats = stats.split()
-plain = json.load(open(f"{out}/plain.json"))
-read_ms = plain["read_ms"]
-
-def ms(name):
-    with open(f"{out}/{name}.ns") as f:
-        return statistics.median(int(x) for x in f if x.strip()) / 1e6
-
-def frac(text):
-    return Fraction(text) if "/" in text else Fraction(Decimal(text))
-
-def answer(stat, a):
-    if a.get("buckets") is not None:
-        return ",".join(str(b["count"]) for b in a["buckets"])
-    return a["exact_value"]
-
-def check(stat, crux, truth):
-    t = truth["value"]
-    if stat == "histogram":
-        return "ok" if crux == t else "DIFF"
-    exact = truth.get("exact", t)
-    try:
-        if frac(crux) == frac(exact):
-            return "ok"
-        if stat == "stddev" and abs(float(frac(crux)) - float(t)) <= 1e-6 * max(1.0, abs(float(t))):
-            return "ok (6 dp)"
-    except (ValueError, ZeroDivisionError):
-        pass
-    return "DIFF"
-
-def fmt_ms(x):
-    return f"{x:,.1f}" if x < 100 else f"{x:,.0f}"
-
-rows = []
-for stat in stats:
-    a = json.load(open(f"{out}/{stat}-exact.json"))
-    crux = answer(stat, a)
-    t = plain["stats"][stat]
-    c = ms(f"{stat}-exact")
-    p, pr = t["ms"], read_ms + t["ms"]
-    rows.append([stat + " (exact)", fmt_ms(c), f"{p:,.3f}", fmt_ms(pr), f"{c / pr:,.1f}x", f"{c / p:,.0f}x" if p > 0 else "-", crux, check(stat, crux, t)])
-for stat in ["sum", "mean", "median"]:
-    a = json.load(open(f"{out}/{stat}-dp.json"))
-    t = plain["stats"][stat]
-    c = ms(f"{stat}-dp")
-    p, pr = t["ms"], read_ms + t["ms"]
-    err = float(a["value"]) - float(t["value"])
-    rows.append([stat + " (DP eps=1)", fmt_ms(c), f"{p:,.3f}", fmt_ms(pr), f"{c / pr:,.1f}x", f"{c / p:,.0f}x" if p > 0 else "-", f"{a['value']:.2f}", f"noise {err:+.2f}"])
-head = ["statistic", "Crux e2e ms", "plain ms", "plain+read ms", "ratio/+read", "ratio/plain", "Crux answer", "vs truth"]
-w = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
-line = lambda r: " | ".join(c.ljust(w[i]) if i in (0, 7) else c.rjust(w[i]) for i, c in enumerate(r))
-print()
-print(f"{title}: {plain['count']} values, {relays} relays, 3 authorities; Crux = median of {reps} runs of `crux-node query` timed by the shell")
-print(f"  (includes process start, config/key loading, the CLI's TLS handshake; process start alone, `crux-node --version`: {ms('start'):.1f} ms)")
-print(f"  plain = Python statistic on parsed values (median of {reps}); plain+read adds reading + parsing the file's column: {read_ms:,.1f} ms")
-print(f"  DP rows: --epsilon 1 --bounds {bounds}; truth column shows the DP answer minus the exact value")
-print(line(head))
-print("-+-".join("-" * x for x in w))
-for r in rows:
-    print(line(r))
-EOF
+    python3 "$ROOT/scripts/bench_report.py" "$out" "$title" "$reps" "$relays" "$bounds" "${STATS[*]}" "$dir/logs/processor.log"
 }
 
 build_release

@@ -223,7 +223,8 @@ def main():
     if not xs:
         raise SystemExit("the column has no values")
 
-    out = {"file": args.file, "column": args.column, "count": len(xs), "decimals": decimals, "stats": {}}
+    out = {"file": args.file, "column": args.column, "count": len(xs), "decimals": decimals,
+           "quantile": args.quantile, "edges": args.edges, "stats": {}}
     if args.time:
         out["read_ms"] = statistics.median(read_times) * 1000
     for stat in stats:
