@@ -20,7 +20,7 @@
 # same queries, from its log.
 #
 # Usage: scripts/bench_cluster.sh [--skip-a] [--skip-b]
-# Environment: REPS_A (default 5), REPS_B (default 3), ROWS_B (default 1000000).
+# Environment: REPS_A (default 5), REPS_B (default 5), ROWS_B (default 1000000).
 # Both clusters are stopped on exit.
 set -euo pipefail
 
@@ -28,7 +28,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/cluster_lib.sh"
 
 REPS_A=${REPS_A:-5}
-REPS_B=${REPS_B:-3}
+REPS_B=${REPS_B:-5}
 ROWS_B=${ROWS_B:-1000000}
 DIR_A="$ROOT/target/bench-cluster"
 DIR_B="$ROOT/target/bench-cluster-1m"
