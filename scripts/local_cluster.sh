@@ -166,7 +166,7 @@ for stat in ["sum", "mean", "variance", "median"]:
     relays, count = exact["relays"], exact["rows"]
 head = ("statistic", "exact (Crux)", "DP eps=1 (Crux)", "plaintext truth", "exact = truth")
 w = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
-line = lambda r: " | ".join(str(c).ljust(w[i]) if i in (0, 4) else str(c).rjust(w[i]) for i, c in enumerate(r))
+line = lambda r: " | ".join(str(c).ljust(w[i]) if i in (0, 4) else str(c).rjust(w[i]) for i, c in enumerate(r)).rstrip()
 print()
 print(f"column {labels}: {count} values over {relays} relays")
 print(f"plaintext truth: scripts/plain_stats.py (Python, exact fractions) on {truth_file} column {column}")
@@ -175,7 +175,8 @@ print("-+-".join("-" * x for x in w))
 for r in rows:
     print(line(r))
 print(f"DP answers carry noise calibrated to the bounds {bounds}; each costs epsilon 1 of the budget (10 per dataset).")
-print("At these bounds the variance's noise exceeds the variance itself, so its DP answer is often clamped to 0.")
+print("At these bounds the variance's noise is larger than the variance itself: its DP answer ranges from 0 (clamped)")
+print("to several times the truth. Narrower bounds give less noise.")
 print()
 if any(r[4] != "yes" for r in rows):
     sys.exit("error: an exact Crux answer differs from the plaintext truth")
