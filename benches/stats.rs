@@ -905,10 +905,7 @@ fn main() {
         .map(|j| {
             let mut spec = SourceSpec::new(&data);
             spec.shard = Some(Shard { index: j, count: 3 });
-            Box::new(FileColumnSource {
-                relay: format!("relay-{}", j + 1),
-                sources: vec![spec],
-            }) as Box<dyn ColumnSource>
+            Box::new(FileColumnSource::new(&format!("relay-{}", j + 1), vec![spec])) as Box<dyn ColumnSource>
         })
         .collect();
     let mut areas = Cluster::new(sources, solver.clone());

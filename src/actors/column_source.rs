@@ -1,13 +1,24 @@
 //! Adapts the relay's configured files (`data`) to the protocol's
-//! `ColumnSource`. The error sent to the processor never quotes a cell's
-//! content; the full error (with the value) goes to the relay's own log only.
+//! `ColumnSource`. Each file is parsed once and kept while its size and
+//! modification time stay the same, so repeated queries do not re-read it.
+//! The error sent to the processor never quotes a cell's content.
 
-use crate::data::{read_column_all, DataError, SourceSpec};
+use std::cell::RefCell;
+use std::time::SystemTime;
+
+use crate::data::{combine_columns, DataError, LoadedSource, SourceSpec};
 use crate::protocol::relay::{ColumnSource, ColumnValues, SourceError};
 
+struct CachedFile {
+    modified: Option<SystemTime>,
+    len: u64,
+    loaded: LoadedSource,
+}
+
 pub struct FileColumnSource {
-    pub relay: String,
-    pub sources: Vec<SourceSpec>,
+    relay: String,
+    sources: Vec<SourceSpec>,
+    cache: RefCell<Vec<Option<CachedFile>>>,
 }
 
 /// The error text that may leave the relay: the same as the local one, minus
@@ -26,10 +37,59 @@ pub fn public_message(relay: &str, err: &DataError) -> String {
     format!("relay {relay}: {text}")
 }
 
+impl FileColumnSource {
+    pub fn new(relay: &str, sources: Vec<SourceSpec>) -> Self {
+        let cache = RefCell::new(sources.iter().map(|_| None).collect());
+        FileColumnSource { relay: relay.to_string(), sources, cache }
+    }
+
+    pub fn files(&self) -> usize {
+        self.sources.len()
+    }
+
+    fn read(&self, labels: &[String]) -> Result<ColumnValues, DataError> {
+        let mut cache = self.cache.borrow_mut();
+        let mut parts = Vec::with_capacity(self.sources.len());
+        for (spec, slot) in self.sources.iter().zip(cache.iter_mut()) {
+            let meta = std::fs::metadata(&spec.path)
+                .map_err(|e| DataError::Io { path: spec.path.clone(), reason: e.to_string() })?;
+            let (modified, len) = (meta.modified().ok(), meta.len());
+            let fresh = matches!(slot, Some(c) if c.modified == modified && c.len == len && modified.is_some());
+            if !fresh {
+                *slot = None;
+                *slot = Some(CachedFile { modified, len, loaded: LoadedSource::open(spec)? });
+            }
+            let loaded = slot.as_ref().map(|c| &c.loaded).ok_or(DataError::NoSources)?;
+            parts.push((spec, loaded.read_column(labels)?));
+        }
+        let data = combine_columns(parts)?;
+        Ok(ColumnValues { labels: data.labels, decimals: data.decimals, values: data.values })
+    }
+}
+
 impl ColumnSource for FileColumnSource {
     fn column(&self, labels: &[String]) -> Result<ColumnValues, SourceError> {
-        let data = read_column_all(&self.sources, labels)
-            .map_err(|e| SourceError { public: public_message(&self.relay, &e), private: e.to_string() })?;
-        Ok(ColumnValues { labels: data.labels, decimals: data.decimals, values: data.values })
+        self.read(labels).map_err(|e| SourceError { public: public_message(&self.relay, &e), private: e.to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_changed_file_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        std::fs::write(&path, ",\nG,\nP,\n1\n2\n").unwrap();
+        let source = FileColumnSource::new("relay-1", vec![SourceSpec::new(&path)]);
+        let labels = vec!["G".to_string()];
+        assert_eq!(source.column(&labels).unwrap().values, vec![1, 2]);
+        assert_eq!(source.column(&labels).unwrap().values, vec![1, 2]);
+        std::fs::write(&path, ",\nG,\nP,\n1\n2\n30\n").unwrap();
+        assert_eq!(source.column(&labels).unwrap().values, vec![1, 2, 30]);
+        std::fs::remove_file(&path).unwrap();
+        assert!(source.column(&labels).unwrap_err().public.contains("d.csv"));
     }
 }

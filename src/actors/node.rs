@@ -86,7 +86,7 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
             }
             Ok(Prepared::Relay(RelayActor {
                 state: RelayState::new(&cfg.name, identity, EncryptionKey::new(&joint)),
-                source: FileColumnSource { relay: cfg.name.clone(), sources: r.sources.clone() },
+                source: FileColumnSource::new(&cfg.name, r.sources.clone()),
                 processor,
                 max_frame: cfg.max_frame_bytes,
             }))

@@ -51,7 +51,7 @@ impl Handler<RequestBytes> for RelayActor {
         let span = info_span!("query", query_id = %query_id, role = "relay");
         let _guard = span.enter();
         let name = self.state.name().to_string();
-        let files = self.source.sources.len();
+        let files = self.source.files();
         let status = move || NodeStatus {
             name,
             role: Role::Relay,

@@ -145,6 +145,12 @@ pub fn read_column_all(specs: &[SourceSpec], labels: &[String]) -> Result<Column
     for spec in specs {
         parts.push((spec, read_column(spec, labels)?));
     }
+    combine_columns(parts)
+}
+
+/// Concatenates one column read from several files: decimals = the max,
+/// every part rescaled to it, counts added.
+pub fn combine_columns(parts: Vec<(&SourceSpec, ColumnData)>) -> Result<ColumnData, DataError> {
     let decimals = parts
         .iter()
         .map(|(_, part)| part.decimals)

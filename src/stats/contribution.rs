@@ -10,6 +10,7 @@
 //! already clamped when the query has bounds (`prepare_values`). Nothing in a
 //! contribution is plaintext; encryption randomness never leaves this module.
 
+use rand::SeedableRng;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -151,7 +152,9 @@ pub fn contribute(
     match task {
         RelayTask::Moments { limb_bits, squares, sum_quantum, squares_quantum } => {
             let m = if *sum_quantum > 1 || *squares_quantum > 1 {
-                quantized_moments(values, *sum_quantum, *squares_quantum, *squares, rng)?
+                // one OS draw seeds a ChaCha stream for the per-row rounding
+                let mut rounding = rand::rngs::StdRng::from_rng(&mut *rng).map_err(|e| StatsError::InvalidParameter { name: "rng", reason: e.to_string() })?;
+                quantized_moments(values, *sum_quantum, *squares_quantum, *squares, &mut rounding)?
             } else {
                 local_moments(values, *squares)?
             };

@@ -78,7 +78,7 @@ impl MemoryCluster {
             .map(|j| {
                 let mut spec = SourceSpec::new(data_path(file));
                 spec.shard = Some(Shard { index: j, count: relays });
-                Box::new(FileColumnSource { relay: format!("relay-{}", j + 1), sources: vec![spec] }) as Box<dyn ColumnSource>
+                Box::new(FileColumnSource::new(&format!("relay-{}", j + 1), vec![spec])) as Box<dyn ColumnSource>
             })
             .collect();
         Self::with_sources(sources, allow_exact, min_relays)
