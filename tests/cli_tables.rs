@@ -5,7 +5,11 @@ use std::fs;
 use std::process::Command;
 
 fn crux_node(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_crux-node")).args(args).env("RUST_LOG", "warn").output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_crux-node"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -16,12 +20,20 @@ fn build_check_and_detect_damage() {
 
     let out = crux_node(&["tables", "build", "--dir", table_s, "--bits", "10"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("built 2^10 = 1024 baby steps"), "{stdout}");
 
     let out = crux_node(&["tables", "check", "--dir", table_s, "--bits", "10"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("ok"), "{stdout}");
 
     let out = crux_node(&["tables", "check", "--dir", table_s, "--bits", "12"]);
@@ -39,7 +51,10 @@ fn build_check_and_detect_damage() {
     let out = crux_node(&["tables", "check", "--dir", table_s, "--bits", "10"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(stderr.starts_with("error: ") && stderr.contains("rebuild"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("rebuild"),
+        "{stderr}"
+    );
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
 
     let out = crux_node(&["tables", "build", "--dir", table_s, "--bits", "7"]);
@@ -51,5 +66,8 @@ fn help_describes_commands() {
     let out = crux_node(&["tables", "build", "--help"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(stdout.contains("--dir") && stdout.contains("--bits"), "{stdout}");
+    assert!(
+        stdout.contains("--dir") && stdout.contains("--bits"),
+        "{stdout}"
+    );
 }
