@@ -27,7 +27,7 @@ use crux::actors::transport::{client_endpoint_for, Client, TransportConfig};
 use crux::config::NodeConfig;
 use crux::crypto::{combine_checked, CryptoError, EncryptionKey, PartialDecryption};
 use crux::data::read_key_share;
-use crux::protocol::processor::{QueryDriver, Reply, Step};
+use crux::protocol::processor::{ProcessorView, QueryDriver, Reply, Step};
 use crux::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};
 use crux::protocol::*;
 use crux::stats::release::target;
@@ -1255,4 +1255,191 @@ async fn unknown_users_cannot_query() {
     // mallory still cannot
     let out = cluster.query(&cluster.path("mallory.yaml"), &query);
     assert!(!out.status.success());
+}
+
+// ------------------------------------------------------------------ transcript
+
+/// Runs one query as an honest processor would, over QUIC to the real relays
+/// and authorities, recording every request and reply.
+async fn run_recorded(
+    me: &Peer,
+    view: std::sync::Arc<ProcessorView>,
+    params: QueryParams,
+    transcript: &mut Vec<Vec<u8>>,
+) -> QueryAnswer {
+    let solver = common::solver();
+    let labels = LABELS.iter().map(|s| s.to_string()).collect();
+    let (mut driver, mut step) = QueryDriver::new(
+        view,
+        QueryId::random(&mut OsRng),
+        unix_now(),
+        labels,
+        params,
+    )
+    .unwrap();
+    loop {
+        step = match step {
+            Step::AskRelays(request) => {
+                let bytes = encode(&request).unwrap();
+                transcript.push(bytes.clone());
+                let mut replies = Vec::new();
+                for name in driver.active_relays().to_vec() {
+                    let reply = me
+                        .client
+                        .request(&name, me.addr(&name), &bytes)
+                        .await
+                        .unwrap();
+                    transcript.push(reply.clone());
+                    replies.push((
+                        name,
+                        Ok(decode::<RelayResponse>(&reply, DEFAULT_MAX_FRAME).unwrap()),
+                    ));
+                }
+                driver.on_relays(replies).unwrap()
+            }
+            Step::AskAuthorities(requests) => {
+                let mut all = Vec::new();
+                for request in requests {
+                    let bytes = encode(&request).unwrap();
+                    transcript.push(bytes.clone());
+                    let mut list = Vec::new();
+                    for name in AUTHORITIES {
+                        let reply = me
+                            .client
+                            .request(name, me.addr(name), &bytes)
+                            .await
+                            .unwrap();
+                        transcript.push(reply.clone());
+                        list.push((
+                            name.to_string(),
+                            Ok(decode::<AuthorityResponse>(&reply, DEFAULT_MAX_FRAME).unwrap()),
+                        ));
+                    }
+                    all.push(list);
+                }
+                driver.on_authorities(all).unwrap()
+            }
+            Step::Solve(points) => {
+                let values = points
+                    .iter()
+                    .map(|(r, p)| (*r, solver.solve_vartime(p).unwrap()))
+                    .collect();
+                driver.on_solved(values).unwrap()
+            }
+            Step::Done(answer) => return *answer,
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn no_plaintext_in_any_message_over_quic() {
+    let (cluster, me) = exact_backend().await;
+    let cfg = cluster.config("processor");
+    let view = std::sync::Arc::new(ProcessorView {
+        dataset: cfg.cluster.dataset.clone(),
+        min_relays: cfg.cluster.min_relays,
+        relays: cfg
+            .cluster
+            .relays
+            .iter()
+            .map(|r| (r.peer.name.clone(), r.public_key))
+            .collect(),
+        authorities: AUTHORITIES.iter().map(|s| s.to_string()).collect(),
+        joint: read_joint_key(&cfg).unwrap(),
+        dlog_max_abs: common::solver().max_abs(),
+    });
+    let (_, labels, stats) = common::expected_columns()
+        .into_iter()
+        .find(|(c, _, _)| c == "C")
+        .unwrap();
+    assert_eq!(labels, LABELS);
+    let mut transcript = Vec::new();
+    let a = run_recorded(
+        &me,
+        view.clone(),
+        QueryParams::new(Statistic::Sum),
+        &mut transcript,
+    )
+    .await;
+    assert_eq!(a.result.value.exact_string(), SUM_C);
+    assert_eq!(a.relays, RELAYS);
+    let a = run_recorded(
+        &me,
+        view.clone(),
+        QueryParams::new(Statistic::Variance),
+        &mut transcript,
+    )
+    .await;
+    let crux::stats::ExactValue::Ratio { num, den } = a.result.value else {
+        panic!("variance is a ratio")
+    };
+    assert_eq!(
+        (num, den),
+        common::fraction(stats["variance_pop_exact"].as_str().unwrap())
+    );
+    let a = run_recorded(
+        &me,
+        view,
+        QueryParams::new(Statistic::Median),
+        &mut transcript,
+    )
+    .await;
+    assert_eq!(
+        a.result.value.exact_string(),
+        stats["median_lower"].as_str().unwrap()
+    );
+
+    // needles: large single values, each relay's own sums, and the totals,
+    // as msgpack integers and as text
+    let column = crux::data::read_column(
+        &crux::data::SourceSpec::new(data_path("areas.xlsx")),
+        &labels,
+    )
+    .unwrap();
+    let mut numbers: Vec<i128> = column
+        .values
+        .iter()
+        .copied()
+        .filter(|v| v.unsigned_abs() >= 100_000)
+        .collect();
+    let expected = common::expected();
+    let entry = expected["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["column"] == "C")
+        .unwrap();
+    for relay in entry["relays"]["3"].as_array().unwrap() {
+        for key in ["sum", "sum_of_squares"] {
+            numbers.push(relay[key].as_str().unwrap().parse().unwrap());
+        }
+    }
+    for key in ["sum", "sum_of_squares"] {
+        numbers.push(stats[key].as_str().unwrap().parse().unwrap());
+    }
+    assert!(numbers.len() > 10);
+    let mut needles: Vec<Vec<u8>> = Vec::new();
+    for v in &numbers {
+        needles.push(rmp_serde::to_vec(&i64::try_from(*v).unwrap()).unwrap());
+        needles.push(v.to_string().into_bytes());
+    }
+    // the search works: a message that did carry a number would be caught
+    let probe = encode(&ProcessorRequest::Query {
+        labels: vec![numbers[0].to_string()],
+        params: exact_sum(),
+    })
+    .unwrap();
+    assert!(needles
+        .iter()
+        .any(|n| probe.windows(n.len()).any(|w| w == n.as_slice())));
+    for (i, msg) in transcript.iter().enumerate() {
+        for (n, needle) in needles.iter().enumerate() {
+            assert!(
+                !msg.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "message {i} carries plaintext number {}",
+                numbers[n / 2]
+            );
+        }
+    }
+    assert!(transcript.len() > 30, "{} messages", transcript.len());
 }
