@@ -19,10 +19,7 @@ use curve25519_dalek::traits::Identity;
 use rand::rngs::{OsRng, StdRng};
 use rand::{Rng, SeedableRng};
 
-use crux::crypto::{
-    combine, scalar_from_i64, DlogSolver, EncryptionKey, JointPublicKey, KeyShare,
-    PartialDecryption,
-};
+use crux::crypto::{combine, scalar_from_i64, DlogSolver, EncryptionKey, JointPublicKey, KeyShare, PartialDecryption};
 use crux::data::LmdbTable;
 
 const CONTEXT: &[u8] = b"bench-query";
@@ -34,9 +31,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let shares: Vec<KeyShare> = (1..=3)
-        .map(|i| KeyShare::generate(&format!("auth-{i}"), &mut OsRng))
-        .collect();
+    let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("auth-{i}"), &mut OsRng)).collect();
     let publics: Vec<_> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
     let joint = JointPublicKey::assemble(&publics).unwrap();
     let key = EncryptionKey::new(&joint);
@@ -46,32 +41,19 @@ fn setup() -> Setup {
 fn criterion_benches(c: &mut Criterion, s: &Setup) {
     let ct = s.key.encrypt(12345, &mut OsRng);
     let ct2 = s.key.encrypt(-678, &mut OsRng);
-    let partials: Vec<PartialDecryption> = s
-        .shares
-        .iter()
-        .map(|k| k.partial_decrypt(&ct, CONTEXT, &mut OsRng))
-        .collect();
+    let partials: Vec<PartialDecryption> =
+        s.shares.iter().map(|k| k.partial_decrypt(&ct, CONTEXT, &mut OsRng)).collect();
     let scalar = Scalar::random(&mut OsRng);
     let point = RISTRETTO_BASEPOINT_TABLE * &scalar;
 
-    c.bench_function("encrypt", |b| {
-        b.iter(|| s.key.encrypt(black_box(42), &mut OsRng))
-    });
-    c.bench_function("encrypt + to_bytes", |b| {
-        b.iter(|| s.key.encrypt(black_box(42), &mut OsRng).to_bytes())
-    });
-    c.bench_function("homomorphic add", |b| {
-        b.iter(|| black_box(ct) + black_box(ct2))
-    });
+    c.bench_function("encrypt", |b| b.iter(|| s.key.encrypt(black_box(42), &mut OsRng)));
+    c.bench_function("encrypt + to_bytes", |b| b.iter(|| s.key.encrypt(black_box(42), &mut OsRng).to_bytes()));
+    c.bench_function("homomorphic add", |b| b.iter(|| black_box(ct) + black_box(ct2)));
     c.bench_function("partial_decrypt (with DLEQ proof)", |b| {
         b.iter(|| s.shares[0].partial_decrypt(black_box(&ct), CONTEXT, &mut OsRng))
     });
     c.bench_function("PartialDecryption::verify", |b| {
-        b.iter(|| {
-            partials[0]
-                .verify(&s.joint, black_box(&ct), CONTEXT)
-                .unwrap()
-        })
+        b.iter(|| partials[0].verify(&s.joint, black_box(&ct), CONTEXT).unwrap())
     });
     c.bench_function("combine 3 partials (verifies all)", |b| {
         b.iter(|| combine(&s.joint, black_box(&ct), CONTEXT, &partials).unwrap())
@@ -79,9 +61,7 @@ fn criterion_benches(c: &mut Criterion, s: &Setup) {
     c.bench_function("floor: fixed-base mult (basepoint table)", |b| {
         b.iter(|| RISTRETTO_BASEPOINT_TABLE * black_box(&scalar))
     });
-    c.bench_function("floor: compress", |b| {
-        b.iter(|| black_box(point).compress())
-    });
+    c.bench_function("floor: compress", |b| b.iter(|| black_box(point).compress()));
 }
 
 /// Mean time per call in ns over `iters` calls, best of `rounds` rounds.
@@ -140,34 +120,18 @@ impl SmallValueTable {
 fn floor_ratio(s: &Setup) {
     use curve25519_dalek::ristretto::RistrettoBasepointTable;
     let scalars: Vec<Scalar> = (0..64).map(|_| Scalar::random(&mut OsRng)).collect();
-    let points: Vec<RistrettoPoint> = scalars
-        .iter()
-        .map(|k| RISTRETTO_BASEPOINT_TABLE * k)
-        .collect();
+    let points: Vec<RistrettoPoint> = scalars.iter().map(|k| RISTRETTO_BASEPOINT_TABLE * k).collect();
     let y_table = RistrettoBasepointTable::create(&s.joint.point());
     let small = SmallValueTable::new();
     for m in [0i64, 1, -1, 42, -123456789, i64::MAX, i64::MIN + 1, 1 << 40] {
-        assert_eq!(
-            small.mul_i64(m),
-            RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m)
-        );
+        assert_eq!(small.mul_i64(m), RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m));
     }
     // Interleaved rounds so that load from other processes hits all alike;
     // the best round of each operation is kept.
-    let (mut mult, mut compress, mut encrypt, mut encrypt_wire, mut proto) = (
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::INFINITY,
-    );
-    let (mut rand_os, mut rand_thread, mut mult_y, mut small_mul, mut encrypt_thread) = (
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::INFINITY,
-        f64::INFINITY,
-    );
+    let (mut mult, mut compress, mut encrypt, mut encrypt_wire, mut proto) =
+        (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    let (mut rand_os, mut rand_thread, mut mult_y, mut small_mul, mut encrypt_thread) =
+        (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
     let mut thread_rng = rand::thread_rng();
     let mut i = 0usize;
     for _ in 0..20 {
@@ -211,17 +175,9 @@ fn floor_ratio(s: &Setup) {
     let floor = 2.0 * mult + compress;
     println!();
     println!("== encryption vs floor (loop timer, best of 20 interleaved rounds x 500) ==");
-    println!(
-        "fixed-base mult: {:.2} µs, compress: {:.2} µs",
-        mult / 1e3,
-        compress / 1e3
-    );
+    println!("fixed-base mult: {:.2} µs, compress: {:.2} µs", mult / 1e3, compress / 1e3);
     println!("floor = 2 mults + 1 compress: {:.2} µs", floor / 1e3);
-    println!(
-        "encrypt: {:.2} µs, encrypt + to_bytes: {:.2} µs",
-        encrypt / 1e3,
-        encrypt_wire / 1e3
-    );
+    println!("encrypt: {:.2} µs, encrypt + to_bytes: {:.2} µs", encrypt / 1e3, encrypt_wire / 1e3);
     println!(
         "ratio encrypt / floor: {:.2}   ratio (encrypt + to_bytes) / floor: {:.2}   (target <= 1.3)",
         encrypt / floor,
@@ -235,11 +191,7 @@ fn floor_ratio(s: &Setup) {
         mult_y / 1e3,
         small_mul / 1e3
     );
-    println!(
-        "encrypt with thread_rng: {:.2} µs, ratio {:.2}",
-        encrypt_thread / 1e3,
-        encrypt_thread / floor
-    );
+    println!("encrypt with thread_rng: {:.2} µs, ratio {:.2}", encrypt_thread / 1e3, encrypt_thread / floor);
     println!(
         "prototype encrypt with m·G from a 16x16 nibble table (constant time): {:.2} µs, ratio {:.2}",
         proto / 1e3,
@@ -259,10 +211,7 @@ fn build_table(dir: &std::path::Path, bits: u32) {
     );
     let t = Instant::now();
     let table = LmdbTable::open(dir, Some(bits)).unwrap();
-    println!(
-        "table 2^{bits}: open + verify (checksum scan, spot checks) in {:.3} s",
-        t.elapsed().as_secs_f64()
-    );
+    println!("table 2^{bits}: open + verify (checksum scan, spot checks) in {:.3} s", t.elapsed().as_secs_f64());
     drop(table);
 }
 
@@ -311,11 +260,7 @@ fn per_candidate_costs(table: &LmdbTable) {
         black_box(table.find_first(keys).unwrap());
     }
     let lookup = t.elapsed().as_nanos() as f64 / f64::from(batch * rounds);
-    println!(
-        "per candidate: key computation {:.3} µs, LMDB lookup (miss) {:.3} µs",
-        compute / 1e3,
-        lookup / 1e3
-    );
+    println!("per candidate: key computation {:.3} µs, LMDB lookup (miss) {:.3} µs", compute / 1e3, lookup / 1e3);
 }
 
 fn tables_and_solving() {
@@ -334,32 +279,19 @@ fn tables_and_solving() {
     let solver = DlogSolver::new(table, 36).unwrap();
     let mut rng = StdRng::seed_from_u64(20261125);
     // warm the page cache and the code paths
-    let warm: Vec<i64> = (0..20)
-        .map(|_| rng.gen_range(-(1i64 << 36)..(1i64 << 36)))
-        .collect();
+    let warm: Vec<i64> = (0..20).map(|_| rng.gen_range(-(1i64 << 36)..(1i64 << 36))).collect();
     for &m in &warm {
-        solver
-            .solve_vartime(&(RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m)))
-            .unwrap();
+        solver.solve_vartime(&(RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m))).unwrap();
     }
-    let small: Vec<i64> = (0..1000)
-        .map(|_| rng.gen_range(-(1i64 << 20)..(1i64 << 20)))
-        .collect();
+    let small: Vec<i64> = (0..1000).map(|_| rng.gen_range(-(1i64 << 20)..(1i64 << 20))).collect();
     solve_stats(&solver, "|m| < 2^20", &small);
     let a: Vec<i64> = (0..200).map(|_| rng.gen_range(0..(1i64 << 16))).collect();
     solve_stats(&solver, "m in [0, 2^16)", &a);
     let b: Vec<i64> = (0..50).map(|_| rng.gen_range(0..(1i64 << 32))).collect();
     solve_stats(&solver, "m in [0, 2^32)", &b);
-    let c: Vec<i64> = (0..50)
-        .map(|_| rng.gen_range(-(1i64 << 36)..(1i64 << 36)))
-        .collect();
+    let c: Vec<i64> = (0..50).map(|_| rng.gen_range(-(1i64 << 36)..(1i64 << 36))).collect();
     solve_stats(&solver, "m in [-2^36, 2^36)", &c);
-    let edges = [
-        (1i64 << 36) - 1,
-        -(1i64 << 36),
-        (1i64 << 36) - (1 << 22),
-        -(1i64 << 36) + 1,
-    ];
+    let edges = [(1i64 << 36) - 1, -(1i64 << 36), (1i64 << 36) - (1 << 22), -(1i64 << 36) + 1];
     solve_stats(&solver, "range edges (worst cases)", &edges);
 }
 

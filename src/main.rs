@@ -10,10 +10,7 @@ fn main() -> ExitCode {
     // Another provider may already be installed; either way one is in place.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match crux::cli::run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -5,11 +5,7 @@ use std::fs;
 use std::process::Command;
 
 fn crux_node(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_crux-node"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
+    Command::new(env!("CARGO_BIN_EXE_crux-node")).args(args).env("RUST_LOG", "warn").output().unwrap()
 }
 
 #[test]
@@ -20,20 +16,12 @@ fn build_check_and_detect_damage() {
 
     let out = crux_node(&["tables", "build", "--dir", table_s, "--bits", "10"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("built 2^10 = 1024 baby steps"), "{stdout}");
 
     let out = crux_node(&["tables", "check", "--dir", table_s, "--bits", "10"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("ok"), "{stdout}");
 
     let out = crux_node(&["tables", "check", "--dir", table_s, "--bits", "12"]);
@@ -51,10 +39,7 @@ fn build_check_and_detect_damage() {
     let out = crux_node(&["tables", "check", "--dir", table_s, "--bits", "10"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{stderr}");
-    assert!(
-        stderr.starts_with("error: ") && stderr.contains("rebuild"),
-        "{stderr}"
-    );
+    assert!(stderr.starts_with("error: ") && stderr.contains("rebuild"), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
 
     let out = crux_node(&["tables", "build", "--dir", table_s, "--bits", "7"]);
@@ -66,8 +51,5 @@ fn help_describes_commands() {
     let out = crux_node(&["tables", "build", "--help"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(
-        stdout.contains("--dir") && stdout.contains("--bits"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("--dir") && stdout.contains("--bits"), "{stdout}");
 }

@@ -14,10 +14,7 @@ fn flip_key_of(dir: &Path, j: u64) {
     let path = dir.join("data.mdb");
     let mut bytes = fs::read(&path).unwrap();
     let key = baby_step_keys(j, 1)[0];
-    let at = bytes
-        .windows(key.len())
-        .position(|w| w == key)
-        .expect("key present in data.mdb");
+    let at = bytes.windows(key.len()).position(|w| w == key).expect("key present in data.mdb");
     bytes[at + 3] ^= 0x40;
     fs::write(&path, bytes).unwrap();
 }
@@ -26,19 +23,8 @@ fn flip_key_of(dir: &Path, j: u64) {
 fn builds_reopens_and_solves() {
     let dir = tempfile::tempdir().unwrap();
     let info = LmdbTable::build(dir.path(), 10, false).unwrap();
-    assert_eq!(
-        (
-            info.bits,
-            info.baby_steps,
-            info.entries,
-            info.format_version
-        ),
-        (10, 1024, 1024, 1)
-    );
-    assert_eq!(
-        info.bytes_on_disk,
-        fs::metadata(dir.path().join("data.mdb")).unwrap().len()
-    );
+    assert_eq!((info.bits, info.baby_steps, info.entries, info.format_version), (10, 1024, 1024, 1));
+    assert_eq!(info.bytes_on_disk, fs::metadata(dir.path().join("data.mdb")).unwrap().len());
     assert_eq!(info.checksum_hex.len(), 64);
 
     let table = LmdbTable::open(dir.path(), Some(10)).unwrap();
@@ -57,19 +43,13 @@ fn builds_reopens_and_solves() {
     })
     .join()
     .unwrap();
-    for m in [
-        0i64, 1, 1023, 1024, 1025, -1, -1024, -1025, 65535, -65536, 40000, -40000,
-    ] {
+    for m in [0i64, 1, 1023, 1024, 1025, -1, -1024, -1025, 65535, -65536, 40000, -40000] {
         let p = RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m);
         assert_eq!(solver.solve_vartime(&p).unwrap(), m, "m = {m}");
     }
     for m in [65536i64, -65537, 1 << 20] {
         let p = RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m);
-        assert_eq!(
-            solver.solve_vartime(&p),
-            Err(CryptoError::DlogOutOfRange { max_abs: 65536 }),
-            "m = {m}"
-        );
+        assert_eq!(solver.solve_vartime(&p), Err(CryptoError::DlogOutOfRange { max_abs: 65536 }), "m = {m}");
     }
 }
 
@@ -81,10 +61,7 @@ fn flipped_byte_is_refused_with_rebuild_hint() {
     let err = LmdbTable::open(dir.path(), Some(11)).unwrap_err();
     assert!(matches!(err, DataError::TableCorrupt { .. }), "{err}");
     let text = err.to_string();
-    assert!(
-        text.contains("crux-node tables build --dir") && text.contains("--bits 11"),
-        "{text}"
-    );
+    assert!(text.contains("crux-node tables build --dir") && text.contains("--bits 11"), "{text}");
 }
 
 #[test]
@@ -97,12 +74,7 @@ fn flipped_value_is_refused() {
     let key = baby_step_keys(300, 1)[0];
     let at = bytes.windows(12).position(|w| w == key).unwrap();
     let value = 300u32.to_le_bytes();
-    let v_at = at
-        + 12
-        + bytes[at + 12..]
-            .windows(4)
-            .position(|w| w == value)
-            .unwrap();
+    let v_at = at + 12 + bytes[at + 12..].windows(4).position(|w| w == value).unwrap();
     assert!(v_at < at + 40, "value near its key");
     bytes[v_at] ^= 1;
     fs::write(&path, bytes).unwrap();
@@ -116,20 +88,10 @@ fn truncated_file_is_refused_not_sigbus() {
     LmdbTable::build(dir.path(), 12, false).unwrap();
     let path = dir.path().join("data.mdb");
     let len = fs::metadata(&path).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(len / 2).unwrap();
     let err = LmdbTable::open(dir.path(), Some(12)).unwrap_err();
     assert!(err.to_string().contains("truncated"), "{err}");
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(100)
-        .unwrap();
+    fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(100).unwrap();
     let err = LmdbTable::open(dir.path(), Some(12)).unwrap_err();
     assert!(matches!(err, DataError::TableCorrupt { .. }), "{err}");
 }
@@ -160,21 +122,11 @@ fn open_or_build_builds_once_and_reuses() {
     let first = LmdbTable::open_or_build(&sub, 10, false).unwrap();
     let checksum = first.info().checksum_hex.clone();
     drop(first);
-    let mtime = fs::metadata(sub.join("data.mdb"))
-        .unwrap()
-        .modified()
-        .unwrap();
+    let mtime = fs::metadata(sub.join("data.mdb")).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     let second = LmdbTable::open_or_build(&sub, 10, false).unwrap();
     assert_eq!(second.info().checksum_hex, checksum);
-    assert_eq!(
-        fs::metadata(sub.join("data.mdb"))
-            .unwrap()
-            .modified()
-            .unwrap(),
-        mtime,
-        "no rebuild"
-    );
+    assert_eq!(fs::metadata(sub.join("data.mdb")).unwrap().modified().unwrap(), mtime, "no rebuild");
     drop(second);
     // a damaged table is rebuilt
     flip_key_of(&sub, 3);

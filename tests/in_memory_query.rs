@@ -17,87 +17,36 @@ fn labels(l: &[String]) -> Vec<&str> {
     l.iter().map(|s| s.as_str()).collect()
 }
 
-fn check_column(
-    cluster: &mut MemoryCluster,
-    letter: &str,
-    l: &[String],
-    stats: &serde_json::Value,
-    all: bool,
-) {
+fn check_column(cluster: &mut MemoryCluster, letter: &str, l: &[String], stats: &serde_json::Value, all: bool) {
     let lab = labels(l);
     let count = stats["count"].as_i64().unwrap() as i128;
     let a = cluster.query(&lab, exact(Statistic::Count)).unwrap();
-    assert_eq!(
-        a.result.value,
-        ExactValue::Fixed {
-            mantissa: count,
-            decimals: 0
-        },
-        "{letter} count"
-    );
+    assert_eq!(a.result.value, ExactValue::Fixed { mantissa: count, decimals: 0 }, "{letter} count");
     assert_eq!(a.column, *l);
 
     let a = cluster.query(&lab, exact(Statistic::Sum)).unwrap();
-    assert_eq!(
-        a.result.value.exact_string(),
-        stats["sum"].as_str().unwrap(),
-        "{letter} sum"
-    );
+    assert_eq!(a.result.value.exact_string(), stats["sum"].as_str().unwrap(), "{letter} sum");
 
     let a = cluster.query(&lab, exact(Statistic::Mean)).unwrap();
-    let ExactValue::Ratio { num, den } = a.result.value else {
-        panic!("mean is a ratio")
-    };
-    assert_eq!(
-        (num, den),
-        fraction(stats["mean_exact"].as_str().unwrap()),
-        "{letter} mean"
-    );
+    let ExactValue::Ratio { num, den } = a.result.value else { panic!("mean is a ratio") };
+    assert_eq!((num, den), fraction(stats["mean_exact"].as_str().unwrap()), "{letter} mean");
 
     let a = cluster.query(&lab, exact(Statistic::Variance)).unwrap();
-    let ExactValue::Ratio { num, den } = a.result.value else {
-        panic!("variance is a ratio")
-    };
-    assert_eq!(
-        (num, den),
-        fraction(stats["variance_pop_exact"].as_str().unwrap()),
-        "{letter} variance"
-    );
+    let ExactValue::Ratio { num, den } = a.result.value else { panic!("variance is a ratio") };
+    assert_eq!((num, den), fraction(stats["variance_pop_exact"].as_str().unwrap()), "{letter} variance");
 
     let a = cluster.query(&lab, exact(Statistic::Median)).unwrap();
-    assert_eq!(
-        a.result.value.exact_string(),
-        stats["median_lower"].as_str().unwrap(),
-        "{letter} median"
-    );
+    assert_eq!(a.result.value.exact_string(), stats["median_lower"].as_str().unwrap(), "{letter} median");
     if all {
         let a = cluster.query(&lab, exact(Statistic::Min)).unwrap();
-        assert_eq!(
-            a.result.value.exact_string(),
-            stats["min"].as_str().unwrap(),
-            "{letter} min"
-        );
+        assert_eq!(a.result.value.exact_string(), stats["min"].as_str().unwrap(), "{letter} min");
         let a = cluster.query(&lab, exact(Statistic::Max)).unwrap();
-        assert_eq!(
-            a.result.value.exact_string(),
-            stats["max"].as_str().unwrap(),
-            "{letter} max"
-        );
+        assert_eq!(a.result.value.exact_string(), stats["max"].as_str().unwrap(), "{letter} max");
         let a = cluster.query(&lab, exact(Statistic::Stddev)).unwrap();
-        let ExactValue::SqrtRatio { num, den } = a.result.value else {
-            panic!("stddev is sqrt of a ratio")
-        };
-        assert_eq!(
-            (num, den),
-            fraction(stats["variance_pop_exact"].as_str().unwrap()),
-            "{letter} stddev"
-        );
+        let ExactValue::SqrtRatio { num, den } = a.result.value else { panic!("stddev is sqrt of a ratio") };
+        assert_eq!((num, den), fraction(stats["variance_pop_exact"].as_str().unwrap()), "{letter} stddev");
         let std: f64 = stats["std_pop"].as_str().unwrap().parse().unwrap();
-        assert!(
-            (a.result.value.to_f64() - std).abs() <= 1e-6 * std.max(1.0),
-            "{letter} stddev {}",
-            a.result.value.to_f64()
-        );
+        assert!((a.result.value.to_f64() - std).abs() <= 1e-6 * std.max(1.0), "{letter} stddev {}", a.result.value.to_f64());
     }
 }
 
@@ -112,20 +61,10 @@ fn every_column_every_statistic_three_relays_xlsx() {
 #[test]
 fn every_format_and_relay_count() {
     let columns = expected_columns();
-    for (file, relays) in [
-        ("areas.xls", 1),
-        ("areas.ods", 2),
-        ("areas.csv", 4),
-        ("areas.xlsx", 5),
-        ("areas.csv", 5),
-        ("areas.xls", 2),
-    ] {
+    for (file, relays) in [("areas.xls", 1), ("areas.ods", 2), ("areas.csv", 4), ("areas.xlsx", 5), ("areas.csv", 5), ("areas.xls", 2)] {
         let mut cluster = MemoryCluster::new(file, relays, true, 1);
         // a population column, a 2-decimal density column and a signed 4-decimal change column
-        for (letter, l, stats) in columns
-            .iter()
-            .filter(|(c, _, _)| ["C", "H", "N", "S", "T"].contains(&c.as_str()))
-        {
+        for (letter, l, stats) in columns.iter().filter(|(c, _, _)| ["C", "H", "N", "S", "T"].contains(&c.as_str())) {
             check_column(&mut cluster, letter, l, stats, relays == 5);
         }
     }
@@ -142,10 +81,7 @@ fn plaintext(letter: &str, l: &[String]) -> (Vec<i128>, u32) {
 #[test]
 fn quantiles_histograms_and_sample_variance() {
     let mut cluster = MemoryCluster::new("areas.xlsx", 3, true, 2);
-    for (letter, l, stats) in expected_columns()
-        .into_iter()
-        .filter(|(c, _, _)| ["D", "M", "Q"].contains(&c.as_str()))
-    {
+    for (letter, l, stats) in expected_columns().into_iter().filter(|(c, _, _)| ["D", "M", "Q"].contains(&c.as_str())) {
         let (mut values, decimals) = plaintext(&letter, &l);
         values.sort();
         for p in ["0", "0.1", "0.25", "0.9", "0.99", "1"] {
@@ -153,26 +89,16 @@ fn quantiles_histograms_and_sample_variance() {
             params.quantile = Some(p.to_string());
             let a = cluster.query(&labels(&l), params).unwrap();
             let (num, den) = crux::stats::statistic::quantile_fraction(p).unwrap();
-            let rank =
-                crux::stats::statistic::quantile_rank((num, den), values.len() as i128).unwrap();
+            let rank = crux::stats::statistic::quantile_rank((num, den), values.len() as i128).unwrap();
             let expected = values[(rank - 1) as usize];
-            assert_eq!(
-                a.result.value,
-                ExactValue::Fixed {
-                    mantissa: expected,
-                    decimals
-                },
-                "{letter} p={p}"
-            );
+            assert_eq!(a.result.value, ExactValue::Fixed { mantissa: expected, decimals }, "{letter} p={p}");
         }
         // histogram over three edges
         let edges = ["0", "1", "100"];
         let mut params = exact(Statistic::Histogram);
         params.edges = edges.iter().map(|s| s.to_string()).collect();
         let a = cluster.query(&labels(&l), params).unwrap();
-        let ExactValue::Histogram(buckets) = &a.result.value else {
-            panic!("histogram")
-        };
+        let ExactValue::Histogram(buckets) = &a.result.value else { panic!("histogram") };
         let scale = 10i128.pow(decimals);
         let e: Vec<i128> = [0, 1, 100].iter().map(|x| x * scale).collect();
         let want = [
@@ -187,16 +113,10 @@ fn quantiles_histograms_and_sample_variance() {
         let mut params = exact(Statistic::Variance);
         params.sample = true;
         let a = cluster.query(&labels(&l), params).unwrap();
-        let ExactValue::Ratio { num, den } = a.result.value else {
-            panic!()
-        };
+        let ExactValue::Ratio { num, den } = a.result.value else { panic!() };
         let (pn, pd) = fraction(stats["variance_pop_exact"].as_str().unwrap());
         let n = stats["count"].as_i64().unwrap() as i128;
-        assert_eq!(
-            (num, den),
-            crux::stats::result::reduce(pn * n, pd * (n - 1)).unwrap(),
-            "{letter} sample variance"
-        );
+        assert_eq!((num, den), crux::stats::result::reduce(pn * n, pd * (n - 1)).unwrap(), "{letter} sample variance");
     }
 }
 
@@ -214,18 +134,12 @@ fn noisy_queries_are_charged_and_refused_when_the_budget_is_spent() {
     let a = cluster.query(&l, params.clone()).unwrap();
     assert!(!a.exact);
     let mean = a.result.value.to_f64();
-    assert!(
-        mean.is_finite() && (mean - 34141.74).abs() < 34141.74,
-        "noisy mean {mean}"
-    );
+    assert!(mean.is_finite() && (mean - 34141.74).abs() < 34141.74, "noisy mean {mean}");
     let a = cluster.query(&l, params.clone()).unwrap();
     assert!(a.result.value.to_f64().is_finite());
     // 8 of 10 spent: a third query of epsilon 4 is refused with the budget in the message
     let err = cluster.query(&l, params).unwrap_err().to_string();
-    assert!(
-        err.contains("budget") && err.contains("remaining budget is epsilon 2"),
-        "{err}"
-    );
+    assert!(err.contains("budget") && err.contains("remaining budget is epsilon 2"), "{err}");
     // a noisy median within bounds lands near the truth (epsilon 2, 1 + 6*4 releases)
     let mut params = QueryParams::new(Statistic::Median);
     params.exact = false;
@@ -241,11 +155,7 @@ fn noisy_moments_of_large_values_fit_the_discrete_log_range() {
     // range; with noise they are released at a resolution near the noise scale
     let mut cluster = MemoryCluster::new("areas.xlsx", 3, false, 2);
     let l = ["Population", "All usual residents", "2021"];
-    for (st, eps) in [
-        (Statistic::Variance, "3"),
-        (Statistic::Sum, "3"),
-        (Statistic::Stddev, "3"),
-    ] {
+    for (st, eps) in [(Statistic::Variance, "3"), (Statistic::Sum, "3"), (Statistic::Stddev, "3")] {
         let mut params = QueryParams::new(st);
         params.exact = false;
         params.epsilon = Some(Epsilon::parse(eps).unwrap());
@@ -260,30 +170,16 @@ fn noisy_moments_of_large_values_fit_the_discrete_log_range() {
     params.epsilon = Some(Epsilon::parse("5").unwrap());
     params.bounds = Some(("0".into(), "100000".into()));
     let a = cluster.query(&l, params).unwrap();
-    let (values, _) = plaintext(
-        "H",
-        &[
-            "Population".to_string(),
-            "All usual residents".to_string(),
-            "2021".to_string(),
-        ],
-    );
+    let (values, _) = plaintext("H", &["Population".to_string(), "All usual residents".to_string(), "2021".to_string()]);
     let truth: i128 = values.iter().map(|v| (*v).min(100_000)).sum();
     // noise: 3 authorities, scale 100001 * 2 / 5 each: std about 1.41 * 40000 * 1.73, so 10 std is 1e6
-    assert!(
-        (a.result.value.to_f64() - truth as f64).abs() < 1.0e6,
-        "noisy {} truth {truth}",
-        a.result.value.to_f64()
-    );
+    assert!((a.result.value.to_f64() - truth as f64).abs() < 1.0e6, "noisy {} truth {truth}", a.result.value.to_f64());
 }
 
 #[test]
 fn no_plaintext_in_any_message() {
     let mut cluster = MemoryCluster::new("areas.xlsx", 3, true, 2);
-    let (letter, l, _) = expected_columns()
-        .into_iter()
-        .find(|(c, _, _)| c == "N")
-        .unwrap();
+    let (letter, l, _) = expected_columns().into_iter().find(|(c, _, _)| c == "N").unwrap();
     for st in [Statistic::Sum, Statistic::Variance, Statistic::Median] {
         cluster.query(&labels(&l), exact(st)).unwrap();
     }
@@ -297,10 +193,7 @@ fn no_plaintext_in_any_message() {
     let mut checked = 0;
     for msg in &cluster.transcript {
         for n in &needles {
-            assert!(
-                !msg.windows(n.len()).any(|w| w == n.as_slice()),
-                "a plaintext value appears in a message"
-            );
+            assert!(!msg.windows(n.len()).any(|w| w == n.as_slice()), "a plaintext value appears in a message");
             checked += 1;
         }
     }

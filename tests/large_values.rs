@@ -15,11 +15,7 @@ struct Generated(Vec<i128>);
 
 impl ColumnSource for Generated {
     fn column(&self, _labels: &[String]) -> Result<ColumnValues, SourceError> {
-        Ok(ColumnValues {
-            labels: vec!["Generated".into()],
-            decimals: 0,
-            values: self.0.clone(),
-        })
+        Ok(ColumnValues { labels: vec!["Generated".into()], decimals: 0, values: self.0.clone() })
     }
 }
 
@@ -28,17 +24,7 @@ fn exact_moments_and_median_near_2_pow_40() {
     let mut rng = StdRng::seed_from_u64(40);
     let limit = 1i128 << 40;
     let parts: Vec<Vec<i128>> = (0..4)
-        .map(|_| {
-            (0..250_000)
-                .map(|_| {
-                    if rng.gen_bool(0.7) {
-                        limit - rng.gen_range(0..1000)
-                    } else {
-                        -limit + rng.gen_range(0..1000)
-                    }
-                })
-                .collect()
-        })
+        .map(|_| (0..250_000).map(|_| if rng.gen_bool(0.7) { limit - rng.gen_range(0..1000) } else { -limit + rng.gen_range(0..1000) }).collect())
         .collect();
     let all: Vec<i128> = parts.iter().flatten().copied().collect();
     let n = all.len() as i128;
@@ -47,63 +33,22 @@ fn exact_moments_and_median_near_2_pow_40() {
     assert!(squares > 1i128 << 99, "sum of squares is about 2^100");
     let mut sorted = all.clone();
     sorted.sort();
-    let sources = parts
-        .into_iter()
-        .map(|p| Box::new(Generated(p)) as Box<dyn ColumnSource>)
-        .collect();
+    let sources = parts.into_iter().map(|p| Box::new(Generated(p)) as Box<dyn ColumnSource>).collect();
     let mut cluster = MemoryCluster::with_sources(sources, true, 2);
     let l = ["Generated"];
 
-    let a = cluster
-        .query(&l, QueryParams::new(Statistic::Count))
-        .unwrap();
-    assert_eq!(
-        a.result.value,
-        ExactValue::Fixed {
-            mantissa: 1_000_000,
-            decimals: 0
-        }
-    );
+    let a = cluster.query(&l, QueryParams::new(Statistic::Count)).unwrap();
+    assert_eq!(a.result.value, ExactValue::Fixed { mantissa: 1_000_000, decimals: 0 });
     let a = cluster.query(&l, QueryParams::new(Statistic::Sum)).unwrap();
-    assert_eq!(
-        a.result.value,
-        ExactValue::Fixed {
-            mantissa: sum,
-            decimals: 0
-        }
-    );
-    let a = cluster
-        .query(&l, QueryParams::new(Statistic::Variance))
-        .unwrap();
+    assert_eq!(a.result.value, ExactValue::Fixed { mantissa: sum, decimals: 0 });
+    let a = cluster.query(&l, QueryParams::new(Statistic::Variance)).unwrap();
     let expected = crux::stats::result::reduce(n * squares - sum * sum, n * n).unwrap();
-    assert_eq!(
-        a.result.value,
-        ExactValue::Ratio {
-            num: expected.0,
-            den: expected.1
-        }
-    );
-    let a = cluster
-        .query(&l, QueryParams::new(Statistic::Mean))
-        .unwrap();
+    assert_eq!(a.result.value, ExactValue::Ratio { num: expected.0, den: expected.1 });
+    let a = cluster.query(&l, QueryParams::new(Statistic::Mean)).unwrap();
     let m = crux::stats::result::reduce(sum, n).unwrap();
     assert_eq!(a.result.value, ExactValue::Ratio { num: m.0, den: m.1 });
-    let a = cluster
-        .query(&l, QueryParams::new(Statistic::Median))
-        .unwrap();
-    assert_eq!(
-        a.result.value,
-        ExactValue::Fixed {
-            mantissa: sorted[(n as usize) / 2 - 1],
-            decimals: 0
-        }
-    );
+    let a = cluster.query(&l, QueryParams::new(Statistic::Median)).unwrap();
+    assert_eq!(a.result.value, ExactValue::Fixed { mantissa: sorted[(n as usize) / 2 - 1], decimals: 0 });
     let a = cluster.query(&l, QueryParams::new(Statistic::Min)).unwrap();
-    assert_eq!(
-        a.result.value,
-        ExactValue::Fixed {
-            mantissa: sorted[0],
-            decimals: 0
-        }
-    );
+    assert_eq!(a.result.value, ExactValue::Fixed { mantissa: sorted[0], decimals: 0 });
 }

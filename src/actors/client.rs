@@ -10,10 +10,7 @@ use crate::protocol::wire::{decode, encode};
 use crate::protocol::{ProcessorRequest, ProcessorResponse};
 
 /// One request/response with the processor, inside a fresh actix System.
-pub fn ask_processor(
-    cfg: &NodeConfig,
-    request: &ProcessorRequest,
-) -> Result<ProcessorResponse, NodeError> {
+pub fn ask_processor(cfg: &NodeConfig, request: &ProcessorRequest) -> Result<ProcessorResponse, NodeError> {
     let tcfg = transport_config(cfg)?;
     let processor = cfg.cluster.processor.clone();
     let addr = resolve(&processor)?;

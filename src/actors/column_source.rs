@@ -28,14 +28,8 @@ pub fn public_message(relay: &str, err: &DataError) -> String {
 
 impl ColumnSource for FileColumnSource {
     fn column(&self, labels: &[String]) -> Result<ColumnValues, SourceError> {
-        let data = read_column_all(&self.sources, labels).map_err(|e| SourceError {
-            public: public_message(&self.relay, &e),
-            private: e.to_string(),
-        })?;
-        Ok(ColumnValues {
-            labels: data.labels,
-            decimals: data.decimals,
-            values: data.values,
-        })
+        let data = read_column_all(&self.sources, labels)
+            .map_err(|e| SourceError { public: public_message(&self.relay, &e), private: e.to_string() })?;
+        Ok(ColumnValues { labels: data.labels, decimals: data.decimals, values: data.values })
     }
 }

@@ -119,11 +119,7 @@ pub enum NodeError {
     #[error("{what}: {reason}")]
     Setup { what: String, reason: String },
     #[error("cannot resolve the address {address:?} of {peer}: {reason}")]
-    Address {
-        peer: String,
-        address: String,
-        reason: String,
-    },
+    Address { peer: String, address: String, reason: String },
     #[error("the processor answered: {0}")]
     Remote(String),
     #[error("the node's actor stopped unexpectedly; restart the node")]

@@ -34,59 +34,33 @@ impl LmdbLedger {
         let mut options = EnvOpenOptions::new();
         options.map_size(64 << 20).max_dbs(4);
         // SAFETY: the ledger folder belongs to this node; it is opened once per process.
-        let env =
-            unsafe { options.open(dir) }.map_err(|e| err(dir, "cannot open the ledger", e))?;
-        let wtxn = env
-            .write_txn()
-            .map_err(|e| err(dir, "write transaction", e))?;
+        let env = unsafe { options.open(dir) }.map_err(|e| err(dir, "cannot open the ledger", e))?;
+        let wtxn = env.write_txn().map_err(|e| err(dir, "write transaction", e))?;
         let (spent, seen) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {
-                let spent: Database<'_, Bytes, Bytes> =
-                    opener.create_database(wtxn, Some("spent"))?;
-                let seen: Database<'_, Bytes, Bytes> =
-                    opener.create_database(wtxn, Some("seen"))?;
+                let spent: Database<'_, Bytes, Bytes> = opener.create_database(wtxn, Some("spent"))?;
+                let seen: Database<'_, Bytes, Bytes> = opener.create_database(wtxn, Some("seen"))?;
                 Ok(CommitOrAbort::<_, ()>::Commit((spent, seen)))
             })
             .map_err(|e| err(dir, "cannot create the ledger databases", e))?
             .unwrap_commit();
-        Ok(LmdbLedger {
-            dir: dir.to_path_buf(),
-            env,
-            spent,
-            seen,
-        })
+        Ok(LmdbLedger { dir: dir.to_path_buf(), env, spent, seen })
     }
 
     fn load(&self) -> Result<(HashMap<String, Epsilon>, HashMap<QueryId, u64>), ProtocolError> {
-        let rtxn = self
-            .env
-            .read_txn()
-            .map_err(|e| err(&self.dir, "read transaction", e))?;
+        let rtxn = self.env.read_txn().map_err(|e| err(&self.dir, "read transaction", e))?;
         let mut spent = HashMap::new();
-        for item in self
-            .spent
-            .iter(&rtxn)
-            .map_err(|e| err(&self.dir, "read", e))?
-        {
+        for item in self.spent.iter(&rtxn).map_err(|e| err(&self.dir, "read", e))? {
             let (k, v) = item.map_err(|e| err(&self.dir, "read", e))?;
-            let name = String::from_utf8(k.to_vec())
-                .map_err(|e| err(&self.dir, "corrupt dataset name", e))?;
-            let micros =
-                u64_of(v).ok_or_else(|| err(&self.dir, "corrupt budget entry", "wrong length"))?;
+            let name = String::from_utf8(k.to_vec()).map_err(|e| err(&self.dir, "corrupt dataset name", e))?;
+            let micros = u64_of(v).ok_or_else(|| err(&self.dir, "corrupt budget entry", "wrong length"))?;
             spent.insert(name, Epsilon(micros));
         }
         let mut seen = HashMap::new();
-        for item in self
-            .seen
-            .iter(&rtxn)
-            .map_err(|e| err(&self.dir, "read", e))?
-        {
+        for item in self.seen.iter(&rtxn).map_err(|e| err(&self.dir, "read", e))? {
             let (k, v) = item.map_err(|e| err(&self.dir, "read", e))?;
-            let id: [u8; 16] = k
-                .try_into()
-                .map_err(|_| err(&self.dir, "corrupt query id", "wrong length"))?;
-            let at =
-                u64_of(v).ok_or_else(|| err(&self.dir, "corrupt query entry", "wrong length"))?;
+            let id: [u8; 16] = k.try_into().map_err(|_| err(&self.dir, "corrupt query id", "wrong length"))?;
+            let at = u64_of(v).ok_or_else(|| err(&self.dir, "corrupt query entry", "wrong length"))?;
             seen.insert(QueryId(id), at);
         }
         Ok((spent, seen))
@@ -106,44 +80,21 @@ impl Ledger for LmdbLedger {
     ) -> Result<Epsilon, ProtocolError> {
         let (mut spent, mut seen) = self.load()?;
         let before: Vec<QueryId> = seen.keys().copied().collect();
-        let remaining = admit_in(
-            &mut spent,
-            &mut seen,
-            dataset,
-            query,
-            issued_at,
-            cost,
-            total,
-            now,
-            window_secs,
-        )?;
-        let mut wtxn = self
-            .env
-            .write_txn()
-            .map_err(|e| err(&self.dir, "write transaction", e))?;
+        let remaining = admit_in(&mut spent, &mut seen, dataset, query, issued_at, cost, total, now, window_secs)?;
+        let mut wtxn = self.env.write_txn().map_err(|e| err(&self.dir, "write transaction", e))?;
         for id in before.iter().filter(|id| !seen.contains_key(id)) {
-            self.seen
-                .delete(&mut wtxn, &id.0)
-                .map_err(|e| err(&self.dir, "prune", e))?;
+            self.seen.delete(&mut wtxn, &id.0).map_err(|e| err(&self.dir, "prune", e))?;
         }
-        self.seen
-            .put(&mut wtxn, &query.0, &issued_at.to_be_bytes())
-            .map_err(|e| err(&self.dir, "record query", e))?;
+        self.seen.put(&mut wtxn, &query.0, &issued_at.to_be_bytes()).map_err(|e| err(&self.dir, "record query", e))?;
         let spent_now = spent.get(dataset).copied().unwrap_or_default();
-        self.spent
-            .put(&mut wtxn, dataset.as_bytes(), &spent_now.0.to_be_bytes())
-            .map_err(|e| err(&self.dir, "charge", e))?;
+        self.spent.put(&mut wtxn, dataset.as_bytes(), &spent_now.0.to_be_bytes()).map_err(|e| err(&self.dir, "charge", e))?;
         wtxn.commit().map_err(|e| err(&self.dir, "commit", e))?;
         Ok(remaining)
     }
 
     fn remaining(&self, dataset: &str, total: Epsilon) -> Result<Epsilon, ProtocolError> {
         let (spent, _) = self.load()?;
-        Ok(PrivacyBudget {
-            total,
-            spent: spent.get(dataset).copied().unwrap_or_default(),
-        }
-        .remaining())
+        Ok(PrivacyBudget { total, spent: spent.get(dataset).copied().unwrap_or_default() }.remaining())
     }
 }
 
@@ -159,41 +110,13 @@ mod tests {
         let q1 = QueryId([1; 16]);
         {
             let mut l = LmdbLedger::open(dir.path()).unwrap();
-            assert_eq!(
-                l.admit(
-                    "areas",
-                    &q1,
-                    100,
-                    Epsilon::parse("2").unwrap(),
-                    total,
-                    100,
-                    3600
-                )
-                .unwrap(),
-                Epsilon::parse("1").unwrap()
-            );
+            assert_eq!(l.admit("areas", &q1, 100, Epsilon::parse("2").unwrap(), total, 100, 3600).unwrap(), Epsilon::parse("1").unwrap());
         }
         let mut l = LmdbLedger::open(dir.path()).unwrap();
-        assert!(matches!(
-            l.admit("areas", &q1, 100, Epsilon(0), total, 101, 3600),
-            Err(ProtocolError::Replay(_))
-        ));
-        let e = l
-            .admit(
-                "areas",
-                &QueryId([2; 16]),
-                100,
-                Epsilon::parse("2").unwrap(),
-                total,
-                101,
-                3600,
-            )
-            .unwrap_err();
+        assert!(matches!(l.admit("areas", &q1, 100, Epsilon(0), total, 101, 3600), Err(ProtocolError::Replay(_))));
+        let e = l.admit("areas", &QueryId([2; 16]), 100, Epsilon::parse("2").unwrap(), total, 101, 3600).unwrap_err();
         assert!(e.to_string().contains("budget"), "{e}");
-        assert_eq!(
-            l.remaining("areas", total).unwrap(),
-            Epsilon::parse("1").unwrap()
-        );
+        assert_eq!(l.remaining("areas", total).unwrap(), Epsilon::parse("1").unwrap());
         assert_eq!(l.remaining("other", total).unwrap(), total);
     }
 }

@@ -39,10 +39,7 @@ pub struct RunningNode {
 pub enum Prepared {
     Authority(AuthorityActor),
     Relay(RelayActor),
-    Processor {
-        table: Arc<dyn DlogTable>,
-        description: String,
-    },
+    Processor { table: Arc<dyn DlogTable>, description: String },
 }
 
 pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
@@ -50,10 +47,7 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
     let processor = cfg.cluster.processor.name.clone();
     match cfg.role {
         NodeRole::Authority => {
-            let a = cfg.authority.as_ref().ok_or_else(|| NodeError::Setup {
-                what: "authority section".into(),
-                reason: "missing".into(),
-            })?;
+            let a = cfg.authority.as_ref().ok_or_else(|| NodeError::Setup { what: "authority section".into(), reason: "missing".into() })?;
             let share = read_key_share(&a.key_share)?;
             if share.authority() != cfg.name {
                 return Err(NodeError::Setup {
@@ -62,22 +56,14 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
                 });
             }
             if joint.share_of(&cfg.name).map(|s| s.point) != Some(share.public_point()) {
-                return Err(NodeError::Setup {
-                    what: "key share".into(),
-                    reason: "it does not match this authority's share in the joint key".into(),
-                });
+                return Err(NodeError::Setup { what: "key share".into(), reason: "it does not match this authority's share in the joint key".into() });
             }
             let policy = AuthorityPolicy {
                 min_relays: cfg.cluster.min_relays,
                 allow_exact: a.allow_exact,
                 budget: a.budget,
                 replay_window_secs: a.replay_window_secs,
-                relays: cfg
-                    .cluster
-                    .relays
-                    .iter()
-                    .map(|r| (r.peer.name.clone(), r.public_key))
-                    .collect::<HashMap<_, _>>(),
+                relays: cfg.cluster.relays.iter().map(|r| (r.peer.name.clone(), r.public_key)).collect::<HashMap<_, _>>(),
             };
             let ledger = LmdbLedger::open(&cfg.data_dir.join("ledger"))?;
             Ok(Prepared::Authority(AuthorityActor {
@@ -89,10 +75,7 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
             }))
         }
         NodeRole::Relay => {
-            let r = cfg.relay.as_ref().ok_or_else(|| NodeError::Setup {
-                what: "relay section".into(),
-                reason: "missing".into(),
-            })?;
+            let r = cfg.relay.as_ref().ok_or_else(|| NodeError::Setup { what: "relay section".into(), reason: "missing".into() })?;
             let identity = read_relay_identity(&r.identity_key)?;
             let mine = cfg.cluster.relays.iter().find(|p| p.peer.name == cfg.name);
             if mine.map(|p| p.public_key) != Some(identity.public_key()) {
@@ -103,122 +86,63 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
             }
             Ok(Prepared::Relay(RelayActor {
                 state: RelayState::new(&cfg.name, identity, EncryptionKey::new(&joint)),
-                source: FileColumnSource {
-                    relay: cfg.name.clone(),
-                    sources: r.sources.clone(),
-                },
+                source: FileColumnSource { relay: cfg.name.clone(), sources: r.sources.clone() },
                 processor,
                 max_frame: cfg.max_frame_bytes,
             }))
         }
         NodeRole::Processor => {
-            let p = cfg.processor.as_ref().ok_or_else(|| NodeError::Setup {
-                what: "processor section".into(),
-                reason: "missing".into(),
-            })?;
+            let p = cfg.processor.as_ref().ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
             let progress = std::io::stderr().is_terminal();
             info!(dir = %p.dlog_dir.display(), bits = p.dlog_table_bits, "opening the discrete-log table (built on first start)");
             let table = LmdbTable::open_or_build(&p.dlog_dir, p.dlog_table_bits, progress)?;
-            let description = format!(
-                "2^{} baby steps, |m| < 2^{}",
-                p.dlog_table_bits, p.dlog_range_bits
-            );
-            Ok(Prepared::Processor {
-                table: Arc::new(table),
-                description,
-            })
+            let description = format!("2^{} baby steps, |m| < 2^{}", p.dlog_table_bits, p.dlog_range_bits);
+            Ok(Prepared::Processor { table: Arc::new(table), description })
         }
-        NodeRole::User => Err(NodeError::Setup {
-            what: "start".into(),
-            reason: "a user config cannot be started; use it with `crux-node query`".into(),
-        }),
+        NodeRole::User => Err(NodeError::Setup { what: "start".into(), reason: "a user config cannot be started; use it with `crux-node query`".into() }),
     }
 }
 
 /// Starts the node inside the current actix System and returns once it serves.
 pub fn start(cfg: &NodeConfig, prepared: Prepared) -> Result<RunningNode, NodeError> {
-    let listen = cfg.listen.ok_or_else(|| NodeError::Setup {
-        what: "node.listen".into(),
-        reason: "missing".into(),
-    })?;
+    let listen = cfg.listen.ok_or_else(|| NodeError::Setup { what: "node.listen".into(), reason: "missing".into() })?;
     let tcfg = transport_config(cfg)?;
-    let endpoint = bind_endpoint(listen, &tcfg).map_err(|e| NodeError::Bind {
-        addr: listen,
-        reason: e.to_string(),
-    })?;
-    let addr = endpoint.local_addr().map_err(|e| NodeError::Bind {
-        addr: listen,
-        reason: e.to_string(),
-    })?;
+    let endpoint = bind_endpoint(listen, &tcfg).map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
+    let addr = endpoint.local_addr().map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
     match prepared {
         Prepared::Authority(actor) => {
             let cell = std::sync::Mutex::new(Some(actor));
-            let addr_actor = SyncArbiter::start(1, move || {
-                match cell.lock().ok().and_then(|mut c| c.take()) {
-                    Some(a) => a,
-                    None => exit_after_worker_panic(),
-                }
+            let addr_actor = SyncArbiter::start(1, move || match cell.lock().ok().and_then(|mut c| c.take()) {
+                Some(a) => a,
+                None => exit_after_worker_panic(),
             });
             actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
                 let a = addr_actor.clone();
-                async move {
-                    a.send(RequestBytes { peer, bytes })
-                        .await
-                        .unwrap_or_default()
-                }
+                async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
             }));
         }
         Prepared::Relay(actor) => {
             let cell = std::sync::Mutex::new(Some(actor));
-            let addr_actor = SyncArbiter::start(1, move || {
-                match cell.lock().ok().and_then(|mut c| c.take()) {
-                    Some(a) => a,
-                    None => exit_after_worker_panic(),
-                }
+            let addr_actor = SyncArbiter::start(1, move || match cell.lock().ok().and_then(|mut c| c.take()) {
+                Some(a) => a,
+                None => exit_after_worker_panic(),
             });
             actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
                 let a = addr_actor.clone();
-                async move {
-                    a.send(RequestBytes { peer, bytes })
-                        .await
-                        .unwrap_or_default()
-                }
+                async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
             }));
         }
         Prepared::Processor { table, description } => {
-            let p = cfg.processor.as_ref().ok_or_else(|| NodeError::Setup {
-                what: "processor section".into(),
-                reason: "missing".into(),
-            })?;
+            let p = cfg.processor.as_ref().ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
             let solver = Arc::new(DlogSolver::new(table, p.dlog_range_bits)?);
             let joint = read_joint_key(cfg)?;
-            let relays = cfg
-                .cluster
-                .relays
-                .iter()
-                .map(|r| Ok((r.peer.name.clone(), resolve(&r.peer)?)))
-                .collect::<Result<Vec<_>, NodeError>>()?;
-            let authorities = cfg
-                .cluster
-                .authorities
-                .iter()
-                .map(|a| Ok((a.name.clone(), resolve(a)?)))
-                .collect::<Result<Vec<_>, NodeError>>()?;
+            let relays = cfg.cluster.relays.iter().map(|r| Ok((r.peer.name.clone(), resolve(&r.peer)?))).collect::<Result<Vec<_>, NodeError>>()?;
+            let authorities = cfg.cluster.authorities.iter().map(|a| Ok((a.name.clone(), resolve(a)?))).collect::<Result<Vec<_>, NodeError>>()?;
             let view = Arc::new(ProcessorView {
                 dataset: cfg.cluster.dataset.clone(),
                 min_relays: cfg.cluster.min_relays,
-                relays: cfg
-                    .cluster
-                    .relays
-                    .iter()
-                    .map(|r| (r.peer.name.clone(), r.public_key))
-                    .collect(),
-                authorities: cfg
-                    .cluster
-                    .authorities
-                    .iter()
-                    .map(|a| a.name.clone())
-                    .collect(),
+                relays: cfg.cluster.relays.iter().map(|r| (r.peer.name.clone(), r.public_key)).collect(),
+                authorities: cfg.cluster.authorities.iter().map(|a| a.name.clone()).collect(),
                 joint,
                 dlog_max_abs: solver.max_abs(),
             });
@@ -242,11 +166,7 @@ pub fn start(cfg: &NodeConfig, prepared: Prepared) -> Result<RunningNode, NodeEr
             .start();
             actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
                 let a = actor.clone();
-                async move {
-                    a.send(RequestBytes { peer, bytes })
-                        .await
-                        .unwrap_or_default()
-                }
+                async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
             }));
         }
     }

@@ -78,9 +78,7 @@ impl Handler<RequestBytes> for ProcessorActor {
         let shared = self.shared.clone();
         if !self.users.contains(&msg.peer) {
             warn!(peer = %msg.peer, "refusing a request from a node that is not a configured user");
-            return Box::pin(async move {
-                error_reply(format!("{} is not a user of this processor", msg.peer))
-            });
+            return Box::pin(async move { error_reply(format!("{} is not a user of this processor", msg.peer)) });
         }
         let request: ProcessorRequest = match decode(&msg.bytes, shared.max_frame) {
             Ok(r) => r,
@@ -90,14 +88,8 @@ impl Handler<RequestBytes> for ProcessorActor {
             }
         };
         match request {
-            ProcessorRequest::Status => {
-                Box::pin(async move { reply(&ProcessorResponse::Status(own_status(&shared))) })
-            }
-            ProcessorRequest::ClusterStatus => Box::pin(async move {
-                reply(&ProcessorResponse::ClusterStatus(
-                    cluster_status(&shared).await,
-                ))
-            }),
+            ProcessorRequest::Status => Box::pin(async move { reply(&ProcessorResponse::Status(own_status(&shared))) }),
+            ProcessorRequest::ClusterStatus => Box::pin(async move { reply(&ProcessorResponse::ClusterStatus(cluster_status(&shared).await)) }),
             ProcessorRequest::Query { labels, params } => {
                 if !self.admit(&msg.peer) {
                     let limit = self.rate_per_minute;
@@ -108,14 +100,9 @@ impl Handler<RequestBytes> for ProcessorActor {
                 let user = msg.peer.clone();
                 Box::pin(async move {
                     let id = QueryId::random(&mut OsRng);
-                    let span =
-                        info_span!("query", query_id = %id, role = "processor", user = %user);
+                    let span = info_span!("query", query_id = %id, role = "processor", user = %user);
                     let started = Instant::now();
-                    let outcome = tokio::time::timeout(
-                        shared.query_timeout,
-                        run_query(&shared, id, labels, params).instrument(span.clone()),
-                    )
-                    .await;
+                    let outcome = tokio::time::timeout(shared.query_timeout, run_query(&shared, id, labels, params).instrument(span.clone())).await;
                     let _guard = span.enter();
                     match outcome {
                         Ok(Ok(answer)) => {
@@ -152,27 +139,14 @@ fn own_status(shared: &ProcessorShared) -> NodeStatus {
     }
 }
 
-async fn ask<T: serde::de::DeserializeOwned>(
-    shared: &ProcessorShared,
-    name: &str,
-    addr: SocketAddr,
-    bytes: &[u8],
-) -> Result<T, String> {
-    let reply = shared
-        .client
-        .request(name, addr, bytes)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn ask<T: serde::de::DeserializeOwned>(shared: &ProcessorShared, name: &str, addr: SocketAddr, bytes: &[u8]) -> Result<T, String> {
+    let reply = shared.client.request(name, addr, bytes).await.map_err(|e| e.to_string())?;
     decode::<T>(&reply, shared.max_frame).map_err(|e| format!("{name} sent an invalid reply: {e}"))
 }
 
 async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
-    let Ok(relay_req) = encode(&RelayRequest::Status) else {
-        return Vec::new();
-    };
-    let Ok(auth_req) = encode(&AuthorityRequest::Status) else {
-        return Vec::new();
-    };
+    let Ok(relay_req) = encode(&RelayRequest::Status) else { return Vec::new() };
+    let Ok(auth_req) = encode(&AuthorityRequest::Status) else { return Vec::new() };
     let relays = shared.relays.iter().map(|(name, addr)| {
         let req = relay_req.clone();
         async move {
@@ -181,12 +155,7 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
                 Ok(other) => Err(format!("unexpected answer {other:?}")),
                 Err(e) => Err(e),
             };
-            PeerStatus {
-                name: name.clone(),
-                role: Role::Relay,
-                address: addr.to_string(),
-                status,
-            }
+            PeerStatus { name: name.clone(), role: Role::Relay, address: addr.to_string(), status }
         }
     });
     let authorities = shared.authorities.iter().map(|(name, addr)| {
@@ -198,12 +167,7 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
                 Ok(_) => Err("unexpected answer".to_string()),
                 Err(e) => Err(e),
             };
-            PeerStatus {
-                name: name.clone(),
-                role: Role::Authority,
-                address: addr.to_string(),
-                status,
-            }
+            PeerStatus { name: name.clone(), role: Role::Authority, address: addr.to_string(), status }
         }
     });
     let (mut a, r) = futures_util::future::join(join_all(authorities), join_all(relays)).await;
@@ -211,49 +175,26 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
     a
 }
 
-async fn run_query(
-    shared: &ProcessorShared,
-    id: QueryId,
-    labels: Vec<String>,
-    params: QueryParams,
-) -> Result<QueryAnswer, ProtocolError> {
-    let (mut driver, mut step) =
-        QueryDriver::new(shared.view.clone(), id, unix_now(), labels, params)?;
+async fn run_query(shared: &ProcessorShared, id: QueryId, labels: Vec<String>, params: QueryParams) -> Result<QueryAnswer, ProtocolError> {
+    let (mut driver, mut step) = QueryDriver::new(shared.view.clone(), id, unix_now(), labels, params)?;
     loop {
         step = match step {
             Step::AskRelays(request) => {
                 let bytes = encode(&request)?;
                 let active = driver.active_relays().to_vec();
-                let calls = shared
-                    .relays
-                    .iter()
-                    .filter(|(n, _)| active.contains(n))
-                    .map(|(name, addr)| {
-                        let bytes = &bytes;
-                        async move {
-                            (
-                                name.clone(),
-                                ask::<RelayResponse>(shared, name, *addr, bytes).await,
-                            )
-                        }
-                    });
+                let calls = shared.relays.iter().filter(|(n, _)| active.contains(n)).map(|(name, addr)| {
+                    let bytes = &bytes;
+                    async move { (name.clone(), ask::<RelayResponse>(shared, name, *addr, bytes).await) }
+                });
                 let replies: Vec<Reply<RelayResponse>> = join_all(calls).await;
                 driver.on_relays(replies)?
             }
             Step::AskAuthorities(requests) => {
                 let encoded = requests.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
                 let per_request = encoded.iter().map(|bytes| {
-                    join_all(
-                        shared
-                            .authorities
-                            .iter()
-                            .map(move |(name, addr)| async move {
-                                (
-                                    name.clone(),
-                                    ask::<AuthorityResponse>(shared, name, *addr, bytes).await,
-                                )
-                            }),
-                    )
+                    join_all(shared.authorities.iter().map(move |(name, addr)| async move {
+                        (name.clone(), ask::<AuthorityResponse>(shared, name, *addr, bytes).await)
+                    }))
                 });
                 let replies: Vec<Vec<Reply<AuthorityResponse>>> = join_all(per_request).await;
                 driver.on_authorities(replies)?
@@ -261,15 +202,10 @@ async fn run_query(
             Step::Solve(points) => {
                 let solver = shared.solver.clone();
                 let solved = actix_rt::task::spawn_blocking(move || {
-                    points
-                        .into_iter()
-                        .map(|(r, p)| solver.solve_vartime(&p).map(|v| (r, v)))
-                        .collect::<Result<Vec<_>, _>>()
+                    points.into_iter().map(|(r, p)| solver.solve_vartime(&p).map(|v| (r, v))).collect::<Result<Vec<_>, _>>()
                 })
                 .await
-                .map_err(|e| {
-                    ProtocolError::Malformed(format!("discrete-log worker failed: {e}"))
-                })?;
+                .map_err(|e| ProtocolError::Malformed(format!("discrete-log worker failed: {e}")))?;
                 let values = solved.map_err(|e| match e {
                     crate::crypto::CryptoError::DlogOutOfRange { .. } => ProtocolError::Crypto(e),
                     other => ProtocolError::Crypto(other),

@@ -44,12 +44,8 @@ impl Handler<RequestBytes> for RelayActor {
             }
         };
         let (query_id, kind) = match &request {
-            RelayRequest::Describe { query_id, .. } => {
-                (query_id.to_string(), "describe".to_string())
-            }
-            RelayRequest::Contribute { spec, round, .. } => {
-                (spec.id.to_string(), format!("contribute round {round}"))
-            }
+            RelayRequest::Describe { query_id, .. } => (query_id.to_string(), "describe".to_string()),
+            RelayRequest::Contribute { spec, round, .. } => (spec.id.to_string(), format!("contribute round {round}")),
             RelayRequest::Status => (String::new(), "status".to_string()),
         };
         let span = info_span!("query", query_id = %query_id, role = "relay");

@@ -104,8 +104,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .with_context(|| format!("writing {}", path.display()))
+    f.write_all(text.as_bytes()).with_context(|| format!("writing {}", path.display()))
 }
 
 fn hosts_for(host: &str) -> Vec<String> {
@@ -135,39 +134,25 @@ fn yaml(raw: &RawConfig) -> anyhow::Result<String> {
 
 fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
     let out = a.out.clone().context("--out DIR is required")?;
-    let data = a
-        .data
-        .clone()
-        .context("--data FILE is required: the spreadsheet or CSV the relays serve")?;
+    let data = a.data.clone().context("--data FILE is required: the spreadsheet or CSV the relays serve")?;
     if a.authorities == 0 || a.relays == 0 {
         bail!("--authorities and --relays must be at least 1");
     }
-    let data =
-        std::fs::canonicalize(&data).with_context(|| format!("data file {}", data.display()))?;
+    let data = std::fs::canonicalize(&data).with_context(|| format!("data file {}", data.display()))?;
     if a.host.parse::<IpAddr>().is_err() && a.host.is_empty() {
         bail!("--host must be an IP address or host name");
     }
     let last_port = u32::from(a.base_port) + a.authorities + a.relays;
     if last_port > u32::from(u16::MAX) {
-        bail!(
-            "ports {}..={last_port} do not fit below 65536; lower --base-port",
-            a.base_port
-        );
+        bail!("ports {}..={last_port} do not fit below 65536; lower --base-port", a.base_port);
     }
     for dir in ["", "certs", "keys", "data"] {
-        std::fs::create_dir_all(out.join(dir))
-            .with_context(|| format!("creating {}", out.join(dir).display()))?;
+        std::fs::create_dir_all(out.join(dir)).with_context(|| format!("creating {}", out.join(dir).display()))?;
     }
-    let dataset = data
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| "dataset".into());
+    let dataset = data.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "dataset".into());
     let min_relays = a.min_relays.unwrap_or(if a.relays == 1 { 1 } else { 2 });
     if min_relays > a.relays {
-        bail!(
-            "--min-relays {min_relays} is more than the {} relays",
-            a.relays
-        );
+        bail!("--min-relays {min_relays} is more than the {} relays", a.relays);
     }
     let port = |i: u32| -> String { format!("{}:{}", a.host, u32::from(a.base_port) + i) };
 
@@ -192,14 +177,7 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
         let identity = RelayIdentity::generate(&mut OsRng);
         let id_path = format!("keys/{name}.identity");
         write_relay_identity(&out.join(&id_path), &identity)?;
-        relays.push((
-            name,
-            port(a.authorities + j),
-            crt,
-            key,
-            id_path,
-            identity.public_key().to_hex(),
-        ));
+        relays.push((name, port(a.authorities + j), crt, key, id_path, identity.public_key().to_hex()));
     }
     let user_name = "user".to_string();
     let (u_crt, u_key) = certificate(&out, &user_name, &a.host)?;
@@ -208,27 +186,11 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
         dataset: dataset.clone(),
         joint_key: "cluster-key.bin".into(),
         min_relays,
-        processor: RawPeer {
-            name: processor_name.clone(),
-            address: port(0),
-            cert: p_crt.clone(),
-        },
-        authorities: authorities
-            .iter()
-            .map(|(n, addr, crt, _, _)| RawPeer {
-                name: n.clone(),
-                address: addr.clone(),
-                cert: crt.clone(),
-            })
-            .collect(),
+        processor: RawPeer { name: processor_name.clone(), address: port(0), cert: p_crt.clone() },
+        authorities: authorities.iter().map(|(n, addr, crt, _, _)| RawPeer { name: n.clone(), address: addr.clone(), cert: crt.clone() }).collect(),
         relays: relays
             .iter()
-            .map(|(n, addr, crt, _, _, pk)| RawRelayPeer {
-                name: n.clone(),
-                address: addr.clone(),
-                cert: crt.clone(),
-                public_key: pk.clone(),
-            })
+            .map(|(n, addr, crt, _, _, pk)| RawRelayPeer { name: n.clone(), address: addr.clone(), cert: crt.clone(), public_key: pk.clone() })
             .collect(),
         users: Vec::new(),
     };
@@ -240,10 +202,7 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
     };
     let base = |name: &str, role: &str, listen: Option<String>, crt: &str, key: &str| RawConfig {
         node: node(name, role, listen),
-        tls: RawTls {
-            cert: crt.to_string(),
-            key: key.to_string(),
-        },
+        tls: RawTls { cert: crt.to_string(), key: key.to_string() },
         timeouts: RawTimeouts::default(),
         limits: RawLimits::default(),
         cluster: cluster.clone(),
@@ -266,21 +225,12 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
         let mut cfg = base(name, "relay", Some(addr.clone()), crt, key);
         let mut source = SourceSpec::new(data.clone());
         source.sheet = a.sheet.clone();
-        source.shard = Some(Shard {
-            index: u32::try_from(j)?,
-            count: a.relays,
-        });
-        cfg.relay = Some(RawRelay {
-            identity_key: id.clone(),
-            sources: vec![source],
-        });
+        source.shard = Some(Shard { index: u32::try_from(j)?, count: a.relays });
+        cfg.relay = Some(RawRelay { identity_key: id.clone(), sources: vec![source] });
         write(&out.join(format!("{name}.yaml")), &yaml(&cfg)?)?;
     }
     let mut pcfg = base(&processor_name, "processor", Some(port(0)), &p_crt, &p_key);
-    pcfg.cluster.users = vec![RawUser {
-        name: user_name.clone(),
-        cert: u_crt.clone(),
-    }];
+    pcfg.cluster.users = vec![RawUser { name: user_name.clone(), cert: u_crt.clone() }];
     pcfg.processor = Some(RawProcessor {
         dlog_dir: Some("data/processor/dlog".into()),
         dlog_table_bits: a.dlog_bits,
@@ -291,69 +241,32 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
     let ucfg = base(&user_name, "user", None, &u_crt, &u_key);
     write(&out.join("user.yaml"), &yaml(&ucfg)?)?;
 
-    println!(
-        "wrote a cluster of {} authorities, 1 processor and {} relays to {}",
-        a.authorities,
-        a.relays,
-        out.display()
-    );
-    println!(
-        "  dataset {dataset:?} from {} (relay j serves slice j of its data rows)",
-        data.display()
-    );
-    println!(
-        "  exact queries {}",
-        if a.exact {
-            "allowed"
-        } else {
-            "refused (every answer carries DP noise)"
-        }
-    );
-    println!(
-        "start each node with: crux-node start --config {}/<node>.yaml",
-        out.display()
-    );
+    println!("wrote a cluster of {} authorities, 1 processor and {} relays to {}", a.authorities, a.relays, out.display());
+    println!("  dataset {dataset:?} from {} (relay j serves slice j of its data rows)", data.display());
+    println!("  exact queries {}", if a.exact { "allowed" } else { "refused (every answer carries DP noise)" });
+    println!("start each node with: crux-node start --config {}/<node>.yaml", out.display());
     Ok(())
 }
 
 fn add_user(out: &Path, name: &str) -> anyhow::Result<()> {
     let user = format!("user-{name}");
     let pfile = out.join("processor.yaml");
-    let text = std::fs::read_to_string(&pfile)
-        .with_context(|| format!("reading {} (run `crux-node init` first)", pfile.display()))?;
-    let mut pcfg: RawConfig =
-        serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", pfile.display()))?;
+    let text = std::fs::read_to_string(&pfile).with_context(|| format!("reading {} (run `crux-node init` first)", pfile.display()))?;
+    let mut pcfg: RawConfig = serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", pfile.display()))?;
     if pcfg.cluster.users.iter().any(|u| u.name == user) {
         bail!("user {user} exists already in {}", pfile.display());
     }
-    let host = pcfg
-        .cluster
-        .processor
-        .address
-        .rsplit_once(':')
-        .map(|(h, _)| h.to_string())
-        .unwrap_or_else(|| "127.0.0.1".into());
+    let host = pcfg.cluster.processor.address.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_else(|| "127.0.0.1".into());
     let (crt, key) = certificate(out, &user, &host)?;
-    pcfg.cluster.users.push(RawUser {
-        name: user.clone(),
-        cert: crt.clone(),
-    });
+    pcfg.cluster.users.push(RawUser { name: user.clone(), cert: crt.clone() });
     write(&pfile, &yaml(&pcfg)?)?;
     let mut ucfg = pcfg.clone();
-    ucfg.node = RawNode {
-        name: user.clone(),
-        role: "user".into(),
-        listen: None,
-        data_dir: None,
-    };
+    ucfg.node = RawNode { name: user.clone(), role: "user".into(), listen: None, data_dir: None };
     ucfg.tls = RawTls { cert: crt, key };
     ucfg.cluster.users.clear();
     ucfg.processor = None;
     let ufile = out.join(format!("{user}.yaml"));
     write(&ufile, &yaml(&ucfg)?)?;
-    println!(
-        "added user {user}: {} (restart the processor to accept it)",
-        ufile.display()
-    );
+    println!("added user {user}: {} (restart the processor to accept it)", ufile.display());
     Ok(())
 }

@@ -56,17 +56,11 @@ pub fn params(args: &QueryArgs) -> anyhow::Result<QueryParams> {
         bail!("quantile needs --quantile P with P in [0, 1]");
     }
     if let Some(b) = &args.bounds {
-        let (lo, hi) = b
-            .split_once(':')
-            .ok_or_else(|| anyhow!("--bounds takes LO:HI, e.g. 0:3000000"))?;
+        let (lo, hi) = b.split_once(':').ok_or_else(|| anyhow!("--bounds takes LO:HI, e.g. 0:3000000"))?;
         p.bounds = Some((lo.trim().to_string(), hi.trim().to_string()));
     }
     if let Some(e) = &args.edges {
-        p.edges = e
-            .split(',')
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .collect();
+        p.edges = e.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     }
     p.exact = args.exact;
     if !args.exact {
@@ -80,16 +74,9 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let params = params(&args)?;
     let cfg = NodeConfig::load(&args.config)?;
     if cfg.role != NodeRole::User {
-        bail!(
-            "{} is a {} config; queries use a user config (DIR/user.yaml)",
-            args.config.display(),
-            cfg.role
-        );
+        bail!("{} is a {} config; queries use a user config (DIR/user.yaml)", args.config.display(), cfg.role);
     }
-    let request = ProcessorRequest::Query {
-        labels: args.labels.clone(),
-        params,
-    };
+    let request = ProcessorRequest::Query { labels: args.labels.clone(), params };
     match ask_processor(&cfg, &request)? {
         ProcessorResponse::Answer(answer) => {
             if args.json {
@@ -121,10 +108,7 @@ pub fn answer_json(a: &QueryAnswer) -> serde_json::Value {
     });
     if let ExactValue::Histogram(buckets) = &r.value {
         v["value"] = serde_json::Value::Null;
-        v["buckets"] = json!(buckets
-            .iter()
-            .map(|b| json!({"lo": b.lo, "hi": b.hi, "count": b.count}))
-            .collect::<Vec<_>>());
+        v["buckets"] = json!(buckets.iter().map(|b| json!({"lo": b.lo, "hi": b.hi, "count": b.count})).collect::<Vec<_>>());
     }
     v
 }
@@ -132,13 +116,7 @@ pub fn answer_json(a: &QueryAnswer) -> serde_json::Value {
 pub fn answer_text(a: &QueryAnswer) -> String {
     let r = &a.result;
     let mut out = String::new();
-    let column = a
-        .column
-        .iter()
-        .filter(|s| !s.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(" / ");
+    let column = a.column.iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" / ");
     match &r.value {
         ExactValue::Histogram(buckets) => {
             out.push_str(&format!("histogram of {column}:\n"));
@@ -156,21 +134,13 @@ pub fn answer_text(a: &QueryAnswer) -> String {
             out.push_str(&format!("  exact value: {}\n", value.exact_string()));
         }
     }
-    out.push_str(&format!(
-        "  relays: {} ({}); values counted: {}\n",
-        a.relays.len(),
-        a.relays.join(", "),
-        r.count
-    ));
+    out.push_str(&format!("  relays: {} ({}); values counted: {}\n", a.relays.len(), a.relays.join(", "), r.count));
     for (n, why) in &a.missing_relays {
         out.push_str(&format!("  missing relay {n}: {why}\n"));
     }
     match (&a.epsilon, a.exact) {
         (_, true) => out.push_str("  mode: exact (no noise)\n"),
-        (Some(e), false) => out.push_str(&format!(
-            "  mode: differentially private, epsilon {e}; {}\n",
-            a.noise.as_deref().unwrap_or("")
-        )),
+        (Some(e), false) => out.push_str(&format!("  mode: differentially private, epsilon {e}; {}\n", a.noise.as_deref().unwrap_or(""))),
         (None, false) => out.push_str("  mode: noisy\n"),
     }
     out
@@ -184,10 +154,7 @@ fn short(v: &ExactValue) -> String {
             if f.abs() >= 1e15 || (f != 0.0 && f.abs() < 1e-6) {
                 format!("{f:e}")
             } else {
-                format!("{f:.6}")
-                    .trim_end_matches('0')
-                    .trim_end_matches('.')
-                    .to_string()
+                format!("{f:.6}").trim_end_matches('0').trim_end_matches('.').to_string()
             }
         }
     }

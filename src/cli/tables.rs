@@ -86,11 +86,7 @@ fn print_info(info: &TableInfo) {
     println!("baby steps:     2^{} = {}", info.bits, info.baby_steps);
     println!("entries:        {}", info.entries);
     println!("format version: {}", info.format_version);
-    println!(
-        "on disk:        {} ({} bytes)",
-        human_bytes(info.bytes_on_disk),
-        info.bytes_on_disk
-    );
+    println!("on disk:        {} ({} bytes)", human_bytes(info.bytes_on_disk), info.bytes_on_disk);
     println!("checksum:       sha256:{}", info.checksum_hex);
 }
 

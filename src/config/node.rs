@@ -117,31 +117,25 @@ fn resolve(base: &Path, p: &str) -> PathBuf {
 }
 
 fn must_exist(file: &Path, what: &str, path: &Path) -> Result<(), ConfigError> {
-    std::fs::metadata(path)
-        .map(|_| ())
-        .map_err(|e| ConfigError::MissingFile {
-            path: file.to_path_buf(),
-            what: what.to_string(),
-            file: path.to_path_buf(),
-            reason: e.to_string(),
-        })
+    std::fs::metadata(path).map(|_| ()).map_err(|e| ConfigError::MissingFile {
+        path: file.to_path_buf(),
+        what: what.to_string(),
+        file: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 fn check_name(file: &Path, key: &str, name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
     if ok {
         Ok(())
     } else {
         Err(ConfigError::Invalid {
             path: file.to_path_buf(),
             key: key.to_string(),
-            reason: format!(
-                "{name:?} is not a valid node name (1-64 letters, digits, '-', '_' or '.')"
-            ),
+            reason: format!("{name:?} is not a valid node name (1-64 letters, digits, '-', '_' or '.')"),
         })
     }
 }
@@ -149,23 +143,11 @@ fn check_name(file: &Path, key: &str, name: &str) -> Result<(), ConfigError> {
 impl NodeConfig {
     /// Reads the YAML file and the environment overrides.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let load_err = |reason: String| ConfigError::Load {
-            path: path.to_path_buf(),
-            reason,
-        };
-        std::fs::metadata(path).map_err(|e| {
-            load_err(format!(
-                "{e}; pass the path of a node.yaml written by `crux-node init`"
-            ))
-        })?;
+        let load_err = |reason: String| ConfigError::Load { path: path.to_path_buf(), reason };
+        std::fs::metadata(path).map_err(|e| load_err(format!("{e}; pass the path of a node.yaml written by `crux-node init`")))?;
         let raw: RawConfig = Config::builder()
             .add_source(File::from(path).format(FileFormat::Yaml))
-            .add_source(
-                Environment::with_prefix("CRUX")
-                    .prefix_separator("__")
-                    .separator("__")
-                    .try_parsing(true),
-            )
+            .add_source(Environment::with_prefix("CRUX").prefix_separator("__").separator("__").try_parsing(true))
             .build()
             .and_then(|c| c.try_deserialize())
             .map_err(|e| load_err(e.to_string()))?;
@@ -174,46 +156,24 @@ impl NodeConfig {
 
     pub fn validate(file: &Path, raw: RawConfig) -> Result<Self, ConfigError> {
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let invalid = |key: &str, reason: String| ConfigError::Invalid {
-            path: file.to_path_buf(),
-            key: key.to_string(),
-            reason,
-        };
+        let invalid = |key: &str, reason: String| ConfigError::Invalid { path: file.to_path_buf(), key: key.to_string(), reason };
         let role = match raw.node.role.trim().to_ascii_lowercase().as_str() {
             "authority" => NodeRole::Authority,
             "processor" => NodeRole::Processor,
             "relay" => NodeRole::Relay,
             "user" => NodeRole::User,
-            other => {
-                return Err(ConfigError::UnknownRole {
-                    path: file.to_path_buf(),
-                    role: other.to_string(),
-                })
-            }
+            other => return Err(ConfigError::UnknownRole { path: file.to_path_buf(), role: other.to_string() }),
         };
-        let missing = |key: &'static str| ConfigError::Missing {
-            path: file.to_path_buf(),
-            key,
-            role: role.to_string(),
-        };
+        let missing = |key: &'static str| ConfigError::Missing { path: file.to_path_buf(), key, role: role.to_string() };
         check_name(file, "node.name", &raw.node.name)?;
         let listen = match (&raw.node.listen, role) {
             (_, NodeRole::User) => None,
             (None, _) => return Err(missing("node.listen")),
             (Some(text), _) => Some(text.trim().parse::<SocketAddr>().map_err(|e| {
-                invalid(
-                    "node.listen",
-                    format!("{text:?} is not an IP:port address ({e}), e.g. 127.0.0.1:7100"),
-                )
+                invalid("node.listen", format!("{text:?} is not an IP:port address ({e}), e.g. 127.0.0.1:7100"))
             })?),
         };
-        let data_dir = resolve(
-            &base,
-            raw.node
-                .data_dir
-                .as_deref()
-                .unwrap_or(&format!("data/{}", raw.node.name)),
-        );
+        let data_dir = resolve(&base, raw.node.data_dir.as_deref().unwrap_or(&format!("data/{}", raw.node.name)));
         let cert = resolve(&base, &raw.tls.cert);
         let key = resolve(&base, &raw.tls.key);
         must_exist(file, "certificate `tls.cert`", &cert)?;
@@ -232,12 +192,7 @@ impl NodeConfig {
         let max_frame_bytes = usize::try_from(raw.limits.max_frame_bytes)
             .ok()
             .filter(|n| (1024..=1 << 30).contains(n))
-            .ok_or_else(|| {
-                invalid(
-                    "limits.max_frame_bytes",
-                    "must be between 1 KiB and 1 GiB".into(),
-                )
-            })?;
+            .ok_or_else(|| invalid("limits.max_frame_bytes", "must be between 1 KiB and 1 GiB".into()))?;
 
         let c = &raw.cluster;
         let peer = |key: &str, p: &RawPeer| -> Result<Peer, ConfigError> {
@@ -247,23 +202,12 @@ impl NodeConfig {
             if p.address.trim().is_empty() && !key.contains("users") {
                 return Err(invalid(key, format!("peer {} has no address", p.name)));
             }
-            Ok(Peer {
-                name: p.name.clone(),
-                address: p.address.trim().to_string(),
-                cert,
-            })
+            Ok(Peer { name: p.name.clone(), address: p.address.trim().to_string(), cert })
         };
         let processor = peer("cluster.processor", &c.processor)?;
-        let authorities = c
-            .authorities
-            .iter()
-            .map(|p| peer("cluster.authorities", p))
-            .collect::<Result<Vec<_>, _>>()?;
+        let authorities = c.authorities.iter().map(|p| peer("cluster.authorities", p)).collect::<Result<Vec<_>, _>>()?;
         if authorities.is_empty() {
-            return Err(invalid(
-                "cluster.authorities",
-                "at least one authority is needed".into(),
-            ));
+            return Err(invalid("cluster.authorities", "at least one authority is needed".into()));
         }
         let relays = c
             .relays
@@ -271,37 +215,17 @@ impl NodeConfig {
             .map(|r| {
                 let p = peer(
                     "cluster.relays",
-                    &RawPeer {
-                        name: r.name.clone(),
-                        address: r.address.clone(),
-                        cert: r.cert.clone(),
-                    },
+                    &RawPeer { name: r.name.clone(), address: r.address.clone(), cert: r.cert.clone() },
                 )?;
-                let public_key = RelayPublicKey::from_hex(&r.public_key).map_err(|e| {
-                    invalid(
-                        "cluster.relays.public_key",
-                        format!("relay {}: {e}", r.name),
-                    )
-                })?;
-                Ok(RelayPeer {
-                    peer: p,
-                    public_key,
-                })
+                let public_key = RelayPublicKey::from_hex(&r.public_key)
+                    .map_err(|e| invalid("cluster.relays.public_key", format!("relay {}: {e}", r.name)))?;
+                Ok(RelayPeer { peer: p, public_key })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
         let users = c
             .users
             .iter()
-            .map(|u| {
-                peer(
-                    "cluster.users",
-                    &RawPeer {
-                        name: u.name.clone(),
-                        address: String::new(),
-                        cert: u.cert.clone(),
-                    },
-                )
-            })
+            .map(|u| peer("cluster.users", &RawPeer { name: u.name.clone(), address: String::new(), cert: u.cert.clone() }))
             .collect::<Result<Vec<_>, _>>()?;
         let mut names: Vec<&str> = std::iter::once(processor.name.as_str())
             .chain(authorities.iter().map(|p| p.name.as_str()))
@@ -310,13 +234,7 @@ impl NodeConfig {
             .collect();
         names.sort();
         if let Some(w) = names.windows(2).find(|w| w.first() == w.get(1)) {
-            return Err(invalid(
-                "cluster",
-                format!(
-                    "node name {:?} is used twice",
-                    w.first().copied().unwrap_or("")
-                ),
-            ));
+            return Err(invalid("cluster", format!("node name {:?} is used twice", w.first().copied().unwrap_or(""))));
         }
         if c.min_relays == 0 {
             return Err(invalid("cluster.min_relays", "must be at least 1".into()));
@@ -324,10 +242,7 @@ impl NodeConfig {
         let joint_key = resolve(&base, &c.joint_key);
         must_exist(file, "joint key file `cluster.joint_key`", &joint_key)?;
         if c.dataset.trim().is_empty() {
-            return Err(invalid(
-                "cluster.dataset",
-                "name the dataset (the privacy-budget key)".into(),
-            ));
+            return Err(invalid("cluster.dataset", "name the dataset (the privacy-budget key)".into()));
         }
         let cluster = ClusterConfig {
             dataset: c.dataset.trim().to_string(),
@@ -351,12 +266,7 @@ impl NodeConfig {
                 }
                 let budget = Epsilon::from_f64(a.budget_epsilon)
                     .map_err(|e| invalid("authority.budget_epsilon", e.to_string()))?;
-                Some(AuthorityConfig {
-                    key_share,
-                    allow_exact: a.allow_exact,
-                    budget,
-                    replay_window_secs: a.replay_window_secs.max(60),
-                })
+                Some(AuthorityConfig { key_share, allow_exact: a.allow_exact, budget, replay_window_secs: a.replay_window_secs.max(60) })
             }
             (None, NodeRole::Authority) => return Err(missing("authority")),
             _ => None,
@@ -366,10 +276,7 @@ impl NodeConfig {
                 let identity_key = resolve(&base, &r.identity_key);
                 must_exist(file, "identity key `relay.identity_key`", &identity_key)?;
                 if r.sources.is_empty() {
-                    return Err(invalid(
-                        "relay.sources",
-                        "list at least one data file".into(),
-                    ));
+                    return Err(invalid("relay.sources", "list at least one data file".into()));
                 }
                 let mut sources = Vec::new();
                 for s in &r.sources {
@@ -378,21 +285,12 @@ impl NodeConfig {
                     must_exist(file, "data file in `relay.sources`", &s.path)?;
                     if let Some(shard) = s.shard {
                         if shard.count == 0 || shard.index >= shard.count {
-                            return Err(invalid(
-                                "relay.sources.shard",
-                                format!(
-                                    "index {} of {} is invalid (0-based index below count)",
-                                    shard.index, shard.count
-                                ),
-                            ));
+                            return Err(invalid("relay.sources.shard", format!("index {} of {} is invalid (0-based index below count)", shard.index, shard.count)));
                         }
                     }
                     sources.push(s);
                 }
-                Some(RelayConfig {
-                    identity_key,
-                    sources,
-                })
+                Some(RelayConfig { identity_key, sources })
             }
             (None, NodeRole::Relay) => return Err(missing("relay")),
             _ => None,
@@ -406,22 +304,12 @@ impl NodeConfig {
                     rate_limit_per_minute: 120,
                 });
                 if !(8..=32).contains(&p.dlog_table_bits) {
-                    return Err(invalid(
-                        "processor.dlog_table_bits",
-                        format!("{} is outside 8..=32", p.dlog_table_bits),
-                    ));
+                    return Err(invalid("processor.dlog_table_bits", format!("{} is outside 8..=32", p.dlog_table_bits)));
                 }
                 if p.dlog_range_bits < p.dlog_table_bits || p.dlog_range_bits > 48 {
-                    return Err(invalid(
-                        "processor.dlog_range_bits",
-                        "must be between dlog_table_bits and 48".into(),
-                    ));
+                    return Err(invalid("processor.dlog_range_bits", "must be between dlog_table_bits and 48".into()));
                 }
-                let dlog_dir = p
-                    .dlog_dir
-                    .as_deref()
-                    .map(|d| resolve(&base, d))
-                    .unwrap_or_else(|| data_dir.join("dlog"));
+                let dlog_dir = p.dlog_dir.as_deref().map(|d| resolve(&base, d)).unwrap_or_else(|| data_dir.join("dlog"));
                 Some(ProcessorConfig {
                     dlog_dir,
                     dlog_table_bits: p.dlog_table_bits,

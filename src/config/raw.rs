@@ -100,9 +100,7 @@ fn default_frame() -> u64 {
 
 impl Default for RawLimits {
     fn default() -> Self {
-        RawLimits {
-            max_frame_bytes: default_frame(),
-        }
+        RawLimits { max_frame_bytes: default_frame() }
     }
 }
 

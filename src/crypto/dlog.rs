@@ -65,10 +65,7 @@ pub fn baby_step_keys(start: u64, count: usize) -> Vec<TableKey> {
 
 /// Table keys of many points at once (batched).
 pub fn keys_of(points: &[RistrettoPoint]) -> Vec<TableKey> {
-    RistrettoPoint::double_and_compress_batch(points)
-        .iter()
-        .map(|c| key_of(c.as_bytes()))
-        .collect()
+    RistrettoPoint::double_and_compress_batch(points).iter().map(|c| key_of(c.as_bytes())).collect()
 }
 
 /// An in-memory table for tests and small deployments.
@@ -81,29 +78,19 @@ impl MemoryTable {
     /// Builds 2^bits baby steps in memory (bits <= 24 keeps this quick).
     pub fn build(bits: u32) -> Result<Self, CryptoError> {
         if bits > 26 {
-            return Err(CryptoError::Table(format!(
-                "in-memory tables are limited to 2^26 entries, asked 2^{bits}"
-            )));
+            return Err(CryptoError::Table(format!("in-memory tables are limited to 2^26 entries, asked 2^{bits}")));
         }
         let n = 1u64 << bits;
-        let mut map = HashMap::with_capacity(
-            usize::try_from(n).map_err(|_| CryptoError::Overflow("table size"))?,
-        );
+        let mut map = HashMap::with_capacity(usize::try_from(n).map_err(|_| CryptoError::Overflow("table size"))?);
         let chunk = 1u64 << 14;
         let mut start = 0u64;
         while start < n {
             let len = chunk.min(n - start);
-            let keys = baby_step_keys(
-                start,
-                usize::try_from(len).map_err(|_| CryptoError::Overflow("table size"))?,
-            );
+            let keys = baby_step_keys(start, usize::try_from(len).map_err(|_| CryptoError::Overflow("table size"))?);
             for (offset, key) in keys.into_iter().enumerate() {
-                let j = u32::try_from(start + offset as u64)
-                    .map_err(|_| CryptoError::Overflow("baby-step index"))?;
+                let j = u32::try_from(start + offset as u64).map_err(|_| CryptoError::Overflow("baby-step index"))?;
                 if map.insert(key, j).is_some() {
-                    return Err(CryptoError::Table(format!(
-                        "key collision at baby step {j}"
-                    )));
+                    return Err(CryptoError::Table(format!("key collision at baby step {j}")));
                 }
             }
             start += len;
@@ -117,10 +104,7 @@ impl DlogTable for MemoryTable {
         self.baby_steps
     }
     fn find_first(&self, keys: &[TableKey]) -> Result<Option<(usize, u64)>, CryptoError> {
-        Ok(keys
-            .iter()
-            .enumerate()
-            .find_map(|(i, k)| self.map.get(k).map(|j| (i, u64::from(*j)))))
+        Ok(keys.iter().enumerate().find_map(|(i, k)| self.map.get(k).map(|j| (i, u64::from(*j)))))
     }
 }
 
@@ -141,22 +125,13 @@ impl<T: DlogTable> DlogSolver<T> {
     pub fn new(table: T, range_bits: u32) -> Result<Self, CryptoError> {
         let n = table.baby_steps();
         if n == 0 || range_bits > 62 {
-            return Err(CryptoError::Table(format!(
-                "unsupported solver: {n} baby steps, range 2^{range_bits}"
-            )));
+            return Err(CryptoError::Table(format!("unsupported solver: {n} baby steps, range 2^{range_bits}")));
         }
         let range = 1u64 << range_bits;
         let giant_steps = range.div_ceil(n).max(1);
-        let max_abs = giant_steps
-            .checked_mul(n)
-            .ok_or(CryptoError::Overflow("solver range"))?;
+        let max_abs = giant_steps.checked_mul(n).ok_or(CryptoError::Overflow("solver range"))?;
         let giant = RISTRETTO_BASEPOINT_TABLE * &Scalar::from(n);
-        Ok(DlogSolver {
-            table,
-            giant_steps,
-            giant,
-            max_abs,
-        })
+        Ok(DlogSolver { table, giant_steps, giant, max_abs })
     }
 
     /// Every m in [-max_abs(), max_abs()) is solved.
@@ -191,31 +166,23 @@ impl<T: DlogTable> DlogSolver<T> {
                 steps.push(i128::from(i));
             }
             if points.is_empty() {
-                return Err(CryptoError::DlogOutOfRange {
-                    max_abs: self.max_abs,
-                });
+                return Err(CryptoError::DlogOutOfRange { max_abs: self.max_abs });
             }
             let keys = keys_of(&points);
             if let Some((pos, j)) = self.table.find_first(&keys)? {
-                let step = *steps
-                    .get(pos)
-                    .ok_or(CryptoError::Overflow("solver batch"))?;
+                let step = *steps.get(pos).ok_or(CryptoError::Overflow("solver batch"))?;
                 // candidate = P - step·N·G = j·G  =>  m = j + step·N
                 let m = i128::from(j) + step * n;
                 let max = i128::from(self.max_abs);
                 if m >= max || m < -max {
-                    return Err(CryptoError::DlogOutOfRange {
-                        max_abs: self.max_abs,
-                    });
+                    return Err(CryptoError::DlogOutOfRange { max_abs: self.max_abs });
                 }
                 return i64::try_from(m).map_err(|_| CryptoError::Overflow("discrete log"));
             }
             points.clear();
             steps.clear();
             if i >= self.giant_steps {
-                return Err(CryptoError::DlogOutOfRange {
-                    max_abs: self.max_abs,
-                });
+                return Err(CryptoError::DlogOutOfRange { max_abs: self.max_abs });
             }
             batch = (batch * 2).min(MAX_BATCH);
         }
@@ -233,20 +200,13 @@ mod tests {
         let table = MemoryTable::build(10).unwrap();
         let solver = DlogSolver::new(table, 16).unwrap();
         assert_eq!(solver.max_abs(), 1 << 16);
-        for m in [
-            0i64, 1, 2, 1023, 1024, 1025, -1, -1023, -1024, -1025, 65535, -65535, -65536, 40000,
-            -40000,
-        ] {
+        for m in [0i64, 1, 2, 1023, 1024, 1025, -1, -1023, -1024, -1025, 65535, -65535, -65536, 40000, -40000] {
             let p = RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m);
             assert_eq!(solver.solve_vartime(&p).unwrap(), m, "m = {m}");
         }
         for m in [65536i64, -65537, 1 << 20, -(1 << 20)] {
             let p = RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m);
-            assert_eq!(
-                solver.solve_vartime(&p),
-                Err(CryptoError::DlogOutOfRange { max_abs: 65536 }),
-                "m = {m}"
-            );
+            assert_eq!(solver.solve_vartime(&p), Err(CryptoError::DlogOutOfRange { max_abs: 65536 }), "m = {m}");
         }
     }
 }

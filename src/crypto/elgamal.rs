@@ -35,43 +35,29 @@ impl fmt::Debug for Ciphertext {
 impl Ciphertext {
     /// Enc(0) with zero randomness: the neutral element for sums.
     pub fn zero() -> Self {
-        Ciphertext {
-            a: RistrettoPoint::identity(),
-            b: RistrettoPoint::identity(),
-        }
+        Ciphertext { a: RistrettoPoint::identity(), b: RistrettoPoint::identity() }
     }
 
     /// A trivial (unblinded) encryption of a public value, e.g. to shift an
     /// aggregate by a public constant.
     pub fn public(m: i64) -> Self {
-        Ciphertext {
-            a: RistrettoPoint::identity(),
-            b: RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m),
-        }
+        Ciphertext { a: RistrettoPoint::identity(), b: RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m) }
     }
 
     /// Multiplies the plaintext by a public integer.
     pub fn scale(&self, factor: i64) -> Self {
         let s = scalar_from_i64(factor);
-        Ciphertext {
-            a: self.a * s,
-            b: self.b * s,
-        }
+        Ciphertext { a: self.a * s, b: self.b * s }
     }
 
     /// Multiplies the plaintext by a public scalar (e.g. a limb weight 2^(kL)).
     pub fn scale_by(&self, factor: &Scalar) -> Self {
-        Ciphertext {
-            a: self.a * factor,
-            b: self.b * factor,
-        }
+        Ciphertext { a: self.a * factor, b: self.b * factor }
     }
 
     /// The sum of many ciphertexts (Enc(0) for none).
     pub fn sum<'a>(items: impl IntoIterator<Item = &'a Ciphertext>) -> Self {
-        items
-            .into_iter()
-            .fold(Ciphertext::zero(), |acc, c| acc + *c)
+        items.into_iter().fold(Ciphertext::zero(), |acc, c| acc + *c)
     }
 
     /// 64-byte wire form: compressed a then compressed b.
@@ -92,35 +78,26 @@ impl Ciphertext {
             });
         }
         let (a, b) = bytes.split_at(32);
-        Ok(Ciphertext {
-            a: decode_point(a, "ciphertext")?,
-            b: decode_point(b, "ciphertext")?,
-        })
+        Ok(Ciphertext { a: decode_point(a, "ciphertext")?, b: decode_point(b, "ciphertext")? })
     }
 }
 
 /// Decodes a 32-byte compressed ristretto255 point.
 pub fn decode_point(bytes: &[u8], what: &'static str) -> Result<RistrettoPoint, CryptoError> {
-    let compressed =
-        CompressedRistretto::from_slice(bytes).map_err(|_| CryptoError::InvalidEncoding {
-            what,
-            reason: format!("expected 32 bytes, got {}", bytes.len()),
-        })?;
-    compressed
-        .decompress()
-        .ok_or_else(|| CryptoError::InvalidEncoding {
-            what,
-            reason: "not a canonical ristretto255 point".to_string(),
-        })
+    let compressed = CompressedRistretto::from_slice(bytes).map_err(|_| CryptoError::InvalidEncoding {
+        what,
+        reason: format!("expected 32 bytes, got {}", bytes.len()),
+    })?;
+    compressed.decompress().ok_or_else(|| CryptoError::InvalidEncoding {
+        what,
+        reason: "not a canonical ristretto255 point".to_string(),
+    })
 }
 
 impl Add for Ciphertext {
     type Output = Ciphertext;
     fn add(self, rhs: Ciphertext) -> Ciphertext {
-        Ciphertext {
-            a: self.a + rhs.a,
-            b: self.b + rhs.b,
-        }
+        Ciphertext { a: self.a + rhs.a, b: self.b + rhs.b }
     }
 }
 
@@ -134,20 +111,14 @@ impl AddAssign for Ciphertext {
 impl Sub for Ciphertext {
     type Output = Ciphertext;
     fn sub(self, rhs: Ciphertext) -> Ciphertext {
-        Ciphertext {
-            a: self.a - rhs.a,
-            b: self.b - rhs.b,
-        }
+        Ciphertext { a: self.a - rhs.a, b: self.b - rhs.b }
     }
 }
 
 impl Neg for Ciphertext {
     type Output = Ciphertext;
     fn neg(self) -> Ciphertext {
-        Ciphertext {
-            a: -self.a,
-            b: -self.b,
-        }
+        Ciphertext { a: -self.a, b: -self.b }
     }
 }
 
@@ -160,19 +131,14 @@ pub struct EncryptionKey {
 
 impl fmt::Debug for EncryptionKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EncryptionKey")
-            .field("joint", &hex::encode(self.joint.compress().as_bytes()))
-            .finish()
+        f.debug_struct("EncryptionKey").field("joint", &hex::encode(self.joint.compress().as_bytes())).finish()
     }
 }
 
 impl EncryptionKey {
     pub fn new(key: &JointPublicKey) -> Self {
         let joint = key.point();
-        EncryptionKey {
-            joint,
-            table: Box::new(RistrettoBasepointTable::create(&joint)),
-        }
+        EncryptionKey { joint, table: Box::new(RistrettoBasepointTable::create(&joint)) }
     }
 
     pub fn joint_point(&self) -> RistrettoPoint {

@@ -37,10 +37,7 @@ pub struct KeyShare {
 
 impl fmt::Debug for KeyShare {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyShare")
-            .field("authority", &self.authority)
-            .field("secret", &"<redacted>")
-            .finish()
+        f.debug_struct("KeyShare").field("authority", &self.authority).field("secret", &"<redacted>").finish()
     }
 }
 
@@ -48,11 +45,7 @@ impl KeyShare {
     pub fn generate(authority: &str, rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let secret = Scalar::random(rng);
         let public = RISTRETTO_BASEPOINT_TABLE * &secret;
-        KeyShare {
-            authority: authority.to_string(),
-            secret,
-            public,
-        }
+        KeyShare { authority: authority.to_string(), secret, public }
     }
 
     pub fn authority(&self) -> &str {
@@ -80,19 +73,8 @@ impl KeyShare {
         rng: &mut (impl RngCore + CryptoRng),
     ) -> PartialDecryption {
         let share = ciphertext.a * self.secret;
-        let proof = DleqProof::prove(
-            context,
-            &self.secret,
-            &self.public,
-            &ciphertext.a,
-            &share,
-            rng,
-        );
-        PartialDecryption {
-            authority: self.authority.clone(),
-            share,
-            proof: ShareProof::Exact(proof),
-        }
+        let proof = DleqProof::prove(context, &self.secret, &self.public, &ciphertext.a, &share, rng);
+        PartialDecryption { authority: self.authority.clone(), share, proof: ShareProof::Exact(proof) }
     }
 
     /// D_i = x_i·a - noise·G with a proof that it is well formed; the
@@ -107,21 +89,9 @@ impl KeyShare {
         // b - Σ D_i = m·G + Σ noise_i·G when D_i = x_i·a + (-noise_i)·G
         let mut e = -super::scalar_from_i128(noise);
         let share = ciphertext.a * self.secret + RISTRETTO_BASEPOINT_TABLE * &e;
-        let proof = NoisyShareProof::prove(
-            context,
-            &self.secret,
-            &e,
-            &self.public,
-            &ciphertext.a,
-            &share,
-            rng,
-        );
+        let proof = NoisyShareProof::prove(context, &self.secret, &e, &self.public, &ciphertext.a, &share, rng);
         e.zeroize();
-        PartialDecryption {
-            authority: self.authority.clone(),
-            share,
-            proof: ShareProof::Noisy(proof),
-        }
+        PartialDecryption { authority: self.authority.clone(), share, proof: ShareProof::Noisy(proof) }
     }
 
     /// Versioned encoding: magic, id length (u16 BE), id, secret, public.
@@ -141,43 +111,26 @@ impl KeyShare {
     /// Decodes `to_bytes`, checking the magic, lengths, a canonical secret and
     /// that the stored public share matches the secret.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
-        let corrupt = |reason: &str| CryptoError::CorruptKey {
-            reason: reason.to_string(),
-        };
-        let rest = bytes
-            .strip_prefix(KEY_MAGIC.as_slice())
-            .ok_or_else(|| corrupt("missing CRUXKEY1 header"))?;
-        let (len, rest) = rest
-            .split_first_chunk::<2>()
-            .ok_or_else(|| corrupt("truncated before the id"))?;
+        let corrupt = |reason: &str| CryptoError::CorruptKey { reason: reason.to_string() };
+        let rest = bytes.strip_prefix(KEY_MAGIC.as_slice()).ok_or_else(|| corrupt("missing CRUXKEY1 header"))?;
+        let (len, rest) = rest.split_first_chunk::<2>().ok_or_else(|| corrupt("truncated before the id"))?;
         let len = usize::from(u16::from_be_bytes(*len));
         if rest.len() != len + 64 {
-            return Err(corrupt(&format!(
-                "expected {} bytes after the header, found {}",
-                len + 64,
-                rest.len()
-            )));
+            return Err(corrupt(&format!("expected {} bytes after the header, found {}", len + 64, rest.len())));
         }
         let (id, rest) = rest.split_at(len);
-        let authority = std::str::from_utf8(id)
-            .map_err(|_| corrupt("authority id is not UTF-8"))?
-            .to_string();
+        let authority = std::str::from_utf8(id).map_err(|_| corrupt("authority id is not UTF-8"))?.to_string();
         let (secret_bytes, public_bytes) = rest.split_at(32);
         let mut secret_arr = [0u8; 32];
         secret_arr.copy_from_slice(secret_bytes);
         let secret = Option::<Scalar>::from(Scalar::from_canonical_bytes(secret_arr))
             .ok_or_else(|| corrupt("secret is not a canonical scalar"))?;
         secret_arr.zeroize();
-        let public =
-            decode_point(public_bytes, "public key share").map_err(|e| corrupt(&e.to_string()))?;
+        let public = decode_point(public_bytes, "public key share").map_err(|e| corrupt(&e.to_string()))?;
         if RISTRETTO_BASEPOINT_TABLE * &secret != public {
             return Err(corrupt("public share does not match the secret"));
         }
-        Ok(KeyShare {
-            authority,
-            secret,
-            public,
-        })
+        Ok(KeyShare { authority, secret, public })
     }
 }
 
@@ -191,12 +144,8 @@ pub struct PublicShare {
 
 impl PublicShare {
     pub fn verify(&self) -> Result<(), CryptoError> {
-        if self.point == RistrettoPoint::identity()
-            || !self.proof.verify(&self.authority, &self.point)
-        {
-            return Err(CryptoError::InvalidKeyProof {
-                authority: self.authority.clone(),
-            });
+        if self.point == RistrettoPoint::identity() || !self.proof.verify(&self.authority, &self.point) {
+            return Err(CryptoError::InvalidKeyProof { authority: self.authority.clone() });
         }
         Ok(())
     }
@@ -217,17 +166,12 @@ impl JointPublicKey {
         let mut seen = std::collections::BTreeSet::new();
         for share in shares {
             if !seen.insert(share.authority.as_str()) {
-                return Err(CryptoError::DuplicateAuthority {
-                    authority: share.authority.clone(),
-                });
+                return Err(CryptoError::DuplicateAuthority { authority: share.authority.clone() });
             }
             share.verify()?;
         }
         let point = shares.iter().map(|s| s.point).sum();
-        Ok(JointPublicKey {
-            shares: shares.to_vec(),
-            point,
-        })
+        Ok(JointPublicKey { shares: shares.to_vec(), point })
     }
 
     pub fn point(&self) -> RistrettoPoint {
@@ -257,18 +201,9 @@ mod tests {
         let honest = a.public_share(&mut OsRng);
         // rogue: Y_r = R - Y_a so that Y = R, with a copied proof
         let r = RISTRETTO_BASEPOINT_TABLE * &Scalar::random(&mut OsRng);
-        let rogue = PublicShare {
-            authority: "a2".into(),
-            point: r - honest.point,
-            proof: b.public_share(&mut OsRng).proof,
-        };
+        let rogue = PublicShare { authority: "a2".into(), point: r - honest.point, proof: b.public_share(&mut OsRng).proof };
         let err = JointPublicKey::assemble(&[honest.clone(), rogue]).unwrap_err();
-        assert_eq!(
-            err,
-            CryptoError::InvalidKeyProof {
-                authority: "a2".into()
-            }
-        );
+        assert_eq!(err, CryptoError::InvalidKeyProof { authority: "a2".into() });
         assert!(err.to_string().contains("a2"));
         let dup = JointPublicKey::assemble(&[honest.clone(), honest.clone()]).unwrap_err();
         assert!(matches!(dup, CryptoError::DuplicateAuthority { .. }));
@@ -284,21 +219,12 @@ mod tests {
         assert_eq!(back.public_point(), k.public_point());
         assert_eq!(back.authority(), "authority-7");
         for cut in [0, 5, 9, 20, bytes.len() - 1] {
-            assert!(
-                matches!(
-                    KeyShare::from_bytes(&bytes[..cut]),
-                    Err(CryptoError::CorruptKey { .. })
-                ),
-                "cut {cut}"
-            );
+            assert!(matches!(KeyShare::from_bytes(&bytes[..cut]), Err(CryptoError::CorruptKey { .. })), "cut {cut}");
         }
         let mut flipped = bytes.clone();
         let n = flipped.len();
         flipped[n - 40] ^= 1;
-        assert!(matches!(
-            KeyShare::from_bytes(&flipped),
-            Err(CryptoError::CorruptKey { .. })
-        ));
+        assert!(matches!(KeyShare::from_bytes(&flipped), Err(CryptoError::CorruptKey { .. })));
         let debug = format!("{k:?}");
         assert!(!debug.contains(&hex::encode(&bytes[bytes.len() - 64..bytes.len() - 32])));
         assert!(debug.contains("redacted"));

@@ -28,15 +28,8 @@ pub struct PartialDecryption {
 
 impl PartialDecryption {
     /// Checks the proof against the authority's public share and the ciphertext.
-    pub fn verify(
-        &self,
-        key: &JointPublicKey,
-        ciphertext: &Ciphertext,
-        context: &[u8],
-    ) -> Result<(), CryptoError> {
-        let bad = || CryptoError::InvalidDecryptionProof {
-            authority: self.authority.clone(),
-        };
+    pub fn verify(&self, key: &JointPublicKey, ciphertext: &Ciphertext, context: &[u8]) -> Result<(), CryptoError> {
+        let bad = || CryptoError::InvalidDecryptionProof { authority: self.authority.clone() };
         let public = key.share_of(&self.authority).ok_or_else(bad)?;
         let ok = match &self.proof {
             ShareProof::Exact(p) => p.verify(context, &public.point, &ciphertext.a, &self.share),
@@ -70,38 +63,22 @@ pub fn combine_checked(
     require_exact: bool,
 ) -> Result<RistrettoPoint, CryptoError> {
     if require_exact {
-        if let Some(noisy) = partials
-            .iter()
-            .find(|p| matches!(p.proof, ShareProof::Noisy(_)))
-        {
-            return Err(CryptoError::InvalidDecryptionProof {
-                authority: noisy.authority.clone(),
-            });
+        if let Some(noisy) = partials.iter().find(|p| matches!(p.proof, ShareProof::Noisy(_))) {
+            return Err(CryptoError::InvalidDecryptionProof { authority: noisy.authority.clone() });
         }
     }
     let mut total = ciphertext.b;
     for share in key.shares() {
         let mut found = partials.iter().filter(|p| p.authority == share.authority);
-        let partial = found
-            .next()
-            .ok_or_else(|| CryptoError::InvalidDecryptionProof {
-                authority: share.authority.clone(),
-            })?;
+        let partial = found.next().ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: share.authority.clone() })?;
         if found.next().is_some() {
-            return Err(CryptoError::DuplicateAuthority {
-                authority: share.authority.clone(),
-            });
+            return Err(CryptoError::DuplicateAuthority { authority: share.authority.clone() });
         }
         partial.verify(key, ciphertext, context)?;
         total -= partial.share;
     }
-    if let Some(stranger) = partials
-        .iter()
-        .find(|p| key.share_of(&p.authority).is_none())
-    {
-        return Err(CryptoError::InvalidDecryptionProof {
-            authority: stranger.authority.clone(),
-        });
+    if let Some(stranger) = partials.iter().find(|p| key.share_of(&p.authority).is_none()) {
+        return Err(CryptoError::InvalidDecryptionProof { authority: stranger.authority.clone() });
     }
     Ok(total)
 }

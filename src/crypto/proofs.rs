@@ -34,11 +34,7 @@ pub struct SchnorrProof {
     pub response: Scalar,
 }
 
-fn schnorr_transcript(
-    identity: &str,
-    public: &RistrettoPoint,
-    commitment: &RistrettoPoint,
-) -> Scalar {
+fn schnorr_transcript(identity: &str, public: &RistrettoPoint, commitment: &RistrettoPoint) -> Scalar {
     let mut t = Transcript::new(b"crux-key-possession-v1");
     t.append_message(b"identity", identity.as_bytes());
     append_point(&mut t, b"public", public);
@@ -58,19 +54,12 @@ impl SchnorrProof {
         let c = schnorr_transcript(identity, public, &commitment);
         let response = nonce + c * secret;
         nonce.zeroize();
-        SchnorrProof {
-            challenge: c,
-            response,
-        }
+        SchnorrProof { challenge: c, response }
     }
 
     pub fn verify(&self, identity: &str, public: &RistrettoPoint) -> bool {
         // commitment = s·G - c·Y
-        let commitment = RistrettoPoint::vartime_double_scalar_mul_basepoint(
-            &-self.challenge,
-            public,
-            &self.response,
-        );
+        let commitment = RistrettoPoint::vartime_double_scalar_mul_basepoint(&-self.challenge, public, &self.response);
         schnorr_transcript(identity, public, &commitment) == self.challenge
     }
 }
@@ -116,22 +105,12 @@ impl DleqProof {
         let c = dleq_challenge(context, public, base, share, &t1, &t2);
         let response = nonce + c * secret;
         nonce.zeroize();
-        DleqProof {
-            challenge: c,
-            response,
-        }
+        DleqProof { challenge: c, response }
     }
 
-    pub fn verify(
-        &self,
-        context: &[u8],
-        public: &RistrettoPoint,
-        base: &RistrettoPoint,
-        share: &RistrettoPoint,
-    ) -> bool {
+    pub fn verify(&self, context: &[u8], public: &RistrettoPoint, base: &RistrettoPoint, share: &RistrettoPoint) -> bool {
         let neg_c = -self.challenge;
-        let t1 =
-            RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, public, &self.response);
+        let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, public, &self.response);
         let t2 = RistrettoPoint::vartime_multiscalar_mul([self.response, neg_c], [*base, *share]);
         dleq_challenge(context, public, base, share, &t1, &t2) == self.challenge
     }
@@ -181,30 +160,20 @@ impl NoisyShareProof {
         let t1 = RISTRETTO_BASEPOINT_TABLE * &r1;
         let t2 = base * r1 + RISTRETTO_BASEPOINT_TABLE * &r2;
         let c = noisy_challenge(context, public, base, share, &t1, &t2);
-        let proof = NoisyShareProof {
-            challenge: c,
-            key_response: r1 + c * secret,
-            noise_response: r2 + c * noise,
-        };
+        let proof = NoisyShareProof { challenge: c, key_response: r1 + c * secret, noise_response: r2 + c * noise };
         r1.zeroize();
         r2.zeroize();
         proof
     }
 
-    pub fn verify(
-        &self,
-        context: &[u8],
-        public: &RistrettoPoint,
-        base: &RistrettoPoint,
-        share: &RistrettoPoint,
-    ) -> bool {
+    pub fn verify(&self, context: &[u8], public: &RistrettoPoint, base: &RistrettoPoint, share: &RistrettoPoint) -> bool {
         let neg_c = -self.challenge;
         // t1 = s1·G - c·Y ; t2 = s1·a + s2·G - c·D'
-        let t1 =
-            RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, public, &self.key_response);
-        let t2 =
-            RistrettoPoint::vartime_multiscalar_mul([self.key_response, neg_c], [*base, *share])
-                + RISTRETTO_BASEPOINT_TABLE * &self.noise_response;
+        let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, public, &self.key_response);
+        let t2 = RistrettoPoint::vartime_multiscalar_mul(
+            [self.key_response, neg_c],
+            [*base, *share],
+        ) + RISTRETTO_BASEPOINT_TABLE * &self.noise_response;
         noisy_challenge(context, public, base, share, &t1, &t2) == self.challenge
     }
 }
@@ -224,10 +193,7 @@ mod tests {
         assert!(p.verify("authority-1", &y));
         assert!(!p.verify("authority-2", &y));
         assert!(!p.verify("authority-1", &(y + RISTRETTO_BASEPOINT_POINT)));
-        let tampered = SchnorrProof {
-            challenge: p.challenge,
-            response: p.response + Scalar::ONE,
-        };
+        let tampered = SchnorrProof { challenge: p.challenge, response: p.response + Scalar::ONE };
         assert!(!tampered.verify("authority-1", &y));
     }
 
@@ -241,16 +207,10 @@ mod tests {
         assert!(p.verify(b"q1", &y, &a, &d));
         assert!(!p.verify(b"q2", &y, &a, &d), "other context");
         assert!(!p.verify(b"q1", &y, &(a + a), &d), "other ciphertext");
-        assert!(
-            !p.verify(b"q1", &y, &a, &(d + RISTRETTO_BASEPOINT_POINT)),
-            "wrong share"
-        );
+        assert!(!p.verify(b"q1", &y, &a, &(d + RISTRETTO_BASEPOINT_POINT)), "wrong share");
         let other_y = RISTRETTO_BASEPOINT_TABLE * &Scalar::random(&mut OsRng);
         assert!(!p.verify(b"q1", &other_y, &a, &d), "other authority");
-        let tampered = DleqProof {
-            challenge: p.challenge + Scalar::ONE,
-            response: p.response,
-        };
+        let tampered = DleqProof { challenge: p.challenge + Scalar::ONE, response: p.response };
         assert!(!tampered.verify(b"q1", &y, &a, &d));
     }
 

@@ -30,26 +30,20 @@ pub struct RelayIdentity {
 
 impl fmt::Debug for RelayIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RelayIdentity")
-            .field("public", &self.public_key())
-            .finish()
+        f.debug_struct("RelayIdentity").field("public", &self.public_key()).finish()
     }
 }
 
 impl RelayIdentity {
     pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
-        RelayIdentity {
-            key: SigningKey::generate(rng),
-        }
+        RelayIdentity { key: SigningKey::generate(rng) }
     }
 
     pub fn from_seed(seed: &[u8]) -> Result<Self, CryptoError> {
         let seed: [u8; 32] = seed.try_into().map_err(|_| CryptoError::CorruptKey {
             reason: format!("relay identity key must be 32 bytes, found {}", seed.len()),
         })?;
-        Ok(RelayIdentity {
-            key: SigningKey::from_bytes(&seed),
-        })
+        Ok(RelayIdentity { key: SigningKey::from_bytes(&seed) })
     }
 
     /// The 32-byte seed, for the key file only.
@@ -62,12 +56,7 @@ impl RelayIdentity {
     }
 
     pub fn sign(&self, context: &[u8], message: &[u8]) -> RelaySignature {
-        RelaySignature(
-            self.key
-                .sign(&signed_message(context, message))
-                .to_bytes()
-                .to_vec(),
-        )
+        RelaySignature(self.key.sign(&signed_message(context, message)).to_bytes().to_vec())
     }
 }
 
@@ -87,13 +76,10 @@ impl RelayPublicKey {
             what: "relay public key",
             reason: format!("not hex: {e}"),
         })?;
-        let arr: [u8; 32] =
-            bytes
-                .try_into()
-                .map_err(|v: Vec<u8>| CryptoError::InvalidEncoding {
-                    what: "relay public key",
-                    reason: format!("expected 32 bytes, got {}", v.len()),
-                })?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|v: Vec<u8>| CryptoError::InvalidEncoding {
+            what: "relay public key",
+            reason: format!("expected 32 bytes, got {}", v.len()),
+        })?;
         VerifyingKey::from_bytes(&arr).map_err(|e| CryptoError::InvalidEncoding {
             what: "relay public key",
             reason: e.to_string(),
@@ -106,21 +92,11 @@ impl RelayPublicKey {
     }
 
     /// Verifies a signature made by `RelayIdentity::sign` with the same context.
-    pub fn verify(
-        &self,
-        signer: &str,
-        context: &[u8],
-        message: &[u8],
-        signature: &RelaySignature,
-    ) -> Result<(), CryptoError> {
-        let fail = |reason: String| CryptoError::InvalidSignature {
-            signer: signer.to_string(),
-            reason,
-        };
+    pub fn verify(&self, signer: &str, context: &[u8], message: &[u8], signature: &RelaySignature) -> Result<(), CryptoError> {
+        let fail = |reason: String| CryptoError::InvalidSignature { signer: signer.to_string(), reason };
         let key = VerifyingKey::from_bytes(&self.0).map_err(|e| fail(e.to_string()))?;
         let sig = Signature::from_slice(&signature.0).map_err(|e| fail(e.to_string()))?;
-        key.verify_strict(&signed_message(context, message), &sig)
-            .map_err(|_| fail("signature does not match".into()))
+        key.verify_strict(&signed_message(context, message), &sig).map_err(|_| fail("signature does not match".into()))
     }
 }
 
@@ -145,27 +121,13 @@ mod tests {
         let id = RelayIdentity::generate(&mut OsRng);
         let pk = id.public_key();
         let sig = id.sign(b"query-1", b"contribution");
-        pk.verify("relay-1", b"query-1", b"contribution", &sig)
-            .unwrap();
-        assert!(pk
-            .verify("relay-1", b"query-2", b"contribution", &sig)
-            .is_err());
-        assert!(pk
-            .verify("relay-1", b"query-1", b"contributioN", &sig)
-            .is_err());
+        pk.verify("relay-1", b"query-1", b"contribution", &sig).unwrap();
+        assert!(pk.verify("relay-1", b"query-2", b"contribution", &sig).is_err());
+        assert!(pk.verify("relay-1", b"query-1", b"contributioN", &sig).is_err());
         let other = RelayIdentity::generate(&mut OsRng).public_key();
-        let err = other
-            .verify("relay-2", b"query-1", b"contribution", &sig)
-            .unwrap_err();
+        let err = other.verify("relay-2", b"query-1", b"contribution", &sig).unwrap_err();
         assert!(err.to_string().contains("relay-2"));
-        assert!(pk
-            .verify(
-                "relay-1",
-                b"query-1",
-                b"contribution",
-                &RelaySignature(vec![1, 2, 3])
-            )
-            .is_err());
+        assert!(pk.verify("relay-1", b"query-1", b"contribution", &RelaySignature(vec![1, 2, 3])).is_err());
         assert_eq!(RelayPublicKey::from_hex(&pk.to_hex()).unwrap(), pk);
         let back = RelayIdentity::from_seed(&id.seed()).unwrap();
         assert_eq!(back.public_key(), pk);

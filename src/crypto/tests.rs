@@ -58,29 +58,18 @@ struct Cluster {
 fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let shares: Vec<KeyShare> = (1..=3)
-            .map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng))
-            .collect();
+        let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
         let publics: Vec<PublicShare> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
         let joint = JointPublicKey::assemble(&publics).unwrap();
         let key = EncryptionKey::new(&joint);
         let table = Arc::new(MemoryTable::build(14).unwrap());
         let solver = DlogSolver::new(table, 30).unwrap();
-        Cluster {
-            shares,
-            joint,
-            key,
-            solver,
-        }
+        Cluster { shares, joint, key, solver }
     })
 }
 
 fn decrypt(c: &Cluster, ct: &Ciphertext) -> i64 {
-    let partials: Vec<PartialDecryption> = c
-        .shares
-        .iter()
-        .map(|s| s.partial_decrypt(ct, b"ctx", &mut OsRng))
-        .collect();
+    let partials: Vec<PartialDecryption> = c.shares.iter().map(|s| s.partial_decrypt(ct, b"ctx", &mut OsRng)).collect();
     let point = combine(&c.joint, ct, b"ctx", &partials).unwrap();
     c.solver.solve_vartime(&point).unwrap()
 }
@@ -124,28 +113,14 @@ proptest! {
 fn n_of_n_flow_with_proofs() {
     let c = cluster();
     let mut rng = StdRng::seed_from_u64(1);
-    let values: Vec<i64> = (0..500)
-        .map(|_| rng.gen_range(-1_000_000..1_000_000))
-        .collect();
-    let total = Ciphertext::sum(
-        &values
-            .iter()
-            .map(|v| c.key.encrypt(*v, &mut OsRng))
-            .collect::<Vec<_>>(),
-    );
-    let partials: Vec<PartialDecryption> = c
-        .shares
-        .iter()
-        .map(|s| s.partial_decrypt(&total, b"query-7/sum", &mut OsRng))
-        .collect();
+    let values: Vec<i64> = (0..500).map(|_| rng.gen_range(-1_000_000..1_000_000)).collect();
+    let total = Ciphertext::sum(&values.iter().map(|v| c.key.encrypt(*v, &mut OsRng)).collect::<Vec<_>>());
+    let partials: Vec<PartialDecryption> = c.shares.iter().map(|s| s.partial_decrypt(&total, b"query-7/sum", &mut OsRng)).collect();
     for p in &partials {
         p.verify(&c.joint, &total, b"query-7/sum").unwrap();
     }
     let point = combine(&c.joint, &total, b"query-7/sum", &partials).unwrap();
-    assert_eq!(
-        c.solver.solve_vartime(&point).unwrap(),
-        values.iter().sum::<i64>()
-    );
+    assert_eq!(c.solver.solve_vartime(&point).unwrap(), values.iter().sum::<i64>());
 
     // a share for another context, another ciphertext, or a wrong value is caught
     assert!(combine(&c.joint, &total, b"query-8/sum", &partials).is_err());
@@ -155,9 +130,7 @@ fn n_of_n_flow_with_proofs() {
     forged[1].share += curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
     assert_eq!(
         combine(&c.joint, &total, b"query-7/sum", &forged),
-        Err(CryptoError::InvalidDecryptionProof {
-            authority: "authority-2".into()
-        })
+        Err(CryptoError::InvalidDecryptionProof { authority: "authority-2".into() })
     );
     // a missing authority is an error, not a wrong answer
     assert!(combine(&c.joint, &total, b"query-7/sum", &partials[..2]).is_err());
@@ -171,10 +144,7 @@ fn n_of_n_flow_with_proofs() {
         .map(|(s, e)| s.partial_decrypt_noisy(&total, e, b"q/noisy", &mut OsRng))
         .collect();
     let point = combine(&c.joint, &total, b"q/noisy", &noisy).unwrap();
-    assert_eq!(
-        c.solver.solve_vartime(&point).unwrap(),
-        values.iter().sum::<i64>() + 13
-    );
+    assert_eq!(c.solver.solve_vartime(&point).unwrap(), values.iter().sum::<i64>() + 13);
     assert!(combine_checked(&c.joint, &total, b"q/noisy", &noisy, true).is_err());
 }
 

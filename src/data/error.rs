@@ -166,30 +166,18 @@ pub enum DataError {
     },
 
     // ---- LMDB tables and key files
+
     /// No table at the given directory.
     #[error(
         "no discrete-log table in {dir}: {reason}; build it with `crux-node tables build --dir {dir} --bits {bits}`"
     )]
-    TableMissing {
-        dir: PathBuf,
-        bits: u32,
-        reason: String,
-    },
+    TableMissing { dir: PathBuf, bits: u32, reason: String },
     /// The table was built with other parameters than the ones asked for.
     #[error("discrete-log table in {dir} has {found}, expected {expected}; rebuild it with `crux-node tables build --dir {dir} --bits {bits}`")]
-    TableMismatch {
-        dir: PathBuf,
-        found: String,
-        expected: String,
-        bits: u32,
-    },
+    TableMismatch { dir: PathBuf, found: String, expected: String, bits: u32 },
     /// The table is damaged (truncated, flipped bytes, missing metadata).
     #[error("discrete-log table in {dir} is damaged: {reason}; rebuild it with `crux-node tables build --dir {dir} --bits {bits}`")]
-    TableCorrupt {
-        dir: PathBuf,
-        reason: String,
-        bits: u32,
-    },
+    TableCorrupt { dir: PathBuf, reason: String, bits: u32 },
     /// Unsupported build parameters.
     #[error("cannot build a table of 2^{bits} baby steps: {reason}")]
     TableParameters { bits: u32, reason: String },
@@ -216,7 +204,10 @@ pub enum DataError {
     },
     /// A key file exists but does not decode.
     #[error("key file {path} is corrupt or truncated: {reason}")]
-    KeyFileCorrupt { path: PathBuf, reason: CryptoError },
+    KeyFileCorrupt {
+        path: PathBuf,
+        reason: CryptoError,
+    },
     /// A key file is readable by others than its owner.
     #[error("key file {path} has permissions {mode:04o}, readable or writable by others; run `chmod 600 {path}`")]
     KeyFilePermissions { path: PathBuf, mode: u32 },

@@ -24,15 +24,8 @@ use crate::crypto::{CryptoError, KeyShare, RelayIdentity};
 /// Largest key file read (a key share with a long id is far smaller).
 const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
 
-fn key_err<'a>(
-    path: &'a Path,
-    action: &'static str,
-) -> impl FnOnce(std::io::Error) -> DataError + 'a {
-    move |source: std::io::Error| DataError::KeyFile {
-        path: path.to_path_buf(),
-        action,
-        reason: source.to_string(),
-    }
+fn key_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(std::io::Error) -> DataError + 'a {
+    move |source: std::io::Error| DataError::KeyFile { path: path.to_path_buf(), action, reason: source.to_string() }
 }
 
 /// Writes `bytes` to `path` with mode 0600 via a temporary file and rename.
@@ -69,22 +62,15 @@ fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, DataError> {
     let meta = fs::metadata(path).map_err(key_err(path, "reading"))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(DataError::KeyFilePermissions {
-            path: path.to_path_buf(),
-            mode,
-        });
+        return Err(DataError::KeyFilePermissions { path: path.to_path_buf(), mode });
     }
     if meta.len() > MAX_KEY_FILE_LEN {
         return Err(DataError::KeyFileCorrupt {
             path: path.to_path_buf(),
-            reason: CryptoError::CorruptKey {
-                reason: format!("file is {} bytes, too large for a key", meta.len()),
-            },
+            reason: CryptoError::CorruptKey { reason: format!("file is {} bytes, too large for a key", meta.len()) },
         });
     }
-    fs::read(path)
-        .map(Zeroizing::new)
-        .map_err(key_err(path, "reading"))
+    fs::read(path).map(Zeroizing::new).map_err(key_err(path, "reading"))
 }
 
 /// Writes an authority key share (binary `KeyShare::to_bytes`), mode 0600.
@@ -96,10 +82,7 @@ pub fn write_key_share(path: &Path, share: &KeyShare) -> Result<(), DataError> {
 /// Reads and checks an authority key share.
 pub fn read_key_share(path: &Path) -> Result<KeyShare, DataError> {
     let bytes = read_secret_file(path)?;
-    KeyShare::from_bytes(&bytes).map_err(|source| DataError::KeyFileCorrupt {
-        path: path.to_path_buf(),
-        reason: source,
-    })
+    KeyShare::from_bytes(&bytes).map_err(|source| DataError::KeyFileCorrupt { path: path.to_path_buf(), reason: source })
 }
 
 /// Writes a relay identity as its 32-byte seed in hex plus a newline, mode 0600.
@@ -117,16 +100,11 @@ pub fn read_relay_identity(path: &Path) -> Result<RelayIdentity, DataError> {
         path: path.to_path_buf(),
         reason: CryptoError::CorruptKey { reason },
     };
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| corrupt("not text; expected 64 hex digits".into()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| corrupt("not text; expected 64 hex digits".into()))?;
     let seed = Zeroizing::new(
-        hex::decode(text.trim())
-            .map_err(|e| corrupt(format!("not hex ({e}); expected 64 hex digits")))?,
+        hex::decode(text.trim()).map_err(|e| corrupt(format!("not hex ({e}); expected 64 hex digits")))?,
     );
-    RelayIdentity::from_seed(&seed).map_err(|source| DataError::KeyFileCorrupt {
-        path: path.to_path_buf(),
-        reason: source,
-    })
+    RelayIdentity::from_seed(&seed).map_err(|source| DataError::KeyFileCorrupt { path: path.to_path_buf(), reason: source })
 }
 
 #[cfg(test)]
@@ -162,10 +140,7 @@ mod tests {
         write_relay_identity(&path, &id).unwrap();
         assert_eq!(mode(&path), 0o600);
         assert_eq!(fs::read_to_string(&path).unwrap().trim().len(), 64);
-        assert_eq!(
-            read_relay_identity(&path).unwrap().public_key(),
-            id.public_key()
-        );
+        assert_eq!(read_relay_identity(&path).unwrap().public_key(), id.public_key());
     }
 
     #[test]
@@ -195,10 +170,7 @@ mod tests {
         write_key_share(&path, &KeyShare::generate("auth-1", &mut OsRng)).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = read_key_share(&path).unwrap_err();
-        assert!(
-            matches!(err, DataError::KeyFilePermissions { mode: 0o644, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, DataError::KeyFilePermissions { mode: 0o644, .. }), "{err}");
         assert!(err.to_string().contains("chmod 600"), "{err}");
     }
 

@@ -119,40 +119,24 @@ pub struct LmdbTable {
 
 impl std::fmt::Debug for LmdbTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LmdbTable")
-            .field("dir", &self.env.path())
-            .field("info", &self.info)
-            .finish()
+        f.debug_struct("LmdbTable").field("dir", &self.env.path()).field("info", &self.info).finish()
     }
 }
 
 /// What `verify` hands back to `open`: the data and meta databases, the
 /// filter size (log2 bits) and the table info.
-type Verified = (
-    Database<'static, Bytes, Bytes>,
-    Database<'static, Bytes, Bytes>,
-    u32,
-    TableInfo,
-);
+type Verified = (Database<'static, Bytes, Bytes>, Database<'static, Bytes, Bytes>, u32, TableInfo);
 
 fn lmdb<'a>(dir: &'a Path, action: &'static str) -> impl FnOnce(heed::Error) -> DataError + 'a {
-    move |source| DataError::Lmdb {
-        dir: dir.to_path_buf(),
-        action,
-        reason: source.to_string(),
-    }
+    move |source| DataError::Lmdb { dir: dir.to_path_buf(), action, reason: source.to_string() }
 }
 
 fn map_size_for(entries: u64) -> Result<usize, DataError> {
-    let bytes = entries
-        .checked_mul(48)
-        .and_then(|b| b.checked_add(64 << 20));
-    bytes
-        .and_then(|b| usize::try_from(b).ok())
-        .ok_or(DataError::TableParameters {
-            bits: 0,
-            reason: format!("{entries} entries do not fit in the address space"),
-        })
+    let bytes = entries.checked_mul(48).and_then(|b| b.checked_add(64 << 20));
+    bytes.and_then(|b| usize::try_from(b).ok()).ok_or(DataError::TableParameters {
+        bits: 0,
+        reason: format!("{entries} entries do not fit in the address space"),
+    })
 }
 
 /// Rounds up to a multiple of 1 MiB (LMDB wants a multiple of the page size).
@@ -185,18 +169,16 @@ impl LmdbTable {
             });
         }
         let n = 1u64 << bits;
-        let too_big = || DataError::TableParameters {
-            bits,
-            reason: "too large for this machine's address space".into(),
-        };
+        let too_big =
+            || DataError::TableParameters { bits, reason: "too large for this machine's address space".into() };
         let capacity = usize::try_from(n).map_err(|_| too_big())?;
 
         // 1. All keys with their index, sorted by key.
         let bar = if progress {
             let bar = ProgressBar::new(n);
-            if let Ok(style) = ProgressStyle::with_template(
-                "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} baby steps ({eta})",
-            ) {
+            if let Ok(style) =
+                ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} baby steps ({eta})")
+            {
                 bar.set_style(style);
             }
             bar.set_message(format!("computing 2^{bits} baby steps"));
@@ -236,20 +218,13 @@ impl LmdbTable {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(DataError::TableIo {
-                        path,
-                        action: "removing the old table",
-                        reason: source.to_string(),
-                    })
-                }
+                Err(source) => return Err(DataError::TableIo { path, action: "removing the old table", reason: source.to_string() }),
             }
         }
         let map_size = map_size_for(n)?;
         // SAFETY: the directory is ours and freshly emptied; only this process
         // opens it while building, and the env is closed before returning.
-        let env = unsafe { env_options(map_size).open(dir) }
-            .map_err(lmdb(dir, "creating the environment"))?;
+        let env = unsafe { env_options(map_size).open(dir) }.map_err(lmdb(dir, "creating the environment"))?;
         let result = Self::write_all(&env, dir, bits, &pairs, &bar);
         close_env(env);
         bar.finish_and_clear();
@@ -272,15 +247,11 @@ impl LmdbTable {
         pairs: &[(TableKey, u32)],
         bar: &ProgressBar,
     ) -> Result<(u64, String), DataError> {
-        let wtxn = env
-            .write_txn()
-            .map_err(lmdb(dir, "starting a write transaction"))?;
+        let wtxn = env.write_txn().map_err(lmdb(dir, "starting a write transaction"))?;
         let (data, meta) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {
-                let data: Database<'_, Bytes, Bytes> =
-                    opener.create_database(wtxn, Some(DATA_DB))?;
-                let meta: Database<'_, Bytes, Bytes> =
-                    opener.create_database(wtxn, Some(META_DB))?;
+                let data: Database<'_, Bytes, Bytes> = opener.create_database(wtxn, Some(DATA_DB))?;
+                let meta: Database<'_, Bytes, Bytes> = opener.create_database(wtxn, Some(META_DB))?;
                 Ok(CommitOrAbort::<_, ()>::Commit((data, meta)))
             })
             .map_err(lmdb(dir, "creating the databases"))?
@@ -288,9 +259,7 @@ impl LmdbTable {
 
         bar.set_message("writing to LMDB");
         bar.set_position(0);
-        let mut wtxn = env
-            .write_txn()
-            .map_err(lmdb(dir, "starting a write transaction"))?;
+        let mut wtxn = env.write_txn().map_err(lmdb(dir, "starting a write transaction"))?;
         let mut hasher = Sha256::new();
         for (i, (key, j)) in pairs.iter().enumerate() {
             let value = j.to_le_bytes();
@@ -302,20 +271,14 @@ impl LmdbTable {
                 bar.set_position(u64::try_from(i).unwrap_or(u64::MAX));
             }
         }
-        let entries = u64::try_from(pairs.len()).map_err(|_| DataError::TableParameters {
-            bits,
-            reason: "entry count overflows".into(),
-        })?;
+        let entries = u64::try_from(pairs.len())
+            .map_err(|_| DataError::TableParameters { bits, reason: "entry count overflows".into() })?;
         let checksum_hex = hex::encode(hasher.finalize());
         let n = 1u64 << bits;
         let key_len = u32::try_from(KEY_LEN).unwrap_or(u32::MAX);
         let filter_bits = filter_log2_bits(bits);
-        let filter = filter_of(pairs.iter().map(|(k, _)| k), filter_bits).ok_or(
-            DataError::TableParameters {
-                bits,
-                reason: "presence filter too large".into(),
-            },
-        )?;
+        let filter = filter_of(pairs.iter().map(|(k, _)| k), filter_bits)
+            .ok_or(DataError::TableParameters { bits, reason: "presence filter too large".into() })?;
         let fields: [(&str, Vec<u8>); 8] = [
             (META_FORMAT, FORMAT_VERSION.to_le_bytes().to_vec()),
             (META_BITS, bits.to_le_bytes().to_vec()),
@@ -327,8 +290,7 @@ impl LmdbTable {
             (META_FILTER, filter),
         ];
         for (name, value) in &fields {
-            meta.put(&mut wtxn, name.as_bytes(), value)
-                .map_err(lmdb(dir, "writing the table metadata"))?;
+            meta.put(&mut wtxn, name.as_bytes(), value).map_err(lmdb(dir, "writing the table metadata"))?;
         }
         bar.set_message("committing");
         wtxn.commit().map_err(lmdb(dir, "committing the table"))?;
@@ -355,11 +317,7 @@ impl LmdbTable {
                 reason: format!("{} does not exist", data_path.display()),
             });
         }
-        let corrupt = |reason: String| DataError::TableCorrupt {
-            dir: dir.to_path_buf(),
-            reason,
-            bits: hint_bits,
-        };
+        let corrupt = |reason: String| DataError::TableCorrupt { dir: dir.to_path_buf(), reason, bits: hint_bits };
         let file_len = data_file_len(dir)?;
         check_lmdb_header(&data_path, file_len).map_err(corrupt)?;
 
@@ -371,20 +329,10 @@ impl LmdbTable {
             // LMDB's own checks of its file (bad meta page, version, page
             // numbers) mean damage; anything else (I/O, already open) not.
             heed::Error::Mdb(mdb) => corrupt(format!("LMDB refused the file ({mdb})")),
-            other => DataError::Lmdb {
-                dir: dir.to_path_buf(),
-                action: "opening the table",
-                reason: other.to_string(),
-            },
+            other => DataError::Lmdb { dir: dir.to_path_buf(), action: "opening the table", reason: other.to_string() },
         })?;
         match Self::verify(env.clone(), dir, expected_bits, file_len) {
-            Ok((data, meta, filter_log2_bits, info)) => Ok(LmdbTable {
-                env,
-                data,
-                meta,
-                filter_log2_bits,
-                info,
-            }),
+            Ok((data, meta, filter_log2_bits, info)) => Ok(LmdbTable { env, data, meta, filter_log2_bits, info }),
             Err(e) => {
                 close_env(env);
                 Err(e)
@@ -399,21 +347,13 @@ impl LmdbTable {
         file_len: u64,
     ) -> Result<Verified, DataError> {
         let hint_bits = expected_bits.unwrap_or(22);
-        let corrupt = |reason: String| DataError::TableCorrupt {
-            dir: dir.to_path_buf(),
-            reason,
-            bits: hint_bits,
-        };
+        let corrupt = |reason: String| DataError::TableCorrupt { dir: dir.to_path_buf(), reason, bits: hint_bits };
 
-        let rtxn = env
-            .read_txn()
-            .map_err(lmdb(dir, "starting a read transaction"))?;
+        let rtxn = env.read_txn().map_err(lmdb(dir, "starting a read transaction"))?;
         let (data, meta) = env
             .open_databases_and_commit(rtxn, |opener, rtxn| -> Result<_, heed::Error> {
-                let data: Option<Database<'_, Bytes, Bytes>> =
-                    opener.open_database(rtxn, Some(DATA_DB))?;
-                let meta: Option<Database<'_, Bytes, Bytes>> =
-                    opener.open_database(rtxn, Some(META_DB))?;
+                let data: Option<Database<'_, Bytes, Bytes>> = opener.open_database(rtxn, Some(DATA_DB))?;
+                let meta: Option<Database<'_, Bytes, Bytes>> = opener.open_database(rtxn, Some(META_DB))?;
                 Ok(CommitOrAbort::<_, ()>::Commit((data, meta)))
             })
             .map_err(|e| corrupt(format!("cannot open its databases ({e})")))?
@@ -421,9 +361,7 @@ impl LmdbTable {
         let data = data.ok_or_else(|| corrupt(format!("database `{DATA_DB}` is missing")))?;
         let meta = meta.ok_or_else(|| corrupt(format!("database `{META_DB}` is missing")))?;
 
-        let rtxn = env
-            .read_txn()
-            .map_err(lmdb(dir, "starting a read transaction"))?;
+        let rtxn = env.read_txn().map_err(lmdb(dir, "starting a read transaction"))?;
         let field = |name: &str| -> Result<Vec<u8>, DataError> {
             meta.get(&rtxn, name.as_bytes())
                 .map_err(|e| corrupt(format!("metadata `{name}` unreadable ({e})")))?
@@ -432,22 +370,18 @@ impl LmdbTable {
         };
         let u32_field = |name: &str| -> Result<u32, DataError> {
             let bytes = field(name)?;
-            let arr: [u8; 4] = bytes.as_slice().try_into().map_err(|_| {
-                corrupt(format!(
-                    "metadata `{name}` has {} bytes, expected 4",
-                    bytes.len()
-                ))
-            })?;
+            let arr: [u8; 4] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt(format!("metadata `{name}` has {} bytes, expected 4", bytes.len())))?;
             Ok(u32::from_le_bytes(arr))
         };
         let u64_field = |name: &str| -> Result<u64, DataError> {
             let bytes = field(name)?;
-            let arr: [u8; 8] = bytes.as_slice().try_into().map_err(|_| {
-                corrupt(format!(
-                    "metadata `{name}` has {} bytes, expected 8",
-                    bytes.len()
-                ))
-            })?;
+            let arr: [u8; 8] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt(format!("metadata `{name}` has {} bytes, expected 8", bytes.len())))?;
             Ok(u64::from_le_bytes(arr))
         };
 
@@ -462,11 +396,7 @@ impl LmdbTable {
         }
         let bits = u32_field(META_BITS)?;
         let rebuild_bits = expected_bits.unwrap_or(bits);
-        let corrupt = |reason: String| DataError::TableCorrupt {
-            dir: dir.to_path_buf(),
-            reason,
-            bits: rebuild_bits,
-        };
+        let corrupt = |reason: String| DataError::TableCorrupt { dir: dir.to_path_buf(), reason, bits: rebuild_bits };
         if !(MIN_TABLE_BITS..=MAX_TABLE_BITS).contains(&bits) {
             return Err(corrupt(format!(
                 "metadata says 2^{bits} baby steps, outside {MIN_TABLE_BITS}..={MAX_TABLE_BITS}"
@@ -485,9 +415,7 @@ impl LmdbTable {
         let n = 1u64 << bits;
         let baby_steps = u64_field(META_BABY_STEPS)?;
         if baby_steps != n {
-            return Err(corrupt(format!(
-                "metadata says {baby_steps} baby steps but bits = {bits}"
-            )));
+            return Err(corrupt(format!("metadata says {baby_steps} baby steps but bits = {bits}")));
         }
         let key_len = u32_field(META_KEY_LEN)?;
         if usize::try_from(key_len).ok() != Some(KEY_LEN) {
@@ -500,9 +428,7 @@ impl LmdbTable {
         }
         let entries = u64_field(META_ENTRIES)?;
         if entries != n {
-            return Err(corrupt(format!(
-                "metadata says {entries} entries, expected {n}"
-            )));
+            return Err(corrupt(format!("metadata says {entries} entries, expected {n}")));
         }
         let stored_checksum = String::from_utf8(field(META_CHECKSUM)?)
             .map_err(|_| corrupt("metadata `checksum_sha256` is not text".into()))?;
@@ -513,53 +439,35 @@ impl LmdbTable {
                 filter_log2_bits(bits)
             )));
         }
-        let actual_entries = data
-            .len(&rtxn)
-            .map_err(|e| corrupt(format!("cannot count entries ({e})")))?;
+        let actual_entries = data.len(&rtxn).map_err(|e| corrupt(format!("cannot count entries ({e})")))?;
         if actual_entries != n {
-            return Err(corrupt(format!(
-                "{actual_entries} entries stored, expected {n}"
-            )));
+            return Err(corrupt(format!("{actual_entries} entries stored, expected {n}")));
         }
 
         // Full scan: keys strictly increasing, right lengths, j < N, checksum.
         let mut hasher = Sha256::new();
         let mut previous: Option<TableKey> = None;
         let mut scanned = 0u64;
-        let mut filter = filter_of(std::iter::empty(), filter_bits)
-            .ok_or_else(|| corrupt("filter too large".into()))?;
-        let iter = data
-            .iter(&rtxn)
-            .map_err(|e| corrupt(format!("cannot scan entries ({e})")))?;
+        let mut filter =
+            filter_of(std::iter::empty(), filter_bits).ok_or_else(|| corrupt("filter too large".into()))?;
+        let iter = data.iter(&rtxn).map_err(|e| corrupt(format!("cannot scan entries ({e})")))?;
         for item in iter {
-            let (key, value) =
-                item.map_err(|e| corrupt(format!("cannot read entry {scanned} ({e})")))?;
-            let key: TableKey = key.try_into().map_err(|_| {
-                corrupt(format!(
-                    "entry {scanned} has a {}-byte key, expected {KEY_LEN}",
-                    key.len()
-                ))
-            })?;
+            let (key, value) = item.map_err(|e| corrupt(format!("cannot read entry {scanned} ({e})")))?;
+            let key: TableKey = key
+                .try_into()
+                .map_err(|_| corrupt(format!("entry {scanned} has a {}-byte key, expected {KEY_LEN}", key.len())))?;
             let value: [u8; VALUE_LEN] = value.try_into().map_err(|_| {
-                corrupt(format!(
-                    "entry {scanned} has a {}-byte value, expected {VALUE_LEN}",
-                    value.len()
-                ))
+                corrupt(format!("entry {scanned} has a {}-byte value, expected {VALUE_LEN}", value.len()))
             })?;
             if u64::from(u32::from_le_bytes(value)) >= n {
-                return Err(corrupt(format!(
-                    "entry {scanned} holds an index outside 0..{n}"
-                )));
+                return Err(corrupt(format!("entry {scanned} holds an index outside 0..{n}")));
             }
             if previous.is_some_and(|p| p >= key) {
                 return Err(corrupt(format!("entries out of order at {scanned}")));
             }
             previous = Some(key);
             let bit = filter_index(&key, filter_bits);
-            if let Some(byte) = usize::try_from(bit >> 3)
-                .ok()
-                .and_then(|i| filter.get_mut(i))
-            {
+            if let Some(byte) = usize::try_from(bit >> 3).ok().and_then(|i| filter.get_mut(i)) {
                 *byte |= 1u8 << (bit & 7);
             }
             hasher.update(key);
@@ -567,15 +475,11 @@ impl LmdbTable {
             scanned += 1;
         }
         if scanned != n {
-            return Err(corrupt(format!(
-                "scan found {scanned} entries, expected {n}"
-            )));
+            return Err(corrupt(format!("scan found {scanned} entries, expected {n}")));
         }
         let checksum_hex = hex::encode(hasher.finalize());
         if checksum_hex != stored_checksum {
-            return Err(corrupt(format!(
-                "checksum mismatch: stored {stored_checksum}, computed {checksum_hex}"
-            )));
+            return Err(corrupt(format!("checksum mismatch: stored {stored_checksum}, computed {checksum_hex}")));
         }
 
         let stored_filter = meta
@@ -583,9 +487,7 @@ impl LmdbTable {
             .map_err(|e| corrupt(format!("presence filter unreadable ({e})")))?
             .ok_or_else(|| corrupt("presence filter is missing".into()))?;
         if stored_filter != filter.as_slice() {
-            return Err(corrupt(
-                "presence filter does not match the stored keys".into(),
-            ));
+            return Err(corrupt("presence filter does not match the stored keys".into()));
         }
         drop(filter);
 
@@ -595,31 +497,16 @@ impl LmdbTable {
         samples.extend((0..RANDOM_SPOT_CHECKS).map(|_| rng.gen_range(0..n)));
         for j in samples {
             let key = baby_step_keys(j, 1);
-            let key = key
-                .first()
-                .ok_or_else(|| corrupt("baby step computation returned nothing".into()))?;
-            let found = data
-                .get(&rtxn, key)
-                .map_err(|e| corrupt(format!("lookup of baby step {j} failed ({e})")))?;
-            let found = found
-                .and_then(|v| <[u8; VALUE_LEN]>::try_from(v).ok())
-                .map(u32::from_le_bytes);
+            let key = key.first().ok_or_else(|| corrupt("baby step computation returned nothing".into()))?;
+            let found = data.get(&rtxn, key).map_err(|e| corrupt(format!("lookup of baby step {j} failed ({e})")))?;
+            let found = found.and_then(|v| <[u8; VALUE_LEN]>::try_from(v).ok()).map(u32::from_le_bytes);
             if found.map(u64::from) != Some(j) {
-                return Err(corrupt(format!(
-                    "baby step {j} is not stored under its key (found {found:?})"
-                )));
+                return Err(corrupt(format!("baby step {j} is not stored under its key (found {found:?})")));
             }
         }
         drop(rtxn);
 
-        let info = TableInfo {
-            bits,
-            baby_steps: n,
-            format_version,
-            entries,
-            bytes_on_disk: file_len,
-            checksum_hex,
-        };
+        let info = TableInfo { bits, baby_steps: n, format_version, entries, bytes_on_disk: file_len, checksum_hex };
         Ok((data, meta, filter_bits, info))
     }
 
@@ -629,9 +516,7 @@ impl LmdbTable {
         match Self::open(dir, Some(bits)) {
             Ok(table) => return Ok(table),
             Err(
-                e @ (DataError::TableMissing { .. }
-                | DataError::TableMismatch { .. }
-                | DataError::TableCorrupt { .. }),
+                e @ (DataError::TableMissing { .. } | DataError::TableMismatch { .. } | DataError::TableCorrupt { .. }),
             ) => {
                 tracing::warn!(dir = %dir.display(), bits, cause = %e, "building the discrete-log table");
             }
@@ -657,46 +542,30 @@ impl DlogTable for LmdbTable {
     }
 
     fn find_first(&self, keys: &[TableKey]) -> Result<Option<(usize, u64)>, CryptoError> {
-        let rtxn = self
-            .env
-            .read_txn()
-            .map_err(|e| CryptoError::Table(format!("LMDB read transaction: {e}")))?;
+        let rtxn = self.env.read_txn().map_err(|e| CryptoError::Table(format!("LMDB read transaction: {e}")))?;
         let filter = self
             .meta
             .get(&rtxn, META_FILTER.as_bytes())
             .map_err(|e| CryptoError::Table(format!("LMDB lookup of the presence filter: {e}")))?
-            .ok_or_else(|| {
-                CryptoError::Table("presence filter missing; rebuild the table".into())
-            })?;
+            .ok_or_else(|| CryptoError::Table("presence filter missing; rebuild the table".into()))?;
         // First pass: all filter bits (independent loads, so the CPU overlaps
         // their cache misses); second pass: B-tree lookups in key order.
         let mut maybe_present = Vec::with_capacity(keys.len());
         for key in keys {
             maybe_present.push(
-                filter_contains(filter, key, self.filter_log2_bits).ok_or_else(|| {
-                    CryptoError::Table("presence filter truncated; rebuild the table".into())
-                })?,
+                filter_contains(filter, key, self.filter_log2_bits)
+                    .ok_or_else(|| CryptoError::Table("presence filter truncated; rebuild the table".into()))?,
             );
         }
-        for (pos, (key, _)) in keys
-            .iter()
-            .zip(&maybe_present)
-            .enumerate()
-            .filter(|(_, (_, present))| **present)
-        {
-            let found = self
-                .data
-                .get(&rtxn, key)
-                .map_err(|e| CryptoError::Table(format!("LMDB lookup: {e}")))?;
+        for (pos, (key, _)) in keys.iter().zip(&maybe_present).enumerate().filter(|(_, (_, present))| **present) {
+            let found = self.data.get(&rtxn, key).map_err(|e| CryptoError::Table(format!("LMDB lookup: {e}")))?;
             if let Some(value) = found {
-                let value: [u8; VALUE_LEN] = value.try_into().map_err(|_| {
-                    CryptoError::Table(format!("corrupt table entry: {}-byte value", value.len()))
-                })?;
+                let value: [u8; VALUE_LEN] = value
+                    .try_into()
+                    .map_err(|_| CryptoError::Table(format!("corrupt table entry: {}-byte value", value.len())))?;
                 let j = u64::from(u32::from_le_bytes(value));
                 if j >= self.info.baby_steps {
-                    return Err(CryptoError::Table(format!(
-                        "corrupt table entry: index {j} out of range"
-                    )));
+                    return Err(CryptoError::Table(format!("corrupt table entry: index {j} out of range")));
                 }
                 return Ok(Some((pos, j)));
             }
@@ -707,13 +576,11 @@ impl DlogTable for LmdbTable {
 
 fn data_file_len(dir: &Path) -> Result<u64, DataError> {
     let path = dir.join(DATA_FILE);
-    fs::metadata(&path)
-        .map(|m| m.len())
-        .map_err(|source| DataError::TableIo {
-            path,
-            action: "reading the size of the table",
-            reason: source.to_string(),
-        })
+    fs::metadata(&path).map(|m| m.len()).map_err(|source| DataError::TableIo {
+        path,
+        action: "reading the size of the table",
+        reason: source.to_string(),
+    })
 }
 
 /// LMDB's magic number in its meta pages.
@@ -727,30 +594,14 @@ const LMDB_MAGIC: u32 = 0xBEEF_C0DE;
 /// last page u64 @136, txn id u64 @144.
 fn check_lmdb_header(path: &Path, file_len: u64) -> Result<(), String> {
     use std::io::Read;
-    let read_u32 = |b: &[u8], at: usize| {
-        b.get(at..at + 4)
-            .and_then(|s| s.try_into().ok())
-            .map(u32::from_le_bytes)
-    };
-    let read_u64 = |b: &[u8], at: usize| {
-        b.get(at..at + 8)
-            .and_then(|s| s.try_into().ok())
-            .map(u64::from_le_bytes)
-    };
-    let mut file =
-        fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let read_u32 = |b: &[u8], at: usize| b.get(at..at + 4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes);
+    let read_u64 = |b: &[u8], at: usize| b.get(at..at + 8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes);
+    let mut file = fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut first = vec![0u8; 152];
-    file.read_exact(&mut first).map_err(|_| {
-        format!(
-            "{} is too short for an LMDB file ({file_len} bytes)",
-            path.display()
-        )
-    })?;
+    file.read_exact(&mut first)
+        .map_err(|_| format!("{} is too short for an LMDB file ({file_len} bytes)", path.display()))?;
     if read_u32(&first, 16) != Some(LMDB_MAGIC) {
-        return Err(format!(
-            "{} is not an LMDB file (bad magic)",
-            path.display()
-        ));
+        return Err(format!("{} is not an LMDB file (bad magic)", path.display()));
     }
     let page_size = read_u32(&first, 40).ok_or("unreadable page size")?;
     if !(512..=65536).contains(&page_size) || !page_size.is_power_of_two() {
@@ -758,16 +609,9 @@ fn check_lmdb_header(path: &Path, file_len: u64) -> Result<(), String> {
     }
     let page_size = u64::from(page_size);
     let mut second = vec![0u8; 152];
-    let mut rest = vec![
-        0u8;
-        usize::try_from(page_size)
-            .map_err(|_| "page size")?
-            .saturating_sub(152)
-    ];
-    file.read_exact(&mut rest)
-        .map_err(|_| format!("{} is truncated within its first page", path.display()))?;
-    file.read_exact(&mut second)
-        .map_err(|_| format!("{} is truncated within its meta pages", path.display()))?;
+    let mut rest = vec![0u8; usize::try_from(page_size).map_err(|_| "page size")?.saturating_sub(152)];
+    file.read_exact(&mut rest).map_err(|_| format!("{} is truncated within its first page", path.display()))?;
+    file.read_exact(&mut second).map_err(|_| format!("{} is truncated within its meta pages", path.display()))?;
     let mut newest: Option<(u64, u64)> = None; // (txnid, last_pg)
     for page in [&first, &second] {
         if read_u32(page, 16) != Some(LMDB_MAGIC) {
@@ -780,15 +624,9 @@ fn check_lmdb_header(path: &Path, file_len: u64) -> Result<(), String> {
         }
     }
     let (_, last_pg) = newest.ok_or("no valid LMDB meta page")?;
-    let needed = last_pg
-        .checked_add(1)
-        .and_then(|p| p.checked_mul(page_size))
-        .ok_or("implausible last page")?;
+    let needed = last_pg.checked_add(1).and_then(|p| p.checked_mul(page_size)).ok_or("implausible last page")?;
     if file_len < needed {
-        return Err(format!(
-            "{} is truncated: {file_len} bytes, LMDB needs {needed}",
-            path.display()
-        ));
+        return Err(format!("{} is truncated: {file_len} bytes, LMDB needs {needed}", path.display()));
     }
     Ok(())
 }
@@ -807,10 +645,7 @@ mod tests {
         assert_eq!(filter.len(), 1024);
         let path = dir.path().join(DATA_FILE);
         let mut bytes = fs::read(&path).unwrap();
-        let at = bytes
-            .windows(filter.len())
-            .position(|w| w == filter.as_slice())
-            .unwrap();
+        let at = bytes.windows(filter.len()).position(|w| w == filter.as_slice()).unwrap();
         // clear a set bit: a false negative must never go unnoticed
         let i = filter.iter().position(|b| *b != 0).unwrap();
         bytes[at + i] &= bytes[at + i] - 1;
@@ -823,14 +658,9 @@ mod tests {
     fn filter_has_no_false_negatives() {
         let keys = baby_step_keys(0, 4096);
         let filter = filter_of(keys.iter(), filter_log2_bits(12)).unwrap();
-        assert!(keys
-            .iter()
-            .all(|k| filter_contains(&filter, k, filter_log2_bits(12)) == Some(true)));
+        assert!(keys.iter().all(|k| filter_contains(&filter, k, filter_log2_bits(12)) == Some(true)));
         let others = baby_step_keys(1 << 20, 4096);
-        let hits = others
-            .iter()
-            .filter(|k| filter_contains(&filter, k, filter_log2_bits(12)) == Some(true))
-            .count();
+        let hits = others.iter().filter(|k| filter_contains(&filter, k, filter_log2_bits(12)) == Some(true)).count();
         assert!(hits < 4096 / 5, "false positive rate {hits}/4096");
     }
 }

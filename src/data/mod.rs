@@ -24,6 +24,4 @@ pub use keystore::{read_key_share, read_relay_identity, write_key_share, write_r
 pub use lmdb_table::{LmdbTable, TableInfo};
 pub use loaded::{detect_format, FileFormat, LoadedSource};
 pub use sheet::WorkbookFormat;
-pub use source::{
-    list_columns, read_column, read_column_all, ColumnData, InvalidPolicy, Shard, SourceSpec,
-};
+pub use source::{list_columns, read_column, read_column_all, ColumnData, InvalidPolicy, Shard, SourceSpec};

@@ -59,13 +59,7 @@ pub struct AuthorityState {
 
 impl AuthorityState {
     pub fn new(share: KeyShare, joint: JointPublicKey, policy: AuthorityPolicy) -> Self {
-        AuthorityState {
-            name: share.authority().to_string(),
-            share,
-            joint,
-            policy,
-            queries: HashMap::new(),
-        }
+        AuthorityState { name: share.authority().to_string(), share, joint, policy, queries: HashMap::new() }
     }
 
     pub fn name(&self) -> &str {
@@ -90,25 +84,15 @@ impl AuthorityState {
         rng: &mut (impl RngCore + CryptoRng),
     ) -> AuthorityResponse {
         let window = self.policy.replay_window_secs;
-        self.queries
-            .retain(|_, q| now.saturating_sub(q.admitted_at) <= window);
+        self.queries.retain(|_, q| now.saturating_sub(q.admitted_at) <= window);
         let result = match request {
             AuthorityRequest::Status => return AuthorityResponse::Status(status()),
-            AuthorityRequest::Register {
-                spec,
-                round,
-                task,
-                contributions,
-            } => self.register(spec, round, task, &contributions, ledger, now),
-            AuthorityRequest::Decrypt {
-                query_id,
-                round,
-                release,
-            } => self.decrypt(&query_id, round, release, rng),
+            AuthorityRequest::Register { spec, round, task, contributions } => {
+                self.register(spec, round, task, &contributions, ledger, now)
+            }
+            AuthorityRequest::Decrypt { query_id, round, release } => self.decrypt(&query_id, round, release, rng),
         };
-        result.unwrap_or_else(|e| AuthorityResponse::Refused {
-            reason: e.to_string(),
-        })
+        result.unwrap_or_else(|e| AuthorityResponse::Refused { reason: e.to_string() })
     }
 
     /// Verifies signatures and the relay count, and returns the aggregate.
@@ -121,38 +105,19 @@ impl AuthorityState {
     ) -> Result<Aggregate, ProtocolError> {
         let mut seen = HashSet::new();
         for c in contributions {
-            let key = self
-                .policy
-                .relays
-                .get(&c.relay)
-                .ok_or_else(|| ProtocolError::UnknownRelay(c.relay.clone()))?;
+            let key = self.policy.relays.get(&c.relay).ok_or_else(|| ProtocolError::UnknownRelay(c.relay.clone()))?;
             if !seen.insert(c.relay.as_str()) {
-                return Err(ProtocolError::BadContribution {
-                    relay: c.relay.clone(),
-                    reason: "contributed twice".into(),
-                });
+                return Err(ProtocolError::BadContribution { relay: c.relay.clone(), reason: "contributed twice".into() });
             }
             if c.round != round {
-                return Err(ProtocolError::BadContribution {
-                    relay: c.relay.clone(),
-                    reason: format!("signed round {} not {round}", c.round),
-                });
+                return Err(ProtocolError::BadContribution { relay: c.relay.clone(), reason: format!("signed round {} not {round}", c.round) });
             }
-            let statement = ContributionStatement {
-                spec,
-                round,
-                task,
-                relay: &c.relay,
-                contribution: &c.contribution,
-            };
+            let statement = ContributionStatement { spec, round, task, relay: &c.relay, contribution: &c.contribution };
             let bytes = wire::encode(&statement)?;
             key.verify(&c.relay, &spec.id.0, &bytes, &c.signature)?;
             c.contribution
                 .check_shape(task)
-                .map_err(|e| ProtocolError::BadContribution {
-                    relay: c.relay.clone(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| ProtocolError::BadContribution { relay: c.relay.clone(), reason: e.to_string() })?;
         }
         let needed = self.policy.min_relays.max(1);
         if seen.len() < needed {
@@ -165,10 +130,7 @@ impl AuthorityState {
                 missing: String::new(),
             });
         }
-        Ok(Contribution::aggregate(
-            task,
-            contributions.iter().map(|c| &c.contribution),
-        )?)
+        Ok(Contribution::aggregate(task, contributions.iter().map(|c| &c.contribution))?)
     }
 
     fn register(
@@ -184,13 +146,8 @@ impl AuthorityState {
         if spec.params.exact && !self.policy.allow_exact {
             return Err(ProtocolError::ExactNotAllowed(self.name.clone()));
         }
-        if spec.decimals > crate::stats::fixed::MAX_DECIMALS
-            || spec.labels.is_empty()
-            || spec.labels.len() > 3
-        {
-            return Err(ProtocolError::Malformed(
-                "query scale or labels out of range".into(),
-            ));
+        if spec.decimals > crate::stats::fixed::MAX_DECIMALS || spec.labels.is_empty() || spec.labels.len() > 3 {
+            return Err(ProtocolError::Malformed("query scale or labels out of range".into()));
         }
         let fixed = spec.params.fixed(spec.decimals)?;
         let shape = plan_shape(&spec.params, &fixed)?;
@@ -201,30 +158,11 @@ impl AuthorityState {
                 return Err(ProtocolError::Replay(spec.id.to_string()));
             }
             let window = self.policy.replay_window_secs;
-            if spec.issued_at > now.saturating_add(60)
-                || now.saturating_sub(spec.issued_at) > window
-            {
-                return Err(ProtocolError::Stale {
-                    id: spec.id.to_string(),
-                    issued_at: spec.issued_at,
-                    now,
-                    window_secs: window,
-                });
+            if spec.issued_at > now.saturating_add(60) || now.saturating_sub(spec.issued_at) > window {
+                return Err(ProtocolError::Stale { id: spec.id.to_string(), issued_at: spec.issued_at, now, window_secs: window });
             }
-            let cost = if spec.params.exact {
-                Epsilon(0)
-            } else {
-                spec.params.epsilon.unwrap_or_default()
-            };
-            let remaining = ledger.admit(
-                &spec.dataset,
-                &spec.id,
-                spec.issued_at,
-                cost,
-                self.policy.budget,
-                now,
-                window,
-            )?;
+            let cost = if spec.params.exact { Epsilon(0) } else { spec.params.epsilon.unwrap_or_default() };
+            let remaining = ledger.admit(&spec.dataset, &spec.id, spec.issued_at, cost, self.policy.budget, now, window)?;
             self.queries.insert(
                 spec.id,
                 ActiveQuery {
@@ -237,29 +175,18 @@ impl AuthorityState {
                     admitted_at: now,
                 },
             );
-            return Ok(AuthorityResponse::Registered {
-                remaining_budget: Some(remaining),
-            });
+            return Ok(AuthorityResponse::Registered { remaining_budget: Some(remaining) });
         }
-        let query = self
-            .queries
-            .get_mut(&spec.id)
-            .ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
+        let query = self.queries.get_mut(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
         if query.spec != spec {
-            return Err(ProtocolError::Malformed(
-                "a later round changed the query".into(),
-            ));
+            return Err(ProtocolError::Malformed("a later round changed the query".into()));
         }
         let expected = u32::try_from(query.rounds.len()).unwrap_or(u32::MAX);
         if round != expected {
-            return Err(ProtocolError::Malformed(format!(
-                "round {round} registered, expected round {expected}"
-            )));
+            return Err(ProtocolError::Malformed(format!("round {round} registered, expected round {expected}")));
         }
         query.rounds.push(Round { task, aggregate });
-        Ok(AuthorityResponse::Registered {
-            remaining_budget: None,
-        })
+        Ok(AuthorityResponse::Registered { remaining_budget: None })
     }
 
     fn decrypt(
@@ -269,10 +196,7 @@ impl AuthorityState {
         release: Release,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<AuthorityResponse, ProtocolError> {
-        let query = self
-            .queries
-            .get_mut(query_id)
-            .ok_or_else(|| ProtocolError::UnknownQuery(query_id.to_string()))?;
+        let query = self.queries.get_mut(query_id).ok_or_else(|| ProtocolError::UnknownQuery(query_id.to_string()))?;
         let r = query
             .rounds
             .get(usize::try_from(round).unwrap_or(usize::MAX))
@@ -291,28 +215,18 @@ impl AuthorityState {
             ))
             .into());
         }
-        if params.statistic == Statistic::Histogram
-            && !params.exact
-            && release == Release::HistTotal
-        {
-            return Err(StatsError::ReleaseRefused(
-                "a noisy histogram releases its buckets only".into(),
-            )
-            .into());
+        if params.statistic == Statistic::Histogram && !params.exact && release == Release::HistTotal {
+            return Err(StatsError::ReleaseRefused("a noisy histogram releases its buckets only".into()).into());
         }
         let ciphertext = target(&r.task, &r.aggregate, release)?;
         let context = decryption_context(query_id, round, release);
         let partial = if params.exact {
             self.share.partial_decrypt(&ciphertext, &context, rng)
         } else {
-            let epsilon = params.epsilon.ok_or(StatsError::InvalidParameter {
-                name: "epsilon",
-                reason: "missing".into(),
-            })?;
+            let epsilon = params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
             let (num, den) = laplace_scale(slot.sensitivity, epsilon, slot.share)?;
             let noise = discrete_laplace(num, den, rng);
-            self.share
-                .partial_decrypt_noisy(&ciphertext, noise, &context, rng)
+            self.share.partial_decrypt_noisy(&ciphertext, noise, &context, rng)
         };
         if counted {
             query.releases_used += 1;

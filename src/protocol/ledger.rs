@@ -44,10 +44,7 @@ pub fn admit_in(
     if seen.contains_key(query) {
         return Err(ProtocolError::Replay(query.to_string()));
     }
-    let mut budget = PrivacyBudget {
-        total,
-        spent: spent.get(dataset).copied().unwrap_or_default(),
-    };
+    let mut budget = PrivacyBudget { total, spent: spent.get(dataset).copied().unwrap_or_default() };
     budget.charge(dataset, cost)?;
     spent.insert(dataset.to_string(), budget.spent);
     seen.insert(*query, issued_at);
@@ -71,17 +68,7 @@ impl Ledger for MemoryLedger {
         now: u64,
         window_secs: u64,
     ) -> Result<Epsilon, ProtocolError> {
-        admit_in(
-            &mut self.spent,
-            &mut self.seen,
-            dataset,
-            query,
-            issued_at,
-            cost,
-            total,
-            now,
-            window_secs,
-        )
+        admit_in(&mut self.spent, &mut self.seen, dataset, query, issued_at, cost, total, now, window_secs)
     }
 
     fn remaining(&self, dataset: &str, total: Epsilon) -> Result<Epsilon, ProtocolError> {

@@ -16,9 +16,7 @@ use super::error::ProtocolError;
 use super::ids::QueryId;
 use super::messages::*;
 use super::wire;
-use crate::crypto::{
-    combine_checked, Ciphertext, JointPublicKey, PartialDecryption, RelayPublicKey,
-};
+use crate::crypto::{combine_checked, Ciphertext, JointPublicKey, PartialDecryption, RelayPublicKey};
 use crate::stats::release::target;
 use crate::stats::{Aggregate, Contribution, PlanStep, Planner, QueryParams, RelayTask, Release};
 
@@ -58,26 +56,10 @@ pub enum Step {
 
 enum Phase {
     Describing,
-    Contributing {
-        round: u32,
-        task: RelayTask,
-    },
-    Registering {
-        round: u32,
-        task: RelayTask,
-        aggregate: Aggregate,
-    },
-    Decrypting {
-        round: u32,
-        task: RelayTask,
-        aggregate: Aggregate,
-        targets: Vec<(Release, Ciphertext)>,
-    },
-    Solving {
-        round: u32,
-        task: RelayTask,
-        aggregate: Aggregate,
-    },
+    Contributing { round: u32, task: RelayTask },
+    Registering { round: u32, task: RelayTask, aggregate: Aggregate },
+    Decrypting { round: u32, task: RelayTask, aggregate: Aggregate, targets: Vec<(Release, Ciphertext)> },
+    Solving { round: u32, task: RelayTask, aggregate: Aggregate },
     Finished,
 }
 
@@ -98,25 +80,13 @@ pub struct QueryDriver {
 }
 
 impl QueryDriver {
-    pub fn new(
-        view: Arc<ProcessorView>,
-        id: QueryId,
-        now: u64,
-        labels: Vec<String>,
-        params: QueryParams,
-    ) -> Result<(Self, Step), ProtocolError> {
+    pub fn new(view: Arc<ProcessorView>, id: QueryId, now: u64, labels: Vec<String>, params: QueryParams) -> Result<(Self, Step), ProtocolError> {
         if labels.is_empty() || labels.len() > 3 {
-            return Err(ProtocolError::Malformed(format!(
-                "a query names 1 to 3 labels, got {}",
-                labels.len()
-            )));
+            return Err(ProtocolError::Malformed(format!("a query names 1 to 3 labels, got {}", labels.len())));
         }
         params.validate()?;
         let active = view.relays.iter().map(|(n, _)| n.clone()).collect();
-        let step = Step::AskRelays(RelayRequest::Describe {
-            query_id: id,
-            labels: labels.clone(),
-        });
+        let step = Step::AskRelays(RelayRequest::Describe { query_id: id, labels: labels.clone() });
         let driver = QueryDriver {
             view,
             id,
@@ -142,21 +112,14 @@ impl QueryDriver {
     }
 
     /// Keeps the relays that answered; fails when fewer than min_relays remain.
-    fn settle<T>(
-        &mut self,
-        replies: Vec<Reply<T>>,
-        tolerant: bool,
-    ) -> Result<Vec<(String, T)>, ProtocolError> {
+    fn settle<T>(&mut self, replies: Vec<Reply<T>>, tolerant: bool) -> Result<Vec<(String, T)>, ProtocolError> {
         let mut ok = Vec::new();
         for (name, reply) in replies {
             match reply {
                 Ok(v) => ok.push((name, v)),
                 Err(reason) => {
                     if !tolerant {
-                        return Err(ProtocolError::RelayFailed {
-                            relay: name,
-                            reason,
-                        });
+                        return Err(ProtocolError::RelayFailed { relay: name, reason });
                     }
                     self.missing.push((name, reason));
                 }
@@ -164,19 +127,11 @@ impl QueryDriver {
         }
         let needed = self.view.min_relays.max(1);
         if ok.len() < needed {
-            let missing = if self.missing.is_empty() {
-                String::new()
-            } else {
-                format!("; {}", group_reasons(&self.missing))
-            };
+            let missing = if self.missing.is_empty() { String::new() } else { format!("; {}", group_reasons(&self.missing)) };
             return Err(ProtocolError::NotEnoughRelays {
                 got: ok.len(),
                 needed,
-                names: ok
-                    .iter()
-                    .map(|(n, _)| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                names: ok.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
                 missing,
             });
         }
@@ -200,25 +155,14 @@ impl QueryDriver {
                     })
                     .collect();
                 let described = self.settle(replies, true)?;
-                let first = described
-                    .first()
-                    .map(|(_, i)| i.labels.clone())
-                    .unwrap_or_default();
+                let first = described.first().map(|(_, i)| i.labels.clone()).unwrap_or_default();
                 if let Some((name, other)) = described.iter().find(|(_, i)| i.labels != first) {
                     return Err(ProtocolError::BadContribution {
                         relay: name.clone(),
-                        reason: format!(
-                            "matched column {:?}, others matched {:?}",
-                            other.labels, first
-                        ),
+                        reason: format!("matched column {:?}, others matched {:?}", other.labels, first),
                     });
                 }
-                let decimals = described
-                    .iter()
-                    .map(|(_, i)| i.decimals)
-                    .max()
-                    .unwrap_or(0)
-                    .max(self.params.parameter_decimals()?);
+                let decimals = described.iter().map(|(_, i)| i.decimals).max().unwrap_or(0).max(self.params.parameter_decimals()?);
                 let spec = QuerySpec {
                     id: self.id,
                     issued_at: self.issued_at,
@@ -227,11 +171,7 @@ impl QueryDriver {
                     params: self.params.clone(),
                     decimals,
                 };
-                let mut planner = Planner::new(
-                    self.params.clone(),
-                    decimals,
-                    self.view.limb_bits(described.len()),
-                )?;
+                let mut planner = Planner::new(self.params.clone(), decimals, self.view.limb_bits(described.len()))?;
                 let step = planner.start()?;
                 self.spec = Some(spec);
                 self.planner = Some(planner);
@@ -239,41 +179,20 @@ impl QueryDriver {
                 self.plan_step(step)
             }
             Phase::Contributing { round, task } => {
-                let spec = self
-                    .spec
-                    .clone()
-                    .ok_or_else(|| ProtocolError::Malformed("no query spec".into()))?;
-                let keys: HashMap<&str, &RelayPublicKey> = self
-                    .view
-                    .relays
-                    .iter()
-                    .map(|(n, k)| (n.as_str(), k))
-                    .collect();
+                let spec = self.spec.clone().ok_or_else(|| ProtocolError::Malformed("no query spec".into()))?;
+                let keys: HashMap<&str, &RelayPublicKey> = self.view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect();
                 let mut checked = Vec::new();
                 for (name, reply) in replies {
                     let reply = reply.and_then(|resp| match resp {
                         RelayResponse::Contribution(c) => {
-                            let key = keys
-                                .get(name.as_str())
-                                .ok_or_else(|| format!("{name} is not a configured relay"))?;
+                            let key = keys.get(name.as_str()).ok_or_else(|| format!("{name} is not a configured relay"))?;
                             if c.relay != name || c.round != round {
-                                return Err(
-                                    "contribution is for another relay or round".to_string()
-                                );
+                                return Err("contribution is for another relay or round".to_string());
                             }
-                            let statement = ContributionStatement {
-                                spec: &spec,
-                                round,
-                                task: &task,
-                                relay: &name,
-                                contribution: &c.contribution,
-                            };
+                            let statement = ContributionStatement { spec: &spec, round, task: &task, relay: &name, contribution: &c.contribution };
                             let bytes = wire::encode(&statement).map_err(|e| e.to_string())?;
-                            key.verify(&name, &spec.id.0, &bytes, &c.signature)
-                                .map_err(|e| e.to_string())?;
-                            c.contribution
-                                .check_shape(&task)
-                                .map_err(|e| e.to_string())?;
+                            key.verify(&name, &spec.id.0, &bytes, &c.signature).map_err(|e| e.to_string())?;
+                            c.contribution.check_shape(&task).map_err(|e| e.to_string())?;
                             Ok(*c)
                         }
                         RelayResponse::Error { message } => Err(message),
@@ -281,57 +200,28 @@ impl QueryDriver {
                     });
                     checked.push((name, reply));
                 }
-                let contributions: Vec<SignedContribution> = self
-                    .settle(checked, round == 0)?
-                    .into_iter()
-                    .map(|(_, c)| c)
-                    .collect();
-                let aggregate =
-                    Contribution::aggregate(&task, contributions.iter().map(|c| &c.contribution))?;
-                let request = AuthorityRequest::Register {
-                    spec,
-                    round,
-                    task: task.clone(),
-                    contributions,
-                };
-                self.phase = Phase::Registering {
-                    round,
-                    task,
-                    aggregate,
-                };
+                let contributions: Vec<SignedContribution> =
+                    self.settle(checked, round == 0)?.into_iter().map(|(_, c)| c).collect();
+                let aggregate = Contribution::aggregate(&task, contributions.iter().map(|c| &c.contribution))?;
+                let request = AuthorityRequest::Register { spec, round, task: task.clone(), contributions };
+                self.phase = Phase::Registering { round, task, aggregate };
                 Ok(Step::AskAuthorities(vec![request]))
             }
             other => {
                 self.phase = other;
-                Err(ProtocolError::UnexpectedMessage {
-                    peer: "relays".into(),
-                    found: "relay replies".into(),
-                    expected: "authority replies",
-                })
+                Err(ProtocolError::UnexpectedMessage { peer: "relays".into(), found: "relay replies".into(), expected: "authority replies" })
             }
         }
     }
 
     fn plan_step(&mut self, step: PlanStep) -> Result<Step, ProtocolError> {
-        let spec = self
-            .spec
-            .clone()
-            .ok_or_else(|| ProtocolError::Malformed("no query spec".into()))?;
+        let spec = self.spec.clone().ok_or_else(|| ProtocolError::Malformed("no query spec".into()))?;
         match step {
             PlanStep::Round { round, task } => {
-                self.phase = Phase::Contributing {
-                    round,
-                    task: task.clone(),
-                };
-                Ok(Step::AskRelays(RelayRequest::Contribute {
-                    spec,
-                    round,
-                    task,
-                }))
+                self.phase = Phase::Contributing { round, task: task.clone() };
+                Ok(Step::AskRelays(RelayRequest::Contribute { spec, round, task }))
             }
-            PlanStep::Releases { .. } => Err(ProtocolError::Malformed(
-                "releases asked outside a round".into(),
-            )),
+            PlanStep::Releases { .. } => Err(ProtocolError::Malformed("releases asked outside a round".into())),
             PlanStep::Done(result) => {
                 self.phase = Phase::Finished;
                 let exact = self.params.exact;
@@ -356,89 +246,42 @@ impl QueryDriver {
         }
     }
 
-    fn releases_step(
-        &mut self,
-        round: u32,
-        task: RelayTask,
-        aggregate: Aggregate,
-        releases: Vec<Release>,
-    ) -> Result<Step, ProtocolError> {
+    fn releases_step(&mut self, round: u32, task: RelayTask, aggregate: Aggregate, releases: Vec<Release>) -> Result<Step, ProtocolError> {
         let targets = releases
             .iter()
             .map(|r| Ok((*r, target(&task, &aggregate, *r)?)))
             .collect::<Result<Vec<_>, ProtocolError>>()?;
-        let requests = releases
-            .iter()
-            .map(|r| AuthorityRequest::Decrypt {
-                query_id: self.id,
-                round,
-                release: *r,
-            })
-            .collect();
-        self.phase = Phase::Decrypting {
-            round,
-            task,
-            aggregate,
-            targets,
-        };
+        let requests = releases.iter().map(|r| AuthorityRequest::Decrypt { query_id: self.id, round, release: *r }).collect();
+        self.phase = Phase::Decrypting { round, task, aggregate, targets };
         Ok(Step::AskAuthorities(requests))
     }
 
     /// `replies[i]` holds every authority's answer to request i.
-    pub fn on_authorities(
-        &mut self,
-        replies: Vec<Vec<Reply<AuthorityResponse>>>,
-    ) -> Result<Step, ProtocolError> {
+    pub fn on_authorities(&mut self, replies: Vec<Vec<Reply<AuthorityResponse>>>) -> Result<Step, ProtocolError> {
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);
-        let refused = |name: String, reason: String| ProtocolError::Refused {
-            authority: name,
-            reason,
-        };
+        let refused = |name: String, reason: String| ProtocolError::Refused { authority: name, reason };
         match phase {
-            Phase::Registering {
-                round,
-                task,
-                aggregate,
-            } => {
+            Phase::Registering { round, task, aggregate } => {
                 for list in &replies {
                     self.check_all_authorities(list)?;
                     for (name, reply) in list {
                         match reply {
                             Ok(AuthorityResponse::Registered { .. }) => {}
-                            Ok(AuthorityResponse::Refused { reason }) => {
-                                return Err(refused(name.clone(), reason.clone()))
-                            }
-                            Ok(other) => {
-                                return Err(refused(
-                                    name.clone(),
-                                    format!("unexpected answer {}", variant(other)),
-                                ))
-                            }
+                            Ok(AuthorityResponse::Refused { reason }) => return Err(refused(name.clone(), reason.clone())),
+                            Ok(other) => return Err(refused(name.clone(), format!("unexpected answer {}", variant(other)))),
                             Err(e) => return Err(refused(name.clone(), e.clone())),
                         }
                     }
                 }
-                let planner = self
-                    .planner
-                    .as_mut()
-                    .ok_or_else(|| ProtocolError::Malformed("no plan".into()))?;
+                let planner = self.planner.as_mut().ok_or_else(|| ProtocolError::Malformed("no plan".into()))?;
                 match planner.round_ready()? {
-                    PlanStep::Releases { releases, .. } => {
-                        self.releases_step(round, task, aggregate, releases)
-                    }
+                    PlanStep::Releases { releases, .. } => self.releases_step(round, task, aggregate, releases),
                     other => self.plan_step(other),
                 }
             }
-            Phase::Decrypting {
-                round,
-                task,
-                aggregate,
-                targets,
-            } => {
+            Phase::Decrypting { round, task, aggregate, targets } => {
                 if replies.len() != targets.len() {
-                    return Err(ProtocolError::Malformed(
-                        "reply count differs from release count".into(),
-                    ));
+                    return Err(ProtocolError::Malformed("reply count differs from release count".into()));
                 }
                 let mut points = Vec::with_capacity(targets.len());
                 for ((release, ciphertext), list) in targets.iter().zip(replies) {
@@ -446,48 +289,23 @@ impl QueryDriver {
                     let mut partials: Vec<PartialDecryption> = Vec::new();
                     for (name, reply) in list {
                         match reply {
-                            Ok(AuthorityResponse::Partial(p)) if p.authority == name => {
-                                partials.push(p)
-                            }
-                            Ok(AuthorityResponse::Partial(_)) => {
-                                return Err(refused(name, "answered for another authority".into()))
-                            }
-                            Ok(AuthorityResponse::Refused { reason }) => {
-                                return Err(refused(name, reason))
-                            }
-                            Ok(other) => {
-                                return Err(refused(
-                                    name,
-                                    format!("unexpected answer {}", variant(&other)),
-                                ))
-                            }
+                            Ok(AuthorityResponse::Partial(p)) if p.authority == name => partials.push(p),
+                            Ok(AuthorityResponse::Partial(_)) => return Err(refused(name, "answered for another authority".into())),
+                            Ok(AuthorityResponse::Refused { reason }) => return Err(refused(name, reason)),
+                            Ok(other) => return Err(refused(name, format!("unexpected answer {}", variant(&other)))),
                             Err(e) => return Err(refused(name, e)),
                         }
                     }
                     let context = decryption_context(&self.id, round, *release);
-                    let point = combine_checked(
-                        &self.view.joint,
-                        ciphertext,
-                        &context,
-                        &partials,
-                        self.params.exact,
-                    )?;
+                    let point = combine_checked(&self.view.joint, ciphertext, &context, &partials, self.params.exact)?;
                     points.push((*release, point));
                 }
-                self.phase = Phase::Solving {
-                    round,
-                    task,
-                    aggregate,
-                };
+                self.phase = Phase::Solving { round, task, aggregate };
                 Ok(Step::Solve(points))
             }
             other => {
                 self.phase = other;
-                Err(ProtocolError::UnexpectedMessage {
-                    peer: "authorities".into(),
-                    found: "authority replies".into(),
-                    expected: "relay replies",
-                })
+                Err(ProtocolError::UnexpectedMessage { peer: "authorities".into(), found: "authority replies".into(), expected: "relay replies" })
             }
         }
     }
@@ -495,10 +313,7 @@ impl QueryDriver {
     fn check_all_authorities<T>(&self, list: &[Reply<T>]) -> Result<(), ProtocolError> {
         for name in &self.view.authorities {
             if !list.iter().any(|(n, _)| n == name) {
-                return Err(ProtocolError::Refused {
-                    authority: name.clone(),
-                    reason: "did not answer".into(),
-                });
+                return Err(ProtocolError::Refused { authority: name.clone(), reason: "did not answer".into() });
             }
         }
         Ok(())
@@ -506,25 +321,13 @@ impl QueryDriver {
 
     pub fn on_solved(&mut self, values: Vec<(Release, i64)>) -> Result<Step, ProtocolError> {
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);
-        let Phase::Solving {
-            round,
-            task,
-            aggregate,
-        } = phase
-        else {
+        let Phase::Solving { round, task, aggregate } = phase else {
             self.phase = phase;
-            return Err(ProtocolError::Malformed(
-                "no discrete logs were asked for".into(),
-            ));
+            return Err(ProtocolError::Malformed("no discrete logs were asked for".into()));
         };
-        let planner = self
-            .planner
-            .as_mut()
-            .ok_or_else(|| ProtocolError::Malformed("no plan".into()))?;
+        let planner = self.planner.as_mut().ok_or_else(|| ProtocolError::Malformed("no plan".into()))?;
         match planner.released(&values)? {
-            PlanStep::Releases { releases, .. } => {
-                self.releases_step(round, task, aggregate, releases)
-            }
+            PlanStep::Releases { releases, .. } => self.releases_step(round, task, aggregate, releases),
             other => self.plan_step(other),
         }
     }
@@ -542,17 +345,10 @@ fn group_reasons(missing: &[(String, String)]) -> String {
             None => groups.push((reason, vec![name])),
         }
     }
-    groups
-        .iter()
-        .map(|(reason, names)| format!("{} failed: {reason}", names.join(", ")))
-        .collect::<Vec<_>>()
-        .join("; ")
+    groups.iter().map(|(reason, names)| format!("{} failed: {reason}", names.join(", "))).collect::<Vec<_>>().join("; ")
 }
 
 fn variant<T: std::fmt::Debug>(value: &T) -> String {
     let text = format!("{value:?}");
-    text.split(['(', ' ', '{'])
-        .next()
-        .unwrap_or("?")
-        .to_string()
+    text.split(['(', ' ', '{']).next().unwrap_or("?").to_string()
 }

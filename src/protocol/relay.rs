@@ -52,29 +52,15 @@ pub type LocalNote = Option<String>;
 
 impl RelayState {
     pub fn new(name: &str, identity: RelayIdentity, key: EncryptionKey) -> Self {
-        RelayState {
-            name: name.to_string(),
-            identity,
-            key,
-            cache: VecDeque::new(),
-        }
+        RelayState { name: name.to_string(), identity, key, cache: VecDeque::new() }
     }
 
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    fn column(
-        &mut self,
-        id: &QueryId,
-        labels: &[String],
-        source: &dyn ColumnSource,
-    ) -> Result<Arc<ColumnValues>, SourceError> {
-        if let Some((_, c)) = self
-            .cache
-            .iter()
-            .find(|(q, c)| q == id && c.labels.len() >= labels.len())
-        {
+    fn column(&mut self, id: &QueryId, labels: &[String], source: &dyn ColumnSource) -> Result<Arc<ColumnValues>, SourceError> {
+        if let Some((_, c)) = self.cache.iter().find(|(q, c)| q == id && c.labels.len() >= labels.len()) {
             return Ok(c.clone());
         }
         let column = Arc::new(source.column(labels)?);
@@ -94,32 +80,15 @@ impl RelayState {
     ) -> (RelayResponse, LocalNote) {
         match request {
             RelayRequest::Status => (RelayResponse::Status(status()), None),
-            RelayRequest::Describe { query_id, labels } => {
-                match self.column(&query_id, &labels, source) {
-                    Ok(c) => (
-                        RelayResponse::Described(ColumnInfo {
-                            labels: c.labels.clone(),
-                            decimals: c.decimals,
-                        }),
-                        None,
-                    ),
-                    Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
-                }
-            }
-            RelayRequest::Contribute { spec, round, task } => {
-                match self.contribute(&spec, round, &task, source, rng) {
-                    Ok(c) => (RelayResponse::Contribution(Box::new(c)), None),
-                    Err(ContributeError::Source(e)) => {
-                        (RelayResponse::Error { message: e.public }, Some(e.private))
-                    }
-                    Err(ContributeError::Protocol(e)) => (
-                        RelayResponse::Error {
-                            message: e.to_string(),
-                        },
-                        None,
-                    ),
-                }
-            }
+            RelayRequest::Describe { query_id, labels } => match self.column(&query_id, &labels, source) {
+                Ok(c) => (RelayResponse::Described(ColumnInfo { labels: c.labels.clone(), decimals: c.decimals }), None),
+                Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
+            },
+            RelayRequest::Contribute { spec, round, task } => match self.contribute(&spec, round, &task, source, rng) {
+                Ok(c) => (RelayResponse::Contribution(Box::new(c)), None),
+                Err(ContributeError::Source(e)) => (RelayResponse::Error { message: e.public }, Some(e.private)),
+                Err(ContributeError::Protocol(e)) => (RelayResponse::Error { message: e.to_string() }, None),
+            },
         }
     }
 
@@ -133,9 +102,7 @@ impl RelayState {
     ) -> Result<SignedContribution, ContributeError> {
         spec.params.validate().map_err(ProtocolError::from)?;
         task.validate().map_err(ProtocolError::from)?;
-        let column = self
-            .column(&spec.id, &spec.labels, source)
-            .map_err(ContributeError::Source)?;
+        let column = self.column(&spec.id, &spec.labels, source).map_err(ContributeError::Source)?;
         if column.decimals > spec.decimals {
             return Err(ProtocolError::Malformed(format!(
                 "query scale of {} decimals is finer than the column's {}",
@@ -149,31 +116,14 @@ impl RelayState {
             .iter()
             .map(|v| v.checked_mul(factor))
             .collect::<Option<Vec<i128>>>()
-            .ok_or_else(|| {
-                ProtocolError::Malformed("values overflow at the query's scale".into())
-            })?;
-        let fixed = spec
-            .params
-            .fixed(spec.decimals)
-            .map_err(ProtocolError::from)?;
+            .ok_or_else(|| ProtocolError::Malformed("values overflow at the query's scale".into()))?;
+        let fixed = spec.params.fixed(spec.decimals).map_err(ProtocolError::from)?;
         let values = prepare_values(&scaled, fixed.bounds);
-        let contribution =
-            contribute(task, &values, &self.key, rng).map_err(ProtocolError::from)?;
-        let statement = ContributionStatement {
-            spec,
-            round,
-            task,
-            relay: &self.name,
-            contribution: &contribution,
-        };
+        let contribution = contribute(task, &values, &self.key, rng).map_err(ProtocolError::from)?;
+        let statement = ContributionStatement { spec, round, task, relay: &self.name, contribution: &contribution };
         let bytes = wire::encode(&statement)?;
         let signature = self.identity.sign(&spec.id.0, &bytes);
-        Ok(SignedContribution {
-            relay: self.name.clone(),
-            round,
-            contribution,
-            signature,
-        })
+        Ok(SignedContribution { relay: self.name.clone(), round, contribution, signature })
     }
 }
 

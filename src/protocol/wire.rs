@@ -18,19 +18,13 @@ struct Envelope<T> {
 }
 
 pub fn encode<T: Serialize>(body: &T) -> Result<Vec<u8>, ProtocolError> {
-    rmp_serde::to_vec(&Envelope {
-        version: PROTOCOL_VERSION,
-        body,
-    })
-    .map_err(|e| ProtocolError::Malformed(format!("cannot encode: {e}")))
+    rmp_serde::to_vec(&Envelope { version: PROTOCOL_VERSION, body })
+        .map_err(|e| ProtocolError::Malformed(format!("cannot encode: {e}")))
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, ProtocolError> {
     if bytes.len() > limit {
-        return Err(ProtocolError::TooLarge {
-            size: bytes.len(),
-            limit,
-        });
+        return Err(ProtocolError::TooLarge { size: bytes.len(), limit });
     }
     #[derive(Deserialize)]
     struct VersionOnly {
@@ -43,10 +37,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Prot
             // tell a version mismatch apart from garbage
             if let Ok(v) = rmp_serde::from_slice::<VersionOnly>(bytes) {
                 if v.version != PROTOCOL_VERSION {
-                    return Err(ProtocolError::Version {
-                        found: v.version,
-                        expected: PROTOCOL_VERSION,
-                    });
+                    return Err(ProtocolError::Version { found: v.version, expected: PROTOCOL_VERSION });
                 }
             }
             return Err(ProtocolError::Malformed(err.to_string()));
@@ -54,16 +45,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Prot
     };
     let consumed = usize::try_from(de.position()).unwrap_or(usize::MAX);
     if consumed != bytes.len() {
-        return Err(ProtocolError::Malformed(format!(
-            "{} trailing bytes",
-            bytes.len().saturating_sub(consumed)
-        )));
+        return Err(ProtocolError::Malformed(format!("{} trailing bytes", bytes.len().saturating_sub(consumed))));
     }
     if envelope.version != PROTOCOL_VERSION {
-        return Err(ProtocolError::Version {
-            found: envelope.version,
-            expected: PROTOCOL_VERSION,
-        });
+        return Err(ProtocolError::Version { found: envelope.version, expected: PROTOCOL_VERSION });
     }
     Ok(envelope.body)
 }
@@ -80,34 +65,18 @@ mod tests {
         let msg = ProcessorRequest::Status;
         let bytes = encode(&msg).unwrap();
         assert_eq!(decode::<ProcessorRequest>(&bytes, 1024).unwrap(), msg);
-        assert!(matches!(
-            decode::<ProcessorRequest>(&bytes, 2),
-            Err(ProtocolError::TooLarge { .. })
-        ));
+        assert!(matches!(decode::<ProcessorRequest>(&bytes, 2), Err(ProtocolError::TooLarge { .. })));
         let mut trailing = bytes.clone();
         trailing.push(0);
-        assert!(matches!(
-            decode::<ProcessorRequest>(&trailing, 1024),
-            Err(ProtocolError::Malformed(_))
-        ));
-        let v2 = rmp_serde::to_vec(&Envelope {
-            version: 2,
-            body: &msg,
-        })
-        .unwrap();
-        assert!(matches!(
-            decode::<ProcessorRequest>(&v2, 1024),
-            Err(ProtocolError::Version { found: 2, .. })
-        ));
+        assert!(matches!(decode::<ProcessorRequest>(&trailing, 1024), Err(ProtocolError::Malformed(_))));
+        let v2 = rmp_serde::to_vec(&Envelope { version: 2, body: &msg }).unwrap();
+        assert!(matches!(decode::<ProcessorRequest>(&v2, 1024), Err(ProtocolError::Version { found: 2, .. })));
         // valid msgpack of the wrong type
         let query = ProcessorRequest::Query {
             labels: vec!["Land".into()],
             params: crate::stats::QueryParams::new(crate::stats::Statistic::Sum),
         };
-        assert!(matches!(
-            decode::<AuthorityRequest>(&encode(&query).unwrap(), 1024),
-            Err(ProtocolError::Malformed(_))
-        ));
+        assert!(matches!(decode::<AuthorityRequest>(&encode(&query).unwrap(), 1024), Err(ProtocolError::Malformed(_))));
     }
 
     proptest! {

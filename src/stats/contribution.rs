@@ -25,31 +25,16 @@ pub enum RelayTask {
     /// are the released resolution (`release::moments_quanta`): the relay
     /// sums stochastically rounded v/q and v²/q, so noisy aggregates stay
     /// small enough for the discrete-log range whatever the magnitudes.
-    Moments {
-        limb_bits: u32,
-        squares: bool,
-        sum_quantum: u128,
-        squares_quantum: u128,
-    },
-    Histogram {
-        grid: Grid,
-    },
+    Moments { limb_bits: u32, squares: bool, sum_quantum: u128, squares_quantum: u128 },
+    Histogram { grid: Grid },
 }
 
 impl RelayTask {
     pub fn validate(&self) -> Result<(), StatsError> {
         match self {
-            RelayTask::Moments {
-                limb_bits,
-                sum_quantum,
-                squares_quantum,
-                ..
-            } => {
+            RelayTask::Moments { limb_bits, sum_quantum, squares_quantum, .. } => {
                 if *sum_quantum == 0 || *squares_quantum == 0 {
-                    return Err(StatsError::InvalidParameter {
-                        name: "quantum",
-                        reason: "must be at least 1".into(),
-                    });
+                    return Err(StatsError::InvalidParameter { name: "quantum", reason: "must be at least 1".into() });
                 }
                 limbs::limb_count(*limb_bits).map(|_| ())
             }
@@ -60,9 +45,7 @@ impl RelayTask {
     /// Ciphertexts one relay sends for this task.
     pub fn ciphertexts_per_relay(&self) -> Result<usize, StatsError> {
         Ok(match self {
-            RelayTask::Moments {
-                limb_bits, squares, ..
-            } => {
+            RelayTask::Moments { limb_bits, squares, .. } => {
                 let l = usize::try_from(limbs::limb_count(*limb_bits)?).unwrap_or(usize::MAX);
                 1 + l + if *squares { l } else { 0 }
             }
@@ -74,14 +57,8 @@ impl RelayTask {
 /// An encrypted contribution (of one relay, or the sum over relays).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Contribution {
-    Moments {
-        count: Ciphertext,
-        sum: Vec<Ciphertext>,
-        squares: Vec<Ciphertext>,
-    },
-    Histogram {
-        counts: Vec<Ciphertext>,
-    },
+    Moments { count: Ciphertext, sum: Vec<Ciphertext>, squares: Vec<Ciphertext> },
+    Histogram { counts: Vec<Ciphertext> },
 }
 
 /// The sum of contributions over relays; same shape as one contribution.
@@ -107,36 +84,20 @@ pub fn local_moments(values: &[i128]) -> Result<LocalMoments, StatsError> {
     let mut sum: i128 = 0;
     let mut squares: i128 = 0;
     for v in values {
-        sum = sum
-            .checked_add(*v)
-            .ok_or(StatsError::ArithmeticOverflow("relay sum"))?;
-        let sq = v
-            .checked_mul(*v)
-            .ok_or(StatsError::ArithmeticOverflow("relay square"))?;
-        squares = squares
-            .checked_add(sq)
-            .ok_or(StatsError::ArithmeticOverflow("relay sum of squares"))?;
+        sum = sum.checked_add(*v).ok_or(StatsError::ArithmeticOverflow("relay sum"))?;
+        let sq = v.checked_mul(*v).ok_or(StatsError::ArithmeticOverflow("relay square"))?;
+        squares = squares.checked_add(sq).ok_or(StatsError::ArithmeticOverflow("relay sum of squares"))?;
     }
-    let count =
-        i64::try_from(values.len()).map_err(|_| StatsError::ArithmeticOverflow("relay count"))?;
-    Ok(LocalMoments {
-        count,
-        sum,
-        squares,
-    })
+    let count = i64::try_from(values.len()).map_err(|_| StatsError::ArithmeticOverflow("relay count"))?;
+    Ok(LocalMoments { count, sum, squares })
 }
 
 /// v/q rounded to one of its two neighbouring integers, up with probability
 /// frac(v/q): unbiased, so the released sum stays an unbiased estimate.
-fn stochastic_round(
-    v: i128,
-    q: u128,
-    rng: &mut (impl RngCore + CryptoRng),
-) -> Result<i128, StatsError> {
+fn stochastic_round(v: i128, q: u128, rng: &mut (impl RngCore + CryptoRng)) -> Result<i128, StatsError> {
     let q = i128::try_from(q).map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
     let (whole, rest) = (v.div_euclid(q), v.rem_euclid(q));
-    let draw = i128::try_from(rand::Rng::gen_range(rng, 0..q.unsigned_abs()))
-        .map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
+    let draw = i128::try_from(rand::Rng::gen_range(rng, 0..q.unsigned_abs())).map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
     Ok(if draw < rest { whole + 1 } else { whole })
 }
 
@@ -150,34 +111,21 @@ pub fn quantized_moments(
     let mut sum: i128 = 0;
     let mut squares: i128 = 0;
     for v in values {
-        sum = sum
-            .checked_add(stochastic_round(*v, sum_quantum, rng)?)
-            .ok_or(StatsError::ArithmeticOverflow("relay sum"))?;
-        let sq = v
-            .checked_mul(*v)
-            .ok_or(StatsError::ArithmeticOverflow("relay square"))?;
+        sum = sum.checked_add(stochastic_round(*v, sum_quantum, rng)?).ok_or(StatsError::ArithmeticOverflow("relay sum"))?;
+        let sq = v.checked_mul(*v).ok_or(StatsError::ArithmeticOverflow("relay square"))?;
         squares = squares
             .checked_add(stochastic_round(sq, squares_quantum, rng)?)
             .ok_or(StatsError::ArithmeticOverflow("relay sum of squares"))?;
     }
-    let count =
-        i64::try_from(values.len()).map_err(|_| StatsError::ArithmeticOverflow("relay count"))?;
-    Ok(LocalMoments {
-        count,
-        sum,
-        squares,
-    })
+    let count = i64::try_from(values.len()).map_err(|_| StatsError::ArithmeticOverflow("relay count"))?;
+    Ok(LocalMoments { count, sum, squares })
 }
 
 /// Plaintext bucket counts of a histogram task.
 pub fn local_histogram(values: &[i128], grid: &Grid) -> Vec<i64> {
     let mut counts = vec![0i64; usize::try_from(grid.buckets()).unwrap_or(0)];
     for v in values {
-        if let Some(slot) = grid
-            .bucket_of(*v)
-            .and_then(|b| usize::try_from(b).ok())
-            .and_then(|b| counts.get_mut(b))
-        {
+        if let Some(slot) = grid.bucket_of(*v).and_then(|b| usize::try_from(b).ok()).and_then(|b| counts.get_mut(b)) {
             *slot += 1;
         }
     }
@@ -193,41 +141,23 @@ pub fn contribute(
 ) -> Result<Contribution, StatsError> {
     task.validate()?;
     match task {
-        RelayTask::Moments {
-            limb_bits,
-            squares,
-            sum_quantum,
-            squares_quantum,
-        } => {
+        RelayTask::Moments { limb_bits, squares, sum_quantum, squares_quantum } => {
             let m = if *sum_quantum > 1 || *squares_quantum > 1 {
                 quantized_moments(values, *sum_quantum, *squares_quantum, rng)?
             } else {
                 local_moments(values)?
             };
             let count = key.encrypt(m.count, rng);
-            let sum = limbs::split(m.sum, *limb_bits)?
-                .into_iter()
-                .map(|l| key.encrypt(l, rng))
-                .collect();
+            let sum = limbs::split(m.sum, *limb_bits)?.into_iter().map(|l| key.encrypt(l, rng)).collect();
             let squares = if *squares {
-                limbs::split(m.squares, *limb_bits)?
-                    .into_iter()
-                    .map(|l| key.encrypt(l, rng))
-                    .collect()
+                limbs::split(m.squares, *limb_bits)?.into_iter().map(|l| key.encrypt(l, rng)).collect()
             } else {
                 Vec::new()
             };
-            Ok(Contribution::Moments {
-                count,
-                sum,
-                squares,
-            })
+            Ok(Contribution::Moments { count, sum, squares })
         }
         RelayTask::Histogram { grid } => {
-            let counts = local_histogram(values, grid)
-                .into_iter()
-                .map(|c| key.encrypt(c, rng))
-                .collect();
+            let counts = local_histogram(values, grid).into_iter().map(|c| key.encrypt(c, rng)).collect();
             Ok(Contribution::Histogram { counts })
         }
     }
@@ -237,14 +167,7 @@ impl Contribution {
     /// Checks that the contribution has the shape the task asks for.
     pub fn check_shape(&self, task: &RelayTask) -> Result<(), StatsError> {
         let ok = match (self, task) {
-            (
-                Contribution::Moments { sum, squares, .. },
-                RelayTask::Moments {
-                    limb_bits,
-                    squares: want,
-                    ..
-                },
-            ) => {
+            (Contribution::Moments { sum, squares, .. }, RelayTask::Moments { limb_bits, squares: want, .. }) => {
                 let l = usize::try_from(limbs::limb_count(*limb_bits)?).unwrap_or(0);
                 sum.len() == l && squares.len() == if *want { l } else { 0 }
             }
@@ -256,49 +179,29 @@ impl Contribution {
         if ok {
             Ok(())
         } else {
-            Err(StatsError::Inconsistent(
-                "a contribution does not have the shape of the round's task".into(),
-            ))
+            Err(StatsError::Inconsistent("a contribution does not have the shape of the round's task".into()))
         }
     }
 
     /// Adds contributions of the same task.
-    pub fn aggregate<'a>(
-        task: &RelayTask,
-        items: impl IntoIterator<Item = &'a Contribution>,
-    ) -> Result<Aggregate, StatsError> {
+    pub fn aggregate<'a>(task: &RelayTask, items: impl IntoIterator<Item = &'a Contribution>) -> Result<Aggregate, StatsError> {
         let mut acc: Option<Contribution> = None;
         for item in items {
             item.check_shape(task)?;
             acc = Some(match (acc, item) {
                 (None, c) => c.clone(),
                 (
-                    Some(Contribution::Moments {
-                        count,
-                        sum,
-                        squares,
-                    }),
-                    Contribution::Moments {
-                        count: c2,
-                        sum: s2,
-                        squares: q2,
-                    },
+                    Some(Contribution::Moments { count, sum, squares }),
+                    Contribution::Moments { count: c2, sum: s2, squares: q2 },
                 ) => Contribution::Moments {
                     count: count + *c2,
                     sum: sum.iter().zip(s2).map(|(a, b)| *a + *b).collect(),
                     squares: squares.iter().zip(q2).map(|(a, b)| *a + *b).collect(),
                 },
-                (
-                    Some(Contribution::Histogram { counts }),
-                    Contribution::Histogram { counts: c2 },
-                ) => Contribution::Histogram {
-                    counts: counts.iter().zip(c2).map(|(a, b)| *a + *b).collect(),
-                },
-                _ => {
-                    return Err(StatsError::Inconsistent(
-                        "contributions of different kinds".into(),
-                    ))
+                (Some(Contribution::Histogram { counts }), Contribution::Histogram { counts: c2 }) => {
+                    Contribution::Histogram { counts: counts.iter().zip(c2).map(|(a, b)| *a + *b).collect() }
                 }
+                _ => return Err(StatsError::Inconsistent("contributions of different kinds".into())),
             });
         }
         acc.ok_or_else(|| StatsError::Inconsistent("no contributions to aggregate".into()))

@@ -22,9 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::error::StatsError;
 
 /// A privacy parameter in millionths of epsilon.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
 pub struct Epsilon(pub u64);
 
 impl Epsilon {
@@ -33,30 +31,20 @@ impl Epsilon {
     /// Parses "0.5" or "10" (at most 6 decimals).
     pub fn parse(text: &str) -> Result<Self, StatsError> {
         let (m, d) = super::fixed::parse_decimal(text)?;
-        let bad = |reason: &str| StatsError::InvalidParameter {
-            name: "epsilon",
-            reason: format!("{text:?}: {reason}"),
-        };
+        let bad = |reason: &str| StatsError::InvalidParameter { name: "epsilon", reason: format!("{text:?}: {reason}") };
         if m <= 0 {
             return Err(bad("must be positive"));
         }
         if d > 6 {
             return Err(bad("at most 6 decimals"));
         }
-        let micros = m
-            .checked_mul(super::fixed::pow10(6 - d)?)
-            .ok_or_else(|| bad("too large"))?;
-        Ok(Epsilon(
-            u64::try_from(micros).map_err(|_| bad("too large"))?,
-        ))
+        let micros = m.checked_mul(super::fixed::pow10(6 - d)?).ok_or_else(|| bad("too large"))?;
+        Ok(Epsilon(u64::try_from(micros).map_err(|_| bad("too large"))?))
     }
 
     pub fn from_f64(value: f64) -> Result<Self, StatsError> {
         if !(value.is_finite() && value > 0.0 && value < 1e12) {
-            return Err(StatsError::InvalidParameter {
-                name: "epsilon",
-                reason: format!("{value} is not a positive number"),
-            });
+            return Err(StatsError::InvalidParameter { name: "epsilon", reason: format!("{value} is not a positive number") });
         }
         Self::parse(&format!("{value:.6}"))
     }
@@ -75,16 +63,9 @@ impl fmt::Display for Epsilon {
 
 /// Noise scale for a release: t = sensitivity / epsilon_share, as num/den.
 /// `share` is how many releases the query's epsilon is split across.
-pub fn laplace_scale(
-    sensitivity: u128,
-    epsilon: Epsilon,
-    share: u64,
-) -> Result<(u128, u128), StatsError> {
+pub fn laplace_scale(sensitivity: u128, epsilon: Epsilon, share: u64) -> Result<(u128, u128), StatsError> {
     if epsilon.0 == 0 || share == 0 {
-        return Err(StatsError::InvalidParameter {
-            name: "epsilon",
-            reason: "must be positive".into(),
-        });
+        return Err(StatsError::InvalidParameter { name: "epsilon", reason: "must be positive".into() });
     }
     let num = sensitivity
         .max(1)
@@ -107,9 +88,7 @@ fn bernoulli(num: u128, den: u128, rng: &mut (impl RngCore + CryptoRng)) -> bool
 fn bernoulli_exp_le1(num: u128, den: u128, rng: &mut (impl RngCore + CryptoRng)) -> bool {
     let mut k: u128 = 1;
     loop {
-        let Some(kden) = den.checked_mul(k) else {
-            return k % 2 == 1;
-        };
+        let Some(kden) = den.checked_mul(k) else { return k % 2 == 1 };
         if bernoulli(num, kden, rng) {
             k += 1;
         } else {
@@ -169,10 +148,7 @@ pub struct PrivacyBudget {
 
 impl PrivacyBudget {
     pub fn new(total: Epsilon) -> Self {
-        PrivacyBudget {
-            total,
-            spent: Epsilon(0),
-        }
+        PrivacyBudget { total, spent: Epsilon(0) }
     }
 
     pub fn remaining(&self) -> Epsilon {
@@ -224,28 +200,15 @@ mod tests {
                 let p = pmf(t, x);
                 let observed = *hist.get(&x).unwrap_or(&0) as f64 / draws as f64;
                 let se = (p * (1.0 - p) / draws as f64).sqrt();
-                assert!(
-                    (observed - p).abs() < 5.0 * se + 1e-4,
-                    "t={t} x={x} observed {observed} expected {p}"
-                );
+                assert!((observed - p).abs() < 5.0 * se + 1e-4, "t={t} x={x} observed {observed} expected {p}");
             }
             // mean about 0, variance about 2q/(1-q)^2
             let mean = sum as f64 / draws as f64;
             let q = (-1.0 / t).exp();
             let var = 2.0 * q / (1.0 - q).powi(2);
-            assert!(
-                mean.abs() < 5.0 * (var / draws as f64).sqrt(),
-                "t={t} mean {mean}"
-            );
-            let observed_var = hist
-                .iter()
-                .map(|(x, c)| (*x as f64 - mean).powi(2) * *c as f64)
-                .sum::<f64>()
-                / draws as f64;
-            assert!(
-                (observed_var - var).abs() / var < 0.1,
-                "t={t} var {observed_var} expected {var}"
-            );
+            assert!(mean.abs() < 5.0 * (var / draws as f64).sqrt(), "t={t} mean {mean}");
+            let observed_var = hist.iter().map(|(x, c)| (*x as f64 - mean).powi(2) * *c as f64).sum::<f64>() / draws as f64;
+            assert!((observed_var - var).abs() / var < 0.1, "t={t} var {observed_var} expected {var}");
         }
     }
 
@@ -253,9 +216,7 @@ mod tests {
     fn budget_refuses_when_exhausted() {
         let mut b = PrivacyBudget::new(Epsilon::parse("1.5").unwrap());
         b.charge("areas", Epsilon::parse("1").unwrap()).unwrap();
-        let err = b
-            .charge("areas", Epsilon::parse("0.6").unwrap())
-            .unwrap_err();
+        let err = b.charge("areas", Epsilon::parse("0.6").unwrap()).unwrap_err();
         assert!(err.to_string().contains("budget"));
         assert!(err.to_string().contains("0.5"), "{err}");
         assert_eq!(b.remaining(), Epsilon::parse("0.5").unwrap());
@@ -270,9 +231,6 @@ mod tests {
         assert!(Epsilon::parse("0").is_err());
         assert!(Epsilon::parse("-1").is_err());
         assert!(Epsilon::parse("0.0000001").is_err());
-        assert_eq!(
-            laplace_scale(1, Epsilon(1_000_000), 4).unwrap(),
-            (4_000_000, 1_000_000)
-        );
+        assert_eq!(laplace_scale(1, Epsilon(1_000_000), 4).unwrap(), (4_000_000, 1_000_000));
     }
 }

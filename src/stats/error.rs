@@ -16,11 +16,7 @@ pub enum StatsError {
     #[error("release refused: {0}")]
     ReleaseRefused(String),
     #[error("privacy budget exhausted for dataset {dataset}: this query needs epsilon {needed}, remaining budget is epsilon {remaining}")]
-    BudgetExhausted {
-        dataset: String,
-        needed: String,
-        remaining: String,
-    },
+    BudgetExhausted { dataset: String, needed: String, remaining: String },
     #[error("value {value} at cell-independent position overflows {what}; the column's magnitudes exceed what Crux supports exactly")]
     Overflow { what: &'static str, value: String },
     #[error("arithmetic overflow in {0}; the aggregate exceeds 128-bit exact arithmetic")]

@@ -9,17 +9,12 @@ pub const MAX_DECIMALS: u32 = 18;
 
 /// 10^d as i128.
 pub fn pow10(d: u32) -> Result<i128, StatsError> {
-    10i128
-        .checked_pow(d)
-        .ok_or(StatsError::ArithmeticOverflow("power of ten"))
+    10i128.checked_pow(d).ok_or(StatsError::ArithmeticOverflow("power of ten"))
 }
 
 /// Parses "-12.345" into (mantissa, decimals) = (-12345, 3).
 pub fn parse_decimal(text: &str) -> Result<(i128, u32), StatsError> {
-    let bad = |reason: &str| StatsError::InvalidParameter {
-        name: "number",
-        reason: format!("{text:?}: {reason}"),
-    };
+    let bad = |reason: &str| StatsError::InvalidParameter { name: "number", reason: format!("{text:?}: {reason}") };
     let t = text.trim();
     let (negative, digits) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -32,11 +27,7 @@ pub fn parse_decimal(text: &str) -> Result<(i128, u32), StatsError> {
     if int_part.is_empty() && frac_part.is_empty() {
         return Err(bad("no digits"));
     }
-    if !int_part
-        .bytes()
-        .chain(frac_part.bytes())
-        .all(|b| b.is_ascii_digit())
-    {
+    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
         return Err(bad("expected a decimal number like -12.5"));
     }
     let decimals = u32::try_from(frac_part.len()).map_err(|_| bad("too many decimals"))?;
@@ -62,8 +53,7 @@ pub fn parse_fixed(text: &str, decimals: u32) -> Result<i128, StatsError> {
             reason: format!("{text:?} has more than the column's {decimals} decimals"),
         });
     }
-    m.checked_mul(pow10(decimals - d)?)
-        .ok_or(StatsError::ArithmeticOverflow("fixed-point parameter"))
+    m.checked_mul(pow10(decimals - d)?).ok_or(StatsError::ArithmeticOverflow("fixed-point parameter"))
 }
 
 /// Formats a fixed-point value exactly: (-12345, 3) -> "-12.345", trailing zeros kept off.
@@ -75,10 +65,7 @@ pub fn format_fixed(mantissa: i128, decimals: u32) -> String {
         let (i, f) = digits.split_at(digits.len() - d);
         (i.to_string(), f.to_string())
     } else {
-        (
-            "0".to_string(),
-            format!("{}{}", "0".repeat(d - digits.len()), digits),
-        )
+        ("0".to_string(), format!("{}{}", "0".repeat(d - digits.len()), digits))
     };
     let frac = frac_part.trim_end_matches('0');
     let sign = if negative { "-" } else { "" };

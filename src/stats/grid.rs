@@ -45,30 +45,20 @@ impl Grid {
     }
 
     pub fn validate(&self) -> Result<(), StatsError> {
-        let bad = |reason: String| StatsError::InvalidParameter {
-            name: "grid",
-            reason,
-        };
+        let bad = |reason: String| StatsError::InvalidParameter { name: "grid", reason };
         match self {
             Grid::Magnitude => Ok(()),
             Grid::Uniform { width, buckets, lo } => {
                 if *width < 1 || *buckets < 1 || *buckets > 4096 {
                     return Err(bad(format!("uniform grid needs width >= 1 and 1..=4096 buckets, got {width} x {buckets}")));
                 }
-                lo.checked_add(
-                    width
-                        .checked_mul(i128::from(*buckets))
-                        .ok_or_else(|| bad("grid too wide".into()))?,
-                )
-                .ok_or_else(|| bad("grid too wide".into()))?;
+                lo.checked_add(width.checked_mul(i128::from(*buckets)).ok_or_else(|| bad("grid too wide".into()))?)
+                    .ok_or_else(|| bad("grid too wide".into()))?;
                 Ok(())
             }
             Grid::Edges(edges) => {
                 if edges.is_empty() || edges.len() > 4096 {
-                    return Err(bad(format!(
-                        "a histogram needs 1..=4096 edges, got {}",
-                        edges.len()
-                    )));
+                    return Err(bad(format!("a histogram needs 1..=4096 edges, got {}", edges.len())));
                 }
                 if edges.windows(2).any(|w| w.first() >= w.get(1)) {
                     return Err(bad("histogram edges must increase strictly".into()));
@@ -106,44 +96,24 @@ impl Grid {
             Grid::Magnitude => {
                 let b = i64::from(bucket) - 63;
                 if b == 0 {
-                    return BucketRange {
-                        lo: Some(0),
-                        hi: Some(0),
-                    };
+                    return BucketRange { lo: Some(0), hi: Some(0) };
                 }
                 let k = u32::try_from(b.unsigned_abs()).unwrap_or(63);
                 let low = 1i128 << (k - 1);
-                let high = if k >= 63 {
-                    i128::from(i64::MAX)
-                } else {
-                    (1i128 << k) - 1
-                };
+                let high = if k >= 63 { i128::from(i64::MAX) } else { (1i128 << k) - 1 };
                 if b > 0 {
-                    BucketRange {
-                        lo: Some(low),
-                        hi: Some(high),
-                    }
+                    BucketRange { lo: Some(low), hi: Some(high) }
                 } else {
-                    BucketRange {
-                        lo: Some(-high),
-                        hi: Some(-low),
-                    }
+                    BucketRange { lo: Some(-high), hi: Some(-low) }
                 }
             }
             Grid::Uniform { lo, width, .. } => {
                 let start = lo + width * i128::from(bucket);
-                BucketRange {
-                    lo: Some(start),
-                    hi: Some(start + width - 1),
-                }
+                BucketRange { lo: Some(start), hi: Some(start + width - 1) }
             }
             Grid::Edges(edges) => {
                 let i = usize::try_from(bucket).unwrap_or(usize::MAX);
-                let lo = if i == 0 {
-                    None
-                } else {
-                    edges.get(i - 1).copied()
-                };
+                let lo = if i == 0 { None } else { edges.get(i - 1).copied() };
                 let hi = edges.get(i).map(|e| e - 1);
                 BucketRange { lo, hi }
             }
@@ -153,24 +123,13 @@ impl Grid {
     /// A uniform grid of at most `buckets` buckets covering [lo, hi].
     pub fn covering(lo: i128, hi: i128, buckets: u32) -> Result<Grid, StatsError> {
         if hi < lo {
-            return Err(StatsError::InvalidParameter {
-                name: "bounds",
-                reason: format!("empty range {lo}..={hi}"),
-            });
+            return Err(StatsError::InvalidParameter { name: "bounds", reason: format!("empty range {lo}..={hi}") });
         }
-        let span = hi
-            .checked_sub(lo)
-            .and_then(|s| s.checked_add(1))
-            .ok_or(StatsError::ArithmeticOverflow("grid span"))?;
+        let span = hi.checked_sub(lo).and_then(|s| s.checked_add(1)).ok_or(StatsError::ArithmeticOverflow("grid span"))?;
         let b = i128::from(buckets.max(1));
         let width = (span + b - 1) / b;
-        let needed = u32::try_from((span + width - 1) / width)
-            .map_err(|_| StatsError::ArithmeticOverflow("grid"))?;
-        Ok(Grid::Uniform {
-            lo,
-            width,
-            buckets: needed,
-        })
+        let needed = u32::try_from((span + width - 1) / width).map_err(|_| StatsError::ArithmeticOverflow("grid"))?;
+        Ok(Grid::Uniform { lo, width, buckets: needed })
     }
 }
 
@@ -195,32 +154,12 @@ mod tests {
     #[test]
     fn uniform_and_edges() {
         let g = Grid::covering(4096, 8191, 64).unwrap();
-        assert_eq!(
-            g,
-            Grid::Uniform {
-                lo: 4096,
-                width: 64,
-                buckets: 64
-            }
-        );
+        assert_eq!(g, Grid::Uniform { lo: 4096, width: 64, buckets: 64 });
         assert_eq!(g.bucket_of(4095), None);
         assert_eq!(g.bucket_of(8191), Some(63));
-        assert_eq!(
-            g.range_of(1),
-            BucketRange {
-                lo: Some(4160),
-                hi: Some(4223)
-            }
-        );
+        assert_eq!(g.range_of(1), BucketRange { lo: Some(4160), hi: Some(4223) });
         let small = Grid::covering(10, 12, 64).unwrap();
-        assert_eq!(
-            small,
-            Grid::Uniform {
-                lo: 10,
-                width: 1,
-                buckets: 3
-            }
-        );
+        assert_eq!(small, Grid::Uniform { lo: 10, width: 1, buckets: 3 });
         let e = Grid::Edges(vec![0, 10, 20]);
         assert_eq!(e.buckets(), 4);
         assert_eq!(e.bucket_of(-1), Some(0));

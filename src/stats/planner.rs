@@ -24,15 +24,9 @@ use super::statistic::{FixedParams, QueryParams, Statistic};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlanStep {
     /// Ask every relay for a contribution to this task.
-    Round {
-        round: u32,
-        task: RelayTask,
-    },
+    Round { round: u32, task: RelayTask },
     /// Decrypt these releases of the current round (independent of each other).
-    Releases {
-        round: u32,
-        releases: Vec<Release>,
-    },
+    Releases { round: u32, releases: Vec<Release> },
     Done(StatResult),
 }
 
@@ -60,14 +54,7 @@ impl Planner {
         params.validate()?;
         limbs::limb_count(limb_bits)?;
         let fixed = params.fixed(decimals)?;
-        Ok(Planner {
-            params,
-            fixed,
-            limb_bits,
-            round: 0,
-            task: None,
-            state: State::Fresh,
-        })
+        Ok(Planner { params, fixed, limb_bits, round: 0, task: None, state: State::Fresh })
     }
 
     pub fn params(&self) -> &QueryParams {
@@ -85,10 +72,7 @@ impl Planner {
 
     fn round_step(&mut self, task: RelayTask) -> PlanStep {
         self.task = Some(task.clone());
-        PlanStep::Round {
-            round: self.round,
-            task,
-        }
+        PlanStep::Round { round: self.round, task }
     }
 
     pub fn start(&mut self) -> Result<PlanStep, StatsError> {
@@ -97,27 +81,17 @@ impl Planner {
         }
         let st = self.params.statistic;
         let task = if st.is_search() {
-            let search = QuantileSearch::new(
-                self.fixed.quantile.unwrap_or((1, 2)),
-                first_search_grid(&self.fixed)?,
-            );
+            let search = QuantileSearch::new(self.fixed.quantile.unwrap_or((1, 2)), first_search_grid(&self.fixed)?);
             let grid = search.grid().clone();
             self.state = State::Search(Box::new(search));
             RelayTask::Histogram { grid }
         } else if st == Statistic::Histogram {
             self.state = State::Histogram;
-            RelayTask::Histogram {
-                grid: Grid::Edges(self.fixed.edges.clone()),
-            }
+            RelayTask::Histogram { grid: Grid::Edges(self.fixed.edges.clone()) }
         } else {
             self.state = State::Moments;
             let (sum_quantum, squares_quantum) = moments_quanta(&self.params, &self.fixed)?;
-            RelayTask::Moments {
-                limb_bits: self.limb_bits,
-                squares: st.needs_squares(),
-                sum_quantum,
-                squares_quantum,
-            }
+            RelayTask::Moments { limb_bits: self.limb_bits, squares: st.needs_squares(), sum_quantum, squares_quantum }
         };
         Ok(self.round_step(task))
     }
@@ -147,14 +121,11 @@ impl Planner {
                 r
             }
             State::Histogram => {
-                let buckets = u32::try_from(self.fixed.edges.len() + 1)
-                    .map_err(|_| StatsError::ArithmeticOverflow("edges"))?;
+                let buckets = u32::try_from(self.fixed.edges.len() + 1).map_err(|_| StatsError::ArithmeticOverflow("edges"))?;
                 (0..buckets).map(Release::HistBucket).collect()
             }
             State::Search(_) => return self.search_step_start(),
-            State::Fresh | State::Finished => {
-                return Err(StatsError::UnexpectedInput("no round in progress".into()))
-            }
+            State::Fresh | State::Finished => return Err(StatsError::UnexpectedInput("no round in progress".into())),
         };
         Ok(PlanStep::Releases { round, releases })
     }
@@ -169,10 +140,7 @@ impl Planner {
 
     fn search_step(&mut self, step: SearchStep) -> Result<PlanStep, StatsError> {
         match step {
-            SearchStep::Release(r) => Ok(PlanStep::Releases {
-                round: self.round,
-                releases: vec![r],
-            }),
+            SearchStep::Release(r) => Ok(PlanStep::Releases { round: self.round, releases: vec![r] }),
             SearchStep::NextRound(grid) => {
                 self.round += 1;
                 Ok(self.round_step(RelayTask::Histogram { grid }))
@@ -181,10 +149,7 @@ impl Planner {
                 self.state = State::Finished;
                 Ok(PlanStep::Done(StatResult {
                     statistic: self.params.statistic,
-                    value: ExactValue::Fixed {
-                        mantissa: value,
-                        decimals: self.fixed.decimals,
-                    },
+                    value: ExactValue::Fixed { mantissa: value, decimals: self.fixed.decimals },
                     count,
                     decimals: self.fixed.decimals,
                 }))
@@ -194,17 +159,12 @@ impl Planner {
 
     /// Feeds the plaintexts of the releases asked for.
     pub fn released(&mut self, values: &[(Release, i64)]) -> Result<PlanStep, StatsError> {
-        let map: BTreeMap<Release, i128> =
-            values.iter().map(|(r, v)| (*r, i128::from(*v))).collect();
+        let map: BTreeMap<Release, i128> = values.iter().map(|(r, v)| (*r, i128::from(*v))).collect();
         match &mut self.state {
             State::Search(search) => {
                 let (release, value) = match values {
                     [(r, v)] => (*r, i128::from(*v)),
-                    _ => {
-                        return Err(StatsError::UnexpectedInput(
-                            "a search step releases one value".into(),
-                        ))
-                    }
+                    _ => return Err(StatsError::UnexpectedInput("a search step releases one value".into())),
                 };
                 let step = search.released(release, value)?;
                 self.search_step(step)
@@ -219,39 +179,24 @@ impl Planner {
                 self.state = State::Finished;
                 Ok(PlanStep::Done(result))
             }
-            State::Fresh | State::Finished => Err(StatsError::UnexpectedInput(
-                "no release was asked for".into(),
-            )),
+            State::Fresh | State::Finished => Err(StatsError::UnexpectedInput("no release was asked for".into())),
         }
     }
 
     fn get(map: &BTreeMap<Release, i128>, r: Release) -> Result<i128, StatsError> {
-        map.get(&r)
-            .copied()
-            .ok_or_else(|| StatsError::UnexpectedInput(format!("missing release {r:?}")))
+        map.get(&r).copied().ok_or_else(|| StatsError::UnexpectedInput(format!("missing release {r:?}")))
     }
 
-    fn combined(
-        &self,
-        map: &BTreeMap<Release, i128>,
-        whole: Release,
-        limb: fn(u32) -> Release,
-    ) -> Result<i128, StatsError> {
+    fn combined(&self, map: &BTreeMap<Release, i128>, whole: Release, limb: fn(u32) -> Release) -> Result<i128, StatsError> {
         if !self.params.exact {
             let (qs, qq) = moments_quanta(&self.params, &self.fixed)?;
             let q = if whole == Release::Squares { qq } else { qs };
             let q = i128::try_from(q).map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
-            return Self::get(map, whole)?
-                .checked_mul(q)
-                .ok_or(StatsError::ArithmeticOverflow("noisy sum"));
+            return Self::get(map, whole)?.checked_mul(q).ok_or(StatsError::ArithmeticOverflow("noisy sum"));
         }
         let l = limbs::limb_count(self.limb_bits)?;
         let parts = (0..l)
-            .map(|k| {
-                Self::get(map, limb(k)).and_then(|v| {
-                    i64::try_from(v).map_err(|_| StatsError::ArithmeticOverflow("limb"))
-                })
-            })
+            .map(|k| Self::get(map, limb(k)).and_then(|v| i64::try_from(v).map_err(|_| StatsError::ArithmeticOverflow("limb"))))
             .collect::<Result<Vec<_>, _>>()?;
         limbs::recombine(&parts, self.limb_bits)
     }
@@ -262,14 +207,8 @@ impl Planner {
         let n = Self::get(map, Release::Count)?;
         let overflow = |what| StatsError::ArithmeticOverflow(what);
         let value = match st {
-            Statistic::Count => ExactValue::Fixed {
-                mantissa: n,
-                decimals: 0,
-            },
-            Statistic::Sum => ExactValue::Fixed {
-                mantissa: self.combined(map, Release::Sum, Release::SumLimb)?,
-                decimals: d,
-            },
+            Statistic::Count => ExactValue::Fixed { mantissa: n, decimals: 0 },
+            Statistic::Sum => ExactValue::Fixed { mantissa: self.combined(map, Release::Sum, Release::SumLimb)?, decimals: d },
             Statistic::Mean => {
                 if n <= 0 {
                     return Err(StatsError::NoData { blank: 0 });
@@ -286,21 +225,12 @@ impl Planner {
                 }
                 let s = self.combined(map, Release::Sum, Release::SumLimb)?;
                 let q = self.combined(map, Release::Squares, Release::SquaresLimb)?;
-                let nq = n
-                    .checked_mul(q)
-                    .ok_or(overflow("variance: n x sum of squares"))?;
+                let nq = n.checked_mul(q).ok_or(overflow("variance: n x sum of squares"))?;
                 let s2 = s.checked_mul(s).ok_or(overflow("variance: sum squared"))?;
                 let num = nq.checked_sub(s2).ok_or(overflow("variance"))?.max(0);
-                let div = if self.params.sample {
-                    n.checked_mul(n - 1)
-                } else {
-                    n.checked_mul(n)
-                }
-                .ok_or(overflow("variance"))?;
+                let div = if self.params.sample { n.checked_mul(n - 1) } else { n.checked_mul(n) }.ok_or(overflow("variance"))?;
                 let (num, div) = reduce(num, div)?;
-                let den = div
-                    .checked_mul(pow10(d.checked_mul(2).ok_or(overflow("decimals"))?)?)
-                    .ok_or(overflow("variance"))?;
+                let den = div.checked_mul(pow10(d.checked_mul(2).ok_or(overflow("decimals"))?)?).ok_or(overflow("variance"))?;
                 let (num, den) = reduce(num, den)?;
                 if st == Statistic::Variance {
                     ExactValue::Ratio { num, den }
@@ -308,18 +238,9 @@ impl Planner {
                     ExactValue::SqrtRatio { num, den }
                 }
             }
-            _ => {
-                return Err(StatsError::UnexpectedInput(format!(
-                    "{st} is not a moments statistic"
-                )))
-            }
+            _ => return Err(StatsError::UnexpectedInput(format!("{st} is not a moments statistic"))),
         };
-        Ok(StatResult {
-            statistic: st,
-            value,
-            count: n,
-            decimals: d,
-        })
+        Ok(StatResult { statistic: st, value, count: n, decimals: d })
     }
 
     fn histogram_result(&self, map: &BTreeMap<Release, i128>) -> Result<StatResult, StatsError> {
@@ -328,27 +249,12 @@ impl Planner {
         let mut buckets = Vec::with_capacity(edges.len() + 1);
         let mut total: i128 = 0;
         for k in 0..=edges.len() {
-            let count = Self::get(
-                map,
-                Release::HistBucket(
-                    u32::try_from(k).map_err(|_| StatsError::ArithmeticOverflow("edges"))?,
-                ),
-            )?;
-            total = total
-                .checked_add(count)
-                .ok_or(StatsError::ArithmeticOverflow("histogram"))?;
-            let lo = k
-                .checked_sub(1)
-                .and_then(|i| edges.get(i))
-                .map(|e| format_fixed(*e, d));
+            let count = Self::get(map, Release::HistBucket(u32::try_from(k).map_err(|_| StatsError::ArithmeticOverflow("edges"))?))?;
+            total = total.checked_add(count).ok_or(StatsError::ArithmeticOverflow("histogram"))?;
+            let lo = k.checked_sub(1).and_then(|i| edges.get(i)).map(|e| format_fixed(*e, d));
             let hi = edges.get(k).map(|e| format_fixed(*e, d));
             buckets.push(HistogramBucket { lo, hi, count });
         }
-        Ok(StatResult {
-            statistic: Statistic::Histogram,
-            value: ExactValue::Histogram(buckets),
-            count: total,
-            decimals: d,
-        })
+        Ok(StatResult { statistic: Statistic::Histogram, value: ExactValue::Histogram(buckets), count: total, decimals: d })
     }
 }

@@ -10,10 +10,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::contribution::{Aggregate, Contribution, RelayTask};
-use super::dp::{laplace_scale, Epsilon};
 use super::error::StatsError;
 use super::grid::Grid;
 use super::limbs;
+use super::dp::{laplace_scale, Epsilon};
 use super::statistic::{FixedParams, QueryParams, Statistic};
 use crate::crypto::{scalar_from_i128, Ciphertext};
 
@@ -76,70 +76,34 @@ pub fn first_search_grid(fixed: &FixedParams) -> Result<Grid, StatsError> {
 pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape, StatsError> {
     let st = params.statistic;
     Ok(match st {
-        Statistic::Count => PlanShape {
-            max_rounds: 1,
-            releases: 1,
-        },
-        Statistic::Sum | Statistic::Mean => PlanShape {
-            max_rounds: 1,
-            releases: 2,
-        },
-        Statistic::Variance | Statistic::Stddev => PlanShape {
-            max_rounds: 1,
-            releases: 3,
-        },
+        Statistic::Count => PlanShape { max_rounds: 1, releases: 1 },
+        Statistic::Sum | Statistic::Mean => PlanShape { max_rounds: 1, releases: 2 },
+        Statistic::Variance | Statistic::Stddev => PlanShape { max_rounds: 1, releases: 3 },
         // disjoint buckets: parallel composition, each bucket at the full epsilon
-        Statistic::Histogram => PlanShape {
-            max_rounds: 1,
-            releases: 1,
-        },
-        Statistic::Min | Statistic::Max | Statistic::Median | Statistic::Quantile => {
-            match fixed.bounds {
-                Some((lo, hi)) => {
-                    let span = hi
-                        .checked_sub(lo)
-                        .and_then(|s| s.checked_add(1))
-                        .ok_or(StatsError::ArithmeticOverflow("bounds"))?;
-                    let rounds = rounds_for_span(span);
-                    PlanShape {
-                        max_rounds: rounds,
-                        releases: 1 + SEARCH_STEPS * u64::from(rounds),
-                    }
-                }
-                None if params.exact => PlanShape {
-                    max_rounds: EXACT_SEARCH_ROUNDS,
-                    releases: 1,
-                },
-                None => return Err(StatsError::BoundsRequired),
+        Statistic::Histogram => PlanShape { max_rounds: 1, releases: 1 },
+        Statistic::Min | Statistic::Max | Statistic::Median | Statistic::Quantile => match fixed.bounds {
+            Some((lo, hi)) => {
+                let span = hi.checked_sub(lo).and_then(|s| s.checked_add(1)).ok_or(StatsError::ArithmeticOverflow("bounds"))?;
+                let rounds = rounds_for_span(span);
+                PlanShape { max_rounds: rounds, releases: 1 + SEARCH_STEPS * u64::from(rounds) }
             }
-        }
+            None if params.exact => PlanShape { max_rounds: EXACT_SEARCH_ROUNDS, releases: 1 },
+            None => return Err(StatsError::BoundsRequired),
+        },
     })
 }
 
 /// Authority side: is `task` what round `round` of this query may ask relays for?
-pub fn check_task(
-    params: &QueryParams,
-    fixed: &FixedParams,
-    round: u32,
-    task: &RelayTask,
-) -> Result<(), StatsError> {
+pub fn check_task(params: &QueryParams, fixed: &FixedParams, round: u32, task: &RelayTask) -> Result<(), StatsError> {
     task.validate()?;
     let shape = plan_shape(params, fixed)?;
     let refuse = |why: String| Err(StatsError::ReleaseRefused(why));
     if round >= shape.max_rounds {
-        return refuse(format!(
-            "round {round} is beyond the {} rounds a {} query may take",
-            shape.max_rounds, params.statistic
-        ));
+        return refuse(format!("round {round} is beyond the {} rounds a {} query may take", shape.max_rounds, params.statistic));
     }
     let st = params.statistic;
     match task {
-        RelayTask::Moments {
-            squares,
-            sum_quantum,
-            squares_quantum,
-            ..
-        } => {
+        RelayTask::Moments { squares, sum_quantum, squares_quantum, .. } => {
             if (*sum_quantum, *squares_quantum) != moments_quanta(params, fixed)? {
                 return refuse("the task's resolution differs from the query's".into());
             }
@@ -147,10 +111,7 @@ pub fn check_task(
                 return refuse(format!("a {st} query does not ask for sums"));
             }
             if *squares != st.needs_squares() {
-                return refuse(format!(
-                    "a {st} query {} sums of squares",
-                    if *squares { "does not need" } else { "needs" }
-                ));
+                return refuse(format!("a {st} query {} sums of squares", if *squares { "does not need" } else { "needs" }));
             }
         }
         RelayTask::Histogram { grid } => match st {
@@ -166,21 +127,9 @@ pub fn check_task(
                 match grid {
                     Grid::Uniform { buckets, .. } if *buckets <= SEARCH_BUCKETS => {}
                     Grid::Magnitude if round == 0 => {}
-                    _ => {
-                        return refuse(
-                            "search rounds use uniform grids of at most 64 buckets".into(),
-                        )
-                    }
+                    _ => return refuse("search rounds use uniform grids of at most 64 buckets".into()),
                 }
-                if let (
-                    Some((lo, hi)),
-                    Grid::Uniform {
-                        lo: glo,
-                        width,
-                        buckets,
-                    },
-                ) = (fixed.bounds, grid)
-                {
+                if let (Some((lo, hi)), Grid::Uniform { lo: glo, width, buckets }) = (fixed.bounds, grid) {
                     let ghi = glo + width * i128::from(*buckets) - 1;
                     if *glo < lo || ghi > hi + width {
                         return refuse("search grid leaves the query's bounds".into());
@@ -199,50 +148,27 @@ pub fn check_task(
 pub fn dp_quantum(sensitivity: u128, epsilon: Epsilon, share: u64) -> Result<u128, StatsError> {
     let (num, den) = laplace_scale(sensitivity, epsilon, share)?;
     let target = num / den.max(1) / 16;
-    Ok(if target <= 1 {
-        1
-    } else {
-        1u128 << (127 - target.leading_zeros())
-    })
+    Ok(if target <= 1 { 1 } else { 1u128 << (127 - target.leading_zeros()) })
 }
 
 /// (sum quantum, squares quantum) of a moments query: 1 and 1 when exact.
-pub fn moments_quanta(
-    params: &QueryParams,
-    fixed: &FixedParams,
-) -> Result<(u128, u128), StatsError> {
+pub fn moments_quanta(params: &QueryParams, fixed: &FixedParams) -> Result<(u128, u128), StatsError> {
     if params.exact {
         return Ok((1, 1));
     }
-    let epsilon = params.epsilon.ok_or(StatsError::InvalidParameter {
-        name: "epsilon",
-        reason: "missing".into(),
-    })?;
+    let epsilon = params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
     let share = plan_shape(params, fixed)?.releases;
     let b = max_abs_bound(fixed);
-    let b2 = b
-        .checked_mul(b)
-        .ok_or(StatsError::ArithmeticOverflow("bounds squared"))?;
-    Ok((
-        dp_quantum(b, epsilon, share)?,
-        dp_quantum(b2, epsilon, share)?,
-    ))
+    let b2 = b.checked_mul(b).ok_or(StatsError::ArithmeticOverflow("bounds squared"))?;
+    Ok((dp_quantum(b, epsilon, share)?, dp_quantum(b2, epsilon, share)?))
 }
 
 fn max_abs_bound(fixed: &FixedParams) -> u128 {
-    fixed
-        .bounds
-        .map(|(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs()))
-        .unwrap_or(0)
+    fixed.bounds.map(|(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs())).unwrap_or(0)
 }
 
 /// Authority side: is `release` permitted for this round, and in which slot?
-pub fn slot(
-    params: &QueryParams,
-    fixed: &FixedParams,
-    task: &RelayTask,
-    release: Release,
-) -> Result<ReleaseSlot, StatsError> {
+pub fn slot(params: &QueryParams, fixed: &FixedParams, task: &RelayTask, release: Release) -> Result<ReleaseSlot, StatsError> {
     let shape = plan_shape(params, fixed)?;
     let st = params.statistic;
     let refuse = |why: String| Err(StatsError::ReleaseRefused(why));
@@ -250,121 +176,60 @@ pub fn slot(
     let (index, sensitivity) = match (task, release) {
         (RelayTask::Moments { .. }, Release::Count) => (0, 1),
         // in quantized units: one row moves a quantized sum by at most ceil(B/q) + 1
-        (RelayTask::Moments { sum_quantum, .. }, Release::Sum) if st.needs_sum() => (
-            1,
-            max_abs_bound(fixed)
-                .div_ceil(*sum_quantum)
-                .saturating_add(1),
-        ),
-        (
-            RelayTask::Moments {
-                squares: true,
-                squares_quantum,
-                ..
-            },
-            Release::Squares,
-        ) => {
-            let b = max_abs_bound(fixed);
-            (
-                2,
-                b.checked_mul(b)
-                    .ok_or(StatsError::ArithmeticOverflow("sensitivity"))?
-                    .div_ceil(*squares_quantum)
-                    .saturating_add(1),
-            )
+        (RelayTask::Moments { sum_quantum, .. }, Release::Sum) if st.needs_sum() => {
+            (1, max_abs_bound(fixed).div_ceil(*sum_quantum).saturating_add(1))
         }
-        (RelayTask::Moments { limb_bits, .. }, Release::SumLimb(k))
-            if exact && st.needs_sum() && k < limbs::limb_count(*limb_bits)? =>
-        {
+        (RelayTask::Moments { squares: true, squares_quantum, .. }, Release::Squares) => {
+            let b = max_abs_bound(fixed);
+            (2, b.checked_mul(b).ok_or(StatsError::ArithmeticOverflow("sensitivity"))?.div_ceil(*squares_quantum).saturating_add(1))
+        }
+        (RelayTask::Moments { limb_bits, .. }, Release::SumLimb(k)) if exact && st.needs_sum() && k < limbs::limb_count(*limb_bits)? => {
             (16 + k, 0)
         }
-        (
-            RelayTask::Moments {
-                limb_bits,
-                squares: true,
-                ..
-            },
-            Release::SquaresLimb(k),
-        ) if exact && k < limbs::limb_count(*limb_bits)? => (64 + k, 0),
+        (RelayTask::Moments { limb_bits, squares: true, .. }, Release::SquaresLimb(k)) if exact && k < limbs::limb_count(*limb_bits)? => {
+            (64 + k, 0)
+        }
         (RelayTask::Histogram { .. }, Release::HistTotal) => (0, 1),
-        (RelayTask::Histogram { grid }, Release::HistPrefix(n))
-            if st.is_search() && n > 0 && n < grid.buckets() =>
-        {
-            (1 + n, 1)
-        }
-        (RelayTask::Histogram { grid }, Release::HistBucket(k))
-            if st == Statistic::Histogram && k < grid.buckets() =>
-        {
-            (1 + k, 1)
-        }
-        (_, r) => {
-            return refuse(format!(
-                "{r:?} is not part of a {}{} query's plan",
-                if exact { "exact " } else { "" },
-                st
-            ))
-        }
+        (RelayTask::Histogram { grid }, Release::HistPrefix(n)) if st.is_search() && n > 0 && n < grid.buckets() => (1 + n, 1),
+        (RelayTask::Histogram { grid }, Release::HistBucket(k)) if st == Statistic::Histogram && k < grid.buckets() => (1 + k, 1),
+        (_, r) => return refuse(format!("{r:?} is not part of a {}{} query's plan", if exact { "exact " } else { "" }, st)),
     };
-    Ok(ReleaseSlot {
-        index,
-        sensitivity,
-        share: shape.releases,
-    })
+    Ok(ReleaseSlot { index, sensitivity, share: shape.releases })
 }
 
 fn weighted_sum(limbs_ct: &[Ciphertext], limb_bits: u32) -> Result<Ciphertext, StatsError> {
     let mut total = Ciphertext::zero();
     for (k, c) in limbs_ct.iter().enumerate() {
-        let shift = u32::try_from(k)
-            .ok()
-            .and_then(|k| k.checked_mul(limb_bits))
-            .filter(|s| *s < 127);
-        let weight = shift
-            .map(|s| 1i128 << s)
-            .ok_or(StatsError::ArithmeticOverflow("limb weight"))?;
+        let shift = u32::try_from(k).ok().and_then(|k| k.checked_mul(limb_bits)).filter(|s| *s < 127);
+        let weight = shift.map(|s| 1i128 << s).ok_or(StatsError::ArithmeticOverflow("limb weight"))?;
         total += c.scale_by(&scalar_from_i128(weight));
     }
     Ok(total)
 }
 
 /// The ciphertext a release decrypts: a fixed linear function of the aggregate.
-pub fn target(
-    task: &RelayTask,
-    aggregate: &Aggregate,
-    release: Release,
-) -> Result<Ciphertext, StatsError> {
-    let missing = || {
-        StatsError::ReleaseRefused(format!(
-            "{release:?} does not exist in this round's aggregate"
-        ))
-    };
+pub fn target(task: &RelayTask, aggregate: &Aggregate, release: Release) -> Result<Ciphertext, StatsError> {
+    let missing = || StatsError::ReleaseRefused(format!("{release:?} does not exist in this round's aggregate"));
     match (task, aggregate, release) {
         (_, Contribution::Moments { count, .. }, Release::Count) => Ok(*count),
-        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { sum, .. }, Release::Sum) => {
-            weighted_sum(sum, *limb_bits)
+        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { sum, .. }, Release::Sum) => weighted_sum(sum, *limb_bits),
+        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { squares, .. }, Release::Squares) if !squares.is_empty() => {
+            weighted_sum(squares, *limb_bits)
         }
-        (
-            RelayTask::Moments { limb_bits, .. },
-            Contribution::Moments { squares, .. },
-            Release::Squares,
-        ) if !squares.is_empty() => weighted_sum(squares, *limb_bits),
-        (_, Contribution::Moments { sum, .. }, Release::SumLimb(k)) => sum
-            .get(usize::try_from(k).map_err(|_| missing())?)
-            .copied()
-            .ok_or_else(missing),
-        (_, Contribution::Moments { squares, .. }, Release::SquaresLimb(k)) => squares
-            .get(usize::try_from(k).map_err(|_| missing())?)
-            .copied()
-            .ok_or_else(missing),
+        (_, Contribution::Moments { sum, .. }, Release::SumLimb(k)) => {
+            sum.get(usize::try_from(k).map_err(|_| missing())?).copied().ok_or_else(missing)
+        }
+        (_, Contribution::Moments { squares, .. }, Release::SquaresLimb(k)) => {
+            squares.get(usize::try_from(k).map_err(|_| missing())?).copied().ok_or_else(missing)
+        }
         (_, Contribution::Histogram { counts }, Release::HistTotal) => Ok(Ciphertext::sum(counts)),
         (_, Contribution::Histogram { counts }, Release::HistPrefix(n)) => {
             let n = usize::try_from(n).map_err(|_| missing())?;
             Ok(Ciphertext::sum(counts.get(..n).ok_or_else(missing)?))
         }
-        (_, Contribution::Histogram { counts }, Release::HistBucket(k)) => counts
-            .get(usize::try_from(k).map_err(|_| missing())?)
-            .copied()
-            .ok_or_else(missing),
+        (_, Contribution::Histogram { counts }, Release::HistBucket(k)) => {
+            counts.get(usize::try_from(k).map_err(|_| missing())?).copied().ok_or_else(missing)
+        }
         _ => Err(missing()),
     }
 }
@@ -386,48 +251,18 @@ mod tests {
         p.epsilon = Some(crate::stats::Epsilon(1_000_000));
         p.bounds = Some(("0".into(), "4095".into()));
         let f = p.fixed(0).unwrap();
-        assert_eq!(
-            plan_shape(&p, &f).unwrap(),
-            PlanShape {
-                max_rounds: 2,
-                releases: 13
-            }
-        );
+        assert_eq!(plan_shape(&p, &f).unwrap(), PlanShape { max_rounds: 2, releases: 13 });
     }
 
     #[test]
     fn authority_refuses_what_the_plan_does_not_contain() {
         let p = QueryParams::new(Statistic::Mean);
         let f = p.fixed(0).unwrap();
-        let task = RelayTask::Moments {
-            limb_bits: 20,
-            squares: false,
-            sum_quantum: 1,
-            squares_quantum: 1,
-        };
+        let task = RelayTask::Moments { limb_bits: 20, squares: false, sum_quantum: 1, squares_quantum: 1 };
         check_task(&p, &f, 0, &task).unwrap();
         assert!(check_task(&p, &f, 1, &task).is_err(), "second round");
-        assert!(check_task(
-            &p,
-            &f,
-            0,
-            &RelayTask::Moments {
-                limb_bits: 20,
-                squares: true,
-                sum_quantum: 1,
-                squares_quantum: 1
-            }
-        )
-        .is_err());
-        assert!(check_task(
-            &p,
-            &f,
-            0,
-            &RelayTask::Histogram {
-                grid: Grid::Magnitude
-            }
-        )
-        .is_err());
+        assert!(check_task(&p, &f, 0, &RelayTask::Moments { limb_bits: 20, squares: true, sum_quantum: 1, squares_quantum: 1 }).is_err());
+        assert!(check_task(&p, &f, 0, &RelayTask::Histogram { grid: Grid::Magnitude }).is_err());
         slot(&p, &f, &task, Release::Count).unwrap();
         slot(&p, &f, &task, Release::SumLimb(3)).unwrap();
         assert!(slot(&p, &f, &task, Release::SumLimb(7)).is_err());
@@ -438,37 +273,18 @@ mod tests {
         dp.epsilon = Some(crate::stats::Epsilon(1_000_000));
         dp.bounds = Some(("-5".into(), "3".into()));
         let df = dp.fixed(0).unwrap();
-        assert!(
-            slot(&dp, &df, &task, Release::SumLimb(0)).is_err(),
-            "limbs only in exact mode"
-        );
+        assert!(slot(&dp, &df, &task, Release::SumLimb(0)).is_err(), "limbs only in exact mode");
         // noise scales 5*2/1 = 10 (sum: below 16 quanta) and 25*2/1 = 50 (squares: 2^1)
         assert_eq!(moments_quanta(&dp, &df).unwrap(), (1, 2));
         assert!(check_task(&dp, &df, 0, &task).is_err(), "wrong resolution");
-        let dp_task = RelayTask::Moments {
-            limb_bits: 20,
-            squares: false,
-            sum_quantum: 1,
-            squares_quantum: 2,
-        };
+        let dp_task = RelayTask::Moments { limb_bits: 20, squares: false, sum_quantum: 1, squares_quantum: 2 };
         assert!(check_task(&dp, &df, 0, &dp_task).is_ok());
-        assert_eq!(
-            slot(&dp, &df, &dp_task, Release::Sum).unwrap(),
-            ReleaseSlot {
-                index: 1,
-                sensitivity: 6,
-                share: 2
-            }
-        );
+        assert_eq!(slot(&dp, &df, &dp_task, Release::Sum).unwrap(), ReleaseSlot { index: 1, sensitivity: 6, share: 2 });
         // large bounds: resolution about 1/16 of the noise scale, a power of two
         dp.bounds = Some(("0".into(), "3000000".into()));
         let df = dp.fixed(0).unwrap();
         let (qs, qq) = moments_quanta(&dp, &df).unwrap();
         assert_eq!(qs, 1 << 18); // t = 3e6 * 2 / 1 = 6e6, /16 = 375000 -> 2^18
-        assert!(
-            qq.is_power_of_two()
-                && qq <= 9_000_000_000_000u128 * 2 / 16
-                && qq * 2 > 9_000_000_000_000u128 * 2 / 16
-        );
+        assert!(qq.is_power_of_two() && qq <= 9_000_000_000_000u128 * 2 / 16 && qq * 2 > 9_000_000_000_000u128 * 2 / 16);
     }
 }

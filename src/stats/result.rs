@@ -96,9 +96,9 @@ impl ExactValue {
     /// A floating-point approximation, for display and JSON `value`.
     pub fn to_f64(&self) -> f64 {
         match self {
-            ExactValue::Fixed { mantissa, decimals } => format_fixed(*mantissa, *decimals)
-                .parse::<f64>()
-                .unwrap_or(f64::NAN),
+            ExactValue::Fixed { mantissa, decimals } => {
+                format_fixed(*mantissa, *decimals).parse::<f64>().unwrap_or(f64::NAN)
+            }
             ExactValue::Ratio { num, den } => ratio_f64(*num, *den),
             ExactValue::SqrtRatio { num, den } => ratio_f64(*num, *den).sqrt(),
             ExactValue::Histogram(b) => b.iter().map(|b| b.count as f64).sum(),
@@ -131,22 +131,12 @@ mod tests {
     #[test]
     fn exact_strings() {
         assert_eq!(reduce(8763368, 41400).unwrap(), (47627, 225));
-        let mean = ExactValue::Ratio {
-            num: 14134681,
-            den: 414,
-        };
+        let mean = ExactValue::Ratio { num: 14134681, den: 414 };
         assert_eq!(mean.exact_string(), "14134681/414");
         assert!((mean.to_f64() - 34141.741546).abs() < 1e-5);
         assert_eq!(ExactValue::Ratio { num: 7, den: 4 }.exact_string(), "1.75");
         assert_eq!(ExactValue::Ratio { num: -6, den: 1 }.exact_string(), "-6");
-        assert_eq!(
-            ExactValue::Fixed {
-                mantissa: 2026,
-                decimals: 2
-            }
-            .exact_string(),
-            "20.26"
-        );
+        assert_eq!(ExactValue::Fixed { mantissa: 2026, decimals: 2 }.exact_string(), "20.26");
         assert_eq!(ExactValue::SqrtRatio { num: 9, den: 4 }.to_f64(), 1.5);
     }
 }

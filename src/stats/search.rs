@@ -86,10 +86,7 @@ impl QuantileSearch {
     /// Feeds the plaintext of the pending release.
     pub fn released(&mut self, release: Release, value: i128) -> Result<SearchStep, StatsError> {
         if self.pending != Some(release) {
-            return Err(StatsError::UnexpectedInput(format!(
-                "search got {release:?}, expected {:?}",
-                self.pending
-            )));
+            return Err(StatsError::UnexpectedInput(format!("search got {release:?}, expected {:?}", self.pending)));
         }
         self.pending = None;
         match release {
@@ -112,11 +109,7 @@ impl QuantileSearch {
                     self.prefix_lo = value;
                 }
             }
-            other => {
-                return Err(StatsError::UnexpectedInput(format!(
-                    "search cannot use {other:?}"
-                )))
-            }
+            other => return Err(StatsError::UnexpectedInput(format!("search cannot use {other:?}"))),
         }
         self.next()
     }
@@ -136,9 +129,7 @@ impl QuantileSearch {
         // bucket `lo` holds the target rank
         let range = self.grid.range_of(self.lo);
         let (Some(lo), Some(hi)) = (range.lo, range.hi) else {
-            return Err(StatsError::UnexpectedInput(
-                "search bucket without bounds".into(),
-            ));
+            return Err(StatsError::UnexpectedInput("search bucket without bounds".into()));
         };
         let count = self.total.unwrap_or(0);
         if lo >= hi {
@@ -175,9 +166,7 @@ mod tests {
                     releases += 1;
                     let v: i128 = match r {
                         Release::HistTotal => hist.iter().map(|c| i128::from(*c)).sum(),
-                        Release::HistPrefix(n) => {
-                            hist[..n as usize].iter().map(|c| i128::from(*c)).sum()
-                        }
+                        Release::HistPrefix(n) => hist[..n as usize].iter().map(|c| i128::from(*c)).sum(),
                         _ => unreachable!(),
                     };
                     step = s.released(r, v).unwrap();
@@ -204,10 +193,7 @@ mod tests {
         for p in [(0, 1), (1, 4), (1, 2), (3, 4), (1, 1)] {
             let (got, rounds, releases) = run(&v, p, Grid::Magnitude);
             assert_eq!(got, expected(&v, p), "p = {p:?}");
-            assert!(
-                rounds <= 4 && releases <= 30,
-                "{rounds} rounds {releases} releases"
-            );
+            assert!(rounds <= 4 && releases <= 30, "{rounds} rounds {releases} releases");
         }
     }
 

@@ -58,17 +58,11 @@ impl Statistic {
 
     /// Statistics answered by an encrypted histogram search.
     pub fn is_search(self) -> bool {
-        matches!(
-            self,
-            Statistic::Min | Statistic::Max | Statistic::Median | Statistic::Quantile
-        )
+        matches!(self, Statistic::Min | Statistic::Max | Statistic::Median | Statistic::Quantile)
     }
 
     pub fn needs_sum(self) -> bool {
-        matches!(
-            self,
-            Statistic::Sum | Statistic::Mean | Statistic::Variance | Statistic::Stddev
-        )
+        matches!(self, Statistic::Sum | Statistic::Mean | Statistic::Variance | Statistic::Stddev)
     }
 
     pub fn needs_squares(self) -> bool {
@@ -118,53 +112,27 @@ pub struct QueryParams {
 
 impl QueryParams {
     pub fn new(statistic: Statistic) -> Self {
-        QueryParams {
-            statistic,
-            sample: false,
-            quantile: None,
-            edges: Vec::new(),
-            bounds: None,
-            exact: true,
-            epsilon: None,
-        }
+        QueryParams { statistic, sample: false, quantile: None, edges: Vec::new(), bounds: None, exact: true, epsilon: None }
     }
 
     /// Checks the parameters that do not depend on the column.
     pub fn validate(&self) -> Result<(), StatsError> {
-        let bad = |name: &'static str, reason: &str| StatsError::InvalidParameter {
-            name,
-            reason: reason.to_string(),
-        };
+        let bad = |name: &'static str, reason: &str| StatsError::InvalidParameter { name, reason: reason.to_string() };
         if self.statistic == Statistic::Quantile {
-            let p = self
-                .quantile
-                .as_deref()
-                .ok_or_else(|| bad("quantile", "quantile needs --quantile P with P in [0, 1]"))?;
+            let p = self.quantile.as_deref().ok_or_else(|| bad("quantile", "quantile needs --quantile P with P in [0, 1]"))?;
             quantile_fraction(p)?;
         }
         if self.statistic == Statistic::Histogram && self.edges.is_empty() {
-            return Err(bad(
-                "edges",
-                "histogram needs --edges E1,E2,... (increasing)",
-            ));
+            return Err(bad("edges", "histogram needs --edges E1,E2,... (increasing)"));
         }
         if self.exact && self.epsilon.is_some() {
-            return Err(bad(
-                "epsilon",
-                "a query is either exact or has an epsilon, not both",
-            ));
+            return Err(bad("epsilon", "a query is either exact or has an epsilon, not both"));
         }
         if !self.exact {
             if self.epsilon.is_none() {
-                return Err(bad(
-                    "epsilon",
-                    "a noisy query needs --epsilon E (or --exact where allowed)",
-                ));
+                return Err(bad("epsilon", "a noisy query needs --epsilon E (or --exact where allowed)"));
             }
-            if self.statistic != Statistic::Count
-                && self.statistic != Statistic::Histogram
-                && self.bounds.is_none()
-            {
+            if self.statistic != Statistic::Count && self.statistic != Statistic::Histogram && self.bounds.is_none() {
                 return Err(StatsError::BoundsRequired);
             }
         }
@@ -184,11 +152,7 @@ impl QueryParams {
     /// The decimals that the parameters themselves need (bounds, edges).
     pub fn parameter_decimals(&self) -> Result<u32, StatsError> {
         let mut d = 0;
-        for text in self
-            .edges
-            .iter()
-            .chain(self.bounds.iter().flat_map(|(a, b)| [a, b]))
-        {
+        for text in self.edges.iter().chain(self.bounds.iter().flat_map(|(a, b)| [a, b])) {
             d = d.max(parse_decimal(text)?.1);
         }
         Ok(d)
@@ -200,26 +164,15 @@ impl QueryParams {
             Some((lo, hi)) => Some((parse_fixed(lo, decimals)?, parse_fixed(hi, decimals)?)),
             None => None,
         };
-        let edges = self
-            .edges
-            .iter()
-            .map(|e| parse_fixed(e, decimals))
-            .collect::<Result<Vec<_>, _>>()?;
+        let edges = self.edges.iter().map(|e| parse_fixed(e, decimals)).collect::<Result<Vec<_>, _>>()?;
         let quantile = match self.statistic {
-            Statistic::Quantile => Some(quantile_fraction(
-                self.quantile.as_deref().unwrap_or("0.5"),
-            )?),
+            Statistic::Quantile => Some(quantile_fraction(self.quantile.as_deref().unwrap_or("0.5"))?),
             Statistic::Median => Some((1, 2)),
             Statistic::Min => Some((0, 1)),
             Statistic::Max => Some((1, 1)),
             _ => None,
         };
-        Ok(FixedParams {
-            decimals,
-            bounds,
-            edges,
-            quantile,
-        })
+        Ok(FixedParams { decimals, bounds, edges, quantile })
     }
 }
 
@@ -228,10 +181,7 @@ pub fn quantile_fraction(text: &str) -> Result<(i128, i128), StatsError> {
     let (m, d) = parse_decimal(text)?;
     let den = pow10(d)?;
     if m < 0 || m > den {
-        return Err(StatsError::InvalidParameter {
-            name: "quantile",
-            reason: format!("{text} is outside [0, 1]"),
-        });
+        return Err(StatsError::InvalidParameter { name: "quantile", reason: format!("{text} is outside [0, 1]") });
     }
     Ok((m, den))
 }
@@ -250,9 +200,7 @@ pub struct FixedParams {
 /// p = 1/2 gives the lower median for even n.
 pub fn quantile_rank(p: (i128, i128), n: i128) -> Result<i128, StatsError> {
     let (num, den) = p;
-    let prod = num
-        .checked_mul(n)
-        .ok_or(StatsError::ArithmeticOverflow("quantile rank"))?;
+    let prod = num.checked_mul(n).ok_or(StatsError::ArithmeticOverflow("quantile rank"))?;
     let ceil = (prod + den - 1).div_euclid(den);
     Ok(ceil.clamp(1, n.max(1)))
 }

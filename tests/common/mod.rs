@@ -8,9 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crux::actors::column_source::FileColumnSource;
-use crux::crypto::{
-    DlogSolver, EncryptionKey, JointPublicKey, KeyShare, MemoryTable, RelayIdentity,
-};
+use crux::crypto::{DlogSolver, EncryptionKey, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
 use crux::data::{Shard, SourceSpec};
 use crux::protocol::authority::{AuthorityPolicy, AuthorityState};
 use crux::protocol::ledger::MemoryLedger;
@@ -22,9 +20,7 @@ use crux::stats::{Epsilon, QueryParams};
 use rand::rngs::OsRng;
 
 pub fn data_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 pub fn expected() -> serde_json::Value {
@@ -40,15 +36,8 @@ pub fn expected_columns() -> Vec<(String, Vec<String>, serde_json::Value)> {
         .unwrap()
         .iter()
         .map(|c| {
-            let labels = ["group", "sub", "period"]
-                .iter()
-                .map(|k| c[*k].as_str().unwrap().to_string())
-                .collect();
-            (
-                c["column"].as_str().unwrap().to_string(),
-                labels,
-                c["stats"].clone(),
-            )
+            let labels = ["group", "sub", "period"].iter().map(|k| c[*k].as_str().unwrap().to_string()).collect();
+            (c["column"].as_str().unwrap().to_string(), labels, c["stats"].clone())
         })
         .collect()
 }
@@ -72,22 +61,12 @@ pub struct MemoryCluster {
 }
 
 fn status(name: &str, role: Role) -> NodeStatus {
-    NodeStatus {
-        name: name.to_string(),
-        role,
-        version: "test".into(),
-        details: vec![],
-    }
+    NodeStatus { name: name.to_string(), role, version: "test".into(), details: vec![] }
 }
 
 pub fn solver() -> Arc<DlogSolver<Arc<MemoryTable>>> {
-    static SOLVER: std::sync::OnceLock<Arc<DlogSolver<Arc<MemoryTable>>>> =
-        std::sync::OnceLock::new();
-    SOLVER
-        .get_or_init(|| {
-            Arc::new(DlogSolver::new(Arc::new(MemoryTable::build(16).unwrap()), 30).unwrap())
-        })
-        .clone()
+    static SOLVER: std::sync::OnceLock<Arc<DlogSolver<Arc<MemoryTable>>>> = std::sync::OnceLock::new();
+    SOLVER.get_or_init(|| Arc::new(DlogSolver::new(Arc::new(MemoryTable::build(16).unwrap()), 30).unwrap())).clone()
 }
 
 impl MemoryCluster {
@@ -96,44 +75,23 @@ impl MemoryCluster {
         let sources = (0..relays)
             .map(|j| {
                 let mut spec = SourceSpec::new(data_path(file));
-                spec.shard = Some(Shard {
-                    index: j,
-                    count: relays,
-                });
-                Box::new(FileColumnSource {
-                    relay: format!("relay-{}", j + 1),
-                    sources: vec![spec],
-                }) as Box<dyn ColumnSource>
+                spec.shard = Some(Shard { index: j, count: relays });
+                Box::new(FileColumnSource { relay: format!("relay-{}", j + 1), sources: vec![spec] }) as Box<dyn ColumnSource>
             })
             .collect();
         Self::with_sources(sources, allow_exact, min_relays)
     }
 
-    pub fn with_sources(
-        sources: Vec<Box<dyn ColumnSource>>,
-        allow_exact: bool,
-        min_relays: usize,
-    ) -> Self {
-        let shares: Vec<KeyShare> = (1..=3)
-            .map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng))
-            .collect();
-        let joint = JointPublicKey::assemble(
-            &shares
-                .iter()
-                .map(|s| s.public_share(&mut OsRng))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+    pub fn with_sources(sources: Vec<Box<dyn ColumnSource>>, allow_exact: bool, min_relays: usize) -> Self {
+        let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
+        let joint = JointPublicKey::assemble(&shares.iter().map(|s| s.public_share(&mut OsRng)).collect::<Vec<_>>()).unwrap();
         let mut relay_nodes = Vec::new();
         let mut relay_keys = Vec::new();
         for (j, source) in sources.into_iter().enumerate() {
             let name = format!("relay-{}", j + 1);
             let identity = RelayIdentity::generate(&mut OsRng);
             relay_keys.push((name.clone(), identity.public_key()));
-            relay_nodes.push((
-                RelayState::new(&name, identity, EncryptionKey::new(&joint)),
-                source,
-            ));
+            relay_nodes.push((RelayState::new(&name, identity, EncryptionKey::new(&joint)), source));
         }
         let policy = AuthorityPolicy {
             min_relays,
@@ -142,15 +100,8 @@ impl MemoryCluster {
             replay_window_secs: 3600,
             relays: relay_keys.iter().cloned().collect::<HashMap<_, _>>(),
         };
-        let authorities = shares
-            .into_iter()
-            .map(|s| {
-                (
-                    AuthorityState::new(s, joint.clone(), policy.clone()),
-                    MemoryLedger::default(),
-                )
-            })
-            .collect();
+        let authorities =
+            shares.into_iter().map(|s| (AuthorityState::new(s, joint.clone(), policy.clone()), MemoryLedger::default())).collect();
         let solver = solver();
         let view = Arc::new(ProcessorView {
             dataset: "areas".into(),
@@ -160,13 +111,7 @@ impl MemoryCluster {
             joint,
             dlog_max_abs: solver.max_abs(),
         });
-        MemoryCluster {
-            relays: relay_nodes,
-            authorities,
-            view,
-            solver,
-            transcript: Vec::new(),
-        }
+        MemoryCluster { relays: relay_nodes, authorities, view, solver, transcript: Vec::new() }
     }
 
     fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(&mut self, msg: &T) -> T {
@@ -175,20 +120,10 @@ impl MemoryCluster {
         decode(&bytes, DEFAULT_MAX_FRAME).unwrap()
     }
 
-    pub fn query(
-        &mut self,
-        labels: &[&str],
-        params: QueryParams,
-    ) -> Result<QueryAnswer, ProtocolError> {
+    pub fn query(&mut self, labels: &[&str], params: QueryParams) -> Result<QueryAnswer, ProtocolError> {
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let now = 1_700_000_000;
-        let (mut driver, mut step) = QueryDriver::new(
-            self.view.clone(),
-            QueryId::random(&mut OsRng),
-            now,
-            labels,
-            params,
-        )?;
+        let (mut driver, mut step) = QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), now, labels, params)?;
         loop {
             step = match step {
                 Step::AskRelays(request) => {
@@ -201,12 +136,7 @@ impl MemoryCluster {
                         }
                         let req = self.wire(&request);
                         let (relay, source) = &mut self.relays[i];
-                        let (resp, _note) = relay.handle(
-                            req,
-                            source.as_ref(),
-                            || status(&name, Role::Relay),
-                            &mut OsRng,
-                        );
+                        let (resp, _note) = relay.handle(req, source.as_ref(), || status(&name, Role::Relay), &mut OsRng);
                         let resp = self.wire(&resp);
                         replies.push((name, Ok(resp)));
                     }
@@ -220,13 +150,7 @@ impl MemoryCluster {
                             let req = self.wire(&request);
                             let (auth, ledger) = &mut self.authorities[i];
                             let name = auth.name().to_string();
-                            let resp = auth.handle(
-                                req,
-                                ledger,
-                                now + 1,
-                                || status(&name, Role::Authority),
-                                &mut OsRng,
-                            );
+                            let resp = auth.handle(req, ledger, now + 1, || status(&name, Role::Authority), &mut OsRng);
                             let resp = self.wire(&resp);
                             list.push((name, Ok(resp)));
                         }
@@ -235,10 +159,7 @@ impl MemoryCluster {
                     driver.on_authorities(all)?
                 }
                 Step::Solve(points) => {
-                    let values = points
-                        .iter()
-                        .map(|(r, p)| Ok((*r, self.solver.solve_vartime(p)?)))
-                        .collect::<Result<Vec<_>, crux::crypto::CryptoError>>()?;
+                    let values = points.iter().map(|(r, p)| Ok((*r, self.solver.solve_vartime(p)?))).collect::<Result<Vec<_>, crux::crypto::CryptoError>>()?;
                     driver.on_solved(values)?
                 }
                 Step::Done(answer) => return Ok(*answer),
