@@ -943,3 +943,36 @@ async fn relay_contributes_the_column_its_signed_statement_names() {
         r => panic!("{r:?}"),
     }
 }
+
+/// Regression: the authority charged the budget of whatever dataset the
+/// processor named in the (relay-signed) query spec, so a dishonest processor
+/// got a fresh budget for every new dataset name.
+#[actix_rt::test]
+async fn authority_charges_its_own_dataset_whatever_the_spec_names() {
+    setup();
+    let mut cluster = Cluster::init(&["--budget", "2"]);
+    cluster.start_all(&BACKEND);
+    let evil = Peer::new(cluster.config("processor"));
+    evil.wait_ready(&cluster, &BACKEND).await;
+    let (spec, task) = evil.new_query(noisy_count("1.5")).await;
+    let signed = evil.contributions(&spec, &task, &RELAYS).await;
+    for authority in AUTHORITIES {
+        assert_eq!(registered(evil.register(authority, &spec, &task, signed.clone()).await), Some(Epsilon::parse("0.5").unwrap()));
+    }
+    // the same data under another dataset name: relays sign it, authorities must refuse it
+    for name in ["areas-2", "", "AREAS"] {
+        let (mut spec, task) = evil.new_query(noisy_count("1")).await;
+        spec.dataset = name.to_string();
+        let signed = evil.contributions(&spec, &task, &RELAYS).await;
+        for authority in AUTHORITIES {
+            let reason = refusal(evil.register(authority, &spec, &task, signed.clone()).await);
+            assert!(reason.contains("dataset") && reason.contains("\"areas\""), "{name:?}: {reason}");
+        }
+    }
+    match evil.authority("authority-1", &AuthorityRequest::Status).await {
+        AuthorityResponse::Status(s) => {
+            assert!(s.details.contains(&("remaining_epsilon".to_string(), "0.5".to_string())), "{:?}", s.details)
+        }
+        other => panic!("{other:?}"),
+    }
+}
