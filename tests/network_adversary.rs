@@ -472,13 +472,13 @@ async fn forged_altered_or_reused_relay_signatures_are_refused() {
     // ... or in query A with a changed statement (issue time, parameters, task)
     let mut later = spec.clone();
     later.issued_at += 1;
-    let mut hist = spec.clone();
-    hist.params.statistic = Statistic::Mean;
+    let mut mean = spec.clone();
+    mean.params.statistic = Statistic::Mean;
     let RelayTask::Moments { limb_bits, squares, sum_quantum, squares_quantum } = task.clone() else { panic!("moments") };
     let wider = RelayTask::Moments { limb_bits: limb_bits + 1, squares, sum_quantum, squares_quantum };
     for authority in AUTHORITIES {
         for (what, s, t) in
-            [("another query id", &other, &task), ("another issue time", &later, &task), ("another statistic", &hist, &task)]
+            [("another query id", &other, &task), ("another issue time", &later, &task), ("another statistic", &mean, &task)]
         {
             let reason = refusal(evil.register(authority, s, t, vec![c1.clone(), c2.clone()]).await);
             assert!(reason.contains("signature check failed for relay-1"), "{what}: {reason}");
