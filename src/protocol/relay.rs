@@ -44,7 +44,10 @@ pub struct RelayState {
     name: String,
     identity: RelayIdentity,
     key: EncryptionKey,
-    cache: VecDeque<(QueryId, Arc<ColumnValues>)>,
+    /// (query id, requested labels) -> column: a cached column serves only
+    /// the labels it was read for, so a signed statement always names the
+    /// column that was encrypted.
+    cache: VecDeque<(QueryId, Vec<String>, Arc<ColumnValues>)>,
 }
 
 /// What the actor should log next to the response (never sent).
@@ -60,14 +63,14 @@ impl RelayState {
     }
 
     fn column(&mut self, id: &QueryId, labels: &[String], source: &dyn ColumnSource) -> Result<Arc<ColumnValues>, SourceError> {
-        if let Some((_, c)) = self.cache.iter().find(|(q, c)| q == id && c.labels.len() >= labels.len()) {
+        if let Some((_, _, c)) = self.cache.iter().find(|(q, l, _)| q == id && l.as_slice() == labels) {
             return Ok(c.clone());
         }
         let column = Arc::new(source.column(labels)?);
         if self.cache.len() >= CACHE_QUERIES {
             self.cache.pop_front();
         }
-        self.cache.push_back((*id, column.clone()));
+        self.cache.push_back((*id, labels.to_vec(), column.clone()));
         Ok(column)
     }
 
