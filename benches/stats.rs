@@ -588,6 +588,7 @@ impl Cluster {
             ));
         }
         let policy = AuthorityPolicy {
+            dataset: "bench".into(),
             min_relays: 1,
             allow_exact: true,
             budget: Epsilon::parse("10").unwrap(),

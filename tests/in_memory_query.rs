@@ -227,3 +227,15 @@ fn no_plaintext_in_any_message() {
     }
     assert!(checked > 1000);
 }
+
+/// Regression (found by tests/network_adversary.rs): a query naming another
+/// dataset would have been charged to a fresh budget; authorities refuse it.
+#[test]
+fn authorities_refuse_queries_for_another_dataset() {
+    let mut cluster = MemoryCluster::new("areas.xlsx", 3, true, 2);
+    let mut view = (*cluster.view).clone();
+    view.dataset = "areas-2".into();
+    cluster.view = std::sync::Arc::new(view);
+    let err = cluster.query(&["Land"], exact(Statistic::Count)).unwrap_err().to_string();
+    assert!(err.contains("guards dataset \"areas\""), "{err}");
+}

@@ -54,21 +54,6 @@ impl Handler<RequestBytes> for AuthorityActor {
                 return refused(e.to_string());
             }
         };
-        // the budget is charged to the dataset a query names: only this
-        // authority's own dataset may be named, or every new name would
-        // bring a fresh budget
-        if let AuthorityRequest::Register { spec, .. } = &request {
-            if spec.dataset != self.dataset {
-                warn!(peer = %msg.peer, query_id = %spec.id, dataset = %spec.dataset, "refusing a query for another dataset");
-                return refused(format!(
-                    "query {} names dataset {:?}, but {} guards dataset {:?}; every node must have the same `cluster.dataset`",
-                    spec.id,
-                    spec.dataset,
-                    self.state.name(),
-                    self.dataset
-                ));
-            }
-        }
         let (query_id, kind) = match &request {
             AuthorityRequest::Register { spec, round, .. } => (spec.id.to_string(), format!("register round {round}")),
             AuthorityRequest::Decrypt { query_id, round, release } => (query_id.to_string(), format!("decrypt round {round} {release:?}")),

@@ -59,6 +59,7 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
                 return Err(NodeError::Setup { what: "key share".into(), reason: "it does not match this authority's share in the joint key".into() });
             }
             let policy = AuthorityPolicy {
+                dataset: cfg.cluster.dataset.clone(),
                 min_relays: cfg.cluster.min_relays,
                 allow_exact: a.allow_exact,
                 budget: a.budget,

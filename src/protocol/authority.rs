@@ -27,6 +27,9 @@ use crate::stats::{Aggregate, Contribution, Epsilon, RelayTask, Release, Statist
 /// The authority's policy, from its own configuration.
 #[derive(Clone, Debug)]
 pub struct AuthorityPolicy {
+    /// the dataset whose budget this authority guards; queries naming
+    /// another are refused (else every new name would bring a fresh budget)
+    pub dataset: String,
     pub min_relays: usize,
     pub allow_exact: bool,
     pub budget: Epsilon,
@@ -143,6 +146,12 @@ impl AuthorityState {
         now: u64,
     ) -> Result<AuthorityResponse, ProtocolError> {
         spec.params.validate()?;
+        if spec.dataset != self.policy.dataset {
+            return Err(ProtocolError::Malformed(format!(
+                "query {} names dataset {:?}, but {} guards dataset {:?}; every node must have the same `cluster.dataset`",
+                spec.id, spec.dataset, self.name, self.policy.dataset
+            )));
+        }
         if spec.params.exact && !self.policy.allow_exact {
             return Err(ProtocolError::ExactNotAllowed(self.name.clone()));
         }

@@ -96,6 +96,7 @@ impl MemoryCluster {
             relay_nodes.push((RelayState::new(&name, identity, EncryptionKey::new(&joint)), source));
         }
         let policy = AuthorityPolicy {
+            dataset: "areas".into(),
             min_relays,
             allow_exact,
             budget: Epsilon::parse("10").unwrap(),
