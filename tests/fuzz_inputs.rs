@@ -1,0 +1,205 @@
+//! Property-based random-input harnesses for the two readers of untrusted
+//! files: the config loader (`NodeConfig::load`) and the spreadsheet/CSV
+//! reader (`crux::data::read_column`). Inputs are random bytes and mutated
+//! copies of real files (configs/*.yaml, tests/data/areas.{xlsx,xls,ods,csv})
+//! written to temp files; the property is "returns Ok or Err, never panics".
+//!
+//! 64 cases per property by default (CI); scale with `PROPTEST_CASES`, e.g.
+//! `PROPTEST_CASES=5000 cargo test --test fuzz_inputs --release`.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use crux::config::NodeConfig;
+use crux::data::{read_column, SourceSpec};
+use proptest::prelude::*;
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn seeds(dir: &str, names: &[&str]) -> Vec<(String, Vec<u8>)> {
+    names.iter().map(|n| (n.to_string(), std::fs::read(root().join(dir).join(n)).unwrap())).collect()
+}
+
+/// One edit of a byte string.
+#[derive(Clone, Debug)]
+enum Edit {
+    Flip { at: usize, byte: u8 },
+    Insert { at: usize, bytes: Vec<u8> },
+    Delete { at: usize, len: usize },
+    Truncate { at: usize },
+    Duplicate { at: usize, len: usize },
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Edit::Flip { at, byte }),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
+        (any::<usize>(), 1usize..256).prop_map(|(at, len)| Edit::Delete { at, len }),
+        any::<usize>().prop_map(|at| Edit::Truncate { at }),
+        (any::<usize>(), 1usize..64).prop_map(|(at, len)| Edit::Duplicate { at, len }),
+    ]
+}
+
+/// YAML-ish tokens that make mutations reach deeper than random bytes do.
+const YAML_TOKENS: &[&str] = &[
+    ":", "- ", "\n", "\n  ", "\t", "null", "~", "''", "\"", "{", "}", "[", "]", "&a ", "*a", "!!binary ", "!!str ", "0x1f", "-1",
+    "99999999999999999999999", "1e400", ".nan", "true", "yes", "<<: *a\n", "? ", "|\n", ">\n", "#", "%YAML 1.2\n", "---\n", "...\n",
+    "listen: ", "role: relay\n", "role: authority\n", "role: processor\n", "max_frame_bytes: 0\n", "min_relays: 0\n",
+    "budget_epsilon: -1\n", "connect_ms: 0\n", "public_key: zz\n", "sources: []\n", "shard: {index: 5, count: 2}\n",
+];
+
+#[derive(Clone, Debug)]
+enum YamlEdit {
+    Bytes(Edit),
+    Token { at: usize, token: usize },
+    DropLine { line: usize },
+    SwapLines { a: usize, b: usize },
+}
+
+fn yaml_edit() -> impl Strategy<Value = YamlEdit> {
+    prop_oneof![
+        edit().prop_map(YamlEdit::Bytes),
+        (any::<usize>(), 0..YAML_TOKENS.len()).prop_map(|(at, token)| YamlEdit::Token { at, token }),
+        any::<usize>().prop_map(|line| YamlEdit::DropLine { line }),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| YamlEdit::SwapLines { a, b }),
+    ]
+}
+
+fn apply(bytes: &mut Vec<u8>, e: &Edit) {
+    let n = bytes.len();
+    let pos = |at: usize| if n == 0 { 0 } else { at % (n + 1) };
+    match e {
+        Edit::Flip { at, byte } => {
+            if n > 0 {
+                bytes[at % n] = *byte;
+            }
+        }
+        Edit::Insert { at, bytes: ins } => {
+            let p = pos(*at);
+            bytes.splice(p..p, ins.iter().copied());
+        }
+        Edit::Delete { at, len } => {
+            let p = pos(*at);
+            let end = (p + len).min(n);
+            bytes.drain(p..end);
+        }
+        Edit::Truncate { at } => bytes.truncate(pos(*at)),
+        Edit::Duplicate { at, len } => {
+            let p = pos(*at);
+            let end = (p + len).min(n);
+            let copy = bytes[p..end].to_vec();
+            bytes.splice(p..p, copy);
+        }
+    }
+}
+
+fn apply_yaml(bytes: &mut Vec<u8>, e: &YamlEdit) {
+    match e {
+        YamlEdit::Bytes(b) => apply(bytes, b),
+        YamlEdit::Token { at, token } => {
+            let p = if bytes.is_empty() { 0 } else { at % (bytes.len() + 1) };
+            bytes.splice(p..p, YAML_TOKENS[*token].bytes());
+        }
+        YamlEdit::DropLine { line } => {
+            let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+            if !lines.is_empty() {
+                let i = line % lines.len();
+                lines.remove(i);
+            }
+            *bytes = lines.join(&b'\n');
+        }
+        YamlEdit::SwapLines { a, b } => {
+            let mut lines: Vec<Vec<u8>> = bytes.split(|b| *b == b'\n').map(|l| l.to_vec()).collect();
+            if !lines.is_empty() {
+                let (i, j) = (a % lines.len(), b % lines.len());
+                lines.swap(i, j);
+            }
+            *bytes = lines.join(&b'\n');
+        }
+    }
+}
+
+/// Writes `bytes` as `name` in a fresh temp dir and returns (dir, path).
+fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    (dir, path)
+}
+
+fn load_config(bytes: &[u8]) {
+    let (_dir, path) = temp_file("node.yaml", bytes);
+    let _ = NodeConfig::load(&path);
+}
+
+const DATA_FILES: [&str; 4] = ["areas.xlsx", "areas.xls", "areas.ods", "areas.csv"];
+
+fn read_all_ways(path: &Path) {
+    let h = ["Population", "All usual residents", "2021"].map(String::from).to_vec();
+    let _ = read_column(&SourceSpec::new(path), &h);
+    let _ = read_column(&SourceSpec::new(path), &["Land".to_string()]);
+    let mut sheet = SourceSpec::new(path);
+    sheet.sheet = Some("iadatasheet2".into());
+    let _ = read_column(&sheet, &["Land".to_string()]);
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn config_loader_never_panics_on_random_text(text in "(?s).{0,400}") {
+        load_config(text.as_bytes());
+    }
+
+    #[test]
+    fn config_loader_never_panics_on_random_bytes(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        load_config(&bytes);
+    }
+
+    #[test]
+    fn config_loader_never_panics_on_mutated_configs(
+        seed in 0usize..4,
+        edits in prop::collection::vec(yaml_edit(), 1..8),
+    ) {
+        let seeds = seeds("configs", &["authority.yaml", "processor.yaml", "relay.yaml", "user.yaml"]);
+        let mut bytes = seeds[seed].1.clone();
+        for e in &edits {
+            apply_yaml(&mut bytes, e);
+        }
+        load_config(&bytes);
+    }
+
+    #[test]
+    fn spreadsheet_reader_never_panics_on_random_bytes(
+        ext in 0usize..4,
+        bytes in prop::collection::vec(any::<u8>(), 0..2048),
+    ) {
+        let (_dir, path) = temp_file(DATA_FILES[ext], &bytes);
+        read_all_ways(&path);
+    }
+
+    #[test]
+    fn spreadsheet_reader_never_panics_on_mutated_files(
+        file in 0usize..4,
+        edits in prop::collection::vec(edit(), 1..6),
+    ) {
+        let seeds = seeds("tests/data", &DATA_FILES);
+        let (name, original) = &seeds[file];
+        let mut bytes = original.clone();
+        for e in &edits {
+            apply(&mut bytes, e);
+        }
+        let (_dir, path) = temp_file(name, &bytes);
+        read_all_ways(&path);
+    }
+}
