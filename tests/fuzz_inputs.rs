@@ -15,11 +15,18 @@ use crux::data::{read_column, SourceSpec};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() }
+    ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 fn root() -> PathBuf {
@@ -27,7 +34,15 @@ fn root() -> PathBuf {
 }
 
 fn seeds(dir: &str, names: &[&str]) -> Vec<(String, Vec<u8>)> {
-    names.iter().map(|n| (n.to_string(), std::fs::read(root().join(dir).join(n)).unwrap())).collect()
+    names
+        .iter()
+        .map(|n| {
+            (
+                n.to_string(),
+                std::fs::read(root().join(dir).join(n)).unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// One edit of a byte string.
@@ -43,7 +58,8 @@ enum Edit {
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Edit::Flip { at, byte }),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16))
+            .prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
         (any::<usize>(), 1usize..256).prop_map(|(at, len)| Edit::Delete { at, len }),
         any::<usize>().prop_map(|at| Edit::Truncate { at }),
         (any::<usize>(), 1usize..64).prop_map(|(at, len)| Edit::Duplicate { at, len }),
@@ -52,10 +68,49 @@ fn edit() -> impl Strategy<Value = Edit> {
 
 /// YAML-ish tokens that make mutations reach deeper than random bytes do.
 const YAML_TOKENS: &[&str] = &[
-    ":", "- ", "\n", "\n  ", "\t", "null", "~", "''", "\"", "{", "}", "[", "]", "&a ", "*a", "!!binary ", "!!str ", "0x1f", "-1",
-    "99999999999999999999999", "1e400", ".nan", "true", "yes", "<<: *a\n", "? ", "|\n", ">\n", "#", "%YAML 1.2\n", "---\n", "...\n",
-    "listen: ", "role: relay\n", "role: authority\n", "role: processor\n", "max_frame_bytes: 0\n", "min_relays: 0\n",
-    "budget_epsilon: -1\n", "connect_ms: 0\n", "public_key: zz\n", "sources: []\n", "shard: {index: 5, count: 2}\n",
+    ":",
+    "- ",
+    "\n",
+    "\n  ",
+    "\t",
+    "null",
+    "~",
+    "''",
+    "\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    "&a ",
+    "*a",
+    "!!binary ",
+    "!!str ",
+    "0x1f",
+    "-1",
+    "99999999999999999999999",
+    "1e400",
+    ".nan",
+    "true",
+    "yes",
+    "<<: *a\n",
+    "? ",
+    "|\n",
+    ">\n",
+    "#",
+    "%YAML 1.2\n",
+    "---\n",
+    "...\n",
+    "listen: ",
+    "role: relay\n",
+    "role: authority\n",
+    "role: processor\n",
+    "max_frame_bytes: 0\n",
+    "min_relays: 0\n",
+    "budget_epsilon: -1\n",
+    "connect_ms: 0\n",
+    "public_key: zz\n",
+    "sources: []\n",
+    "shard: {index: 5, count: 2}\n",
 ];
 
 #[derive(Clone, Debug)]
@@ -69,7 +124,8 @@ enum YamlEdit {
 fn yaml_edit() -> impl Strategy<Value = YamlEdit> {
     prop_oneof![
         edit().prop_map(YamlEdit::Bytes),
-        (any::<usize>(), 0..YAML_TOKENS.len()).prop_map(|(at, token)| YamlEdit::Token { at, token }),
+        (any::<usize>(), 0..YAML_TOKENS.len())
+            .prop_map(|(at, token)| YamlEdit::Token { at, token }),
         any::<usize>().prop_map(|line| YamlEdit::DropLine { line }),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| YamlEdit::SwapLines { a, b }),
     ]
@@ -107,7 +163,11 @@ fn apply_yaml(bytes: &mut Vec<u8>, e: &YamlEdit) {
     match e {
         YamlEdit::Bytes(b) => apply(bytes, b),
         YamlEdit::Token { at, token } => {
-            let p = if bytes.is_empty() { 0 } else { at % (bytes.len() + 1) };
+            let p = if bytes.is_empty() {
+                0
+            } else {
+                at % (bytes.len() + 1)
+            };
             bytes.splice(p..p, YAML_TOKENS[*token].bytes());
         }
         YamlEdit::DropLine { line } => {
@@ -119,7 +179,8 @@ fn apply_yaml(bytes: &mut Vec<u8>, e: &YamlEdit) {
             *bytes = lines.join(&b'\n');
         }
         YamlEdit::SwapLines { a, b } => {
-            let mut lines: Vec<Vec<u8>> = bytes.split(|b| *b == b'\n').map(|l| l.to_vec()).collect();
+            let mut lines: Vec<Vec<u8>> =
+                bytes.split(|b| *b == b'\n').map(|l| l.to_vec()).collect();
             if !lines.is_empty() {
                 let (i, j) = (a % lines.len(), b % lines.len());
                 lines.swap(i, j);
@@ -145,7 +206,9 @@ fn load_config(bytes: &[u8]) {
 const DATA_FILES: [&str; 4] = ["areas.xlsx", "areas.xls", "areas.ods", "areas.csv"];
 
 fn read_all_ways(path: &Path) {
-    let h = ["Population", "All usual residents", "2021"].map(String::from).to_vec();
+    let h = ["Population", "All usual residents", "2021"]
+        .map(String::from)
+        .to_vec();
     let _ = read_column(&SourceSpec::new(path), &h);
     let _ = read_column(&SourceSpec::new(path), &["Land".to_string()]);
     let mut sheet = SourceSpec::new(path);
@@ -199,7 +262,35 @@ proptest! {
         for e in &edits {
             apply(&mut bytes, e);
         }
+        keep_last_input(name, &bytes);
         let (_dir, path) = temp_file(name, &bytes);
         read_all_ways(&path);
     }
+}
+
+/// With `FUZZ_LAST_INPUT=DIR`, every mutated file is also written to DIR
+/// before it is read: after a crash or abort the culprit is the newest file.
+fn keep_last_input(name: &str, bytes: &[u8]) {
+    if let Ok(dir) = std::env::var("FUZZ_LAST_INPUT") {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(Path::new(&dir).join(format!("last-{name}")), bytes);
+    }
+}
+
+/// Re-reads one saved input: `FUZZ_REPLAY=path cargo test --test fuzz_inputs replay -- --ignored`.
+#[test]
+#[ignore]
+fn replay() {
+    let path = std::env::var("FUZZ_REPLAY").expect("FUZZ_REPLAY=path");
+    read_all_ways(Path::new(&path));
+}
+
+/// Regression: a mutated areas.xls whose FAT chain loops made calamine
+/// allocate without bound (the fuzz run was OOM-killed at 23 GB). Now a
+/// clear error before calamine sees the file.
+#[test]
+fn xls_with_a_looping_sector_chain_is_an_error() {
+    let path = root().join("tests/data/fuzz/xls_fat_loop.xls");
+    let err = read_column(&SourceSpec::new(&path), &["Land".to_string()]).unwrap_err().to_string();
+    assert!(err.contains("xls_fat_loop.xls") && err.contains("loops"), "{err}");
 }

@@ -48,6 +48,18 @@ pub(crate) fn load_sheet(
         path: path.to_path_buf(),
         reason: err.to_string(),
     })?;
+    if format == WorkbookFormat::Xls {
+        // calamine loops without bound on a damaged sector chain: check first
+        let bytes = std::fs::read(path).map_err(|err| DataError::Io {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })?;
+        super::cfb_check::check_sector_chains(&bytes).map_err(|reason| DataError::Open {
+            path: path.to_path_buf(),
+            format: format.name(),
+            reason,
+        })?;
+    }
     let reader = BufReader::new(file);
     match format {
         WorkbookFormat::Xls => load_from::<Xls<_>>(path, format, reader, wanted),
