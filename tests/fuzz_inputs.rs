@@ -294,3 +294,18 @@ fn xls_with_a_looping_sector_chain_is_an_error() {
     let err = read_column(&SourceSpec::new(&path), &["Land".to_string()]).unwrap_err().to_string();
     assert!(err.contains("xls_fat_loop.xls") && err.contains("loops"), "{err}");
 }
+
+/// Regression: one byte of areas.xls changed made calamine's MULRK parser
+/// subtract with overflow (a panic in debug builds, found by the fuzz
+/// harness); the reader now returns an error naming the file.
+#[test]
+fn xls_record_that_overflowed_calamine_is_an_error() {
+    let mut bytes = std::fs::read(root().join("tests/data/areas.xls")).unwrap();
+    let at = (4_269_715_196_956_001_033u64 % bytes.len() as u64) as usize;
+    bytes[at] = 14;
+    let (_dir, path) = temp_file("areas.xls", &bytes);
+    match read_column(&SourceSpec::new(&path), &["Land".to_string()]) {
+        Ok(_) => {}
+        Err(e) => assert!(e.to_string().contains("areas.xls"), "{e}"),
+    }
+}

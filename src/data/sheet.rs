@@ -39,7 +39,25 @@ pub(crate) struct Sheet {
 }
 
 /// Loads sheet `wanted` (or the first sheet) of the workbook at `path`.
+/// A panic inside calamine on a malformed file (e.g. an arithmetic overflow
+/// in its .xls record parser, found by tests/fuzz_inputs.rs) becomes an
+/// error naming the file instead of taking the relay's worker down.
 pub(crate) fn load_sheet(
+    path: &Path,
+    format: WorkbookFormat,
+    wanted: Option<&str>,
+) -> Result<Sheet, DataError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load_sheet_unguarded(path, format, wanted)))
+        .unwrap_or_else(|_| {
+            Err(DataError::Open {
+                path: path.to_path_buf(),
+                format: format.name(),
+                reason: "the workbook reader failed on malformed content".to_string(),
+            })
+        })
+}
+
+fn load_sheet_unguarded(
     path: &Path,
     format: WorkbookFormat,
     wanted: Option<&str>,
