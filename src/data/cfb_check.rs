@@ -35,9 +35,19 @@ pub(crate) fn check_sector_chains(bytes: &[u8]) -> Result<(), String> {
         return Ok(());
     }
     let size = 1usize << shift;
+    // sectors as calamine reads them: numbered from the end of the 512-byte
+    // header whatever the sector size, ids up to len / size, a sector cut
+    // short by the end of the file is read short
+    let data = &bytes[HEADER_LEN..];
+    let max_id = bytes.len() / size;
     let sector = |id: u32| -> Option<&[u8]> {
-        let start = usize::try_from(id).ok()?.checked_add(1)?.checked_mul(size)?;
-        bytes.get(start..start.checked_add(size)?)
+        let id = usize::try_from(id).ok()?;
+        if id > max_id {
+            return None;
+        }
+        let start = id.checked_mul(size)?.min(data.len());
+        let end = start.saturating_add(size).min(data.len());
+        data.get(start..end)
     };
     // the FAT's sector ids: 109 in the header, then the DIFAT chain
     let mut difat: Vec<u32> = u32s(&header[0x4C..HEADER_LEN]).collect();
@@ -107,7 +117,7 @@ mod tests {
         let size = 1usize << u16::from_le_bytes([bytes[0x1E], bytes[0x1F]]);
         let per_sector = size / 4;
         let fat_sector = u32_at(bytes, 0x4C + 4 * (id as usize / per_sector)).unwrap() as usize;
-        (fat_sector + 1) * size + (id as usize % per_sector) * 4
+        HEADER_LEN + fat_sector * size + (id as usize % per_sector) * 4
     }
 
     #[test]
