@@ -4,8 +4,13 @@
 //! copies of real files (configs/*.yaml, tests/data/areas.{xlsx,xls,ods,csv})
 //! written to temp files; the property is "returns Ok or Err, never panics".
 //!
-//! 64 cases per property by default (CI); scale with `PROPTEST_CASES`, e.g.
-//! `PROPTEST_CASES=5000 cargo test --test fuzz_inputs --release`.
+//! 64 cases per property by default (CI); scale with `PROPTEST_CASES`. A long
+//! session, with memory capped so a runaway allocation aborts the run instead
+//! of exhausting the machine, keeping each mutated file for a replay:
+//!   (ulimit -v 8000000; FUZZ_LAST_INPUT=/tmp/fuzz PROPTEST_CASES=50000 \
+//!    cargo test --test fuzz_inputs)
+//!   FUZZ_REPLAY=/tmp/fuzz/last-areas.xls cargo test --test fuzz_inputs replay -- --ignored
+//! (50000 cases per property, 250000 inputs, took 314 s in the debug profile.)
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
