@@ -5,6 +5,7 @@
 //! protocol decisions, and no values in logs.
 
 mod cell;
+mod cfb_check;
 mod column;
 mod csv_reader;
 pub mod decimal;

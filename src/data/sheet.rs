@@ -39,7 +39,25 @@ pub(crate) struct Sheet {
 }
 
 /// Loads sheet `wanted` (or the first sheet) of the workbook at `path`.
+/// A panic inside calamine on a malformed file (e.g. an arithmetic overflow
+/// in its .xls record parser, found by tests/fuzz_inputs.rs) becomes an
+/// error naming the file instead of taking the relay's worker down.
 pub(crate) fn load_sheet(
+    path: &Path,
+    format: WorkbookFormat,
+    wanted: Option<&str>,
+) -> Result<Sheet, DataError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load_sheet_unguarded(path, format, wanted)))
+        .unwrap_or_else(|_| {
+            Err(DataError::Open {
+                path: path.to_path_buf(),
+                format: format.name(),
+                reason: "the workbook reader failed on malformed content".to_string(),
+            })
+        })
+}
+
+fn load_sheet_unguarded(
     path: &Path,
     format: WorkbookFormat,
     wanted: Option<&str>,
@@ -48,6 +66,18 @@ pub(crate) fn load_sheet(
         path: path.to_path_buf(),
         reason: err.to_string(),
     })?;
+    if format == WorkbookFormat::Xls {
+        // calamine loops without bound on a damaged sector chain: check first
+        let bytes = std::fs::read(path).map_err(|err| DataError::Io {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })?;
+        super::cfb_check::check_sector_chains(&bytes).map_err(|reason| DataError::Open {
+            path: path.to_path_buf(),
+            format: format.name(),
+            reason,
+        })?;
+    }
     let reader = BufReader::new(file);
     match format {
         WorkbookFormat::Xls => load_from::<Xls<_>>(path, format, reader, wanted),

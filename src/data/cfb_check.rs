@@ -1,0 +1,149 @@
+//! A guard run before calamine opens an .xls file: .xls workbooks are
+//! Compound File Binary containers whose streams are chains of sectors
+//! linked through the file allocation table (FAT). calamine 0.38 follows a
+//! chain until its end marker without a bound, so a damaged FAT whose chain
+//! loops makes it allocate without limit (a fuzzed file reached 23 GB), and a
+//! link past the table's end makes it index out of bounds.
+//!
+//! Input: the file's bytes; output: Ok, or the reason the FAT is unusable.
+//! It checks only what calamine does not (loops and links past the table);
+//! anything else it cannot read (short header, sectors past the end of the
+//! file) it leaves to calamine, which reports those as errors. No I/O.
+
+const SIGNATURE: [u8; 8] = [0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+/// Largest regular sector id; larger values are markers (end of chain, free, ...).
+const MAXREGSECT: u32 = 0xFFFF_FFFA;
+const HEADER_LEN: usize = 512;
+
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn u32s(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+}
+
+/// Ok unless the FAT has a loop or a link past its end.
+pub(crate) fn check_sector_chains(bytes: &[u8]) -> Result<(), String> {
+    let Some(header) = bytes.get(..HEADER_LEN) else { return Ok(()) };
+    if header.get(..8) != Some(&SIGNATURE[..]) {
+        return Ok(());
+    }
+    let shift = header.get(0x1E..0x20).map(|b| u16::from_le_bytes([b[0], b[1]])).unwrap_or(0);
+    if shift != 9 && shift != 12 {
+        return Ok(());
+    }
+    let size = 1usize << shift;
+    // sectors as calamine reads them: numbered from the end of the 512-byte
+    // header whatever the sector size, ids up to len / size, a sector cut
+    // short by the end of the file is read short
+    let data = &bytes[HEADER_LEN..];
+    let max_id = bytes.len() / size;
+    let sector = |id: u32| -> Option<&[u8]> {
+        let id = usize::try_from(id).ok()?;
+        if id > max_id {
+            return None;
+        }
+        let start = id.checked_mul(size)?.min(data.len());
+        let end = start.saturating_add(size).min(data.len());
+        data.get(start..end)
+    };
+    // the FAT's sector ids: 109 in the header, then the DIFAT chain
+    let mut difat: Vec<u32> = u32s(&header[0x4C..HEADER_LEN]).collect();
+    let mut next = u32_at(header, 0x44).unwrap_or(u32::MAX);
+    let mut hops = 0usize;
+    while next <= MAXREGSECT {
+        hops += 1;
+        if hops > bytes.len() / size + 1 {
+            return Err("the chain of FAT index sectors (DIFAT) loops".to_string());
+        }
+        let Some(s) = sector(next) else { return Ok(()) };
+        let mut entries: Vec<u32> = u32s(s).collect();
+        next = entries.pop().unwrap_or(u32::MAX);
+        difat.extend(entries);
+    }
+    let mut fat: Vec<u32> = Vec::new();
+    for id in difat.into_iter().filter(|id| *id <= MAXREGSECT) {
+        let Some(s) = sector(id) else { return Ok(()) };
+        fat.extend(u32s(s));
+    }
+    // every chain must end: no loops, no links past the table
+    let mut state = vec![0u8; fat.len()]; // 0 unvisited, 1 on the current walk, 2 ends
+    let mut walk = Vec::new();
+    for start in 0..fat.len() {
+        walk.clear();
+        let mut current = start;
+        loop {
+            match state.get(current) {
+                Some(1) => return Err(format!("the sector chain through sector {current} loops")),
+                Some(0) => {}
+                _ => break,
+            }
+            if let Some(s) = state.get_mut(current) {
+                *s = 1;
+            }
+            walk.push(current);
+            let link = fat.get(current).copied().unwrap_or(u32::MAX);
+            if link > MAXREGSECT {
+                break;
+            }
+            let link_index = usize::try_from(link).unwrap_or(usize::MAX);
+            if link_index >= fat.len() {
+                return Err(format!("sector {current} links to sector {link}, past the allocation table ({} sectors)", fat.len()));
+            }
+            current = link_index;
+        }
+        for &s in &walk {
+            if let Some(v) = state.get_mut(s) {
+                *v = 2;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn areas_xls() -> Vec<u8> {
+        std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xls")).unwrap()
+    }
+
+    /// Offset of FAT entry `id` (FAT sectors listed in the header).
+    fn fat_entry(bytes: &[u8], id: u32) -> usize {
+        let size = 1usize << u16::from_le_bytes([bytes[0x1E], bytes[0x1F]]);
+        let per_sector = size / 4;
+        let fat_sector = u32_at(bytes, 0x4C + 4 * (id as usize / per_sector)).unwrap() as usize;
+        HEADER_LEN + fat_sector * size + (id as usize % per_sector) * 4
+    }
+
+    #[test]
+    fn valid_workbook_passes() {
+        assert_eq!(check_sector_chains(&areas_xls()), Ok(()));
+        assert_eq!(check_sector_chains(b"not a compound file"), Ok(()));
+        assert_eq!(check_sector_chains(&[]), Ok(()));
+    }
+
+    #[test]
+    fn looping_directory_chain_is_refused() {
+        let mut bytes = areas_xls();
+        let dir_start = u32_at(&bytes, 0x30).unwrap();
+        let at = fat_entry(&bytes, dir_start);
+        bytes[at..at + 4].copy_from_slice(&dir_start.to_le_bytes());
+        let err = check_sector_chains(&bytes).unwrap_err();
+        assert!(err.contains("loops"), "{err}");
+    }
+
+    #[test]
+    fn link_past_the_table_is_refused() {
+        let mut bytes = areas_xls();
+        let dir_start = u32_at(&bytes, 0x30).unwrap();
+        let at = fat_entry(&bytes, dir_start);
+        bytes[at..at + 4].copy_from_slice(&0x00FF_0000u32.to_le_bytes());
+        let err = check_sector_chains(&bytes).unwrap_err();
+        assert!(err.contains("past the allocation table"), "{err}");
+    }
+}

@@ -1,0 +1,843 @@
+//! Reliability of a real cluster of `crux-node` processes on 127.0.0.1:
+//! relays and authorities that die, hang (SIGSTOP) or restart, a processor
+//! killed mid-query, graceful SIGTERM shutdown, hostile bytes sent to a
+//! running authority and relay with the processor's own identity, and relays
+//! configured with every malformed file in tests/data/bad/.
+//!
+//! Input: tests/data/areas.xlsx (3 relays, each a third of the rows) and the
+//! `crux-node` binary; output: assertions only. Every node runs with short
+//! timeouts (connect 500 ms, request 3 s, 1 retry) so failures show quickly.
+//! Unix only: nodes are stopped and resumed with `kill -STOP/-CONT/-TERM`.
+#![cfg(unix)]
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_crux-node");
+
+/// Node timeouts: connect 500 ms, request 3 s, one retry, query 15 s.
+const NODE_ENV: [(&str, &str); 4] = [
+    ("CRUX__TIMEOUTS__CONNECT_MS", "500"),
+    ("CRUX__TIMEOUTS__REQUEST_MS", "3000"),
+    ("CRUX__TIMEOUTS__RETRIES", "1"),
+    ("CRUX__TIMEOUTS__QUERY_MS", "15000"),
+];
+/// The user waits longer than the processor's own timeouts, so the
+/// processor's error (naming the node at fault) reaches it.
+const USER_ENV: [(&str, &str); 3] = [
+    ("CRUX__TIMEOUTS__CONNECT_MS", "500"),
+    ("CRUX__TIMEOUTS__REQUEST_MS", "25000"),
+    ("CRUX__TIMEOUTS__RETRIES", "1"),
+];
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(3000);
+
+/// Column H of areas.xlsx: per-relay sums over 3 relays (tests/data/README.md).
+const H_SUM: &str = "14134681";
+const H_SUM_WITHOUT_RELAY_3: &str = "7201752"; // 2727205 + 4474547
+const H_SUM_WITHOUT_RELAY_1: &str = "11407476"; // 4474547 + 6932929
+
+fn h_labels() -> Vec<String> {
+    vec![
+        "Population".into(),
+        "All usual residents".into(),
+        "2021".into(),
+    ]
+}
+
+/// A free range of `count` UDP ports; each call (tests run in parallel in one
+/// process) starts its search at a different offset.
+fn free_base_port(count: u16) -> u16 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    for _ in 0..200u32 {
+        let attempt = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let base = 20_000 + ((std::process::id() * 6007 + attempt * 1_009) % 40_000) as u16;
+        if (0..count).all(|i| UdpSocket::bind(("127.0.0.1", base + i)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no free port range");
+}
+
+fn signal(child: &Child, sig: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{sig} failed");
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+const ALL: [&str; 7] = [
+    "authority-1",
+    "authority-2",
+    "authority-3",
+    "processor",
+    "relay-1",
+    "relay-2",
+    "relay-3",
+];
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    nodes: BTreeMap<String, Child>,
+    /// extra env per node, kept for restarts
+    extra: BTreeMap<String, Vec<(String, String)>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in self.nodes.values_mut() {
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(child.id().to_string())
+                .stderr(Stdio::null())
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Cluster {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// init (exact mode allowed) + start every node; `extra` adds env to some nodes.
+    fn start(extra: &[(&str, &str, &str)]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx");
+        let base = free_base_port(7);
+        let out = Command::new(BIN)
+            .args(["init", "--out"])
+            .arg(dir.path())
+            .args([
+                "--authorities",
+                "3",
+                "--relays",
+                "3",
+                "--min-relays",
+                "2",
+                "--exact",
+                "--data",
+            ])
+            .arg(&data)
+            .args([
+                "--base-port",
+                &base.to_string(),
+                "--dlog-bits",
+                "14",
+                "--dlog-range-bits",
+                "30",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut cluster = Cluster {
+            dir,
+            nodes: BTreeMap::new(),
+            extra: BTreeMap::new(),
+        };
+        for (node, k, v) in extra {
+            cluster
+                .extra
+                .entry(node.to_string())
+                .or_default()
+                .push((k.to_string(), v.to_string()));
+        }
+        for name in ALL {
+            cluster.spawn(name);
+        }
+        cluster.wait_up(&ALL, Duration::from_secs(60));
+        cluster
+    }
+
+    fn spawn(&mut self, name: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(&format!("{name}.log")))
+            .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["start", "--config"])
+            .arg(self.path(&format!("{name}.yaml")))
+            .env("RUST_LOG", "info");
+        cmd.envs(NODE_ENV);
+        for (k, v) in self.extra.get(name).into_iter().flatten() {
+            cmd.env(k, v);
+        }
+        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
+        self.nodes.insert(name.to_string(), child);
+    }
+
+    fn child(&self, name: &str) -> &Child {
+        &self.nodes[name]
+    }
+
+    fn kill(&mut self, name: &str) {
+        let child = self.nodes.get_mut(name).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
+    }
+
+    /// `status --json` as the user sees it.
+    fn status(&self) -> Option<Value> {
+        let out = self.cli(&["status", "--json", "--config"], &[]);
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    fn node_up(status: &Value, name: &str) -> bool {
+        status["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["name"] == name && n["up"] == true)
+    }
+
+    fn wait_up(&self, names: &[&str], within: Duration) {
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.status() {
+                if names.iter().all(|n| Self::node_up(&s, n)) {
+                    return;
+                }
+            }
+            if started.elapsed() > within {
+                let logs: String = names
+                    .iter()
+                    .map(|n| format!("--- {n}\n{}", self.log(n)))
+                    .collect();
+                panic!("nodes {names:?} not up after {within:?}\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn remaining_epsilon(&self) -> Vec<String> {
+        let s = self.status().unwrap();
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["role"] == "authority")
+            .map(|n| {
+                n["details"]["remaining_epsilon"]
+                    .as_str()
+                    .unwrap_or("down")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// `args` ends with `--config`, to which user.yaml is appended.
+    fn cli(&self, args: &[&str], tail: &[&str]) -> Output {
+        self.cli_cmd(args, tail).output().unwrap()
+    }
+
+    fn cli_cmd(&self, args: &[&str], tail: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .arg(self.path("user.yaml"))
+            .args(tail)
+            .envs(USER_ENV);
+        cmd
+    }
+
+    /// (Ok(json answer) | Err(stderr), elapsed)
+    fn query(
+        &self,
+        stat: &str,
+        extra: &[&str],
+        labels: &[String],
+    ) -> (Result<Value, String>, Duration) {
+        let mut tail: Vec<&str> = extra.to_vec();
+        tail.push("--json");
+        tail.extend(labels.iter().map(|s| s.as_str()));
+        let started = Instant::now();
+        let out = self.cli(&["query", stat, "--config"], &tail);
+        let elapsed = started.elapsed();
+        (parse_answer(&out), elapsed)
+    }
+
+    fn exact_sum(&self) -> (Result<Value, String>, Duration) {
+        self.query("sum", &["--exact"], &h_labels())
+    }
+}
+
+fn parse_answer(out: &Output) -> Result<Value, String> {
+    if out.status.success() {
+        Ok(serde_json::from_slice(&out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).to_string())
+    }
+}
+
+fn missing(answer: &Value) -> Vec<String> {
+    answer["missing_relays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["relay"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn relay_failures_dead_and_hung() {
+    let mut c = Cluster::start(&[]);
+    let (answer, _) = c.exact_sum();
+    let answer = answer.unwrap();
+    assert_eq!(
+        (answer["exact_value"].as_str(), answer["relays"].as_i64()),
+        (Some(H_SUM), Some(3))
+    );
+
+    // relay-3 dies: the sum covers relays 1 and 2 and names relay-3
+    c.kill("relay-3");
+    let (answer, elapsed) = c.exact_sum();
+    let answer = answer.unwrap();
+    assert_eq!(answer["relays"], 2, "{answer}");
+    assert_eq!(missing(&answer), vec!["relay-3"], "{answer}");
+    assert_eq!(answer["exact_value"], H_SUM_WITHOUT_RELAY_3);
+    assert!(
+        elapsed < REQUEST_TIMEOUT + Duration::from_secs(5),
+        "took {elapsed:?}"
+    );
+    println!(
+        "relay-3 killed: answered with 2 relays in {elapsed:?}: missing {}",
+        answer["missing_relays"]
+    );
+
+    // relay-2 dies too: fewer than min_relays remain, a clear error
+    c.kill("relay-2");
+    let (err, elapsed) = c.exact_sum();
+    let err = err.unwrap_err();
+    assert!(
+        err.starts_with("error: ") && err.contains("at least 2 are required"),
+        "{err}"
+    );
+    assert!(
+        err.contains("relay-2") && err.contains("relay-3"),
+        "names the missing relays: {err}"
+    );
+    assert!(
+        elapsed < REQUEST_TIMEOUT + Duration::from_secs(5),
+        "took {elapsed:?}"
+    );
+    println!(
+        "relay-2 and relay-3 killed: failed in {elapsed:?}: {}",
+        err.trim()
+    );
+
+    // both restart on their addresses and serve again
+    c.spawn("relay-2");
+    c.spawn("relay-3");
+    c.wait_up(&["relay-2", "relay-3"], Duration::from_secs(30));
+    let (answer, _) = c.exact_sum();
+    let answer = answer.unwrap();
+    assert_eq!(
+        (answer["exact_value"].as_str(), answer["relays"].as_i64()),
+        (Some(H_SUM), Some(3)),
+        "{answer}"
+    );
+
+    // relay-1 hangs (SIGSTOP): the query completes without it after the request timeout
+    signal(c.child("relay-1"), "STOP");
+    let (answer, elapsed) = c.exact_sum();
+    signal(c.child("relay-1"), "CONT");
+    let answer = answer.unwrap();
+    assert_eq!(missing(&answer), vec!["relay-1"], "{answer}");
+    assert_eq!(answer["exact_value"], H_SUM_WITHOUT_RELAY_1);
+    let reason = answer["missing_relays"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("timed out"), "{reason}");
+    assert!(
+        elapsed >= REQUEST_TIMEOUT && elapsed < REQUEST_TIMEOUT + Duration::from_secs(4),
+        "took {elapsed:?}"
+    );
+    println!("relay-1 stopped: answered with 2 relays in {elapsed:?}: {reason}");
+
+    // resumed, it serves again
+    let (answer, _) = c.exact_sum();
+    assert_eq!(answer.unwrap()["relays"], 3);
+}
+
+#[test]
+fn authority_failure_restart_and_persistent_budget() {
+    let mut c = Cluster::start(&[]);
+    // a noisy query charges every authority
+    let (dp, _) = c.query("count", &["--epsilon", "0.5"], &h_labels());
+    assert_eq!(dp.unwrap()["exact"], false);
+    assert_eq!(c.remaining_epsilon(), vec!["9.5", "9.5", "9.5"]);
+
+    c.kill("authority-2");
+    let (err, elapsed) = c.exact_sum();
+    let err = err.unwrap_err();
+    assert!(
+        err.starts_with("error: ") && err.contains("authority-2"),
+        "{err}"
+    );
+    assert!(
+        elapsed < REQUEST_TIMEOUT + Duration::from_secs(5),
+        "took {elapsed:?}"
+    );
+    println!("authority-2 killed: failed in {elapsed:?}: {}", err.trim());
+    let status = c.status().unwrap();
+    assert!(!Cluster::node_up(&status, "authority-2"));
+
+    // restarted with the same config: queries work and its ledger survived
+    c.spawn("authority-2");
+    c.wait_up(&["authority-2"], Duration::from_secs(30));
+    let (answer, _) = c.exact_sum();
+    assert_eq!(answer.unwrap()["exact_value"], H_SUM);
+    assert_eq!(
+        c.remaining_epsilon(),
+        vec!["9.5", "9.5", "9.5"],
+        "budget ledger survives the restart"
+    );
+    let (dp, _) = c.query("count", &["--epsilon", "0.25"], &h_labels());
+    dp.unwrap();
+    assert_eq!(c.remaining_epsilon(), vec!["9.25", "9.25", "9.25"]);
+
+    // a hung authority: the query fails within the request timeout, naming it
+    signal(c.child("authority-3"), "STOP");
+    let (err, elapsed) = c.exact_sum();
+    signal(c.child("authority-3"), "CONT");
+    let err = err.unwrap_err();
+    assert!(
+        err.contains("authority-3") && err.contains("timed out"),
+        "{err}"
+    );
+    assert!(
+        elapsed < REQUEST_TIMEOUT + Duration::from_secs(4),
+        "took {elapsed:?}"
+    );
+    println!("authority-3 stopped: failed in {elapsed:?}: {}", err.trim());
+    let (answer, _) = c.exact_sum();
+    assert_eq!(answer.unwrap()["exact_value"], H_SUM);
+}
+
+#[test]
+fn processor_restart_and_graceful_shutdown() {
+    let mut c = Cluster::start(&[]);
+    // the processor dies: a clear error naming it, quickly
+    c.kill("processor");
+    let (err, elapsed) = c.exact_sum();
+    let err = err.unwrap_err();
+    assert!(
+        err.contains("processor") && err.contains("unreachable after 2 attempts"),
+        "{err}"
+    );
+    // regression: the retry's transport warning used to precede the error line
+    assert!(
+        err.starts_with("error: ") && err.trim_end().lines().count() == 1,
+        "one line on stderr: {err}"
+    );
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    println!("processor killed: failed in {elapsed:?}: {}", err.trim());
+    c.spawn("processor");
+    c.wait_up(&ALL, Duration::from_secs(30));
+    let (answer, _) = c.exact_sum();
+    assert_eq!(answer.unwrap()["exact_value"], H_SUM);
+
+    // killed while a query is in flight (it waits on a stopped relay), then
+    // restarted at once: the user either gets a clear error naming the
+    // processor or its client retries on the restarted processor
+    signal(c.child("relay-3"), "STOP");
+    let mut tail = vec!["--exact", "--json"];
+    let labels = h_labels();
+    tail.extend(labels.iter().map(|s| s.as_str()));
+    let started = Instant::now();
+    let inflight = c
+        .cli_cmd(&["query", "sum", "--config"], &tail)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    let processor = c.nodes.get_mut("processor").unwrap();
+    processor.kill().unwrap();
+    processor.wait().unwrap();
+    c.spawn("processor");
+    let out = inflight.wait_with_output().unwrap();
+    let elapsed = started.elapsed();
+    signal(c.child("relay-3"), "CONT");
+    match parse_answer(&out) {
+        Ok(answer) => {
+            assert_eq!(answer["exact_value"], H_SUM_WITHOUT_RELAY_3, "{answer}");
+            println!("processor killed mid-query and restarted: the client retried, answered in {elapsed:?}");
+        }
+        Err(err) => {
+            assert!(err.contains("processor"), "{err}");
+            println!(
+                "processor killed mid-query: failed in {elapsed:?}: {}",
+                err.trim()
+            );
+        }
+    }
+    assert!(elapsed < Duration::from_secs(25), "took {elapsed:?}");
+    c.wait_up(&ALL, Duration::from_secs(30));
+    let (answer, _) = c.exact_sum();
+    assert_eq!(answer.unwrap()["relays"], 3);
+
+    // SIGTERM: exit status 0 within a few seconds, "stopped" logged; a relay
+    // restarted after it serves again
+    signal(c.child("relay-2"), "TERM");
+    let child = c.nodes.get_mut("relay-2").unwrap();
+    let status =
+        wait_exit(child, Duration::from_secs(5)).expect("relay-2 exits within 5 s of SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(c.log("relay-2").contains("stopped"), "{}", c.log("relay-2"));
+    c.spawn("relay-2");
+    c.wait_up(&["relay-2"], Duration::from_secs(30));
+    let (answer, _) = c.exact_sum();
+    assert_eq!(answer.unwrap()["relays"], 3);
+
+    // every role shuts down cleanly on SIGTERM
+    for name in ALL {
+        signal(c.child(name), "TERM");
+    }
+    for name in ALL {
+        let started = Instant::now();
+        let child = c.nodes.get_mut(name).unwrap();
+        let status = wait_exit(child, Duration::from_secs(8))
+            .unwrap_or_else(|| panic!("{name} still running 8 s after SIGTERM"));
+        assert!(status.success(), "{name}: {status:?}");
+        assert!(c.log(name).contains("stopped"), "{name}");
+        println!("{name}: SIGTERM -> exit 0 in {:?}", started.elapsed());
+    }
+}
+
+mod hostile {
+    use super::*;
+    use crux::actors::keys::{transport_config, unix_now};
+    use crux::actors::transport::{client_endpoint_for, Client};
+    use crux::config::NodeConfig;
+    use crux::protocol::wire::{decode, encode};
+    use crux::protocol::*;
+    use crux::stats::{Contribution, PlanStep, Planner, QueryParams, Statistic};
+    use rand::rngs::OsRng;
+
+    /// What came back for one hostile request.
+    fn outcome(
+        reply: Result<Vec<u8>, crux::actors::error::TransportError>,
+        is_error_reply: impl Fn(&[u8]) -> Option<String>,
+    ) -> String {
+        match reply {
+            Ok(bytes) => match is_error_reply(&bytes) {
+                Some(reason) => format!("error reply: {reason}"),
+                None => panic!("a hostile request got a non-error reply"),
+            },
+            Err(e) => format!("transport error: {e}"),
+        }
+    }
+
+    fn authority_error(bytes: &[u8]) -> Option<String> {
+        match decode::<AuthorityResponse>(bytes, 1 << 24).ok()? {
+            AuthorityResponse::Refused { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    fn relay_error(bytes: &[u8]) -> Option<String> {
+        match decode::<RelayResponse>(bytes, 1 << 24).ok()? {
+            RelayResponse::Error { message } => Some(message),
+            _ => None,
+        }
+    }
+
+    /// Replaces the first occurrence of `from` in `bytes` by `to`.
+    fn splice(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+        let at = bytes
+            .windows(from.len())
+            .position(|w| w == from)
+            .expect("pattern present");
+        [&bytes[..at], to, &bytes[at + from.len()..]].concat()
+    }
+
+    #[test]
+    fn hostile_frames_get_errors_and_nodes_keep_serving() {
+        let c = Cluster::start(&[
+            ("authority-1", "CRUX__LIMITS__MAX_FRAME_BYTES", "65536"),
+            ("relay-1", "CRUX__LIMITS__MAX_FRAME_BYTES", "65536"),
+        ]);
+        let mut cfg = NodeConfig::load(&c.path("processor.yaml")).unwrap();
+        cfg.max_frame_bytes = 1 << 24;
+        let mut tcfg = transport_config(&cfg).unwrap();
+        tcfg.request_timeout = Duration::from_secs(5);
+        tcfg.connect_timeout = Duration::from_secs(2);
+        tcfg.retries = 0;
+        let authority: SocketAddr = cfg.cluster.authorities[0].address.parse().unwrap();
+        let relay: SocketAddr = cfg.cluster.relays[0].peer.address.parse().unwrap();
+        let mut rng = OsRng;
+
+        actix_rt::System::new().block_on(async move {
+            let endpoint = client_endpoint_for(authority, &tcfg).unwrap();
+            let client = Client::new(endpoint.clone(), &tcfg);
+
+            // a real signed contribution from relay-1, to build a Register from
+            let labels = vec!["Land".to_string()];
+            let qid = QueryId::random(&mut rng);
+            let reply = client
+                .request(
+                    "relay-1",
+                    relay,
+                    &encode(&RelayRequest::Describe {
+                        query_id: qid,
+                        labels: labels.clone(),
+                    })
+                    .unwrap(),
+                )
+                .await
+                .unwrap();
+            let RelayResponse::Described(info) = decode::<RelayResponse>(&reply, 1 << 24).unwrap()
+            else {
+                panic!("describe")
+            };
+            let mut params = QueryParams::new(Statistic::Sum);
+            params.exact = true;
+            let PlanStep::Round { round, task } = Planner::new(params.clone(), info.decimals, 20)
+                .unwrap()
+                .start()
+                .unwrap()
+            else {
+                panic!("plan")
+            };
+            let spec = QuerySpec {
+                id: qid,
+                issued_at: unix_now(),
+                dataset: "areas".into(),
+                labels,
+                params,
+                decimals: info.decimals,
+            };
+            let contribute = RelayRequest::Contribute {
+                spec: spec.clone(),
+                round,
+                task: task.clone(),
+            };
+            let reply = client
+                .request("relay-1", relay, &encode(&contribute).unwrap())
+                .await
+                .unwrap();
+            let RelayResponse::Contribution(signed) =
+                decode::<RelayResponse>(&reply, 1 << 24).unwrap()
+            else {
+                panic!("contribution")
+            };
+            let Contribution::Moments { count, .. } = &signed.contribution else {
+                panic!("moments")
+            };
+            let register = encode(&AuthorityRequest::Register {
+                spec,
+                round,
+                task,
+                contributions: vec![*signed.clone()],
+            })
+            .unwrap();
+            // the count ciphertext's first point, patched to a non-canonical encoding
+            let point = rmp_serde::to_vec(&count.a).unwrap();
+            let bad_point = splice(
+                &register,
+                &point,
+                &rmp_serde::to_vec(&[0xffu8; 32]).unwrap(),
+            );
+
+            let random: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
+            let oversized = vec![0x92u8; 100_000];
+            let wrong_type = encode(&ProcessorRequest::Query {
+                labels: vec!["Land".into()],
+                params: QueryParams::new(Statistic::Count),
+            })
+            .unwrap();
+            // [version 1, array32 of 2^31 elements, then nothing]
+            let huge_len = vec![0x92u8, 0x01, 0xdd, 0x80, 0x00, 0x00, 0x00];
+            let mut huge_in_register = vec![0x92u8, 0x01, 0x81, 0xa8];
+            huge_in_register.extend_from_slice(b"Register");
+            huge_in_register.extend_from_slice(&[0xdd, 0x80, 0x00, 0x00, 0x00]);
+            let cases: Vec<(&str, Vec<u8>)> = vec![
+                ("oversized frame (100000 bytes > 65536)", oversized),
+                ("random bytes", random),
+                ("empty request", Vec::new()),
+                ("valid msgpack of the wrong type", wrong_type),
+                ("Register with a non-canonical curve point", bad_point),
+                ("array32 header claiming 2^31 elements", huge_len),
+                ("Register body claiming 2^31 elements", huge_in_register),
+            ];
+            for (name, addr, is_authority) in
+                [("authority-1", authority, true), ("relay-1", relay, false)]
+            {
+                for (what, bytes) in &cases {
+                    if !is_authority && what.starts_with("Register with") {
+                        continue;
+                    }
+                    let started = Instant::now();
+                    let reply = client.request(name, addr, bytes).await;
+                    let result = if is_authority {
+                        outcome(reply, authority_error)
+                    } else {
+                        outcome(reply, relay_error)
+                    };
+                    println!("{name} <- {what}: {result} ({:?})", started.elapsed());
+                    if what.starts_with("oversized") {
+                        assert!(result.contains("frame limit"), "{result}");
+                    }
+                    if what.starts_with("Register with") {
+                        assert!(result.contains("malformed"), "{result}");
+                    }
+                    // the node keeps serving: a following Status request succeeds
+                    let ok = if is_authority {
+                        let status = client
+                            .request(name, addr, &encode(&AuthorityRequest::Status).unwrap())
+                            .await;
+                        let status = status
+                            .unwrap_or_else(|e| panic!("{name} stopped serving after {what}: {e}"));
+                        matches!(
+                            decode::<AuthorityResponse>(&status, 1 << 24),
+                            Ok(AuthorityResponse::Status(_))
+                        )
+                    } else {
+                        let status = client
+                            .request(name, addr, &encode(&RelayRequest::Status).unwrap())
+                            .await;
+                        let status = status
+                            .unwrap_or_else(|e| panic!("{name} stopped serving after {what}: {e}"));
+                        matches!(
+                            decode::<RelayResponse>(&status, 1 << 24),
+                            Ok(RelayResponse::Status(_))
+                        )
+                    };
+                    assert!(ok, "{name} answers Status after {what}");
+                }
+            }
+            endpoint.close(0u32.into(), b"done");
+        });
+        // and the whole cluster still answers queries
+        let (answer, _) = c.exact_sum();
+        assert_eq!(answer.unwrap()["exact_value"], H_SUM);
+    }
+}
+
+#[test]
+fn relay_with_bad_data_files() {
+    let mut c = Cluster::start(&[]);
+    let good = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/areas.xlsx")
+        .display()
+        .to_string();
+    let yaml = std::fs::read_to_string(c.path("relay-3.yaml")).unwrap();
+    assert!(yaml.contains(&good));
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+    files.sort();
+    // fuzz findings: .xls files whose sector chain loops (calamine allocated
+    // without bound) and one whose MULRK record overflowed in calamine (a
+    // panic in debug builds, which used to end the relay's worker)
+    for name in ["xls_fat_loop.xls", "xls_fat_loop_2.xls"] {
+        files.push(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/fuzz")
+                .join(name),
+        );
+    }
+    let mut overflow =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xls")).unwrap();
+    let at = (4_269_715_196_956_001_033u64 % overflow.len() as u64) as usize;
+    overflow[at] = 14;
+    std::fs::write(c.path("mulrk_overflow.xls"), &overflow).unwrap();
+    files.push(c.path("mulrk_overflow.xls"));
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        c.kill("relay-3");
+        let mut text = yaml.replace(&good, &file.display().to_string());
+        if name == "wrong_sheet_name.xlsx" {
+            // the sheet the relay is told to read is not in this workbook
+            text = text.replace("sheet: null", "sheet: iadatasheet2");
+        }
+        std::fs::write(c.path("relay-3.yaml"), text).unwrap();
+        c.spawn("relay-3");
+        // started, or refused at once with an error naming the file
+        std::thread::sleep(Duration::from_millis(300));
+        if let Some(status) = c.nodes.get_mut("relay-3").unwrap().try_wait().unwrap() {
+            let log = c.log("relay-3");
+            assert!(!status.success() && log.contains(&name), "{name}: {log}");
+            println!(
+                "{name}: relay refuses to start: {}",
+                log.lines().last().unwrap_or("")
+            );
+            continue;
+        }
+        c.wait_up(&["relay-3"], Duration::from_secs(30));
+        let (answer, _) = c.exact_sum();
+        match answer {
+            Ok(answer) if answer["relays"] == 3 && name != "header_only.xlsx" => {
+                println!(
+                    "{name}: relay up, read the file: answered with 3 relays, {}",
+                    answer["exact_value"]
+                );
+            }
+            Ok(answer) if answer["relays"] == 3 => {
+                // a header without data rows is an empty column, not an error
+                assert_eq!(
+                    answer["exact_value"], H_SUM_WITHOUT_RELAY_3,
+                    "{name}: {answer}"
+                );
+                println!("{name}: relay up, contributes 0 rows: answered with 3 relays");
+            }
+            Ok(answer) => {
+                let missing = answer["missing_relays"].as_array().unwrap();
+                assert_eq!(missing.len(), 1, "{name}: {answer}");
+                assert_eq!(missing[0]["relay"], "relay-3");
+                let reason = missing[0]["reason"].as_str().unwrap();
+                // names the file, or (for a bad cell) the cell without quoting it
+                assert!(
+                    reason.contains(&name) || reason.contains("cell "),
+                    "{name}: a clear reason: {reason}"
+                );
+                assert_eq!(answer["exact_value"], H_SUM_WITHOUT_RELAY_3);
+                println!("{name}: relay up, left out of the query: {reason}");
+            }
+            Err(err) => {
+                assert!(err.contains("relay-3"), "{name}: {err}");
+                println!("{name}: relay up, query failed: {}", err.trim());
+            }
+        }
+        let status = c.status().unwrap();
+        assert!(
+            Cluster::node_up(&status, "relay-3"),
+            "{name}: relay-3 is still up after the failed query"
+        );
+    }
+    c.kill("relay-3");
+    std::fs::write(c.path("relay-3.yaml"), &yaml).unwrap();
+    c.spawn("relay-3");
+    c.wait_up(&["relay-3"], Duration::from_secs(30));
+    let (answer, _) = c.exact_sum();
+    assert_eq!(answer.unwrap()["exact_value"], H_SUM);
+}
