@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::time::SystemTime;
 
+use crate::data::error::at;
 use crate::data::{combine_columns, DataError, LoadedSource, SourceSpec};
 use crate::protocol::relay::{ColumnSource, ColumnValues, SourceError};
 
@@ -25,13 +26,17 @@ pub struct FileColumnSource {
 /// any cell content.
 pub fn public_message(relay: &str, err: &DataError) -> String {
     let text = match err {
-        DataError::NotNumeric { cell, .. } => format!(
-            "cell {cell} of the column is not a number; fix the cell or set `on_invalid: skip` in the relay's config"
+        DataError::NotNumeric { path, sheet, cell, .. } => format!(
+            "{}: cell {cell} is not a number; fix the cell or set `on_invalid: skip` in the relay's config",
+            at(path, sheet)
         ),
-        DataError::TooManyDecimals { cell, .. } => {
-            format!("cell {cell} of the column has more decimal places than allowed; round it or raise `decimals`")
+        DataError::TooManyDecimals { path, sheet, cell, .. } => format!(
+            "{}: cell {cell} has more decimal places than allowed; round it or raise `decimals`",
+            at(path, sheet)
+        ),
+        DataError::ValueTooLarge { path, sheet, cell, .. } => {
+            format!("{}: cell {cell} is too large for exact arithmetic", at(path, sheet))
         }
-        DataError::ValueTooLarge { cell, .. } => format!("cell {cell} of the column is too large for exact arithmetic"),
         other => other.to_string(),
     };
     format!("relay {relay}: {text}")
