@@ -87,7 +87,8 @@ fn floor_ratio(s: &Setup) {
     }
     // Interleaved rounds so that load from other processes hits all alike;
     // the best round of each operation is kept.
-    let (mut mult, mut compress, mut encrypt, mut encrypt_wire) = (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
+    let (mut mult, mut compress, mut encrypt, mut encrypt_wire) =
+        (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
     let (mut rand_os, mut rand_thread, mut mult_y, mut small_mul, mut encrypt_thread) =
         (f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY, f64::INFINITY);
     let mut thread_rng = rand::thread_rng();

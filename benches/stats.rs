@@ -25,9 +25,7 @@ use rand::rngs::{OsRng, StdRng};
 use rand::{Rng, SeedableRng};
 
 use crux::actors::column_source::FileColumnSource;
-use crux::crypto::{
-    DlogSolver, EncryptionKey, JointPublicKey, KeyShare, MemoryTable, RelayIdentity,
-};
+use crux::crypto::{DlogSolver, EncryptionKey, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
 use crux::data::{Shard, SourceSpec};
 use crux::protocol::authority::{AuthorityPolicy, AuthorityState};
 use crux::protocol::ledger::MemoryLedger;
@@ -103,11 +101,7 @@ fn ratio(a: Duration, b: Duration) -> String {
 // ------------------------------------------------------------------ part 1 and 2: relay contribution vs floor
 
 /// Encrypts the local aggregates the way `contribute` does (the crypto part alone).
-fn encrypt_moments(
-    m: &crux::stats::contribution::LocalMoments,
-    squares: bool,
-    key: &EncryptionKey,
-) -> usize {
+fn encrypt_moments(m: &crux::stats::contribution::LocalMoments, squares: bool, key: &EncryptionKey) -> usize {
     let mut n = 1;
     black_box(key.encrypt(m.count, &mut OsRng));
     for l in limbs::split(m.sum, LIMB_BITS).unwrap() {
@@ -168,19 +162,9 @@ struct RelayBench {
 
 impl RelayBench {
     fn new(values: &[i128], joint: &JointPublicKey) -> Self {
-        let relay = RelayState::new(
-            "relay-1",
-            RelayIdentity::generate(&mut OsRng),
-            EncryptionKey::new(joint),
-        );
-        let source = Generated {
-            columns: vec![("Generated", values.to_vec())],
-        };
-        RelayBench {
-            relay,
-            source,
-            id: QueryId::random(&mut OsRng),
-        }
+        let relay = RelayState::new("relay-1", RelayIdentity::generate(&mut OsRng), EncryptionKey::new(joint));
+        let source = Generated { columns: vec![("Generated", values.to_vec())] };
+        RelayBench { relay, source, id: QueryId::random(&mut OsRng) }
     }
 
     fn time(&mut self, st: Statistic, edges: &[i128], task: &RelayTask) -> Duration {
@@ -192,18 +176,10 @@ impl RelayBench {
             params: params(st, edges),
             decimals: 0,
         };
-        let request = RelayRequest::Contribute {
-            spec,
-            round: 0,
-            task: task.clone(),
-        };
+        let request = RelayRequest::Contribute { spec, round: 0, task: task.clone() };
         let mut run = || {
-            let (resp, _) = self.relay.handle(
-                request.clone(),
-                &self.source,
-                || status("relay-1", Role::Relay),
-                &mut OsRng,
-            );
+            let (resp, _) =
+                self.relay.handle(request.clone(), &self.source, || status("relay-1", Role::Relay), &mut OsRng);
             assert!(matches!(resp, RelayResponse::Contribution(_)), "{resp:?}");
         };
         run();
@@ -212,9 +188,7 @@ impl RelayBench {
 }
 
 fn print_rows(column: &str, rows: &[Row]) {
-    println!(
-        "\n== relay contribution for {ROWS} rows, column `{column}` (median of {RUNS} runs) =="
-    );
+    println!("\n== relay contribution for {ROWS} rows, column `{column}` (median of {RUNS} runs) ==");
     println!(
         "{:<22} {:<26} {:>4} {:>12} {:>12} {:>12} {:>14} {:>12} {:>12} {:>9} {:>9}  floor computation",
         "statistic",
@@ -248,22 +222,13 @@ fn print_rows(column: &str, rows: &[Row]) {
     }
 }
 
-fn relay_vs_floor(
-    column: &str,
-    values: &[i128],
-    edges: &[i128],
-    key: &EncryptionKey,
-    joint: &JointPublicKey,
-) {
+fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &EncryptionKey, joint: &JointPublicKey) {
     let mut rows = Vec::new();
     let mut relay = RelayBench::new(values, joint);
     let moments = local_moments(values, true).unwrap();
 
     // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
-    let task = RelayTask::Moments {
-        limb_bits: LIMB_BITS,
-        squares: false, sum_quantum: 1, squares_quantum: 1,
-    };
+    let task = RelayTask::Moments { limb_bits: LIMB_BITS, squares: false, sum_quantum: 1, squares_quantum: 1 };
     let scan = median_time(|| local_moments(values, true).unwrap());
     let crypto = median_time(|| encrypt_moments(&moments, false, key));
     let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
@@ -298,10 +263,7 @@ fn relay_vs_floor(
     });
 
     // variance / stddev: Moments with squares; floor = i128 sum and sum of squares, n·q - s².
-    let task = RelayTask::Moments {
-        limb_bits: LIMB_BITS,
-        squares: true, sum_quantum: 1, squares_quantum: 1,
-    };
+    let task = RelayTask::Moments { limb_bits: LIMB_BITS, squares: true, sum_quantum: 1, squares_quantum: 1 };
     let crypto = median_time(|| encrypt_moments(&moments, true, key));
     let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
     let floor = median_time(|| {
@@ -342,10 +304,7 @@ fn relay_vs_floor(
     );
     for (label, grid) in [
         ("median round 0", Grid::Magnitude),
-        (
-            "median refinement round",
-            Grid::covering(median - (1 << 20), median + (1 << 20), 64).unwrap(),
-        ),
+        ("median refinement round", Grid::covering(median - (1 << 20), median + (1 << 20), 64).unwrap()),
     ] {
         let task = RelayTask::Histogram { grid: grid.clone() };
         let scan = median_time(|| local_histogram(values, &grid));
@@ -374,13 +333,7 @@ fn relay_vs_floor(
     let scan = median_time(|| local_histogram(values, &grid));
     let counts = local_histogram(values, &grid);
     let floor_counts = floor_histogram(values, edges);
-    assert_eq!(
-        counts
-            .iter()
-            .map(|c| u64::try_from(*c).unwrap())
-            .collect::<Vec<_>>(),
-        floor_counts
-    );
+    assert_eq!(counts.iter().map(|c| u64::try_from(*c).unwrap()).collect::<Vec<_>>(), floor_counts);
     let crypto = median_time(|| encrypt_counts(&counts, key));
     let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
     let floor = median_time(|| floor_histogram(values, edges));
@@ -410,29 +363,13 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
     for (name, task) in [
         (
             "moments 1+4+4",
-            RelayTask::Moments {
-                limb_bits: LIMB_BITS,
-                squares: true, sum_quantum: 1, squares_quantum: 1,
-            },
+            RelayTask::Moments { limb_bits: LIMB_BITS, squares: true, sum_quantum: 1, squares_quantum: 1 },
         ),
-        (
-            "histogram 127 magnitude",
-            RelayTask::Histogram {
-                grid: Grid::Magnitude,
-            },
-        ),
-        (
-            "histogram 64 uniform",
-            RelayTask::Histogram {
-                grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap(),
-            },
-        ),
+        ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
+        ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap() }),
     ] {
-        let contributions: Vec<Contribution> = values
-            .chunks(chunk)
-            .take(relays)
-            .map(|v| contribute(&task, v, key, &mut OsRng).unwrap())
-            .collect();
+        let contributions: Vec<Contribution> =
+            values.chunks(chunk).take(relays).map(|v| contribute(&task, v, key, &mut OsRng).unwrap()).collect();
         c.bench_function(&format!("aggregate {relays} relays, {name}"), |b| {
             b.iter(|| Contribution::aggregate(&task, black_box(&contributions)).unwrap())
         });
@@ -443,47 +380,28 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
     let message = vec![7u8; 1024];
     let sig = identity.sign(b"query-id-bytes..", &message);
     c.bench_function("RelayPublicKey::verify, 1 KiB message", |b| {
-        b.iter(|| {
-            public
-                .verify("relay-1", b"query-id-bytes..", black_box(&message), &sig)
-                .unwrap()
-        })
+        b.iter(|| public.verify("relay-1", b"query-id-bytes..", black_box(&message), &sig).unwrap())
     });
     // the real signed statement of a magnitude-grid contribution is about 127 * 64 bytes
     let big = vec![7u8; 127 * 66 + 200];
     let sig = identity.sign(b"query-id-bytes..", &big);
     c.bench_function("RelayPublicKey::verify, 8.6 KB message", |b| {
-        b.iter(|| {
-            public
-                .verify("relay-1", b"query-id-bytes..", black_box(&big), &sig)
-                .unwrap()
-        })
+        b.iter(|| public.verify("relay-1", b"query-id-bytes..", black_box(&big), &sig).unwrap())
     });
 }
 
 /// Aggregation per relay for many relays, with an Instant loop.
 fn aggregation_per_relay(key: &EncryptionKey) {
-    println!("\n== processor aggregation per relay (Contribution::aggregate over N contributions, / N; median of {RUNS}) ==");
+    println!(
+        "\n== processor aggregation per relay (Contribution::aggregate over N contributions, / N; median of {RUNS}) =="
+    );
     for (name, task) in [
         (
             "moments 1+4+4 (variance)",
-            RelayTask::Moments {
-                limb_bits: LIMB_BITS,
-                squares: true, sum_quantum: 1, squares_quantum: 1,
-            },
+            RelayTask::Moments { limb_bits: LIMB_BITS, squares: true, sum_quantum: 1, squares_quantum: 1 },
         ),
-        (
-            "histogram 127 magnitude",
-            RelayTask::Histogram {
-                grid: Grid::Magnitude,
-            },
-        ),
-        (
-            "histogram 64 uniform",
-            RelayTask::Histogram {
-                grid: Grid::covering(0, 6399, 64).unwrap(),
-            },
-        ),
+        ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
+        ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(0, 6399, 64).unwrap() }),
     ] {
         let one = contribute(&task, &[1, 2, 3], key, &mut OsRng).unwrap();
         for n in [8usize, 64] {
@@ -511,15 +429,8 @@ impl ColumnSource for Generated {
         self.columns
             .iter()
             .find(|(name, _)| *name == want)
-            .map(|(name, v)| ColumnValues {
-                labels: vec![name.to_string()],
-                decimals: 0,
-                values: v.clone(),
-            })
-            .ok_or_else(|| SourceError {
-                public: format!("no column {want}"),
-                private: String::new(),
-            })
+            .map(|(name, v)| ColumnValues { labels: vec![name.to_string()], decimals: 0, values: v.clone() })
+            .ok_or_else(|| SourceError { public: format!("no column {want}"), private: String::new() })
     }
 }
 
@@ -551,12 +462,7 @@ struct Cluster {
 }
 
 fn status(name: &str, role: Role) -> NodeStatus {
-    NodeStatus {
-        name: name.to_string(),
-        role,
-        version: "bench".into(),
-        details: vec![],
-    }
+    NodeStatus { name: name.to_string(), role, version: "bench".into(), details: vec![] }
 }
 
 fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(msg: &T) -> (T, usize) {
@@ -566,26 +472,17 @@ fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(msg: &T) -> (T, usize
 
 impl Cluster {
     fn new(sources: Vec<Box<dyn ColumnSource>>, solver: Arc<DlogSolver<MemoryTable>>) -> Self {
-        let shares: Vec<KeyShare> = (1..=3)
-            .map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng))
-            .collect();
-        let joint = JointPublicKey::assemble(
-            &shares
-                .iter()
-                .map(|s| s.public_share(&mut OsRng))
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let shares: Vec<KeyShare> =
+            (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
+        let joint =
+            JointPublicKey::assemble(&shares.iter().map(|s| s.public_share(&mut OsRng)).collect::<Vec<_>>()).unwrap();
         let mut relays = Vec::new();
         let mut relay_keys = Vec::new();
         for (j, source) in sources.into_iter().enumerate() {
             let name = format!("relay-{}", j + 1);
             let identity = RelayIdentity::generate(&mut OsRng);
             relay_keys.push((name.clone(), identity.public_key()));
-            relays.push((
-                RelayState::new(&name, identity, EncryptionKey::new(&joint)),
-                source,
-            ));
+            relays.push((RelayState::new(&name, identity, EncryptionKey::new(&joint)), source));
         }
         let policy = AuthorityPolicy {
             dataset: "bench".into(),
@@ -597,12 +494,7 @@ impl Cluster {
         };
         let authorities = shares
             .into_iter()
-            .map(|s| {
-                (
-                    AuthorityState::new(s, joint.clone(), policy.clone()),
-                    MemoryLedger::default(),
-                )
-            })
+            .map(|s| (AuthorityState::new(s, joint.clone(), policy.clone()), MemoryLedger::default()))
             .collect();
         let view = Arc::new(ProcessorView {
             dataset: "bench".into(),
@@ -612,12 +504,7 @@ impl Cluster {
             joint,
             dlog_max_abs: solver.max_abs(),
         });
-        Cluster {
-            relays,
-            authorities,
-            view,
-            solver,
-        }
+        Cluster { relays, authorities, view, solver }
     }
 
     fn query(&mut self, labels: &[&str], params: QueryParams) -> (QueryAnswer, QueryCounts) {
@@ -626,14 +513,8 @@ impl Cluster {
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let now = 1_700_000_000;
         let t = Instant::now();
-        let (mut driver, mut step) = QueryDriver::new(
-            self.view.clone(),
-            QueryId::random(&mut OsRng),
-            now,
-            labels,
-            params,
-        )
-        .unwrap();
+        let (mut driver, mut step) =
+            QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), now, labels, params).unwrap();
         counts.processor += t.elapsed();
         loop {
             step = match step {
@@ -652,12 +533,8 @@ impl Cluster {
                         }
                         let (req, _) = wire(&request);
                         let t = Instant::now();
-                        let (resp, _note) = relay.handle(
-                            req,
-                            source.as_ref(),
-                            || status(&name, Role::Relay),
-                            &mut OsRng,
-                        );
+                        let (resp, _note) =
+                            relay.handle(req, source.as_ref(), || status(&name, Role::Relay), &mut OsRng);
                         let took = t.elapsed();
                         let (resp, bytes) = wire(&resp);
                         if !contributing {
@@ -670,9 +547,7 @@ impl Cluster {
                                 counts.bytes_per_relay += bytes;
                                 if let RelayResponse::Contribution(c) = &resp {
                                     counts.ciphertexts_per_relay += match &c.contribution {
-                                        Contribution::Moments { sum, squares, .. } => {
-                                            1 + sum.len() + squares.len()
-                                        }
+                                        Contribution::Moments { sum, squares, .. } => 1 + sum.len() + squares.len(),
                                         Contribution::Histogram { counts } => counts.len(),
                                     };
                                 }
@@ -697,13 +572,7 @@ impl Cluster {
                             let (req, _) = wire(&request);
                             let name = auth.name().to_string();
                             let t = Instant::now();
-                            let resp = auth.handle(
-                                req,
-                                ledger,
-                                now + 1,
-                                || status(&name, Role::Authority),
-                                &mut OsRng,
-                            );
+                            let resp = auth.handle(req, ledger, now + 1, || status(&name, Role::Authority), &mut OsRng);
                             counts.authority += t.elapsed();
                             if matches!(resp, AuthorityResponse::Partial(_)) {
                                 counts.partial_decryptions += 1;
@@ -720,10 +589,8 @@ impl Cluster {
                 }
                 Step::Solve(points) => {
                     let t = Instant::now();
-                    let values: Vec<_> = points
-                        .iter()
-                        .map(|(r, p)| (*r, self.solver.solve_vartime(p).unwrap()))
-                        .collect();
+                    let values: Vec<_> =
+                        points.iter().map(|(r, p)| (*r, self.solver.solve_vartime(p).unwrap())).collect();
                     counts.solve += t.elapsed();
                     let t = Instant::now();
                     let s = driver.on_solved(values).unwrap();
@@ -794,47 +661,23 @@ fn sorted_median(values: &[i128]) -> i128 {
 }
 
 /// Runs count, mean, variance, median and histogram queries and checks median and mean against plaintext.
-fn run_queries(
-    cluster: &mut Cluster,
-    name: &str,
-    labels: &[&str],
-    values: &[i128],
-    edges: &[i128],
-) {
+fn run_queries(cluster: &mut Cluster, name: &str, labels: &[&str], values: &[i128], edges: &[i128]) {
     let n = i128::try_from(values.len()).unwrap();
     let sum: i128 = values.iter().sum();
     let median = sorted_median(values);
-    for st in [
-        Statistic::Count,
-        Statistic::Mean,
-        Statistic::Variance,
-        Statistic::Median,
-        Statistic::Histogram,
-    ] {
+    for st in [Statistic::Count, Statistic::Mean, Statistic::Variance, Statistic::Median, Statistic::Histogram] {
         // QUERY_RUNS runs; the run with the median end-to-end time is printed
-        let mut runs: Vec<(QueryAnswer, QueryCounts)> = (0..QUERY_RUNS)
-            .map(|_| cluster.query(labels, params(st, edges)))
-            .collect();
+        let mut runs: Vec<(QueryAnswer, QueryCounts)> =
+            (0..QUERY_RUNS).map(|_| cluster.query(labels, params(st, edges))).collect();
         runs.sort_by_key(|(_, c)| c.total);
         let (answer, counts) = runs.swap_remove(QUERY_RUNS / 2);
         match st {
             Statistic::Median => {
-                assert_eq!(
-                    answer.result.value,
-                    ExactValue::Fixed {
-                        mantissa: median,
-                        decimals: 0
-                    },
-                    "{name} median"
-                )
+                assert_eq!(answer.result.value, ExactValue::Fixed { mantissa: median, decimals: 0 }, "{name} median")
             }
             Statistic::Mean => {
                 let (num, den) = crux::stats::result::reduce(sum, n).unwrap();
-                assert_eq!(
-                    answer.result.value,
-                    ExactValue::Ratio { num, den },
-                    "{name} mean"
-                )
+                assert_eq!(answer.result.value, ExactValue::Ratio { num, den }, "{name} mean")
             }
             Statistic::Count => assert_eq!(answer.result.count, n, "{name} count"),
             _ => {}
@@ -845,24 +688,15 @@ fn run_queries(
 
 fn main() {
     let t0 = Instant::now();
-    let shares: Vec<KeyShare> = (1..=3)
-        .map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng))
-        .collect();
-    let joint = JointPublicKey::assemble(
-        &shares
-            .iter()
-            .map(|s| s.public_share(&mut OsRng))
-            .collect::<Vec<_>>(),
-    )
-    .unwrap();
+    let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
+    let joint =
+        JointPublicKey::assemble(&shares.iter().map(|s| s.public_share(&mut OsRng)).collect::<Vec<_>>()).unwrap();
     let key = EncryptionKey::new(&joint);
 
     let wide = wide_column(40);
     let population = population_column(2021);
     let wide_edges: Vec<i128> = (-5..5).map(|k| k * (1i128 << 38)).collect();
-    let pop_edges: Vec<i128> = vec![
-        100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000,
-    ];
+    let pop_edges: Vec<i128> = vec![100, 300, 1_000, 3_000, 10_000, 30_000, 100_000, 300_000, 1_000_000, 3_000_000];
     println!(
         "data: {ROWS} rows `wide` uniform in ±2^40 (seed 40); {ROWS} rows `population` Pareto(1.16, 50) capped at 1e7 (seed 2021), median {}, max {}",
         floor_median(&population),
@@ -890,8 +724,7 @@ fn main() {
 
     // 4
     let t = Instant::now();
-    let solver =
-        Arc::new(DlogSolver::new(MemoryTable::build(TABLE_BITS).unwrap(), RANGE_BITS).unwrap());
+    let solver = Arc::new(DlogSolver::new(MemoryTable::build(TABLE_BITS).unwrap(), RANGE_BITS).unwrap());
     println!(
         "\n== whole queries in memory (3 authorities, exact mode, wire-encoded messages, solver 2^{TABLE_BITS} table, |m| < 2^{RANGE_BITS}, built in {}) ==",
         ms(t.elapsed())
@@ -912,11 +745,7 @@ fn main() {
     let mut areas = Cluster::new(sources, solver.clone());
     let column = crux::data::read_column(
         &SourceSpec::new(&data),
-        &[
-            "Population".into(),
-            "All usual residents".into(),
-            "2021".into(),
-        ],
+        &["Population".into(), "All usual residents".into(), "2021".into()],
     )
     .unwrap();
     run_queries(
@@ -927,26 +756,13 @@ fn main() {
         &pop_edges,
     );
 
-    for (name, values, edges) in [
-        ("wide", &wide, &wide_edges),
-        ("population", &population, &pop_edges),
-    ] {
+    for (name, values, edges) in [("wide", &wide, &wide_edges), ("population", &population, &pop_edges)] {
         let sources: Vec<Box<dyn ColumnSource>> = values
             .chunks(ROWS / 8)
-            .map(|part| {
-                Box::new(Generated {
-                    columns: vec![(name, part.to_vec())],
-                }) as Box<dyn ColumnSource>
-            })
+            .map(|part| Box::new(Generated { columns: vec![(name, part.to_vec())] }) as Box<dyn ColumnSource>)
             .collect();
         let mut cluster = Cluster::new(sources, solver.clone());
-        run_queries(
-            &mut cluster,
-            &format!("{name} 10^6 rows 8 relays"),
-            &[name],
-            values,
-            edges,
-        );
+        run_queries(&mut cluster, &format!("{name} 10^6 rows 8 relays"), &[name], values, edges);
     }
     println!("\nwhole bench: {:.1} s", t0.elapsed().as_secs_f64());
 }

@@ -56,11 +56,7 @@ async fn run() {
     let client_cfg = config(&client_id, &server_pin);
     let endpoint = bind_endpoint("127.0.0.1:0".parse().unwrap(), &server_cfg).unwrap();
     let addr = endpoint.local_addr().unwrap();
-    actix_rt::spawn(serve(
-        endpoint.clone(),
-        &server_cfg,
-        |_peer, request| async move { request },
-    ));
+    actix_rt::spawn(serve(endpoint.clone(), &server_cfg, |_peer, request| async move { request }));
 
     let client_ep = bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap();
     let client = Client::new(client_ep.clone(), &client_cfg);
@@ -97,9 +93,7 @@ async fn run() {
             .map(|_| {
                 let client = client.clone();
                 let payload = payload.clone();
-                actix_rt::spawn(async move {
-                    client.request("authority-1", addr, &payload).await.unwrap()
-                })
+                actix_rt::spawn(async move { client.request("authority-1", addr, &payload).await.unwrap() })
             })
             .collect();
         for task in tasks {

@@ -6,24 +6,18 @@
 use std::path::{Path, PathBuf};
 
 use crux::data::{
-    list_columns, read_column, read_column_all, DataError, Decimal, InvalidPolicy, LoadedSource,
-    Shard, SourceSpec,
+    list_columns, read_column, read_column_all, DataError, Decimal, InvalidPolicy, LoadedSource, Shard, SourceSpec,
 };
 use serde_json::Value;
 
 const FORMATS: [&str; 4] = ["areas.xls", "areas.xlsx", "areas.ods", "areas.csv"];
 
 fn data_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
 }
 
 fn spec(name: &str) -> SourceSpec {
-    SourceSpec {
-        sheet: Some("iadatasheet2".to_string()),
-        ..SourceSpec::new(data_path(name))
-    }
+    SourceSpec { sheet: Some("iadatasheet2".to_string()), ..SourceSpec::new(data_path(name)) }
 }
 
 fn labels(items: &[&str]) -> Vec<String> {
@@ -41,10 +35,7 @@ fn scaled(value: &Value, decimals: u32) -> i128 {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     };
-    Decimal::parse(&text)
-        .unwrap()
-        .to_scale(decimals)
-        .unwrap_or_else(|| panic!("{text} at {decimals} decimals"))
+    Decimal::parse(&text).unwrap().to_scale(decimals).unwrap_or_else(|| panic!("{text} at {decimals} decimals"))
 }
 
 fn sum(values: &[i128]) -> i128 {
@@ -80,28 +71,12 @@ fn every_column_of_every_format_matches_expected_stats() {
             assert_eq!(data.decimals, decimals, "{what}");
             assert_eq!(data.rows, 414, "{what}");
             assert_eq!(data.invalid_skipped, 0, "{what}");
-            assert_eq!(
-                data.values.len() as u64,
-                stats["count"].as_u64().unwrap(),
-                "{what}"
-            );
+            assert_eq!(data.values.len() as u64, stats["count"].as_u64().unwrap(), "{what}");
             assert_eq!(data.blank, stats["blank"].as_u64().unwrap(), "{what}");
             assert_eq!(sum(&data.values), scaled(&stats["scaled_sum"], 0), "{what}");
-            assert_eq!(
-                sum_of_squares(&data.values),
-                scaled(&stats["scaled_sum_of_squares"], 0),
-                "{what}"
-            );
-            assert_eq!(
-                data.values.iter().min().copied(),
-                Some(scaled(&stats["min"], decimals)),
-                "{what}"
-            );
-            assert_eq!(
-                data.values.iter().max().copied(),
-                Some(scaled(&stats["max"], decimals)),
-                "{what}"
-            );
+            assert_eq!(sum_of_squares(&data.values), scaled(&stats["scaled_sum_of_squares"], 0), "{what}");
+            assert_eq!(data.values.iter().min().copied(), Some(scaled(&stats["min"], decimals)), "{what}");
+            assert_eq!(data.values.iter().max().copied(), Some(scaled(&stats["max"], decimals)), "{what}");
 
             for n in 1..=5u32 {
                 let relays = column["relays"][n.to_string()].as_array().unwrap();
@@ -112,17 +87,9 @@ fn every_column_of_every_format_matches_expected_stats() {
                     let what = format!("{what} shard {index}/{n}");
                     assert_eq!(part.decimals, decimals, "{what}");
                     assert_eq!(part.rows, relay["rows"].as_u64().unwrap(), "{what}");
-                    assert_eq!(
-                        part.values.len() as u64,
-                        relay["count"].as_u64().unwrap(),
-                        "{what}"
-                    );
+                    assert_eq!(part.values.len() as u64, relay["count"].as_u64().unwrap(), "{what}");
                     assert_eq!(sum(&part.values), scaled(&relay["sum"], decimals), "{what}");
-                    assert_eq!(
-                        sum_of_squares(&part.values),
-                        scaled(&relay["sum_of_squares"], 2 * decimals),
-                        "{what}"
-                    );
+                    assert_eq!(sum_of_squares(&part.values), scaled(&relay["sum_of_squares"], 2 * decimals), "{what}");
                 }
             }
         }
@@ -134,11 +101,7 @@ fn read_column_with_shard_in_spec() {
     for file in FORMATS {
         let mut spec = spec(file);
         spec.shard = Some(Shard { index: 3, count: 4 });
-        let data = read_column(
-            &spec,
-            &labels(&["Population", "All usual residents", "2021"]),
-        )
-        .unwrap();
+        let data = read_column(&spec, &labels(&["Population", "All usual residents", "2021"])).unwrap();
         assert_eq!(data.column_ref, "H");
         assert_eq!((data.rows, data.values.len()), (105, 105));
         assert_eq!(sum(&data.values), 5_277_864);
@@ -156,23 +119,12 @@ fn label_matching() {
             labels(&["Land", "2021"]),
             labels(&[" Land ", "Land area (square kilometres)", "2021"]),
         ] {
-            assert_eq!(
-                read_column(&spec, &query).unwrap().column_ref,
-                "T",
-                "{file} {query:?}"
-            );
+            assert_eq!(read_column(&spec, &query).unwrap().column_ref, "T", "{file} {query:?}");
         }
         // numeric year cells (2021.0 / Int 2021) match the text "2021"
-        let h = read_column(
-            &spec,
-            &labels(&["Population", "All usual residents", "2021"]),
-        )
-        .unwrap();
+        let h = read_column(&spec, &labels(&["Population", "All usual residents", "2021"])).unwrap();
         assert_eq!(h.column_ref, "H");
-        assert_eq!(
-            h.labels,
-            labels(&["Population", "All usual residents", "2021"])
-        );
+        assert_eq!(h.labels, labels(&["Population", "All usual residents", "2021"]));
         let o = read_column(&spec, &labels(&["Population change", "1996-2001"])).unwrap();
         assert_eq!(o.column_ref, "O");
 
@@ -180,27 +132,15 @@ fn label_matching() {
         match &err {
             DataError::AmbiguousColumn { matches, .. } => {
                 assert_eq!(matches.len(), 12);
-                assert!(
-                    matches.contains(&"Population / All usual residents / 2021 (H)".to_string())
-                );
+                assert!(matches.contains(&"Population / All usual residents / 2021 (H)".to_string()));
             }
             other => panic!("{file}: {other}"),
         }
         let message = err.to_string();
-        assert!(
-            message.contains(&spec.path.display().to_string()),
-            "{message}"
-        );
-        assert!(
-            message.contains("(H)") && message.contains("(N)"),
-            "{message}"
-        );
+        assert!(message.contains(&spec.path.display().to_string()), "{message}");
+        assert!(message.contains("(H)") && message.contains("(N)"), "{message}");
 
-        let err = read_column(
-            &spec,
-            &labels(&["Populaton", "All usual residents", "2021"]),
-        )
-        .unwrap_err();
+        let err = read_column(&spec, &labels(&["Populaton", "All usual residents", "2021"])).unwrap_err();
         match &err {
             DataError::NoSuchColumn { candidates, .. } => {
                 assert!(!candidates.is_empty() && candidates.len() <= 5);
@@ -211,25 +151,12 @@ fn label_matching() {
         }
         assert!(err.to_string().contains("did you mean"), "{err}");
 
-        let err = read_column(
-            &spec,
-            &labels(&["Population", "All usual residents", "2021", "x"]),
-        )
-        .unwrap_err();
-        assert!(
-            matches!(err, DataError::LabelCount { count: 4, .. }),
-            "{err}"
-        );
+        let err = read_column(&spec, &labels(&["Population", "All usual residents", "2021", "x"])).unwrap_err();
+        assert!(matches!(err, DataError::LabelCount { count: 4, .. }), "{err}");
         let err = read_column(&spec, &[]).unwrap_err();
-        assert!(
-            matches!(err, DataError::LabelCount { count: 0, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, DataError::LabelCount { count: 0, .. }), "{err}");
         let err = read_column(&spec, &labels(&["Land", " "])).unwrap_err();
-        assert!(
-            matches!(err, DataError::EmptyLabel { position: 2, .. }),
-            "{err}"
-        );
+        assert!(matches!(err, DataError::EmptyLabel { position: 2, .. }), "{err}");
 
         // A and B are columns, but text
         let err = read_column(&spec, &labels(&["Municipality"])).unwrap_err();
@@ -243,24 +170,9 @@ fn lists_all_columns() {
         let columns = list_columns(&spec(file)).unwrap();
         assert_eq!(columns.len(), 20, "{file}");
         assert_eq!(columns[0], ("A".to_string(), labels(&["", "", "Code"])));
-        assert_eq!(
-            columns[1],
-            ("B".to_string(), labels(&["", "", "Municipality"]))
-        );
-        assert_eq!(
-            columns[19],
-            (
-                "T".to_string(),
-                labels(&["Land", "Land area (square kilometres)", "2021"])
-            )
-        );
-        assert_eq!(
-            columns[13],
-            (
-                "N".to_string(),
-                labels(&["Population", "Persons per square kilometre", "2021"])
-            )
-        );
+        assert_eq!(columns[1], ("B".to_string(), labels(&["", "", "Municipality"])));
+        assert_eq!(columns[19], ("T".to_string(), labels(&["Land", "Land area (square kilometres)", "2021"])));
+        assert_eq!(columns[13], ("N".to_string(), labels(&["Population", "Persons per square kilometre", "2021"])));
     }
 }
 
@@ -269,10 +181,7 @@ fn default_sheet_is_the_first() {
     let data = read_column(&SourceSpec::new(data_path("areas.ods")), &labels(&["Land"])).unwrap();
     assert_eq!(data.values.len(), 414);
     let err = read_column(
-        &SourceSpec {
-            sheet: Some("Notes".into()),
-            ..SourceSpec::new(data_path("areas.xlsx"))
-        },
+        &SourceSpec { sheet: Some("Notes".into()), ..SourceSpec::new(data_path("areas.xlsx")) },
         &labels(&["Land"]),
     )
     .unwrap_err();
@@ -292,10 +201,7 @@ fn several_files_of_one_relay() {
     assert_eq!(sum(&all.values), 2 * 876_336_800);
     assert_eq!(&all.values[..414], &all.values[414..]);
     assert_eq!(all.column_ref, "N");
-    assert!(matches!(
-        read_column_all(&[], &query),
-        Err(DataError::NoSources)
-    ));
+    assert!(matches!(read_column_all(&[], &query), Err(DataError::NoSources)));
     let data = read_column(&spec("areas.csv"), &query).unwrap();
     assert_eq!(data.rescaled(4).unwrap(), all.values[..414].to_vec());
 }
@@ -306,10 +212,7 @@ fn bad(name: &str) -> SourceSpec {
 
 fn assert_names_path(err: &DataError, spec: &SourceSpec) {
     let message = err.to_string();
-    assert!(
-        message.contains(&spec.path.display().to_string()),
-        "message does not name the file: {message}"
-    );
+    assert!(message.contains(&spec.path.display().to_string()), "message does not name the file: {message}");
 }
 
 #[test]
@@ -318,29 +221,17 @@ fn bad_files_give_specific_errors() {
     type Check = fn(&DataError) -> bool;
     let cases: Vec<(&str, Check)> = vec![
         ("truncated.xls", |e| matches!(e, DataError::Open { .. })),
-        ("not_a_workbook.xlsx", |e| {
-            matches!(e, DataError::Open { .. })
-        }),
-        ("empty_sheet.xls", |e| {
-            matches!(e, DataError::EmptySheet { .. })
-        }),
-        ("empty_sheet.xlsx", |e| {
-            matches!(e, DataError::EmptySheet { .. })
-        }),
+        ("not_a_workbook.xlsx", |e| matches!(e, DataError::Open { .. })),
+        ("empty_sheet.xls", |e| matches!(e, DataError::EmptySheet { .. })),
+        ("empty_sheet.xlsx", |e| matches!(e, DataError::EmptySheet { .. })),
         ("empty.csv", |e| matches!(e, DataError::EmptySheet { .. })),
         (
             "wrong_sheet_name.xlsx",
             |e| matches!(e, DataError::SheetNotFound { available, .. } if available == &["Sheet1".to_string()]),
         ),
-        ("non_numeric.xls", |e| {
-            matches!(e, DataError::NotNumeric { .. })
-        }),
-        ("non_numeric.xlsx", |e| {
-            matches!(e, DataError::NotNumeric { .. })
-        }),
-        ("non_numeric.csv", |e| {
-            matches!(e, DataError::NotNumeric { .. })
-        }),
+        ("non_numeric.xls", |e| matches!(e, DataError::NotNumeric { .. })),
+        ("non_numeric.xlsx", |e| matches!(e, DataError::NotNumeric { .. })),
+        ("non_numeric.csv", |e| matches!(e, DataError::NotNumeric { .. })),
     ];
     for (name, expected) in cases {
         let spec = bad(name);
@@ -368,10 +259,7 @@ fn bad_files_give_specific_errors() {
     // unknown extension and missing file
     let readme = SourceSpec::new(data_path("README.md"));
     let err = read_column(&readme, &query).unwrap_err();
-    assert!(
-        matches!(&err, DataError::UnknownFormat { extension, .. } if extension == "md"),
-        "{err}"
-    );
+    assert!(matches!(&err, DataError::UnknownFormat { extension, .. } if extension == "md"), "{err}");
     assert_names_path(&err, &readme);
     let missing = SourceSpec::new(data_path("missing.XLSX"));
     let err = read_column(&missing, &query).unwrap_err();
@@ -401,17 +289,10 @@ fn non_numeric_cells() {
         }
         assert_names_path(&err, &spec);
 
-        let skip = SourceSpec {
-            on_invalid: InvalidPolicy::Skip,
-            ..spec.clone()
-        };
+        let skip = SourceSpec { on_invalid: InvalidPolicy::Skip, ..spec.clone() };
         let data = read_column(&skip, &h).unwrap();
         assert_eq!(data.invalid_skipped, 6, "{name}");
-        assert_eq!(
-            (data.rows, data.values.len(), data.blank),
-            (20, 14, 0),
-            "{name}"
-        );
+        assert_eq!((data.rows, data.values.len(), data.blank), (20, 14, 0), "{name}");
 
         // the other numeric columns still read fine, even with on_invalid: error
         let columns = list_columns(&spec).unwrap();
@@ -436,20 +317,11 @@ fn invalid_specs() {
     assert!(matches!(err, DataError::BadShard { .. }), "{err}");
     assert_names_path(&err, &spec);
     spec.shard = Some(Shard { index: 0, count: 0 });
-    assert!(matches!(
-        read_column(&spec, &query),
-        Err(DataError::BadShard { .. })
-    ));
+    assert!(matches!(read_column(&spec, &query), Err(DataError::BadShard { .. })));
     spec.shard = None;
     spec.decimals = Some(13);
-    assert!(matches!(
-        read_column(&spec, &query),
-        Err(DataError::BadDecimals { .. })
-    ));
+    assert!(matches!(read_column(&spec, &query), Err(DataError::BadDecimals { .. })));
     spec.decimals = Some(1);
     let err = read_column(&spec, &query).unwrap_err();
-    assert!(
-        matches!(&err, DataError::TooManyDecimals { cell, found: 2, allowed: 1, .. } if cell == "T4"),
-        "{err}"
-    );
+    assert!(matches!(&err, DataError::TooManyDecimals { cell, found: 2, allowed: 1, .. } if cell == "T4"), "{err}");
 }

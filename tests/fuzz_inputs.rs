@@ -20,18 +20,11 @@ use crux::data::{read_column, SourceSpec};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(64)
+    std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64)
 }
 
 fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: cases(),
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() }
 }
 
 fn root() -> PathBuf {
@@ -39,15 +32,7 @@ fn root() -> PathBuf {
 }
 
 fn seeds(dir: &str, names: &[&str]) -> Vec<(String, Vec<u8>)> {
-    names
-        .iter()
-        .map(|n| {
-            (
-                n.to_string(),
-                std::fs::read(root().join(dir).join(n)).unwrap(),
-            )
-        })
-        .collect()
+    names.iter().map(|n| (n.to_string(), std::fs::read(root().join(dir).join(n)).unwrap())).collect()
 }
 
 /// One edit of a byte string.
@@ -63,8 +48,7 @@ enum Edit {
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), any::<u8>()).prop_map(|(at, byte)| Edit::Flip { at, byte }),
-        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16))
-            .prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
+        (any::<usize>(), prop::collection::vec(any::<u8>(), 1..16)).prop_map(|(at, bytes)| Edit::Insert { at, bytes }),
         (any::<usize>(), 1usize..256).prop_map(|(at, len)| Edit::Delete { at, len }),
         any::<usize>().prop_map(|at| Edit::Truncate { at }),
         (any::<usize>(), 1usize..64).prop_map(|(at, len)| Edit::Duplicate { at, len }),
@@ -129,8 +113,7 @@ enum YamlEdit {
 fn yaml_edit() -> impl Strategy<Value = YamlEdit> {
     prop_oneof![
         edit().prop_map(YamlEdit::Bytes),
-        (any::<usize>(), 0..YAML_TOKENS.len())
-            .prop_map(|(at, token)| YamlEdit::Token { at, token }),
+        (any::<usize>(), 0..YAML_TOKENS.len()).prop_map(|(at, token)| YamlEdit::Token { at, token }),
         any::<usize>().prop_map(|line| YamlEdit::DropLine { line }),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| YamlEdit::SwapLines { a, b }),
     ]
@@ -168,11 +151,7 @@ fn apply_yaml(bytes: &mut Vec<u8>, e: &YamlEdit) {
     match e {
         YamlEdit::Bytes(b) => apply(bytes, b),
         YamlEdit::Token { at, token } => {
-            let p = if bytes.is_empty() {
-                0
-            } else {
-                at % (bytes.len() + 1)
-            };
+            let p = if bytes.is_empty() { 0 } else { at % (bytes.len() + 1) };
             bytes.splice(p..p, YAML_TOKENS[*token].bytes());
         }
         YamlEdit::DropLine { line } => {
@@ -184,8 +163,7 @@ fn apply_yaml(bytes: &mut Vec<u8>, e: &YamlEdit) {
             *bytes = lines.join(&b'\n');
         }
         YamlEdit::SwapLines { a, b } => {
-            let mut lines: Vec<Vec<u8>> =
-                bytes.split(|b| *b == b'\n').map(|l| l.to_vec()).collect();
+            let mut lines: Vec<Vec<u8>> = bytes.split(|b| *b == b'\n').map(|l| l.to_vec()).collect();
             if !lines.is_empty() {
                 let (i, j) = (a % lines.len(), b % lines.len());
                 lines.swap(i, j);
@@ -211,9 +189,7 @@ fn load_config(bytes: &[u8]) {
 const DATA_FILES: [&str; 4] = ["areas.xlsx", "areas.xls", "areas.ods", "areas.csv"];
 
 fn read_all_ways(path: &Path) {
-    let h = ["Population", "All usual residents", "2021"]
-        .map(String::from)
-        .to_vec();
+    let h = ["Population", "All usual residents", "2021"].map(String::from).to_vec();
     let _ = read_column(&SourceSpec::new(path), &h);
     let _ = read_column(&SourceSpec::new(path), &["Land".to_string()]);
     let mut sheet = SourceSpec::new(path);

@@ -46,7 +46,11 @@ fn check_column(cluster: &mut MemoryCluster, letter: &str, l: &[String], stats: 
         let ExactValue::SqrtRatio { num, den } = a.result.value else { panic!("stddev is sqrt of a ratio") };
         assert_eq!((num, den), fraction(stats["variance_pop_exact"].as_str().unwrap()), "{letter} stddev");
         let std: f64 = stats["std_pop"].as_str().unwrap().parse().unwrap();
-        assert!((a.result.value.to_f64() - std).abs() <= 1e-6 * std.max(1.0), "{letter} stddev {}", a.result.value.to_f64());
+        assert!(
+            (a.result.value.to_f64() - std).abs() <= 1e-6 * std.max(1.0),
+            "{letter} stddev {}",
+            a.result.value.to_f64()
+        );
     }
 }
 
@@ -63,7 +67,15 @@ fn every_column_every_statistic_three_relays_xlsx() {
 #[test]
 fn every_format_every_relay_count_every_column() {
     let columns = expected_columns();
-    for (file, relays) in [("areas.xls", 1), ("areas.ods", 2), ("areas.csv", 4), ("areas.xlsx", 5), ("areas.csv", 5), ("areas.xls", 3), ("areas.ods", 4)] {
+    for (file, relays) in [
+        ("areas.xls", 1),
+        ("areas.ods", 2),
+        ("areas.csv", 4),
+        ("areas.xlsx", 5),
+        ("areas.csv", 5),
+        ("areas.xls", 3),
+        ("areas.ods", 4),
+    ] {
         let mut cluster = MemoryCluster::new(file, relays, true, 1);
         for (letter, l, stats) in &columns {
             check_column(&mut cluster, letter, l, stats, relays == 5);
@@ -198,7 +210,8 @@ fn noisy_moments_of_large_values_fit_the_discrete_log_range() {
     params.epsilon = Some(Epsilon::parse("5").unwrap());
     params.bounds = Some(("0".into(), "100000".into()));
     let a = cluster.query(&l, params).unwrap();
-    let (values, _) = plaintext("H", &["Population".to_string(), "All usual residents".to_string(), "2021".to_string()]);
+    let (values, _) =
+        plaintext("H", &["Population".to_string(), "All usual residents".to_string(), "2021".to_string()]);
     let truth: i128 = values.iter().map(|v| (*v).min(100_000)).sum();
     // noise: 3 authorities, scale 100001 * 2 / 5 each: std about 1.41 * 40000 * 1.73, so 10 std is 1e6
     assert!((a.result.value.to_f64() - truth as f64).abs() < 1.0e6, "noisy {} truth {truth}", a.result.value.to_f64());

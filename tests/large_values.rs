@@ -23,9 +23,20 @@ impl ColumnSource for Generated {
 fn exact_moments_and_median_near_2_pow_40() {
     let mut rng = StdRng::seed_from_u64(40);
     let limit = 1i128 << 40;
-    let parts: Vec<Vec<i128>> = (0..4)
-        .map(|_| (0..250_000).map(|_| if rng.gen_bool(0.7) { limit - rng.gen_range(0..1000) } else { -limit + rng.gen_range(0..1000) }).collect())
-        .collect();
+    let parts: Vec<Vec<i128>> =
+        (0..4)
+            .map(|_| {
+                (0..250_000)
+                    .map(|_| {
+                        if rng.gen_bool(0.7) {
+                            limit - rng.gen_range(0..1000)
+                        } else {
+                            -limit + rng.gen_range(0..1000)
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
     let all: Vec<i128> = parts.iter().flatten().copied().collect();
     let n = all.len() as i128;
     let sum: i128 = all.iter().sum();

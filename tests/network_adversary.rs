@@ -91,7 +91,18 @@ impl Cluster {
             .arg(dir.path())
             .arg("--data")
             .arg(data_path("areas.xlsx"))
-            .args(["--authorities", "2", "--relays", "3", "--dlog-bits", "12", "--dlog-range-bits", "28", "--base-port", &base])
+            .args([
+                "--authorities",
+                "2",
+                "--relays",
+                "3",
+                "--dlog-bits",
+                "12",
+                "--dlog-range-bits",
+                "28",
+                "--base-port",
+                &base,
+            ])
             .args(extra)
             .output()
             .unwrap();
@@ -242,11 +253,20 @@ impl Peer {
         for name in names {
             loop {
                 let answered = if name.starts_with("authority") {
-                    matches!(poller.raw::<_, AuthorityResponse>(name, &AuthorityRequest::Status).await, Ok(AuthorityResponse::Status(_)))
+                    matches!(
+                        poller.raw::<_, AuthorityResponse>(name, &AuthorityRequest::Status).await,
+                        Ok(AuthorityResponse::Status(_))
+                    )
                 } else if name.starts_with("relay") {
-                    matches!(poller.raw::<_, RelayResponse>(name, &RelayRequest::Status).await, Ok(RelayResponse::Status(_)))
+                    matches!(
+                        poller.raw::<_, RelayResponse>(name, &RelayRequest::Status).await,
+                        Ok(RelayResponse::Status(_))
+                    )
                 } else {
-                    matches!(poller.raw::<_, ProcessorResponse>(name, &ProcessorRequest::Status).await, Ok(ProcessorResponse::Status(_)))
+                    matches!(
+                        poller.raw::<_, ProcessorResponse>(name, &ProcessorRequest::Status).await,
+                        Ok(ProcessorResponse::Status(_))
+                    )
                 };
                 if answered {
                     break;
@@ -268,8 +288,14 @@ impl Peer {
             other => panic!("describe: {other:?}"),
         };
         let decimals = info.decimals.max(params.parameter_decimals().unwrap());
-        let spec =
-            QuerySpec { id, issued_at: unix_now(), dataset: self.cfg.cluster.dataset.clone(), labels, params: params.clone(), decimals };
+        let spec = QuerySpec {
+            id,
+            issued_at: unix_now(),
+            dataset: self.cfg.cluster.dataset.clone(),
+            labels,
+            params: params.clone(),
+            decimals,
+        };
         let PlanStep::Round { round: 0, task } = Planner::new(params, decimals, 20).unwrap().start().unwrap() else {
             panic!("a plan starts with round 0")
         };
@@ -417,7 +443,12 @@ async fn arbitrary_ciphertexts_and_unplanned_releases_are_not_decrypted() {
         // a round that was never registered, and a second round a sum does not have
         let reason = refusal(evil.decrypt(authority, spec.id, 1, Release::Count).await);
         assert!(reason.contains("round 1 is not registered"), "{reason}");
-        let request = AuthorityRequest::Register { spec: spec.clone(), round: 1, task: task.clone(), contributions: contributions.clone() };
+        let request = AuthorityRequest::Register {
+            spec: spec.clone(),
+            round: 1,
+            task: task.clone(),
+            contributions: contributions.clone(),
+        };
         let reason = refusal(evil.authority(authority, &request).await);
         assert!(reason.contains("beyond the 1 rounds"), "{reason}");
         // the planned release is answered, and a repeat gets the same share
@@ -474,12 +505,16 @@ async fn forged_altered_or_reused_relay_signatures_are_refused() {
     later.issued_at += 1;
     let mut mean = spec.clone();
     mean.params.statistic = Statistic::Mean;
-    let RelayTask::Moments { limb_bits, squares, sum_quantum, squares_quantum } = task.clone() else { panic!("moments") };
+    let RelayTask::Moments { limb_bits, squares, sum_quantum, squares_quantum } = task.clone() else {
+        panic!("moments")
+    };
     let wider = RelayTask::Moments { limb_bits: limb_bits + 1, squares, sum_quantum, squares_quantum };
     for authority in AUTHORITIES {
-        for (what, s, t) in
-            [("another query id", &other, &task), ("another issue time", &later, &task), ("another statistic", &mean, &task)]
-        {
+        for (what, s, t) in [
+            ("another query id", &other, &task),
+            ("another issue time", &later, &task),
+            ("another statistic", &mean, &task),
+        ] {
             let reason = refusal(evil.register(authority, s, t, vec![c1.clone(), c2.clone()]).await);
             assert!(reason.contains("signature check failed for relay-1"), "{what}: {reason}");
         }
@@ -553,7 +588,10 @@ async fn the_privacy_budget_holds_also_after_an_authority_restart() {
     let (spec, task) = evil.new_query(noisy_count("1.5")).await;
     let signed = evil.contributions(&spec, &task, &RELAYS).await;
     for authority in AUTHORITIES {
-        assert_eq!(registered(evil.register(authority, &spec, &task, signed.clone()).await), Some(Epsilon::parse("0.5").unwrap()));
+        assert_eq!(
+            registered(evil.register(authority, &spec, &task, signed.clone()).await),
+            Some(Epsilon::parse("0.5").unwrap())
+        );
         // averaging the noise away: a repeated release gets the very same noisy share
         let first = partial(evil.decrypt(authority, spec.id, 0, Release::Count).await);
         for _ in 0..3 {
@@ -617,7 +655,9 @@ async fn unknown_certificates_are_refused_at_the_handshake() {
         assert!(err.to_string().contains(node), "{err}");
     }
     // genuine certificates of other roles: only the processor may talk to authorities and relays
-    for (who, node) in [("relay-2", "authority-1"), ("user", "authority-1"), ("user", "relay-1"), ("authority-2", "relay-1")] {
+    for (who, node) in
+        [("relay-2", "authority-1"), ("user", "authority-1"), ("user", "relay-1"), ("authority-2", "relay-1")]
+    {
         let mut tcfg = transport_config(&cluster.config(who)).unwrap();
         tcfg.peers = transport_config(&cluster.config("processor")).unwrap().peers;
         tcfg.peers.retain(|p| p.name != who);
@@ -627,7 +667,10 @@ async fn unknown_certificates_are_refused_at_the_handshake() {
     }
     // the nodes keep serving the real processor
     for _ in 0..2 {
-        assert!(matches!(honest.authority("authority-1", &AuthorityRequest::Status).await, AuthorityResponse::Status(_)));
+        assert!(matches!(
+            honest.authority("authority-1", &AuthorityRequest::Status).await,
+            AuthorityResponse::Status(_)
+        ));
         assert!(matches!(honest.relay("relay-1", &RelayRequest::Status).await, RelayResponse::Status(_)));
     }
 }
@@ -652,7 +695,9 @@ async fn a_partial_decryption_with_a_bad_proof_is_detected() {
     let point = combine_checked(&joint, &ciphertext, &context, &partials, true).unwrap();
     assert_eq!(point, RISTRETTO_BASEPOINT_POINT * Scalar::from(COUNT_C));
 
-    let bad = |partials: &[PartialDecryption], context: &[u8]| combine_checked(&joint, &ciphertext, context, partials, true).unwrap_err();
+    let bad = |partials: &[PartialDecryption], context: &[u8]| {
+        combine_checked(&joint, &ciphertext, context, partials, true).unwrap_err()
+    };
     // authority-2's share shifted by G (the count would come out one lower)
     let mut shifted = partials.clone();
     shifted[1].share += RISTRETTO_BASEPOINT_POINT;
@@ -687,7 +732,8 @@ fn run_tampered(tamper: impl Fn(&mut Vec<Reply<AuthorityResponse>>)) -> Protocol
     let mut cluster = MemoryCluster::new("areas.xlsx", 3, true, 2);
     let now = 1_700_000_000;
     let labels = LABELS.iter().map(|s| s.to_string()).collect();
-    let (mut driver, mut step) = QueryDriver::new(cluster.view.clone(), QueryId::random(&mut OsRng), now, labels, exact_sum()).unwrap();
+    let (mut driver, mut step) =
+        QueryDriver::new(cluster.view.clone(), QueryId::random(&mut OsRng), now, labels, exact_sum()).unwrap();
     loop {
         step = match step {
             Step::AskRelays(request) => {
@@ -696,7 +742,8 @@ fn run_tampered(tamper: impl Fn(&mut Vec<Reply<AuthorityResponse>>)) -> Protocol
                 for (relay, source) in cluster.relays.iter_mut() {
                     let name = relay.name().to_string();
                     if active.contains(&name) {
-                        let (response, _) = relay.handle(request.clone(), source.as_ref(), || status(&name, Role::Relay), &mut OsRng);
+                        let (response, _) =
+                            relay.handle(request.clone(), source.as_ref(), || status(&name, Role::Relay), &mut OsRng);
                         replies.push((name, Ok(response)));
                     }
                 }
@@ -709,7 +756,13 @@ fn run_tampered(tamper: impl Fn(&mut Vec<Reply<AuthorityResponse>>)) -> Protocol
                     let mut list = Vec::new();
                     for (authority, ledger) in cluster.authorities.iter_mut() {
                         let name = authority.name().to_string();
-                        let response = authority.handle(request.clone(), ledger, now + 1, || status(&name, Role::Authority), &mut OsRng);
+                        let response = authority.handle(
+                            request.clone(),
+                            ledger,
+                            now + 1,
+                            || status(&name, Role::Authority),
+                            &mut OsRng,
+                        );
                         list.push((name, Ok(response)));
                     }
                     all.push(list);
@@ -788,9 +841,12 @@ async fn unknown_users_cannot_query() {
 
     // a pinned node that is not a user (relay-1) is refused by the processor
     let relay = Peer::new(cluster.config("relay-1"));
-    let request = ProcessorRequest::Query { labels: LABELS.iter().map(|s| s.to_string()).collect(), params: exact_sum() };
+    let request =
+        ProcessorRequest::Query { labels: LABELS.iter().map(|s| s.to_string()).collect(), params: exact_sum() };
     match relay.raw::<_, ProcessorResponse>("processor", &request).await.unwrap() {
-        ProcessorResponse::Error { message } => assert!(message.contains("relay-1 is not a user of this processor"), "{message}"),
+        ProcessorResponse::Error { message } => {
+            assert!(message.contains("relay-1 is not a user of this processor"), "{message}")
+        }
         other => panic!("relay-1 got {other:?}"),
     }
 
@@ -810,10 +866,16 @@ async fn unknown_users_cannot_query() {
 
 /// Runs one query as an honest processor would, over QUIC to the real relays
 /// and authorities, recording every request and reply.
-async fn run_recorded(me: &Peer, view: std::sync::Arc<ProcessorView>, params: QueryParams, transcript: &mut Vec<Vec<u8>>) -> QueryAnswer {
+async fn run_recorded(
+    me: &Peer,
+    view: std::sync::Arc<ProcessorView>,
+    params: QueryParams,
+    transcript: &mut Vec<Vec<u8>>,
+) -> QueryAnswer {
     let solver = common::solver();
     let labels = LABELS.iter().map(|s| s.to_string()).collect();
-    let (mut driver, mut step) = QueryDriver::new(view, QueryId::random(&mut OsRng), unix_now(), labels, params).unwrap();
+    let (mut driver, mut step) =
+        QueryDriver::new(view, QueryId::random(&mut OsRng), unix_now(), labels, params).unwrap();
     loop {
         step = match step {
             Step::AskRelays(request) => {
@@ -836,7 +898,10 @@ async fn run_recorded(me: &Peer, view: std::sync::Arc<ProcessorView>, params: Qu
                     for name in AUTHORITIES {
                         let reply = me.client.request(name, me.addr(name), &bytes).await.unwrap();
                         transcript.push(reply.clone());
-                        list.push((name.to_string(), Ok(decode::<AuthorityResponse>(&reply, DEFAULT_MAX_FRAME).unwrap())));
+                        list.push((
+                            name.to_string(),
+                            Ok(decode::<AuthorityResponse>(&reply, DEFAULT_MAX_FRAME).unwrap()),
+                        ));
                     }
                     all.push(list);
                 }
@@ -900,7 +965,11 @@ async fn no_plaintext_in_any_message_over_quic() {
     assert!(needles.iter().any(|n| probe.windows(n.len()).any(|w| w == n.as_slice())));
     for (i, msg) in transcript.iter().enumerate() {
         for (n, needle) in needles.iter().enumerate() {
-            assert!(!msg.windows(needle.len()).any(|w| w == needle.as_slice()), "message {i} carries plaintext number {}", numbers[n / 2]);
+            assert!(
+                !msg.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "message {i} carries plaintext number {}",
+                numbers[n / 2]
+            );
         }
     }
     assert!(transcript.len() > 30, "{} messages", transcript.len());
@@ -933,13 +1002,20 @@ async fn relay_contributes_the_column_its_signed_statement_names() {
     let joint = read_joint_key(&cluster.config("processor")).unwrap();
     let aggregate = Contribution::aggregate(&task, contributions.iter().map(|c| &c.contribution)).unwrap();
     let ciphertext = target(&task, &aggregate, Release::Count).unwrap();
-    let point = combine_checked(&joint, &ciphertext, &decryption_context(&spec.id, 0, Release::Count), &partials, true).unwrap();
-    assert_ne!(point, RISTRETTO_BASEPOINT_POINT * Scalar::from(138u64 + 137), "relay-1 signed column E's data as column C");
+    let point = combine_checked(&joint, &ciphertext, &decryption_context(&spec.id, 0, Release::Count), &partials, true)
+        .unwrap();
+    assert_ne!(
+        point,
+        RISTRETTO_BASEPOINT_POINT * Scalar::from(138u64 + 137),
+        "relay-1 signed column E's data as column C"
+    );
     assert_eq!(point, RISTRETTO_BASEPOINT_POINT * Scalar::from(137u64 + 137));
     // the same id with column C's labels describes column C
     let labels = LABELS.iter().map(|s| s.to_string()).collect();
     match evil.relay("relay-1", &RelayRequest::Describe { query_id: spec.id, labels }).await {
-        RelayResponse::Described(info) => assert_eq!(info.labels[2], "1996", "relay-1 described column E for column C's labels"),
+        RelayResponse::Described(info) => {
+            assert_eq!(info.labels[2], "1996", "relay-1 described column E for column C's labels")
+        }
         r => panic!("{r:?}"),
     }
 }
@@ -957,7 +1033,10 @@ async fn authority_charges_its_own_dataset_whatever_the_spec_names() {
     let (spec, task) = evil.new_query(noisy_count("1.5")).await;
     let signed = evil.contributions(&spec, &task, &RELAYS).await;
     for authority in AUTHORITIES {
-        assert_eq!(registered(evil.register(authority, &spec, &task, signed.clone()).await), Some(Epsilon::parse("0.5").unwrap()));
+        assert_eq!(
+            registered(evil.register(authority, &spec, &task, signed.clone()).await),
+            Some(Epsilon::parse("0.5").unwrap())
+        );
     }
     // the same data under another dataset name: relays sign it, authorities must refuse it
     for name in ["areas-2", "", "AREAS"] {

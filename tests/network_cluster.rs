@@ -124,7 +124,9 @@ impl Cluster {
 #[test]
 fn exact_statistics_over_quic_equal_the_expected_values() {
     let cluster = Cluster::start(true);
-    for (letter, labels, stats) in expected_columns().into_iter().filter(|(c, _, _)| ["C", "H", "N", "S"].contains(&c.as_str())) {
+    for (letter, labels, stats) in
+        expected_columns().into_iter().filter(|(c, _, _)| ["C", "H", "N", "S"].contains(&c.as_str()))
+    {
         let q = |stat: &str| cluster.query_json(stat, &["--exact"], &labels);
         let count = q("count");
         // the documented JSON shape
@@ -139,9 +141,17 @@ fn exact_statistics_over_quic_equal_the_expected_values() {
         assert_eq!(count["value"].as_f64().unwrap() as i64, stats["count"].as_i64().unwrap(), "{letter}");
         assert_eq!(count["rows"].as_i64().unwrap(), stats["count"].as_i64().unwrap());
         assert_eq!(q("sum")["exact_value"], stats["sum"], "{letter} sum");
-        assert_eq!(fraction(q("mean")["exact_value"].as_str().unwrap()), fraction(stats["mean_exact"].as_str().unwrap()), "{letter} mean");
+        assert_eq!(
+            fraction(q("mean")["exact_value"].as_str().unwrap()),
+            fraction(stats["mean_exact"].as_str().unwrap()),
+            "{letter} mean"
+        );
         let var = q("variance");
-        assert_eq!(fraction(var["exact_value"].as_str().unwrap()), fraction(stats["variance_pop_exact"].as_str().unwrap()), "{letter}");
+        assert_eq!(
+            fraction(var["exact_value"].as_str().unwrap()),
+            fraction(stats["variance_pop_exact"].as_str().unwrap()),
+            "{letter}"
+        );
         let std: f64 = stats["std_pop"].as_str().unwrap().parse().unwrap();
         assert!((q("stddev")["value"].as_f64().unwrap() - std).abs() <= 1e-6 * std.max(1.0), "{letter} stddev");
         assert_eq!(q("median")["exact_value"], stats["median_lower"], "{letter} median");
@@ -168,7 +178,13 @@ fn cli_errors_status_overrides_and_budget() {
     assert_eq!(nodes.len(), 7);
     assert_eq!(nodes.iter().filter(|n| n["role"] == "relay" && n["up"] == true).count(), 3);
     let remaining = |s: &Value| -> Vec<String> {
-        s["nodes"].as_array().unwrap().iter().filter(|n| n["role"] == "authority").map(|n| n["details"]["remaining_epsilon"].as_str().unwrap().to_string()).collect()
+        s["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["role"] == "authority")
+            .map(|n| n["details"]["remaining_epsilon"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(remaining(&status), vec!["10", "10", "10"]);
 
@@ -187,7 +203,12 @@ fn cli_errors_status_overrides_and_budget() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "{err}");
-    assert!(err.contains("Populaton") && err.contains("did you mean") && err.contains("Population / All usual residents / 2021"), "{err}");
+    assert!(
+        err.contains("Populaton")
+            && err.contains("did you mean")
+            && err.contains("Population / All usual residents / 2021"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty());
 
     // noisy statistics other than count need bounds: a clear local error
@@ -199,18 +220,29 @@ fn cli_errors_status_overrides_and_budget() {
     let out = cluster.cli_env(
         &["query", "count", "--exact", "--config"],
         &["Land"],
-        &[("CRUX__CLUSTER__PROCESSOR__ADDRESS", "127.0.0.1:9"), ("CRUX__TIMEOUTS__CONNECT_MS", "300"), ("CRUX__TIMEOUTS__RETRIES", "1")],
+        &[
+            ("CRUX__CLUSTER__PROCESSOR__ADDRESS", "127.0.0.1:9"),
+            ("CRUX__TIMEOUTS__CONNECT_MS", "300"),
+            ("CRUX__TIMEOUTS__RETRIES", "1"),
+        ],
     );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("processor") && err.contains("127.0.0.1:9"), "{err}");
-    let out = cluster.cli_env(&["status", "--config"], &[], &[("CRUX__CLUSTER__PROCESSOR__ADDRESS", "127.0.0.1:9"), ("CRUX__TIMEOUTS__CONNECT_MS", "300")]);
+    let out = cluster.cli_env(
+        &["status", "--config"],
+        &[],
+        &[("CRUX__CLUSTER__PROCESSOR__ADDRESS", "127.0.0.1:9"), ("CRUX__TIMEOUTS__CONNECT_MS", "300")],
+    );
     assert!(!out.status.success(), "status fails when the processor is unreachable");
 
     // an unknown statistic and a bad config path
     let out = cluster.cli(&["query", "mode", "--config"], &["Land"]);
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("unknown statistic"));
-    let out = Command::new(BIN).args(["query", "count", "--exact", "--config", "/nonexistent/user.yaml", "Land"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["query", "count", "--exact", "--config", "/nonexistent/user.yaml", "Land"])
+        .output()
+        .unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("/nonexistent/user.yaml"));
 }
 
@@ -218,7 +250,14 @@ fn cli_errors_status_overrides_and_budget() {
 fn config_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.csv");
-    let out = Command::new(BIN).args(["init", "--out"]).arg(dir.path()).arg("--data").arg(&data).args(["--base-port", "7900"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["init", "--out"])
+        .arg(dir.path())
+        .arg("--data")
+        .arg(&data)
+        .args(["--base-port", "7900"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let start = |file: &str, env: &[(&str, &str)]| {
         let mut cmd = Command::new(BIN);
@@ -238,9 +277,17 @@ fn config_errors_are_clear() {
     assert!(!out.status.success() && err.contains("cannot listen on") && err.contains(&taken), "{err}");
     // an unreadable data file
     let text = std::fs::read_to_string(dir.path().join("relay-3.yaml")).unwrap();
-    std::fs::write(dir.path().join("relay-3.yaml"), text.replace(&data.display().to_string(), "/nonexistent/data.xlsx")).unwrap();
+    std::fs::write(
+        dir.path().join("relay-3.yaml"),
+        text.replace(&data.display().to_string(), "/nonexistent/data.xlsx"),
+    )
+    .unwrap();
     let out = start("relay-3.yaml", &[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/data.xlsx"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/data.xlsx"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::remove_file(dir.path().join("certs/relay-2.crt")).unwrap();
     let out = start("relay-1.yaml", &[]);
     let err = String::from_utf8_lossy(&out.stderr).to_string();

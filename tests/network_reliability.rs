@@ -30,11 +30,8 @@ const NODE_ENV: [(&str, &str); 4] = [
 ];
 /// The user waits longer than the processor's own timeouts, so the
 /// processor's error (naming the node at fault) reaches it.
-const USER_ENV: [(&str, &str); 3] = [
-    ("CRUX__TIMEOUTS__CONNECT_MS", "500"),
-    ("CRUX__TIMEOUTS__REQUEST_MS", "25000"),
-    ("CRUX__TIMEOUTS__RETRIES", "1"),
-];
+const USER_ENV: [(&str, &str); 3] =
+    [("CRUX__TIMEOUTS__CONNECT_MS", "500"), ("CRUX__TIMEOUTS__REQUEST_MS", "25000"), ("CRUX__TIMEOUTS__RETRIES", "1")];
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(3000);
 
 /// Column H of areas.xlsx: per-relay sums over 3 relays (tests/data/README.md).
@@ -43,11 +40,7 @@ const H_SUM_WITHOUT_RELAY_3: &str = "7201752"; // 2727205 + 4474547
 const H_SUM_WITHOUT_RELAY_1: &str = "11407476"; // 4474547 + 6932929
 
 fn h_labels() -> Vec<String> {
-    vec![
-        "Population".into(),
-        "All usual residents".into(),
-        "2021".into(),
-    ]
+    vec!["Population".into(), "All usual residents".into(), "2021".into()]
 }
 
 /// A free range of `count` UDP ports; each call (tests run in parallel in one
@@ -65,11 +58,7 @@ fn free_base_port(count: u16) -> u16 {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
     assert!(status.success(), "kill -{sig} failed");
 }
 
@@ -84,15 +73,7 @@ fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
     None
 }
 
-const ALL: [&str; 7] = [
-    "authority-1",
-    "authority-2",
-    "authority-3",
-    "processor",
-    "relay-1",
-    "relay-2",
-    "relay-3",
-];
+const ALL: [&str; 7] = ["authority-1", "authority-2", "authority-3", "processor", "relay-1", "relay-2", "relay-3"];
 
 struct Cluster {
     dir: tempfile::TempDir,
@@ -104,11 +85,7 @@ struct Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         for child in self.nodes.values_mut() {
-            let _ = Command::new("kill")
-                .arg("-CONT")
-                .arg(child.id().to_string())
-                .stderr(Stdio::null())
-                .status();
+            let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).stderr(Stdio::null()).status();
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -128,43 +105,15 @@ impl Cluster {
         let out = Command::new(BIN)
             .args(["init", "--out"])
             .arg(dir.path())
-            .args([
-                "--authorities",
-                "3",
-                "--relays",
-                "3",
-                "--min-relays",
-                "2",
-                "--exact",
-                "--data",
-            ])
+            .args(["--authorities", "3", "--relays", "3", "--min-relays", "2", "--exact", "--data"])
             .arg(&data)
-            .args([
-                "--base-port",
-                &base.to_string(),
-                "--dlog-bits",
-                "14",
-                "--dlog-range-bits",
-                "30",
-            ])
+            .args(["--base-port", &base.to_string(), "--dlog-bits", "14", "--dlog-range-bits", "30"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut cluster = Cluster {
-            dir,
-            nodes: BTreeMap::new(),
-            extra: BTreeMap::new(),
-        };
+        assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
+        let mut cluster = Cluster { dir, nodes: BTreeMap::new(), extra: BTreeMap::new() };
         for (node, k, v) in extra {
-            cluster
-                .extra
-                .entry(node.to_string())
-                .or_default()
-                .push((k.to_string(), v.to_string()));
+            cluster.extra.entry(node.to_string()).or_default().push((k.to_string(), v.to_string()));
         }
         for name in ALL {
             cluster.spawn(name);
@@ -174,15 +123,10 @@ impl Cluster {
     }
 
     fn spawn(&mut self, name: &str) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.path(&format!("{name}.log")))
-            .unwrap();
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.path(&format!("{name}.log"))).unwrap();
         let mut cmd = Command::new(BIN);
-        cmd.args(["start", "--config"])
-            .arg(self.path(&format!("{name}.yaml")))
-            .env("RUST_LOG", "info");
+        cmd.args(["start", "--config"]).arg(self.path(&format!("{name}.yaml"))).env("RUST_LOG", "info");
         cmd.envs(NODE_ENV);
         for (k, v) in self.extra.get(name).into_iter().flatten() {
             cmd.env(k, v);
@@ -212,11 +156,7 @@ impl Cluster {
     }
 
     fn node_up(status: &Value, name: &str) -> bool {
-        status["nodes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|n| n["name"] == name && n["up"] == true)
+        status["nodes"].as_array().into_iter().flatten().any(|n| n["name"] == name && n["up"] == true)
     }
 
     fn wait_up(&self, names: &[&str], within: Duration) {
@@ -228,10 +168,7 @@ impl Cluster {
                 }
             }
             if started.elapsed() > within {
-                let logs: String = names
-                    .iter()
-                    .map(|n| format!("--- {n}\n{}", self.log(n)))
-                    .collect();
+                let logs: String = names.iter().map(|n| format!("--- {n}\n{}", self.log(n))).collect();
                 panic!("nodes {names:?} not up after {within:?}\n{logs}");
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -245,12 +182,7 @@ impl Cluster {
             .unwrap()
             .iter()
             .filter(|n| n["role"] == "authority")
-            .map(|n| {
-                n["details"]["remaining_epsilon"]
-                    .as_str()
-                    .unwrap_or("down")
-                    .to_string()
-            })
+            .map(|n| n["details"]["remaining_epsilon"].as_str().unwrap_or("down").to_string())
             .collect()
     }
 
@@ -261,20 +193,12 @@ impl Cluster {
 
     fn cli_cmd(&self, args: &[&str], tail: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .arg(self.path("user.yaml"))
-            .args(tail)
-            .envs(USER_ENV);
+        cmd.args(args).arg(self.path("user.yaml")).args(tail).envs(USER_ENV);
         cmd
     }
 
     /// (Ok(json answer) | Err(stderr), elapsed)
-    fn query(
-        &self,
-        stat: &str,
-        extra: &[&str],
-        labels: &[String],
-    ) -> (Result<Value, String>, Duration) {
+    fn query(&self, stat: &str, extra: &[&str], labels: &[String]) -> (Result<Value, String>, Duration) {
         let mut tail: Vec<&str> = extra.to_vec();
         tail.push("--json");
         tail.extend(labels.iter().map(|s| s.as_str()));
@@ -298,12 +222,7 @@ fn parse_answer(out: &Output) -> Result<Value, String> {
 }
 
 fn missing(answer: &Value) -> Vec<String> {
-    answer["missing_relays"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["relay"].as_str().unwrap().to_string())
-        .collect()
+    answer["missing_relays"].as_array().unwrap().iter().map(|m| m["relay"].as_str().unwrap().to_string()).collect()
 }
 
 #[test]
@@ -311,10 +230,7 @@ fn relay_failures_dead_and_hung() {
     let mut c = Cluster::start(&[]);
     let (answer, _) = c.exact_sum();
     let answer = answer.unwrap();
-    assert_eq!(
-        (answer["exact_value"].as_str(), answer["relays"].as_i64()),
-        (Some(H_SUM), Some(3))
-    );
+    assert_eq!((answer["exact_value"].as_str(), answer["relays"].as_i64()), (Some(H_SUM), Some(3)));
 
     // relay-3 dies: the sum covers relays 1 and 2 and names relay-3
     c.kill("relay-3");
@@ -323,35 +239,17 @@ fn relay_failures_dead_and_hung() {
     assert_eq!(answer["relays"], 2, "{answer}");
     assert_eq!(missing(&answer), vec!["relay-3"], "{answer}");
     assert_eq!(answer["exact_value"], H_SUM_WITHOUT_RELAY_3);
-    assert!(
-        elapsed < REQUEST_TIMEOUT + Duration::from_secs(5),
-        "took {elapsed:?}"
-    );
-    println!(
-        "relay-3 killed: answered with 2 relays in {elapsed:?}: missing {}",
-        answer["missing_relays"]
-    );
+    assert!(elapsed < REQUEST_TIMEOUT + Duration::from_secs(5), "took {elapsed:?}");
+    println!("relay-3 killed: answered with 2 relays in {elapsed:?}: missing {}", answer["missing_relays"]);
 
     // relay-2 dies too: fewer than min_relays remain, a clear error
     c.kill("relay-2");
     let (err, elapsed) = c.exact_sum();
     let err = err.unwrap_err();
-    assert!(
-        err.starts_with("error: ") && err.contains("at least 2 are required"),
-        "{err}"
-    );
-    assert!(
-        err.contains("relay-2") && err.contains("relay-3"),
-        "names the missing relays: {err}"
-    );
-    assert!(
-        elapsed < REQUEST_TIMEOUT + Duration::from_secs(5),
-        "took {elapsed:?}"
-    );
-    println!(
-        "relay-2 and relay-3 killed: failed in {elapsed:?}: {}",
-        err.trim()
-    );
+    assert!(err.starts_with("error: ") && err.contains("at least 2 are required"), "{err}");
+    assert!(err.contains("relay-2") && err.contains("relay-3"), "names the missing relays: {err}");
+    assert!(elapsed < REQUEST_TIMEOUT + Duration::from_secs(5), "took {elapsed:?}");
+    println!("relay-2 and relay-3 killed: failed in {elapsed:?}: {}", err.trim());
 
     // both restart on their addresses and serve again
     c.spawn("relay-2");
@@ -359,11 +257,7 @@ fn relay_failures_dead_and_hung() {
     c.wait_up(&["relay-2", "relay-3"], Duration::from_secs(30));
     let (answer, _) = c.exact_sum();
     let answer = answer.unwrap();
-    assert_eq!(
-        (answer["exact_value"].as_str(), answer["relays"].as_i64()),
-        (Some(H_SUM), Some(3)),
-        "{answer}"
-    );
+    assert_eq!((answer["exact_value"].as_str(), answer["relays"].as_i64()), (Some(H_SUM), Some(3)), "{answer}");
 
     // relay-1 hangs (SIGSTOP): the query completes without it after the request timeout
     signal(c.child("relay-1"), "STOP");
@@ -374,10 +268,7 @@ fn relay_failures_dead_and_hung() {
     assert_eq!(answer["exact_value"], H_SUM_WITHOUT_RELAY_1);
     let reason = answer["missing_relays"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("timed out"), "{reason}");
-    assert!(
-        elapsed >= REQUEST_TIMEOUT && elapsed < REQUEST_TIMEOUT + Duration::from_secs(4),
-        "took {elapsed:?}"
-    );
+    assert!(elapsed >= REQUEST_TIMEOUT && elapsed < REQUEST_TIMEOUT + Duration::from_secs(4), "took {elapsed:?}");
     println!("relay-1 stopped: answered with 2 relays in {elapsed:?}: {reason}");
 
     // resumed, it serves again
@@ -396,14 +287,8 @@ fn authority_failure_restart_and_persistent_budget() {
     c.kill("authority-2");
     let (err, elapsed) = c.exact_sum();
     let err = err.unwrap_err();
-    assert!(
-        err.starts_with("error: ") && err.contains("authority-2"),
-        "{err}"
-    );
-    assert!(
-        elapsed < REQUEST_TIMEOUT + Duration::from_secs(5),
-        "took {elapsed:?}"
-    );
+    assert!(err.starts_with("error: ") && err.contains("authority-2"), "{err}");
+    assert!(elapsed < REQUEST_TIMEOUT + Duration::from_secs(5), "took {elapsed:?}");
     println!("authority-2 killed: failed in {elapsed:?}: {}", err.trim());
     let status = c.status().unwrap();
     assert!(!Cluster::node_up(&status, "authority-2"));
@@ -413,11 +298,7 @@ fn authority_failure_restart_and_persistent_budget() {
     c.wait_up(&["authority-2"], Duration::from_secs(30));
     let (answer, _) = c.exact_sum();
     assert_eq!(answer.unwrap()["exact_value"], H_SUM);
-    assert_eq!(
-        c.remaining_epsilon(),
-        vec!["9.5", "9.5", "9.5"],
-        "budget ledger survives the restart"
-    );
+    assert_eq!(c.remaining_epsilon(), vec!["9.5", "9.5", "9.5"], "budget ledger survives the restart");
     let (dp, _) = c.query("count", &["--epsilon", "0.25"], &h_labels());
     dp.unwrap();
     assert_eq!(c.remaining_epsilon(), vec!["9.25", "9.25", "9.25"]);
@@ -427,14 +308,8 @@ fn authority_failure_restart_and_persistent_budget() {
     let (err, elapsed) = c.exact_sum();
     signal(c.child("authority-3"), "CONT");
     let err = err.unwrap_err();
-    assert!(
-        err.contains("authority-3") && err.contains("timed out"),
-        "{err}"
-    );
-    assert!(
-        elapsed < REQUEST_TIMEOUT + Duration::from_secs(4),
-        "took {elapsed:?}"
-    );
+    assert!(err.contains("authority-3") && err.contains("timed out"), "{err}");
+    assert!(elapsed < REQUEST_TIMEOUT + Duration::from_secs(4), "took {elapsed:?}");
     println!("authority-3 stopped: failed in {elapsed:?}: {}", err.trim());
     let (answer, _) = c.exact_sum();
     assert_eq!(answer.unwrap()["exact_value"], H_SUM);
@@ -447,15 +322,9 @@ fn processor_restart_and_graceful_shutdown() {
     c.kill("processor");
     let (err, elapsed) = c.exact_sum();
     let err = err.unwrap_err();
-    assert!(
-        err.contains("processor") && err.contains("unreachable after 2 attempts"),
-        "{err}"
-    );
+    assert!(err.contains("processor") && err.contains("unreachable after 2 attempts"), "{err}");
     // regression: the retry's transport warning used to precede the error line
-    assert!(
-        err.starts_with("error: ") && err.trim_end().lines().count() == 1,
-        "one line on stderr: {err}"
-    );
+    assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "one line on stderr: {err}");
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     println!("processor killed: failed in {elapsed:?}: {}", err.trim());
     c.spawn("processor");
@@ -471,12 +340,8 @@ fn processor_restart_and_graceful_shutdown() {
     let labels = h_labels();
     tail.extend(labels.iter().map(|s| s.as_str()));
     let started = Instant::now();
-    let inflight = c
-        .cli_cmd(&["query", "sum", "--config"], &tail)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let inflight =
+        c.cli_cmd(&["query", "sum", "--config"], &tail).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(1000));
     let processor = c.nodes.get_mut("processor").unwrap();
     processor.kill().unwrap();
@@ -492,10 +357,7 @@ fn processor_restart_and_graceful_shutdown() {
         }
         Err(err) => {
             assert!(err.contains("processor"), "{err}");
-            println!(
-                "processor killed mid-query: failed in {elapsed:?}: {}",
-                err.trim()
-            );
+            println!("processor killed mid-query: failed in {elapsed:?}: {}", err.trim());
         }
     }
     assert!(elapsed < Duration::from_secs(25), "took {elapsed:?}");
@@ -507,8 +369,7 @@ fn processor_restart_and_graceful_shutdown() {
     // restarted after it serves again
     signal(c.child("relay-2"), "TERM");
     let child = c.nodes.get_mut("relay-2").unwrap();
-    let status =
-        wait_exit(child, Duration::from_secs(5)).expect("relay-2 exits within 5 s of SIGTERM");
+    let status = wait_exit(child, Duration::from_secs(5)).expect("relay-2 exits within 5 s of SIGTERM");
     assert!(status.success(), "{status:?}");
     assert!(c.log("relay-2").contains("stopped"), "{}", c.log("relay-2"));
     c.spawn("relay-2");
@@ -571,10 +432,7 @@ mod hostile {
 
     /// Replaces the first occurrence of `from` in `bytes` by `to`.
     fn splice(bytes: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-        let at = bytes
-            .windows(from.len())
-            .position(|w| w == from)
-            .expect("pattern present");
+        let at = bytes.windows(from.len()).position(|w| w == from).expect("pattern present");
         [&bytes[..at], to, &bytes[at + from.len()..]].concat()
     }
 
@@ -605,24 +463,17 @@ mod hostile {
                 .request(
                     "relay-1",
                     relay,
-                    &encode(&RelayRequest::Describe {
-                        query_id: qid,
-                        labels: labels.clone(),
-                    })
-                    .unwrap(),
+                    &encode(&RelayRequest::Describe { query_id: qid, labels: labels.clone() }).unwrap(),
                 )
                 .await
                 .unwrap();
-            let RelayResponse::Described(info) = decode::<RelayResponse>(&reply, 1 << 24).unwrap()
-            else {
+            let RelayResponse::Described(info) = decode::<RelayResponse>(&reply, 1 << 24).unwrap() else {
                 panic!("describe")
             };
             let mut params = QueryParams::new(Statistic::Sum);
             params.exact = true;
-            let PlanStep::Round { round, task } = Planner::new(params.clone(), info.decimals, 20)
-                .unwrap()
-                .start()
-                .unwrap()
+            let PlanStep::Round { round, task } =
+                Planner::new(params.clone(), info.decimals, 20).unwrap().start().unwrap()
             else {
                 panic!("plan")
             };
@@ -634,37 +485,18 @@ mod hostile {
                 params,
                 decimals: info.decimals,
             };
-            let contribute = RelayRequest::Contribute {
-                spec: spec.clone(),
-                round,
-                task: task.clone(),
-            };
-            let reply = client
-                .request("relay-1", relay, &encode(&contribute).unwrap())
-                .await
-                .unwrap();
-            let RelayResponse::Contribution(signed) =
-                decode::<RelayResponse>(&reply, 1 << 24).unwrap()
-            else {
+            let contribute = RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone() };
+            let reply = client.request("relay-1", relay, &encode(&contribute).unwrap()).await.unwrap();
+            let RelayResponse::Contribution(signed) = decode::<RelayResponse>(&reply, 1 << 24).unwrap() else {
                 panic!("contribution")
             };
-            let Contribution::Moments { count, .. } = &signed.contribution else {
-                panic!("moments")
-            };
-            let register = encode(&AuthorityRequest::Register {
-                spec,
-                round,
-                task,
-                contributions: vec![*signed.clone()],
-            })
-            .unwrap();
+            let Contribution::Moments { count, .. } = &signed.contribution else { panic!("moments") };
+            let register =
+                encode(&AuthorityRequest::Register { spec, round, task, contributions: vec![*signed.clone()] })
+                    .unwrap();
             // the count ciphertext's first point, patched to a non-canonical encoding
             let point = rmp_serde::to_vec(&count.a).unwrap();
-            let bad_point = splice(
-                &register,
-                &point,
-                &rmp_serde::to_vec(&[0xffu8; 32]).unwrap(),
-            );
+            let bad_point = splice(&register, &point, &rmp_serde::to_vec(&[0xffu8; 32]).unwrap());
 
             let random: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
             let oversized = vec![0x92u8; 100_000];
@@ -687,20 +519,15 @@ mod hostile {
                 ("array32 header claiming 2^31 elements", huge_len),
                 ("Register body claiming 2^31 elements", huge_in_register),
             ];
-            for (name, addr, is_authority) in
-                [("authority-1", authority, true), ("relay-1", relay, false)]
-            {
+            for (name, addr, is_authority) in [("authority-1", authority, true), ("relay-1", relay, false)] {
                 for (what, bytes) in &cases {
                     if !is_authority && what.starts_with("Register with") {
                         continue;
                     }
                     let started = Instant::now();
                     let reply = client.request(name, addr, bytes).await;
-                    let result = if is_authority {
-                        outcome(reply, authority_error)
-                    } else {
-                        outcome(reply, relay_error)
-                    };
+                    let result =
+                        if is_authority { outcome(reply, authority_error) } else { outcome(reply, relay_error) };
                     println!("{name} <- {what}: {result} ({:?})", started.elapsed());
                     if what.starts_with("oversized") {
                         assert!(result.contains("frame limit"), "{result}");
@@ -710,25 +537,13 @@ mod hostile {
                     }
                     // the node keeps serving: a following Status request succeeds
                     let ok = if is_authority {
-                        let status = client
-                            .request(name, addr, &encode(&AuthorityRequest::Status).unwrap())
-                            .await;
-                        let status = status
-                            .unwrap_or_else(|e| panic!("{name} stopped serving after {what}: {e}"));
-                        matches!(
-                            decode::<AuthorityResponse>(&status, 1 << 24),
-                            Ok(AuthorityResponse::Status(_))
-                        )
+                        let status = client.request(name, addr, &encode(&AuthorityRequest::Status).unwrap()).await;
+                        let status = status.unwrap_or_else(|e| panic!("{name} stopped serving after {what}: {e}"));
+                        matches!(decode::<AuthorityResponse>(&status, 1 << 24), Ok(AuthorityResponse::Status(_)))
                     } else {
-                        let status = client
-                            .request(name, addr, &encode(&RelayRequest::Status).unwrap())
-                            .await;
-                        let status = status
-                            .unwrap_or_else(|e| panic!("{name} stopped serving after {what}: {e}"));
-                        matches!(
-                            decode::<RelayResponse>(&status, 1 << 24),
-                            Ok(RelayResponse::Status(_))
-                        )
+                        let status = client.request(name, addr, &encode(&RelayRequest::Status).unwrap()).await;
+                        let status = status.unwrap_or_else(|e| panic!("{name} stopped serving after {what}: {e}"));
+                        matches!(decode::<RelayResponse>(&status, 1 << 24), Ok(RelayResponse::Status(_)))
                     };
                     assert!(ok, "{name} answers Status after {what}");
                 }
@@ -744,30 +559,21 @@ mod hostile {
 #[test]
 fn relay_with_bad_data_files() {
     let mut c = Cluster::start(&[]);
-    let good = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/areas.xlsx")
-        .display()
-        .to_string();
+    let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx").display().to_string();
     let yaml = std::fs::read_to_string(c.path("relay-3.yaml")).unwrap();
     assert!(yaml.contains(&good));
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bad"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     // fuzz findings: .xls files whose sector chain loops (calamine allocated
     // without bound) and one whose MULRK record overflowed in calamine (a
     // panic in debug builds, which used to end the relay's worker)
     for name in ["xls_fat_loop.xls", "xls_fat_loop_2.xls"] {
-        files.push(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/data/fuzz")
-                .join(name),
-        );
+        files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fuzz").join(name));
     }
-    let mut overflow =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xls")).unwrap();
+    let mut overflow = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xls")).unwrap();
     let at = (4_269_715_196_956_001_033u64 % overflow.len() as u64) as usize;
     overflow[at] = 14;
     std::fs::write(c.path("mulrk_overflow.xls"), &overflow).unwrap();
@@ -787,27 +593,18 @@ fn relay_with_bad_data_files() {
         if let Some(status) = c.nodes.get_mut("relay-3").unwrap().try_wait().unwrap() {
             let log = c.log("relay-3");
             assert!(!status.success() && log.contains(&name), "{name}: {log}");
-            println!(
-                "{name}: relay refuses to start: {}",
-                log.lines().last().unwrap_or("")
-            );
+            println!("{name}: relay refuses to start: {}", log.lines().last().unwrap_or(""));
             continue;
         }
         c.wait_up(&["relay-3"], Duration::from_secs(30));
         let (answer, _) = c.exact_sum();
         match answer {
             Ok(answer) if answer["relays"] == 3 && name != "header_only.xlsx" => {
-                println!(
-                    "{name}: relay up, read the file: answered with 3 relays, {}",
-                    answer["exact_value"]
-                );
+                println!("{name}: relay up, read the file: answered with 3 relays, {}", answer["exact_value"]);
             }
             Ok(answer) if answer["relays"] == 3 => {
                 // a header without data rows is an empty column, not an error
-                assert_eq!(
-                    answer["exact_value"], H_SUM_WITHOUT_RELAY_3,
-                    "{name}: {answer}"
-                );
+                assert_eq!(answer["exact_value"], H_SUM_WITHOUT_RELAY_3, "{name}: {answer}");
                 println!("{name}: relay up, contributes 0 rows: answered with 3 relays");
             }
             Ok(answer) => {
@@ -831,10 +628,7 @@ fn relay_with_bad_data_files() {
             }
         }
         let status = c.status().unwrap();
-        assert!(
-            Cluster::node_up(&status, "relay-3"),
-            "{name}: relay-3 is still up after the failed query"
-        );
+        assert!(Cluster::node_up(&status, "relay-3"), "{name}: relay-3 is still up after the failed query");
     }
     c.kill("relay-3");
     std::fs::write(c.path("relay-3.yaml"), &yaml).unwrap();

@@ -52,9 +52,7 @@ fn start_echo_server(cfg: &TransportConfig) -> (quinn::Endpoint, SocketAddr, Rc<
 }
 
 /// Like `start_echo_server`, also counting handler futures that ran to the end.
-fn start_echo_server_counting(
-    cfg: &TransportConfig,
-) -> (quinn::Endpoint, SocketAddr, Rc<Cell<u32>>, Rc<Cell<u32>>) {
+fn start_echo_server_counting(cfg: &TransportConfig) -> (quinn::Endpoint, SocketAddr, Rc<Cell<u32>>, Rc<Cell<u32>>) {
     let endpoint = bind_endpoint("127.0.0.1:0".parse().unwrap(), cfg).unwrap();
     let addr = endpoint.local_addr().unwrap();
     let calls = Rc::new(Cell::new(0u32));
@@ -108,10 +106,7 @@ async fn pinned_nodes_exchange_requests() {
     assert_eq!(calls.get(), 21);
 
     // An empty request and an empty reply are fine too.
-    assert_eq!(
-        client.request("authority-1", addr, b"").await.unwrap(),
-        b"processor|"
-    );
+    assert_eq!(client.request("authority-1", addr, b"").await.unwrap(), b"processor|");
 
     // A client-only endpoint works as well (the CLI user).
     let user = node("user-alice");
@@ -119,13 +114,7 @@ async fn pinned_nodes_exchange_requests() {
     let (_ep2, addr2, _) = start_echo_server(&server_cfg2);
     let user_cfg = config(&user, &[&server.pin]);
     let user_client = Client::new(client_endpoint(&user_cfg).unwrap(), &user_cfg);
-    assert_eq!(
-        user_client
-            .request("authority-1", addr2, b"q")
-            .await
-            .unwrap(),
-        b"user-alice|q"
-    );
+    assert_eq!(user_client.request("authority-1", addr2, b"q").await.unwrap(), b"user-alice|q");
     endpoint.close(0u32.into(), b"done");
 }
 
@@ -139,30 +128,16 @@ async fn unknown_client_is_refused_before_any_request() {
     let (_endpoint, addr, calls) = start_echo_server(&server_cfg);
 
     let stranger_cfg = config(&stranger, &[&server.pin]);
-    let stranger_client = Client::new(
-        bind_endpoint("127.0.0.1:0".parse().unwrap(), &stranger_cfg).unwrap(),
-        &stranger_cfg,
-    );
-    let err = stranger_client
-        .request("relay-1", addr, b"let me in")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, TransportError::Handshake { .. }),
-        "unexpected error: {err}"
-    );
+    let stranger_client =
+        Client::new(bind_endpoint("127.0.0.1:0".parse().unwrap(), &stranger_cfg).unwrap(), &stranger_cfg);
+    let err = stranger_client.request("relay-1", addr, b"let me in").await.unwrap_err();
+    assert!(matches!(err, TransportError::Handshake { .. }), "unexpected error: {err}");
     assert!(err.to_string().contains("relay-1"), "{err}");
     assert_eq!(calls.get(), 0);
 
     let friend_cfg = config(&friend, &[&server.pin]);
-    let friend_client = Client::new(
-        bind_endpoint("127.0.0.1:0".parse().unwrap(), &friend_cfg).unwrap(),
-        &friend_cfg,
-    );
-    assert_eq!(
-        friend_client.request("relay-1", addr, b"hi").await.unwrap(),
-        b"processor|hi"
-    );
+    let friend_client = Client::new(bind_endpoint("127.0.0.1:0".parse().unwrap(), &friend_cfg).unwrap(), &friend_cfg);
+    assert_eq!(friend_client.request("relay-1", addr, b"hi").await.unwrap(), b"processor|hi");
     assert_eq!(calls.get(), 1);
 }
 
@@ -176,15 +151,9 @@ async fn wrong_server_pin_fails_the_handshake() {
     let (_endpoint, addr, calls) = start_echo_server(&server_cfg);
 
     let client_cfg = config(&client, &[&impostor_pin]);
-    let client = Client::new(
-        bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(),
-        &client_cfg,
-    );
+    let client = Client::new(bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(), &client_cfg);
     let err = client.request("authority-2", addr, b"x").await.unwrap_err();
-    assert!(
-        matches!(err, TransportError::Handshake { .. }),
-        "unexpected error: {err}"
-    );
+    assert!(matches!(err, TransportError::Handshake { .. }), "unexpected error: {err}");
     assert_eq!(calls.get(), 0);
 
     // A peer name that is not pinned at all.
@@ -202,42 +171,21 @@ async fn oversized_frame_gets_no_reply_and_server_keeps_serving() {
     let (_endpoint, addr, calls) = start_echo_server(&server_cfg);
 
     let client_cfg = config(&client, &[&server.pin]);
-    let client = Client::new(
-        bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(),
-        &client_cfg,
-    );
-    let err = client
-        .request("relay-2", addr, &vec![7u8; 64 * 1024])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, TransportError::Refused { .. }),
-        "unexpected error: {err}"
-    );
+    let client = Client::new(bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(), &client_cfg);
+    let err = client.request("relay-2", addr, &vec![7u8; 64 * 1024]).await.unwrap_err();
+    assert!(matches!(err, TransportError::Refused { .. }), "unexpected error: {err}");
     assert_eq!(calls.get(), 0);
-    assert_eq!(
-        client.request("relay-2", addr, b"small").await.unwrap(),
-        b"processor|small"
-    );
+    assert_eq!(client.request("relay-2", addr, b"small").await.unwrap(), b"processor|small");
 
     // The client refuses to send more than its own limit.
-    let err = client
-        .request("relay-2", addr, &vec![0u8; (1 << 20) + 1])
-        .await
-        .unwrap_err();
+    let err = client.request("relay-2", addr, &vec![0u8; (1 << 20) + 1]).await.unwrap_err();
     assert!(matches!(err, TransportError::FrameTooLarge { .. }), "{err}");
     // A reply bigger than the client's limit is refused as well.
     let mut small_cfg = config(&node("processor"), &[&server.pin]);
     small_cfg.identity = client_cfg.identity.clone();
     small_cfg.max_frame_bytes = 8;
-    let small = Client::new(
-        bind_endpoint("127.0.0.1:0".parse().unwrap(), &small_cfg).unwrap(),
-        &small_cfg,
-    );
-    let err = small
-        .request("relay-2", addr, b"1234567")
-        .await
-        .unwrap_err();
+    let small = Client::new(bind_endpoint("127.0.0.1:0".parse().unwrap(), &small_cfg).unwrap(), &small_cfg);
+    let err = small.request("relay-2", addr, b"1234567").await.unwrap_err();
     assert!(matches!(err, TransportError::FrameTooLarge { .. }), "{err}");
     assert_eq!(calls.get(), 2);
 }
@@ -254,20 +202,14 @@ async fn nothing_listening_fails_fast_naming_peer_and_address() {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.local_addr().unwrap()
     };
-    let client = Client::new(
-        bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(),
-        &client_cfg,
-    );
+    let client = Client::new(bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(), &client_cfg);
     let started = Instant::now();
     let err = client.request("relay-3", dead, b"x").await.unwrap_err();
     let elapsed = started.elapsed();
     let message = err.to_string();
     assert!(message.contains("relay-3"), "{message}");
     assert!(message.contains(&dead.to_string()), "{message}");
-    assert!(
-        matches!(err, TransportError::Unreachable { attempts: 3, .. }),
-        "{message}"
-    );
+    assert!(matches!(err, TransportError::Unreachable { attempts: 3, .. }), "{message}");
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
 }
 
@@ -280,34 +222,16 @@ async fn slow_handler_times_out_naming_the_peer() {
     let (_endpoint, addr, calls, completed) = start_echo_server_counting(&server_cfg);
     let mut client_cfg = config(&client, &[&server.pin]);
     client_cfg.request_timeout = Duration::from_millis(300);
-    let client = Client::new(
-        bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(),
-        &client_cfg,
-    );
+    let client = Client::new(bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(), &client_cfg);
     let started = Instant::now();
-    let err = client
-        .request("authority-3", addr, b"slow")
-        .await
-        .unwrap_err();
+    let err = client.request("authority-3", addr, b"slow").await.unwrap_err();
     assert!(started.elapsed() < Duration::from_millis(1500));
-    assert!(
-        matches!(
-            err,
-            TransportError::Timeout {
-                what: "request",
-                ..
-            }
-        ),
-        "{err}"
-    );
+    assert!(matches!(err, TransportError::Timeout { what: "request", .. }), "{err}");
     assert!(err.to_string().contains("authority-3"), "{err}");
     // Not retried: the handler ran once.
     assert_eq!(calls.get(), 1);
     // The connection is still usable.
-    assert_eq!(
-        client.request("authority-3", addr, b"fast").await.unwrap(),
-        b"processor|fast"
-    );
+    assert_eq!(client.request("authority-3", addr, b"fast").await.unwrap(), b"processor|fast");
     // The server dropped the abandoned slow request instead of finishing it.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(calls.get(), 2);
@@ -327,11 +251,7 @@ async fn aborted_and_unexpected_streams_do_not_stop_the_server() {
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
     let raw_ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
     let connection = raw_ep
-        .connect_with(
-            quinn::ClientConfig::new(std::sync::Arc::new(quic)),
-            addr,
-            "relay-4",
-        )
+        .connect_with(quinn::ClientConfig::new(std::sync::Arc::new(quic)), addr, "relay-4")
         .unwrap()
         .await
         .unwrap();
@@ -362,10 +282,7 @@ async fn concurrent_requests_to_a_dead_peer_do_not_queue_up() {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.local_addr().unwrap()
     };
-    let client = Client::new(
-        bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(),
-        &client_cfg,
-    );
+    let client = Client::new(bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(), &client_cfg);
     let started = Instant::now();
     let tasks: Vec<_> = (0..10)
         .map(|_| {
@@ -388,11 +305,7 @@ async fn concurrent_requests_to_a_dead_peer_do_not_queue_up() {
 fn server_thread(
     cfg: TransportConfig,
     addr: SocketAddr,
-) -> (
-    SocketAddr,
-    tokio::sync::oneshot::Sender<()>,
-    std::thread::JoinHandle<()>,
-) {
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, std::thread::JoinHandle<()>) {
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let handle = std::thread::spawn(move || {
@@ -423,14 +336,8 @@ async fn client_reconnects_after_the_server_restarts() {
 
     let mut client_cfg = config(&client, &[&server.pin]);
     client_cfg.request_timeout = Duration::from_secs(5);
-    let client = Client::new(
-        bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(),
-        &client_cfg,
-    );
-    assert_eq!(
-        client.request("authority-4", addr, b"one").await.unwrap(),
-        b"processor|one"
-    );
+    let client = Client::new(bind_endpoint("127.0.0.1:0".parse().unwrap(), &client_cfg).unwrap(), &client_cfg);
+    assert_eq!(client.request("authority-4", addr, b"one").await.unwrap(), b"processor|one");
 
     stop.send(()).unwrap();
     handle.join().unwrap();
@@ -440,10 +347,7 @@ async fn client_reconnects_after_the_server_restarts() {
     // The cached connection is dead; the client notices (stateless reset or
     // close) and reconnects well before the request timeout.
     let started = Instant::now();
-    assert_eq!(
-        client.request("authority-4", addr, b"two").await.unwrap(),
-        b"processor|two"
-    );
+    assert_eq!(client.request("authority-4", addr, b"two").await.unwrap(), b"processor|two");
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
     eprintln!("reconnect after restart took {elapsed:?}");
@@ -458,17 +362,9 @@ async fn ambiguous_pins_are_rejected_at_bind() {
     let a = node("relay-1");
     let mut twice = a.pin.clone();
     twice.name = "relay-9".to_string();
-    let err = bind_endpoint(
-        "127.0.0.1:0".parse().unwrap(),
-        &config(&me, &[&a.pin, &twice]),
-    )
-    .unwrap_err();
+    let err = bind_endpoint("127.0.0.1:0".parse().unwrap(), &config(&me, &[&a.pin, &twice])).unwrap_err();
     assert!(matches!(err, TransportError::Config { .. }), "{err}");
     let b = node("relay-1");
-    let err = bind_endpoint(
-        "127.0.0.1:0".parse().unwrap(),
-        &config(&me, &[&a.pin, &b.pin]),
-    )
-    .unwrap_err();
+    let err = bind_endpoint("127.0.0.1:0".parse().unwrap(), &config(&me, &[&a.pin, &b.pin])).unwrap_err();
     assert!(err.to_string().contains("relay-1"), "{err}");
 }

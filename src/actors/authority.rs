@@ -56,14 +56,17 @@ impl Handler<RequestBytes> for AuthorityActor {
         };
         let (query_id, kind) = match &request {
             AuthorityRequest::Register { spec, round, .. } => (spec.id.to_string(), format!("register round {round}")),
-            AuthorityRequest::Decrypt { query_id, round, release } => (query_id.to_string(), format!("decrypt round {round} {release:?}")),
+            AuthorityRequest::Decrypt { query_id, round, release } => {
+                (query_id.to_string(), format!("decrypt round {round} {release:?}"))
+            }
             AuthorityRequest::Status => (String::new(), "status".to_string()),
         };
         let span = info_span!("query", query_id = %query_id, role = "authority");
         let _guard = span.enter();
         let name = self.state.name().to_string();
         let budget = self.state.policy().budget;
-        let remaining = self.ledger.remaining(&self.dataset, budget).map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
+        let remaining =
+            self.ledger.remaining(&self.dataset, budget).map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
         let policy = self.state.policy().clone();
         let dataset = self.dataset.clone();
         let status = move || NodeStatus {

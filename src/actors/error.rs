@@ -14,53 +14,21 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum TransportError {
     #[error("{what} with peer {peer} at {addr} timed out after {after:?}; {hint}", hint = timeout_hint(.what))]
-    Timeout {
-        peer: String,
-        addr: SocketAddr,
-        what: &'static str,
-        after: Duration,
-    },
+    Timeout { peer: String, addr: SocketAddr, what: &'static str, after: Duration },
     #[error("could not connect to peer {peer} at {addr}: {reason}; check the address and that the node is running")]
-    Connect {
-        peer: String,
-        addr: SocketAddr,
-        reason: String,
-    },
+    Connect { peer: String, addr: SocketAddr, reason: String },
     #[error("TLS handshake with peer {peer} at {addr} failed: {reason}; check that both nodes pin each other's current certificate")]
-    Handshake {
-        peer: String,
-        addr: SocketAddr,
-        reason: String,
-    },
+    Handshake { peer: String, addr: SocketAddr, reason: String },
     #[error("connection to peer {peer} at {addr} was lost during {what}: {reason}")]
-    ConnectionLost {
-        peer: String,
-        addr: SocketAddr,
-        what: &'static str,
-        reason: String,
-    },
+    ConnectionLost { peer: String, addr: SocketAddr, what: &'static str, reason: String },
     #[error("peer {peer} at {addr} refused the request: {reason}")]
-    Refused {
-        peer: String,
-        addr: SocketAddr,
-        reason: String,
-    },
+    Refused { peer: String, addr: SocketAddr, reason: String },
     #[error("peer {peer} at {addr} is unreachable after {attempts} attempts; last error: {last}")]
-    Unreachable {
-        peer: String,
-        addr: SocketAddr,
-        attempts: u32,
-        last: Box<TransportError>,
-    },
+    Unreachable { peer: String, addr: SocketAddr, attempts: u32, last: Box<TransportError> },
     #[error("no pinned certificate for peer `{name}`; add it to the node's peer list")]
     UnknownPeer { name: String },
     #[error("{what} for peer {peer} at {addr} exceeds the frame limit of {limit} bytes; raise `max_frame_bytes` on both nodes or send less")]
-    FrameTooLarge {
-        peer: String,
-        addr: SocketAddr,
-        what: &'static str,
-        limit: usize,
-    },
+    FrameTooLarge { peer: String, addr: SocketAddr, what: &'static str, limit: usize },
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
     #[error("certificate: {reason}")]
@@ -81,10 +49,7 @@ impl TransportError {
             self,
             TransportError::Connect { .. }
                 | TransportError::ConnectionLost { .. }
-                | TransportError::Timeout {
-                    what: WHAT_CONNECT,
-                    ..
-                }
+                | TransportError::Timeout { what: WHAT_CONNECT, .. }
         )
     }
 }

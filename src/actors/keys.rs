@@ -12,7 +12,8 @@ use crate::config::{NodeConfig, NodeRole, Peer};
 use crate::crypto::{JointPublicKey, PublicShare};
 
 fn read_text(path: &Path, what: &str) -> Result<String, NodeError> {
-    std::fs::read_to_string(path).map_err(|e| NodeError::Setup { what: format!("reading {what} {}", path.display()), reason: e.to_string() })
+    std::fs::read_to_string(path)
+        .map_err(|e| NodeError::Setup { what: format!("reading {what} {}", path.display()), reason: e.to_string() })
 }
 
 pub fn identity(cfg: &NodeConfig) -> Result<Identity, NodeError> {
@@ -30,7 +31,9 @@ pub fn pinned_peers(cfg: &NodeConfig) -> Result<Vec<PinnedPeer>, NodeError> {
     let c = &cfg.cluster;
     let peers: Vec<&Peer> = match cfg.role {
         NodeRole::Authority | NodeRole::Relay | NodeRole::User => vec![&c.processor],
-        NodeRole::Processor => c.authorities.iter().chain(c.relays.iter().map(|r| &r.peer)).chain(c.users.iter()).collect(),
+        NodeRole::Processor => {
+            c.authorities.iter().chain(c.relays.iter().map(|r| &r.peer)).chain(c.users.iter()).collect()
+        }
     };
     peers.into_iter().map(pin).collect()
 }
@@ -49,18 +52,27 @@ pub fn transport_config(cfg: &NodeConfig) -> Result<TransportConfig, NodeError> 
 
 pub fn resolve(peer: &Peer) -> Result<SocketAddr, NodeError> {
     let fail = |reason: String| NodeError::Address { peer: peer.name.clone(), address: peer.address.clone(), reason };
-    peer.address.to_socket_addrs().map_err(|e| fail(e.to_string()))?.next().ok_or_else(|| fail("no address found".into()))
+    peer.address
+        .to_socket_addrs()
+        .map_err(|e| fail(e.to_string()))?
+        .next()
+        .ok_or_else(|| fail("no address found".into()))
 }
 
 /// The joint key file: the authorities' public shares with their proofs (msgpack).
 pub fn write_joint_key(path: &Path, shares: &[PublicShare]) -> Result<(), NodeError> {
-    let bytes = rmp_serde::to_vec(shares).map_err(|e| NodeError::Setup { what: "encoding the joint key".into(), reason: e.to_string() })?;
-    std::fs::write(path, bytes).map_err(|e| NodeError::Setup { what: format!("writing {}", path.display()), reason: e.to_string() })
+    let bytes = rmp_serde::to_vec(shares)
+        .map_err(|e| NodeError::Setup { what: "encoding the joint key".into(), reason: e.to_string() })?;
+    std::fs::write(path, bytes)
+        .map_err(|e| NodeError::Setup { what: format!("writing {}", path.display()), reason: e.to_string() })
 }
 
 pub fn read_joint_key(cfg: &NodeConfig) -> Result<JointPublicKey, NodeError> {
     let path = &cfg.cluster.joint_key;
-    let bytes = std::fs::read(path).map_err(|e| NodeError::Setup { what: format!("reading the joint key {}", path.display()), reason: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| NodeError::Setup {
+        what: format!("reading the joint key {}", path.display()),
+        reason: e.to_string(),
+    })?;
     let shares: Vec<PublicShare> = rmp_serde::from_slice(&bytes).map_err(|e| NodeError::Setup {
         what: format!("decoding the joint key {}", path.display()),
         reason: format!("{e}; the file is damaged: copy it again from the cluster's `crux-node init` output"),
@@ -71,7 +83,11 @@ pub fn read_joint_key(cfg: &NodeConfig) -> Result<JointPublicKey, NodeError> {
     if configured.len() != in_key.len() || configured.iter().any(|a| !in_key.contains(a)) {
         return Err(NodeError::Setup {
             what: format!("checking the joint key {}", path.display()),
-            reason: format!("it holds shares of [{}] but the config names authorities [{}]", in_key.join(", "), configured.join(", ")),
+            reason: format!(
+                "it holds shares of [{}] but the config names authorities [{}]",
+                in_key.join(", "),
+                configured.join(", ")
+            ),
         });
     }
     Ok(joint)

@@ -90,7 +90,9 @@ impl Ledger for LmdbLedger {
         }
         self.seen.put(&mut wtxn, &query.0, &issued_at.to_be_bytes()).map_err(|e| err(&self.dir, "record query", e))?;
         let spent_now = spent.get(dataset).copied().unwrap_or_default();
-        self.spent.put(&mut wtxn, dataset.as_bytes(), &spent_now.0.to_be_bytes()).map_err(|e| err(&self.dir, "charge", e))?;
+        self.spent
+            .put(&mut wtxn, dataset.as_bytes(), &spent_now.0.to_be_bytes())
+            .map_err(|e| err(&self.dir, "charge", e))?;
         wtxn.commit().map_err(|e| err(&self.dir, "commit", e))?;
         Ok(remaining)
     }
@@ -113,7 +115,10 @@ mod tests {
         let q1 = QueryId([1; 16]);
         {
             let mut l = LmdbLedger::open(dir.path()).unwrap();
-            assert_eq!(l.admit("areas", &q1, 100, Epsilon::parse("2").unwrap(), total, 100, 3600).unwrap(), Epsilon::parse("1").unwrap());
+            assert_eq!(
+                l.admit("areas", &q1, 100, Epsilon::parse("2").unwrap(), total, 100, 3600).unwrap(),
+                Epsilon::parse("1").unwrap()
+            );
         }
         let mut l = LmdbLedger::open(dir.path()).unwrap();
         assert!(matches!(l.admit("areas", &q1, 100, Epsilon(0), total, 101, 3600), Err(ProtocolError::Replay(_))));

@@ -47,7 +47,10 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
     let processor = cfg.cluster.processor.name.clone();
     match cfg.role {
         NodeRole::Authority => {
-            let a = cfg.authority.as_ref().ok_or_else(|| NodeError::Setup { what: "authority section".into(), reason: "missing".into() })?;
+            let a = cfg
+                .authority
+                .as_ref()
+                .ok_or_else(|| NodeError::Setup { what: "authority section".into(), reason: "missing".into() })?;
             let share = read_key_share(&a.key_share)?;
             if share.authority() != cfg.name {
                 return Err(NodeError::Setup {
@@ -56,7 +59,10 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
                 });
             }
             if joint.share_of(&cfg.name).map(|s| s.point) != Some(share.public_point()) {
-                return Err(NodeError::Setup { what: "key share".into(), reason: "it does not match this authority's share in the joint key".into() });
+                return Err(NodeError::Setup {
+                    what: "key share".into(),
+                    reason: "it does not match this authority's share in the joint key".into(),
+                });
             }
             let policy = AuthorityPolicy {
                 dataset: cfg.cluster.dataset.clone(),
@@ -64,7 +70,12 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
                 allow_exact: a.allow_exact,
                 budget: a.budget,
                 replay_window_secs: a.replay_window_secs,
-                relays: cfg.cluster.relays.iter().map(|r| (r.peer.name.clone(), r.public_key)).collect::<HashMap<_, _>>(),
+                relays: cfg
+                    .cluster
+                    .relays
+                    .iter()
+                    .map(|r| (r.peer.name.clone(), r.public_key))
+                    .collect::<HashMap<_, _>>(),
             };
             let ledger = LmdbLedger::open(&cfg.data_dir.join("ledger"))?;
             Ok(Prepared::Authority(AuthorityActor {
@@ -76,7 +87,10 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
             }))
         }
         NodeRole::Relay => {
-            let r = cfg.relay.as_ref().ok_or_else(|| NodeError::Setup { what: "relay section".into(), reason: "missing".into() })?;
+            let r = cfg
+                .relay
+                .as_ref()
+                .ok_or_else(|| NodeError::Setup { what: "relay section".into(), reason: "missing".into() })?;
             let identity = read_relay_identity(&r.identity_key)?;
             let mine = cfg.cluster.relays.iter().find(|p| p.peer.name == cfg.name);
             if mine.map(|p| p.public_key) != Some(identity.public_key()) {
@@ -93,14 +107,20 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
             }))
         }
         NodeRole::Processor => {
-            let p = cfg.processor.as_ref().ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
+            let p = cfg
+                .processor
+                .as_ref()
+                .ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
             let progress = std::io::stderr().is_terminal();
             info!(dir = %p.dlog_dir.display(), bits = p.dlog_table_bits, "opening the discrete-log table (built on first start)");
             let table = LmdbTable::open_or_build(&p.dlog_dir, p.dlog_table_bits, progress)?;
             let description = format!("2^{} baby steps, |m| < 2^{}", p.dlog_table_bits, p.dlog_range_bits);
             Ok(Prepared::Processor { table: Arc::new(table), description })
         }
-        NodeRole::User => Err(NodeError::Setup { what: "start".into(), reason: "a user config cannot be started; use it with `crux-node query`".into() }),
+        NodeRole::User => Err(NodeError::Setup {
+            what: "start".into(),
+            reason: "a user config cannot be started; use it with `crux-node query`".into(),
+        }),
     }
 }
 
@@ -114,11 +134,24 @@ pub fn start(cfg: &NodeConfig, prepared: Prepared) -> Result<RunningNode, NodeEr
         Prepared::Authority(actor) => serve_on_sync_worker(&endpoint, &tcfg, actor),
         Prepared::Relay(actor) => serve_on_sync_worker(&endpoint, &tcfg, actor),
         Prepared::Processor { table, description } => {
-            let p = cfg.processor.as_ref().ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
+            let p = cfg
+                .processor
+                .as_ref()
+                .ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
             let solver = Arc::new(DlogSolver::new(table, p.dlog_range_bits)?);
             let joint = read_joint_key(cfg)?;
-            let relays = cfg.cluster.relays.iter().map(|r| Ok((r.peer.name.clone(), resolve(&r.peer)?))).collect::<Result<Vec<_>, NodeError>>()?;
-            let authorities = cfg.cluster.authorities.iter().map(|a| Ok((a.name.clone(), resolve(a)?))).collect::<Result<Vec<_>, NodeError>>()?;
+            let relays = cfg
+                .cluster
+                .relays
+                .iter()
+                .map(|r| Ok((r.peer.name.clone(), resolve(&r.peer)?)))
+                .collect::<Result<Vec<_>, NodeError>>()?;
+            let authorities = cfg
+                .cluster
+                .authorities
+                .iter()
+                .map(|a| Ok((a.name.clone(), resolve(a)?)))
+                .collect::<Result<Vec<_>, NodeError>>()?;
             let view = Arc::new(ProcessorView {
                 dataset: cfg.cluster.dataset.clone(),
                 min_relays: cfg.cluster.min_relays,

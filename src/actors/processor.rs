@@ -89,7 +89,9 @@ impl Handler<RequestBytes> for ProcessorActor {
         };
         match request {
             ProcessorRequest::Status => Box::pin(async move { reply(&ProcessorResponse::Status(own_status(&shared))) }),
-            ProcessorRequest::ClusterStatus => Box::pin(async move { reply(&ProcessorResponse::ClusterStatus(cluster_status(&shared).await)) }),
+            ProcessorRequest::ClusterStatus => {
+                Box::pin(async move { reply(&ProcessorResponse::ClusterStatus(cluster_status(&shared).await)) })
+            }
             ProcessorRequest::Query { labels, params } => {
                 if !self.admit(&msg.peer) {
                     let limit = self.rate_per_minute;
@@ -102,7 +104,11 @@ impl Handler<RequestBytes> for ProcessorActor {
                     let id = QueryId::random(&mut OsRng);
                     let span = info_span!("query", query_id = %id, role = "processor", user = %user);
                     let started = Instant::now();
-                    let outcome = tokio::time::timeout(shared.query_timeout, run_query(&shared, id, labels, params).instrument(span.clone())).await;
+                    let outcome = tokio::time::timeout(
+                        shared.query_timeout,
+                        run_query(&shared, id, labels, params).instrument(span.clone()),
+                    )
+                    .await;
                     let _guard = span.enter();
                     match outcome {
                         Ok(Ok(answer)) => {
@@ -115,7 +121,10 @@ impl Handler<RequestBytes> for ProcessorActor {
                         }
                         Err(_) => {
                             warn!("query timed out");
-                            error_reply(format!("query {id} timed out after {:?}; raise `timeouts.query_ms` or check slow nodes", shared.query_timeout))
+                            error_reply(format!(
+                                "query {id} timed out after {:?}; raise `timeouts.query_ms` or check slow nodes",
+                                shared.query_timeout
+                            ))
                         }
                     }
                 })
@@ -139,7 +148,12 @@ fn own_status(shared: &ProcessorShared) -> NodeStatus {
     }
 }
 
-async fn ask<T: serde::de::DeserializeOwned>(shared: &ProcessorShared, name: &str, addr: SocketAddr, bytes: &[u8]) -> Result<T, String> {
+async fn ask<T: serde::de::DeserializeOwned>(
+    shared: &ProcessorShared,
+    name: &str,
+    addr: SocketAddr,
+    bytes: &[u8],
+) -> Result<T, String> {
     let reply = shared.client.request(name, addr, bytes).await.map_err(|e| e.to_string())?;
     decode::<T>(&reply, shared.max_frame).map_err(|e| format!("{name} sent an invalid reply: {e}"))
 }
@@ -175,7 +189,12 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
     a
 }
 
-async fn run_query(shared: &ProcessorShared, id: QueryId, labels: Vec<String>, params: QueryParams) -> Result<QueryAnswer, ProtocolError> {
+async fn run_query(
+    shared: &ProcessorShared,
+    id: QueryId,
+    labels: Vec<String>,
+    params: QueryParams,
+) -> Result<QueryAnswer, ProtocolError> {
     let (mut driver, mut step) = QueryDriver::new(shared.view.clone(), id, unix_now(), labels, params)?;
     loop {
         step = match step {
@@ -202,7 +221,10 @@ async fn run_query(shared: &ProcessorShared, id: QueryId, labels: Vec<String>, p
             Step::Solve(points) => {
                 let solver = shared.solver.clone();
                 let solved = actix_rt::task::spawn_blocking(move || {
-                    points.into_iter().map(|(r, p)| solver.solve_vartime(&p).map(|v| (r, v))).collect::<Result<Vec<_>, _>>()
+                    points
+                        .into_iter()
+                        .map(|(r, p)| solver.solve_vartime(&p).map(|v| (r, v)))
+                        .collect::<Result<Vec<_>, _>>()
                 })
                 .await
                 .map_err(|e| ProtocolError::Malformed(format!("discrete-log worker failed: {e}")))?;

@@ -34,10 +34,7 @@ pub struct NodeCertificate {
 
 impl fmt::Debug for NodeCertificate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NodeCertificate")
-            .field("cert_pem", &self.cert_pem)
-            .field("key_pem", &"<redacted>")
-            .finish()
+        f.debug_struct("NodeCertificate").field("cert_pem", &self.cert_pem).field("key_pem", &"<redacted>").finish()
     }
 }
 
@@ -71,51 +68,33 @@ pub fn server_name_for(node_name: &str) -> String {
 /// Self-signed certificate for a node name (e.g. "authority-1", "processor",
 /// "relay-2", "user-alice"), with SANs: the node's DNS name
 /// (`server_name_for`), "localhost", and the given IPs/hostnames.
-pub fn generate_certificate(
-    node_name: &str,
-    hosts: &[String],
-) -> Result<NodeCertificate, TransportError> {
+pub fn generate_certificate(node_name: &str, hosts: &[String]) -> Result<NodeCertificate, TransportError> {
     let mut sans = vec![server_name_for(node_name), "localhost".to_string()];
     for host in hosts {
         if ServerName::try_from(host.as_str()).is_err() {
             return Err(TransportError::Certificate {
-                reason: format!(
-                    "`{host}` is neither an IP address nor a DNS name; fix the host list of {node_name}"
-                ),
+                reason: format!("`{host}` is neither an IP address nor a DNS name; fix the host list of {node_name}"),
             });
         }
         if !sans.contains(host) {
             sans.push(host.clone());
         }
     }
-    let mut params =
-        rcgen::CertificateParams::new(sans).map_err(|err| TransportError::Certificate {
-            reason: format!("invalid host name for {node_name}: {err}"),
-        })?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, node_name);
+    let mut params = rcgen::CertificateParams::new(sans)
+        .map_err(|err| TransportError::Certificate { reason: format!("invalid host name for {node_name}: {err}") })?;
+    params.distinguished_name.push(rcgen::DnType::CommonName, node_name);
     let key = rcgen::KeyPair::generate().map_err(|err| TransportError::Certificate {
         reason: format!("key generation for {node_name} failed: {err}"),
     })?;
-    let cert = params
-        .self_signed(&key)
-        .map_err(|err| TransportError::Certificate {
-            reason: format!("signing the certificate of {node_name} failed: {err}"),
-        })?;
-    Ok(NodeCertificate {
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    })
+    let cert = params.self_signed(&key).map_err(|err| TransportError::Certificate {
+        reason: format!("signing the certificate of {node_name} failed: {err}"),
+    })?;
+    Ok(NodeCertificate { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
 }
 
-fn parse_certificate(
-    name: &str,
-    cert_pem: &str,
-) -> Result<CertificateDer<'static>, TransportError> {
-    CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|err| TransportError::Certificate {
-        reason: format!("no PEM certificate for {name}: {err}"),
-    })
+fn parse_certificate(name: &str, cert_pem: &str) -> Result<CertificateDer<'static>, TransportError> {
+    CertificateDer::from_pem_slice(cert_pem.as_bytes())
+        .map_err(|err| TransportError::Certificate { reason: format!("no PEM certificate for {name}: {err}") })
 }
 
 fn fingerprint(der: &[u8]) -> String {
@@ -132,10 +111,9 @@ pub struct Identity {
 impl Identity {
     /// Parses a PEM certificate chain (end-entity first) and a PEM private key.
     pub fn from_pem(name: &str, cert_pem: &str, key_pem: &str) -> Result<Self, TransportError> {
-        let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| TransportError::Certificate {
-                reason: format!("certificate PEM of {name} is malformed: {err}"),
+        let certs =
+            CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().map_err(|err| {
+                TransportError::Certificate { reason: format!("certificate PEM of {name} is malformed: {err}") }
             })?;
         if certs.is_empty() {
             return Err(TransportError::Certificate {
@@ -143,27 +121,19 @@ impl Identity {
             });
         }
         // The key error is not shown: it could echo key bytes.
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| {
-            TransportError::Certificate {
-                reason: format!("private key PEM of {name} is missing or malformed"),
-            }
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|_| TransportError::Certificate {
+            reason: format!("private key PEM of {name} is missing or malformed"),
         })?;
-        let identity = Identity {
-            name: name.to_string(),
-            certs,
-            key,
-        };
+        let identity = Identity { name: name.to_string(), certs, key };
         // Check that the key is usable and matches the certificate now rather
         // than at the first handshake.
         let provider = rustls::crypto::ring::default_provider();
-        let certified = rustls::sign::CertifiedKey::from_der(
-            identity.certs.clone(),
-            identity.key.clone_key(),
-            &provider,
-        )
-        .map_err(|err| TransportError::Certificate {
-            reason: format!("private key of {name} does not fit its certificate: {err}"),
-        })?;
+        let certified =
+            rustls::sign::CertifiedKey::from_der(identity.certs.clone(), identity.key.clone_key(), &provider).map_err(
+                |err| TransportError::Certificate {
+                    reason: format!("private key of {name} does not fit its certificate: {err}"),
+                },
+            )?;
         drop(certified);
         Ok(identity)
     }
@@ -176,10 +146,7 @@ impl Identity {
 
     /// The pin other nodes should hold for this identity.
     pub fn pinned(&self) -> PinnedPeer {
-        PinnedPeer {
-            name: self.name.clone(),
-            cert_der: self.certificate_der().to_vec(),
-        }
+        PinnedPeer { name: self.name.clone(), cert_der: self.certificate_der().to_vec() }
     }
 
     /// SHA-256 of the end-entity certificate, hex.
@@ -219,11 +186,7 @@ impl Identity {
 
 impl Clone for Identity {
     fn clone(&self) -> Self {
-        Identity {
-            name: self.name.clone(),
-            certs: self.certs.clone(),
-            key: self.key.clone_key(),
-        }
+        Identity { name: self.name.clone(), certs: self.certs.clone(), key: self.key.clone_key() }
     }
 }
 
@@ -248,10 +211,7 @@ impl PinnedPeer {
     /// Pins the first certificate in `cert_pem` under `name`.
     pub fn from_pem(name: &str, cert_pem: &str) -> Result<Self, TransportError> {
         let der = parse_certificate(name, cert_pem)?;
-        Ok(PinnedPeer {
-            name: name.to_string(),
-            cert_der: der.as_ref().to_vec(),
-        })
+        Ok(PinnedPeer { name: name.to_string(), cert_der: der.as_ref().to_vec() })
     }
 
     /// SHA-256 of the pinned certificate, hex.
@@ -262,19 +222,13 @@ impl PinnedPeer {
 
 impl fmt::Debug for PinnedPeer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PinnedPeer")
-            .field("name", &self.name)
-            .field("fingerprint", &self.fingerprint_hex())
-            .finish()
+        f.debug_struct("PinnedPeer").field("name", &self.name).field("fingerprint", &self.fingerprint_hex()).finish()
     }
 }
 
 /// Name of the pinned peer whose certificate is `end_entity`, if any.
 pub fn pinned_name<'a>(peers: &'a [PinnedPeer], end_entity: &[u8]) -> Option<&'a str> {
-    peers
-        .iter()
-        .find(|p| p.cert_der.as_slice() == end_entity)
-        .map(|p| p.name.as_str())
+    peers.iter().find(|p| p.cert_der.as_slice() == end_entity).map(|p| p.name.as_str())
 }
 
 /// Accepts exactly the pinned certificates; checks handshake signatures.
@@ -286,18 +240,13 @@ struct PinVerifier {
 
 impl PinVerifier {
     fn new(peers: Vec<PinnedPeer>) -> Self {
-        PinVerifier {
-            peers,
-            algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
-        }
+        PinVerifier { peers, algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms }
     }
 
     fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
         match pinned_name(&self.peers, end_entity.as_ref()) {
             Some(_) => Ok(()),
-            None => Err(rustls::Error::InvalidCertificate(
-                CertificateError::ApplicationVerificationFailure,
-            )),
+            None => Err(rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)),
         }
     }
 }
@@ -317,8 +266,7 @@ impl ClientCertVerifier for PinVerifier {
         _intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|()| ClientCertVerified::assertion())
+        self.check(end_entity).map(|()| ClientCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -353,8 +301,7 @@ impl ServerCertVerifier for PinVerifier {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.check(end_entity)
-            .map(|()| ServerCertVerified::assertion())
+        self.check(end_entity).map(|()| ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -386,10 +333,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// Server side: presents `identity`, requires a client certificate that is
 /// one of `peers`. TLS 1.3 only (QUIC requires it), ALPN `crux/1`.
-pub fn server_config(
-    identity: &Identity,
-    peers: &[PinnedPeer],
-) -> Result<rustls::ServerConfig, TransportError> {
+pub fn server_config(identity: &Identity, peers: &[PinnedPeer]) -> Result<rustls::ServerConfig, TransportError> {
     let verifier = Arc::new(PinVerifier::new(peers.to_vec()));
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -401,10 +345,7 @@ pub fn server_config(
 
 /// Client side: presents `identity`, accepts only the server certificate of
 /// `peer`. TLS 1.3 only, ALPN `crux/1`.
-pub fn client_config(
-    identity: &Identity,
-    peer: &PinnedPeer,
-) -> Result<rustls::ClientConfig, TransportError> {
+pub fn client_config(identity: &Identity, peer: &PinnedPeer) -> Result<rustls::ClientConfig, TransportError> {
     let verifier = Arc::new(PinVerifier::new(vec![peer.clone()]));
     let mut config = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -432,17 +373,13 @@ mod tests {
     #[test]
     fn generated_certificate_round_trips_and_pins() {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let cert =
-            generate_certificate("relay 2", &["127.0.0.1".into(), "relay.example".into()]).unwrap();
+        let cert = generate_certificate("relay 2", &["127.0.0.1".into(), "relay.example".into()]).unwrap();
         let identity = Identity::from_pem("relay 2", &cert.cert_pem, &cert.key_pem).unwrap();
         let pin = PinnedPeer::from_pem("relay 2", &cert.cert_pem).unwrap();
         assert_eq!(identity.certificate_der(), pin.cert_der.as_slice());
         assert_eq!(identity.fingerprint_hex(), pin.fingerprint_hex());
         assert_eq!(pin.fingerprint_hex().len(), 64);
-        assert_eq!(
-            pinned_name(std::slice::from_ref(&pin), &pin.cert_der),
-            Some("relay 2")
-        );
+        assert_eq!(pinned_name(std::slice::from_ref(&pin), &pin.cert_der), Some("relay 2"));
         let debug = format!("{identity:?}");
         assert!(!debug.contains("PRIVATE"));
         assert!(!debug.contains(&cert.key_pem));

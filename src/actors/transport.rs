@@ -60,9 +60,7 @@ pub struct TransportConfig {
 
 impl TransportConfig {
     fn validate(&self) -> Result<(), TransportError> {
-        let zero = |what: &str| TransportError::Config {
-            reason: format!("{what} must be greater than zero"),
-        };
+        let zero = |what: &str| TransportError::Config { reason: format!("{what} must be greater than zero") };
         if self.max_frame_bytes == 0 {
             return Err(zero("max_frame_bytes"));
         }
@@ -103,9 +101,8 @@ fn quinn_transport(initiator: bool) -> Result<Arc<quinn::TransportConfig>, Trans
     if initiator {
         transport.max_concurrent_bidi_streams(VarInt::from_u32(0));
     }
-    let idle = quinn::IdleTimeout::try_from(MAX_IDLE).map_err(|err| TransportError::Config {
-        reason: format!("idle timeout: {err}"),
-    })?;
+    let idle = quinn::IdleTimeout::try_from(MAX_IDLE)
+        .map_err(|err| TransportError::Config { reason: format!("idle timeout: {err}") })?;
     transport.max_idle_timeout(Some(idle));
     if initiator {
         transport.keep_alive_interval(Some(KEEP_ALIVE));
@@ -115,22 +112,17 @@ fn quinn_transport(initiator: bool) -> Result<Arc<quinn::TransportConfig>, Trans
 
 fn server_config(cfg: &TransportConfig) -> Result<quinn::ServerConfig, TransportError> {
     let tls = tls::server_config(&cfg.identity, &cfg.peers)?;
-    let quic = QuicServerConfig::try_from(tls).map_err(|err| TransportError::Config {
-        reason: format!("TLS server config unusable for QUIC: {err}"),
-    })?;
+    let quic = QuicServerConfig::try_from(tls)
+        .map_err(|err| TransportError::Config { reason: format!("TLS server config unusable for QUIC: {err}") })?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic));
     server.transport_config(quinn_transport(false)?);
     Ok(server)
 }
 
-fn client_config(
-    identity: &Identity,
-    peer: &PinnedPeer,
-) -> Result<quinn::ClientConfig, TransportError> {
+fn client_config(identity: &Identity, peer: &PinnedPeer) -> Result<quinn::ClientConfig, TransportError> {
     let tls = tls::client_config(identity, peer)?;
-    let quic = QuicClientConfig::try_from(tls).map_err(|err| TransportError::Config {
-        reason: format!("TLS client config unusable for QUIC: {err}"),
-    })?;
+    let quic = QuicClientConfig::try_from(tls)
+        .map_err(|err| TransportError::Config { reason: format!("TLS client config unusable for QUIC: {err}") })?;
     let mut client = quinn::ClientConfig::new(Arc::new(quic));
     client.transport_config(quinn_transport(true)?);
     Ok(client)
@@ -140,31 +132,18 @@ fn client_config(
 /// address from `endpoint.local_addr()`). Must run inside the runtime. Its
 /// stateless-reset key derives from the identity, so after a restart on the
 /// same address peers learn at once that their old connections are gone.
-pub fn bind_endpoint(
-    addr: SocketAddr,
-    cfg: &TransportConfig,
-) -> Result<quinn::Endpoint, TransportError> {
+pub fn bind_endpoint(addr: SocketAddr, cfg: &TransportConfig) -> Result<quinn::Endpoint, TransportError> {
     cfg.validate()?;
     let server = server_config(cfg)?;
-    let reset_key = ring::hmac::Key::new(
-        ring::hmac::HMAC_SHA256,
-        &cfg.identity.stateless_reset_secret(),
-    );
+    let reset_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &cfg.identity.stateless_reset_secret());
     let mut endpoint_config = quinn::EndpointConfig::new(Arc::new(reset_key));
     let cid_key = cfg.identity.connection_id_key();
-    endpoint_config.cid_generator(move || {
-        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
-    });
+    endpoint_config.cid_generator(move || Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key)));
     let socket = std::net::UdpSocket::bind(addr)?;
     let runtime = quinn::default_runtime().ok_or_else(|| TransportError::Config {
         reason: "no async runtime: bind endpoints inside the actix System".to_string(),
     })?;
-    Ok(quinn::Endpoint::new(
-        endpoint_config,
-        Some(server),
-        socket,
-        runtime,
-    )?)
+    Ok(quinn::Endpoint::new(endpoint_config, Some(server), socket, runtime)?)
 }
 
 /// Client-only endpoint on an ephemeral port: `[::]:0` (dual stack, reaches
@@ -175,19 +154,13 @@ pub fn client_endpoint(cfg: &TransportConfig) -> Result<quinn::Endpoint, Transpo
         Ok(endpoint) => Ok(endpoint),
         Err(err) => {
             debug!(cause = %err, "no IPv6 socket, binding the client endpoint on IPv4");
-            Ok(quinn::Endpoint::client(SocketAddr::from((
-                Ipv4Addr::UNSPECIFIED,
-                0,
-            )))?)
+            Ok(quinn::Endpoint::client(SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)))?)
         }
     }
 }
 
 /// Client-only endpoint on an ephemeral port of `target`'s address family.
-pub fn client_endpoint_for(
-    target: SocketAddr,
-    cfg: &TransportConfig,
-) -> Result<quinn::Endpoint, TransportError> {
+pub fn client_endpoint_for(target: SocketAddr, cfg: &TransportConfig) -> Result<quinn::Endpoint, TransportError> {
     cfg.validate()?;
     let local = match target {
         SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
@@ -199,9 +172,7 @@ pub fn client_endpoint_for(
 /// Name of the pinned peer that authenticated `connection`.
 fn peer_name(connection: &quinn::Connection, peers: &[PinnedPeer]) -> Option<String> {
     let identity = connection.peer_identity()?;
-    let certs = identity
-        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
-        .ok()?;
+    let certs = identity.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok()?;
     let end_entity = certs.first()?;
     tls::pinned_name(peers, end_entity.as_ref()).map(str::to_string)
 }
@@ -215,11 +186,7 @@ fn peer_name(connection: &quinn::Connection, peers: &[PinnedPeer]) -> Option<Str
 ///
 /// `cfg` must be the config the endpoint was bound with: its pins map a
 /// presented certificate to a peer name, its `max_frame_bytes` bounds requests.
-pub fn serve<H, Fut>(
-    endpoint: quinn::Endpoint,
-    cfg: &TransportConfig,
-    handler: H,
-) -> impl Future<Output = ()> + 'static
+pub fn serve<H, Fut>(endpoint: quinn::Endpoint, cfg: &TransportConfig, handler: H) -> impl Future<Output = ()> + 'static
 where
     H: Fn(String, Vec<u8>) -> Fut + 'static,
     Fut: Future<Output = Vec<u8>> + 'static,
@@ -234,9 +201,7 @@ where
             let remote = incoming.remote_address();
             // One span per connection; `peer` is filled in after the handshake.
             let span = info_span!("connection", peer = tracing::field::Empty, remote = %remote);
-            actix_rt::spawn(
-                serve_connection(incoming, peers, max_frame_bytes, handler).instrument(span),
-            );
+            actix_rt::spawn(serve_connection(incoming, peers, max_frame_bytes, handler).instrument(span));
         }
         debug!("endpoint closed, no longer accepting connections");
     }
@@ -271,15 +236,9 @@ async fn serve_connection<H, Fut>(
             Ok((send, recv)) => {
                 let handler = Rc::clone(&handler);
                 let peer = peer.clone();
-                actix_rt::spawn(
-                    serve_stream(send, recv, peer, max_frame_bytes, handler).in_current_span(),
-                );
+                actix_rt::spawn(serve_stream(send, recv, peer, max_frame_bytes, handler).in_current_span());
             }
-            Err(
-                ConnectionError::ApplicationClosed(_)
-                | ConnectionError::LocallyClosed
-                | ConnectionError::TimedOut,
-            ) => {
+            Err(ConnectionError::ApplicationClosed(_) | ConnectionError::LocallyClosed | ConnectionError::TimedOut) => {
                 debug!("connection closed");
                 return;
             }
@@ -304,10 +263,7 @@ async fn serve_stream<H, Fut>(
     let request = match recv.read_to_end(max_frame_bytes).await {
         Ok(request) => request,
         Err(ReadToEndError::TooLong) => {
-            warn!(
-                limit = max_frame_bytes,
-                "request larger than the frame limit, dropping it"
-            );
+            warn!(limit = max_frame_bytes, "request larger than the frame limit, dropping it");
             let _ = recv.stop(VarInt::from_u32(CODE_FRAME_TOO_LARGE));
             let _ = send.reset(VarInt::from_u32(CODE_FRAME_TOO_LARGE));
             return;
@@ -416,12 +372,7 @@ impl Client {
     /// exponential backoff on a fresh connection. A lost connection may have
     /// delivered the request already, so handlers must tolerate repeats.
     /// A timed-out reply is not retried.
-    pub async fn request(
-        &self,
-        peer_name: &str,
-        addr: SocketAddr,
-        payload: &[u8],
-    ) -> Result<Vec<u8>, TransportError> {
+    pub async fn request(&self, peer_name: &str, addr: SocketAddr, payload: &[u8]) -> Result<Vec<u8>, TransportError> {
         let inner = &self.inner;
         if payload.len() > inner.max_frame_bytes {
             return Err(TransportError::FrameTooLarge {
@@ -471,9 +422,7 @@ impl Client {
             .peers
             .iter()
             .find(|p| p.name == peer_name)
-            .ok_or_else(|| TransportError::UnknownPeer {
-                name: peer_name.to_string(),
-            })?;
+            .ok_or_else(|| TransportError::UnknownPeer { name: peer_name.to_string() })?;
         let slot = Arc::new(PeerSlot {
             config: client_config(&inner.identity, peer)?,
             pin: peer.clone(),
@@ -566,16 +515,10 @@ impl Client {
         addr: SocketAddr,
     ) -> Result<quinn::Connection, TransportError> {
         let inner = &self.inner;
-        let connecting = inner
-            .endpoint
-            .connect_with(slot.config.clone(), addr, &slot.server_name)
-            .map_err(|err| match err {
+        let connecting =
+            inner.endpoint.connect_with(slot.config.clone(), addr, &slot.server_name).map_err(|err| match err {
                 quinn::ConnectError::EndpointStopping => TransportError::Closed,
-                other => TransportError::Connect {
-                    peer: peer.to_string(),
-                    addr,
-                    reason: other.to_string(),
-                },
+                other => TransportError::Connect { peer: peer.to_string(), addr, reason: other.to_string() },
             })?;
         let connection = match tokio::time::timeout(inner.connect_timeout, connecting).await {
             Ok(Ok(connection)) => connection,
@@ -614,15 +557,10 @@ enum Failure {
 impl Failure {
     fn into_error(self, peer: &str, addr: SocketAddr, limit: usize) -> TransportError {
         let peer = peer.to_string();
-        let refused = |reason: String| TransportError::Refused {
-            peer: peer.clone(),
-            addr,
-            reason,
-        };
+        let refused = |reason: String| TransportError::Refused { peer: peer.clone(), addr, reason };
         match self {
             Failure::Connection(err, phase) => connection_error(err, phase, &peer, addr),
-            Failure::Write(WriteError::Stopped(code))
-            | Failure::Read(ReadToEndError::Read(ReadError::Reset(code))) => {
+            Failure::Write(WriteError::Stopped(code)) | Failure::Read(ReadToEndError::Read(ReadError::Reset(code))) => {
                 refused(stream_code_reason(code))
             }
             Failure::Write(WriteError::ConnectionLost(err))
@@ -630,15 +568,10 @@ impl Failure {
                 connection_error(err, Phase::Request, &peer, addr)
             }
             Failure::Write(err) => refused(format!("sending failed: {err}")),
-            Failure::Read(ReadToEndError::TooLong) => TransportError::FrameTooLarge {
-                peer,
-                addr,
-                what: "reply",
-                limit,
-            },
-            Failure::Read(ReadToEndError::Read(err)) => {
-                refused(format!("reading the reply failed: {err}"))
+            Failure::Read(ReadToEndError::TooLong) => {
+                TransportError::FrameTooLarge { peer, addr, what: "reply", limit }
             }
+            Failure::Read(ReadToEndError::Read(err)) => refused(format!("reading the reply failed: {err}")),
         }
     }
 }
@@ -655,12 +588,7 @@ fn is_tls_alert(code: quinn::TransportErrorCode) -> bool {
     (0x100..=0x1ff).contains(&u64::from(code))
 }
 
-fn connection_error(
-    err: ConnectionError,
-    phase: Phase,
-    peer: &str,
-    addr: SocketAddr,
-) -> TransportError {
+fn connection_error(err: ConnectionError, phase: Phase, peer: &str, addr: SocketAddr) -> TransportError {
     let peer = peer.to_string();
     let what = match phase {
         Phase::Connecting => WHAT_CONNECT,
@@ -668,64 +596,33 @@ fn connection_error(
     };
     match err {
         ConnectionError::TransportError(ref e) if is_tls_alert(e.code) => {
-            TransportError::Handshake {
-                peer,
-                addr,
-                reason: format!("we rejected the handshake: {err}"),
-            }
+            TransportError::Handshake { peer, addr, reason: format!("we rejected the handshake: {err}") }
         }
-        ConnectionError::ConnectionClosed(ref close) if is_tls_alert(close.error_code) => {
-            TransportError::Handshake {
-                peer,
-                addr,
-                reason: format!(
-                    "the peer rejected the handshake (does it pin our certificate?): {err}"
-                ),
-            }
-        }
+        ConnectionError::ConnectionClosed(ref close) if is_tls_alert(close.error_code) => TransportError::Handshake {
+            peer,
+            addr,
+            reason: format!("the peer rejected the handshake (does it pin our certificate?): {err}"),
+        },
         ConnectionError::LocallyClosed => TransportError::Closed,
         ConnectionError::VersionMismatch | ConnectionError::TransportError(_) => {
-            TransportError::Handshake {
-                peer,
-                addr,
-                reason: err.to_string(),
-            }
+            TransportError::Handshake { peer, addr, reason: err.to_string() }
         }
         ConnectionError::TimedOut
         | ConnectionError::Reset
         | ConnectionError::ApplicationClosed(_)
         | ConnectionError::ConnectionClosed(_)
         | ConnectionError::CidsExhausted => match phase {
-            Phase::Connecting => TransportError::Connect {
-                peer,
-                addr,
-                reason: err.to_string(),
-            },
-            Phase::Request => TransportError::ConnectionLost {
-                peer,
-                addr,
-                what,
-                reason: err.to_string(),
-            },
+            Phase::Connecting => TransportError::Connect { peer, addr, reason: err.to_string() },
+            Phase::Request => TransportError::ConnectionLost { peer, addr, what, reason: err.to_string() },
         },
     }
 }
 
 /// One request on a fresh stream of `connection`.
-async fn exchange(
-    connection: &quinn::Connection,
-    payload: &[u8],
-    max_frame_bytes: usize,
-) -> Result<Vec<u8>, Failure> {
-    let (mut send, mut recv) = connection
-        .open_bi()
-        .await
-        .map_err(|err| Failure::Connection(err, Phase::Request))?;
+async fn exchange(connection: &quinn::Connection, payload: &[u8], max_frame_bytes: usize) -> Result<Vec<u8>, Failure> {
+    let (mut send, mut recv) = connection.open_bi().await.map_err(|err| Failure::Connection(err, Phase::Request))?;
     send.write_all(payload).await.map_err(Failure::Write)?;
     // Only fails if the stream was already finished or reset.
-    send.finish()
-        .map_err(|_| Failure::Write(WriteError::ClosedStream))?;
-    recv.read_to_end(max_frame_bytes)
-        .await
-        .map_err(Failure::Read)
+    send.finish().map_err(|_| Failure::Write(WriteError::ClosedStream))?;
+    recv.read_to_end(max_frame_bytes).await.map_err(Failure::Read)
 }

@@ -187,10 +187,18 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
         joint_key: "cluster-key.bin".into(),
         min_relays,
         processor: RawPeer { name: processor_name.clone(), address: port(0), cert: p_crt.clone() },
-        authorities: authorities.iter().map(|(n, addr, crt, _, _)| RawPeer { name: n.clone(), address: addr.clone(), cert: crt.clone() }).collect(),
+        authorities: authorities
+            .iter()
+            .map(|(n, addr, crt, _, _)| RawPeer { name: n.clone(), address: addr.clone(), cert: crt.clone() })
+            .collect(),
         relays: relays
             .iter()
-            .map(|(n, addr, crt, _, _, pk)| RawRelayPeer { name: n.clone(), address: addr.clone(), cert: crt.clone(), public_key: pk.clone() })
+            .map(|(n, addr, crt, _, _, pk)| RawRelayPeer {
+                name: n.clone(),
+                address: addr.clone(),
+                cert: crt.clone(),
+                public_key: pk.clone(),
+            })
             .collect(),
         users: Vec::new(),
     };
@@ -241,7 +249,12 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
     let ucfg = base(&user_name, "user", None, &u_crt, &u_key);
     write(&out.join("user.yaml"), &yaml(&ucfg)?)?;
 
-    println!("wrote a cluster of {} authorities, 1 processor and {} relays to {}", a.authorities, a.relays, out.display());
+    println!(
+        "wrote a cluster of {} authorities, 1 processor and {} relays to {}",
+        a.authorities,
+        a.relays,
+        out.display()
+    );
     println!("  dataset {dataset:?} from {} (relay j serves slice j of its data rows)", data.display());
     println!("  exact queries {}", if a.exact { "allowed" } else { "refused (every answer carries DP noise)" });
     println!("start each node with: crux-node start --config {}/<node>.yaml", out.display());
@@ -251,12 +264,19 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
 fn add_user(out: &Path, name: &str) -> anyhow::Result<()> {
     let user = format!("user-{name}");
     let pfile = out.join("processor.yaml");
-    let text = std::fs::read_to_string(&pfile).with_context(|| format!("reading {} (run `crux-node init` first)", pfile.display()))?;
+    let text = std::fs::read_to_string(&pfile)
+        .with_context(|| format!("reading {} (run `crux-node init` first)", pfile.display()))?;
     let mut pcfg: RawConfig = serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", pfile.display()))?;
     if pcfg.cluster.users.iter().any(|u| u.name == user) {
         bail!("user {user} exists already in {}", pfile.display());
     }
-    let host = pcfg.cluster.processor.address.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or_else(|| "127.0.0.1".into());
+    let host = pcfg
+        .cluster
+        .processor
+        .address
+        .rsplit_once(':')
+        .map(|(h, _)| h.to_string())
+        .unwrap_or_else(|| "127.0.0.1".into());
     let (crt, key) = certificate(out, &user, &host)?;
     pcfg.cluster.users.push(RawUser { name: user.clone(), cert: crt.clone() });
     write(&pfile, &yaml(&pcfg)?)?;

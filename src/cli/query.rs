@@ -108,7 +108,8 @@ pub fn answer_json(a: &QueryAnswer) -> serde_json::Value {
     });
     if let ExactValue::Histogram(buckets) = &r.value {
         v["value"] = serde_json::Value::Null;
-        v["buckets"] = json!(buckets.iter().map(|b| json!({"lo": b.lo, "hi": b.hi, "count": b.count})).collect::<Vec<_>>());
+        v["buckets"] =
+            json!(buckets.iter().map(|b| json!({"lo": b.lo, "hi": b.hi, "count": b.count})).collect::<Vec<_>>());
     }
     v
 }
@@ -140,7 +141,8 @@ pub fn answer_text(a: &QueryAnswer) -> String {
     }
     match (&a.epsilon, a.exact) {
         (_, true) => out.push_str("  mode: exact (no noise)\n"),
-        (Some(e), false) => out.push_str(&format!("  mode: differentially private, epsilon {e}; {}\n", a.noise.as_deref().unwrap_or(""))),
+        (Some(e), false) => out
+            .push_str(&format!("  mode: differentially private, epsilon {e}; {}\n", a.noise.as_deref().unwrap_or(""))),
         (None, false) => out.push_str("  mode: noisy\n"),
     }
     out

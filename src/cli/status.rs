@@ -30,7 +30,12 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         Ok(ProcessorResponse::Status(s)) => s,
         Ok(ProcessorResponse::Error { message }) => bail!("processor: {message}"),
         Ok(_) => bail!("processor: unexpected answer"),
-        Err(e) => return Err(anyhow!(e).context(format!("processor {} at {} is down", cfg.cluster.processor.name, cfg.cluster.processor.address))),
+        Err(e) => {
+            return Err(anyhow!(e).context(format!(
+                "processor {} at {} is down",
+                cfg.cluster.processor.name, cfg.cluster.processor.address
+            )))
+        }
     };
     let peers = match ask_processor(&cfg, &ProcessorRequest::ClusterStatus)? {
         ProcessorResponse::ClusterStatus(p) => p,
@@ -53,10 +58,24 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     } else {
         let details = |d: &[(String, String)]| d.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
         println!("{:<14} {:<10} {:<22} {:<5} details", "node", "role", "address", "state");
-        println!("{:<14} {:<10} {:<22} {:<5} {}", processor.name, "processor", cfg.cluster.processor.address, "up", details(&processor.details));
+        println!(
+            "{:<14} {:<10} {:<22} {:<5} {}",
+            processor.name,
+            "processor",
+            cfg.cluster.processor.address,
+            "up",
+            details(&processor.details)
+        );
         for p in &peers {
             match &p.status {
-                Ok(s) => println!("{:<14} {:<10} {:<22} {:<5} {}", p.name, p.role.to_string(), p.address, "up", details(&s.details)),
+                Ok(s) => println!(
+                    "{:<14} {:<10} {:<22} {:<5} {}",
+                    p.name,
+                    p.role.to_string(),
+                    p.address,
+                    "up",
+                    details(&s.details)
+                ),
                 Err(e) => println!("{:<14} {:<10} {:<22} {:<5} {}", p.name, p.role.to_string(), p.address, "DOWN", e),
             }
         }

@@ -144,7 +144,8 @@ impl NodeConfig {
     /// Reads the YAML file and the environment overrides.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let load_err = |reason: String| ConfigError::Load { path: path.to_path_buf(), reason };
-        std::fs::metadata(path).map_err(|e| load_err(format!("{e}; pass the path of a node.yaml written by `crux-node init`")))?;
+        std::fs::metadata(path)
+            .map_err(|e| load_err(format!("{e}; pass the path of a node.yaml written by `crux-node init`")))?;
         let raw: RawConfig = Config::builder()
             .add_source(File::from(path).format(FileFormat::Yaml))
             .add_source(Environment::with_prefix("CRUX").prefix_separator("__").separator("__").try_parsing(true))
@@ -156,7 +157,8 @@ impl NodeConfig {
 
     pub fn validate(file: &Path, raw: RawConfig) -> Result<Self, ConfigError> {
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let invalid = |key: &str, reason: String| ConfigError::Invalid { path: file.to_path_buf(), key: key.to_string(), reason };
+        let invalid =
+            |key: &str, reason: String| ConfigError::Invalid { path: file.to_path_buf(), key: key.to_string(), reason };
         let role = match raw.node.role.trim().to_ascii_lowercase().as_str() {
             "authority" => NodeRole::Authority,
             "processor" => NodeRole::Processor,
@@ -164,7 +166,8 @@ impl NodeConfig {
             "user" => NodeRole::User,
             other => return Err(ConfigError::UnknownRole { path: file.to_path_buf(), role: other.to_string() }),
         };
-        let missing = |key: &'static str| ConfigError::Missing { path: file.to_path_buf(), key, role: role.to_string() };
+        let missing =
+            |key: &'static str| ConfigError::Missing { path: file.to_path_buf(), key, role: role.to_string() };
         check_name(file, "node.name", &raw.node.name)?;
         let listen = match (&raw.node.listen, role) {
             (_, NodeRole::User) => None,
@@ -205,7 +208,8 @@ impl NodeConfig {
             Ok(Peer { name: p.name.clone(), address: p.address.trim().to_string(), cert })
         };
         let processor = peer("cluster.processor", &c.processor)?;
-        let authorities = c.authorities.iter().map(|p| peer("cluster.authorities", p)).collect::<Result<Vec<_>, _>>()?;
+        let authorities =
+            c.authorities.iter().map(|p| peer("cluster.authorities", p)).collect::<Result<Vec<_>, _>>()?;
         if authorities.is_empty() {
             return Err(invalid("cluster.authorities", "at least one authority is needed".into()));
         }
@@ -225,7 +229,9 @@ impl NodeConfig {
         let users = c
             .users
             .iter()
-            .map(|u| peer("cluster.users", &RawPeer { name: u.name.clone(), address: String::new(), cert: u.cert.clone() }))
+            .map(|u| {
+                peer("cluster.users", &RawPeer { name: u.name.clone(), address: String::new(), cert: u.cert.clone() })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut names: Vec<&str> = std::iter::once(processor.name.as_str())
             .chain(authorities.iter().map(|p| p.name.as_str()))
@@ -266,7 +272,12 @@ impl NodeConfig {
                 }
                 let budget = Epsilon::from_f64(a.budget_epsilon)
                     .map_err(|e| invalid("authority.budget_epsilon", e.to_string()))?;
-                Some(AuthorityConfig { key_share, allow_exact: a.allow_exact, budget, replay_window_secs: a.replay_window_secs.max(60) })
+                Some(AuthorityConfig {
+                    key_share,
+                    allow_exact: a.allow_exact,
+                    budget,
+                    replay_window_secs: a.replay_window_secs.max(60),
+                })
             }
             (None, NodeRole::Authority) => return Err(missing("authority")),
             _ => None,
@@ -285,7 +296,13 @@ impl NodeConfig {
                     must_exist(file, "data file in `relay.sources`", &s.path)?;
                     if let Some(shard) = s.shard {
                         if shard.count == 0 || shard.index >= shard.count {
-                            return Err(invalid("relay.sources.shard", format!("index {} of {} is invalid (0-based index below count)", shard.index, shard.count)));
+                            return Err(invalid(
+                                "relay.sources.shard",
+                                format!(
+                                    "index {} of {} is invalid (0-based index below count)",
+                                    shard.index, shard.count
+                                ),
+                            ));
                         }
                     }
                     sources.push(s);
@@ -304,12 +321,16 @@ impl NodeConfig {
                     rate_limit_per_minute: 120,
                 });
                 if !(8..=32).contains(&p.dlog_table_bits) {
-                    return Err(invalid("processor.dlog_table_bits", format!("{} is outside 8..=32", p.dlog_table_bits)));
+                    return Err(invalid(
+                        "processor.dlog_table_bits",
+                        format!("{} is outside 8..=32", p.dlog_table_bits),
+                    ));
                 }
                 if p.dlog_range_bits < p.dlog_table_bits || p.dlog_range_bits > 48 {
                     return Err(invalid("processor.dlog_range_bits", "must be between dlog_table_bits and 48".into()));
                 }
-                let dlog_dir = p.dlog_dir.as_deref().map(|d| resolve(&base, d)).unwrap_or_else(|| data_dir.join("dlog"));
+                let dlog_dir =
+                    p.dlog_dir.as_deref().map(|d| resolve(&base, d)).unwrap_or_else(|| data_dir.join("dlog"));
                 Some(ProcessorConfig {
                     dlog_dir,
                     dlog_table_bits: p.dlog_table_bits,

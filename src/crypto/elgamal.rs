@@ -88,10 +88,9 @@ pub fn decode_point(bytes: &[u8], what: &'static str) -> Result<RistrettoPoint, 
         what,
         reason: format!("expected 32 bytes, got {}", bytes.len()),
     })?;
-    compressed.decompress().ok_or_else(|| CryptoError::InvalidEncoding {
-        what,
-        reason: "not a canonical ristretto255 point".to_string(),
-    })
+    compressed
+        .decompress()
+        .ok_or_else(|| CryptoError::InvalidEncoding { what, reason: "not a canonical ristretto255 point".to_string() })
 }
 
 impl Add for Ciphertext {

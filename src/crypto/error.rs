@@ -17,7 +17,9 @@ pub enum CryptoError {
     InvalidDecryptionProof { authority: String },
     #[error("signature check failed for {signer}: {reason}")]
     InvalidSignature { signer: String, reason: String },
-    #[error("key file is corrupt or truncated: {reason}; restore it from backup or create new keys with `crux-node init`")]
+    #[error(
+        "key file is corrupt or truncated: {reason}; restore it from backup or create new keys with `crux-node init`"
+    )]
     CorruptKey { reason: String },
     #[error("value is outside the discrete-log range -{max_abs}..{max_abs}; build a larger table (`crux-node tables build --bits K`) or raise `dlog.range_bits`")]
     DlogOutOfRange { max_abs: u64 },

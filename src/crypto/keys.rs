@@ -201,7 +201,8 @@ mod tests {
         let honest = a.public_share(&mut OsRng);
         // rogue: Y_r = R - Y_a so that Y = R, with a copied proof
         let r = RISTRETTO_BASEPOINT_TABLE * &Scalar::random(&mut OsRng);
-        let rogue = PublicShare { authority: "a2".into(), point: r - honest.point, proof: b.public_share(&mut OsRng).proof };
+        let rogue =
+            PublicShare { authority: "a2".into(), point: r - honest.point, proof: b.public_share(&mut OsRng).proof };
         let err = JointPublicKey::assemble(&[honest.clone(), rogue]).unwrap_err();
         assert_eq!(err, CryptoError::InvalidKeyProof { authority: "a2".into() });
         assert!(err.to_string().contains("a2"));

@@ -70,7 +70,8 @@ pub fn combine_checked(
     let mut total = ciphertext.b;
     for share in key.shares() {
         let mut found = partials.iter().filter(|p| p.authority == share.authority);
-        let partial = found.next().ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: share.authority.clone() })?;
+        let partial =
+            found.next().ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: share.authority.clone() })?;
         if found.next().is_some() {
             return Err(CryptoError::DuplicateAuthority { authority: share.authority.clone() });
         }

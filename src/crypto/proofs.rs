@@ -114,7 +114,13 @@ impl DleqProof {
         DleqProof { challenge: c, response }
     }
 
-    pub fn verify(&self, context: &[u8], public: &RistrettoPoint, base: &RistrettoPoint, share: &RistrettoPoint) -> bool {
+    pub fn verify(
+        &self,
+        context: &[u8],
+        public: &RistrettoPoint,
+        base: &RistrettoPoint,
+        share: &RistrettoPoint,
+    ) -> bool {
         let neg_c = -self.challenge;
         let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, public, &self.response);
         let t2 = RistrettoPoint::vartime_multiscalar_mul([self.response, neg_c], [*base, *share]);
@@ -154,14 +160,18 @@ impl NoisyShareProof {
         proof
     }
 
-    pub fn verify(&self, context: &[u8], public: &RistrettoPoint, base: &RistrettoPoint, share: &RistrettoPoint) -> bool {
+    pub fn verify(
+        &self,
+        context: &[u8],
+        public: &RistrettoPoint,
+        base: &RistrettoPoint,
+        share: &RistrettoPoint,
+    ) -> bool {
         let neg_c = -self.challenge;
         // t1 = s1·G - c·Y ; t2 = s1·a + s2·G - c·D'
         let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, public, &self.key_response);
-        let t2 = RistrettoPoint::vartime_multiscalar_mul(
-            [self.key_response, neg_c],
-            [*base, *share],
-        ) + RISTRETTO_BASEPOINT_TABLE * &self.noise_response;
+        let t2 = RistrettoPoint::vartime_multiscalar_mul([self.key_response, neg_c], [*base, *share])
+            + RISTRETTO_BASEPOINT_TABLE * &self.noise_response;
         share_challenge(NOISY_DOMAIN, context, public, base, share, &t1, &t2) == self.challenge
     }
 }

@@ -72,18 +72,14 @@ impl fmt::Debug for RelayPublicKey {
 
 impl RelayPublicKey {
     pub fn from_hex(text: &str) -> Result<Self, CryptoError> {
-        let bytes = hex::decode(text.trim()).map_err(|e| CryptoError::InvalidEncoding {
-            what: "relay public key",
-            reason: format!("not hex: {e}"),
-        })?;
+        let bytes = hex::decode(text.trim())
+            .map_err(|e| CryptoError::InvalidEncoding { what: "relay public key", reason: format!("not hex: {e}") })?;
         let arr: [u8; 32] = bytes.try_into().map_err(|v: Vec<u8>| CryptoError::InvalidEncoding {
             what: "relay public key",
             reason: format!("expected 32 bytes, got {}", v.len()),
         })?;
-        VerifyingKey::from_bytes(&arr).map_err(|e| CryptoError::InvalidEncoding {
-            what: "relay public key",
-            reason: e.to_string(),
-        })?;
+        VerifyingKey::from_bytes(&arr)
+            .map_err(|e| CryptoError::InvalidEncoding { what: "relay public key", reason: e.to_string() })?;
         Ok(RelayPublicKey(arr))
     }
 
@@ -92,7 +88,13 @@ impl RelayPublicKey {
     }
 
     /// Verifies a signature made by `RelayIdentity::sign` with the same context.
-    pub fn verify(&self, signer: &str, context: &[u8], message: &[u8], signature: &RelaySignature) -> Result<(), CryptoError> {
+    pub fn verify(
+        &self,
+        signer: &str,
+        context: &[u8],
+        message: &[u8],
+        signature: &RelaySignature,
+    ) -> Result<(), CryptoError> {
         let fail = |reason: String| CryptoError::InvalidSignature { signer: signer.to_string(), reason };
         let key = VerifyingKey::from_bytes(&self.0).map_err(|e| fail(e.to_string()))?;
         let sig = Signature::from_slice(&signature.0).map_err(|e| fail(e.to_string()))?;

@@ -58,7 +58,8 @@ struct Cluster {
 fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
+        let shares: Vec<KeyShare> =
+            (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
         let publics: Vec<PublicShare> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
         let joint = JointPublicKey::assemble(&publics).unwrap();
         let key = EncryptionKey::new(&joint);
@@ -115,7 +116,8 @@ fn n_of_n_flow_with_proofs() {
     let mut rng = StdRng::seed_from_u64(1);
     let values: Vec<i64> = (0..500).map(|_| rng.gen_range(-1_000_000..1_000_000)).collect();
     let total = Ciphertext::sum(&values.iter().map(|v| c.key.encrypt(*v, &mut OsRng)).collect::<Vec<_>>());
-    let partials: Vec<PartialDecryption> = c.shares.iter().map(|s| s.partial_decrypt(&total, b"query-7/sum", &mut OsRng)).collect();
+    let partials: Vec<PartialDecryption> =
+        c.shares.iter().map(|s| s.partial_decrypt(&total, b"query-7/sum", &mut OsRng)).collect();
     for p in &partials {
         p.verify(&c.joint, &total, b"query-7/sum").unwrap();
     }
@@ -137,12 +139,8 @@ fn n_of_n_flow_with_proofs() {
 
     // noisy shares: the result is m + Σ noise, proofs verify, exact mode refuses them
     let noises = [5i128, -3, 11];
-    let noisy: Vec<PartialDecryption> = c
-        .shares
-        .iter()
-        .zip(noises)
-        .map(|(s, e)| s.partial_decrypt_noisy(&total, e, b"q/noisy", &mut OsRng))
-        .collect();
+    let noisy: Vec<PartialDecryption> =
+        c.shares.iter().zip(noises).map(|(s, e)| s.partial_decrypt_noisy(&total, e, b"q/noisy", &mut OsRng)).collect();
     let point = combine(&c.joint, &total, b"q/noisy", &noisy).unwrap();
     assert_eq!(c.solver.solve_vartime(&point).unwrap(), values.iter().sum::<i64>() + 13);
     assert!(combine_checked(&c.joint, &total, b"q/noisy", &noisy, true).is_err());

@@ -75,9 +75,7 @@ pub fn cell_ref(row: u32, col: u32) -> String {
 /// The last row (0-based) holding a non-blank cell, if any.
 pub(crate) fn last_used_row(grid: &dyn Grid) -> Option<u32> {
     let width = grid.col_count();
-    (0..grid.row_count())
-        .rev()
-        .find(|&row| (0..width).any(|col| !grid.cell(row, col).is_blank()))
+    (0..grid.row_count()).rev().find(|&row| (0..width).any(|col| !grid.cell(row, col).is_blank()))
 }
 
 #[cfg(test)]
@@ -92,9 +90,7 @@ mod tests {
         assert_eq!(column_letters(26), "AA");
         assert_eq!(column_letters(701), "ZZ");
         assert_eq!(column_letters(702), "AAA");
-        assert!(column_letters(u32::MAX)
-            .chars()
-            .all(|c| c.is_ascii_uppercase()));
+        assert!(column_letters(u32::MAX).chars().all(|c| c.is_ascii_uppercase()));
         assert_eq!(cell_ref(56, 7), "H57");
     }
 

@@ -90,7 +90,10 @@ pub(crate) fn check_sector_chains(bytes: &[u8]) -> Result<(), String> {
             }
             let link_index = usize::try_from(link).unwrap_or(usize::MAX);
             if link_index >= fat.len() {
-                return Err(format!("sector {current} links to sector {link}, past the allocation table ({} sectors)", fat.len()));
+                return Err(format!(
+                    "sector {current} links to sector {link}, past the allocation table ({} sectors)",
+                    fat.len()
+                ));
             }
             current = link_index;
         }

@@ -32,12 +32,7 @@ fn classify(cell: &CellValue<'_>) -> Parsed {
         return Parsed::Blank;
     }
     let text = match cell {
-        CellValue::Int(value) => {
-            return Parsed::Number(Decimal {
-                mantissa: i128::from(*value),
-                decimals: 0,
-            })
-        }
+        CellValue::Int(value) => return Parsed::Number(Decimal { mantissa: i128::from(*value), decimals: 0 }),
         CellValue::Float(value) if !value.is_finite() => return Parsed::Invalid(value.to_string()),
         CellValue::Other(shown) => return Parsed::Invalid(shown.clone()),
         CellValue::Float(_) | CellValue::Text(_) | CellValue::Blank => cell.display_text(),
@@ -154,9 +149,7 @@ pub(crate) fn read_values(
                     });
                 }
                 match number.to_scale(decimals) {
-                    Some(value) if value.unsigned_abs() <= MAX_MAGNITUDE.unsigned_abs() => {
-                        values.push(value)
-                    }
+                    Some(value) if value.unsigned_abs() <= MAX_MAGNITUDE.unsigned_abs() => values.push(value),
                     _ => {
                         return Err(DataError::ValueTooLarge {
                             path: origin.path.to_path_buf(),
@@ -189,34 +182,17 @@ mod tests {
 
     #[test]
     fn classifies_cells() {
-        let number = |m, d| {
-            Parsed::Number(Decimal {
-                mantissa: m,
-                decimals: d,
-            })
-        };
+        let number = |m, d| Parsed::Number(Decimal { mantissa: m, decimals: d });
         assert_eq!(classify(&CellValue::Float(2021.0)), number(2021, 0));
         assert_eq!(classify(&CellValue::Float(-0.0111)), number(-111, 4));
         assert_eq!(classify(&CellValue::Int(-5)), number(-5, 0));
         assert_eq!(classify(&CellValue::Text(" 1.96 ")), number(196, 2));
         assert_eq!(classify(&CellValue::Text("  ")), Parsed::Blank);
         assert_eq!(classify(&CellValue::Blank), Parsed::Blank);
-        assert_eq!(
-            classify(&CellValue::Text("12,345")),
-            Parsed::Invalid("12,345".into())
-        );
-        assert_eq!(
-            classify(&CellValue::Other("TRUE".into())),
-            Parsed::Invalid("TRUE".into())
-        );
-        assert_eq!(
-            classify(&CellValue::Float(f64::NAN)),
-            Parsed::Invalid("NaN".into())
-        );
-        assert!(matches!(
-            classify(&CellValue::Float(1e300)),
-            Parsed::Huge(_)
-        ));
+        assert_eq!(classify(&CellValue::Text("12,345")), Parsed::Invalid("12,345".into()));
+        assert_eq!(classify(&CellValue::Other("TRUE".into())), Parsed::Invalid("TRUE".into()));
+        assert_eq!(classify(&CellValue::Float(f64::NAN)), Parsed::Invalid("NaN".into()));
+        assert!(matches!(classify(&CellValue::Float(1e300)), Parsed::Huge(_)));
     }
 
     struct OneColumn(Vec<CellValue<'static>>);
@@ -228,88 +204,49 @@ mod tests {
             1
         }
         fn cell(&self, row: u32, _col: u32) -> CellValue<'_> {
-            row.checked_sub(HEADER_ROWS)
-                .and_then(|i| self.0.get(i as usize))
-                .cloned()
-                .unwrap_or(CellValue::Blank)
+            row.checked_sub(HEADER_ROWS).and_then(|i| self.0.get(i as usize)).cloned().unwrap_or(CellValue::Blank)
         }
     }
 
-    fn read(
-        cells: Vec<CellValue<'static>>,
-        decimals: Option<u32>,
-    ) -> Result<ColumnData, DataError> {
+    fn read(cells: Vec<CellValue<'static>>, decimals: Option<u32>) -> Result<ColumnData, DataError> {
         let rows = u64::try_from(cells.len()).unwrap();
         let grid = OneColumn(cells);
         let path = PathBuf::from("x.csv");
-        let header = ColumnHeader {
-            index: 0,
-            column_ref: "A".into(),
-            labels: vec!["g".into(), "s".into(), "p".into()],
-        };
+        let header =
+            ColumnHeader { index: 0, column_ref: "A".into(), labels: vec!["g".into(), "s".into(), "p".into()] };
         read_values(
             &grid,
-            &Origin {
-                path: &path,
-                sheet: &None,
-            },
+            &Origin { path: &path, sheet: &None },
             &header,
-            &ReadOptions {
-                slice: 0..rows,
-                data_rows: rows,
-                on_invalid: InvalidPolicy::Error,
-                decimals,
-            },
+            &ReadOptions { slice: 0..rows, data_rows: rows, on_invalid: InvalidPolicy::Error, decimals },
         )
     }
 
     #[test]
     fn detects_and_declares_decimals() {
-        let cells = vec![
-            CellValue::Text("1.5"),
-            CellValue::Float(2.25),
-            CellValue::Blank,
-            CellValue::Int(3),
-        ];
+        let cells = vec![CellValue::Text("1.5"), CellValue::Float(2.25), CellValue::Blank, CellValue::Int(3)];
         let data = read(cells.clone(), None).unwrap();
         assert_eq!(data.values, vec![150, 225, 300]);
         assert_eq!((data.decimals, data.blank, data.rows), (2, 1, 4));
         let data = read(cells.clone(), Some(3)).unwrap();
         assert_eq!(data.values, vec![1500, 2250, 3000]);
         let err = read(cells, Some(1)).unwrap_err();
-        assert!(
-            matches!(&err, DataError::TooManyDecimals { cell, found: 2, allowed: 1, .. } if cell == "A5"),
-            "{err}"
-        );
+        assert!(matches!(&err, DataError::TooManyDecimals { cell, found: 2, allowed: 1, .. } if cell == "A5"), "{err}");
     }
 
     #[test]
     fn limits() {
         let err = read(vec![CellValue::Text("0.0000000000001")], None).unwrap_err();
-        assert!(
-            matches!(&err, DataError::TooManyDecimals { cell, allowed: 12, .. } if cell == "A4")
-        );
+        assert!(matches!(&err, DataError::TooManyDecimals { cell, allowed: 12, .. } if cell == "A4"));
         let big = (1i128 << 62).to_string();
         assert_eq!(
-            read(vec![CellValue::Text(Box::leak(big.into_boxed_str()))], None)
-                .unwrap()
-                .values,
+            read(vec![CellValue::Text(Box::leak(big.into_boxed_str()))], None).unwrap().values,
             vec![1i128 << 62]
         );
         let err = read(vec![CellValue::Text("4611686018427387905")], None).unwrap_err();
         assert!(matches!(&err, DataError::ValueTooLarge { cell, .. } if cell == "A4"));
-        let err = read(
-            vec![
-                CellValue::Text("461168601842738.7905"),
-                CellValue::Text("0.00001"),
-            ],
-            None,
-        )
-        .unwrap_err();
-        assert!(
-            matches!(&err, DataError::ValueTooLarge { cell, .. } if cell == "A4"),
-            "{err}"
-        );
+        let err = read(vec![CellValue::Text("461168601842738.7905"), CellValue::Text("0.00001")], None).unwrap_err();
+        assert!(matches!(&err, DataError::ValueTooLarge { cell, .. } if cell == "A4"), "{err}");
         let err = read(vec![CellValue::Text("a"), CellValue::Text("b")], None).unwrap_err();
         assert!(matches!(err, DataError::TextColumn { .. }));
     }

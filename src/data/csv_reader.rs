@@ -22,35 +22,19 @@ pub(crate) struct CsvGrid {
 
 /// Reads every record of the CSV file at `path`.
 pub(crate) fn read_csv(path: &Path) -> Result<CsvGrid, DataError> {
-    let file = File::open(path).map_err(|err| DataError::Io {
-        path: path.to_path_buf(),
-        reason: err.to_string(),
-    })?;
-    let mut reader = ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(file);
+    let file = File::open(path).map_err(|err| DataError::Io { path: path.to_path_buf(), reason: err.to_string() })?;
+    let mut reader = ReaderBuilder::new().has_headers(false).flexible(true).from_reader(file);
     let mut records = Vec::new();
     let mut widest = 0usize;
     for record in reader.records() {
-        let record = record.map_err(|err| DataError::Csv {
-            path: path.to_path_buf(),
-            reason: err.to_string(),
-        })?;
+        let record = record.map_err(|err| DataError::Csv { path: path.to_path_buf(), reason: err.to_string() })?;
         widest = widest.max(record.len());
         records.push(record);
     }
-    let too_big = |what| DataError::TooBig {
-        path: path.to_path_buf(),
-        what,
-    };
+    let too_big = |what| DataError::TooBig { path: path.to_path_buf(), what };
     let width = u32::try_from(widest).map_err(|_| too_big("columns"))?;
     let height = u32::try_from(records.len()).map_err(|_| too_big("rows"))?;
-    Ok(CsvGrid {
-        records,
-        width,
-        height,
-    })
+    Ok(CsvGrid { records, width, height })
 }
 
 impl Grid for CsvGrid {

@@ -27,21 +27,13 @@ pub enum DataError {
     Io { path: PathBuf, reason: String },
 
     #[error("{}: not a readable {format} workbook ({reason}); the file is damaged, truncated or not really {format}: re-export it from the spreadsheet program", path.display())]
-    Open {
-        path: PathBuf,
-        format: &'static str,
-        reason: String,
-    },
+    Open { path: PathBuf, format: &'static str, reason: String },
 
     #[error(
         "{}: cannot read the sheet ({reason}); re-export the workbook from the spreadsheet program",
         at(path, sheet)
     )]
-    Format {
-        path: PathBuf,
-        sheet: Option<String>,
-        reason: String,
-    },
+    Format { path: PathBuf, sheet: Option<String>, reason: String },
 
     #[error("{}: invalid CSV ({reason}); the file must be UTF-8 text with comma-separated fields and RFC 4180 quoting", path.display())]
     Csv { path: PathBuf, reason: String },
@@ -50,24 +42,16 @@ pub enum DataError {
     NoSheets { path: PathBuf },
 
     #[error("{}: no sheet named {sheet:?}; the workbook has {}; fix `sheet` in the relay's config", path.display(), quoted_list(available))]
-    SheetNotFound {
-        path: PathBuf,
-        sheet: String,
-        available: Vec<String>,
-    },
+    SheetNotFound { path: PathBuf, sheet: String, available: Vec<String> },
 
-    #[error("{}: the sheet is empty; it needs 3 header rows (group, sub-label, year/period) followed by data rows", at(path, sheet))]
-    EmptySheet {
-        path: PathBuf,
-        sheet: Option<String>,
-    },
+    #[error(
+        "{}: the sheet is empty; it needs 3 header rows (group, sub-label, year/period) followed by data rows",
+        at(path, sheet)
+    )]
+    EmptySheet { path: PathBuf, sheet: Option<String> },
 
     #[error("{}: only {rows} row(s) found but 3 header rows (group, sub-label, year/period) are needed before the data rows", at(path, sheet))]
-    NoHeader {
-        path: PathBuf,
-        sheet: Option<String>,
-        rows: u32,
-    },
+    NoHeader { path: PathBuf, sheet: Option<String>, rows: u32 },
 
     #[error("{}: a column query names 1 to 3 header labels, got {count}", path.display())]
     LabelCount { path: PathBuf, count: usize },
@@ -75,76 +59,29 @@ pub enum DataError {
     #[error("{}: header label number {position} of the query is empty; give non-empty labels", path.display())]
     EmptyLabel { path: PathBuf, position: usize },
 
-    #[error(
-        "{}: no column has the header labels {query}; {}",
-        at(path, sheet),
-        did_you_mean(candidates)
-    )]
-    NoSuchColumn {
-        path: PathBuf,
-        sheet: Option<String>,
-        query: String,
-        candidates: Vec<String>,
-    },
+    #[error("{}: no column has the header labels {query}; {}", at(path, sheet), did_you_mean(candidates))]
+    NoSuchColumn { path: PathBuf, sheet: Option<String>, query: String, candidates: Vec<String> },
 
     #[error("{}: the header labels {query} match {} columns: {}; add labels (group, sub-label, year/period) to pick one", at(path, sheet), matches.len(), matches.join("; "))]
-    AmbiguousColumn {
-        path: PathBuf,
-        sheet: Option<String>,
-        query: String,
-        matches: Vec<String>,
-    },
+    AmbiguousColumn { path: PathBuf, sheet: Option<String>, query: String, matches: Vec<String> },
 
-    #[error(
-        "{}: column {column} holds text, not numbers; pick a numeric column",
-        at(path, sheet)
-    )]
-    TextColumn {
-        path: PathBuf,
-        sheet: Option<String>,
-        column: String,
-    },
+    #[error("{}: column {column} holds text, not numbers; pick a numeric column", at(path, sheet))]
+    TextColumn { path: PathBuf, sheet: Option<String>, column: String },
 
     #[error("{}: invalid shard {index} of {count}; `shard.count` must be at least 1 and `shard.index` (0-based) below it", path.display())]
-    BadShard {
-        path: PathBuf,
-        index: u32,
-        count: u32,
-    },
+    BadShard { path: PathBuf, index: u32, count: u32 },
 
     #[error("{}: `decimals: {decimals}` is too many; at most {max} decimal places are supported", path.display())]
-    BadDecimals {
-        path: PathBuf,
-        decimals: u32,
-        max: u32,
-    },
+    BadDecimals { path: PathBuf, decimals: u32, max: u32 },
 
     #[error("{}: cell {cell} holds {value:?}, which is not a number; fix the cell (digits, optional sign and '.' as decimal point, e.g. -1234.5; leave it empty if the value is missing) or set `on_invalid: skip` for this source to skip such cells", at(path, sheet))]
-    NotNumeric {
-        path: PathBuf,
-        sheet: Option<String>,
-        cell: String,
-        value: String,
-    },
+    NotNumeric { path: PathBuf, sheet: Option<String>, cell: String, value: String },
 
     #[error("{}: cell {cell} holds {value:?} with {found} decimal places, more than the {allowed} allowed; round the value or raise `decimals` for this source (at most 12)", at(path, sheet))]
-    TooManyDecimals {
-        path: PathBuf,
-        sheet: Option<String>,
-        cell: String,
-        value: String,
-        found: u64,
-        allowed: u32,
-    },
+    TooManyDecimals { path: PathBuf, sheet: Option<String>, cell: String, value: String, found: u64, allowed: u32 },
 
     #[error("{}: cell {cell} holds {value:?}, too large at {decimals} decimal places (the limit is 2^62 after scaling by 10^decimals); fix the value or lower `decimals`", at(path, sheet))]
-    ValueTooLarge {
-        path: PathBuf,
-        sheet: Option<String>,
-        cell: String,
-        value: String,
-        decimals: u32,
-    },
+    ValueTooLarge { path: PathBuf, sheet: Option<String>, cell: String, value: String, decimals: u32 },
 
     #[error("{}: the sheet has more {what} than supported", path.display())]
     TooBig { path: PathBuf, what: &'static str },
@@ -159,14 +96,9 @@ pub enum DataError {
     RescaleOverflow { column: String, from: u32, to: u32 },
 
     #[error("{}: cannot combine this file's column {column} with the other files: {reason}", path.display())]
-    Combine {
-        path: PathBuf,
-        column: String,
-        reason: String,
-    },
+    Combine { path: PathBuf, column: String, reason: String },
 
     // ---- LMDB tables and key files
-
     /// No table at the given directory.
     #[error(
         "no discrete-log table in {dir}: {reason}; build it with `crux-node tables build --dir {dir} --bits {bits}`"
@@ -183,31 +115,16 @@ pub enum DataError {
     TableParameters { bits: u32, reason: String },
     /// LMDB reported an error while working on the table directory.
     #[error("LMDB error on {dir} while {action}: {reason}")]
-    Lmdb {
-        dir: PathBuf,
-        action: &'static str,
-        reason: String,
-    },
+    Lmdb { dir: PathBuf, action: &'static str, reason: String },
     /// Reading or writing a file of the table directory failed.
     #[error("I/O error on {path} while {action}: {reason}")]
-    TableIo {
-        path: PathBuf,
-        action: &'static str,
-        reason: String,
-    },
+    TableIo { path: PathBuf, action: &'static str, reason: String },
     /// Reading or writing a key file failed.
     #[error("key file {path}: {action} failed: {reason}")]
-    KeyFile {
-        path: PathBuf,
-        action: &'static str,
-        reason: String,
-    },
+    KeyFile { path: PathBuf, action: &'static str, reason: String },
     /// A key file exists but does not decode.
     #[error("key file {path} is corrupt or truncated: {reason}")]
-    KeyFileCorrupt {
-        path: PathBuf,
-        reason: CryptoError,
-    },
+    KeyFileCorrupt { path: PathBuf, reason: CryptoError },
     /// A key file is readable by others than its owner.
     #[error("key file {path} has permissions {mode:04o}, readable or writable by others; run `chmod 600 {path}`")]
     KeyFilePermissions { path: PathBuf, mode: u32 },

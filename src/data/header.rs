@@ -24,12 +24,7 @@ pub struct ColumnHeader {
 impl ColumnHeader {
     /// "Population / All usual residents / 2021 (H)"; empty labels left out.
     pub fn describe(&self) -> String {
-        let named: Vec<&str> = self
-            .labels
-            .iter()
-            .map(String::as_str)
-            .filter(|label| !label.is_empty())
-            .collect();
+        let named: Vec<&str> = self.labels.iter().map(String::as_str).filter(|label| !label.is_empty()).collect();
         format!("{} ({})", named.join(" / "), self.column_ref)
     }
 }
@@ -44,11 +39,7 @@ pub(crate) fn header_columns(grid: &dyn Grid) -> Vec<ColumnHeader> {
         let mut any_label = false;
         let mut labels = Vec::with_capacity(inherited.len());
         for (row, left) in (0..HEADER_ROWS).zip(inherited.iter_mut()) {
-            let text = if row < rows {
-                grid.cell(row, col).display_text()
-            } else {
-                String::new()
-            };
+            let text = if row < rows { grid.cell(row, col).display_text() } else { String::new() };
             if !text.is_empty() {
                 any_label = true;
                 *left = text;
@@ -56,11 +47,7 @@ pub(crate) fn header_columns(grid: &dyn Grid) -> Vec<ColumnHeader> {
             labels.push(left.clone());
         }
         if any_label {
-            columns.push(ColumnHeader {
-                index: col,
-                column_ref: column_letters(col),
-                labels,
-            });
+            columns.push(ColumnHeader { index: col, column_ref: column_letters(col), labels });
         }
     }
     columns
@@ -69,9 +56,7 @@ pub(crate) fn header_columns(grid: &dyn Grid) -> Vec<ColumnHeader> {
 /// Whether `query` equals, in order, a subsequence of `labels`.
 pub(crate) fn query_matches(query: &[String], labels: &[String]) -> bool {
     let mut remaining = labels.iter();
-    query
-        .iter()
-        .all(|wanted| remaining.by_ref().any(|label| label == wanted))
+    query.iter().all(|wanted| remaining.by_ref().any(|label| label == wanted))
 }
 
 /// The result of looking a query up among a sheet's columns.
@@ -84,10 +69,7 @@ pub(crate) enum Lookup<'a> {
 
 /// Finds the one column that `query` (trimmed, non-empty labels) names.
 pub(crate) fn find_column<'a>(columns: &'a [ColumnHeader], query: &[String]) -> Lookup<'a> {
-    let found: Vec<&ColumnHeader> = columns
-        .iter()
-        .filter(|column| query_matches(query, &column.labels))
-        .collect();
+    let found: Vec<&ColumnHeader> = columns.iter().filter(|column| query_matches(query, &column.labels)).collect();
     match found.as_slice() {
         [] => Lookup::None,
         [one] => Lookup::Found(one),
@@ -115,12 +97,7 @@ mod tests {
             u32::try_from(self.0.iter().map(Vec::len).max().unwrap_or(0)).unwrap()
         }
         fn cell(&self, row: u32, col: u32) -> CellValue<'_> {
-            let text = self
-                .0
-                .get(row as usize)
-                .and_then(|r| r.get(col as usize))
-                .copied()
-                .unwrap_or("");
+            let text = self.0.get(row as usize).and_then(|r| r.get(col as usize)).copied().unwrap_or("");
             if text.is_empty() {
                 CellValue::Blank
             } else {

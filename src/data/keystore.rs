@@ -82,7 +82,8 @@ pub fn write_key_share(path: &Path, share: &KeyShare) -> Result<(), DataError> {
 /// Reads and checks an authority key share.
 pub fn read_key_share(path: &Path) -> Result<KeyShare, DataError> {
     let bytes = read_secret_file(path)?;
-    KeyShare::from_bytes(&bytes).map_err(|source| DataError::KeyFileCorrupt { path: path.to_path_buf(), reason: source })
+    KeyShare::from_bytes(&bytes)
+        .map_err(|source| DataError::KeyFileCorrupt { path: path.to_path_buf(), reason: source })
 }
 
 /// Writes a relay identity as its 32-byte seed in hex plus a newline, mode 0600.
@@ -104,7 +105,8 @@ pub fn read_relay_identity(path: &Path) -> Result<RelayIdentity, DataError> {
     let seed = Zeroizing::new(
         hex::decode(text.trim()).map_err(|e| corrupt(format!("not hex ({e}); expected 64 hex digits")))?,
     );
-    RelayIdentity::from_seed(&seed).map_err(|source| DataError::KeyFileCorrupt { path: path.to_path_buf(), reason: source })
+    RelayIdentity::from_seed(&seed)
+        .map_err(|source| DataError::KeyFileCorrupt { path: path.to_path_buf(), reason: source })
 }
 
 #[cfg(test)]

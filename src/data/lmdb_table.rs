@@ -218,7 +218,13 @@ impl LmdbTable {
             match fs::remove_file(&path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => return Err(DataError::TableIo { path, action: "removing the old table", reason: source.to_string() }),
+                Err(source) => {
+                    return Err(DataError::TableIo {
+                        path,
+                        action: "removing the old table",
+                        reason: source.to_string(),
+                    })
+                }
             }
         }
         let map_size = map_size_for(n)?;

@@ -15,9 +15,7 @@ use super::column::{read_values, Origin, ReadOptions};
 use super::csv_reader::{read_csv, CsvGrid};
 use super::decimal::MAX_DECIMALS;
 use super::error::DataError;
-use super::header::{
-    describe_query, find_column, header_columns, ColumnHeader, Lookup, HEADER_ROWS,
-};
+use super::header::{describe_query, find_column, header_columns, ColumnHeader, Lookup, HEADER_ROWS};
 use super::sheet::{load_sheet, WorkbookFormat};
 use super::source::{ColumnData, Shard, SourceSpec};
 use super::suggest::close_columns;
@@ -31,19 +29,13 @@ pub enum FileFormat {
 
 /// The format of `path` by its extension (any case).
 pub fn detect_format(path: &Path) -> Result<FileFormat, DataError> {
-    let extension = path
-        .extension()
-        .map(|ext| ext.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
+    let extension = path.extension().map(|ext| ext.to_string_lossy().to_lowercase()).unwrap_or_default();
     match extension.as_str() {
         "xls" => Ok(FileFormat::Workbook(WorkbookFormat::Xls)),
         "xlsx" => Ok(FileFormat::Workbook(WorkbookFormat::Xlsx)),
         "ods" => Ok(FileFormat::Workbook(WorkbookFormat::Ods)),
         "csv" => Ok(FileFormat::Csv),
-        _ => Err(DataError::UnknownFormat {
-            path: path.to_path_buf(),
-            extension,
-        }),
+        _ => Err(DataError::UnknownFormat { path: path.to_path_buf(), extension }),
     }
 }
 
@@ -77,11 +69,7 @@ impl LoadedSource {
         let path = spec.path.as_path();
         if let Some(decimals) = spec.decimals {
             if decimals > MAX_DECIMALS {
-                return Err(DataError::BadDecimals {
-                    path: path.to_path_buf(),
-                    decimals,
-                    max: MAX_DECIMALS,
-                });
+                return Err(DataError::BadDecimals { path: path.to_path_buf(), decimals, max: MAX_DECIMALS });
             }
         }
         if let Some(shard) = spec.shard {
@@ -95,26 +83,14 @@ impl LoadedSource {
             FileFormat::Csv => (None, Cells::Csv(read_csv(path)?)),
         };
         let grid = cells.grid();
-        let last_row = last_used_row(grid).ok_or_else(|| DataError::EmptySheet {
-            path: path.to_path_buf(),
-            sheet: sheet.clone(),
-        })?;
+        let last_row = last_used_row(grid)
+            .ok_or_else(|| DataError::EmptySheet { path: path.to_path_buf(), sheet: sheet.clone() })?;
         let used_rows = last_row.saturating_add(1);
         if used_rows < HEADER_ROWS {
-            return Err(DataError::NoHeader {
-                path: path.to_path_buf(),
-                sheet,
-                rows: used_rows,
-            });
+            return Err(DataError::NoHeader { path: path.to_path_buf(), sheet, rows: used_rows });
         }
         let columns = header_columns(grid);
-        Ok(LoadedSource {
-            spec: spec.clone(),
-            sheet,
-            data_rows: u64::from(used_rows - HEADER_ROWS),
-            columns,
-            cells,
-        })
+        Ok(LoadedSource { spec: spec.clone(), sheet, data_rows: u64::from(used_rows - HEADER_ROWS), columns, cells })
     }
 
     pub fn spec(&self) -> &SourceSpec {
@@ -133,10 +109,7 @@ impl LoadedSource {
 
     /// (column letters, 3 labels) of every column with a header label.
     pub fn columns(&self) -> Vec<(String, Vec<String>)> {
-        self.columns
-            .iter()
-            .map(|column| (column.column_ref.clone(), column.labels.clone()))
-            .collect()
+        self.columns.iter().map(|column| (column.column_ref.clone(), column.labels.clone())).collect()
     }
 
     /// Reads the column `labels` names, with the spec's shard.
@@ -145,11 +118,7 @@ impl LoadedSource {
     }
 
     /// Reads the column `labels` names, with `shard` instead of the spec's.
-    pub fn read_column_sharded(
-        &self,
-        labels: &[String],
-        shard: Option<Shard>,
-    ) -> Result<ColumnData, DataError> {
+    pub fn read_column_sharded(&self, labels: &[String], shard: Option<Shard>) -> Result<ColumnData, DataError> {
         let path = self.spec.path.as_path();
         let query = clean_query(path, labels)?;
         let column = match find_column(&self.columns, &query) {
@@ -178,10 +147,7 @@ impl LoadedSource {
         .unwrap_or(0..0);
         read_values(
             self.cells.grid(),
-            &Origin {
-                path,
-                sheet: &self.sheet,
-            },
+            &Origin { path, sheet: &self.sheet },
             column,
             &ReadOptions {
                 slice,
@@ -195,11 +161,7 @@ impl LoadedSource {
 
 fn check_shard(path: &Path, shard: Shard) -> Result<Shard, DataError> {
     if shard.count == 0 || shard.index >= shard.count {
-        return Err(DataError::BadShard {
-            path: path.to_path_buf(),
-            index: shard.index,
-            count: shard.count,
-        });
+        return Err(DataError::BadShard { path: path.to_path_buf(), index: shard.index, count: shard.count });
     }
     Ok(shard)
 }
@@ -207,10 +169,7 @@ fn check_shard(path: &Path, shard: Shard) -> Result<Shard, DataError> {
 /// 1 to 3 labels, trimmed, none empty.
 fn clean_query(path: &Path, labels: &[String]) -> Result<Vec<String>, DataError> {
     if labels.is_empty() || labels.len() > usize::try_from(HEADER_ROWS).unwrap_or(3) {
-        return Err(DataError::LabelCount {
-            path: PathBuf::from(path),
-            count: labels.len(),
-        });
+        return Err(DataError::LabelCount { path: PathBuf::from(path), count: labels.len() });
     }
     labels
         .iter()
@@ -218,10 +177,7 @@ fn clean_query(path: &Path, labels: &[String]) -> Result<Vec<String>, DataError>
         .map(|(position, label)| {
             let label = label.trim();
             if label.is_empty() {
-                Err(DataError::EmptyLabel {
-                    path: PathBuf::from(path),
-                    position: position + 1,
-                })
+                Err(DataError::EmptyLabel { path: PathBuf::from(path), position: position + 1 })
             } else {
                 Ok(label.to_string())
             }

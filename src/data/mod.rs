@@ -25,4 +25,6 @@ pub use keystore::{read_key_share, read_relay_identity, write_key_share, write_r
 pub use lmdb_table::{LmdbTable, TableInfo};
 pub use loaded::{detect_format, FileFormat, LoadedSource};
 pub use sheet::WorkbookFormat;
-pub use source::{combine_columns, list_columns, read_column, read_column_all, ColumnData, InvalidPolicy, Shard, SourceSpec};
+pub use source::{
+    combine_columns, list_columns, read_column, read_column_all, ColumnData, InvalidPolicy, Shard, SourceSpec,
+};

@@ -42,11 +42,7 @@ pub(crate) struct Sheet {
 /// A panic inside calamine on a malformed file (e.g. an arithmetic overflow
 /// in its .xls record parser, found by tests/fuzz_inputs.rs) becomes an
 /// error naming the file instead of taking the relay's worker down.
-pub(crate) fn load_sheet(
-    path: &Path,
-    format: WorkbookFormat,
-    wanted: Option<&str>,
-) -> Result<Sheet, DataError> {
+pub(crate) fn load_sheet(path: &Path, format: WorkbookFormat, wanted: Option<&str>) -> Result<Sheet, DataError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| load_sheet_unguarded(path, format, wanted)))
         .unwrap_or_else(|_| {
             Err(DataError::Open {
@@ -57,21 +53,12 @@ pub(crate) fn load_sheet(
         })
 }
 
-fn load_sheet_unguarded(
-    path: &Path,
-    format: WorkbookFormat,
-    wanted: Option<&str>,
-) -> Result<Sheet, DataError> {
-    let file = File::open(path).map_err(|err| DataError::Io {
-        path: path.to_path_buf(),
-        reason: err.to_string(),
-    })?;
+fn load_sheet_unguarded(path: &Path, format: WorkbookFormat, wanted: Option<&str>) -> Result<Sheet, DataError> {
+    let file = File::open(path).map_err(|err| DataError::Io { path: path.to_path_buf(), reason: err.to_string() })?;
     if format == WorkbookFormat::Xls {
         // calamine loops without bound on a damaged sector chain: check first
-        let bytes = std::fs::read(path).map_err(|err| DataError::Io {
-            path: path.to_path_buf(),
-            reason: err.to_string(),
-        })?;
+        let bytes =
+            std::fs::read(path).map_err(|err| DataError::Io { path: path.to_path_buf(), reason: err.to_string() })?;
         super::cfb_check::check_sector_chains(&bytes).map_err(|reason| DataError::Open {
             path: path.to_path_buf(),
             format: format.name(),
@@ -103,26 +90,16 @@ where
     })?;
     let names = workbook.sheet_names();
     let name = match wanted {
-        Some(wanted) => names
-            .iter()
-            .find(|name| name.as_str() == wanted)
-            .cloned()
-            .ok_or_else(|| DataError::SheetNotFound {
-                path: path.to_path_buf(),
-                sheet: wanted.to_string(),
-                available: names.clone(),
-            })?,
-        None => names.first().cloned().ok_or_else(|| DataError::NoSheets {
-            path: path.to_path_buf(),
+        Some(wanted) => names.iter().find(|name| name.as_str() == wanted).cloned().ok_or_else(|| {
+            DataError::SheetNotFound { path: path.to_path_buf(), sheet: wanted.to_string(), available: names.clone() }
         })?,
+        None => names.first().cloned().ok_or_else(|| DataError::NoSheets { path: path.to_path_buf() })?,
     };
-    let cells = workbook
-        .worksheet_range(&name)
-        .map_err(|err| DataError::Format {
-            path: path.to_path_buf(),
-            sheet: Some(name.clone()),
-            reason: err.to_string(),
-        })?;
+    let cells = workbook.worksheet_range(&name).map_err(|err| DataError::Format {
+        path: path.to_path_buf(),
+        sheet: Some(name.clone()),
+        reason: err.to_string(),
+    })?;
     Ok(Sheet { name, cells })
 }
 

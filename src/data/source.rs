@@ -43,11 +43,7 @@ impl Shard {
         }
         let base = rows / u64::from(self.count);
         let start = base * u64::from(self.index);
-        let end = if self.index + 1 == self.count {
-            rows
-        } else {
-            start + base
-        };
+        let end = if self.index + 1 == self.count { rows } else { start + base };
         Some(start..end)
     }
 }
@@ -74,13 +70,7 @@ pub struct SourceSpec {
 impl SourceSpec {
     /// A spec for the first sheet of `path`, no shard, default policy.
     pub fn new(path: impl Into<PathBuf>) -> SourceSpec {
-        SourceSpec {
-            path: path.into(),
-            sheet: None,
-            shard: None,
-            on_invalid: InvalidPolicy::Error,
-            decimals: None,
-        }
+        SourceSpec { path: path.into(), sheet: None, shard: None, on_invalid: InvalidPolicy::Error, decimals: None }
     }
 }
 
@@ -114,16 +104,10 @@ impl ColumnData {
                 let scaled = rescale(value, self.decimals, decimals);
                 match scaled {
                     Some(v) if v.unsigned_abs() <= MAX_MAGNITUDE.unsigned_abs() => Ok(v),
-                    None if decimals < self.decimals => Err(DataError::RescaleLoss {
-                        column: column.clone(),
-                        from: self.decimals,
-                        to: decimals,
-                    }),
-                    _ => Err(DataError::RescaleOverflow {
-                        column: column.clone(),
-                        from: self.decimals,
-                        to: decimals,
-                    }),
+                    None if decimals < self.decimals => {
+                        Err(DataError::RescaleLoss { column: column.clone(), from: self.decimals, to: decimals })
+                    }
+                    _ => Err(DataError::RescaleOverflow { column: column.clone(), from: self.decimals, to: decimals }),
                 }
             })
             .collect()
@@ -151,11 +135,7 @@ pub fn read_column_all(specs: &[SourceSpec], labels: &[String]) -> Result<Column
 /// Concatenates one column read from several files: decimals = the max,
 /// every part rescaled to it, counts added.
 pub fn combine_columns(parts: Vec<(&SourceSpec, ColumnData)>) -> Result<ColumnData, DataError> {
-    let decimals = parts
-        .iter()
-        .map(|(_, part)| part.decimals)
-        .max()
-        .ok_or(DataError::NoSources)?;
+    let decimals = parts.iter().map(|(_, part)| part.decimals).max().ok_or(DataError::NoSources)?;
     let mut combined: Option<ColumnData> = None;
     for (spec, part) in parts {
         let values = part.rescaled(decimals).map_err(|err| DataError::Combine {
@@ -164,13 +144,7 @@ pub fn combine_columns(parts: Vec<(&SourceSpec, ColumnData)>) -> Result<ColumnDa
             reason: err.to_string(),
         })?;
         match combined.as_mut() {
-            None => {
-                combined = Some(ColumnData {
-                    values,
-                    decimals,
-                    ..part
-                })
-            }
+            None => combined = Some(ColumnData { values, decimals, ..part }),
             Some(all) => {
                 all.values.extend(values);
                 all.rows += part.rows;
@@ -195,19 +169,14 @@ mod tests {
 
     #[test]
     fn shard_slices() {
-        let slices: Vec<Range<u64>> = (0..4)
-            .map(|index| Shard { index, count: 4 }.slice(414).unwrap())
-            .collect();
+        let slices: Vec<Range<u64>> = (0..4).map(|index| Shard { index, count: 4 }.slice(414).unwrap()).collect();
         assert_eq!(slices, vec![0..103, 103..206, 206..309, 309..414]);
         assert_eq!(Shard { index: 0, count: 1 }.slice(0), Some(0..0));
         assert_eq!(Shard { index: 2, count: 3 }.slice(2), Some(0..2));
         assert_eq!(Shard { index: 1, count: 3 }.slice(2), Some(0..0));
         assert_eq!(Shard { index: 3, count: 3 }.slice(10), None);
         assert_eq!(Shard { index: 0, count: 0 }.slice(10), None);
-        let last = Shard {
-            index: u32::MAX - 1,
-            count: u32::MAX,
-        };
+        let last = Shard { index: u32::MAX - 1, count: u32::MAX };
         assert_eq!(last.slice(u64::MAX).map(|r| r.end), Some(u64::MAX));
     }
 
@@ -228,27 +197,17 @@ mod tests {
         let data = column(vec![196, -111, 0], 2);
         assert_eq!(data.rescaled(2).unwrap(), vec![196, -111, 0]);
         assert_eq!(data.rescaled(4).unwrap(), vec![19600, -11100, 0]);
-        assert!(matches!(
-            data.rescaled(1),
-            Err(DataError::RescaleLoss { .. })
-        ));
-        assert!(matches!(
-            data.rescaled(40),
-            Err(DataError::RescaleOverflow { .. })
-        ));
-        assert!(matches!(
-            data.rescaled(19),
-            Err(DataError::RescaleOverflow { .. })
-        ));
+        assert!(matches!(data.rescaled(1), Err(DataError::RescaleLoss { .. })));
+        assert!(matches!(data.rescaled(40), Err(DataError::RescaleOverflow { .. })));
+        assert!(matches!(data.rescaled(19), Err(DataError::RescaleOverflow { .. })));
         assert_eq!(column(vec![150, -10], 2).rescaled(1).unwrap(), vec![15, -1]);
     }
 
     #[test]
     fn spec_from_yaml_like_json() {
-        let spec: SourceSpec = serde_json::from_str(
-            r#"{"path": "a.xlsx", "shard": {"index": 1, "count": 3}, "on_invalid": "skip"}"#,
-        )
-        .unwrap();
+        let spec: SourceSpec =
+            serde_json::from_str(r#"{"path": "a.xlsx", "shard": {"index": 1, "count": 3}, "on_invalid": "skip"}"#)
+                .unwrap();
         assert_eq!(spec.on_invalid, InvalidPolicy::Skip);
         assert_eq!(spec.shard, Some(Shard { index: 1, count: 3 }));
         assert_eq!(spec.sheet, None);

@@ -58,12 +58,7 @@ pub fn close_columns(query: &[String], columns: &[ColumnHeader]) -> Vec<String> 
         .filter_map(|column| {
             let mut total = 0;
             for wanted in query {
-                let best = column
-                    .labels
-                    .iter()
-                    .map(|label| label_distance(wanted, label))
-                    .min()
-                    .unwrap_or(usize::MAX);
+                let best = column.labels.iter().map(|label| label_distance(wanted, label)).min().unwrap_or(usize::MAX);
                 if best > tolerance(wanted) {
                     return None;
                 }
@@ -73,11 +68,7 @@ pub fn close_columns(query: &[String], columns: &[ColumnHeader]) -> Vec<String> 
         })
         .collect();
     scored.sort_by_key(|(score, column)| (*score, column.index));
-    scored
-        .into_iter()
-        .take(MAX_SUGGESTIONS)
-        .map(|(_, column)| column.describe())
-        .collect()
+    scored.into_iter().take(MAX_SUGGESTIONS).map(|(_, column)| column.describe()).collect()
 }
 
 #[cfg(test)]
@@ -85,11 +76,7 @@ mod tests {
     use super::*;
 
     fn column(index: u32, letters: &str, labels: [&str; 3]) -> ColumnHeader {
-        ColumnHeader {
-            index,
-            column_ref: letters.to_string(),
-            labels: labels.iter().map(|s| s.to_string()).collect(),
-        }
+        ColumnHeader { index, column_ref: letters.to_string(), labels: labels.iter().map(|s| s.to_string()).collect() }
     }
 
     #[test]
@@ -107,19 +94,12 @@ mod tests {
             column(7, "H", ["Population", "All usual residents", "2021"]),
             column(19, "T", ["Land", "Land area (square kilometres)", "2021"]),
         ];
-        let query =
-            |labels: &[&str]| -> Vec<String> { labels.iter().map(|s| s.to_string()).collect() };
-        let found = close_columns(
-            &query(&["Populaton", "All usual residents", "2021"]),
-            &columns,
-        );
+        let query = |labels: &[&str]| -> Vec<String> { labels.iter().map(|s| s.to_string()).collect() };
+        let found = close_columns(&query(&["Populaton", "All usual residents", "2021"]), &columns);
         assert_eq!(found[0], "Population / All usual residents / 2021 (H)");
         assert_eq!(found.len(), 1);
         let found = close_columns(&query(&["land area"]), &columns);
-        assert_eq!(
-            found,
-            vec!["Land / Land area (square kilometres) / 2021 (T)"]
-        );
+        assert_eq!(found, vec!["Land / Land area (square kilometres) / 2021 (T)"]);
         let found = close_columns(&query(&["population"]), &columns);
         assert_eq!(found.len(), 2);
         assert!(close_columns(&query(&["zzzzzzzz"]), &columns).is_empty());

@@ -110,10 +110,16 @@ impl AuthorityState {
         for c in contributions {
             let key = self.policy.relays.get(&c.relay).ok_or_else(|| ProtocolError::UnknownRelay(c.relay.clone()))?;
             if !seen.insert(c.relay.as_str()) {
-                return Err(ProtocolError::BadContribution { relay: c.relay.clone(), reason: "contributed twice".into() });
+                return Err(ProtocolError::BadContribution {
+                    relay: c.relay.clone(),
+                    reason: "contributed twice".into(),
+                });
             }
             if c.round != round {
-                return Err(ProtocolError::BadContribution { relay: c.relay.clone(), reason: format!("signed round {} not {round}", c.round) });
+                return Err(ProtocolError::BadContribution {
+                    relay: c.relay.clone(),
+                    reason: format!("signed round {} not {round}", c.round),
+                });
             }
             let statement = ContributionStatement { spec, round, task, relay: &c.relay, contribution: &c.contribution };
             let bytes = wire::encode(&statement)?;
@@ -168,10 +174,16 @@ impl AuthorityState {
             }
             let window = self.policy.replay_window_secs;
             if spec.issued_at > now.saturating_add(60) || now.saturating_sub(spec.issued_at) > window {
-                return Err(ProtocolError::Stale { id: spec.id.to_string(), issued_at: spec.issued_at, now, window_secs: window });
+                return Err(ProtocolError::Stale {
+                    id: spec.id.to_string(),
+                    issued_at: spec.issued_at,
+                    now,
+                    window_secs: window,
+                });
             }
             let cost = if spec.params.exact { Epsilon(0) } else { spec.params.epsilon.unwrap_or_default() };
-            let remaining = ledger.admit(&spec.dataset, &spec.id, spec.issued_at, cost, self.policy.budget, now, window)?;
+            let remaining =
+                ledger.admit(&spec.dataset, &spec.id, spec.issued_at, cost, self.policy.budget, now, window)?;
             self.queries.insert(
                 spec.id,
                 ActiveQuery {
@@ -232,7 +244,8 @@ impl AuthorityState {
         let partial = if params.exact {
             self.share.partial_decrypt(&ciphertext, &context, rng)
         } else {
-            let epsilon = params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
+            let epsilon =
+                params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
             let (num, den) = laplace_scale(slot.sensitivity, epsilon, slot.share)?;
             let noise = discrete_laplace(num, den, rng);
             self.share.partial_decrypt_noisy(&ciphertext, noise, &context, rng)

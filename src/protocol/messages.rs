@@ -64,7 +64,10 @@ pub struct NodeStatus {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProcessorRequest {
-    Query { labels: Vec<String>, params: QueryParams },
+    Query {
+        labels: Vec<String>,
+        params: QueryParams,
+    },
     Status,
     /// reachability of every node, as seen by the processor
     ClusterStatus,
@@ -105,8 +108,15 @@ pub enum ProcessorResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayRequest {
     /// Which column do these labels name, and at how many decimals? (no values)
-    Describe { query_id: QueryId, labels: Vec<String> },
-    Contribute { spec: QuerySpec, round: u32, task: RelayTask },
+    Describe {
+        query_id: QueryId,
+        labels: Vec<String>,
+    },
+    Contribute {
+        spec: QuerySpec,
+        round: u32,
+        task: RelayTask,
+    },
     Status,
 }
 
@@ -149,9 +159,18 @@ pub enum RelayResponse {
 pub enum AuthorityRequest {
     /// Register a round's signed contributions; the authority recomputes the
     /// aggregate itself. Round 0 also charges the query's privacy budget.
-    Register { spec: QuerySpec, round: u32, task: RelayTask, contributions: Vec<SignedContribution> },
+    Register {
+        spec: QuerySpec,
+        round: u32,
+        task: RelayTask,
+        contributions: Vec<SignedContribution>,
+    },
     /// A partial decryption of one permitted release of a registered round.
-    Decrypt { query_id: QueryId, round: u32, release: Release },
+    Decrypt {
+        query_id: QueryId,
+        round: u32,
+        release: Release,
+    },
     Status,
 }
 

@@ -81,7 +81,13 @@ pub struct QueryDriver {
 }
 
 impl QueryDriver {
-    pub fn new(view: Arc<ProcessorView>, id: QueryId, now: u64, labels: Vec<String>, params: QueryParams) -> Result<(Self, Step), ProtocolError> {
+    pub fn new(
+        view: Arc<ProcessorView>,
+        id: QueryId,
+        now: u64,
+        labels: Vec<String>,
+        params: QueryParams,
+    ) -> Result<(Self, Step), ProtocolError> {
         if labels.is_empty() || labels.len() > 3 {
             return Err(ProtocolError::Malformed(format!("a query names 1 to 3 labels, got {}", labels.len())));
         }
@@ -128,7 +134,8 @@ impl QueryDriver {
         }
         let needed = self.view.min_relays.max(1);
         if ok.len() < needed {
-            let missing = if self.missing.is_empty() { String::new() } else { format!("; {}", group_reasons(&self.missing)) };
+            let missing =
+                if self.missing.is_empty() { String::new() } else { format!("; {}", group_reasons(&self.missing)) };
             return Err(ProtocolError::NotEnoughRelays {
                 got: ok.len(),
                 needed,
@@ -163,7 +170,8 @@ impl QueryDriver {
                         reason: format!("matched column {:?}, others matched {:?}", other.labels, first),
                     });
                 }
-                let decimals = described.iter().map(|(_, i)| i.decimals).max().unwrap_or(0).max(self.params.parameter_decimals()?);
+                let decimals =
+                    described.iter().map(|(_, i)| i.decimals).max().unwrap_or(0).max(self.params.parameter_decimals()?);
                 let spec = QuerySpec {
                     id: self.id,
                     issued_at: self.issued_at,
@@ -181,16 +189,24 @@ impl QueryDriver {
             }
             Phase::Contributing { round, task } => {
                 let spec = self.spec.clone().ok_or_else(|| ProtocolError::Malformed("no query spec".into()))?;
-                let keys: HashMap<&str, &RelayPublicKey> = self.view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect();
+                let keys: HashMap<&str, &RelayPublicKey> =
+                    self.view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect();
                 let mut checked = Vec::new();
                 for (name, reply) in replies {
                     let reply = reply.and_then(|resp| match resp {
                         RelayResponse::Contribution(c) => {
-                            let key = keys.get(name.as_str()).ok_or_else(|| format!("{name} is not a configured relay"))?;
+                            let key =
+                                keys.get(name.as_str()).ok_or_else(|| format!("{name} is not a configured relay"))?;
                             if c.relay != name || c.round != round {
                                 return Err("contribution is for another relay or round".to_string());
                             }
-                            let statement = ContributionStatement { spec: &spec, round, task: &task, relay: &name, contribution: &c.contribution };
+                            let statement = ContributionStatement {
+                                spec: &spec,
+                                round,
+                                task: &task,
+                                relay: &name,
+                                contribution: &c.contribution,
+                            };
                             let bytes = wire::encode(&statement).map_err(|e| e.to_string())?;
                             key.verify(&name, &spec.id.0, &bytes, &c.signature).map_err(|e| e.to_string())?;
                             c.contribution.check_shape(&task).map_err(|e| e.to_string())?;
@@ -210,7 +226,11 @@ impl QueryDriver {
             }
             other => {
                 self.phase = other;
-                Err(ProtocolError::UnexpectedMessage { peer: "relays".into(), found: "relay replies".into(), expected: "authority replies" })
+                Err(ProtocolError::UnexpectedMessage {
+                    peer: "relays".into(),
+                    found: "relay replies".into(),
+                    expected: "authority replies",
+                })
             }
         }
     }
@@ -247,12 +267,19 @@ impl QueryDriver {
         }
     }
 
-    fn releases_step(&mut self, round: u32, task: RelayTask, aggregate: Aggregate, releases: Vec<Release>) -> Result<Step, ProtocolError> {
+    fn releases_step(
+        &mut self,
+        round: u32,
+        task: RelayTask,
+        aggregate: Aggregate,
+        releases: Vec<Release>,
+    ) -> Result<Step, ProtocolError> {
         let targets = releases
             .iter()
             .map(|r| Ok((*r, target(&task, &aggregate, *r)?)))
             .collect::<Result<Vec<_>, ProtocolError>>()?;
-        let requests = releases.iter().map(|r| AuthorityRequest::Decrypt { query_id: self.id, round, release: *r }).collect();
+        let requests =
+            releases.iter().map(|r| AuthorityRequest::Decrypt { query_id: self.id, round, release: *r }).collect();
         self.phase = Phase::Decrypting { round, task, aggregate, targets };
         Ok(Step::AskAuthorities(requests))
     }
@@ -268,8 +295,12 @@ impl QueryDriver {
                     for (name, reply) in list {
                         match reply {
                             Ok(AuthorityResponse::Registered { .. }) => {}
-                            Ok(AuthorityResponse::Refused { reason }) => return Err(refused(name.clone(), reason.clone())),
-                            Ok(other) => return Err(refused(name.clone(), format!("unexpected answer {}", variant(other)))),
+                            Ok(AuthorityResponse::Refused { reason }) => {
+                                return Err(refused(name.clone(), reason.clone()))
+                            }
+                            Ok(other) => {
+                                return Err(refused(name.clone(), format!("unexpected answer {}", variant(other))))
+                            }
                             Err(e) => return Err(refused(name.clone(), e.clone())),
                         }
                     }
@@ -291,7 +322,9 @@ impl QueryDriver {
                     for (name, reply) in list {
                         match reply {
                             Ok(AuthorityResponse::Partial(p)) if p.authority == name => partials.push(p),
-                            Ok(AuthorityResponse::Partial(_)) => return Err(refused(name, "answered for another authority".into())),
+                            Ok(AuthorityResponse::Partial(_)) => {
+                                return Err(refused(name, "answered for another authority".into()))
+                            }
                             Ok(AuthorityResponse::Refused { reason }) => return Err(refused(name, reason)),
                             Ok(other) => return Err(refused(name, format!("unexpected answer {}", variant(&other)))),
                             Err(e) => return Err(refused(name, e)),
@@ -306,7 +339,11 @@ impl QueryDriver {
             }
             other => {
                 self.phase = other;
-                Err(ProtocolError::UnexpectedMessage { peer: "authorities".into(), found: "authority replies".into(), expected: "relay replies" })
+                Err(ProtocolError::UnexpectedMessage {
+                    peer: "authorities".into(),
+                    found: "authority replies".into(),
+                    expected: "relay replies",
+                })
             }
         }
     }

@@ -62,7 +62,12 @@ impl RelayState {
         &self.name
     }
 
-    fn column(&mut self, id: &QueryId, labels: &[String], source: &dyn ColumnSource) -> Result<Arc<ColumnValues>, SourceError> {
+    fn column(
+        &mut self,
+        id: &QueryId,
+        labels: &[String],
+        source: &dyn ColumnSource,
+    ) -> Result<Arc<ColumnValues>, SourceError> {
         if let Some((_, _, c)) = self.cache.iter().find(|(q, l, _)| q == id && l.as_slice() == labels) {
             return Ok(c.clone());
         }
@@ -84,7 +89,9 @@ impl RelayState {
         match request {
             RelayRequest::Status => (RelayResponse::Status(status()), None),
             RelayRequest::Describe { query_id, labels } => match self.column(&query_id, &labels, source) {
-                Ok(c) => (RelayResponse::Described(ColumnInfo { labels: c.labels.clone(), decimals: c.decimals }), None),
+                Ok(c) => {
+                    (RelayResponse::Described(ColumnInfo { labels: c.labels.clone(), decimals: c.decimals }), None)
+                }
                 Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
             },
             RelayRequest::Contribute { spec, round, task } => match self.contribute(&spec, round, &task, source, rng) {

@@ -26,8 +26,15 @@ pub enum RelayTask {
     /// are the released resolution (`release::moments_quanta`): the relay
     /// sums stochastically rounded v/q and v²/q, so noisy aggregates stay
     /// small enough for the discrete-log range whatever the magnitudes.
-    Moments { limb_bits: u32, squares: bool, sum_quantum: u128, squares_quantum: u128 },
-    Histogram { grid: Grid },
+    Moments {
+        limb_bits: u32,
+        squares: bool,
+        sum_quantum: u128,
+        squares_quantum: u128,
+    },
+    Histogram {
+        grid: Grid,
+    },
 }
 
 impl RelayTask {
@@ -102,7 +109,8 @@ pub fn local_moments(values: &[i128], with_squares: bool) -> Result<LocalMoments
 fn stochastic_round(v: i128, q: u128, rng: &mut (impl RngCore + CryptoRng)) -> Result<i128, StatsError> {
     let q = i128::try_from(q).map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
     let (whole, rest) = (v.div_euclid(q), v.rem_euclid(q));
-    let draw = i128::try_from(rand::Rng::gen_range(rng, 0..q.unsigned_abs())).map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
+    let draw = i128::try_from(rand::Rng::gen_range(rng, 0..q.unsigned_abs()))
+        .map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
     Ok(if draw < rest { whole + 1 } else { whole })
 }
 
@@ -117,7 +125,9 @@ pub fn quantized_moments(
     let mut sum: i128 = 0;
     let mut squares: i128 = 0;
     for v in values {
-        sum = sum.checked_add(stochastic_round(*v, sum_quantum, rng)?).ok_or(StatsError::ArithmeticOverflow("relay sum"))?;
+        sum = sum
+            .checked_add(stochastic_round(*v, sum_quantum, rng)?)
+            .ok_or(StatsError::ArithmeticOverflow("relay sum"))?;
         if !with_squares {
             continue;
         }
@@ -153,7 +163,8 @@ pub fn contribute(
         RelayTask::Moments { limb_bits, squares, sum_quantum, squares_quantum } => {
             let m = if *sum_quantum > 1 || *squares_quantum > 1 {
                 // one OS draw seeds a ChaCha stream for the per-row rounding
-                let mut rounding = rand::rngs::StdRng::from_rng(&mut *rng).map_err(|e| StatsError::InvalidParameter { name: "rng", reason: e.to_string() })?;
+                let mut rounding = rand::rngs::StdRng::from_rng(&mut *rng)
+                    .map_err(|e| StatsError::InvalidParameter { name: "rng", reason: e.to_string() })?;
                 quantized_moments(values, *sum_quantum, *squares_quantum, *squares, &mut rounding)?
             } else {
                 local_moments(values, *squares)?
@@ -195,7 +206,10 @@ impl Contribution {
     }
 
     /// Adds contributions of the same task.
-    pub fn aggregate<'a>(task: &RelayTask, items: impl IntoIterator<Item = &'a Contribution>) -> Result<Aggregate, StatsError> {
+    pub fn aggregate<'a>(
+        task: &RelayTask,
+        items: impl IntoIterator<Item = &'a Contribution>,
+    ) -> Result<Aggregate, StatsError> {
         let mut acc: Option<Contribution> = None;
         for item in items {
             item.check_shape(task)?;

@@ -31,7 +31,8 @@ impl Epsilon {
     /// Parses "0.5" or "10" (at most 6 decimals).
     pub fn parse(text: &str) -> Result<Self, StatsError> {
         let (m, d) = super::fixed::parse_decimal(text)?;
-        let bad = |reason: &str| StatsError::InvalidParameter { name: "epsilon", reason: format!("{text:?}: {reason}") };
+        let bad =
+            |reason: &str| StatsError::InvalidParameter { name: "epsilon", reason: format!("{text:?}: {reason}") };
         if m <= 0 {
             return Err(bad("must be positive"));
         }
@@ -44,7 +45,10 @@ impl Epsilon {
 
     pub fn from_f64(value: f64) -> Result<Self, StatsError> {
         if !(value.is_finite() && value > 0.0 && value < 1e12) {
-            return Err(StatsError::InvalidParameter { name: "epsilon", reason: format!("{value} is not a positive number") });
+            return Err(StatsError::InvalidParameter {
+                name: "epsilon",
+                reason: format!("{value} is not a positive number"),
+            });
         }
         Self::parse(&format!("{value:.6}"))
     }
@@ -207,7 +211,8 @@ mod tests {
             let q = (-1.0 / t).exp();
             let var = 2.0 * q / (1.0 - q).powi(2);
             assert!(mean.abs() < 5.0 * (var / draws as f64).sqrt(), "t={t} mean {mean}");
-            let observed_var = hist.iter().map(|(x, c)| (*x as f64 - mean).powi(2) * *c as f64).sum::<f64>() / draws as f64;
+            let observed_var =
+                hist.iter().map(|(x, c)| (*x as f64 - mean).powi(2) * *c as f64).sum::<f64>() / draws as f64;
             assert!((observed_var - var).abs() / var < 0.1, "t={t} var {observed_var} expected {var}");
         }
     }

@@ -5,7 +5,9 @@ use thiserror::Error;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum StatsError {
-    #[error("unknown statistic {0:?}; use one of count, sum, mean, variance, stddev, min, max, median, quantile, histogram")]
+    #[error(
+        "unknown statistic {0:?}; use one of count, sum, mean, variance, stddev, min, max, median, quantile, histogram"
+    )]
     UnknownStatistic(String),
     #[error("invalid parameter {name}: {reason}")]
     InvalidParameter { name: &'static str, reason: String },

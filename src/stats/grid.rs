@@ -50,7 +50,9 @@ impl Grid {
             Grid::Magnitude => Ok(()),
             Grid::Uniform { width, buckets, lo } => {
                 if *width < 1 || *buckets < 1 || *buckets > 4096 {
-                    return Err(bad(format!("uniform grid needs width >= 1 and 1..=4096 buckets, got {width} x {buckets}")));
+                    return Err(bad(format!(
+                        "uniform grid needs width >= 1 and 1..=4096 buckets, got {width} x {buckets}"
+                    )));
                 }
                 lo.checked_add(width.checked_mul(i128::from(*buckets)).ok_or_else(|| bad("grid too wide".into()))?)
                     .ok_or_else(|| bad("grid too wide".into()))?;
@@ -125,7 +127,8 @@ impl Grid {
         if hi < lo {
             return Err(StatsError::InvalidParameter { name: "bounds", reason: format!("empty range {lo}..={hi}") });
         }
-        let span = hi.checked_sub(lo).and_then(|s| s.checked_add(1)).ok_or(StatsError::ArithmeticOverflow("grid span"))?;
+        let span =
+            hi.checked_sub(lo).and_then(|s| s.checked_add(1)).ok_or(StatsError::ArithmeticOverflow("grid span"))?;
         let b = i128::from(buckets.max(1));
         let width = (span + b - 1) / b;
         let needed = u32::try_from((span + width - 1) / width).map_err(|_| StatsError::ArithmeticOverflow("grid"))?;

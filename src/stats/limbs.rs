@@ -12,7 +12,10 @@ use super::error::StatsError;
 /// Number of limbs that cover 128-bit magnitudes with `limb_bits` bits each.
 pub fn limb_count(limb_bits: u32) -> Result<u32, StatsError> {
     if !(4..=48).contains(&limb_bits) {
-        return Err(StatsError::InvalidParameter { name: "limb_bits", reason: format!("{limb_bits} is outside 4..=48") });
+        return Err(StatsError::InvalidParameter {
+            name: "limb_bits",
+            reason: format!("{limb_bits} is outside 4..=48"),
+        });
     }
     Ok(128u32.div_ceil(limb_bits))
 }
@@ -39,8 +42,14 @@ pub fn recombine(limbs: &[i64], limb_bits: u32) -> Result<i128, StatsError> {
         if *limb == 0 {
             continue;
         }
-        let shift = u32::try_from(k).ok().and_then(|k| k.checked_mul(limb_bits)).ok_or(StatsError::ArithmeticOverflow("limb"))?;
-        let weight = 1i128.checked_shl(shift).filter(|_| shift < 127).ok_or(StatsError::ArithmeticOverflow("limb recombination"))?;
+        let shift = u32::try_from(k)
+            .ok()
+            .and_then(|k| k.checked_mul(limb_bits))
+            .ok_or(StatsError::ArithmeticOverflow("limb"))?;
+        let weight = 1i128
+            .checked_shl(shift)
+            .filter(|_| shift < 127)
+            .ok_or(StatsError::ArithmeticOverflow("limb recombination"))?;
         let term = i128::from(*limb).checked_mul(weight).ok_or(StatsError::ArithmeticOverflow("limb recombination"))?;
         total = total.checked_add(term).ok_or(StatsError::ArithmeticOverflow("limb recombination"))?;
     }

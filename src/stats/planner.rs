@@ -24,9 +24,15 @@ use super::statistic::{FixedParams, QueryParams, Statistic};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PlanStep {
     /// Ask every relay for a contribution to this task.
-    Round { round: u32, task: RelayTask },
+    Round {
+        round: u32,
+        task: RelayTask,
+    },
     /// Decrypt these releases of the current round (independent of each other).
-    Releases { round: u32, releases: Vec<Release> },
+    Releases {
+        round: u32,
+        releases: Vec<Release>,
+    },
     Done(StatResult),
 }
 
@@ -121,7 +127,8 @@ impl Planner {
                 r
             }
             State::Histogram => {
-                let buckets = u32::try_from(self.fixed.edges.len() + 1).map_err(|_| StatsError::ArithmeticOverflow("edges"))?;
+                let buckets =
+                    u32::try_from(self.fixed.edges.len() + 1).map_err(|_| StatsError::ArithmeticOverflow("edges"))?;
                 (0..buckets).map(Release::HistBucket).collect()
             }
             State::Search(_) => return self.search_step_start(),
@@ -187,7 +194,12 @@ impl Planner {
         map.get(&r).copied().ok_or_else(|| StatsError::UnexpectedInput(format!("missing release {r:?}")))
     }
 
-    fn combined(&self, map: &BTreeMap<Release, i128>, whole: Release, limb: fn(u32) -> Release) -> Result<i128, StatsError> {
+    fn combined(
+        &self,
+        map: &BTreeMap<Release, i128>,
+        whole: Release,
+        limb: fn(u32) -> Release,
+    ) -> Result<i128, StatsError> {
         if !self.params.exact {
             let (qs, qq) = moments_quanta(&self.params, &self.fixed)?;
             let q = if whole == Release::Squares { qq } else { qs };
@@ -196,7 +208,10 @@ impl Planner {
         }
         let l = limbs::limb_count(self.limb_bits)?;
         let parts = (0..l)
-            .map(|k| Self::get(map, limb(k)).and_then(|v| i64::try_from(v).map_err(|_| StatsError::ArithmeticOverflow("limb"))))
+            .map(|k| {
+                Self::get(map, limb(k))
+                    .and_then(|v| i64::try_from(v).map_err(|_| StatsError::ArithmeticOverflow("limb")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         limbs::recombine(&parts, self.limb_bits)
     }
@@ -208,7 +223,9 @@ impl Planner {
         let overflow = |what| StatsError::ArithmeticOverflow(what);
         let value = match st {
             Statistic::Count => ExactValue::Fixed { mantissa: n, decimals: 0 },
-            Statistic::Sum => ExactValue::Fixed { mantissa: self.combined(map, Release::Sum, Release::SumLimb)?, decimals: d },
+            Statistic::Sum => {
+                ExactValue::Fixed { mantissa: self.combined(map, Release::Sum, Release::SumLimb)?, decimals: d }
+            }
             Statistic::Mean => {
                 if n <= 0 {
                     return Err(StatsError::NoData { blank: 0 });
@@ -228,9 +245,12 @@ impl Planner {
                 let nq = n.checked_mul(q).ok_or(overflow("variance: n x sum of squares"))?;
                 let s2 = s.checked_mul(s).ok_or(overflow("variance: sum squared"))?;
                 let num = nq.checked_sub(s2).ok_or(overflow("variance"))?.max(0);
-                let div = if self.params.sample { n.checked_mul(n - 1) } else { n.checked_mul(n) }.ok_or(overflow("variance"))?;
+                let div = if self.params.sample { n.checked_mul(n - 1) } else { n.checked_mul(n) }
+                    .ok_or(overflow("variance"))?;
                 let (num, div) = reduce(num, div)?;
-                let den = div.checked_mul(pow10(d.checked_mul(2).ok_or(overflow("decimals"))?)?).ok_or(overflow("variance"))?;
+                let den = div
+                    .checked_mul(pow10(d.checked_mul(2).ok_or(overflow("decimals"))?)?)
+                    .ok_or(overflow("variance"))?;
                 let (num, den) = reduce(num, den)?;
                 if st == Statistic::Variance {
                     ExactValue::Ratio { num, den }
@@ -249,12 +269,20 @@ impl Planner {
         let mut buckets = Vec::with_capacity(edges.len() + 1);
         let mut total: i128 = 0;
         for k in 0..=edges.len() {
-            let count = Self::get(map, Release::HistBucket(u32::try_from(k).map_err(|_| StatsError::ArithmeticOverflow("edges"))?))?;
+            let count = Self::get(
+                map,
+                Release::HistBucket(u32::try_from(k).map_err(|_| StatsError::ArithmeticOverflow("edges"))?),
+            )?;
             total = total.checked_add(count).ok_or(StatsError::ArithmeticOverflow("histogram"))?;
             let lo = k.checked_sub(1).and_then(|i| edges.get(i)).map(|e| format_fixed(*e, d));
             let hi = edges.get(k).map(|e| format_fixed(*e, d));
             buckets.push(HistogramBucket { lo, hi, count });
         }
-        Ok(StatResult { statistic: Statistic::Histogram, value: ExactValue::Histogram(buckets), count: total, decimals: d })
+        Ok(StatResult {
+            statistic: Statistic::Histogram,
+            value: ExactValue::Histogram(buckets),
+            count: total,
+            decimals: d,
+        })
     }
 }

@@ -10,10 +10,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::contribution::{Aggregate, Contribution, RelayTask};
+use super::dp::{laplace_scale, Epsilon};
 use super::error::StatsError;
 use super::grid::Grid;
 use super::limbs;
-use super::dp::{laplace_scale, Epsilon};
 use super::statistic::{FixedParams, QueryParams, Statistic};
 use crate::crypto::{scalar_from_i128, Ciphertext};
 
@@ -83,7 +83,10 @@ pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape
         Statistic::Histogram => PlanShape { max_rounds: 1, releases: 1 },
         Statistic::Min | Statistic::Max | Statistic::Median | Statistic::Quantile => match fixed.bounds {
             Some((lo, hi)) => {
-                let span = hi.checked_sub(lo).and_then(|s| s.checked_add(1)).ok_or(StatsError::ArithmeticOverflow("bounds"))?;
+                let span = hi
+                    .checked_sub(lo)
+                    .and_then(|s| s.checked_add(1))
+                    .ok_or(StatsError::ArithmeticOverflow("bounds"))?;
                 let rounds = rounds_for_span(span);
                 PlanShape { max_rounds: rounds, releases: 1 + SEARCH_STEPS * u64::from(rounds) }
             }
@@ -99,7 +102,10 @@ pub fn check_task(params: &QueryParams, fixed: &FixedParams, round: u32, task: &
     let shape = plan_shape(params, fixed)?;
     let refuse = |why: String| Err(StatsError::ReleaseRefused(why));
     if round >= shape.max_rounds {
-        return refuse(format!("round {round} is beyond the {} rounds a {} query may take", shape.max_rounds, params.statistic));
+        return refuse(format!(
+            "round {round} is beyond the {} rounds a {} query may take",
+            shape.max_rounds, params.statistic
+        ));
     }
     let st = params.statistic;
     match task {
@@ -111,7 +117,10 @@ pub fn check_task(params: &QueryParams, fixed: &FixedParams, round: u32, task: &
                 return refuse(format!("a {st} query does not ask for sums"));
             }
             if *squares != st.needs_squares() {
-                return refuse(format!("a {st} query {} sums of squares", if *squares { "does not need" } else { "needs" }));
+                return refuse(format!(
+                    "a {st} query {} sums of squares",
+                    if *squares { "does not need" } else { "needs" }
+                ));
             }
         }
         RelayTask::Histogram { grid } => match st {
@@ -168,7 +177,12 @@ fn max_abs_bound(fixed: &FixedParams) -> u128 {
 }
 
 /// Authority side: is `release` permitted for this round, and in which slot?
-pub fn slot(params: &QueryParams, fixed: &FixedParams, task: &RelayTask, release: Release) -> Result<ReleaseSlot, StatsError> {
+pub fn slot(
+    params: &QueryParams,
+    fixed: &FixedParams,
+    task: &RelayTask,
+    release: Release,
+) -> Result<ReleaseSlot, StatsError> {
     let shape = plan_shape(params, fixed)?;
     let st = params.statistic;
     let refuse = |why: String| Err(StatsError::ReleaseRefused(why));
@@ -181,18 +195,34 @@ pub fn slot(params: &QueryParams, fixed: &FixedParams, task: &RelayTask, release
         }
         (RelayTask::Moments { squares: true, squares_quantum, .. }, Release::Squares) => {
             let b = max_abs_bound(fixed);
-            (2, b.checked_mul(b).ok_or(StatsError::ArithmeticOverflow("sensitivity"))?.div_ceil(*squares_quantum).saturating_add(1))
+            (
+                2,
+                b.checked_mul(b)
+                    .ok_or(StatsError::ArithmeticOverflow("sensitivity"))?
+                    .div_ceil(*squares_quantum)
+                    .saturating_add(1),
+            )
         }
-        (RelayTask::Moments { limb_bits, .. }, Release::SumLimb(k)) if exact && st.needs_sum() && k < limbs::limb_count(*limb_bits)? => {
+        (RelayTask::Moments { limb_bits, .. }, Release::SumLimb(k))
+            if exact && st.needs_sum() && k < limbs::limb_count(*limb_bits)? =>
+        {
             (16 + k, 0)
         }
-        (RelayTask::Moments { limb_bits, squares: true, .. }, Release::SquaresLimb(k)) if exact && k < limbs::limb_count(*limb_bits)? => {
+        (RelayTask::Moments { limb_bits, squares: true, .. }, Release::SquaresLimb(k))
+            if exact && k < limbs::limb_count(*limb_bits)? =>
+        {
             (64 + k, 0)
         }
         (RelayTask::Histogram { .. }, Release::HistTotal) => (0, 1),
-        (RelayTask::Histogram { grid }, Release::HistPrefix(n)) if st.is_search() && n > 0 && n < grid.buckets() => (1 + n, 1),
-        (RelayTask::Histogram { grid }, Release::HistBucket(k)) if st == Statistic::Histogram && k < grid.buckets() => (1 + k, 1),
-        (_, r) => return refuse(format!("{r:?} is not part of a {}{} query's plan", if exact { "exact " } else { "" }, st)),
+        (RelayTask::Histogram { grid }, Release::HistPrefix(n)) if st.is_search() && n > 0 && n < grid.buckets() => {
+            (1 + n, 1)
+        }
+        (RelayTask::Histogram { grid }, Release::HistBucket(k)) if st == Statistic::Histogram && k < grid.buckets() => {
+            (1 + k, 1)
+        }
+        (_, r) => {
+            return refuse(format!("{r:?} is not part of a {}{} query's plan", if exact { "exact " } else { "" }, st))
+        }
     };
     Ok(ReleaseSlot { index, sensitivity, share: shape.releases })
 }
@@ -212,8 +242,12 @@ pub fn target(task: &RelayTask, aggregate: &Aggregate, release: Release) -> Resu
     let missing = || StatsError::ReleaseRefused(format!("{release:?} does not exist in this round's aggregate"));
     match (task, aggregate, release) {
         (_, Contribution::Moments { count, .. }, Release::Count) => Ok(*count),
-        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { sum, .. }, Release::Sum) => weighted_sum(sum, *limb_bits),
-        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { squares, .. }, Release::Squares) if !squares.is_empty() => {
+        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { sum, .. }, Release::Sum) => {
+            weighted_sum(sum, *limb_bits)
+        }
+        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { squares, .. }, Release::Squares)
+            if !squares.is_empty() =>
+        {
             weighted_sum(squares, *limb_bits)
         }
         (_, Contribution::Moments { sum, .. }, Release::SumLimb(k)) => {
@@ -261,7 +295,13 @@ mod tests {
         let task = RelayTask::Moments { limb_bits: 20, squares: false, sum_quantum: 1, squares_quantum: 1 };
         check_task(&p, &f, 0, &task).unwrap();
         assert!(check_task(&p, &f, 1, &task).is_err(), "second round");
-        assert!(check_task(&p, &f, 0, &RelayTask::Moments { limb_bits: 20, squares: true, sum_quantum: 1, squares_quantum: 1 }).is_err());
+        assert!(check_task(
+            &p,
+            &f,
+            0,
+            &RelayTask::Moments { limb_bits: 20, squares: true, sum_quantum: 1, squares_quantum: 1 }
+        )
+        .is_err());
         assert!(check_task(&p, &f, 0, &RelayTask::Histogram { grid: Grid::Magnitude }).is_err());
         slot(&p, &f, &task, Release::Count).unwrap();
         slot(&p, &f, &task, Release::SumLimb(3)).unwrap();
@@ -285,6 +325,8 @@ mod tests {
         let df = dp.fixed(0).unwrap();
         let (qs, qq) = moments_quanta(&dp, &df).unwrap();
         assert_eq!(qs, 1 << 18); // t = 3e6 * 2 / 1 = 6e6, /16 = 375000 -> 2^18
-        assert!(qq.is_power_of_two() && qq <= 9_000_000_000_000u128 * 2 / 16 && qq * 2 > 9_000_000_000_000u128 * 2 / 16);
+        assert!(
+            qq.is_power_of_two() && qq <= 9_000_000_000_000u128 * 2 / 16 && qq * 2 > 9_000_000_000_000u128 * 2 / 16
+        );
     }
 }

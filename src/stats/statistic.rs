@@ -112,14 +112,25 @@ pub struct QueryParams {
 
 impl QueryParams {
     pub fn new(statistic: Statistic) -> Self {
-        QueryParams { statistic, sample: false, quantile: None, edges: Vec::new(), bounds: None, exact: true, epsilon: None }
+        QueryParams {
+            statistic,
+            sample: false,
+            quantile: None,
+            edges: Vec::new(),
+            bounds: None,
+            exact: true,
+            epsilon: None,
+        }
     }
 
     /// Checks the parameters that do not depend on the column.
     pub fn validate(&self) -> Result<(), StatsError> {
         let bad = |name: &'static str, reason: &str| StatsError::InvalidParameter { name, reason: reason.to_string() };
         if self.statistic == Statistic::Quantile {
-            let p = self.quantile.as_deref().ok_or_else(|| bad("quantile", "quantile needs --quantile P with P in [0, 1]"))?;
+            let p = self
+                .quantile
+                .as_deref()
+                .ok_or_else(|| bad("quantile", "quantile needs --quantile P with P in [0, 1]"))?;
             quantile_fraction(p)?;
         }
         if self.statistic == Statistic::Histogram && self.edges.is_empty() {

@@ -85,8 +85,10 @@ impl MemoryCluster {
     }
 
     pub fn with_sources(sources: Vec<Box<dyn ColumnSource>>, allow_exact: bool, min_relays: usize) -> Self {
-        let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
-        let joint = JointPublicKey::assemble(&shares.iter().map(|s| s.public_share(&mut OsRng)).collect::<Vec<_>>()).unwrap();
+        let shares: Vec<KeyShare> =
+            (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
+        let joint =
+            JointPublicKey::assemble(&shares.iter().map(|s| s.public_share(&mut OsRng)).collect::<Vec<_>>()).unwrap();
         let mut relay_nodes = Vec::new();
         let mut relay_keys = Vec::new();
         for (j, source) in sources.into_iter().enumerate() {
@@ -103,8 +105,10 @@ impl MemoryCluster {
             replay_window_secs: 3600,
             relays: relay_keys.iter().cloned().collect::<HashMap<_, _>>(),
         };
-        let authorities =
-            shares.into_iter().map(|s| (AuthorityState::new(s, joint.clone(), policy.clone()), MemoryLedger::default())).collect();
+        let authorities = shares
+            .into_iter()
+            .map(|s| (AuthorityState::new(s, joint.clone(), policy.clone()), MemoryLedger::default()))
+            .collect();
         let solver = solver();
         let view = Arc::new(ProcessorView {
             dataset: "areas".into(),
@@ -126,7 +130,8 @@ impl MemoryCluster {
     pub fn query(&mut self, labels: &[&str], params: QueryParams) -> Result<QueryAnswer, ProtocolError> {
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let now = 1_700_000_000;
-        let (mut driver, mut step) = QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), now, labels, params)?;
+        let (mut driver, mut step) =
+            QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), now, labels, params)?;
         self.last_costs = (0, 0, 0);
         loop {
             step = match step {
@@ -140,12 +145,15 @@ impl MemoryCluster {
                         }
                         let req = self.wire(&request);
                         let (relay, source) = &mut self.relays[i];
-                        let (resp, _note) = relay.handle(req, source.as_ref(), || status(&name, Role::Relay), &mut OsRng);
+                        let (resp, _note) =
+                            relay.handle(req, source.as_ref(), || status(&name, Role::Relay), &mut OsRng);
                         let resp = self.wire(&resp);
                         if let (RelayResponse::Contribution(c), true) = (&resp, replies.is_empty()) {
                             self.last_costs.0 += 1;
                             self.last_costs.1 += match &c.contribution {
-                                crux::stats::Contribution::Moments { sum, squares, .. } => 1 + sum.len() + squares.len(),
+                                crux::stats::Contribution::Moments { sum, squares, .. } => {
+                                    1 + sum.len() + squares.len()
+                                }
                                 crux::stats::Contribution::Histogram { counts } => counts.len(),
                             };
                         }
@@ -154,7 +162,8 @@ impl MemoryCluster {
                     driver.on_relays(replies)?
                 }
                 Step::AskAuthorities(requests) => {
-                    self.last_costs.2 += requests.iter().filter(|r| matches!(r, AuthorityRequest::Decrypt { .. })).count();
+                    self.last_costs.2 +=
+                        requests.iter().filter(|r| matches!(r, AuthorityRequest::Decrypt { .. })).count();
                     let mut all = Vec::new();
                     for request in requests {
                         let mut list = Vec::new();
@@ -171,7 +180,11 @@ impl MemoryCluster {
                     driver.on_authorities(all)?
                 }
                 Step::Solve(points) => {
-                    let values = points.iter().map(|(r, p)| Ok((*r, self.solver.solve_vartime(p)?))).collect::<Result<Vec<_>, crux::crypto::CryptoError>>()?;
+                    let values = points.iter().map(|(r, p)| Ok((*r, self.solver.solve_vartime(p)?))).collect::<Result<
+                        Vec<_>,
+                        crux::crypto::CryptoError,
+                    >>(
+                    )?;
                     driver.on_solved(values)?
                 }
                 Step::Done(answer) => return Ok(*answer),
