@@ -20,7 +20,12 @@ pub fn ask_processor(cfg: &NodeConfig, request: &ProcessorRequest) -> Result<Pro
     system.block_on(async move {
         let endpoint = client_endpoint_for(addr, &tcfg)?;
         let client = Client::new(endpoint.clone(), &tcfg);
-        let reply = client.request(&processor.name, addr, &bytes).await;
+        // a query is not resent after a lost connection: it could run twice
+        let reply = if matches!(request, ProcessorRequest::Query { .. }) {
+            client.request_at_most_once(&processor.name, addr, &bytes).await
+        } else {
+            client.request(&processor.name, addr, &bytes).await
+        };
         endpoint.close(0u32.into(), b"done");
         let reply = reply?;
         Ok(decode::<ProcessorResponse>(&reply, max_frame)?)

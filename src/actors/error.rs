@@ -44,6 +44,12 @@ pub enum TransportError {
 impl TransportError {
     /// True for failures worth retrying on a fresh connection: the peer was
     /// not reachable yet, or an established connection went away.
+    /// True when an established connection went away during a request: the
+    /// request may or may not have reached the peer.
+    pub fn is_lost(&self) -> bool {
+        matches!(self, TransportError::ConnectionLost { .. })
+    }
+
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

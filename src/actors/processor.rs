@@ -154,7 +154,24 @@ async fn ask<T: serde::de::DeserializeOwned>(
     addr: SocketAddr,
     bytes: &[u8],
 ) -> Result<T, String> {
-    let reply = shared.client.request(name, addr, bytes).await.map_err(|e| e.to_string())?;
+    ask_with(shared, name, addr, bytes, false).await
+}
+
+/// `at_most_once`: a request with a side effect (a registration charges the
+/// budget and records the query id) is not resent after a lost connection.
+async fn ask_with<T: serde::de::DeserializeOwned>(
+    shared: &ProcessorShared,
+    name: &str,
+    addr: SocketAddr,
+    bytes: &[u8],
+    at_most_once: bool,
+) -> Result<T, String> {
+    let reply = if at_most_once {
+        shared.client.request_at_most_once(name, addr, bytes).await
+    } else {
+        shared.client.request(name, addr, bytes).await
+    }
+    .map_err(|e| e.to_string())?;
     decode::<T>(&reply, shared.max_frame).map_err(|e| format!("{name} sent an invalid reply: {e}"))
 }
 
@@ -209,10 +226,13 @@ async fn run_query(
                 driver.on_relays(replies)?
             }
             Step::AskAuthorities(requests) => {
-                let encoded = requests.iter().map(encode).collect::<Result<Vec<_>, _>>()?;
-                let per_request = encoded.iter().map(|bytes| {
+                let encoded = requests
+                    .iter()
+                    .map(|r| Ok((encode(r)?, matches!(r, AuthorityRequest::Register { .. }))))
+                    .collect::<Result<Vec<_>, ProtocolError>>()?;
+                let per_request = encoded.iter().map(|(bytes, once)| {
                     join_all(shared.authorities.iter().map(move |(name, addr)| async move {
-                        (name.clone(), ask::<AuthorityResponse>(shared, name, *addr, bytes).await)
+                        (name.clone(), ask_with::<AuthorityResponse>(shared, name, *addr, bytes, *once).await)
                     }))
                 });
                 let replies: Vec<Vec<Reply<AuthorityResponse>>> = join_all(per_request).await;

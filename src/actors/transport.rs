@@ -373,6 +373,28 @@ impl Client {
     /// delivered the request already, so handlers must tolerate repeats.
     /// A timed-out reply is not retried.
     pub async fn request(&self, peer_name: &str, addr: SocketAddr, payload: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.request_with(peer_name, addr, payload, true).await
+    }
+
+    /// Like `request`, for requests that must not run twice (a query, a
+    /// registration that charges a budget): only failures before the request
+    /// could be sent are retried; a connection lost afterwards is an error.
+    pub async fn request_at_most_once(
+        &self,
+        peer_name: &str,
+        addr: SocketAddr,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, TransportError> {
+        self.request_with(peer_name, addr, payload, false).await
+    }
+
+    async fn request_with(
+        &self,
+        peer_name: &str,
+        addr: SocketAddr,
+        payload: &[u8],
+        retry_lost: bool,
+    ) -> Result<Vec<u8>, TransportError> {
         let inner = &self.inner;
         if payload.len() > inner.max_frame_bytes {
             return Err(TransportError::FrameTooLarge {
@@ -388,6 +410,7 @@ impl Client {
             let result = self.attempt(&slot, peer_name, addr, payload).await;
             match result {
                 Ok(reply) => return Ok(reply),
+                Err(err) if err.is_lost() && !retry_lost => return Err(err),
                 Err(err) if err.is_transient() && attempt < inner.retries => {
                     let delay = inner
                         .retry_backoff
