@@ -62,9 +62,9 @@ impl TransportError {
 
 fn timeout_hint(what: &str) -> &'static str {
     if what == WHAT_CONNECT {
-        "check that the node is running and reachable, or raise `connect_timeout`"
+        "check that the node is running and reachable, or raise `timeouts.connect_ms`"
     } else {
-        "the peer is slow or stuck; raise `request_timeout` if it needs longer"
+        "the peer is slow, stuck or down; check that it runs, or raise `timeouts.request_ms` if it needs longer"
     }
 }
 

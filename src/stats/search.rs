@@ -100,6 +100,11 @@ impl QuantileSearch {
                 self.prefix_hi = value;
             }
             Release::HistPrefix(mid) => {
+                // a noisy prefix count outside what earlier releases bound it to
+                // is clamped (post-processing: no privacy cost; exact values are
+                // always inside)
+                let value =
+                    if self.prefix_lo <= self.prefix_hi { value.clamp(self.prefix_lo, self.prefix_hi) } else { value };
                 let target = self.local_target();
                 if value >= target {
                     self.hi = mid;
