@@ -27,11 +27,9 @@ use rand::{Rng, SeedableRng};
 use crux::actors::column_source::FileColumnSource;
 use crux::crypto::{DlogSolver, EncryptionKey, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
 use crux::data::{Shard, SourceSpec};
-use crux::protocol::authority::{AuthorityPolicy, AuthorityState};
-use crux::protocol::ledger::MemoryLedger;
-use crux::protocol::processor::{ProcessorView, QueryDriver, Step};
+use crux::harness::{MemoryCluster, Options, QueryTrace, Solver, NOW};
+use crux::protocol::codec;
 use crux::protocol::relay::{ColumnSource, ColumnValues, RelayState, SourceError};
-use crux::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};
 use crux::protocol::*;
 use crux::stats::contribution::{contribute, local_histogram, local_moments};
 use crux::stats::grid::Grid;
@@ -154,32 +152,47 @@ struct Row {
 }
 
 /// Times the relay's whole Contribute handler over `values` (column cached, as in a query's later rounds).
-struct RelayBench {
+struct RelayBench<'a> {
     relay: RelayState,
     source: Generated,
-    id: QueryId,
+    shares: &'a [KeyShare],
 }
 
-impl RelayBench {
-    fn new(values: &[i128], joint: &JointPublicKey) -> Self {
-        let relay = RelayState::new("relay-1", RelayIdentity::generate(&mut OsRng), EncryptionKey::new(joint));
+fn status(name: &str, role: Role) -> NodeStatus {
+    NodeStatus { name: name.to_string(), role, version: "bench".into(), details: vec![] }
+}
+
+impl<'a> RelayBench<'a> {
+    fn new(values: &[i128], joint: &JointPublicKey, shares: &'a [KeyShare]) -> Self {
+        let relay = RelayState::new("relay-1", RelayIdentity::generate(&mut OsRng), joint);
         let source = Generated { columns: vec![("Generated", values.to_vec())] };
-        RelayBench { relay, source, id: QueryId::random(&mut OsRng) }
+        RelayBench { relay, source, shares }
     }
 
-    fn time(&mut self, st: Statistic, edges: &[i128], task: &RelayTask) -> Duration {
-        let spec = QuerySpec {
-            id: self.id,
-            issued_at: 1_700_000_000,
+    /// An admitted Contribute request for a fresh query (a relay answers an
+    /// admitted round once, then serves the same contribution again).
+    fn request(&self, st: Statistic, edges: &[i128], task: &RelayTask) -> RelayRequest {
+        let intent = QueryIntent {
+            id: QueryId::random(&mut OsRng),
+            issued_at: NOW,
             dataset: "bench".into(),
             labels: vec!["Generated".into()],
             params: params(st, edges),
-            decimals: 0,
         };
-        let request = RelayRequest::Contribute { spec, round: 0, task: task.clone() };
+        let spec = QuerySpec::new(intent, 0);
+        let statement = codec::round_admission(&spec, 0, task);
+        let signatures =
+            self.shares.iter().map(|s| (s.authority().to_string(), s.sign_statement(&statement, &mut OsRng))).collect();
+        RelayRequest::Contribute { spec, round: 0, task: task.clone(), admission: Admission { signatures } }
+    }
+
+    /// The relay's whole handler (admission check, rescale, clamp, encrypt with proofs, sign).
+    fn time(&mut self, st: Statistic, edges: &[i128], task: &RelayTask) -> Duration {
+        let mut requests: Vec<RelayRequest> = (0..=RUNS).map(|_| self.request(st, edges, task)).collect();
         let mut run = || {
+            let request = requests.pop().unwrap_or_else(|| self.request(st, edges, task));
             let (resp, _) =
-                self.relay.handle(request.clone(), &self.source, || status("relay-1", Role::Relay), &mut OsRng);
+                self.relay.handle(request, &self.source, || status("relay-1", Role::Relay), NOW, &mut OsRng);
             assert!(matches!(resp, RelayResponse::Contribution(_)), "{resp:?}");
         };
         run();
@@ -222,16 +235,23 @@ fn print_rows(column: &str, rows: &[Row]) {
     }
 }
 
-fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &EncryptionKey, joint: &JointPublicKey) {
+fn relay_vs_floor(
+    column: &str,
+    values: &[i128],
+    edges: &[i128],
+    key: &EncryptionKey,
+    joint: &JointPublicKey,
+    shares: &[KeyShare],
+) {
     let mut rows = Vec::new();
-    let mut relay = RelayBench::new(values, joint);
+    let mut relay = RelayBench::new(values, joint, shares);
     let moments = local_moments(values, true).unwrap();
 
     // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
-    let task = RelayTask::Moments { limb_bits: LIMB_BITS, squares: false, sum_quantum: 1, squares_quantum: 1 };
+    let task = RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
     let scan = median_time(|| local_moments(values, true).unwrap());
     let crypto = median_time(|| encrypt_moments(&moments, false, key));
-    let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
+    let total = median_time(|| contribute(&task, values, key, b"bench", &mut OsRng).unwrap());
     let floor = median_time(|| black_box(values).len());
     rows.push(Row {
         statistic: "count",
@@ -263,9 +283,9 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     });
 
     // variance / stddev: Moments with squares; floor = i128 sum and sum of squares, n·q - s².
-    let task = RelayTask::Moments { limb_bits: LIMB_BITS, squares: true, sum_quantum: 1, squares_quantum: 1 };
+    let task = RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
     let crypto = median_time(|| encrypt_moments(&moments, true, key));
-    let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
+    let total = median_time(|| contribute(&task, values, key, b"bench", &mut OsRng).unwrap());
     let floor = median_time(|| {
         let (mut s, mut q) = (0i128, 0i128);
         for v in black_box(values) {
@@ -310,7 +330,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
         let scan = median_time(|| local_histogram(values, &grid));
         let counts = local_histogram(values, &grid);
         let crypto = median_time(|| encrypt_counts(&counts, key));
-        let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
+        let total = median_time(|| contribute(&task, values, key, b"bench", &mut OsRng).unwrap());
         rows.push(Row {
             statistic: label,
             handle: relay.time(Statistic::Median, edges, &task),
@@ -335,7 +355,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     let floor_counts = floor_histogram(values, edges);
     assert_eq!(counts.iter().map(|c| u64::try_from(*c).unwrap()).collect::<Vec<_>>(), floor_counts);
     let crypto = median_time(|| encrypt_counts(&counts, key));
-    let total = median_time(|| contribute(&task, values, key, &mut OsRng).unwrap());
+    let total = median_time(|| contribute(&task, values, key, b"bench", &mut OsRng).unwrap());
     let floor = median_time(|| floor_histogram(values, edges));
     rows.push(Row {
         statistic: "histogram (10 edges)",
@@ -351,7 +371,7 @@ fn relay_vs_floor(column: &str, values: &[i128], edges: &[i128], key: &Encryptio
     print_rows(column, &rows);
     println!("{breakdown}");
     println!(
-        "(cts = ciphertexts per relay; crypto = encrypting the local aggregates only; contribute() = scan + encryption as the relay runs it;\n handle() = the relay's whole Contribute handler (rescale to the query's decimals, clamp copy, contribute, sign);\n ctb/floor and hdl/floor = contribute() and handle() over the floor; the median floor is the whole statistic, the relay figure one round of the search)"
+        "(cts = ciphertexts per relay; crypto = encrypting the local aggregates only; contribute() = scan + encryption as the relay runs it;\n handle() = the relay's whole Contribute handler (admission check, rescale to the query's decimals, clamp copy, contribute with proofs, sign);\n ctb/floor and hdl/floor = contribute() and handle() over the floor; the median floor is the whole statistic, the relay figure one round of the search)"
     );
 }
 
@@ -363,13 +383,13 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
     for (name, task) in [
         (
             "moments 1+4+4",
-            RelayTask::Moments { limb_bits: LIMB_BITS, squares: true, sum_quantum: 1, squares_quantum: 1 },
+            RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 },
         ),
         ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap() }),
     ] {
         let contributions: Vec<Contribution> =
-            values.chunks(chunk).take(relays).map(|v| contribute(&task, v, key, &mut OsRng).unwrap()).collect();
+            values.chunks(chunk).take(relays).map(|v| contribute(&task, v, key, b"bench", &mut OsRng).unwrap().0).collect();
         c.bench_function(&format!("aggregate {relays} relays, {name}"), |b| {
             b.iter(|| Contribution::aggregate(&task, black_box(&contributions)).unwrap())
         });
@@ -398,12 +418,12 @@ fn aggregation_per_relay(key: &EncryptionKey) {
     for (name, task) in [
         (
             "moments 1+4+4 (variance)",
-            RelayTask::Moments { limb_bits: LIMB_BITS, squares: true, sum_quantum: 1, squares_quantum: 1 },
+            RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 },
         ),
         ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(0, 6399, 64).unwrap() }),
     ] {
-        let one = contribute(&task, &[1, 2, 3], key, &mut OsRng).unwrap();
+        let one = contribute(&task, &[1, 2, 3], key, b"bench", &mut OsRng).unwrap().0;
         for n in [8usize, 64] {
             let items: Vec<Contribution> = (0..n).map(|_| one.clone()).collect();
             let t = median_time(|| Contribution::aggregate(&task, &items).unwrap());
@@ -432,183 +452,27 @@ impl ColumnSource for Generated {
             .map(|(name, v)| ColumnValues { labels: vec![name.to_string()], decimals: 0, values: v.clone() })
             .ok_or_else(|| SourceError { public: format!("no column {want}"), private: String::new() })
     }
-}
 
-#[derive(Default, Debug)]
-struct QueryCounts {
-    rounds: u32,
-    /// ciphertexts one relay sent, summed over rounds
-    ciphertexts_per_relay: usize,
-    /// bytes of one relay's encoded contribution responses, summed over rounds
-    bytes_per_relay: usize,
-    /// releases = decryptions of an aggregate (each by every authority)
-    releases: usize,
-    partial_decryptions: usize,
-    relay: Duration,
-    relay_critical: Duration,
-    /// relays answering Describe (reading their column), summed over relays
-    describe: Duration,
-    authority: Duration,
-    processor: Duration,
-    solve: Duration,
-    total: Duration,
-}
-
-struct Cluster {
-    relays: Vec<(RelayState, Box<dyn ColumnSource>)>,
-    authorities: Vec<(AuthorityState, MemoryLedger)>,
-    view: Arc<ProcessorView>,
-    solver: Arc<DlogSolver<MemoryTable>>,
-}
-
-fn status(name: &str, role: Role) -> NodeStatus {
-    NodeStatus { name: name.to_string(), role, version: "bench".into(), details: vec![] }
-}
-
-fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(msg: &T) -> (T, usize) {
-    let bytes = encode(msg).unwrap();
-    (decode(&bytes, DEFAULT_MAX_FRAME).unwrap(), bytes.len())
-}
-
-impl Cluster {
-    fn new(sources: Vec<Box<dyn ColumnSource>>, solver: Arc<DlogSolver<MemoryTable>>) -> Self {
-        let shares: Vec<KeyShare> =
-            (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
-        let joint =
-            JointPublicKey::assemble(&shares.iter().map(|s| s.public_share(&mut OsRng)).collect::<Vec<_>>()).unwrap();
-        let mut relays = Vec::new();
-        let mut relay_keys = Vec::new();
-        for (j, source) in sources.into_iter().enumerate() {
-            let name = format!("relay-{}", j + 1);
-            let identity = RelayIdentity::generate(&mut OsRng);
-            relay_keys.push((name.clone(), identity.public_key()));
-            relays.push((RelayState::new(&name, identity, EncryptionKey::new(&joint)), source));
-        }
-        let policy = AuthorityPolicy {
-            dataset: "bench".into(),
-            min_relays: 1,
-            allow_exact: true,
-            budget: Epsilon::parse("10").unwrap(),
-            replay_window_secs: 3600,
-            relays: relay_keys.iter().cloned().collect::<HashMap<_, _>>(),
-        };
-        let authorities = shares
-            .into_iter()
-            .map(|s| (AuthorityState::new(s, joint.clone(), policy.clone()), MemoryLedger::default()))
-            .collect();
-        let view = Arc::new(ProcessorView {
-            dataset: "bench".into(),
-            min_relays: 1,
-            relays: relay_keys,
-            authorities: (1..=3).map(|i| format!("authority-{i}")).collect(),
-            joint,
-            dlog_max_abs: solver.max_abs(),
-        });
-        Cluster { relays, authorities, view, solver }
+    fn declared_decimals(&self) -> Option<u32> {
+        Some(0)
     }
+}
 
-    fn query(&mut self, labels: &[&str], params: QueryParams) -> (QueryAnswer, QueryCounts) {
-        let mut counts = QueryCounts::default();
-        let start = Instant::now();
-        let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-        let now = 1_700_000_000;
-        let t = Instant::now();
-        let (mut driver, mut step) =
-            QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), now, labels, params).unwrap();
-        counts.processor += t.elapsed();
-        loop {
-            step = match step {
-                Step::AskRelays(request) => {
-                    let contributing = matches!(request, RelayRequest::Contribute { .. });
-                    if contributing {
-                        counts.rounds += 1;
-                    }
-                    let active: Vec<String> = driver.active_relays().to_vec();
-                    let mut replies = Vec::new();
-                    let mut slowest = Duration::ZERO;
-                    for (i, (relay, source)) in self.relays.iter_mut().enumerate() {
-                        let name = relay.name().to_string();
-                        if !active.contains(&name) {
-                            continue;
-                        }
-                        let (req, _) = wire(&request);
-                        let t = Instant::now();
-                        let (resp, _note) =
-                            relay.handle(req, source.as_ref(), || status(&name, Role::Relay), &mut OsRng);
-                        let took = t.elapsed();
-                        let (resp, bytes) = wire(&resp);
-                        if !contributing {
-                            counts.describe += took;
-                        }
-                        if contributing {
-                            counts.relay += took;
-                            slowest = slowest.max(took);
-                            if i == 0 {
-                                counts.bytes_per_relay += bytes;
-                                if let RelayResponse::Contribution(c) = &resp {
-                                    counts.ciphertexts_per_relay += match &c.contribution {
-                                        Contribution::Moments { sum, squares, .. } => 1 + sum.len() + squares.len(),
-                                        Contribution::Histogram { counts } => counts.len(),
-                                    };
-                                }
-                            }
-                        }
-                        replies.push((name, Ok(resp)));
-                    }
-                    counts.relay_critical += slowest;
-                    let t = Instant::now();
-                    let s = driver.on_relays(replies).unwrap();
-                    counts.processor += t.elapsed();
-                    s
-                }
-                Step::AskAuthorities(requests) => {
-                    let mut all = Vec::new();
-                    for request in requests {
-                        if matches!(request, AuthorityRequest::Decrypt { .. }) {
-                            counts.releases += 1;
-                        }
-                        let mut list = Vec::new();
-                        for (auth, ledger) in self.authorities.iter_mut() {
-                            let (req, _) = wire(&request);
-                            let name = auth.name().to_string();
-                            let t = Instant::now();
-                            let resp = auth.handle(req, ledger, now + 1, || status(&name, Role::Authority), &mut OsRng);
-                            counts.authority += t.elapsed();
-                            if matches!(resp, AuthorityResponse::Partial(_)) {
-                                counts.partial_decryptions += 1;
-                            }
-                            let (resp, _) = wire(&resp);
-                            list.push((name, Ok(resp)));
-                        }
-                        all.push(list);
-                    }
-                    let t = Instant::now();
-                    let s = driver.on_authorities(all).unwrap();
-                    counts.processor += t.elapsed();
-                    s
-                }
-                Step::Solve(points) => {
-                    let t = Instant::now();
-                    let values: Vec<_> =
-                        points.iter().map(|(r, p)| (*r, self.solver.solve_vartime(p).unwrap())).collect();
-                    counts.solve += t.elapsed();
-                    let t = Instant::now();
-                    let s = driver.on_solved(values).unwrap();
-                    counts.processor += t.elapsed();
-                    s
-                }
-                Step::Done(answer) => {
-                    counts.total = start.elapsed();
-                    return (*answer, counts);
-                }
-            }
-        }
-    }
+/// A whole query in memory: the answer and what it cost.
+fn run_query(cluster: &mut MemoryCluster, labels: &[&str], params: QueryParams) -> (QueryAnswer, QueryTrace) {
+    let answer = cluster.query(labels, params).unwrap();
+    (answer, cluster.trace.clone())
+}
+
+fn new_cluster(sources: Vec<Box<dyn ColumnSource>>, solver: &Solver) -> MemoryCluster {
+    let mut options = Options::new(true, 1);
+    options.dataset = "bench".into();
+    MemoryCluster::new(sources, options, solver.clone())
 }
 
 fn print_query_header() {
     println!(
-        "{:<40} {:>6} {:>8} {:>9} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
+        "{:<40} {:>6} {:>8} {:>9} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
         "query",
         "rounds",
         "cts/rly",
@@ -621,13 +485,14 @@ fn print_query_header() {
         "authority",
         "processor",
         "dlog solve",
-        "describe"
+        "describe",
+        "admission"
     );
 }
 
-fn print_query(label: &str, c: &QueryCounts) {
+fn print_query(label: &str, c: &QueryTrace) {
     println!(
-        "{:<40} {:>6} {:>8} {:>9} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
+        "{:<40} {:>6} {:>8} {:>9} {:>8} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
         label,
         c.rounds,
         c.ciphertexts_per_relay,
@@ -640,7 +505,8 @@ fn print_query(label: &str, c: &QueryCounts) {
         ms(c.authority),
         ms(c.processor),
         ms(c.solve),
-        ms(c.describe)
+        ms(c.describe),
+        ms(c.admission)
     );
 }
 
@@ -661,14 +527,14 @@ fn sorted_median(values: &[i128]) -> i128 {
 }
 
 /// Runs count, mean, variance, median and histogram queries and checks median and mean against plaintext.
-fn run_queries(cluster: &mut Cluster, name: &str, labels: &[&str], values: &[i128], edges: &[i128]) {
+fn run_queries(cluster: &mut MemoryCluster, name: &str, labels: &[&str], values: &[i128], edges: &[i128]) {
     let n = i128::try_from(values.len()).unwrap();
     let sum: i128 = values.iter().sum();
     let median = sorted_median(values);
     for st in [Statistic::Count, Statistic::Mean, Statistic::Variance, Statistic::Median, Statistic::Histogram] {
         // QUERY_RUNS runs; the run with the median end-to-end time is printed
-        let mut runs: Vec<(QueryAnswer, QueryCounts)> =
-            (0..QUERY_RUNS).map(|_| cluster.query(labels, params(st, edges))).collect();
+        let mut runs: Vec<(QueryAnswer, QueryTrace)> =
+            (0..QUERY_RUNS).map(|_| run_query(cluster, labels, params(st, edges))).collect();
         runs.sort_by_key(|(_, c)| c.total);
         let (answer, counts) = runs.swap_remove(QUERY_RUNS / 2);
         match st {
@@ -709,8 +575,8 @@ fn main() {
     );
 
     // 1 and 2
-    relay_vs_floor("wide", &wide, &wide_edges, &key, &joint);
-    relay_vs_floor("population", &population, &pop_edges, &key, &joint);
+    relay_vs_floor("wide", &wide, &wide_edges, &key, &joint, &shares);
+    relay_vs_floor("population", &population, &pop_edges, &key, &joint, &shares);
 
     // 3
     aggregation_per_relay(&key);
@@ -724,7 +590,8 @@ fn main() {
 
     // 4
     let t = Instant::now();
-    let solver = Arc::new(DlogSolver::new(MemoryTable::build(TABLE_BITS).unwrap(), RANGE_BITS).unwrap());
+    let solver: Solver =
+        Arc::new(DlogSolver::new(Arc::new(MemoryTable::build(TABLE_BITS).unwrap()), RANGE_BITS).unwrap());
     println!(
         "\n== whole queries in memory (3 authorities, exact mode, wire-encoded messages, solver 2^{TABLE_BITS} table, |m| < 2^{RANGE_BITS}, built in {}) ==",
         ms(t.elapsed())
@@ -735,14 +602,16 @@ fn main() {
     print_query_header();
 
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx");
+    let declared = crux::data::source::detect_decimals(&SourceSpec::new(&data)).unwrap();
     let sources: Vec<Box<dyn ColumnSource>> = (0..3u32)
         .map(|j| {
             let mut spec = SourceSpec::new(&data);
             spec.shard = Some(Shard { index: j, count: 3 });
+            spec.decimals = Some(declared);
             Box::new(FileColumnSource::new(&format!("relay-{}", j + 1), vec![spec])) as Box<dyn ColumnSource>
         })
         .collect();
-    let mut areas = Cluster::new(sources, solver.clone());
+    let mut areas = new_cluster(sources, &solver);
     let column = crux::data::read_column(
         &SourceSpec::new(&data),
         &["Population".into(), "All usual residents".into(), "2021".into()],
@@ -761,7 +630,7 @@ fn main() {
             .chunks(ROWS / 8)
             .map(|part| Box::new(Generated { columns: vec![(name, part.to_vec())] }) as Box<dyn ColumnSource>)
             .collect();
-        let mut cluster = Cluster::new(sources, solver.clone());
+        let mut cluster = new_cluster(sources, &solver);
         run_queries(&mut cluster, &format!("{name} 10^6 rows 8 relays"), &[name], values, edges);
     }
     println!("\nwhole bench: {:.1} s", t0.elapsed().as_secs_f64());

@@ -3,7 +3,8 @@
 //!
 //! Layers (see STYLE.md): `crypto`, `stats` and `protocol` are pure; `data`
 //! reads files and LMDB; `config` validates node.yaml; `actors` runs the
-//! roles over QUIC; `cli` is the `crux-node` command line.
+//! roles over QUIC; `cli` is the `crux-node` command line; `harness` runs
+//! every role in memory for tests and benchmarks.
 #![warn(clippy::unwrap_used)]
 
 pub mod actors;
@@ -11,5 +12,6 @@ pub mod cli;
 pub mod config;
 pub mod crypto;
 pub mod data;
+pub mod harness;
 pub mod protocol;
 pub mod stats;

@@ -17,6 +17,10 @@ impl ColumnSource for Generated {
     fn column(&self, _labels: &[String]) -> Result<ColumnValues, SourceError> {
         Ok(ColumnValues { labels: vec!["Generated".into()], decimals: 0, values: self.0.clone() })
     }
+
+    fn declared_decimals(&self) -> Option<u32> {
+        Some(0)
+    }
 }
 
 #[test]
@@ -45,7 +49,7 @@ fn exact_moments_and_median_near_2_pow_40() {
     let mut sorted = all.clone();
     sorted.sort();
     let sources = parts.into_iter().map(|p| Box::new(Generated(p)) as Box<dyn ColumnSource>).collect();
-    let mut cluster = MemoryCluster::with_sources(sources, true, 2);
+    let mut cluster = with_sources(sources, true, 2);
     let l = ["Generated"];
 
     let a = cluster.query(&l, QueryParams::new(Statistic::Count)).unwrap();

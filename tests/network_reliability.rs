@@ -449,36 +449,59 @@ mod hostile {
             let endpoint = client_endpoint_for(authority, &tcfg).unwrap();
             let client = Client::new(endpoint.clone(), &tcfg);
 
-            // a real signed contribution from relay-1, to build a Register from
-            let labels = vec!["Land".to_string()];
-            let qid = QueryId::random(&mut rng);
+            // a real signed contribution from relay-1, to build a Register from:
+            // every authority admits the query and its round first
+            let authorities: Vec<(String, SocketAddr)> = cfg
+                .cluster
+                .authorities
+                .iter()
+                .map(|a| (a.name.clone(), a.address.parse().unwrap()))
+                .collect();
+            let admit = |request: AuthorityRequest| {
+                let client = &client;
+                let authorities = authorities.clone();
+                async move {
+                    let mut signatures = Vec::new();
+                    for (name, addr) in &authorities {
+                        let reply = client.request(name, *addr, &encode(&request).unwrap()).await.unwrap();
+                        match decode::<AuthorityResponse>(&reply, 1 << 24).unwrap() {
+                            AuthorityResponse::Admitted { signature, .. } => signatures.push((name.clone(), signature)),
+                            other => panic!("{name}: {other:?}"),
+                        }
+                    }
+                    Admission { signatures }
+                }
+            };
+            let mut params = QueryParams::new(Statistic::Sum);
+            params.exact = true;
+            let intent = QueryIntent {
+                id: QueryId::random(&mut rng),
+                issued_at: unix_now(),
+                dataset: "areas".into(),
+                labels: vec!["Land".to_string()],
+                params: params.clone(),
+            };
+            let admission = admit(AuthorityRequest::AdmitQuery { query: intent.clone() }).await;
             let reply = client
                 .request(
                     "relay-1",
                     relay,
-                    &encode(&RelayRequest::Describe { query_id: qid, labels: labels.clone() }).unwrap(),
+                    &encode(&RelayRequest::Describe { query: intent.clone(), admission }).unwrap(),
                 )
                 .await
                 .unwrap();
             let RelayResponse::Described(info) = decode::<RelayResponse>(&reply, 1 << 24).unwrap() else {
                 panic!("describe")
             };
-            let mut params = QueryParams::new(Statistic::Sum);
-            params.exact = true;
             let PlanStep::Round { round, task } =
                 Planner::new(params.clone(), info.decimals, 20).unwrap().start().unwrap()
             else {
                 panic!("plan")
             };
-            let spec = QuerySpec {
-                id: qid,
-                issued_at: unix_now(),
-                dataset: "areas".into(),
-                labels,
-                params,
-                decimals: info.decimals,
-            };
-            let contribute = RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone() };
+            let spec = QuerySpec::new(intent, info.decimals);
+            let admission =
+                admit(AuthorityRequest::AdmitRound { spec: spec.clone(), round, task: task.clone() }).await;
+            let contribute = RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone(), admission };
             let reply = client.request("relay-1", relay, &encode(&contribute).unwrap()).await.unwrap();
             let RelayResponse::Contribution(signed) = decode::<RelayResponse>(&reply, 1 << 24).unwrap() else {
                 panic!("contribution")

@@ -5,12 +5,12 @@
 //! encoded replies. Nothing secret is logged.
 
 use actix::prelude::*;
-use rand::rngs::OsRng;
 use tracing::{info, info_span, warn};
 
 use super::keys::unix_now;
 use super::ledger::LmdbLedger;
 use crate::protocol::authority::AuthorityState;
+use crate::stats::dp::NoiseRng;
 use crate::protocol::ledger::Ledger;
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::{AuthorityRequest, AuthorityResponse, NodeStatus, Role};
@@ -29,6 +29,8 @@ pub struct AuthorityActor {
     pub dataset: String,
     pub processor: String,
     pub max_frame: usize,
+    /// ChaCha20 seeded from the OS: noise, nonces and batch weights
+    pub rng: NoiseRng,
 }
 
 impl Actor for AuthorityActor {
@@ -55,6 +57,8 @@ impl Handler<RequestBytes> for AuthorityActor {
             }
         };
         let (query_id, kind) = match &request {
+            AuthorityRequest::AdmitQuery { query } => (query.id.to_string(), "admit query".to_string()),
+            AuthorityRequest::AdmitRound { spec, round, .. } => (spec.id.to_string(), format!("admit round {round}")),
             AuthorityRequest::Register { spec, round, .. } => (spec.id.to_string(), format!("register round {round}")),
             AuthorityRequest::Decrypt { query_id, round, release } => {
                 (query_id.to_string(), format!("decrypt round {round} {release:?}"))
@@ -81,7 +85,7 @@ impl Handler<RequestBytes> for AuthorityActor {
                 ("min_relays".into(), policy.min_relays.to_string()),
             ],
         };
-        let response = self.state.handle(request, &mut self.ledger, unix_now(), status, &mut OsRng);
+        let response = self.state.handle(request, &mut self.ledger, unix_now(), status, &mut self.rng);
         match &response {
             AuthorityResponse::Refused { reason } => warn!(request = %kind, reason = %reason, "refused"),
             _ => info!(request = %kind, "answered"),

@@ -76,6 +76,11 @@ impl ColumnSource for FileColumnSource {
     fn column(&self, labels: &[String]) -> Result<ColumnValues, SourceError> {
         self.read(labels).map_err(|e| SourceError { public: public_message(&self.relay, &e), private: e.to_string() })
     }
+
+    /// The largest `decimals` the sources declare; `None` if any declares none.
+    fn declared_decimals(&self) -> Option<u32> {
+        self.sources.iter().map(|s| s.decimals).collect::<Option<Vec<u32>>>()?.into_iter().max()
+    }
 }
 
 #[cfg(test)]
@@ -89,6 +94,7 @@ mod tests {
         let path = dir.path().join("d.csv");
         std::fs::write(&path, ",\nG,\nP,\n1\n2\n").unwrap();
         let source = FileColumnSource::new("relay-1", vec![SourceSpec::new(&path)]);
+        assert_eq!(source.declared_decimals(), None);
         let labels = vec!["G".to_string()];
         assert_eq!(source.column(&labels).unwrap().values, vec![1, 2]);
         assert_eq!(source.column(&labels).unwrap().values, vec![1, 2]);

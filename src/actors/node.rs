@@ -22,7 +22,7 @@ use super::processor::{ProcessorActor, ProcessorShared};
 use super::relay::RelayActor;
 use super::transport::{bind_endpoint, serve, Client};
 use crate::config::{NodeConfig, NodeRole};
-use crate::crypto::{DlogSolver, DlogTable, EncryptionKey};
+use crate::crypto::{DlogSolver, DlogTable};
 use crate::data::{read_key_share, read_relay_identity, LmdbTable};
 use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
 use crate::protocol::processor::ProcessorView;
@@ -84,6 +84,7 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
                 dataset: cfg.cluster.dataset.clone(),
                 processor,
                 max_frame: cfg.max_frame_bytes,
+                rng: crate::stats::dp::noise_rng(),
             }))
         }
         NodeRole::Relay => {
@@ -100,7 +101,7 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
                 });
             }
             Ok(Prepared::Relay(RelayActor {
-                state: RelayState::new(&cfg.name, identity, EncryptionKey::new(&joint)),
+                state: RelayState::new(&cfg.name, identity, &joint),
                 source: FileColumnSource::new(&cfg.name, r.sources.clone()),
                 processor,
                 max_frame: cfg.max_frame_bytes,

@@ -58,7 +58,8 @@ fn error_reply(message: String) -> Vec<u8> {
 }
 
 impl ProcessorActor {
-    /// Sliding one-minute window per user.
+    /// Sliding one-minute window per user (queries and status requests are
+    /// counted separately, each up to `rate_per_minute`).
     fn admit(&mut self, user: &str) -> bool {
         let now = Instant::now();
         let list = self.recent.entry(user.to_string()).or_default();
@@ -87,6 +88,14 @@ impl Handler<RequestBytes> for ProcessorActor {
                 return Box::pin(async move { error_reply(e.to_string()) });
             }
         };
+        if matches!(request, ProcessorRequest::Status | ProcessorRequest::ClusterStatus)
+            && !self.admit(&format!("status\u{0}{}", msg.peer))
+        {
+            let limit = self.rate_per_minute;
+            return Box::pin(async move {
+                error_reply(format!("rate limit: at most {limit} status requests per minute per user; wait and retry"))
+            });
+        }
         match request {
             ProcessorRequest::Status => Box::pin(async move { reply(&ProcessorResponse::Status(own_status(&shared))) }),
             ProcessorRequest::ClusterStatus => {
@@ -223,7 +232,7 @@ async fn run_query(
                     async move { (name.clone(), ask::<RelayResponse>(shared, name, *addr, bytes).await) }
                 });
                 let replies: Vec<Reply<RelayResponse>> = join_all(calls).await;
-                driver.on_relays(replies)?
+                driver.on_relays(replies, &mut OsRng)?
             }
             Step::AskAuthorities(requests) => {
                 let encoded = requests

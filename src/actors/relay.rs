@@ -9,6 +9,7 @@ use tracing::{info, info_span, warn};
 
 use super::authority::RequestBytes;
 use super::column_source::FileColumnSource;
+use super::keys::unix_now;
 use crate::protocol::relay::RelayState;
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::{NodeStatus, RelayRequest, RelayResponse, Role};
@@ -44,7 +45,7 @@ impl Handler<RequestBytes> for RelayActor {
             }
         };
         let (query_id, kind) = match &request {
-            RelayRequest::Describe { query_id, .. } => (query_id.to_string(), "describe".to_string()),
+            RelayRequest::Describe { query, .. } => (query.id.to_string(), "describe".to_string()),
             RelayRequest::Contribute { spec, round, .. } => (spec.id.to_string(), format!("contribute round {round}")),
             RelayRequest::Status => (String::new(), "status".to_string()),
         };
@@ -58,11 +59,10 @@ impl Handler<RequestBytes> for RelayActor {
             version: env!("CARGO_PKG_VERSION").to_string(),
             details: vec![("files".into(), files.to_string())],
         };
-        let (response, note) = self.state.handle(request, &self.source, status, &mut OsRng);
-        // the detailed note may quote a cell; the log gets the public message only
-        let _ = note;
+        let (response, note) = self.state.handle(request, &self.source, status, unix_now(), &mut OsRng);
         if let RelayResponse::Error { message } = &response {
-            warn!(request = %kind, cause = %message, "request failed");
+            // the detail stays in this relay's log (never a cell's content)
+            warn!(request = %kind, cause = %message, detail = note.as_deref().unwrap_or(""), "request failed");
         } else {
             info!(request = %kind, "answered");
         }

@@ -11,6 +11,7 @@
 //! with a `LocalSet` (an actix System): `serve` spawns local tasks.
 
 use std::collections::HashMap;
+use std::cell::RefCell;
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
@@ -31,6 +32,16 @@ pub const CODE_FRAME_TOO_LARGE: u32 = 1;
 pub const CODE_BAD_STREAM: u32 = 2;
 /// Application error code when an endpoint or connection shuts down.
 pub const CODE_SHUTDOWN: u32 = 0;
+/// Stream reset code: the peer has too many request bytes in flight, or too
+/// many connections open; retry later.
+pub const CODE_BUSY: u32 = 3;
+/// Request streams one peer may have open at once on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
+/// Connections one pinned peer may hold open to this node at once.
+pub const MAX_CONNECTIONS_PER_PEER: usize = 4;
+/// Request bytes one peer may have in flight (read, not yet answered),
+/// over all its connections, as a multiple of the frame limit.
+pub const IN_FLIGHT_FRAMES_PER_PEER: usize = 4;
 
 /// Idle time after which a silent connection is considered dead.
 /// Peers restarting on the same address are noticed at once (stateless
@@ -98,9 +109,7 @@ impl TransportConfig {
 fn quinn_transport(initiator: bool) -> Result<Arc<quinn::TransportConfig>, TransportError> {
     let mut transport = quinn::TransportConfig::default();
     transport.max_concurrent_uni_streams(VarInt::from_u32(0));
-    if initiator {
-        transport.max_concurrent_bidi_streams(VarInt::from_u32(0));
-    }
+    transport.max_concurrent_bidi_streams(VarInt::from_u32(if initiator { 0 } else { MAX_STREAMS_PER_CONNECTION }));
     let idle = quinn::IdleTimeout::try_from(MAX_IDLE)
         .map_err(|err| TransportError::Config { reason: format!("idle timeout: {err}") })?;
     transport.max_idle_timeout(Some(idle));
@@ -177,6 +186,68 @@ fn peer_name(connection: &quinn::Connection, peers: &[PinnedPeer]) -> Option<Str
     tls::pinned_name(peers, end_entity.as_ref()).map(str::to_string)
 }
 
+/// What each pinned peer holds on this server: open connections and request
+/// bytes read but not yet answered. Single-threaded (the actix System).
+#[derive(Default)]
+struct PeerUsage {
+    connections: HashMap<String, usize>,
+    bytes: HashMap<String, usize>,
+}
+
+type SharedUsage = Rc<RefCell<PeerUsage>>;
+
+/// Releases what a connection or a request holds when dropped.
+struct UsageGuard {
+    usage: SharedUsage,
+    peer: String,
+    connection: bool,
+    bytes: usize,
+}
+
+impl UsageGuard {
+    fn connection(usage: &SharedUsage, peer: &str) -> Option<UsageGuard> {
+        let mut u = usage.borrow_mut();
+        let open = u.connections.entry(peer.to_string()).or_default();
+        if *open >= MAX_CONNECTIONS_PER_PEER {
+            return None;
+        }
+        *open += 1;
+        Some(UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: true, bytes: 0 })
+    }
+
+    fn request(usage: &SharedUsage, peer: &str) -> UsageGuard {
+        UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: false, bytes: 0 }
+    }
+
+    /// Accounts `n` more bytes unless the peer would exceed `limit`.
+    fn add_bytes(&mut self, n: usize, limit: usize) -> bool {
+        let mut u = self.usage.borrow_mut();
+        let held = u.bytes.entry(self.peer.clone()).or_default();
+        match held.checked_add(n) {
+            Some(total) if total <= limit => {
+                *held = total;
+                self.bytes += n;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Drop for UsageGuard {
+    fn drop(&mut self) {
+        let mut u = self.usage.borrow_mut();
+        if self.connection {
+            if let Some(open) = u.connections.get_mut(&self.peer) {
+                *open = open.saturating_sub(1);
+            }
+        }
+        if let Some(held) = u.bytes.get_mut(&self.peer) {
+            *held = held.saturating_sub(self.bytes);
+        }
+    }
+}
+
 /// Serves requests until the endpoint is closed. Every accepted connection
 /// is checked against the pins, gets one tracing span (peer name, remote
 /// address) and its own task; every bidirectional stream is one request:
@@ -194,14 +265,16 @@ where
     let handler = Rc::new(handler);
     let peers: Rc<[PinnedPeer]> = cfg.peers.clone().into();
     let max_frame_bytes = cfg.max_frame_bytes;
+    let usage: SharedUsage = Rc::default();
     async move {
         while let Some(incoming) = endpoint.accept().await {
             let handler = Rc::clone(&handler);
             let peers = Rc::clone(&peers);
+            let usage = Rc::clone(&usage);
             let remote = incoming.remote_address();
             // One span per connection; `peer` is filled in after the handshake.
             let span = info_span!("connection", peer = tracing::field::Empty, remote = %remote);
-            actix_rt::spawn(serve_connection(incoming, peers, max_frame_bytes, handler).instrument(span));
+            actix_rt::spawn(serve_connection(incoming, peers, max_frame_bytes, usage, handler).instrument(span));
         }
         debug!("endpoint closed, no longer accepting connections");
     }
@@ -211,6 +284,7 @@ async fn serve_connection<H, Fut>(
     incoming: quinn::Incoming,
     peers: Rc<[PinnedPeer]>,
     max_frame_bytes: usize,
+    usage: SharedUsage,
     handler: Rc<H>,
 ) where
     H: Fn(String, Vec<u8>) -> Fut + 'static,
@@ -230,13 +304,19 @@ async fn serve_connection<H, Fut>(
         return;
     };
     tracing::Span::current().record("peer", peer.as_str());
+    let Some(_held) = UsageGuard::connection(&usage, &peer) else {
+        warn!(limit = MAX_CONNECTIONS_PER_PEER, "peer has too many connections open, closing this one");
+        connection.close(VarInt::from_u32(CODE_BUSY), b"too many connections");
+        return;
+    };
     debug!("connection established");
     loop {
         match connection.accept_bi().await {
             Ok((send, recv)) => {
                 let handler = Rc::clone(&handler);
+                let request = UsageGuard::request(&usage, &peer);
                 let peer = peer.clone();
-                actix_rt::spawn(serve_stream(send, recv, peer, max_frame_bytes, handler).in_current_span());
+                actix_rt::spawn(serve_stream(send, recv, peer, max_frame_bytes, request, handler).in_current_span());
             }
             Err(ConnectionError::ApplicationClosed(_) | ConnectionError::LocallyClosed | ConnectionError::TimedOut) => {
                 debug!("connection closed");
@@ -250,26 +330,70 @@ async fn serve_connection<H, Fut>(
     }
 }
 
+/// Why a request could not be read.
+enum ReadFailure {
+    TooLong,
+    Busy,
+    Stream(String),
+}
+
+/// Reads one request up to the frame limit, charging every chunk to the
+/// peer's in-flight byte budget (released when `held` is dropped).
+async fn read_request(
+    recv: &mut quinn::RecvStream,
+    max_frame_bytes: usize,
+    held: &mut UsageGuard,
+) -> Result<Vec<u8>, ReadFailure> {
+    let in_flight_limit = max_frame_bytes.saturating_mul(IN_FLIGHT_FRAMES_PER_PEER);
+    let mut request = Vec::new();
+    loop {
+        match recv.read_chunk(64 * 1024, true).await {
+            Ok(Some(chunk)) => {
+                let n = chunk.bytes.len();
+                if request.len().saturating_add(n) > max_frame_bytes {
+                    return Err(ReadFailure::TooLong);
+                }
+                if !held.add_bytes(n, in_flight_limit) {
+                    return Err(ReadFailure::Busy);
+                }
+                request.extend_from_slice(&chunk.bytes);
+            }
+            Ok(None) => return Ok(request),
+            Err(err) => return Err(ReadFailure::Stream(err.to_string())),
+        }
+    }
+}
+
 async fn serve_stream<H, Fut>(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
     peer: String,
     max_frame_bytes: usize,
+    mut held: UsageGuard,
     handler: Rc<H>,
 ) where
     H: Fn(String, Vec<u8>) -> Fut + 'static,
     Fut: Future<Output = Vec<u8>> + 'static,
 {
-    let request = match recv.read_to_end(max_frame_bytes).await {
+    let request = match read_request(&mut recv, max_frame_bytes, &mut held).await {
         Ok(request) => request,
-        Err(ReadToEndError::TooLong) => {
+        Err(ReadFailure::TooLong) => {
             warn!(limit = max_frame_bytes, "request larger than the frame limit, dropping it");
             let _ = recv.stop(VarInt::from_u32(CODE_FRAME_TOO_LARGE));
             let _ = send.reset(VarInt::from_u32(CODE_FRAME_TOO_LARGE));
             return;
         }
-        Err(err) => {
-            warn!(cause = %err, "request stream failed, dropping it");
+        Err(ReadFailure::Busy) => {
+            warn!(
+                limit = max_frame_bytes.saturating_mul(IN_FLIGHT_FRAMES_PER_PEER),
+                "peer has too many request bytes in flight, dropping this request"
+            );
+            let _ = recv.stop(VarInt::from_u32(CODE_BUSY));
+            let _ = send.reset(VarInt::from_u32(CODE_BUSY));
+            return;
+        }
+        Err(ReadFailure::Stream(cause)) => {
+            warn!(cause = %cause, "request stream failed, dropping it");
             let _ = send.reset(VarInt::from_u32(CODE_BAD_STREAM));
             return;
         }
@@ -603,6 +727,8 @@ fn stream_code_reason(code: VarInt) -> String {
     match u32::try_from(code.into_inner()) {
         Ok(CODE_FRAME_TOO_LARGE) => "the request is larger than the peer's frame limit".to_string(),
         Ok(CODE_BAD_STREAM) => "the peer could not read the request".to_string(),
+        Ok(CODE_BUSY) => "the peer is busy with this node's other requests (too many bytes in flight); retry later"
+            .to_string(),
         _ => format!("the peer aborted the stream with code {code}"),
     }
 }

@@ -294,6 +294,28 @@ impl NodeConfig {
                     let mut s = s.clone();
                     s.path = resolve(&base, &s.path.to_string_lossy());
                     must_exist(file, "data file in `relay.sources`", &s.path)?;
+                    match s.decimals {
+                        None => {
+                            return Err(invalid(
+                                "relay.sources.decimals",
+                                format!(
+                                    "source {} declares no decimals; set `decimals: N` (the most decimal places its cells have; `crux-node init` writes the detected value): relays answer with the declared scale, never with one detected from the data",
+                                    s.path.display()
+                                ),
+                            ))
+                        }
+                        Some(d) if d > crate::stats::limits::MAX_QUERY_DECIMALS => {
+                            return Err(invalid(
+                                "relay.sources.decimals",
+                                format!(
+                                    "source {} declares {d} decimals; at most {} are supported",
+                                    s.path.display(),
+                                    crate::stats::limits::MAX_QUERY_DECIMALS
+                                ),
+                            ))
+                        }
+                        Some(_) => {}
+                    }
                     if let Some(shard) = s.shard {
                         if shard.count == 0 || shard.index >= shard.count {
                             return Err(invalid(

@@ -201,6 +201,23 @@ impl EncryptionKey {
         ct
     }
 
+    /// Encrypts with fresh randomness and proves knowledge of it, bound to
+    /// `context` and `index` (see `ciphertext_proof`). The randomness is
+    /// wiped before returning.
+    pub fn encrypt_proved(
+        &self,
+        m: i64,
+        context: &[u8],
+        index: u32,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> (Ciphertext, super::ciphertext_proof::CiphertextProof) {
+        let mut k = Scalar::random(rng);
+        let ct = self.encrypt_with(m, &k);
+        let proof = super::ciphertext_proof::CiphertextProof::prove(context, index, &ct, &k, rng);
+        k.zeroize();
+        (ct, proof)
+    }
+
     /// Encrypts with the given randomness. Only for known-answer tests and
     /// noise ciphertexts whose randomness the caller keeps secret.
     pub fn encrypt_with(&self, m: i64, k: &Scalar) -> Ciphertext {

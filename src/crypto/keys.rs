@@ -56,6 +56,11 @@ impl KeyShare {
         self.public
     }
 
+    /// The secret scalar, for signing inside `crypto` only.
+    pub(super) fn secret_scalar(&self) -> &Scalar {
+        &self.secret
+    }
+
     /// The public share with a fresh proof of knowledge.
     pub fn public_share(&self, rng: &mut (impl RngCore + CryptoRng)) -> PublicShare {
         PublicShare {

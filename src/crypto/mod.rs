@@ -7,6 +7,8 @@
 //! Key files are written by `data::keystore`, LMDB tables live in
 //! `data::lmdb_table`; this module only defines the `DlogTable` trait.
 
+pub mod authority_signature;
+pub mod ciphertext_proof;
 pub mod dlog;
 pub mod elgamal;
 pub mod error;
@@ -15,6 +17,8 @@ pub mod partial;
 pub mod proofs;
 pub mod signing;
 
+pub use authority_signature::AuthoritySignature;
+pub use ciphertext_proof::{verify_batch, CiphertextProof, ProofItem};
 pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
 pub use elgamal::{Ciphertext, EncryptionKey};
 pub use error::CryptoError;

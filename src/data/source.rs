@@ -114,6 +114,20 @@ impl ColumnData {
     }
 }
 
+/// The most decimal places any numeric column of the file has (what
+/// `crux-node init` writes as a source's declared `decimals`). Columns that
+/// cannot be read as numbers are skipped.
+pub fn detect_decimals(spec: &SourceSpec) -> Result<u32, DataError> {
+    let loaded = LoadedSource::open(spec)?;
+    Ok(loaded
+        .columns()
+        .into_iter()
+        .filter_map(|(_, labels)| loaded.read_column(&labels).ok())
+        .map(|c| c.decimals)
+        .max()
+        .unwrap_or(0))
+}
+
 /// Reads the column that `labels` (1 to 3 header labels) identifies, from
 /// one file.
 pub fn read_column(spec: &SourceSpec, labels: &[String]) -> Result<ColumnData, DataError> {

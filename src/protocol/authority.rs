@@ -1,25 +1,31 @@
 //! The authority's state machine: the privacy gatekeeper.
 //!
-//! It decrypts only a release that the registered statistic's plan permits,
-//! of an aggregate that it recomputed itself from contributions correctly
-//! signed by at least `min_relays` distinct known relays, for a query id it
-//! has not admitted before (ledger, with an expiry window) and whose privacy
-//! cost fits the dataset's budget. In noisy mode it folds its own discrete
+//! Admission comes before data: it signs a query (`AdmitQuery`) only after
+//! checking dataset, parameters, exact permission, scale and bounds caps,
+//! replay window and budget, and charging the budget; and each round's task
+//! (`AdmitRound`) only when the plan allows it (later search rounds must
+//! refine one bucket of the previous round). Relays verify those signatures
+//! before they read any data. It decrypts only a release that the plan
+//! permits, of an aggregate that it recomputed itself from the admitted
+//! round's contributions, correctly signed and proved (knowledge of each
+//! ciphertext's randomness) by at least `min_relays` distinct known relays. In noisy mode it folds its own discrete
 //! Laplace noise into its share (so one honest authority suffices) and
 //! answers each release slot once: a repeated request gets the same share.
 //! Time, randomness and the ledger come in as arguments; no I/O.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use rand_core::{CryptoRng, RngCore};
 
+use super::codec;
+use super::contribution_check::check_contributions;
 use super::error::ProtocolError;
 use super::ids::QueryId;
 use super::ledger::Ledger;
 use super::messages::*;
-use super::wire;
 use crate::crypto::{JointPublicKey, KeyShare, PartialDecryption, RelayPublicKey};
 use crate::stats::dp::{discrete_laplace, laplace_scale};
+use crate::stats::limits::check_admissible;
 use crate::stats::release::{check_task, plan_shape, slot, target, PlanShape};
 use crate::stats::statistic::FixedParams;
 use crate::stats::{Aggregate, Contribution, Epsilon, RelayTask, Release, Statistic, StatsError};
@@ -42,13 +48,22 @@ struct Round {
     aggregate: Aggregate,
 }
 
-struct ActiveQuery {
+/// A query's plan, fixed by the admission of its round 0 (the scale is known).
+struct Plan {
     spec: QuerySpec,
     fixed: FixedParams,
     shape: PlanShape,
+    /// tasks admitted so far, by round
+    admitted: Vec<RelayTask>,
+    /// registered rounds (a prefix of `admitted`)
     rounds: Vec<Round>,
     answered: BTreeMap<(u32, u32), PartialDecryption>,
     releases_used: u64,
+}
+
+struct ActiveQuery {
+    intent: QueryIntent,
+    plan: Option<Plan>,
     admitted_at: u64,
 }
 
@@ -58,6 +73,10 @@ pub struct AuthorityState {
     joint: JointPublicKey,
     policy: AuthorityPolicy,
     queries: HashMap<QueryId, ActiveQuery>,
+}
+
+fn malformed(reason: impl Into<String>) -> ProtocolError {
+    ProtocolError::Malformed(reason.into())
 }
 
 impl AuthorityState {
@@ -90,47 +109,31 @@ impl AuthorityState {
         self.queries.retain(|_, q| now.saturating_sub(q.admitted_at) <= window);
         let result = match request {
             AuthorityRequest::Status => return AuthorityResponse::Status(status()),
+            AuthorityRequest::AdmitQuery { query } => self.admit_query(query, ledger, now, rng),
+            AuthorityRequest::AdmitRound { spec, round, task } => self.admit_round(&spec, round, task, rng),
             AuthorityRequest::Register { spec, round, task, contributions } => {
-                self.register(spec, round, task, &contributions, ledger, now)
+                self.register(&spec, round, task, &contributions, rng)
             }
             AuthorityRequest::Decrypt { query_id, round, release } => self.decrypt(&query_id, round, release, rng),
         };
         result.unwrap_or_else(|e| AuthorityResponse::Refused { reason: e.to_string() })
     }
 
-    /// Verifies signatures and the relay count, and returns the aggregate.
+    /// Checks a round's contributions (signatures, shapes, proofs of
+    /// randomness, relays known and distinct, at least `min_relays`) and
+    /// returns their aggregate.
     pub fn verify_contributions(
         &self,
         spec: &QuerySpec,
         round: u32,
         task: &RelayTask,
         contributions: &[SignedContribution],
+        rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Aggregate, ProtocolError> {
-        let mut seen = HashSet::new();
-        for c in contributions {
-            let key = self.policy.relays.get(&c.relay).ok_or_else(|| ProtocolError::UnknownRelay(c.relay.clone()))?;
-            if !seen.insert(c.relay.as_str()) {
-                return Err(ProtocolError::BadContribution {
-                    relay: c.relay.clone(),
-                    reason: "contributed twice".into(),
-                });
-            }
-            if c.round != round {
-                return Err(ProtocolError::BadContribution {
-                    relay: c.relay.clone(),
-                    reason: format!("signed round {} not {round}", c.round),
-                });
-            }
-            let statement = ContributionStatement { spec, round, task, relay: &c.relay, contribution: &c.contribution };
-            let bytes = wire::encode(&statement)?;
-            key.verify(&c.relay, &spec.id.0, &bytes, &c.signature)?;
-            c.contribution
-                .check_shape(task)
-                .map_err(|e| ProtocolError::BadContribution { relay: c.relay.clone(), reason: e.to_string() })?;
-        }
+        check_contributions(spec, round, task, contributions, |name| self.policy.relays.get(name), rng)?;
         let needed = self.policy.min_relays.max(1);
-        if seen.len() < needed {
-            let mut names: Vec<&str> = seen.into_iter().collect();
+        if contributions.len() < needed {
+            let mut names: Vec<&str> = contributions.iter().map(|c| c.relay.as_str()).collect();
             names.sort();
             return Err(ProtocolError::NotEnoughRelays {
                 got: names.len(),
@@ -142,72 +145,128 @@ impl AuthorityState {
         Ok(Contribution::aggregate(task, contributions.iter().map(|c| &c.contribution))?)
     }
 
+    fn admit_query(
+        &mut self,
+        query: QueryIntent,
+        ledger: &mut dyn Ledger,
+        now: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<AuthorityResponse, ProtocolError> {
+        query.params.validate()?;
+        if query.dataset != self.policy.dataset {
+            return Err(malformed(format!(
+                "query {} names dataset {:?}, but {} guards dataset {:?}; every node must have the same `cluster.dataset`",
+                query.id, query.dataset, self.name, self.policy.dataset
+            )));
+        }
+        if query.params.exact && !self.policy.allow_exact {
+            return Err(ProtocolError::ExactNotAllowed(self.name.clone()));
+        }
+        if query.labels.is_empty() || query.labels.len() > 3 || query.labels.iter().any(|l| l.len() > 256) {
+            return Err(malformed("a query names 1 to 3 labels of at most 256 bytes"));
+        }
+        // the bounds at the query's coarsest possible scale: refused here, before any charge
+        let coarsest = query.params.fixed(query.params.parameter_decimals()?)?;
+        check_admissible(&query.params, &coarsest)?;
+        plan_shape(&query.params, &coarsest)?;
+        if self.queries.contains_key(&query.id) {
+            return Err(ProtocolError::Replay(query.id.to_string()));
+        }
+        let window = self.policy.replay_window_secs;
+        if query.issued_at > now.saturating_add(60) || now.saturating_sub(query.issued_at) > window {
+            return Err(ProtocolError::Stale {
+                id: query.id.to_string(),
+                issued_at: query.issued_at,
+                now,
+                window_secs: window,
+            });
+        }
+        let cost = if query.params.exact { Epsilon(0) } else { query.params.epsilon.unwrap_or_default() };
+        let remaining =
+            ledger.admit(&query.dataset, &query.id, query.issued_at, cost, self.policy.budget, now, window)?;
+        let signature = self.share.sign_statement(&codec::query_admission(&query), rng);
+        self.queries.insert(query.id, ActiveQuery { intent: query, plan: None, admitted_at: now });
+        Ok(AuthorityResponse::Admitted { signature, remaining_budget: Some(remaining) })
+    }
+
+    fn admit_round(
+        &mut self,
+        spec: &QuerySpec,
+        round: u32,
+        task: RelayTask,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<AuthorityResponse, ProtocolError> {
+        let query = self.queries.get_mut(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
+        if query.intent != spec.intent() {
+            return Err(malformed("the round's spec differs from the admitted query"));
+        }
+        match &mut query.plan {
+            None => {
+                if round != 0 {
+                    return Err(malformed(format!("round {round} admitted before round 0")));
+                }
+                let fixed = spec.params.fixed(spec.decimals)?;
+                check_admissible(&spec.params, &fixed)?;
+                let shape = plan_shape(&spec.params, &fixed)?;
+                check_task(&spec.params, &fixed, 0, &task, None)?;
+                query.plan = Some(Plan {
+                    spec: spec.clone(),
+                    fixed,
+                    shape,
+                    admitted: vec![task.clone()],
+                    rounds: Vec::new(),
+                    answered: BTreeMap::new(),
+                    releases_used: 0,
+                });
+            }
+            Some(plan) => {
+                if plan.spec != *spec {
+                    return Err(malformed("a later round changed the query's scale"));
+                }
+                let next = plan.admitted.len();
+                let round_index = usize::try_from(round).unwrap_or(usize::MAX);
+                if round_index.checked_add(1) == Some(next) && plan.admitted.get(round_index) == Some(&task) {
+                    // the same admission asked again (a lost reply): sign it again
+                } else if round_index == next && plan.rounds.len() == next {
+                    check_task(&spec.params, &plan.fixed, round, &task, plan.admitted.last())?;
+                    plan.admitted.push(task.clone());
+                } else {
+                    return Err(malformed(format!(
+                        "round {round} admitted out of order ({next} admitted, {} registered)",
+                        plan.rounds.len()
+                    )));
+                }
+            }
+        }
+        let signature = self.share.sign_statement(&codec::round_admission(spec, round, &task), rng);
+        Ok(AuthorityResponse::Admitted { signature, remaining_budget: None })
+    }
+
     fn register(
         &mut self,
-        spec: QuerySpec,
+        spec: &QuerySpec,
         round: u32,
         task: RelayTask,
         contributions: &[SignedContribution],
-        ledger: &mut dyn Ledger,
-        now: u64,
+        rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<AuthorityResponse, ProtocolError> {
-        spec.params.validate()?;
-        if spec.dataset != self.policy.dataset {
-            return Err(ProtocolError::Malformed(format!(
-                "query {} names dataset {:?}, but {} guards dataset {:?}; every node must have the same `cluster.dataset`",
-                spec.id, spec.dataset, self.name, self.policy.dataset
-            )));
+        let query = self.queries.get(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
+        let plan = query.plan.as_ref().ok_or_else(|| malformed("no round of this query was admitted"))?;
+        if plan.spec != *spec {
+            return Err(malformed("the registered spec differs from the admitted one"));
         }
-        if spec.params.exact && !self.policy.allow_exact {
-            return Err(ProtocolError::ExactNotAllowed(self.name.clone()));
+        let round_index = usize::try_from(round).unwrap_or(usize::MAX);
+        if plan.admitted.get(round_index) != Some(&task) {
+            return Err(StatsError::ReleaseRefused(format!("round {round} with this task was not admitted")).into());
         }
-        if spec.decimals > crate::stats::fixed::MAX_DECIMALS || spec.labels.is_empty() || spec.labels.len() > 3 {
-            return Err(ProtocolError::Malformed("query scale or labels out of range".into()));
+        if plan.rounds.len() != round_index {
+            return Err(malformed(format!("round {round} registered, expected round {}", plan.rounds.len())));
         }
-        let fixed = spec.params.fixed(spec.decimals)?;
-        let shape = plan_shape(&spec.params, &fixed)?;
-        check_task(&spec.params, &fixed, round, &task)?;
-        let aggregate = self.verify_contributions(&spec, round, &task, contributions)?;
-        if round == 0 {
-            if self.queries.contains_key(&spec.id) {
-                return Err(ProtocolError::Replay(spec.id.to_string()));
-            }
-            let window = self.policy.replay_window_secs;
-            if spec.issued_at > now.saturating_add(60) || now.saturating_sub(spec.issued_at) > window {
-                return Err(ProtocolError::Stale {
-                    id: spec.id.to_string(),
-                    issued_at: spec.issued_at,
-                    now,
-                    window_secs: window,
-                });
-            }
-            let cost = if spec.params.exact { Epsilon(0) } else { spec.params.epsilon.unwrap_or_default() };
-            let remaining =
-                ledger.admit(&spec.dataset, &spec.id, spec.issued_at, cost, self.policy.budget, now, window)?;
-            self.queries.insert(
-                spec.id,
-                ActiveQuery {
-                    spec,
-                    fixed,
-                    shape,
-                    rounds: vec![Round { task, aggregate }],
-                    answered: BTreeMap::new(),
-                    releases_used: 0,
-                    admitted_at: now,
-                },
-            );
-            return Ok(AuthorityResponse::Registered { remaining_budget: Some(remaining) });
+        let aggregate = self.verify_contributions(spec, round, &task, contributions, rng)?;
+        if let Some(plan) = self.queries.get_mut(&spec.id).and_then(|q| q.plan.as_mut()) {
+            plan.rounds.push(Round { task, aggregate });
         }
-        let query = self.queries.get_mut(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
-        if query.spec != spec {
-            return Err(ProtocolError::Malformed("a later round changed the query".into()));
-        }
-        let expected = u32::try_from(query.rounds.len()).unwrap_or(u32::MAX);
-        if round != expected {
-            return Err(ProtocolError::Malformed(format!("round {round} registered, expected round {expected}")));
-        }
-        query.rounds.push(Round { task, aggregate });
-        Ok(AuthorityResponse::Registered { remaining_budget: None })
+        Ok(AuthorityResponse::Registered)
     }
 
     fn decrypt(
@@ -217,7 +276,11 @@ impl AuthorityState {
         release: Release,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<AuthorityResponse, ProtocolError> {
-        let query = self.queries.get_mut(query_id).ok_or_else(|| ProtocolError::UnknownQuery(query_id.to_string()))?;
+        let query = self
+            .queries
+            .get_mut(query_id)
+            .and_then(|q| q.plan.as_mut())
+            .ok_or_else(|| ProtocolError::UnknownQuery(query_id.to_string()))?;
         let r = query
             .rounds
             .get(usize::try_from(round).unwrap_or(usize::MAX))

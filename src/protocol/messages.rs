@@ -12,8 +12,19 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::QueryId;
-use crate::crypto::{PartialDecryption, RelaySignature};
+use crate::crypto::{AuthoritySignature, CiphertextProof, PartialDecryption, RelaySignature};
 use crate::stats::{Contribution, Epsilon, QueryParams, RelayTask, Release, StatResult};
+
+/// A query as the user asked it, before the column's scale is known: what
+/// the authorities admit first (and charge the budget for).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryIntent {
+    pub id: QueryId,
+    pub issued_at: u64,
+    pub dataset: String,
+    pub labels: Vec<String>,
+    pub params: QueryParams,
+}
 
 /// A query as relays and authorities see it once the processor has fixed the
 /// column's common scale.
@@ -30,6 +41,32 @@ pub struct QuerySpec {
     pub params: QueryParams,
     /// fixed-point scale: values are integers times 10^-decimals.
     pub decimals: u32,
+}
+
+impl QuerySpec {
+    pub fn new(intent: QueryIntent, decimals: u32) -> Self {
+        let QueryIntent { id, issued_at, dataset, labels, params } = intent;
+        QuerySpec { id, issued_at, dataset, labels, params, decimals }
+    }
+
+    /// The admitted query this spec fixes the scale of.
+    pub fn intent(&self) -> QueryIntent {
+        QueryIntent {
+            id: self.id,
+            issued_at: self.issued_at,
+            dataset: self.dataset.clone(),
+            labels: self.labels.clone(),
+            params: self.params.clone(),
+        }
+    }
+}
+
+/// Every authority's signature over one admission statement
+/// (`codec::query_admission` or `codec::round_admission`). Relays act only
+/// on a request that carries a valid admission from every authority.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Admission {
+    pub signatures: Vec<(String, AuthoritySignature)>,
 }
 
 /// Node roles, as reported by `status`.
@@ -107,15 +144,18 @@ pub enum ProcessorResponse {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayRequest {
-    /// Which column do these labels name, and at how many decimals? (no values)
+    /// Which column do the admitted query's labels name, and at how many
+    /// declared decimals? (no values; config only)
     Describe {
-        query_id: QueryId,
-        labels: Vec<String>,
+        query: QueryIntent,
+        admission: Admission,
     },
+    /// Encrypt the admitted round's task over the column.
     Contribute {
         spec: QuerySpec,
         round: u32,
         task: RelayTask,
+        admission: Admission,
     },
     Status,
 }
@@ -123,26 +163,21 @@ pub enum RelayRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColumnInfo {
     pub labels: Vec<String>,
+    /// the decimals the relay's config declares for its sources (never
+    /// detected from the data at query time)
     pub decimals: u32,
 }
 
-/// A relay's contribution, signed over (query, round, task, relay, contribution).
+/// A relay's contribution, signed over `codec::contribution_statement`
+/// (query, round, task, relay, ciphertexts); `proofs[i]` proves knowledge of
+/// the randomness of the i-th ciphertext (`Contribution::ciphertexts`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedContribution {
     pub relay: String,
     pub round: u32,
     pub contribution: Contribution,
+    pub proofs: Vec<CiphertextProof>,
     pub signature: RelaySignature,
-}
-
-/// What a relay signs, encoded with `wire::encode`.
-#[derive(Serialize)]
-pub struct ContributionStatement<'a> {
-    pub spec: &'a QuerySpec,
-    pub round: u32,
-    pub task: &'a RelayTask,
-    pub relay: &'a str,
-    pub contribution: &'a Contribution,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,8 +192,16 @@ pub enum RelayResponse {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthorityRequest {
-    /// Register a round's signed contributions; the authority recomputes the
-    /// aggregate itself. Round 0 also charges the query's privacy budget.
+    /// Admit a query before any relay reads data: the authority checks the
+    /// dataset, parameters, exact permission, replay window and budget,
+    /// charges the budget, and signs `codec::query_admission`.
+    AdmitQuery { query: QueryIntent },
+    /// Admit one round's task of an admitted query (plan, scale, bounds, and
+    /// for later search rounds the refinement of the previous grid); signs
+    /// `codec::round_admission`.
+    AdmitRound { spec: QuerySpec, round: u32, task: RelayTask },
+    /// Register an admitted round's signed, proved contributions; the
+    /// authority recomputes the aggregate itself.
     Register {
         spec: QuerySpec,
         round: u32,
@@ -176,17 +219,11 @@ pub enum AuthorityRequest {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthorityResponse {
-    Registered { remaining_budget: Option<Epsilon> },
+    Admitted { signature: AuthoritySignature, remaining_budget: Option<Epsilon> },
+    Registered,
     Partial(PartialDecryption),
     Refused { reason: String },
     Status(NodeStatus),
 }
 
-/// The context a partial decryption's proof is bound to.
-pub fn decryption_context(query_id: &QueryId, round: u32, release: Release) -> Vec<u8> {
-    let mut ctx = b"crux-release-v1".to_vec();
-    ctx.extend_from_slice(&query_id.0);
-    ctx.extend_from_slice(&round.to_be_bytes());
-    ctx.extend_from_slice(format!("{release:?}").as_bytes());
-    ctx
-}
+pub use super::codec::decryption_context;

@@ -4,6 +4,8 @@
 //! to send; `actors` moves the bytes.
 
 pub mod authority;
+pub mod codec;
+pub mod contribution_check;
 pub mod error;
 pub mod ids;
 pub mod ledger;

@@ -1,7 +1,9 @@
-//! The processor's per-query state machine. It asks relays to describe the
-//! column (to fix a common scale), then runs the statistic's plan: rounds of
-//! signed contributions (verified and aggregated here), registration with
-//! every authority, releases (partial decryptions whose proofs it checks and
+//! The processor's per-query state machine. It has every authority admit the
+//! query, asks relays to describe the column (declared decimals: the common
+//! scale), then runs the statistic's plan: for each round, every authority
+//! admits the round's task, relays send signed contributions with proofs of
+//! randomness (verified and aggregated here), every authority registers
+//! them, then releases (partial decryptions whose proofs it checks and
 //! combines) and discrete logs (solved by the caller, off the actor thread).
 //! Relays that fail or time out in the first rounds are left out when at
 //! least `min_relays` remain; after that a failure ends the query, because
@@ -12,11 +14,13 @@ use std::sync::Arc;
 
 use curve25519_dalek::ristretto::RistrettoPoint;
 
+use rand_core::{CryptoRng, RngCore};
+
+use super::contribution_check::check_contribution;
 use super::error::ProtocolError;
 use super::ids::QueryId;
 use super::messages::*;
-use super::wire;
-use crate::crypto::{combine_checked, Ciphertext, JointPublicKey, PartialDecryption, RelayPublicKey};
+use crate::crypto::{combine_checked, AuthoritySignature, Ciphertext, JointPublicKey, PartialDecryption, RelayPublicKey};
 use crate::stats::release::target;
 use crate::stats::{Aggregate, Contribution, PlanStep, Planner, QueryParams, RelayTask, Release};
 
@@ -56,7 +60,9 @@ pub enum Step {
 }
 
 enum Phase {
-    Describing,
+    AdmittingQuery { intent: QueryIntent },
+    Describing { intent: QueryIntent },
+    AdmittingRound { round: u32, task: RelayTask },
     Contributing { round: u32, task: RelayTask },
     Registering { round: u32, task: RelayTask, aggregate: Aggregate },
     Decrypting { round: u32, task: RelayTask, aggregate: Aggregate, targets: Vec<(Release, Ciphertext)> },
@@ -69,8 +75,6 @@ pub type Reply<T> = (String, Result<T, String>);
 pub struct QueryDriver {
     view: Arc<ProcessorView>,
     id: QueryId,
-    issued_at: u64,
-    labels: Vec<String>,
     params: QueryParams,
     spec: Option<QuerySpec>,
     planner: Option<Planner>,
@@ -93,19 +97,19 @@ impl QueryDriver {
         }
         params.validate()?;
         let active = view.relays.iter().map(|(n, _)| n.clone()).collect();
-        let step = Step::AskRelays(RelayRequest::Describe { query_id: id, labels: labels.clone() });
+        let intent =
+            QueryIntent { id, issued_at: now, dataset: view.dataset.clone(), labels: labels.clone(), params: params.clone() };
+        let step = Step::AskAuthorities(vec![AuthorityRequest::AdmitQuery { query: intent.clone() }]);
         let driver = QueryDriver {
             view,
             id,
-            issued_at: now,
-            labels,
             params,
             spec: None,
             planner: None,
             active,
             missing: Vec::new(),
             column: Vec::new(),
-            phase: Phase::Describing,
+            phase: Phase::AdmittingQuery { intent },
         };
         Ok((driver, step))
     }
@@ -147,10 +151,14 @@ impl QueryDriver {
         Ok(ok)
     }
 
-    pub fn on_relays(&mut self, replies: Vec<Reply<RelayResponse>>) -> Result<Step, ProtocolError> {
+    pub fn on_relays(
+        &mut self,
+        replies: Vec<Reply<RelayResponse>>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Step, ProtocolError> {
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);
         match phase {
-            Phase::Describing => {
+            Phase::Describing { intent } => {
                 let replies = replies
                     .into_iter()
                     .map(|(n, r)| {
@@ -172,14 +180,7 @@ impl QueryDriver {
                 }
                 let decimals =
                     described.iter().map(|(_, i)| i.decimals).max().unwrap_or(0).max(self.params.parameter_decimals()?);
-                let spec = QuerySpec {
-                    id: self.id,
-                    issued_at: self.issued_at,
-                    dataset: self.view.dataset.clone(),
-                    labels: self.labels.clone(),
-                    params: self.params.clone(),
-                    decimals,
-                };
+                let spec = QuerySpec::new(intent, decimals);
                 let mut planner = Planner::new(self.params.clone(), decimals, self.view.limb_bits(described.len()))?;
                 let step = planner.start()?;
                 self.spec = Some(spec);
@@ -200,16 +201,7 @@ impl QueryDriver {
                             if c.relay != name || c.round != round {
                                 return Err("contribution is for another relay or round".to_string());
                             }
-                            let statement = ContributionStatement {
-                                spec: &spec,
-                                round,
-                                task: &task,
-                                relay: &name,
-                                contribution: &c.contribution,
-                            };
-                            let bytes = wire::encode(&statement).map_err(|e| e.to_string())?;
-                            key.verify(&name, &spec.id.0, &bytes, &c.signature).map_err(|e| e.to_string())?;
-                            c.contribution.check_shape(&task).map_err(|e| e.to_string())?;
+                            check_contribution(&spec, round, &task, key, &c, rng).map_err(|e| e.to_string())?;
                             Ok(*c)
                         }
                         RelayResponse::Error { message } => Err(message),
@@ -239,8 +231,8 @@ impl QueryDriver {
         let spec = self.spec.clone().ok_or_else(|| ProtocolError::Malformed("no query spec".into()))?;
         match step {
             PlanStep::Round { round, task } => {
-                self.phase = Phase::Contributing { round, task: task.clone() };
-                Ok(Step::AskRelays(RelayRequest::Contribute { spec, round, task }))
+                self.phase = Phase::AdmittingRound { round, task: task.clone() };
+                Ok(Step::AskAuthorities(vec![AuthorityRequest::AdmitRound { spec, round, task }]))
             }
             PlanStep::Releases { .. } => Err(ProtocolError::Malformed("releases asked outside a round".into())),
             PlanStep::Done(result) => {
@@ -289,12 +281,24 @@ impl QueryDriver {
         let phase = std::mem::replace(&mut self.phase, Phase::Finished);
         let refused = |name: String, reason: String| ProtocolError::Refused { authority: name, reason };
         match phase {
+            Phase::AdmittingQuery { intent } => {
+                let admission = self.admission(&replies)?;
+                let request = RelayRequest::Describe { query: intent.clone(), admission };
+                self.phase = Phase::Describing { intent };
+                Ok(Step::AskRelays(request))
+            }
+            Phase::AdmittingRound { round, task } => {
+                let admission = self.admission(&replies)?;
+                let spec = self.spec.clone().ok_or_else(|| ProtocolError::Malformed("no query spec".into()))?;
+                self.phase = Phase::Contributing { round, task: task.clone() };
+                Ok(Step::AskRelays(RelayRequest::Contribute { spec, round, task, admission }))
+            }
             Phase::Registering { round, task, aggregate } => {
                 for list in &replies {
                     self.check_all_authorities(list)?;
                     for (name, reply) in list {
                         match reply {
-                            Ok(AuthorityResponse::Registered { .. }) => {}
+                            Ok(AuthorityResponse::Registered) => {}
                             Ok(AuthorityResponse::Refused { reason }) => {
                                 return Err(refused(name.clone(), reason.clone()))
                             }
@@ -346,6 +350,23 @@ impl QueryDriver {
                 })
             }
         }
+    }
+
+    /// Every authority's admission signature (the one request's replies).
+    fn admission(&self, replies: &[Vec<Reply<AuthorityResponse>>]) -> Result<Admission, ProtocolError> {
+        let refused = |name: &str, reason: String| ProtocolError::Refused { authority: name.to_string(), reason };
+        let list = replies.first().ok_or_else(|| ProtocolError::Malformed("no admission replies".into()))?;
+        self.check_all_authorities(list)?;
+        let mut signatures: Vec<(String, AuthoritySignature)> = Vec::with_capacity(list.len());
+        for (name, reply) in list {
+            match reply {
+                Ok(AuthorityResponse::Admitted { signature, .. }) => signatures.push((name.clone(), *signature)),
+                Ok(AuthorityResponse::Refused { reason }) => return Err(refused(name, reason.clone())),
+                Ok(other) => return Err(refused(name, format!("unexpected answer {}", variant(other)))),
+                Err(e) => return Err(refused(name, e.clone())),
+            }
+        }
+        Ok(Admission { signatures })
     }
 
     fn check_all_authorities<T>(&self, list: &[Reply<T>]) -> Result<(), ProtocolError> {

@@ -1,24 +1,39 @@
-//! The relay's state machine: answers `Describe` with the column's labels
-//! and scale (no values), and `Contribute` with an encrypted, signed
-//! contribution computed from its own column. Column values come from a
-//! `ColumnSource` (the actor adapts `data`); a small cache keeps a query's
-//! column across the rounds of a search. Errors sent back never contain a
-//! cell value: the detailed error stays in the relay's own log.
+//! The relay's state machine. A relay acts only on admitted queries: every
+//! `Describe` and `Contribute` must carry a valid signature of every
+//! authority of the joint key over the exact query (`codec::query_admission`)
+//! or the exact (spec, round, task) (`codec::round_admission`), issued
+//! within the admission window. Before it reads any data it checks, on the
+//! spec and its own config alone, that the arithmetic cannot overflow
+//! (`stats::limits`), so whether it answers never depends on its data.
+//!
+//! `Describe` answers the matched labels and the decimals its config
+//! declares (never detected from data at query time). `Contribute` answers
+//! an encrypted, proved, signed contribution; the same admitted round asked
+//! again gets the same contribution back. Column values come from a
+//! `ColumnSource` (the actor adapts `data`). Errors sent back never contain
+//! a cell value or a data-dependent number: detail stays in the `LocalNote`
+//! for the relay's own log.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rand_core::{CryptoRng, RngCore};
 
-use super::error::ProtocolError;
+use super::codec;
 use super::ids::QueryId;
 use super::messages::*;
-use super::wire;
-use crate::crypto::{EncryptionKey, RelayIdentity};
+use crate::crypto::{EncryptionKey, JointPublicKey, RelayIdentity};
 use crate::stats::contribution::{contribute, prepare_values};
 use crate::stats::fixed::pow10;
+use crate::stats::limits::{check_relay_scale, ROWS_LIMIT, VALUE_LIMIT};
+use crate::stats::RelayTask;
 
-/// A column as the relay's files give it, at the column's own decimals.
+/// Oldest admission a relay acts on (seconds after the query was issued).
+pub const ADMISSION_MAX_AGE_SECS: u64 = 3600;
+/// Tolerated clock skew for admissions issued "in the future".
+pub const ADMISSION_CLOCK_SKEW_SECS: u64 = 60;
+
+/// A column as the relay's files give it, at the decimals its config declares.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColumnValues {
     pub labels: Vec<String>,
@@ -36,26 +51,46 @@ pub struct SourceError {
 
 pub trait ColumnSource {
     fn column(&self, labels: &[String]) -> Result<ColumnValues, SourceError>;
+    /// The decimals the relay's config declares (config only, no data);
+    /// `None` when a source declares none.
+    fn declared_decimals(&self) -> Option<u32>;
 }
 
 const CACHE_QUERIES: usize = 8;
+const ANSWERED_ROUNDS: usize = 64;
 
 pub struct RelayState {
     name: String,
     identity: RelayIdentity,
     key: EncryptionKey,
+    authorities: JointPublicKey,
     /// (query id, requested labels) -> column: a cached column serves only
     /// the labels it was read for, so a signed statement always names the
     /// column that was encrypted.
     cache: VecDeque<(QueryId, Vec<String>, Arc<ColumnValues>)>,
+    /// contributions already made: an admitted round asked again gets the
+    /// same ciphertexts, not a fresh encryption.
+    answered: VecDeque<(Vec<u8>, SignedContribution)>,
 }
 
 /// What the actor should log next to the response (never sent).
 pub type LocalNote = Option<String>;
 
+fn refuse(message: String) -> (RelayResponse, LocalNote) {
+    (RelayResponse::Error { message }, None)
+}
+
 impl RelayState {
-    pub fn new(name: &str, identity: RelayIdentity, key: EncryptionKey) -> Self {
-        RelayState { name: name.to_string(), identity, key, cache: VecDeque::new() }
+    /// `authorities`: the joint key whose every share must sign admissions.
+    pub fn new(name: &str, identity: RelayIdentity, authorities: &JointPublicKey) -> Self {
+        RelayState {
+            name: name.to_string(),
+            identity,
+            key: EncryptionKey::new(authorities),
+            authorities: authorities.clone(),
+            cache: VecDeque::new(),
+            answered: VecDeque::new(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -79,71 +114,130 @@ impl RelayState {
         Ok(column)
     }
 
+    /// The admission is fresh and signed by every authority over `statement`.
+    fn check_admission(
+        &self,
+        issued_at: u64,
+        now: u64,
+        statement: &[u8],
+        admission: &Admission,
+    ) -> Result<(), String> {
+        if issued_at > now.saturating_add(ADMISSION_CLOCK_SKEW_SECS)
+            || now.saturating_sub(issued_at) > ADMISSION_MAX_AGE_SECS
+        {
+            return Err(format!(
+                "relay {}: the admission was issued at {issued_at}, outside this relay's window of {ADMISSION_MAX_AGE_SECS} s (now {now}); start a new query",
+                self.name
+            ));
+        }
+        self.authorities
+            .verify_all_signed(statement, &admission.signatures)
+            .map_err(|e| format!("relay {}: query not admitted: {e}", self.name))
+    }
+
     pub fn handle(
         &mut self,
         request: RelayRequest,
         source: &dyn ColumnSource,
         status: impl FnOnce() -> NodeStatus,
+        now: u64,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> (RelayResponse, LocalNote) {
         match request {
             RelayRequest::Status => (RelayResponse::Status(status()), None),
-            RelayRequest::Describe { query_id, labels } => match self.column(&query_id, &labels, source) {
-                Ok(c) => {
-                    (RelayResponse::Described(ColumnInfo { labels: c.labels.clone(), decimals: c.decimals }), None)
+            RelayRequest::Describe { query, admission } => {
+                if let Err(e) = self.check_admission(query.issued_at, now, &codec::query_admission(&query), &admission)
+                {
+                    return refuse(e);
                 }
-                Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
-            },
-            RelayRequest::Contribute { spec, round, task } => match self.contribute(&spec, round, &task, source, rng) {
-                Ok(c) => (RelayResponse::Contribution(Box::new(c)), None),
-                Err(ContributeError::Source(e)) => (RelayResponse::Error { message: e.public }, Some(e.private)),
-                Err(ContributeError::Protocol(e)) => (RelayResponse::Error { message: e.to_string() }, None),
-            },
+                let Some(decimals) = source.declared_decimals() else {
+                    return refuse(format!(
+                        "relay {}: its sources declare no `decimals`; set `decimals` on every source in its config",
+                        self.name
+                    ));
+                };
+                match self.column(&query.id, &query.labels, source) {
+                    Ok(c) => (RelayResponse::Described(ColumnInfo { labels: c.labels.clone(), decimals }), None),
+                    Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
+                }
+            }
+            RelayRequest::Contribute { spec, round, task, admission } => {
+                let statement = codec::round_admission(&spec, round, &task);
+                if let Err(e) = self.check_admission(spec.issued_at, now, &statement, &admission) {
+                    return refuse(e);
+                }
+                if let Some((_, done)) = self.answered.iter().find(|(s, _)| *s == statement) {
+                    return (RelayResponse::Contribution(Box::new(done.clone())), None);
+                }
+                match self.contribute(&spec, round, &task, source, rng) {
+                    Ok(c) => {
+                        if self.answered.len() >= ANSWERED_ROUNDS {
+                            self.answered.pop_front();
+                        }
+                        self.answered.push_back((statement, c.clone()));
+                        (RelayResponse::Contribution(Box::new(c)), None)
+                    }
+                    Err((public, private)) => (RelayResponse::Error { message: public }, private),
+                }
+            }
         }
     }
 
+    /// Errors: (message for the processor, detail for the log). The message
+    /// depends only on the spec and this relay's config, or is the same
+    /// uniform text for any data-dependent failure.
     fn contribute(
         &mut self,
         spec: &QuerySpec,
         round: u32,
-        task: &crate::stats::RelayTask,
+        task: &RelayTask,
         source: &dyn ColumnSource,
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<SignedContribution, ContributeError> {
-        spec.params.validate().map_err(ProtocolError::from)?;
-        task.validate().map_err(ProtocolError::from)?;
-        let column = self.column(&spec.id, &spec.labels, source).map_err(ContributeError::Source)?;
-        if column.decimals > spec.decimals {
-            return Err(ProtocolError::Malformed(format!(
-                "query scale of {} decimals is finer than the column's {}",
-                spec.decimals, column.decimals
-            ))
-            .into());
+    ) -> Result<SignedContribution, (String, LocalNote)> {
+        let name = self.name.clone();
+        let public = |what: String| (format!("relay {name}: {what}"), None);
+        let uniform = |detail: String| {
+            (format!("relay {name} cannot contribute to this round; the relay's log has the reason"), Some(detail))
+        };
+        spec.params.validate().map_err(|e| public(e.to_string()))?;
+        task.validate().map_err(|e| public(e.to_string()))?;
+        let declared = source.declared_decimals().ok_or_else(|| {
+            public("its sources declare no `decimals`; set `decimals` on every source in its config".into())
+        })?;
+        let fixed = spec.params.fixed(spec.decimals).map_err(|e| public(e.to_string()))?;
+        check_relay_scale(&spec.params, &fixed, declared).map_err(|e| public(e.to_string()))?;
+        // the caps above make the arithmetic below unable to overflow; data
+        // outside the caps is a property of the files, not of the query
+        let column = self.column(&spec.id, &spec.labels, source).map_err(|e| (e.public, Some(e.private)))?;
+        if column.decimals != declared {
+            return Err(uniform(format!("column read at {} decimals, declared {declared}", column.decimals)));
         }
-        let factor = pow10(spec.decimals - column.decimals).map_err(ProtocolError::from)?;
+        if column.values.len() > ROWS_LIMIT || column.values.iter().any(|v| v.unsigned_abs() >= VALUE_LIMIT.unsigned_abs())
+        {
+            return Err((
+                format!(
+                    "relay {name}: its column holds more than 2^32 values or a value beyond ±2^47 at its declared decimals; the relay's operator must fix the file"
+                ),
+                Some("column beyond the value or row limit".into()),
+            ));
+        }
+        let factor = spec
+            .decimals
+            .checked_sub(declared)
+            .ok_or_else(|| uniform("scale below the declared decimals".into()))
+            .and_then(|d| pow10(d).map_err(|e| uniform(e.to_string())))?;
         let scaled = column
             .values
             .iter()
             .map(|v| v.checked_mul(factor))
             .collect::<Option<Vec<i128>>>()
-            .ok_or_else(|| ProtocolError::Malformed("values overflow at the query's scale".into()))?;
-        let fixed = spec.params.fixed(spec.decimals).map_err(ProtocolError::from)?;
+            .ok_or_else(|| uniform("rescaling overflowed".into()))?;
         let values = prepare_values(&scaled, fixed.bounds);
-        let contribution = contribute(task, &values, &self.key, rng).map_err(ProtocolError::from)?;
-        let statement = ContributionStatement { spec, round, task, relay: &self.name, contribution: &contribution };
-        let bytes = wire::encode(&statement)?;
+        let context = codec::proof_context(spec, round, task, &self.name);
+        let (contribution, proofs) =
+            contribute(task, &values, &self.key, &context, rng).map_err(|e| uniform(e.to_string()))?;
+        let bytes = codec::contribution_statement(spec, round, task, &self.name, &contribution);
         let signature = self.identity.sign(&spec.id.0, &bytes);
-        Ok(SignedContribution { relay: self.name.clone(), round, contribution, signature })
-    }
-}
-
-enum ContributeError {
-    Source(SourceError),
-    Protocol(ProtocolError),
-}
-
-impl From<ProtocolError> for ContributeError {
-    fn from(e: ProtocolError) -> Self {
-        ContributeError::Protocol(e)
+        Ok(SignedContribution { relay: self.name.clone(), round, contribution, proofs, signature })
     }
 }

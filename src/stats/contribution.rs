@@ -2,13 +2,17 @@
 //! plaintext column and encrypts, and how the processor and the authorities
 //! add contributions up.
 //!
-//! - `RelayTask::Moments`: the relay's count, Σv (signed limbs) and, when
-//!   asked, Σv² (limbs): 1 + 2·ceil(128/L) ciphertexts, whatever the row count.
+//! - `RelayTask::Moments`: the relay's count and, only when the plan releases
+//!   them, Σv (signed limbs) and Σv² (limbs): 1 to 1 + 2·ceil(128/L)
+//!   ciphertexts, whatever the row count.
 //! - `RelayTask::Histogram`: one encrypted count per bucket of the grid.
 //!
 //! Values arrive as fixed-point integers at the query's common decimals,
 //! already clamped when the query has bounds (`prepare_values`). Nothing in a
-//! contribution is plaintext; encryption randomness never leaves this module.
+//! contribution is plaintext; encryption randomness never leaves this module:
+//! each ciphertext comes with a proof of knowledge of its randomness
+//! (`crypto::ciphertext_proof`), bound to the caller's context and the
+//! ciphertext's index in `Contribution::ciphertexts` order.
 
 use rand::SeedableRng;
 use rand_core::{CryptoRng, RngCore};
@@ -17,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::error::StatsError;
 use super::grid::Grid;
 use super::limbs;
-use crate::crypto::{Ciphertext, EncryptionKey};
+use crate::crypto::{Ciphertext, CiphertextProof, EncryptionKey};
 
 /// What the processor asks the relays to encrypt in one round.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +32,8 @@ pub enum RelayTask {
     /// small enough for the discrete-log range whatever the magnitudes.
     Moments {
         limb_bits: u32,
+        /// Σv limbs are encrypted only when the plan releases a sum
+        sums: bool,
         squares: bool,
         sum_quantum: u128,
         squares_quantum: u128,
@@ -53,9 +59,9 @@ impl RelayTask {
     /// Ciphertexts one relay sends for this task.
     pub fn ciphertexts_per_relay(&self) -> Result<usize, StatsError> {
         Ok(match self {
-            RelayTask::Moments { limb_bits, squares, .. } => {
+            RelayTask::Moments { limb_bits, sums, squares, .. } => {
                 let l = usize::try_from(limbs::limb_count(*limb_bits)?).unwrap_or(usize::MAX);
-                1 + l + if *squares { l } else { 0 }
+                1 + if *sums { l } else { 0 } + if *squares { l } else { 0 }
             }
             RelayTask::Histogram { grid } => usize::try_from(grid.buckets()).unwrap_or(usize::MAX),
         })
@@ -151,16 +157,40 @@ pub fn local_histogram(values: &[i128], grid: &Grid) -> Vec<i64> {
     counts
 }
 
-/// The relay's encrypted contribution for `task` over its prepared values.
+/// Encrypts values in order, each with its proof (index = position).
+struct ProvedEncryptor<'a, R> {
+    key: &'a EncryptionKey,
+    context: &'a [u8],
+    proofs: Vec<CiphertextProof>,
+    rng: &'a mut R,
+}
+
+impl<R: RngCore + CryptoRng> ProvedEncryptor<'_, R> {
+    fn encrypt(&mut self, m: i64) -> Result<Ciphertext, StatsError> {
+        let index = u32::try_from(self.proofs.len()).map_err(|_| StatsError::ArithmeticOverflow("ciphertext index"))?;
+        let (c, proof) = self.key.encrypt_proved(m, self.context, index, self.rng);
+        self.proofs.push(proof);
+        Ok(c)
+    }
+
+    fn encrypt_all(&mut self, values: impl IntoIterator<Item = i64>) -> Result<Vec<Ciphertext>, StatsError> {
+        values.into_iter().map(|m| self.encrypt(m)).collect()
+    }
+}
+
+/// The relay's encrypted contribution for `task` over its prepared values,
+/// with one proof of knowledge of randomness per ciphertext, bound to
+/// `proof_context` (`protocol::codec::proof_context`).
 pub fn contribute(
     task: &RelayTask,
     values: &[i128],
     key: &EncryptionKey,
+    proof_context: &[u8],
     rng: &mut (impl RngCore + CryptoRng),
-) -> Result<Contribution, StatsError> {
+) -> Result<(Contribution, Vec<CiphertextProof>), StatsError> {
     task.validate()?;
     match task {
-        RelayTask::Moments { limb_bits, squares, sum_quantum, squares_quantum } => {
+        RelayTask::Moments { limb_bits, sums, squares, sum_quantum, squares_quantum } => {
             let m = if *sum_quantum > 1 || *squares_quantum > 1 {
                 // one OS draw seeds a ChaCha stream for the per-row rounding
                 let mut rounding = rand::rngs::StdRng::from_rng(&mut *rng)
@@ -169,18 +199,18 @@ pub fn contribute(
             } else {
                 local_moments(values, *squares)?
             };
-            let count = key.encrypt(m.count, rng);
-            let sum = limbs::split(m.sum, *limb_bits)?.into_iter().map(|l| key.encrypt(l, rng)).collect();
-            let squares = if *squares {
-                limbs::split(m.squares, *limb_bits)?.into_iter().map(|l| key.encrypt(l, rng)).collect()
-            } else {
-                Vec::new()
-            };
-            Ok(Contribution::Moments { count, sum, squares })
+            let sum_limbs = if *sums { limbs::split(m.sum, *limb_bits)? } else { Vec::new() };
+            let square_limbs = if *squares { limbs::split(m.squares, *limb_bits)? } else { Vec::new() };
+            let mut enc = ProvedEncryptor { key, context: proof_context, proofs: Vec::new(), rng };
+            let count = enc.encrypt(m.count)?;
+            let sum = enc.encrypt_all(sum_limbs)?;
+            let squares = enc.encrypt_all(square_limbs)?;
+            Ok((Contribution::Moments { count, sum, squares }, enc.proofs))
         }
         RelayTask::Histogram { grid } => {
-            let counts = local_histogram(values, grid).into_iter().map(|c| key.encrypt(c, rng)).collect();
-            Ok(Contribution::Histogram { counts })
+            let mut enc = ProvedEncryptor { key, context: proof_context, proofs: Vec::new(), rng };
+            let counts = enc.encrypt_all(local_histogram(values, grid))?;
+            Ok((Contribution::Histogram { counts }, enc.proofs))
         }
     }
 }
@@ -189,9 +219,12 @@ impl Contribution {
     /// Checks that the contribution has the shape the task asks for.
     pub fn check_shape(&self, task: &RelayTask) -> Result<(), StatsError> {
         let ok = match (self, task) {
-            (Contribution::Moments { sum, squares, .. }, RelayTask::Moments { limb_bits, squares: want, .. }) => {
+            (
+                Contribution::Moments { sum, squares, .. },
+                RelayTask::Moments { limb_bits, sums: want_sums, squares: want_squares, .. },
+            ) => {
                 let l = usize::try_from(limbs::limb_count(*limb_bits)?).unwrap_or(0);
-                sum.len() == l && squares.len() == if *want { l } else { 0 }
+                sum.len() == if *want_sums { l } else { 0 } && squares.len() == if *want_squares { l } else { 0 }
             }
             (Contribution::Histogram { counts }, RelayTask::Histogram { grid }) => {
                 counts.len() == usize::try_from(grid.buckets()).unwrap_or(usize::MAX)
@@ -202,6 +235,17 @@ impl Contribution {
             Ok(())
         } else {
             Err(StatsError::Inconsistent("a contribution does not have the shape of the round's task".into()))
+        }
+    }
+
+    /// Every ciphertext in proof-index order: count, Σv limbs, Σv² limbs; or
+    /// the histogram's counts.
+    pub fn ciphertexts(&self) -> Vec<&Ciphertext> {
+        match self {
+            Contribution::Moments { count, sum, squares } => {
+                std::iter::once(count).chain(sum.iter()).chain(squares.iter()).collect()
+            }
+            Contribution::Histogram { counts } => counts.iter().collect(),
         }
     }
 

@@ -1,9 +1,11 @@
 //! Differential privacy: exact discrete Laplace sampling and budget arithmetic.
 //!
 //! Noise follows the discrete Laplace distribution P(x) ∝ exp(-|x|/t) with a
-//! rational scale t = num/den, sampled exactly with integer arithmetic from a
-//! CSPRNG (Canonne, Kamath, Steinke, "The Discrete Gaussian for Differential
-//! Privacy", 2020, Algorithms 1-2); there is no floating-point Laplace here.
+//! rational scale t = num/den, drawn as the difference of two geometric
+//! variables whose 126 binary digits are independent Bernoulli draws: fixed
+//! work per draw, so the time to answer a decryption does not depend on the
+//! noise (there is no floating-point Laplace or logarithm of a uniform here;
+//! floats only turn the public scale into bit probabilities).
 //! Epsilon is counted in millionths (`Epsilon`) so that budgets add and
 //! subtract exactly. The authorities draw the noise; `PrivacyBudget` is the
 //! pure ledger arithmetic that `protocol::authority` persists.
@@ -15,7 +17,6 @@
 
 use std::fmt;
 
-use rand::Rng;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -79,68 +80,72 @@ pub fn laplace_scale(sensitivity: u128, epsilon: Epsilon, share: u64) -> Result<
     Ok((num, u128::from(epsilon.0)))
 }
 
-fn uniform_below(n: u128, rng: &mut (impl RngCore + CryptoRng)) -> u128 {
-    rng.gen_range(0..n)
-}
+/// Bits of each geometric draw: noise magnitudes stay below 2^126, so the
+/// difference of two draws always fits an i128.
+const GEOMETRIC_BITS: usize = 126;
 
-/// Bernoulli(num/den), exact.
-fn bernoulli(num: u128, den: u128, rng: &mut (impl RngCore + CryptoRng)) -> bool {
-    uniform_below(den, rng) < num
-}
-
-/// Bernoulli(exp(-num/den)) for 0 <= num/den <= 1.
-fn bernoulli_exp_le1(num: u128, den: u128, rng: &mut (impl RngCore + CryptoRng)) -> bool {
-    let mut k: u128 = 1;
-    loop {
-        let Some(kden) = den.checked_mul(k) else { return k % 2 == 1 };
-        if bernoulli(num, kden, rng) {
-            k += 1;
-        } else {
-            return k % 2 == 1;
-        }
+/// Thresholds (in units of 2^-64) of the independent bits of a geometric
+/// variable G with P(G = g) ∝ q^g, q = exp(-1/t): bit i is set with
+/// probability q^(2^i) / (1 + q^(2^i)) = 1 / (1 + exp(2^i / t)).
+/// Depends only on the public scale t = t_num / t_den.
+fn bit_thresholds(t_num: u128, t_den: u128) -> [u64; GEOMETRIC_BITS] {
+    let mut out = [0u64; GEOMETRIC_BITS];
+    // display-free float use: t is public; precision is 2^-53 relative,
+    // 2^-64 absolute after the conversion below
+    let inv_t = t_den as f64 / t_num.max(1) as f64;
+    let mut x = inv_t; // 2^i / t
+    for slot in out.iter_mut() {
+        let p = if x > 60.0 { 0.0 } else { 1.0 / (1.0 + x.exp()) };
+        // p < 1/2, so p * 2^64 < 2^63 fits a u64; `as` saturates by definition
+        *slot = (p * 18_446_744_073_709_551_616.0) as u64;
+        x *= 2.0;
     }
+    out
 }
 
-/// Bernoulli(exp(-num/den)) for any num/den >= 0.
-fn bernoulli_exp(mut num: u128, den: u128, rng: &mut (impl RngCore + CryptoRng)) -> bool {
-    while num > den {
-        if !bernoulli_exp_le1(1, 1, rng) {
-            return false;
-        }
-        num -= den;
+/// One geometric draw from its bits: the same number of random words and
+/// the same operations whatever the result (constant time in the output).
+fn geometric_fixed_work(thresholds: &[u64; GEOMETRIC_BITS], rng: &mut (impl RngCore + CryptoRng)) -> u128 {
+    use subtle::ConstantTimeLess;
+    let mut g: u128 = 0;
+    for (i, threshold) in thresholds.iter().enumerate() {
+        let u = rng.next_u64();
+        let bit = u128::from(u.ct_lt(threshold).unwrap_u8());
+        g |= bit << i;
     }
-    bernoulli_exp_le1(num, den, rng)
+    g
 }
 
-/// Geometric: number of successes of Bernoulli(exp(-num/den)) before a failure, num/den = 1/t.
-fn geometric_exp(num: u128, den: u128, rng: &mut (impl RngCore + CryptoRng)) -> u128 {
-    // Algorithm 2 of CKS 2020 ("fast"): u uniform in [0, den) accepted with prob exp(-u/den)
-    loop {
-        let u = uniform_below(den, rng);
-        if !bernoulli_exp(u, den, rng) {
-            continue;
-        }
-        let mut v: u128 = 0;
-        while bernoulli_exp_le1(1, 1, rng) {
-            v += 1;
-        }
-        return v.saturating_mul(den).saturating_add(u) / num;
-    }
-}
-
-/// One exact draw from the discrete Laplace distribution with scale t = t_num/t_den:
-/// P(x) ∝ exp(-|x|·t_den/t_num).
+/// One draw from the discrete Laplace distribution with scale t = t_num/t_den:
+/// P(x) ∝ exp(-|x|·t_den/t_num), as the difference of two independent
+/// geometric variables with q = exp(-1/t), each built from 126 independent
+/// Bernoulli bits (`bit_thresholds`).
+///
+/// Fixed work: always 252 words from `rng` and the same operations, so the
+/// time taken does not depend on the noise drawn (the old rejection sampler
+/// looped about |x|/t times; a processor timing a decryption learnt about
+/// the noise). The bit probabilities are rounded to multiples of 2^-64, so
+/// the output is within total variation distance 2^-56 of the exact
+/// distribution; see SECURITY.md. Authorities pass a ChaCha20 stream seeded
+/// from the OS (`NoiseRng`), not the OS generator itself.
 pub fn discrete_laplace(t_num: u128, t_den: u128, rng: &mut (impl RngCore + CryptoRng)) -> i128 {
-    // exp(-1/t) per step: the geometric's parameter is 1/t = t_den/t_num
-    loop {
-        let negative = bernoulli(1, 2, rng);
-        let magnitude = geometric_exp(t_den, t_num, rng);
-        if negative && magnitude == 0 {
-            continue;
-        }
-        let m = i128::try_from(magnitude).unwrap_or(i128::MAX);
-        return if negative { -m } else { m };
-    }
+    let thresholds = bit_thresholds(t_num, t_den);
+    let a = geometric_fixed_work(&thresholds, rng);
+    let b = geometric_fixed_work(&thresholds, rng);
+    // both below 2^126: the conversions cannot fail
+    let a = i128::try_from(a).unwrap_or(i128::MAX);
+    let b = i128::try_from(b).unwrap_or(i128::MAX);
+    a - b
+}
+
+/// The authorities' noise generator: ChaCha20 in user space, seeded once
+/// from the operating system (no system call per draw).
+pub type NoiseRng = rand_chacha::ChaCha20Rng;
+
+/// A fresh `NoiseRng` seeded from the OS.
+pub fn noise_rng() -> NoiseRng {
+    use rand::SeedableRng;
+    rand_chacha::ChaCha20Rng::from_entropy()
 }
 
 /// A per-dataset privacy budget: what is left to spend.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod fixed;
 pub mod grid;
 pub mod limbs;
+pub mod limits;
 pub mod planner;
 pub mod release;
 pub mod result;

@@ -97,7 +97,13 @@ impl Planner {
         } else {
             self.state = State::Moments;
             let (sum_quantum, squares_quantum) = moments_quanta(&self.params, &self.fixed)?;
-            RelayTask::Moments { limb_bits: self.limb_bits, squares: st.needs_squares(), sum_quantum, squares_quantum }
+            RelayTask::Moments {
+                limb_bits: self.limb_bits,
+                sums: st.needs_sum(),
+                squares: st.needs_squares(),
+                sum_quantum,
+                squares_quantum,
+            }
         };
         Ok(self.round_step(task))
     }

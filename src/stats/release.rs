@@ -96,8 +96,18 @@ pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape
     })
 }
 
-/// Authority side: is `task` what round `round` of this query may ask relays for?
-pub fn check_task(params: &QueryParams, fixed: &FixedParams, round: u32, task: &RelayTask) -> Result<(), StatsError> {
+/// Authority side: is `task` what round `round` of this query may ask relays
+/// for? `previous` is the task of round `round - 1` (None for round 0): a
+/// later search round must re-histogram exactly one bucket of the previous
+/// round's grid, as the search itself would (`Grid::covering` of that
+/// bucket), so a processor cannot steer relays to arbitrary grids.
+pub fn check_task(
+    params: &QueryParams,
+    fixed: &FixedParams,
+    round: u32,
+    task: &RelayTask,
+    previous: Option<&RelayTask>,
+) -> Result<(), StatsError> {
     task.validate()?;
     let shape = plan_shape(params, fixed)?;
     let refuse = |why: String| Err(StatsError::ReleaseRefused(why));
@@ -107,20 +117,20 @@ pub fn check_task(params: &QueryParams, fixed: &FixedParams, round: u32, task: &
             shape.max_rounds, params.statistic
         ));
     }
+    if (round == 0) != previous.is_none() {
+        return refuse(format!("round {round} admitted out of order"));
+    }
     let st = params.statistic;
     match task {
-        RelayTask::Moments { squares, sum_quantum, squares_quantum, .. } => {
+        RelayTask::Moments { sums, squares, sum_quantum, squares_quantum, .. } => {
             if (*sum_quantum, *squares_quantum) != moments_quanta(params, fixed)? {
                 return refuse("the task's resolution differs from the query's".into());
             }
             if st.is_search() || st == Statistic::Histogram {
                 return refuse(format!("a {st} query does not ask for sums"));
             }
-            if *squares != st.needs_squares() {
-                return refuse(format!(
-                    "a {st} query {} sums of squares",
-                    if *squares { "does not need" } else { "needs" }
-                ));
+            if *sums != st.needs_sum() || *squares != st.needs_squares() {
+                return refuse(format!("a {st} query asks relays for exactly the moments it releases"));
             }
         }
         RelayTask::Histogram { grid } => match st {
@@ -129,26 +139,36 @@ pub fn check_task(params: &QueryParams, fixed: &FixedParams, round: u32, task: &
                     return refuse("histogram grid differs from the query's edges".into());
                 }
             }
-            s if s.is_search() => {
-                if round == 0 && *grid != first_search_grid(fixed)? {
-                    return refuse("the first search round must use the query's grid".into());
-                }
-                match grid {
-                    Grid::Uniform { buckets, .. } if *buckets <= SEARCH_BUCKETS => {}
-                    Grid::Magnitude if round == 0 => {}
-                    _ => return refuse("search rounds use uniform grids of at most 64 buckets".into()),
-                }
-                if let (Some((lo, hi)), Grid::Uniform { lo: glo, width, buckets }) = (fixed.bounds, grid) {
-                    let ghi = glo + width * i128::from(*buckets) - 1;
-                    if *glo < lo || ghi > hi + width {
-                        return refuse("search grid leaves the query's bounds".into());
+            s if s.is_search() => match previous {
+                None => {
+                    if *grid != first_search_grid(fixed)? {
+                        return refuse("the first search round must use the query's grid".into());
                     }
                 }
-            }
+                Some(RelayTask::Histogram { grid: prev }) => check_refinement(prev, grid)?,
+                Some(_) => return refuse("a search round must follow a histogram round".into()),
+            },
             _ => return refuse(format!("a {st} query does not ask for histograms")),
         },
     }
     Ok(())
+}
+
+/// `next` must be the 64-bucket refinement of one bucket of `prev` with
+/// more than one value (what `search` asks for next).
+pub fn check_refinement(prev: &Grid, next: &Grid) -> Result<(), StatsError> {
+    let refuse = |why: &str| Err(StatsError::ReleaseRefused(why.to_string()));
+    let Grid::Uniform { lo, .. } = next else {
+        return refuse("search rounds after the first use uniform grids");
+    };
+    let Some(bucket) = prev.bucket_of(*lo) else {
+        return refuse("the refined grid starts outside the previous round's grid");
+    };
+    let range = prev.range_of(bucket);
+    match (range.lo, range.hi) {
+        (Some(blo), Some(bhi)) if blo < bhi && Grid::covering(blo, bhi, SEARCH_BUCKETS)? == *next => Ok(()),
+        _ => refuse("the refined grid is not the refinement of one bucket of the previous round"),
+    }
 }
 
 /// With noise, the resolution of a released sum: the largest power of two at
@@ -190,7 +210,7 @@ pub fn slot(
     let (index, sensitivity) = match (task, release) {
         (RelayTask::Moments { .. }, Release::Count) => (0, 1),
         // in quantized units: one row moves a quantized sum by at most ceil(B/q) + 1
-        (RelayTask::Moments { sum_quantum, .. }, Release::Sum) if st.needs_sum() => {
+        (RelayTask::Moments { sums: true, sum_quantum, .. }, Release::Sum) if st.needs_sum() => {
             (1, max_abs_bound(fixed).div_ceil(*sum_quantum).saturating_add(1))
         }
         (RelayTask::Moments { squares: true, squares_quantum, .. }, Release::Squares) => {
@@ -203,7 +223,7 @@ pub fn slot(
                     .saturating_add(1),
             )
         }
-        (RelayTask::Moments { limb_bits, .. }, Release::SumLimb(k))
+        (RelayTask::Moments { limb_bits, sums: true, .. }, Release::SumLimb(k))
             if exact && st.needs_sum() && k < limbs::limb_count(*limb_bits)? =>
         {
             (16 + k, 0)
@@ -289,20 +309,45 @@ mod tests {
     }
 
     #[test]
+    fn later_search_rounds_refine_one_bucket_of_the_previous_grid() {
+        let mut p = QueryParams::new(Statistic::Max);
+        p.bounds = Some(("-20".into(), "900".into()));
+        let f = p.fixed(0).unwrap();
+        let first = RelayTask::Histogram { grid: first_search_grid(&f).unwrap() };
+        check_task(&p, &f, 0, &first, None).unwrap();
+        let RelayTask::Histogram { grid } = &first else { unreachable!() };
+        // every bucket's refinement is admitted, including the last one that
+        // reaches past the upper bound (DP max used to be refused there)
+        for b in 0..grid.buckets() {
+            let r = grid.range_of(b);
+            let next = Grid::covering(r.lo.unwrap(), r.hi.unwrap(), SEARCH_BUCKETS).unwrap();
+            check_task(&p, &f, 1, &RelayTask::Histogram { grid: next }, Some(&first)).unwrap();
+        }
+        let arbitrary = Grid::Uniform { lo: 0, width: 1, buckets: 64 };
+        assert!(check_task(&p, &f, 1, &RelayTask::Histogram { grid: arbitrary }, Some(&first)).is_err());
+        let shifted = Grid::Uniform { lo: -19, width: 1, buckets: 15 };
+        assert!(check_task(&p, &f, 1, &RelayTask::Histogram { grid: shifted }, Some(&first)).is_err());
+    }
+
+    #[test]
     fn authority_refuses_what_the_plan_does_not_contain() {
         let p = QueryParams::new(Statistic::Mean);
         let f = p.fixed(0).unwrap();
-        let task = RelayTask::Moments { limb_bits: 20, squares: false, sum_quantum: 1, squares_quantum: 1 };
-        check_task(&p, &f, 0, &task).unwrap();
-        assert!(check_task(&p, &f, 1, &task).is_err(), "second round");
-        assert!(check_task(
-            &p,
-            &f,
-            0,
-            &RelayTask::Moments { limb_bits: 20, squares: true, sum_quantum: 1, squares_quantum: 1 }
-        )
-        .is_err());
-        assert!(check_task(&p, &f, 0, &RelayTask::Histogram { grid: Grid::Magnitude }).is_err());
+        let task =
+            RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        check_task(&p, &f, 0, &task, None).unwrap();
+        assert!(check_task(&p, &f, 1, &task, Some(&task)).is_err(), "second round");
+        assert!(check_task(&p, &f, 0, &task, Some(&task)).is_err(), "round 0 after another");
+        let squares =
+            RelayTask::Moments { limb_bits: 20, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
+        assert!(check_task(&p, &f, 0, &squares, None).is_err());
+        let no_sums =
+            RelayTask::Moments { limb_bits: 20, sums: false, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        assert!(check_task(&p, &f, 0, &no_sums, None).is_err(), "a mean needs its sums");
+        let count = QueryParams::new(Statistic::Count);
+        check_task(&count, &count.fixed(0).unwrap(), 0, &no_sums, None).unwrap();
+        assert!(check_task(&count, &count.fixed(0).unwrap(), 0, &task, None).is_err(), "a count encrypts no sums");
+        assert!(check_task(&p, &f, 0, &RelayTask::Histogram { grid: Grid::Magnitude }, None).is_err());
         slot(&p, &f, &task, Release::Count).unwrap();
         slot(&p, &f, &task, Release::SumLimb(3)).unwrap();
         assert!(slot(&p, &f, &task, Release::SumLimb(7)).is_err());
@@ -316,9 +361,10 @@ mod tests {
         assert!(slot(&dp, &df, &task, Release::SumLimb(0)).is_err(), "limbs only in exact mode");
         // noise scales 5*2/1 = 10 (sum: below 16 quanta) and 25*2/1 = 50 (squares: 2^1)
         assert_eq!(moments_quanta(&dp, &df).unwrap(), (1, 2));
-        assert!(check_task(&dp, &df, 0, &task).is_err(), "wrong resolution");
-        let dp_task = RelayTask::Moments { limb_bits: 20, squares: false, sum_quantum: 1, squares_quantum: 2 };
-        assert!(check_task(&dp, &df, 0, &dp_task).is_ok());
+        assert!(check_task(&dp, &df, 0, &task, None).is_err(), "wrong resolution");
+        let dp_task =
+            RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 2 };
+        assert!(check_task(&dp, &df, 0, &dp_task, None).is_ok());
         assert_eq!(slot(&dp, &df, &dp_task, Release::Sum).unwrap(), ReleaseSlot { index: 1, sensitivity: 6, share: 2 });
         // large bounds: resolution about 1/16 of the noise scale, a power of two
         dp.bounds = Some(("0".into(), "3000000".into()));

@@ -1,0 +1,290 @@
+//! An in-memory cluster for tests and benchmarks: every role's real state
+//! machine (relays over any `ColumnSource`, authorities with in-memory
+//! ledgers, the processor's `QueryDriver`), every message passed through the
+//! wire encoding, and one driver loop. Optional hooks let a test play a
+//! dishonest party by rewriting replies; a trace counts rounds, ciphertexts,
+//! bytes, releases and the time each role spent.
+//!
+//! Not used by `crux-node`; real nodes run `actors`. No sockets, no files
+//! beyond what the given column sources read.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::OsRng;
+
+use crate::crypto::{DlogSolver, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
+use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
+use crate::protocol::ledger::MemoryLedger;
+use crate::protocol::processor::{ProcessorView, QueryDriver, Reply, Step};
+use crate::protocol::relay::{ColumnSource, RelayState};
+use crate::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};
+use crate::protocol::*;
+use crate::stats::{Epsilon, QueryParams};
+
+/// Seconds since the epoch that the harness's clock shows.
+pub const NOW: u64 = 1_700_000_000;
+
+pub type Solver = Arc<DlogSolver<Arc<MemoryTable>>>;
+
+/// Rewrites the replies to one relay request (a dishonest relay or network).
+pub type RelayHook = Box<dyn FnMut(&RelayRequest, &mut Vec<Reply<RelayResponse>>)>;
+/// Rewrites the replies to one authority request.
+pub type AuthorityHook = Box<dyn FnMut(&AuthorityRequest, &mut Vec<Reply<AuthorityResponse>>)>;
+
+/// What one query cost, role by role.
+#[derive(Clone, Debug, Default)]
+pub struct QueryTrace {
+    pub rounds: usize,
+    /// ciphertexts relay-1 sent, over all rounds
+    pub ciphertexts_per_relay: usize,
+    /// bytes of relay-1's encoded contribution replies
+    pub bytes_per_relay: usize,
+    /// releases = decryptions of an aggregate (each by every authority)
+    pub releases: usize,
+    pub partial_decryptions: usize,
+    pub admissions: usize,
+    /// all relays' time contributing, summed
+    pub relay: Duration,
+    /// the slowest relay of each round, summed
+    pub relay_critical: Duration,
+    /// relays answering Describe, summed
+    pub describe: Duration,
+    pub authority: Duration,
+    /// authorities' time on admissions alone (part of `authority`)
+    pub admission: Duration,
+    pub processor: Duration,
+    pub solve: Duration,
+    pub total: Duration,
+}
+
+pub struct Options {
+    pub dataset: String,
+    pub authorities: usize,
+    pub allow_exact: bool,
+    pub min_relays: usize,
+    pub budget: Epsilon,
+}
+
+impl Options {
+    pub fn new(allow_exact: bool, min_relays: usize) -> Self {
+        Options { dataset: "areas".into(), authorities: 3, allow_exact, min_relays, budget: Epsilon(10_000_000) }
+    }
+}
+
+pub struct MemoryCluster {
+    pub relays: Vec<(RelayState, Box<dyn ColumnSource>)>,
+    pub relay_identities: Vec<(String, RelayIdentity)>,
+    pub authorities: Vec<(AuthorityState, MemoryLedger)>,
+    pub joint: JointPublicKey,
+    pub view: Arc<ProcessorView>,
+    pub solver: Solver,
+    /// every encoded message, when recording
+    pub transcript: Option<Vec<Vec<u8>>>,
+    pub trace: QueryTrace,
+    pub relay_hook: Option<RelayHook>,
+    pub authority_hook: Option<AuthorityHook>,
+}
+
+fn status(name: &str, role: Role) -> NodeStatus {
+    NodeStatus { name: name.to_string(), role, version: "harness".into(), details: vec![] }
+}
+
+impl MemoryCluster {
+    /// Relays `relay-1..` over `sources` (in order), authorities
+    /// `authority-1..`; each node makes its own keys.
+    pub fn new(sources: Vec<Box<dyn ColumnSource>>, options: Options, solver: Solver) -> Self {
+        let shares: Vec<KeyShare> =
+            (1..=options.authorities).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
+        let publics: Vec<_> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
+        let joint = match JointPublicKey::assemble(&publics) {
+            Ok(joint) => joint,
+            Err(e) => panic!("freshly made shares always assemble: {e}"),
+        };
+        let mut relays = Vec::new();
+        let mut relay_keys = Vec::new();
+        let mut relay_identities = Vec::new();
+        for (j, source) in sources.into_iter().enumerate() {
+            let name = format!("relay-{}", j + 1);
+            let identity = RelayIdentity::generate(&mut OsRng);
+            relay_keys.push((name.clone(), identity.public_key()));
+            // a copy of the identity, for tests that play this relay
+            match RelayIdentity::from_seed(&identity.seed()) {
+                Ok(copy) => relay_identities.push((name.clone(), copy)),
+                Err(e) => panic!("a seed always round-trips: {e}"),
+            }
+            relays.push((RelayState::new(&name, identity, &joint), source));
+        }
+        let policy = AuthorityPolicy {
+            dataset: options.dataset.clone(),
+            min_relays: options.min_relays,
+            allow_exact: options.allow_exact,
+            budget: options.budget,
+            replay_window_secs: 3600,
+            relays: relay_keys.iter().cloned().collect::<HashMap<_, _>>(),
+        };
+        let authorities = shares
+            .into_iter()
+            .map(|s| (AuthorityState::new(s, joint.clone(), policy.clone()), MemoryLedger::default()))
+            .collect();
+        let view = Arc::new(ProcessorView {
+            dataset: options.dataset,
+            min_relays: options.min_relays,
+            relays: relay_keys,
+            authorities: (1..=options.authorities).map(|i| format!("authority-{i}")).collect(),
+            joint: joint.clone(),
+            dlog_max_abs: solver.max_abs(),
+        });
+        MemoryCluster {
+            relays,
+            relay_identities,
+            authorities,
+            joint,
+            view,
+            solver,
+            transcript: None,
+            trace: QueryTrace::default(),
+            relay_hook: None,
+            authority_hook: None,
+        }
+    }
+
+    /// Encodes and decodes `msg` (recording it); returns it and its size.
+    fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(&mut self, msg: &T) -> Result<(T, usize), ProtocolError> {
+        let bytes = encode(msg)?;
+        let size = bytes.len();
+        let back = decode(&bytes, DEFAULT_MAX_FRAME)?;
+        if let Some(t) = self.transcript.as_mut() {
+            t.push(bytes);
+        }
+        Ok((back, size))
+    }
+
+    /// Sends `request` to the named relays; replies in order.
+    pub fn ask_relays(
+        &mut self,
+        request: &RelayRequest,
+        names: &[String],
+    ) -> Result<Vec<Reply<RelayResponse>>, ProtocolError> {
+        let contributing = matches!(request, RelayRequest::Contribute { .. });
+        if contributing {
+            self.trace.rounds += 1;
+        }
+        let mut replies = Vec::new();
+        let mut slowest = Duration::ZERO;
+        for i in 0..self.relays.len() {
+            let name = self.relays[i].0.name().to_string();
+            if !names.contains(&name) {
+                continue;
+            }
+            let (req, _) = self.wire(request)?;
+            let (relay, source) = &mut self.relays[i];
+            let t = Instant::now();
+            let (resp, _note) = relay.handle(req, source.as_ref(), || status(&name, Role::Relay), NOW, &mut OsRng);
+            let took = t.elapsed();
+            let (resp, bytes) = self.wire(&resp)?;
+            if contributing {
+                self.trace.relay += took;
+                slowest = slowest.max(took);
+                if i == 0 {
+                    self.trace.bytes_per_relay += bytes;
+                    if let RelayResponse::Contribution(c) = &resp {
+                        self.trace.ciphertexts_per_relay += c.contribution.ciphertexts().len();
+                    }
+                }
+            } else {
+                self.trace.describe += took;
+            }
+            replies.push((name, Ok(resp)));
+        }
+        self.trace.relay_critical += slowest;
+        if let Some(hook) = self.relay_hook.as_mut() {
+            hook(request, &mut replies);
+        }
+        Ok(replies)
+    }
+
+    /// Sends `request` to every authority; replies in order.
+    pub fn ask_authorities(
+        &mut self,
+        request: &AuthorityRequest,
+    ) -> Result<Vec<Reply<AuthorityResponse>>, ProtocolError> {
+        let admitting = matches!(request, AuthorityRequest::AdmitQuery { .. } | AuthorityRequest::AdmitRound { .. });
+        if admitting {
+            self.trace.admissions += 1;
+        }
+        if matches!(request, AuthorityRequest::Decrypt { .. }) {
+            self.trace.releases += 1;
+        }
+        let mut list = Vec::new();
+        for i in 0..self.authorities.len() {
+            let (req, _) = self.wire(request)?;
+            let (authority, ledger) = &mut self.authorities[i];
+            let name = authority.name().to_string();
+            let t = Instant::now();
+            let resp = authority.handle(req, ledger, NOW + 1, || status(&name, Role::Authority), &mut OsRng);
+            let took = t.elapsed();
+            self.trace.authority += took;
+            if admitting {
+                self.trace.admission += took;
+            }
+            if matches!(resp, AuthorityResponse::Partial(_)) {
+                self.trace.partial_decryptions += 1;
+            }
+            let (resp, _) = self.wire(&resp)?;
+            list.push((name, Ok(resp)));
+        }
+        if let Some(hook) = self.authority_hook.as_mut() {
+            hook(request, &mut list);
+        }
+        Ok(list)
+    }
+
+    /// Runs one query to its answer; `trace` holds its costs afterwards.
+    pub fn query(&mut self, labels: &[&str], params: QueryParams) -> Result<QueryAnswer, ProtocolError> {
+        self.trace = QueryTrace::default();
+        let start = Instant::now();
+        let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+        let t = Instant::now();
+        let (mut driver, mut step) = QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), NOW, labels, params)?;
+        self.trace.processor += t.elapsed();
+        let answer = loop {
+            step = match step {
+                Step::AskRelays(request) => {
+                    let active = driver.active_relays().to_vec();
+                    let replies = self.ask_relays(&request, &active)?;
+                    let t = Instant::now();
+                    let next = driver.on_relays(replies, &mut OsRng)?;
+                    self.trace.processor += t.elapsed();
+                    next
+                }
+                Step::AskAuthorities(requests) => {
+                    let mut all = Vec::new();
+                    for request in &requests {
+                        all.push(self.ask_authorities(request)?);
+                    }
+                    let t = Instant::now();
+                    let next = driver.on_authorities(all)?;
+                    self.trace.processor += t.elapsed();
+                    next
+                }
+                Step::Solve(points) => {
+                    let t = Instant::now();
+                    let values = points
+                        .iter()
+                        .map(|(r, p)| Ok((*r, self.solver.solve_vartime(p)?)))
+                        .collect::<Result<Vec<_>, crate::crypto::CryptoError>>()?;
+                    self.trace.solve += t.elapsed();
+                    let t = Instant::now();
+                    let next = driver.on_solved(values)?;
+                    self.trace.processor += t.elapsed();
+                    next
+                }
+                Step::Done(answer) => break *answer,
+            }
+        };
+        self.trace.total = start.elapsed();
+        Ok(answer)
+    }
+}

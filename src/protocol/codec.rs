@@ -1,0 +1,293 @@
+//! The one specified byte encoding of everything that is signed, proved or
+//! hashed: admission statements (signed by authorities), contribution
+//! statements (signed by relays), the context of a relay's ciphertext proofs
+//! and the context of a partial decryption's proof. Messages on the wire
+//! stay msgpack (`wire`); these bytes never depend on serde layout or
+//! `Debug` text, so a refactor or a crate upgrade cannot change them.
+//!
+//! Layout (all integers big-endian; version 1):
+//! - every statement starts with its domain tag as `str`;
+//! - `str`/`bytes`: u32 length, then the bytes; `bool`: one byte 0/1;
+//!   `opt<T>`: one byte 0 (absent) or 1 followed by T;
+//! - query id: its 16 bytes; ciphertext: 64 bytes (compressed a, b);
+//! - query = id, issued_at u64, dataset str, labels (u8 count, str each),
+//!   params; params = statistic u8 (count 0, sum 1, mean 2, variance 3,
+//!   stddev 4, min 5, max 6, median 7, quantile 8, histogram 9), sample bool,
+//!   quantile opt<str>, edges (u32 count, str each), bounds opt<str, str>,
+//!   exact bool, epsilon opt<u64 millionths>;
+//! - spec = query, decimals u32;
+//! - task = 0 (moments): limb_bits u32, sums bool, squares bool, sum_quantum
+//!   u128, squares_quantum u128; or 1 (histogram): grid = 0 (magnitude) |
+//!   1 (uniform): lo i128, width i128, buckets u32 | 2 (edges): u32 count,
+//!   i128 each;
+//! - contribution = 0 (moments): count ct, sums (u32 count, ct each), squares
+//!   (same); or 1 (histogram): counts (u32 count, ct each);
+//! - release = tag u8 (count 0, sum 1, squares 2, sum limb 3, squares limb 4,
+//!   histogram total 5, prefix 6, bucket 7), then u32 index (0 when none).
+//!
+//! Golden vectors: `tests/vectors/codec.json`, produced by the independent
+//! Python encoder `scripts/codec_vectors.py`. No I/O.
+
+use super::ids::QueryId;
+use super::messages::{QueryIntent, QuerySpec};
+use crate::crypto::Ciphertext;
+use crate::stats::{Contribution, Grid, QueryParams, RelayTask, Release, Statistic};
+
+pub const DOMAIN_QUERY_ADMISSION: &str = "crux/admission/query/v1";
+pub const DOMAIN_ROUND_ADMISSION: &str = "crux/admission/round/v1";
+pub const DOMAIN_CONTRIBUTION: &str = "crux/contribution/v1";
+pub const DOMAIN_PROOF_CONTEXT: &str = "crux/ciphertext-proofs/v1";
+pub const DOMAIN_RELEASE: &str = "crux/release/v1";
+
+/// Appends fields in the specified layout.
+pub struct Writer {
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new(domain: &str) -> Self {
+        let mut w = Writer { buf: Vec::with_capacity(256) };
+        w.str(domain);
+        w
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        self.buf
+    }
+
+    pub fn u8(&mut self, v: u8) {
+        self.buf.push(v);
+    }
+
+    pub fn u32(&mut self, v: u32) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    pub fn u64(&mut self, v: u64) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    pub fn u128(&mut self, v: u128) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    pub fn i128(&mut self, v: i128) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    pub fn bool(&mut self, v: bool) {
+        self.u8(u8::from(v));
+    }
+
+    /// Lengths beyond u32 cannot occur in a decoded message (frame limit);
+    /// they are clamped rather than panicking.
+    fn len(&mut self, n: usize) {
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+
+    pub fn bytes(&mut self, v: &[u8]) {
+        self.len(v.len());
+        self.buf.extend_from_slice(v);
+    }
+
+    pub fn str(&mut self, v: &str) {
+        self.bytes(v.as_bytes());
+    }
+
+    pub fn opt_str(&mut self, v: Option<&str>) {
+        match v {
+            None => self.u8(0),
+            Some(s) => {
+                self.u8(1);
+                self.str(s);
+            }
+        }
+    }
+
+    pub fn ciphertext(&mut self, c: &Ciphertext) {
+        self.buf.extend_from_slice(&c.to_bytes());
+    }
+
+    fn ciphertexts(&mut self, list: &[Ciphertext]) {
+        self.len(list.len());
+        for c in list {
+            self.ciphertext(c);
+        }
+    }
+
+    pub fn query_id(&mut self, id: &QueryId) {
+        self.buf.extend_from_slice(&id.0);
+    }
+
+    pub fn query(&mut self, q: &QueryIntent) {
+        self.query_id(&q.id);
+        self.u64(q.issued_at);
+        self.str(&q.dataset);
+        self.u8(u8::try_from(q.labels.len()).unwrap_or(u8::MAX));
+        for label in &q.labels {
+            self.str(label);
+        }
+        self.params(&q.params);
+    }
+
+    pub fn params(&mut self, p: &QueryParams) {
+        self.u8(statistic_code(p.statistic));
+        self.bool(p.sample);
+        self.opt_str(p.quantile.as_deref());
+        self.len(p.edges.len());
+        for e in &p.edges {
+            self.str(e);
+        }
+        match &p.bounds {
+            None => self.u8(0),
+            Some((lo, hi)) => {
+                self.u8(1);
+                self.str(lo);
+                self.str(hi);
+            }
+        }
+        self.bool(p.exact);
+        match p.epsilon {
+            None => self.u8(0),
+            Some(e) => {
+                self.u8(1);
+                self.u64(e.0);
+            }
+        }
+    }
+
+    pub fn spec(&mut self, spec: &QuerySpec) {
+        self.query(&spec.intent());
+        self.u32(spec.decimals);
+    }
+
+    pub fn task(&mut self, task: &RelayTask) {
+        match task {
+            RelayTask::Moments { limb_bits, sums, squares, sum_quantum, squares_quantum } => {
+                self.u8(0);
+                self.u32(*limb_bits);
+                self.bool(*sums);
+                self.bool(*squares);
+                self.u128(*sum_quantum);
+                self.u128(*squares_quantum);
+            }
+            RelayTask::Histogram { grid } => {
+                self.u8(1);
+                match grid {
+                    Grid::Magnitude => self.u8(0),
+                    Grid::Uniform { lo, width, buckets } => {
+                        self.u8(1);
+                        self.i128(*lo);
+                        self.i128(*width);
+                        self.u32(*buckets);
+                    }
+                    Grid::Edges(edges) => {
+                        self.u8(2);
+                        self.len(edges.len());
+                        for e in edges {
+                            self.i128(*e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn contribution(&mut self, c: &Contribution) {
+        match c {
+            Contribution::Moments { count, sum, squares } => {
+                self.u8(0);
+                self.ciphertext(count);
+                self.ciphertexts(sum);
+                self.ciphertexts(squares);
+            }
+            Contribution::Histogram { counts } => {
+                self.u8(1);
+                self.ciphertexts(counts);
+            }
+        }
+    }
+
+    pub fn release(&mut self, r: Release) {
+        let (tag, index) = match r {
+            Release::Count => (0, 0),
+            Release::Sum => (1, 0),
+            Release::Squares => (2, 0),
+            Release::SumLimb(k) => (3, k),
+            Release::SquaresLimb(k) => (4, k),
+            Release::HistTotal => (5, 0),
+            Release::HistPrefix(n) => (6, n),
+            Release::HistBucket(k) => (7, k),
+        };
+        self.u8(tag);
+        self.u32(index);
+    }
+}
+
+pub fn statistic_code(s: Statistic) -> u8 {
+    match s {
+        Statistic::Count => 0,
+        Statistic::Sum => 1,
+        Statistic::Mean => 2,
+        Statistic::Variance => 3,
+        Statistic::Stddev => 4,
+        Statistic::Min => 5,
+        Statistic::Max => 6,
+        Statistic::Median => 7,
+        Statistic::Quantile => 8,
+        Statistic::Histogram => 9,
+    }
+}
+
+/// What every authority signs to admit a query (before any relay reads data).
+pub fn query_admission(query: &QueryIntent) -> Vec<u8> {
+    let mut w = Writer::new(DOMAIN_QUERY_ADMISSION);
+    w.query(query);
+    w.finish()
+}
+
+/// What every authority signs to admit one round's task of a query.
+pub fn round_admission(spec: &QuerySpec, round: u32, task: &RelayTask) -> Vec<u8> {
+    let mut w = Writer::new(DOMAIN_ROUND_ADMISSION);
+    w.spec(spec);
+    w.u32(round);
+    w.task(task);
+    w.finish()
+}
+
+/// What a relay signs: its ciphertexts for (query, round, task), by name.
+pub fn contribution_statement(
+    spec: &QuerySpec,
+    round: u32,
+    task: &RelayTask,
+    relay: &str,
+    contribution: &Contribution,
+) -> Vec<u8> {
+    let mut w = Writer::new(DOMAIN_CONTRIBUTION);
+    w.spec(spec);
+    w.u32(round);
+    w.task(task);
+    w.str(relay);
+    w.contribution(contribution);
+    w.finish()
+}
+
+/// The context every ciphertext proof of one contribution is bound to (the
+/// proof adds the ciphertext's index and points).
+pub fn proof_context(spec: &QuerySpec, round: u32, task: &RelayTask, relay: &str) -> Vec<u8> {
+    let mut w = Writer::new(DOMAIN_PROOF_CONTEXT);
+    w.spec(spec);
+    w.u32(round);
+    w.task(task);
+    w.str(relay);
+    w.finish()
+}
+
+/// The context a partial decryption's proof is bound to.
+pub fn decryption_context(query_id: &QueryId, round: u32, release: Release) -> Vec<u8> {
+    let mut w = Writer::new(DOMAIN_RELEASE);
+    w.query_id(query_id);
+    w.u32(round);
+    w.release(release);
+    w.finish()
+}
