@@ -453,7 +453,7 @@ impl ColumnSource for Generated {
             .ok_or_else(|| SourceError { public: format!("no column {want}"), private: String::new() })
     }
 
-    fn declared_decimals(&self) -> Option<u32> {
+    fn declared_decimals(&self, _labels: &[String]) -> Option<u32> {
         Some(0)
     }
 }
@@ -602,12 +602,12 @@ fn main() {
     print_query_header();
 
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx");
-    let declared = crux::data::source::detect_decimals(&SourceSpec::new(&data)).unwrap();
+    let mut declared = SourceSpec::new(&data);
+    crux::data::source::declare_detected_decimals(&mut declared).unwrap();
     let sources: Vec<Box<dyn ColumnSource>> = (0..3u32)
         .map(|j| {
-            let mut spec = SourceSpec::new(&data);
+            let mut spec = declared.clone();
             spec.shard = Some(Shard { index: j, count: 3 });
-            spec.decimals = Some(declared);
             Box::new(FileColumnSource::new(&format!("relay-{}", j + 1), vec![spec])) as Box<dyn ColumnSource>
         })
         .collect();

@@ -18,7 +18,7 @@ impl ColumnSource for Generated {
         Ok(ColumnValues { labels: vec!["Generated".into()], decimals: 0, values: self.0.clone() })
     }
 
-    fn declared_decimals(&self) -> Option<u32> {
+    fn declared_decimals(&self, _labels: &[String]) -> Option<u32> {
         Some(0)
     }
 }

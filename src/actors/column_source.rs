@@ -77,9 +77,10 @@ impl ColumnSource for FileColumnSource {
         self.read(labels).map_err(|e| SourceError { public: public_message(&self.relay, &e), private: e.to_string() })
     }
 
-    /// The largest `decimals` the sources declare; `None` if any declares none.
-    fn declared_decimals(&self) -> Option<u32> {
-        self.sources.iter().map(|s| s.decimals).collect::<Option<Vec<u32>>>()?.into_iter().max()
+    /// The largest decimals the sources declare for this column; `None` if
+    /// any declares none.
+    fn declared_decimals(&self, labels: &[String]) -> Option<u32> {
+        self.sources.iter().map(|s| s.decimals_for(labels)).collect::<Option<Vec<u32>>>()?.into_iter().max()
     }
 }
 
@@ -94,7 +95,7 @@ mod tests {
         let path = dir.path().join("d.csv");
         std::fs::write(&path, ",\nG,\nP,\n1\n2\n").unwrap();
         let source = FileColumnSource::new("relay-1", vec![SourceSpec::new(&path)]);
-        assert_eq!(source.declared_decimals(), None);
+        assert_eq!(source.declared_decimals(&labels), None);
         let labels = vec!["G".to_string()];
         assert_eq!(source.column(&labels).unwrap().values, vec![1, 2]);
         assert_eq!(source.column(&labels).unwrap().values, vec![1, 2]);

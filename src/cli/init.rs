@@ -229,19 +229,22 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
         });
         write(&out.join(format!("{name}.yaml")), &yaml(&cfg)?)?;
     }
-    // the declared scale: detected once here, from the whole file; an admin may change it
-    let decimals = {
+    // the declared scale: detected once here, from the whole file, per
+    // column; an admin may change it
+    let declared = {
         let mut whole = SourceSpec::new(data.clone());
         whole.sheet = a.sheet.clone();
-        crate::data::source::detect_decimals(&whole)
-            .with_context(|| format!("detecting the decimals of {}", data.display()))?
+        crate::data::source::declare_detected_decimals(&mut whole)
+            .with_context(|| format!("detecting the decimals of {}", data.display()))?;
+        whole
     };
     for (j, (name, addr, crt, key, id, _)) in relays.iter().enumerate() {
         let mut cfg = base(name, "relay", Some(addr.clone()), crt, key);
         let mut source = SourceSpec::new(data.clone());
         source.sheet = a.sheet.clone();
         source.shard = Some(Shard { index: u32::try_from(j)?, count: a.relays });
-        source.decimals = Some(decimals);
+        source.decimals = declared.decimals;
+        source.column_decimals = declared.column_decimals.clone();
         cfg.relay = Some(RawRelay { identity_key: id.clone(), sources: vec![source] });
         write(&out.join(format!("{name}.yaml")), &yaml(&cfg)?)?;
     }

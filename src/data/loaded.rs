@@ -153,7 +153,7 @@ impl LoadedSource {
                 slice,
                 data_rows: self.data_rows,
                 on_invalid: self.spec.on_invalid,
-                decimals: self.spec.decimals,
+                decimals: self.spec.decimals_for(&column.labels),
             },
         )
     }

@@ -62,15 +62,41 @@ pub struct SourceSpec {
     #[serde(default)]
     pub on_invalid: InvalidPolicy,
     /// Fixed decimal places for every column of this file; detected per
-    /// column (the most any cell has) when absent.
+    /// column (the most any cell has) when absent. A relay requires it: it
+    /// is the scale it declares to queries (never detected at query time).
     #[serde(default)]
     pub decimals: Option<u32>,
+    /// Per-column declared decimals (by the column's full header labels),
+    /// overriding `decimals` for those columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub column_decimals: Vec<ColumnDecimals>,
+}
+
+/// Declared decimals of one column, named by its full header labels.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnDecimals {
+    pub labels: Vec<String>,
+    pub decimals: u32,
 }
 
 impl SourceSpec {
     /// A spec for the first sheet of `path`, no shard, default policy.
     pub fn new(path: impl Into<PathBuf>) -> SourceSpec {
-        SourceSpec { path: path.into(), sheet: None, shard: None, on_invalid: InvalidPolicy::Error, decimals: None }
+        SourceSpec {
+            path: path.into(),
+            sheet: None,
+            shard: None,
+            on_invalid: InvalidPolicy::Error,
+            decimals: None,
+            column_decimals: Vec::new(),
+        }
+    }
+
+    /// The declared decimals of the column with these full labels: its own
+    /// entry in `column_decimals`, else `decimals`. Config only.
+    pub fn decimals_for(&self, labels: &[String]) -> Option<u32> {
+        self.column_decimals.iter().find(|c| c.labels == labels).map(|c| c.decimals).or(self.decimals)
     }
 }
 
@@ -114,18 +140,30 @@ impl ColumnData {
     }
 }
 
-/// The most decimal places any numeric column of the file has (what
-/// `crux-node init` writes as a source's declared `decimals`). Columns that
-/// cannot be read as numbers are skipped.
-pub fn detect_decimals(spec: &SourceSpec) -> Result<u32, DataError> {
-    let loaded = LoadedSource::open(spec)?;
+/// The decimal places of every numeric column of the file, by full labels
+/// (what `crux-node init` writes as a source's declared decimals). Columns
+/// that cannot be read as numbers are skipped.
+pub fn detect_column_decimals(spec: &SourceSpec) -> Result<Vec<ColumnDecimals>, DataError> {
+    let mut plain = spec.clone();
+    plain.decimals = None;
+    plain.column_decimals.clear();
+    let loaded = LoadedSource::open(&plain)?;
     Ok(loaded
         .columns()
         .into_iter()
         .filter_map(|(_, labels)| loaded.read_column(&labels).ok())
-        .map(|c| c.decimals)
-        .max()
-        .unwrap_or(0))
+        .map(|c| ColumnDecimals { labels: c.labels, decimals: c.decimals })
+        .collect())
+}
+
+/// Declares the detected decimals on `spec`: `decimals` = the most any
+/// column has, and a `column_decimals` entry for each column with fewer.
+pub fn declare_detected_decimals(spec: &mut SourceSpec) -> Result<(), DataError> {
+    let columns = detect_column_decimals(spec)?;
+    let most = columns.iter().map(|c| c.decimals).max().unwrap_or(0);
+    spec.decimals = Some(most);
+    spec.column_decimals = columns.into_iter().filter(|c| c.decimals < most).collect();
+    Ok(())
 }
 
 /// Reads the column that `labels` (1 to 3 header labels) identifies, from

@@ -51,9 +51,9 @@ pub struct SourceError {
 
 pub trait ColumnSource {
     fn column(&self, labels: &[String]) -> Result<ColumnValues, SourceError>;
-    /// The decimals the relay's config declares (config only, no data);
-    /// `None` when a source declares none.
-    fn declared_decimals(&self) -> Option<u32>;
+    /// The decimals the relay's config declares for the column with these
+    /// full labels (config only, no data); `None` when a source declares none.
+    fn declared_decimals(&self, labels: &[String]) -> Option<u32>;
 }
 
 const CACHE_QUERIES: usize = 8;
@@ -150,14 +150,16 @@ impl RelayState {
                 {
                     return refuse(e);
                 }
-                let Some(decimals) = source.declared_decimals() else {
-                    return refuse(format!(
-                        "relay {}: its sources declare no `decimals`; set `decimals` on every source in its config",
-                        self.name
-                    ));
-                };
                 match self.column(&query.id, &query.labels, source) {
-                    Ok(c) => (RelayResponse::Described(ColumnInfo { labels: c.labels.clone(), decimals }), None),
+                    Ok(c) => match source.declared_decimals(&c.labels) {
+                        Some(decimals) => {
+                            (RelayResponse::Described(ColumnInfo { labels: c.labels.clone(), decimals }), None)
+                        }
+                        None => refuse(format!(
+                            "relay {}: its sources declare no `decimals`; set `decimals` on every source in its config",
+                            self.name
+                        )),
+                    },
                     Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
                 }
             }
@@ -201,14 +203,15 @@ impl RelayState {
         };
         spec.params.validate().map_err(|e| public(e.to_string()))?;
         task.validate().map_err(|e| public(e.to_string()))?;
-        let declared = source.declared_decimals().ok_or_else(|| {
+        let fixed = spec.params.fixed(spec.decimals).map_err(|e| public(e.to_string()))?;
+        let column = self.column(&spec.id, &spec.labels, source).map_err(|e| (e.public, Some(e.private)))?;
+        let declared = source.declared_decimals(&column.labels).ok_or_else(|| {
             public("its sources declare no `decimals`; set `decimals` on every source in its config".into())
         })?;
-        let fixed = spec.params.fixed(spec.decimals).map_err(|e| public(e.to_string()))?;
+        // depends on the spec and the config only; the caps make the
+        // arithmetic below unable to overflow (data outside the caps is a
+        // property of the files, the same for every query)
         check_relay_scale(&spec.params, &fixed, declared).map_err(|e| public(e.to_string()))?;
-        // the caps above make the arithmetic below unable to overflow; data
-        // outside the caps is a property of the files, not of the query
-        let column = self.column(&spec.id, &spec.labels, source).map_err(|e| (e.public, Some(e.private)))?;
         if column.decimals != declared {
             return Err(uniform(format!("column read at {} decimals, declared {declared}", column.decimals)));
         }

@@ -56,12 +56,12 @@ pub fn solver() -> Arc<DlogSolver<Arc<MemoryTable>>> {
 /// `relays` relays over slices of `file` (declared decimals: what init
 /// detects), 3 authorities.
 pub fn memory_cluster(file: &str, relays: u32, allow_exact: bool, min_relays: usize) -> MemoryCluster {
-    let decimals = crux::data::source::detect_decimals(&SourceSpec::new(data_path(file))).unwrap();
+    let mut declared = SourceSpec::new(data_path(file));
+    crux::data::source::declare_detected_decimals(&mut declared).unwrap();
     let sources = (0..relays)
         .map(|j| {
-            let mut spec = SourceSpec::new(data_path(file));
+            let mut spec = declared.clone();
             spec.shard = Some(Shard { index: j, count: relays });
-            spec.decimals = Some(decimals);
             Box::new(FileColumnSource::new(&format!("relay-{}", j + 1), vec![spec])) as Box<dyn ColumnSource>
         })
         .collect();
