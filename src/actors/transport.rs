@@ -37,8 +37,9 @@ pub const CODE_SHUTDOWN: u32 = 0;
 pub const CODE_BUSY: u32 = 3;
 /// Request streams one peer may have open at once on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
-/// Connections one pinned peer may hold open to this node at once.
-pub const MAX_CONNECTIONS_PER_PEER: usize = 4;
+/// Connections one pinned peer may hold open to this node at once (a
+/// short-lived CLI leaves its connection until the idle timeout ends it).
+pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
 /// Request bytes one peer may have in flight (read, not yet answered),
 /// over all its connections, as a multiple of the frame limit.
 pub const IN_FLIGHT_FRAMES_PER_PEER: usize = 4;

@@ -222,6 +222,52 @@ mod tests {
         }
     }
 
+    /// An RNG that counts the words drawn.
+    struct Counting(StdRng, u64);
+
+    impl RngCore for Counting {
+        fn next_u32(&mut self) -> u32 {
+            self.1 += 1;
+            self.0.next_u32()
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.1 += 1;
+            self.0.next_u64()
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            self.1 += 1;
+            self.0.fill_bytes(dest)
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+            self.1 += 1;
+            self.0.try_fill_bytes(dest)
+        }
+    }
+    impl CryptoRng for Counting {}
+
+    /// Issue 9: the old sampler looped about |noise|/t times, so the time to
+    /// answer a decryption told the processor about the noise. Every draw now
+    /// takes the same 252 words, whatever the scale and whatever it returns.
+    #[test]
+    fn every_draw_does_the_same_work_whatever_the_noise() {
+        let mut rng = Counting(StdRng::seed_from_u64(9), 0);
+        let mut seen_zero = false;
+        let mut seen_large = false;
+        for (num, den) in [(1u128, 4u128), (3, 1), (1_000_000, 1), (1u128 << 90, 3)] {
+            for _ in 0..200 {
+                let before = rng.1;
+                let x = discrete_laplace(num, den, &mut rng);
+                assert_eq!(rng.1 - before, 2 * GEOMETRIC_BITS as u64, "scale {num}/{den}, noise {x}");
+                seen_zero |= x == 0;
+                seen_large |= x.unsigned_abs() >= 8;
+            }
+        }
+        assert!(seen_zero && seen_large, "both small and large noise were drawn");
+        // huge scales stay finite and symmetric enough to be noise
+        let big: Vec<i128> = (0..100).map(|_| discrete_laplace(1u128 << 100, 1, &mut rng)).collect();
+        assert!(big.iter().any(|x| *x > 0) && big.iter().any(|x| *x < 0));
+    }
+
     #[test]
     fn budget_refuses_when_exhausted() {
         let mut b = PrivacyBudget::new(Epsilon::parse("1.5").unwrap());

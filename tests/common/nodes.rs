@@ -73,6 +73,11 @@ pub struct Cluster {
 impl Cluster {
     /// 2 authorities (n-of-n), 3 relays over slices of areas.xlsx, min_relays 2.
     pub fn init(extra: &[&str]) -> Cluster {
+        Cluster::init_with_data(&data_path("areas.xlsx"), extra)
+    }
+
+    /// The same over another data file.
+    pub fn init_with_data(data: &Path, extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let base = free_base_port(6).to_string();
         let out = Command::new(BIN)
@@ -80,7 +85,7 @@ impl Cluster {
             .arg("--out")
             .arg(dir.path())
             .arg("--data")
-            .arg(data_path("areas.xlsx"))
+            .arg(data)
             .args([
                 "--authorities",
                 "2",
@@ -106,12 +111,18 @@ impl Cluster {
     }
 
     pub fn start(&mut self, name: &str) {
+        self.start_with_env(name, &[]);
+    }
+
+    /// Starts a node with extra environment variables (config overrides).
+    pub fn start_with_env(&mut self, name: &str, env: &[(&str, &str)]) {
         let log = File::options().create(true).append(true).open(self.path(&format!("logs/{name}.log"))).unwrap();
         let child = Command::new(BIN)
             .arg("start")
             .arg("--config")
             .arg(self.path(&format!("{name}.yaml")))
             .envs(NODE_ENV)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -161,6 +172,17 @@ impl Cluster {
         cfg.timeouts.retries = 2;
         cfg.timeouts.retry_backoff = Duration::from_millis(50);
         cfg
+    }
+
+    /// `crux-node status` with a user config; short timeouts.
+    pub fn status(&self, user_config: &Path) -> Output {
+        Command::new(BIN)
+            .arg("status")
+            .arg("--config")
+            .arg(user_config)
+            .envs([("CRUX__TIMEOUTS__CONNECT_MS", "1000"), ("CRUX__TIMEOUTS__RETRIES", "0"), ("RUST_LOG", "warn")])
+            .output()
+            .unwrap()
     }
 
     /// `crux-node query ...` with a user config; short timeouts.
