@@ -14,7 +14,6 @@
 //! Run: `cargo bench --bench stats`. Figures on a shared 2-core VM are noisy.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -35,7 +34,7 @@ use crux::stats::contribution::{contribute, local_histogram, local_moments};
 use crux::stats::grid::Grid;
 use crux::stats::limbs;
 use crux::stats::statistic::{quantile_fraction, quantile_rank};
-use crux::stats::{Contribution, Epsilon, ExactValue, QueryParams, RelayTask, Statistic};
+use crux::stats::{Contribution, ExactValue, QueryParams, RelayTask, Statistic};
 
 const ROWS: usize = 1_000_000;
 /// Limb width the processor picks with the default solver (2^20 table, range 2^36) for up to 15 relays.
@@ -248,7 +247,8 @@ fn relay_vs_floor(
     let moments = local_moments(values, true).unwrap();
 
     // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
-    let task = RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+    let task =
+        RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
     let scan = median_time(|| local_moments(values, true).unwrap());
     let crypto = median_time(|| encrypt_moments(&moments, false, key));
     let total = median_time(|| contribute(&task, values, key, b"bench", &mut OsRng).unwrap());
@@ -283,7 +283,8 @@ fn relay_vs_floor(
     });
 
     // variance / stddev: Moments with squares; floor = i128 sum and sum of squares, n·q - s².
-    let task = RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
+    let task =
+        RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
     let crypto = median_time(|| encrypt_moments(&moments, true, key));
     let total = median_time(|| contribute(&task, values, key, b"bench", &mut OsRng).unwrap());
     let floor = median_time(|| {
@@ -388,8 +389,11 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
         ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap() }),
     ] {
-        let contributions: Vec<Contribution> =
-            values.chunks(chunk).take(relays).map(|v| contribute(&task, v, key, b"bench", &mut OsRng).unwrap().0).collect();
+        let contributions: Vec<Contribution> = values
+            .chunks(chunk)
+            .take(relays)
+            .map(|v| contribute(&task, v, key, b"bench", &mut OsRng).unwrap().0)
+            .collect();
         c.bench_function(&format!("aggregate {relays} relays, {name}"), |b| {
             b.iter(|| Contribution::aggregate(&task, black_box(&contributions)).unwrap())
         });

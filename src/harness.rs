@@ -151,7 +151,10 @@ impl MemoryCluster {
     }
 
     /// Encodes and decodes `msg` (recording it); returns it and its size.
-    fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(&mut self, msg: &T) -> Result<(T, usize), ProtocolError> {
+    fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(
+        &mut self,
+        msg: &T,
+    ) -> Result<(T, usize), ProtocolError> {
         let bytes = encode(msg)?;
         let size = bytes.len();
         let back = decode(&bytes, DEFAULT_MAX_FRAME)?;
@@ -247,7 +250,8 @@ impl MemoryCluster {
         let start = Instant::now();
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let t = Instant::now();
-        let (mut driver, mut step) = QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), NOW, labels, params)?;
+        let (mut driver, mut step) =
+            QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), NOW, labels, params)?;
         self.trace.processor += t.elapsed();
         let answer = loop {
             step = match step {
@@ -271,10 +275,11 @@ impl MemoryCluster {
                 }
                 Step::Solve(points) => {
                     let t = Instant::now();
-                    let values = points
-                        .iter()
-                        .map(|(r, p)| Ok((*r, self.solver.solve_vartime(p)?)))
-                        .collect::<Result<Vec<_>, crate::crypto::CryptoError>>()?;
+                    let values = points.iter().map(|(r, p)| Ok((*r, self.solver.solve_vartime(p)?))).collect::<Result<
+                        Vec<_>,
+                        crate::crypto::CryptoError,
+                    >>(
+                    )?;
                     self.trace.solve += t.elapsed();
                     let t = Instant::now();
                     let next = driver.on_solved(values)?;

@@ -20,6 +20,13 @@ fn example_configs_parse() {
             .try_deserialize()
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let stem = path.file_stem().unwrap().to_str().unwrap();
+        if let Some(relay) = &raw.relay {
+            assert!(
+                relay.sources.iter().all(|s| s.decimals.is_some()),
+                "{}: relays must declare decimals",
+                path.display()
+            );
+        }
         assert_eq!(raw.node.role, stem, "{} declares role {}", path.display(), raw.node.role);
         seen += 1;
     }

@@ -202,8 +202,7 @@ async fn forged_altered_or_reused_relay_signatures_are_refused() {
     };
     let wider = RelayTask::Moments { limb_bits: limb_bits + 1, sums, squares, sum_quantum, squares_quantum };
     for authority in AUTHORITIES {
-        let reason =
-            refusal(evil.register(authority, &other.spec, &other.task, vec![c1.clone(), c2.clone()]).await);
+        let reason = refusal(evil.register(authority, &other.spec, &other.task, vec![c1.clone(), c2.clone()]).await);
         assert!(reason.contains("signature check failed for relay-1"), "another query: {reason}");
         for (what, s) in [("another issue time", &later), ("another statistic", &mean)] {
             let reason = refusal(evil.register(authority, s, task, vec![c1.clone(), c2.clone()]).await);
@@ -241,8 +240,7 @@ async fn replayed_query_ids_are_refused_also_after_an_authority_restart() {
     cluster.stop("authority-1", false);
     cluster.start("authority-1");
     evil.wait_ready(&cluster, &["authority-1"]).await;
-    let reason =
-        refusal(evil.authority("authority-1", &AuthorityRequest::AdmitQuery { query: intent.clone() }).await);
+    let reason = refusal(evil.authority("authority-1", &AuthorityRequest::AdmitQuery { query: intent.clone() }).await);
     assert!(reason.contains("replayed query id"), "after restart: {reason}");
     // the restarted authority lost the query's admission: no registration, no release
     let reason = refusal(evil.register("authority-1", spec, task, contributions.clone()).await);

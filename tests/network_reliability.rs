@@ -451,12 +451,8 @@ mod hostile {
 
             // a real signed contribution from relay-1, to build a Register from:
             // every authority admits the query and its round first
-            let authorities: Vec<(String, SocketAddr)> = cfg
-                .cluster
-                .authorities
-                .iter()
-                .map(|a| (a.name.clone(), a.address.parse().unwrap()))
-                .collect();
+            let authorities: Vec<(String, SocketAddr)> =
+                cfg.cluster.authorities.iter().map(|a| (a.name.clone(), a.address.parse().unwrap())).collect();
             let admit = |request: AuthorityRequest| {
                 let client = &client;
                 let authorities = authorities.clone();
@@ -499,8 +495,7 @@ mod hostile {
                 panic!("plan")
             };
             let spec = QuerySpec::new(intent, info.decimals);
-            let admission =
-                admit(AuthorityRequest::AdmitRound { spec: spec.clone(), round, task: task.clone() }).await;
+            let admission = admit(AuthorityRequest::AdmitRound { spec: spec.clone(), round, task: task.clone() }).await;
             let contribute = RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone(), admission };
             let reply = client.request("relay-1", relay, &encode(&contribute).unwrap()).await.unwrap();
             let RelayResponse::Contribution(signed) = decode::<RelayResponse>(&reply, 1 << 24).unwrap() else {

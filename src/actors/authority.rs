@@ -10,10 +10,10 @@ use tracing::{info, info_span, warn};
 use super::keys::unix_now;
 use super::ledger::LmdbLedger;
 use crate::protocol::authority::AuthorityState;
-use crate::stats::dp::NoiseRng;
 use crate::protocol::ledger::Ledger;
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::{AuthorityRequest, AuthorityResponse, NodeStatus, Role};
+use crate::stats::dp::NoiseRng;
 
 /// Request bytes from a peer; the reply is the encoded response.
 #[derive(Message)]

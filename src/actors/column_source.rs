@@ -95,8 +95,8 @@ mod tests {
         let path = dir.path().join("d.csv");
         std::fs::write(&path, ",\nG,\nP,\n1\n2\n").unwrap();
         let source = FileColumnSource::new("relay-1", vec![SourceSpec::new(&path)]);
-        assert_eq!(source.declared_decimals(&labels), None);
         let labels = vec!["G".to_string()];
+        assert_eq!(source.declared_decimals(&labels), None);
         assert_eq!(source.column(&labels).unwrap().values, vec![1, 2]);
         assert_eq!(source.column(&labels).unwrap().values, vec![1, 2]);
         std::fs::write(&path, ",\nG,\nP,\n1\n2\n30\n").unwrap();

@@ -10,8 +10,8 @@
 //! protocol decisions, and it never logs payloads. It needs a tokio runtime
 //! with a `LocalSet` (an actix System): `serve` spawns local tasks.
 
-use std::collections::HashMap;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::rc::Rc;
@@ -37,9 +37,10 @@ pub const CODE_SHUTDOWN: u32 = 0;
 pub const CODE_BUSY: u32 = 3;
 /// Request streams one peer may have open at once on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
-/// Connections one pinned peer may hold open to this node at once (a
-/// short-lived CLI leaves its connection until the idle timeout ends it).
-pub const MAX_CONNECTIONS_PER_PEER: usize = 64;
+/// Connections one pinned peer may hold open to this node at once; a new
+/// one beyond this closes the peer's oldest (a short-lived CLI leaves its
+/// connection behind until the idle timeout would end it).
+pub const MAX_CONNECTIONS_PER_PEER: usize = 8;
 /// Request bytes one peer may have in flight (read, not yet answered),
 /// over all its connections, as a multiple of the frame limit.
 pub const IN_FLIGHT_FRAMES_PER_PEER: usize = 4;
@@ -191,7 +192,8 @@ fn peer_name(connection: &quinn::Connection, peers: &[PinnedPeer]) -> Option<Str
 /// bytes read but not yet answered. Single-threaded (the actix System).
 #[derive(Default)]
 struct PeerUsage {
-    connections: HashMap<String, usize>,
+    connections: HashMap<String, Vec<(u64, quinn::Connection)>>,
+    next_connection: u64,
     bytes: HashMap<String, usize>,
 }
 
@@ -201,23 +203,28 @@ type SharedUsage = Rc<RefCell<PeerUsage>>;
 struct UsageGuard {
     usage: SharedUsage,
     peer: String,
-    connection: bool,
+    connection: Option<u64>,
     bytes: usize,
 }
 
 impl UsageGuard {
-    fn connection(usage: &SharedUsage, peer: &str) -> Option<UsageGuard> {
+    /// Registers a new connection of `peer`, closing its oldest beyond the limit.
+    fn connection(usage: &SharedUsage, peer: &str, connection: &quinn::Connection) -> UsageGuard {
         let mut u = usage.borrow_mut();
+        let id = u.next_connection;
+        u.next_connection = id.wrapping_add(1);
         let open = u.connections.entry(peer.to_string()).or_default();
-        if *open >= MAX_CONNECTIONS_PER_PEER {
-            return None;
+        while open.len() >= MAX_CONNECTIONS_PER_PEER {
+            let (_, oldest) = open.remove(0);
+            warn!(limit = MAX_CONNECTIONS_PER_PEER, "peer opened too many connections, closing its oldest");
+            oldest.close(VarInt::from_u32(CODE_BUSY), b"too many connections");
         }
-        *open += 1;
-        Some(UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: true, bytes: 0 })
+        open.push((id, connection.clone()));
+        UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: Some(id), bytes: 0 }
     }
 
     fn request(usage: &SharedUsage, peer: &str) -> UsageGuard {
-        UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: false, bytes: 0 }
+        UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: None, bytes: 0 }
     }
 
     /// Accounts `n` more bytes unless the peer would exceed `limit`.
@@ -238,9 +245,9 @@ impl UsageGuard {
 impl Drop for UsageGuard {
     fn drop(&mut self) {
         let mut u = self.usage.borrow_mut();
-        if self.connection {
+        if let Some(id) = self.connection {
             if let Some(open) = u.connections.get_mut(&self.peer) {
-                *open = open.saturating_sub(1);
+                open.retain(|(other, _)| *other != id);
             }
         }
         if let Some(held) = u.bytes.get_mut(&self.peer) {
@@ -305,11 +312,7 @@ async fn serve_connection<H, Fut>(
         return;
     };
     tracing::Span::current().record("peer", peer.as_str());
-    let Some(_held) = UsageGuard::connection(&usage, &peer) else {
-        warn!(limit = MAX_CONNECTIONS_PER_PEER, "peer has too many connections open, closing this one");
-        connection.close(VarInt::from_u32(CODE_BUSY), b"too many connections");
-        return;
-    };
+    let _held = UsageGuard::connection(&usage, &peer, &connection);
     debug!("connection established");
     loop {
         match connection.accept_bi().await {
@@ -728,8 +731,9 @@ fn stream_code_reason(code: VarInt) -> String {
     match u32::try_from(code.into_inner()) {
         Ok(CODE_FRAME_TOO_LARGE) => "the request is larger than the peer's frame limit".to_string(),
         Ok(CODE_BAD_STREAM) => "the peer could not read the request".to_string(),
-        Ok(CODE_BUSY) => "the peer is busy with this node's other requests (too many bytes in flight); retry later"
-            .to_string(),
+        Ok(CODE_BUSY) => {
+            "the peer is busy with this node's other requests (too many bytes in flight); retry later".to_string()
+        }
         _ => format!("the peer aborted the stream with code {code}"),
     }
 }

@@ -43,9 +43,12 @@ fn check_signed(
 
 /// The batch items of one contribution, over its own proof context.
 fn items<'a>(context: &'a [u8], c: &'a SignedContribution) -> impl Iterator<Item = ProofItem<'a>> {
-    c.contribution.ciphertexts().into_iter().zip(c.proofs.iter()).zip(0u32..).map(move |((ciphertext, proof), index)| {
-        ProofItem { context, index, ciphertext, proof }
-    })
+    c.contribution
+        .ciphertexts()
+        .into_iter()
+        .zip(c.proofs.iter())
+        .zip(0u32..)
+        .map(move |((ciphertext, proof), index)| ProofItem { context, index, ciphertext, proof })
 }
 
 /// Checks one relay's contribution completely (signature, shape, proofs).

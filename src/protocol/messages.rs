@@ -195,11 +195,17 @@ pub enum AuthorityRequest {
     /// Admit a query before any relay reads data: the authority checks the
     /// dataset, parameters, exact permission, replay window and budget,
     /// charges the budget, and signs `codec::query_admission`.
-    AdmitQuery { query: QueryIntent },
+    AdmitQuery {
+        query: QueryIntent,
+    },
     /// Admit one round's task of an admitted query (plan, scale, bounds, and
     /// for later search rounds the refinement of the previous grid); signs
     /// `codec::round_admission`.
-    AdmitRound { spec: QuerySpec, round: u32, task: RelayTask },
+    AdmitRound {
+        spec: QuerySpec,
+        round: u32,
+        task: RelayTask,
+    },
     /// Register an admitted round's signed, proved contributions; the
     /// authority recomputes the aggregate itself.
     Register {

@@ -20,7 +20,9 @@ use super::contribution_check::check_contribution;
 use super::error::ProtocolError;
 use super::ids::QueryId;
 use super::messages::*;
-use crate::crypto::{combine_checked, AuthoritySignature, Ciphertext, JointPublicKey, PartialDecryption, RelayPublicKey};
+use crate::crypto::{
+    combine_checked, AuthoritySignature, Ciphertext, JointPublicKey, PartialDecryption, RelayPublicKey,
+};
 use crate::stats::release::target;
 use crate::stats::{Aggregate, Contribution, PlanStep, Planner, QueryParams, RelayTask, Release};
 
@@ -97,8 +99,13 @@ impl QueryDriver {
         }
         params.validate()?;
         let active = view.relays.iter().map(|(n, _)| n.clone()).collect();
-        let intent =
-            QueryIntent { id, issued_at: now, dataset: view.dataset.clone(), labels: labels.clone(), params: params.clone() };
+        let intent = QueryIntent {
+            id,
+            issued_at: now,
+            dataset: view.dataset.clone(),
+            labels: labels.clone(),
+            params: params.clone(),
+        };
         let step = Step::AskAuthorities(vec![AuthorityRequest::AdmitQuery { query: intent.clone() }]);
         let driver = QueryDriver {
             view,

@@ -115,13 +115,7 @@ impl RelayState {
     }
 
     /// The admission is fresh and signed by every authority over `statement`.
-    fn check_admission(
-        &self,
-        issued_at: u64,
-        now: u64,
-        statement: &[u8],
-        admission: &Admission,
-    ) -> Result<(), String> {
+    fn check_admission(&self, issued_at: u64, now: u64, statement: &[u8], admission: &Admission) -> Result<(), String> {
         if issued_at > now.saturating_add(ADMISSION_CLOCK_SKEW_SECS)
             || now.saturating_sub(issued_at) > ADMISSION_MAX_AGE_SECS
         {
@@ -215,7 +209,8 @@ impl RelayState {
         if column.decimals != declared {
             return Err(uniform(format!("column read at {} decimals, declared {declared}", column.decimals)));
         }
-        if column.values.len() > ROWS_LIMIT || column.values.iter().any(|v| v.unsigned_abs() >= VALUE_LIMIT.unsigned_abs())
+        if column.values.len() > ROWS_LIMIT
+            || column.values.iter().any(|v| v.unsigned_abs() >= VALUE_LIMIT.unsigned_abs())
         {
             return Err((
                 format!(

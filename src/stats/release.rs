@@ -333,8 +333,7 @@ mod tests {
     fn authority_refuses_what_the_plan_does_not_contain() {
         let p = QueryParams::new(Statistic::Mean);
         let f = p.fixed(0).unwrap();
-        let task =
-            RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        let task = RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
         check_task(&p, &f, 0, &task, None).unwrap();
         assert!(check_task(&p, &f, 1, &task, Some(&task)).is_err(), "second round");
         assert!(check_task(&p, &f, 0, &task, Some(&task)).is_err(), "round 0 after another");
