@@ -368,3 +368,74 @@ async fn ambiguous_pins_are_rejected_at_bind() {
     let err = bind_endpoint("127.0.0.1:0".parse().unwrap(), &config(&me, &[&a.pin, &b.pin])).unwrap_err();
     assert!(err.to_string().contains("relay-1"), "{err}");
 }
+
+/// Issue 9: a pinned peer could hold about 100 streams of 16 MiB each per
+/// connection. Now at most `MAX_STREAMS_PER_CONNECTION` request streams are
+/// open at once, and request bytes in flight per peer are capped at
+/// `IN_FLIGHT_FRAMES_PER_PEER` frames: beyond that a request is stopped
+/// (code `CODE_BUSY`) before its handler runs, and the server keeps serving.
+#[actix_rt::test]
+async fn a_peer_cannot_hold_unbounded_streams_or_bytes_in_flight() {
+    use crux::actors::transport::{CODE_BUSY, IN_FLIGHT_FRAMES_PER_PEER, MAX_STREAMS_PER_CONNECTION};
+    setup();
+    let server = node("relay-5");
+    let client = node("processor");
+    let server_cfg = config(&server, &[&client.pin]);
+    let (_endpoint, addr, calls) = start_echo_server(&server_cfg);
+    let tls = crux::actors::tls::client_config(&client.identity, &server.pin).unwrap();
+    let quic = std::sync::Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap());
+    let raw_ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let connection = raw_ep.connect_with(quinn::ClientConfig::new(quic), addr, "relay-5").unwrap().await.unwrap();
+
+    // streams: the cap is reached, the next one waits, and frees up on reset
+    let mut open = Vec::new();
+    for _ in 0..MAX_STREAMS_PER_CONNECTION {
+        let (mut send, recv) = connection.open_bi().await.unwrap();
+        send.write_all(b"unfinished").await.unwrap();
+        open.push((send, recv));
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(300), connection.open_bi()).await;
+    assert!(extra.is_err(), "a stream beyond the cap of {MAX_STREAMS_PER_CONNECTION} was granted");
+    for (mut send, _) in open.drain(..) {
+        send.reset(1u32.into()).unwrap();
+    }
+    let (mut send, mut recv) =
+        tokio::time::timeout(Duration::from_secs(2), connection.open_bi()).await.unwrap().unwrap();
+    send.write_all(b"ok").await.unwrap();
+    send.finish().unwrap();
+    assert_eq!(recv.read_to_end(1024).await.unwrap(), b"processor|ok");
+
+    // bytes: unfinished 300 KiB requests until the peer's budget of 4 frames is spent
+    let chunk = vec![7u8; 300 * 1024];
+    let budget = server_cfg.max_frame_bytes * IN_FLIGHT_FRAMES_PER_PEER;
+    let mut stopped_after = None;
+    for i in 0..MAX_STREAMS_PER_CONNECTION {
+        let (mut send, recv) = connection.open_bi().await.unwrap();
+        let written = tokio::time::timeout(Duration::from_secs(2), async {
+            send.write_all(&chunk).await?;
+            // give the server time to read what was sent
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            send.write_all(b"x").await
+        })
+        .await
+        .unwrap();
+        open.push((send, recv));
+        if let Err(quinn::WriteError::Stopped(code)) = written {
+            assert_eq!(code.into_inner(), u64::from(CODE_BUSY));
+            stopped_after = Some(usize::try_from(i).unwrap() + 1);
+            break;
+        }
+    }
+    let n = stopped_after.expect("no request was stopped for bytes in flight");
+    assert!(n * chunk.len() > budget && (n - 1) * chunk.len() <= budget + chunk.len(), "stopped after {n} requests");
+    assert_eq!(calls.get(), 1, "no handler ran for the unfinished requests");
+    // the server keeps serving once the peer lets go
+    for (mut send, _) in open.drain(..) {
+        let _ = send.reset(1u32.into());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (mut send, mut recv) = connection.open_bi().await.unwrap();
+    send.write_all(b"again").await.unwrap();
+    send.finish().unwrap();
+    assert_eq!(recv.read_to_end(1024).await.unwrap(), b"processor|again");
+}

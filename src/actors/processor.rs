@@ -166,8 +166,9 @@ async fn ask<T: serde::de::DeserializeOwned>(
     ask_with(shared, name, addr, bytes, false).await
 }
 
-/// `at_most_once`: a request with a side effect (a registration charges the
-/// budget and records the query id) is not resent after a lost connection.
+/// `at_most_once`: a request with a side effect (an admission charges the
+/// budget and records the query id; a registration records the round) is not
+/// resent after a lost connection.
 async fn ask_with<T: serde::de::DeserializeOwned>(
     shared: &ProcessorShared,
     name: &str,
@@ -237,7 +238,10 @@ async fn run_query(
             Step::AskAuthorities(requests) => {
                 let encoded = requests
                     .iter()
-                    .map(|r| Ok((encode(r)?, matches!(r, AuthorityRequest::Register { .. }))))
+                    .map(|r| {
+                        let once = matches!(r, AuthorityRequest::AdmitQuery { .. } | AuthorityRequest::Register { .. });
+                        Ok((encode(r)?, once))
+                    })
                     .collect::<Result<Vec<_>, ProtocolError>>()?;
                 let per_request = encoded.iter().map(|(bytes, once)| {
                     join_all(shared.authorities.iter().map(move |(name, addr)| async move {
