@@ -238,6 +238,21 @@ async fn slow_handler_times_out_naming_the_peer() {
     assert_eq!(completed.get(), 1);
 }
 
+/// A raw quinn connection from `client` to `server` (pinned identities), for
+/// tests that misbehave below the `Client` API.
+async fn raw_connection(
+    client: &Node,
+    server: &Node,
+    addr: SocketAddr,
+    name: &str,
+) -> (quinn::Endpoint, quinn::Connection) {
+    let tls = crux::actors::tls::client_config(&client.identity, &server.pin).unwrap();
+    let quic = std::sync::Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap());
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let connection = endpoint.connect_with(quinn::ClientConfig::new(quic), addr, name).unwrap().await.unwrap();
+    (endpoint, connection)
+}
+
 #[actix_rt::test]
 async fn aborted_and_unexpected_streams_do_not_stop_the_server() {
     setup();
@@ -247,14 +262,7 @@ async fn aborted_and_unexpected_streams_do_not_stop_the_server() {
     let (_endpoint, addr, calls) = start_echo_server(&server_cfg);
 
     // A raw connection with the pinned identity, misbehaving on purpose.
-    let tls = crux::actors::tls::client_config(&client.identity, &server.pin).unwrap();
-    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-    let raw_ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let connection = raw_ep
-        .connect_with(quinn::ClientConfig::new(std::sync::Arc::new(quic)), addr, "relay-4")
-        .unwrap()
-        .await
-        .unwrap();
+    let (_raw_ep, connection) = raw_connection(&client, &server, addr, "relay-4").await;
     // A request stream reset halfway.
     let (mut send, _recv) = connection.open_bi().await.unwrap();
     send.write_all(b"half a req").await.unwrap();
@@ -382,10 +390,7 @@ async fn a_peer_cannot_hold_unbounded_streams_or_bytes_in_flight() {
     let client = node("processor");
     let server_cfg = config(&server, &[&client.pin]);
     let (_endpoint, addr, calls) = start_echo_server(&server_cfg);
-    let tls = crux::actors::tls::client_config(&client.identity, &server.pin).unwrap();
-    let quic = std::sync::Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap());
-    let raw_ep = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-    let connection = raw_ep.connect_with(quinn::ClientConfig::new(quic), addr, "relay-5").unwrap().await.unwrap();
+    let (_raw_ep, connection) = raw_connection(&client, &server, addr, "relay-5").await;
 
     // streams: the cap is reached, the next one waits, and frees up on reset
     let mut open = Vec::new();
