@@ -5,8 +5,8 @@
 //!    bucketed by the |noise| drawn, with the fixed-work sampler; and the
 //!    same for the previous rejection sampler (kept here, for comparison
 //!    only), which looped about |noise|/t times with an OS call per step.
-//! 2. Proofs of randomness: encryption with and without a proof, one proof
-//!    verified alone, and batched verification per ciphertext.
+//! 2. Proofs of randomness (one per contribution): proving, per ciphertext,
+//!    and batched verification of 8 contributions, per ciphertext.
 //! 3. Admissions: an authority signing one statement; a relay checking the
 //!    signatures of 3 authorities.
 //!
@@ -18,7 +18,7 @@ use rand::rngs::OsRng;
 use rand::Rng;
 use rand_core::{CryptoRng, RngCore};
 
-use crux::crypto::{verify_batch, EncryptionKey, JointPublicKey, KeyShare, ProofItem};
+use crux::crypto::{verify_batch, EncryptionKey, JointPublicKey, KeyShare, ProofItem, RandomnessProof};
 use crux::stats::dp::{discrete_laplace, noise_rng};
 
 const DRAWS: usize = 20_000;
@@ -150,10 +150,10 @@ fn main() {
     }
 
     // 2
-    println!("\n== proofs of randomness (median of 2000) ==");
-    let times = |f: &mut dyn FnMut()| {
+    println!("\n== proofs of randomness (one per contribution; median of runs) ==");
+    let times = |runs: usize, f: &mut dyn FnMut()| {
         median(
-            (0..2000)
+            (0..runs)
                 .map(|_| {
                     let t = Instant::now();
                     f();
@@ -162,46 +162,59 @@ fn main() {
                 .collect(),
         )
     };
-    let plain = times(&mut || {
+    let plain = times(2000, &mut || {
         std::hint::black_box(key.encrypt(7, &mut OsRng));
     });
-    let proved = times(&mut || {
-        std::hint::black_box(key.encrypt_proved(7, b"context", 3, &mut OsRng));
-    });
-    let (c, p) = key.encrypt_proved(7, b"context", 3, &mut OsRng);
-    let single = times(&mut || {
-        std::hint::black_box(p.verify(b"context", 3, &c));
-    });
-    println!("encryption alone                 {}", us(plain));
-    println!("encryption + proof               {} (proof adds {})", us(proved), us(proved.saturating_sub(plain)));
-    println!("one proof verified alone         {}", us(single));
-    for n in [8usize, 64, 256, 1024] {
-        let items: Vec<_> = (0..n).map(|i| key.encrypt_proved(1, b"context", i as u32, &mut OsRng)).collect();
-        let batch: Vec<ProofItem> = items
-            .iter()
-            .enumerate()
-            .map(|(i, (c, p))| ProofItem { context: b"context", index: i as u32, ciphertext: c, proof: p })
-            .collect();
-        let runs: Vec<Duration> = (0..21)
+    println!("encryption alone                               {}", us(plain));
+    for n in [1usize, 5, 64, 255] {
+        let make = || {
+            let mut ks = Vec::new();
+            let mut cts = Vec::new();
+            for m in 0..n {
+                let (c, k) = key.encrypt_with_randomness(m as i64, &mut OsRng);
+                cts.push(c);
+                ks.push(k);
+            }
+            (cts, ks)
+        };
+        let (cts, ks) = make();
+        let statement: Vec<u8> = cts.iter().flat_map(|c| c.to_bytes()).collect();
+        let prove = times(51, &mut || {
+            std::hint::black_box(RandomnessProof::prove(&statement, &ks, &mut OsRng));
+        });
+        // 8 relays' contributions verified in one batch, as an authority does
+        let contributions: Vec<(Vec<u8>, Vec<_>, RandomnessProof)> = (0..8)
             .map(|_| {
-                let t = Instant::now();
-                assert!(verify_batch(&batch, &mut OsRng));
-                t.elapsed()
+                let (cts, ks) = make();
+                let statement: Vec<u8> = cts.iter().flat_map(|c| c.to_bytes()).collect();
+                let proof = RandomnessProof::prove(&statement, &ks, &mut OsRng);
+                (statement, cts, proof)
             })
             .collect();
-        let m = median(runs);
-        println!("batched verification, {n:>4} proofs {} per proof ({} in all)", us(m / n as u32), us(m));
+        let verify = times(21, &mut || {
+            let batch: Vec<ProofItem> = contributions
+                .iter()
+                .map(|(s, cts, p)| ProofItem { statement: s, a: cts.iter().map(|c| &c.a).collect(), proof: p })
+                .collect();
+            assert!(verify_batch(&batch, &mut OsRng));
+        });
+        println!(
+            "contribution of {n:>3} ciphertexts: proof {} ({} per ciphertext); batch of 8 verified: {} per ciphertext",
+            us(prove),
+            us(prove / n as u32),
+            us(verify / (8 * n) as u32)
+        );
     }
 
     // 3
     println!("\n== admissions (median of 2000) ==");
     let statement = vec![7u8; 300];
-    let sign = times(&mut || {
+    let sign = times(2000, &mut || {
         std::hint::black_box(share.sign_statement(&statement, &mut OsRng));
     });
     let signatures: Vec<(String, _)> =
         shares.iter().map(|s| (s.authority().to_string(), s.sign_statement(&statement, &mut OsRng))).collect();
-    let check = times(&mut || {
+    let check = times(2000, &mut || {
         joint.verify_all_signed(&statement, &signatures).unwrap();
     });
     println!("authority signs one admission    {}", us(sign));

@@ -251,7 +251,7 @@ fn relay_vs_floor(
         RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
     let scan = median_time(|| local_moments(values, true).unwrap());
     let crypto = median_time(|| encrypt_moments(&moments, false, key));
-    let total = median_time(|| contribute(&task, values, key, b"bench", &mut OsRng).unwrap());
+    let total = median_time(|| contribute(&task, values, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap());
     let floor = median_time(|| black_box(values).len());
     rows.push(Row {
         statistic: "count",
@@ -286,7 +286,7 @@ fn relay_vs_floor(
     let task =
         RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
     let crypto = median_time(|| encrypt_moments(&moments, true, key));
-    let total = median_time(|| contribute(&task, values, key, b"bench", &mut OsRng).unwrap());
+    let total = median_time(|| contribute(&task, values, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap());
     let floor = median_time(|| {
         let (mut s, mut q) = (0i128, 0i128);
         for v in black_box(values) {
@@ -331,7 +331,7 @@ fn relay_vs_floor(
         let scan = median_time(|| local_histogram(values, &grid));
         let counts = local_histogram(values, &grid);
         let crypto = median_time(|| encrypt_counts(&counts, key));
-        let total = median_time(|| contribute(&task, values, key, b"bench", &mut OsRng).unwrap());
+        let total = median_time(|| contribute(&task, values, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap());
         rows.push(Row {
             statistic: label,
             handle: relay.time(Statistic::Median, edges, &task),
@@ -356,7 +356,7 @@ fn relay_vs_floor(
     let floor_counts = floor_histogram(values, edges);
     assert_eq!(counts.iter().map(|c| u64::try_from(*c).unwrap()).collect::<Vec<_>>(), floor_counts);
     let crypto = median_time(|| encrypt_counts(&counts, key));
-    let total = median_time(|| contribute(&task, values, key, b"bench", &mut OsRng).unwrap());
+    let total = median_time(|| contribute(&task, values, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap());
     let floor = median_time(|| floor_histogram(values, edges));
     rows.push(Row {
         statistic: "histogram (10 edges)",
@@ -392,7 +392,7 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
         let contributions: Vec<Contribution> = values
             .chunks(chunk)
             .take(relays)
-            .map(|v| contribute(&task, v, key, b"bench", &mut OsRng).unwrap().0)
+            .map(|v| contribute(&task, v, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap().0)
             .collect();
         c.bench_function(&format!("aggregate {relays} relays, {name}"), |b| {
             b.iter(|| Contribution::aggregate(&task, black_box(&contributions)).unwrap())
@@ -427,7 +427,7 @@ fn aggregation_per_relay(key: &EncryptionKey) {
         ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(0, 6399, 64).unwrap() }),
     ] {
-        let one = contribute(&task, &[1, 2, 3], key, b"bench", &mut OsRng).unwrap().0;
+        let one = contribute(&task, &[1, 2, 3], key, &|_| b"bench".to_vec(), &mut OsRng).unwrap().0;
         for n in [8usize, 64] {
             let items: Vec<Contribution> = (0..n).map(|_| one.clone()).collect();
             let t = median_time(|| Contribution::aggregate(&task, &items).unwrap());

@@ -15,11 +15,22 @@ import struct
 import sys
 from pathlib import Path
 
-# RFC 9496 A.1: encodings of 0·G, 1·G, 2·G, 3·G (valid ristretto255 points)
-P0 = "00" * 32
-P1 = "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76"
-P2 = "6a493210f7499cd17fecb510ae0cea23a110e8d5b901f8acadd3095c73a3b919"
-P3 = "94741f5d5d52755ece4f23f044ee27d5d1ea1e2bd196b462166b16152a9d0259"
+# RFC 9496 A.1: encodings of k·G for k = 0..6 (valid ristretto255 points)
+RFC = {
+    0: "00" * 32,
+    1: "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d76",
+    2: "6a493210f7499cd17fecb510ae0cea23a110e8d5b901f8acadd3095c73a3b919",
+    3: "94741f5d5d52755ece4f23f044ee27d5d1ea1e2bd196b462166b16152a9d0259",
+    4: "da80862773358b466ffadfe0b3293ab3d9fd53c5ea6c955358f568322daf6a57",
+    6: "f64746d3c92b13050ed8d80236a7f0007c3b3f962f5ba793d19a601ebb1df403",
+}
+P0, P1, P2, P3 = RFC[0], RFC[1], RFC[2], RFC[3]
+
+
+def doubled(point_hex):
+    """The encoding of 2·P for P = k·G (k <= 3), from the RFC table."""
+    k = next(k for k, v in RFC.items() if v == point_hex)
+    return RFC[2 * k]
 
 STATISTICS = ["count", "sum", "mean", "variance", "stddev", "min", "max", "median", "quantile", "histogram"]
 RELEASES = {"count": 0, "sum": 1, "squares": 2, "sum_limb": 3, "squares_limb": 4, "hist_total": 5, "hist_prefix": 6, "hist_bucket": 7}
@@ -66,14 +77,18 @@ def task(t):
     return u8(1) + u8(2) + u32(len(g["edges"])) + b"".join(i128(int(e)) for e in g["edges"])
 
 
+def ct(pair):
+    """A ciphertext (a, b) as the encodings of 2·a and 2·b."""
+    return bytes.fromhex(doubled(pair[0]) + doubled(pair[1]))
+
+
 def cts(list_):
-    return u32(len(list_)) + b"".join(bytes.fromhex(a + b) for a, b in list_)
+    return u32(len(list_)) + b"".join(ct(p) for p in list_)
 
 
 def contribution(c):
     if c["kind"] == "moments":
-        a, b = c["count"]
-        return u8(0) + bytes.fromhex(a + b) + cts(c["sum"]) + cts(c["squares"])
+        return u8(0) + ct(c["count"]) + cts(c["sum"]) + cts(c["squares"])
     return u8(1) + cts(c["counts"])
 
 
@@ -124,8 +139,6 @@ def main():
     for name, t, c in [("contribution, moments", MOMENTS, CONTRIB), ("contribution, histogram", UNIFORM, HIST)]:
         add(name, "contribution_statement", {"spec": SPEC, "round": 1, "task": t, "relay": "relay-2", "contribution": c},
             domain("crux/contribution/v1") + spec(SPEC) + u32(1) + task(t) + string("relay-2") + contribution(c))
-    add("proof context", "proof_context", {"spec": SPEC, "round": 2, "task": UNIFORM, "relay": "relay-1"},
-        domain("crux/ciphertext-proofs/v1") + spec(SPEC) + u32(2) + task(UNIFORM) + string("relay-1"))
     for r in [{"kind": "count"}, {"kind": "sum_limb", "index": 3}, {"kind": "hist_prefix", "index": 31},
               {"kind": "hist_bucket", "index": 4095}, {"kind": "squares"}]:
         add(f"release context, {r['kind']}", "decryption_context", {"query_id": SPEC["id"], "round": 5, "release": r},

@@ -12,7 +12,10 @@
 //!   only when the encoding version changes.
 #![allow(clippy::unwrap_used)]
 
-use crux::crypto::{AuthoritySignature, Ciphertext, CiphertextProof, EncryptionKey, JointPublicKey, KeyShare};
+use crux::crypto::Ciphertext;
+use crux::crypto::{
+    verify_batch, AuthoritySignature, EncryptionKey, JointPublicKey, KeyShare, ProofItem, RandomnessProof,
+};
 use crux::protocol::codec;
 use crux::protocol::{QueryId, QueryIntent, QuerySpec};
 use crux::stats::{Contribution, Epsilon, Grid, QueryParams, RelayTask, Release, Statistic};
@@ -130,12 +133,6 @@ fn encode_case(kind: &str, i: &Value) -> Vec<u8> {
             i["relay"].as_str().unwrap(),
             &contribution(&i["contribution"]),
         ),
-        "proof_context" => codec::proof_context(
-            &spec(&i["spec"]),
-            u32::try_from(i["round"].as_u64().unwrap()).unwrap(),
-            &task(&i["task"]),
-            i["relay"].as_str().unwrap(),
-        ),
         "decryption_context" => {
             let id: [u8; 16] = hex::decode(i["query_id"].as_str().unwrap()).unwrap().try_into().unwrap();
             codec::decryption_context(
@@ -152,7 +149,7 @@ fn encode_case(kind: &str, i: &Value) -> Vec<u8> {
 fn the_rust_encoder_matches_the_independent_vectors() {
     let doc = vectors("codec.json");
     let cases = doc["cases"].as_array().unwrap();
-    assert!(cases.len() >= 14);
+    assert!(cases.len() >= 13);
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let got = encode_case(case["kind"].as_str().unwrap(), &case["input"]);
@@ -218,6 +215,34 @@ fn fixed_statement() -> (QueryIntent, QuerySpec, RelayTask) {
     (q, s, t)
 }
 
+/// A 3-ciphertext moments contribution under the key of `share`, with its proof
+/// bound to the statement relay-1 signs for (`s`, round 0, `t`).
+fn fixed_contribution(
+    share: &KeyShare,
+    s: &QuerySpec,
+    t: &RelayTask,
+    rng: &mut StdRng,
+) -> (Contribution, RandomnessProof) {
+    let joint = JointPublicKey::assemble(&[share.public_share(rng)]).unwrap();
+    let key = EncryptionKey::new(&joint);
+    let mut ks = Vec::new();
+    let mut cts = Vec::new();
+    for m in [414i64, 1_000_000, -3] {
+        let (c, k) = key.encrypt_with_randomness(m, rng);
+        cts.push(c);
+        ks.push(k);
+    }
+    let contribution = Contribution::Moments { count: cts[0], sum: cts[1..].to_vec(), squares: Vec::new() };
+    let statement = codec::contribution_statement(s, 0, t, "relay-1", &contribution);
+    (contribution, RandomnessProof::prove(&statement, &ks, rng))
+}
+
+fn proof_holds(s: &QuerySpec, t: &RelayTask, relay: &str, c: &Contribution, proof: &RandomnessProof) -> bool {
+    let statement = codec::contribution_statement(s, 0, t, relay, c);
+    let item = ProofItem { statement: &statement, a: c.ciphertexts().iter().map(|x| &x.a).collect(), proof };
+    verify_batch(&[item], &mut rand::rngs::OsRng)
+}
+
 /// Makes the signature vectors (seeded, so stable while the encoding is).
 fn make_signature_vectors() -> Value {
     let mut rng = StdRng::seed_from_u64(2026_11_28);
@@ -225,17 +250,14 @@ fn make_signature_vectors() -> Value {
     let (q, s, t) = fixed_statement();
     let query_sig = share.sign_statement(&codec::query_admission(&q), &mut rng);
     let round_sig = share.sign_statement(&codec::round_admission(&s, 0, &t), &mut rng);
-    let joint = JointPublicKey::assemble(&[share.public_share(&mut rng)]).unwrap();
-    let key = EncryptionKey::new(&joint);
-    let context = codec::proof_context(&s, 0, &t, "relay-1");
-    let (ct, proof) = key.encrypt_proved(42, &context, 0, &mut rng);
+    let (contribution, proof) = fixed_contribution(&share, &s, &t, &mut rng);
     json!({
-        "about": "admission signatures and ciphertext proofs, version 1 (fixed keys, seeded nonces); see tests/codec_vectors.rs",
+        "about": "admission signatures and a contribution's proof of randomness, version 1 (fixed keys, seeded randomness); see tests/codec_vectors.rs",
         "authority_public": hex::encode(share.public_point().compress().as_bytes()),
         "query_admission_signature": hex::encode(query_sig.to_bytes()),
         "round_admission_signature": hex::encode(round_sig.to_bytes()),
-        "ciphertext": hex::encode(ct.to_bytes()),
-        "ciphertext_proof": {
+        "contribution": contribution.ciphertexts().iter().map(|c| hex::encode(c.to_bytes())).collect::<Vec<_>>(),
+        "randomness_proof": {
             "commitment": hex::encode(proof.commitment.compress().as_bytes()),
             "response": hex::encode(proof.response.as_bytes()),
         },
@@ -274,9 +296,15 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
         Ok(b) => assert!(!b.verify_point(&public, &query_bytes)),
         Err(_) => {} // a non-canonical scalar is refused outright
     }
-    // the ciphertext proof
-    let ct = Ciphertext::from_bytes(&hex::decode(v["ciphertext"].as_str().unwrap()).unwrap()).unwrap();
-    let p = &v["ciphertext_proof"];
+    // the contribution's proof of randomness
+    let cts: Vec<Ciphertext> = v["contribution"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Ciphertext::from_bytes(&hex::decode(h.as_str().unwrap()).unwrap()).unwrap())
+        .collect();
+    let contribution = Contribution::Moments { count: cts[0], sum: cts[1..].to_vec(), squares: Vec::new() };
+    let p = &v["randomness_proof"];
     let commitment = curve25519_dalek::ristretto::CompressedRistretto::from_slice(
         &hex::decode(p["commitment"].as_str().unwrap()).unwrap(),
     )
@@ -284,11 +312,14 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
     .decompress()
     .unwrap();
     let response: [u8; 32] = hex::decode(p["response"].as_str().unwrap()).unwrap().try_into().unwrap();
-    let proof = CiphertextProof { commitment, response: Scalar::from_canonical_bytes(response).unwrap() };
-    let context = codec::proof_context(&s, 0, &t, "relay-1");
-    assert!(proof.verify(&context, 0, &ct));
-    assert!(!proof.verify(&context, 1, &ct), "another index");
-    assert!(!proof.verify(&codec::proof_context(&s, 0, &t, "relay-2"), 0, &ct), "another relay");
-    assert!(!proof.verify(&codec::proof_context(&s, 1, &t, "relay-1"), 0, &ct), "another round");
-    assert!(!proof.verify(&context, 0, &(-ct)), "negated");
+    let proof = RandomnessProof { commitment, response: Scalar::from_canonical_bytes(response).unwrap() };
+    assert!(proof_holds(&s, &t, "relay-1", &contribution, &proof));
+    assert!(!proof_holds(&s, &t, "relay-2", &contribution, &proof), "another relay");
+    let mut later = s.clone();
+    later.issued_at += 1;
+    assert!(!proof_holds(&later, &t, "relay-1", &contribution, &proof), "another query");
+    let swapped = Contribution::Moments { count: cts[1], sum: vec![cts[0], cts[2]], squares: Vec::new() };
+    assert!(!proof_holds(&s, &t, "relay-1", &swapped, &proof), "moved between slots");
+    let negated = Contribution::Moments { count: -cts[0], sum: cts[1..].to_vec(), squares: Vec::new() };
+    assert!(!proof_holds(&s, &t, "relay-1", &negated, &proof), "negated");
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::nodes::*;
 use crux::actors::keys::unix_now;
-use crux::crypto::{Ciphertext, RelayIdentity};
+use crux::crypto::{Ciphertext, RandomnessProof, RelayIdentity};
 use crux::data::read_relay_identity;
 use crux::protocol::codec;
 use crux::protocol::*;
@@ -155,17 +155,17 @@ async fn overflow_cannot_reveal_a_relays_row_count_or_maximum() {
 
 // ------------------------------------------------------------------ root cause 2
 
-/// Signs `contribution` as `relay` for the query's round 0, with `proofs`.
+/// Signs `contribution` as `relay` for the query's round 0, with `proof`.
 fn forge(
     identity: &RelayIdentity,
     relay: &str,
     q: &Query,
     contribution: Contribution,
-    proofs: Vec<crux::crypto::CiphertextProof>,
+    proof: RandomnessProof,
 ) -> SignedContribution {
     let bytes = codec::contribution_statement(&q.spec, 0, &q.task, relay, &contribution);
     let signature = identity.sign(&q.spec.id.0, &bytes);
-    SignedContribution { relay: relay.to_string(), round: 0, contribution, proofs, signature }
+    SignedContribution { relay: relay.to_string(), round: 0, contribution, proof, signature }
 }
 
 /// Relay-3 colludes with the processor and signs, as its own, ciphertexts
@@ -189,27 +189,22 @@ async fn a_colluding_relay_cannot_pass_off_other_ciphertexts_as_its_own() {
 
     let mut attempts: Vec<(&str, SignedContribution)> = Vec::new();
     // T - c1 - c2: the total count would equal relay-1's first sum limb
-    attempts.push(("combined", forge(&relay3, "relay-3", &q, with_count(s1[0] - n1 - n2), c3.proofs.clone())));
-    // relay-1's count, with relay-1's proof, as relay-3's
-    let mut proofs = c3.proofs.clone();
-    proofs[0] = c1.proofs[0];
-    attempts.push(("copied", forge(&relay3, "relay-3", &q, with_count(n1), proofs)));
+    attempts.push(("combined", forge(&relay3, "relay-3", &q, with_count(s1[0] - n1 - n2), c3.proof)));
+    // relay-1's count as relay-3's, with relay-3's proof or with relay-1's
+    attempts.push(("copied", forge(&relay3, "relay-3", &q, with_count(n1), c3.proof)));
+    attempts.push(("copied with its proof", forge(&relay3, "relay-3", &q, c1.contribution.clone(), c1.proof)));
     // its own count negated
-    attempts.push(("negated", forge(&relay3, "relay-3", &q, with_count(-n3), c3.proofs.clone())));
-    // its own count and first sum limb swapped, proofs moved along
+    attempts.push(("negated", forge(&relay3, "relay-3", &q, with_count(-n3), c3.proof)));
+    // its own count and first sum limb swapped
     let mut sum = s3.clone();
     sum[0] = n3;
-    let mut proofs = c3.proofs.clone();
-    proofs.swap(0, 1);
     let swapped = Contribution::Moments { count: s3[0], sum, squares: Vec::new() };
-    attempts.push(("moved between slots", forge(&relay3, "relay-3", &q, swapped, proofs)));
+    attempts.push(("moved between slots", forge(&relay3, "relay-3", &q, swapped, c3.proof)));
     // its contribution to another query, re-signed for this one
     attempts.push((
         "moved between queries",
-        forge(&relay3, "relay-3", &q, from_other_query.contribution.clone(), from_other_query.proofs.clone()),
+        forge(&relay3, "relay-3", &q, from_other_query.contribution.clone(), from_other_query.proof),
     ));
-    // proofs missing
-    attempts.push(("no proofs", forge(&relay3, "relay-3", &q, c3.contribution.clone(), Vec::new())));
     for authority in AUTHORITIES {
         for (what, forged) in &attempts {
             let contributions = vec![c1.clone(), c2.clone(), forged.clone()];

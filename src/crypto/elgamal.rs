@@ -201,21 +201,12 @@ impl EncryptionKey {
         ct
     }
 
-    /// Encrypts with fresh randomness and proves knowledge of it, bound to
-    /// `context` and `index` (see `ciphertext_proof`). The randomness is
-    /// wiped before returning.
-    pub fn encrypt_proved(
-        &self,
-        m: i64,
-        context: &[u8],
-        index: u32,
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> (Ciphertext, super::ciphertext_proof::CiphertextProof) {
-        let mut k = Scalar::random(rng);
-        let ct = self.encrypt_with(m, &k);
-        let proof = super::ciphertext_proof::CiphertextProof::prove(context, index, &ct, &k, rng);
-        k.zeroize();
-        (ct, proof)
+    /// Encrypts with fresh randomness and returns it too, for a proof of
+    /// knowledge of the randomness (`ciphertext_proof`). The caller must wipe
+    /// it (`zeroize`) and never send or log it.
+    pub fn encrypt_with_randomness(&self, m: i64, rng: &mut (impl RngCore + CryptoRng)) -> (Ciphertext, Scalar) {
+        let k = Scalar::random(rng);
+        (self.encrypt_with(m, &k), k)
     }
 
     /// Encrypts with the given randomness. Only for known-answer tests and

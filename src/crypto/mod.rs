@@ -18,7 +18,7 @@ pub mod proofs;
 pub mod signing;
 
 pub use authority_signature::AuthoritySignature;
-pub use ciphertext_proof::{verify_batch, CiphertextProof, ProofItem};
+pub use ciphertext_proof::{verify_batch, ProofItem, RandomnessProof};
 pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
 pub use elgamal::{Ciphertext, EncryptionKey};
 pub use error::CryptoError;

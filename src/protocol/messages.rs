@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::QueryId;
-use crate::crypto::{AuthoritySignature, CiphertextProof, PartialDecryption, RelaySignature};
+use crate::crypto::{AuthoritySignature, PartialDecryption, RandomnessProof, RelaySignature};
 use crate::stats::{Contribution, Epsilon, QueryParams, RelayTask, Release, StatResult};
 
 /// A query as the user asked it, before the column's scale is known: what
@@ -169,14 +169,14 @@ pub struct ColumnInfo {
 }
 
 /// A relay's contribution, signed over `codec::contribution_statement`
-/// (query, round, task, relay, ciphertexts); `proofs[i]` proves knowledge of
-/// the randomness of the i-th ciphertext (`Contribution::ciphertexts`).
+/// (query, round, task, relay, ciphertexts); `proof` proves knowledge of the
+/// randomness of every ciphertext, bound to that same statement.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedContribution {
     pub relay: String,
     pub round: u32,
     pub contribution: Contribution,
-    pub proofs: Vec<CiphertextProof>,
+    pub proof: RandomnessProof,
     pub signature: RelaySignature,
 }
 

@@ -231,11 +231,11 @@ impl RelayState {
             .collect::<Option<Vec<i128>>>()
             .ok_or_else(|| uniform("rescaling overflowed".into()))?;
         let values = prepare_values(&scaled, fixed.bounds);
-        let context = codec::proof_context(spec, round, task, &self.name);
-        let (contribution, proofs) =
-            contribute(task, &values, &self.key, &context, rng).map_err(|e| uniform(e.to_string()))?;
-        let bytes = codec::contribution_statement(spec, round, task, &self.name, &contribution);
-        let signature = self.identity.sign(&spec.id.0, &bytes);
-        Ok(SignedContribution { relay: self.name.clone(), round, contribution, proofs, signature })
+        let relay = self.name.as_str();
+        let statement_of = |c: &crate::stats::Contribution| codec::contribution_statement(spec, round, task, relay, c);
+        let (contribution, statement, proof) =
+            contribute(task, &values, &self.key, &statement_of, rng).map_err(|e| uniform(e.to_string()))?;
+        let signature = self.identity.sign(&spec.id.0, &statement);
+        Ok(SignedContribution { relay: self.name.clone(), round, contribution, proof, signature })
     }
 }

@@ -10,9 +10,10 @@
 //! Values arrive as fixed-point integers at the query's common decimals,
 //! already clamped when the query has bounds (`prepare_values`). Nothing in a
 //! contribution is plaintext; encryption randomness never leaves this module:
-//! each ciphertext comes with a proof of knowledge of its randomness
-//! (`crypto::ciphertext_proof`), bound to the caller's context and the
-//! ciphertext's index in `Contribution::ciphertexts` order.
+//! the contribution comes with one proof of knowledge of the randomness of
+//! every ciphertext (`crypto::ciphertext_proof`), bound to the statement the
+//! relay signs (query, round, task, relay, every ciphertext in
+//! `Contribution::ciphertexts` order).
 
 use rand::SeedableRng;
 use rand_core::{CryptoRng, RngCore};
@@ -21,7 +22,10 @@ use serde::{Deserialize, Serialize};
 use super::error::StatsError;
 use super::grid::Grid;
 use super::limbs;
-use crate::crypto::{Ciphertext, CiphertextProof, EncryptionKey};
+use curve25519_dalek::scalar::Scalar;
+use zeroize::Zeroize;
+
+use crate::crypto::{Ciphertext, EncryptionKey, RandomnessProof};
 
 /// What the processor asks the relays to encrypt in one round.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,43 +161,49 @@ pub fn local_histogram(values: &[i128], grid: &Grid) -> Vec<i64> {
     counts
 }
 
-/// Encrypts values in order, each with its proof (index = position).
+/// Encrypts values in order, keeping their randomness for the proof (wiped on drop).
 struct ProvedEncryptor<'a, R> {
     key: &'a EncryptionKey,
-    context: &'a [u8],
-    proofs: Vec<CiphertextProof>,
+    randomness: Vec<Scalar>,
     rng: &'a mut R,
 }
 
 impl<R: RngCore + CryptoRng> ProvedEncryptor<'_, R> {
-    fn encrypt(&mut self, m: i64) -> Result<Ciphertext, StatsError> {
-        let index = u32::try_from(self.proofs.len()).map_err(|_| StatsError::ArithmeticOverflow("ciphertext index"))?;
-        let (c, proof) = self.key.encrypt_proved(m, self.context, index, self.rng);
-        self.proofs.push(proof);
-        Ok(c)
+    fn encrypt(&mut self, m: i64) -> Ciphertext {
+        let (c, k) = self.key.encrypt_with_randomness(m, self.rng);
+        self.randomness.push(k);
+        c
     }
 
-    fn encrypt_all(&mut self, values: impl IntoIterator<Item = i64>) -> Result<Vec<Ciphertext>, StatsError> {
+    fn encrypt_all(&mut self, values: impl IntoIterator<Item = i64>) -> Vec<Ciphertext> {
         values.into_iter().map(|m| self.encrypt(m)).collect()
     }
 }
 
+impl<R> Drop for ProvedEncryptor<'_, R> {
+    fn drop(&mut self) {
+        self.randomness.zeroize();
+    }
+}
+
 /// The relay's encrypted contribution for `task` over its prepared values,
-/// with one proof of knowledge of randomness per ciphertext, bound to
-/// `proof_context` (`protocol::codec::proof_context`).
+/// the statement it signs (`statement_of`, i.e.
+/// `protocol::codec::contribution_statement`), and one proof of knowledge of
+/// the randomness of every ciphertext, bound to that statement.
 pub fn contribute(
     task: &RelayTask,
     values: &[i128],
     key: &EncryptionKey,
-    proof_context: &[u8],
+    statement_of: &dyn Fn(&Contribution) -> Vec<u8>,
     rng: &mut (impl RngCore + CryptoRng),
-) -> Result<(Contribution, Vec<CiphertextProof>), StatsError> {
+) -> Result<(Contribution, Vec<u8>, RandomnessProof), StatsError> {
     task.validate()?;
-    match task {
+    let mut enc = ProvedEncryptor { key, randomness: Vec::new(), rng };
+    let contribution = match task {
         RelayTask::Moments { limb_bits, sums, squares, sum_quantum, squares_quantum } => {
             let m = if *sum_quantum > 1 || *squares_quantum > 1 {
                 // one OS draw seeds a ChaCha stream for the per-row rounding
-                let mut rounding = rand::rngs::StdRng::from_rng(&mut *rng)
+                let mut rounding = rand::rngs::StdRng::from_rng(&mut *enc.rng)
                     .map_err(|e| StatsError::InvalidParameter { name: "rng", reason: e.to_string() })?;
                 quantized_moments(values, *sum_quantum, *squares_quantum, *squares, &mut rounding)?
             } else {
@@ -201,18 +211,18 @@ pub fn contribute(
             };
             let sum_limbs = if *sums { limbs::split(m.sum, *limb_bits)? } else { Vec::new() };
             let square_limbs = if *squares { limbs::split(m.squares, *limb_bits)? } else { Vec::new() };
-            let mut enc = ProvedEncryptor { key, context: proof_context, proofs: Vec::new(), rng };
-            let count = enc.encrypt(m.count)?;
-            let sum = enc.encrypt_all(sum_limbs)?;
-            let squares = enc.encrypt_all(square_limbs)?;
-            Ok((Contribution::Moments { count, sum, squares }, enc.proofs))
+            let count = enc.encrypt(m.count);
+            let sum = enc.encrypt_all(sum_limbs);
+            let squares = enc.encrypt_all(square_limbs);
+            Contribution::Moments { count, sum, squares }
         }
         RelayTask::Histogram { grid } => {
-            let mut enc = ProvedEncryptor { key, context: proof_context, proofs: Vec::new(), rng };
-            let counts = enc.encrypt_all(local_histogram(values, grid))?;
-            Ok((Contribution::Histogram { counts }, enc.proofs))
+            Contribution::Histogram { counts: enc.encrypt_all(local_histogram(values, grid)) }
         }
-    }
+    };
+    let statement = statement_of(&contribution);
+    let proof = RandomnessProof::prove(&statement, &enc.randomness, enc.rng);
+    Ok((contribution, statement, proof))
 }
 
 impl Contribution {
