@@ -261,7 +261,24 @@ fn make_signature_vectors() -> Value {
             "commitment": hex::encode(proof.commitment.compress().as_bytes()),
             "response": hex::encode(proof.response.as_bytes()),
         },
+        "bad_signatures": bad_signature_vectors(&codec::query_admission(&q), &query_sig),
     })
+}
+
+/// (statement, signature) pairs under the fixed key that must not verify.
+fn bad_signature_vectors(statement: &[u8], sig: &AuthoritySignature) -> Value {
+    let mut flipped_statement = statement.to_vec();
+    flipped_statement[40] ^= 1;
+    let mut flipped_signature = sig.to_bytes();
+    flipped_signature[40] ^= 1;
+    let mut other_domain = statement.to_vec();
+    other_domain[4..27].copy_from_slice(b"crux/admission/round/v1");
+    json!([
+        {"what": "a flipped statement byte", "statement": hex::encode(&flipped_statement), "signature": hex::encode(sig.to_bytes())},
+        {"what": "a flipped response byte", "statement": hex::encode(statement), "signature": hex::encode(flipped_signature)},
+        {"what": "the same body under the round domain", "statement": hex::encode(&other_domain), "signature": hex::encode(sig.to_bytes())},
+        {"what": "a truncated statement", "statement": hex::encode(&statement[..statement.len() - 1]), "signature": hex::encode(sig.to_bytes())},
+    ])
 }
 
 #[test]
@@ -295,6 +312,16 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
     match AuthoritySignature::from_bytes(&bad) {
         Ok(b) => assert!(!b.verify_point(&public, &query_bytes)),
         Err(_) => {} // a non-canonical scalar is refused outright
+    }
+    // the stored bad vectors must fail
+    let bad = v["bad_signatures"].as_array().unwrap();
+    assert_eq!(bad.len(), 4);
+    for case in bad {
+        let statement = hex::decode(case["statement"].as_str().unwrap()).unwrap();
+        let verified = AuthoritySignature::from_bytes(&hex::decode(case["signature"].as_str().unwrap()).unwrap())
+            .map(|sig| sig.verify_point(&public, &statement))
+            .unwrap_or(false);
+        assert!(!verified, "bad vector verified: {}", case["what"]);
     }
     // the contribution's proof of randomness
     let cts: Vec<Ciphertext> = v["contribution"]
