@@ -606,7 +606,7 @@ fn main() {
     print_query_header();
 
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx");
-    let mut declared = SourceSpec::new(&data);
+    let mut declared = SourceSpec::new(&data).with_header_rows(3);
     crux::data::source::declare_detected_decimals(&mut declared).unwrap();
     let sources: Vec<Box<dyn ColumnSource>> = (0..3u32)
         .map(|j| {
@@ -617,7 +617,7 @@ fn main() {
         .collect();
     let mut areas = new_cluster(sources, &solver);
     let column = crux::data::read_column(
-        &SourceSpec::new(&data),
+        &SourceSpec::new(&data).with_header_rows(3),
         &["Population".into(), "All usual residents".into(), "2021".into()],
     )
     .unwrap();

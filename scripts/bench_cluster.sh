@@ -49,7 +49,8 @@ done
 # The processor's default rate limit (120 queries a minute) and the default
 # privacy budget would stop a benchmark: raise both for these clusters only.
 PROCESSOR_ENV=(CRUX__PROCESSOR__RATE_LIMIT_PER_MINUTE=100000)
-INIT_ARGS=(--exact --budget 100000 --dlog-bits "$DLOG_BITS")
+# both data sets have 3 header rows (demo/areas.xlsx; gen_bench_data.py)
+INIT_ARGS=(--exact --budget 100000 --dlog-bits "$DLOG_BITS" --header-rows 3)
 
 cleanup() {
     local rc=$?

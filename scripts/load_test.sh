@@ -56,7 +56,7 @@ trap stop_cluster EXIT
 rm -rf "$DIR"
 mkdir -p "$DIR"
 "$BIN" init --out "$DIR" --authorities 3 --relays 3 --data "$DATA" --base-port "$BASE" \
-  --exact --dlog-bits 16 --dlog-range-bits 32 >/dev/null
+  --exact --dlog-bits 16 --dlog-range-bits 32 --header-rows 3 >/dev/null
 declare -A PID_OF
 for n in $NODES; do
   env RUST_LOG=warn CRUX__TIMEOUTS__CONNECT_MS=1000 CRUX__TIMEOUTS__REQUEST_MS=20000 \

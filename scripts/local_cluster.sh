@@ -8,14 +8,16 @@
 # truth computed by scripts/plain_stats.py (Python, no Crux). Leaves the
 # cluster running; `--stop` stops it.
 #
-# Usage: scripts/local_cluster.sh [--data FILE] [--authorities N] [--relays M]
-#                                 [--dir DIR] [--base-port P] [--stop]
+# Usage: scripts/local_cluster.sh [--data FILE] [--header-rows H] [--authorities N]
+#                                 [--relays M] [--dir DIR] [--base-port P] [--stop]
 set -euo pipefail
 
 # shellcheck source=scripts/cluster_lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/cluster_lib.sh"
 
 DATA="$ROOT/demo/areas.xlsx"
+# the demo workbook has 3 header rows (group, sub-label, year)
+HEADER_ROWS=3
 AUTHORITIES=3
 RELAYS=3
 DIR="$ROOT/target/local-cluster"
@@ -36,6 +38,7 @@ usage() {
 while (($# > 0)); do
     case "$1" in
     --data) DATA=${2:?--data needs FILE}; shift 2 ;;
+    --header-rows) HEADER_ROWS=${2:?--header-rows needs H}; shift 2 ;;
     --authorities) AUTHORITIES=${2:?--authorities needs N}; shift 2 ;;
     --relays) RELAYS=${2:?--relays needs M}; shift 2 ;;
     --dir) DIR=${2:?--dir needs DIR}; shift 2 ;;
@@ -46,7 +49,7 @@ while (($# > 0)); do
     esac
 done
 
-for v in AUTHORITIES RELAYS BASE_PORT; do
+for v in AUTHORITIES RELAYS BASE_PORT HEADER_ROWS; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "--${v,,} must be a number (got ${!v})"
 done
 if ((STOP)) && [[ ! -d "$DIR" ]]; then
@@ -90,7 +93,8 @@ fi
 check_ports_free 127.0.0.1 "$BASE_PORT" $((BASE_PORT + AUTHORITIES + RELAYS)) || die "cannot start the cluster"
 
 echo "writing a fresh cluster to $DIR ($AUTHORITIES authorities, $RELAYS relays, ports from $BASE_PORT, data $DATA) ..."
-init_cluster "$DIR" "$DATA" "$AUTHORITIES" "$RELAYS" "$BASE_PORT" --exact --dlog-bits "$DLOG_BITS"
+init_cluster "$DIR" "$DATA" "$AUTHORITIES" "$RELAYS" "$BASE_PORT" --exact --dlog-bits "$DLOG_BITS" \
+    --header-rows "$HEADER_ROWS"
 
 echo "starting the nodes ..."
 if [[ ! -d "$DIR/data/processor/dlog" ]]; then

@@ -92,7 +92,7 @@ ip netns exec "$(ns_of user)" ping -c 2 -W 2 "$(ip_of processor)" >/dev/null 2>&
 rm -rf "$DIR"
 mkdir -p "$DIR"
 "$BIN" init --out "$DIR" --authorities 3 --relays 3 --data tests/data/areas.xlsx --base-port "$BASE" \
-  --host 10.77.0.1 --exact --dlog-bits 16 --dlog-range-bits 32 >/dev/null
+  --host 10.77.0.1 --exact --dlog-bits 16 --dlog-range-bits 32 --header-rows 3 >/dev/null
 # every node has its own port: map each port to its node's address in every file
 for k in 0 1 2 3 4 5 6; do
   n=${NODES[$k]}

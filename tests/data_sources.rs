@@ -17,7 +17,7 @@ fn data_path(name: &str) -> PathBuf {
 }
 
 fn spec(name: &str) -> SourceSpec {
-    SourceSpec { sheet: Some("iadatasheet2".to_string()), ..SourceSpec::new(data_path(name)) }
+    SourceSpec { sheet: Some("iadatasheet2".to_string()), ..SourceSpec::new(data_path(name)).with_header_rows(3) }
 }
 
 fn labels(items: &[&str]) -> Vec<String> {
@@ -178,10 +178,10 @@ fn lists_all_columns() {
 
 #[test]
 fn default_sheet_is_the_first() {
-    let data = read_column(&SourceSpec::new(data_path("areas.ods")), &labels(&["Land"])).unwrap();
+    let data = read_column(&SourceSpec::new(data_path("areas.ods")).with_header_rows(3), &labels(&["Land"])).unwrap();
     assert_eq!(data.values.len(), 414);
     let err = read_column(
-        &SourceSpec { sheet: Some("Notes".into()), ..SourceSpec::new(data_path("areas.xlsx")) },
+        &SourceSpec { sheet: Some("Notes".into()), ..SourceSpec::new(data_path("areas.xlsx")).with_header_rows(3) },
         &labels(&["Land"]),
     )
     .unwrap_err();
@@ -257,11 +257,11 @@ fn bad_files_give_specific_errors() {
     assert!(data.values.is_empty());
 
     // unknown extension and missing file
-    let readme = SourceSpec::new(data_path("README.md"));
+    let readme = SourceSpec::new(data_path("README.md")).with_header_rows(3);
     let err = read_column(&readme, &query).unwrap_err();
     assert!(matches!(&err, DataError::UnknownFormat { extension, .. } if extension == "md"), "{err}");
     assert_names_path(&err, &readme);
-    let missing = SourceSpec::new(data_path("missing.XLSX"));
+    let missing = SourceSpec::new(data_path("missing.XLSX")).with_header_rows(3);
     let err = read_column(&missing, &query).unwrap_err();
     assert!(matches!(err, DataError::Io { .. }), "{err}");
     assert_names_path(&err, &missing);

@@ -190,9 +190,9 @@ const DATA_FILES: [&str; 4] = ["areas.xlsx", "areas.xls", "areas.ods", "areas.cs
 
 fn read_all_ways(path: &Path) {
     let h = ["Population", "All usual residents", "2021"].map(String::from).to_vec();
-    let _ = read_column(&SourceSpec::new(path), &h);
-    let _ = read_column(&SourceSpec::new(path), &["Land".to_string()]);
-    let mut sheet = SourceSpec::new(path);
+    let _ = read_column(&SourceSpec::new(path).with_header_rows(3), &h);
+    let _ = read_column(&SourceSpec::new(path).with_header_rows(3), &["Land".to_string()]);
+    let mut sheet = SourceSpec::new(path).with_header_rows(3);
     sheet.sheet = Some("iadatasheet2".into());
     let _ = read_column(&sheet, &["Land".to_string()]);
 }
@@ -273,7 +273,8 @@ fn replay() {
 fn xls_with_a_looping_sector_chain_is_an_error() {
     for name in ["xls_fat_loop.xls", "xls_fat_loop_2.xls"] {
         let path = root().join("tests/data/fuzz").join(name);
-        let err = read_column(&SourceSpec::new(&path), &["Land".to_string()]).unwrap_err().to_string();
+        let err =
+            read_column(&SourceSpec::new(&path).with_header_rows(3), &["Land".to_string()]).unwrap_err().to_string();
         assert!(err.contains(name) && err.contains("loops"), "{err}");
     }
 }
@@ -287,7 +288,7 @@ fn xls_record_that_overflowed_calamine_is_an_error() {
     let at = (4_269_715_196_956_001_033u64 % bytes.len() as u64) as usize;
     bytes[at] = 14;
     let (_dir, path) = temp_file("areas.xls", &bytes);
-    match read_column(&SourceSpec::new(&path), &["Land".to_string()]) {
+    match read_column(&SourceSpec::new(&path).with_header_rows(3), &["Land".to_string()]) {
         Ok(_) => {}
         Err(e) => assert!(e.to_string().contains("areas.xls"), "{e}"),
     }

@@ -113,7 +113,7 @@ fn ciphertexts_and_decryptions_per_query() {
 
 /// The plaintext column, read directly, as the reference for quantiles and histograms.
 fn plaintext(letter: &str, l: &[String]) -> (Vec<i128>, u32) {
-    let spec = SourceSpec::new(data_path("areas.xlsx"));
+    let spec = SourceSpec::new(data_path("areas.xlsx")).with_header_rows(3);
     let c = read_column(&spec, l).unwrap();
     assert_eq!(c.column_ref, letter);
     (c.values, c.decimals)

@@ -595,7 +595,9 @@ async fn no_plaintext_in_any_message_over_quic() {
 
     // needles: large single values, each relay's own sums, and the totals,
     // as msgpack integers and as text
-    let column = crux::data::read_column(&crux::data::SourceSpec::new(data_path("areas.xlsx")), &labels).unwrap();
+    let column =
+        crux::data::read_column(&crux::data::SourceSpec::new(data_path("areas.xlsx")).with_header_rows(3), &labels)
+            .unwrap();
     let mut numbers: Vec<i128> = column.values.iter().copied().filter(|v| v.unsigned_abs() >= 100_000).collect();
     let expected = common::expected();
     let entry = expected["columns"].as_array().unwrap().iter().find(|c| c["column"] == "C").unwrap();

@@ -52,7 +52,16 @@ impl Cluster {
         let base = free_base_port(7);
         let mut init = Command::new(BIN);
         init.args(["init", "--out"]).arg(dir.path()).args(["--authorities", "3", "--relays", "3", "--data"]).arg(&data);
-        init.args(["--base-port", &base.to_string(), "--dlog-bits", "14", "--dlog-range-bits", "30"]);
+        init.args([
+            "--base-port",
+            &base.to_string(),
+            "--dlog-bits",
+            "14",
+            "--dlog-range-bits",
+            "30",
+            "--header-rows",
+            "3",
+        ]);
         if exact {
             init.arg("--exact");
         }
@@ -255,7 +264,7 @@ fn config_errors_are_clear() {
         .arg(dir.path())
         .arg("--data")
         .arg(&data)
-        .args(["--base-port", "7900"])
+        .args(["--base-port", "7900", "--header-rows", "3"])
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -227,8 +227,9 @@ async fn a_colluding_relay_cannot_pass_off_other_ciphertexts_as_its_own() {
 async fn describe_reveals_the_declared_scale_not_the_datas_precision() {
     setup();
     let dir = tempfile::tempdir().unwrap();
-    // relay-1's slice holds one 2.25 among integers; the other slices only integers
-    let mut csv = String::from("Units\nAll\n2024\n");
+    // a one-header CSV; relay-1's slice holds one 2.25 among integers, the
+    // other slices only integers
+    let mut csv = String::from("Units\n");
     for i in 0..30 {
         csv.push_str(&if i == 3 { "2.25\n".to_string() } else { format!("{}\n", i * 7) });
     }

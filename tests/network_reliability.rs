@@ -107,7 +107,16 @@ impl Cluster {
             .arg(dir.path())
             .args(["--authorities", "3", "--relays", "3", "--min-relays", "2", "--exact", "--data"])
             .arg(&data)
-            .args(["--base-port", &base.to_string(), "--dlog-bits", "14", "--dlog-range-bits", "30"])
+            .args([
+                "--base-port",
+                &base.to_string(),
+                "--dlog-bits",
+                "14",
+                "--dlog-range-bits",
+                "30",
+                "--header-rows",
+                "3",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));

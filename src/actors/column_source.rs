@@ -94,7 +94,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("d.csv");
         std::fs::write(&path, ",\nG,\nP,\n1\n2\n").unwrap();
-        let source = FileColumnSource::new("relay-1", vec![SourceSpec::new(&path)]);
+        let source = FileColumnSource::new("relay-1", vec![SourceSpec::new(&path).with_header_rows(3)]);
         let labels = vec!["G".to_string()];
         assert_eq!(source.declared_decimals(&labels), None);
         assert_eq!(source.column(&labels).unwrap().values, vec![1, 2]);

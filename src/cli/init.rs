@@ -60,6 +60,10 @@ pub struct ClusterArgs {
     /// Sheet of FILE (default: the first sheet).
     #[arg(long, value_name = "NAME")]
     pub sheet: Option<String>,
+    /// Header rows of FILE before its data rows: 1 (a row of column names) to 3
+    /// (e.g. group, sub-label, year/period, as in demo/areas.xlsx).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3))]
+    pub header_rows: u32,
     /// First port: the processor listens on P, authorities on P+1.., relays after them.
     #[arg(long, value_name = "P", default_value_t = 7100)]
     pub base_port: u16,
@@ -232,7 +236,7 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
     // the declared scale: detected once here, from the whole file, per
     // column; an admin may change it
     let declared = {
-        let mut whole = SourceSpec::new(data.clone());
+        let mut whole = SourceSpec::new(data.clone()).with_header_rows(a.header_rows);
         whole.sheet = a.sheet.clone();
         crate::data::source::declare_detected_decimals(&mut whole)
             .with_context(|| format!("detecting the decimals of {}", data.display()))?;
@@ -240,7 +244,7 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
     };
     for (j, (name, addr, crt, key, id, _)) in relays.iter().enumerate() {
         let mut cfg = base(name, "relay", Some(addr.clone()), crt, key);
-        let mut source = SourceSpec::new(data.clone());
+        let mut source = SourceSpec::new(data.clone()).with_header_rows(a.header_rows);
         source.sheet = a.sheet.clone();
         source.shard = Some(Shard { index: u32::try_from(j)?, count: a.relays });
         source.decimals = declared.decimals;

@@ -13,7 +13,7 @@ use std::path::Path;
 use super::cell::{cell_ref, CellValue, Grid};
 use super::decimal::{Decimal, DecimalIssue, MAX_DECIMALS, MAX_MAGNITUDE};
 use super::error::DataError;
-use super::header::{ColumnHeader, HEADER_ROWS};
+use super::header::ColumnHeader;
 use super::source::{ColumnData, InvalidPolicy};
 
 /// What a data cell holds, for arithmetic.
@@ -52,18 +52,20 @@ pub(crate) struct Origin<'a> {
 
 /// How to read the column.
 pub(crate) struct ReadOptions {
-    /// 0-based data rows (row 0 is sheet row 4).
+    /// 0-based data rows (row 0 is the first row after the header rows).
     pub slice: Range<u64>,
     /// Data rows in the file.
     pub data_rows: u64,
     pub on_invalid: InvalidPolicy,
     /// Declared decimals (already checked to be at most `MAX_DECIMALS`).
     pub decimals: Option<u32>,
+    /// Header rows before the data rows (1 to 3).
+    pub header_rows: u32,
 }
 
 /// The absolute sheet row of data row `index`, if it fits a u32.
-fn sheet_row(index: u64) -> Option<u32> {
-    u32::try_from(index).ok()?.checked_add(HEADER_ROWS)
+fn sheet_row(index: u64, header_rows: u32) -> Option<u32> {
+    u32::try_from(index).ok()?.checked_add(header_rows)
 }
 
 /// Reads `column`'s data cells in `options.slice`.
@@ -74,7 +76,7 @@ pub(crate) fn read_values(
     options: &ReadOptions,
 ) -> Result<ColumnData, DataError> {
     let col = column.index;
-    let cell_at = |index: u64| sheet_row(index).map(|row| (row, grid.cell(row, col)));
+    let cell_at = |index: u64| sheet_row(index, options.header_rows).map(|row| (row, grid.cell(row, col)));
 
     // Pass 1, whole column: decimals to use, and text-only columns.
     let mut any_number = false;
@@ -198,13 +200,13 @@ mod tests {
     struct OneColumn(Vec<CellValue<'static>>);
     impl Grid for OneColumn {
         fn row_count(&self) -> u32 {
-            u32::try_from(self.0.len()).unwrap() + HEADER_ROWS
+            u32::try_from(self.0.len()).unwrap() + 3
         }
         fn col_count(&self) -> u32 {
             1
         }
         fn cell(&self, row: u32, _col: u32) -> CellValue<'_> {
-            row.checked_sub(HEADER_ROWS).and_then(|i| self.0.get(i as usize)).cloned().unwrap_or(CellValue::Blank)
+            row.checked_sub(3).and_then(|i| self.0.get(i as usize)).cloned().unwrap_or(CellValue::Blank)
         }
     }
 
@@ -218,7 +220,13 @@ mod tests {
             &grid,
             &Origin { path: &path, sheet: &None },
             &header,
-            &ReadOptions { slice: 0..rows, data_rows: rows, on_invalid: InvalidPolicy::Error, decimals },
+            &ReadOptions {
+                slice: 0..rows,
+                data_rows: rows,
+                on_invalid: InvalidPolicy::Error,
+                decimals,
+                header_rows: 3,
+            },
         )
     }
 

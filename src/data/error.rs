@@ -45,16 +45,22 @@ pub enum DataError {
     SheetNotFound { path: PathBuf, sheet: String, available: Vec<String> },
 
     #[error(
-        "{}: the sheet is empty; it needs 3 header rows (group, sub-label, year/period) followed by data rows",
+        "{}: the sheet is empty; it needs its header row(s) (`header_rows` in the relay's config) followed by data rows",
         at(path, sheet)
     )]
     EmptySheet { path: PathBuf, sheet: Option<String> },
 
-    #[error("{}: only {rows} row(s) found but 3 header rows (group, sub-label, year/period) are needed before the data rows", at(path, sheet))]
-    NoHeader { path: PathBuf, sheet: Option<String>, rows: u32 },
+    #[error("{}: only {rows} row(s) found but `header_rows: {header_rows}` header rows are needed before the data rows; fix `header_rows` for this source", at(path, sheet))]
+    NoHeader { path: PathBuf, sheet: Option<String>, rows: u32, header_rows: u32 },
 
-    #[error("{}: a column query names 1 to 3 header labels, got {count}", path.display())]
-    LabelCount { path: PathBuf, count: usize },
+    #[error("{}: `header_rows: {header_rows}` is not supported; a source has 1 to 3 header rows", path.display())]
+    BadHeaderRows { path: PathBuf, header_rows: u32 },
+
+    #[error("{}: columns {first} and {second} have the same header labels, so a query could not tell them apart; rename one", at(path, sheet))]
+    DuplicateColumn { path: PathBuf, sheet: Option<String>, first: String, second: String },
+
+    #[error("{}: a column query names 1 to {header_rows} header labels here (the source's `header_rows`), got {count}", path.display())]
+    LabelCount { path: PathBuf, count: usize, header_rows: u32 },
 
     #[error("{}: header label number {position} of the query is empty; give non-empty labels", path.display())]
     EmptyLabel { path: PathBuf, position: usize },
@@ -140,7 +146,7 @@ fn quoted_list(names: &[String]) -> String {
 
 fn did_you_mean(candidates: &[String]) -> String {
     if candidates.is_empty() {
-        "check the labels against the file's 3 header rows".to_string()
+        "check the labels against the file's header rows (`header_rows` in the relay's config)".to_string()
     } else {
         format!("did you mean: {}?", candidates.join("; "))
     }

@@ -1,23 +1,24 @@
-//! The 3 header rows of a sheet (group, sub-label, year/period) and column
+//! The header rows of a sheet (1 to 3, `header_rows` of the source: e.g.
+//! one row of column names, or group, sub-label, year/period) and column
 //! lookup by labels. A blank header cell (also the hidden part of a merged
-//! cell) inherits the label to its left in the same row. A query of 1 to 3
-//! labels matches a column when it equals, in order, a subsequence of the
-//! column's 3 labels. Input: a `Grid`; output: `ColumnHeader`s and lookup
+//! cell) inherits the label to its left in the same row when there are
+//! several header rows. A query of 1 to `header_rows` labels matches a column
+//! when it equals, in order, a subsequence of the column's labels. Input: a `Grid`; output: `ColumnHeader`s and lookup
 //! results for `loaded.rs`. Builds no error messages with paths.
 
 use super::cell::{column_letters, Grid};
 
-/// Header rows before the data rows.
-pub const HEADER_ROWS: u32 = 3;
+/// Most header rows a source may declare.
+pub const MAX_HEADER_ROWS: u32 = 3;
 
-/// A column's position and its 3 labels (after inheritance, trimmed).
+/// A column's position and its labels, one per header row (after inheritance, trimmed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ColumnHeader {
     /// 0-based column index.
     pub index: u32,
     /// Spreadsheet letters ("H").
     pub column_ref: String,
-    /// Group, sub-label, year/period; "" where the sheet has none.
+    /// One label per header row (e.g. group, sub-label, year/period); "" where the sheet has none.
     pub labels: Vec<String>,
 }
 
@@ -30,19 +31,23 @@ impl ColumnHeader {
 }
 
 /// The columns of a sheet with at least one non-blank header cell, left to
-/// right, with inherited labels.
-pub(crate) fn header_columns(grid: &dyn Grid) -> Vec<ColumnHeader> {
-    let rows = HEADER_ROWS.min(grid.row_count());
-    let mut inherited: Vec<String> = vec![String::new(); HEADER_ROWS as usize];
+/// right, with inherited labels (only with several header rows: a single
+/// row of names inherits nothing).
+pub(crate) fn header_columns(grid: &dyn Grid, header_rows: u32) -> Vec<ColumnHeader> {
+    let header_rows = header_rows.clamp(1, MAX_HEADER_ROWS);
+    let rows = header_rows.min(grid.row_count());
+    let mut inherited: Vec<String> = vec![String::new(); usize::try_from(header_rows).unwrap_or(1)];
     let mut columns = Vec::new();
     for col in 0..grid.col_count() {
         let mut any_label = false;
         let mut labels = Vec::with_capacity(inherited.len());
-        for (row, left) in (0..HEADER_ROWS).zip(inherited.iter_mut()) {
+        for (row, left) in (0..header_rows).zip(inherited.iter_mut()) {
             let text = if row < rows { grid.cell(row, col).display_text() } else { String::new() };
             if !text.is_empty() {
                 any_label = true;
                 *left = text;
+            } else if header_rows == 1 {
+                left.clear();
             }
             labels.push(left.clone());
         }
@@ -51,6 +56,14 @@ pub(crate) fn header_columns(grid: &dyn Grid) -> Vec<ColumnHeader> {
         }
     }
     columns
+}
+
+/// Pairs of columns whose full labels are the same (a query could not tell
+/// them apart): their column letters.
+pub(crate) fn duplicate_columns(columns: &[ColumnHeader]) -> Option<(String, String)> {
+    columns.iter().enumerate().find_map(|(i, a)| {
+        columns.iter().skip(i + 1).find(|b| b.labels == a.labels).map(|b| (a.column_ref.clone(), b.column_ref.clone()))
+    })
 }
 
 /// Whether `query` equals, in order, a subsequence of `labels`.
@@ -121,7 +134,7 @@ mod tests {
 
     #[test]
     fn inherits_labels_to_the_right() {
-        let columns = header_columns(&sample());
+        let columns = header_columns(&sample(), 3);
         let labels: Vec<Vec<String>> = columns.iter().map(|c| c.labels.clone()).collect();
         assert_eq!(labels[0], q(&["", "", "Code"]));
         assert_eq!(labels[1], q(&["", "", "Name"]));
@@ -134,9 +147,24 @@ mod tests {
         assert_eq!(columns[0].describe(), "Code (A)");
     }
 
+    /// Issue 10: a one-header file read as if it had 3 header rows lost two
+    /// data rows to the labels. With `header_rows: 1` a blank name is no
+    /// column (nothing is inherited) and labels are single names.
+    #[test]
+    fn one_header_row_of_names() {
+        let grid = Cells(vec![vec!["units", "", "price"], vec!["311", "5", "2.5"], vec!["820", "6", "3"]]);
+        let columns = header_columns(&grid, 1);
+        let labels: Vec<Vec<String>> = columns.iter().map(|c| c.labels.clone()).collect();
+        assert_eq!(labels, vec![q(&["units"]), q(&["price"])]);
+        assert_eq!(columns[1].column_ref, "C");
+        assert_eq!(duplicate_columns(&columns), None);
+        let twice = Cells(vec![vec!["units", "price", "units"], vec!["1", "2", "3"]]);
+        assert_eq!(duplicate_columns(&header_columns(&twice, 1)), Some(("A".to_string(), "C".to_string())));
+    }
+
     #[test]
     fn matches_ordered_subsequences() {
-        let columns = header_columns(&sample());
+        let columns = header_columns(&sample(), 3);
         let found = |labels: &[&str]| match find_column(&columns, &q(labels)) {
             Lookup::Found(c) => Ok(c.column_ref.clone()),
             Lookup::None => Err(0),

@@ -1,6 +1,6 @@
 //! One data file opened and checked once, ready to answer column queries:
 //! picks the reader by file extension (.xls/.xlsx/.ods via `sheet.rs`, .csv
-//! via `csv_reader.rs`), checks for the 3 header rows, counts the data rows
+//! via `csv_reader.rs`), checks for its header rows, counts the data rows
 //! (trailing blank rows do not count) and resolves queries to a column
 //! (`header.rs`, `suggest.rs`) before reading it (`column.rs`). Input: a
 //! `SourceSpec`; output: `ColumnData` and column lists. Keeps the file's
@@ -15,7 +15,9 @@ use super::column::{read_values, Origin, ReadOptions};
 use super::csv_reader::{read_csv, CsvGrid};
 use super::decimal::MAX_DECIMALS;
 use super::error::DataError;
-use super::header::{describe_query, find_column, header_columns, ColumnHeader, Lookup, HEADER_ROWS};
+use super::header::{
+    describe_query, duplicate_columns, find_column, header_columns, ColumnHeader, Lookup, MAX_HEADER_ROWS,
+};
 use super::sheet::{load_sheet, WorkbookFormat};
 use super::source::{ColumnData, Shard, SourceSpec};
 use super::suggest::close_columns;
@@ -64,9 +66,13 @@ pub struct LoadedSource {
 }
 
 impl LoadedSource {
-    /// Opens `spec.path`, loads the sheet and reads its 3 header rows.
+    /// Opens `spec.path`, loads the sheet and reads its header rows
+    /// (`spec.header_rows`, 1 to 3). Columns with the same labels are refused.
     pub fn open(spec: &SourceSpec) -> Result<LoadedSource, DataError> {
         let path = spec.path.as_path();
+        if spec.header_rows == 0 || spec.header_rows > MAX_HEADER_ROWS {
+            return Err(DataError::BadHeaderRows { path: path.to_path_buf(), header_rows: spec.header_rows });
+        }
         if let Some(decimals) = spec.decimals {
             if decimals > MAX_DECIMALS {
                 return Err(DataError::BadDecimals { path: path.to_path_buf(), decimals, max: MAX_DECIMALS });
@@ -86,11 +92,15 @@ impl LoadedSource {
         let last_row = last_used_row(grid)
             .ok_or_else(|| DataError::EmptySheet { path: path.to_path_buf(), sheet: sheet.clone() })?;
         let used_rows = last_row.saturating_add(1);
-        if used_rows < HEADER_ROWS {
-            return Err(DataError::NoHeader { path: path.to_path_buf(), sheet, rows: used_rows });
+        let header_rows = spec.header_rows;
+        if used_rows < header_rows {
+            return Err(DataError::NoHeader { path: path.to_path_buf(), sheet, rows: used_rows, header_rows });
         }
-        let columns = header_columns(grid);
-        Ok(LoadedSource { spec: spec.clone(), sheet, data_rows: u64::from(used_rows - HEADER_ROWS), columns, cells })
+        let columns = header_columns(grid, header_rows);
+        if let Some((first, second)) = duplicate_columns(&columns) {
+            return Err(DataError::DuplicateColumn { path: path.to_path_buf(), sheet, first, second });
+        }
+        Ok(LoadedSource { spec: spec.clone(), sheet, data_rows: u64::from(used_rows - header_rows), columns, cells })
     }
 
     pub fn spec(&self) -> &SourceSpec {
@@ -120,7 +130,7 @@ impl LoadedSource {
     /// Reads the column `labels` names, with `shard` instead of the spec's.
     pub fn read_column_sharded(&self, labels: &[String], shard: Option<Shard>) -> Result<ColumnData, DataError> {
         let path = self.spec.path.as_path();
-        let query = clean_query(path, labels)?;
+        let query = clean_query(path, labels, self.spec.header_rows)?;
         let column = match find_column(&self.columns, &query) {
             Lookup::Found(column) => column,
             Lookup::None => {
@@ -154,6 +164,7 @@ impl LoadedSource {
                 data_rows: self.data_rows,
                 on_invalid: self.spec.on_invalid,
                 decimals: self.spec.decimals_for(&column.labels),
+                header_rows: self.spec.header_rows,
             },
         )
     }
@@ -166,10 +177,10 @@ fn check_shard(path: &Path, shard: Shard) -> Result<Shard, DataError> {
     Ok(shard)
 }
 
-/// 1 to 3 labels, trimmed, none empty.
-fn clean_query(path: &Path, labels: &[String]) -> Result<Vec<String>, DataError> {
-    if labels.is_empty() || labels.len() > usize::try_from(HEADER_ROWS).unwrap_or(3) {
-        return Err(DataError::LabelCount { path: PathBuf::from(path), count: labels.len() });
+/// 1 to `header_rows` labels, trimmed, none empty.
+fn clean_query(path: &Path, labels: &[String], header_rows: u32) -> Result<Vec<String>, DataError> {
+    if labels.is_empty() || labels.len() > usize::try_from(header_rows).unwrap_or(3) {
+        return Err(DataError::LabelCount { path: PathBuf::from(path), count: labels.len(), header_rows });
     }
     labels
         .iter()

@@ -146,7 +146,7 @@ mod tests {
         assert_eq!((range.row_count(), range.col_count()), (5, 4));
         // the trailing row holds only an empty string (as .ods writes)
         assert_eq!(last_used_row(&range), Some(3));
-        let columns = header_columns(&range);
+        let columns = header_columns(&range, 3);
         assert_eq!(columns.len(), 2);
         assert_eq!(columns[0].column_ref, "C");
         assert_eq!(columns[0].labels, vec!["", "", "2021"]);

@@ -66,10 +66,18 @@ pub struct SourceSpec {
     /// is the scale it declares to queries (never detected at query time).
     #[serde(default)]
     pub decimals: Option<u32>,
+    /// Header rows before the data rows: 1 (a row of column names, the
+    /// default) to 3 (e.g. group, sub-label, year/period).
+    #[serde(default = "default_header_rows")]
+    pub header_rows: u32,
     /// Per-column declared decimals (by the column's full header labels),
     /// overriding `decimals` for those columns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub column_decimals: Vec<ColumnDecimals>,
+}
+
+fn default_header_rows() -> u32 {
+    1
 }
 
 /// Declared decimals of one column, named by its full header labels.
@@ -89,8 +97,15 @@ impl SourceSpec {
             shard: None,
             on_invalid: InvalidPolicy::Error,
             decimals: None,
+            header_rows: 1,
             column_decimals: Vec::new(),
         }
+    }
+
+    /// The same spec with `header_rows` set.
+    pub fn with_header_rows(mut self, header_rows: u32) -> SourceSpec {
+        self.header_rows = header_rows;
+        self
     }
 
     /// The declared decimals of the column with these full labels: its own

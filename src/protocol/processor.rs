@@ -179,10 +179,13 @@ impl QueryDriver {
                     .collect();
                 let described = self.settle(replies, true)?;
                 let first = described.first().map(|(_, i)| i.labels.clone()).unwrap_or_default();
-                if let Some((name, other)) = described.iter().find(|(_, i)| i.labels != first) {
+                if let Some((name, _)) = described.iter().find(|(_, i)| i.labels != first) {
+                    let reference = described.first().map(|(n, _)| n.as_str()).unwrap_or("the first relay");
                     return Err(ProtocolError::BadContribution {
                         relay: name.clone(),
-                        reason: format!("matched column {:?}, others matched {:?}", other.labels, first),
+                        reason: format!(
+                            "matched a different column than {reference} (their files' header labels differ); make the relays' headers agree"
+                        ),
                     });
                 }
                 let decimals =

@@ -56,7 +56,7 @@ pub fn solver() -> Arc<DlogSolver<Arc<MemoryTable>>> {
 /// `relays` relays over slices of `file` (declared decimals: what init
 /// detects), 3 authorities.
 pub fn memory_cluster(file: &str, relays: u32, allow_exact: bool, min_relays: usize) -> MemoryCluster {
-    let mut declared = SourceSpec::new(data_path(file));
+    let mut declared = SourceSpec::new(data_path(file)).with_header_rows(3);
     crux::data::source::declare_detected_decimals(&mut declared).unwrap();
     let sources = (0..relays)
         .map(|j| {

@@ -73,7 +73,9 @@ pub struct Cluster {
 impl Cluster {
     /// 2 authorities (n-of-n), 3 relays over slices of areas.xlsx, min_relays 2.
     pub fn init(extra: &[&str]) -> Cluster {
-        Cluster::init_with_data(&data_path("areas.xlsx"), extra)
+        let mut args = vec!["--header-rows", "3"];
+        args.extend_from_slice(extra);
+        Cluster::init_with_data(&data_path("areas.xlsx"), &args)
     }
 
     /// The same over another data file.
