@@ -215,7 +215,7 @@ fn exit_after_worker_panic<T>() -> T {
     std::process::exit(3)
 }
 
-/// Runs a node until SIGINT or SIGTERM.
+/// Runs a node until SIGINT or SIGTERM (SIGHUP is logged and ignored).
 pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     let prepared = prepare(&cfg)?;
     let system = actix_rt::System::new();
@@ -238,6 +238,16 @@ async fn wait_for_shutdown() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
+        // SIGHUP (e.g. a closed terminal, or an operator's reload habit) must
+        // not kill a node: nothing is reloaded in place yet, so it is logged
+        // and ignored; restart the node to apply config changes
+        if let Ok(mut hangup) = signal(SignalKind::hangup()) {
+            actix_rt::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    tracing::warn!("SIGHUP received and ignored; restart the node to apply config changes");
+                }
+            });
+        }
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {

@@ -45,9 +45,13 @@ pub enum InitCommand {
 
 #[derive(Debug, Args)]
 pub struct ClusterArgs {
-    /// Folder to write the cluster into (created; existing files are replaced).
+    /// Folder to write the cluster into (created). A folder that already holds
+    /// a cluster is refused: its keys would be replaced.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the cluster (configs, keys, certificates) already in `--out`.
+    #[arg(long)]
+    pub force: bool,
     /// Number of authorities (the key is split n-of-n among them).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub authorities: u32,
@@ -136,8 +140,27 @@ fn yaml(raw: &RawConfig) -> anyhow::Result<String> {
     ))
 }
 
+/// A node or user name: it becomes a file name and a certificate name.
+fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 48
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ok {
+        bail!("{what} name {name:?} is not valid: use 1 to 48 letters, digits, '-' or '_', starting with a letter or digit (e.g. bob-smith)");
+    }
+    Ok(())
+}
+
 fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
     let out = a.out.clone().context("--out DIR is required")?;
+    let existing = ["processor.yaml", "cluster-key.bin", "keys"].iter().find(|f| out.join(f).exists());
+    if let (Some(found), false) = (existing, a.force) {
+        bail!(
+            "{} already holds a cluster ({found} exists); writing a new one would replace every key. Pick another --out, or pass --force to replace it",
+            out.display()
+        );
+    }
     let data = a.data.clone().context("--data FILE is required: the spreadsheet or CSV the relays serve")?;
     if a.authorities == 0 || a.relays == 0 {
         bail!("--authorities and --relays must be at least 1");
@@ -277,6 +300,7 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
 }
 
 fn add_user(out: &Path, name: &str) -> anyhow::Result<()> {
+    check_name("user", name)?;
     let user = format!("user-{name}");
     let pfile = out.join("processor.yaml");
     let text = std::fs::read_to_string(&pfile)

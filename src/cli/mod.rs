@@ -8,14 +8,23 @@ pub mod start;
 pub mod status;
 pub mod tables;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Confidential network-wide statistics with threshold exponential ElGamal.
 #[derive(Debug, Parser)]
 #[command(name = "crux-node", version, about, long_about = None)]
 pub struct Cli {
+    /// Log format on stderr: text (coloured only on a terminal without NO_COLOR) or json (one object a line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CRUX_LOG_FORMAT")]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,9 +42,15 @@ pub enum Command {
     Tables(tables::TablesArgs),
 }
 
-/// Parses the command line and runs the chosen command.
-pub fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+impl Command {
+    /// Commands that print one answer for a user (quiet logs by default).
+    pub fn is_client(&self) -> bool {
+        matches!(self, Command::Query(_) | Command::Status(_))
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Start(args) => start::run(args),

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use std::io::Write;
+
 use anyhow::{anyhow, bail};
 use clap::Args;
 use serde_json::json;
@@ -79,11 +81,14 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let request = ProcessorRequest::Query { labels: args.labels.clone(), params };
     match ask_processor(&cfg, &request)? {
         ProcessorResponse::Answer(answer) => {
+            // written, not printed: a closed pipe is an error, not a panic
+            let mut out = std::io::stdout().lock();
             if args.json {
-                println!("{}", answer_json(&answer));
+                writeln!(out, "{}", answer_json(&answer))?;
             } else {
-                print!("{}", answer_text(&answer));
+                write!(out, "{}", answer_text(&answer))?;
             }
+            out.flush()?;
             Ok(())
         }
         ProcessorResponse::Error { message } => Err(anyhow!(message)),

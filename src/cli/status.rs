@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use std::io::Write;
+
 use anyhow::{anyhow, bail};
 use clap::Args;
 
@@ -43,6 +45,8 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         _ => bail!("processor: unexpected answer"),
     };
     let down = peers.iter().filter(|p| p.status.is_err()).count();
+    // written, not printed: a closed pipe (`status | head`) is an error, not a panic
+    let mut out = std::io::stdout().lock();
     if args.json {
         let nodes: Vec<serde_json::Value> = std::iter::once(serde_json::json!({
             "name": processor.name, "role": "processor", "address": cfg.cluster.processor.address, "up": true,
@@ -54,32 +58,37 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
             Err(e) => serde_json::json!({"name": p.name, "role": p.role.to_string(), "address": p.address, "up": false, "error": e}),
         }))
         .collect();
-        println!("{}", serde_json::json!({ "nodes": nodes, "down": down }));
+        writeln!(out, "{}", serde_json::json!({ "nodes": nodes, "down": down }))?;
     } else {
         let details = |d: &[(String, String)]| d.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-        println!("{:<14} {:<10} {:<22} {:<5} details", "node", "role", "address", "state");
-        println!(
+        writeln!(out, "{:<14} {:<10} {:<22} {:<5} details", "node", "role", "address", "state")?;
+        writeln!(
+            out,
             "{:<14} {:<10} {:<22} {:<5} {}",
             processor.name,
             "processor",
             cfg.cluster.processor.address,
             "up",
             details(&processor.details)
-        );
+        )?;
         for p in &peers {
             match &p.status {
-                Ok(s) => println!(
+                Ok(s) => writeln!(
+                    out,
                     "{:<14} {:<10} {:<22} {:<5} {}",
                     p.name,
                     p.role.to_string(),
                     p.address,
                     "up",
                     details(&s.details)
-                ),
-                Err(e) => println!("{:<14} {:<10} {:<22} {:<5} {}", p.name, p.role.to_string(), p.address, "DOWN", e),
+                )?,
+                Err(e) => {
+                    writeln!(out, "{:<14} {:<10} {:<22} {:<5} {}", p.name, p.role.to_string(), p.address, "DOWN", e)?
+                }
             }
         }
     }
+    out.flush()?;
     if down > 0 {
         bail!("{down} of {} nodes are down", peers.len() + 1);
     }

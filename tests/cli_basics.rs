@@ -1,0 +1,126 @@
+//! Issue 10, operator basics, with the real `crux-node` binary: invalid
+//! arguments exit 1 with `error: ...` (enum errors list the valid values),
+//! names are checked at `init`, `init` does not replace a cluster without
+//! `--force`, logs carry no colour when not on a terminal and can be JSON,
+//! and SIGHUP does not kill a node.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_crux-node");
+
+fn crux(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+fn init(dir: &std::path::Path, extra: &[&str]) -> Output {
+    let data = common::data_path("areas.csv");
+    let mut args = vec!["init", "--out", dir.to_str().unwrap(), "--data", data.to_str().unwrap(), "--header-rows", "3"];
+    args.extend_from_slice(extra);
+    crux(&args)
+}
+
+#[test]
+fn invalid_arguments_exit_1_with_an_error_line() {
+    for args in [
+        vec!["query", "mode", "--config", "x.yaml", "Land"],
+        vec!["--log-format", "yaml", "status", "--config", "x.yaml"],
+        vec!["init", "--out", "/tmp/x", "--header-rows", "7"],
+        vec!["frobnicate"],
+    ] {
+        let out = crux(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("error:"), "{args:?}: {}", stderr(&out));
+    }
+    // an enum error lists the valid values
+    let out = crux(&["--log-format", "yaml", "status", "--config", "x.yaml"]);
+    assert!(stderr(&out).contains("text") && stderr(&out).contains("json"), "{}", stderr(&out));
+    let out = crux(&["query", "mode", "--config", "x.yaml", "Land"]);
+    assert!(stderr(&out).contains("median"), "{}", stderr(&out));
+    // help is not an error
+    assert_eq!(crux(&["--help"]).status.code(), Some(0));
+}
+
+#[test]
+fn init_checks_names_and_does_not_replace_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = init(dir.path(), &["--exact"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key_before = std::fs::read(dir.path().join("keys/authority-1.share")).unwrap();
+    // a second init into the same folder is refused and changes nothing
+    let out = init(dir.path(), &["--exact"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("already holds a cluster") && stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.path().join("keys/authority-1.share")).unwrap(), key_before);
+    // with --force it is replaced
+    let out = init(dir.path(), &["--exact", "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(std::fs::read(dir.path().join("keys/authority-1.share")).unwrap(), key_before);
+    // user names become file and certificate names
+    let out = crux(&["init", "user", "bob smith", "--out", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not valid"), "{}", stderr(&out));
+    let out = crux(&["init", "user", "bob-smith", "--out", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Starts `authority-1` of a fresh cluster with `extra` global flags, sends
+/// it `signals` (then SIGTERM), and returns its stderr.
+fn run_node(extra: &[&str], signals: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = init(dir.path(), &["--exact", "--base-port", &common::nodes::free_base_port(8).to_string()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut node = Command::new(BIN)
+        .args(extra)
+        .args(["start", "--config"])
+        .arg(dir.path().join("authority-1.yaml"))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(node.try_wait().unwrap().is_none(), "the node did not start");
+    let pid = node.id().to_string();
+    for signal in signals {
+        assert!(Command::new("kill").args([*signal, pid.as_str()]).status().unwrap().success());
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(node.try_wait().unwrap().is_none(), "{signal} killed the node");
+    }
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while node.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "no graceful stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stderr(&node.wait_with_output().unwrap())
+}
+
+#[test]
+fn logs_have_no_colour_off_a_terminal_and_can_be_json() {
+    let text = run_node(&[], &[]);
+    assert!(text.contains("stopped"), "{text}");
+    assert!(!text.contains('\u{1b}'), "ANSI escape codes in a log that is not a terminal: {text}");
+    let json = run_node(&["--log-format", "json"], &[]);
+    let lines: Vec<&str> = json.lines().collect();
+    assert!(lines.len() >= 2, "{json}");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+}
+
+#[test]
+fn sighup_does_not_kill_a_node() {
+    let log = run_node(&[], &["-HUP", "-HUP"]);
+    assert!(log.contains("SIGHUP received and ignored"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
