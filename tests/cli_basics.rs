@@ -44,6 +44,27 @@ fn invalid_arguments_exit_1_with_an_error_line() {
     assert!(stderr(&out).contains("text") && stderr(&out).contains("json"), "{}", stderr(&out));
     let out = crux(&["query", "mode", "--config", "x.yaml", "Land"]);
     assert!(stderr(&out).contains("median"), "{}", stderr(&out));
+    // flags that do not apply, and unsorted edges, are refused before anything is sent
+    for (args, want) in [
+        (
+            vec!["query", "sum", "--edges", "1,2", "--exact", "--config", "x.yaml", "Land"],
+            "--edges does not apply to sum",
+        ),
+        (
+            vec!["query", "median", "--quantile", "0.3", "--exact", "--config", "x.yaml", "Land"],
+            "--quantile does not apply",
+        ),
+        (vec!["query", "mean", "--sample", "--exact", "--config", "x.yaml", "Land"], "--sample does not apply"),
+        (vec!["query", "count", "--bounds", "0:9", "--config", "x.yaml", "Land"], "--bounds does not apply"),
+        (
+            vec!["query", "histogram", "--edges", "0,10,2.5", "--exact", "--config", "x.yaml", "Land"],
+            "10 is followed by 2.5",
+        ),
+    ] {
+        let out = crux(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).starts_with("error:") && stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
     // help is not an error
     assert_eq!(crux(&["--help"]).status.code(), Some(0));
 }
@@ -123,4 +144,64 @@ fn sighup_does_not_kill_a_node() {
     let log = run_node(&[], &["-HUP", "-HUP"]);
     assert!(log.contains("SIGHUP received and ignored"), "{log}");
     assert!(log.contains("stopped"), "{log}");
+}
+
+/// A node that is down is reported within 2 s with the default timeouts:
+/// `status` names it, and a query leaves it out naming it.
+#[test]
+fn a_down_node_is_reported_within_two_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = common::nodes::free_base_port(8).to_string();
+    let out = init(dir.path(), &["--exact", "--base-port", &base, "--dlog-bits", "12", "--dlog-range-bits", "28"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // every node but relay-3, with default settings (no timeout overrides)
+    let mut nodes = Vec::new();
+    for name in ["authority-1", "authority-2", "authority-3", "relay-1", "relay-2", "processor"] {
+        let child = Command::new(BIN)
+            .args(["start", "--config"])
+            .arg(dir.path().join(format!("{name}.yaml")))
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        nodes.push(KillOnDrop(child));
+    }
+    let user = dir.path().join("user.yaml");
+    let user = user.to_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = crux(&["status", "--config", user]);
+        if String::from_utf8_lossy(&out.stdout).contains("relay-2        relay") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the cluster did not come up: {}", stderr(&out));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let started = Instant::now();
+    let out = crux(&["status", "--config", user]);
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "status exits non-zero with a node down");
+    assert!(text.lines().any(|l| l.starts_with("relay-3") && l.contains("DOWN")), "{text}");
+    assert!(took < Duration::from_secs(2), "status took {took:?} with a node down");
+    println!("status with relay-3 down: {took:?}");
+    let started = Instant::now();
+    let out = crux(&["query", "count", "--exact", "--json", "--config", user, "Land"]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["missing_relays"][0]["relay"], "relay-3", "{answer}");
+    assert!(took < Duration::from_secs(3), "a query with a relay down took {took:?}");
+    println!("count with relay-3 down: {took:?}");
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -49,8 +49,30 @@ pub struct QueryArgs {
     pub json: bool,
 }
 
+/// Flags that only some statistics use: given to another, they are refused
+/// (they would be silently ignored).
+fn check_flags_apply(statistic: Statistic, args: &QueryArgs) -> anyhow::Result<()> {
+    let refuse = |flag: &str, used_by: &str| {
+        Err(anyhow!("{flag} does not apply to {statistic}; it is used by {used_by} only; drop it"))
+    };
+    if args.quantile.is_some() && statistic != Statistic::Quantile {
+        return refuse("--quantile", "quantile");
+    }
+    if args.edges.is_some() && statistic != Statistic::Histogram {
+        return refuse("--edges", "histogram");
+    }
+    if args.sample && !matches!(statistic, Statistic::Variance | Statistic::Stddev) {
+        return refuse("--sample", "variance and stddev");
+    }
+    if args.bounds.is_some() && matches!(statistic, Statistic::Count | Statistic::Histogram) {
+        return refuse("--bounds", "statistics of values (not count or histogram)");
+    }
+    Ok(())
+}
+
 pub fn params(args: &QueryArgs) -> anyhow::Result<QueryParams> {
     let statistic: Statistic = args.statistic.parse()?;
+    check_flags_apply(statistic, args)?;
     let mut p = QueryParams::new(statistic);
     p.sample = args.sample;
     p.quantile = args.quantile.clone();

@@ -87,7 +87,11 @@ impl Planner {
         }
         let st = self.params.statistic;
         let task = if st.is_search() {
-            let search = QuantileSearch::new(self.fixed.quantile.unwrap_or((1, 2)), first_search_grid(&self.fixed)?);
+            let search = QuantileSearch::within(
+                self.fixed.quantile.unwrap_or((1, 2)),
+                first_search_grid(&self.fixed)?,
+                self.fixed.bounds,
+            );
             let grid = search.grid().clone();
             self.state = State::Search(Box::new(search));
             RelayTask::Histogram { grid }

@@ -145,7 +145,7 @@ pub fn check_task(
                         return refuse("the first search round must use the query's grid".into());
                     }
                 }
-                Some(RelayTask::Histogram { grid: prev }) => check_refinement(prev, grid)?,
+                Some(RelayTask::Histogram { grid: prev }) => check_refinement(prev, grid, fixed.bounds)?,
                 Some(_) => return refuse("a search round must follow a histogram round".into()),
             },
             _ => return refuse(format!("a {st} query does not ask for histograms")),
@@ -154,9 +154,9 @@ pub fn check_task(
     Ok(())
 }
 
-/// `next` must be the 64-bucket refinement of one bucket of `prev` with
-/// more than one value (what `search` asks for next).
-pub fn check_refinement(prev: &Grid, next: &Grid) -> Result<(), StatsError> {
+/// `next` must be the 64-bucket refinement of one bucket of `prev` (cut to
+/// the query's bounds) with more than one value: what `search` asks for next.
+pub fn check_refinement(prev: &Grid, next: &Grid, bounds: Option<(i128, i128)>) -> Result<(), StatsError> {
     let refuse = |why: &str| Err(StatsError::ReleaseRefused(why.to_string()));
     let Grid::Uniform { lo, .. } = next else {
         return refuse("search rounds after the first use uniform grids");
@@ -164,9 +164,8 @@ pub fn check_refinement(prev: &Grid, next: &Grid) -> Result<(), StatsError> {
     let Some(bucket) = prev.bucket_of(*lo) else {
         return refuse("the refined grid starts outside the previous round's grid");
     };
-    let range = prev.range_of(bucket);
-    match (range.lo, range.hi) {
-        (Some(blo), Some(bhi)) if blo < bhi && Grid::covering(blo, bhi, SEARCH_BUCKETS)? == *next => Ok(()),
+    match super::search::refinement_range(prev, bucket, bounds) {
+        Some((blo, bhi)) if blo < bhi && Grid::covering(blo, bhi, SEARCH_BUCKETS)? == *next => Ok(()),
         _ => refuse("the refined grid is not the refinement of one bucket of the previous round"),
     }
 }
@@ -319,10 +318,17 @@ mod tests {
         // every bucket's refinement is admitted, including the last one that
         // reaches past the upper bound (DP max used to be refused there)
         for b in 0..grid.buckets() {
-            let r = grid.range_of(b);
-            let next = Grid::covering(r.lo.unwrap(), r.hi.unwrap(), SEARCH_BUCKETS).unwrap();
+            let (lo, hi) = crate::stats::search::refinement_range(grid, b, f.bounds).unwrap();
+            assert!(hi <= 900, "refinements stay inside the bounds");
+            let next = Grid::covering(lo, hi, SEARCH_BUCKETS).unwrap();
             check_task(&p, &f, 1, &RelayTask::Histogram { grid: next }, Some(&first)).unwrap();
         }
+        // the last bucket's refinement reaching past the upper bound is refused
+        let last = grid.buckets() - 1;
+        let r = grid.range_of(last);
+        assert!(r.hi.unwrap() > 900);
+        let past = Grid::covering(r.lo.unwrap(), r.hi.unwrap(), SEARCH_BUCKETS).unwrap();
+        assert!(check_task(&p, &f, 1, &RelayTask::Histogram { grid: past }, Some(&first)).is_err());
         let arbitrary = Grid::Uniform { lo: 0, width: 1, buckets: 64 };
         assert!(check_task(&p, &f, 1, &RelayTask::Histogram { grid: arbitrary }, Some(&first)).is_err());
         let shifted = Grid::Uniform { lo: -19, width: 1, buckets: 15 };

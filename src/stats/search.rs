@@ -37,6 +37,8 @@ pub struct QuantileSearch {
     prefix_lo: i128,
     prefix_hi: i128,
     pending: Option<Release>,
+    /// the query's bounds: refinements never reach past them
+    bounds: Option<(i128, i128)>,
 }
 
 /// What the search needs next.
@@ -47,8 +49,27 @@ pub enum SearchStep {
     Done { value: i128, count: i128 },
 }
 
+/// The value range of `bucket` of `grid`, cut to `bounds`: what the next
+/// round refines (`release::check_refinement` asks for the same).
+pub fn refinement_range(grid: &Grid, bucket: u32, bounds: Option<(i128, i128)>) -> Option<(i128, i128)> {
+    let range = grid.range_of(bucket);
+    let (mut lo, mut hi) = (range.lo?, range.hi?);
+    if let Some((blo, bhi)) = bounds {
+        lo = lo.max(blo);
+        hi = hi.min(bhi);
+    }
+    (lo <= hi).then_some((lo, hi))
+}
+
 impl QuantileSearch {
     pub fn new(p: (i128, i128), first_grid: Grid) -> Self {
+        Self::within(p, first_grid, None)
+    }
+
+    /// A search whose refinements stay inside `bounds` (values are clamped
+    /// to them, so nothing lies beyond; with noise a search could otherwise
+    /// wander past HI in the last bucket).
+    pub fn within(p: (i128, i128), first_grid: Grid, bounds: Option<(i128, i128)>) -> Self {
         let buckets = first_grid.buckets();
         QuantileSearch {
             p,
@@ -63,6 +84,7 @@ impl QuantileSearch {
             prefix_lo: 0,
             prefix_hi: 0,
             pending: None,
+            bounds,
         }
     }
 
@@ -132,10 +154,8 @@ impl QuantileSearch {
             return Ok(SearchStep::Release(release));
         }
         // bucket `lo` holds the target rank
-        let range = self.grid.range_of(self.lo);
-        let (Some(lo), Some(hi)) = (range.lo, range.hi) else {
-            return Err(StatsError::UnexpectedInput("search bucket without bounds".into()));
-        };
+        let (lo, hi) = refinement_range(&self.grid, self.lo, self.bounds)
+            .ok_or_else(|| StatsError::UnexpectedInput("search bucket without bounds".into()))?;
         let count = self.total.unwrap_or(0);
         if lo >= hi {
             return Ok(SearchStep::Done { value: lo, count });

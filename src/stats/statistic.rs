@@ -147,6 +147,24 @@ impl QueryParams {
                 return Err(StatsError::BoundsRequired);
             }
         }
+        if !self.edges.is_empty() {
+            let fixed = self.fixed(self.parameter_decimals()?)?;
+            if let Some(pair) = fixed.edges.windows(2).find(|w| w.first() >= w.get(1)) {
+                let at =
+                    |v: Option<&i128>| v.map(|v| super::fixed::format_fixed(*v, fixed.decimals)).unwrap_or_default();
+                return Err(bad(
+                    "edges",
+                    &format!(
+                        "edges must increase strictly, but {} is followed by {}; sort them, e.g. --edges 0,10,100",
+                        at(pair.first()),
+                        at(pair.get(1))
+                    ),
+                ));
+            }
+            if fixed.edges.len() > 4096 {
+                return Err(bad("edges", "at most 4096 edges"));
+            }
+        }
         if let Some((lo, hi)) = &self.bounds {
             let (a, da) = parse_decimal(lo)?;
             let (b, db) = parse_decimal(hi)?;
@@ -247,6 +265,12 @@ mod tests {
         assert_eq!(dp.validate(), Err(StatsError::BoundsRequired));
         dp.bounds = Some(("0".into(), "10.5".into()));
         dp.validate().unwrap();
+        let mut h = QueryParams::new(Statistic::Histogram);
+        h.edges = vec!["0".into(), "10".into(), "2.5".into()];
+        let err = h.validate().unwrap_err().to_string();
+        assert!(err.contains("10 is followed by 2.5"), "{err}");
+        h.edges = vec!["0".into(), "2.5".into(), "10".into()];
+        h.validate().unwrap();
         assert_eq!(dp.parameter_decimals().unwrap(), 1);
         assert_eq!(dp.fixed(2).unwrap().bounds, Some((0, 1050)));
     }
