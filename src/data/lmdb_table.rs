@@ -44,6 +44,10 @@ const VALUE_LEN: usize = 4;
 const DATA_DB: &str = "baby_steps";
 const META_DB: &str = "meta";
 const DATA_FILE: &str = "data.mdb";
+/// SHA-256 of the whole `data.mdb`, written after a build: checked before
+/// LMDB maps the file, so damage anywhere in it is found without LMDB
+/// walking a corrupted tree (which can crash the process).
+const DIGEST_FILE: &str = "data.mdb.sha256";
 const LOCK_FILE: &str = "lock.mdb";
 /// Points per batch of `baby_step_keys` while building.
 const BUILD_CHUNK: u64 = 1 << 16;
@@ -235,6 +239,7 @@ impl LmdbTable {
         close_env(env);
         bar.finish_and_clear();
         let (entries, checksum_hex) = result?;
+        write_file_digest(dir)?;
         Ok(TableInfo {
             bits,
             baby_steps: n,
@@ -326,6 +331,7 @@ impl LmdbTable {
         let corrupt = |reason: String| DataError::TableCorrupt { dir: dir.to_path_buf(), reason, bits: hint_bits };
         let file_len = data_file_len(dir)?;
         check_lmdb_header(&data_path, file_len).map_err(corrupt)?;
+        check_file_digest(dir).map_err(corrupt)?;
 
         let map_size = usize::try_from(round_map_size(file_len.saturating_add(64 << 20)))
             .map_err(|_| corrupt("file larger than the address space".into()))?;
@@ -580,6 +586,47 @@ impl DlogTable for LmdbTable {
     }
 }
 
+/// SHA-256 of `dir/data.mdb`, streamed.
+fn file_digest(dir: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut file = fs::File::open(dir.join(DATA_FILE))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(buf.get(..n).unwrap_or_default());
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+fn write_file_digest(dir: &Path) -> Result<(), DataError> {
+    let io = |action: &'static str| {
+        move |source: std::io::Error| DataError::TableIo {
+            path: dir.join(DIGEST_FILE),
+            action,
+            reason: source.to_string(),
+        }
+    };
+    let digest = file_digest(dir).map_err(io("hashing the table file"))?;
+    let tmp = dir.join(format!("{DIGEST_FILE}.tmp"));
+    fs::write(&tmp, format!("{digest}\n")).map_err(io("writing the table digest"))?;
+    fs::rename(&tmp, dir.join(DIGEST_FILE)).map_err(io("writing the table digest"))
+}
+
+/// The file matches the digest written when it was built.
+fn check_file_digest(dir: &Path) -> Result<(), String> {
+    let stored = fs::read_to_string(dir.join(DIGEST_FILE))
+        .map_err(|e| format!("{DIGEST_FILE} cannot be read ({e}); the table predates file digests or lost it"))?;
+    let computed = file_digest(dir).map_err(|e| format!("reading {DATA_FILE}: {e}"))?;
+    if stored.trim() != computed {
+        return Err(format!("{DATA_FILE} does not match its digest (stored {}, computed {computed})", stored.trim()));
+    }
+    Ok(())
+}
+
 fn data_file_len(dir: &Path) -> Result<u64, DataError> {
     let path = dir.join(DATA_FILE);
     fs::metadata(&path).map(|m| m.len()).map_err(|source| DataError::TableIo {
@@ -656,6 +703,12 @@ mod tests {
         let i = filter.iter().position(|b| *b != 0).unwrap();
         bytes[at + i] &= bytes[at + i] - 1;
         fs::write(&path, bytes).unwrap();
+        // the file digest catches it first
+        let err = LmdbTable::open(dir.path(), Some(10)).unwrap_err();
+        assert!(err.to_string().contains("does not match its digest"), "{err}");
+        // with a matching digest (damage before the digest was written), the
+        // inner checks still catch it
+        write_file_digest(dir.path()).unwrap();
         let err = LmdbTable::open(dir.path(), Some(10)).unwrap_err();
         assert!(err.to_string().contains("presence filter"), "{err}");
     }
