@@ -250,8 +250,14 @@ impl MemoryCluster {
         let start = Instant::now();
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let t = Instant::now();
-        let (mut driver, mut step) =
-            QueryDriver::new(self.view.clone(), QueryId::random(&mut OsRng), NOW, labels, params)?;
+        let (mut driver, mut step) = QueryDriver::new(
+            self.view.clone(),
+            QueryId::random(&mut OsRng),
+            NOW,
+            "user-harness".into(),
+            labels,
+            params,
+        )?;
         self.trace.processor += t.elapsed();
         let answer = loop {
             step = match step {

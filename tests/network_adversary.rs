@@ -230,7 +230,10 @@ async fn replayed_query_ids_are_refused_also_after_an_authority_restart() {
     }
     for authority in AUTHORITIES {
         // the same query admitted again
-        let reason = refusal(evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent.clone() }).await);
+        let reason = refusal(
+            evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into() })
+                .await,
+        );
         assert!(reason.contains(&spec.id.to_string()) && reason.contains("replayed query id"), "{reason}");
         // a round registered twice
         let reason = refusal(evil.register(authority, spec, task, contributions.clone()).await);
@@ -240,7 +243,10 @@ async fn replayed_query_ids_are_refused_also_after_an_authority_restart() {
     cluster.stop("authority-1", false);
     cluster.start("authority-1");
     evil.wait_ready(&cluster, &["authority-1"]).await;
-    let reason = refusal(evil.authority("authority-1", &AuthorityRequest::AdmitQuery { query: intent.clone() }).await);
+    let reason = refusal(
+        evil.authority("authority-1", &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into() })
+            .await,
+    );
     assert!(reason.contains("replayed query id"), "after restart: {reason}");
     // the restarted authority lost the query's admission: no registration, no release
     let reason = refusal(evil.register("authority-1", spec, task, contributions.clone()).await);
@@ -271,7 +277,7 @@ async fn the_privacy_budget_holds_also_after_an_authority_restart() {
     evil.wait_ready(&cluster, &BACKEND).await;
     let admit = |authority: &'static str, intent: QueryIntent| {
         let evil = &evil;
-        async move { evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent }).await }
+        async move { evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent, user: "user".into() }).await }
     };
 
     // exact queries are refused by a noisy cluster, before any relay is asked
@@ -528,7 +534,7 @@ async fn run_recorded(
     let solver = common::solver();
     let labels = LABELS.iter().map(|s| s.to_string()).collect();
     let (mut driver, mut step) =
-        QueryDriver::new(view, QueryId::random(&mut OsRng), unix_now(), labels, params).unwrap();
+        QueryDriver::new(view, QueryId::random(&mut OsRng), unix_now(), "user".into(), labels, params).unwrap();
     loop {
         step = match step {
             Step::AskRelays(request) => {
@@ -690,8 +696,10 @@ async fn authority_charges_its_own_dataset_whatever_the_spec_names() {
         let mut intent = evil.intent(noisy_count("1"));
         intent.dataset = name.to_string();
         for authority in AUTHORITIES {
-            let reason =
-                refusal(evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent.clone() }).await);
+            let reason = refusal(
+                evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into() })
+                    .await,
+            );
             assert!(reason.contains("dataset") && reason.contains("\"areas\""), "{name:?}: {reason}");
         }
     }

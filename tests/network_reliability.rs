@@ -486,7 +486,7 @@ mod hostile {
                 labels: vec!["Land".to_string()],
                 params: params.clone(),
             };
-            let admission = admit(AuthorityRequest::AdmitQuery { query: intent.clone() }).await;
+            let admission = admit(AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into() }).await;
             let reply = client
                 .request(
                     "relay-1",

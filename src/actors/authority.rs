@@ -33,6 +33,9 @@ pub struct AuthorityActor {
     pub rng: NoiseRng,
 }
 
+/// Charges shown by `status` (newest first).
+const RECENT_CHARGES: usize = 5;
+
 impl Actor for AuthorityActor {
     type Context = SyncContext<Self>;
 }
@@ -57,7 +60,7 @@ impl Handler<RequestBytes> for AuthorityActor {
             }
         };
         let (query_id, kind) = match &request {
-            AuthorityRequest::AdmitQuery { query } => (query.id.to_string(), "admit query".to_string()),
+            AuthorityRequest::AdmitQuery { query, .. } => (query.id.to_string(), "admit query".to_string()),
             AuthorityRequest::AdmitRound { spec, round, .. } => (spec.id.to_string(), format!("admit round {round}")),
             AuthorityRequest::Register { spec, round, .. } => (spec.id.to_string(), format!("register round {round}")),
             AuthorityRequest::Decrypt { query_id, round, release } => {
@@ -73,6 +76,20 @@ impl Handler<RequestBytes> for AuthorityActor {
             self.ledger.remaining(&self.dataset, budget).map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
         let policy = self.state.policy().clone();
         let dataset = self.dataset.clone();
+        let (charges, recent) = match self.ledger.charges(RECENT_CHARGES) {
+            Ok((count, recent)) => {
+                (count.to_string(), recent.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; "))
+            }
+            Err(e) => (e.to_string(), String::new()),
+        };
+        // who asked for what, for the log: the charge itself is in the ledger
+        let admission = match &request {
+            AuthorityRequest::AdmitQuery { query, user } => Some((
+                user.clone(),
+                if query.params.exact { "0".to_string() } else { query.params.epsilon.unwrap_or_default().to_string() },
+            )),
+            _ => None,
+        };
         let status = move || NodeStatus {
             name,
             role: Role::Authority,
@@ -83,11 +100,20 @@ impl Handler<RequestBytes> for AuthorityActor {
                 ("remaining_epsilon".into(), remaining),
                 ("allow_exact".into(), policy.allow_exact.to_string()),
                 ("min_relays".into(), policy.min_relays.to_string()),
+                ("charges".into(), charges),
+                ("recent_charges".into(), recent),
             ],
         };
         let response = self.state.handle(request, &mut self.ledger, unix_now(), status, &mut self.rng);
-        match &response {
-            AuthorityResponse::Refused { reason } => warn!(request = %kind, reason = %reason, "refused"),
+        match (&response, admission) {
+            (AuthorityResponse::Refused { reason }, _) => warn!(request = %kind, reason = %reason, "refused"),
+            (AuthorityResponse::Admitted { remaining_budget, .. }, Some((user, epsilon))) => info!(
+                request = %kind,
+                user = %user,
+                epsilon = %epsilon,
+                remaining = %remaining_budget.map(|e| e.to_string()).unwrap_or_default(),
+                "admitted: budget charged"
+            ),
             _ => info!(request = %kind, "answered"),
         }
         encode(&response).unwrap_or_else(|e| refused(e.to_string()))

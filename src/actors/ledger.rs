@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
 
-use crate::protocol::ledger::{admit_in, Ledger};
+use crate::protocol::ledger::{admit_in, Charge, Ledger};
 use crate::protocol::{ProtocolError, QueryId};
 use crate::stats::{Epsilon, PrivacyBudget};
 
@@ -21,6 +21,8 @@ pub struct LmdbLedger {
     env: Env,
     spent: Database<'static, Bytes, Bytes>,
     seen: Database<'static, Bytes, Bytes>,
+    /// (issued_at BE ‖ query id) -> (epsilon micros BE ‖ dataset length u16 BE ‖ dataset ‖ user)
+    charges: Database<'static, Bytes, Bytes>,
 }
 
 fn err(dir: &Path, what: &str, e: impl std::fmt::Display) -> ProtocolError {
@@ -39,15 +41,16 @@ impl LmdbLedger {
         // SAFETY: the ledger folder belongs to this node; it is opened once per process.
         let env = unsafe { options.open(dir) }.map_err(|e| err(dir, "cannot open the ledger", e))?;
         let wtxn = env.write_txn().map_err(|e| err(dir, "write transaction", e))?;
-        let (spent, seen) = env
+        let (spent, seen, charges) = env
             .create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_, heed::Error> {
                 let spent: Database<'_, Bytes, Bytes> = opener.create_database(wtxn, Some("spent"))?;
                 let seen: Database<'_, Bytes, Bytes> = opener.create_database(wtxn, Some("seen"))?;
-                Ok(CommitOrAbort::<_, ()>::Commit((spent, seen)))
+                let charges: Database<'_, Bytes, Bytes> = opener.create_database(wtxn, Some("charges"))?;
+                Ok(CommitOrAbort::<_, ()>::Commit((spent, seen, charges)))
             })
             .map_err(|e| err(dir, "cannot create the ledger databases", e))?
             .unwrap_commit();
-        Ok(LmdbLedger { dir: dir.to_path_buf(), env, spent, seen })
+        Ok(LmdbLedger { dir: dir.to_path_buf(), env, spent, seen, charges })
     }
 
     fn load(&self) -> Result<LedgerMaps, ProtocolError> {
@@ -75,6 +78,7 @@ impl Ledger for LmdbLedger {
         &mut self,
         dataset: &str,
         query: &QueryId,
+        user: &str,
         issued_at: u64,
         cost: Epsilon,
         total: Epsilon,
@@ -93,8 +97,41 @@ impl Ledger for LmdbLedger {
         self.spent
             .put(&mut wtxn, dataset.as_bytes(), &spent_now.0.to_be_bytes())
             .map_err(|e| err(&self.dir, "charge", e))?;
+        let mut key = issued_at.to_be_bytes().to_vec();
+        key.extend_from_slice(&query.0);
+        let mut value = cost.0.to_be_bytes().to_vec();
+        let name = dataset.as_bytes();
+        value.extend_from_slice(&u16::try_from(name.len()).unwrap_or(u16::MAX).to_be_bytes());
+        value.extend_from_slice(name.get(..usize::from(u16::MAX)).unwrap_or(name));
+        value.extend_from_slice(user.as_bytes());
+        self.charges.put(&mut wtxn, &key, &value).map_err(|e| err(&self.dir, "record the charge", e))?;
         wtxn.commit().map_err(|e| err(&self.dir, "commit", e))?;
         Ok(remaining)
+    }
+
+    fn charges(&self, n: usize) -> Result<(usize, Vec<Charge>), ProtocolError> {
+        let rtxn = self.env.read_txn().map_err(|e| err(&self.dir, "read transaction", e))?;
+        let total = usize::try_from(self.charges.len(&rtxn).map_err(|e| err(&self.dir, "read", e))?).unwrap_or(0);
+        let mut recent = Vec::new();
+        for item in self.charges.rev_iter(&rtxn).map_err(|e| err(&self.dir, "read", e))?.take(n) {
+            let (k, v) = item.map_err(|e| err(&self.dir, "read", e))?;
+            let corrupt = || err(&self.dir, "corrupt charge entry", "wrong length");
+            let (at, id) = k.split_first_chunk::<8>().ok_or_else(corrupt)?;
+            let id: [u8; 16] = id.try_into().map_err(|_| corrupt())?;
+            let (micros, rest) = v.split_first_chunk::<8>().ok_or_else(corrupt)?;
+            let (len, rest) = rest.split_first_chunk::<2>().ok_or_else(corrupt)?;
+            let len = usize::from(u16::from_be_bytes(*len));
+            let dataset = rest.get(..len).ok_or_else(corrupt)?;
+            let user = rest.get(len..).ok_or_else(corrupt)?;
+            recent.push(Charge {
+                issued_at: u64::from_be_bytes(*at),
+                query: QueryId(id),
+                dataset: String::from_utf8_lossy(dataset).to_string(),
+                user: String::from_utf8_lossy(user).to_string(),
+                epsilon: Epsilon(u64::from_be_bytes(*micros)),
+            });
+        }
+        Ok((total, recent))
     }
 
     fn remaining(&self, dataset: &str, total: Epsilon) -> Result<Epsilon, ProtocolError> {
@@ -116,15 +153,27 @@ mod tests {
         {
             let mut l = LmdbLedger::open(dir.path()).unwrap();
             assert_eq!(
-                l.admit("areas", &q1, 100, Epsilon::parse("2").unwrap(), total, 100, 3600).unwrap(),
+                l.admit("areas", &q1, "user-alice", 100, Epsilon::parse("2").unwrap(), total, 100, 3600).unwrap(),
                 Epsilon::parse("1").unwrap()
             );
         }
         let mut l = LmdbLedger::open(dir.path()).unwrap();
-        assert!(matches!(l.admit("areas", &q1, 100, Epsilon(0), total, 101, 3600), Err(ProtocolError::Replay(_))));
-        let e = l.admit("areas", &QueryId([2; 16]), 100, Epsilon::parse("2").unwrap(), total, 101, 3600).unwrap_err();
+        assert!(matches!(
+            l.admit("areas", &q1, "user-alice", 100, Epsilon(0), total, 101, 3600),
+            Err(ProtocolError::Replay(_))
+        ));
+        let e = l
+            .admit("areas", &QueryId([2; 16]), "user-bob", 100, Epsilon::parse("2").unwrap(), total, 101, 3600)
+            .unwrap_err();
         assert!(e.to_string().contains("budget"), "{e}");
         assert_eq!(l.remaining("areas", total).unwrap(), Epsilon::parse("1").unwrap());
         assert_eq!(l.remaining("other", total).unwrap(), total);
+        // the one charge made is recorded with its user, also after the reopen
+        let (count, recent) = l.charges(10).unwrap();
+        assert_eq!(count, 1);
+        assert_eq!(recent[0].user, "user-alice");
+        assert_eq!(recent[0].epsilon, Epsilon::parse("2").unwrap());
+        assert_eq!(recent[0].query, q1);
+        assert_eq!(recent[0].dataset, "areas");
     }
 }

@@ -115,7 +115,7 @@ impl Handler<RequestBytes> for ProcessorActor {
                     let started = Instant::now();
                     let outcome = tokio::time::timeout(
                         shared.query_timeout,
-                        run_query(&shared, id, labels, params).instrument(span.clone()),
+                        run_query(&shared, id, user.clone(), labels, params).instrument(span.clone()),
                     )
                     .await;
                     let _guard = span.enter();
@@ -219,10 +219,11 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
 async fn run_query(
     shared: &ProcessorShared,
     id: QueryId,
+    user: String,
     labels: Vec<String>,
     params: QueryParams,
 ) -> Result<QueryAnswer, ProtocolError> {
-    let (mut driver, mut step) = QueryDriver::new(shared.view.clone(), id, unix_now(), labels, params)?;
+    let (mut driver, mut step) = QueryDriver::new(shared.view.clone(), id, unix_now(), user, labels, params)?;
     loop {
         step = match step {
             Step::AskRelays(request) => {

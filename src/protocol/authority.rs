@@ -109,7 +109,7 @@ impl AuthorityState {
         self.queries.retain(|_, q| now.saturating_sub(q.admitted_at) <= window);
         let result = match request {
             AuthorityRequest::Status => return AuthorityResponse::Status(status()),
-            AuthorityRequest::AdmitQuery { query } => self.admit_query(query, ledger, now, rng),
+            AuthorityRequest::AdmitQuery { query, user } => self.admit_query(query, &user, ledger, now, rng),
             AuthorityRequest::AdmitRound { spec, round, task } => self.admit_round(&spec, round, task, rng),
             AuthorityRequest::Register { spec, round, task, contributions } => {
                 self.register(&spec, round, task, &contributions, rng)
@@ -148,6 +148,7 @@ impl AuthorityState {
     fn admit_query(
         &mut self,
         query: QueryIntent,
+        user: &str,
         ledger: &mut dyn Ledger,
         now: u64,
         rng: &mut (impl RngCore + CryptoRng),
@@ -183,7 +184,8 @@ impl AuthorityState {
         }
         let cost = if query.params.exact { Epsilon(0) } else { query.params.epsilon.unwrap_or_default() };
         let remaining =
-            ledger.admit(&query.dataset, &query.id, query.issued_at, cost, self.policy.budget, now, window)?;
+            ledger.admit(&query.dataset, &query.id, user, query.issued_at, cost, self.policy.budget, now, window)?;
+
         let signature = self.share.sign_statement(&codec::query_admission(&query), rng);
         self.queries.insert(query.id, ActiveQuery { intent: query, plan: None, admitted_at: now });
         Ok(AuthorityResponse::Admitted { signature, remaining_budget: Some(remaining) })

@@ -1,6 +1,6 @@
 //! The authority's persistent memory, as a trait: which query ids it has
-//! admitted (replay protection with an expiry window) and how much of each
-//! dataset's privacy budget is spent. `MemoryLedger` serves tests; the LMDB
+//! admitted (replay protection with an expiry window), how much of each
+//! dataset's privacy budget is spent, and every charge (query, user, epsilon). `MemoryLedger` serves tests; the LMDB
 //! ledger lives in `actors::ledger` so that this layer has no I/O.
 
 use std::collections::HashMap;
@@ -13,11 +13,13 @@ use crate::stats::{Epsilon, PrivacyBudget};
 pub trait Ledger {
     /// Atomically: refuse a query id seen before (within `window_secs`),
     /// charge `cost` to the dataset's budget (refusing, and charging nothing,
-    /// when it does not fit), and record the id. Returns what is left.
+    /// when it does not fit), record the id, and record the charge (query
+    /// id, the user the processor names, epsilon). Returns what is left.
     fn admit(
         &mut self,
         dataset: &str,
         query: &QueryId,
+        user: &str,
         issued_at: u64,
         cost: Epsilon,
         total: Epsilon,
@@ -27,6 +29,29 @@ pub trait Ledger {
 
     /// The budget left for a dataset.
     fn remaining(&self, dataset: &str, total: Epsilon) -> Result<Epsilon, ProtocolError>;
+
+    /// How many charges are recorded, and the last `n` (newest first).
+    fn charges(&self, n: usize) -> Result<(usize, Vec<Charge>), ProtocolError>;
+}
+
+/// One recorded charge of the budget.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Charge {
+    pub issued_at: u64,
+    pub query: QueryId,
+    pub dataset: String,
+    pub user: String,
+    pub epsilon: Epsilon,
+}
+
+impl std::fmt::Display for Charge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} user={} dataset={} epsilon={} issued_at={}",
+            self.query, self.user, self.dataset, self.epsilon, self.issued_at
+        )
+    }
 }
 
 /// Shared admission logic over plain maps (used by both ledgers).
@@ -57,6 +82,7 @@ pub fn admit_in(
 pub struct MemoryLedger {
     pub spent: HashMap<String, Epsilon>,
     pub seen: HashMap<QueryId, u64>,
+    pub charges: Vec<Charge>,
 }
 
 impl Ledger for MemoryLedger {
@@ -64,13 +90,27 @@ impl Ledger for MemoryLedger {
         &mut self,
         dataset: &str,
         query: &QueryId,
+        user: &str,
         issued_at: u64,
         cost: Epsilon,
         total: Epsilon,
         now: u64,
         window_secs: u64,
     ) -> Result<Epsilon, ProtocolError> {
-        admit_in(&mut self.spent, &mut self.seen, dataset, query, issued_at, cost, total, now, window_secs)
+        let remaining =
+            admit_in(&mut self.spent, &mut self.seen, dataset, query, issued_at, cost, total, now, window_secs)?;
+        self.charges.push(Charge {
+            issued_at,
+            query: *query,
+            dataset: dataset.to_string(),
+            user: user.to_string(),
+            epsilon: cost,
+        });
+        Ok(remaining)
+    }
+
+    fn charges(&self, n: usize) -> Result<(usize, Vec<Charge>), ProtocolError> {
+        Ok((self.charges.len(), self.charges.iter().rev().take(n).cloned().collect()))
     }
 
     fn remaining(&self, dataset: &str, total: Epsilon) -> Result<Epsilon, ProtocolError> {

@@ -197,6 +197,9 @@ pub enum AuthorityRequest {
     /// charges the budget, and signs `codec::query_admission`.
     AdmitQuery {
         query: QueryIntent,
+        /// the user the processor authenticated: recorded with the charge
+        /// (not signed: the processor is trusted to name its users)
+        user: String,
     },
     /// Admit one round's task of an admitted query (plan, scale, bounds, and
     /// for later search rounds the refinement of the previous grid); signs

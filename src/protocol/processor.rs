@@ -87,10 +87,13 @@ pub struct QueryDriver {
 }
 
 impl QueryDriver {
+    /// `user`: the authenticated user, named to the authorities with the
+    /// admission (they record it with the charge).
     pub fn new(
         view: Arc<ProcessorView>,
         id: QueryId,
         now: u64,
+        user: String,
         labels: Vec<String>,
         params: QueryParams,
     ) -> Result<(Self, Step), ProtocolError> {
@@ -106,7 +109,7 @@ impl QueryDriver {
             labels: labels.clone(),
             params: params.clone(),
         };
-        let step = Step::AskAuthorities(vec![AuthorityRequest::AdmitQuery { query: intent.clone() }]);
+        let step = Step::AskAuthorities(vec![AuthorityRequest::AdmitQuery { query: intent.clone(), user }]);
         let driver = QueryDriver {
             view,
             id,

@@ -296,7 +296,10 @@ impl Peer {
     pub async fn admit_query(&self, query: &QueryIntent) -> Result<Admission, String> {
         let mut signatures = Vec::new();
         for authority in AUTHORITIES {
-            match self.authority(authority, &AuthorityRequest::AdmitQuery { query: query.clone() }).await {
+            match self
+                .authority(authority, &AuthorityRequest::AdmitQuery { query: query.clone(), user: "user".into() })
+                .await
+            {
                 AuthorityResponse::Admitted { signature, .. } => signatures.push((authority.to_string(), signature)),
                 AuthorityResponse::Refused { reason } => return Err(format!("{authority}: {reason}")),
                 other => panic!("{authority}: {other:?}"),

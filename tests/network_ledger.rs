@@ -1,0 +1,40 @@
+//! Issue 10: every authority's ledger records each charge with the query
+//! id, the user the processor authenticated and the epsilon, and `status`
+//! shows them; the authority's log names the user and the epsilon charged.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::nodes::*;
+
+#[actix_rt::test]
+async fn every_charge_is_recorded_with_its_user_and_shown_by_status() {
+    setup();
+    let mut cluster = Cluster::init(&["--budget", "5"]);
+    cluster.start_all(&BACKEND);
+    cluster.start("processor");
+    let user = Peer::new(cluster.config("user"));
+    user.wait_ready(&cluster, &["processor"]).await;
+    let user_yaml = cluster.path("user.yaml");
+    let user_name = cluster.config("user").name;
+
+    let out = cluster.query(&user_yaml, &["count", "--epsilon", "1.5", "--json", "Land"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let query_id = answer["query_id"].as_str().unwrap().to_string();
+
+    let out = cluster.status(&user_yaml);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    for authority in AUTHORITIES {
+        let line = text.lines().find(|l| l.starts_with(authority)).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains("remaining_epsilon=3.5"), "{line}");
+        assert!(line.contains("charges=1"), "{line}");
+        assert!(
+            line.contains(&format!("{query_id} user={user_name} dataset=areas epsilon=1.5")),
+            "{authority} shows the charge: {line}"
+        );
+    }
+    let log = std::fs::read_to_string(cluster.path("logs/authority-1.log")).unwrap();
+    let admitted = log.lines().find(|l| l.contains("budget charged")).unwrap_or_else(|| panic!("{log}"));
+    assert!(admitted.contains(&user_name) && admitted.contains("epsilon=1.5"), "{admitted}");
+}
