@@ -133,12 +133,47 @@ pub fn answer_json(a: &QueryAnswer) -> serde_json::Value {
         "contributing_relays": a.relays,
         "missing_relays": a.missing_relays.iter().map(|(n, why)| json!({"relay": n, "reason": why})).collect::<Vec<_>>(),
     });
+    if !a.exact {
+        // a noisy answer is not exact: its fraction is the noisy value's
+        if let Some(map) = v.as_object_mut() {
+            map.remove("exact_value");
+        }
+        v["noisy_value"] = json!(r.value.exact_string());
+        if let Some(u) = &r.uncertainty {
+            v["stddev"] = json!(u.stddev);
+            v["ci95"] = json!([u.ci95.0, u.ci95.1]);
+        }
+    }
     if let ExactValue::Histogram(buckets) = &r.value {
         v["value"] = serde_json::Value::Null;
-        v["buckets"] =
-            json!(buckets.iter().map(|b| json!({"lo": b.lo, "hi": b.hi, "count": b.count})).collect::<Vec<_>>());
+        v["buckets"] = json!(buckets
+            .iter()
+            .map(|b| {
+                let mut bucket = json!({"lo": b.lo, "hi": b.hi, "count": b.count});
+                if let (false, Some(u)) = (a.exact, &r.uncertainty) {
+                    // display-only float: the count's interval
+                    let c = b.count as f64;
+                    bucket["ci95"] = json!([c + u.ci95.0, c + u.ci95.1]);
+                }
+                bucket
+            })
+            .collect::<Vec<_>>());
+        if let (false, Some(u)) = (a.exact, &r.uncertainty) {
+            v["ci95"] = serde_json::Value::Null;
+            v["stddev"] = json!(u.stddev);
+        }
     }
     v
+}
+
+/// Three significant digits, for display.
+fn significant(x: f64) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let digits = 3 - 1 - x.abs().log10().floor() as i32;
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
 }
 
 pub fn answer_text(a: &QueryAnswer) -> String {
@@ -157,12 +192,33 @@ pub fn answer_text(a: &QueryAnswer) -> String {
                 ));
             }
         }
-        value => {
-            out.push_str(&format!("{} of {column}: {}\n", r.statistic, short(value)));
-            out.push_str(&format!("  exact value: {}\n", value.exact_string()));
-        }
+        value => match (&r.uncertainty, a.exact) {
+            (Some(u), false) => {
+                out.push_str(&format!(
+                    "{} of {column}: {} ± {} (95%: {:.6} to {:.6})\n",
+                    r.statistic,
+                    short(value),
+                    significant(u.ci95.1 - u.ci95.0) / 2.0,
+                    u.ci95.0,
+                    u.ci95.1
+                ));
+                out.push_str(&format!("  noise standard deviation: {}\n", significant(u.stddev)));
+            }
+            _ => {
+                out.push_str(&format!("{} of {column}: {}\n", r.statistic, short(value)));
+                out.push_str(&format!("  exact value: {}\n", value.exact_string()));
+            }
+        },
     }
-    out.push_str(&format!("  relays: {} ({}); values counted: {}\n", a.relays.len(), a.relays.join(", "), r.count));
+    if let (ExactValue::Histogram(_), Some(u), false) = (&r.value, &r.uncertainty, a.exact) {
+        out.push_str(&format!(
+            "  each count ± {} (95%); noise standard deviation {}\n",
+            significant(u.ci95.1),
+            significant(u.stddev)
+        ));
+    }
+    let counted = if a.exact { "values counted" } else { "values counted (noisy)" };
+    out.push_str(&format!("  relays: {} ({}); {counted}: {}\n", a.relays.len(), a.relays.join(", "), r.count));
     for (n, why) in &a.missing_relays {
         out.push_str(&format!("  missing relay {n}: {why}\n"));
     }

@@ -110,7 +110,7 @@ pub enum ProcessorRequest {
     ClusterStatus,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct QueryAnswer {
     pub query_id: QueryId,
     pub column: Vec<String>,
@@ -132,7 +132,7 @@ pub struct PeerStatus {
     pub status: Result<NodeStatus, String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ProcessorResponse {
     Answer(Box<QueryAnswer>),
     Status(NodeStatus),

@@ -194,7 +194,9 @@ impl QueryDriver {
                 let decimals =
                     described.iter().map(|(_, i)| i.decimals).max().unwrap_or(0).max(self.params.parameter_decimals()?);
                 let spec = QuerySpec::new(intent, decimals);
-                let mut planner = Planner::new(self.params.clone(), decimals, self.view.limb_bits(described.len()))?;
+                let authorities = u32::try_from(self.view.authorities.len()).unwrap_or(u32::MAX);
+                let mut planner = Planner::new(self.params.clone(), decimals, self.view.limb_bits(described.len()))?
+                    .with_noise_sources(authorities);
                 let step = planner.start()?;
                 self.spec = Some(spec);
                 self.planner = Some(planner);

@@ -23,6 +23,7 @@ pub mod release;
 pub mod result;
 pub mod search;
 pub mod statistic;
+pub mod uncertainty;
 
 pub use contribution::{Aggregate, Contribution, RelayTask};
 pub use dp::{discrete_laplace, Epsilon, PrivacyBudget};

@@ -12,16 +12,18 @@
 use std::collections::BTreeMap;
 
 use super::contribution::RelayTask;
+use super::dp::Epsilon;
 use super::error::StatsError;
 use super::fixed::{format_fixed, pow10};
 use super::grid::Grid;
 use super::limbs;
-use super::release::{first_search_grid, moments_quanta, Release};
+use super::release::{first_search_grid, max_abs_bound, moments_quanta, plan_shape, Release};
 use super::result::{reduce, ExactValue, HistogramBucket, StatResult};
 use super::search::{QuantileSearch, SearchStep};
 use super::statistic::{FixedParams, QueryParams, Statistic};
+use super::uncertainty::{quantile_interval, release_variance, Uncertainty, Z95};
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum PlanStep {
     /// Ask every relay for a contribution to this task.
     Round {
@@ -48,6 +50,8 @@ pub struct Planner {
     params: QueryParams,
     fixed: FixedParams,
     limb_bits: u32,
+    /// authorities adding noise to each release (for the answer's uncertainty)
+    noise_sources: u32,
     round: u32,
     task: Option<RelayTask>,
     state: State,
@@ -60,7 +64,76 @@ impl Planner {
         params.validate()?;
         limbs::limb_count(limb_bits)?;
         let fixed = params.fixed(decimals)?;
-        Ok(Planner { params, fixed, limb_bits, round: 0, task: None, state: State::Fresh })
+        Ok(Planner { params, fixed, limb_bits, noise_sources: 1, round: 0, task: None, state: State::Fresh })
+    }
+
+    /// How many authorities add noise to each release (default 1).
+    pub fn with_noise_sources(mut self, authorities: u32) -> Self {
+        self.noise_sources = authorities.max(1);
+        self
+    }
+
+    /// (epsilon, releases the epsilon is split over) of a noisy query.
+    fn noise(&self) -> Result<Option<(Epsilon, u64)>, StatsError> {
+        if self.params.exact {
+            return Ok(None);
+        }
+        let epsilon =
+            self.params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
+        Ok(Some((epsilon, plan_shape(&self.params, &self.fixed)?.releases)))
+    }
+
+    /// Stddev and 95% interval of a noisy moments answer (delta method).
+    fn moments_uncertainty(&self, n: i128, s: i128, q: i128) -> Result<Option<Uncertainty>, StatsError> {
+        let Some((epsilon, k)) = self.noise()? else { return Ok(None) };
+        let a = self.noise_sources;
+        let (qs, qq) = moments_quanta(&self.params, &self.fixed)?;
+        let b = max_abs_bound(&self.fixed);
+        // display-only floats from here on
+        let (nf, sf, qf) = (n as f64, s as f64, q as f64);
+        let rows = nf.max(0.0);
+        let var_n = release_variance(1, epsilon, k, a)?;
+        let noisy_sum = |quantum: u128, sensitivity: u128| -> Result<f64, StatsError> {
+            let qf = quantum as f64;
+            // release noise in quanta, plus stochastic rounding (at most q^2/4 a row)
+            Ok(release_variance(sensitivity, epsilon, k, a)? * qf * qf
+                + if quantum > 1 { rows * qf * qf / 4.0 } else { 0.0 })
+        };
+        let var_s = noisy_sum(qs, b.div_ceil(qs).saturating_add(1))?;
+        let scale = 10f64.powi(i32::try_from(self.fixed.decimals).unwrap_or(0));
+        let st = self.params.statistic;
+        let (value, var) = match st {
+            Statistic::Count => (nf, var_n),
+            Statistic::Sum => (sf / scale, var_s / (scale * scale)),
+            Statistic::Mean => {
+                let n2 = nf * nf;
+                (sf / nf / scale, (var_s / n2 + sf * sf * var_n / (n2 * n2)) / (scale * scale))
+            }
+            Statistic::Variance | Statistic::Stddev => {
+                let var_q = noisy_sum(qq, b.saturating_mul(b).div_ceil(qq).saturating_add(1))?;
+                let v = qf / nf - (sf / nf).powi(2);
+                let d_q = 1.0 / nf;
+                let d_s = -2.0 * sf / (nf * nf);
+                let d_n = -qf / (nf * nf) + 2.0 * sf * sf / (nf * nf * nf);
+                let mut var_v = d_q * d_q * var_q + d_s * d_s * var_s + d_n * d_n * var_n;
+                let mut v = v;
+                if self.params.sample && nf > 1.0 {
+                    let f = nf / (nf - 1.0);
+                    v *= f;
+                    var_v *= f * f;
+                }
+                let s4 = scale.powi(4);
+                if st == Statistic::Variance {
+                    (v / (scale * scale), var_v / s4)
+                } else {
+                    let sd = v.max(0.0).sqrt();
+                    let var_sd = if sd > 0.0 { var_v / (4.0 * v) } else { var_v.sqrt() };
+                    (sd / scale, var_sd / (scale * scale))
+                }
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(Uncertainty::around(value, var.max(0.0).sqrt())))
     }
 
     pub fn params(&self) -> &QueryParams {
@@ -163,12 +236,25 @@ impl Planner {
                 Ok(self.round_step(RelayTask::Histogram { grid }))
             }
             SearchStep::Done { value, count } => {
+                let uncertainty = match (&self.state, self.noise()?, self.fixed.bounds) {
+                    (State::Search(search), Some((epsilon, k)), Some(bounds)) => {
+                        let rank_sd = release_variance(1, epsilon, k, self.noise_sources)?.sqrt();
+                        let rank = search.rank().unwrap_or(1);
+                        let (lo, hi) = quantile_interval(value, rank, rank_sd, search.points(), bounds);
+                        let scale = 10f64.powi(i32::try_from(self.fixed.decimals).unwrap_or(0));
+                        // display-only floats
+                        let (lo, hi) = (lo as f64 / scale, hi as f64 / scale);
+                        Some(Uncertainty { stddev: (hi - lo) / (2.0 * Z95), ci95: (lo, hi) })
+                    }
+                    _ => None,
+                };
                 self.state = State::Finished;
                 Ok(PlanStep::Done(StatResult {
                     statistic: self.params.statistic,
                     value: ExactValue::Fixed { mantissa: value, decimals: self.fixed.decimals },
                     count,
                     decimals: self.fixed.decimals,
+                    uncertainty,
                 }))
             }
         }
@@ -270,7 +356,10 @@ impl Planner {
             }
             _ => return Err(StatsError::UnexpectedInput(format!("{st} is not a moments statistic"))),
         };
-        Ok(StatResult { statistic: st, value, count: n, decimals: d })
+        let s = if st.needs_sum() { self.combined(map, Release::Sum, Release::SumLimb)? } else { 0 };
+        let q = if st.needs_squares() { self.combined(map, Release::Squares, Release::SquaresLimb)? } else { 0 };
+        let uncertainty = if n > 0 { self.moments_uncertainty(n, s, q)? } else { None };
+        Ok(StatResult { statistic: st, value, count: n, decimals: d, uncertainty })
     }
 
     fn histogram_result(&self, map: &BTreeMap<Release, i128>) -> Result<StatResult, StatsError> {
@@ -288,11 +377,20 @@ impl Planner {
             let hi = edges.get(k).map(|e| format_fixed(*e, d));
             buckets.push(HistogramBucket { lo, hi, count });
         }
+        // each bucket: count ± its noise (parallel composition: the full epsilon each)
+        let uncertainty = match self.noise()? {
+            Some((epsilon, _)) => {
+                let sd = release_variance(1, epsilon, 1, self.noise_sources)?.sqrt();
+                Some(Uncertainty { stddev: sd, ci95: (-Z95 * sd, Z95 * sd) })
+            }
+            None => None,
+        };
         Ok(StatResult {
             statistic: Statistic::Histogram,
             value: ExactValue::Histogram(buckets),
             count: total,
             decimals: d,
+            uncertainty,
         })
     }
 }

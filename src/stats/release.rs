@@ -191,7 +191,7 @@ pub fn moments_quanta(params: &QueryParams, fixed: &FixedParams) -> Result<(u128
     Ok((dp_quantum(b, epsilon, share)?, dp_quantum(b2, epsilon, share)?))
 }
 
-fn max_abs_bound(fixed: &FixedParams) -> u128 {
+pub(crate) fn max_abs_bound(fixed: &FixedParams) -> u128 {
     fixed.bounds.map(|(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs())).unwrap_or(0)
 }
 

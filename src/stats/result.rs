@@ -114,13 +114,17 @@ fn ratio_f64(num: i128, den: i128) -> f64 {
 }
 
 /// A statistic's answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatResult {
     pub statistic: Statistic,
     pub value: ExactValue,
     /// values counted (noisy when the query is)
     pub count: i128,
     pub decimals: u32,
+    /// noisy answers only: the noise's standard deviation and a 95% interval
+    /// (for a histogram: of each bucket's count)
+    #[serde(default)]
+    pub uncertainty: Option<super::uncertainty::Uncertainty>,
 }
 
 #[cfg(test)]

@@ -39,6 +39,8 @@ pub struct QuantileSearch {
     pending: Option<Release>,
     /// the query's bounds: refinements never reach past them
     bounds: Option<(i128, i128)>,
+    /// released (boundary b, values below b): what the answer's interval is read from
+    points: Vec<(i128, i128)>,
 }
 
 /// What the search needs next.
@@ -85,7 +87,18 @@ impl QuantileSearch {
             prefix_hi: 0,
             pending: None,
             bounds,
+            points: Vec::new(),
         }
+    }
+
+    /// The released (boundary, number of values below it) pairs so far.
+    pub fn points(&self) -> &[(i128, i128)] {
+        &self.points
+    }
+
+    /// The target rank, once the total is released.
+    pub fn rank(&self) -> Option<i128> {
+        self.rank
     }
 
     pub fn grid(&self) -> &Grid {
@@ -127,6 +140,9 @@ impl QuantileSearch {
                 // always inside)
                 let value =
                     if self.prefix_lo <= self.prefix_hi { value.clamp(self.prefix_lo, self.prefix_hi) } else { value };
+                if let Some(boundary) = self.grid.range_of(mid).lo {
+                    self.points.push((boundary, self.below.saturating_add(value)));
+                }
                 let target = self.local_target();
                 if value >= target {
                     self.hi = mid;
