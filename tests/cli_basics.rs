@@ -75,6 +75,14 @@ fn init_checks_names_and_does_not_replace_a_cluster() {
     let out = init(dir.path(), &["--exact"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let key_before = std::fs::read(dir.path().join("keys/authority-1.share")).unwrap();
+    // a config value out of its enum names the valid ones
+    let relay = dir.path().join("relay-1.yaml");
+    let yaml = std::fs::read_to_string(&relay).unwrap();
+    std::fs::write(&relay, yaml.replace("on_invalid: error", "on_invalid: ignore")).unwrap();
+    let out = crux(&["start", "--config", relay.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("use `error`") && stderr(&out).contains("`skip`"), "{}", stderr(&out));
+    std::fs::write(&relay, yaml).unwrap();
     // a second init into the same folder is refused and changes nothing
     let out = init(dir.path(), &["--exact"]);
     assert_eq!(out.status.code(), Some(1));

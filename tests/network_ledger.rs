@@ -34,6 +34,13 @@ async fn every_charge_is_recorded_with_its_user_and_shown_by_status() {
             "{authority} shows the charge: {line}"
         );
     }
+    // a query that fails after its admission (a mistyped label) says what it spent
+    let out = cluster.query(&user_yaml, &["count", "--epsilon", "0.5", "--json", "Lnad"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("epsilon 0.5 of dataset \"areas\"'s budget is spent"), "{err}");
+    assert!(err.contains("did you mean"), "{err}");
+
     let log = std::fs::read_to_string(cluster.path("logs/authority-1.log")).unwrap();
     let admitted = log.lines().find(|l| l.contains("budget charged")).unwrap_or_else(|| panic!("{log}"));
     assert!(admitted.contains(&user_name) && admitted.contains("epsilon=1.5"), "{admitted}");

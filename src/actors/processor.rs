@@ -113,11 +113,20 @@ impl Handler<RequestBytes> for ProcessorActor {
                     let id = QueryId::random(&mut OsRng);
                     let span = info_span!("query", query_id = %id, role = "processor", user = %user);
                     let started = Instant::now();
+                    let charged = std::cell::Cell::new(None);
                     let outcome = tokio::time::timeout(
                         shared.query_timeout,
-                        run_query(&shared, id, user.clone(), labels, params).instrument(span.clone()),
+                        run_query(&shared, id, user.clone(), labels, params, &charged).instrument(span.clone()),
                     )
                     .await;
+                    // a query that fails after its admission has still spent its epsilon: say so
+                    let spent = match charged.get() {
+                        Some(e) if e.0 > 0 => format!(
+                            "; the authorities had admitted it, so epsilon {e} of dataset {:?}'s budget is spent",
+                            shared.view.dataset
+                        ),
+                        _ => String::new(),
+                    };
                     let _guard = span.enter();
                     match outcome {
                         Ok(Ok(answer)) => {
@@ -126,12 +135,12 @@ impl Handler<RequestBytes> for ProcessorActor {
                         }
                         Ok(Err(e)) => {
                             warn!(cause = %e, "query failed");
-                            error_reply(format!("query {id} failed: {e}"))
+                            error_reply(format!("query {id} failed: {e}{spent}"))
                         }
                         Err(_) => {
                             warn!("query timed out");
                             error_reply(format!(
-                                "query {id} timed out after {:?}; raise `timeouts.query_ms` or check slow nodes",
+                                "query {id} timed out after {:?}; raise `timeouts.query_ms` or check slow nodes{spent}",
                                 shared.query_timeout
                             ))
                         }
@@ -222,9 +231,11 @@ async fn run_query(
     user: String,
     labels: Vec<String>,
     params: QueryParams,
+    charged: &std::cell::Cell<Option<crate::stats::Epsilon>>,
 ) -> Result<QueryAnswer, ProtocolError> {
     let (mut driver, mut step) = QueryDriver::new(shared.view.clone(), id, unix_now(), user, labels, params)?;
     loop {
+        charged.set(driver.charged());
         step = match step {
             Step::AskRelays(request) => {
                 let bytes = encode(&request)?;

@@ -17,13 +17,28 @@ use super::loaded::LoadedSource;
 
 /// What to do with a cell that is neither blank nor a number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum InvalidPolicy {
     /// Stop with `DataError::NotNumeric` naming the cell.
     #[default]
     Error,
     /// Skip the cell and count it in `ColumnData::invalid_skipped`.
     Skip,
+}
+
+impl TryFrom<String> for InvalidPolicy {
+    type Error = String;
+
+    /// Parsed by hand so that a wrong value names the valid ones.
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "error" => Ok(InvalidPolicy::Error),
+            "skip" => Ok(InvalidPolicy::Skip),
+            other => {
+                Err(format!("`on_invalid: {other}` is not valid; use `error` (stop at a non-numeric cell) or `skip`"))
+            }
+        }
+    }
 }
 
 /// A contiguous slice of a file's data rows: relay `index` (0-based) of

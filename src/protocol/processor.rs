@@ -24,7 +24,7 @@ use crate::crypto::{
     combine_checked, AuthoritySignature, Ciphertext, JointPublicKey, PartialDecryption, RelayPublicKey,
 };
 use crate::stats::release::target;
-use crate::stats::{Aggregate, Contribution, PlanStep, Planner, QueryParams, RelayTask, Release};
+use crate::stats::{Aggregate, Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release};
 
 /// What the processor knows of the cluster, from its configuration.
 #[derive(Clone, Debug)]
@@ -78,6 +78,8 @@ pub struct QueryDriver {
     view: Arc<ProcessorView>,
     id: QueryId,
     params: QueryParams,
+    /// what every authority charged when it admitted the query
+    charged: Option<Epsilon>,
     spec: Option<QuerySpec>,
     planner: Option<Planner>,
     active: Vec<String>,
@@ -114,6 +116,7 @@ impl QueryDriver {
             view,
             id,
             params,
+            charged: None,
             spec: None,
             planner: None,
             active,
@@ -126,6 +129,11 @@ impl QueryDriver {
 
     pub fn id(&self) -> QueryId {
         self.id
+    }
+
+    /// The epsilon every authority charged, once all admitted the query.
+    pub fn charged(&self) -> Option<Epsilon> {
+        self.charged
     }
 
     pub fn active_relays(&self) -> &[String] {
@@ -298,6 +306,8 @@ impl QueryDriver {
         match phase {
             Phase::AdmittingQuery { intent } => {
                 let admission = self.admission(&replies)?;
+                self.charged =
+                    Some(if intent.params.exact { Epsilon(0) } else { intent.params.epsilon.unwrap_or_default() });
                 let request = RelayRequest::Describe { query: intent.clone(), admission };
                 self.phase = Phase::Describing { intent };
                 Ok(Step::AskRelays(request))
