@@ -94,7 +94,7 @@ check_ports_free 127.0.0.1 "$BASE_PORT" $((BASE_PORT + AUTHORITIES + RELAYS)) ||
 
 echo "writing a fresh cluster to $DIR ($AUTHORITIES authorities, $RELAYS relays, ports from $BASE_PORT, data $DATA) ..."
 init_cluster "$DIR" "$DATA" "$AUTHORITIES" "$RELAYS" "$BASE_PORT" --exact --dlog-bits "$DLOG_BITS" \
-    --header-rows "$HEADER_ROWS"
+    --header-rows "$HEADER_ROWS" --publish-columns
 
 echo "starting the nodes ..."
 if [[ ! -d "$DIR/data/processor/dlog" ]]; then
@@ -127,6 +127,7 @@ if [[ "$DATA" != "$ROOT/demo/areas.xlsx" ]]; then
 custom data: no demo queries (they use the demo column "Population" "All usual residents" 2021).
 The cluster is running (logs in $DIR/logs, pid files in $DIR/pids).
   status:  $BIN status --config $USER_CFG
+  columns: $BIN columns --config $USER_CFG
   query:   $BIN query sum --exact --config $USER_CFG GROUP [SUB-LABEL [PERIOD]]
            $BIN query mean --epsilon 1 --bounds LO:HI --config $USER_CFG GROUP [SUB-LABEL [PERIOD]]
   stop:    $STOP_CMD
@@ -203,6 +204,7 @@ EOF
 cat <<EOF
 The cluster is running (logs in $DIR/logs, pid files in $DIR/pids).
   status:  $BIN status --config $USER_CFG
+  columns: $BIN columns --config $USER_CFG
   query:   $BIN query mean --exact --config $USER_CFG "Population" "All usual residents" 2021
            $BIN query median --epsilon 1 --bounds $DP_BOUNDS --config $USER_CFG "Population" "All usual residents" 2021
   stop:    $STOP_CMD

@@ -45,3 +45,38 @@ async fn every_charge_is_recorded_with_its_user_and_shown_by_status() {
     let admitted = log.lines().find(|l| l.contains("budget charged")).unwrap_or_else(|| panic!("{log}"));
     assert!(admitted.contains(&user_name) && admitted.contains("epsilon=1.5"), "{admitted}");
 }
+
+/// Issue 10: `crux-node columns` lists the labels relays publish, only from
+/// sources that opt in (`publish_columns`), and only labels.
+#[actix_rt::test]
+async fn columns_lists_what_relays_publish_and_nothing_else() {
+    setup();
+    let mut cluster = Cluster::init(&["--exact", "--publish-columns"]);
+    // relay-3 does not publish
+    let yaml_path = cluster.path("relay-3.yaml");
+    let yaml = std::fs::read_to_string(&yaml_path).unwrap();
+    assert!(yaml.contains("publish_columns: true"), "{yaml}");
+    std::fs::write(&yaml_path, yaml.replace("publish_columns: true", "publish_columns: false")).unwrap();
+    cluster.start_all(&BACKEND);
+    cluster.start("processor");
+    let user = Peer::new(cluster.config("user"));
+    user.wait_ready(&cluster, &["processor"]).await;
+    let out = std::process::Command::new(BIN)
+        .args(["columns", "--json", "--config"])
+        .arg(cluster.path("user.yaml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let columns = v["columns"].as_array().unwrap();
+    let want = serde_json::json!(["Population", "All usual residents", "2021"]);
+    let pop = columns.iter().find(|c| c["labels"] == want).unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(pop["relays"], serde_json::json!(["relay-1", "relay-2"]));
+    assert!(columns
+        .iter()
+        .any(|c| c["labels"] == serde_json::json!(["Land", "Land area (square kilometres)", "2021"])));
+    assert_eq!(v["relays_without_columns"][0]["relay"], "relay-3", "{v}");
+    // labels only: no number from the data appears (e.g. the demo's populations)
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("14134681") && !text.contains("2534"), "{text}");
+}

@@ -52,20 +52,24 @@ impl FileColumnSource {
         self.sources.len()
     }
 
+    /// The loaded file of `slot`, read again when its size or time changed.
+    fn loaded<'c>(spec: &SourceSpec, slot: &'c mut Option<CachedFile>) -> Result<&'c LoadedSource, DataError> {
+        let meta = std::fs::metadata(&spec.path)
+            .map_err(|e| DataError::Io { path: spec.path.clone(), reason: e.to_string() })?;
+        let (modified, len) = (meta.modified().ok(), meta.len());
+        let fresh = matches!(slot, Some(c) if c.modified == modified && c.len == len && modified.is_some());
+        if !fresh {
+            *slot = None;
+            *slot = Some(CachedFile { modified, len, loaded: LoadedSource::open(spec)? });
+        }
+        slot.as_ref().map(|c| &c.loaded).ok_or(DataError::NoSources)
+    }
+
     fn read(&self, labels: &[String]) -> Result<ColumnValues, DataError> {
         let mut cache = self.cache.borrow_mut();
         let mut parts = Vec::with_capacity(self.sources.len());
         for (spec, slot) in self.sources.iter().zip(cache.iter_mut()) {
-            let meta = std::fs::metadata(&spec.path)
-                .map_err(|e| DataError::Io { path: spec.path.clone(), reason: e.to_string() })?;
-            let (modified, len) = (meta.modified().ok(), meta.len());
-            let fresh = matches!(slot, Some(c) if c.modified == modified && c.len == len && modified.is_some());
-            if !fresh {
-                *slot = None;
-                *slot = Some(CachedFile { modified, len, loaded: LoadedSource::open(spec)? });
-            }
-            let loaded = slot.as_ref().map(|c| &c.loaded).ok_or(DataError::NoSources)?;
-            parts.push((spec, loaded.read_column(labels)?));
+            parts.push((spec, Self::loaded(spec, slot)?.read_column(labels)?));
         }
         let data = combine_columns(parts)?;
         Ok(ColumnValues { labels: data.labels, decimals: data.decimals, values: data.values })
@@ -75,6 +79,24 @@ impl FileColumnSource {
 impl ColumnSource for FileColumnSource {
     fn column(&self, labels: &[String]) -> Result<ColumnValues, SourceError> {
         self.read(labels).map_err(|e| SourceError { public: public_message(&self.relay, &e), private: e.to_string() })
+    }
+
+    /// The header labels of every column of the sources that opt in
+    /// (`publish_columns: true`), without duplicates.
+    fn published_columns(&self) -> Result<Vec<Vec<String>>, SourceError> {
+        let mut cache = self.cache.borrow_mut();
+        let mut out: Vec<Vec<String>> = Vec::new();
+        for (spec, slot) in self.sources.iter().zip(cache.iter_mut()).filter(|(s, _)| s.publish_columns) {
+            let loaded = Self::loaded(spec, slot)
+                .map_err(|e| SourceError { public: public_message(&self.relay, &e), private: e.to_string() })?;
+            for (_, labels) in loaded.columns() {
+                let labels: Vec<String> = labels.into_iter().filter(|l| !l.is_empty()).collect();
+                if !out.contains(&labels) {
+                    out.push(labels);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The largest decimals the sources declare for this column; `None` if

@@ -88,7 +88,7 @@ impl Handler<RequestBytes> for ProcessorActor {
                 return Box::pin(async move { error_reply(e.to_string()) });
             }
         };
-        if matches!(request, ProcessorRequest::Status | ProcessorRequest::ClusterStatus)
+        if matches!(request, ProcessorRequest::Status | ProcessorRequest::ClusterStatus | ProcessorRequest::Columns)
             && !self.admit(&format!("status\u{0}{}", msg.peer))
         {
             let limit = self.rate_per_minute;
@@ -100,6 +100,9 @@ impl Handler<RequestBytes> for ProcessorActor {
             ProcessorRequest::Status => Box::pin(async move { reply(&ProcessorResponse::Status(own_status(&shared))) }),
             ProcessorRequest::ClusterStatus => {
                 Box::pin(async move { reply(&ProcessorResponse::ClusterStatus(cluster_status(&shared).await)) })
+            }
+            ProcessorRequest::Columns => {
+                Box::pin(async move { reply(&ProcessorResponse::Columns(published_columns(&shared).await)) })
             }
             ProcessorRequest::Query { labels, params } => {
                 if !self.admit(&msg.peer) {
@@ -192,6 +195,24 @@ async fn ask_with<T: serde::de::DeserializeOwned>(
     }
     .map_err(|e| e.to_string())?;
     decode::<T>(&reply, shared.max_frame).map_err(|e| format!("{name} sent an invalid reply: {e}"))
+}
+
+/// Every relay's published column labels, asked in parallel.
+async fn published_columns(shared: &ProcessorShared) -> Vec<(String, Result<Vec<Vec<String>>, String>)> {
+    let Ok(request) = encode(&RelayRequest::Columns) else { return Vec::new() };
+    let calls = shared.relays.iter().map(|(name, addr)| {
+        let request = request.clone();
+        async move {
+            let answer = match ask::<RelayResponse>(shared, name, *addr, &request).await {
+                Ok(RelayResponse::Columns(columns)) => Ok(columns),
+                Ok(RelayResponse::Error { message }) => Err(message),
+                Ok(_) => Err("unexpected answer".to_string()),
+                Err(e) => Err(e),
+            };
+            (name.clone(), answer)
+        }
+    });
+    join_all(calls).await
 }
 
 async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {

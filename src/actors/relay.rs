@@ -48,6 +48,7 @@ impl Handler<RequestBytes> for RelayActor {
             RelayRequest::Describe { query, .. } => (query.id.to_string(), "describe".to_string()),
             RelayRequest::Contribute { spec, round, .. } => (spec.id.to_string(), format!("contribute round {round}")),
             RelayRequest::Status => (String::new(), "status".to_string()),
+            RelayRequest::Columns => (String::new(), "columns".to_string()),
         };
         let span = info_span!("query", query_id = %query_id, role = "relay");
         let _guard = span.enter();

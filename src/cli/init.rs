@@ -52,6 +52,9 @@ pub struct ClusterArgs {
     /// Replace the cluster (configs, keys, certificates) already in `--out`.
     #[arg(long)]
     pub force: bool,
+    /// Let relays publish FILE's column labels (header rows only) to `crux-node columns`.
+    #[arg(long)]
+    pub publish_columns: bool,
     /// Number of authorities (the key is split n-of-n among them).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub authorities: u32,
@@ -271,6 +274,7 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
         source.sheet = a.sheet.clone();
         source.shard = Some(Shard { index: u32::try_from(j)?, count: a.relays });
         source.decimals = declared.decimals;
+        source.publish_columns = a.publish_columns;
         source.column_decimals = declared.column_decimals.clone();
         cfg.relay = Some(RawRelay { identity_key: id.clone(), sources: vec![source] });
         write(&out.join(format!("{name}.yaml")), &yaml(&cfg)?)?;

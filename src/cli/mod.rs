@@ -2,6 +2,7 @@
 //! the library; prints results to stdout. Errors go back to `main`, which
 //! prints them on one line and exits non-zero.
 
+pub mod columns;
 pub mod init;
 pub mod query;
 pub mod start;
@@ -37,6 +38,8 @@ pub enum Command {
     Query(query::QueryArgs),
     /// Show every node's reachability and role, as seen by the processor.
     Status(status::StatusArgs),
+    /// List the column labels relays publish (`publish_columns` in their configs).
+    Columns(columns::ColumnsArgs),
     /// Build or check the discrete-log table (baby steps on LMDB) used to turn
     /// decrypted aggregates back into numbers.
     Tables(tables::TablesArgs),
@@ -45,7 +48,7 @@ pub enum Command {
 impl Command {
     /// Commands that print one answer for a user (quiet logs by default).
     pub fn is_client(&self) -> bool {
-        matches!(self, Command::Query(_) | Command::Status(_))
+        matches!(self, Command::Query(_) | Command::Status(_) | Command::Columns(_))
     }
 }
 
@@ -56,6 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Start(args) => start::run(args),
         Command::Query(args) => query::run(args),
         Command::Status(args) => status::run(args),
+        Command::Columns(args) => columns::run(args),
         Command::Tables(args) => tables::run(args),
     }
 }

@@ -85,6 +85,10 @@ pub struct SourceSpec {
     /// default) to 3 (e.g. group, sub-label, year/period).
     #[serde(default = "default_header_rows")]
     pub header_rows: u32,
+    /// Publish this file's column labels (its header rows only, never a
+    /// value) to `crux-node columns`. Off unless the relay's config opts in.
+    #[serde(default)]
+    pub publish_columns: bool,
     /// Per-column declared decimals (by the column's full header labels),
     /// overriding `decimals` for those columns.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -113,6 +117,7 @@ impl SourceSpec {
             on_invalid: InvalidPolicy::Error,
             decimals: None,
             header_rows: 1,
+            publish_columns: false,
             column_decimals: Vec::new(),
         }
     }

@@ -108,6 +108,8 @@ pub enum ProcessorRequest {
     Status,
     /// reachability of every node, as seen by the processor
     ClusterStatus,
+    /// the column labels relays publish (`publish_columns` in their config)
+    Columns,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -137,7 +139,11 @@ pub enum ProcessorResponse {
     Answer(Box<QueryAnswer>),
     Status(NodeStatus),
     ClusterStatus(Vec<PeerStatus>),
-    Error { message: String },
+    /// per relay: the labels of the columns it publishes, or why it did not answer
+    Columns(Vec<(String, Result<Vec<Vec<String>>, String>)>),
+    Error {
+        message: String,
+    },
 }
 
 // ---------------------------------------------------------------- relay
@@ -158,6 +164,8 @@ pub enum RelayRequest {
         admission: Admission,
     },
     Status,
+    /// The header labels of the columns the relay's config publishes.
+    Columns,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -185,6 +193,7 @@ pub enum RelayResponse {
     Described(ColumnInfo),
     Contribution(Box<SignedContribution>),
     Status(NodeStatus),
+    Columns(Vec<Vec<String>>),
     Error { message: String },
 }
 

@@ -54,6 +54,11 @@ pub trait ColumnSource {
     /// The decimals the relay's config declares for the column with these
     /// full labels (config only, no data); `None` when a source declares none.
     fn declared_decimals(&self, labels: &[String]) -> Option<u32>;
+    /// Header labels of the columns the config publishes (opt-in per
+    /// source); never a value.
+    fn published_columns(&self) -> Result<Vec<Vec<String>>, SourceError> {
+        Ok(Vec::new())
+    }
 }
 
 const CACHE_QUERIES: usize = 8;
@@ -139,6 +144,11 @@ impl RelayState {
     ) -> (RelayResponse, LocalNote) {
         match request {
             RelayRequest::Status => (RelayResponse::Status(status()), None),
+            // config-level metadata, opted in per source: no admission needed
+            RelayRequest::Columns => match source.published_columns() {
+                Ok(columns) => (RelayResponse::Columns(columns), None),
+                Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
+            },
             RelayRequest::Describe { query, admission } => {
                 if let Err(e) = self.check_admission(query.issued_at, now, &codec::query_admission(&query), &admission)
                 {
