@@ -79,4 +79,24 @@ async fn columns_lists_what_relays_publish_and_nothing_else() {
     // labels only: no number from the data appears (e.g. the demo's populations)
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("14134681") && !text.contains("2534"), "{text}");
+
+    // a reader that goes away (`| head`) ends the command quietly: an answer
+    // longer than a pipe's buffer (a 2500-edge histogram), read 10 bytes of
+    let edges: Vec<String> = (0..2500).map(|e| e.to_string()).collect();
+    let mut child = std::process::Command::new(BIN)
+        .args(["query", "histogram", "--exact", "--edges", &edges.join(","), "--config"])
+        .arg(cluster.path("user.yaml"))
+        .arg("Land")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 10];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
 }

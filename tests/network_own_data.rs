@@ -94,3 +94,40 @@ async fn relays_with_their_own_one_header_files_give_exact_answers() {
     let a = query(&["min", "--exact", "--json", "units"]);
     assert_eq!(a["exact_value"], min.to_string());
 }
+
+/// Issue 10: DP max (and min, median) with many values exactly at the
+/// bounds, over real nodes: every query answers, inside the bounds. It used
+/// to fail most of the time ("search grid leaves the query's bounds").
+#[actix_rt::test]
+async fn dp_searches_at_the_bounds_answer_inside_them_over_real_nodes() {
+    setup();
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("units\n");
+    for i in 0..300 {
+        let v = match i % 4 {
+            0 => 900,
+            1 => -20,
+            _ => (i * 37) % 921 - 20,
+        };
+        csv.push_str(&format!("{v}\n"));
+    }
+    let data = dir.path().join("units.csv");
+    std::fs::write(&data, csv).unwrap();
+    let mut cluster = Cluster::init_with_data(&data, &["--budget", "1000"]);
+    cluster.start_all(&BACKEND);
+    cluster.start("processor");
+    let user = Peer::new(cluster.config("user"));
+    user.wait_ready(&cluster, &["processor"]).await;
+    let user_yaml = cluster.path("user.yaml");
+    for stat in ["max", "min", "median"] {
+        for _ in 0..6 {
+            let a =
+                json(cluster.query(&user_yaml, &[stat, "--epsilon", "1", "--bounds", "-20:900", "--json", "units"]));
+            let v = a["value"].as_f64().unwrap();
+            assert!((-20.0..=900.0).contains(&v), "{stat}: {v}");
+            let ci = a["ci95"].as_array().unwrap();
+            assert!(ci[0].as_f64().unwrap() >= -20.0 && ci[1].as_f64().unwrap() <= 900.0, "{a}");
+            assert!(a.get("exact_value").is_none() && a["noisy_value"].is_string(), "{a}");
+        }
+    }
+}
