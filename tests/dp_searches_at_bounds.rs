@@ -10,36 +10,24 @@
 mod common;
 
 use crux::harness::{MemoryCluster, Options};
-use crux::protocol::relay::{ColumnSource, ColumnValues, SourceError};
 use crux::stats::{Epsilon, QueryParams, Statistic};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-struct Values(Vec<i128>);
-
-impl ColumnSource for Values {
-    fn column(&self, _labels: &[String]) -> Result<ColumnValues, SourceError> {
-        Ok(ColumnValues { labels: vec!["Units".into()], decimals: 0, values: self.0.clone() })
-    }
-
-    fn declared_decimals(&self, _labels: &[String]) -> Option<u32> {
-        Some(0)
-    }
-}
 
 #[test]
 fn dp_min_max_median_and_quantiles_finish_inside_the_bounds() {
     let (lo, hi) = (-20i128, 900i128);
     let mut rng = StdRng::seed_from_u64(10);
     // three relays; many values exactly at both bounds, the rest in between
-    let sources: Vec<Box<dyn ColumnSource>> = (0..3)
+    let parts: Vec<Vec<i128>> = (0..3)
         .map(|_| {
             let mut v: Vec<i128> = (0..200).map(|_| rng.gen_range(lo..=hi)).collect();
             v.extend([hi; 40]);
             v.extend([lo; 10]);
-            Box::new(Values(v)) as Box<dyn ColumnSource>
+            v
         })
         .collect();
+    let sources = common::generated("Units", parts);
     let mut options = Options::new(false, 2);
     options.budget = Epsilon(u64::MAX / 2);
     let mut cluster = MemoryCluster::new(sources, options, common::solver());

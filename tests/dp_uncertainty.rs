@@ -9,22 +9,9 @@
 mod common;
 
 use crux::harness::{MemoryCluster, Options};
-use crux::protocol::relay::{ColumnSource, ColumnValues, SourceError};
 use crux::stats::{Epsilon, QueryParams, Statistic};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-struct Values(Vec<i128>);
-
-impl ColumnSource for Values {
-    fn column(&self, _labels: &[String]) -> Result<ColumnValues, SourceError> {
-        Ok(ColumnValues { labels: vec!["Units".into()], decimals: 0, values: self.0.clone() })
-    }
-
-    fn declared_decimals(&self, _labels: &[String]) -> Option<u32> {
-        Some(0)
-    }
-}
 
 const TRIALS: usize = 120;
 
@@ -44,7 +31,7 @@ fn the_truth_falls_inside_the_95_percent_interval_about_95_percent_of_the_time()
         Statistic::Mean => sum as f64 / n,
         _ => median as f64,
     };
-    let sources = parts.into_iter().map(|p| Box::new(Values(p)) as Box<dyn ColumnSource>).collect();
+    let sources = common::generated("Units", parts);
     let mut options = Options::new(false, 2);
     options.budget = Epsilon(u64::MAX / 2);
     let mut cluster = MemoryCluster::new(sources, options, common::solver());

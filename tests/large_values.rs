@@ -6,22 +6,9 @@
 mod common;
 
 use common::*;
-use crux::protocol::relay::{ColumnSource, ColumnValues, SourceError};
 use crux::stats::{ExactValue, QueryParams, Statistic};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-struct Generated(Vec<i128>);
-
-impl ColumnSource for Generated {
-    fn column(&self, _labels: &[String]) -> Result<ColumnValues, SourceError> {
-        Ok(ColumnValues { labels: vec!["Generated".into()], decimals: 0, values: self.0.clone() })
-    }
-
-    fn declared_decimals(&self, _labels: &[String]) -> Option<u32> {
-        Some(0)
-    }
-}
 
 #[test]
 fn exact_moments_and_median_near_2_pow_40() {
@@ -48,7 +35,7 @@ fn exact_moments_and_median_near_2_pow_40() {
     assert!(squares > 1i128 << 99, "sum of squares is about 2^100");
     let mut sorted = all.clone();
     sorted.sort();
-    let sources = parts.into_iter().map(|p| Box::new(Generated(p)) as Box<dyn ColumnSource>).collect();
+    let sources = generated("Generated", parts);
     let mut cluster = with_sources(sources, true, 2);
     let l = ["Generated"];
 

@@ -76,3 +76,31 @@ pub fn with_sources(sources: Vec<Box<dyn ColumnSource>>, allow_exact: bool, min_
 pub fn costs(cluster: &MemoryCluster) -> (usize, usize, usize) {
     (cluster.trace.rounds, cluster.trace.ciphertexts_per_relay, cluster.trace.releases)
 }
+
+/// A generated column (one relay's values, 0 declared decimals), named `label`.
+pub struct Generated {
+    pub label: &'static str,
+    pub values: Vec<i128>,
+}
+
+impl ColumnSource for Generated {
+    fn column(
+        &self,
+        _labels: &[String],
+    ) -> Result<crux::protocol::relay::ColumnValues, crux::protocol::relay::SourceError> {
+        Ok(crux::protocol::relay::ColumnValues {
+            labels: vec![self.label.into()],
+            decimals: 0,
+            values: self.values.clone(),
+        })
+    }
+
+    fn declared_decimals(&self, _labels: &[String]) -> Option<u32> {
+        Some(0)
+    }
+}
+
+/// Relays over generated columns.
+pub fn generated(label: &'static str, parts: Vec<Vec<i128>>) -> Vec<Box<dyn ColumnSource>> {
+    parts.into_iter().map(|values| Box::new(Generated { label, values }) as Box<dyn ColumnSource>).collect()
+}
