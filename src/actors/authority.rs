@@ -34,7 +34,7 @@ pub struct AuthorityActor {
 }
 
 /// Charges shown by `status` (newest first).
-const RECENT_CHARGES: usize = 5;
+const RECENT_CHARGES: usize = 3;
 
 impl Actor for AuthorityActor {
     type Context = SyncContext<Self>;

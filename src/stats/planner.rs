@@ -133,7 +133,20 @@ impl Planner {
             }
             _ => return Ok(None),
         };
-        Ok(Some(Uncertainty::around(value, var.max(0.0).sqrt())))
+        let mut u = Uncertainty::around(value, var.max(0.0).sqrt());
+        // post-processing: an interval never leaves what the answer can be
+        let floor = match st {
+            Statistic::Count | Statistic::Variance | Statistic::Stddev => Some(0.0),
+            _ => None,
+        };
+        if let Some(floor) = floor {
+            u.ci95.0 = u.ci95.0.max(floor).min(value);
+        }
+        if let (Statistic::Mean, Some((lo, hi))) = (st, self.fixed.bounds) {
+            // still containing the (noisy) answer itself
+            u.ci95 = (u.ci95.0.max(lo as f64 / scale).min(value), u.ci95.1.min(hi as f64 / scale).max(value));
+        }
+        Ok(Some(u))
     }
 
     pub fn params(&self) -> &QueryParams {
