@@ -20,7 +20,7 @@ use crate::stats::{Epsilon, ExactValue, QueryParams, Statistic};
 pub struct QueryArgs {
     /// count, sum, mean, variance, stddev, min, max, median, quantile or histogram
     pub statistic: String,
-    /// 1 to 3 header labels naming the column: group, sub-label, year/period
+    /// 1 to 3 header labels naming the column (as many as its header rows: e.g. `price`, or group, sub-label, year)
     #[arg(required = true, num_args = 1..=3, value_name = "LABEL")]
     pub labels: Vec<String>,
     /// A user configuration (DIR/user.yaml from `crux-node init`).
