@@ -44,6 +44,36 @@ fn refused(reason: String) -> Vec<u8> {
     encode(&AuthorityResponse::Refused { reason }).unwrap_or_default()
 }
 
+impl AuthorityActor {
+    /// Role, budget (with the ledger's charges) and policy, for `status`.
+    fn node_status(&self) -> NodeStatus {
+        let budget = self.state.policy().budget;
+        let policy = self.state.policy();
+        let remaining =
+            self.ledger.remaining(&self.dataset, budget).map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
+        let (charges, recent) = match self.ledger.charges(RECENT_CHARGES) {
+            Ok((count, recent)) => {
+                (count.to_string(), recent.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; "))
+            }
+            Err(e) => (e.to_string(), String::new()),
+        };
+        NodeStatus {
+            name: self.state.name().to_string(),
+            role: Role::Authority,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            details: vec![
+                ("dataset".into(), self.dataset.clone()),
+                ("budget_epsilon".into(), budget.to_string()),
+                ("remaining_epsilon".into(), remaining),
+                ("allow_exact".into(), policy.allow_exact.to_string()),
+                ("min_relays".into(), policy.min_relays.to_string()),
+                ("charges".into(), charges),
+                ("recent_charges".into(), recent),
+            ],
+        }
+    }
+}
+
 impl Handler<RequestBytes> for AuthorityActor {
     type Result = Vec<u8>;
 
@@ -70,18 +100,6 @@ impl Handler<RequestBytes> for AuthorityActor {
         };
         let span = info_span!("query", query_id = %query_id, role = "authority");
         let _guard = span.enter();
-        let name = self.state.name().to_string();
-        let budget = self.state.policy().budget;
-        let remaining =
-            self.ledger.remaining(&self.dataset, budget).map(|e| e.to_string()).unwrap_or_else(|e| e.to_string());
-        let policy = self.state.policy().clone();
-        let dataset = self.dataset.clone();
-        let (charges, recent) = match self.ledger.charges(RECENT_CHARGES) {
-            Ok((count, recent)) => {
-                (count.to_string(), recent.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; "))
-            }
-            Err(e) => (e.to_string(), String::new()),
-        };
         // who asked for what, for the log: the charge itself is in the ledger
         let admission = match &request {
             AuthorityRequest::AdmitQuery { query, user } => Some((
@@ -90,19 +108,16 @@ impl Handler<RequestBytes> for AuthorityActor {
             )),
             _ => None,
         };
-        let status = move || NodeStatus {
-            name,
-            role: Role::Authority,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            details: vec![
-                ("dataset".into(), dataset),
-                ("budget_epsilon".into(), budget.to_string()),
-                ("remaining_epsilon".into(), remaining),
-                ("allow_exact".into(), policy.allow_exact.to_string()),
-                ("min_relays".into(), policy.min_relays.to_string()),
-                ("charges".into(), charges),
-                ("recent_charges".into(), recent),
-            ],
+        // the ledger is read for a status request only, not on every request
+        let node_status = matches!(request, AuthorityRequest::Status).then(|| self.node_status());
+        let name = self.state.name().to_string();
+        let status = move || {
+            node_status.unwrap_or_else(|| NodeStatus {
+                name,
+                role: Role::Authority,
+                version: env!("CARGO_PKG_VERSION").to_string(),
+                details: Vec::new(),
+            })
         };
         let response = self.state.handle(request, &mut self.ledger, unix_now(), status, &mut self.rng);
         match (&response, admission) {
