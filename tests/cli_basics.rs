@@ -100,22 +100,28 @@ fn init_checks_names_and_does_not_replace_a_cluster() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// `crux-node [extra] start` for node `name` of the cluster in `dir`, with
+/// default settings (no RUST_LOG, no timeout overrides).
+fn spawn_node(dir: &std::path::Path, name: &str, extra: &[&str], stderr: Stdio) -> std::process::Child {
+    Command::new(BIN)
+        .args(extra)
+        .args(["start", "--config"])
+        .arg(dir.join(format!("{name}.yaml")))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap()
+}
+
 /// Starts `authority-1` of a fresh cluster with `extra` global flags, sends
 /// it `signals` (then SIGTERM), and returns its stderr.
 fn run_node(extra: &[&str], signals: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let out = init(dir.path(), &["--exact", "--base-port", &common::nodes::free_base_port(8).to_string()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut node = Command::new(BIN)
-        .args(extra)
-        .args(["start", "--config"])
-        .arg(dir.path().join("authority-1.yaml"))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut node = spawn_node(dir.path(), "authority-1", extra, Stdio::piped());
     std::thread::sleep(Duration::from_millis(700));
     assert!(node.try_wait().unwrap().is_none(), "the node did not start");
     let pid = node.id().to_string();
@@ -165,16 +171,7 @@ fn a_down_node_is_reported_within_two_seconds() {
     // every node but relay-3, with default settings (no timeout overrides)
     let mut nodes = Vec::new();
     for name in ["authority-1", "authority-2", "authority-3", "relay-1", "relay-2", "processor"] {
-        let child = Command::new(BIN)
-            .args(["start", "--config"])
-            .arg(dir.path().join(format!("{name}.yaml")))
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        nodes.push(KillOnDrop(child));
+        nodes.push(KillOnDrop(spawn_node(dir.path(), name, &[], Stdio::null())));
     }
     let user = dir.path().join("user.yaml");
     let user = user.to_str().unwrap();
