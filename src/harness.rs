@@ -12,7 +12,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::rngs::OsRng;
+use rand::rngs::{OsRng, StdRng};
+use rand::SeedableRng;
 
 use crate::crypto::{DlogSolver, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
 use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
@@ -65,17 +66,26 @@ pub struct Options {
     pub allow_exact: bool,
     pub min_relays: usize,
     pub budget: Epsilon,
+    /// seeds the randomness of queries (noise, encryption, proofs) for a
+    /// reproducible test; `None`: fresh from the OS
+    pub seed: Option<u64>,
 }
 
 impl Options {
     pub fn new(allow_exact: bool, min_relays: usize) -> Self {
-        Options { dataset: "areas".into(), authorities: 3, allow_exact, min_relays, budget: Epsilon(10_000_000) }
+        Options {
+            dataset: "areas".into(),
+            authorities: 3,
+            allow_exact,
+            min_relays,
+            budget: Epsilon(10_000_000),
+            seed: None,
+        }
     }
 }
 
 pub struct MemoryCluster {
     pub relays: Vec<(RelayState, Box<dyn ColumnSource>)>,
-    pub relay_identities: Vec<(String, RelayIdentity)>,
     pub authorities: Vec<(AuthorityState, MemoryLedger)>,
     pub joint: JointPublicKey,
     pub view: Arc<ProcessorView>,
@@ -85,6 +95,8 @@ pub struct MemoryCluster {
     pub trace: QueryTrace,
     pub relay_hook: Option<RelayHook>,
     pub authority_hook: Option<AuthorityHook>,
+    /// randomness of every role's handling (seeded by `Options::seed`)
+    rng: StdRng,
 }
 
 fn status(name: &str, role: Role) -> NodeStatus {
@@ -104,16 +116,10 @@ impl MemoryCluster {
         };
         let mut relays = Vec::new();
         let mut relay_keys = Vec::new();
-        let mut relay_identities = Vec::new();
         for (j, source) in sources.into_iter().enumerate() {
             let name = format!("relay-{}", j + 1);
             let identity = RelayIdentity::generate(&mut OsRng);
             relay_keys.push((name.clone(), identity.public_key()));
-            // a copy of the identity, for tests that play this relay
-            match RelayIdentity::from_seed(&identity.seed()) {
-                Ok(copy) => relay_identities.push((name.clone(), copy)),
-                Err(e) => panic!("a seed always round-trips: {e}"),
-            }
             relays.push((RelayState::new(&name, identity, &joint), source));
         }
         let policy = AuthorityPolicy {
@@ -128,6 +134,10 @@ impl MemoryCluster {
             .into_iter()
             .map(|s| (AuthorityState::new(s, joint.clone(), policy.clone()), MemoryLedger::default()))
             .collect();
+        let rng = match options.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_entropy(),
+        };
         let view = Arc::new(ProcessorView {
             dataset: options.dataset,
             min_relays: options.min_relays,
@@ -138,7 +148,6 @@ impl MemoryCluster {
         });
         MemoryCluster {
             relays,
-            relay_identities,
             authorities,
             joint,
             view,
@@ -147,6 +156,7 @@ impl MemoryCluster {
             trace: QueryTrace::default(),
             relay_hook: None,
             authority_hook: None,
+            rng,
         }
     }
 
@@ -184,7 +194,7 @@ impl MemoryCluster {
             let (req, _) = self.wire(request)?;
             let (relay, source) = &mut self.relays[i];
             let t = Instant::now();
-            let (resp, _note) = relay.handle(req, source.as_ref(), || status(&name, Role::Relay), NOW, &mut OsRng);
+            let (resp, _note) = relay.handle(req, source.as_ref(), || status(&name, Role::Relay), NOW, &mut self.rng);
             let took = t.elapsed();
             let (resp, bytes) = self.wire(&resp)?;
             if contributing {
@@ -226,7 +236,7 @@ impl MemoryCluster {
             let (authority, ledger) = &mut self.authorities[i];
             let name = authority.name().to_string();
             let t = Instant::now();
-            let resp = authority.handle(req, ledger, NOW + 1, || status(&name, Role::Authority), &mut OsRng);
+            let resp = authority.handle(req, ledger, NOW + 1, || status(&name, Role::Authority), &mut self.rng);
             let took = t.elapsed();
             self.trace.authority += took;
             if admitting {
@@ -252,7 +262,7 @@ impl MemoryCluster {
         let t = Instant::now();
         let (mut driver, mut step) = QueryDriver::new(
             self.view.clone(),
-            QueryId::random(&mut OsRng),
+            QueryId::random(&mut self.rng),
             NOW,
             "user-harness".into(),
             labels,
@@ -265,7 +275,7 @@ impl MemoryCluster {
                     let active = driver.active_relays().to_vec();
                     let replies = self.ask_relays(&request, &active)?;
                     let t = Instant::now();
-                    let next = driver.on_relays(replies, &mut OsRng)?;
+                    let next = driver.on_relays(replies, &mut self.rng)?;
                     self.trace.processor += t.elapsed();
                     next
                 }

@@ -30,6 +30,7 @@ fn dp_min_max_median_and_quantiles_finish_inside_the_bounds() {
     let sources = common::generated("Units", parts);
     let mut options = Options::new(false, 2);
     options.budget = Epsilon(u64::MAX / 2);
+    options.seed = Some(2026);
     let mut cluster = MemoryCluster::new(sources, options, common::solver());
     let mut answered = 0;
     for st in [Statistic::Max, Statistic::Min, Statistic::Median, Statistic::Quantile] {
