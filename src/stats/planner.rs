@@ -21,7 +21,7 @@ use super::release::{first_search_grid, max_abs_bound, moments_quanta, plan_shap
 use super::result::{reduce, ExactValue, HistogramBucket, StatResult};
 use super::search::{QuantileSearch, SearchStep};
 use super::statistic::{FixedParams, QueryParams, Statistic};
-use super::uncertainty::{quantile_interval, release_variance, Uncertainty, Z95};
+use super::uncertainty::{quantile_interval, release_variance, release_z95, Uncertainty};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum PlanStep {
@@ -99,18 +99,26 @@ impl Planner {
             Ok(release_variance(sensitivity, epsilon, k, a)? * qf * qf
                 + if quantum > 1 { rows * qf * qf / 4.0 } else { 0.0 })
         };
-        let var_s = noisy_sum(qs, b.div_ceil(qs).saturating_add(1))?;
+        let sum_sensitivity = b.div_ceil(qs).saturating_add(1);
+        let var_s = noisy_sum(qs, sum_sensitivity)?;
         let scale = 10f64.powi(i32::try_from(self.fixed.decimals).unwrap_or(0));
         let st = self.params.statistic;
-        let (value, var) = match st {
-            Statistic::Count => (nf, var_n),
-            Statistic::Sum => (sf / scale, var_s / (scale * scale)),
+        // the 95% multiplier of the release that dominates the answer's noise
+        let (value, var, z) = match st {
+            Statistic::Count => (nf, var_n, release_z95(1, epsilon, k, a)?),
+            Statistic::Sum => (sf / scale, var_s / (scale * scale), release_z95(sum_sensitivity, epsilon, k, a)?),
             Statistic::Mean => {
                 let n2 = nf * nf;
-                (sf / nf / scale, (var_s / n2 + sf * sf * var_n / (n2 * n2)) / (scale * scale))
+                (
+                    sf / nf / scale,
+                    (var_s / n2 + sf * sf * var_n / (n2 * n2)) / (scale * scale),
+                    release_z95(sum_sensitivity, epsilon, k, a)?,
+                )
             }
             Statistic::Variance | Statistic::Stddev => {
-                let var_q = noisy_sum(qq, b.saturating_mul(b).div_ceil(qq).saturating_add(1))?;
+                let squares_sensitivity = b.saturating_mul(b).div_ceil(qq).saturating_add(1);
+                let z = release_z95(squares_sensitivity, epsilon, k, a)?;
+                let var_q = noisy_sum(qq, squares_sensitivity)?;
                 let v = qf / nf - (sf / nf).powi(2);
                 let d_q = 1.0 / nf;
                 let d_s = -2.0 * sf / (nf * nf);
@@ -124,16 +132,16 @@ impl Planner {
                 }
                 let s4 = scale.powi(4);
                 if st == Statistic::Variance {
-                    (v / (scale * scale), var_v / s4)
+                    (v / (scale * scale), var_v / s4, z)
                 } else {
                     let sd = v.max(0.0).sqrt();
                     let var_sd = if sd > 0.0 { var_v / (4.0 * v) } else { var_v.sqrt() };
-                    (sd / scale, var_sd / (scale * scale))
+                    (sd / scale, var_sd / (scale * scale), z)
                 }
             }
             _ => return Ok(None),
         };
-        let mut u = Uncertainty::around(value, var.max(0.0).sqrt());
+        let mut u = Uncertainty::around(value, var.max(0.0).sqrt(), z);
         // post-processing: an interval never leaves what the answer can be
         let floor = match st {
             Statistic::Count | Statistic::Variance | Statistic::Stddev => Some(0.0),
@@ -252,12 +260,13 @@ impl Planner {
                 let uncertainty = match (&self.state, self.noise()?, self.fixed.bounds) {
                     (State::Search(search), Some((epsilon, k)), Some(bounds)) => {
                         let rank_sd = release_variance(1, epsilon, k, self.noise_sources)?.sqrt();
+                        let z = release_z95(1, epsilon, k, self.noise_sources)?;
                         let rank = search.rank().unwrap_or(1);
-                        let (lo, hi) = quantile_interval(value, rank, rank_sd, search.points(), bounds);
+                        let (lo, hi) = quantile_interval(value, rank, rank_sd, z, search.points(), bounds);
                         let scale = 10f64.powi(i32::try_from(self.fixed.decimals).unwrap_or(0));
                         // display-only floats
                         let (lo, hi) = (lo as f64 / scale, hi as f64 / scale);
-                        Some(Uncertainty { stddev: (hi - lo) / (2.0 * Z95), ci95: (lo, hi) })
+                        Some(Uncertainty { stddev: (hi - lo) / (2.0 * z), ci95: (lo, hi) })
                     }
                     _ => None,
                 };
@@ -330,16 +339,16 @@ impl Planner {
         let d = self.fixed.decimals;
         let n = Self::get(map, Release::Count)?;
         let overflow = |what| StatsError::ArithmeticOverflow(what);
+        // Σv and Σv², recombined once (0 where the statistic releases none)
+        let s = if st.needs_sum() { self.combined(map, Release::Sum, Release::SumLimb)? } else { 0 };
+        let q = if st.needs_squares() { self.combined(map, Release::Squares, Release::SquaresLimb)? } else { 0 };
         let value = match st {
             Statistic::Count => ExactValue::Fixed { mantissa: n, decimals: 0 },
-            Statistic::Sum => {
-                ExactValue::Fixed { mantissa: self.combined(map, Release::Sum, Release::SumLimb)?, decimals: d }
-            }
+            Statistic::Sum => ExactValue::Fixed { mantissa: s, decimals: d },
             Statistic::Mean => {
                 if n <= 0 {
                     return Err(StatsError::NoData { blank: 0 });
                 }
-                let s = self.combined(map, Release::Sum, Release::SumLimb)?;
                 let den = n.checked_mul(pow10(d)?).ok_or(overflow("mean"))?;
                 let (num, den) = reduce(s, den)?;
                 ExactValue::Ratio { num, den }
@@ -349,8 +358,6 @@ impl Planner {
                 if n < min_n {
                     return Err(StatsError::NoData { blank: 0 });
                 }
-                let s = self.combined(map, Release::Sum, Release::SumLimb)?;
-                let q = self.combined(map, Release::Squares, Release::SquaresLimb)?;
                 let nq = n.checked_mul(q).ok_or(overflow("variance: n x sum of squares"))?;
                 let s2 = s.checked_mul(s).ok_or(overflow("variance: sum squared"))?;
                 let num = nq.checked_sub(s2).ok_or(overflow("variance"))?.max(0);
@@ -369,8 +376,6 @@ impl Planner {
             }
             _ => return Err(StatsError::UnexpectedInput(format!("{st} is not a moments statistic"))),
         };
-        let s = if st.needs_sum() { self.combined(map, Release::Sum, Release::SumLimb)? } else { 0 };
-        let q = if st.needs_squares() { self.combined(map, Release::Squares, Release::SquaresLimb)? } else { 0 };
         let uncertainty = if n > 0 { self.moments_uncertainty(n, s, q)? } else { None };
         Ok(StatResult { statistic: st, value, count: n, decimals: d, uncertainty })
     }
@@ -394,7 +399,8 @@ impl Planner {
         let uncertainty = match self.noise()? {
             Some((epsilon, _)) => {
                 let sd = release_variance(1, epsilon, 1, self.noise_sources)?.sqrt();
-                Some(Uncertainty { stddev: sd, ci95: (-Z95 * sd, Z95 * sd) })
+                let z = release_z95(1, epsilon, 1, self.noise_sources)?;
+                Some(Uncertainty { stddev: sd, ci95: (-z * sd, z * sd) })
             }
             None => None,
         };

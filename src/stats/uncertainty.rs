@@ -24,8 +24,9 @@ pub struct Uncertainty {
 }
 
 impl Uncertainty {
-    pub fn around(value: f64, stddev: f64) -> Self {
-        Uncertainty { stddev, ci95: (value - Z95 * stddev, value + Z95 * stddev) }
+    /// value ± z·stddev (z from `z95`, or `Z95` for normal noise).
+    pub fn around(value: f64, stddev: f64, z: f64) -> Self {
+        Uncertainty { stddev, ci95: (value - z * stddev, value + z * stddev) }
     }
 }
 
@@ -36,6 +37,69 @@ pub fn discrete_laplace_variance(t: f64) -> f64 {
     }
     let q = (-1.0 / t).exp();
     2.0 * q / ((1.0 - q) * (1.0 - q))
+}
+
+/// The pmf of one discrete Laplace draw of scale t on -m..=m.
+fn discrete_laplace_pmf(t: f64, m: usize) -> Vec<f64> {
+    let q = (-1.0 / t).exp();
+    let c = (1.0 - q) / (1.0 + q);
+    let m = i32::try_from(m).unwrap_or(i32::MAX);
+    (-m..=m).map(|x| c * q.powi(x.abs())).collect()
+}
+
+/// Scales up to which the noise's distribution is convolved exactly; above,
+/// the ratio found at this scale is used (it converges to the continuous
+/// Laplace sum's, which depends on the number of draws only).
+const EXACT_SCALE_LIMIT: f64 = 30.0;
+
+/// z such that [-z·σ, z·σ] holds at least 95% of the sum of `draws`
+/// discrete Laplace draws of scale t (σ its standard deviation). The normal
+/// 1.96 undercovers: Laplace tails are heavier (one draw needs 2.12) and
+/// small scales are discrete (3 draws of scale 1: 1.96σ covers 93.9%).
+pub fn z95(t: f64, draws: u32) -> f64 {
+    if !(t > 0.0) || draws == 0 {
+        return Z95;
+    }
+    let exact_t = t.min(EXACT_SCALE_LIMIT);
+    // each draw's support cut where its tail mass is below 1e-9
+    let m = (exact_t * 21.0).ceil().max(1.0) as usize;
+    let one = discrete_laplace_pmf(exact_t, m);
+    let mut sum = vec![1.0];
+    for _ in 0..draws.min(16) {
+        let mut next = vec![0.0; sum.len() + one.len() - 1];
+        for (i, a) in sum.iter().enumerate() {
+            for (j, b) in one.iter().enumerate() {
+                if let Some(slot) = next.get_mut(i + j) {
+                    *slot += a * b;
+                }
+            }
+        }
+        sum = next;
+    }
+    let center = (sum.len() - 1) / 2;
+    let sd = (f64::from(draws.min(16)) * discrete_laplace_variance(exact_t)).sqrt();
+    // smallest integer h with P(|X| <= h) >= 0.95
+    let mut mass = sum.get(center).copied().unwrap_or(0.0);
+    let mut h = 0usize;
+    while mass < 0.95 && h < center {
+        h += 1;
+        mass += sum.get(center - h).copied().unwrap_or(0.0) + sum.get(center + h).copied().unwrap_or(0.0);
+    }
+    // a hair above h: the interval must hold |noise| = h despite rounding
+    let exact = (h as f64 + 1e-6) / sd;
+    if t <= EXACT_SCALE_LIMIT {
+        exact
+    } else {
+        // continuous limit: the integer step no longer matters
+        ((h as f64 - 0.5) / sd).max(Z95)
+    }
+}
+
+/// The 95% multiplier (`z95`) of one release's noise.
+pub fn release_z95(sensitivity: u128, epsilon: Epsilon, share: u64, authorities: u32) -> Result<f64, StatsError> {
+    let (num, den) = laplace_scale(sensitivity, epsilon, share)?;
+    // display-only floats: the scale is public
+    Ok(z95(num as f64 / den.max(1) as f64, authorities))
 }
 
 /// Variance of the noise on one release (in released units): one draw per authority.
@@ -54,11 +118,12 @@ pub fn quantile_interval(
     value: i128,
     rank: i128,
     rank_stddev: f64,
+    z: f64,
     points: &[(i128, i128)],
     bounds: (i128, i128),
 ) -> (i128, i128) {
     // the target rank and each released count are noisy: widen by both
-    let margin = (Z95 * rank_stddev * std::f64::consts::SQRT_2).ceil();
+    let margin = (z * rank_stddev * std::f64::consts::SQRT_2).ceil();
     let margin = if margin.is_finite() && margin < 1e30 { margin as i128 } else { i128::MAX / 4 };
     let (lo_rank, hi_rank) = (rank.saturating_sub(margin), rank.saturating_add(margin));
     // the lo_rank-th value is >= b when fewer than lo_rank values lie below b
@@ -91,15 +156,28 @@ mod tests {
     }
 
     #[test]
+    fn z_covers_95_percent_of_laplace_sums() {
+        // one continuous Laplace draw: P(|X| <= z·σ) = 1 - exp(-z·√2) = 0.95 at z = 2.118
+        let one = z95(1000.0, 1);
+        assert!((one - 2.118).abs() < 0.02, "{one}");
+        // three draws of scale 1 (a count at ε = 1, 3 authorities): 1.96σ held only 93.9%
+        let three = z95(1.0, 3);
+        assert!(three > Z95 && three * (3.0 * discrete_laplace_variance(1.0)).sqrt() >= 5.0, "{three}");
+        // many draws approach the normal
+        assert!((z95(1000.0, 16) - Z95).abs() < 0.1);
+        assert_eq!(z95(0.0, 3), Z95);
+    }
+
+    #[test]
     fn quantile_intervals_come_from_released_counts() {
         // 100 values; released: 10 below 50, 60 below 80, 100 below 200
         let points = [(50, 10), (80, 60), (200, 100)];
-        let (lo, hi) = quantile_interval(70, 50, 1.0, &points, (0, 199));
+        let (lo, hi) = quantile_interval(70, 50, 1.0, Z95, &points, (0, 199));
         assert_eq!((lo, hi), (50, 79));
         // huge rank noise: the whole bounds
-        assert_eq!(quantile_interval(70, 50, 1e6, &points, (0, 199)), (0, 199));
+        assert_eq!(quantile_interval(70, 50, 1e6, Z95, &points, (0, 199)), (0, 199));
         // always contains the answer
-        let (lo, hi) = quantile_interval(10, 50, 1.0, &points, (0, 199));
+        let (lo, hi) = quantile_interval(10, 50, 1.0, Z95, &points, (0, 199));
         assert!(lo <= 10 && 10 <= hi);
     }
 }
