@@ -18,11 +18,13 @@ use rand::SeedableRng;
 use crate::crypto::{DlogSolver, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
 use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
 use crate::protocol::ledger::MemoryLedger;
-use crate::protocol::processor::{ProcessorView, QueryDriver, Reply, Step};
+use crate::protocol::drive::{run_query, run_ready, QueryPeers};
+use crate::protocol::processor::{ProcessorView, QueryDriver};
 use crate::protocol::relay::{ColumnSource, RelayState};
 use crate::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};
 use crate::protocol::*;
-use crate::stats::{Epsilon, QueryParams};
+use crate::stats::{Epsilon, QueryParams, Release};
+use curve25519_dalek::ristretto::RistrettoPoint;
 
 /// Seconds since the epoch that the harness's clock shows.
 pub const NOW: u64 = 1_700_000_000;
@@ -30,9 +32,9 @@ pub const NOW: u64 = 1_700_000_000;
 pub type Solver = Arc<DlogSolver<Arc<MemoryTable>>>;
 
 /// Rewrites the replies to one relay request (a dishonest relay or network).
-pub type RelayHook = Box<dyn FnMut(&RelayRequest, &mut Vec<Reply<RelayResponse>>)>;
+pub type RelayHook = Box<dyn FnMut(&RelayRequest, &mut Vec<PeerReply<RelayResponse>>)>;
 /// Rewrites the replies to one authority request.
-pub type AuthorityHook = Box<dyn FnMut(&AuthorityRequest, &mut Vec<Reply<AuthorityResponse>>)>;
+pub type AuthorityHook = Box<dyn FnMut(&AuthorityRequest, &mut Vec<PeerReply<AuthorityResponse>>)>;
 
 /// What one query cost, role by role.
 #[derive(Clone, Debug, Default)]
@@ -179,7 +181,7 @@ impl MemoryCluster {
         &mut self,
         request: &RelayRequest,
         names: &[String],
-    ) -> Result<Vec<Reply<RelayResponse>>, ProtocolError> {
+    ) -> Result<Vec<PeerReply<RelayResponse>>, ProtocolError> {
         let contributing = matches!(request, RelayRequest::Contribute { .. });
         if contributing {
             self.trace.rounds += 1;
@@ -209,7 +211,7 @@ impl MemoryCluster {
             } else {
                 self.trace.describe += took;
             }
-            replies.push((name, Ok(resp)));
+            replies.push(PeerReply::new(name, Ok(resp)));
         }
         self.trace.relay_critical += slowest;
         if let Some(hook) = self.relay_hook.as_mut() {
@@ -222,7 +224,7 @@ impl MemoryCluster {
     pub fn ask_authorities(
         &mut self,
         request: &AuthorityRequest,
-    ) -> Result<Vec<Reply<AuthorityResponse>>, ProtocolError> {
+    ) -> Result<Vec<PeerReply<AuthorityResponse>>, ProtocolError> {
         let admitting = matches!(request, AuthorityRequest::AdmitQuery { .. } | AuthorityRequest::AdmitRound { .. });
         if admitting {
             self.trace.admissions += 1;
@@ -246,7 +248,7 @@ impl MemoryCluster {
                 self.trace.partial_decryptions += 1;
             }
             let (resp, _) = self.wire(&resp)?;
-            list.push((name, Ok(resp)));
+            list.push(PeerReply::new(name, Ok(resp)));
         }
         if let Some(hook) = self.authority_hook.as_mut() {
             hook(request, &mut list);
@@ -260,7 +262,7 @@ impl MemoryCluster {
         let start = Instant::now();
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let t = Instant::now();
-        let (mut driver, mut step) = QueryDriver::new(
+        let (mut driver, step) = QueryDriver::new(
             self.view.clone(),
             QueryId::random(&mut self.rng),
             NOW,
@@ -269,43 +271,38 @@ impl MemoryCluster {
             params,
         )?;
         self.trace.processor += t.elapsed();
-        let answer = loop {
-            step = match step {
-                Step::AskRelays(request) => {
-                    let active = driver.active_relays().to_vec();
-                    let replies = self.ask_relays(&request, &active)?;
-                    let t = Instant::now();
-                    let next = driver.on_relays(replies, &mut self.rng)?;
-                    self.trace.processor += t.elapsed();
-                    next
-                }
-                Step::AskAuthorities(requests) => {
-                    let mut all = Vec::new();
-                    for request in &requests {
-                        all.push(self.ask_authorities(request)?);
-                    }
-                    let t = Instant::now();
-                    let next = driver.on_authorities(all)?;
-                    self.trace.processor += t.elapsed();
-                    next
-                }
-                Step::Solve(points) => {
-                    let t = Instant::now();
-                    let values = points.iter().map(|(r, p)| Ok((*r, self.solver.solve_vartime(p)?))).collect::<Result<
-                        Vec<_>,
-                        crate::crypto::CryptoError,
-                    >>(
-                    )?;
-                    self.trace.solve += t.elapsed();
-                    let t = Instant::now();
-                    let next = driver.on_solved(values)?;
-                    self.trace.processor += t.elapsed();
-                    next
-                }
-                Step::Done(answer) => break *answer,
-            }
-        };
+        // the driver's own randomness, drawn from the cluster's (seeded or fresh)
+        let mut rng = StdRng::from_rng(&mut self.rng).map_err(|e| ProtocolError::Internal(e.to_string()))?;
+        let answer = run_ready(run_query(&mut driver, step, self, &mut rng))??;
         self.trace.total = start.elapsed();
         Ok(answer)
+    }
+}
+
+impl QueryPeers for MemoryCluster {
+    async fn ask_relays(
+        &mut self,
+        request: &RelayRequest,
+        relays: &[String],
+    ) -> Result<Vec<PeerReply<RelayResponse>>, ProtocolError> {
+        MemoryCluster::ask_relays(self, request, relays)
+    }
+
+    async fn ask_authorities(
+        &mut self,
+        requests: &[AuthorityRequest],
+    ) -> Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError> {
+        requests.iter().map(|r| MemoryCluster::ask_authorities(self, r)).collect()
+    }
+
+    async fn solve(&mut self, points: Vec<(Release, RistrettoPoint)>) -> Result<Vec<(Release, i64)>, ProtocolError> {
+        let t = Instant::now();
+        let values = points.iter().map(|(r, p)| Ok((*r, self.solver.solve_vartime(p)?))).collect();
+        self.trace.solve += t.elapsed();
+        values
+    }
+
+    fn processed(&mut self, took: Duration) {
+        self.trace.processor += took;
     }
 }

@@ -20,12 +20,14 @@ use crux::actors::keys::{read_joint_key, transport_config, unix_now};
 use crux::actors::tls::{generate_certificate, Identity};
 use crux::crypto::{combine_checked, CryptoError, EncryptionKey, PartialDecryption};
 use crux::data::read_key_share;
-use crux::protocol::processor::{ProcessorView, QueryDriver, Reply, Step};
+use crux::protocol::drive::{run_query, QueryPeers};
+use crux::protocol::processor::{ProcessorView, QueryDriver};
 use crux::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};
 use crux::protocol::*;
 use crux::stats::release::target;
 use crux::stats::{Contribution, Epsilon, QueryParams, RelayTask, Release, Statistic};
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
+use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::Scalar;
 use rand::rngs::OsRng;
 
@@ -425,7 +427,7 @@ async fn a_partial_decryption_with_a_bad_proof_is_detected() {
 }
 
 /// Runs an in-memory query whose first decryption replies `tamper` changes.
-fn run_tampered(tamper: impl Fn(&mut Vec<Reply<AuthorityResponse>>) + 'static) -> ProtocolError {
+fn run_tampered(tamper: impl Fn(&mut Vec<PeerReply<AuthorityResponse>>) + 'static) -> ProtocolError {
     let mut cluster = common::memory_cluster("areas.xlsx", 3, true, 2);
     let mut done = false;
     cluster.authority_hook = Some(Box::new(move |request, replies| {
@@ -442,7 +444,9 @@ fn the_query_driver_refuses_a_tampered_partial_decryption() {
     setup();
     // authority-2's share shifted by G
     let err = run_tampered(|list| {
-        if let Some((_, Ok(AuthorityResponse::Partial(p)))) = list.iter_mut().find(|(n, _)| n == "authority-2") {
+        if let Some(PeerReply { reply: Ok(AuthorityResponse::Partial(p)), .. }) =
+            list.iter_mut().find(|r| r.peer == "authority-2")
+        {
             p.share += RISTRETTO_BASEPOINT_POINT;
         }
     });
@@ -450,14 +454,14 @@ fn the_query_driver_refuses_a_tampered_partial_decryption() {
     assert!(err.to_string().contains("authority-2") && err.to_string().contains("invalid proof"), "{err}");
     // authority-3 answering with authority-1's share
     let err = run_tampered(|list| {
-        let first = list.iter().find_map(|(n, r)| (n == "authority-1").then(|| r.clone())).unwrap();
-        if let Some((_, reply)) = list.iter_mut().find(|(n, _)| n == "authority-3") {
-            *reply = first;
+        let first = list.iter().find_map(|r| (r.peer == "authority-1").then(|| r.reply.clone())).unwrap();
+        if let Some(r) = list.iter_mut().find(|r| r.peer == "authority-3") {
+            r.reply = first;
         }
     });
     assert!(err.to_string().contains("authority-3") && err.to_string().contains("another authority"), "{err}");
     // an authority that stays silent
-    let err = run_tampered(|list| list.retain(|(n, _)| n != "authority-1"));
+    let err = run_tampered(|list| list.retain(|r| r.peer != "authority-1"));
     assert!(err.to_string().contains("authority-1") && err.to_string().contains("did not answer"), "{err}");
 }
 
@@ -523,6 +527,59 @@ async fn unknown_users_cannot_query() {
 
 // ------------------------------------------------------------------ transcript
 
+/// An honest processor's peers over QUIC, one request at a time, recording
+/// every request and reply.
+struct RecordingPeers<'a> {
+    me: &'a Peer,
+    transcript: &'a mut Vec<Vec<u8>>,
+}
+
+impl RecordingPeers<'_> {
+    async fn ask<R: serde::de::DeserializeOwned>(&mut self, name: &str, bytes: &[u8]) -> PeerReply<R> {
+        let reply = self.me.client.request(name, self.me.addr(name), bytes).await.unwrap();
+        self.transcript.push(reply.clone());
+        PeerReply::new(name, Ok(decode::<R>(&reply, DEFAULT_MAX_FRAME).unwrap()))
+    }
+}
+
+impl QueryPeers for RecordingPeers<'_> {
+    async fn ask_relays(
+        &mut self,
+        request: &RelayRequest,
+        relays: &[String],
+    ) -> Result<Vec<PeerReply<RelayResponse>>, ProtocolError> {
+        let bytes = encode(request).unwrap();
+        self.transcript.push(bytes.clone());
+        let mut replies = Vec::new();
+        for name in relays {
+            replies.push(self.ask(name, &bytes).await);
+        }
+        Ok(replies)
+    }
+
+    async fn ask_authorities(
+        &mut self,
+        requests: &[AuthorityRequest],
+    ) -> Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError> {
+        let mut all = Vec::new();
+        for request in requests {
+            let bytes = encode(request).unwrap();
+            self.transcript.push(bytes.clone());
+            let mut list = Vec::new();
+            for name in AUTHORITIES {
+                list.push(self.ask(name, &bytes).await);
+            }
+            all.push(list);
+        }
+        Ok(all)
+    }
+
+    async fn solve(&mut self, points: Vec<(Release, RistrettoPoint)>) -> Result<Vec<(Release, i64)>, ProtocolError> {
+        let solver = common::solver();
+        Ok(points.iter().map(|(r, p)| (*r, solver.solve_vartime(p).unwrap())).collect())
+    }
+}
+
 /// Runs one query as an honest processor would, over QUIC to the real relays
 /// and authorities, recording every request and reply.
 async fn run_recorded(
@@ -531,48 +588,11 @@ async fn run_recorded(
     params: QueryParams,
     transcript: &mut Vec<Vec<u8>>,
 ) -> QueryAnswer {
-    let solver = common::solver();
     let labels = LABELS.iter().map(|s| s.to_string()).collect();
-    let (mut driver, mut step) =
+    let (mut driver, step) =
         QueryDriver::new(view, QueryId::random(&mut OsRng), unix_now(), "user".into(), labels, params).unwrap();
-    loop {
-        step = match step {
-            Step::AskRelays(request) => {
-                let bytes = encode(&request).unwrap();
-                transcript.push(bytes.clone());
-                let mut replies = Vec::new();
-                for name in driver.active_relays().to_vec() {
-                    let reply = me.client.request(&name, me.addr(&name), &bytes).await.unwrap();
-                    transcript.push(reply.clone());
-                    replies.push((name, Ok(decode::<RelayResponse>(&reply, DEFAULT_MAX_FRAME).unwrap())));
-                }
-                driver.on_relays(replies, &mut OsRng).unwrap()
-            }
-            Step::AskAuthorities(requests) => {
-                let mut all = Vec::new();
-                for request in requests {
-                    let bytes = encode(&request).unwrap();
-                    transcript.push(bytes.clone());
-                    let mut list = Vec::new();
-                    for name in AUTHORITIES {
-                        let reply = me.client.request(name, me.addr(name), &bytes).await.unwrap();
-                        transcript.push(reply.clone());
-                        list.push((
-                            name.to_string(),
-                            Ok(decode::<AuthorityResponse>(&reply, DEFAULT_MAX_FRAME).unwrap()),
-                        ));
-                    }
-                    all.push(list);
-                }
-                driver.on_authorities(all).unwrap()
-            }
-            Step::Solve(points) => {
-                let values = points.iter().map(|(r, p)| (*r, solver.solve_vartime(p).unwrap())).collect();
-                driver.on_solved(values).unwrap()
-            }
-            Step::Done(answer) => return *answer,
-        }
-    }
+    let mut peers = RecordingPeers { me, transcript };
+    run_query(&mut driver, step, &mut peers, &mut OsRng).await.unwrap()
 }
 
 #[actix_rt::test]

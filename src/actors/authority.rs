@@ -9,19 +9,13 @@ use tracing::{info, info_span, warn};
 
 use super::keys::unix_now;
 use super::ledger::LmdbLedger;
+use super::RequestBytes;
+use crate::protocol::access::only_processor;
 use crate::protocol::authority::AuthorityState;
 use crate::protocol::ledger::Ledger;
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::{AuthorityRequest, AuthorityResponse, NodeStatus, Role};
 use crate::stats::dp::NoiseRng;
-
-/// Request bytes from a peer; the reply is the encoded response.
-#[derive(Message)]
-#[rtype(result = "Vec<u8>")]
-pub struct RequestBytes {
-    pub peer: String,
-    pub bytes: Vec<u8>,
-}
 
 pub struct AuthorityActor {
     pub state: AuthorityState,
@@ -78,9 +72,9 @@ impl Handler<RequestBytes> for AuthorityActor {
     type Result = Vec<u8>;
 
     fn handle(&mut self, msg: RequestBytes, _ctx: &mut Self::Context) -> Vec<u8> {
-        if msg.peer != self.processor {
+        if let Err(refusal) = only_processor(self.state.name(), &self.processor, &msg.peer) {
             warn!(peer = %msg.peer, "refusing a request from a node that is not the processor");
-            return refused(format!("{} only answers the processor", self.state.name()));
+            return refused(refusal);
         }
         let request: AuthorityRequest = match decode(&msg.bytes, self.max_frame) {
             Ok(r) => r,

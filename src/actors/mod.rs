@@ -15,6 +15,16 @@ pub mod relay;
 pub mod tls;
 pub mod transport;
 
+/// Request bytes from an authenticated peer, as the transport hands them to
+/// a role's actor; the reply is the encoded response.
+#[derive(actix::Message)]
+#[rtype(result = "Vec<u8>")]
+pub struct RequestBytes {
+    /// the peer's name, from its pinned certificate
+    pub peer: String,
+    pub bytes: Vec<u8>,
+}
+
 pub use authority::AuthorityActor;
 pub use error::NodeError;
 pub use processor::ProcessorActor;

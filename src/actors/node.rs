@@ -13,7 +13,8 @@ use std::time::Duration;
 use actix::prelude::*;
 use tracing::info;
 
-use super::authority::{AuthorityActor, RequestBytes};
+use super::authority::AuthorityActor;
+use super::RequestBytes;
 use super::column_source::FileColumnSource;
 use super::error::NodeError;
 use super::keys::{read_joint_key, resolve, transport_config};
@@ -172,13 +173,8 @@ pub fn start(cfg: &NodeConfig, prepared: Prepared) -> Result<RunningNode, NodeEr
                 query_timeout: cfg.timeouts.query,
                 table_description: description,
             });
-            let actor = ProcessorActor {
-                shared,
-                users: cfg.cluster.users.iter().map(|u| u.name.clone()).collect(),
-                rate_per_minute: p.rate_limit_per_minute,
-                recent: HashMap::new(),
-            }
-            .start();
+            let users = cfg.cluster.users.iter().map(|u| u.name.clone()).collect();
+            let actor = ProcessorActor::new(shared, users, p.rate_limit_per_minute).start();
             actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
                 let a = actor.clone();
                 async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }

@@ -1,29 +1,32 @@
 //! ProcessorActor: takes queries from pinned users, drives each query's
-//! state machine (`protocol::processor`) by fanning requests out to relays
-//! and authorities in parallel over QUIC, solves discrete logs on a blocking
-//! thread with the LMDB table, and answers the user. Enforces a per-user rate
-//! limit and an overall query timeout. Logs query ids and outcomes, never
-//! values or ciphertexts.
+//! state machine (`protocol::processor`, through `protocol::drive`) by
+//! fanning requests out to relays and authorities in parallel over QUIC,
+//! solves discrete logs on a blocking thread with the LMDB table, and
+//! answers the user. Who may ask and how often is decided by
+//! `protocol::access`; the actor applies it with the current time. Logs
+//! query ids and outcomes, never values or ciphertexts.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use curve25519_dalek::ristretto::RistrettoPoint;
 use futures_util::future::join_all;
 use rand::rngs::OsRng;
 use tracing::{info, info_span, warn, Instrument};
 
-use super::authority::RequestBytes;
 use super::keys::unix_now;
 use super::transport::Client;
+use super::RequestBytes;
 use crate::crypto::{DlogSolver, DlogTable};
-use crate::protocol::processor::{ProcessorView, QueryDriver, Reply, Step};
+use crate::protocol::access::{only_users, RateClass, RateLimiter};
+use crate::protocol::drive::{run_query, QueryPeers};
+use crate::protocol::processor::{ProcessorView, QueryDriver};
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::*;
-use crate::stats::QueryParams;
+use crate::stats::{QueryParams, Release};
 
 /// Everything a query needs, shared by the queries in flight.
 pub struct ProcessorShared {
@@ -39,10 +42,16 @@ pub struct ProcessorShared {
 }
 
 pub struct ProcessorActor {
-    pub shared: Rc<ProcessorShared>,
-    pub users: Vec<String>,
-    pub rate_per_minute: u32,
-    pub recent: HashMap<String, Vec<Instant>>,
+    shared: Rc<ProcessorShared>,
+    users: Vec<String>,
+    limiter: RateLimiter,
+}
+
+impl ProcessorActor {
+    /// `rate_per_minute`: queries, and separately status requests, per user.
+    pub fn new(shared: Rc<ProcessorShared>, users: Vec<String>, rate_per_minute: u32) -> Self {
+        ProcessorActor { shared, users, limiter: RateLimiter::new(rate_per_minute) }
+    }
 }
 
 impl Actor for ProcessorActor {
@@ -57,29 +66,14 @@ fn error_reply(message: String) -> Vec<u8> {
     reply(&ProcessorResponse::Error { message })
 }
 
-impl ProcessorActor {
-    /// Sliding one-minute window per user (queries and status requests are
-    /// counted separately, each up to `rate_per_minute`).
-    fn admit(&mut self, user: &str) -> bool {
-        let now = Instant::now();
-        let list = self.recent.entry(user.to_string()).or_default();
-        list.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-        if list.len() >= usize::try_from(self.rate_per_minute).unwrap_or(usize::MAX) {
-            return false;
-        }
-        list.push(now);
-        true
-    }
-}
-
 impl Handler<RequestBytes> for ProcessorActor {
     type Result = ResponseFuture<Vec<u8>>;
 
     fn handle(&mut self, msg: RequestBytes, _ctx: &mut Self::Context) -> Self::Result {
         let shared = self.shared.clone();
-        if !self.users.contains(&msg.peer) {
+        if let Err(refusal) = only_users(&self.users, &msg.peer) {
             warn!(peer = %msg.peer, "refusing a request from a node that is not a configured user");
-            return Box::pin(async move { error_reply(format!("{} is not a user of this processor", msg.peer)) });
+            return Box::pin(async move { error_reply(refusal) });
         }
         let request: ProcessorRequest = match decode(&msg.bytes, shared.max_frame) {
             Ok(r) => r,
@@ -88,13 +82,9 @@ impl Handler<RequestBytes> for ProcessorActor {
                 return Box::pin(async move { error_reply(e.to_string()) });
             }
         };
-        if matches!(request, ProcessorRequest::Status | ProcessorRequest::ClusterStatus | ProcessorRequest::Columns)
-            && !self.admit(&format!("status\u{0}{}", msg.peer))
-        {
-            let limit = self.rate_per_minute;
-            return Box::pin(async move {
-                error_reply(format!("rate limit: at most {limit} status requests per minute per user; wait and retry"))
-            });
+        let class = if matches!(request, ProcessorRequest::Query { .. }) { RateClass::Query } else { RateClass::Status };
+        if let Err(refusal) = self.limiter.admit(&msg.peer, class, Instant::now()) {
+            return Box::pin(async move { error_reply(refusal) });
         }
         match request {
             ProcessorRequest::Status => Box::pin(async move { reply(&ProcessorResponse::Status(own_status(&shared))) }),
@@ -105,51 +95,50 @@ impl Handler<RequestBytes> for ProcessorActor {
                 Box::pin(async move { reply(&ProcessorResponse::Columns(published_columns(&shared).await)) })
             }
             ProcessorRequest::Query { labels, params } => {
-                if !self.admit(&msg.peer) {
-                    let limit = self.rate_per_minute;
-                    return Box::pin(async move {
-                        error_reply(format!("rate limit: at most {limit} queries per minute per user; wait and retry"))
-                    });
-                }
-                let user = msg.peer.clone();
-                Box::pin(async move {
-                    let id = QueryId::random(&mut OsRng);
-                    let span = info_span!("query", query_id = %id, role = "processor", user = %user);
-                    let started = Instant::now();
-                    let charged = std::cell::Cell::new(None);
-                    let outcome = tokio::time::timeout(
-                        shared.query_timeout,
-                        run_query(&shared, id, user.clone(), labels, params, &charged).instrument(span.clone()),
-                    )
-                    .await;
-                    // a query that fails after its admission has still spent its epsilon: say so
-                    let spent = match charged.get() {
-                        Some(e) if e.0 > 0 => format!(
-                            "; the authorities had admitted it, so epsilon {e} of dataset {:?}'s budget is spent",
-                            shared.view.dataset
-                        ),
-                        _ => String::new(),
-                    };
-                    let _guard = span.enter();
-                    match outcome {
-                        Ok(Ok(answer)) => {
-                            info!(statistic = %answer.result.statistic, relays = answer.relays.len(), elapsed_ms = started.elapsed().as_millis() as u64, "answered");
-                            reply(&ProcessorResponse::Answer(Box::new(answer)))
-                        }
-                        Ok(Err(e)) => {
-                            warn!(cause = %e, "query failed");
-                            error_reply(format!("query {id} failed: {e}{spent}"))
-                        }
-                        Err(_) => {
-                            warn!("query timed out");
-                            error_reply(format!(
-                                "query {id} timed out after {:?}; raise `timeouts.query_ms` or check slow nodes{spent}",
-                                shared.query_timeout
-                            ))
-                        }
-                    }
-                })
+                Box::pin(async move { answer_query(&shared, msg.peer, labels, params).await })
             }
+        }
+    }
+}
+
+/// Runs one query under the timeout and encodes its answer or failure.
+async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String>, params: QueryParams) -> Vec<u8> {
+    let id = QueryId::random(&mut OsRng);
+    let span = info_span!("query", query_id = %id, role = "processor", user = %user);
+    let started = Instant::now();
+    let (mut driver, step) = match QueryDriver::new(shared.view.clone(), id, unix_now(), user, labels, params) {
+        Ok(started) => started,
+        Err(e) => return error_reply(format!("query {id} failed: {e}")),
+    };
+    let mut peers = QuicPeers { shared };
+    let outcome =
+        tokio::time::timeout(shared.query_timeout, run_query(&mut driver, step, &mut peers, &mut OsRng).instrument(span.clone()))
+            .await;
+    // a query that fails after its admission has still spent its epsilon: say so
+    let spent = match driver.charged() {
+        Some(e) if e.0 > 0 => format!(
+            "; the authorities had admitted it, so epsilon {e} of dataset {:?}'s budget is spent",
+            shared.view.dataset
+        ),
+        _ => String::new(),
+    };
+    let _guard = span.enter();
+    match outcome {
+        Ok(Ok(answer)) => {
+            let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            info!(statistic = %answer.result.statistic, relays = answer.relays.len(), elapsed_ms, "answered");
+            reply(&ProcessorResponse::Answer(Box::new(answer)))
+        }
+        Ok(Err(e)) => {
+            warn!(cause = %e, "query failed");
+            error_reply(format!("query {id} failed: {e}{spent}"))
+        }
+        Err(_) => {
+            warn!("query timed out");
+            error_reply(format!(
+                "query {id} timed out after {:?}; raise `timeouts.query_ms` or check slow nodes{spent}",
+                shared.query_timeout
+            ))
         }
     }
 }
@@ -169,45 +158,35 @@ fn own_status(shared: &ProcessorShared) -> NodeStatus {
     }
 }
 
+/// One request to one peer. `may_resend`: whether the transport may send it
+/// again after a lost connection (`AuthorityRequest::may_resend`).
 async fn ask<T: serde::de::DeserializeOwned>(
     shared: &ProcessorShared,
     name: &str,
     addr: SocketAddr,
     bytes: &[u8],
-) -> Result<T, String> {
-    ask_with(shared, name, addr, bytes, false).await
-}
-
-/// `at_most_once`: a request with a side effect (an admission charges the
-/// budget and records the query id; a registration records the round) is not
-/// resent after a lost connection.
-async fn ask_with<T: serde::de::DeserializeOwned>(
-    shared: &ProcessorShared,
-    name: &str,
-    addr: SocketAddr,
-    bytes: &[u8],
-    at_most_once: bool,
-) -> Result<T, String> {
-    let reply = if at_most_once {
-        shared.client.request_at_most_once(name, addr, bytes).await
-    } else {
+    may_resend: bool,
+) -> Result<T, PeerFailure> {
+    let reply = if may_resend {
         shared.client.request(name, addr, bytes).await
+    } else {
+        shared.client.request_at_most_once(name, addr, bytes).await
     }
-    .map_err(|e| e.to_string())?;
-    decode::<T>(&reply, shared.max_frame).map_err(|e| format!("{name} sent an invalid reply: {e}"))
+    .map_err(|e| PeerFailure::Unreachable(e.to_string()))?;
+    decode::<T>(&reply, shared.max_frame).map_err(|e| PeerFailure::InvalidReply(format!("{name}: {e}")))
 }
 
 /// Every relay's published column labels, asked in parallel.
-async fn published_columns(shared: &ProcessorShared) -> Vec<(String, Result<Vec<Vec<String>>, String>)> {
+async fn published_columns(shared: &ProcessorShared) -> Vec<RelayColumns> {
     let Ok(request) = encode(&RelayRequest::Columns) else { return Vec::new() };
     let calls = shared.relays.iter().map(|(name, addr)| {
         let request = request.clone();
         async move {
-            let answer = match ask::<RelayResponse>(shared, name, *addr, &request).await {
+            let answer = match ask::<RelayResponse>(shared, name, *addr, &request, true).await {
                 Ok(RelayResponse::Columns(columns)) => Ok(columns),
                 Ok(RelayResponse::Error { message }) => Err(message),
-                Ok(_) => Err("unexpected answer".to_string()),
-                Err(e) => Err(e),
+                Ok(other) => Err(PeerFailure::Unexpected { found: other.kind(), expected: "Columns" }.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             (name.clone(), answer)
         }
@@ -221,10 +200,11 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
     let relays = shared.relays.iter().map(|(name, addr)| {
         let req = relay_req.clone();
         async move {
-            let status = match ask::<RelayResponse>(shared, name, *addr, &req).await {
+            let status = match ask::<RelayResponse>(shared, name, *addr, &req, true).await {
                 Ok(RelayResponse::Status(s)) => Ok(s),
-                Ok(other) => Err(format!("unexpected answer {other:?}")),
-                Err(e) => Err(e),
+                Ok(RelayResponse::Error { message }) => Err(message),
+                Ok(other) => Err(PeerFailure::Unexpected { found: other.kind(), expected: "Status" }.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             PeerStatus { name: name.clone(), role: Role::Relay, address: addr.to_string(), status }
         }
@@ -232,11 +212,11 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
     let authorities = shared.authorities.iter().map(|(name, addr)| {
         let req = auth_req.clone();
         async move {
-            let status = match ask::<AuthorityResponse>(shared, name, *addr, &req).await {
+            let status = match ask::<AuthorityResponse>(shared, name, *addr, &req, true).await {
                 Ok(AuthorityResponse::Status(s)) => Ok(s),
                 Ok(AuthorityResponse::Refused { reason }) => Err(reason),
-                Ok(_) => Err("unexpected answer".to_string()),
-                Err(e) => Err(e),
+                Ok(other) => Err(PeerFailure::Unexpected { found: other.kind(), expected: "Status" }.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             PeerStatus { name: name.clone(), role: Role::Authority, address: addr.to_string(), status }
         }
@@ -246,61 +226,48 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
     a
 }
 
-async fn run_query(
-    shared: &ProcessorShared,
-    id: QueryId,
-    user: String,
-    labels: Vec<String>,
-    params: QueryParams,
-    charged: &std::cell::Cell<Option<crate::stats::Epsilon>>,
-) -> Result<QueryAnswer, ProtocolError> {
-    let (mut driver, mut step) = QueryDriver::new(shared.view.clone(), id, unix_now(), user, labels, params)?;
-    loop {
-        charged.set(driver.charged());
-        step = match step {
-            Step::AskRelays(request) => {
-                let bytes = encode(&request)?;
-                let active = driver.active_relays().to_vec();
-                let calls = shared.relays.iter().filter(|(n, _)| active.contains(n)).map(|(name, addr)| {
-                    let bytes = &bytes;
-                    async move { (name.clone(), ask::<RelayResponse>(shared, name, *addr, bytes).await) }
-                });
-                let replies: Vec<Reply<RelayResponse>> = join_all(calls).await;
-                driver.on_relays(replies, &mut OsRng)?
-            }
-            Step::AskAuthorities(requests) => {
-                let encoded = requests
-                    .iter()
-                    .map(|r| {
-                        let once = matches!(r, AuthorityRequest::AdmitQuery { .. } | AuthorityRequest::Register { .. });
-                        Ok((encode(r)?, once))
-                    })
-                    .collect::<Result<Vec<_>, ProtocolError>>()?;
-                let per_request = encoded.iter().map(|(bytes, once)| {
-                    join_all(shared.authorities.iter().map(move |(name, addr)| async move {
-                        (name.clone(), ask_with::<AuthorityResponse>(shared, name, *addr, bytes, *once).await)
-                    }))
-                });
-                let replies: Vec<Vec<Reply<AuthorityResponse>>> = join_all(per_request).await;
-                driver.on_authorities(replies)?
-            }
-            Step::Solve(points) => {
-                let solver = shared.solver.clone();
-                let solved = actix_rt::task::spawn_blocking(move || {
-                    points
-                        .into_iter()
-                        .map(|(r, p)| solver.solve_vartime(&p).map(|v| (r, v)))
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .await
-                .map_err(|e| ProtocolError::Malformed(format!("discrete-log worker failed: {e}")))?;
-                let values = solved.map_err(|e| match e {
-                    crate::crypto::CryptoError::DlogOutOfRange { .. } => ProtocolError::Crypto(e),
-                    other => ProtocolError::Crypto(other),
-                })?;
-                driver.on_solved(values)?
-            }
-            Step::Done(answer) => return Ok(*answer),
-        };
+/// The query's peers over QUIC: each request to all its peers in parallel.
+struct QuicPeers<'a> {
+    shared: &'a ProcessorShared,
+}
+
+impl QueryPeers for QuicPeers<'_> {
+    async fn ask_relays(
+        &mut self,
+        request: &RelayRequest,
+        relays: &[String],
+    ) -> Result<Vec<PeerReply<RelayResponse>>, ProtocolError> {
+        let bytes = encode(request)?;
+        let shared = self.shared;
+        let calls = shared.relays.iter().filter(|(n, _)| relays.contains(n)).map(|(name, addr)| {
+            let bytes = &bytes;
+            async move { PeerReply::new(name.clone(), ask::<RelayResponse>(shared, name, *addr, bytes, true).await) }
+        });
+        Ok(join_all(calls).await)
+    }
+
+    async fn ask_authorities(
+        &mut self,
+        requests: &[AuthorityRequest],
+    ) -> Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError> {
+        let shared = self.shared;
+        let encoded =
+            requests.iter().map(|r| Ok((encode(r)?, r.may_resend()))).collect::<Result<Vec<_>, ProtocolError>>()?;
+        let per_request = encoded.iter().map(|(bytes, resend)| {
+            join_all(shared.authorities.iter().map(move |(name, addr)| async move {
+                PeerReply::new(name.clone(), ask::<AuthorityResponse>(shared, name, *addr, bytes, *resend).await)
+            }))
+        });
+        Ok(join_all(per_request).await)
+    }
+
+    async fn solve(&mut self, points: Vec<(Release, RistrettoPoint)>) -> Result<Vec<(Release, i64)>, ProtocolError> {
+        let solver = self.shared.solver.clone();
+        let solved = actix_rt::task::spawn_blocking(move || {
+            points.into_iter().map(|(r, p)| solver.solve_vartime(&p).map(|v| (r, v))).collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| ProtocolError::Internal(format!("the discrete-log worker failed: {e}")))?;
+        Ok(solved?)
     }
 }

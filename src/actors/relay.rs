@@ -7,9 +7,10 @@ use actix::prelude::*;
 use rand::rngs::OsRng;
 use tracing::{info, info_span, warn};
 
-use super::authority::RequestBytes;
+use super::RequestBytes;
 use super::column_source::FileColumnSource;
 use super::keys::unix_now;
+use crate::protocol::access::only_processor;
 use crate::protocol::relay::RelayState;
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::{NodeStatus, RelayRequest, RelayResponse, Role};
@@ -33,9 +34,9 @@ impl Handler<RequestBytes> for RelayActor {
     type Result = Vec<u8>;
 
     fn handle(&mut self, msg: RequestBytes, _ctx: &mut Self::Context) -> Vec<u8> {
-        if msg.peer != self.processor {
+        if let Err(refusal) = only_processor(self.state.name(), &self.processor, &msg.peer) {
             warn!(peer = %msg.peer, "refusing a request from a node that is not the processor");
-            return error(format!("{} only answers the processor", self.state.name()));
+            return error(refusal);
         }
         let request: RelayRequest = match decode(&msg.bytes, self.max_frame) {
             Ok(r) => r,

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 use rand_core::{CryptoRng, RngCore};
 
 use super::codec;
-use super::contribution_check::check_contributions;
-use super::error::ProtocolError;
+use super::contribution_check::check_round;
+use super::error::{InvalidRequest, ProtocolError};
 use super::ids::QueryId;
 use super::ledger::Ledger;
 use super::messages::*;
@@ -75,10 +75,6 @@ pub struct AuthorityState {
     queries: HashMap<QueryId, ActiveQuery>,
 }
 
-fn malformed(reason: impl Into<String>) -> ProtocolError {
-    ProtocolError::Malformed(reason.into())
-}
-
 impl AuthorityState {
     pub fn new(share: KeyShare, joint: JointPublicKey, policy: AuthorityPolicy) -> Self {
         AuthorityState { name: share.authority().to_string(), share, joint, policy, queries: HashMap::new() }
@@ -112,7 +108,7 @@ impl AuthorityState {
             AuthorityRequest::AdmitQuery { query, user } => self.admit_query(query, &user, ledger, now, rng),
             AuthorityRequest::AdmitRound { spec, round, task } => self.admit_round(&spec, round, task, rng),
             AuthorityRequest::Register { spec, round, task, contributions } => {
-                self.register(&spec, round, task, &contributions, rng)
+                self.register(&spec, round, task, contributions, rng)
             }
             AuthorityRequest::Decrypt { query_id, round, release } => self.decrypt(&query_id, round, release, rng),
         };
@@ -127,10 +123,11 @@ impl AuthorityState {
         spec: &QuerySpec,
         round: u32,
         task: &RelayTask,
-        contributions: &[SignedContribution],
+        contributions: Vec<SignedContribution>,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Aggregate, ProtocolError> {
-        check_contributions(spec, round, task, contributions, |name| self.policy.relays.get(name), rng)?;
+        let contributions =
+            check_round(spec, round, task, contributions, |name| self.policy.relays.get(name), rng).all_valid()?;
         let needed = self.policy.min_relays.max(1);
         if contributions.len() < needed {
             let mut names: Vec<&str> = contributions.iter().map(|c| c.relay.as_str()).collect();
@@ -155,16 +152,19 @@ impl AuthorityState {
     ) -> Result<AuthorityResponse, ProtocolError> {
         query.params.validate()?;
         if query.dataset != self.policy.dataset {
-            return Err(malformed(format!(
-                "query {} names dataset {:?}, but {} guards dataset {:?}; every node must have the same `cluster.dataset`",
-                query.id, query.dataset, self.name, self.policy.dataset
-            )));
+            return Err(InvalidRequest::WrongDataset {
+                query: query.id.to_string(),
+                asked: query.dataset.clone(),
+                authority: self.name.clone(),
+                guarded: self.policy.dataset.clone(),
+            }
+            .into());
         }
         if query.params.exact && !self.policy.allow_exact {
             return Err(ProtocolError::ExactNotAllowed(self.name.clone()));
         }
         if query.labels.is_empty() || query.labels.len() > 3 || query.labels.iter().any(|l| l.len() > 256) {
-            return Err(malformed("a query names 1 to 3 labels of at most 256 bytes"));
+            return Err(InvalidRequest::Labels { got: query.labels.len() }.into());
         }
         // the bounds at the query's coarsest possible scale: refused here, before any charge
         let coarsest = query.params.fixed(query.params.parameter_decimals()?)?;
@@ -200,12 +200,12 @@ impl AuthorityState {
     ) -> Result<AuthorityResponse, ProtocolError> {
         let query = self.queries.get_mut(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
         if query.intent != spec.intent() {
-            return Err(malformed("the round's spec differs from the admitted query"));
+            return Err(InvalidRequest::SpecDiffers.into());
         }
         match &mut query.plan {
             None => {
                 if round != 0 {
-                    return Err(malformed(format!("round {round} admitted before round 0")));
+                    return Err(InvalidRequest::RoundBeforeFirst { round }.into());
                 }
                 let fixed = spec.params.fixed(spec.decimals)?;
                 check_admissible(&spec.params, &fixed)?;
@@ -223,7 +223,7 @@ impl AuthorityState {
             }
             Some(plan) => {
                 if plan.spec != *spec {
-                    return Err(malformed("a later round changed the query's scale"));
+                    return Err(InvalidRequest::ScaleChanged.into());
                 }
                 let next = plan.admitted.len();
                 let round_index = usize::try_from(round).unwrap_or(usize::MAX);
@@ -233,10 +233,12 @@ impl AuthorityState {
                     check_task(&spec.params, &plan.fixed, round, &task, plan.admitted.last())?;
                     plan.admitted.push(task.clone());
                 } else {
-                    return Err(malformed(format!(
-                        "round {round} admitted out of order ({next} admitted, {} registered)",
-                        plan.rounds.len()
-                    )));
+                    return Err(InvalidRequest::RoundOutOfOrder {
+                        round,
+                        admitted: next,
+                        registered: plan.rounds.len(),
+                    }
+                    .into());
                 }
             }
         }
@@ -249,20 +251,20 @@ impl AuthorityState {
         spec: &QuerySpec,
         round: u32,
         task: RelayTask,
-        contributions: &[SignedContribution],
+        contributions: Vec<SignedContribution>,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<AuthorityResponse, ProtocolError> {
         let query = self.queries.get(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
-        let plan = query.plan.as_ref().ok_or_else(|| malformed("no round of this query was admitted"))?;
+        let plan = query.plan.as_ref().ok_or(InvalidRequest::NoRoundAdmitted)?;
         if plan.spec != *spec {
-            return Err(malformed("the registered spec differs from the admitted one"));
+            return Err(InvalidRequest::RegisteredSpecDiffers.into());
         }
         let round_index = usize::try_from(round).unwrap_or(usize::MAX);
         if plan.admitted.get(round_index) != Some(&task) {
             return Err(StatsError::ReleaseRefused(format!("round {round} with this task was not admitted")).into());
         }
         if plan.rounds.len() != round_index {
-            return Err(malformed(format!("round {round} registered, expected round {}", plan.rounds.len())));
+            return Err(InvalidRequest::RegisteredOutOfOrder { round, expected: plan.rounds.len() }.into());
         }
         let aggregate = self.verify_contributions(spec, round, &task, contributions, rng)?;
         if let Some(plan) = self.queries.get_mut(&spec.id).and_then(|q| q.plan.as_mut()) {
@@ -286,7 +288,7 @@ impl AuthorityState {
         let r = query
             .rounds
             .get(usize::try_from(round).unwrap_or(usize::MAX))
-            .ok_or_else(|| ProtocolError::Malformed(format!("round {round} is not registered")))?;
+            .ok_or(InvalidRequest::RoundNotRegistered { round })?;
         let params = &query.spec.params;
         let slot = slot(params, &query.fixed, &r.task, release)?;
         if let Some(answer) = query.answered.get(&(round, slot.index)) {

@@ -46,49 +46,66 @@ fn bad_proof(relay: &str) -> ProtocolError {
     }
 }
 
-/// Checks one relay's contribution completely (signature, shape, proof).
-pub fn check_contribution(
-    spec: &QuerySpec,
-    round: u32,
-    task: &RelayTask,
-    key: &RelayPublicKey,
-    c: &SignedContribution,
-    rng: &mut (impl RngCore + CryptoRng),
-) -> Result<(), ProtocolError> {
-    let statement = check_signed(spec, round, task, key, c)?;
-    if !verify_batch(&[item(&statement, c)], rng) {
-        return Err(bad_proof(&c.relay));
-    }
-    Ok(())
+/// A round's contributions sorted into those that pass every check and
+/// those that fail one, with the reason.
+pub struct CheckedRound {
+    pub valid: Vec<SignedContribution>,
+    pub rejected: Vec<(String, ProtocolError)>,
 }
 
-/// Checks a whole round: known relays, each once, signatures and shapes,
-/// and all proofs in one batch.
-pub fn check_contributions<'k>(
+impl CheckedRound {
+    /// All of them valid, or the first failure.
+    pub fn all_valid(mut self) -> Result<Vec<SignedContribution>, ProtocolError> {
+        match self.rejected.drain(..).next() {
+            Some((_, e)) => Err(e),
+            None => Ok(self.valid),
+        }
+    }
+}
+
+/// The one contribution check, used by the processor (which leaves out the
+/// relays that fail it while it may) and every authority (which refuses the
+/// round if any fails): known relays, each once, signatures and shapes, and
+/// all proofs in one batch; when the batch fails, each proof alone, to name
+/// the culprits.
+pub fn check_round<'k>(
     spec: &QuerySpec,
     round: u32,
     task: &RelayTask,
-    contributions: &[SignedContribution],
+    contributions: Vec<SignedContribution>,
     key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
     rng: &mut (impl RngCore + CryptoRng),
-) -> Result<(), ProtocolError> {
+) -> CheckedRound {
     let mut seen = HashSet::new();
-    let mut statements = Vec::with_capacity(contributions.len());
+    let mut signed = Vec::with_capacity(contributions.len());
+    let mut rejected = Vec::new();
     for c in contributions {
-        let key = key_of(&c.relay).ok_or_else(|| ProtocolError::UnknownRelay(c.relay.clone()))?;
-        if !seen.insert(c.relay.as_str()) {
-            return Err(ProtocolError::BadContribution { relay: c.relay.clone(), reason: "contributed twice".into() });
+        let checked = match key_of(&c.relay) {
+            None => Err(ProtocolError::UnknownRelay(c.relay.clone())),
+            Some(_) if seen.contains(&c.relay) => {
+                Err(ProtocolError::BadContribution { relay: c.relay.clone(), reason: "contributed twice".into() })
+            }
+            Some(key) => check_signed(spec, round, task, key, &c),
+        };
+        match checked {
+            Ok(statement) => {
+                seen.insert(c.relay.clone());
+                signed.push((statement, c));
+            }
+            Err(e) => rejected.push((c.relay.clone(), e)),
         }
-        statements.push(check_signed(spec, round, task, key, c)?);
     }
-    let batch: Vec<ProofItem> = statements.iter().zip(contributions).map(|(s, c)| item(s, c)).collect();
+    let batch: Vec<ProofItem> = signed.iter().map(|(s, c)| item(s, c)).collect();
     if verify_batch(&batch, rng) {
-        return Ok(());
+        return CheckedRound { valid: signed.into_iter().map(|(_, c)| c).collect(), rejected };
     }
-    for (statement, c) in statements.iter().zip(contributions) {
-        if !verify_batch(&[item(statement, c)], rng) {
-            return Err(bad_proof(&c.relay));
+    let mut valid = Vec::with_capacity(signed.len());
+    for (statement, c) in signed {
+        if verify_batch(&[item(&statement, &c)], rng) {
+            valid.push(c);
+        } else {
+            rejected.push((c.relay.clone(), bad_proof(&c.relay)));
         }
     }
-    Err(bad_proof("(batch)"))
+    CheckedRound { valid, rejected }
 }

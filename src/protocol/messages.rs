@@ -134,13 +134,17 @@ pub struct PeerStatus {
     pub status: Result<NodeStatus, String>,
 }
 
+/// One relay's published column labels (each column 1 to 3 labels), or why
+/// it did not answer.
+pub type RelayColumns = (String, Result<Vec<Vec<String>>, String>);
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ProcessorResponse {
     Answer(Box<QueryAnswer>),
     Status(NodeStatus),
     ClusterStatus(Vec<PeerStatus>),
     /// per relay: the labels of the columns it publishes, or why it did not answer
-    Columns(Vec<(String, Result<Vec<Vec<String>>, String>)>),
+    Columns(Vec<RelayColumns>),
     Error {
         message: String,
     },
@@ -242,6 +246,92 @@ pub enum AuthorityResponse {
     Partial(PartialDecryption),
     Refused { reason: String },
     Status(NodeStatus),
+}
+
+/// The name of a message's kind, for logs and error messages (never its content).
+pub trait MessageKind {
+    fn kind(&self) -> &'static str;
+}
+
+impl MessageKind for ProcessorRequest {
+    fn kind(&self) -> &'static str {
+        match self {
+            ProcessorRequest::Query { .. } => "Query",
+            ProcessorRequest::Status => "Status",
+            ProcessorRequest::ClusterStatus => "ClusterStatus",
+            ProcessorRequest::Columns => "Columns",
+        }
+    }
+}
+
+impl MessageKind for ProcessorResponse {
+    fn kind(&self) -> &'static str {
+        match self {
+            ProcessorResponse::Answer(_) => "Answer",
+            ProcessorResponse::Status(_) => "Status",
+            ProcessorResponse::ClusterStatus(_) => "ClusterStatus",
+            ProcessorResponse::Columns(_) => "Columns",
+            ProcessorResponse::Error { .. } => "Error",
+        }
+    }
+}
+
+impl MessageKind for RelayRequest {
+    fn kind(&self) -> &'static str {
+        match self {
+            RelayRequest::Describe { .. } => "Describe",
+            RelayRequest::Contribute { .. } => "Contribute",
+            RelayRequest::Status => "Status",
+            RelayRequest::Columns => "Columns",
+        }
+    }
+}
+
+impl MessageKind for RelayResponse {
+    fn kind(&self) -> &'static str {
+        match self {
+            RelayResponse::Described(_) => "Described",
+            RelayResponse::Contribution(_) => "Contribution",
+            RelayResponse::Status(_) => "Status",
+            RelayResponse::Columns(_) => "Columns",
+            RelayResponse::Error { .. } => "Error",
+        }
+    }
+}
+
+impl MessageKind for AuthorityRequest {
+    fn kind(&self) -> &'static str {
+        match self {
+            AuthorityRequest::AdmitQuery { .. } => "AdmitQuery",
+            AuthorityRequest::AdmitRound { .. } => "AdmitRound",
+            AuthorityRequest::Register { .. } => "Register",
+            AuthorityRequest::Decrypt { .. } => "Decrypt",
+            AuthorityRequest::Status => "Status",
+        }
+    }
+}
+
+impl MessageKind for AuthorityResponse {
+    fn kind(&self) -> &'static str {
+        match self {
+            AuthorityResponse::Admitted { .. } => "Admitted",
+            AuthorityResponse::Registered => "Registered",
+            AuthorityResponse::Partial(_) => "Partial",
+            AuthorityResponse::Refused { .. } => "Refused",
+            AuthorityResponse::Status(_) => "Status",
+        }
+    }
+}
+
+impl AuthorityRequest {
+    /// Whether the request may be sent again after a connection was lost
+    /// mid-request. An admission charges the budget and records the query
+    /// id, a registration records the round: resent, the second would be
+    /// refused as a replay or out of order. The others are idempotent (a
+    /// repeated release gets the same partial decryption).
+    pub fn may_resend(&self) -> bool {
+        !matches!(self, AuthorityRequest::AdmitQuery { .. } | AuthorityRequest::Register { .. })
+    }
 }
 
 pub use super::codec::decryption_context;

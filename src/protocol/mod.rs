@@ -3,9 +3,11 @@
 //! decoded message (plus time and randomness as arguments) and returns what
 //! to send; `actors` moves the bytes.
 
+pub mod access;
 pub mod authority;
 pub mod codec;
 pub mod contribution_check;
+pub mod drive;
 pub mod error;
 pub mod ids;
 pub mod ledger;
@@ -14,6 +16,6 @@ pub mod processor;
 pub mod relay;
 pub mod wire;
 
-pub use error::ProtocolError;
+pub use error::{InvalidRequest, PeerFailure, PeerReply, ProtocolError};
 pub use ids::QueryId;
 pub use messages::*;

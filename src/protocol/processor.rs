@@ -1,28 +1,31 @@
-//! The processor's per-query state machine. It has every authority admit the
-//! query, asks relays to describe the column (declared decimals: the common
-//! scale), then runs the statistic's plan: for each round, every authority
-//! admits the round's task, relays send signed contributions with proofs of
-//! randomness (verified and aggregated here), every authority registers
-//! them, then releases (partial decryptions whose proofs it checks and
-//! combines) and discrete logs (solved by the caller, off the actor thread).
-//! Relays that fail or time out in the first rounds are left out when at
-//! least `min_relays` remain; after that a failure ends the query, because
-//! a search's later rounds must cover the same relays. No I/O.
+//! The processor's per-query state machine, one state per expected input
+//! (as rustls's `ExpectCertificate` and friends): every authority admits the
+//! query, relays describe the column (declared decimals: the common scale),
+//! then the statistic's plan runs round by round: every authority admits
+//! the round's task, relays send signed contributions with proofs of
+//! randomness (checked here by `contribution_check::check_round`, the same
+//! check every authority makes), every authority registers them, then
+//! releases (partial decryptions whose proofs are checked and combined) and
+//! discrete logs (solved by the caller, off the actor thread).
+//!
+//! Input: decoded replies (`PeerReply`) from the caller, which moves bytes
+//! (`actors::processor` over QUIC, `harness` in memory) through
+//! `protocol::drive::run_query`. Output: the next `Step`, and at the end the
+//! `QueryAnswer`. Relays that fail or time out in the first rounds are left
+//! out when at least `min_relays` remain; after that a failure ends the
+//! query, because a search's later rounds must cover the same relays. No I/O.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use curve25519_dalek::ristretto::RistrettoPoint;
-
 use rand_core::{CryptoRng, RngCore};
 
-use super::contribution_check::check_contribution;
-use super::error::ProtocolError;
+use super::contribution_check::check_round;
+use super::error::{PeerFailure, PeerReply, ProtocolError};
 use super::ids::QueryId;
 use super::messages::*;
-use crate::crypto::{
-    combine_checked, AuthoritySignature, Ciphertext, JointPublicKey, PartialDecryption, RelayPublicKey,
-};
+use crate::crypto::{combine_checked, Ciphertext, JointPublicKey, PartialDecryption, RelayPublicKey};
 use crate::stats::release::target;
 use crate::stats::{Aggregate, Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release};
 
@@ -61,31 +64,66 @@ pub enum Step {
     Done(Box<QueryAnswer>),
 }
 
-enum Phase {
-    AdmittingQuery { intent: QueryIntent },
-    Describing { intent: QueryIntent },
-    AdmittingRound { round: u32, task: RelayTask },
-    Contributing { round: u32, task: RelayTask },
-    Registering { round: u32, task: RelayTask, aggregate: Aggregate },
-    Decrypting { round: u32, task: RelayTask, aggregate: Aggregate, targets: Vec<(Release, Ciphertext)> },
-    Solving { round: u32, task: RelayTask, aggregate: Aggregate },
+/// The round in progress.
+struct Round {
+    number: u32,
+    task: RelayTask,
+}
+
+/// A query whose scale is fixed: what every later state owns.
+struct Running {
+    spec: QuerySpec,
+    planner: Planner,
+    column: Vec<String>,
+}
+
+/// One state per expected input; each owns what it needs.
+enum State {
+    /// every authority's admission of the query
+    AwaitingQueryAdmission { intent: QueryIntent },
+    /// every relay's description of the column
+    AwaitingDescriptions { intent: QueryIntent },
+    /// every authority's admission of the round's task
+    AwaitingRoundAdmission { query: Running, round: Round },
+    AwaitingContributions { query: Running, round: Round },
+    AwaitingRegistrations { query: Running, round: Round, aggregate: Aggregate },
+    /// every authority's partial decryption of each target
+    AwaitingPartials { query: Running, round: Round, aggregate: Aggregate, targets: Vec<(Release, Ciphertext)> },
+    /// the discrete logs of the combined releases
+    AwaitingLogs { query: Running, round: Round, aggregate: Aggregate },
+    /// answered or failed: no input is expected
     Finished,
 }
 
-pub type Reply<T> = (String, Result<T, String>);
+impl State {
+    fn expects(&self) -> &'static str {
+        match self {
+            State::AwaitingQueryAdmission { .. } => "the authorities' admissions of the query",
+            State::AwaitingDescriptions { .. } => "the relays' descriptions",
+            State::AwaitingRoundAdmission { .. } => "the authorities' admissions of a round",
+            State::AwaitingContributions { .. } => "the relays' contributions",
+            State::AwaitingRegistrations { .. } => "the authorities' registrations",
+            State::AwaitingPartials { .. } => "the authorities' partial decryptions",
+            State::AwaitingLogs { .. } => "discrete logs",
+            State::Finished => "nothing (the query is over)",
+        }
+    }
+}
 
-pub struct QueryDriver {
+/// What stays the same in every state.
+struct Context {
     view: Arc<ProcessorView>,
     id: QueryId,
     params: QueryParams,
     /// what every authority charged when it admitted the query
     charged: Option<Epsilon>,
-    spec: Option<QuerySpec>,
-    planner: Option<Planner>,
     active: Vec<String>,
     missing: Vec<(String, String)>,
-    column: Vec<String>,
-    phase: Phase,
+}
+
+pub struct QueryDriver {
+    cx: Context,
+    state: State,
 }
 
 impl QueryDriver {
@@ -100,58 +138,232 @@ impl QueryDriver {
         params: QueryParams,
     ) -> Result<(Self, Step), ProtocolError> {
         if labels.is_empty() || labels.len() > 3 {
-            return Err(ProtocolError::Malformed(format!("a query names 1 to 3 labels, got {}", labels.len())));
+            return Err(crate::stats::StatsError::InvalidParameter {
+                name: "labels",
+                reason: format!("a query names 1 to 3 labels, got {}", labels.len()),
+            }
+            .into());
         }
         params.validate()?;
         let active = view.relays.iter().map(|(n, _)| n.clone()).collect();
-        let intent = QueryIntent {
-            id,
-            issued_at: now,
-            dataset: view.dataset.clone(),
-            labels: labels.clone(),
-            params: params.clone(),
-        };
+        let intent = QueryIntent { id, issued_at: now, dataset: view.dataset.clone(), labels, params: params.clone() };
         let step = Step::AskAuthorities(vec![AuthorityRequest::AdmitQuery { query: intent.clone(), user }]);
-        let driver = QueryDriver {
-            view,
-            id,
-            params,
-            charged: None,
-            spec: None,
-            planner: None,
-            active,
-            missing: Vec::new(),
-            column: Vec::new(),
-            phase: Phase::AdmittingQuery { intent },
-        };
-        Ok((driver, step))
+        let cx = Context { view, id, params, charged: None, active, missing: Vec::new() };
+        Ok((QueryDriver { cx, state: State::AwaitingQueryAdmission { intent } }, step))
     }
 
     pub fn id(&self) -> QueryId {
-        self.id
+        self.cx.id
     }
 
     /// The epsilon every authority charged, once all admitted the query.
     pub fn charged(&self) -> Option<Epsilon> {
-        self.charged
+        self.cx.charged
     }
 
     pub fn active_relays(&self) -> &[String] {
-        &self.active
+        &self.cx.active
     }
 
-    /// Keeps the relays that answered; fails when fewer than min_relays remain.
-    fn settle<T>(&mut self, replies: Vec<Reply<T>>, tolerant: bool) -> Result<Vec<(String, T)>, ProtocolError> {
+    fn unexpected(&self, found: &str) -> ProtocolError {
+        ProtocolError::Internal(format!("{found} arrived while the query expected {}", self.state.expects()))
+    }
+
+    /// The relays' replies to the last `Step::AskRelays`.
+    pub fn on_relays(
+        &mut self,
+        replies: Vec<PeerReply<RelayResponse>>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Step, ProtocolError> {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::AwaitingDescriptions { intent } => self.described(intent, replies),
+            State::AwaitingContributions { query, round } => self.contributed(query, round, replies, rng),
+            other => {
+                self.state = other;
+                Err(self.unexpected("relay replies"))
+            }
+        }
+    }
+
+    /// `replies[i]` holds every authority's answer to request i of the last
+    /// `Step::AskAuthorities`.
+    pub fn on_authorities(
+        &mut self,
+        replies: Vec<Vec<PeerReply<AuthorityResponse>>>,
+    ) -> Result<Step, ProtocolError> {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::AwaitingQueryAdmission { intent } => {
+                let admission = self.cx.admission(replies)?;
+                self.cx.charged =
+                    Some(if intent.params.exact { Epsilon(0) } else { intent.params.epsilon.unwrap_or_default() });
+                let request = RelayRequest::Describe { query: intent.clone(), admission };
+                self.state = State::AwaitingDescriptions { intent };
+                Ok(Step::AskRelays(request))
+            }
+            State::AwaitingRoundAdmission { query, round } => {
+                let admission = self.cx.admission(replies)?;
+                let request = RelayRequest::Contribute {
+                    spec: query.spec.clone(),
+                    round: round.number,
+                    task: round.task.clone(),
+                    admission,
+                };
+                self.state = State::AwaitingContributions { query, round };
+                Ok(Step::AskRelays(request))
+            }
+            State::AwaitingRegistrations { mut query, round, aggregate } => {
+                self.cx.registered(replies)?;
+                let next = query.planner.round_ready()?;
+                self.follow(query, Some((round, aggregate)), next)
+            }
+            State::AwaitingPartials { query, round, aggregate, targets } => {
+                let points = self.cx.combine(round.number, &targets, replies)?;
+                self.state = State::AwaitingLogs { query, round, aggregate };
+                Ok(Step::Solve(points))
+            }
+            other => {
+                self.state = other;
+                Err(self.unexpected("authority replies"))
+            }
+        }
+    }
+
+    /// The discrete logs asked for by the last `Step::Solve`.
+    pub fn on_solved(&mut self, values: Vec<(Release, i64)>) -> Result<Step, ProtocolError> {
+        match std::mem::replace(&mut self.state, State::Finished) {
+            State::AwaitingLogs { mut query, round, aggregate } => {
+                let next = query.planner.released(&values)?;
+                self.follow(query, Some((round, aggregate)), next)
+            }
+            other => {
+                self.state = other;
+                Err(self.unexpected("discrete logs"))
+            }
+        }
+    }
+
+    /// The relays described the column: fix the scale and start the plan.
+    fn described(
+        &mut self,
+        intent: QueryIntent,
+        replies: Vec<PeerReply<RelayResponse>>,
+    ) -> Result<Step, ProtocolError> {
+        let replies = replies.into_iter().map(|r| expect_relay(r, "Described", |resp| match resp {
+            RelayResponse::Described(info) => Ok(info),
+            other => Err(other),
+        }));
+        let described = self.cx.settle(replies.collect(), true)?;
+        let Some((reference, first)) = described.first() else {
+            return Err(ProtocolError::Internal("settle returned no relay".into()));
+        };
+        if let Some((name, _)) = described.iter().find(|(_, i)| i.labels != first.labels) {
+            return Err(ProtocolError::BadContribution {
+                relay: name.clone(),
+                reason: format!(
+                    "matched a different column than {reference} (their files' header labels differ); make the relays' headers agree"
+                ),
+            });
+        }
+        let column = first.labels.clone();
+        let decimals =
+            described.iter().map(|(_, i)| i.decimals).max().unwrap_or(0).max(self.cx.params.parameter_decimals()?);
+        let authorities = u32::try_from(self.cx.view.authorities.len()).unwrap_or(u32::MAX);
+        let mut planner = Planner::new(self.cx.params.clone(), decimals, self.cx.view.limb_bits(described.len()))?
+            .with_noise_sources(authorities);
+        let first_step = planner.start()?;
+        let query = Running { spec: QuerySpec::new(intent, decimals), planner, column };
+        self.follow(query, None, first_step)
+    }
+
+    /// The relays contributed to a round: check, aggregate, register.
+    fn contributed(
+        &mut self,
+        query: Running,
+        round: Round,
+        replies: Vec<PeerReply<RelayResponse>>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Step, ProtocolError> {
+        let mut failed: Vec<(String, PeerFailure)> = Vec::new();
+        let mut received = Vec::new();
+        for reply in replies {
+            let reply = expect_relay(reply, "Contribution", |resp| match resp {
+                RelayResponse::Contribution(c) => Ok(c),
+                other => Err(other),
+            });
+            match reply.reply {
+                Ok(c) if c.relay == reply.peer => received.push(*c),
+                Ok(_) => failed.push((reply.peer, PeerFailure::Rejected("it signed for another relay".into()))),
+                Err(e) => failed.push((reply.peer, e)),
+            }
+        }
+        let view = self.cx.view.clone();
+        let keys: HashMap<&str, &RelayPublicKey> = view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect();
+        let checked = check_round(&query.spec, round.number, &round.task, received, |n| keys.get(n).copied(), rng);
+        failed.extend(checked.rejected.into_iter().map(|(relay, e)| (relay, PeerFailure::Rejected(e.to_string()))));
+        let settled = checked
+            .valid
+            .into_iter()
+            .map(|c| PeerReply::new(c.relay.clone(), Ok(c)))
+            .chain(failed.into_iter().map(|(relay, e)| PeerReply::new(relay, Err(e))))
+            .collect();
+        let contributions: Vec<SignedContribution> =
+            self.cx.settle(settled, round.number == 0)?.into_iter().map(|(_, c)| c).collect();
+        let aggregate = Contribution::aggregate(&round.task, contributions.iter().map(|c| &c.contribution))?;
+        let request = AuthorityRequest::Register {
+            spec: query.spec.clone(),
+            round: round.number,
+            task: round.task.clone(),
+            contributions,
+        };
+        self.state = State::AwaitingRegistrations { query, round, aggregate };
+        Ok(Step::AskAuthorities(vec![request]))
+    }
+
+    /// The one place a plan's next step becomes the driver's: a new round to
+    /// admit, releases of the current round to decrypt, or the answer.
+    fn follow(
+        &mut self,
+        query: Running,
+        current: Option<(Round, Aggregate)>,
+        next: PlanStep,
+    ) -> Result<Step, ProtocolError> {
+        match (next, current) {
+            (PlanStep::Round { round, task }, _) => {
+                let request =
+                    AuthorityRequest::AdmitRound { spec: query.spec.clone(), round, task: task.clone() };
+                self.state = State::AwaitingRoundAdmission { query, round: Round { number: round, task } };
+                Ok(Step::AskAuthorities(vec![request]))
+            }
+            (PlanStep::Releases { releases, .. }, Some((round, aggregate))) => {
+                let targets = releases
+                    .iter()
+                    .map(|r| Ok((*r, target(&round.task, &aggregate, *r)?)))
+                    .collect::<Result<Vec<_>, ProtocolError>>()?;
+                let requests = releases
+                    .iter()
+                    .map(|r| AuthorityRequest::Decrypt { query_id: self.cx.id, round: round.number, release: *r })
+                    .collect();
+                self.state = State::AwaitingPartials { query, round, aggregate, targets };
+                Ok(Step::AskAuthorities(requests))
+            }
+            (PlanStep::Releases { .. }, None) => {
+                Err(ProtocolError::Internal("the plan asked for releases before its first round".into()))
+            }
+            (PlanStep::Done(result), _) => Ok(Step::Done(Box::new(self.cx.answer(query.column, result)))),
+        }
+    }
+}
+
+impl Context {
+    /// Keeps the relays that answered; fails when fewer than min_relays
+    /// remain, or (not `tolerant`) at the first failure.
+    fn settle<T>(&mut self, replies: Vec<PeerReply<T>>, tolerant: bool) -> Result<Vec<(String, T)>, ProtocolError> {
         let mut ok = Vec::new();
-        for (name, reply) in replies {
+        for PeerReply { peer, reply } in replies {
             match reply {
-                Ok(v) => ok.push((name, v)),
-                Err(reason) => {
-                    if !tolerant {
-                        return Err(ProtocolError::RelayFailed { relay: name, reason });
-                    }
-                    self.missing.push((name, reason));
-                }
+                Ok(v) => ok.push((peer, v)),
+                Err(e) if !tolerant => return Err(ProtocolError::RelayFailed { relay: peer, reason: e.to_string() }),
+                Err(e) => self.missing.push((peer, e.to_string())),
             }
         }
         let needed = self.view.min_relays.max(1);
@@ -165,256 +377,133 @@ impl QueryDriver {
                 missing,
             });
         }
-        self.active = ok.iter().map(|(n, _)| n.clone()).collect();
+        // keep the configured order
+        self.active = self.view.relays.iter().map(|(n, _)| n).filter(|n| ok.iter().any(|(o, _)| o == *n)).cloned().collect();
         Ok(ok)
     }
 
-    pub fn on_relays(
-        &mut self,
-        replies: Vec<Reply<RelayResponse>>,
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<Step, ProtocolError> {
-        let phase = std::mem::replace(&mut self.phase, Phase::Finished);
-        match phase {
-            Phase::Describing { intent } => {
-                let replies = replies
-                    .into_iter()
-                    .map(|(n, r)| {
-                        let r = r.and_then(|resp| match resp {
-                            RelayResponse::Described(info) => Ok(info),
-                            RelayResponse::Error { message } => Err(message),
-                            other => Err(format!("unexpected answer {}", variant(&other))),
-                        });
-                        (n, r)
-                    })
-                    .collect();
-                let described = self.settle(replies, true)?;
-                let first = described.first().map(|(_, i)| i.labels.clone()).unwrap_or_default();
-                if let Some((name, _)) = described.iter().find(|(_, i)| i.labels != first) {
-                    let reference = described.first().map(|(n, _)| n.as_str()).unwrap_or("the first relay");
-                    return Err(ProtocolError::BadContribution {
-                        relay: name.clone(),
-                        reason: format!(
-                            "matched a different column than {reference} (their files' header labels differ); make the relays' headers agree"
-                        ),
-                    });
-                }
-                let decimals =
-                    described.iter().map(|(_, i)| i.decimals).max().unwrap_or(0).max(self.params.parameter_decimals()?);
-                let spec = QuerySpec::new(intent, decimals);
-                let authorities = u32::try_from(self.view.authorities.len()).unwrap_or(u32::MAX);
-                let mut planner = Planner::new(self.params.clone(), decimals, self.view.limb_bits(described.len()))?
-                    .with_noise_sources(authorities);
-                let step = planner.start()?;
-                self.spec = Some(spec);
-                self.planner = Some(planner);
-                self.column = first;
-                self.plan_step(step)
-            }
-            Phase::Contributing { round, task } => {
-                let spec = self.spec.clone().ok_or_else(|| ProtocolError::Malformed("no query spec".into()))?;
-                let keys: HashMap<&str, &RelayPublicKey> =
-                    self.view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect();
-                let mut checked = Vec::new();
-                for (name, reply) in replies {
-                    let reply = reply.and_then(|resp| match resp {
-                        RelayResponse::Contribution(c) => {
-                            let key =
-                                keys.get(name.as_str()).ok_or_else(|| format!("{name} is not a configured relay"))?;
-                            if c.relay != name || c.round != round {
-                                return Err("contribution is for another relay or round".to_string());
-                            }
-                            check_contribution(&spec, round, &task, key, &c, rng).map_err(|e| e.to_string())?;
-                            Ok(*c)
-                        }
-                        RelayResponse::Error { message } => Err(message),
-                        other => Err(format!("unexpected answer {}", variant(&other))),
-                    });
-                    checked.push((name, reply));
-                }
-                let contributions: Vec<SignedContribution> =
-                    self.settle(checked, round == 0)?.into_iter().map(|(_, c)| c).collect();
-                let aggregate = Contribution::aggregate(&task, contributions.iter().map(|c| &c.contribution))?;
-                let request = AuthorityRequest::Register { spec, round, task: task.clone(), contributions };
-                self.phase = Phase::Registering { round, task, aggregate };
-                Ok(Step::AskAuthorities(vec![request]))
-            }
-            other => {
-                self.phase = other;
-                Err(ProtocolError::UnexpectedMessage {
-                    peer: "relays".into(),
-                    found: "relay replies".into(),
-                    expected: "authority replies",
-                })
+    /// Every configured authority's answer to the one request, of the kind
+    /// `pick` accepts; the first refusal or failure ends the query.
+    fn all_authorities<T>(
+        &self,
+        list: Vec<PeerReply<AuthorityResponse>>,
+        expected: &'static str,
+        pick: impl Fn(&str, AuthorityResponse) -> Result<T, AuthorityResponse>,
+    ) -> Result<Vec<(String, T)>, ProtocolError> {
+        for name in &self.view.authorities {
+            if !list.iter().any(|r| &r.peer == name) {
+                return Err(ProtocolError::Refused { authority: name.clone(), reason: "did not answer".into() });
             }
         }
-    }
-
-    fn plan_step(&mut self, step: PlanStep) -> Result<Step, ProtocolError> {
-        let spec = self.spec.clone().ok_or_else(|| ProtocolError::Malformed("no query spec".into()))?;
-        match step {
-            PlanStep::Round { round, task } => {
-                self.phase = Phase::AdmittingRound { round, task: task.clone() };
-                Ok(Step::AskAuthorities(vec![AuthorityRequest::AdmitRound { spec, round, task }]))
-            }
-            PlanStep::Releases { .. } => Err(ProtocolError::Malformed("releases asked outside a round".into())),
-            PlanStep::Done(result) => {
-                self.phase = Phase::Finished;
-                let exact = self.params.exact;
-                let noise = (!exact).then(|| {
-                    format!(
-                        "each of {} authorities adds discrete Laplace noise; epsilon {} is split over the plan's releases",
-                        self.view.authorities.len(),
-                        self.params.epsilon.unwrap_or_default()
-                    )
-                });
-                Ok(Step::Done(Box::new(QueryAnswer {
-                    query_id: self.id,
-                    column: self.column.clone(),
-                    result,
-                    relays: self.active.clone(),
-                    missing_relays: self.missing.clone(),
-                    exact,
-                    epsilon: self.params.epsilon,
-                    noise,
-                })))
-            }
-        }
-    }
-
-    fn releases_step(
-        &mut self,
-        round: u32,
-        task: RelayTask,
-        aggregate: Aggregate,
-        releases: Vec<Release>,
-    ) -> Result<Step, ProtocolError> {
-        let targets = releases
-            .iter()
-            .map(|r| Ok((*r, target(&task, &aggregate, *r)?)))
-            .collect::<Result<Vec<_>, ProtocolError>>()?;
-        let requests =
-            releases.iter().map(|r| AuthorityRequest::Decrypt { query_id: self.id, round, release: *r }).collect();
-        self.phase = Phase::Decrypting { round, task, aggregate, targets };
-        Ok(Step::AskAuthorities(requests))
-    }
-
-    /// `replies[i]` holds every authority's answer to request i.
-    pub fn on_authorities(&mut self, replies: Vec<Vec<Reply<AuthorityResponse>>>) -> Result<Step, ProtocolError> {
-        let phase = std::mem::replace(&mut self.phase, Phase::Finished);
-        let refused = |name: String, reason: String| ProtocolError::Refused { authority: name, reason };
-        match phase {
-            Phase::AdmittingQuery { intent } => {
-                let admission = self.admission(&replies)?;
-                self.charged =
-                    Some(if intent.params.exact { Epsilon(0) } else { intent.params.epsilon.unwrap_or_default() });
-                let request = RelayRequest::Describe { query: intent.clone(), admission };
-                self.phase = Phase::Describing { intent };
-                Ok(Step::AskRelays(request))
-            }
-            Phase::AdmittingRound { round, task } => {
-                let admission = self.admission(&replies)?;
-                let spec = self.spec.clone().ok_or_else(|| ProtocolError::Malformed("no query spec".into()))?;
-                self.phase = Phase::Contributing { round, task: task.clone() };
-                Ok(Step::AskRelays(RelayRequest::Contribute { spec, round, task, admission }))
-            }
-            Phase::Registering { round, task, aggregate } => {
-                for list in &replies {
-                    self.check_all_authorities(list)?;
-                    for (name, reply) in list {
-                        match reply {
-                            Ok(AuthorityResponse::Registered) => {}
-                            Ok(AuthorityResponse::Refused { reason }) => {
-                                return Err(refused(name.clone(), reason.clone()))
-                            }
-                            Ok(other) => {
-                                return Err(refused(name.clone(), format!("unexpected answer {}", variant(other))))
-                            }
-                            Err(e) => return Err(refused(name.clone(), e.clone())),
-                        }
+        let mut out = Vec::with_capacity(list.len());
+        for PeerReply { peer, reply } in list {
+            let failure = match reply {
+                Ok(resp) => match pick(&peer, resp) {
+                    Ok(value) => {
+                        out.push((peer, value));
+                        continue;
                     }
-                }
-                let planner = self.planner.as_mut().ok_or_else(|| ProtocolError::Malformed("no plan".into()))?;
-                match planner.round_ready()? {
-                    PlanStep::Releases { releases, .. } => self.releases_step(round, task, aggregate, releases),
-                    other => self.plan_step(other),
-                }
-            }
-            Phase::Decrypting { round, task, aggregate, targets } => {
-                if replies.len() != targets.len() {
-                    return Err(ProtocolError::Malformed("reply count differs from release count".into()));
-                }
-                let mut points = Vec::with_capacity(targets.len());
-                for ((release, ciphertext), list) in targets.iter().zip(replies) {
-                    self.check_all_authorities(&list)?;
-                    let mut partials: Vec<PartialDecryption> = Vec::new();
-                    for (name, reply) in list {
-                        match reply {
-                            Ok(AuthorityResponse::Partial(p)) if p.authority == name => partials.push(p),
-                            Ok(AuthorityResponse::Partial(_)) => {
-                                return Err(refused(name, "answered for another authority".into()))
-                            }
-                            Ok(AuthorityResponse::Refused { reason }) => return Err(refused(name, reason)),
-                            Ok(other) => return Err(refused(name, format!("unexpected answer {}", variant(&other)))),
-                            Err(e) => return Err(refused(name, e)),
-                        }
-                    }
-                    let context = decryption_context(&self.id, round, *release);
-                    let point = combine_checked(&self.view.joint, ciphertext, &context, &partials, self.params.exact)?;
-                    points.push((*release, point));
-                }
-                self.phase = Phase::Solving { round, task, aggregate };
-                Ok(Step::Solve(points))
-            }
-            other => {
-                self.phase = other;
-                Err(ProtocolError::UnexpectedMessage {
-                    peer: "authorities".into(),
-                    found: "authority replies".into(),
-                    expected: "relay replies",
-                })
-            }
+                    Err(AuthorityResponse::Refused { reason }) => PeerFailure::Refused(reason),
+                    Err(other) => PeerFailure::Unexpected { found: other.kind(), expected },
+                },
+                Err(e) => e,
+            };
+            return Err(ProtocolError::Refused { authority: peer, reason: failure.to_string() });
         }
+        Ok(out)
     }
 
     /// Every authority's admission signature (the one request's replies).
-    fn admission(&self, replies: &[Vec<Reply<AuthorityResponse>>]) -> Result<Admission, ProtocolError> {
-        let refused = |name: &str, reason: String| ProtocolError::Refused { authority: name.to_string(), reason };
-        let list = replies.first().ok_or_else(|| ProtocolError::Malformed("no admission replies".into()))?;
-        self.check_all_authorities(list)?;
-        let mut signatures: Vec<(String, AuthoritySignature)> = Vec::with_capacity(list.len());
-        for (name, reply) in list {
-            match reply {
-                Ok(AuthorityResponse::Admitted { signature, .. }) => signatures.push((name.clone(), *signature)),
-                Ok(AuthorityResponse::Refused { reason }) => return Err(refused(name, reason.clone())),
-                Ok(other) => return Err(refused(name, format!("unexpected answer {}", variant(other)))),
-                Err(e) => return Err(refused(name, e.clone())),
-            }
-        }
+    fn admission(&self, replies: Vec<Vec<PeerReply<AuthorityResponse>>>) -> Result<Admission, ProtocolError> {
+        let count = replies.len();
+        let (Some(list), 1) = (replies.into_iter().next(), count) else {
+            return Err(ProtocolError::Internal(format!("{count} admission reply lists, expected 1")));
+        };
+        let signatures = self.all_authorities(list, "Admitted", |_, resp| match resp {
+            AuthorityResponse::Admitted { signature, .. } => Ok(signature),
+            other => Err(other),
+        })?;
         Ok(Admission { signatures })
     }
 
-    fn check_all_authorities<T>(&self, list: &[Reply<T>]) -> Result<(), ProtocolError> {
-        for name in &self.view.authorities {
-            if !list.iter().any(|(n, _)| n == name) {
-                return Err(ProtocolError::Refused { authority: name.clone(), reason: "did not answer".into() });
-            }
+    fn registered(&self, replies: Vec<Vec<PeerReply<AuthorityResponse>>>) -> Result<(), ProtocolError> {
+        for list in replies {
+            self.all_authorities(list, "Registered", |_, resp| match resp {
+                AuthorityResponse::Registered => Ok(()),
+                other => Err(other),
+            })?;
         }
         Ok(())
     }
 
-    pub fn on_solved(&mut self, values: Vec<(Release, i64)>) -> Result<Step, ProtocolError> {
-        let phase = std::mem::replace(&mut self.phase, Phase::Finished);
-        let Phase::Solving { round, task, aggregate } = phase else {
-            self.phase = phase;
-            return Err(ProtocolError::Malformed("no discrete logs were asked for".into()));
-        };
-        let planner = self.planner.as_mut().ok_or_else(|| ProtocolError::Malformed("no plan".into()))?;
-        match planner.released(&values)? {
-            PlanStep::Releases { releases, .. } => self.releases_step(round, task, aggregate, releases),
-            other => self.plan_step(other),
+    /// Checks and combines every authority's partial decryption of each target.
+    fn combine(
+        &self,
+        round: u32,
+        targets: &[(Release, Ciphertext)],
+        replies: Vec<Vec<PeerReply<AuthorityResponse>>>,
+    ) -> Result<Vec<(Release, RistrettoPoint)>, ProtocolError> {
+        if replies.len() != targets.len() {
+            return Err(ProtocolError::Internal(format!(
+                "{} reply lists for {} releases",
+                replies.len(),
+                targets.len()
+            )));
+        }
+        let mut points = Vec::with_capacity(targets.len());
+        for ((release, ciphertext), list) in targets.iter().zip(replies) {
+            let partials: Vec<PartialDecryption> = self
+                .all_authorities(list, "Partial", |peer, resp| match resp {
+                    AuthorityResponse::Partial(p) if p.authority == peer => Ok(p),
+                    AuthorityResponse::Partial(_) => {
+                        Err(AuthorityResponse::Refused { reason: "answered for another authority".into() })
+                    }
+                    other => Err(other),
+                })?
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            let context = decryption_context(&self.id, round, *release);
+            let point = combine_checked(&self.view.joint, ciphertext, &context, &partials, self.params.exact)?;
+            points.push((*release, point));
+        }
+        Ok(points)
+    }
+
+    fn answer(&self, column: Vec<String>, result: crate::stats::StatResult) -> QueryAnswer {
+        let exact = self.params.exact;
+        let noise = (!exact).then(|| {
+            format!(
+                "each of {} authorities adds discrete Laplace noise; epsilon {} is split over the plan's releases",
+                self.view.authorities.len(),
+                self.params.epsilon.unwrap_or_default()
+            )
+        });
+        QueryAnswer {
+            query_id: self.id,
+            column,
+            result,
+            relays: self.active.clone(),
+            missing_relays: self.missing.clone(),
+            exact,
+            epsilon: self.params.epsilon,
+            noise,
         }
     }
+}
+
+/// A relay's reply of the expected kind, or why not.
+fn expect_relay<T>(
+    reply: PeerReply<RelayResponse>,
+    expected: &'static str,
+    pick: impl Fn(RelayResponse) -> Result<T, RelayResponse>,
+) -> PeerReply<T> {
+    let reply_value = reply.reply.and_then(|resp| match pick(resp) {
+        Ok(value) => Ok(value),
+        Err(RelayResponse::Error { message }) => Err(PeerFailure::Refused(message)),
+        Err(other) => Err(PeerFailure::Unexpected { found: other.kind(), expected }),
+    });
+    PeerReply::new(reply.peer, reply_value)
 }
 
 /// "relay-1, relay-2: reason; relay-3: other reason" with the relay's own
@@ -430,9 +519,4 @@ fn group_reasons(missing: &[(String, String)]) -> String {
         }
     }
     groups.iter().map(|(reason, names)| format!("{} failed: {reason}", names.join(", "))).collect::<Vec<_>>().join("; ")
-}
-
-fn variant<T: std::fmt::Debug>(value: &T) -> String {
-    let text = format!("{value:?}");
-    text.split(['(', ' ', '{']).next().unwrap_or("?").to_string()
 }

@@ -19,7 +19,7 @@ struct Envelope<T> {
 
 pub fn encode<T: Serialize>(body: &T) -> Result<Vec<u8>, ProtocolError> {
     rmp_serde::to_vec(&Envelope { version: PROTOCOL_VERSION, body })
-        .map_err(|e| ProtocolError::Malformed(format!("cannot encode: {e}")))
+        .map_err(|e| ProtocolError::Internal(format!("cannot encode a message: {e}")))
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, ProtocolError> {
@@ -40,12 +40,12 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, Prot
                     return Err(ProtocolError::Version { found: v.version, expected: PROTOCOL_VERSION });
                 }
             }
-            return Err(ProtocolError::Malformed(err.to_string()));
+            return Err(ProtocolError::Decode(err.to_string()));
         }
     };
     let consumed = usize::try_from(de.position()).unwrap_or(usize::MAX);
     if consumed != bytes.len() {
-        return Err(ProtocolError::Malformed(format!("{} trailing bytes", bytes.len().saturating_sub(consumed))));
+        return Err(ProtocolError::Decode(format!("{} trailing bytes", bytes.len().saturating_sub(consumed))));
     }
     if envelope.version != PROTOCOL_VERSION {
         return Err(ProtocolError::Version { found: envelope.version, expected: PROTOCOL_VERSION });
@@ -68,7 +68,7 @@ mod tests {
         assert!(matches!(decode::<ProcessorRequest>(&bytes, 2), Err(ProtocolError::TooLarge { .. })));
         let mut trailing = bytes.clone();
         trailing.push(0);
-        assert!(matches!(decode::<ProcessorRequest>(&trailing, 1024), Err(ProtocolError::Malformed(_))));
+        assert!(matches!(decode::<ProcessorRequest>(&trailing, 1024), Err(ProtocolError::Decode(_))));
         let v2 = rmp_serde::to_vec(&Envelope { version: 2, body: &msg }).unwrap();
         assert!(matches!(decode::<ProcessorRequest>(&v2, 1024), Err(ProtocolError::Version { found: 2, .. })));
         // valid msgpack of the wrong type
@@ -76,7 +76,7 @@ mod tests {
             labels: vec!["Land".into()],
             params: crate::stats::QueryParams::new(crate::stats::Statistic::Sum),
         };
-        assert!(matches!(decode::<AuthorityRequest>(&encode(&query).unwrap(), 1024), Err(ProtocolError::Malformed(_))));
+        assert!(matches!(decode::<AuthorityRequest>(&encode(&query).unwrap(), 1024), Err(ProtocolError::Decode(_))));
     }
 
     proptest! {
