@@ -17,8 +17,8 @@ use rand::SeedableRng;
 
 use crate::crypto::{DlogSolver, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
 use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
-use crate::protocol::ledger::MemoryLedger;
 use crate::protocol::drive::{run_query, run_ready, QueryPeers};
+use crate::protocol::ledger::MemoryLedger;
 use crate::protocol::processor::{ProcessorView, QueryDriver};
 use crate::protocol::relay::{ColumnSource, RelayState};
 use crate::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};

@@ -2,7 +2,7 @@
 //! the time ("search grid leaves the query's bounds": the refinement of the
 //! last bucket of the first grid reaches past HI), while still spending
 //! epsilon. Now a later search round is admitted exactly when it refines one
-//! bucket of the previous round (`stats::release::check_refinement`), so
+//! bucket of the previous round (`stats::policy::check_refinement`), so
 //! min, max, median and any quantile always finish inside the bounds,
 //! whatever the noise. Many trials over every role's real state machine.
 #![allow(clippy::unwrap_used)]

@@ -8,8 +8,8 @@ use actix::prelude::*;
 use tracing::{info, info_span, warn};
 
 use super::keys::unix_now;
-use super::ledger::LmdbLedger;
 use super::RequestBytes;
+use crate::data::ledger::LmdbLedger;
 use crate::protocol::access::only_processor;
 use crate::protocol::authority::AuthorityState;
 use crate::protocol::ledger::Ledger;

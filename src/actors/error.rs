@@ -91,8 +91,4 @@ pub enum NodeError {
     Setup { what: String, reason: String },
     #[error("cannot resolve the address {address:?} of {peer}: {reason}")]
     Address { peer: String, address: String, reason: String },
-    #[error("the processor answered: {0}")]
-    Remote(String),
-    #[error("the node's actor stopped unexpectedly; restart the node")]
-    ActorGone,
 }

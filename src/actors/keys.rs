@@ -9,7 +9,7 @@ use super::error::NodeError;
 use super::tls::{Identity, PinnedPeer};
 use super::transport::TransportConfig;
 use crate::config::{NodeConfig, NodeRole, Peer};
-use crate::crypto::{JointPublicKey, PublicShare};
+use crate::crypto::JointPublicKey;
 
 fn read_text(path: &Path, what: &str) -> Result<String, NodeError> {
     std::fs::read_to_string(path)
@@ -59,38 +59,11 @@ pub fn resolve(peer: &Peer) -> Result<SocketAddr, NodeError> {
         .ok_or_else(|| fail("no address found".into()))
 }
 
-/// The joint key file: the authorities' public shares with their proofs (msgpack).
-pub fn write_joint_key(path: &Path, shares: &[PublicShare]) -> Result<(), NodeError> {
-    let bytes = rmp_serde::to_vec(shares)
-        .map_err(|e| NodeError::Setup { what: "encoding the joint key".into(), reason: e.to_string() })?;
-    std::fs::write(path, bytes)
-        .map_err(|e| NodeError::Setup { what: format!("writing {}", path.display()), reason: e.to_string() })
-}
-
+/// The joint public key named by the config (`cluster.joint_key`), checked
+/// against the configured authorities (`data::keystore::read_joint_key`).
 pub fn read_joint_key(cfg: &NodeConfig) -> Result<JointPublicKey, NodeError> {
-    let path = &cfg.cluster.joint_key;
-    let bytes = std::fs::read(path).map_err(|e| NodeError::Setup {
-        what: format!("reading the joint key {}", path.display()),
-        reason: e.to_string(),
-    })?;
-    let shares: Vec<PublicShare> = rmp_serde::from_slice(&bytes).map_err(|e| NodeError::Setup {
-        what: format!("decoding the joint key {}", path.display()),
-        reason: format!("{e}; the file is damaged: copy it again from the cluster's `crux-node init` output"),
-    })?;
-    let joint = JointPublicKey::assemble(&shares)?;
     let configured: Vec<&str> = cfg.cluster.authorities.iter().map(|a| a.name.as_str()).collect();
-    let in_key: Vec<&str> = joint.shares().iter().map(|s| s.authority.as_str()).collect();
-    if configured.len() != in_key.len() || configured.iter().any(|a| !in_key.contains(a)) {
-        return Err(NodeError::Setup {
-            what: format!("checking the joint key {}", path.display()),
-            reason: format!(
-                "it holds shares of [{}] but the config names authorities [{}]",
-                in_key.join(", "),
-                configured.join(", ")
-            ),
-        });
-    }
-    Ok(joint)
+    Ok(crate::data::keystore::read_joint_key(&cfg.cluster.joint_key, &configured)?)
 }
 
 pub fn unix_now() -> u64 {

@@ -8,7 +8,6 @@ pub mod client;
 pub mod column_source;
 pub mod error;
 pub mod keys;
-pub mod ledger;
 pub mod node;
 pub mod processor;
 pub mod relay;

@@ -14,16 +14,16 @@ use actix::prelude::*;
 use tracing::info;
 
 use super::authority::AuthorityActor;
-use super::RequestBytes;
 use super::column_source::FileColumnSource;
 use super::error::NodeError;
 use super::keys::{read_joint_key, resolve, transport_config};
-use super::ledger::LmdbLedger;
 use super::processor::{ProcessorActor, ProcessorShared};
 use super::relay::RelayActor;
 use super::transport::{bind_endpoint, serve, Client};
+use super::RequestBytes;
 use crate::config::{NodeConfig, NodeRole};
 use crate::crypto::{DlogSolver, DlogTable};
+use crate::data::ledger::LmdbLedger;
 use crate::data::{read_key_share, read_relay_identity, LmdbTable};
 use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
 use crate::protocol::processor::ProcessorView;

@@ -82,7 +82,8 @@ impl Handler<RequestBytes> for ProcessorActor {
                 return Box::pin(async move { error_reply(e.to_string()) });
             }
         };
-        let class = if matches!(request, ProcessorRequest::Query { .. }) { RateClass::Query } else { RateClass::Status };
+        let class =
+            if matches!(request, ProcessorRequest::Query { .. }) { RateClass::Query } else { RateClass::Status };
         if let Err(refusal) = self.limiter.admit(&msg.peer, class, Instant::now()) {
             return Box::pin(async move { error_reply(refusal) });
         }
@@ -111,9 +112,11 @@ async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String
         Err(e) => return error_reply(format!("query {id} failed: {e}")),
     };
     let mut peers = QuicPeers { shared };
-    let outcome =
-        tokio::time::timeout(shared.query_timeout, run_query(&mut driver, step, &mut peers, &mut OsRng).instrument(span.clone()))
-            .await;
+    let outcome = tokio::time::timeout(
+        shared.query_timeout,
+        run_query(&mut driver, step, &mut peers, &mut OsRng).instrument(span.clone()),
+    )
+    .await;
     // a query that fails after its admission has still spent its epsilon: say so
     let spent = match driver.charged() {
         Some(e) if e.0 > 0 => format!(

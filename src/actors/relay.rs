@@ -7,9 +7,9 @@ use actix::prelude::*;
 use rand::rngs::OsRng;
 use tracing::{info, info_span, warn};
 
-use super::RequestBytes;
 use super::column_source::FileColumnSource;
 use super::keys::unix_now;
+use super::RequestBytes;
 use crate::protocol::access::only_processor;
 use crate::protocol::relay::RelayState;
 use crate::protocol::wire::{decode, encode};

@@ -14,10 +14,10 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use rand::rngs::OsRng;
 
-use crate::actors::keys::write_joint_key;
 use crate::actors::tls::generate_certificate;
 use crate::config::raw::*;
 use crate::crypto::{KeyShare, PublicShare, RelayIdentity};
+use crate::data::keystore::write_joint_key;
 use crate::data::{write_key_share, write_relay_identity, Shard, SourceSpec};
 
 #[derive(Debug, Args)]

@@ -188,10 +188,6 @@ impl EncryptionKey {
         EncryptionKey { joint, table: Box::new(RistrettoBasepointTable::create(&joint)) }
     }
 
-    pub fn joint_point(&self) -> RistrettoPoint {
-        self.joint
-    }
-
     /// Encrypts a signed 64-bit value with fresh randomness (constant time in
     /// the value and the randomness; the randomness is wiped afterwards).
     pub fn encrypt(&self, m: i64, rng: &mut (impl RngCore + CryptoRng)) -> Ciphertext {

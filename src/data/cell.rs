@@ -1,4 +1,4 @@
-//! One view of a sheet for every file format: the `Grid` trait gives the cell
+//! One view of a sheet for every file format: the `SheetGrid` trait gives the cell
 //! at an absolute, 0-based (row, column) position as a `CellValue`, and
 //! `cell_ref` names a position the way a spreadsheet does ("H57"). Implemented
 //! by `sheet.rs` (calamine ranges) and `csv_reader.rs`; read by `header.rs`
@@ -43,7 +43,7 @@ impl CellValue<'_> {
 }
 
 /// A sheet's cells by absolute 0-based position.
-pub(crate) trait Grid {
+pub(crate) trait SheetGrid {
     /// Rows up to and including the last used one (may end in blank rows).
     /// (Not `height`: calamine's `Range::height` is relative to its start.)
     fn row_count(&self) -> u32;
@@ -73,7 +73,7 @@ pub fn cell_ref(row: u32, col: u32) -> String {
 }
 
 /// The last row (0-based) holding a non-blank cell, if any.
-pub(crate) fn last_used_row(grid: &dyn Grid) -> Option<u32> {
+pub(crate) fn last_used_row(grid: &dyn SheetGrid) -> Option<u32> {
     let width = grid.col_count();
     (0..grid.row_count()).rev().find(|&row| (0..width).any(|col| !grid.cell(row, col).is_blank()))
 }

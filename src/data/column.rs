@@ -2,7 +2,7 @@
 //! counts blank cells, rejects or skips (per `InvalidPolicy`) non-numeric
 //! ones, picks the column's decimal places (declared, or the most any cell
 //! of the file's column has, at most 12) and scales every value to them,
-//! rejecting values above 2^62. Input: a `Grid`, the matched `ColumnHeader`
+//! rejecting values above 2^62. Input: a `SheetGrid`, the matched `ColumnHeader`
 //! and a slice of data rows from `loaded.rs`; output: `ColumnData`. Never
 //! uses floating-point arithmetic: calamine floats go through their shortest
 //! round-trip text.
@@ -10,8 +10,8 @@
 use std::ops::Range;
 use std::path::Path;
 
-use super::cell::{cell_ref, CellValue, Grid};
-use super::decimal::{Decimal, DecimalIssue, MAX_DECIMALS, MAX_MAGNITUDE};
+use super::cell::{cell_ref, CellValue, SheetGrid};
+use super::decimal::{Decimal, DecimalIssue, MAX_COLUMN_DECIMALS, MAX_MAGNITUDE};
 use super::error::DataError;
 use super::header::ColumnHeader;
 use super::source::{ColumnData, InvalidPolicy};
@@ -57,7 +57,7 @@ pub(crate) struct ReadOptions {
     /// Data rows in the file.
     pub data_rows: u64,
     pub on_invalid: InvalidPolicy,
-    /// Declared decimals (already checked to be at most `MAX_DECIMALS`).
+    /// Declared decimals (already checked to be at most `MAX_COLUMN_DECIMALS`).
     pub decimals: Option<u32>,
     /// Header rows before the data rows (1 to 3).
     pub header_rows: u32,
@@ -70,7 +70,7 @@ fn sheet_row(index: u64, header_rows: u32) -> Option<u32> {
 
 /// Reads `column`'s data cells in `options.slice`.
 pub(crate) fn read_values(
-    grid: &dyn Grid,
+    grid: &dyn SheetGrid,
     origin: &Origin<'_>,
     column: &ColumnHeader,
     options: &ReadOptions,
@@ -91,7 +91,7 @@ pub(crate) fn read_values(
             Parsed::Number(number) => {
                 any_filled = true;
                 any_number = true;
-                if number.decimals <= MAX_DECIMALS {
+                if number.decimals <= MAX_COLUMN_DECIMALS {
                     detected = detected.max(number.decimals);
                 }
             }
@@ -106,7 +106,7 @@ pub(crate) fn read_values(
         });
     }
     let decimals = options.decimals.unwrap_or(detected);
-    let allowed = options.decimals.unwrap_or(MAX_DECIMALS);
+    let allowed = options.decimals.unwrap_or(MAX_COLUMN_DECIMALS);
 
     // Pass 2, the slice: values and counts.
     let mut values = Vec::new();
@@ -198,7 +198,7 @@ mod tests {
     }
 
     struct OneColumn(Vec<CellValue<'static>>);
-    impl Grid for OneColumn {
+    impl SheetGrid for OneColumn {
         fn row_count(&self) -> u32 {
             u32::try_from(self.0.len()).unwrap() + 3
         }

@@ -1,5 +1,5 @@
 //! Reads a relay's .csv file (UTF-8, optional BOM, CRLF or LF line ends,
-//! RFC 4180 quoting, empty fields allowed, rows of any length) into a `Grid`
+//! RFC 4180 quoting, empty fields allowed, rows of any length) into a `SheetGrid`
 //! whose rows are the file's records. Input: a path from the relay's
 //! `SourceSpec`; output: text cells for `loaded.rs`. Reads only; knows
 //! nothing of headers or numbers. Lines that are completely empty are skipped
@@ -10,7 +10,7 @@ use std::path::Path;
 
 use csv::{ReaderBuilder, StringRecord};
 
-use super::cell::{CellValue, Grid};
+use super::cell::{CellValue, SheetGrid};
 use super::error::DataError;
 
 /// The records of a CSV file.
@@ -37,7 +37,7 @@ pub(crate) fn read_csv(path: &Path) -> Result<CsvGrid, DataError> {
     Ok(CsvGrid { records, width, height })
 }
 
-impl Grid for CsvGrid {
+impl SheetGrid for CsvGrid {
     fn row_count(&self) -> u32 {
         self.height
     }

@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// Most decimal places a column may have.
-pub const MAX_DECIMALS: u32 = 12;
+pub const MAX_COLUMN_DECIMALS: u32 = 12;
 
 /// Largest magnitude of a fixed-point value (value * 10^decimals).
 pub const MAX_MAGNITUDE: i128 = 1 << 62;

@@ -129,6 +129,9 @@ pub enum DataError {
     #[error("key file {path}: {action} failed: {reason}")]
     KeyFile { path: PathBuf, action: &'static str, reason: String },
     /// A key file exists but does not decode.
+    #[error("joint key file {}: {reason}", path.display())]
+    JointKey { path: PathBuf, reason: String },
+
     #[error("key file {path} is corrupt or truncated: {reason}")]
     KeyFileCorrupt { path: PathBuf, reason: CryptoError },
     /// A key file is readable by others than its owner.

@@ -3,10 +3,10 @@
 //! lookup by labels. A blank header cell (also the hidden part of a merged
 //! cell) inherits the label to its left in the same row when there are
 //! several header rows. A query of 1 to `header_rows` labels matches a column
-//! when it equals, in order, a subsequence of the column's labels. Input: a `Grid`; output: `ColumnHeader`s and lookup
+//! when it equals, in order, a subsequence of the column's labels. Input: a `SheetGrid`; output: `ColumnHeader`s and lookup
 //! results for `loaded.rs`. Builds no error messages with paths.
 
-use super::cell::{column_letters, Grid};
+use super::cell::{column_letters, SheetGrid};
 
 /// Most header rows a source may declare.
 pub const MAX_HEADER_ROWS: u32 = 3;
@@ -33,7 +33,7 @@ impl ColumnHeader {
 /// The columns of a sheet with at least one non-blank header cell, left to
 /// right, with inherited labels (only with several header rows: a single
 /// row of names inherits nothing).
-pub(crate) fn header_columns(grid: &dyn Grid, header_rows: u32) -> Vec<ColumnHeader> {
+pub(crate) fn header_columns(grid: &dyn SheetGrid, header_rows: u32) -> Vec<ColumnHeader> {
     let header_rows = header_rows.clamp(1, MAX_HEADER_ROWS);
     let rows = header_rows.min(grid.row_count());
     let mut inherited: Vec<String> = vec![String::new(); usize::try_from(header_rows).unwrap_or(1)];
@@ -102,7 +102,7 @@ mod tests {
     use super::*;
 
     struct Cells(Vec<Vec<&'static str>>);
-    impl Grid for Cells {
+    impl SheetGrid for Cells {
         fn row_count(&self) -> u32 {
             u32::try_from(self.0.len()).unwrap()
         }

@@ -1,4 +1,6 @@
-//! Key files: an authority's `KeyShare` and a relay's `RelayIdentity`.
+//! Key files: an authority's `KeyShare`, a relay's `RelayIdentity`, and the
+//! cluster's joint public key (every authority's public share with its
+//! proof, msgpack; public, so written without the 0600 rule).
 //!
 //! Input: key objects from `crypto` (writing) or files on disk (reading).
 //! Output: files created with mode 0600, written to a temporary file in the
@@ -19,7 +21,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::error::DataError;
-use crate::crypto::{CryptoError, KeyShare, RelayIdentity};
+use crate::crypto::{CryptoError, JointPublicKey, KeyShare, PublicShare, RelayIdentity};
 
 /// Largest key file read (a key share with a long id is far smaller).
 const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
@@ -107,6 +109,35 @@ pub fn read_relay_identity(path: &Path) -> Result<RelayIdentity, DataError> {
     );
     RelayIdentity::from_seed(&seed)
         .map_err(|source| DataError::KeyFileCorrupt { path: path.to_path_buf(), reason: source })
+}
+
+/// Writes the joint key file: the authorities' public shares with their proofs.
+pub fn write_joint_key(path: &Path, shares: &[PublicShare]) -> Result<(), DataError> {
+    let fail = |reason: String| DataError::JointKey { path: path.to_path_buf(), reason };
+    let bytes = rmp_serde::to_vec(shares).map_err(|e| fail(format!("cannot encode it: {e}")))?;
+    fs::write(path, bytes).map_err(|e| fail(format!("cannot write it: {e}")))
+}
+
+/// Reads the joint key file, verifies every authority's proof, and checks
+/// that it holds exactly the shares of `authorities` (the configured ones).
+pub fn read_joint_key(path: &Path, authorities: &[&str]) -> Result<JointPublicKey, DataError> {
+    let fail = |reason: String| DataError::JointKey { path: path.to_path_buf(), reason };
+    let bytes = fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let shares: Vec<PublicShare> = rmp_serde::from_slice(&bytes).map_err(|e| {
+        fail(format!(
+            "cannot decode it: {e}; the file is damaged: copy it again from the cluster's `crux-node init` output"
+        ))
+    })?;
+    let joint = JointPublicKey::assemble(&shares).map_err(|e| fail(e.to_string()))?;
+    let in_key: Vec<&str> = joint.shares().iter().map(|s| s.authority.as_str()).collect();
+    if authorities.len() != in_key.len() || authorities.iter().any(|a| !in_key.contains(a)) {
+        return Err(fail(format!(
+            "it holds shares of [{}] but the config names authorities [{}]",
+            in_key.join(", "),
+            authorities.join(", ")
+        )));
+    }
+    Ok(joint)
 }
 
 #[cfg(test)]

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use calamine::{Data, Range};
 
-use super::cell::{last_used_row, Grid};
+use super::cell::{last_used_row, SheetGrid};
 use super::column::{read_values, Origin, ReadOptions};
 use super::csv_reader::{read_csv, CsvGrid};
-use super::decimal::MAX_DECIMALS;
+use super::decimal::MAX_COLUMN_DECIMALS;
 use super::error::DataError;
 use super::header::{
     describe_query, duplicate_columns, find_column, header_columns, ColumnHeader, Lookup, MAX_HEADER_ROWS,
@@ -47,7 +47,7 @@ enum Cells {
 }
 
 impl Cells {
-    fn grid(&self) -> &dyn Grid {
+    fn grid(&self) -> &dyn SheetGrid {
         match self {
             Cells::Sheet(range) => range,
             Cells::Csv(csv) => csv,
@@ -74,8 +74,8 @@ impl LoadedSource {
             return Err(DataError::BadHeaderRows { path: path.to_path_buf(), header_rows: spec.header_rows });
         }
         if let Some(decimals) = spec.decimals {
-            if decimals > MAX_DECIMALS {
-                return Err(DataError::BadDecimals { path: path.to_path_buf(), decimals, max: MAX_DECIMALS });
+            if decimals > MAX_COLUMN_DECIMALS {
+                return Err(DataError::BadDecimals { path: path.to_path_buf(), decimals, max: MAX_COLUMN_DECIMALS });
             }
         }
         if let Some(shard) = spec.shard {
@@ -105,11 +105,6 @@ impl LoadedSource {
 
     pub fn spec(&self) -> &SourceSpec {
         &self.spec
-    }
-
-    /// The sheet read (`None` for CSV files).
-    pub fn sheet_name(&self) -> Option<&str> {
-        self.sheet.as_deref()
     }
 
     /// Data rows of the whole file (sheet row 4 to the last used row).

@@ -12,6 +12,7 @@ pub mod decimal;
 pub mod error;
 mod header;
 pub mod keystore;
+pub mod ledger;
 pub mod lmdb_table;
 pub mod loaded;
 mod sheet;
@@ -19,7 +20,7 @@ pub mod source;
 mod suggest;
 
 pub use cell::{cell_ref, column_letters};
-pub use decimal::{Decimal, MAX_DECIMALS, MAX_MAGNITUDE};
+pub use decimal::{Decimal, MAX_COLUMN_DECIMALS, MAX_MAGNITUDE};
 pub use error::DataError;
 pub use keystore::{read_key_share, read_relay_identity, write_key_share, write_relay_identity};
 pub use lmdb_table::{LmdbTable, TableInfo};

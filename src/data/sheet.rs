@@ -1,5 +1,5 @@
 //! Opens .xls, .xlsx and .ods workbooks with calamine and loads one sheet
-//! (by name, or the first one) as a `Grid`. Input: a file path and an
+//! (by name, or the first one) as a `SheetGrid`. Input: a file path and an
 //! optional sheet name from the relay's `SourceSpec`; output: the sheet's
 //! name and cells for `loaded.rs`. Reads only; knows nothing of headers or
 //! numbers. Cell positions are absolute (calamine's `Range` may start after
@@ -11,7 +11,7 @@ use std::path::Path;
 
 use calamine::{open_workbook_from_rs, Data, Ods, Range, Reader, Xls, Xlsx};
 
-use super::cell::{CellValue, Grid};
+use super::cell::{CellValue, SheetGrid};
 use super::error::DataError;
 
 /// The workbook formats calamine reads for us.
@@ -103,7 +103,7 @@ where
     Ok(Sheet { name, cells })
 }
 
-impl Grid for Range<Data> {
+impl SheetGrid for Range<Data> {
     fn row_count(&self) -> u32 {
         self.end().map_or(0, |(row, _)| row.saturating_add(1))
     }

@@ -26,7 +26,8 @@ use super::messages::*;
 use crate::crypto::{JointPublicKey, KeyShare, PartialDecryption, RelayPublicKey};
 use crate::stats::dp::{discrete_laplace, laplace_scale};
 use crate::stats::limits::check_admissible;
-use crate::stats::release::{check_task, plan_shape, slot, target, PlanShape};
+use crate::stats::policy::{check_task, plan_shape, slot, PlanShape};
+use crate::stats::release::target;
 use crate::stats::statistic::FixedParams;
 use crate::stats::{Aggregate, Contribution, Epsilon, RelayTask, Release, Statistic, StatsError};
 

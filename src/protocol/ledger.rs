@@ -1,7 +1,7 @@
 //! The authority's persistent memory, as a trait: which query ids it has
 //! admitted (replay protection with an expiry window), how much of each
 //! dataset's privacy budget is spent, and every charge (query, user, epsilon). `MemoryLedger` serves tests; the LMDB
-//! ledger lives in `actors::ledger` so that this layer has no I/O.
+//! ledger lives in `data::ledger` so that this layer has no I/O.
 
 use std::collections::HashMap;
 

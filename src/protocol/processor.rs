@@ -80,17 +80,40 @@ struct Running {
 /// One state per expected input; each owns what it needs.
 enum State {
     /// every authority's admission of the query
-    AwaitingQueryAdmission { intent: QueryIntent },
+    AwaitingQueryAdmission {
+        intent: QueryIntent,
+    },
     /// every relay's description of the column
-    AwaitingDescriptions { intent: QueryIntent },
+    AwaitingDescriptions {
+        intent: QueryIntent,
+    },
     /// every authority's admission of the round's task
-    AwaitingRoundAdmission { query: Running, round: Round },
-    AwaitingContributions { query: Running, round: Round },
-    AwaitingRegistrations { query: Running, round: Round, aggregate: Aggregate },
+    AwaitingRoundAdmission {
+        query: Running,
+        round: Round,
+    },
+    AwaitingContributions {
+        query: Running,
+        round: Round,
+    },
+    AwaitingRegistrations {
+        query: Running,
+        round: Round,
+        aggregate: Aggregate,
+    },
     /// every authority's partial decryption of each target
-    AwaitingPartials { query: Running, round: Round, aggregate: Aggregate, targets: Vec<(Release, Ciphertext)> },
+    AwaitingPartials {
+        query: Running,
+        round: Round,
+        aggregate: Aggregate,
+        targets: Vec<(Release, Ciphertext)>,
+    },
     /// the discrete logs of the combined releases
-    AwaitingLogs { query: Running, round: Round, aggregate: Aggregate },
+    AwaitingLogs {
+        query: Running,
+        round: Round,
+        aggregate: Aggregate,
+    },
     /// answered or failed: no input is expected
     Finished,
 }
@@ -187,10 +210,7 @@ impl QueryDriver {
 
     /// `replies[i]` holds every authority's answer to request i of the last
     /// `Step::AskAuthorities`.
-    pub fn on_authorities(
-        &mut self,
-        replies: Vec<Vec<PeerReply<AuthorityResponse>>>,
-    ) -> Result<Step, ProtocolError> {
+    pub fn on_authorities(&mut self, replies: Vec<Vec<PeerReply<AuthorityResponse>>>) -> Result<Step, ProtocolError> {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::AwaitingQueryAdmission { intent } => {
                 let admission = self.cx.admission(replies)?;
@@ -248,10 +268,12 @@ impl QueryDriver {
         intent: QueryIntent,
         replies: Vec<PeerReply<RelayResponse>>,
     ) -> Result<Step, ProtocolError> {
-        let replies = replies.into_iter().map(|r| expect_relay(r, "Described", |resp| match resp {
-            RelayResponse::Described(info) => Ok(info),
-            other => Err(other),
-        }));
+        let replies = replies.into_iter().map(|r| {
+            expect_relay(r, "Described", |resp| match resp {
+                RelayResponse::Described(info) => Ok(info),
+                other => Err(other),
+            })
+        });
         let described = self.cx.settle(replies.collect(), true)?;
         let Some((reference, first)) = described.first() else {
             return Err(ProtocolError::Internal("settle returned no relay".into()));
@@ -329,8 +351,7 @@ impl QueryDriver {
     ) -> Result<Step, ProtocolError> {
         match (next, current) {
             (PlanStep::Round { round, task }, _) => {
-                let request =
-                    AuthorityRequest::AdmitRound { spec: query.spec.clone(), round, task: task.clone() };
+                let request = AuthorityRequest::AdmitRound { spec: query.spec.clone(), round, task: task.clone() };
                 self.state = State::AwaitingRoundAdmission { query, round: Round { number: round, task } };
                 Ok(Step::AskAuthorities(vec![request]))
             }
@@ -378,7 +399,8 @@ impl Context {
             });
         }
         // keep the configured order
-        self.active = self.view.relays.iter().map(|(n, _)| n).filter(|n| ok.iter().any(|(o, _)| o == *n)).cloned().collect();
+        self.active =
+            self.view.relays.iter().map(|(n, _)| n).filter(|n| ok.iter().any(|(o, _)| o == *n)).cloned().collect();
         Ok(ok)
     }
 

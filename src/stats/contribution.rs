@@ -31,7 +31,7 @@ use crate::crypto::{Ciphertext, EncryptionKey, RandomnessProof};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RelayTask {
     /// `sum_quantum`/`squares_quantum` are 1 in exact mode; with noise they
-    /// are the released resolution (`release::moments_quanta`): the relay
+    /// are the released resolution (`policy::moments_quanta`): the relay
     /// sums stochastically rounded v/q and v²/q, so noisy aggregates stay
     /// small enough for the discrete-log range whatever the magnitudes.
     Moments {

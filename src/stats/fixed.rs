@@ -4,8 +4,9 @@
 
 use super::error::StatsError;
 
-/// Largest number of decimals Crux handles.
-pub const MAX_DECIMALS: u32 = 18;
+/// Largest number of decimals of a fixed-point value in a statistic
+/// (parameters and results); columns have at most `data::MAX_COLUMN_DECIMALS`.
+pub const MAX_FIXED_DECIMALS: u32 = 18;
 
 /// 10^d as i128.
 pub fn pow10(d: u32) -> Result<i128, StatsError> {
@@ -31,7 +32,7 @@ pub fn parse_decimal(text: &str) -> Result<(i128, u32), StatsError> {
         return Err(bad("expected a decimal number like -12.5"));
     }
     let decimals = u32::try_from(frac_part.len()).map_err(|_| bad("too many decimals"))?;
-    if decimals > MAX_DECIMALS {
+    if decimals > MAX_FIXED_DECIMALS {
         return Err(bad("too many decimals"));
     }
     let mut mantissa: i128 = 0;

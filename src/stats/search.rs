@@ -17,7 +17,8 @@
 
 use super::error::StatsError;
 use super::grid::Grid;
-use super::release::{Release, SEARCH_BUCKETS};
+use super::policy::SEARCH_BUCKETS;
+use super::release::Release;
 use super::statistic::quantile_rank;
 
 #[derive(Clone, Debug)]
@@ -52,7 +53,7 @@ pub enum SearchStep {
 }
 
 /// The value range of `bucket` of `grid`, cut to `bounds`: what the next
-/// round refines (`release::check_refinement` asks for the same).
+/// round refines (`policy::check_refinement` asks for the same).
 pub fn refinement_range(grid: &Grid, bucket: u32, bounds: Option<(i128, i128)>) -> Option<(i128, i128)> {
     let range = grid.range_of(bucket);
     let (mut lo, mut hi) = (range.lo?, range.hi?);

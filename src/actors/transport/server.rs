@@ -1,0 +1,265 @@
+//! The server side of the QUIC transport: accepts connections from pinned
+//! peers, names the peer from its certificate, enforces the per-peer limits
+//! (connections, streams, request bytes in flight) and hands each request's
+//! bytes to the role's handler, writing its reply back on the same stream.
+//! Input: an endpoint bound by `bind_endpoint`; output: request bytes to the
+//! handler. Never logs payloads.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::rc::Rc;
+
+use quinn::ConnectionError;
+use tracing::{debug, info_span, warn, Instrument};
+
+use super::*;
+
+/// Name of the pinned peer that authenticated `connection`.
+/// Name of the pinned peer that authenticated `connection`.
+pub(super) fn peer_name(connection: &quinn::Connection, peers: &[PinnedPeer]) -> Option<String> {
+    let identity = connection.peer_identity()?;
+    let certs = identity.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok()?;
+    let end_entity = certs.first()?;
+    tls::pinned_name(peers, end_entity.as_ref()).map(str::to_string)
+}
+
+/// What each pinned peer holds on this server: open connections and request
+/// bytes read but not yet answered. Single-threaded (the actix System).
+#[derive(Default)]
+struct PeerUsage {
+    connections: HashMap<String, Vec<(u64, quinn::Connection)>>,
+    next_connection: u64,
+    bytes: HashMap<String, usize>,
+}
+
+type SharedUsage = Rc<RefCell<PeerUsage>>;
+
+/// Releases what a connection or a request holds when dropped.
+struct UsageGuard {
+    usage: SharedUsage,
+    peer: String,
+    connection: Option<u64>,
+    bytes: usize,
+}
+
+impl UsageGuard {
+    /// Registers a new connection of `peer`, closing its oldest beyond the limit.
+    fn connection(usage: &SharedUsage, peer: &str, connection: &quinn::Connection) -> UsageGuard {
+        let mut u = usage.borrow_mut();
+        let id = u.next_connection;
+        u.next_connection = id.wrapping_add(1);
+        let open = u.connections.entry(peer.to_string()).or_default();
+        while open.len() >= MAX_CONNECTIONS_PER_PEER {
+            let (_, oldest) = open.remove(0);
+            warn!(limit = MAX_CONNECTIONS_PER_PEER, "peer opened too many connections, closing its oldest");
+            oldest.close(VarInt::from_u32(CODE_BUSY), b"too many connections");
+        }
+        open.push((id, connection.clone()));
+        UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: Some(id), bytes: 0 }
+    }
+
+    fn request(usage: &SharedUsage, peer: &str) -> UsageGuard {
+        UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: None, bytes: 0 }
+    }
+
+    /// Accounts `n` more bytes unless the peer would exceed `limit`.
+    fn add_bytes(&mut self, n: usize, limit: usize) -> bool {
+        let mut u = self.usage.borrow_mut();
+        let held = u.bytes.entry(self.peer.clone()).or_default();
+        match held.checked_add(n) {
+            Some(total) if total <= limit => {
+                *held = total;
+                self.bytes += n;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Drop for UsageGuard {
+    fn drop(&mut self) {
+        let mut u = self.usage.borrow_mut();
+        if let Some(id) = self.connection {
+            if let Some(open) = u.connections.get_mut(&self.peer) {
+                open.retain(|(other, _)| *other != id);
+            }
+        }
+        if let Some(held) = u.bytes.get_mut(&self.peer) {
+            *held = held.saturating_sub(self.bytes);
+        }
+    }
+}
+
+/// Serves requests until the endpoint is closed. Every accepted connection
+/// is checked against the pins, gets one tracing span (peer name, remote
+/// address) and its own task; every bidirectional stream is one request:
+/// `read_to_end(max_frame_bytes)` -> `handler(peer_name, bytes)` ->
+/// `write_all(reply)` -> `finish()`. A failing, oversized or aborted stream
+/// is dropped with a logged reason and never stops the server.
+///
+/// `cfg` must be the config the endpoint was bound with: its pins map a
+/// presented certificate to a peer name, its `max_frame_bytes` bounds requests.
+pub fn serve<H, Fut>(endpoint: quinn::Endpoint, cfg: &TransportConfig, handler: H) -> impl Future<Output = ()> + 'static
+where
+    H: Fn(String, Vec<u8>) -> Fut + 'static,
+    Fut: Future<Output = Vec<u8>> + 'static,
+{
+    let handler = Rc::new(handler);
+    let peers: Rc<[PinnedPeer]> = cfg.peers.clone().into();
+    let max_frame_bytes = cfg.max_frame_bytes;
+    let usage: SharedUsage = Rc::default();
+    async move {
+        while let Some(incoming) = endpoint.accept().await {
+            let handler = Rc::clone(&handler);
+            let peers = Rc::clone(&peers);
+            let usage = Rc::clone(&usage);
+            let remote = incoming.remote_address();
+            // One span per connection; `peer` is filled in after the handshake.
+            let span = info_span!("connection", peer = tracing::field::Empty, remote = %remote);
+            actix_rt::spawn(serve_connection(incoming, peers, max_frame_bytes, usage, handler).instrument(span));
+        }
+        debug!("endpoint closed, no longer accepting connections");
+    }
+}
+
+async fn serve_connection<H, Fut>(
+    incoming: quinn::Incoming,
+    peers: Rc<[PinnedPeer]>,
+    max_frame_bytes: usize,
+    usage: SharedUsage,
+    handler: Rc<H>,
+) where
+    H: Fn(String, Vec<u8>) -> Fut + 'static,
+    Fut: Future<Output = Vec<u8>> + 'static,
+{
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(err) => {
+            warn!(cause = %err, "handshake failed, connection refused");
+            return;
+        }
+    };
+    let Some(peer) = peer_name(&connection, &peers) else {
+        // The verifier already refused unpinned certificates; this is a guard.
+        warn!("peer certificate is not pinned, closing connection");
+        connection.close(VarInt::from_u32(CODE_BAD_STREAM), b"unknown peer");
+        return;
+    };
+    tracing::Span::current().record("peer", peer.as_str());
+    let _held = UsageGuard::connection(&usage, &peer, &connection);
+    debug!("connection established");
+    loop {
+        match connection.accept_bi().await {
+            Ok((send, recv)) => {
+                let handler = Rc::clone(&handler);
+                let request = UsageGuard::request(&usage, &peer);
+                let peer = peer.clone();
+                actix_rt::spawn(serve_stream(send, recv, peer, max_frame_bytes, request, handler).in_current_span());
+            }
+            Err(ConnectionError::ApplicationClosed(_) | ConnectionError::LocallyClosed | ConnectionError::TimedOut) => {
+                debug!("connection closed");
+                return;
+            }
+            Err(err) => {
+                warn!(cause = %err, "connection lost");
+                return;
+            }
+        }
+    }
+}
+
+/// Why a request could not be read.
+enum ReadFailure {
+    TooLong,
+    Busy,
+    Stream(String),
+}
+
+/// Reads one request up to the frame limit, charging every chunk to the
+/// peer's in-flight byte budget (released when `held` is dropped).
+async fn read_request(
+    recv: &mut quinn::RecvStream,
+    max_frame_bytes: usize,
+    held: &mut UsageGuard,
+) -> Result<Vec<u8>, ReadFailure> {
+    let in_flight_limit = max_frame_bytes.saturating_mul(IN_FLIGHT_FRAMES_PER_PEER);
+    let mut request = Vec::new();
+    loop {
+        match recv.read_chunk(64 * 1024, true).await {
+            Ok(Some(chunk)) => {
+                let n = chunk.bytes.len();
+                if request.len().saturating_add(n) > max_frame_bytes {
+                    return Err(ReadFailure::TooLong);
+                }
+                if !held.add_bytes(n, in_flight_limit) {
+                    return Err(ReadFailure::Busy);
+                }
+                request.extend_from_slice(&chunk.bytes);
+            }
+            Ok(None) => return Ok(request),
+            Err(err) => return Err(ReadFailure::Stream(err.to_string())),
+        }
+    }
+}
+
+async fn serve_stream<H, Fut>(
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    peer: String,
+    max_frame_bytes: usize,
+    mut held: UsageGuard,
+    handler: Rc<H>,
+) where
+    H: Fn(String, Vec<u8>) -> Fut + 'static,
+    Fut: Future<Output = Vec<u8>> + 'static,
+{
+    let request = match read_request(&mut recv, max_frame_bytes, &mut held).await {
+        Ok(request) => request,
+        Err(ReadFailure::TooLong) => {
+            warn!(limit = max_frame_bytes, "request larger than the frame limit, dropping it");
+            let _ = recv.stop(VarInt::from_u32(CODE_FRAME_TOO_LARGE));
+            let _ = send.reset(VarInt::from_u32(CODE_FRAME_TOO_LARGE));
+            return;
+        }
+        Err(ReadFailure::Busy) => {
+            warn!(
+                limit = max_frame_bytes.saturating_mul(IN_FLIGHT_FRAMES_PER_PEER),
+                "peer has too many request bytes in flight, dropping this request"
+            );
+            let _ = recv.stop(VarInt::from_u32(CODE_BUSY));
+            let _ = send.reset(VarInt::from_u32(CODE_BUSY));
+            return;
+        }
+        Err(ReadFailure::Stream(cause)) => {
+            warn!(cause = %cause, "request stream failed, dropping it");
+            let _ = send.reset(VarInt::from_u32(CODE_BAD_STREAM));
+            return;
+        }
+    };
+    let request_bytes = request.len();
+    // Race the handler against the peer giving up (its request timed out or
+    // the connection died): an abandoned request is not worth finishing.
+    let abandoned = send.stopped();
+    let reply = tokio::select! {
+        reply = handler(peer, request) => reply,
+        stopped = abandoned => {
+            match stopped {
+                Ok(code) => debug!(code = ?code, "peer abandoned the request, dropping it"),
+                Err(err) => debug!(cause = %err, "peer went away before the reply, dropping it"),
+            }
+            return;
+        }
+    };
+    let reply_bytes = reply.len();
+    if let Err(err) = send.write_all(&reply).await {
+        warn!(cause = %err, "could not send the reply");
+        return;
+    }
+    if let Err(err) = send.finish() {
+        warn!(cause = %err, "could not finish the reply");
+        return;
+    }
+    debug!(request_bytes, reply_bytes, "request served");
+}

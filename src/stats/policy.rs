@@ -1,0 +1,328 @@
+//! The authority-side rules of a query's plan: how many rounds it may take
+//! and how many releases share its epsilon (sequential composition), which
+//! task each round may carry (later search rounds refine one bucket of the
+//! previous grid), which releases a registered round permits and the
+//! sensitivity of each, and the resolution of noisy sums.
+//!
+//! Used by `protocol::authority` (admission, decryption, noise) and by the
+//! processor's `planner` (the same plan, from the other side). No I/O.
+
+use super::contribution::RelayTask;
+use super::dp::{laplace_scale, Epsilon};
+use super::error::StatsError;
+use super::grid::Grid;
+use super::limbs;
+use super::release::Release;
+use super::statistic::{FixedParams, QueryParams, Statistic};
+
+/// Buckets per refinement round of a quantile search.
+pub const SEARCH_BUCKETS: u32 = 64;
+/// Prefix decryptions per round: ceil(log2(SEARCH_BUCKETS)) (7 for the 127 magnitude buckets).
+pub const SEARCH_STEPS: u64 = 6;
+/// Rounds an exact search may take: one magnitude round, then refinements of 2^63 by 64.
+pub const EXACT_SEARCH_ROUNDS: u32 = 12;
+
+/// Where a release sits in the authority's accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReleaseSlot {
+    /// unique per (round, release): each slot is decrypted at most once.
+    pub index: u32,
+    /// how much one row can change the released number (fixed-point units).
+    pub sensitivity: u128,
+    /// the query's epsilon is split equally across this many releases.
+    pub share: u64,
+}
+
+/// How many rounds a plan may take and how many releases share its epsilon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanShape {
+    pub max_rounds: u32,
+    pub releases: u64,
+}
+
+/// Rounds of 64-way refinement that narrow `span` values down to one.
+pub fn rounds_for_span(span: i128) -> u32 {
+    let mut rounds = 1;
+    let mut width = span.max(1);
+    while width > i128::from(SEARCH_BUCKETS) {
+        width = (width + i128::from(SEARCH_BUCKETS) - 1) / i128::from(SEARCH_BUCKETS);
+        rounds += 1;
+    }
+    rounds
+}
+
+/// The grid of a search's first round: the bounds when known, else magnitudes.
+pub fn first_search_grid(fixed: &FixedParams) -> Result<Grid, StatsError> {
+    match fixed.bounds {
+        Some((lo, hi)) => Grid::covering(lo, hi, SEARCH_BUCKETS),
+        None => Ok(Grid::Magnitude),
+    }
+}
+
+pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape, StatsError> {
+    let st = params.statistic;
+    Ok(match st {
+        Statistic::Count => PlanShape { max_rounds: 1, releases: 1 },
+        Statistic::Sum | Statistic::Mean => PlanShape { max_rounds: 1, releases: 2 },
+        Statistic::Variance | Statistic::Stddev => PlanShape { max_rounds: 1, releases: 3 },
+        // disjoint buckets: parallel composition, each bucket at the full epsilon
+        Statistic::Histogram => PlanShape { max_rounds: 1, releases: 1 },
+        Statistic::Min | Statistic::Max | Statistic::Median | Statistic::Quantile => match fixed.bounds {
+            Some((lo, hi)) => {
+                let span = hi
+                    .checked_sub(lo)
+                    .and_then(|s| s.checked_add(1))
+                    .ok_or(StatsError::ArithmeticOverflow("bounds"))?;
+                let rounds = rounds_for_span(span);
+                PlanShape { max_rounds: rounds, releases: 1 + SEARCH_STEPS * u64::from(rounds) }
+            }
+            None if params.exact => PlanShape { max_rounds: EXACT_SEARCH_ROUNDS, releases: 1 },
+            None => return Err(StatsError::BoundsRequired),
+        },
+    })
+}
+
+/// Authority side: is `task` what round `round` of this query may ask relays
+/// for? `previous` is the task of round `round - 1` (None for round 0): a
+/// later search round must re-histogram exactly one bucket of the previous
+/// round's grid, as the search itself would (`Grid::covering` of that
+/// bucket), so a processor cannot steer relays to arbitrary grids.
+pub fn check_task(
+    params: &QueryParams,
+    fixed: &FixedParams,
+    round: u32,
+    task: &RelayTask,
+    previous: Option<&RelayTask>,
+) -> Result<(), StatsError> {
+    task.validate()?;
+    let shape = plan_shape(params, fixed)?;
+    let refuse = |why: String| Err(StatsError::ReleaseRefused(why));
+    if round >= shape.max_rounds {
+        return refuse(format!(
+            "round {round} is beyond the {} rounds a {} query may take",
+            shape.max_rounds, params.statistic
+        ));
+    }
+    if (round == 0) != previous.is_none() {
+        return refuse(format!("round {round} admitted out of order"));
+    }
+    let st = params.statistic;
+    match task {
+        RelayTask::Moments { sums, squares, sum_quantum, squares_quantum, .. } => {
+            if (*sum_quantum, *squares_quantum) != moments_quanta(params, fixed)? {
+                return refuse("the task's resolution differs from the query's".into());
+            }
+            if st.is_search() || st == Statistic::Histogram {
+                return refuse(format!("a {st} query does not ask for sums"));
+            }
+            if *sums != st.needs_sum() || *squares != st.needs_squares() {
+                return refuse(format!("a {st} query asks relays for exactly the moments it releases"));
+            }
+        }
+        RelayTask::Histogram { grid } => match st {
+            Statistic::Histogram => {
+                if *grid != Grid::Edges(fixed.edges.clone()) {
+                    return refuse("histogram grid differs from the query's edges".into());
+                }
+            }
+            s if s.is_search() => match previous {
+                None => {
+                    if *grid != first_search_grid(fixed)? {
+                        return refuse("the first search round must use the query's grid".into());
+                    }
+                }
+                Some(RelayTask::Histogram { grid: prev }) => check_refinement(prev, grid, fixed.bounds)?,
+                Some(_) => return refuse("a search round must follow a histogram round".into()),
+            },
+            _ => return refuse(format!("a {st} query does not ask for histograms")),
+        },
+    }
+    Ok(())
+}
+
+/// `next` must be the 64-bucket refinement of one bucket of `prev` (cut to
+/// the query's bounds) with more than one value: what `search` asks for next.
+pub fn check_refinement(prev: &Grid, next: &Grid, bounds: Option<(i128, i128)>) -> Result<(), StatsError> {
+    let refuse = |why: &str| Err(StatsError::ReleaseRefused(why.to_string()));
+    let Grid::Uniform { lo, .. } = next else {
+        return refuse("search rounds after the first use uniform grids");
+    };
+    let Some(bucket) = prev.bucket_of(*lo) else {
+        return refuse("the refined grid starts outside the previous round's grid");
+    };
+    match super::search::refinement_range(prev, bucket, bounds) {
+        Some((blo, bhi)) if blo < bhi && Grid::covering(blo, bhi, SEARCH_BUCKETS)? == *next => Ok(()),
+        _ => refuse("the refined grid is not the refinement of one bucket of the previous round"),
+    }
+}
+
+/// With noise, the resolution of a released sum: the largest power of two at
+/// most 1/16 of the noise scale t = sensitivity·share/epsilon (at least 1).
+/// Rounding at that resolution costs far less accuracy than the noise does.
+pub fn dp_quantum(sensitivity: u128, epsilon: Epsilon, share: u64) -> Result<u128, StatsError> {
+    let (num, den) = laplace_scale(sensitivity, epsilon, share)?;
+    let target = num / den.max(1) / 16;
+    Ok(if target <= 1 { 1 } else { 1u128 << (127 - target.leading_zeros()) })
+}
+
+/// (sum quantum, squares quantum) of a moments query: 1 and 1 when exact.
+pub fn moments_quanta(params: &QueryParams, fixed: &FixedParams) -> Result<(u128, u128), StatsError> {
+    if params.exact {
+        return Ok((1, 1));
+    }
+    let epsilon = params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
+    let share = plan_shape(params, fixed)?.releases;
+    let b = max_abs_bound(fixed);
+    let b2 = b.checked_mul(b).ok_or(StatsError::ArithmeticOverflow("bounds squared"))?;
+    Ok((dp_quantum(b, epsilon, share)?, dp_quantum(b2, epsilon, share)?))
+}
+
+pub(crate) fn max_abs_bound(fixed: &FixedParams) -> u128 {
+    fixed.bounds.map(|(lo, hi)| lo.unsigned_abs().max(hi.unsigned_abs())).unwrap_or(0)
+}
+
+/// Authority side: is `release` permitted for this round, and in which slot?
+pub fn slot(
+    params: &QueryParams,
+    fixed: &FixedParams,
+    task: &RelayTask,
+    release: Release,
+) -> Result<ReleaseSlot, StatsError> {
+    let shape = plan_shape(params, fixed)?;
+    let st = params.statistic;
+    let refuse = |why: String| Err(StatsError::ReleaseRefused(why));
+    let exact = params.exact;
+    let (index, sensitivity) = match (task, release) {
+        (RelayTask::Moments { .. }, Release::Count) => (0, 1),
+        // in quantized units: one row moves a quantized sum by at most ceil(B/q) + 1
+        (RelayTask::Moments { sums: true, sum_quantum, .. }, Release::Sum) if st.needs_sum() => {
+            (1, max_abs_bound(fixed).div_ceil(*sum_quantum).saturating_add(1))
+        }
+        (RelayTask::Moments { squares: true, squares_quantum, .. }, Release::Squares) => {
+            let b = max_abs_bound(fixed);
+            (
+                2,
+                b.checked_mul(b)
+                    .ok_or(StatsError::ArithmeticOverflow("sensitivity"))?
+                    .div_ceil(*squares_quantum)
+                    .saturating_add(1),
+            )
+        }
+        (RelayTask::Moments { limb_bits, sums: true, .. }, Release::SumLimb(k))
+            if exact && st.needs_sum() && k < limbs::limb_count(*limb_bits)? =>
+        {
+            (16 + k, 0)
+        }
+        (RelayTask::Moments { limb_bits, squares: true, .. }, Release::SquaresLimb(k))
+            if exact && k < limbs::limb_count(*limb_bits)? =>
+        {
+            (64 + k, 0)
+        }
+        (RelayTask::Histogram { .. }, Release::HistTotal) => (0, 1),
+        (RelayTask::Histogram { grid }, Release::HistPrefix(n)) if st.is_search() && n > 0 && n < grid.buckets() => {
+            (1 + n, 1)
+        }
+        (RelayTask::Histogram { grid }, Release::HistBucket(k)) if st == Statistic::Histogram && k < grid.buckets() => {
+            (1 + k, 1)
+        }
+        (_, r) => {
+            return refuse(format!("{r:?} is not part of a {}{} query's plan", if exact { "exact " } else { "" }, st))
+        }
+    };
+    Ok(ReleaseSlot { index, sensitivity, share: shape.releases })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn rounds_and_shapes() {
+        assert_eq!(rounds_for_span(1), 1);
+        assert_eq!(rounds_for_span(64), 1);
+        assert_eq!(rounds_for_span(65), 2);
+        assert_eq!(rounds_for_span(4096), 2);
+        assert_eq!(rounds_for_span(4097), 3);
+        let mut p = QueryParams::new(Statistic::Median);
+        p.exact = false;
+        p.epsilon = Some(crate::stats::Epsilon(1_000_000));
+        p.bounds = Some(("0".into(), "4095".into()));
+        let f = p.fixed(0).unwrap();
+        assert_eq!(plan_shape(&p, &f).unwrap(), PlanShape { max_rounds: 2, releases: 13 });
+    }
+
+    #[test]
+    fn later_search_rounds_refine_one_bucket_of_the_previous_grid() {
+        let mut p = QueryParams::new(Statistic::Max);
+        p.bounds = Some(("-20".into(), "900".into()));
+        let f = p.fixed(0).unwrap();
+        let first = RelayTask::Histogram { grid: first_search_grid(&f).unwrap() };
+        check_task(&p, &f, 0, &first, None).unwrap();
+        let RelayTask::Histogram { grid } = &first else { unreachable!() };
+        // every bucket's refinement is admitted, including the last one that
+        // reaches past the upper bound (DP max used to be refused there)
+        for b in 0..grid.buckets() {
+            let (lo, hi) = crate::stats::search::refinement_range(grid, b, f.bounds).unwrap();
+            assert!(hi <= 900, "refinements stay inside the bounds");
+            let next = Grid::covering(lo, hi, SEARCH_BUCKETS).unwrap();
+            check_task(&p, &f, 1, &RelayTask::Histogram { grid: next }, Some(&first)).unwrap();
+        }
+        // the last bucket's refinement reaching past the upper bound is refused
+        let last = grid.buckets() - 1;
+        let r = grid.range_of(last);
+        assert!(r.hi.unwrap() > 900);
+        let past = Grid::covering(r.lo.unwrap(), r.hi.unwrap(), SEARCH_BUCKETS).unwrap();
+        assert!(check_task(&p, &f, 1, &RelayTask::Histogram { grid: past }, Some(&first)).is_err());
+        let arbitrary = Grid::Uniform { lo: 0, width: 1, buckets: 64 };
+        assert!(check_task(&p, &f, 1, &RelayTask::Histogram { grid: arbitrary }, Some(&first)).is_err());
+        let shifted = Grid::Uniform { lo: -19, width: 1, buckets: 15 };
+        assert!(check_task(&p, &f, 1, &RelayTask::Histogram { grid: shifted }, Some(&first)).is_err());
+    }
+
+    #[test]
+    fn authority_refuses_what_the_plan_does_not_contain() {
+        let p = QueryParams::new(Statistic::Mean);
+        let f = p.fixed(0).unwrap();
+        let task = RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        check_task(&p, &f, 0, &task, None).unwrap();
+        assert!(check_task(&p, &f, 1, &task, Some(&task)).is_err(), "second round");
+        assert!(check_task(&p, &f, 0, &task, Some(&task)).is_err(), "round 0 after another");
+        let squares =
+            RelayTask::Moments { limb_bits: 20, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
+        assert!(check_task(&p, &f, 0, &squares, None).is_err());
+        let no_sums =
+            RelayTask::Moments { limb_bits: 20, sums: false, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        assert!(check_task(&p, &f, 0, &no_sums, None).is_err(), "a mean needs its sums");
+        let count = QueryParams::new(Statistic::Count);
+        check_task(&count, &count.fixed(0).unwrap(), 0, &no_sums, None).unwrap();
+        assert!(check_task(&count, &count.fixed(0).unwrap(), 0, &task, None).is_err(), "a count encrypts no sums");
+        assert!(check_task(&p, &f, 0, &RelayTask::Histogram { grid: Grid::Magnitude }, None).is_err());
+        slot(&p, &f, &task, Release::Count).unwrap();
+        slot(&p, &f, &task, Release::SumLimb(3)).unwrap();
+        assert!(slot(&p, &f, &task, Release::SumLimb(7)).is_err());
+        assert!(slot(&p, &f, &task, Release::SquaresLimb(0)).is_err());
+        assert!(slot(&p, &f, &task, Release::HistBucket(0)).is_err());
+        let mut dp = p.clone();
+        dp.exact = false;
+        dp.epsilon = Some(crate::stats::Epsilon(1_000_000));
+        dp.bounds = Some(("-5".into(), "3".into()));
+        let df = dp.fixed(0).unwrap();
+        assert!(slot(&dp, &df, &task, Release::SumLimb(0)).is_err(), "limbs only in exact mode");
+        // noise scales 5*2/1 = 10 (sum: below 16 quanta) and 25*2/1 = 50 (squares: 2^1)
+        assert_eq!(moments_quanta(&dp, &df).unwrap(), (1, 2));
+        assert!(check_task(&dp, &df, 0, &task, None).is_err(), "wrong resolution");
+        let dp_task =
+            RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 2 };
+        assert!(check_task(&dp, &df, 0, &dp_task, None).is_ok());
+        assert_eq!(slot(&dp, &df, &dp_task, Release::Sum).unwrap(), ReleaseSlot { index: 1, sensitivity: 6, share: 2 });
+        // large bounds: resolution about 1/16 of the noise scale, a power of two
+        dp.bounds = Some(("0".into(), "3000000".into()));
+        let df = dp.fixed(0).unwrap();
+        let (qs, qq) = moments_quanta(&dp, &df).unwrap();
+        assert_eq!(qs, 1 << 18); // t = 3e6 * 2 / 1 = 6e6, /16 = 375000 -> 2^18
+        assert!(
+            qq.is_power_of_two() && qq <= 9_000_000_000_000u128 * 2 / 16 && qq * 2 > 9_000_000_000_000u128 * 2 / 16
+        );
+    }
+}
