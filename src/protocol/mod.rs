@@ -4,6 +4,8 @@
 //! to send; `actors` moves the bytes.
 
 pub mod authority;
+#[cfg(test)]
+mod authority_tests;
 pub mod codec;
 pub mod contribution_check;
 pub mod error;
