@@ -10,6 +10,8 @@ mod common;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cluster::{Cluster, Layout};
+
 const BIN: &str = env!("CARGO_BIN_EXE_crux-node");
 
 fn crux(args: &[&str]) -> Output {
@@ -100,28 +102,17 @@ fn init_checks_names_and_does_not_replace_a_cluster() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// `crux-node [extra] start` for node `name` of the cluster in `dir`, with
-/// default settings (no RUST_LOG, no timeout overrides).
-fn spawn_node(dir: &std::path::Path, name: &str, extra: &[&str], stderr: Stdio) -> std::process::Child {
-    Command::new(BIN)
-        .args(extra)
-        .args(["start", "--config"])
-        .arg(dir.join(format!("{name}.yaml")))
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap()
+/// A cluster (3 authorities, 3 relays, exact mode allowed) whose nodes run
+/// with default settings (no RUST_LOG, no timeout overrides).
+fn default_cluster(layout: Layout) -> Cluster {
+    Cluster::init_layout(layout, &common::data_path("areas.csv"), &["--header-rows", "3", "--exact"])
 }
 
 /// Starts `authority-1` of a fresh cluster with `extra` global flags, sends
 /// it `signals` (then SIGTERM), and returns its stderr.
 fn run_node(extra: &[&str], signals: &[&str]) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    let out = init(dir.path(), &["--exact", "--base-port", &common::nodes::free_base_port(8).to_string()]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let mut node = spawn_node(dir.path(), "authority-1", extra, Stdio::piped());
+    let cluster = default_cluster(Layout::FULL);
+    let mut node = cluster.node_command("authority-1", extra).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(700));
     assert!(node.try_wait().unwrap().is_none(), "the node did not start");
     let pid = node.id().to_string();
@@ -164,16 +155,10 @@ fn sighup_does_not_kill_a_node() {
 /// `status` names it, and a query leaves it out naming it.
 #[test]
 fn a_down_node_is_reported_within_two_seconds() {
-    let dir = tempfile::tempdir().unwrap();
-    let base = common::nodes::free_base_port(8).to_string();
-    let out = init(dir.path(), &["--exact", "--base-port", &base, "--dlog-bits", "12", "--dlog-range-bits", "28"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let mut cluster = default_cluster(Layout { dlog_bits: 12, dlog_range_bits: 28, ..Layout::FULL });
     // every node but relay-3, with default settings (no timeout overrides)
-    let mut nodes = Vec::new();
-    for name in ["authority-1", "authority-2", "authority-3", "relay-1", "relay-2", "processor"] {
-        nodes.push(KillOnDrop(spawn_node(dir.path(), name, &[], Stdio::null())));
-    }
-    let user = dir.path().join("user.yaml");
+    cluster.start_all(&["authority-1", "authority-2", "authority-3", "relay-1", "relay-2", "processor"]);
+    let user = cluster.path("user.yaml");
     let user = user.to_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -200,13 +185,4 @@ fn a_down_node_is_reported_within_two_seconds() {
     assert_eq!(answer["missing_relays"][0]["relay"], "relay-3", "{answer}");
     assert!(took < Duration::from_secs(3), "a query with a relay down took {took:?}");
     println!("count with relay-3 down: {took:?}");
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

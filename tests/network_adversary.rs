@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::cluster::*;
 use common::nodes::*;
 use std::process::Command;
 

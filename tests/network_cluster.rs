@@ -2,141 +2,50 @@
 //! 1 processor and 3 relay processes started with `crux-node start`, queried
 //! with `crux-node query` and `crux-node status`. Every statistic in exact
 //! mode equals tests/data/expected_stats.json; a noisy query charges the
-//! budget; the CLI's JSON shape, exit codes, env overrides and errors.
+//! budget; the CLI's JSON shape, exit codes, env overrides and errors; the
+//! port blocks that parallel clusters listen on never overlap.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
-use common::{expected_columns, fraction};
+use common::cluster::{Cluster, Layout, BIN};
+use common::ports::PortBlock;
+use common::{data_path, expected_columns, fraction};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_crux-node");
-
-fn free_base_port(count: u16) -> u16 {
-    for attempt in 0..200u32 {
-        let base = 20_000 + ((std::process::id() * 7919 + attempt * 104_729) % 40_000) as u16;
-        if (0..count).all(|i| UdpSocket::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
+/// 3 authorities, a processor and 3 relays over areas.xlsx, all running.
+fn start(exact: bool) -> Cluster {
+    let mut args = vec!["--header-rows", "3"];
+    if exact {
+        args.push("--exact");
     }
-    panic!("no free port range");
+    let mut cluster =
+        Cluster::init_layout(Layout::FULL, &data_path("areas.xlsx"), &args).with_node_env(&[("RUST_LOG", "info")]);
+    for name in Layout::FULL.names() {
+        cluster.start(&name);
+    }
+    let names = Layout::FULL.names();
+    cluster.wait_up(&names.iter().map(String::as_str).collect::<Vec<_>>(), Duration::from_secs(60));
+    cluster
 }
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    nodes: Vec<(String, Child)>,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.nodes {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Cluster {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn start(exact: bool) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx");
-        let base = free_base_port(7);
-        let mut init = Command::new(BIN);
-        init.args(["init", "--out"]).arg(dir.path()).args(["--authorities", "3", "--relays", "3", "--data"]).arg(&data);
-        init.args([
-            "--base-port",
-            &base.to_string(),
-            "--dlog-bits",
-            "14",
-            "--dlog-range-bits",
-            "30",
-            "--header-rows",
-            "3",
-        ]);
-        if exact {
-            init.arg("--exact");
-        }
-        let out = init.output().unwrap();
-        assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
-        let mut cluster = Cluster { dir, nodes: Vec::new() };
-        for name in ["authority-1", "authority-2", "authority-3", "processor", "relay-1", "relay-2", "relay-3"] {
-            cluster.spawn(name);
-        }
-        cluster.wait_ready();
-        cluster
-    }
-
-    fn spawn(&mut self, name: &str) {
-        let log = std::fs::File::create(self.path(&format!("{name}.log"))).unwrap();
-        let child = Command::new(BIN)
-            .args(["start", "--config"])
-            .arg(self.path(&format!("{name}.yaml")))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.nodes.push((name.to_string(), child));
-    }
-
-    fn wait_ready(&self) {
-        let started = Instant::now();
-        loop {
-            let out = self.cli(&["status", "--config"], &[]);
-            if out.status.success() {
-                return;
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                let logs: String = ["processor", "authority-1", "relay-1"]
-                    .iter()
-                    .map(|n| std::fs::read_to_string(self.path(&format!("{n}.log"))).unwrap_or_default())
-                    .collect();
-                panic!("cluster not ready: {}\n{logs}", String::from_utf8_lossy(&out.stderr));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Runs the CLI; `args` ends with `--config`, to which user.yaml is appended.
-    fn cli(&self, args: &[&str], tail: &[&str]) -> Output {
-        self.cli_env(args, tail, &[])
-    }
-
-    fn cli_env(&self, args: &[&str], tail: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).arg(self.path("user.yaml")).args(tail);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    }
-
-    fn query_json(&self, stat: &str, extra: &[&str], labels: &[String]) -> Value {
-        let mut tail: Vec<&str> = extra.to_vec();
-        tail.push("--json");
-        tail.extend(labels.iter().map(|s| s.as_str()));
-        let out = self.cli(&["query", stat, "--config"], &tail);
-        assert!(out.status.success(), "{stat} {labels:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
+/// `query STAT EXTRA.. --json LABELS..`, which must succeed.
+fn query_json(cluster: &Cluster, stat: &str, extra: &[&str], labels: &[String]) -> Value {
+    cluster.answer(stat, extra, labels).0.unwrap_or_else(|err| panic!("{stat} {labels:?}: {err}"))
 }
 
 #[test]
 fn exact_statistics_over_quic_equal_the_expected_values() {
-    let cluster = Cluster::start(true);
+    let cluster = start(true);
     for (letter, labels, stats) in
         expected_columns().into_iter().filter(|(c, _, _)| ["C", "H", "N", "S"].contains(&c.as_str()))
     {
-        let q = |stat: &str| cluster.query_json(stat, &["--exact"], &labels);
+        let q = |stat: &str| query_json(&cluster, stat, &["--exact"], &labels);
         let count = q("count");
         // the documented JSON shape
         for key in ["statistic", "column", "value", "exact_value", "relays", "rows", "exact", "epsilon"] {
@@ -168,17 +77,17 @@ fn exact_statistics_over_quic_equal_the_expected_values() {
         assert_eq!(q("max")["exact_value"], stats["max"], "{letter} max");
     }
     let land = vec!["Land".to_string()];
-    let h = cluster.query_json("histogram", &["--exact", "--edges", "0,1000,10000"], &land);
+    let h = query_json(&cluster, "histogram", &["--exact", "--edges", "0,1000,10000"], &land);
     let counts: Vec<i64> = h["buckets"].as_array().unwrap().iter().map(|b| b["count"].as_i64().unwrap()).collect();
     assert_eq!(counts, vec![0, 393, 21, 0]);
-    let q90 = cluster.query_json("quantile", &["--exact", "--quantile", "0.5"], &land);
+    let q90 = query_json(&cluster, "quantile", &["--exact", "--quantile", "0.5"], &land);
     let median = expected_columns().into_iter().find(|(c, _, _)| c == "T").unwrap().2["median_lower"].clone();
     assert_eq!(q90["exact_value"], median, "quantile 0.5 is the lower median");
 }
 
 #[test]
 fn cli_errors_status_overrides_and_budget() {
-    let cluster = Cluster::start(true);
+    let cluster = start(true);
     // status: every node up, exit 0, JSON lists 7 nodes with roles
     let out = cluster.cli(&["status", "--json", "--config"], &[]);
     assert!(out.status.success());
@@ -199,7 +108,7 @@ fn cli_errors_status_overrides_and_budget() {
 
     // a noisy query answers with a value and charges every authority's budget
     let labels = vec!["Population".to_string(), "All usual residents".to_string(), "2021".to_string()];
-    let dp = cluster.query_json("mean", &["--epsilon", "0.5", "--bounds", "0:3000000"], &labels);
+    let dp = query_json(&cluster, "mean", &["--epsilon", "0.5", "--bounds", "0:3000000"], &labels);
     assert_eq!(dp["exact"], false);
     assert_eq!(dp["epsilon"], 0.5);
     assert!(dp["value"].as_f64().unwrap().is_finite());
@@ -226,23 +135,23 @@ fn cli_errors_status_overrides_and_budget() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bounds"));
 
     // env override: point the user at a port where no processor listens
-    let out = cluster.cli_env(
-        &["query", "count", "--exact", "--config"],
-        &["Land"],
-        &[
+    let out = cluster
+        .cli_command(&["query", "count", "--exact", "--config"], &["Land"])
+        .envs([
             ("CRUX__CLUSTER__PROCESSOR__ADDRESS", "127.0.0.1:9"),
             ("CRUX__TIMEOUTS__CONNECT_MS", "300"),
             ("CRUX__TIMEOUTS__RETRIES", "1"),
-        ],
-    );
+        ])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("processor") && err.contains("127.0.0.1:9"), "{err}");
-    let out = cluster.cli_env(
-        &["status", "--config"],
-        &[],
-        &[("CRUX__CLUSTER__PROCESSOR__ADDRESS", "127.0.0.1:9"), ("CRUX__TIMEOUTS__CONNECT_MS", "300")],
-    );
+    let out = cluster
+        .cli_command(&["status", "--config"], &[])
+        .envs([("CRUX__CLUSTER__PROCESSOR__ADDRESS", "127.0.0.1:9"), ("CRUX__TIMEOUTS__CONNECT_MS", "300")])
+        .output()
+        .unwrap();
     assert!(!out.status.success(), "status fails when the processor is unreachable");
 
     // an unknown statistic and a bad config path
@@ -259,12 +168,14 @@ fn cli_errors_status_overrides_and_budget() {
 fn config_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.csv");
+    // 3 authorities, a processor and 3 relays (init's defaults)
+    let ports = PortBlock::reserve(7);
     let out = Command::new(BIN)
         .args(["init", "--out"])
         .arg(dir.path())
         .arg("--data")
         .arg(&data)
-        .args(["--base-port", "7900", "--header-rows", "3"])
+        .args(["--base-port", &ports.base().to_string(), "--header-rows", "3"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -303,4 +214,25 @@ fn config_errors_are_clear() {
     assert!(!out.status.success() && err.contains("relay-2.crt"), "{err}");
     let out = start("authority-1.yaml", &[("CRUX__NODE__LISTEN", "not-an-address")]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("node.listen"));
+}
+
+/// Port blocks reserved at the same time (as parallel tests do) never
+/// overlap, and a reserved block stays held until it is dropped.
+#[test]
+fn port_blocks_reserved_in_parallel_never_overlap() {
+    let blocks: Vec<PortBlock> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8).map(|_| s.spawn(|| PortBlock::reserve(7))).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, a) in blocks.iter().enumerate() {
+        assert_eq!(a.ports().len(), 7);
+        for b in &blocks[i + 1..] {
+            assert!(a.ports().end <= b.base() || b.ports().end <= a.base(), "{:?} and {:?}", a.ports(), b.ports());
+        }
+        // the block's lock: no other thread or process can reserve it now
+        assert!(std::net::TcpListener::bind(("127.0.0.1", a.base())).is_err());
+    }
+    let base = blocks[0].base();
+    drop(blocks);
+    std::net::TcpListener::bind(("127.0.0.1", base)).unwrap();
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::cluster::*;
 use common::nodes::*;
 
 #[actix_rt::test]

@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::cluster::*;
 use common::nodes::*;
 use serde_json::Value;
 

@@ -13,6 +13,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::cluster::*;
 use common::nodes::*;
 use crux::actors::keys::unix_now;
 use crux::crypto::{Ciphertext, RandomnessProof, RelayIdentity};

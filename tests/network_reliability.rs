@@ -11,22 +11,24 @@
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-use std::net::{SocketAddr, UdpSocket};
+mod common;
+
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::cluster::{node_up, parse_answer, Cluster, Layout};
+use common::data_path;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_crux-node");
-
 /// Node timeouts: connect 500 ms, request 3 s, one retry, query 15 s.
-const NODE_ENV: [(&str, &str); 4] = [
+const NODE_ENV: [(&str, &str); 5] = [
     ("CRUX__TIMEOUTS__CONNECT_MS", "500"),
     ("CRUX__TIMEOUTS__REQUEST_MS", "3000"),
     ("CRUX__TIMEOUTS__RETRIES", "1"),
     ("CRUX__TIMEOUTS__QUERY_MS", "15000"),
+    ("RUST_LOG", "info"),
 ];
 /// The user waits longer than the processor's own timeouts, so the
 /// processor's error (naming the node at fault) reaches it.
@@ -43,191 +45,38 @@ fn h_labels() -> Vec<String> {
     vec!["Population".into(), "All usual residents".into(), "2021".into()]
 }
 
-/// A free range of `count` UDP ports; each call (tests run in parallel in one
-/// process) starts its search at a different offset.
-fn free_base_port(count: u16) -> u16 {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    for _ in 0..200u32 {
-        let attempt = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let base = 20_000 + ((std::process::id() * 6007 + attempt * 1_009) % 40_000) as u16;
-        if (0..count).all(|i| UdpSocket::bind(("127.0.0.1", base + i)).is_ok()) {
-            return base;
-        }
-    }
-    panic!("no free port range");
-}
-
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status().unwrap();
-    assert!(status.success(), "kill -{sig} failed");
-}
-
-fn wait_exit(child: &mut Child, within: Duration) -> Option<ExitStatus> {
-    let started = Instant::now();
-    while started.elapsed() < within {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
 const ALL: [&str; 7] = ["authority-1", "authority-2", "authority-3", "processor", "relay-1", "relay-2", "relay-3"];
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    nodes: BTreeMap<String, Child>,
-    /// extra env per node, kept for restarts
-    extra: BTreeMap<String, Vec<(String, String)>>,
+/// init (exact mode allowed, min_relays 2) + start every node; `extra` adds
+/// env to some nodes (kept for their restarts).
+fn start(extra: &[(&str, &str, &str)]) -> Cluster {
+    let args = ["--min-relays", "2", "--exact", "--header-rows", "3"];
+    let mut cluster = Cluster::init_layout(Layout::FULL, &data_path("areas.xlsx"), &args)
+        .with_node_env(&NODE_ENV)
+        .with_user_env(&USER_ENV);
+    for (node, k, v) in extra {
+        cluster.set_node_env(node, k, v);
+    }
+    for name in ALL {
+        cluster.start(name);
+    }
+    cluster.wait_up(&ALL, Duration::from_secs(60));
+    cluster
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for child in self.nodes.values_mut() {
-            let _ = Command::new("kill").arg("-CONT").arg(child.id().to_string()).stderr(Stdio::null()).status();
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+fn remaining_epsilon(c: &Cluster) -> Vec<String> {
+    let s = c.status_json().unwrap();
+    s["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["role"] == "authority")
+        .map(|n| n["details"]["remaining_epsilon"].as_str().unwrap_or("down").to_string())
+        .collect()
 }
 
-impl Cluster {
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// init (exact mode allowed) + start every node; `extra` adds env to some nodes.
-    fn start(extra: &[(&str, &str, &str)]) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx");
-        let base = free_base_port(7);
-        let out = Command::new(BIN)
-            .args(["init", "--out"])
-            .arg(dir.path())
-            .args(["--authorities", "3", "--relays", "3", "--min-relays", "2", "--exact", "--data"])
-            .arg(&data)
-            .args([
-                "--base-port",
-                &base.to_string(),
-                "--dlog-bits",
-                "14",
-                "--dlog-range-bits",
-                "30",
-                "--header-rows",
-                "3",
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "init: {}", String::from_utf8_lossy(&out.stderr));
-        let mut cluster = Cluster { dir, nodes: BTreeMap::new(), extra: BTreeMap::new() };
-        for (node, k, v) in extra {
-            cluster.extra.entry(node.to_string()).or_default().push((k.to_string(), v.to_string()));
-        }
-        for name in ALL {
-            cluster.spawn(name);
-        }
-        cluster.wait_up(&ALL, Duration::from_secs(60));
-        cluster
-    }
-
-    fn spawn(&mut self, name: &str) {
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(self.path(&format!("{name}.log"))).unwrap();
-        let mut cmd = Command::new(BIN);
-        cmd.args(["start", "--config"]).arg(self.path(&format!("{name}.yaml"))).env("RUST_LOG", "info");
-        cmd.envs(NODE_ENV);
-        for (k, v) in self.extra.get(name).into_iter().flatten() {
-            cmd.env(k, v);
-        }
-        let child = cmd.stdout(Stdio::null()).stderr(log).spawn().unwrap();
-        self.nodes.insert(name.to_string(), child);
-    }
-
-    fn child(&self, name: &str) -> &Child {
-        &self.nodes[name]
-    }
-
-    fn kill(&mut self, name: &str) {
-        let child = self.nodes.get_mut(name).unwrap();
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(&format!("{name}.log"))).unwrap_or_default()
-    }
-
-    /// `status --json` as the user sees it.
-    fn status(&self) -> Option<Value> {
-        let out = self.cli(&["status", "--json", "--config"], &[]);
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
-    fn node_up(status: &Value, name: &str) -> bool {
-        status["nodes"].as_array().into_iter().flatten().any(|n| n["name"] == name && n["up"] == true)
-    }
-
-    fn wait_up(&self, names: &[&str], within: Duration) {
-        let started = Instant::now();
-        loop {
-            if let Some(s) = self.status() {
-                if names.iter().all(|n| Self::node_up(&s, n)) {
-                    return;
-                }
-            }
-            if started.elapsed() > within {
-                let logs: String = names.iter().map(|n| format!("--- {n}\n{}", self.log(n))).collect();
-                panic!("nodes {names:?} not up after {within:?}\n{logs}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    fn remaining_epsilon(&self) -> Vec<String> {
-        let s = self.status().unwrap();
-        s["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| n["role"] == "authority")
-            .map(|n| n["details"]["remaining_epsilon"].as_str().unwrap_or("down").to_string())
-            .collect()
-    }
-
-    /// `args` ends with `--config`, to which user.yaml is appended.
-    fn cli(&self, args: &[&str], tail: &[&str]) -> Output {
-        self.cli_cmd(args, tail).output().unwrap()
-    }
-
-    fn cli_cmd(&self, args: &[&str], tail: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.args(args).arg(self.path("user.yaml")).args(tail).envs(USER_ENV);
-        cmd
-    }
-
-    /// (Ok(json answer) | Err(stderr), elapsed)
-    fn query(&self, stat: &str, extra: &[&str], labels: &[String]) -> (Result<Value, String>, Duration) {
-        let mut tail: Vec<&str> = extra.to_vec();
-        tail.push("--json");
-        tail.extend(labels.iter().map(|s| s.as_str()));
-        let started = Instant::now();
-        let out = self.cli(&["query", stat, "--config"], &tail);
-        let elapsed = started.elapsed();
-        (parse_answer(&out), elapsed)
-    }
-
-    fn exact_sum(&self) -> (Result<Value, String>, Duration) {
-        self.query("sum", &["--exact"], &h_labels())
-    }
-}
-
-fn parse_answer(out: &Output) -> Result<Value, String> {
-    if out.status.success() {
-        Ok(serde_json::from_slice(&out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).to_string())
-    }
+fn exact_sum(c: &Cluster) -> (Result<Value, String>, Duration) {
+    c.answer("sum", &["--exact"], &h_labels())
 }
 
 fn missing(answer: &Value) -> Vec<String> {
@@ -236,14 +85,14 @@ fn missing(answer: &Value) -> Vec<String> {
 
 #[test]
 fn relay_failures_dead_and_hung() {
-    let mut c = Cluster::start(&[]);
-    let (answer, _) = c.exact_sum();
+    let mut c = start(&[]);
+    let (answer, _) = exact_sum(&c);
     let answer = answer.unwrap();
     assert_eq!((answer["exact_value"].as_str(), answer["relays"].as_i64()), (Some(H_SUM), Some(3)));
 
     // relay-3 dies: the sum covers relays 1 and 2 and names relay-3
     c.kill("relay-3");
-    let (answer, elapsed) = c.exact_sum();
+    let (answer, elapsed) = exact_sum(&c);
     let answer = answer.unwrap();
     assert_eq!(answer["relays"], 2, "{answer}");
     assert_eq!(missing(&answer), vec!["relay-3"], "{answer}");
@@ -253,7 +102,7 @@ fn relay_failures_dead_and_hung() {
 
     // relay-2 dies too: fewer than min_relays remain, a clear error
     c.kill("relay-2");
-    let (err, elapsed) = c.exact_sum();
+    let (err, elapsed) = exact_sum(&c);
     let err = err.unwrap_err();
     assert!(err.starts_with("error: ") && err.contains("at least 2 are required"), "{err}");
     assert!(err.contains("relay-2") && err.contains("relay-3"), "names the missing relays: {err}");
@@ -261,17 +110,17 @@ fn relay_failures_dead_and_hung() {
     println!("relay-2 and relay-3 killed: failed in {elapsed:?}: {}", err.trim());
 
     // both restart on their addresses and serve again
-    c.spawn("relay-2");
-    c.spawn("relay-3");
+    c.start("relay-2");
+    c.start("relay-3");
     c.wait_up(&["relay-2", "relay-3"], Duration::from_secs(30));
-    let (answer, _) = c.exact_sum();
+    let (answer, _) = exact_sum(&c);
     let answer = answer.unwrap();
     assert_eq!((answer["exact_value"].as_str(), answer["relays"].as_i64()), (Some(H_SUM), Some(3)), "{answer}");
 
     // relay-1 hangs (SIGSTOP): the query completes without it after the request timeout
-    signal(c.child("relay-1"), "STOP");
-    let (answer, elapsed) = c.exact_sum();
-    signal(c.child("relay-1"), "CONT");
+    c.signal("relay-1", "STOP");
+    let (answer, elapsed) = exact_sum(&c);
+    c.signal("relay-1", "CONT");
     let answer = answer.unwrap();
     assert_eq!(missing(&answer), vec!["relay-1"], "{answer}");
     assert_eq!(answer["exact_value"], H_SUM_WITHOUT_RELAY_1);
@@ -281,112 +130,113 @@ fn relay_failures_dead_and_hung() {
     println!("relay-1 stopped: answered with 2 relays in {elapsed:?}: {reason}");
 
     // resumed, it serves again
-    let (answer, _) = c.exact_sum();
+    let (answer, _) = exact_sum(&c);
     assert_eq!(answer.unwrap()["relays"], 3);
 }
 
 #[test]
 fn authority_failure_restart_and_persistent_budget() {
-    let mut c = Cluster::start(&[]);
+    let mut c = start(&[]);
     // a noisy query charges every authority
-    let (dp, _) = c.query("count", &["--epsilon", "0.5"], &h_labels());
+    let (dp, _) = c.answer("count", &["--epsilon", "0.5"], &h_labels());
     assert_eq!(dp.unwrap()["exact"], false);
-    assert_eq!(c.remaining_epsilon(), vec!["9.5", "9.5", "9.5"]);
+    assert_eq!(remaining_epsilon(&c), vec!["9.5", "9.5", "9.5"]);
 
     c.kill("authority-2");
-    let (err, elapsed) = c.exact_sum();
+    let (err, elapsed) = exact_sum(&c);
     let err = err.unwrap_err();
     assert!(err.starts_with("error: ") && err.contains("authority-2"), "{err}");
     assert!(elapsed < REQUEST_TIMEOUT + Duration::from_secs(5), "took {elapsed:?}");
     println!("authority-2 killed: failed in {elapsed:?}: {}", err.trim());
-    let status = c.status().unwrap();
-    assert!(!Cluster::node_up(&status, "authority-2"));
+    let status = c.status_json().unwrap();
+    assert!(!node_up(&status, "authority-2"));
 
     // restarted with the same config: queries work and its ledger survived
-    c.spawn("authority-2");
+    c.start("authority-2");
     c.wait_up(&["authority-2"], Duration::from_secs(30));
-    let (answer, _) = c.exact_sum();
+    let (answer, _) = exact_sum(&c);
     assert_eq!(answer.unwrap()["exact_value"], H_SUM);
-    assert_eq!(c.remaining_epsilon(), vec!["9.5", "9.5", "9.5"], "budget ledger survives the restart");
-    let (dp, _) = c.query("count", &["--epsilon", "0.25"], &h_labels());
+    assert_eq!(remaining_epsilon(&c), vec!["9.5", "9.5", "9.5"], "budget ledger survives the restart");
+    let (dp, _) = c.answer("count", &["--epsilon", "0.25"], &h_labels());
     dp.unwrap();
-    assert_eq!(c.remaining_epsilon(), vec!["9.25", "9.25", "9.25"]);
+    assert_eq!(remaining_epsilon(&c), vec!["9.25", "9.25", "9.25"]);
 
     // a hung authority: the query fails within the request timeout, naming it
-    signal(c.child("authority-3"), "STOP");
-    let (err, elapsed) = c.exact_sum();
-    signal(c.child("authority-3"), "CONT");
+    c.signal("authority-3", "STOP");
+    let (err, elapsed) = exact_sum(&c);
+    c.signal("authority-3", "CONT");
     let err = err.unwrap_err();
     assert!(err.contains("authority-3") && err.contains("timed out"), "{err}");
     assert!(elapsed < REQUEST_TIMEOUT + Duration::from_secs(4), "took {elapsed:?}");
     println!("authority-3 stopped: failed in {elapsed:?}: {}", err.trim());
-    let (answer, _) = c.exact_sum();
+    let (answer, _) = exact_sum(&c);
     assert_eq!(answer.unwrap()["exact_value"], H_SUM);
 }
 
 #[test]
 fn processor_restart_and_graceful_shutdown() {
-    let mut c = Cluster::start(&[]);
+    let mut c = start(&[]);
     // the processor dies: a clear error naming it, quickly
     c.kill("processor");
-    let (err, elapsed) = c.exact_sum();
+    let (err, elapsed) = exact_sum(&c);
     let err = err.unwrap_err();
     assert!(err.contains("processor") && err.contains("unreachable after 2 attempts"), "{err}");
     // regression: the retry's transport warning used to precede the error line
     assert!(err.starts_with("error: ") && err.trim_end().lines().count() == 1, "one line on stderr: {err}");
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     println!("processor killed: failed in {elapsed:?}: {}", err.trim());
-    c.spawn("processor");
+    c.start("processor");
     c.wait_up(&ALL, Duration::from_secs(30));
-    let (answer, _) = c.exact_sum();
+    let (answer, _) = exact_sum(&c);
     assert_eq!(answer.unwrap()["exact_value"], H_SUM);
 
     // killed while a query is in flight (it waits on a stopped relay), then
     // restarted at once: the user gets a clear error naming the processor; a
     // query is never resent after a lost connection (it could run twice)
-    signal(c.child("relay-3"), "STOP");
+    c.signal("relay-3", "STOP");
     let mut tail = vec!["--exact", "--json"];
     let labels = h_labels();
     tail.extend(labels.iter().map(|s| s.as_str()));
     let started = Instant::now();
-    let inflight =
-        c.cli_cmd(&["query", "sum", "--config"], &tail).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let inflight = c
+        .cli_command(&["query", "sum", "--config"], &tail)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(1000));
-    let processor = c.nodes.get_mut("processor").unwrap();
-    processor.kill().unwrap();
-    processor.wait().unwrap();
-    c.spawn("processor");
+    c.kill("processor");
+    c.start("processor");
     let out = inflight.wait_with_output().unwrap();
     let elapsed = started.elapsed();
-    signal(c.child("relay-3"), "CONT");
+    c.signal("relay-3", "CONT");
     let err = parse_answer(&out).expect_err("an in-flight query fails when the processor dies");
     assert!(err.contains("processor") && err.contains("lost"), "{err}");
     println!("processor killed mid-query: failed in {elapsed:?}: {}", err.trim());
     assert!(elapsed < Duration::from_secs(25), "took {elapsed:?}");
     c.wait_up(&ALL, Duration::from_secs(30));
-    let (answer, _) = c.exact_sum();
+    let (answer, _) = exact_sum(&c);
     assert_eq!(answer.unwrap()["relays"], 3);
 
     // SIGTERM: exit status 0 within a few seconds, "stopped" logged; a relay
     // restarted after it serves again
-    signal(c.child("relay-2"), "TERM");
-    let child = c.nodes.get_mut("relay-2").unwrap();
-    let status = wait_exit(child, Duration::from_secs(5)).expect("relay-2 exits within 5 s of SIGTERM");
+    c.signal("relay-2", "TERM");
+    let status = c.wait_exit("relay-2", Duration::from_secs(5)).expect("relay-2 exits within 5 s of SIGTERM");
     assert!(status.success(), "{status:?}");
     assert!(c.log("relay-2").contains("stopped"), "{}", c.log("relay-2"));
-    c.spawn("relay-2");
+    c.start("relay-2");
     c.wait_up(&["relay-2"], Duration::from_secs(30));
-    let (answer, _) = c.exact_sum();
+    let (answer, _) = exact_sum(&c);
     assert_eq!(answer.unwrap()["relays"], 3);
 
     // every role shuts down cleanly on SIGTERM
     for name in ALL {
-        signal(c.child(name), "TERM");
+        c.signal(name, "TERM");
     }
     for name in ALL {
         let started = Instant::now();
-        let child = c.nodes.get_mut(name).unwrap();
-        let status = wait_exit(child, Duration::from_secs(8))
+        let status = c
+            .wait_exit(name, Duration::from_secs(8))
             .unwrap_or_else(|| panic!("{name} still running 8 s after SIGTERM"));
         assert!(status.success(), "{name}: {status:?}");
         assert!(c.log(name).contains("stopped"), "{name}");
@@ -440,7 +290,7 @@ mod hostile {
 
     #[test]
     fn hostile_frames_get_errors_and_nodes_keep_serving() {
-        let c = Cluster::start(&[
+        let c = start(&[
             ("authority-1", "CRUX__LIMITS__MAX_FRAME_BYTES", "65536"),
             ("relay-1", "CRUX__LIMITS__MAX_FRAME_BYTES", "65536"),
         ]);
@@ -571,14 +421,14 @@ mod hostile {
             endpoint.close(0u32.into(), b"done");
         });
         // and the whole cluster still answers queries
-        let (answer, _) = c.exact_sum();
+        let (answer, _) = exact_sum(&c);
         assert_eq!(answer.unwrap()["exact_value"], H_SUM);
     }
 }
 
 #[test]
 fn relay_with_bad_data_files() {
-    let mut c = Cluster::start(&[]);
+    let mut c = start(&[]);
     let good = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/areas.xlsx").display().to_string();
     let yaml = std::fs::read_to_string(c.path("relay-3.yaml")).unwrap();
     assert!(yaml.contains(&good));
@@ -607,17 +457,17 @@ fn relay_with_bad_data_files() {
             text = text.replace("sheet: null", "sheet: iadatasheet2");
         }
         std::fs::write(c.path("relay-3.yaml"), text).unwrap();
-        c.spawn("relay-3");
+        c.start("relay-3");
         // started, or refused at once with an error naming the file
         std::thread::sleep(Duration::from_millis(300));
-        if let Some(status) = c.nodes.get_mut("relay-3").unwrap().try_wait().unwrap() {
+        if let Some(status) = c.child_mut("relay-3").try_wait().unwrap() {
             let log = c.log("relay-3");
             assert!(!status.success() && log.contains(&name), "{name}: {log}");
             println!("{name}: relay refuses to start: {}", log.lines().last().unwrap_or(""));
             continue;
         }
         c.wait_up(&["relay-3"], Duration::from_secs(30));
-        let (answer, _) = c.exact_sum();
+        let (answer, _) = exact_sum(&c);
         match answer {
             Ok(answer) if answer["relays"] == 3 && name != "header_only.xlsx" => {
                 println!("{name}: relay up, read the file: answered with 3 relays, {}", answer["exact_value"]);
@@ -647,13 +497,13 @@ fn relay_with_bad_data_files() {
                 println!("{name}: relay up, query failed: {}", err.trim());
             }
         }
-        let status = c.status().unwrap();
-        assert!(Cluster::node_up(&status, "relay-3"), "{name}: relay-3 is still up after the failed query");
+        let status = c.status_json().unwrap();
+        assert!(node_up(&status, "relay-3"), "{name}: relay-3 is still up after the failed query");
     }
     c.kill("relay-3");
     std::fs::write(c.path("relay-3.yaml"), &yaml).unwrap();
-    c.spawn("relay-3");
+    c.start("relay-3");
     c.wait_up(&["relay-3"], Duration::from_secs(30));
-    let (answer, _) = c.exact_sum();
+    let (answer, _) = exact_sum(&c);
     assert_eq!(answer.unwrap()["exact_value"], H_SUM);
 }

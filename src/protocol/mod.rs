@@ -5,6 +5,8 @@
 
 pub mod access;
 pub mod authority;
+#[cfg(test)]
+mod authority_tests;
 pub mod codec;
 pub mod contribution_check;
 pub mod drive;

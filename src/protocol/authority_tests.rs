@@ -1,0 +1,602 @@
+//! Unit tests of the authority's policy (`authority::AuthorityState`), in
+//! memory: two authorities with `MemoryLedger`s, real relays
+//! (`relay::RelayState`) over a small column for genuine signed
+//! contributions, a fixed clock and a seeded rng. Every request a dishonest
+//! processor could send is refused with its reason, and a refused admission
+//! charges nothing. The same attacks over real QUIC and node processes are
+//! in tests/network_adversary.rs and tests/network_privacy_holes.rs.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::authority::{AuthorityPolicy, AuthorityState};
+use super::codec;
+use super::ledger::{Ledger, MemoryLedger};
+use super::relay::{ColumnSource, ColumnValues, RelayState, SourceError};
+use super::*;
+use crate::crypto::{JointPublicKey, KeyShare, RelayIdentity};
+use crate::stats::release::first_search_grid;
+use crate::stats::search::refinement_range;
+use crate::stats::{Epsilon, Grid, PlanStep, Planner, QueryParams, RelayTask, Release, Statistic, StatsError};
+
+const NOW: u64 = 1_700_000_000;
+const WINDOW: u64 = 3600;
+const DATASET: &str = "areas";
+
+/// Every relay serves these values (0 declared decimals) under any labels.
+const VALUES: [i128; 6] = [5, 17, 42, 99, 1_000, 77_777];
+
+struct Column;
+
+impl ColumnSource for Column {
+    fn column(&self, labels: &[String]) -> Result<ColumnValues, SourceError> {
+        Ok(ColumnValues { labels: labels.to_vec(), decimals: 0, values: VALUES.to_vec() })
+    }
+
+    fn declared_decimals(&self, _labels: &[String]) -> Option<u32> {
+        Some(0)
+    }
+}
+
+fn node_status() -> NodeStatus {
+    NodeStatus { name: "test".into(), role: Role::Authority, version: "test".into(), details: vec![] }
+}
+
+fn eps(text: &str) -> Epsilon {
+    Epsilon::parse(text).unwrap()
+}
+
+fn refusal(response: AuthorityResponse) -> String {
+    match response {
+        AuthorityResponse::Refused { reason } => reason,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn exact(statistic: Statistic) -> QueryParams {
+    QueryParams::new(statistic)
+}
+
+fn noisy(statistic: Statistic, epsilon: &str, bounds: Option<(&str, &str)>) -> QueryParams {
+    let mut params = QueryParams::new(statistic);
+    params.exact = false;
+    params.epsilon = Some(eps(epsilon));
+    params.bounds = bounds.map(|(lo, hi)| (lo.to_string(), hi.to_string()));
+    params
+}
+
+/// Two authorities (n-of-n) guarding `DATASET` with budget 10 and
+/// `min_relays` 2, relays `relay-1..3` they know, and `relay-9` they do not.
+struct Fixture {
+    authorities: Vec<(AuthorityState, MemoryLedger)>,
+    joint: JointPublicKey,
+    relays: Vec<RelayState>,
+    outsider: RelayState,
+    rng: StdRng,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture::with_policy(|_| {})
+    }
+
+    /// `change` edits the policy both authorities get.
+    fn with_policy(change: impl FnOnce(&mut AuthorityPolicy)) -> Fixture {
+        let mut rng = StdRng::seed_from_u64(11);
+        let shares: Vec<KeyShare> = (1..=2).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut rng)).collect();
+        let publics: Vec<_> = shares.iter().map(|s| s.public_share(&mut rng)).collect();
+        let joint = JointPublicKey::assemble(&publics).unwrap();
+        let mut relays = Vec::new();
+        let mut keys = HashMap::new();
+        for j in 1..=3 {
+            let name = format!("relay-{j}");
+            let identity = RelayIdentity::generate(&mut rng);
+            keys.insert(name.clone(), identity.public_key());
+            relays.push(RelayState::new(&name, identity, &joint));
+        }
+        let outsider = RelayState::new("relay-9", RelayIdentity::generate(&mut rng), &joint);
+        let mut policy = AuthorityPolicy {
+            dataset: DATASET.into(),
+            min_relays: 2,
+            allow_exact: true,
+            budget: eps("10"),
+            replay_window_secs: WINDOW,
+            relays: keys,
+        };
+        change(&mut policy);
+        let authorities = shares
+            .into_iter()
+            .map(|s| (AuthorityState::new(s, joint.clone(), policy.clone()), MemoryLedger::default()))
+            .collect();
+        Fixture { authorities, joint, relays, outsider, rng }
+    }
+
+    /// A fresh query for the column `units`, issued now.
+    fn intent(&mut self, params: QueryParams) -> QueryIntent {
+        QueryIntent {
+            id: QueryId::random(&mut self.rng),
+            issued_at: NOW,
+            dataset: DATASET.into(),
+            labels: vec!["units".into()],
+            params,
+        }
+    }
+
+    /// `request` to authority `i` at time `now`.
+    fn ask_at(&mut self, i: usize, request: AuthorityRequest, now: u64) -> AuthorityResponse {
+        let (authority, ledger) = &mut self.authorities[i];
+        authority.handle(request, ledger, now, node_status, &mut self.rng)
+    }
+
+    fn ask(&mut self, i: usize, request: AuthorityRequest) -> AuthorityResponse {
+        self.ask_at(i, request, NOW)
+    }
+
+    fn ledger(&self, i: usize) -> &MemoryLedger {
+        &self.authorities[i].1
+    }
+
+    /// `request` to every authority, which must all admit it.
+    fn admit_all(&mut self, request: AuthorityRequest) -> Admission {
+        let mut signatures = Vec::new();
+        for i in 0..self.authorities.len() {
+            let name = self.authorities[i].0.name().to_string();
+            match self.ask(i, request.clone()) {
+                AuthorityResponse::Admitted { signature, .. } => signatures.push((name, signature)),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        Admission { signatures }
+    }
+
+    fn admit_query(&mut self, intent: &QueryIntent) -> Admission {
+        self.admit_all(AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() })
+    }
+
+    /// Admits the query and its round 0 (planned as the processor would, at
+    /// 0 decimals) at every authority.
+    fn round0(&mut self, params: QueryParams) -> (QuerySpec, RelayTask, Admission) {
+        let intent = self.intent(params.clone());
+        self.admit_query(&intent);
+        let PlanStep::Round { round: 0, task } = Planner::new(params, 0, 20).unwrap().start().unwrap() else {
+            panic!("a plan starts with round 0")
+        };
+        let spec = QuerySpec::new(intent, 0);
+        let admission =
+            self.admit_all(AuthorityRequest::AdmitRound { spec: spec.clone(), round: 0, task: task.clone() });
+        (spec, task, admission)
+    }
+
+    /// Relay `relay`'s genuine contribution to an admitted round.
+    fn contribute(
+        &mut self,
+        relay: usize,
+        spec: &QuerySpec,
+        round: u32,
+        task: &RelayTask,
+        admission: &Admission,
+    ) -> SignedContribution {
+        let request =
+            RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone(), admission: admission.clone() };
+        let relay = if relay == 9 { &mut self.outsider } else { &mut self.relays[relay - 1] };
+        match relay.handle(request, &Column, node_status, NOW, &mut self.rng) {
+            (RelayResponse::Contribution(c), _) => *c,
+            (other, note) => panic!("{other:?} {note:?}"),
+        }
+    }
+
+    fn register(
+        &mut self,
+        i: usize,
+        spec: &QuerySpec,
+        round: u32,
+        task: &RelayTask,
+        contributions: Vec<SignedContribution>,
+    ) -> AuthorityResponse {
+        self.ask(i, AuthorityRequest::Register { spec: spec.clone(), round, task: task.clone(), contributions })
+    }
+
+    /// Round 0 admitted and registered (relays 1 to 3) at every authority.
+    fn registered_round0(&mut self, params: QueryParams) -> (QuerySpec, RelayTask) {
+        let (spec, task, admission) = self.round0(params);
+        let contributions: Vec<_> = (1..=3).map(|r| self.contribute(r, &spec, 0, &task, &admission)).collect();
+        for i in 0..self.authorities.len() {
+            let response = self.register(i, &spec, 0, &task, contributions.clone());
+            assert_eq!(response, AuthorityResponse::Registered);
+        }
+        (spec, task)
+    }
+
+    fn decrypt(&mut self, i: usize, query_id: QueryId, round: u32, release: Release) -> AuthorityResponse {
+        self.ask(i, AuthorityRequest::Decrypt { query_id, round, release })
+    }
+}
+
+// ------------------------------------------------------------------ admission
+
+#[test]
+fn an_admitted_query_is_signed_and_charged_to_the_ledger() {
+    let mut f = Fixture::new();
+    let intent = f.intent(noisy(Statistic::Count, "0.5", None));
+    let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() };
+    let AuthorityResponse::Admitted { signature, remaining_budget } = f.ask(0, request) else { panic!("refused") };
+    assert_eq!(remaining_budget, Some(eps("9.5")));
+    assert_eq!(f.ledger(0).remaining(DATASET, eps("10")).unwrap(), eps("9.5"));
+    let (count, charges) = f.ledger(0).charges(10).unwrap();
+    assert_eq!(count, 1);
+    assert_eq!(
+        (charges[0].query, charges[0].user.as_str(), charges[0].dataset.as_str(), charges[0].epsilon),
+        (intent.id, "alice", DATASET, eps("0.5"))
+    );
+    assert_eq!(f.ledger(1).charges(10).unwrap().0, 0, "each authority keeps its own ledger");
+    // the signature covers this very query: with authority-2's, relays accept it
+    let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() };
+    let AuthorityResponse::Admitted { signature: second, .. } = f.ask(1, request) else { panic!("refused") };
+    let signatures = vec![("authority-1".to_string(), signature), ("authority-2".to_string(), second)];
+    f.joint.verify_all_signed(&codec::query_admission(&intent), &signatures).unwrap();
+    let mut other = intent.clone();
+    other.labels = vec!["price".into()];
+    assert!(f.joint.verify_all_signed(&codec::query_admission(&other), &signatures).is_err());
+    // an exact query costs nothing
+    let intent = f.intent(exact(Statistic::Sum));
+    f.admit_query(&intent);
+    assert_eq!(f.ledger(0).remaining(DATASET, eps("10")).unwrap(), eps("9.5"));
+}
+
+#[test]
+fn a_replayed_query_id_is_refused_and_charged_once() {
+    let mut f = Fixture::new();
+    let intent = f.intent(noisy(Statistic::Count, "1", None));
+    f.admit_query(&intent);
+    let replay = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() };
+    assert_eq!(refusal(f.ask(0, replay.clone())), ProtocolError::Replay(intent.id.to_string()).to_string());
+    // the same id with other labels or parameters is the same query id
+    let mut changed = intent.clone();
+    changed.labels = vec!["price".into()];
+    changed.params = noisy(Statistic::Count, "0.1", None);
+    let request = AuthorityRequest::AdmitQuery { query: changed, user: "alice".into() };
+    assert!(refusal(f.ask(0, request)).contains("replayed query id"));
+    assert_eq!(f.ledger(0).charges(10).unwrap().0, 1);
+    assert_eq!(f.ledger(0).remaining(DATASET, eps("10")).unwrap(), eps("9"));
+
+    // after a restart (no queries in memory) the ledger still refuses the id
+    let (authority, ledger) = &mut f.authorities[0];
+    let policy = authority.policy().clone();
+    let mut restarted = AuthorityState::new(KeyShare::generate("authority-1", &mut f.rng), f.joint.clone(), policy);
+    let response = restarted.handle(replay, ledger, NOW + 10, node_status, &mut f.rng);
+    assert_eq!(refusal(response), ProtocolError::Replay(intent.id.to_string()).to_string());
+    assert_eq!(ledger.charges(10).unwrap().0, 1);
+}
+
+#[test]
+fn an_exhausted_budget_is_refused_and_charges_nothing() {
+    let mut f = Fixture::with_policy(|p| p.budget = eps("1"));
+    let first = f.intent(noisy(Statistic::Count, "0.6", None));
+    f.admit_query(&first);
+    let second = f.intent(noisy(Statistic::Count, "0.6", None));
+    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: second, user: "alice".into() });
+    let exhausted =
+        StatsError::BudgetExhausted { dataset: DATASET.into(), needed: "0.6".into(), remaining: "0.4".into() };
+    assert_eq!(refusal(response), ProtocolError::from(exhausted).to_string());
+    assert_eq!(f.ledger(0).remaining(DATASET, eps("1")).unwrap(), eps("0.4"));
+    assert_eq!(f.ledger(0).charges(10).unwrap().0, 1);
+    // what is left can still be spent, exactly
+    let last = f.intent(noisy(Statistic::Count, "0.4", None));
+    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: last, user: "alice".into() });
+    assert!(matches!(response, AuthorityResponse::Admitted { remaining_budget: Some(Epsilon(0)), .. }), "{response:?}");
+    let more = f.intent(noisy(Statistic::Count, "0.000001", None));
+    assert!(refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: more, user: "alice".into() }))
+        .contains("privacy budget exhausted"));
+}
+
+#[test]
+fn stale_and_future_queries_are_refused_and_charge_nothing() {
+    let mut f = Fixture::new();
+    for (issued_at, admitted) in
+        [(NOW - WINDOW - 1, false), (NOW - WINDOW, true), (NOW + 60, true), (NOW + 61, false), (0, false)]
+    {
+        let mut intent = f.intent(noisy(Statistic::Count, "1", None));
+        intent.issued_at = issued_at;
+        let id = intent.id;
+        let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into() });
+        if admitted {
+            assert!(matches!(response, AuthorityResponse::Admitted { .. }), "issued at {issued_at}: {response:?}");
+        } else {
+            let stale = ProtocolError::Stale { id: id.to_string(), issued_at, now: NOW, window_secs: WINDOW };
+            assert_eq!(refusal(response), stale.to_string());
+        }
+    }
+    assert_eq!(f.ledger(0).charges(10).unwrap().0, 2);
+    assert_eq!(f.ledger(0).remaining(DATASET, eps("10")).unwrap(), eps("8"));
+}
+
+#[test]
+fn exact_queries_are_refused_where_not_allowed() {
+    let mut f = Fixture::with_policy(|p| p.allow_exact = false);
+    for statistic in [Statistic::Count, Statistic::Sum, Statistic::Median] {
+        let intent = f.intent(exact(statistic));
+        let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into() });
+        assert_eq!(refusal(response), ProtocolError::ExactNotAllowed("authority-1".into()).to_string());
+    }
+    assert_eq!(f.ledger(0).charges(10).unwrap().0, 0);
+    let intent = f.intent(noisy(Statistic::Count, "1", None));
+    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into() });
+    assert!(matches!(response, AuthorityResponse::Admitted { .. }), "{response:?}");
+}
+
+#[test]
+fn another_dataset_is_refused_before_any_charge() {
+    let mut f = Fixture::new();
+    let mut intent = f.intent(noisy(Statistic::Count, "1", None));
+    intent.dataset = "areas-2".into();
+    let reason = refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into() }));
+    assert!(
+        reason.contains("names dataset \"areas-2\"") && reason.contains("authority-1 guards dataset \"areas\""),
+        "{reason}"
+    );
+    assert_eq!(f.ledger(0).charges(10).unwrap().0, 0);
+    assert_eq!(f.ledger(0).remaining("areas-2", eps("10")).unwrap(), eps("10"));
+}
+
+#[test]
+fn invalid_parameters_labels_and_caps_are_refused_before_any_charge() {
+    let mut f = Fixture::new();
+    let labels = |n: usize| (0..n).map(|i| format!("label {i}")).collect::<Vec<_>>();
+    let with = |change: fn(&mut QueryParams)| {
+        let mut params = noisy(Statistic::Mean, "1", Some(("0", "100")));
+        change(&mut params);
+        params
+    };
+    let cases: Vec<(&str, QueryParams, Vec<String>, String)> = vec![
+        (
+            "noisy mean without bounds",
+            noisy(Statistic::Mean, "1", None),
+            labels(1),
+            StatsError::BoundsRequired.to_string(),
+        ),
+        ("noisy without epsilon", with(|p| p.epsilon = None), labels(1), "needs --epsilon".into()),
+        ("exact with an epsilon", with(|p| p.exact = true), labels(1), "either exact or has an epsilon".into()),
+        (
+            "histogram without edges",
+            noisy(Statistic::Histogram, "1", None),
+            labels(1),
+            "histogram needs --edges".into(),
+        ),
+        ("quantile without a level", exact(Statistic::Quantile), labels(1), "needs --quantile".into()),
+        ("bounds upside down", with(|p| p.bounds = Some(("5".into(), "-5".into()))), labels(1), "above the".into()),
+        (
+            "bounds beyond 2^47",
+            with(|p| p.bounds = Some(("0".into(), "140737488355328".into()))),
+            labels(1),
+            "bounds must lie within ±2^47".into(),
+        ),
+        (
+            "a scale of 13 decimals",
+            with(|p| p.bounds = Some(("0".into(), "0.0000000000001".into()))),
+            labels(1),
+            "at most 12 decimals".into(),
+        ),
+        ("no label", exact(Statistic::Count), labels(0), "1 to 3 labels".into()),
+        ("four labels", exact(Statistic::Count), labels(4), "1 to 3 labels".into()),
+        ("a label of 257 bytes", exact(Statistic::Count), vec!["x".repeat(257)], "at most 256 bytes".into()),
+    ];
+    for (what, params, labels, want) in cases {
+        let mut intent = f.intent(params);
+        intent.labels = labels;
+        let id = intent.id;
+        let reason = refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() }));
+        assert!(reason.contains(&want), "{what}: {reason}");
+        // not admitted: no round of it is
+        let spec = QuerySpec::new(intent, 0);
+        let task =
+            RelayTask::Moments { limb_bits: 20, sums: false, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        let reason = refusal(f.ask(0, AuthorityRequest::AdmitRound { spec, round: 0, task }));
+        assert_eq!(reason, ProtocolError::UnknownQuery(id.to_string()).to_string(), "{what}");
+    }
+    assert_eq!(f.ledger(0).charges(10).unwrap().0, 0);
+}
+
+// ------------------------------------------------------------------ rounds
+
+#[test]
+fn rounds_are_admitted_only_for_the_admitted_query_in_order() {
+    let mut f = Fixture::new();
+    let params = exact(Statistic::Count);
+    let intent = f.intent(params.clone());
+    let PlanStep::Round { task, .. } = Planner::new(params, 0, 20).unwrap().start().unwrap() else { panic!("plan") };
+    let spec = QuerySpec::new(intent.clone(), 0);
+    let admit_round = |spec: &QuerySpec, round: u32, task: &RelayTask| AuthorityRequest::AdmitRound {
+        spec: spec.clone(),
+        round,
+        task: task.clone(),
+    };
+    // never admitted
+    assert_eq!(
+        refusal(f.ask(0, admit_round(&spec, 0, &task))),
+        ProtocolError::UnknownQuery(intent.id.to_string()).to_string()
+    );
+    f.admit_query(&intent);
+    // another column (or statistic) under the admitted id
+    let mut other = spec.clone();
+    other.labels = vec!["price".into()];
+    assert!(refusal(f.ask(0, admit_round(&other, 0, &task))).contains("differs from the admitted query"));
+    let mut other = spec.clone();
+    other.params = exact(Statistic::Sum);
+    assert!(refusal(f.ask(0, admit_round(&other, 0, &task))).contains("differs from the admitted query"));
+    // round 1 first
+    assert!(refusal(f.ask(0, admit_round(&spec, 1, &task))).contains("round 1 admitted before round 0"));
+    // a scale beyond the cap
+    let fine = QuerySpec::new(intent.clone(), 13);
+    assert!(refusal(f.ask(0, admit_round(&fine, 0, &task))).contains("at most 12 decimals"));
+    // a task that asks relays for more than a count releases
+    let sums = RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+    let reason = refusal(f.ask(0, admit_round(&spec, 0, &sums)));
+    assert!(reason.contains("a count query asks relays for exactly the moments it releases"), "{reason}");
+    let histogram = RelayTask::Histogram { grid: Grid::Magnitude };
+    assert!(refusal(f.ask(0, admit_round(&spec, 0, &histogram))).contains("does not ask for histograms"));
+
+    // round 0 is admitted, and signed again when asked again (a lost reply)
+    let admission = f.admit_all(admit_round(&spec, 0, &task));
+    f.admit_all(admit_round(&spec, 0, &task));
+    // but not with another task or scale, nor round 1 before round 0 is registered
+    let reason = refusal(f.ask(0, admit_round(&spec, 0, &sums)));
+    assert!(reason.contains("round 0 admitted out of order (1 admitted, 0 registered)"), "{reason}");
+    let rescaled = QuerySpec::new(intent.clone(), 2);
+    assert!(refusal(f.ask(0, admit_round(&rescaled, 0, &task))).contains("a later round changed the query's scale"));
+    let reason = refusal(f.ask(0, admit_round(&spec, 1, &task)));
+    assert!(reason.contains("round 1 admitted out of order (1 admitted, 0 registered)"), "{reason}");
+
+    // registered: a count has no round 1
+    let contributions: Vec<_> = (1..=3).map(|r| f.contribute(r, &spec, 0, &task, &admission)).collect();
+    assert_eq!(f.register(0, &spec, 0, &task, contributions), AuthorityResponse::Registered);
+    let reason = refusal(f.ask(0, admit_round(&spec, 1, &task)));
+    assert!(reason.contains("round 1 is beyond the 1 rounds a count query may take"), "{reason}");
+
+    // after the replay window the query is forgotten
+    let response = f.ask_at(0, admit_round(&spec, 0, &task), NOW + WINDOW + 1);
+    assert_eq!(refusal(response), ProtocolError::UnknownQuery(intent.id.to_string()).to_string());
+}
+
+#[test]
+fn search_rounds_must_refine_one_bucket_of_the_previous_round() {
+    let mut f = Fixture::new();
+    let mut params = exact(Statistic::Max);
+    params.bounds = Some(("0".into(), "100000".into()));
+    let (spec, task) = f.registered_round0(params);
+    let fixed = spec.params.fixed(0).unwrap();
+    assert_eq!(task, RelayTask::Histogram { grid: first_search_grid(&fixed).unwrap() });
+    let RelayTask::Histogram { grid } = &task else { unreachable!() };
+    let admit_round = |task: RelayTask| AuthorityRequest::AdmitRound { spec: spec.clone(), round: 1, task };
+    let refused = [
+        (
+            RelayTask::Histogram { grid: Grid::Uniform { lo: 0, width: 1, buckets: 64 } },
+            "not the refinement of one bucket",
+        ),
+        (RelayTask::Histogram { grid: Grid::Uniform { lo: -500, width: 10, buckets: 64 } }, "starts outside"),
+        (RelayTask::Histogram { grid: Grid::Magnitude }, "uniform grids"),
+        (RelayTask::Histogram { grid: grid.clone() }, "not the refinement of one bucket"),
+        (
+            RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 },
+            "a max query does not ask for sums",
+        ),
+    ];
+    for (task, want) in refused {
+        let reason = refusal(f.ask(0, admit_round(task.clone())));
+        assert!(reason.contains(want), "{task:?}: {reason}");
+    }
+    // the refinement of the bucket holding 77777 is what the search asks next
+    let bucket = grid.bucket_of(77_777).unwrap();
+    let (lo, hi) = refinement_range(grid, bucket, fixed.bounds).unwrap();
+    let next = RelayTask::Histogram { grid: Grid::covering(lo, hi, 64).unwrap() };
+    let response = f.ask(0, admit_round(next));
+    assert!(matches!(response, AuthorityResponse::Admitted { remaining_budget: None, .. }), "{response:?}");
+}
+
+// ------------------------------------------------------------------ register
+
+#[test]
+fn contributions_of_unknown_duplicate_or_too_few_relays_are_refused() {
+    let mut f = Fixture::new();
+    let (spec, task, admission) = f.round0(exact(Statistic::Sum));
+    let c1 = f.contribute(1, &spec, 0, &task, &admission);
+    let c2 = f.contribute(2, &spec, 0, &task, &admission);
+    let c3 = f.contribute(3, &spec, 0, &task, &admission);
+    // relay-9 holds a valid identity, but no authority's configuration names it
+    let c9 = f.contribute(9, &spec, 0, &task, &admission);
+    let reason = refusal(f.register(0, &spec, 0, &task, vec![c1.clone(), c9]));
+    assert_eq!(reason, ProtocolError::UnknownRelay("relay-9".into()).to_string());
+    let reason = refusal(f.register(0, &spec, 0, &task, vec![c1.clone(), c1.clone()]));
+    assert_eq!(reason, "relay relay-1: contributed twice");
+    let reason = refusal(f.register(0, &spec, 0, &task, vec![c1.clone()]));
+    assert_eq!(reason, "only 1 relays contributed (relay-1); at least 2 are required");
+    // relay-2's ciphertexts passed off as relay-3's: the signature is relay-2's
+    let mut relabelled = c2.clone();
+    relabelled.relay = "relay-3".into();
+    let reason = refusal(f.register(0, &spec, 0, &task, vec![c1.clone(), relabelled]));
+    assert!(reason.contains("relay-3") && reason.contains("signature does not match"), "{reason}");
+    // a round or task that was not admitted
+    let reason = refusal(f.register(0, &spec, 1, &task, vec![c1.clone(), c2.clone()]));
+    assert!(reason.contains("round 1 with this task was not admitted"), "{reason}");
+    let other = RelayTask::Moments { limb_bits: 16, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+    let reason = refusal(f.register(0, &spec, 0, &other, vec![c1.clone(), c2.clone()]));
+    assert!(reason.contains("round 0 with this task was not admitted"), "{reason}");
+    // nothing was registered: no decryption yet
+    let reason = refusal(f.decrypt(0, spec.id, 0, Release::Count));
+    assert!(reason.contains("round 0 is not registered"), "{reason}");
+
+    assert_eq!(f.register(0, &spec, 0, &task, vec![c1.clone(), c2.clone(), c3]), AuthorityResponse::Registered);
+    let reason = refusal(f.register(0, &spec, 0, &task, vec![c1, c2]));
+    assert!(reason.contains("round 0 registered, expected round 1"), "{reason}");
+}
+
+#[test]
+fn a_query_without_an_admitted_round_registers_nothing() {
+    let mut f = Fixture::new();
+    let (spec, task, admission) = f.round0(exact(Statistic::Sum));
+    let contributions: Vec<_> = (1..=2).map(|r| f.contribute(r, &spec, 0, &task, &admission)).collect();
+    // the same contributions under a query admitted without its round
+    let intent = f.intent(exact(Statistic::Sum));
+    f.admit_query(&intent);
+    let fresh = QuerySpec::new(intent, 0);
+    let reason = refusal(f.register(0, &fresh, 0, &task, contributions.clone()));
+    assert!(reason.contains("no round of this query was admitted"), "{reason}");
+    // and under no admitted query at all
+    let mut unknown = spec.clone();
+    unknown.id = QueryId::random(&mut f.rng);
+    let reason = refusal(f.register(0, &unknown, 0, &task, contributions));
+    assert_eq!(reason, ProtocolError::UnknownQuery(unknown.id.to_string()).to_string());
+}
+
+// ------------------------------------------------------------------ decrypt
+
+#[test]
+fn only_planned_releases_of_registered_rounds_are_decrypted_once() {
+    let mut f = Fixture::new();
+    let (spec, _) = f.registered_round0(exact(Statistic::Sum));
+    let unknown = QueryId::random(&mut f.rng);
+    assert_eq!(
+        refusal(f.decrypt(0, unknown, 0, Release::Count)),
+        ProtocolError::UnknownQuery(unknown.to_string()).to_string()
+    );
+    assert!(refusal(f.decrypt(0, spec.id, 1, Release::Count)).contains("round 1 is not registered"));
+    for release in [Release::SquaresLimb(0), Release::Squares, Release::HistTotal, Release::SumLimb(7)] {
+        let reason = refusal(f.decrypt(0, spec.id, 0, release));
+        assert!(reason.contains(&format!("{release:?} is not part of a exact sum query's plan")), "{reason}");
+    }
+    let AuthorityResponse::Partial(first) = f.decrypt(0, spec.id, 0, Release::Count) else { panic!("refused") };
+    // asked again: the same share, not a second one
+    assert_eq!(f.decrypt(0, spec.id, 0, Release::Count), AuthorityResponse::Partial(first));
+    assert!(matches!(f.decrypt(0, spec.id, 0, Release::SumLimb(0)), AuthorityResponse::Partial(_)));
+}
+
+#[test]
+fn noisy_releases_stop_at_the_plans_count() {
+    let mut f = Fixture::new();
+    // 4096 values: 2 rounds of 64 buckets, 1 + 6 * 2 = 13 releases
+    let (spec, _) = f.registered_round0(noisy(Statistic::Median, "1", Some(("0", "4095"))));
+    let mut partials = Vec::new();
+    for release in std::iter::once(Release::HistTotal).chain((1..=12).map(Release::HistPrefix)) {
+        match f.decrypt(0, spec.id, 0, release) {
+            AuthorityResponse::Partial(p) => partials.push(p),
+            other => panic!("{release:?}: {other:?}"),
+        }
+    }
+    let reason = refusal(f.decrypt(0, spec.id, 0, Release::HistPrefix(13)));
+    assert!(reason.contains("the query's plan allows 13 releases and all were made"), "{reason}");
+    // a slot already released is answered again with the same noisy share
+    assert_eq!(f.decrypt(0, spec.id, 0, Release::HistPrefix(1)), AuthorityResponse::Partial(partials[1].clone()));
+    // a noisy median releases no bucket and no sum
+    assert!(refusal(f.decrypt(0, spec.id, 0, Release::HistBucket(0))).contains("is not part of a median query's plan"));
+    assert!(refusal(f.decrypt(0, spec.id, 0, Release::Count)).contains("is not part of a median query's plan"));
+
+    // a noisy histogram releases its buckets, never their total
+    let mut params = noisy(Statistic::Histogram, "1", None);
+    params.edges = vec!["10".into(), "100".into()];
+    let (spec, _) = f.registered_round0(params);
+    assert!(matches!(f.decrypt(0, spec.id, 0, Release::HistBucket(1)), AuthorityResponse::Partial(_)));
+    let reason = refusal(f.decrypt(0, spec.id, 0, Release::HistTotal));
+    assert!(reason.contains("a noisy histogram releases its buckets only"), "{reason}");
+}
