@@ -18,7 +18,7 @@ use super::ledger::{Ledger, MemoryLedger};
 use super::relay::{ColumnSource, ColumnValues, RelayState, SourceError};
 use super::*;
 use crate::crypto::{JointPublicKey, KeyShare, RelayIdentity};
-use crate::stats::release::first_search_grid;
+use crate::stats::policy::first_search_grid;
 use crate::stats::search::refinement_range;
 use crate::stats::{Epsilon, Grid, PlanStep, Planner, QueryParams, RelayTask, Release, Statistic, StatsError};
 
