@@ -6,7 +6,7 @@
 //! Criterion measures the single operations; the ratio, the table builds and
 //! the solver figures are timed with `Instant` loops and printed plainly.
 //! Run: `cargo bench --bench crypto`. Figures on a shared 2-core VM are noisy.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

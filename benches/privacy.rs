@@ -11,6 +11,7 @@
 //!    signatures of 3 authorities.
 //!
 //! Run: `cargo bench --bench privacy`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::time::{Duration, Instant};
 

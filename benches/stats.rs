@@ -12,7 +12,7 @@
 //! with counters added. Nothing here is used by the crate.
 //!
 //! Run: `cargo bench --bench stats`. Figures on a shared 2-core VM are noisy.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::hint::black_box;
 use std::path::PathBuf;
@@ -471,7 +471,7 @@ fn run_query(cluster: &mut MemoryCluster, labels: &[&str], params: QueryParams) 
 fn new_cluster(sources: Vec<Box<dyn ColumnSource>>, solver: &Solver) -> MemoryCluster {
     let mut options = Options::new(true, 1);
     options.dataset = "bench".into();
-    MemoryCluster::new(sources, options, solver.clone())
+    MemoryCluster::new(sources, options, solver.clone()).unwrap()
 }
 
 fn print_query_header() {

@@ -3,7 +3,7 @@
 //! and the cost of a new connection (handshake with pinned mutual TLS).
 //! Run: `cargo bench --bench transport` (release) or add `--profile dev`.
 //! Prints plain figures; the handler echoes bytes, no msgpack, no actor hop.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::time::{Duration, Instant};
 

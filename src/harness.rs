@@ -101,6 +101,20 @@ pub struct MemoryCluster {
     rng: StdRng,
 }
 
+/// Encodes and decodes `msg` (recording it in `transcript`); returns it and its size.
+fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(
+    transcript: &mut Option<Vec<Vec<u8>>>,
+    msg: &T,
+) -> Result<(T, usize), ProtocolError> {
+    let bytes = encode(msg)?;
+    let size = bytes.len();
+    let back = decode(&bytes, DEFAULT_MAX_FRAME)?;
+    if let Some(t) = transcript.as_mut() {
+        t.push(bytes);
+    }
+    Ok((back, size))
+}
+
 fn status(name: &str, role: Role) -> NodeStatus {
     NodeStatus { name: name.to_string(), role, version: "harness".into(), details: vec![] }
 }
@@ -108,14 +122,11 @@ fn status(name: &str, role: Role) -> NodeStatus {
 impl MemoryCluster {
     /// Relays `relay-1..` over `sources` (in order), authorities
     /// `authority-1..`; each node makes its own keys.
-    pub fn new(sources: Vec<Box<dyn ColumnSource>>, options: Options, solver: Solver) -> Self {
+    pub fn new(sources: Vec<Box<dyn ColumnSource>>, options: Options, solver: Solver) -> Result<Self, ProtocolError> {
         let shares: Vec<KeyShare> =
             (1..=options.authorities).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
         let publics: Vec<_> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
-        let joint = match JointPublicKey::assemble(&publics) {
-            Ok(joint) => joint,
-            Err(e) => panic!("freshly made shares always assemble: {e}"),
-        };
+        let joint = JointPublicKey::assemble(&publics)?;
         let mut relays = Vec::new();
         let mut relay_keys = Vec::new();
         for (j, source) in sources.into_iter().enumerate() {
@@ -148,7 +159,7 @@ impl MemoryCluster {
             joint: joint.clone(),
             dlog_max_abs: solver.max_abs(),
         });
-        MemoryCluster {
+        Ok(MemoryCluster {
             relays,
             authorities,
             joint,
@@ -159,21 +170,7 @@ impl MemoryCluster {
             relay_hook: None,
             authority_hook: None,
             rng,
-        }
-    }
-
-    /// Encodes and decodes `msg` (recording it); returns it and its size.
-    fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(
-        &mut self,
-        msg: &T,
-    ) -> Result<(T, usize), ProtocolError> {
-        let bytes = encode(msg)?;
-        let size = bytes.len();
-        let back = decode(&bytes, DEFAULT_MAX_FRAME)?;
-        if let Some(t) = self.transcript.as_mut() {
-            t.push(bytes);
-        }
-        Ok((back, size))
+        })
     }
 
     /// Sends `request` to the named relays; replies in order.
@@ -188,17 +185,16 @@ impl MemoryCluster {
         }
         let mut replies = Vec::new();
         let mut slowest = Duration::ZERO;
-        for i in 0..self.relays.len() {
-            let name = self.relays[i].0.name().to_string();
+        for (i, (relay, source)) in self.relays.iter_mut().enumerate() {
+            let name = relay.name().to_string();
             if !names.contains(&name) {
                 continue;
             }
-            let (req, _) = self.wire(request)?;
-            let (relay, source) = &mut self.relays[i];
+            let (req, _) = wire(&mut self.transcript, request)?;
             let t = Instant::now();
             let (resp, _note) = relay.handle(req, source.as_ref(), || status(&name, Role::Relay), NOW, &mut self.rng);
             let took = t.elapsed();
-            let (resp, bytes) = self.wire(&resp)?;
+            let (resp, bytes) = wire(&mut self.transcript, &resp)?;
             if contributing {
                 self.trace.relay += took;
                 slowest = slowest.max(took);
@@ -233,9 +229,8 @@ impl MemoryCluster {
             self.trace.releases += 1;
         }
         let mut list = Vec::new();
-        for i in 0..self.authorities.len() {
-            let (req, _) = self.wire(request)?;
-            let (authority, ledger) = &mut self.authorities[i];
+        for (authority, ledger) in self.authorities.iter_mut() {
+            let (req, _) = wire(&mut self.transcript, request)?;
             let name = authority.name().to_string();
             let t = Instant::now();
             let resp = authority.handle(req, ledger, NOW + 1, || status(&name, Role::Authority), &mut self.rng);
@@ -247,7 +242,7 @@ impl MemoryCluster {
             if matches!(resp, AuthorityResponse::Partial(_)) {
                 self.trace.partial_decryptions += 1;
             }
-            let (resp, _) = self.wire(&resp)?;
+            let (resp, _) = wire(&mut self.transcript, &resp)?;
             list.push(PeerReply::new(name, Ok(resp)));
         }
         if let Some(hook) = self.authority_hook.as_mut() {

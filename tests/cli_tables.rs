@@ -1,5 +1,5 @@
 //! `crux-node tables build|check` run as a real binary.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::fs;
 use std::process::Command;
@@ -81,7 +81,7 @@ fn random_damage_anywhere_in_the_table_is_an_error_not_a_signal() {
         assert_eq!(out.status.code(), Some(1), "seed {seed} (offset {at}): {stderr}");
         assert!(stderr.starts_with("error: ") && stderr.contains("rebuild"), "seed {seed}: {stderr}");
         // in process too (a crash would end this test), and the rebuild path
-        let err = crux::data::LmdbTable::open(&table, Some(12)).err().expect("damage detected");
+        let err = crux::data::LmdbTable::open(&table, Some(12)).expect_err("damage detected");
         assert!(matches!(err, crux::data::DataError::TableCorrupt { .. }), "seed {seed}: {err}");
     }
     let rebuilt = crux::data::LmdbTable::open_or_build(&table, 12, false).unwrap();

@@ -10,7 +10,7 @@
 //!   changed byte, another statement or domain, another index) must fail.
 //!   Regenerate with `CRUX_WRITE_VECTORS=1 cargo test --test codec_vectors`
 //!   only when the encoding version changes.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use crux::crypto::Ciphertext;
 use crux::crypto::{
@@ -245,7 +245,7 @@ fn proof_holds(s: &QuerySpec, t: &RelayTask, relay: &str, c: &Contribution, proo
 
 /// Makes the signature vectors (seeded, so stable while the encoding is).
 fn make_signature_vectors() -> Value {
-    let mut rng = StdRng::seed_from_u64(2026_11_28);
+    let mut rng = StdRng::seed_from_u64(20_261_128);
     let share = fixed_share("authority-1", 7);
     let (q, s, t) = fixed_statement();
     let query_sig = share.sign_statement(&codec::query_admission(&q), &mut rng);
@@ -309,9 +309,9 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
     assert!(!sig("query_admission_signature").verify_point(&fixed_share("authority-1", 8).public_point(), &query_bytes));
     let mut bad = sig("query_admission_signature").to_bytes();
     bad[5] ^= 1;
-    match AuthoritySignature::from_bytes(&bad) {
-        Ok(b) => assert!(!b.verify_point(&public, &query_bytes)),
-        Err(_) => {} // a non-canonical scalar is refused outright
+    // a non-canonical scalar is refused outright (Err); else it must not verify
+    if let Ok(b) = AuthoritySignature::from_bytes(&bad) {
+        assert!(!b.verify_point(&public, &query_bytes));
     }
     // the stored bad vectors must fail
     let bad = v["bad_signatures"].as_array().unwrap();

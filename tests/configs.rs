@@ -1,6 +1,6 @@
 //! The example configs in configs/ stay true to the code: each parses into
 //! the configuration structs (unknown keys are refused) with a known role.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use crux::config::raw::RawConfig;
 

@@ -8,8 +8,8 @@
 //! `crux-node` binary; output: assertions only. Every node runs with short
 //! timeouts (connect 500 ms, request 3 s, 1 retry) so failures show quickly.
 //! Unix only: nodes are stopped and resumed with `kill -STOP/-CONT/-TERM`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![cfg(unix)]
-#![allow(clippy::unwrap_used)]
 
 mod common;
 

@@ -120,50 +120,49 @@ pub fn run(args: QueryArgs) -> anyhow::Result<()> {
 
 pub fn answer_json(a: &QueryAnswer) -> serde_json::Value {
     let r = &a.result;
-    let mut v = json!({
-        "statistic": r.statistic.name(),
-        "column": a.column,
-        "value": r.value.to_f64(),
-        "exact_value": r.value.exact_string(),
-        "relays": a.relays.len(),
-        "rows": r.count,
-        "exact": a.exact,
-        "epsilon": a.epsilon.map(|e| e.as_f64()),
-        "query_id": a.query_id.to_string(),
-        "contributing_relays": a.relays,
-        "missing_relays": a.missing_relays.iter().map(|(n, why)| json!({"relay": n, "reason": why})).collect::<Vec<_>>(),
-    });
-    if !a.exact {
+    let mut v = serde_json::Map::new();
+    let mut put = |key: &str, value: serde_json::Value| v.insert(key.to_string(), value);
+    put("statistic", json!(r.statistic.name()));
+    put("column", json!(a.column));
+    put("value", json!(r.value.to_f64()));
+    put("relays", json!(a.relays.len()));
+    put("rows", json!(r.count));
+    put("exact", json!(a.exact));
+    put("epsilon", json!(a.epsilon.map(|e| e.as_f64())));
+    put("query_id", json!(a.query_id.to_string()));
+    put("contributing_relays", json!(a.relays));
+    put(
+        "missing_relays",
+        json!(a.missing_relays.iter().map(|(n, why)| json!({"relay": n, "reason": why})).collect::<Vec<_>>()),
+    );
+    let noise = if a.exact { None } else { r.uncertainty.as_ref() };
+    if a.exact {
+        put("exact_value", json!(r.value.exact_string()));
+    } else {
         // a noisy answer is not exact: its fraction is the noisy value's
-        if let Some(map) = v.as_object_mut() {
-            map.remove("exact_value");
-        }
-        v["noisy_value"] = json!(r.value.exact_string());
-        if let Some(u) = &r.uncertainty {
-            v["stddev"] = json!(u.stddev);
-            v["ci95"] = json!([u.ci95.0, u.ci95.1]);
+        put("noisy_value", json!(r.value.exact_string()));
+        if let Some(u) = noise {
+            put("stddev", json!(u.stddev));
+            put("ci95", json!([u.ci95.0, u.ci95.1]));
         }
     }
     if let ExactValue::Histogram(buckets) = &r.value {
-        v["value"] = serde_json::Value::Null;
-        v["buckets"] = json!(buckets
-            .iter()
-            .map(|b| {
-                let mut bucket = json!({"lo": b.lo, "hi": b.hi, "count": b.count});
-                if let (false, Some(u)) = (a.exact, &r.uncertainty) {
-                    // display-only float: the count's interval
-                    let c = b.count as f64;
-                    bucket["ci95"] = json!([c + u.ci95.0, c + u.ci95.1]);
-                }
-                bucket
-            })
-            .collect::<Vec<_>>());
-        if let (false, Some(u)) = (a.exact, &r.uncertainty) {
-            v["ci95"] = serde_json::Value::Null;
-            v["stddev"] = json!(u.stddev);
+        put("value", serde_json::Value::Null);
+        let buckets = buckets.iter().map(|b| {
+            let mut bucket = json!({"lo": b.lo, "hi": b.hi, "count": b.count});
+            if let (Some(u), Some(map)) = (noise, bucket.as_object_mut()) {
+                // display-only float: the count's interval
+                let c = b.count as f64;
+                map.insert("ci95".into(), json!([c + u.ci95.0, c + u.ci95.1]));
+            }
+            bucket
+        });
+        put("buckets", json!(buckets.collect::<Vec<_>>()));
+        if noise.is_some() {
+            put("ci95", serde_json::Value::Null);
         }
     }
-    v
+    serde_json::Value::Object(v)
 }
 
 /// Three significant digits, for display.

@@ -107,7 +107,7 @@ impl KeyShare {
         // ids are validated to be short when configs are read; clamp anyway
         let len = u16::try_from(id.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&id[..usize::from(len)]);
+        out.extend_from_slice(id.get(..usize::from(len)).unwrap_or(id));
         out.extend_from_slice(self.secret.as_bytes());
         out.extend_from_slice(self.public.compress().as_bytes());
         out

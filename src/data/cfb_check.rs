@@ -17,11 +17,11 @@ const HEADER_LEN: usize = 512;
 
 fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
     let b = bytes.get(at..at.checked_add(4)?)?;
-    Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    Some(u32::from_le_bytes(b.try_into().ok()?))
 }
 
 fn u32s(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    bytes.chunks_exact(4).filter_map(|c| c.try_into().ok()).map(u32::from_le_bytes)
 }
 
 /// Ok unless the FAT has a loop or a link past its end.
@@ -30,7 +30,7 @@ pub(crate) fn check_sector_chains(bytes: &[u8]) -> Result<(), String> {
     if header.get(..8) != Some(&SIGNATURE[..]) {
         return Ok(());
     }
-    let shift = header.get(0x1E..0x20).map(|b| u16::from_le_bytes([b[0], b[1]])).unwrap_or(0);
+    let shift = header.get(0x1E..0x20).and_then(|b| b.try_into().ok()).map(u16::from_le_bytes).unwrap_or(0);
     if shift != 9 && shift != 12 {
         return Ok(());
     }
@@ -38,7 +38,7 @@ pub(crate) fn check_sector_chains(bytes: &[u8]) -> Result<(), String> {
     // sectors as calamine reads them: numbered from the end of the 512-byte
     // header whatever the sector size, ids up to len / size, a sector cut
     // short by the end of the file is read short
-    let data = &bytes[HEADER_LEN..];
+    let data = bytes.get(HEADER_LEN..).unwrap_or_default();
     let max_id = bytes.len() / size;
     let sector = |id: u32| -> Option<&[u8]> {
         let id = usize::try_from(id).ok()?;
@@ -50,7 +50,7 @@ pub(crate) fn check_sector_chains(bytes: &[u8]) -> Result<(), String> {
         data.get(start..end)
     };
     // the FAT's sector ids: 109 in the header, then the DIFAT chain
-    let mut difat: Vec<u32> = u32s(&header[0x4C..HEADER_LEN]).collect();
+    let mut difat: Vec<u32> = u32s(header.get(0x4C..).unwrap_or_default()).collect();
     let mut next = u32_at(header, 0x44).unwrap_or(u32::MAX);
     let mut hops = 0usize;
     while next <= MAXREGSECT {

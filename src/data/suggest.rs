@@ -12,19 +12,20 @@ pub const MAX_SUGGESTIONS: usize = 5;
 /// Edit distance (insertions, deletions, substitutions) over chars.
 pub fn levenshtein(a: &str, b: &str) -> usize {
     let b_chars: Vec<char> = b.chars().collect();
+    // previous[j]: distance from the first i chars of a to the first j of b
     let mut previous: Vec<usize> = (0..=b_chars.len()).collect();
-    let mut current = vec![0; b_chars.len() + 1];
     for (i, a_char) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, b_char) in b_chars.iter().enumerate() {
-            let substitution = previous[j] + usize::from(a_char != *b_char);
-            let deletion = previous[j + 1] + 1;
-            let insertion = current[j] + 1;
-            current[j + 1] = substitution.min(deletion).min(insertion);
+        let mut current = Vec::with_capacity(previous.len());
+        current.push(i + 1);
+        for (b_char, pair) in b_chars.iter().zip(previous.windows(2)) {
+            let &[diagonal, above] = pair else { continue };
+            let left = current.last().copied().unwrap_or(usize::MAX - 1);
+            let substitution = diagonal + usize::from(a_char != *b_char);
+            current.push(substitution.min(above + 1).min(left + 1));
         }
-        std::mem::swap(&mut previous, &mut current);
+        previous = current;
     }
-    previous[b_chars.len()]
+    previous.last().copied().unwrap_or(0)
 }
 
 /// How far one query label is from one header label: 0 if equal ignoring

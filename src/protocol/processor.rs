@@ -405,34 +405,24 @@ impl Context {
     }
 
     /// Every configured authority's answer to the one request, of the kind
-    /// `pick` accepts; the first refusal or failure ends the query.
+    /// `pick` accepts (others it hands to `not_expected`); the first
+    /// refusal or failure ends the query.
     fn all_authorities<T>(
         &self,
         list: Vec<PeerReply<AuthorityResponse>>,
-        expected: &'static str,
-        pick: impl Fn(&str, AuthorityResponse) -> Result<T, AuthorityResponse>,
+        pick: impl Fn(&str, AuthorityResponse) -> Result<T, PeerFailure>,
     ) -> Result<Vec<(String, T)>, ProtocolError> {
         for name in &self.view.authorities {
             if !list.iter().any(|r| &r.peer == name) {
                 return Err(ProtocolError::Refused { authority: name.clone(), reason: "did not answer".into() });
             }
         }
-        let mut out = Vec::with_capacity(list.len());
-        for PeerReply { peer, reply } in list {
-            let failure = match reply {
-                Ok(resp) => match pick(&peer, resp) {
-                    Ok(value) => {
-                        out.push((peer, value));
-                        continue;
-                    }
-                    Err(AuthorityResponse::Refused { reason }) => PeerFailure::Refused(reason),
-                    Err(other) => PeerFailure::Unexpected { found: other.kind(), expected },
-                },
-                Err(e) => e,
-            };
-            return Err(ProtocolError::Refused { authority: peer, reason: failure.to_string() });
-        }
-        Ok(out)
+        list.into_iter()
+            .map(|PeerReply { peer, reply }| match reply.and_then(|resp| pick(&peer, resp)) {
+                Ok(value) => Ok((peer, value)),
+                Err(failure) => Err(ProtocolError::Refused { authority: peer, reason: failure.to_string() }),
+            })
+            .collect()
     }
 
     /// Every authority's admission signature (the one request's replies).
@@ -441,18 +431,18 @@ impl Context {
         let (Some(list), 1) = (replies.into_iter().next(), count) else {
             return Err(ProtocolError::Internal(format!("{count} admission reply lists, expected 1")));
         };
-        let signatures = self.all_authorities(list, "Admitted", |_, resp| match resp {
+        let signatures = self.all_authorities(list, |_, resp| match resp {
             AuthorityResponse::Admitted { signature, .. } => Ok(signature),
-            other => Err(other),
+            other => Err(not_expected(other, "Admitted")),
         })?;
         Ok(Admission { signatures })
     }
 
     fn registered(&self, replies: Vec<Vec<PeerReply<AuthorityResponse>>>) -> Result<(), ProtocolError> {
         for list in replies {
-            self.all_authorities(list, "Registered", |_, resp| match resp {
+            self.all_authorities(list, |_, resp| match resp {
                 AuthorityResponse::Registered => Ok(()),
-                other => Err(other),
+                other => Err(not_expected(other, "Registered")),
             })?;
         }
         Ok(())
@@ -475,12 +465,12 @@ impl Context {
         let mut points = Vec::with_capacity(targets.len());
         for ((release, ciphertext), list) in targets.iter().zip(replies) {
             let partials: Vec<PartialDecryption> = self
-                .all_authorities(list, "Partial", |peer, resp| match resp {
+                .all_authorities(list, |peer, resp| match resp {
                     AuthorityResponse::Partial(p) if p.authority == peer => Ok(p),
                     AuthorityResponse::Partial(_) => {
-                        Err(AuthorityResponse::Refused { reason: "answered for another authority".into() })
+                        Err(PeerFailure::Rejected("answered for another authority".into()))
                     }
-                    other => Err(other),
+                    other => Err(not_expected(other, "Partial")),
                 })?
                 .into_iter()
                 .map(|(_, p)| p)
@@ -511,6 +501,14 @@ impl Context {
             epsilon: self.params.epsilon,
             noise,
         }
+    }
+}
+
+/// Why an authority's answer is not the one expected.
+fn not_expected(resp: AuthorityResponse, expected: &'static str) -> PeerFailure {
+    match resp {
+        AuthorityResponse::Refused { reason } => PeerFailure::Refused(reason),
+        other => PeerFailure::Unexpected { found: other.kind(), expected },
     }
 }
 

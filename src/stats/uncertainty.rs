@@ -57,7 +57,8 @@ const EXACT_SCALE_LIMIT: f64 = 30.0;
 /// 1.96 undercovers: Laplace tails are heavier (one draw needs 2.12) and
 /// small scales are discrete (3 draws of scale 1: 1.96σ covers 93.9%).
 pub fn z95(t: f64, draws: u32) -> f64 {
-    if !(t > 0.0) || draws == 0 {
+    // also true for a NaN scale
+    if t.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || draws == 0 {
         return Z95;
     }
     let exact_t = t.min(EXACT_SCALE_LIMIT);

@@ -73,7 +73,7 @@ pub fn memory_cluster(file: &str, relays: u32, allow_exact: bool, min_relays: us
 }
 
 pub fn with_sources(sources: Vec<Box<dyn ColumnSource>>, allow_exact: bool, min_relays: usize) -> MemoryCluster {
-    MemoryCluster::new(sources, Options::new(allow_exact, min_relays), solver())
+    MemoryCluster::new(sources, Options::new(allow_exact, min_relays), solver()).unwrap()
 }
 
 /// (rounds, ciphertexts relay-1 sent, releases) of the last query.
