@@ -1,9 +1,10 @@
 //! Node configuration: `node.yaml` read with the `config` crate (every key
 //! can be overridden by an environment variable `CRUX__SECTION__KEY`), first
-//! into `raw` structs that mirror the YAML, then validated into a
+//! into `raw` structs that mirror the YAML (missing keys from `defaults`), then validated into a
 //! `NodeConfig` with resolved paths (relative to the config file's folder),
 //! parsed addresses and checked files. No sockets; the actors bind later.
 
+pub mod defaults;
 pub mod error;
 pub mod node;
 pub mod raw;

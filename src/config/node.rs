@@ -336,12 +336,7 @@ impl NodeConfig {
         };
         let processor_cfg = match role {
             NodeRole::Processor => {
-                let p = raw.processor.clone().unwrap_or(RawProcessor {
-                    dlog_dir: None,
-                    dlog_table_bits: 22,
-                    dlog_range_bits: 36,
-                    rate_limit_per_minute: 120,
-                });
+                let p = raw.processor.clone().unwrap_or_default();
                 if !(8..=32).contains(&p.dlog_table_bits) {
                     return Err(invalid(
                         "processor.dlog_table_bits",
