@@ -1,6 +1,6 @@
 //! Serde structs that mirror node.yaml one to one (step 1 of 2), filled by
 //! `NodeConfig::load` from the file and `CRUX__...` variables, or by
-//! `crux-node init` to be written out; `node.rs` validates them into a
+//! `crux-node init` to be written out; `validate.rs` checks them into a
 //! `NodeConfig`. Missing optional keys take their values from `defaults.rs`.
 //! Unknown keys are refused so that a typo is noticed.
 
