@@ -8,6 +8,8 @@
 
 pub mod defaults;
 pub mod error;
+#[cfg(test)]
+mod message_keys;
 pub mod node;
 pub mod raw;
 mod validate;
