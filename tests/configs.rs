@@ -1,8 +1,20 @@
 //! The example configs in configs/ stay true to the code: each parses into
-//! the configuration structs (unknown keys are refused) with a known role.
+//! the configuration structs (unknown keys are refused) with a known role,
+//! and the defaults they show are the ones in `crux::config::defaults`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+use crux::config::defaults;
 use crux::config::raw::RawConfig;
+
+fn example(name: &str) -> RawConfig {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(name);
+    config::Config::builder()
+        .add_source(config::File::from(path.as_path()).format(config::FileFormat::Yaml))
+        .build()
+        .unwrap()
+        .try_deserialize()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
 #[test]
 fn example_configs_parse() {
@@ -31,4 +43,27 @@ fn example_configs_parse() {
         seen += 1;
     }
     assert_eq!(seen, 4);
+}
+
+/// configs/authority.yaml says "defaults shown" for its timeouts; it and
+/// processor.yaml also show the default limits, budget, window and table.
+#[test]
+fn example_configs_show_the_defaults() {
+    let authority = example("authority.yaml");
+    let t = &authority.timeouts;
+    assert_eq!(t.connect_ms, defaults::CONNECT_MS);
+    assert_eq!(t.request_ms, defaults::REQUEST_MS);
+    assert_eq!(t.query_ms, defaults::QUERY_MS);
+    assert_eq!(t.retries, defaults::RETRIES);
+    assert_eq!(t.retry_backoff_ms, defaults::RETRY_BACKOFF_MS);
+    assert_eq!(usize::try_from(authority.limits.max_frame_bytes).unwrap(), defaults::MAX_FRAME_BYTES);
+    assert_eq!(authority.cluster.min_relays, defaults::MIN_RELAYS);
+    let a = authority.authority.unwrap();
+    assert_eq!(a.budget_epsilon, defaults::BUDGET_EPSILON);
+    assert_eq!(a.replay_window_secs, defaults::REPLAY_WINDOW_SECS);
+    let p = example("processor.yaml").processor.unwrap();
+    assert_eq!(p.dlog_table_bits, defaults::DLOG_TABLE_BITS);
+    assert_eq!(p.dlog_range_bits, defaults::DLOG_RANGE_BITS);
+    assert_eq!(p.rate_limit_per_minute, defaults::RATE_LIMIT_PER_MINUTE);
+    assert_eq!(example("processor.yaml").cluster.processor.address, format!("127.0.0.1:{}", defaults::BASE_PORT));
 }

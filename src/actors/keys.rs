@@ -8,7 +8,7 @@ use std::path::Path;
 use super::error::NodeError;
 use super::tls::{Identity, PinnedPeer};
 use super::transport::TransportConfig;
-use crate::config::{NodeConfig, NodeRole, Peer};
+use crate::config::{NodeConfig, Peer, RoleConfig};
 use crate::crypto::JointPublicKey;
 
 fn read_text(path: &Path, what: &str) -> Result<String, NodeError> {
@@ -30,8 +30,8 @@ pub fn pin(peer: &Peer) -> Result<PinnedPeer, NodeError> {
 pub fn pinned_peers(cfg: &NodeConfig) -> Result<Vec<PinnedPeer>, NodeError> {
     let c = &cfg.cluster;
     let peers: Vec<&Peer> = match cfg.role {
-        NodeRole::Authority | NodeRole::Relay | NodeRole::User => vec![&c.processor],
-        NodeRole::Processor => {
+        RoleConfig::Authority(_) | RoleConfig::Relay(_) | RoleConfig::User => vec![&c.processor],
+        RoleConfig::Processor(_) => {
             c.authorities.iter().chain(c.relays.iter().map(|r| &r.peer)).chain(c.users.iter()).collect()
         }
     };

@@ -21,7 +21,7 @@ use super::processor::{ProcessorActor, ProcessorShared};
 use super::relay::RelayActor;
 use super::transport::{bind_endpoint, serve, Client};
 use super::RequestBytes;
-use crate::config::{NodeConfig, NodeRole};
+use crate::config::{NodeConfig, ProcessorConfig, RoleConfig};
 use crate::crypto::{DlogSolver, DlogTable};
 use crate::data::ledger::LmdbLedger;
 use crate::data::{read_key_share, read_relay_identity, LmdbTable};
@@ -37,21 +37,22 @@ pub struct RunningNode {
 
 /// Everything CPU-heavy or file-based that a node needs before it serves:
 /// done outside the actor system (e.g. building the discrete-log table).
-pub enum Prepared {
-    Authority(AuthorityActor),
-    Relay(RelayActor),
-    Processor { table: Arc<dyn DlogTable>, description: String },
+pub struct Prepared {
+    listen: SocketAddr,
+    role: PreparedRole,
+}
+
+enum PreparedRole {
+    Authority(Box<AuthorityActor>),
+    Relay(Box<RelayActor>),
+    Processor { table: Arc<dyn DlogTable>, description: String, config: ProcessorConfig },
 }
 
 pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
     let joint = read_joint_key(cfg)?;
     let processor = cfg.cluster.processor.name.clone();
-    match cfg.role {
-        NodeRole::Authority => {
-            let a = cfg
-                .authority
-                .as_ref()
-                .ok_or_else(|| NodeError::Setup { what: "authority section".into(), reason: "missing".into() })?;
+    match &cfg.role {
+        RoleConfig::Authority(a) => {
             let share = read_key_share(&a.key_share)?;
             if share.authority() != cfg.name {
                 return Err(NodeError::Setup {
@@ -79,20 +80,17 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
                     .collect::<HashMap<_, _>>(),
             };
             let ledger = LmdbLedger::open(&cfg.data_dir.join("ledger"))?;
-            Ok(Prepared::Authority(AuthorityActor {
+            let actor = AuthorityActor {
                 state: AuthorityState::new(share, joint, policy),
                 ledger,
                 dataset: cfg.cluster.dataset.clone(),
                 processor,
                 max_frame: cfg.max_frame_bytes,
                 rng: crate::stats::dp::noise_rng(),
-            }))
+            };
+            Ok(Prepared { listen: a.listen, role: PreparedRole::Authority(Box::new(actor)) })
         }
-        NodeRole::Relay => {
-            let r = cfg
-                .relay
-                .as_ref()
-                .ok_or_else(|| NodeError::Setup { what: "relay section".into(), reason: "missing".into() })?;
+        RoleConfig::Relay(r) => {
             let identity = read_relay_identity(&r.identity_key)?;
             let mine = cfg.cluster.relays.iter().find(|p| p.peer.name == cfg.name);
             if mine.map(|p| p.public_key) != Some(identity.public_key()) {
@@ -101,25 +99,23 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
                     reason: "it does not match this relay's public key in cluster.relays".into(),
                 });
             }
-            Ok(Prepared::Relay(RelayActor {
+            let actor = RelayActor {
                 state: RelayState::new(&cfg.name, identity, &joint),
                 source: FileColumnSource::new(&cfg.name, r.sources.clone()),
                 processor,
                 max_frame: cfg.max_frame_bytes,
-            }))
+            };
+            Ok(Prepared { listen: r.listen, role: PreparedRole::Relay(Box::new(actor)) })
         }
-        NodeRole::Processor => {
-            let p = cfg
-                .processor
-                .as_ref()
-                .ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
+        RoleConfig::Processor(p) => {
             let progress = std::io::stderr().is_terminal();
             info!(dir = %p.dlog_dir.display(), bits = p.dlog_table_bits, "opening the discrete-log table (built on first start)");
             let table = LmdbTable::open_or_build(&p.dlog_dir, p.dlog_table_bits, progress)?;
             let description = format!("2^{} baby steps, |m| < 2^{}", p.dlog_table_bits, p.dlog_range_bits);
-            Ok(Prepared::Processor { table: Arc::new(table), description })
+            let role = PreparedRole::Processor { table: Arc::new(table), description, config: p.clone() };
+            Ok(Prepared { listen: p.listen, role })
         }
-        NodeRole::User => Err(NodeError::Setup {
+        RoleConfig::User => Err(NodeError::Setup {
             what: "start".into(),
             reason: "a user config cannot be started; use it with `crux-node query`".into(),
         }),
@@ -128,18 +124,14 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
 
 /// Starts the node inside the current actix System and returns once it serves.
 pub fn start(cfg: &NodeConfig, prepared: Prepared) -> Result<RunningNode, NodeError> {
-    let listen = cfg.listen.ok_or_else(|| NodeError::Setup { what: "node.listen".into(), reason: "missing".into() })?;
+    let listen = prepared.listen;
     let tcfg = transport_config(cfg)?;
     let endpoint = bind_endpoint(listen, &tcfg).map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
     let addr = endpoint.local_addr().map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
-    match prepared {
-        Prepared::Authority(actor) => serve_on_sync_worker(&endpoint, &tcfg, actor),
-        Prepared::Relay(actor) => serve_on_sync_worker(&endpoint, &tcfg, actor),
-        Prepared::Processor { table, description } => {
-            let p = cfg
-                .processor
-                .as_ref()
-                .ok_or_else(|| NodeError::Setup { what: "processor section".into(), reason: "missing".into() })?;
+    match prepared.role {
+        PreparedRole::Authority(actor) => serve_on_sync_worker(&endpoint, &tcfg, *actor),
+        PreparedRole::Relay(actor) => serve_on_sync_worker(&endpoint, &tcfg, *actor),
+        PreparedRole::Processor { table, description, config: p } => {
             let solver = Arc::new(DlogSolver::new(table, p.dlog_range_bits)?);
             let joint = read_joint_key(cfg)?;
             let relays = cfg

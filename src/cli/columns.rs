@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail};
 use clap::Args;
 
 use crate::actors::client::ask_processor;
-use crate::config::{NodeConfig, NodeRole};
+use crate::config::{NodeConfig, RoleConfig};
 use crate::protocol::{ProcessorRequest, ProcessorResponse};
 
 #[derive(Debug, Args)]
@@ -26,7 +26,7 @@ pub struct ColumnsArgs {
 
 pub fn run(args: ColumnsArgs) -> anyhow::Result<()> {
     let cfg = NodeConfig::load(&args.config)?;
-    if cfg.role != NodeRole::User {
+    if !matches!(cfg.role, RoleConfig::User) {
         bail!("{} is a {} config; columns uses a user config (DIR/user.yaml)", args.config.display(), cfg.role);
     }
     let relays = match ask_processor(&cfg, &ProcessorRequest::Columns)? {

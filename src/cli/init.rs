@@ -15,6 +15,7 @@ use clap::{Args, Subcommand};
 use rand::rngs::OsRng;
 
 use crate::actors::tls::generate_certificate;
+use crate::config::defaults;
 use crate::config::raw::*;
 use crate::crypto::{KeyShare, PublicShare, RelayIdentity};
 use crate::data::keystore::write_joint_key;
@@ -72,7 +73,7 @@ pub struct ClusterArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3))]
     pub header_rows: u32,
     /// First port: the processor listens on P, authorities on P+1.., relays after them.
-    #[arg(long, value_name = "P", default_value_t = 7100)]
+    #[arg(long, value_name = "P", default_value_t = defaults::BASE_PORT)]
     pub base_port: u16,
     /// Host or IP the nodes listen on and are reached at.
     #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
@@ -81,16 +82,16 @@ pub struct ClusterArgs {
     #[arg(long)]
     pub exact: bool,
     /// Total privacy budget (epsilon) per dataset on each authority.
-    #[arg(long, value_name = "E", default_value_t = 10.0)]
+    #[arg(long, value_name = "E", default_value_t = defaults::BUDGET_EPSILON)]
     pub budget: f64,
     /// Minimum number of relays a query must cover (default 2, or 1 with a single relay).
     #[arg(long, value_name = "K")]
     pub min_relays: Option<u32>,
     /// Discrete-log table size on the processor: 2^K baby steps, built on first start.
-    #[arg(long, value_name = "K", default_value_t = 22)]
+    #[arg(long, value_name = "K", default_value_t = defaults::DLOG_TABLE_BITS)]
     pub dlog_bits: u32,
     /// The processor solves |m| < 2^R.
-    #[arg(long, value_name = "R", default_value_t = 36)]
+    #[arg(long, value_name = "R", default_value_t = defaults::DLOG_RANGE_BITS)]
     pub dlog_range_bits: u32,
 }
 
@@ -180,7 +181,7 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(out.join(dir)).with_context(|| format!("creating {}", out.join(dir).display()))?;
     }
     let dataset = data.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "dataset".into());
-    let min_relays = a.min_relays.unwrap_or(if a.relays == 1 { 1 } else { 2 });
+    let min_relays = a.min_relays.unwrap_or(if a.relays == 1 { 1 } else { defaults::MIN_RELAYS });
     if min_relays > a.relays {
         bail!("--min-relays {min_relays} is more than the {} relays", a.relays);
     }
@@ -254,7 +255,7 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
             key_share: share.clone(),
             allow_exact: a.exact,
             budget_epsilon: a.budget,
-            replay_window_secs: 86_400,
+            replay_window_secs: defaults::REPLAY_WINDOW_SECS,
             allow_single_relay: min_relays < 2,
         });
         write(&out.join(format!("{name}.yaml")), &yaml(&cfg)?)?;
@@ -285,7 +286,7 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
         dlog_dir: Some("data/processor/dlog".into()),
         dlog_table_bits: a.dlog_bits,
         dlog_range_bits: a.dlog_range_bits,
-        rate_limit_per_minute: 120,
+        ..RawProcessor::default()
     });
     write(&out.join("processor.yaml"), &yaml(&pcfg)?)?;
     let ucfg = base(&user_name, "user", None, &u_crt, &u_key);

@@ -12,7 +12,7 @@ use clap::Args;
 use serde_json::json;
 
 use crate::actors::client::ask_processor;
-use crate::config::{NodeConfig, NodeRole};
+use crate::config::{NodeConfig, RoleConfig};
 use crate::protocol::{ProcessorRequest, ProcessorResponse, QueryAnswer};
 use crate::stats::{Epsilon, ExactValue, QueryParams, Statistic};
 
@@ -97,7 +97,7 @@ pub fn params(args: &QueryArgs) -> anyhow::Result<QueryParams> {
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let params = params(&args)?;
     let cfg = NodeConfig::load(&args.config)?;
-    if cfg.role != NodeRole::User {
+    if !matches!(cfg.role, RoleConfig::User) {
         bail!("{} is a {} config; queries use a user config (DIR/user.yaml)", args.config.display(), cfg.role);
     }
     let request = ProcessorRequest::Query { labels: args.labels.clone(), params };

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail};
 use clap::Args;
 
 use crate::actors::client::ask_processor;
-use crate::config::{NodeConfig, NodeRole};
+use crate::config::{NodeConfig, RoleConfig};
 use crate::protocol::{ProcessorRequest, ProcessorResponse};
 
 #[derive(Debug, Args)]
@@ -25,7 +25,7 @@ pub struct StatusArgs {
 
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let cfg = NodeConfig::load(&args.config)?;
-    if cfg.role != NodeRole::User {
+    if !matches!(cfg.role, RoleConfig::User) {
         bail!("{} is a {} config; status uses a user config (DIR/user.yaml)", args.config.display(), cfg.role);
     }
     let processor = match ask_processor(&cfg, &ProcessorRequest::Status) {

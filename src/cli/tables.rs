@@ -10,10 +10,9 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use crate::crypto::dlog::{DEFAULT_TABLE_BITS, MAX_TABLE_BITS};
+use crate::data::lmdb_table::MIN_TABLE_BITS;
 use crate::data::{LmdbTable, TableInfo};
-
-/// Default table size: 2^22 baby steps (about 100 MB on disk).
-pub const DEFAULT_BITS: u32 = 22;
 
 #[derive(Debug, Args)]
 pub struct TablesArgs {
@@ -43,8 +42,8 @@ pub struct TableTarget {
     #[arg(long, value_name = "DIR")]
     pub dir: PathBuf,
     /// Table size: 2^K baby steps.
-    #[arg(long, value_name = "K", default_value_t = DEFAULT_BITS,
-          value_parser = clap::value_parser!(u32).range(8..=32))]
+    #[arg(long, value_name = "K", default_value_t = DEFAULT_TABLE_BITS,
+          value_parser = clap::value_parser!(u32).range(i64::from(MIN_TABLE_BITS)..=i64::from(MAX_TABLE_BITS)))]
     pub bits: u32,
 }
 

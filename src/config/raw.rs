@@ -1,8 +1,12 @@
-//! Serde structs that mirror node.yaml one to one (step 1 of 2); `node.rs`
-//! validates them. Unknown keys are refused so that a typo is noticed.
+//! Serde structs that mirror node.yaml one to one (step 1 of 2), filled by
+//! `NodeConfig::load` from the file and `CRUX__...` variables, or by
+//! `crux-node init` to be written out; `validate.rs` checks them into a
+//! `NodeConfig`. Missing optional keys take their values from `defaults.rs`.
+//! Unknown keys are refused so that a typo is noticed.
 
 use serde::{Deserialize, Serialize};
 
+use super::defaults;
 use crate::data::SourceSpec;
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -44,65 +48,38 @@ pub struct RawTls {
     pub key: String,
 }
 
+/// Every key is optional: a missing one takes its value from `defaults`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawTimeouts {
-    #[serde(default = "default_connect_ms")]
     pub connect_ms: u64,
-    #[serde(default = "default_request_ms")]
     pub request_ms: u64,
-    #[serde(default = "default_query_ms")]
     pub query_ms: u64,
-    #[serde(default = "default_retries")]
     pub retries: u32,
-    #[serde(default = "default_backoff_ms")]
     pub retry_backoff_ms: u64,
-}
-
-/// Connect timeout: a node that is down is reported after (1 + retries)
-/// attempts, about 1.3 s with the defaults (issue 10: "within 2 s").
-fn default_connect_ms() -> u64 {
-    600
-}
-fn default_request_ms() -> u64 {
-    30_000
-}
-fn default_query_ms() -> u64 {
-    300_000
-}
-fn default_retries() -> u32 {
-    1
-}
-fn default_backoff_ms() -> u64 {
-    100
 }
 
 impl Default for RawTimeouts {
     fn default() -> Self {
         RawTimeouts {
-            connect_ms: default_connect_ms(),
-            request_ms: default_request_ms(),
-            query_ms: default_query_ms(),
-            retries: default_retries(),
-            retry_backoff_ms: default_backoff_ms(),
+            connect_ms: defaults::CONNECT_MS,
+            request_ms: defaults::REQUEST_MS,
+            query_ms: defaults::QUERY_MS,
+            retries: defaults::RETRIES,
+            retry_backoff_ms: defaults::RETRY_BACKOFF_MS,
         }
     }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawLimits {
-    #[serde(default = "default_frame")]
     pub max_frame_bytes: u64,
-}
-
-fn default_frame() -> u64 {
-    16 * 1024 * 1024
 }
 
 impl Default for RawLimits {
     fn default() -> Self {
-        RawLimits { max_frame_bytes: default_frame() }
+        RawLimits { max_frame_bytes: u64::try_from(defaults::MAX_FRAME_BYTES).unwrap_or(u64::MAX) }
     }
 }
 
@@ -149,7 +126,7 @@ pub struct RawCluster {
 }
 
 fn default_min_relays() -> u32 {
-    2
+    defaults::MIN_RELAYS
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -170,10 +147,10 @@ pub struct RawAuthority {
 }
 
 fn default_budget() -> f64 {
-    10.0
+    defaults::BUDGET_EPSILON
 }
 fn default_window() -> u64 {
-    86_400
+    defaults::REPLAY_WINDOW_SECS
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -183,26 +160,26 @@ pub struct RawRelay {
     pub sources: Vec<SourceSpec>,
 }
 
+/// Every key is optional, and so is the whole section: a processor without
+/// one uses `RawProcessor::default()`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RawProcessor {
     /// folder of the discrete-log table (built on first start)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dlog_dir: Option<String>,
-    #[serde(default = "default_table_bits")]
     pub dlog_table_bits: u32,
-    #[serde(default = "default_range_bits")]
     pub dlog_range_bits: u32,
-    #[serde(default = "default_rate")]
     pub rate_limit_per_minute: u32,
 }
 
-fn default_table_bits() -> u32 {
-    22
-}
-fn default_range_bits() -> u32 {
-    36
-}
-fn default_rate() -> u32 {
-    120
+impl Default for RawProcessor {
+    fn default() -> Self {
+        RawProcessor {
+            dlog_dir: None,
+            dlog_table_bits: defaults::DLOG_TABLE_BITS,
+            dlog_range_bits: defaults::DLOG_RANGE_BITS,
+            rate_limit_per_minute: defaults::RATE_LIMIT_PER_MINUTE,
+        }
+    }
 }

@@ -21,7 +21,7 @@ pub enum CryptoError {
         "key file is corrupt or truncated: {reason}; restore it from backup or create new keys with `crux-node init`"
     )]
     CorruptKey { reason: String },
-    #[error("value is outside the discrete-log range -{max_abs}..{max_abs}; build a larger table (`crux-node tables build --bits K`) or raise `dlog.range_bits`")]
+    #[error("value is outside the discrete-log range -{max_abs}..{max_abs}; build a larger table (`crux-node tables build --bits K`) or raise `processor.dlog_range_bits`")]
     DlogOutOfRange { max_abs: u64 },
     #[error("discrete-log table error: {0}")]
     Table(String),

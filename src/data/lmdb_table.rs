@@ -31,7 +31,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 
 use super::error::DataError;
-use crate::crypto::dlog::{baby_step_keys, MAX_TABLE_BITS};
+use crate::crypto::dlog::{baby_step_keys, DEFAULT_TABLE_BITS, MAX_TABLE_BITS};
 use crate::crypto::{CryptoError, DlogTable, TableKey};
 
 /// Version of the on-disk layout; bump when keys, values or meta change.
@@ -312,7 +312,7 @@ impl LmdbTable {
     /// checksum, and spot-checks recomputed baby steps. `expected_bits`
     /// Some(k) refuses a table with other parameters (`TableMismatch`).
     pub fn open(dir: &Path, expected_bits: Option<u32>) -> Result<Self, DataError> {
-        let hint_bits = expected_bits.unwrap_or(22);
+        let hint_bits = expected_bits.unwrap_or(DEFAULT_TABLE_BITS);
         let data_path = dir.join(DATA_FILE);
         if !dir.is_dir() {
             return Err(DataError::TableMissing {
@@ -358,7 +358,7 @@ impl LmdbTable {
         expected_bits: Option<u32>,
         file_len: u64,
     ) -> Result<Verified, DataError> {
-        let hint_bits = expected_bits.unwrap_or(22);
+        let hint_bits = expected_bits.unwrap_or(DEFAULT_TABLE_BITS);
         let corrupt = |reason: String| DataError::TableCorrupt { dir: dir.to_path_buf(), reason, bits: hint_bits };
 
         let rtxn = env.read_txn().map_err(lmdb(dir, "starting a read transaction"))?;

@@ -44,7 +44,7 @@ pub enum ProtocolError {
     Replay(String),
     #[error("query {id} is too old or from the future (issued {issued_at}, now {now}, window {window_secs} s); check the clocks and retry")]
     Stale { id: String, issued_at: u64, now: u64, window_secs: u64 },
-    #[error("exact (noise-free) queries are disabled on authority {0}; drop --exact and pass --epsilon, or enable `privacy.allow_exact` on every authority")]
+    #[error("exact (noise-free) queries are disabled on authority {0}; drop --exact and pass --epsilon, or enable `authority.allow_exact` on every authority")]
     ExactNotAllowed(String),
     #[error("ledger error: {0}")]
     Ledger(String),
