@@ -173,6 +173,7 @@ fn forge(
 /// made from relay-1's: the count slot would then release relay-1's sum with
 /// the noise of a count. Every variant lacks a valid proof of randomness.
 #[actix_rt::test]
+#[allow(clippy::vec_init_then_push)] // one commented attempt a line
 async fn a_colluding_relay_cannot_pass_off_other_ciphertexts_as_its_own() {
     let (cluster, evil) = backend(&["--budget", "100"]).await;
     let relay3 = read_relay_identity(&cluster.path("keys/relay-3.identity")).unwrap();
@@ -188,7 +189,6 @@ async fn a_colluding_relay_cannot_pass_off_other_ciphertexts_as_its_own() {
     let other = evil.new_query(noisy_mean()).await;
     let from_other_query = evil.contribute(&other, "relay-3").await;
 
-    #[allow(clippy::vec_init_then_push)] // one commented attempt a line
     let mut attempts: Vec<(&str, SignedContribution)> = Vec::new();
     // T - c1 - c2: the total count would equal relay-1's first sum limb
     attempts.push(("combined", forge(&relay3, "relay-3", &q, with_count(s1[0] - n1 - n2), c3.proof)));
