@@ -1,7 +1,10 @@
-//! Runs one node of any role: loads its keys and peers, binds the QUIC
-//! endpoint, starts the role's actor, serves requests until SIGINT/SIGTERM,
+//! Runs one node of any role: loads its keys and peers (`prepare`), binds
+//! the QUIC endpoint (`bind`), starts the role's actor and serves requests
+//! until a shutdown future completes (`start`; `run` uses SIGINT/SIGTERM),
 //! then stops accepting, lets in-flight requests finish (bounded) and closes
-//! the endpoint; LMDB environments are flushed on drop.
+//! the endpoint; LMDB environments are flushed on drop. Because the endpoint
+//! and the shutdown come from the caller, whole clusters can run in one
+//! process on port 0 (as mini-redis's `server::run`), e.g. in tests.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -19,7 +22,7 @@ use super::error::NodeError;
 use super::keys::{read_joint_key, resolve, transport_config};
 use super::processor::{ProcessorActor, ProcessorShared};
 use super::relay::RelayActor;
-use super::transport::{bind_endpoint, serve, Client};
+use super::transport::{bind_endpoint, serve, Client, TransportConfig};
 use super::RequestBytes;
 use crate::config::{NodeConfig, ProcessorConfig, RoleConfig};
 use crate::crypto::{DlogSolver, DlogTable};
@@ -29,17 +32,18 @@ use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
 use crate::protocol::processor::ProcessorView;
 use crate::protocol::relay::RelayState;
 
-/// A started node: its bound address and a handle to stop it.
-pub struct RunningNode {
-    pub addr: SocketAddr,
-    pub endpoint: quinn::Endpoint,
-}
-
 /// Everything CPU-heavy or file-based that a node needs before it serves:
 /// done outside the actor system (e.g. building the discrete-log table).
 pub struct Prepared {
     listen: SocketAddr,
     role: PreparedRole,
+}
+
+impl Prepared {
+    /// The address the config asks the node to listen on (`node.listen`).
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
 }
 
 enum PreparedRole {
@@ -122,51 +126,32 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
     }
 }
 
-/// Starts the node inside the current actix System and returns once it serves.
-pub fn start(cfg: &NodeConfig, prepared: Prepared) -> Result<RunningNode, NodeError> {
-    let listen = prepared.listen;
+/// Binds the node's QUIC endpoint on `addr` (the config's `node.listen`, or
+/// port 0 for an in-process cluster), with its TLS identity and pinned
+/// peers. Call inside the actix System.
+pub fn bind(cfg: &NodeConfig, addr: SocketAddr) -> Result<quinn::Endpoint, NodeError> {
     let tcfg = transport_config(cfg)?;
-    let endpoint = bind_endpoint(listen, &tcfg).map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
-    let addr = endpoint.local_addr().map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
+    bind_endpoint(addr, &tcfg).map_err(|e| NodeError::Bind { addr, reason: e.to_string() })
+}
+
+/// Serves the node's role on `endpoint` inside the current actix System
+/// until `shutdown` completes, then stops accepting, lets replies being
+/// computed finish (bounded) and closes the endpoint.
+pub async fn start(
+    cfg: &NodeConfig,
+    prepared: Prepared,
+    endpoint: quinn::Endpoint,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    let addr = endpoint.local_addr().map_err(|e| NodeError::Bind { addr: prepared.listen, reason: e.to_string() })?;
+    let tcfg = transport_config(cfg)?;
     match prepared.role {
         PreparedRole::Authority(actor) => serve_on_sync_worker(&endpoint, &tcfg, *actor),
         PreparedRole::Relay(actor) => serve_on_sync_worker(&endpoint, &tcfg, *actor),
-        PreparedRole::Processor { table, description, config: p } => {
-            let solver = Arc::new(DlogSolver::new(table, p.dlog_range_bits)?);
-            let joint = read_joint_key(cfg)?;
-            let relays = cfg
-                .cluster
-                .relays
-                .iter()
-                .map(|r| Ok((r.peer.name.clone(), resolve(&r.peer)?)))
-                .collect::<Result<Vec<_>, NodeError>>()?;
-            let authorities = cfg
-                .cluster
-                .authorities
-                .iter()
-                .map(|a| Ok((a.name.clone(), resolve(a)?)))
-                .collect::<Result<Vec<_>, NodeError>>()?;
-            let view = Arc::new(ProcessorView {
-                dataset: cfg.cluster.dataset.clone(),
-                min_relays: cfg.cluster.min_relays,
-                relays: cfg.cluster.relays.iter().map(|r| (r.peer.name.clone(), r.public_key)).collect(),
-                authorities: cfg.cluster.authorities.iter().map(|a| a.name.clone()).collect(),
-                joint,
-                dlog_max_abs: solver.max_abs(),
-            });
-            let shared = Rc::new(ProcessorShared {
-                name: cfg.name.clone(),
-                view,
-                client: Client::new(endpoint.clone(), &tcfg),
-                relays,
-                authorities,
-                solver,
-                max_frame: cfg.max_frame_bytes,
-                query_timeout: cfg.timeouts.query,
-                table_description: description,
-            });
+        PreparedRole::Processor { table, description, config } => {
+            let shared = processor_shared(cfg, &endpoint, &tcfg, table, description, &config)?;
             let users = cfg.cluster.users.iter().map(|u| u.name.clone()).collect();
-            let actor = ProcessorActor::new(shared, users, p.rate_limit_per_minute).start();
+            let actor = ProcessorActor::new(Rc::new(shared), users, config.rate_limit_per_minute).start();
             actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
                 let a = actor.clone();
                 async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
@@ -174,12 +159,64 @@ pub fn start(cfg: &NodeConfig, prepared: Prepared) -> Result<RunningNode, NodeEr
         }
     }
     info!(node = %cfg.name, role = %cfg.role, listen = %addr, "node started");
-    Ok(RunningNode { addr, endpoint })
+    shutdown.await;
+    info!(node = %cfg.name, "shutting down: no new connections, finishing requests in flight");
+    endpoint.set_server_config(None);
+    // a short grace period for replies already being computed
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    endpoint.close(0u32.into(), b"shutdown");
+    let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
+    info!(node = %cfg.name, "stopped");
+    Ok(())
+}
+
+/// What the processor's queries share: its view of the cluster, the QUIC
+/// client on its own endpoint, peer addresses and the discrete-log solver.
+fn processor_shared(
+    cfg: &NodeConfig,
+    endpoint: &quinn::Endpoint,
+    tcfg: &TransportConfig,
+    table: Arc<dyn DlogTable>,
+    table_description: String,
+    config: &ProcessorConfig,
+) -> Result<ProcessorShared, NodeError> {
+    let solver = Arc::new(DlogSolver::new(table, config.dlog_range_bits)?);
+    let relays = cfg
+        .cluster
+        .relays
+        .iter()
+        .map(|r| Ok((r.peer.name.clone(), resolve(&r.peer)?)))
+        .collect::<Result<Vec<_>, NodeError>>()?;
+    let authorities = cfg
+        .cluster
+        .authorities
+        .iter()
+        .map(|a| Ok((a.name.clone(), resolve(a)?)))
+        .collect::<Result<Vec<_>, NodeError>>()?;
+    let view = Arc::new(ProcessorView {
+        dataset: cfg.cluster.dataset.clone(),
+        min_relays: cfg.cluster.min_relays,
+        relays: cfg.cluster.relays.iter().map(|r| (r.peer.name.clone(), r.public_key)).collect(),
+        authorities: cfg.cluster.authorities.iter().map(|a| a.name.clone()).collect(),
+        joint: read_joint_key(cfg)?,
+        dlog_max_abs: solver.max_abs(),
+    });
+    Ok(ProcessorShared {
+        name: cfg.name.clone(),
+        view,
+        client: Client::new(endpoint.clone(), tcfg),
+        relays,
+        authorities,
+        solver,
+        max_frame: cfg.max_frame_bytes,
+        query_timeout: cfg.timeouts.query,
+        table_description,
+    })
 }
 
 /// Runs a role's actor on a one-thread `SyncArbiter` and serves the
 /// endpoint's requests through it.
-fn serve_on_sync_worker<A>(endpoint: &quinn::Endpoint, tcfg: &super::transport::TransportConfig, actor: A)
+fn serve_on_sync_worker<A>(endpoint: &quinn::Endpoint, tcfg: &TransportConfig, actor: A)
 where
     A: Actor<Context = SyncContext<A>> + Handler<RequestBytes> + Send,
     A: actix::Handler<RequestBytes, Result = Vec<u8>>,
@@ -208,18 +245,9 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     let prepared = prepare(&cfg)?;
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let node = start(&cfg, prepared)?;
-        wait_for_shutdown().await;
-        info!(node = %cfg.name, "shutting down: no new connections, finishing requests in flight");
-        node.endpoint.set_server_config(None);
-        // a short grace period for replies already being computed
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        node.endpoint.close(0u32.into(), b"shutdown");
-        let _ = tokio::time::timeout(Duration::from_secs(3), node.endpoint.wait_idle()).await;
-        info!(node = %cfg.name, "stopped");
-        Ok::<(), NodeError>(())
-    })?;
-    Ok(())
+        let endpoint = bind(&cfg, prepared.listen())?;
+        start(&cfg, prepared, endpoint, wait_for_shutdown()).await
+    })
 }
 
 async fn wait_for_shutdown() {
