@@ -15,34 +15,8 @@ use super::error::ConfigError;
 use super::raw::RawConfig;
 use crate::crypto::RelayPublicKey;
 use crate::data::SourceSpec;
+use crate::protocol::Role;
 use crate::stats::Epsilon;
-
-/// The role a node.yaml names in `node.role`, without its settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeRole {
-    Authority,
-    Processor,
-    Relay,
-    User,
-}
-
-impl NodeRole {
-    /// The name used in `node.role` and in the section of the role's settings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeRole::Authority => "authority",
-            NodeRole::Processor => "processor",
-            NodeRole::Relay => "relay",
-            NodeRole::User => "user",
-        }
-    }
-}
-
-impl std::fmt::Display for NodeRole {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Clone, Debug)]
 pub struct Peer {
@@ -117,12 +91,12 @@ pub enum RoleConfig {
 }
 
 impl RoleConfig {
-    pub fn kind(&self) -> NodeRole {
+    pub fn kind(&self) -> Role {
         match self {
-            RoleConfig::Authority(_) => NodeRole::Authority,
-            RoleConfig::Relay(_) => NodeRole::Relay,
-            RoleConfig::Processor(_) => NodeRole::Processor,
-            RoleConfig::User => NodeRole::User,
+            RoleConfig::Authority(_) => Role::Authority,
+            RoleConfig::Relay(_) => Role::Relay,
+            RoleConfig::Processor(_) => Role::Processor,
+            RoleConfig::User => Role::User,
         }
     }
 

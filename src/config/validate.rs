@@ -19,6 +19,7 @@ use crate::crypto::dlog::MAX_TABLE_BITS;
 use crate::crypto::RelayPublicKey;
 use crate::data::lmdb_table::MIN_TABLE_BITS;
 use crate::data::SourceSpec;
+use crate::protocol::Role;
 use crate::stats::limits::MAX_QUERY_DECIMALS;
 use crate::stats::Epsilon;
 
@@ -71,7 +72,7 @@ impl Check<'_> {
         ConfigError::Invalid { path: self.file.to_path_buf(), key: key.to_string(), reason }
     }
 
-    fn missing(&self, key: &'static str, role: NodeRole) -> ConfigError {
+    fn missing(&self, key: &'static str, role: Role) -> ConfigError {
         ConfigError::Missing { path: self.file.to_path_buf(), key, role: role.to_string() }
     }
 
@@ -116,20 +117,20 @@ impl Check<'_> {
     }
 
     /// `node.role`
-    fn role(&self, text: &str) -> Result<NodeRole, ConfigError> {
+    fn role(&self, text: &str) -> Result<Role, ConfigError> {
         match text.trim().to_ascii_lowercase().as_str() {
-            "authority" => Ok(NodeRole::Authority),
-            "processor" => Ok(NodeRole::Processor),
-            "relay" => Ok(NodeRole::Relay),
-            "user" => Ok(NodeRole::User),
+            "authority" => Ok(Role::Authority),
+            "processor" => Ok(Role::Processor),
+            "relay" => Ok(Role::Relay),
+            "user" => Ok(Role::User),
             other => Err(ConfigError::UnknownRole { path: self.file.to_path_buf(), role: other.to_string() }),
         }
     }
 
     /// `node.listen`: required, and only used, by the roles that serve.
-    fn listen(&self, node: &RawNode, kind: NodeRole) -> Result<Option<SocketAddr>, ConfigError> {
+    fn listen(&self, node: &RawNode, kind: Role) -> Result<Option<SocketAddr>, ConfigError> {
         match (&node.listen, kind) {
-            (_, NodeRole::User) => Ok(None),
+            (_, Role::User) => Ok(None),
             (None, _) => Err(self.missing("node.listen", kind)),
             (Some(text), _) => text.trim().parse::<SocketAddr>().map(Some).map_err(|e| {
                 self.invalid(
@@ -242,7 +243,7 @@ impl Check<'_> {
     fn role_config(
         &self,
         raw: &RawConfig,
-        kind: NodeRole,
+        kind: Role,
         listen: Option<SocketAddr>,
         data_dir: &Path,
         cluster: &ClusterConfig,
@@ -250,31 +251,31 @@ impl Check<'_> {
         self.warn_unused_sections(raw, kind);
         let listen = || listen.ok_or_else(|| self.missing("node.listen", kind));
         match kind {
-            NodeRole::Authority => {
+            Role::Authority => {
                 let a = raw.authority.as_ref().ok_or_else(|| self.missing("authority", kind))?;
                 Ok(RoleConfig::Authority(self.authority(a, listen()?, cluster)?))
             }
-            NodeRole::Relay => {
+            Role::Relay => {
                 let r = raw.relay.as_ref().ok_or_else(|| self.missing("relay", kind))?;
                 Ok(RoleConfig::Relay(self.relay(r, listen()?)?))
             }
             // the whole section is optional: its defaults otherwise
-            NodeRole::Processor => {
+            Role::Processor => {
                 let p = raw.processor.clone().unwrap_or_default();
                 Ok(RoleConfig::Processor(self.processor(&p, listen()?, data_dir)?))
             }
-            NodeRole::User => Ok(RoleConfig::User),
+            Role::User => Ok(RoleConfig::User),
         }
     }
 
     /// A section of another role is not an error: e.g. scripts set
     /// `CRUX__PROCESSOR__...` for every node they start, which creates a
     /// `processor` section in each.
-    fn warn_unused_sections(&self, raw: &RawConfig, kind: NodeRole) {
+    fn warn_unused_sections(&self, raw: &RawConfig, kind: Role) {
         let present = [
-            (NodeRole::Authority, raw.authority.is_some()),
-            (NodeRole::Relay, raw.relay.is_some()),
-            (NodeRole::Processor, raw.processor.is_some()),
+            (Role::Authority, raw.authority.is_some()),
+            (Role::Relay, raw.relay.is_some()),
+            (Role::Processor, raw.processor.is_some()),
         ];
         for (section, _) in present.iter().filter(|(role, there)| *there && *role != kind) {
             tracing::warn!(

@@ -69,22 +69,32 @@ pub struct Admission {
     pub signatures: Vec<(String, AuthoritySignature)>,
 }
 
-/// Node roles, as reported by `status`.
+/// A node's role: what `node.role` names in its config (and its settings'
+/// section), and what `status` reports. Users only ask; they never serve.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Authority,
     Processor,
     Relay,
+    User,
+}
+
+impl Role {
+    /// The name used in `node.role` and for the section of the role's settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Authority => "authority",
+            Role::Processor => "processor",
+            Role::Relay => "relay",
+            Role::User => "user",
+        }
+    }
 }
 
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Role::Authority => "authority",
-            Role::Processor => "processor",
-            Role::Relay => "relay",
-        })
+        f.write_str(self.as_str())
     }
 }
 
