@@ -179,54 +179,62 @@ async fn ask<T: serde::de::DeserializeOwned>(
     decode::<T>(&reply, shared.max_frame).map_err(|e| PeerFailure::InvalidReply(format!("{name}: {e}")))
 }
 
+/// Sends the same request bytes to each of `peers` in parallel; each reply
+/// as `pick` reads it, in the order of `peers`.
+async fn fan_out<'a, R: serde::de::DeserializeOwned, T>(
+    shared: &ProcessorShared,
+    peers: impl Iterator<Item = &'a (String, SocketAddr)>,
+    bytes: &[u8],
+    may_resend: bool,
+    pick: impl Fn(R) -> Result<T, PeerFailure>,
+) -> Vec<PeerReply<T>> {
+    let pick = &pick;
+    join_all(peers.map(|(name, addr)| async move {
+        let reply = ask::<R>(shared, name, *addr, bytes, may_resend).await.and_then(pick);
+        PeerReply::new(name.clone(), reply)
+    }))
+    .await
+}
+
 /// Every relay's published column labels, asked in parallel.
 async fn published_columns(shared: &ProcessorShared) -> Vec<RelayColumns> {
     let Ok(request) = encode(&RelayRequest::Columns) else { return Vec::new() };
-    let calls = shared.relays.iter().map(|(name, addr)| {
-        let request = request.clone();
-        async move {
-            let answer = match ask::<RelayResponse>(shared, name, *addr, &request, true).await {
-                Ok(RelayResponse::Columns(columns)) => Ok(columns),
-                Ok(RelayResponse::Error { message }) => Err(message),
-                Ok(other) => Err(PeerFailure::Unexpected { found: other.kind(), expected: "Columns" }.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            (name.clone(), answer)
-        }
-    });
-    join_all(calls).await
+    let replies = fan_out(shared, shared.relays.iter(), &request, true, |resp| match resp {
+        RelayResponse::Columns(columns) => Ok(columns),
+        other => Err(other.failure("Columns")),
+    })
+    .await;
+    replies.into_iter().map(|r| (r.peer, r.reply.map_err(|e| e.to_string()))).collect()
 }
 
+/// Every node's status as this processor reaches it: authorities, then relays.
 async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
     let Ok(relay_req) = encode(&RelayRequest::Status) else { return Vec::new() };
     let Ok(auth_req) = encode(&AuthorityRequest::Status) else { return Vec::new() };
-    let relays = shared.relays.iter().map(|(name, addr)| {
-        let req = relay_req.clone();
-        async move {
-            let status = match ask::<RelayResponse>(shared, name, *addr, &req, true).await {
-                Ok(RelayResponse::Status(s)) => Ok(s),
-                Ok(RelayResponse::Error { message }) => Err(message),
-                Ok(other) => Err(PeerFailure::Unexpected { found: other.kind(), expected: "Status" }.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            PeerStatus { name: name.clone(), role: Role::Relay, address: addr.to_string(), status }
-        }
+    let authorities = fan_out(shared, shared.authorities.iter(), &auth_req, true, |resp| match resp {
+        AuthorityResponse::Status(s) => Ok(s),
+        other => Err(other.failure("Status")),
     });
-    let authorities = shared.authorities.iter().map(|(name, addr)| {
-        let req = auth_req.clone();
-        async move {
-            let status = match ask::<AuthorityResponse>(shared, name, *addr, &req, true).await {
-                Ok(AuthorityResponse::Status(s)) => Ok(s),
-                Ok(AuthorityResponse::Refused { reason }) => Err(reason),
-                Ok(other) => Err(PeerFailure::Unexpected { found: other.kind(), expected: "Status" }.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            PeerStatus { name: name.clone(), role: Role::Authority, address: addr.to_string(), status }
-        }
+    let relays = fan_out(shared, shared.relays.iter(), &relay_req, true, |resp| match resp {
+        RelayResponse::Status(s) => Ok(s),
+        other => Err(other.failure("Status")),
     });
-    let (mut a, r) = futures_util::future::join(join_all(authorities), join_all(relays)).await;
-    a.extend(r);
-    a
+    let (authorities, relays) = futures_util::future::join(authorities, relays).await;
+    let tagged = |role: Role, peers: &[(String, SocketAddr)], replies: Vec<PeerReply<NodeStatus>>| {
+        peers
+            .iter()
+            .zip(replies)
+            .map(|((name, addr), r)| PeerStatus {
+                name: name.clone(),
+                role,
+                address: addr.to_string(),
+                status: r.reply.map_err(|e| e.to_string()),
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut all = tagged(Role::Authority, &shared.authorities, authorities);
+    all.extend(tagged(Role::Relay, &shared.relays, relays));
+    all
 }
 
 /// The query's peers over QUIC: each request to all its peers in parallel.
@@ -241,12 +249,8 @@ impl QueryPeers for QuicPeers<'_> {
         relays: &[String],
     ) -> Result<Vec<PeerReply<RelayResponse>>, ProtocolError> {
         let bytes = encode(request)?;
-        let shared = self.shared;
-        let calls = shared.relays.iter().filter(|(n, _)| relays.contains(n)).map(|(name, addr)| {
-            let bytes = &bytes;
-            async move { PeerReply::new(name.clone(), ask::<RelayResponse>(shared, name, *addr, bytes, true).await) }
-        });
-        Ok(join_all(calls).await)
+        let active = self.shared.relays.iter().filter(|(n, _)| relays.contains(n));
+        Ok(fan_out(self.shared, active, &bytes, true, Ok).await)
     }
 
     async fn ask_authorities(
@@ -256,11 +260,8 @@ impl QueryPeers for QuicPeers<'_> {
         let shared = self.shared;
         let encoded =
             requests.iter().map(|r| Ok((encode(r)?, r.may_resend()))).collect::<Result<Vec<_>, ProtocolError>>()?;
-        let per_request = encoded.iter().map(|(bytes, resend)| {
-            join_all(shared.authorities.iter().map(move |(name, addr)| async move {
-                PeerReply::new(name.clone(), ask::<AuthorityResponse>(shared, name, *addr, bytes, *resend).await)
-            }))
-        });
+        let per_request =
+            encoded.iter().map(|(bytes, resend)| fan_out(shared, shared.authorities.iter(), bytes, *resend, Ok));
         Ok(join_all(per_request).await)
     }
 

@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::error::PeerFailure;
 use super::ids::QueryId;
 use crate::crypto::{AuthoritySignature, PartialDecryption, RandomnessProof, RelaySignature};
 use crate::stats::{Contribution, Epsilon, QueryParams, RelayTask, Release, StatResult};
@@ -329,6 +330,28 @@ impl MessageKind for AuthorityResponse {
             AuthorityResponse::Partial(_) => "Partial",
             AuthorityResponse::Refused { .. } => "Refused",
             AuthorityResponse::Status(_) => "Status",
+        }
+    }
+}
+
+impl RelayResponse {
+    /// Why this answer is not the `expected` kind: the relay's own error
+    /// message, or the kind it sent instead.
+    pub fn failure(self, expected: &'static str) -> PeerFailure {
+        match self {
+            RelayResponse::Error { message } => PeerFailure::Refused(message),
+            other => PeerFailure::Unexpected { found: other.kind(), expected },
+        }
+    }
+}
+
+impl AuthorityResponse {
+    /// Why this answer is not the `expected` kind: the authority's refusal,
+    /// or the kind it sent instead.
+    pub fn failure(self, expected: &'static str) -> PeerFailure {
+        match self {
+            AuthorityResponse::Refused { reason } => PeerFailure::Refused(reason),
+            other => PeerFailure::Unexpected { found: other.kind(), expected },
         }
     }
 }

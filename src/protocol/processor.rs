@@ -405,7 +405,7 @@ impl Context {
     }
 
     /// Every configured authority's answer to the one request, of the kind
-    /// `pick` accepts (others it hands to `not_expected`); the first
+    /// `pick` accepts (others say why not with `failure`); the first
     /// refusal or failure ends the query.
     fn all_authorities<T>(
         &self,
@@ -433,7 +433,7 @@ impl Context {
         };
         let signatures = self.all_authorities(list, |_, resp| match resp {
             AuthorityResponse::Admitted { signature, .. } => Ok(signature),
-            other => Err(not_expected(other, "Admitted")),
+            other => Err(other.failure("Admitted")),
         })?;
         Ok(Admission { signatures })
     }
@@ -442,7 +442,7 @@ impl Context {
         for list in replies {
             self.all_authorities(list, |_, resp| match resp {
                 AuthorityResponse::Registered => Ok(()),
-                other => Err(not_expected(other, "Registered")),
+                other => Err(other.failure("Registered")),
             })?;
         }
         Ok(())
@@ -470,7 +470,7 @@ impl Context {
                     AuthorityResponse::Partial(_) => {
                         Err(PeerFailure::Rejected("answered for another authority".into()))
                     }
-                    other => Err(not_expected(other, "Partial")),
+                    other => Err(other.failure("Partial")),
                 })?
                 .into_iter()
                 .map(|(_, p)| p)
@@ -504,25 +504,13 @@ impl Context {
     }
 }
 
-/// Why an authority's answer is not the one expected.
-fn not_expected(resp: AuthorityResponse, expected: &'static str) -> PeerFailure {
-    match resp {
-        AuthorityResponse::Refused { reason } => PeerFailure::Refused(reason),
-        other => PeerFailure::Unexpected { found: other.kind(), expected },
-    }
-}
-
 /// A relay's reply of the expected kind, or why not.
 fn expect_relay<T>(
     reply: PeerReply<RelayResponse>,
     expected: &'static str,
     pick: impl Fn(RelayResponse) -> Result<T, RelayResponse>,
 ) -> PeerReply<T> {
-    let reply_value = reply.reply.and_then(|resp| match pick(resp) {
-        Ok(value) => Ok(value),
-        Err(RelayResponse::Error { message }) => Err(PeerFailure::Refused(message)),
-        Err(other) => Err(PeerFailure::Unexpected { found: other.kind(), expected }),
-    });
+    let reply_value = reply.reply.and_then(|resp| pick(resp).map_err(|other| other.failure(expected)));
     PeerReply::new(reply.peer, reply_value)
 }
 
