@@ -297,7 +297,7 @@ impl QueryPeers for MemoryCluster {
         values
     }
 
-    fn processed(&mut self, took: Duration) {
+    fn processed(&mut self, took: Duration, _driver: &QueryDriver) {
         self.trace.processor += took;
     }
 }

@@ -211,6 +211,7 @@ fn processor_shared(
         max_frame: cfg.max_frame_bytes,
         query_timeout: cfg.timeouts.query,
         table_description,
+        in_flight: Default::default(),
     })
 }
 

@@ -6,6 +6,8 @@
 //! `protocol::access`; the actor applies it with the current time. Logs
 //! query ids and outcomes, never values or ciphertexts.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -26,7 +28,7 @@ use crate::protocol::drive::{run_query, QueryPeers};
 use crate::protocol::processor::{ProcessorView, QueryDriver};
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::*;
-use crate::stats::{QueryParams, Release};
+use crate::stats::{QueryParams, Release, Statistic};
 
 /// Everything a query needs, shared by the queries in flight.
 pub struct ProcessorShared {
@@ -39,6 +41,46 @@ pub struct ProcessorShared {
     pub max_frame: usize,
     pub query_timeout: Duration,
     pub table_description: String,
+    /// queries in flight, for `Progress` (single-threaded: never borrowed across an await)
+    pub in_flight: RefCell<HashMap<QueryId, InFlight>>,
+}
+
+/// One query in flight: whose, and how far it has got.
+pub struct InFlight {
+    user: String,
+    statistic: Statistic,
+    started: Instant,
+    rounds: u32,
+    max_rounds: u32,
+}
+
+/// Removes a query from `in_flight` when it ends, however it ends.
+struct InFlightGuard<'a> {
+    shared: &'a ProcessorShared,
+    id: QueryId,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.shared.in_flight.try_borrow_mut() {
+            map.remove(&self.id);
+        }
+    }
+}
+
+/// The asking user's queries in flight.
+fn progress_of(shared: &ProcessorShared, user: &str) -> Vec<QueryProgress> {
+    let Ok(map) = shared.in_flight.try_borrow() else { return Vec::new() };
+    map.iter()
+        .filter(|(_, q)| q.user == user)
+        .map(|(id, q)| QueryProgress {
+            query_id: *id,
+            statistic: q.statistic,
+            rounds: q.rounds,
+            max_rounds: q.max_rounds,
+            elapsed_ms: u64::try_from(q.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        })
+        .collect()
 }
 
 pub struct ProcessorActor {
@@ -95,6 +137,9 @@ impl Handler<RequestBytes> for ProcessorActor {
             ProcessorRequest::Columns => {
                 Box::pin(async move { reply(&ProcessorResponse::Columns(published_columns(&shared).await)) })
             }
+            ProcessorRequest::Progress => {
+                Box::pin(async move { reply(&ProcessorResponse::Progress(progress_of(&shared, &msg.peer))) })
+            }
             ProcessorRequest::Query { labels, params } => {
                 Box::pin(async move { answer_query(&shared, msg.peer, labels, params).await })
             }
@@ -107,10 +152,15 @@ async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String
     let id = QueryId::random(&mut OsRng);
     let span = info_span!("query", query_id = %id, role = "processor", user = %user);
     let started = Instant::now();
-    let (mut driver, step) = match QueryDriver::new(shared.view.clone(), id, unix_now(), user, labels, params) {
+    let statistic = params.statistic;
+    let (mut driver, step) = match QueryDriver::new(shared.view.clone(), id, unix_now(), user.clone(), labels, params) {
         Ok(started) => started,
         Err(e) => return error_reply(format!("query {id} failed: {e}")),
     };
+    if let Ok(mut map) = shared.in_flight.try_borrow_mut() {
+        map.insert(id, InFlight { user, statistic, started, rounds: 0, max_rounds: 0 });
+    }
+    let _in_flight = InFlightGuard { shared, id };
     let mut peers = QuicPeers { shared };
     let outcome = tokio::time::timeout(
         shared.query_timeout,
@@ -263,6 +313,12 @@ impl QueryPeers for QuicPeers<'_> {
         let per_request =
             encoded.iter().map(|(bytes, resend)| fan_out(shared, shared.authorities.iter(), bytes, *resend, Ok));
         Ok(join_all(per_request).await)
+    }
+
+    fn processed(&mut self, _took: Duration, driver: &QueryDriver) {
+        if let Some(q) = self.shared.in_flight.try_borrow_mut().ok().as_mut().and_then(|m| m.get_mut(&driver.id())) {
+            (q.rounds, q.max_rounds) = driver.progress();
+        }
     }
 
     async fn solve(&mut self, points: Vec<(Release, RistrettoPoint)>) -> Result<Vec<(Release, i64)>, ProtocolError> {

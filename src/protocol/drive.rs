@@ -39,8 +39,9 @@ pub trait QueryPeers {
         points: Vec<(Release, RistrettoPoint)>,
     ) -> impl Future<Output = Result<Vec<(Release, i64)>, ProtocolError>>;
 
-    /// Time the driver itself spent on one step (for traces; default: ignored).
-    fn processed(&mut self, _took: Duration) {}
+    /// The driver took one step in `took` (for traces and progress reports;
+    /// default: ignored).
+    fn processed(&mut self, _took: Duration, _driver: &QueryDriver) {}
 }
 
 /// Runs the query from `step` (what `QueryDriver::new` returned) to its
@@ -59,21 +60,21 @@ pub async fn run_query(
                 let replies = peers.ask_relays(&request, &active).await?;
                 let t = Instant::now();
                 let next = driver.on_relays(replies, rng);
-                peers.processed(t.elapsed());
+                peers.processed(t.elapsed(), driver);
                 next?
             }
             Step::AskAuthorities(requests) => {
                 let replies = peers.ask_authorities(&requests).await?;
                 let t = Instant::now();
                 let next = driver.on_authorities(replies);
-                peers.processed(t.elapsed());
+                peers.processed(t.elapsed(), driver);
                 next?
             }
             Step::Solve(points) => {
                 let values = peers.solve(points).await?;
                 let t = Instant::now();
                 let next = driver.on_solved(values);
-                peers.processed(t.elapsed());
+                peers.processed(t.elapsed(), driver);
                 next?
             }
             Step::Done(answer) => return Ok(*answer),

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::error::PeerFailure;
 use super::ids::QueryId;
 use crate::crypto::{AuthoritySignature, PartialDecryption, RandomnessProof, RelaySignature};
-use crate::stats::{Contribution, Epsilon, QueryParams, RelayTask, Release, StatResult};
+use crate::stats::{Contribution, Epsilon, QueryParams, RelayTask, Release, StatResult, Statistic};
 
 /// A query as the user asked it, before the column's scale is known: what
 /// the authorities admit first (and charge the budget for).
@@ -121,6 +121,21 @@ pub enum ProcessorRequest {
     ClusterStatus,
     /// the column labels relays publish (`publish_columns` in their config)
     Columns,
+    /// how far the asking user's queries in flight have got
+    Progress,
+}
+
+/// How far one query in flight has got (no values: the plan's shape only).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueryProgress {
+    pub query_id: QueryId,
+    pub statistic: Statistic,
+    /// rounds of relay contributions started
+    pub rounds: u32,
+    /// most rounds the plan may take (a search may finish sooner); 0 until
+    /// the relays have described the column
+    pub max_rounds: u32,
+    pub elapsed_ms: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -156,6 +171,7 @@ pub enum ProcessorResponse {
     ClusterStatus(Vec<PeerStatus>),
     /// per relay: the labels of the columns it publishes, or why it did not answer
     Columns(Vec<RelayColumns>),
+    Progress(Vec<QueryProgress>),
     Error {
         message: String,
     },
@@ -271,6 +287,7 @@ impl MessageKind for ProcessorRequest {
             ProcessorRequest::Status => "Status",
             ProcessorRequest::ClusterStatus => "ClusterStatus",
             ProcessorRequest::Columns => "Columns",
+            ProcessorRequest::Progress => "Progress",
         }
     }
 }
@@ -282,6 +299,7 @@ impl MessageKind for ProcessorResponse {
             ProcessorResponse::Status(_) => "Status",
             ProcessorResponse::ClusterStatus(_) => "ClusterStatus",
             ProcessorResponse::Columns(_) => "Columns",
+            ProcessorResponse::Progress(_) => "Progress",
             ProcessorResponse::Error { .. } => "Error",
         }
     }

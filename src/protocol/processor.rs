@@ -188,6 +188,24 @@ impl QueryDriver {
         &self.cx.active
     }
 
+    /// (rounds started, most rounds the plan may take); (0, 0) until the
+    /// relays have described the column and the plan is known.
+    pub fn progress(&self) -> (u32, u32) {
+        let query = match &self.state {
+            State::AwaitingRoundAdmission { query, .. }
+            | State::AwaitingContributions { query, .. }
+            | State::AwaitingRegistrations { query, .. }
+            | State::AwaitingPartials { query, .. }
+            | State::AwaitingLogs { query, .. } => query,
+            _ => return (0, 0),
+        };
+        query.planner.progress().unwrap_or((0, 0))
+    }
+
+    pub fn statistic(&self) -> crate::stats::Statistic {
+        self.cx.params.statistic
+    }
+
     fn unexpected(&self, found: &str) -> ProtocolError {
         ProtocolError::Internal(format!("{found} arrived while the query expected {}", self.state.expects()))
     }

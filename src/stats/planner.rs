@@ -158,6 +158,12 @@ impl Planner {
         Ok(Some(u))
     }
 
+    /// (rounds started so far, most rounds the plan may take).
+    pub fn progress(&self) -> Result<(u32, u32), StatsError> {
+        let started = if matches!(self.state, State::Fresh) { 0 } else { self.round.saturating_add(1) };
+        Ok((started, plan_shape(&self.params, &self.fixed)?.max_rounds))
+    }
+
     pub fn params(&self) -> &QueryParams {
         &self.params
     }
