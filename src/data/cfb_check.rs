@@ -26,49 +26,78 @@ fn u32s(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
 
 /// Ok unless the FAT has a loop or a link past its end.
 pub(crate) fn check_sector_chains(bytes: &[u8]) -> Result<(), String> {
-    let Some(header) = bytes.get(..HEADER_LEN) else { return Ok(()) };
+    match read_fat(bytes)? {
+        Some(fat) => check_chains_end(&fat),
+        None => Ok(()),
+    }
+}
+
+/// The file's sectors as calamine reads them: numbered from the end of the
+/// 512-byte header whatever the sector size, ids up to len / size, a sector
+/// cut short by the end of the file is read short.
+struct Sectors<'a> {
+    /// The file after its header.
+    data: &'a [u8],
+    size: usize,
+    max_id: usize,
+}
+
+impl Sectors<'_> {
+    /// Sector `id`, or None past `max_id`.
+    fn get(&self, id: u32) -> Option<&[u8]> {
+        let id = usize::try_from(id).ok()?;
+        if id > self.max_id {
+            return None;
+        }
+        let start = id.checked_mul(self.size)?.min(self.data.len());
+        let end = start.saturating_add(self.size).min(self.data.len());
+        self.data.get(start..end)
+    }
+}
+
+/// The FAT of a compound file; Ok(None) when `bytes` is not one or a
+/// sector is unreadable (calamine reports those), Err when the DIFAT loops.
+fn read_fat(bytes: &[u8]) -> Result<Option<Vec<u32>>, String> {
+    let Some(header) = bytes.get(..HEADER_LEN) else { return Ok(None) };
     if header.get(..8) != Some(&SIGNATURE[..]) {
-        return Ok(());
+        return Ok(None);
     }
     let shift = header.get(0x1E..0x20).and_then(|b| b.try_into().ok()).map(u16::from_le_bytes).unwrap_or(0);
     if shift != 9 && shift != 12 {
-        return Ok(());
+        return Ok(None);
     }
     let size = 1usize << shift;
-    // sectors as calamine reads them: numbered from the end of the 512-byte
-    // header whatever the sector size, ids up to len / size, a sector cut
-    // short by the end of the file is read short
-    let data = bytes.get(HEADER_LEN..).unwrap_or_default();
-    let max_id = bytes.len() / size;
-    let sector = |id: u32| -> Option<&[u8]> {
-        let id = usize::try_from(id).ok()?;
-        if id > max_id {
-            return None;
-        }
-        let start = id.checked_mul(size)?.min(data.len());
-        let end = start.saturating_add(size).min(data.len());
-        data.get(start..end)
-    };
-    // the FAT's sector ids: 109 in the header, then the DIFAT chain
+    let sectors = Sectors { data: bytes.get(HEADER_LEN..).unwrap_or_default(), size, max_id: bytes.len() / size };
+    let Some(difat) = fat_sector_ids(header, &sectors)? else { return Ok(None) };
+    let mut fat: Vec<u32> = Vec::new();
+    for id in difat.into_iter().filter(|id| *id <= MAXREGSECT) {
+        let Some(s) = sectors.get(id) else { return Ok(None) };
+        fat.extend(u32s(s));
+    }
+    Ok(Some(fat))
+}
+
+/// The FAT's sector ids: 109 in the header, then the DIFAT chain; Ok(None)
+/// when a DIFAT sector is unreadable, Err when the chain loops.
+fn fat_sector_ids(header: &[u8], sectors: &Sectors<'_>) -> Result<Option<Vec<u32>>, String> {
     let mut difat: Vec<u32> = u32s(header.get(0x4C..).unwrap_or_default()).collect();
     let mut next = u32_at(header, 0x44).unwrap_or(u32::MAX);
     let mut hops = 0usize;
     while next <= MAXREGSECT {
         hops += 1;
-        if hops > bytes.len() / size + 1 {
+        if hops > sectors.max_id + 1 {
             return Err("the chain of FAT index sectors (DIFAT) loops".to_string());
         }
-        let Some(s) = sector(next) else { return Ok(()) };
+        let Some(s) = sectors.get(next) else { return Ok(None) };
         let mut entries: Vec<u32> = u32s(s).collect();
         next = entries.pop().unwrap_or(u32::MAX);
         difat.extend(entries);
     }
-    let mut fat: Vec<u32> = Vec::new();
-    for id in difat.into_iter().filter(|id| *id <= MAXREGSECT) {
-        let Some(s) = sector(id) else { return Ok(()) };
-        fat.extend(u32s(s));
-    }
-    // every chain must end: no loops, no links past the table
+    Ok(Some(difat))
+}
+
+/// Every chain in `fat` ends: no loops, no links past the table.
+fn check_chains_end(fat: &[u32]) -> Result<(), String> {
     let mut state = vec![0u8; fat.len()]; // 0 unvisited, 1 on the current walk, 2 ends
     let mut walk = Vec::new();
     for start in 0..fat.len() {

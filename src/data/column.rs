@@ -68,6 +68,12 @@ fn sheet_row(index: u64, header_rows: u32) -> Option<u32> {
     u32::try_from(index).ok()?.checked_add(header_rows)
 }
 
+/// Data row `index` of column `col`: its sheet row and its cell; None once
+/// the sheet row no longer fits a u32.
+fn data_cell<'g>(grid: &'g dyn SheetGrid, col: u32, header_rows: u32, index: u64) -> Option<(u32, CellValue<'g>)> {
+    sheet_row(index, header_rows).map(|row| (row, grid.cell(row, col)))
+}
+
 /// Reads `column`'s data cells in `options.slice`.
 pub(crate) fn read_values(
     grid: &dyn SheetGrid,
@@ -75,15 +81,34 @@ pub(crate) fn read_values(
     column: &ColumnHeader,
     options: &ReadOptions,
 ) -> Result<ColumnData, DataError> {
-    let col = column.index;
-    let cell_at = |index: u64| sheet_row(index, options.header_rows).map(|row| (row, grid.cell(row, col)));
+    let detected = detect_decimals(grid, origin, column, options)?;
+    let decimals = options.decimals.unwrap_or(detected);
+    let SliceValues { values, blank, invalid_skipped } = read_slice(grid, origin, column, options, decimals)?;
+    Ok(ColumnData {
+        labels: column.labels.clone(),
+        column_ref: column.column_ref.clone(),
+        values,
+        decimals,
+        rows: options.slice.end.saturating_sub(options.slice.start),
+        blank,
+        invalid_skipped,
+    })
+}
 
-    // Pass 1, whole column: decimals to use, and text-only columns.
+/// Pass 1, over the whole column: the most decimals any number has (among
+/// those with at most `MAX_COLUMN_DECIMALS`); a column with filled cells but
+/// no number is a `TextColumn` error.
+fn detect_decimals(
+    grid: &dyn SheetGrid,
+    origin: &Origin<'_>,
+    column: &ColumnHeader,
+    options: &ReadOptions,
+) -> Result<u32, DataError> {
     let mut any_number = false;
     let mut any_filled = false;
     let mut detected = 0u32;
     for index in 0..options.data_rows {
-        let Some((_, cell)) = cell_at(index) else {
+        let Some((_, cell)) = data_cell(grid, column.index, options.header_rows, index) else {
             break;
         };
         match classify(&cell) {
@@ -105,75 +130,95 @@ pub(crate) fn read_values(
             column: column.describe(),
         });
     }
-    let decimals = options.decimals.unwrap_or(detected);
-    let allowed = options.decimals.unwrap_or(MAX_COLUMN_DECIMALS);
+    Ok(detected)
+}
 
-    // Pass 2, the slice: values and counts.
-    let mut values = Vec::new();
-    let mut blank = 0u64;
-    let mut invalid_skipped = 0u64;
+/// The values of the slice, scaled to the column's decimals, and the counts
+/// of the cells that gave no value.
+struct SliceValues {
+    values: Vec<i128>,
+    blank: u64,
+    invalid_skipped: u64,
+}
+
+/// Pass 2, over the slice: every number scaled to `decimals`; blank cells
+/// counted, non-numeric ones skipped or refused per `options.on_invalid`.
+fn read_slice(
+    grid: &dyn SheetGrid,
+    origin: &Origin<'_>,
+    column: &ColumnHeader,
+    options: &ReadOptions,
+    decimals: u32,
+) -> Result<SliceValues, DataError> {
+    let col = column.index;
+    let allowed = options.decimals.unwrap_or(MAX_COLUMN_DECIMALS);
+    let mut read = SliceValues { values: Vec::new(), blank: 0, invalid_skipped: 0 };
     for index in options.slice.clone() {
-        let Some((row, cell)) = cell_at(index) else {
+        let Some((row, cell)) = data_cell(grid, col, options.header_rows, index) else {
             break;
         };
-        let where_ = || cell_ref(row, col);
+        let place = CellPlace { origin, row, col };
         match classify(&cell) {
-            Parsed::Blank => blank += 1,
+            Parsed::Blank => read.blank += 1,
             Parsed::Invalid(value) => match options.on_invalid {
-                InvalidPolicy::Skip => invalid_skipped += 1,
-                InvalidPolicy::Error => {
-                    return Err(DataError::NotNumeric {
-                        path: origin.path.to_path_buf(),
-                        sheet: origin.sheet.clone(),
-                        cell: where_(),
-                        value,
-                    })
-                }
+                InvalidPolicy::Skip => read.invalid_skipped += 1,
+                InvalidPolicy::Error => return Err(place.not_numeric(value)),
             },
-            Parsed::Huge(value) => {
-                return Err(DataError::ValueTooLarge {
-                    path: origin.path.to_path_buf(),
-                    sheet: origin.sheet.clone(),
-                    cell: where_(),
-                    value,
-                    decimals,
-                })
-            }
+            Parsed::Huge(value) => return Err(place.too_large(value, decimals)),
             Parsed::Number(number) => {
                 if number.decimals > allowed {
-                    return Err(DataError::TooManyDecimals {
-                        path: origin.path.to_path_buf(),
-                        sheet: origin.sheet.clone(),
-                        cell: where_(),
-                        value: number.to_string(),
-                        found: u64::from(number.decimals),
-                        allowed,
-                    });
+                    return Err(place.too_many_decimals(&number, allowed));
                 }
                 match number.to_scale(decimals) {
-                    Some(value) if value.unsigned_abs() <= MAX_MAGNITUDE.unsigned_abs() => values.push(value),
-                    _ => {
-                        return Err(DataError::ValueTooLarge {
-                            path: origin.path.to_path_buf(),
-                            sheet: origin.sheet.clone(),
-                            cell: where_(),
-                            value: number.to_string(),
-                            decimals,
-                        })
-                    }
+                    Some(value) if value.unsigned_abs() <= MAX_MAGNITUDE.unsigned_abs() => read.values.push(value),
+                    _ => return Err(place.too_large(number.to_string(), decimals)),
                 }
             }
         }
     }
-    Ok(ColumnData {
-        labels: column.labels.clone(),
-        column_ref: column.column_ref.clone(),
-        values,
-        decimals,
-        rows: options.slice.end.saturating_sub(options.slice.start),
-        blank,
-        invalid_skipped,
-    })
+    Ok(read)
+}
+
+/// Where a data cell is, for its error messages.
+struct CellPlace<'a> {
+    origin: &'a Origin<'a>,
+    row: u32,
+    col: u32,
+}
+
+impl CellPlace<'_> {
+    /// `NotNumeric` for this cell, showing `value`.
+    fn not_numeric(&self, value: String) -> DataError {
+        DataError::NotNumeric {
+            path: self.origin.path.to_path_buf(),
+            sheet: self.origin.sheet.clone(),
+            cell: cell_ref(self.row, self.col),
+            value,
+        }
+    }
+
+    /// `ValueTooLarge` for this cell, showing `value`, at the column's `decimals`.
+    fn too_large(&self, value: String, decimals: u32) -> DataError {
+        DataError::ValueTooLarge {
+            path: self.origin.path.to_path_buf(),
+            sheet: self.origin.sheet.clone(),
+            cell: cell_ref(self.row, self.col),
+            value,
+            decimals,
+        }
+    }
+
+    /// `TooManyDecimals` for this cell: `number` has more than `allowed`.
+    fn too_many_decimals(&self, number: &Decimal, allowed: u32) -> DataError {
+        DataError::TooManyDecimals {
+            path: self.origin.path.to_path_buf(),
+            sheet: self.origin.sheet.clone(),
+            cell: cell_ref(self.row, self.col),
+            value: number.to_string(),
+            found: u64::from(number.decimals),
+            allowed,
+        }
+    }
 }
 
 #[cfg(test)]

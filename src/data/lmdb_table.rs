@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use heed::types::Bytes;
-use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, PutFlags, WithoutTls};
+use heed::{CommitOrAbort, Database, Env, EnvOpenOptions, PutFlags, RoTxn, WithoutTls};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -162,6 +162,74 @@ fn close_env(env: Env<WithoutTls>) {
     closing.wait_timeout(Duration::from_secs(30));
 }
 
+/// The error for a table of 2^bits baby steps that this machine cannot address.
+fn too_large_for_address_space(bits: u32) -> DataError {
+    DataError::TableParameters { bits, reason: "too large for this machine's address space".into() }
+}
+
+/// The build's progress bar over `n` baby steps; hidden unless `progress`.
+fn build_progress_bar(n: u64, bits: u32, progress: bool) -> ProgressBar {
+    if !progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(n);
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} baby steps ({eta})")
+    {
+        bar.set_style(style);
+    }
+    bar.set_message(format!("computing 2^{bits} baby steps"));
+    bar
+}
+
+/// All 2^bits baby-step keys with their index j, sorted by key (`capacity`
+/// is 2^bits as a usize); refuses two baby steps with the same key.
+fn sorted_baby_steps(bits: u32, capacity: usize, bar: &ProgressBar) -> Result<Vec<(TableKey, u32)>, DataError> {
+    let n = 1u64 << bits;
+    let mut pairs: Vec<(TableKey, u32)> = Vec::with_capacity(capacity);
+    let mut start = 0u64;
+    while start < n {
+        let len = BUILD_CHUNK.min(n - start);
+        let keys = baby_step_keys(start, usize::try_from(len).map_err(|_| too_large_for_address_space(bits))?);
+        for (j, key) in (start..).zip(keys) {
+            let j = u32::try_from(j).map_err(|_| too_large_for_address_space(bits))?;
+            pairs.push((key, j));
+        }
+        start += len;
+        bar.set_position(start);
+    }
+    bar.set_message("sorting");
+    pairs.sort_unstable_by_key(|pair| pair.0);
+    if let Some([a, b]) = pairs.windows(2).find(|w| matches!(w, [a, b] if a.0 == b.0)) {
+        return Err(DataError::TableParameters {
+            bits,
+            reason: format!("baby steps {} and {} share a 96-bit key", a.1, b.1),
+        });
+    }
+    Ok(pairs)
+}
+
+/// Creates `dir` if needed and removes an old table's `data.mdb` and
+/// `lock.mdb` from it.
+fn empty_table_dir(dir: &Path) -> Result<(), DataError> {
+    fs::create_dir_all(dir).map_err(|source| DataError::TableIo {
+        path: dir.to_path_buf(),
+        action: "creating the table directory",
+        reason: source.to_string(),
+    })?;
+    for name in [DATA_FILE, LOCK_FILE] {
+        let path = dir.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(DataError::TableIo { path, action: "removing the old table", reason: source.to_string() })
+            }
+        }
+    }
+    Ok(())
+}
+
 impl LmdbTable {
     /// Builds 2^bits baby steps into `dir` (created if needed; an existing
     /// table there is replaced). Progress bar only when `progress` is true.
@@ -173,64 +241,14 @@ impl LmdbTable {
             });
         }
         let n = 1u64 << bits;
-        let too_big =
-            || DataError::TableParameters { bits, reason: "too large for this machine's address space".into() };
-        let capacity = usize::try_from(n).map_err(|_| too_big())?;
+        let capacity = usize::try_from(n).map_err(|_| too_large_for_address_space(bits))?;
 
         // 1. All keys with their index, sorted by key.
-        let bar = if progress {
-            let bar = ProgressBar::new(n);
-            if let Ok(style) =
-                ProgressStyle::with_template("{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} baby steps ({eta})")
-            {
-                bar.set_style(style);
-            }
-            bar.set_message(format!("computing 2^{bits} baby steps"));
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
-        let mut pairs: Vec<(TableKey, u32)> = Vec::with_capacity(capacity);
-        let mut start = 0u64;
-        while start < n {
-            let len = BUILD_CHUNK.min(n - start);
-            let keys = baby_step_keys(start, usize::try_from(len).map_err(|_| too_big())?);
-            for (j, key) in (start..).zip(keys) {
-                let j = u32::try_from(j).map_err(|_| too_big())?;
-                pairs.push((key, j));
-            }
-            start += len;
-            bar.set_position(start);
-        }
-        bar.set_message("sorting");
-        pairs.sort_unstable_by_key(|pair| pair.0);
-        if let Some([a, b]) = pairs.windows(2).find(|w| matches!(w, [a, b] if a.0 == b.0)) {
-            return Err(DataError::TableParameters {
-                bits,
-                reason: format!("baby steps {} and {} share a 96-bit key", a.1, b.1),
-            });
-        }
+        let bar = build_progress_bar(n, bits, progress);
+        let pairs = sorted_baby_steps(bits, capacity, &bar)?;
 
         // 2. A fresh environment.
-        fs::create_dir_all(dir).map_err(|source| DataError::TableIo {
-            path: dir.to_path_buf(),
-            action: "creating the table directory",
-            reason: source.to_string(),
-        })?;
-        for name in [DATA_FILE, LOCK_FILE] {
-            let path = dir.join(name);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(DataError::TableIo {
-                        path,
-                        action: "removing the old table",
-                        reason: source.to_string(),
-                    })
-                }
-            }
-        }
+        empty_table_dir(dir)?;
         let map_size = map_size_for(n)?;
         // SAFETY: the directory is ours and freshly emptied; only this process
         // opens it while building, and the env is closed before returning.
@@ -352,6 +370,9 @@ impl LmdbTable {
         }
     }
 
+    /// Checks an opened environment, in this order: its databases, the
+    /// metadata, the entry count, a full scan against the checksum and the
+    /// presence filter, and recomputed baby steps.
     fn verify(
         env: Env<WithoutTls>,
         dir: &Path,
@@ -359,163 +380,28 @@ impl LmdbTable {
         file_len: u64,
     ) -> Result<Verified, DataError> {
         let hint_bits = expected_bits.unwrap_or(DEFAULT_TABLE_BITS);
-        let corrupt = |reason: String| DataError::TableCorrupt { dir: dir.to_path_buf(), reason, bits: hint_bits };
+        let (data, meta) = open_databases(&env, dir, &corrupt_in(dir, hint_bits))?;
 
         let rtxn = env.read_txn().map_err(lmdb(dir, "starting a read transaction"))?;
-        let (data, meta) = env
-            .open_databases_and_commit(rtxn, |opener, rtxn| -> Result<_, heed::Error> {
-                let data: Option<Database<'_, Bytes, Bytes>> = opener.open_database(rtxn, Some(DATA_DB))?;
-                let meta: Option<Database<'_, Bytes, Bytes>> = opener.open_database(rtxn, Some(META_DB))?;
-                Ok(CommitOrAbort::<_, ()>::Commit((data, meta)))
-            })
-            .map_err(|e| corrupt(format!("cannot open its databases ({e})")))?
-            .unwrap_commit();
-        let data = data.ok_or_else(|| corrupt(format!("database `{DATA_DB}` is missing")))?;
-        let meta = meta.ok_or_else(|| corrupt(format!("database `{META_DB}` is missing")))?;
-
-        let rtxn = env.read_txn().map_err(lmdb(dir, "starting a read transaction"))?;
-        let field = |name: &str| -> Result<Vec<u8>, DataError> {
-            meta.get(&rtxn, name.as_bytes())
-                .map_err(|e| corrupt(format!("metadata `{name}` unreadable ({e})")))?
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| corrupt(format!("metadata `{name}` is missing")))
-        };
-        let u32_field = |name: &str| -> Result<u32, DataError> {
-            let bytes = field(name)?;
-            let arr: [u8; 4] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| corrupt(format!("metadata `{name}` has {} bytes, expected 4", bytes.len())))?;
-            Ok(u32::from_le_bytes(arr))
-        };
-        let u64_field = |name: &str| -> Result<u64, DataError> {
-            let bytes = field(name)?;
-            let arr: [u8; 8] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| corrupt(format!("metadata `{name}` has {} bytes, expected 8", bytes.len())))?;
-            Ok(u64::from_le_bytes(arr))
-        };
-
-        let format_version = u32_field(META_FORMAT)?;
-        if format_version != FORMAT_VERSION {
-            return Err(DataError::TableMismatch {
-                dir: dir.to_path_buf(),
-                found: format!("format version {format_version}"),
-                expected: format!("format version {FORMAT_VERSION}"),
-                bits: hint_bits,
-            });
-        }
-        let bits = u32_field(META_BITS)?;
-        let rebuild_bits = expected_bits.unwrap_or(bits);
-        let corrupt = |reason: String| DataError::TableCorrupt { dir: dir.to_path_buf(), reason, bits: rebuild_bits };
-        if !(MIN_TABLE_BITS..=MAX_TABLE_BITS).contains(&bits) {
-            return Err(corrupt(format!(
-                "metadata says 2^{bits} baby steps, outside {MIN_TABLE_BITS}..={MAX_TABLE_BITS}"
-            )));
-        }
-        if let Some(expected) = expected_bits {
-            if expected != bits {
-                return Err(DataError::TableMismatch {
-                    dir: dir.to_path_buf(),
-                    found: format!("2^{bits} baby steps"),
-                    expected: format!("2^{expected}"),
-                    bits: expected,
-                });
-            }
-        }
+        let TableMeta { format_version, bits, rebuild_bits, entries, stored_checksum, filter_bits } =
+            MetaReader { meta, rtxn: &rtxn, dir, hint_bits }.read(expected_bits)?;
+        let corrupt = corrupt_in(dir, rebuild_bits);
         let n = 1u64 << bits;
-        let baby_steps = u64_field(META_BABY_STEPS)?;
-        if baby_steps != n {
-            return Err(corrupt(format!("metadata says {baby_steps} baby steps but bits = {bits}")));
-        }
-        let key_len = u32_field(META_KEY_LEN)?;
-        if usize::try_from(key_len).ok() != Some(KEY_LEN) {
-            return Err(DataError::TableMismatch {
-                dir: dir.to_path_buf(),
-                found: format!("{key_len}-byte keys"),
-                expected: format!("{KEY_LEN}-byte keys"),
-                bits: rebuild_bits,
-            });
-        }
-        let entries = u64_field(META_ENTRIES)?;
-        if entries != n {
-            return Err(corrupt(format!("metadata says {entries} entries, expected {n}")));
-        }
-        let stored_checksum = String::from_utf8(field(META_CHECKSUM)?)
-            .map_err(|_| corrupt("metadata `checksum_sha256` is not text".into()))?;
-        let filter_bits = u32_field(META_FILTER_BITS)?;
-        if filter_bits != filter_log2_bits(bits) {
-            return Err(corrupt(format!(
-                "metadata says a 2^{filter_bits}-bit filter, expected 2^{}",
-                filter_log2_bits(bits)
-            )));
-        }
         let actual_entries = data.len(&rtxn).map_err(|e| corrupt(format!("cannot count entries ({e})")))?;
         if actual_entries != n {
             return Err(corrupt(format!("{actual_entries} entries stored, expected {n}")));
         }
 
         // Full scan: keys strictly increasing, right lengths, j < N, checksum.
-        let mut hasher = Sha256::new();
-        let mut previous: Option<TableKey> = None;
-        let mut scanned = 0u64;
-        let mut filter =
-            filter_of(std::iter::empty(), filter_bits).ok_or_else(|| corrupt("filter too large".into()))?;
-        let iter = data.iter(&rtxn).map_err(|e| corrupt(format!("cannot scan entries ({e})")))?;
-        for item in iter {
-            let (key, value) = item.map_err(|e| corrupt(format!("cannot read entry {scanned} ({e})")))?;
-            let key: TableKey = key
-                .try_into()
-                .map_err(|_| corrupt(format!("entry {scanned} has a {}-byte key, expected {KEY_LEN}", key.len())))?;
-            let value: [u8; VALUE_LEN] = value.try_into().map_err(|_| {
-                corrupt(format!("entry {scanned} has a {}-byte value, expected {VALUE_LEN}", value.len()))
-            })?;
-            if u64::from(u32::from_le_bytes(value)) >= n {
-                return Err(corrupt(format!("entry {scanned} holds an index outside 0..{n}")));
-            }
-            if previous.is_some_and(|p| p >= key) {
-                return Err(corrupt(format!("entries out of order at {scanned}")));
-            }
-            previous = Some(key);
-            let bit = filter_index(&key, filter_bits);
-            if let Some(byte) = usize::try_from(bit >> 3).ok().and_then(|i| filter.get_mut(i)) {
-                *byte |= 1u8 << (bit & 7);
-            }
-            hasher.update(key);
-            hasher.update(value);
-            scanned += 1;
-        }
-        if scanned != n {
-            return Err(corrupt(format!("scan found {scanned} entries, expected {n}")));
-        }
-        let checksum_hex = hex::encode(hasher.finalize());
+        let (checksum_hex, filter) = scan_entries(data, &rtxn, n, filter_bits, &corrupt)?;
         if checksum_hex != stored_checksum {
             return Err(corrupt(format!("checksum mismatch: stored {stored_checksum}, computed {checksum_hex}")));
         }
-
-        let stored_filter = meta
-            .get(&rtxn, META_FILTER.as_bytes())
-            .map_err(|e| corrupt(format!("presence filter unreadable ({e})")))?
-            .ok_or_else(|| corrupt("presence filter is missing".into()))?;
-        if stored_filter != filter.as_slice() {
-            return Err(corrupt("presence filter does not match the stored keys".into()));
-        }
+        check_stored_filter(meta, &rtxn, &filter, &corrupt)?;
         drop(filter);
 
         // Spot checks: recompute baby steps and look them up.
-        let mut rng = rand::thread_rng();
-        let mut samples = vec![0, 1, n - 1];
-        samples.extend((0..RANDOM_SPOT_CHECKS).map(|_| rng.gen_range(0..n)));
-        for j in samples {
-            let key = baby_step_keys(j, 1);
-            let key = key.first().ok_or_else(|| corrupt("baby step computation returned nothing".into()))?;
-            let found = data.get(&rtxn, key).map_err(|e| corrupt(format!("lookup of baby step {j} failed ({e})")))?;
-            let found = found.and_then(|v| <[u8; VALUE_LEN]>::try_from(v).ok()).map(u32::from_le_bytes);
-            if found.map(u64::from) != Some(j) {
-                return Err(corrupt(format!("baby step {j} is not stored under its key (found {found:?})")));
-            }
-        }
+        spot_check_baby_steps(data, &rtxn, n, &corrupt)?;
         drop(rtxn);
 
         let info = TableInfo { bits, baby_steps: n, format_version, entries, bytes_on_disk: file_len, checksum_hex };
@@ -546,6 +432,237 @@ impl LmdbTable {
     pub fn dir(&self) -> PathBuf {
         self.env.path().to_path_buf()
     }
+}
+
+/// A database of a table: byte keys to byte values.
+type TableDb = Database<'static, Bytes, Bytes>;
+
+/// `TableCorrupt` for `dir`, telling the operator to rebuild with 2^bits.
+fn corrupt_in(dir: &Path, bits: u32) -> impl Fn(String) -> DataError + '_ {
+    move |reason| DataError::TableCorrupt { dir: dir.to_path_buf(), reason, bits }
+}
+
+/// Opens the `baby_steps` and `meta` databases; both must exist.
+fn open_databases(
+    env: &Env<WithoutTls>,
+    dir: &Path,
+    corrupt: &impl Fn(String) -> DataError,
+) -> Result<(TableDb, TableDb), DataError> {
+    let rtxn = env.read_txn().map_err(lmdb(dir, "starting a read transaction"))?;
+    let (data, meta) = env
+        .open_databases_and_commit(rtxn, |opener, rtxn| -> Result<_, heed::Error> {
+            let data: Option<Database<'_, Bytes, Bytes>> = opener.open_database(rtxn, Some(DATA_DB))?;
+            let meta: Option<Database<'_, Bytes, Bytes>> = opener.open_database(rtxn, Some(META_DB))?;
+            Ok(CommitOrAbort::<_, ()>::Commit((data, meta)))
+        })
+        .map_err(|e| corrupt(format!("cannot open its databases ({e})")))?
+        .unwrap_commit();
+    let data = data.ok_or_else(|| corrupt(format!("database `{DATA_DB}` is missing")))?;
+    let meta = meta.ok_or_else(|| corrupt(format!("database `{META_DB}` is missing")))?;
+    Ok((data, meta))
+}
+
+/// The metadata of a table, checked against itself and the expected bits.
+struct TableMeta {
+    format_version: u32,
+    bits: u32,
+    /// The bits a rebuild should use: the caller's, else the table's own.
+    rebuild_bits: u32,
+    entries: u64,
+    stored_checksum: String,
+    filter_bits: u32,
+}
+
+/// Reads the `meta` database of a table being opened. A field that is
+/// missing, unreadable or of the wrong length is `TableCorrupt` with
+/// `hint_bits` as the bits to rebuild with.
+struct MetaReader<'a> {
+    meta: TableDb,
+    rtxn: &'a RoTxn<'a>,
+    dir: &'a Path,
+    hint_bits: u32,
+}
+
+impl MetaReader<'_> {
+    /// Field `name`, copied out of the map.
+    fn field(&self, name: &str) -> Result<Vec<u8>, DataError> {
+        let corrupt = corrupt_in(self.dir, self.hint_bits);
+        self.meta
+            .get(self.rtxn, name.as_bytes())
+            .map_err(|e| corrupt(format!("metadata `{name}` unreadable ({e})")))?
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| corrupt(format!("metadata `{name}` is missing")))
+    }
+
+    /// Field `name`, which must be exactly `N` bytes long.
+    fn array<const N: usize>(&self, name: &str) -> Result<[u8; N], DataError> {
+        let bytes = self.field(name)?;
+        bytes.as_slice().try_into().map_err(|_| {
+            corrupt_in(self.dir, self.hint_bits)(format!("metadata `{name}` has {} bytes, expected {N}", bytes.len()))
+        })
+    }
+
+    /// Field `name` as a little-endian u32.
+    fn u32_field(&self, name: &str) -> Result<u32, DataError> {
+        self.array(name).map(u32::from_le_bytes)
+    }
+
+    /// Field `name` as a little-endian u64.
+    fn u64_field(&self, name: &str) -> Result<u64, DataError> {
+        self.array(name).map(u64::from_le_bytes)
+    }
+
+    /// The format version and bits, checked: the version this build writes,
+    /// bits in range, and equal to `expected_bits` when that is Some.
+    fn format_and_bits(&self, expected_bits: Option<u32>) -> Result<(u32, u32), DataError> {
+        let format_version = self.u32_field(META_FORMAT)?;
+        if format_version != FORMAT_VERSION {
+            return Err(DataError::TableMismatch {
+                dir: self.dir.to_path_buf(),
+                found: format!("format version {format_version}"),
+                expected: format!("format version {FORMAT_VERSION}"),
+                bits: self.hint_bits,
+            });
+        }
+        let bits = self.u32_field(META_BITS)?;
+        let corrupt = corrupt_in(self.dir, expected_bits.unwrap_or(bits));
+        if !(MIN_TABLE_BITS..=MAX_TABLE_BITS).contains(&bits) {
+            return Err(corrupt(format!(
+                "metadata says 2^{bits} baby steps, outside {MIN_TABLE_BITS}..={MAX_TABLE_BITS}"
+            )));
+        }
+        if let Some(expected) = expected_bits {
+            if expected != bits {
+                return Err(DataError::TableMismatch {
+                    dir: self.dir.to_path_buf(),
+                    found: format!("2^{bits} baby steps"),
+                    expected: format!("2^{expected}"),
+                    bits: expected,
+                });
+            }
+        }
+        Ok((format_version, bits))
+    }
+
+    /// Every field but the filter, checked in order: format version, bits,
+    /// baby steps, key length, entries, checksum (text), filter size.
+    fn read(&self, expected_bits: Option<u32>) -> Result<TableMeta, DataError> {
+        let (format_version, bits) = self.format_and_bits(expected_bits)?;
+        let rebuild_bits = expected_bits.unwrap_or(bits);
+        let corrupt = corrupt_in(self.dir, rebuild_bits);
+        let n = 1u64 << bits;
+        let baby_steps = self.u64_field(META_BABY_STEPS)?;
+        if baby_steps != n {
+            return Err(corrupt(format!("metadata says {baby_steps} baby steps but bits = {bits}")));
+        }
+        let key_len = self.u32_field(META_KEY_LEN)?;
+        if usize::try_from(key_len).ok() != Some(KEY_LEN) {
+            return Err(DataError::TableMismatch {
+                dir: self.dir.to_path_buf(),
+                found: format!("{key_len}-byte keys"),
+                expected: format!("{KEY_LEN}-byte keys"),
+                bits: rebuild_bits,
+            });
+        }
+        let entries = self.u64_field(META_ENTRIES)?;
+        if entries != n {
+            return Err(corrupt(format!("metadata says {entries} entries, expected {n}")));
+        }
+        let stored_checksum = String::from_utf8(self.field(META_CHECKSUM)?)
+            .map_err(|_| corrupt("metadata `checksum_sha256` is not text".into()))?;
+        let filter_bits = self.u32_field(META_FILTER_BITS)?;
+        if filter_bits != filter_log2_bits(bits) {
+            return Err(corrupt(format!(
+                "metadata says a 2^{filter_bits}-bit filter, expected 2^{}",
+                filter_log2_bits(bits)
+            )));
+        }
+        Ok(TableMeta { format_version, bits, rebuild_bits, entries, stored_checksum, filter_bits })
+    }
+}
+
+/// Scans every entry in key order and checks it: 12-byte key, 4-byte value
+/// j < n, keys strictly increasing, n entries in all. Returns the SHA-256
+/// (hex) over every (key || value) and the presence filter of the keys.
+fn scan_entries(
+    data: TableDb,
+    rtxn: &RoTxn,
+    n: u64,
+    filter_bits: u32,
+    corrupt: &impl Fn(String) -> DataError,
+) -> Result<(String, Vec<u8>), DataError> {
+    let mut hasher = Sha256::new();
+    let mut previous: Option<TableKey> = None;
+    let mut scanned = 0u64;
+    let mut filter = filter_of(std::iter::empty(), filter_bits).ok_or_else(|| corrupt("filter too large".into()))?;
+    let iter = data.iter(rtxn).map_err(|e| corrupt(format!("cannot scan entries ({e})")))?;
+    for item in iter {
+        let (key, value) = item.map_err(|e| corrupt(format!("cannot read entry {scanned} ({e})")))?;
+        let key: TableKey = key
+            .try_into()
+            .map_err(|_| corrupt(format!("entry {scanned} has a {}-byte key, expected {KEY_LEN}", key.len())))?;
+        let value: [u8; VALUE_LEN] = value
+            .try_into()
+            .map_err(|_| corrupt(format!("entry {scanned} has a {}-byte value, expected {VALUE_LEN}", value.len())))?;
+        if u64::from(u32::from_le_bytes(value)) >= n {
+            return Err(corrupt(format!("entry {scanned} holds an index outside 0..{n}")));
+        }
+        if previous.is_some_and(|p| p >= key) {
+            return Err(corrupt(format!("entries out of order at {scanned}")));
+        }
+        previous = Some(key);
+        let bit = filter_index(&key, filter_bits);
+        if let Some(byte) = usize::try_from(bit >> 3).ok().and_then(|i| filter.get_mut(i)) {
+            *byte |= 1u8 << (bit & 7);
+        }
+        hasher.update(key);
+        hasher.update(value);
+        scanned += 1;
+    }
+    if scanned != n {
+        return Err(corrupt(format!("scan found {scanned} entries, expected {n}")));
+    }
+    Ok((hex::encode(hasher.finalize()), filter))
+}
+
+/// The stored presence filter equals `filter`, the one rebuilt by the scan.
+fn check_stored_filter(
+    meta: TableDb,
+    rtxn: &RoTxn,
+    filter: &[u8],
+    corrupt: &impl Fn(String) -> DataError,
+) -> Result<(), DataError> {
+    let stored_filter = meta
+        .get(rtxn, META_FILTER.as_bytes())
+        .map_err(|e| corrupt(format!("presence filter unreadable ({e})")))?
+        .ok_or_else(|| corrupt("presence filter is missing".into()))?;
+    if stored_filter != filter {
+        return Err(corrupt("presence filter does not match the stored keys".into()));
+    }
+    Ok(())
+}
+
+/// Recomputes baby steps 0, 1, n-1 and `RANDOM_SPOT_CHECKS` random ones and
+/// checks that each is stored under its key.
+fn spot_check_baby_steps(
+    data: TableDb,
+    rtxn: &RoTxn,
+    n: u64,
+    corrupt: &impl Fn(String) -> DataError,
+) -> Result<(), DataError> {
+    let mut rng = rand::thread_rng();
+    let mut samples = vec![0, 1, n - 1];
+    samples.extend((0..RANDOM_SPOT_CHECKS).map(|_| rng.gen_range(0..n)));
+    for j in samples {
+        let key = baby_step_keys(j, 1);
+        let key = key.first().ok_or_else(|| corrupt("baby step computation returned nothing".into()))?;
+        let found = data.get(rtxn, key).map_err(|e| corrupt(format!("lookup of baby step {j} failed ({e})")))?;
+        let found = found.and_then(|v| <[u8; VALUE_LEN]>::try_from(v).ok()).map(u32::from_le_bytes);
+        if found.map(u64::from) != Some(j) {
+            return Err(corrupt(format!("baby step {j} is not stored under its key (found {found:?})")));
+        }
+    }
+    Ok(())
 }
 
 impl DlogTable for LmdbTable {
