@@ -156,7 +156,122 @@ fn check_name(what: &str, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `init_cluster` settles before generating anything: the checked
+/// arguments, and the folders created.
+struct ClusterPlan<'a> {
+    args: &'a ClusterArgs,
+    out: PathBuf,
+    /// the data file, canonical
+    data: PathBuf,
+    dataset: String,
+    min_relays: u32,
+}
+
+impl ClusterPlan<'_> {
+    /// host:port of node `i` (0 is the processor, then authorities, then relays).
+    fn address(&self, i: u32) -> String {
+        format!("{}:{}", self.args.host, u32::from(self.args.base_port) + i)
+    }
+
+    /// Writes certs/NAME.crt and keys/NAME.key.
+    fn node_files(&self, name: String) -> anyhow::Result<NodeFiles> {
+        let (crt, key) = certificate(&self.out, &name, &self.args.host)?;
+        Ok(NodeFiles { name, crt, key })
+    }
+
+    fn write_config(&self, file: &str, cfg: &RawConfig) -> anyhow::Result<()> {
+        write(&self.out.join(file), &yaml(cfg)?)
+    }
+}
+
+/// A node's (or the user's) name and TLS files, relative to the folder.
+struct NodeFiles {
+    name: String,
+    crt: String,
+    key: String,
+}
+
+impl NodeFiles {
+    fn peer(&self, address: &str) -> RawPeer {
+        RawPeer { name: self.name.clone(), address: address.to_string(), cert: self.crt.clone() }
+    }
+
+    /// The config every role starts from: this node, its TLS files and the cluster.
+    fn config(&self, role: &str, listen: Option<&str>, cluster: &RawCluster) -> RawConfig {
+        RawConfig {
+            node: RawNode {
+                name: self.name.clone(),
+                role: role.to_string(),
+                listen: listen.map(str::to_string),
+                data_dir: Some(format!("data/{}", self.name)),
+            },
+            tls: RawTls { cert: self.crt.clone(), key: self.key.clone() },
+            timeouts: RawTimeouts::default(),
+            limits: RawLimits::default(),
+            cluster: cluster.clone(),
+            authority: None,
+            relay: None,
+            processor: None,
+        }
+    }
+}
+
+struct AuthorityFiles {
+    node: NodeFiles,
+    address: String,
+    share_path: String,
+}
+
+struct RelayFiles {
+    node: NodeFiles,
+    address: String,
+    identity_path: String,
+    public_key: String,
+}
+
 fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
+    let plan = plan_cluster(a)?;
+    let processor = plan.node_files("processor".to_string())?;
+    let processor_address = plan.address(0);
+    let authorities = authority_keys(&plan)?;
+    let relays = relay_keys(&plan)?;
+    let user = plan.node_files("user".to_string())?;
+    let cluster = RawCluster {
+        dataset: plan.dataset.clone(),
+        joint_key: "cluster-key.bin".into(),
+        min_relays: plan.min_relays,
+        processor: processor.peer(&processor_address),
+        authorities: authorities.iter().map(|f| f.node.peer(&f.address)).collect(),
+        relays: relays
+            .iter()
+            .map(|f| RawRelayPeer {
+                name: f.node.name.clone(),
+                address: f.address.clone(),
+                cert: f.node.crt.clone(),
+                public_key: f.public_key.clone(),
+            })
+            .collect(),
+        users: Vec::new(),
+    };
+    write_authority_configs(&plan, &authorities, &cluster)?;
+    write_relay_configs(&plan, &relays, &cluster)?;
+    let mut pcfg = processor.config("processor", Some(&processor_address), &cluster);
+    pcfg.cluster.users = vec![RawUser { name: user.name.clone(), cert: user.crt.clone() }];
+    pcfg.processor = Some(RawProcessor {
+        dlog_dir: Some("data/processor/dlog".into()),
+        dlog_table_bits: a.dlog_bits,
+        dlog_range_bits: a.dlog_range_bits,
+        ..RawProcessor::default()
+    });
+    plan.write_config("processor.yaml", &pcfg)?;
+    plan.write_config("user.yaml", &user.config("user", None, &cluster))?;
+    print_summary(&plan);
+    Ok(())
+}
+
+/// Checks the arguments, refuses to replace a cluster without `--force`, and
+/// creates the folders.
+fn plan_cluster(a: &ClusterArgs) -> anyhow::Result<ClusterPlan<'_>> {
     let out = a.out.clone().context("--out DIR is required")?;
     let existing = ["processor.yaml", "cluster-key.bin", "keys"].iter().find(|f| out.join(f).exists());
     if let (Some(found), false) = (existing, a.force) {
@@ -185,123 +300,97 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
     if min_relays > a.relays {
         bail!("--min-relays {min_relays} is more than the {} relays", a.relays);
     }
-    let port = |i: u32| -> String { format!("{}:{}", a.host, u32::from(a.base_port) + i) };
+    Ok(ClusterPlan { args: a, out, data, dataset, min_relays })
+}
 
-    let processor_name = "processor".to_string();
-    let (p_crt, p_key) = certificate(&out, &processor_name, &a.host)?;
+/// Each authority's certificate and key share, and the joint key
+/// (cluster-key.bin) made of their public shares.
+fn authority_keys(plan: &ClusterPlan<'_>) -> anyhow::Result<Vec<AuthorityFiles>> {
     let mut shares: Vec<PublicShare> = Vec::new();
     let mut authorities = Vec::new();
-    for i in 1..=a.authorities {
-        let name = format!("authority-{i}");
-        let (crt, key) = certificate(&out, &name, &a.host)?;
-        let share = KeyShare::generate(&name, &mut OsRng);
-        let share_path = format!("keys/{name}.share");
-        write_key_share(&out.join(&share_path), &share)?;
+    for i in 1..=plan.args.authorities {
+        let node = plan.node_files(format!("authority-{i}"))?;
+        let share = KeyShare::generate(&node.name, &mut OsRng);
+        let share_path = format!("keys/{}.share", node.name);
+        write_key_share(&plan.out.join(&share_path), &share)?;
         shares.push(share.public_share(&mut OsRng));
-        authorities.push((name, port(i), crt, key, share_path));
+        authorities.push(AuthorityFiles { node, address: plan.address(i), share_path });
     }
-    write_joint_key(&out.join("cluster-key.bin"), &shares)?;
-    let mut relays = Vec::new();
-    for j in 1..=a.relays {
-        let name = format!("relay-{j}");
-        let (crt, key) = certificate(&out, &name, &a.host)?;
-        let identity = RelayIdentity::generate(&mut OsRng);
-        let id_path = format!("keys/{name}.identity");
-        write_relay_identity(&out.join(&id_path), &identity)?;
-        relays.push((name, port(a.authorities + j), crt, key, id_path, identity.public_key().to_hex()));
-    }
-    let user_name = "user".to_string();
-    let (u_crt, u_key) = certificate(&out, &user_name, &a.host)?;
+    write_joint_key(&plan.out.join("cluster-key.bin"), &shares)?;
+    Ok(authorities)
+}
 
-    let cluster = RawCluster {
-        dataset: dataset.clone(),
-        joint_key: "cluster-key.bin".into(),
-        min_relays,
-        processor: RawPeer { name: processor_name.clone(), address: port(0), cert: p_crt.clone() },
-        authorities: authorities
-            .iter()
-            .map(|(n, addr, crt, _, _)| RawPeer { name: n.clone(), address: addr.clone(), cert: crt.clone() })
-            .collect(),
-        relays: relays
-            .iter()
-            .map(|(n, addr, crt, _, _, pk)| RawRelayPeer {
-                name: n.clone(),
-                address: addr.clone(),
-                cert: crt.clone(),
-                public_key: pk.clone(),
-            })
-            .collect(),
-        users: Vec::new(),
-    };
-    let node = |name: &str, role: &str, listen: Option<String>| RawNode {
-        name: name.to_string(),
-        role: role.to_string(),
-        listen,
-        data_dir: Some(format!("data/{name}")),
-    };
-    let base = |name: &str, role: &str, listen: Option<String>, crt: &str, key: &str| RawConfig {
-        node: node(name, role, listen),
-        tls: RawTls { cert: crt.to_string(), key: key.to_string() },
-        timeouts: RawTimeouts::default(),
-        limits: RawLimits::default(),
-        cluster: cluster.clone(),
-        authority: None,
-        relay: None,
-        processor: None,
-    };
-    for (name, addr, crt, key, share) in &authorities {
-        let mut cfg = base(name, "authority", Some(addr.clone()), crt, key);
-        cfg.authority = Some(RawAuthority {
-            key_share: share.clone(),
-            allow_exact: a.exact,
-            budget_epsilon: a.budget,
-            replay_window_secs: defaults::REPLAY_WINDOW_SECS,
-            allow_single_relay: min_relays < 2,
-        });
-        write(&out.join(format!("{name}.yaml")), &yaml(&cfg)?)?;
+/// Each relay's certificate and signing identity.
+fn relay_keys(plan: &ClusterPlan<'_>) -> anyhow::Result<Vec<RelayFiles>> {
+    let mut relays = Vec::new();
+    for j in 1..=plan.args.relays {
+        let node = plan.node_files(format!("relay-{j}"))?;
+        let identity = RelayIdentity::generate(&mut OsRng);
+        let identity_path = format!("keys/{}.identity", node.name);
+        write_relay_identity(&plan.out.join(&identity_path), &identity)?;
+        let address = plan.address(plan.args.authorities + j);
+        relays.push(RelayFiles { node, address, identity_path, public_key: identity.public_key().to_hex() });
     }
+    Ok(relays)
+}
+
+fn write_authority_configs(
+    plan: &ClusterPlan<'_>,
+    authorities: &[AuthorityFiles],
+    cluster: &RawCluster,
+) -> anyhow::Result<()> {
+    for f in authorities {
+        let mut cfg = f.node.config("authority", Some(&f.address), cluster);
+        cfg.authority = Some(RawAuthority {
+            key_share: f.share_path.clone(),
+            allow_exact: plan.args.exact,
+            budget_epsilon: plan.args.budget,
+            replay_window_secs: defaults::REPLAY_WINDOW_SECS,
+            allow_single_relay: plan.min_relays < 2,
+        });
+        plan.write_config(&format!("{}.yaml", f.node.name), &cfg)?;
+    }
+    Ok(())
+}
+
+/// Relay j serves slice j of the data rows, at the scale declared for the
+/// whole file.
+fn write_relay_configs(plan: &ClusterPlan<'_>, relays: &[RelayFiles], cluster: &RawCluster) -> anyhow::Result<()> {
+    let a = plan.args;
     // the declared scale: detected once here, from the whole file, per
     // column; an admin may change it
     let declared = {
-        let mut whole = SourceSpec::new(data.clone()).with_header_rows(a.header_rows);
+        let mut whole = SourceSpec::new(plan.data.clone()).with_header_rows(a.header_rows);
         whole.sheet = a.sheet.clone();
         crate::data::source::declare_detected_decimals(&mut whole)
-            .with_context(|| format!("detecting the decimals of {}", data.display()))?;
+            .with_context(|| format!("detecting the decimals of {}", plan.data.display()))?;
         whole
     };
-    for (j, (name, addr, crt, key, id, _)) in relays.iter().enumerate() {
-        let mut cfg = base(name, "relay", Some(addr.clone()), crt, key);
-        let mut source = SourceSpec::new(data.clone()).with_header_rows(a.header_rows);
+    for (j, f) in relays.iter().enumerate() {
+        let mut cfg = f.node.config("relay", Some(&f.address), cluster);
+        let mut source = SourceSpec::new(plan.data.clone()).with_header_rows(a.header_rows);
         source.sheet = a.sheet.clone();
         source.shard = Some(Shard { index: u32::try_from(j)?, count: a.relays });
         source.decimals = declared.decimals;
         source.publish_columns = a.publish_columns;
         source.column_decimals = declared.column_decimals.clone();
-        cfg.relay = Some(RawRelay { identity_key: id.clone(), sources: vec![source] });
-        write(&out.join(format!("{name}.yaml")), &yaml(&cfg)?)?;
+        cfg.relay = Some(RawRelay { identity_key: f.identity_path.clone(), sources: vec![source] });
+        plan.write_config(&format!("{}.yaml", f.node.name), &cfg)?;
     }
-    let mut pcfg = base(&processor_name, "processor", Some(port(0)), &p_crt, &p_key);
-    pcfg.cluster.users = vec![RawUser { name: user_name.clone(), cert: u_crt.clone() }];
-    pcfg.processor = Some(RawProcessor {
-        dlog_dir: Some("data/processor/dlog".into()),
-        dlog_table_bits: a.dlog_bits,
-        dlog_range_bits: a.dlog_range_bits,
-        ..RawProcessor::default()
-    });
-    write(&out.join("processor.yaml"), &yaml(&pcfg)?)?;
-    let ucfg = base(&user_name, "user", None, &u_crt, &u_key);
-    write(&out.join("user.yaml"), &yaml(&ucfg)?)?;
+    Ok(())
+}
 
+fn print_summary(plan: &ClusterPlan<'_>) {
+    let a = plan.args;
     println!(
         "wrote a cluster of {} authorities, 1 processor and {} relays to {}",
         a.authorities,
         a.relays,
-        out.display()
+        plan.out.display()
     );
-    println!("  dataset {dataset:?} from {} (relay j serves slice j of its data rows)", data.display());
+    println!("  dataset {:?} from {} (relay j serves slice j of its data rows)", plan.dataset, plan.data.display());
     println!("  exact queries {}", if a.exact { "allowed" } else { "refused (every answer carries DP noise)" });
-    println!("start each node with: crux-node start --config {}/<node>.yaml", out.display());
-    Ok(())
+    println!("start each node with: crux-node start --config {}/<node>.yaml", plan.out.display());
 }
 
 fn add_user(out: &Path, name: &str) -> anyhow::Result<()> {

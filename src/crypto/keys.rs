@@ -21,7 +21,7 @@ use super::elgamal::{decode_point, Ciphertext};
 use super::error::CryptoError;
 use super::partial::PartialDecryption;
 use super::partial::ShareProof;
-use super::proofs::{DleqProof, NoisyShareProof, SchnorrProof};
+use super::proofs::{DleqProof, NoisyShareProof, SchnorrProof, ShareStatement};
 
 const KEY_MAGIC: &[u8; 8] = b"CRUXKEY1";
 
@@ -78,7 +78,8 @@ impl KeyShare {
         rng: &mut (impl RngCore + CryptoRng),
     ) -> PartialDecryption {
         let share = ciphertext.a * self.secret;
-        let proof = DleqProof::prove(context, &self.secret, &self.public, &ciphertext.a, &share, rng);
+        let statement = ShareStatement { context, public: &self.public, base: &ciphertext.a, share: &share };
+        let proof = DleqProof::prove(&statement, &self.secret, rng);
         PartialDecryption { authority: self.authority.clone(), share, proof: ShareProof::Exact(proof) }
     }
 
@@ -94,7 +95,8 @@ impl KeyShare {
         // b - Σ D_i = m·G + Σ noise_i·G when D_i = x_i·a + (-noise_i)·G
         let mut e = -super::scalar_from_i128(noise);
         let share = ciphertext.a * self.secret + RISTRETTO_BASEPOINT_TABLE * &e;
-        let proof = NoisyShareProof::prove(context, &self.secret, &e, &self.public, &ciphertext.a, &share, rng);
+        let statement = ShareStatement { context, public: &self.public, base: &ciphertext.a, share: &share };
+        let proof = NoisyShareProof::prove(&statement, &self.secret, &e, rng);
         e.zeroize();
         PartialDecryption { authority: self.authority.clone(), share, proof: ShareProof::Noisy(proof) }
     }

@@ -24,7 +24,7 @@ pub use elgamal::{Ciphertext, EncryptionKey};
 pub use error::CryptoError;
 pub use keys::{JointPublicKey, KeyShare, PublicShare};
 pub use partial::{combine, combine_checked, PartialDecryption, ShareProof};
-pub use proofs::{DleqProof, NoisyShareProof, SchnorrProof};
+pub use proofs::{DleqProof, NoisyShareProof, SchnorrProof, ShareStatement};
 pub use signing::{RelayIdentity, RelayPublicKey, RelaySignature};
 
 use curve25519_dalek::scalar::Scalar;

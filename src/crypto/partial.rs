@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::elgamal::Ciphertext;
 use super::error::CryptoError;
 use super::keys::JointPublicKey;
-use super::proofs::{DleqProof, NoisyShareProof};
+use super::proofs::{DleqProof, NoisyShareProof, ShareStatement};
 
 /// How a share was made: exactly (D = x·a, DLEQ proof) or with the
 /// authority's differential-privacy noise folded in (D = x·a + e·G).
@@ -31,9 +31,10 @@ impl PartialDecryption {
     pub fn verify(&self, key: &JointPublicKey, ciphertext: &Ciphertext, context: &[u8]) -> Result<(), CryptoError> {
         let bad = || CryptoError::InvalidDecryptionProof { authority: self.authority.clone() };
         let public = key.share_of(&self.authority).ok_or_else(bad)?;
+        let statement = ShareStatement { context, public: &public.point, base: &ciphertext.a, share: &self.share };
         let ok = match &self.proof {
-            ShareProof::Exact(p) => p.verify(context, &public.point, &ciphertext.a, &self.share),
-            ShareProof::Noisy(p) => p.verify(context, &public.point, &ciphertext.a, &self.share),
+            ShareProof::Exact(p) => p.verify(&statement),
+            ShareProof::Noisy(p) => p.verify(&statement),
         };
         if ok {
             Ok(())

@@ -71,22 +71,30 @@ pub struct DleqProof {
     pub response: Scalar,
 }
 
+/// What a decryption-share proof is about: the authority's public share
+/// Y = x·G, the ciphertext's first component a, the decryption share D (or
+/// D'), and the caller's context (query id and request) the proof is bound to.
+#[derive(Clone, Copy, Debug)]
+pub struct ShareStatement<'a> {
+    pub context: &'a [u8],
+    pub public: &'a RistrettoPoint,
+    pub base: &'a RistrettoPoint,
+    pub share: &'a RistrettoPoint,
+}
+
 /// The Fiat-Shamir challenge over a decryption share: `domain` separates
 /// the exact (DLEQ) proof from the noisy-share proof.
 fn share_challenge(
     domain: &'static [u8],
-    context: &[u8],
-    public: &RistrettoPoint,
-    base: &RistrettoPoint,
-    share: &RistrettoPoint,
+    statement: &ShareStatement<'_>,
     t1: &RistrettoPoint,
     t2: &RistrettoPoint,
 ) -> Scalar {
     let mut t = Transcript::new(domain);
-    t.append_message(b"context", context);
-    append_point(&mut t, b"public-share", public);
-    append_point(&mut t, b"ciphertext-a", base);
-    append_point(&mut t, b"decryption-share", share);
+    t.append_message(b"context", statement.context);
+    append_point(&mut t, b"public-share", statement.public);
+    append_point(&mut t, b"ciphertext-a", statement.base);
+    append_point(&mut t, b"decryption-share", statement.share);
     append_point(&mut t, b"t1", t1);
     append_point(&mut t, b"t2", t2);
     challenge(&mut t)
@@ -96,35 +104,23 @@ const DLEQ_DOMAIN: &[u8] = b"crux-partial-decryption-v1";
 const NOISY_DOMAIN: &[u8] = b"crux-noisy-partial-decryption-v1";
 
 impl DleqProof {
-    /// Proves D = x·a for Y = x·G, where the caller passes D and Y.
-    pub fn prove(
-        context: &[u8],
-        secret: &Scalar,
-        public: &RistrettoPoint,
-        base: &RistrettoPoint,
-        share: &RistrettoPoint,
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> Self {
+    /// Proves D = x·a for Y = x·G, where the caller passes D and Y in the
+    /// statement.
+    pub fn prove(statement: &ShareStatement<'_>, secret: &Scalar, rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let mut nonce = Scalar::random(rng);
         let t1 = RISTRETTO_BASEPOINT_TABLE * &nonce;
-        let t2 = base * nonce;
-        let c = share_challenge(DLEQ_DOMAIN, context, public, base, share, &t1, &t2);
+        let t2 = statement.base * nonce;
+        let c = share_challenge(DLEQ_DOMAIN, statement, &t1, &t2);
         let response = nonce + c * secret;
         nonce.zeroize();
         DleqProof { challenge: c, response }
     }
 
-    pub fn verify(
-        &self,
-        context: &[u8],
-        public: &RistrettoPoint,
-        base: &RistrettoPoint,
-        share: &RistrettoPoint,
-    ) -> bool {
+    pub fn verify(&self, statement: &ShareStatement<'_>) -> bool {
         let neg_c = -self.challenge;
-        let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, public, &self.response);
-        let t2 = RistrettoPoint::vartime_multiscalar_mul([self.response, neg_c], [*base, *share]);
-        share_challenge(DLEQ_DOMAIN, context, public, base, share, &t1, &t2) == self.challenge
+        let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, statement.public, &self.response);
+        let t2 = RistrettoPoint::vartime_multiscalar_mul([self.response, neg_c], [*statement.base, *statement.share]);
+        share_challenge(DLEQ_DOMAIN, statement, &t1, &t2) == self.challenge
     }
 }
 
@@ -140,39 +136,33 @@ pub struct NoisyShareProof {
 }
 
 impl NoisyShareProof {
+    /// Proves D' = x·a + e·G for Y = x·G (x = `secret`, e = `noise`), where
+    /// the caller passes D' and Y in the statement.
     pub fn prove(
-        context: &[u8],
+        statement: &ShareStatement<'_>,
         secret: &Scalar,
         noise: &Scalar,
-        public: &RistrettoPoint,
-        base: &RistrettoPoint,
-        share: &RistrettoPoint,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Self {
         let mut r1 = Scalar::random(rng);
         let mut r2 = Scalar::random(rng);
         let t1 = RISTRETTO_BASEPOINT_TABLE * &r1;
-        let t2 = base * r1 + RISTRETTO_BASEPOINT_TABLE * &r2;
-        let c = share_challenge(NOISY_DOMAIN, context, public, base, share, &t1, &t2);
+        let t2 = statement.base * r1 + RISTRETTO_BASEPOINT_TABLE * &r2;
+        let c = share_challenge(NOISY_DOMAIN, statement, &t1, &t2);
         let proof = NoisyShareProof { challenge: c, key_response: r1 + c * secret, noise_response: r2 + c * noise };
         r1.zeroize();
         r2.zeroize();
         proof
     }
 
-    pub fn verify(
-        &self,
-        context: &[u8],
-        public: &RistrettoPoint,
-        base: &RistrettoPoint,
-        share: &RistrettoPoint,
-    ) -> bool {
+    pub fn verify(&self, statement: &ShareStatement<'_>) -> bool {
         let neg_c = -self.challenge;
         // t1 = s1·G - c·Y ; t2 = s1·a + s2·G - c·D'
-        let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, public, &self.key_response);
-        let t2 = RistrettoPoint::vartime_multiscalar_mul([self.key_response, neg_c], [*base, *share])
-            + RISTRETTO_BASEPOINT_TABLE * &self.noise_response;
-        share_challenge(NOISY_DOMAIN, context, public, base, share, &t1, &t2) == self.challenge
+        let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, statement.public, &self.key_response);
+        let t2 =
+            RistrettoPoint::vartime_multiscalar_mul([self.key_response, neg_c], [*statement.base, *statement.share])
+                + RISTRETTO_BASEPOINT_TABLE * &self.noise_response;
+        share_challenge(NOISY_DOMAIN, statement, &t1, &t2) == self.challenge
     }
 }
 
@@ -182,6 +172,15 @@ mod tests {
     use super::*;
     use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
     use rand::rngs::OsRng;
+
+    fn statement<'a>(
+        context: &'a [u8],
+        public: &'a RistrettoPoint,
+        base: &'a RistrettoPoint,
+        share: &'a RistrettoPoint,
+    ) -> ShareStatement<'a> {
+        ShareStatement { context, public, base, share }
+    }
 
     #[test]
     fn schnorr_binds_identity_and_key() {
@@ -201,15 +200,15 @@ mod tests {
         let y = RISTRETTO_BASEPOINT_TABLE * &x;
         let a = RistrettoPoint::random(&mut OsRng);
         let d = a * x;
-        let p = DleqProof::prove(b"q1", &x, &y, &a, &d, &mut OsRng);
-        assert!(p.verify(b"q1", &y, &a, &d));
-        assert!(!p.verify(b"q2", &y, &a, &d), "other context");
-        assert!(!p.verify(b"q1", &y, &(a + a), &d), "other ciphertext");
-        assert!(!p.verify(b"q1", &y, &a, &(d + RISTRETTO_BASEPOINT_POINT)), "wrong share");
+        let p = DleqProof::prove(&statement(b"q1", &y, &a, &d), &x, &mut OsRng);
+        assert!(p.verify(&statement(b"q1", &y, &a, &d)));
+        assert!(!p.verify(&statement(b"q2", &y, &a, &d)), "other context");
+        assert!(!p.verify(&statement(b"q1", &y, &(a + a), &d)), "other ciphertext");
+        assert!(!p.verify(&statement(b"q1", &y, &a, &(d + RISTRETTO_BASEPOINT_POINT))), "wrong share");
         let other_y = RISTRETTO_BASEPOINT_TABLE * &Scalar::random(&mut OsRng);
-        assert!(!p.verify(b"q1", &other_y, &a, &d), "other authority");
+        assert!(!p.verify(&statement(b"q1", &other_y, &a, &d)), "other authority");
         let tampered = DleqProof { challenge: p.challenge + Scalar::ONE, response: p.response };
-        assert!(!tampered.verify(b"q1", &y, &a, &d));
+        assert!(!tampered.verify(&statement(b"q1", &y, &a, &d)));
     }
 
     #[test]
@@ -219,11 +218,11 @@ mod tests {
         let y = RISTRETTO_BASEPOINT_TABLE * &x;
         let a = RistrettoPoint::random(&mut OsRng);
         let d = a * x + RISTRETTO_BASEPOINT_TABLE * &e;
-        let p = NoisyShareProof::prove(b"q1", &x, &e, &y, &a, &d, &mut OsRng);
-        assert!(p.verify(b"q1", &y, &a, &d));
-        assert!(!p.verify(b"q2", &y, &a, &d));
-        assert!(!p.verify(b"q1", &y, &(a + a), &d));
+        let p = NoisyShareProof::prove(&statement(b"q1", &y, &a, &d), &x, &e, &mut OsRng);
+        assert!(p.verify(&statement(b"q1", &y, &a, &d)));
+        assert!(!p.verify(&statement(b"q2", &y, &a, &d)));
+        assert!(!p.verify(&statement(b"q1", &y, &(a + a), &d)));
         let other_y = RISTRETTO_BASEPOINT_TABLE * &Scalar::random(&mut OsRng);
-        assert!(!p.verify(b"q1", &other_y, &a, &d));
+        assert!(!p.verify(&statement(b"q1", &other_y, &a, &d)));
     }
 }

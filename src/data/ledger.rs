@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use heed::types::Bytes;
 use heed::{CommitOrAbort, Database, Env, EnvOpenOptions};
 
-use crate::protocol::ledger::{admit_in, Charge, Ledger};
+use crate::protocol::ledger::{admit_in, AdmissionCharge, Charge, Ledger};
 use crate::protocol::{ProtocolError, QueryId};
 use crate::stats::{Epsilon, PrivacyBudget};
 
@@ -74,20 +74,11 @@ impl LmdbLedger {
 }
 
 impl Ledger for LmdbLedger {
-    fn admit(
-        &mut self,
-        dataset: &str,
-        query: &QueryId,
-        user: &str,
-        issued_at: u64,
-        cost: Epsilon,
-        total: Epsilon,
-        now: u64,
-        window_secs: u64,
-    ) -> Result<Epsilon, ProtocolError> {
+    fn admit(&mut self, charge: &AdmissionCharge<'_>) -> Result<Epsilon, ProtocolError> {
+        let AdmissionCharge { dataset, query, user, issued_at, cost, .. } = *charge;
         let (mut spent, mut seen) = self.load()?;
         let before: Vec<QueryId> = seen.keys().copied().collect();
-        let remaining = admit_in(&mut spent, &mut seen, dataset, query, issued_at, cost, total, now, window_secs)?;
+        let remaining = admit_in(&mut spent, &mut seen, charge)?;
         let mut wtxn = self.env.write_txn().map_err(|e| err(&self.dir, "write transaction", e))?;
         for id in before.iter().filter(|id| !seen.contains_key(id)) {
             self.seen.delete(&mut wtxn, &id.0).map_err(|e| err(&self.dir, "prune", e))?;
@@ -145,26 +136,32 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn charge<'a>(query: &'a QueryId, user: &'a str, cost: Epsilon, total: Epsilon, now: u64) -> AdmissionCharge<'a> {
+        AdmissionCharge {
+            dataset: "areas",
+            query,
+            user,
+            issued_at: 100,
+            cost,
+            budget_total: total,
+            now,
+            window_secs: 3600,
+        }
+    }
+
     #[test]
     fn survives_reopen_and_refuses_replays_and_overspending() {
         let dir = tempfile::tempdir().unwrap();
         let total = Epsilon::parse("3").unwrap();
+        let two = Epsilon::parse("2").unwrap();
         let q1 = QueryId([1; 16]);
         {
             let mut l = LmdbLedger::open(dir.path()).unwrap();
-            assert_eq!(
-                l.admit("areas", &q1, "user-alice", 100, Epsilon::parse("2").unwrap(), total, 100, 3600).unwrap(),
-                Epsilon::parse("1").unwrap()
-            );
+            assert_eq!(l.admit(&charge(&q1, "user-alice", two, total, 100)).unwrap(), Epsilon::parse("1").unwrap());
         }
         let mut l = LmdbLedger::open(dir.path()).unwrap();
-        assert!(matches!(
-            l.admit("areas", &q1, "user-alice", 100, Epsilon(0), total, 101, 3600),
-            Err(ProtocolError::Replay(_))
-        ));
-        let e = l
-            .admit("areas", &QueryId([2; 16]), "user-bob", 100, Epsilon::parse("2").unwrap(), total, 101, 3600)
-            .unwrap_err();
+        assert!(matches!(l.admit(&charge(&q1, "user-alice", Epsilon(0), total, 101)), Err(ProtocolError::Replay(_))));
+        let e = l.admit(&charge(&QueryId([2; 16]), "user-bob", two, total, 101)).unwrap_err();
         assert!(e.to_string().contains("budget"), "{e}");
         assert_eq!(l.remaining("areas", total).unwrap(), Epsilon::parse("1").unwrap());
         assert_eq!(l.remaining("other", total).unwrap(), total);

@@ -21,7 +21,7 @@ use super::codec;
 use super::contribution_check::check_round;
 use super::error::{InvalidRequest, ProtocolError};
 use super::ids::QueryId;
-use super::ledger::Ledger;
+use super::ledger::{AdmissionCharge, Ledger};
 use super::messages::*;
 use crate::crypto::{JointPublicKey, KeyShare, PartialDecryption, RelayPublicKey};
 use crate::stats::dp::{discrete_laplace, laplace_scale};
@@ -184,8 +184,16 @@ impl AuthorityState {
             });
         }
         let cost = if query.params.exact { Epsilon(0) } else { query.params.epsilon.unwrap_or_default() };
-        let remaining =
-            ledger.admit(&query.dataset, &query.id, user, query.issued_at, cost, self.policy.budget, now, window)?;
+        let remaining = ledger.admit(&AdmissionCharge {
+            dataset: &query.dataset,
+            query: &query.id,
+            user,
+            issued_at: query.issued_at,
+            cost,
+            budget_total: self.policy.budget,
+            now,
+            window_secs: window,
+        })?;
 
         let signature = self.share.sign_statement(&codec::query_admission(&query), rng);
         self.queries.insert(query.id, ActiveQuery { intent: query, plan: None, admitted_at: now });
