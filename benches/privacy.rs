@@ -19,7 +19,7 @@ use rand::rngs::OsRng;
 use rand::Rng;
 use rand_core::{CryptoRng, RngCore};
 
-use crux::crypto::{verify_batch, EncryptionKey, JointPublicKey, KeyShare, ProofItem, RandomnessProof};
+use crux::crypto::{verify_batch, Ciphertext, EncryptionKey, JointPublicKey, KeyShare, ProofItem, RandomnessProof};
 use crux::stats::dp::{discrete_laplace, noise_rng};
 
 const DRAWS: usize = 20_000;
@@ -111,6 +111,19 @@ fn print_row(name: &str, rows: &[(usize, Duration)]) {
     println!("{name:<44} {}", cells.join("  "));
 }
 
+/// Median wall time of `runs` calls of `f`.
+fn times(runs: usize, f: &mut dyn FnMut()) -> Duration {
+    median(
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
 fn main() {
     let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
     let publics: Vec<_> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
@@ -119,7 +132,13 @@ fn main() {
     let ct = key.encrypt(5, &mut OsRng);
     let share = &shares[0];
 
-    // 1
+    noise_timing(share, &ct);
+    randomness_proofs(&key);
+    admissions(&shares, &joint);
+}
+
+/// 1: a noisy partial decryption's time by the |noise| it drew.
+fn noise_timing(share: &KeyShare, ct: &Ciphertext) {
     println!(
         "== noisy partial decryption time by |noise| drawn (median of {DRAWS} draws per scale, split by bucket) =="
     );
@@ -136,7 +155,7 @@ fn main() {
             &format!("noisy share, fixed work, {label}"),
             &by_noise(|| {
                 let e = discrete_laplace(t_num, 1, &mut rng);
-                std::hint::black_box(share.partial_decrypt_noisy(&ct, e, b"ctx", &mut rng));
+                std::hint::black_box(share.partial_decrypt_noisy(ct, e, b"ctx", &mut rng));
                 e
             }),
         );
@@ -144,25 +163,16 @@ fn main() {
             &format!("noisy share, previous sampler, {label}"),
             &by_noise(|| {
                 let e = old::discrete_laplace(t_num, 1, &mut OsRng);
-                std::hint::black_box(share.partial_decrypt_noisy(&ct, e, b"ctx", &mut OsRng));
+                std::hint::black_box(share.partial_decrypt_noisy(ct, e, b"ctx", &mut OsRng));
                 e
             }),
         );
     }
+}
 
-    // 2
+/// 2: proofs of randomness, proved and batch-verified.
+fn randomness_proofs(key: &EncryptionKey) {
     println!("\n== proofs of randomness (one per contribution; median of runs) ==");
-    let times = |runs: usize, f: &mut dyn FnMut()| {
-        median(
-            (0..runs)
-                .map(|_| {
-                    let t = Instant::now();
-                    f();
-                    t.elapsed()
-                })
-                .collect(),
-        )
-    };
     let plain = times(2000, &mut || {
         std::hint::black_box(key.encrypt(7, &mut OsRng));
     });
@@ -206,8 +216,11 @@ fn main() {
             us(verify / (8 * n) as u32)
         );
     }
+}
 
-    // 3
+/// 3: an authority signs an admission; a relay checks every authority's.
+fn admissions(shares: &[KeyShare], joint: &JointPublicKey) {
+    let share = &shares[0];
     println!("\n== admissions (median of 2000) ==");
     let statement = vec![7u8; 300];
     let sign = times(2000, &mut || {

@@ -244,6 +244,17 @@ fn relay_vs_floor(
 ) {
     let mut rows = Vec::new();
     let mut relay = RelayBench::new(values, joint, shares);
+    moment_rows(values, edges, key, &mut relay, &mut rows);
+    let breakdown = histogram_rows(column, values, edges, key, &mut relay, &mut rows);
+    print_rows(column, &rows);
+    println!("{breakdown}");
+    println!(
+        "(cts = ciphertexts per relay; crypto = encrypting the local aggregates only; contribute() = scan + encryption as the relay runs it;\n handle() = the relay's whole Contribute handler (admission check, rescale to the query's decimals, clamp copy, contribute with proofs, sign);\n ctb/floor and hdl/floor = contribute() and handle() over the floor; the median floor is the whole statistic, the relay figure one round of the search)"
+    );
+}
+
+/// count, sum / mean and variance / stddev rows of `relay_vs_floor`.
+fn moment_rows(values: &[i128], edges: &[i128], key: &EncryptionKey, relay: &mut RelayBench, rows: &mut Vec<Row>) {
     let moments = local_moments(values, true).unwrap();
 
     // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
@@ -307,7 +318,17 @@ fn relay_vs_floor(
         floor,
         floor_what: "i128 sum and sum of squares, n*q - s^2",
     });
+}
 
+/// Median rounds and histogram rows of `relay_vs_floor`; returns the median floor's breakdown line.
+fn histogram_rows(
+    column: &str,
+    values: &[i128],
+    edges: &[i128],
+    key: &EncryptionKey,
+    relay: &mut RelayBench,
+    rows: &mut Vec<Row>,
+) -> String {
     // median: round 0 on the 127 magnitude buckets, and one 64-bucket refinement round.
     let floor = median_time(|| floor_median(values));
     let median = floor_median(values);
@@ -369,11 +390,7 @@ fn relay_vs_floor(
         floor,
         floor_what: "partition_point per value",
     });
-    print_rows(column, &rows);
-    println!("{breakdown}");
-    println!(
-        "(cts = ciphertexts per relay; crypto = encrypting the local aggregates only; contribute() = scan + encryption as the relay runs it;\n handle() = the relay's whole Contribute handler (admission check, rescale to the query's decimals, clamp copy, contribute with proofs, sign);\n ctb/floor and hdl/floor = contribute() and handle() over the floor; the median floor is the whole statistic, the relay figure one round of the search)"
-    );
+    breakdown
 }
 
 // ------------------------------------------------------------------ part 3: processor aggregation, signatures

@@ -3,7 +3,7 @@
 //! names are checked at `init`, `init` does not replace a cluster without
 //! `--force`, logs carry no colour when not on a terminal and can be JSON,
 //! and SIGHUP does not kill a node.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::too_many_lines)]
 
 mod common;
 

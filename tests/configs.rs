@@ -1,7 +1,7 @@
 //! The example configs in configs/ stay true to the code: each parses into
 //! the configuration structs (unknown keys are refused) with a known role,
 //! and the defaults they show are the ones in `crux::config::defaults`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::too_many_lines)]
 
 use crux::config::defaults;
 use crux::config::raw::RawConfig;
