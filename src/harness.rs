@@ -60,6 +60,8 @@ pub struct QueryTrace {
     pub processor: Duration,
     pub solve: Duration,
     pub total: Duration,
+    /// the driver's (rounds started, most rounds) after each of its steps
+    pub progress: Vec<(u32, u32)>,
 }
 
 pub struct Options {
@@ -297,7 +299,8 @@ impl QueryPeers for MemoryCluster {
         values
     }
 
-    fn processed(&mut self, took: Duration, _driver: &QueryDriver) {
+    fn processed(&mut self, took: Duration, driver: &QueryDriver) {
         self.trace.processor += took;
+        self.trace.progress.push(driver.progress());
     }
 }

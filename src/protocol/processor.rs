@@ -142,6 +142,8 @@ struct Context {
     charged: Option<Epsilon>,
     active: Vec<String>,
     missing: Vec<(String, String)>,
+    /// (rounds started, most rounds), as of the plan's last step
+    progress: (u32, u32),
 }
 
 pub struct QueryDriver {
@@ -171,7 +173,7 @@ impl QueryDriver {
         let active = view.relays.iter().map(|(n, _)| n.clone()).collect();
         let intent = QueryIntent { id, issued_at: now, dataset: view.dataset.clone(), labels, params: params.clone() };
         let step = Step::AskAuthorities(vec![AuthorityRequest::AdmitQuery { query: intent.clone(), user }]);
-        let cx = Context { view, id, params, charged: None, active, missing: Vec::new() };
+        let cx = Context { view, id, params, charged: None, active, missing: Vec::new(), progress: (0, 0) };
         Ok((QueryDriver { cx, state: State::AwaitingQueryAdmission { intent } }, step))
     }
 
@@ -191,15 +193,7 @@ impl QueryDriver {
     /// (rounds started, most rounds the plan may take); (0, 0) until the
     /// relays have described the column and the plan is known.
     pub fn progress(&self) -> (u32, u32) {
-        let query = match &self.state {
-            State::AwaitingRoundAdmission { query, .. }
-            | State::AwaitingContributions { query, .. }
-            | State::AwaitingRegistrations { query, .. }
-            | State::AwaitingPartials { query, .. }
-            | State::AwaitingLogs { query, .. } => query,
-            _ => return (0, 0),
-        };
-        query.planner.progress().unwrap_or((0, 0))
+        self.cx.progress
     }
 
     pub fn statistic(&self) -> crate::stats::Statistic {
@@ -367,6 +361,7 @@ impl QueryDriver {
         current: Option<(Round, Aggregate)>,
         next: PlanStep,
     ) -> Result<Step, ProtocolError> {
+        self.cx.progress = query.planner.progress()?;
         match (next, current) {
             (PlanStep::Round { round, task }, _) => {
                 let request = AuthorityRequest::AdmitRound { spec: query.spec.clone(), round, task: task.clone() };
