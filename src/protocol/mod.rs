@@ -14,6 +14,7 @@ pub mod error;
 pub mod ids;
 pub mod ledger;
 pub mod messages;
+pub mod outcome;
 pub mod processor;
 pub mod relay;
 pub mod wire;
