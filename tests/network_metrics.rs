@@ -257,6 +257,9 @@ fn a_config_without_metrics_serves_no_http() {
     assert!(raw.metrics.take().is_some(), "init writes a metrics section");
     std::fs::write(&file, serde_yaml_ng::to_string(&raw).unwrap()).unwrap();
     assert!(cluster.config("relay-1").metrics.is_none());
+    let user: RawConfig =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(cluster.path("user.yaml")).unwrap()).unwrap();
+    assert!(user.metrics.is_none(), "a user serves nothing");
     let port = cluster.config("relay-1").role.listen().unwrap().port();
 
     cluster.start("relay-1");

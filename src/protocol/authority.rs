@@ -11,7 +11,8 @@
 //! ciphertext's randomness) by at least `min_relays` distinct known relays. In noisy mode it folds its own discrete
 //! Laplace noise into its share (so one honest authority suffices) and
 //! answers each release slot once: a repeated request gets the same share.
-//! Time, randomness and the ledger come in as arguments; no I/O.
+//! Time, randomness and the ledger come in as arguments; the response goes
+//! out (with `answer`, also a refusal's fixed label for metrics); no I/O.
 
 use std::collections::{BTreeMap, HashMap};
 
