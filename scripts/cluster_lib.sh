@@ -171,8 +171,9 @@ check_nodes_alive() {
     return "$dead"
 }
 
-# check_ports_free HOST FIRST LAST: fails when a UDP port in FIRST..LAST is
-# taken (the nodes talk QUIC, so they listen on UDP).
+# check_ports_free HOST FIRST LAST: fails when a port in FIRST..LAST is
+# taken: UDP on HOST (the nodes talk QUIC) or TCP on 127.0.0.1 (each node's
+# metrics endpoint, which `crux-node init` puts at the same port number).
 check_ports_free() {
     local busy
     if ! command -v python3 >/dev/null 2>&1; then
@@ -183,17 +184,19 @@ import socket, sys
 host, first, last = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 busy = []
 for port in range(first, last + 1):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.bind((host, port))
-    except OSError:
-        busy.append(str(port))
-    finally:
-        s.close()
-print(" ".join(busy))
+    for kind, at, name in ((socket.SOCK_DGRAM, host, "UDP"), (socket.SOCK_STREAM, "127.0.0.1", "TCP")):
+        s = socket.socket(socket.AF_INET, kind)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((at, port))
+        except OSError:
+            busy.append(f"{name} {port}")
+        finally:
+            s.close()
+print(", ".join(busy))
 ' "$@")
     if [[ -n "$busy" ]]; then
-        echo "error: UDP port(s) $busy on $1 are in use (another cluster? stop it, or choose another --base-port)" >&2
+        echo "error: port(s) $busy are in use (another cluster? stop it, or choose another --base-port)" >&2
         return 1
     fi
 }

@@ -207,5 +207,6 @@ The cluster is running (logs in $DIR/logs, pid files in $DIR/pids).
   columns: $BIN columns --config $USER_CFG
   query:   $BIN query mean --exact --config $USER_CFG "Population" "All usual residents" 2021
            $BIN query median --epsilon 1 --bounds $DP_BOUNDS --config $USER_CFG "Population" "All usual residents" 2021
+  metrics: curl http://127.0.0.1:$BASE_PORT/metrics   (each node on TCP at its own port; also /healthz, /readyz)
   stop:    $STOP_CMD
 EOF

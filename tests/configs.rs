@@ -1,6 +1,7 @@
 //! The example configs in configs/ stay true to the code: each parses into
 //! the configuration structs (unknown keys are refused) with a known role,
-//! and the defaults they show are the ones in `crux::config::defaults`.
+//! the defaults they show are the ones in `crux::config::defaults`, and
+//! their `metrics` sections are where `crux-node init` puts them.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::too_many_lines)]
 
 use crux::config::defaults;
@@ -66,4 +67,18 @@ fn example_configs_show_the_defaults() {
     assert_eq!(p.dlog_range_bits, defaults::DLOG_RANGE_BITS);
     assert_eq!(p.rate_limit_per_minute, defaults::RATE_LIMIT_PER_MINUTE);
     assert_eq!(example("processor.yaml").cluster.processor.address, format!("127.0.0.1:{}", defaults::BASE_PORT));
+}
+
+/// The serving roles' examples show a `metrics` section as `crux-node init`
+/// writes it: 127.0.0.1 at the node's own port number (TCP beside QUIC's
+/// UDP); a user serves nothing and has none.
+#[test]
+fn example_configs_serve_metrics_on_their_own_port_number() {
+    for role in ["authority", "processor", "relay"] {
+        let raw = example(&format!("{role}.yaml"));
+        let listen = raw.node.listen.unwrap();
+        let port = listen.rsplit_once(':').unwrap().1;
+        assert_eq!(raw.metrics.unwrap().listen, format!("127.0.0.1:{port}"), "{role}.yaml");
+    }
+    assert!(example("user.yaml").metrics.is_none());
 }

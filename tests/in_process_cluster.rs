@@ -1,8 +1,9 @@
 //! A whole cluster in one process: every node's real code
-//! (`actors::node::prepare`, `bind` on 127.0.0.1 port 0, `start` with a
-//! shutdown future) inside one actix System, over real QUIC and real LMDB,
-//! with the config files `crux-node init` writes. The user asks through the
-//! same client `crux-node query` uses. No ports to reserve, no processes.
+//! (`actors::node::prepare`, `bind` and `bind_metrics` on 127.0.0.1 port 0,
+//! `start` with a shutdown future) inside one actix System, over real QUIC
+//! and real LMDB, with the config files `crux-node init` writes. The user
+//! asks through the same client `crux-node query` uses; every node's
+//! `/readyz` answers over HTTP. No ports to reserve, no processes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::too_many_lines)]
 
 mod common;
@@ -43,27 +44,30 @@ fn a_whole_cluster_runs_in_one_process_on_port_0() {
         actix_rt::System::new().block_on(async move {
             // bind every node first: the processor must know the others' ports
             let mut bound = Vec::new();
+            let mut http = BTreeMap::new();
             for cfg in configs {
                 let endpoint = node::bind(&cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
-                bound.push((cfg, endpoint));
+                let metrics = node::bind_metrics("127.0.0.1:0".parse().unwrap()).unwrap();
+                http.insert(cfg.name.clone(), metrics.local_addr().unwrap());
+                bound.push((cfg, node::Listeners { quic: endpoint, metrics: Some(metrics) }));
             }
             let addrs: BTreeMap<String, SocketAddr> =
-                bound.iter().map(|(cfg, e)| (cfg.name.clone(), e.local_addr().unwrap())).collect();
+                bound.iter().map(|(cfg, l)| (cfg.name.clone(), l.quic.local_addr().unwrap())).collect();
             let mut stops = Vec::new();
             let mut running = Vec::new();
-            for (mut cfg, endpoint) in bound {
+            for (mut cfg, listeners) in bound {
                 point_at(&mut cfg, &addrs);
                 let prepared = node::prepare(&cfg).unwrap();
                 let (tx, rx) = oneshot::channel::<()>();
                 stops.push(tx);
                 running.push(actix_rt::spawn(async move {
-                    node::start(&cfg, prepared, endpoint, async move {
+                    node::start(&cfg, prepared, listeners, async move {
                         let _ = rx.await;
                     })
                     .await
                 }));
             }
-            ready_tx.send(addrs).unwrap();
+            ready_tx.send((addrs, http)).unwrap();
             let _ = stop_rx.await;
             for stop in stops {
                 let _ = stop.send(());
@@ -76,7 +80,7 @@ fn a_whole_cluster_runs_in_one_process_on_port_0() {
             stopped
         })
     });
-    let addrs = ready_rx.recv_timeout(Duration::from_secs(120)).expect("the nodes started");
+    let (addrs, http) = ready_rx.recv_timeout(Duration::from_secs(120)).expect("the nodes started");
     assert!(addrs.values().all(|a| a.port() != 0 && a.ip().is_loopback()), "{addrs:?}");
 
     let mut user = cluster.config("user");
@@ -100,6 +104,20 @@ fn a_whole_cluster_runs_in_one_process_on_port_0() {
     for peer in &peers {
         assert!(peer.status.is_ok(), "{peer:?}");
         assert_eq!(peer.address, addrs[&peer.name].to_string());
+    }
+
+    // every node serves /readyz on its port-0 HTTP listener: the processor
+    // once its probe reached every peer (within one probe interval)
+    for (name, addr) in &http {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, body) = common::http::get(*addr, "/readyz").unwrap();
+            if status == 200 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "{name}: {status} {body}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     // every node stops when its shutdown future completes, and start returns Ok

@@ -229,10 +229,15 @@ fn port_blocks_reserved_in_parallel_never_overlap() {
         for b in &blocks[i + 1..] {
             assert!(a.ports().end <= b.base() || b.ports().end <= a.base(), "{:?} and {:?}", a.ports(), b.ports());
         }
-        // the block's lock: no other thread or process can reserve it now
-        assert!(std::net::TcpListener::bind(("127.0.0.1", a.base())).is_err());
+        // the block's lock: no other thread or process can reserve it now;
+        // it is outside the ports nodes use (QUIC and metrics)
+        assert!(!a.ports().contains(&a.lock_port()));
+        assert!(std::net::TcpListener::bind(("127.0.0.1", a.lock_port())).is_err());
+        for port in a.ports() {
+            std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        }
     }
-    let base = blocks[0].base();
+    let lock = blocks[0].lock_port();
     drop(blocks);
-    std::net::TcpListener::bind(("127.0.0.1", base)).unwrap();
+    std::net::TcpListener::bind(("127.0.0.1", lock)).unwrap();
 }

@@ -2,17 +2,21 @@
 //! on its own thread (a one-thread `SyncArbiter`: partial decryptions and
 //! signature checks are CPU work), with the LMDB ledger. It receives request
 //! bytes from the transport, decodes them under the frame limit, and returns
-//! encoded replies. Nothing secret is logged.
+//! encoded replies; it counts requests, refusals (by their fixed label) and
+//! the remaining budget into its `AuthorityMetrics`. Nothing secret is
+//! logged or counted.
 
 use actix::prelude::*;
 use tracing::{info, info_span, warn};
 
 use super::keys::unix_now;
+use super::metrics::AuthorityMetrics;
 use super::RequestBytes;
 use crate::data::ledger::LmdbLedger;
 use crate::protocol::access::only_processor;
 use crate::protocol::authority::AuthorityState;
 use crate::protocol::ledger::Ledger;
+use crate::protocol::outcome::{authority_request, AccessRefusal};
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::{AuthorityRequest, AuthorityResponse, NodeStatus, Role};
 use crate::stats::dp::NoiseRng;
@@ -25,6 +29,7 @@ pub struct AuthorityActor {
     pub max_frame: usize,
     /// ChaCha20 seeded from the OS: noise, nonces and batch weights
     pub rng: NoiseRng,
+    pub metrics: AuthorityMetrics,
 }
 
 /// Charges shown by `status` (newest first).
@@ -74,12 +79,14 @@ impl Handler<RequestBytes> for AuthorityActor {
     fn handle(&mut self, msg: RequestBytes, _ctx: &mut Self::Context) -> Vec<u8> {
         if let Err(refusal) = only_processor(self.state.name(), &self.processor, &msg.peer) {
             warn!(peer = %msg.peer, "refusing a request from a node that is not the processor");
+            self.metrics.access.refused(AccessRefusal::NotProcessor);
             return refused(refusal);
         }
         let request: AuthorityRequest = match decode(&msg.bytes, self.max_frame) {
             Ok(r) => r,
             Err(e) => {
                 warn!(peer = %msg.peer, cause = %e, "dropping a malformed request");
+                self.metrics.access.refused(AccessRefusal::Malformed);
                 return refused(e.to_string());
             }
         };
@@ -113,7 +120,12 @@ impl Handler<RequestBytes> for AuthorityActor {
                 details: Vec::new(),
             })
         };
-        let response = self.state.handle(request, &mut self.ledger, unix_now(), status, &mut self.rng);
+        let label = authority_request(&request);
+        let (response, refusal) = self.state.answer(request, &mut self.ledger, unix_now(), status, &mut self.rng);
+        self.metrics.request(label, refusal);
+        if let AuthorityResponse::Admitted { remaining_budget: Some(remaining), .. } = &response {
+            self.metrics.budget(&self.dataset, None, remaining.as_f64());
+        }
         match (&response, admission) {
             (AuthorityResponse::Refused { reason }, _) => warn!(request = %kind, reason = %reason, "refused"),
             (AuthorityResponse::Admitted { remaining_budget, .. }, Some((user, epsilon))) => info!(

@@ -87,6 +87,8 @@ pub enum NodeError {
     Crypto(#[from] crate::crypto::CryptoError),
     #[error("cannot listen on {addr}: {reason}; another process may use the port: stop it or change `node.listen` (or CRUX__NODE__LISTEN)")]
     Bind { addr: SocketAddr, reason: String },
+    #[error("cannot serve metrics on {addr} (TCP): {reason}; another process may use the port: stop it, change `metrics.listen` (or CRUX__METRICS__LISTEN), or remove the `metrics` section")]
+    MetricsBind { addr: SocketAddr, reason: String },
     #[error("{what}: {reason}")]
     Setup { what: String, reason: String },
     #[error("cannot resolve the address {address:?} of {peer}: {reason}")]

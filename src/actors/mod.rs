@@ -1,13 +1,16 @@
 //! Adapters: the QUIC transport with pinned mutual-TLS identities (`tls`,
 //! `transport`), one actix actor per role (`AuthorityActor`, `RelayActor`,
-//! `ProcessorActor`), the node runner, the user client, and glue from files
-//! and LMDB to the pure protocol layer.
+//! `ProcessorActor`), the node runner, the user client, the operator's
+//! metrics and HTTP endpoints, and glue from files and LMDB to the pure
+//! protocol layer.
 
 pub mod authority;
 pub mod client;
 pub mod column_source;
 pub mod error;
+pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod node;
 pub mod processor;
 pub mod relay;

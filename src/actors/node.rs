@@ -1,14 +1,17 @@
-//! Runs one node of any role: loads its keys and peers (`prepare`), binds
-//! the QUIC endpoint (`bind`), starts the role's actor and serves requests
-//! until a shutdown future completes (`start`; `run` uses SIGINT/SIGTERM),
-//! then stops accepting, lets in-flight requests finish (bounded) and closes
-//! the endpoint; LMDB environments are flushed on drop. Because the endpoint
-//! and the shutdown come from the caller, whole clusters can run in one
-//! process on port 0 (as mini-redis's `server::run`), e.g. in tests.
+//! Runs one node of any role: loads its keys and peers and builds its
+//! metrics registry (`prepare`), binds the QUIC endpoint (`bind`) and, when
+//! the config has `metrics.listen`, the TCP listener of the operator's HTTP
+//! endpoints (`bind_metrics`), starts the role's actor and serves requests
+//! (and `/metrics`, `/healthz`, `/readyz`) until a shutdown future
+//! completes (`start`; `run` uses SIGINT/SIGTERM), then stops accepting,
+//! lets in-flight requests finish (bounded), stops the HTTP endpoints and
+//! closes the endpoint; LMDB environments are flushed on drop. Because the
+//! sockets and the shutdown come from the caller, whole clusters can run in
+//! one process on port 0 (as mini-redis's `server::run`), e.g. in tests.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,16 +22,19 @@ use tracing::info;
 use super::authority::AuthorityActor;
 use super::column_source::FileColumnSource;
 use super::error::NodeError;
+use super::http::{serve_http, Health};
 use super::keys::{read_joint_key, resolve, transport_config};
-use super::processor::{ProcessorActor, ProcessorShared};
+use super::metrics::{NodeMetrics, TransportMetrics};
+use super::processor::{watch_peers, ProcessorActor, ProcessorShared};
 use super::relay::RelayActor;
-use super::transport::{bind_endpoint, serve, Client, TransportConfig};
+use super::transport::{bind_endpoint, serve_measured, Client, TransportConfig};
 use super::RequestBytes;
-use crate::config::{NodeConfig, ProcessorConfig, RoleConfig};
-use crate::crypto::{DlogSolver, DlogTable};
+use crate::config::{AuthorityConfig, NodeConfig, ProcessorConfig, RelayConfig, RoleConfig};
+use crate::crypto::{DlogSolver, DlogTable, JointPublicKey};
 use crate::data::ledger::LmdbLedger;
 use crate::data::{read_key_share, read_relay_identity, LmdbTable};
 use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
+use crate::protocol::ledger::Ledger;
 use crate::protocol::processor::ProcessorView;
 use crate::protocol::relay::RelayState;
 
@@ -37,6 +43,7 @@ use crate::protocol::relay::RelayState;
 pub struct Prepared {
     listen: SocketAddr,
     role: PreparedRole,
+    metrics: NodeMetrics,
 }
 
 impl Prepared {
@@ -52,78 +59,105 @@ enum PreparedRole {
     Processor { table: Arc<dyn DlogTable>, description: String, config: ProcessorConfig },
 }
 
+/// The sockets a node serves on, bound before it starts: the QUIC
+/// endpoint (`bind`) and, if metrics are on, the HTTP listener (`bind_metrics`).
+pub struct Listeners {
+    pub quic: quinn::Endpoint,
+    pub metrics: Option<TcpListener>,
+}
+
 pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
     let joint = read_joint_key(cfg)?;
-    let processor = cfg.cluster.processor.name.clone();
-    match &cfg.role {
-        RoleConfig::Authority(a) => {
-            let share = read_key_share(&a.key_share)?;
-            if share.authority() != cfg.name {
-                return Err(NodeError::Setup {
-                    what: format!("key share {}", a.key_share.display()),
-                    reason: format!("it belongs to {}, not {}", share.authority(), cfg.name),
-                });
-            }
-            if joint.share_of(&cfg.name).map(|s| s.point) != Some(share.public_point()) {
-                return Err(NodeError::Setup {
-                    what: "key share".into(),
-                    reason: "it does not match this authority's share in the joint key".into(),
-                });
-            }
-            let policy = AuthorityPolicy {
-                dataset: cfg.cluster.dataset.clone(),
-                min_relays: cfg.cluster.min_relays,
-                allow_exact: a.allow_exact,
-                budget: a.budget,
-                replay_window_secs: a.replay_window_secs,
-                relays: cfg
-                    .cluster
-                    .relays
-                    .iter()
-                    .map(|r| (r.peer.name.clone(), r.public_key))
-                    .collect::<HashMap<_, _>>(),
-            };
-            let ledger = LmdbLedger::open(&cfg.data_dir.join("ledger"))?;
-            let actor = AuthorityActor {
-                state: AuthorityState::new(share, joint, policy),
-                ledger,
-                dataset: cfg.cluster.dataset.clone(),
-                processor,
-                max_frame: cfg.max_frame_bytes,
-                rng: crate::stats::dp::noise_rng(),
-            };
-            Ok(Prepared { listen: a.listen, role: PreparedRole::Authority(Box::new(actor)) })
-        }
-        RoleConfig::Relay(r) => {
-            let identity = read_relay_identity(&r.identity_key)?;
-            let mine = cfg.cluster.relays.iter().find(|p| p.peer.name == cfg.name);
-            if mine.map(|p| p.public_key) != Some(identity.public_key()) {
-                return Err(NodeError::Setup {
-                    what: format!("identity key {}", r.identity_key.display()),
-                    reason: "it does not match this relay's public key in cluster.relays".into(),
-                });
-            }
-            let actor = RelayActor {
-                state: RelayState::new(&cfg.name, identity, &joint),
-                source: FileColumnSource::new(&cfg.name, r.sources.clone()),
-                processor,
-                max_frame: cfg.max_frame_bytes,
-            };
-            Ok(Prepared { listen: r.listen, role: PreparedRole::Relay(Box::new(actor)) })
-        }
+    let metrics = NodeMetrics::new(cfg.role.kind());
+    let (listen, role) = match &cfg.role {
+        RoleConfig::Authority(a) => (a.listen, prepare_authority(cfg, a, joint, &metrics)?),
+        RoleConfig::Relay(r) => (r.listen, prepare_relay(cfg, r, &joint, &metrics)?),
         RoleConfig::Processor(p) => {
             let progress = std::io::stderr().is_terminal();
             info!(dir = %p.dlog_dir.display(), bits = p.dlog_table_bits, "opening the discrete-log table (built on first start)");
             let table = LmdbTable::open_or_build(&p.dlog_dir, p.dlog_table_bits, progress)?;
+            metrics.processor.dlog_table_entries(table.baby_steps());
             let description = format!("2^{} baby steps, |m| < 2^{}", p.dlog_table_bits, p.dlog_range_bits);
-            let role = PreparedRole::Processor { table: Arc::new(table), description, config: p.clone() };
-            Ok(Prepared { listen: p.listen, role })
+            (p.listen, PreparedRole::Processor { table: Arc::new(table), description, config: p.clone() })
         }
-        RoleConfig::User => Err(NodeError::Setup {
-            what: "start".into(),
-            reason: "a user config cannot be started; use it with `crux-node query`".into(),
-        }),
+        RoleConfig::User => {
+            return Err(NodeError::Setup {
+                what: "start".into(),
+                reason: "a user config cannot be started; use it with `crux-node query`".into(),
+            })
+        }
+    };
+    Ok(Prepared { listen, role, metrics })
+}
+
+/// The authority's actor: its key share (checked against the joint key),
+/// policy and ledger; its budget gauges set from the ledger.
+fn prepare_authority(
+    cfg: &NodeConfig,
+    a: &AuthorityConfig,
+    joint: JointPublicKey,
+    metrics: &NodeMetrics,
+) -> Result<PreparedRole, NodeError> {
+    let share = read_key_share(&a.key_share)?;
+    if share.authority() != cfg.name {
+        return Err(NodeError::Setup {
+            what: format!("key share {}", a.key_share.display()),
+            reason: format!("it belongs to {}, not {}", share.authority(), cfg.name),
+        });
     }
+    if joint.share_of(&cfg.name).map(|s| s.point) != Some(share.public_point()) {
+        return Err(NodeError::Setup {
+            what: "key share".into(),
+            reason: "it does not match this authority's share in the joint key".into(),
+        });
+    }
+    let policy = AuthorityPolicy {
+        dataset: cfg.cluster.dataset.clone(),
+        min_relays: cfg.cluster.min_relays,
+        allow_exact: a.allow_exact,
+        budget: a.budget,
+        replay_window_secs: a.replay_window_secs,
+        relays: cfg.cluster.relays.iter().map(|r| (r.peer.name.clone(), r.public_key)).collect::<HashMap<_, _>>(),
+    };
+    let ledger = LmdbLedger::open(&cfg.data_dir.join("ledger"))?;
+    let remaining = ledger.remaining(&cfg.cluster.dataset, a.budget)?;
+    metrics.authority.budget(&cfg.cluster.dataset, Some(a.budget.as_f64()), remaining.as_f64());
+    let actor = AuthorityActor {
+        state: AuthorityState::new(share, joint, policy),
+        ledger,
+        dataset: cfg.cluster.dataset.clone(),
+        processor: cfg.cluster.processor.name.clone(),
+        max_frame: cfg.max_frame_bytes,
+        rng: crate::stats::dp::noise_rng(),
+        metrics: metrics.authority.clone(),
+    };
+    Ok(PreparedRole::Authority(Box::new(actor)))
+}
+
+/// The relay's actor: its identity (checked against its public key in
+/// `cluster.relays`) and its sources.
+fn prepare_relay(
+    cfg: &NodeConfig,
+    r: &RelayConfig,
+    joint: &JointPublicKey,
+    metrics: &NodeMetrics,
+) -> Result<PreparedRole, NodeError> {
+    let identity = read_relay_identity(&r.identity_key)?;
+    let mine = cfg.cluster.relays.iter().find(|p| p.peer.name == cfg.name);
+    if mine.map(|p| p.public_key) != Some(identity.public_key()) {
+        return Err(NodeError::Setup {
+            what: format!("identity key {}", r.identity_key.display()),
+            reason: "it does not match this relay's public key in cluster.relays".into(),
+        });
+    }
+    let actor = RelayActor {
+        state: RelayState::new(&cfg.name, identity, joint),
+        source: FileColumnSource::new(&cfg.name, r.sources.clone()),
+        processor: cfg.cluster.processor.name.clone(),
+        max_frame: cfg.max_frame_bytes,
+        metrics: metrics.relay.clone(),
+    };
+    Ok(PreparedRole::Relay(Box::new(actor)))
 }
 
 /// Binds the node's QUIC endpoint on `addr` (the config's `node.listen`, or
@@ -134,37 +168,67 @@ pub fn bind(cfg: &NodeConfig, addr: SocketAddr) -> Result<quinn::Endpoint, NodeE
     bind_endpoint(addr, &tcfg).map_err(|e| NodeError::Bind { addr, reason: e.to_string() })
 }
 
-/// Serves the node's role on `endpoint` inside the current actix System
-/// until `shutdown` completes, then stops accepting, lets replies being
-/// computed finish (bounded) and closes the endpoint.
+/// Binds the TCP listener of the metrics and health endpoints on `addr`
+/// (the config's `metrics.listen`, or port 0 in tests).
+pub fn bind_metrics(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr).map_err(|e| NodeError::MetricsBind { addr, reason: e.to_string() })
+}
+
+/// Serves the node's role on `listeners.quic` (and its metrics and health
+/// on `listeners.metrics`, if any) inside the current actix System until
+/// `shutdown` completes, then stops accepting, lets replies being computed
+/// finish (bounded), stops the HTTP endpoints and closes the endpoint.
 pub async fn start(
     cfg: &NodeConfig,
     prepared: Prepared,
-    endpoint: quinn::Endpoint,
+    listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
+    let endpoint = listeners.quic;
     let addr = endpoint.local_addr().map_err(|e| NodeError::Bind { addr: prepared.listen, reason: e.to_string() })?;
     let tcfg = transport_config(cfg)?;
-    match prepared.role {
-        PreparedRole::Authority(actor) => serve_on_sync_worker(&endpoint, &tcfg, *actor),
-        PreparedRole::Relay(actor) => serve_on_sync_worker(&endpoint, &tcfg, *actor),
+    let health = Health::starting();
+    let transport = prepared.metrics.transport.clone();
+    let probe = match prepared.role {
+        PreparedRole::Authority(actor) => serve_on_sync_worker(&endpoint, &tcfg, transport, *actor, &health),
+        PreparedRole::Relay(actor) => serve_on_sync_worker(&endpoint, &tcfg, transport, *actor, &health),
         PreparedRole::Processor { table, description, config } => {
-            let shared = processor_shared(cfg, &endpoint, &tcfg, table, description, &config)?;
+            let mut shared = processor_shared(cfg, &endpoint, &tcfg, table, description, &config)?;
+            shared.client = Client::measured(endpoint.clone(), &tcfg, transport.clone());
+            shared.metrics = prepared.metrics.processor.clone();
+            let shared = Rc::new(shared);
             let users = cfg.cluster.users.iter().map(|u| u.name.clone()).collect();
-            let actor = ProcessorActor::new(Rc::new(shared), users, config.rate_limit_per_minute).start();
-            actix_rt::spawn(serve(endpoint.clone(), &tcfg, move |peer, bytes| {
+            let actor = ProcessorActor::new(shared.clone(), users, config.rate_limit_per_minute).start();
+            actix_rt::spawn(serve_measured(endpoint.clone(), &tcfg, transport, move |peer, bytes| {
                 let a = actor.clone();
                 async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
             }));
+            Some(actix_rt::spawn(watch_peers(shared, health.clone())))
         }
-    }
+    };
+    let http = match listeners.metrics {
+        Some(listener) => {
+            let at = listener.local_addr().ok();
+            let handle = serve_http(listener, prepared.metrics.registry, health.clone())?;
+            info!(node = %cfg.name, metrics = ?at, "serving /metrics, /healthz and /readyz over HTTP");
+            Some(handle)
+        }
+        None => None,
+    };
     info!(node = %cfg.name, role = %cfg.role, listen = %addr, "node started");
     shutdown.await;
     info!(node = %cfg.name, "shutting down: no new connections, finishing requests in flight");
+    health.set(Err("shutting down".into()));
+    if let Some(probe) = probe {
+        probe.abort();
+    }
     endpoint.set_server_config(None);
     // a short grace period for replies already being computed
     tokio::time::sleep(Duration::from_millis(500)).await;
     endpoint.close(0u32.into(), b"shutdown");
+    if let Some(http) = http {
+        http.stop(true).await;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(3), endpoint.wait_idle()).await;
     info!(node = %cfg.name, "stopped");
     Ok(())
@@ -212,25 +276,38 @@ fn processor_shared(
         query_timeout: cfg.timeouts.query,
         table_description,
         in_flight: Default::default(),
+        metrics: Default::default(),
     })
 }
 
 /// Runs a role's actor on a one-thread `SyncArbiter` and serves the
-/// endpoint's requests through it.
-fn serve_on_sync_worker<A>(endpoint: &quinn::Endpoint, tcfg: &TransportConfig, actor: A)
+/// endpoint's requests through it; the node is ready once the worker has
+/// taken the actor. No peer probe: returns `None`.
+fn serve_on_sync_worker<A>(
+    endpoint: &quinn::Endpoint,
+    tcfg: &TransportConfig,
+    metrics: TransportMetrics,
+    actor: A,
+    health: &Health,
+) -> Option<actix_rt::task::JoinHandle<()>>
 where
     A: Actor<Context = SyncContext<A>> + Handler<RequestBytes> + Send,
     A: actix::Handler<RequestBytes, Result = Vec<u8>>,
 {
     let cell = std::sync::Mutex::new(Some(actor));
+    let ready = health.clone();
     let worker = SyncArbiter::start(1, move || match cell.lock().ok().and_then(|mut c| c.take()) {
-        Some(a) => a,
+        Some(a) => {
+            ready.set(Ok(()));
+            a
+        }
         None => exit_after_worker_panic(),
     });
-    actix_rt::spawn(serve(endpoint.clone(), tcfg, move |peer, bytes| {
+    actix_rt::spawn(serve_measured(endpoint.clone(), tcfg, metrics, move |peer, bytes| {
         let worker = worker.clone();
         async move { worker.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
     }));
+    None
 }
 
 // A SyncArbiter asks for a new worker only after the old one panicked. The
@@ -246,8 +323,9 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     let prepared = prepare(&cfg)?;
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let endpoint = bind(&cfg, prepared.listen())?;
-        start(&cfg, prepared, endpoint, wait_for_shutdown()).await
+        let quic = bind(&cfg, prepared.listen())?;
+        let metrics = cfg.metrics.as_ref().map(|m| bind_metrics(m.listen)).transpose()?;
+        start(&cfg, prepared, Listeners { quic, metrics }, wait_for_shutdown()).await
     })
 }
 

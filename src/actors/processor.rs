@@ -4,7 +4,10 @@
 //! solves discrete logs on a blocking thread with the LMDB table, and
 //! answers the user. Who may ask and how often is decided by
 //! `protocol::access`; the actor applies it with the current time. Logs
-//! query ids and outcomes, never values or ciphertexts.
+//! query ids and outcomes, never values or ciphertexts; counts queries by
+//! statistic and outcome, rounds, releases and each peer's replies
+//! (`protocol::outcome` labels) into its `ProcessorMetrics`, and probes its
+//! peers for the node's readiness (`watch_peers`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,12 +22,17 @@ use futures_util::future::join_all;
 use rand::rngs::OsRng;
 use tracing::{info, info_span, warn, Instrument};
 
+use super::http::Health;
 use super::keys::unix_now;
+use super::metrics::ProcessorMetrics;
 use super::transport::Client;
 use super::RequestBytes;
 use crate::crypto::{DlogSolver, DlogTable};
 use crate::protocol::access::{only_users, RateClass, RateLimiter};
 use crate::protocol::drive::{run_query, QueryPeers};
+use crate::protocol::outcome::{
+    authority_request, processor_readiness, relay_request, reply_outcome, AccessRefusal, QueryOutcome, RefusalReply,
+};
 use crate::protocol::processor::{ProcessorView, QueryDriver};
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::*;
@@ -43,6 +51,7 @@ pub struct ProcessorShared {
     pub table_description: String,
     /// queries in flight, for `Progress` (single-threaded: never borrowed across an await)
     pub in_flight: RefCell<HashMap<QueryId, InFlight>>,
+    pub metrics: ProcessorMetrics,
 }
 
 /// One query in flight: whose, and how far it has got.
@@ -115,18 +124,26 @@ impl Handler<RequestBytes> for ProcessorActor {
         let shared = self.shared.clone();
         if let Err(refusal) = only_users(&self.users, &msg.peer) {
             warn!(peer = %msg.peer, "refusing a request from a node that is not a configured user");
+            shared.metrics.access.refused(AccessRefusal::NotUser);
             return Box::pin(async move { error_reply(refusal) });
         }
         let request: ProcessorRequest = match decode(&msg.bytes, shared.max_frame) {
             Ok(r) => r,
             Err(e) => {
                 warn!(peer = %msg.peer, cause = %e, "dropping a malformed request");
+                shared.metrics.access.refused(AccessRefusal::Malformed);
                 return Box::pin(async move { error_reply(e.to_string()) });
             }
         };
         let class =
             if matches!(request, ProcessorRequest::Query { .. }) { RateClass::Query } else { RateClass::Status };
         if let Err(refusal) = self.limiter.admit(&msg.peer, class, Instant::now()) {
+            match &request {
+                ProcessorRequest::Query { params, .. } => {
+                    shared.metrics.query(params.statistic, QueryOutcome::RefusedRateLimit)
+                }
+                _ => shared.metrics.access.refused(AccessRefusal::RateLimit),
+            }
             return Box::pin(async move { error_reply(refusal) });
         }
         match request {
@@ -155,13 +172,16 @@ async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String
     let statistic = params.statistic;
     let (mut driver, step) = match QueryDriver::new(shared.view.clone(), id, unix_now(), user.clone(), labels, params) {
         Ok(started) => started,
-        Err(e) => return error_reply(format!("query {id} failed: {e}")),
+        Err(e) => {
+            shared.metrics.query(statistic, QueryOutcome::of_error(&e));
+            return error_reply(format!("query {id} failed: {e}"));
+        }
     };
     if let Ok(mut map) = shared.in_flight.try_borrow_mut() {
         map.insert(id, InFlight { user, statistic, started, rounds: 0, max_rounds: 0 });
     }
     let _in_flight = InFlightGuard { shared, id };
-    let mut peers = QuicPeers { shared };
+    let mut peers = QuicPeers { shared, statistic };
     let outcome = tokio::time::timeout(
         shared.query_timeout,
         run_query(&mut driver, step, &mut peers, &mut OsRng).instrument(span.clone()),
@@ -176,8 +196,14 @@ async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String
         _ => String::new(),
     };
     let _guard = span.enter();
+    let label = match &outcome {
+        Ok(result) => QueryOutcome::of(result),
+        Err(_) => QueryOutcome::TimedOut,
+    };
+    shared.metrics.query(statistic, label);
     match outcome {
         Ok(Ok(answer)) => {
+            shared.metrics.answered_in(statistic, started.elapsed());
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             info!(statistic = %answer.result.statistic, relays = answer.relays.len(), elapsed_ms, "answered");
             reply(&ProcessorResponse::Answer(Box::new(answer)))
@@ -229,27 +255,35 @@ async fn ask<T: serde::de::DeserializeOwned>(
     decode::<T>(&reply, shared.max_frame).map_err(|e| PeerFailure::InvalidReply(format!("{name}: {e}")))
 }
 
-/// Sends the same request bytes to each of `peers` in parallel; each reply
-/// as `pick` reads it, in the order of `peers`.
-async fn fan_out<'a, R: serde::de::DeserializeOwned, T>(
+/// One request's bytes, whether they may be resent, and its kind's label.
+struct Outbound<'a> {
+    bytes: &'a [u8],
+    may_resend: bool,
+    kind: &'static str,
+}
+
+/// Sends the same request to each of `peers` in parallel; each reply as
+/// `pick` reads it, in the order of `peers`. Counts each peer's reply.
+async fn fan_out<'a, R: serde::de::DeserializeOwned + RefusalReply, T>(
     shared: &ProcessorShared,
     peers: impl Iterator<Item = &'a (String, SocketAddr)>,
-    bytes: &[u8],
-    may_resend: bool,
+    request: &Outbound<'_>,
     pick: impl Fn(R) -> Result<T, PeerFailure>,
 ) -> Vec<PeerReply<T>> {
     let pick = &pick;
     join_all(peers.map(|(name, addr)| async move {
-        let reply = ask::<R>(shared, name, *addr, bytes, may_resend).await.and_then(pick);
-        PeerReply::new(name.clone(), reply)
+        let reply = ask::<R>(shared, name, *addr, request.bytes, request.may_resend).await;
+        shared.metrics.peer_reply(name, request.kind, reply_outcome(&reply));
+        PeerReply::new(name.clone(), reply.and_then(pick))
     }))
     .await
 }
 
 /// Every relay's published column labels, asked in parallel.
 async fn published_columns(shared: &ProcessorShared) -> Vec<RelayColumns> {
-    let Ok(request) = encode(&RelayRequest::Columns) else { return Vec::new() };
-    let replies = fan_out(shared, shared.relays.iter(), &request, true, |resp| match resp {
+    let Ok(bytes) = encode(&RelayRequest::Columns) else { return Vec::new() };
+    let request = Outbound { bytes: &bytes, may_resend: true, kind: relay_request(&RelayRequest::Columns) };
+    let replies = fan_out(shared, shared.relays.iter(), &request, |resp| match resp {
         RelayResponse::Columns(columns) => Ok(columns),
         other => Err(other.failure("Columns")),
     })
@@ -261,11 +295,13 @@ async fn published_columns(shared: &ProcessorShared) -> Vec<RelayColumns> {
 async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
     let Ok(relay_req) = encode(&RelayRequest::Status) else { return Vec::new() };
     let Ok(auth_req) = encode(&AuthorityRequest::Status) else { return Vec::new() };
-    let authorities = fan_out(shared, shared.authorities.iter(), &auth_req, true, |resp| match resp {
+    let auth_req = Outbound { bytes: &auth_req, may_resend: true, kind: "status" };
+    let relay_req = Outbound { bytes: &relay_req, may_resend: true, kind: "status" };
+    let authorities = fan_out(shared, shared.authorities.iter(), &auth_req, |resp| match resp {
         AuthorityResponse::Status(s) => Ok(s),
         other => Err(other.failure("Status")),
     });
-    let relays = fan_out(shared, shared.relays.iter(), &relay_req, true, |resp| match resp {
+    let relays = fan_out(shared, shared.relays.iter(), &relay_req, |resp| match resp {
         RelayResponse::Status(s) => Ok(s),
         other => Err(other.failure("Status")),
     });
@@ -290,6 +326,7 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
 /// The query's peers over QUIC: each request to all its peers in parallel.
 struct QuicPeers<'a> {
     shared: &'a ProcessorShared,
+    statistic: Statistic,
 }
 
 impl QueryPeers for QuicPeers<'_> {
@@ -299,8 +336,12 @@ impl QueryPeers for QuicPeers<'_> {
         relays: &[String],
     ) -> Result<Vec<PeerReply<RelayResponse>>, ProtocolError> {
         let bytes = encode(request)?;
+        if matches!(request, RelayRequest::Contribute { .. }) {
+            self.shared.metrics.round(self.statistic);
+        }
         let active = self.shared.relays.iter().filter(|(n, _)| relays.contains(n));
-        Ok(fan_out(self.shared, active, &bytes, true, Ok).await)
+        let request = Outbound { bytes: &bytes, may_resend: true, kind: relay_request(request) };
+        Ok(fan_out(self.shared, active, &request, Ok).await)
     }
 
     async fn ask_authorities(
@@ -308,10 +349,17 @@ impl QueryPeers for QuicPeers<'_> {
         requests: &[AuthorityRequest],
     ) -> Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError> {
         let shared = self.shared;
-        let encoded =
-            requests.iter().map(|r| Ok((encode(r)?, r.may_resend()))).collect::<Result<Vec<_>, ProtocolError>>()?;
-        let per_request =
-            encoded.iter().map(|(bytes, resend)| fan_out(shared, shared.authorities.iter(), bytes, *resend, Ok));
+        let releases = requests.iter().filter(|r| matches!(r, AuthorityRequest::Decrypt { .. })).count();
+        if releases > 0 {
+            shared.metrics.releases(self.statistic, releases);
+        }
+        let encoded = requests
+            .iter()
+            .map(|r| Ok((encode(r)?, r.may_resend(), authority_request(r))))
+            .collect::<Result<Vec<_>, ProtocolError>>()?;
+        let outbound: Vec<Outbound<'_>> =
+            encoded.iter().map(|(bytes, may_resend, kind)| Outbound { bytes, may_resend: *may_resend, kind }).collect();
+        let per_request = outbound.iter().map(|request| fan_out(shared, shared.authorities.iter(), request, Ok));
         Ok(join_all(per_request).await)
     }
 
@@ -330,4 +378,30 @@ impl QueryPeers for QuicPeers<'_> {
         .map_err(|e| ProtocolError::Internal(format!("the discrete-log worker failed: {e}")))?;
         Ok(solved?)
     }
+}
+
+/// Time between two probes of the processor's peers for `/readyz`.
+pub const PEER_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Probes every authority and relay now and then every
+/// `PEER_PROBE_INTERVAL` (a QUIC connection, no request: `Client::probe`)
+/// and sets `health` to what `outcome::processor_readiness` makes of it.
+/// Runs until the task is aborted.
+pub async fn watch_peers(shared: Rc<ProcessorShared>, health: Health) {
+    loop {
+        let (authorities, relays) = futures_util::future::join(
+            reachable(&shared.client, &shared.authorities),
+            reachable(&shared.client, &shared.relays),
+        )
+        .await;
+        let table_loaded = shared.solver.table().baby_steps() > 0;
+        health.set(processor_readiness(table_loaded, &authorities, &relays, shared.view.min_relays));
+        tokio::time::sleep(PEER_PROBE_INTERVAL).await;
+    }
+}
+
+/// Each peer's name and whether `Client::probe` reached it, in parallel.
+async fn reachable(client: &Client, peers: &[(String, SocketAddr)]) -> Vec<(String, bool)> {
+    join_all(peers.iter().map(|(name, addr)| async move { (name.clone(), client.probe(name, *addr).await.is_ok()) }))
+        .await
 }

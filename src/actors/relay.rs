@@ -1,7 +1,8 @@
 //! RelayActor: runs the relay's state machine (`protocol::relay`) on its own
 //! thread (a one-thread `SyncArbiter`: reading files and encrypting are CPU
 //! work). It answers only the processor. Data errors name the cell but never
-//! quote its content, neither in the reply nor in the log.
+//! quote its content, neither in the reply nor in the log. It counts
+//! requests by kind and outcome into its `RelayMetrics` (no message text).
 
 use actix::prelude::*;
 use rand::rngs::OsRng;
@@ -9,8 +10,10 @@ use tracing::{info, info_span, warn};
 
 use super::column_source::FileColumnSource;
 use super::keys::unix_now;
+use super::metrics::RelayMetrics;
 use super::RequestBytes;
 use crate::protocol::access::only_processor;
+use crate::protocol::outcome::{relay_request, AccessRefusal};
 use crate::protocol::relay::RelayState;
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::{NodeStatus, RelayRequest, RelayResponse, Role};
@@ -20,6 +23,7 @@ pub struct RelayActor {
     pub source: FileColumnSource,
     pub processor: String,
     pub max_frame: usize,
+    pub metrics: RelayMetrics,
 }
 
 impl Actor for RelayActor {
@@ -36,12 +40,14 @@ impl Handler<RequestBytes> for RelayActor {
     fn handle(&mut self, msg: RequestBytes, _ctx: &mut Self::Context) -> Vec<u8> {
         if let Err(refusal) = only_processor(self.state.name(), &self.processor, &msg.peer) {
             warn!(peer = %msg.peer, "refusing a request from a node that is not the processor");
+            self.metrics.access.refused(AccessRefusal::NotProcessor);
             return error(refusal);
         }
         let request: RelayRequest = match decode(&msg.bytes, self.max_frame) {
             Ok(r) => r,
             Err(e) => {
                 warn!(peer = %msg.peer, cause = %e, "dropping a malformed request");
+                self.metrics.access.refused(AccessRefusal::Malformed);
                 return error(e.to_string());
             }
         };
@@ -61,7 +67,9 @@ impl Handler<RequestBytes> for RelayActor {
             version: env!("CARGO_PKG_VERSION").to_string(),
             details: vec![("files".into(), files.to_string())],
         };
+        let label = relay_request(&request);
         let (response, note) = self.state.handle(request, &self.source, status, unix_now(), &mut OsRng);
+        self.metrics.request(label, matches!(response, RelayResponse::Error { .. }));
         if let RelayResponse::Error { message } = &response {
             // the detail stays in this relay's log (never a cell's content)
             warn!(request = %kind, cause = %message, detail = note.as_deref().unwrap_or(""), "request failed");

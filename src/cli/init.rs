@@ -5,7 +5,8 @@
 //! Layout: `authority-<i>.yaml`, `processor.yaml`, `relay-<j>.yaml`,
 //! `user.yaml`, `certs/` (public certificates), `keys/` (private keys, key
 //! shares and relay identities, mode 0600), `cluster-key.bin` (the
-//! authorities' public shares with proofs).
+//! authorities' public shares with proofs). Every serving node gets a
+//! `metrics` section on 127.0.0.1 at its own port number (TCP).
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -72,7 +73,8 @@ pub struct ClusterArgs {
     /// (e.g. group, sub-label, year/period, as in demo/areas.xlsx).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=3))]
     pub header_rows: u32,
-    /// First port: the processor listens on P, authorities on P+1.., relays after them.
+    /// First port: the processor listens on P, authorities on P+1.., relays after them (QUIC over
+    /// UDP); each node serves its metrics over TCP on 127.0.0.1 at the same port number.
     #[arg(long, value_name = "P", default_value_t = defaults::BASE_PORT)]
     pub base_port: u16,
     /// Host or IP the nodes listen on and are reached at.
@@ -212,8 +214,16 @@ impl NodeFiles {
             authority: None,
             relay: None,
             processor: None,
+            metrics: listen.and_then(metrics_for),
         }
     }
+}
+
+/// The metrics endpoint of a node listening (QUIC, UDP) on `listen`:
+/// 127.0.0.1 (the operator exposes it further if they wish) and the same
+/// port number, over TCP (another transport: the numbers do not clash).
+fn metrics_for(listen: &str) -> Option<RawMetrics> {
+    listen.rsplit_once(':').map(|(_, port)| RawMetrics { listen: format!("127.0.0.1:{port}") })
 }
 
 struct AuthorityFiles {
@@ -418,6 +428,7 @@ fn add_user(out: &Path, name: &str) -> anyhow::Result<()> {
     ucfg.tls = RawTls { cert: crt, key };
     ucfg.cluster.users.clear();
     ucfg.processor = None;
+    ucfg.metrics = None;
     let ufile = out.join(format!("{user}.yaml"));
     write(&ufile, &yaml(&ucfg)?)?;
     println!("added user {user}: {} (restart the processor to accept it)", ufile.display());

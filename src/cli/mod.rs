@@ -32,7 +32,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Write a cluster's configs, keys and certificates (or add a user to one).
     Init(init::InitArgs),
-    /// Run one node of the role its config names, until SIGINT or SIGTERM.
+    /// Run one node of the role its config names, until SIGINT or SIGTERM; with `metrics.listen` it
+    /// also serves /metrics, /healthz and /readyz over HTTP.
     Start(start::StartArgs),
     /// Ask the processor for one statistic of a column.
     Query(query::QueryArgs),

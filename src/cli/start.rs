@@ -1,5 +1,6 @@
 //! `crux-node start --config FILE`: runs one node of the role its config
-//! names until SIGINT or SIGTERM.
+//! names (and, with `metrics.listen`, its HTTP metrics and health
+//! endpoints) until SIGINT or SIGTERM.
 
 use std::path::PathBuf;
 

@@ -67,6 +67,7 @@ fn full_config() -> RawConfig {
         }),
         relay: Some(RawRelay { identity_key: "i".into(), sources: vec![source] }),
         processor: Some(RawProcessor { dlog_dir: Some("d".into()), ..RawProcessor::default() }),
+        metrics: Some(RawMetrics { listen: "l".into() }),
     }
 }
 
@@ -242,7 +243,13 @@ fn every_key_named_in_a_message_exists() {
 #[test]
 fn schema_has_every_section_and_nested_key() {
     let schema = schema();
-    for key in ["node.listen", "cluster.relays.public_key", "relay.sources.shard.count", "processor.dlog_dir"] {
+    for key in [
+        "node.listen",
+        "cluster.relays.public_key",
+        "relay.sources.shard.count",
+        "processor.dlog_dir",
+        "metrics.listen",
+    ] {
         assert!(schema.contains(key), "{key} missing from {schema:?}");
     }
     assert!(exists(&schema, "shard.index"));

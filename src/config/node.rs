@@ -117,6 +117,13 @@ impl std::fmt::Display for RoleConfig {
     }
 }
 
+/// The optional `metrics` section: the operator's HTTP endpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// TCP address of `/metrics`, `/healthz` and `/readyz`
+    pub listen: SocketAddr,
+}
+
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
     pub file: PathBuf,
@@ -128,6 +135,8 @@ pub struct NodeConfig {
     pub timeouts: Timeouts,
     pub max_frame_bytes: usize,
     pub cluster: ClusterConfig,
+    /// `None`: no HTTP listener (no `metrics` section, or a user)
+    pub metrics: Option<MetricsConfig>,
 }
 
 impl NodeConfig {

@@ -25,6 +25,9 @@ pub struct RawConfig {
     pub relay: Option<RawRelay>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub processor: Option<RawProcessor>,
+    /// the operator's HTTP endpoints (/metrics, /healthz, /readyz); off when absent
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<RawMetrics>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -158,6 +161,15 @@ fn default_window() -> u64 {
 pub struct RawRelay {
     pub identity_key: String,
     pub sources: Vec<SourceSpec>,
+}
+
+/// The optional `metrics` section: where the node serves `/metrics`,
+/// `/healthz` and `/readyz` over plain HTTP (TCP).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// host:port (TCP); `crux-node init` writes 127.0.0.1 and the node's own port number
+    pub listen: String,
 }
 
 /// Every key is optional, and so is the whole section: a processor without

@@ -48,6 +48,7 @@ pub(super) fn node_config(file: &Path, raw: RawConfig) -> Result<NodeConfig, Con
     let max_frame_bytes = check.limits(&raw.limits)?;
     let cluster = check.cluster(&raw.cluster)?;
     let role = check.role_config(&raw, kind, listen, &data_dir, &cluster)?;
+    let metrics = check.metrics(raw.metrics.as_ref(), kind)?;
     Ok(NodeConfig {
         file: file.to_path_buf(),
         name: raw.node.name,
@@ -58,6 +59,7 @@ pub(super) fn node_config(file: &Path, raw: RawConfig) -> Result<NodeConfig, Con
         timeouts,
         max_frame_bytes,
         cluster,
+        metrics,
     })
 }
 
@@ -139,6 +141,26 @@ impl Check<'_> {
                 )
             }),
         }
+    }
+
+    /// The optional `metrics` section: `metrics.listen`, for the roles that
+    /// serve (a user's is ignored with a warning).
+    fn metrics(&self, metrics: Option<&RawMetrics>, kind: Role) -> Result<Option<MetricsConfig>, ConfigError> {
+        let Some(m) = metrics else { return Ok(None) };
+        if kind == Role::User {
+            tracing::warn!(file = %self.file.display(), "ignoring `metrics.listen`: a user serves nothing");
+            return Ok(None);
+        }
+        let listen = m.listen.trim().parse::<SocketAddr>().map_err(|e| {
+            self.invalid(
+                "metrics.listen",
+                format!(
+                    "{:?} is not an IP:port address ({e}), e.g. 127.0.0.1:{BASE_PORT}; remove the `metrics` section to serve no HTTP",
+                    m.listen
+                ),
+            )
+        })?;
+        Ok(Some(MetricsConfig { listen }))
     }
 
     /// The `tls` section: this node's certificate and private key.

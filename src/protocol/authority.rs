@@ -11,7 +11,8 @@
 //! ciphertext's randomness) by at least `min_relays` distinct known relays. In noisy mode it folds its own discrete
 //! Laplace noise into its share (so one honest authority suffices) and
 //! answers each release slot once: a repeated request gets the same share.
-//! Time, randomness and the ledger come in as arguments; no I/O.
+//! Time, randomness and the ledger come in as arguments; the response goes
+//! out (with `answer`, also a refusal's fixed label for metrics); no I/O.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -23,6 +24,7 @@ use super::error::{InvalidRequest, ProtocolError};
 use super::ids::QueryId;
 use super::ledger::{AdmissionCharge, Ledger};
 use super::messages::*;
+use super::outcome::refusal_reason;
 use crate::crypto::{JointPublicKey, KeyShare, PartialDecryption, RelayPublicKey};
 use crate::stats::dp::{discrete_laplace, laplace_scale};
 use crate::stats::limits::check_admissible;
@@ -102,10 +104,23 @@ impl AuthorityState {
         status: impl FnOnce() -> NodeStatus,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> AuthorityResponse {
+        self.answer(request, ledger, now, status, rng).0
+    }
+
+    /// Like `handle`, and for a refusal also its fixed label
+    /// (`outcome::refusal_reason`), for the operator's metrics.
+    pub fn answer(
+        &mut self,
+        request: AuthorityRequest,
+        ledger: &mut dyn Ledger,
+        now: u64,
+        status: impl FnOnce() -> NodeStatus,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> (AuthorityResponse, Option<&'static str>) {
         let window = self.policy.replay_window_secs;
         self.queries.retain(|_, q| now.saturating_sub(q.admitted_at) <= window);
         let result = match request {
-            AuthorityRequest::Status => return AuthorityResponse::Status(status()),
+            AuthorityRequest::Status => return (AuthorityResponse::Status(status()), None),
             AuthorityRequest::AdmitQuery { query, user } => self.admit_query(query, &user, ledger, now, rng),
             AuthorityRequest::AdmitRound { spec, round, task } => self.admit_round(&spec, round, task, rng),
             AuthorityRequest::Register { spec, round, task, contributions } => {
@@ -113,7 +128,10 @@ impl AuthorityState {
             }
             AuthorityRequest::Decrypt { query_id, round, release } => self.decrypt(&query_id, round, release, rng),
         };
-        result.unwrap_or_else(|e| AuthorityResponse::Refused { reason: e.to_string() })
+        match result {
+            Ok(response) => (response, None),
+            Err(e) => (AuthorityResponse::Refused { reason: e.to_string() }, Some(refusal_reason(&e))),
+        }
     }
 
     /// Checks a round's contributions (signatures, shapes, proofs of

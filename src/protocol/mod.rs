@@ -1,5 +1,6 @@
 //! The Crux protocol without I/O: message types, their wire encoding with
-//! size limits, and one state machine per role. A state machine takes one
+//! size limits, one state machine per role, and the fixed labels their
+//! outcomes get in metrics (`outcome`). A state machine takes one
 //! decoded message (plus time and randomness as arguments) and returns what
 //! to send; `actors` moves the bytes.
 
@@ -14,6 +15,7 @@ pub mod error;
 pub mod ids;
 pub mod ledger;
 pub mod messages;
+pub mod outcome;
 pub mod processor;
 pub mod relay;
 pub mod wire;

@@ -1,10 +1,12 @@
 //! Shared test helpers: expected statistics from tests/data/expected_stats.json,
 //! and in-memory clusters (`crux::harness`) over the test spreadsheets.
 //! Real node processes: `cluster` (init, start, stop, CLI) on ports from
-//! `ports`, and `nodes` (a dishonest processor's client).
+//! `ports`, `nodes` (a dishonest processor's client) and `http` (GET on
+//! their metrics endpoints).
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod cluster;
+pub mod http;
 pub mod nodes;
 pub mod ports;
 

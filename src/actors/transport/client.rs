@@ -1,8 +1,10 @@
 //! The client side of the QUIC transport: one cached connection per
 //! (peer, address), retries with backoff for requests that may be resent,
-//! and errors that name the peer, the address and what to do. Input: request
-//! bytes from the actors and the CLI; output: the peer's reply bytes. Never
-//! logs payloads.
+//! and errors that name the peer, the address and what to do; `probe`
+//! checks that a peer can be reached without sending a request. Input:
+//! request bytes from the actors and the CLI; output: the peer's reply
+//! bytes, and open connections and byte counts to the node's
+//! `TransportMetrics`. Never logs payloads.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +16,7 @@ use tracing::{debug, warn};
 use super::server::peer_name;
 use super::*;
 use crate::actors::error::WHAT_CONNECT;
+use crate::actors::metrics::{Side, TransportMetrics};
 
 /// A pinned peer's client config and the cached connection to it.
 struct PeerSlot {
@@ -42,6 +45,7 @@ struct ClientInner {
     retries: u32,
     retry_backoff: Duration,
     slots: Mutex<HashMap<(String, SocketAddr), Arc<PeerSlot>>>,
+    metrics: TransportMetrics,
 }
 
 /// Request client with one cached connection per (peer, address); a closed
@@ -60,6 +64,11 @@ enum Phase {
 
 impl Client {
     pub fn new(endpoint: quinn::Endpoint, cfg: &TransportConfig) -> Self {
+        Client::measured(endpoint, cfg, TransportMetrics::default())
+    }
+
+    /// A client that counts its connections and bytes into `metrics`.
+    pub fn measured(endpoint: quinn::Endpoint, cfg: &TransportConfig, metrics: TransportMetrics) -> Self {
         Client {
             inner: Arc::new(ClientInner {
                 endpoint,
@@ -71,6 +80,7 @@ impl Client {
                 retries: cfg.retries,
                 retry_backoff: cfg.retry_backoff,
                 slots: Mutex::new(HashMap::new()),
+                metrics,
             }),
         }
     }
@@ -149,6 +159,15 @@ impl Client {
         }
     }
 
+    /// Whether the pinned peer `peer_name` at `addr` can be reached: the
+    /// cached connection while it is open, else one connection attempt
+    /// (handshake included, bounded by the connect timeout, not retried).
+    /// Sends no request, so the peer's handler never runs.
+    pub async fn probe(&self, peer_name: &str, addr: SocketAddr) -> Result<(), TransportError> {
+        let slot = self.slot(peer_name, addr)?;
+        self.connection(&slot, peer_name, addr).await.map(|_| ())
+    }
+
     fn slot(&self, peer_name: &str, addr: SocketAddr) -> Result<Arc<PeerSlot>, TransportError> {
         let inner = &self.inner;
         let key = (peer_name.to_string(), addr);
@@ -183,7 +202,11 @@ impl Client {
         let connection = self.connection(slot, peer, addr).await?;
         let exchange = exchange(&connection, payload, inner.max_frame_bytes);
         match tokio::time::timeout(inner.request_timeout, exchange).await {
-            Ok(Ok(reply)) => Ok(reply),
+            Ok(Ok(reply)) => {
+                inner.metrics.request_bytes(Side::Client, payload.len());
+                inner.metrics.reply_bytes(Side::Client, reply.len());
+                Ok(reply)
+            }
             Ok(Err(failure)) => {
                 let err = failure.into_error(peer, addr, inner.max_frame_bytes);
                 if err.is_transient() {
@@ -281,6 +304,13 @@ impl Client {
                 reason: "the peer presented a certificate other than its pin".to_string(),
             });
         }
+        // counted while open: a task waits for the connection to close
+        let (metrics, open) = (inner.metrics.clone(), connection.clone());
+        metrics.connection_opened(Side::Client);
+        tokio::spawn(async move {
+            open.closed().await;
+            metrics.connection_closed(Side::Client);
+        });
         Ok(connection)
     }
 }

@@ -28,7 +28,7 @@ use super::error::TransportError;
 use super::tls::{self, Identity, PinnedPeer};
 
 pub use client::Client;
-pub use server::serve;
+pub use server::{serve, serve_measured};
 
 /// Application error code on a stream whose request exceeded the limit.
 pub const CODE_FRAME_TOO_LARGE: u32 = 1;

@@ -3,7 +3,8 @@
 //! (connections, streams, request bytes in flight) and hands each request's
 //! bytes to the role's handler, writing its reply back on the same stream.
 //! Input: an endpoint bound by `bind_endpoint`; output: request bytes to the
-//! handler. Never logs payloads.
+//! handler, and open connections and byte counts to the node's
+//! `TransportMetrics`. Never logs payloads.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -14,8 +15,8 @@ use quinn::ConnectionError;
 use tracing::{debug, info_span, warn, Instrument};
 
 use super::*;
+use crate::actors::metrics::{Side, TransportMetrics};
 
-/// Name of the pinned peer that authenticated `connection`.
 /// Name of the pinned peer that authenticated `connection`.
 pub(super) fn peer_name(connection: &quinn::Connection, peers: &[PinnedPeer]) -> Option<String> {
     let identity = connection.peer_identity()?;
@@ -25,12 +26,14 @@ pub(super) fn peer_name(connection: &quinn::Connection, peers: &[PinnedPeer]) ->
 }
 
 /// What each pinned peer holds on this server: open connections and request
-/// bytes read but not yet answered. Single-threaded (the actix System).
+/// bytes read but not yet answered; and the node's counters of both.
+/// Single-threaded (the actix System).
 #[derive(Default)]
 struct PeerUsage {
     connections: HashMap<String, Vec<(u64, quinn::Connection)>>,
     next_connection: u64,
     bytes: HashMap<String, usize>,
+    metrics: TransportMetrics,
 }
 
 type SharedUsage = Rc<RefCell<PeerUsage>>;
@@ -56,7 +59,12 @@ impl UsageGuard {
             oldest.close(VarInt::from_u32(CODE_BUSY), b"too many connections");
         }
         open.push((id, connection.clone()));
+        u.metrics.connection_opened(Side::Server);
         UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: Some(id), bytes: 0 }
+    }
+
+    fn metrics(&self) -> TransportMetrics {
+        self.usage.borrow().metrics.clone()
     }
 
     fn request(usage: &SharedUsage, peer: &str) -> UsageGuard {
@@ -85,6 +93,7 @@ impl Drop for UsageGuard {
             if let Some(open) = u.connections.get_mut(&self.peer) {
                 open.retain(|(other, _)| *other != id);
             }
+            u.metrics.connection_closed(Side::Server);
         }
         if let Some(held) = u.bytes.get_mut(&self.peer) {
             *held = held.saturating_sub(self.bytes);
@@ -106,10 +115,24 @@ where
     H: Fn(String, Vec<u8>) -> Fut + 'static,
     Fut: Future<Output = Vec<u8>> + 'static,
 {
+    serve_measured(endpoint, cfg, TransportMetrics::default(), handler)
+}
+
+/// `serve`, counting open connections and request and reply bytes into `metrics`.
+pub fn serve_measured<H, Fut>(
+    endpoint: quinn::Endpoint,
+    cfg: &TransportConfig,
+    metrics: TransportMetrics,
+    handler: H,
+) -> impl Future<Output = ()> + 'static
+where
+    H: Fn(String, Vec<u8>) -> Fut + 'static,
+    Fut: Future<Output = Vec<u8>> + 'static,
+{
     let handler = Rc::new(handler);
     let peers: Rc<[PinnedPeer]> = cfg.peers.clone().into();
     let max_frame_bytes = cfg.max_frame_bytes;
-    let usage: SharedUsage = Rc::default();
+    let usage: SharedUsage = Rc::new(RefCell::new(PeerUsage { metrics, ..PeerUsage::default() }));
     async move {
         while let Some(incoming) = endpoint.accept().await {
             let handler = Rc::clone(&handler);
@@ -239,6 +262,8 @@ async fn serve_stream<H, Fut>(
         }
     };
     let request_bytes = request.len();
+    let metrics = held.metrics();
+    metrics.request_bytes(Side::Server, request_bytes);
     // Race the handler against the peer giving up (its request timed out or
     // the connection died): an abandoned request is not worth finishing.
     let abandoned = send.stopped();
@@ -257,6 +282,7 @@ async fn serve_stream<H, Fut>(
         warn!(cause = %err, "could not send the reply");
         return;
     }
+    metrics.reply_bytes(Side::Server, reply_bytes);
     if let Err(err) = send.finish() {
         warn!(cause = %err, "could not finish the reply");
         return;
