@@ -223,7 +223,11 @@ fn base64_decode(text: &str) -> Vec<u8> {
 #[test]
 fn the_console_in_a_browser_answers_as_the_cli() {
     let Some(binary) = chromium() else {
-        println!("skipped: no Chromium found (install Debian's `chromium`, as .ci/run does, or set CRUX_CHROMIUM)");
+        // straight to stderr: the test harness would swallow a println! of a passing test
+        let _ = writeln!(
+            std::io::stderr(),
+            "console_browser skipped: no Chromium found (install Debian's `chromium`, as .ci/run does, or set CRUX_CHROMIUM)"
+        );
         return;
     };
     let mut cluster = Cluster::init(&["--exact", "--publish-columns"]);

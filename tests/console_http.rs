@@ -21,7 +21,8 @@ use common::cluster::{Cluster, BIN};
 use crux::console::security::Access;
 use crux::console::state::ProcessorLink;
 use crux::console::{app, Console};
-use crux::protocol::{ProcessorRequest, ProcessorResponse};
+use crux::protocol::{ProcessorRequest, ProcessorResponse, QueryId, QueryProgress};
+use crux::stats::Statistic;
 use zeroize::Zeroizing;
 
 const NAMES: [&str; 6] = ["authority-1", "authority-2", "processor", "relay-1", "relay-2", "relay-3"];
@@ -109,7 +110,7 @@ where
         // a running job's page refreshes itself every second, without script
         assert!(page.body.contains("<meta http-equiv=\"refresh\" content=\"1\">"), "{}", page.body);
         assert!(Instant::now() < deadline, "job {job} still running: {}", page.body);
-        actix_web::rt::time::sleep(Duration::from_millis(150)).await;
+        actix_web::rt::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -188,6 +189,36 @@ async fn the_console_answers_as_the_cli_over_a_real_cluster() {
     assert_eq!(shown, counts);
     assert!(page.body.contains("values in the bucket (count)"), "y axis label");
 
+    // a noisy mean: ± standard deviation, 95% interval, epsilon spent and
+    // sampled in the budget series
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("column", &column),
+        ("statistic", "mean"),
+        ("mode", "dp"),
+        ("epsilon", "0.5"),
+        ("lo", "0"),
+        ("hi", "3000000"),
+    ];
+    let page = run_query(&service, &cookie, &form).await;
+    let stddev: f64 = text_of(&page.body, "stddev").unwrap_or_else(|| panic!("{}", page.body)).parse().unwrap();
+    assert!(stddev > 0.0);
+    assert!(text_of(&page.body, "ci95").unwrap().contains(" to "), "{}", page.body);
+    assert!(text_of(&page.body, "epsilon").unwrap().starts_with("0.5 "), "{}", page.body);
+    assert!(text_of(&page.body, "exact-value").is_none(), "a noisy answer has no exact value");
+    let page = send(&service, get("/cluster", &cookie)).await;
+    assert_eq!(page.body.matches("class=\"remaining\">9.5<").count(), 2, "{}", page.body);
+    assert!(page.body.contains("authority-1 (areas)"), "budget series per authority: {}", page.body);
+
+    // a CDF: 9 quantile queries, one line chart
+    let form = [("csrf", csrf.as_str()), ("column", &column), ("statistic", "cdf"), ("mode", "exact")];
+    let page = run_query(&service, &cookie, &form).await;
+    assert!(page.body.contains("<svg class=\"chart\" id=\"cdf\" role=\"img\""), "{}", page.body);
+    assert_eq!(page.body.matches("<circle").count(), 9, "{}", page.body);
+    let cli = cluster.answer("quantile", &["--exact", "--quantile", "0.5"], &population()).0.unwrap();
+    let median_row = format!("<td>0.5</td><td>{}</td>", cli["exact_value"].as_str().unwrap());
+    assert!(page.body.contains(&median_row), "{median_row} in {}", page.body);
+
     // a mistyped column: a readable error with "did you mean"
     let form = [
         ("csrf", csrf.as_str()),
@@ -213,13 +244,13 @@ async fn the_console_answers_as_the_cli_over_a_real_cluster() {
 
     // history: the three queries sent, exported as CSV and JSON
     let page = send(&service, get("/history", &cookie)).await;
-    assert_eq!(page.body.matches("<a href=\"/jobs/").count(), 3, "{}", page.body);
+    assert_eq!(page.body.matches("<a href=\"/jobs/").count(), 13, "{}", page.body);
     let page = send(&service, get("/history.csv", &cookie)).await;
     assert!(page.headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/csv"));
     let mut reader = csv::Reader::from_reader(page.body.as_bytes());
     let headers = reader.headers().unwrap().clone();
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
-    assert_eq!(rows.len(), 3, "{}", page.body);
+    assert_eq!(rows.len(), 13, "{}", page.body);
     let field = |row: &csv::StringRecord, key: &str| row[headers.iter().position(|h| h == key).unwrap()].to_string();
     assert_eq!(field(&rows[0], "statistic"), "median");
     assert_eq!(
@@ -228,14 +259,17 @@ async fn the_console_answers_as_the_cli_over_a_real_cluster() {
     );
     assert_eq!(field(&rows[0], "column"), "Population / All usual residents / 2021");
     assert!(field(&rows[1], "value").contains("\"count\""), "histogram buckets in the CSV");
-    assert!(!field(&rows[2], "error").is_empty(), "the failed query's error");
+    assert_eq!(field(&rows[2], "epsilon"), "0.5");
+    assert!(!field(&rows[2], "stddev").is_empty() && !field(&rows[2], "ci95_lo").is_empty());
+    assert!(!field(&rows[12], "error").is_empty(), "the failed query's error");
     let page = send(&service, get("/history.json", &cookie)).await;
     let json: serde_json::Value = serde_json::from_str(&page.body).unwrap();
     let queries = json["queries"].as_array().unwrap();
-    assert_eq!(queries.len(), 3);
+    assert_eq!(queries.len(), 13);
     assert_eq!(queries[0]["answer"]["exact_value"], cli_median(&cluster));
     assert_eq!(queries[1]["edges"], serde_json::json!(["1000", "10000", "100000"]));
-    assert!(queries[2]["answer"].is_null() && queries[2]["error"].is_string());
+    assert_eq!(queries[3]["quantile"], "0.1");
+    assert!(queries[12]["answer"].is_null() && queries[12]["error"].is_string());
 
     // unknown pages: a readable 404
     let page = send(&service, get("/no/such/page", &cookie)).await;
@@ -287,6 +321,64 @@ async fn an_unreachable_processor_gives_readable_pages() {
     assert!(page.body.contains("Published columns unavailable"), "{}", page.body);
     let css = send(&service, TestRequest::get().uri("/static/console.css").to_request()).await;
     assert!(css.headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/css"));
+}
+
+/// A processor whose query runs until the test releases it, reporting
+/// progress meanwhile.
+struct Slow {
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl ProcessorLink for Slow {
+    fn ask(&self, request: &ProcessorRequest) -> Result<ProcessorResponse, String> {
+        match request {
+            ProcessorRequest::Progress => Ok(ProcessorResponse::Progress(vec![QueryProgress {
+                query_id: QueryId([7; 16]),
+                statistic: Statistic::Median,
+                rounds: 2,
+                max_rounds: 5,
+                elapsed_ms: 1234,
+            }])),
+            ProcessorRequest::Query { .. } => {
+                let _ = self.release.lock().unwrap().recv_timeout(Duration::from_secs(30));
+                Ok(ProcessorResponse::Error { message: "privacy budget exhausted".into() })
+            }
+            _ => Err("not in this test".into()),
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_long_query_shows_its_rounds_while_the_console_stays_responsive() {
+    let (release, wait) = std::sync::mpsc::channel();
+    let link = Arc::new(Slow { release: std::sync::Mutex::new(wait) });
+    let console = Console::with_link("alice".into(), ("processor".into(), "127.0.0.1:9".into()), link, Access::Local);
+    let service = test::init_service(app(Data::new(console))).await;
+    let page = send(&service, TestRequest::get().uri("/history").to_request()).await;
+    let cookie = cookie_of(&page);
+    let csrf = csrf_of(&send(&service, get("/query", &cookie)).await.body);
+    let form = [("csrf", csrf.as_str()), ("label1", "Land"), ("statistic", "median"), ("mode", "exact")];
+    let started = send(&service, post("/query", &cookie, &form)).await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER);
+    let job = started.headers.get(header::LOCATION).unwrap().to_str().unwrap().to_string();
+    let page = send(&service, get(&job, &cookie)).await;
+    assert!(page.body.contains("<meta http-equiv=\"refresh\" content=\"1\">"), "{}", page.body);
+    assert!(page.body.contains("Round 2 of at most 5"), "{}", page.body);
+    assert!(page.body.contains("<progress max=\"5\" value=\"2\""), "{}", page.body);
+    // other pages answer while the query runs
+    assert_eq!(send(&service, get("/history", &cookie)).await.status, StatusCode::OK);
+    release.send(()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = send(&service, get(&job, &cookie)).await;
+        if !page.body.contains("Query running") || Instant::now() > deadline {
+            break page;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!page.body.contains("http-equiv=\"refresh\""), "a finished job stops refreshing");
+    assert!(page.body.contains("the processor refused the query: privacy budget exhausted"), "{}", page.body);
+    assert!(!page.body.contains("Did you mean"), "not a column problem: {}", page.body);
 }
 
 #[actix_web::test]

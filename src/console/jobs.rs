@@ -150,7 +150,9 @@ fn run(console: &Console, id: u64, request: &JobRequest) {
                     }
                     None => message,
                 };
-                let suggestions = suggestions(console, &request.labels);
+                // a failure about the column (e.g. a mistyped label): close published columns
+                let about_column = message.to_lowercase().contains("column");
+                let suggestions = if about_column { suggestions(console, &request.labels) } else { Vec::new() };
                 let _ = console.cluster_status();
                 return finish(console, id, JobOutcome::Failed { message, done, suggestions });
             }
@@ -162,7 +164,7 @@ fn run(console: &Console, id: u64, request: &JobRequest) {
 }
 
 /// Published columns close to `labels` (none when `labels` is one of them:
-/// the failure was not a mistyped column).
+/// the column was not mistyped).
 fn suggestions(console: &Console, labels: &[String]) -> Vec<Vec<String>> {
     let Ok(relays) = console.columns() else { return Vec::new() };
     let published = published_columns(&relays);
