@@ -132,8 +132,35 @@ async fn the_console_answers_as_the_cli_over_a_real_cluster() {
     let cookie = cookie_of(&page);
     let csrf = csrf_of(&page.body);
 
+    let column = serde_json::to_string(&population()).unwrap();
+    let ctx = Ctx { service: &service, cluster: &cluster, cookie, csrf, column };
+    cluster_page_and_csrf_refusals(&ctx).await;
+    median_and_histogram_as_the_cli(&ctx).await;
+    noisy_mean_and_cdf(&ctx).await;
+    readable_errors(&ctx).await;
+    history_and_exports(&ctx).await;
+    not_found_pages(&ctx).await;
+}
+
+/// What the phases of the cluster test share.
+struct Ctx<'a, S> {
+    service: &'a S,
+    cluster: &'a Cluster,
+    cookie: String,
+    csrf: String,
+    /// the demo column as the form's select sends it
+    column: String,
+}
+
+/// The cluster page; POSTs without the session's CSRF token are refused.
+async fn cluster_page_and_csrf_refusals<S, B>(ctx: &Ctx<'_, S>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let (service, cluster, cookie, csrf) = (ctx.service, ctx.cluster, &ctx.cookie, &ctx.csrf);
     // cluster: every node with role, state, address; budgets per authority
-    let page = send(&service, get("/cluster", &cookie)).await;
+    let page = send(&service, get("/cluster", cookie)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     for name in NAMES {
         assert!(page.body.contains(&format!("<td>{name}</td>")), "{name} missing: {}", page.body);
@@ -145,23 +172,30 @@ async fn the_console_answers_as_the_cli_over_a_real_cluster() {
 
     // CSRF: a POST without the token, or with another, is refused
     let no_token = [("column", ""), ("label1", "Land"), ("statistic", "count"), ("mode", "exact")];
-    let page = send(&service, post("/query", &cookie, &no_token)).await;
+    let page = send(&service, post("/query", cookie, &no_token)).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
     assert!(page.body.contains("CSRF token"), "{}", page.body);
     let mut wrong = no_token.to_vec();
     wrong.push(("csrf", "0123456789abcdef0123456789abcdef"));
-    assert_eq!(send(&service, post("/query", &cookie, &wrong)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(send(&service, post("/query", cookie, &wrong)).await.status, StatusCode::FORBIDDEN);
     // a POST from a browser without the session cookie has no valid token either
     let mut foreign = no_token.to_vec();
-    foreign.push(("csrf", &csrf));
+    foreign.push(("csrf", csrf));
     let page = send(&service, TestRequest::post().uri("/query").set_form(&foreign).to_request()).await;
     assert_eq!(page.status, StatusCode::FORBIDDEN);
-    assert!(lock_history_is_empty(&service, &cookie).await, "refused POSTs ran no query");
+    assert!(lock_history_is_empty(&service, cookie).await, "refused POSTs ran no query");
+}
 
+/// An exact median and a histogram, as the CLI answers them.
+async fn median_and_histogram_as_the_cli<S, B>(ctx: &Ctx<'_, S>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let (service, cluster, cookie, csrf, column) = (ctx.service, ctx.cluster, &ctx.cookie, &ctx.csrf, &ctx.column);
     // median, exact: the same exact value as `crux-node query median --exact --json`
-    let column = serde_json::to_string(&population()).unwrap();
-    let form = [("csrf", csrf.as_str()), ("column", &column), ("statistic", "median"), ("mode", "exact")];
-    let page = run_query(&service, &cookie, &form).await;
+    let form = [("csrf", csrf.as_str()), ("column", column), ("statistic", "median"), ("mode", "exact")];
+    let page = run_query(&service, cookie, &form).await;
     assert_security_headers(&page);
     let cli = cluster.answer("median", &["--exact"], &population()).0.unwrap();
     let shown = text_of(&page.body, "exact-value").unwrap_or_else(|| panic!("{}", page.body));
@@ -174,12 +208,12 @@ async fn the_console_answers_as_the_cli_over_a_real_cluster() {
     // histogram: an SVG bar chart, counts as the CLI's
     let form = [
         ("csrf", csrf.as_str()),
-        ("column", &column),
+        ("column", column),
         ("statistic", "histogram"),
         ("mode", "exact"),
         ("edges", "1000,10000,100000"),
     ];
-    let page = run_query(&service, &cookie, &form).await;
+    let page = run_query(&service, cookie, &form).await;
     let cli = cluster.answer("histogram", &["--exact", "--edges", "1000,10000,100000"], &population()).0.unwrap();
     assert!(page.body.contains("<svg class=\"chart\" id=\"histogram\" role=\"img\""), "{}", page.body);
     assert_eq!(page.body.matches("class=\"bar\"").count(), 4, "4 buckets");
@@ -188,37 +222,53 @@ async fn the_console_answers_as_the_cli_over_a_real_cluster() {
         page.body.split("<td class=\"count\">").skip(1).map(|s| s.split('<').next().unwrap().to_string()).collect();
     assert_eq!(shown, counts);
     assert!(page.body.contains("values in the bucket (count)"), "y axis label");
+}
 
+/// A noisy answer with its uncertainty; a CDF from 9 quantiles.
+async fn noisy_mean_and_cdf<S, B>(ctx: &Ctx<'_, S>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let (service, cluster, cookie, csrf, column) = (ctx.service, ctx.cluster, &ctx.cookie, &ctx.csrf, &ctx.column);
     // a noisy mean: ± standard deviation, 95% interval, epsilon spent and
     // sampled in the budget series
     let form = [
         ("csrf", csrf.as_str()),
-        ("column", &column),
+        ("column", column),
         ("statistic", "mean"),
         ("mode", "dp"),
         ("epsilon", "0.5"),
         ("lo", "0"),
         ("hi", "3000000"),
     ];
-    let page = run_query(&service, &cookie, &form).await;
+    let page = run_query(&service, cookie, &form).await;
     let stddev: f64 = text_of(&page.body, "stddev").unwrap_or_else(|| panic!("{}", page.body)).parse().unwrap();
     assert!(stddev > 0.0);
     assert!(text_of(&page.body, "ci95").unwrap().contains(" to "), "{}", page.body);
     assert!(text_of(&page.body, "epsilon").unwrap().starts_with("0.5 "), "{}", page.body);
     assert!(text_of(&page.body, "exact-value").is_none(), "a noisy answer has no exact value");
-    let page = send(&service, get("/cluster", &cookie)).await;
+    let page = send(&service, get("/cluster", cookie)).await;
     assert_eq!(page.body.matches("class=\"remaining\">9.5<").count(), 2, "{}", page.body);
     assert!(page.body.contains("authority-1 (areas)"), "budget series per authority: {}", page.body);
 
     // a CDF: 9 quantile queries, one line chart
-    let form = [("csrf", csrf.as_str()), ("column", &column), ("statistic", "cdf"), ("mode", "exact")];
-    let page = run_query(&service, &cookie, &form).await;
+    let form = [("csrf", csrf.as_str()), ("column", column), ("statistic", "cdf"), ("mode", "exact")];
+    let page = run_query(&service, cookie, &form).await;
     assert!(page.body.contains("<svg class=\"chart\" id=\"cdf\" role=\"img\""), "{}", page.body);
     assert_eq!(page.body.matches("<circle").count(), 9, "{}", page.body);
     let cli = cluster.answer("quantile", &["--exact", "--quantile", "0.5"], &population()).0.unwrap();
     let median_row = format!("<td>0.5</td><td>{}</td>", cli["exact_value"].as_str().unwrap());
     assert!(page.body.contains(&median_row), "{median_row} in {}", page.body);
+}
 
+/// A mistyped column, bad input.
+async fn readable_errors<S, B>(ctx: &Ctx<'_, S>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let (service, cookie, csrf, column) = (ctx.service, &ctx.cookie, &ctx.csrf, &ctx.column);
     // a mistyped column: a readable error with "did you mean"
     let form = [
         ("csrf", csrf.as_str()),
@@ -228,7 +278,7 @@ async fn the_console_answers_as_the_cli_over_a_real_cluster() {
         ("statistic", "count"),
         ("mode", "exact"),
     ];
-    let page = run_query(&service, &cookie, &form).await;
+    let page = run_query(&service, cookie, &form).await;
     assert!(page.body.contains("role=\"alert\""), "{}", page.body);
     assert!(page.body.contains("Did you mean"), "{}", page.body);
     assert!(text_of(&page.body, "suggestions").is_some());
@@ -236,16 +286,24 @@ async fn the_console_answers_as_the_cli_over_a_real_cluster() {
 
     // bad input: refused with the CLI's message, the form refilled
     let form =
-        [("csrf", csrf.as_str()), ("column", &column), ("statistic", "median"), ("mode", "exact"), ("quantile", "0.5")];
-    let page = send(&service, post("/query", &cookie, &form)).await;
+        [("csrf", csrf.as_str()), ("column", column), ("statistic", "median"), ("mode", "exact"), ("quantile", "0.5")];
+    let page = send(&service, post("/query", cookie, &form)).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(page.body.contains("--quantile does not apply to median"), "{}", page.body);
     assert!(page.body.contains("value=\"0.5\""), "form refilled");
+}
 
+/// The history page, CSV and JSON exports of the 13 queries sent.
+async fn history_and_exports<S, B>(ctx: &Ctx<'_, S>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let (service, cluster, cookie) = (ctx.service, ctx.cluster, &ctx.cookie);
     // history: the three queries sent, exported as CSV and JSON
-    let page = send(&service, get("/history", &cookie)).await;
+    let page = send(&service, get("/history", cookie)).await;
     assert_eq!(page.body.matches("<a href=\"/jobs/").count(), 13, "{}", page.body);
-    let page = send(&service, get("/history.csv", &cookie)).await;
+    let page = send(&service, get("/history.csv", cookie)).await;
     assert!(page.headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/csv"));
     let mut reader = csv::Reader::from_reader(page.body.as_bytes());
     let headers = reader.headers().unwrap().clone();
@@ -262,21 +320,29 @@ async fn the_console_answers_as_the_cli_over_a_real_cluster() {
     assert_eq!(field(&rows[2], "epsilon"), "0.5");
     assert!(!field(&rows[2], "stddev").is_empty() && !field(&rows[2], "ci95_lo").is_empty());
     assert!(!field(&rows[12], "error").is_empty(), "the failed query's error");
-    let page = send(&service, get("/history.json", &cookie)).await;
+    let page = send(&service, get("/history.json", cookie)).await;
     let json: serde_json::Value = serde_json::from_str(&page.body).unwrap();
     let queries = json["queries"].as_array().unwrap();
     assert_eq!(queries.len(), 13);
-    assert_eq!(queries[0]["answer"]["exact_value"], cli_median(&cluster));
+    assert_eq!(queries[0]["answer"]["exact_value"], cli_median(cluster));
     assert_eq!(queries[1]["edges"], serde_json::json!(["1000", "10000", "100000"]));
     assert_eq!(queries[3]["quantile"], "0.1");
     assert!(queries[12]["answer"].is_null() && queries[12]["error"].is_string());
+}
 
+/// Unknown pages.
+async fn not_found_pages<S, B>(ctx: &Ctx<'_, S>)
+where
+    S: Service<actix_http::Request, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let (service, cookie) = (ctx.service, &ctx.cookie);
     // unknown pages: a readable 404
-    let page = send(&service, get("/no/such/page", &cookie)).await;
+    let page = send(&service, get("/no/such/page", cookie)).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(page.body.contains("There is no page at <code>/no/such/page</code>"), "{}", page.body);
     assert_security_headers(&page);
-    let page = send(&service, get("/jobs/999", &cookie)).await;
+    let page = send(&service, get("/jobs/999", cookie)).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
 }
 
