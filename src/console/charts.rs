@@ -169,7 +169,9 @@ pub fn line_chart(text: &ChartText, series: &[Series], y_range: Option<(f64, f64
         @for (i, s) in series.iter().enumerate() {
             @let colour = PALETTE.get(i % PALETTE.len()).copied().unwrap_or("#000");
             @let path: Vec<String> = s.points.iter().map(|p| format!("{:.1},{:.1}", x.at(p.0), y.at(p.1))).collect();
-            polyline points=(path.join(" ")) fill="none" stroke=(colour) stroke-width="2" {}
+            // earlier lines drawn wider, so that equal series stay visible under later ones
+            @let width = 2.0 + 2.5 * series.len().saturating_sub(i + 1) as f64;
+            polyline points=(path.join(" ")) fill="none" stroke=(colour) stroke-width=(width) stroke-opacity="0.85" {}
             @for p in &s.points {
                 circle cx=(x.at(p.0)) cy=(y.at(p.1)) r="3.5" fill=(colour) {
                     title { (s.name) ": " (number(p.0)) ", " (number(p.1)) }

@@ -20,7 +20,7 @@ use super::error::ConsoleError;
 pub const SESSION_COOKIE: &str = "crux_console";
 /// The hidden form field that carries the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
-/// Sessions kept at most (the oldest is dropped beyond).
+/// Sessions kept at most (beyond, the oldest not logged in is dropped first).
 pub const MAX_SESSIONS: usize = 256;
 
 /// Headers on every response.
@@ -99,7 +99,10 @@ impl Sessions {
     /// A new session with fresh random id and CSRF token.
     pub fn create(&mut self, logged_in: bool) -> Session {
         if self.by_id.len() >= MAX_SESSIONS {
-            let oldest = self.by_id.iter().min_by_key(|(_, (_, at))| *at).map(|(id, _)| id.clone());
+            // the oldest session that has not logged in goes first, so that
+            // browsers without a login cannot push out those with one
+            let oldest =
+                self.by_id.iter().min_by_key(|(_, (session, at))| (session.logged_in, *at)).map(|(id, _)| id.clone());
             if let Some(id) = oldest {
                 self.by_id.remove(&id);
             }
@@ -177,5 +180,6 @@ mod tests {
             sessions.create(false);
         }
         assert!(sessions.by_id.len() <= MAX_SESSIONS);
+        assert!(sessions.resolve(Some(&logged.id), false).logged_in, "a flood of new sessions keeps the logged-in one");
     }
 }
