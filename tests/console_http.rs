@@ -248,6 +248,7 @@ where
     assert!(text_of(&page.body, "ci95").unwrap().contains(" to "), "{}", page.body);
     assert!(text_of(&page.body, "epsilon").unwrap().starts_with("0.5 "), "{}", page.body);
     assert!(text_of(&page.body, "exact-value").is_none(), "a noisy answer has no exact value");
+    assert!(text_of(&page.body, "value").unwrap().contains(" ± "), "{}", page.body);
     let page = send(&service, get("/cluster", cookie)).await;
     assert_eq!(page.body.matches("class=\"remaining\">9.5<").count(), 2, "{}", page.body);
     assert!(page.body.contains("authority-1 (areas)"), "budget series per authority: {}", page.body);
@@ -257,6 +258,7 @@ where
     let page = run_query(&service, cookie, &form).await;
     assert!(page.body.contains("<svg class=\"chart\" id=\"cdf\" role=\"img\""), "{}", page.body);
     assert_eq!(page.body.matches("<circle").count(), 9, "{}", page.body);
+    assert_eq!(text_of(&page.body, "epsilon").unwrap(), "0", "exact quantiles spend nothing");
     let cli = cluster.answer("quantile", &["--exact", "--quantile", "0.5"], &population()).0.unwrap();
     let median_row = format!("<td>0.5</td><td>{}</td>", cli["exact_value"].as_str().unwrap());
     assert!(page.body.contains(&median_row), "{median_row} in {}", page.body);

@@ -78,6 +78,8 @@ pub fn ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
 /// A number for an axis or a tooltip: integers in full up to 10^12, others
 /// with 4 significant digits.
 pub fn number(v: f64) -> String {
+    // -0 reads as 0
+    let v = if v == 0.0 { 0.0 } else { v };
     if v == v.trunc() && v.abs() < 1e12 {
         return format!("{v:.0}");
     }
@@ -204,6 +206,7 @@ mod tests {
         assert_eq!(number(0.25), "0.25");
         assert_eq!(number(1.23456), "1.235");
         assert_eq!(number(-2.5), "-2.5");
+        assert_eq!(number(-0.0), "0");
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl History {
 
     /// Epsilon asked for by all of this session's queries.
     pub fn epsilon_total(&self) -> f64 {
-        self.entries.iter().map(HistoryEntry::epsilon).sum()
+        self.entries.iter().fold(0.0, |sum, entry| sum + entry.epsilon())
     }
 
     /// `{"queries": [...]}`, one object per query.

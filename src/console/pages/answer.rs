@@ -96,7 +96,10 @@ fn histogram(id: &str, column: &str, json: &Value) -> Markup {
 /// The value with its uncertainty (not for histograms).
 fn value(a: &TimedAnswer, json: &Value) -> Markup {
     let text = answer_text(&a.answer);
-    let headline = text.lines().next().unwrap_or_default().to_string();
+    let headline = text.lines().next().unwrap_or_default();
+    // the CLI's first line without "STAT of COLUMN: ", which the heading says
+    let prefix = format!("{} of {}: ", a.answer.result.statistic, column_name(&a.answer.column));
+    let headline = headline.strip_prefix(&prefix).unwrap_or(headline).to_string();
     html! {
         p.value #value { (headline) }
         @if let Some(exact) = field(json, "/exact_value").as_str() {
@@ -152,8 +155,11 @@ fn cdf(answers: &[TimedAnswer]) -> Markup {
         .iter()
         .filter_map(|a| Some((a.answer.result.value.to_f64(), a.level.as_deref()?.parse::<f64>().ok()?)))
         .collect();
-    let epsilon: f64 =
-        answers.iter().filter(|a| !a.answer.exact).filter_map(|a| a.answer.epsilon).map(|e| e.as_f64()).sum();
+    let epsilon: f64 = answers
+        .iter()
+        .filter(|a| !a.answer.exact)
+        .filter_map(|a| a.answer.epsilon)
+        .fold(0.0, |sum, e| sum + e.as_f64());
     let description = points.iter().map(|(v, p)| format!("{p}: {}", number(*v))).collect::<Vec<_>>().join("; ");
     let title = format!("CDF of {column} from {} quantiles", points.len());
     let text = ChartText {

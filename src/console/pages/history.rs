@@ -42,7 +42,9 @@ fn outcome(entry: &HistoryEntry) -> Markup {
             let shown = if let Some(buckets) = field(&json, "/buckets").as_array() {
                 buckets.iter().map(|b| field(b, "/count").to_string()).collect::<Vec<_>>().join(" | ")
             } else {
-                field(&json, "/exact_value").as_str().map_or_else(|| field(&json, "/value").to_string(), str::to_string)
+                field(&json, "/exact_value")
+                    .as_str()
+                    .map_or_else(|| field(&json, "/value").as_f64().map(number).unwrap_or_default(), str::to_string)
             };
             html! { td.answer { (shown) @if let Some(sd) = field(&json, "/stddev").as_f64() { " ± " (number(sd)) " (sd)" } } }
         }
