@@ -6,10 +6,13 @@
 # `crux-node status` says every node is up, then asks for sum, mean, variance
 # and median of a demo column, exact and with DP noise, beside the plaintext
 # truth computed by scripts/plain_stats.py (Python, no Crux). Leaves the
-# cluster running; `--stop` stops it.
+# cluster running; `--stop` stops it. With `--console`, also starts the web
+# console (`crux-node console`, as the cluster's user) once the cluster is
+# up and prints its URL; `--stop` stops it with the nodes.
 #
 # Usage: scripts/local_cluster.sh [--data FILE] [--header-rows H] [--authorities N]
 #                                 [--relays M] [--dir DIR] [--base-port P] [--stop]
+#                                 [--console] [--console-port PORT]
 set -euo pipefail
 
 # shellcheck source=scripts/cluster_lib.sh
@@ -29,9 +32,11 @@ READY_TIMEOUT=120
 LABELS=("Population" "All usual residents" "2021")
 TRUTH_COLUMN=H
 DP_BOUNDS="0:3000000"
+CONSOLE=0
+CONSOLE_PORT=8080
 
 usage() {
-    sed -n '11,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '13,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -44,12 +49,14 @@ while (($# > 0)); do
     --dir) DIR=${2:?--dir needs DIR}; shift 2 ;;
     --base-port) BASE_PORT=${2:?--base-port needs P}; shift 2 ;;
     --stop) STOP=1; shift ;;
+    --console) CONSOLE=1; shift ;;
+    --console-port) CONSOLE_PORT=${2:?--console-port needs PORT}; CONSOLE=1; shift 2 ;;
     -h | --help) usage 0 ;;
     *) echo "unknown argument: $1" >&2; usage 2 ;;
     esac
 done
 
-for v in AUTHORITIES RELAYS BASE_PORT HEADER_ROWS; do
+for v in AUTHORITIES RELAYS BASE_PORT HEADER_ROWS CONSOLE_PORT; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "--${v,,} must be a number (got ${!v})"
 done
 if ((STOP)) && [[ ! -d "$DIR" ]]; then
@@ -111,6 +118,38 @@ USER_CFG="$DIR/user.yaml"
 OUT="$DIR/out"
 mkdir -p "$OUT"
 
+# start_console: `crux-node console` in the background (log in
+# DIR/logs/console.log, pid file beside the nodes' so that --stop stops it);
+# waits for the URL it prints.
+CONSOLE_URL=""
+start_console() {
+    local pid i
+    setsid "$BIN" console --config "$USER_CFG" --listen "127.0.0.1:$CONSOLE_PORT" \
+        >"$DIR/logs/console.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$DIR/pids/console.pid"
+    for ((i = 0; i < 100; i++)); do
+        CONSOLE_URL=$(sed -n 's/^console: //p' "$DIR/logs/console.log" | head -n 1)
+        [[ -n "$CONSOLE_URL" ]] && break
+        if ! kill -0 "$pid" 2>/dev/null; then
+            rm -f "$DIR/pids/console.pid"
+            sed 's/^/    /' "$DIR/logs/console.log" >&2
+            die "the console did not start (port $CONSOLE_PORT taken? choose another with --console-port)"
+        fi
+        sleep 0.1
+    done
+    [[ -n "$CONSOLE_URL" ]] || die "the console printed no URL within 10 s (log: $DIR/logs/console.log)"
+    echo "web console (pid $pid, log $DIR/logs/console.log): $CONSOLE_URL"
+}
+if ((CONSOLE)); then
+    start_console
+fi
+console_line() {
+    if ((CONSOLE)); then
+        echo "  console: $CONSOLE_URL (stopped with the cluster)"
+    fi
+}
+
 # query NAME ARGS...: runs one query with --json into $OUT/NAME.json; dies with its message on failure.
 query() {
     local name=$1
@@ -132,6 +171,7 @@ The cluster is running (logs in $DIR/logs, pid files in $DIR/pids).
            $BIN query mean --epsilon 1 --bounds LO:HI --config $USER_CFG GROUP [SUB-LABEL [PERIOD]]
   stop:    $STOP_CMD
 EOF
+    console_line
     exit 0
 fi
 
@@ -152,6 +192,7 @@ if ! command -v python3 >/dev/null 2>&1; then
     done
     echo
     echo "The cluster is running (logs in $DIR/logs). Stop it with: $STOP_CMD"
+    console_line
     exit 0
 fi
 python3 "$ROOT/scripts/plain_stats.py" --file "$TRUTH_FILE" --column "$TRUTH_COLUMN" \
@@ -210,3 +251,4 @@ The cluster is running (logs in $DIR/logs, pid files in $DIR/pids).
   metrics: curl http://127.0.0.1:$BASE_PORT/metrics   (each node on TCP at its own port; also /healthz, /readyz)
   stop:    $STOP_CMD
 EOF
+console_line

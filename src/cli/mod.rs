@@ -3,6 +3,7 @@
 //! prints them on one line and exits non-zero.
 
 pub mod columns;
+pub mod console;
 pub mod init;
 pub mod query;
 pub mod start;
@@ -41,6 +42,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// List the column labels relays publish (`publish_columns` in their configs).
     Columns(columns::ColumnsArgs),
+    /// Serve a local web console for one user: cluster, queries with charts, history.
+    Console(console::ConsoleArgs),
     /// Build or check the discrete-log table (baby steps on LMDB) used to turn
     /// decrypted aggregates back into numbers.
     Tables(tables::TablesArgs),
@@ -62,5 +65,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => status::run(args),
         Command::Columns(args) => columns::run(args),
         Command::Tables(args) => tables::run(args),
+        Command::Console(args) => console::run(args),
     }
 }

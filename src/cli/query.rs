@@ -49,49 +49,93 @@ pub struct QueryArgs {
     pub json: bool,
 }
 
+/// A query's parameters as text, the way `crux-node query` takes its flags
+/// (and the console its form): the one place where they are parsed and
+/// checked, so that both give identical queries and identical refusals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QueryFlags {
+    /// count, sum, mean, ... (`Statistic`'s names)
+    pub statistic: String,
+    pub exact: bool,
+    /// `--epsilon E`; None: 1 unless exact
+    pub epsilon: Option<String>,
+    /// `--quantile P`
+    pub quantile: Option<String>,
+    /// `--bounds LO:HI`
+    pub bounds: Option<String>,
+    /// `--edges E1,E2,...`
+    pub edges: Option<String>,
+    /// `--sample`
+    pub sample: bool,
+}
+
+impl QueryArgs {
+    /// The flags that make the query's parameters.
+    pub fn flags(&self) -> QueryFlags {
+        QueryFlags {
+            statistic: self.statistic.clone(),
+            exact: self.exact,
+            epsilon: self.epsilon.clone(),
+            quantile: self.quantile.clone(),
+            bounds: self.bounds.clone(),
+            edges: self.edges.clone(),
+            sample: self.sample,
+        }
+    }
+}
+
 /// Flags that only some statistics use: given to another, they are refused
 /// (they would be silently ignored).
-fn check_flags_apply(statistic: Statistic, args: &QueryArgs) -> anyhow::Result<()> {
+fn check_flags_apply(statistic: Statistic, flags: &QueryFlags) -> anyhow::Result<()> {
     let refuse = |flag: &str, used_by: &str| {
         Err(anyhow!("{flag} does not apply to {statistic}; it is used by {used_by} only; drop it"))
     };
-    if args.quantile.is_some() && statistic != Statistic::Quantile {
+    if flags.quantile.is_some() && statistic != Statistic::Quantile {
         return refuse("--quantile", "quantile");
     }
-    if args.edges.is_some() && statistic != Statistic::Histogram {
+    if flags.edges.is_some() && statistic != Statistic::Histogram {
         return refuse("--edges", "histogram");
     }
-    if args.sample && !matches!(statistic, Statistic::Variance | Statistic::Stddev) {
+    if flags.sample && !matches!(statistic, Statistic::Variance | Statistic::Stddev) {
         return refuse("--sample", "variance and stddev");
     }
-    if args.bounds.is_some() && matches!(statistic, Statistic::Count | Statistic::Histogram) {
+    if flags.bounds.is_some() && matches!(statistic, Statistic::Count | Statistic::Histogram) {
         return refuse("--bounds", "statistics of values (not count or histogram)");
     }
     Ok(())
 }
 
-pub fn params(args: &QueryArgs) -> anyhow::Result<QueryParams> {
-    let statistic: Statistic = args.statistic.parse()?;
-    check_flags_apply(statistic, args)?;
+/// Parses and checks a query's flags into the parameters sent to the
+/// processor (what `crux-node query` and the console both use).
+pub fn build_params(flags: &QueryFlags) -> anyhow::Result<QueryParams> {
+    let statistic: Statistic = flags.statistic.parse()?;
+    if flags.exact && flags.epsilon.is_some() {
+        bail!("--exact and --epsilon exclude each other: an exact query has no noise to calibrate");
+    }
+    check_flags_apply(statistic, flags)?;
     let mut p = QueryParams::new(statistic);
-    p.sample = args.sample;
-    p.quantile = args.quantile.clone();
+    p.sample = flags.sample;
+    p.quantile = flags.quantile.clone();
     if statistic == Statistic::Quantile && p.quantile.is_none() {
         bail!("quantile needs --quantile P with P in [0, 1]");
     }
-    if let Some(b) = &args.bounds {
+    if let Some(b) = &flags.bounds {
         let (lo, hi) = b.split_once(':').ok_or_else(|| anyhow!("--bounds takes LO:HI, e.g. 0:3000000"))?;
         p.bounds = Some((lo.trim().to_string(), hi.trim().to_string()));
     }
-    if let Some(e) = &args.edges {
+    if let Some(e) = &flags.edges {
         p.edges = e.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
     }
-    p.exact = args.exact;
-    if !args.exact {
-        p.epsilon = Some(Epsilon::parse(args.epsilon.as_deref().unwrap_or("1"))?);
+    p.exact = flags.exact;
+    if !flags.exact {
+        p.epsilon = Some(Epsilon::parse(flags.epsilon.as_deref().unwrap_or("1"))?);
     }
     p.validate()?;
     Ok(p)
+}
+
+pub fn params(args: &QueryArgs) -> anyhow::Result<QueryParams> {
+    build_params(&args.flags())
 }
 
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {

@@ -17,7 +17,7 @@ pub mod lmdb_table;
 pub mod loaded;
 mod sheet;
 pub mod source;
-mod suggest;
+pub mod suggest;
 
 pub use cell::{cell_ref, column_letters};
 pub use decimal::{Decimal, MAX_COLUMN_DECIMALS, MAX_MAGNITUDE};

@@ -2,7 +2,8 @@
 //! columns by how close their header labels are to the query (case-insensitive
 //! equality, substrings, Levenshtein distance) and keeps up to 5 close ones.
 //! Input: the query and `ColumnHeader`s from `header.rs`; output: column
-//! descriptions for `DataError::NoSuchColumn`. Pure.
+//! descriptions for `DataError::NoSuchColumn`, or (`close_label_sets`)
+//! label lists for the console's "did you mean" over published labels. Pure.
 
 use super::header::ColumnHeader;
 
@@ -51,25 +52,41 @@ fn tolerance(wanted: &str) -> usize {
     (wanted.chars().count() / 3).max(2)
 }
 
+/// Total distance from `query` to a column's `labels` (each query label to
+/// its closest header label), or None when one query label is too far.
+fn column_distance(query: &[String], labels: &[String]) -> Option<usize> {
+    let mut total = 0;
+    for wanted in query {
+        let best = labels.iter().map(|label| label_distance(wanted, label)).min().unwrap_or(usize::MAX);
+        if best > tolerance(wanted) {
+            return None;
+        }
+        total += best;
+    }
+    Some(total)
+}
+
 /// Up to `MAX_SUGGESTIONS` columns close to `query`, closest first, as
 /// "group / sub-label / period (letters)".
 pub fn close_columns(query: &[String], columns: &[ColumnHeader]) -> Vec<String> {
     let mut scored: Vec<(usize, &ColumnHeader)> = columns
         .iter()
-        .filter_map(|column| {
-            let mut total = 0;
-            for wanted in query {
-                let best = column.labels.iter().map(|label| label_distance(wanted, label)).min().unwrap_or(usize::MAX);
-                if best > tolerance(wanted) {
-                    return None;
-                }
-                total += best;
-            }
-            Some((total, column))
-        })
+        .filter_map(|column| column_distance(query, &column.labels).map(|score| (score, column)))
         .collect();
     scored.sort_by_key(|(score, column)| (*score, column.index));
     scored.into_iter().take(MAX_SUGGESTIONS).map(|(_, column)| column.describe()).collect()
+}
+
+/// Up to `MAX_SUGGESTIONS` of `columns` (each a column's header labels, as
+/// relays publish them) close to `query`, closest first (ties in the order given).
+pub fn close_label_sets(query: &[String], columns: &[Vec<String>]) -> Vec<Vec<String>> {
+    let mut scored: Vec<(usize, usize, &Vec<String>)> = columns
+        .iter()
+        .enumerate()
+        .filter_map(|(index, labels)| column_distance(query, labels).map(|score| (score, index, labels)))
+        .collect();
+    scored.sort_by_key(|(score, index, _)| (*score, *index));
+    scored.into_iter().take(MAX_SUGGESTIONS).map(|(_, _, labels)| labels.clone()).collect()
 }
 
 #[cfg(test)]
@@ -104,5 +121,22 @@ mod tests {
         let found = close_columns(&query(&["population"]), &columns);
         assert_eq!(found.len(), 2);
         assert!(close_columns(&query(&["zzzzzzzz"]), &columns).is_empty());
+    }
+
+    #[test]
+    fn suggests_close_label_sets() {
+        let owned = |labels: &[&str]| -> Vec<String> { labels.iter().map(|s| s.to_string()).collect() };
+        let columns = vec![
+            owned(&["Population", "All usual residents", "1996"]),
+            owned(&["Population", "All usual residents", "2021"]),
+            owned(&["Land", "Land area (square kilometres)", "2021"]),
+        ];
+        let found = close_label_sets(&owned(&["Populaton", "All usual residents", "2021"]), &columns);
+        assert_eq!(found, vec![owned(&["Population", "All usual residents", "2021"])]);
+        assert_eq!(
+            close_label_sets(&owned(&["Lnd"]), &columns),
+            vec![owned(&["Land", "Land area (square kilometres)", "2021"])]
+        );
+        assert!(close_label_sets(&owned(&["zzzzzzzz"]), &columns).is_empty());
     }
 }
