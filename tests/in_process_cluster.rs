@@ -1,5 +1,5 @@
 //! A whole cluster in one process: every node's real code
-//! (`actors::node::prepare`, `bind` and `bind_metrics` on 127.0.0.1 port 0,
+//! (`actors::node::prepare`, `Prepared::bind` and `bind_metrics` on 127.0.0.1 port 0,
 //! `start` with a shutdown future) inside one actix System, over real QUIC
 //! and real LMDB, with the config files `crux-node init` writes. The user
 //! asks through the same client `crux-node query` uses; every node's
@@ -42,22 +42,23 @@ fn a_whole_cluster_runs_in_one_process_on_port_0() {
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let nodes = std::thread::spawn(move || {
         actix_rt::System::new().block_on(async move {
-            // bind every node first: the processor must know the others' ports
+            // prepare and bind every node first: the processor must know the
+            // others' ports (preparing reads keys and the table, no address)
             let mut bound = Vec::new();
             let mut http = BTreeMap::new();
             for cfg in configs {
-                let endpoint = node::bind(&cfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+                let prepared = node::prepare(&cfg).unwrap();
+                let endpoint = prepared.bind("127.0.0.1:0".parse().unwrap()).unwrap();
                 let metrics = node::bind_metrics("127.0.0.1:0".parse().unwrap()).unwrap();
                 http.insert(cfg.name.clone(), metrics.local_addr().unwrap());
-                bound.push((cfg, node::Listeners { quic: endpoint, metrics: Some(metrics) }));
+                bound.push((cfg, prepared, node::Listeners { quic: endpoint, metrics: Some(metrics) }));
             }
             let addrs: BTreeMap<String, SocketAddr> =
-                bound.iter().map(|(cfg, l)| (cfg.name.clone(), l.quic.local_addr().unwrap())).collect();
+                bound.iter().map(|(cfg, _, l)| (cfg.name.clone(), l.quic.local_addr().unwrap())).collect();
             let mut stops = Vec::new();
             let mut running = Vec::new();
-            for (mut cfg, listeners) in bound {
+            for (mut cfg, prepared, listeners) in bound {
                 point_at(&mut cfg, &addrs);
-                let prepared = node::prepare(&cfg).unwrap();
                 let (tx, rx) = oneshot::channel::<()>();
                 stops.push(tx);
                 running.push(actix_rt::spawn(async move {

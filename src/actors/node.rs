@@ -1,5 +1,5 @@
 //! Runs one node of any role: loads its keys and peers and builds its
-//! metrics registry (`prepare`), binds the QUIC endpoint (`bind`) and, when
+//! metrics registry (`prepare`), binds the QUIC endpoint (`Prepared::bind`) and, when
 //! the config has `metrics.listen`, the TCP listener of the operator's HTTP
 //! endpoints (`bind_metrics`), starts the role's actor and serves requests
 //! (and `/metrics`, `/healthz`, `/readyz`) until a shutdown future
@@ -24,7 +24,7 @@ use super::column_source::FileColumnSource;
 use super::error::NodeError;
 use super::http::{serve_http, Health};
 use super::keys::{read_joint_key, resolve, transport_config};
-use super::metrics::{NodeMetrics, TransportMetrics};
+use super::metrics::{NodeMetrics, ProcessorMetrics, TransportMetrics};
 use super::processor::{watch_peers, ProcessorActor, ProcessorShared};
 use super::relay::RelayActor;
 use super::transport::{bind_endpoint, serve_measured, Client, TransportConfig};
@@ -42,6 +42,8 @@ use crate::protocol::relay::RelayState;
 /// done outside the actor system (e.g. building the discrete-log table).
 pub struct Prepared {
     listen: SocketAddr,
+    /// identity and pinned peers, read once for the endpoint and the client
+    transport: TransportConfig,
     role: PreparedRole,
     metrics: NodeMetrics,
 }
@@ -51,12 +53,28 @@ impl Prepared {
     pub fn listen(&self) -> SocketAddr {
         self.listen
     }
+
+    /// Binds the node's QUIC endpoint on `addr` (`listen()`, or port 0 for
+    /// an in-process cluster), with its TLS identity and pinned peers. Call
+    /// inside the actix System.
+    pub fn bind(&self, addr: SocketAddr) -> Result<quinn::Endpoint, NodeError> {
+        bind_endpoint(addr, &self.transport).map_err(|e| NodeError::Bind { addr, reason: e.to_string() })
+    }
 }
 
 enum PreparedRole {
     Authority(Box<AuthorityActor>),
     Relay(Box<RelayActor>),
-    Processor { table: Arc<dyn DlogTable>, description: String, config: ProcessorConfig },
+    Processor(Box<PreparedProcessor>),
+}
+
+/// What the processor needs beyond its config: the opened discrete-log
+/// table and the verified joint key.
+struct PreparedProcessor {
+    table: Arc<dyn DlogTable>,
+    description: String,
+    config: ProcessorConfig,
+    joint: JointPublicKey,
 }
 
 /// The sockets a node serves on, bound before it starts: the QUIC
@@ -68,6 +86,7 @@ pub struct Listeners {
 
 pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
     let joint = read_joint_key(cfg)?;
+    let transport = transport_config(cfg)?;
     let metrics = NodeMetrics::new(cfg.role.kind());
     let (listen, role) = match &cfg.role {
         RoleConfig::Authority(a) => (a.listen, prepare_authority(cfg, a, joint, &metrics)?),
@@ -78,7 +97,8 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
             let table = LmdbTable::open_or_build(&p.dlog_dir, p.dlog_table_bits, progress)?;
             metrics.processor.dlog_table_entries(table.baby_steps());
             let description = format!("2^{} baby steps, |m| < 2^{}", p.dlog_table_bits, p.dlog_range_bits);
-            (p.listen, PreparedRole::Processor { table: Arc::new(table), description, config: p.clone() })
+            let prepared = PreparedProcessor { table: Arc::new(table), description, config: p.clone(), joint };
+            (p.listen, PreparedRole::Processor(Box::new(prepared)))
         }
         RoleConfig::User => {
             return Err(NodeError::Setup {
@@ -87,7 +107,7 @@ pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
             })
         }
     };
-    Ok(Prepared { listen, role, metrics })
+    Ok(Prepared { listen, transport, role, metrics })
 }
 
 /// The authority's actor: its key share (checked against the joint key),
@@ -160,14 +180,6 @@ fn prepare_relay(
     Ok(PreparedRole::Relay(Box::new(actor)))
 }
 
-/// Binds the node's QUIC endpoint on `addr` (the config's `node.listen`, or
-/// port 0 for an in-process cluster), with its TLS identity and pinned
-/// peers. Call inside the actix System.
-pub fn bind(cfg: &NodeConfig, addr: SocketAddr) -> Result<quinn::Endpoint, NodeError> {
-    let tcfg = transport_config(cfg)?;
-    bind_endpoint(addr, &tcfg).map_err(|e| NodeError::Bind { addr, reason: e.to_string() })
-}
-
 /// Binds the TCP listener of the metrics and health endpoints on `addr`
 /// (the config's `metrics.listen`, or port 0 in tests).
 pub fn bind_metrics(addr: SocketAddr) -> Result<TcpListener, NodeError> {
@@ -186,19 +198,18 @@ pub async fn start(
 ) -> Result<(), NodeError> {
     let endpoint = listeners.quic;
     let addr = endpoint.local_addr().map_err(|e| NodeError::Bind { addr: prepared.listen, reason: e.to_string() })?;
-    let tcfg = transport_config(cfg)?;
+    let tcfg = prepared.transport;
     let health = Health::starting();
     let transport = prepared.metrics.transport.clone();
     let probe = match prepared.role {
         PreparedRole::Authority(actor) => serve_on_sync_worker(&endpoint, &tcfg, transport, *actor, &health),
         PreparedRole::Relay(actor) => serve_on_sync_worker(&endpoint, &tcfg, transport, *actor, &health),
-        PreparedRole::Processor { table, description, config } => {
-            let mut shared = processor_shared(cfg, &endpoint, &tcfg, table, description, &config)?;
-            shared.client = Client::measured(endpoint.clone(), &tcfg, transport.clone());
-            shared.metrics = prepared.metrics.processor.clone();
-            let shared = Rc::new(shared);
+        PreparedRole::Processor(processor) => {
+            let rate_limit = processor.config.rate_limit_per_minute;
+            let client = Client::measured(endpoint.clone(), &tcfg, transport.clone());
+            let shared = Rc::new(processor_shared(cfg, client, *processor, prepared.metrics.processor.clone())?);
             let users = cfg.cluster.users.iter().map(|u| u.name.clone()).collect();
-            let actor = ProcessorActor::new(shared.clone(), users, config.rate_limit_per_minute).start();
+            let actor = ProcessorActor::new(shared.clone(), users, rate_limit).start();
             actix_rt::spawn(serve_measured(endpoint.clone(), &tcfg, transport, move |peer, bytes| {
                 let a = actor.clone();
                 async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
@@ -238,12 +249,11 @@ pub async fn start(
 /// client on its own endpoint, peer addresses and the discrete-log solver.
 fn processor_shared(
     cfg: &NodeConfig,
-    endpoint: &quinn::Endpoint,
-    tcfg: &TransportConfig,
-    table: Arc<dyn DlogTable>,
-    table_description: String,
-    config: &ProcessorConfig,
+    client: Client,
+    prepared: PreparedProcessor,
+    metrics: ProcessorMetrics,
 ) -> Result<ProcessorShared, NodeError> {
+    let PreparedProcessor { table, description: table_description, config, joint } = prepared;
     let solver = Arc::new(DlogSolver::new(table, config.dlog_range_bits)?);
     let relays = cfg
         .cluster
@@ -262,13 +272,13 @@ fn processor_shared(
         min_relays: cfg.cluster.min_relays,
         relays: cfg.cluster.relays.iter().map(|r| (r.peer.name.clone(), r.public_key)).collect(),
         authorities: cfg.cluster.authorities.iter().map(|a| a.name.clone()).collect(),
-        joint: read_joint_key(cfg)?,
+        joint,
         dlog_max_abs: solver.max_abs(),
     });
     Ok(ProcessorShared {
         name: cfg.name.clone(),
         view,
-        client: Client::new(endpoint.clone(), tcfg),
+        client,
         relays,
         authorities,
         solver,
@@ -276,7 +286,7 @@ fn processor_shared(
         query_timeout: cfg.timeouts.query,
         table_description,
         in_flight: Default::default(),
-        metrics: Default::default(),
+        metrics,
     })
 }
 
@@ -323,7 +333,7 @@ pub fn run(cfg: NodeConfig) -> Result<(), NodeError> {
     let prepared = prepare(&cfg)?;
     let system = actix_rt::System::new();
     system.block_on(async move {
-        let quic = bind(&cfg, prepared.listen())?;
+        let quic = prepared.bind(prepared.listen())?;
         let metrics = cfg.metrics.as_ref().map(|m| bind_metrics(m.listen)).transpose()?;
         start(&cfg, prepared, Listeners { quic, metrics }, wait_for_shutdown()).await
     })
