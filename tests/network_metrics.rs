@@ -105,21 +105,8 @@ fn allowed_label(value: &str) -> bool {
         "invalid_reply",
         "unexpected",
         "rejected",
-        // refusal reasons
-        "invalid_request",
-        "malformed",
-        "replay",
-        "stale",
-        "budget",
-        "exact_not_allowed",
-        "unknown_query",
-        "not_enough_relays",
-        "bad_contribution",
-        "release_refused",
-        "invalid_parameters",
-        "crypto",
-        "ledger",
-        "internal",
+        // refusals before the state machine (the authority's reasons are
+        // `outcome::REFUSAL_REASONS`, below)
         "not_processor",
         "not_a_user",
         "rate_limit",
@@ -129,6 +116,7 @@ fn allowed_label(value: &str) -> bool {
         "areas",
     ];
     FIXED.contains(&value)
+        || crux::protocol::outcome::REFUSAL_REASONS.contains(&value)
         || Layout::SMALL.names().iter().any(|n| n == value)
         || value == "+Inf"
         || value.parse::<f64>().is_ok_and(|v| v > 0.0 && v < 100.0)

@@ -196,10 +196,6 @@ impl QueryDriver {
         self.cx.progress
     }
 
-    pub fn statistic(&self) -> crate::stats::Statistic {
-        self.cx.params.statistic
-    }
-
     fn unexpected(&self, found: &str) -> ProtocolError {
         ProtocolError::Internal(format!("{found} arrived while the query expected {}", self.state.expects()))
     }
