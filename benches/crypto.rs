@@ -18,7 +18,9 @@ use curve25519_dalek::scalar::Scalar;
 use rand::rngs::{OsRng, StdRng};
 use rand::{Rng, SeedableRng};
 
-use crux::crypto::{combine, scalar_from_i64, DlogSolver, EncryptionKey, JointPublicKey, KeyShare, PartialDecryption};
+use crux::crypto::{
+    combine, deal_for_tests, scalar_from_i64, DlogSolver, EncryptionKey, JointPublicKey, KeyShare, PartialDecryption,
+};
 use crux::data::LmdbTable;
 
 const CONTEXT: &[u8] = b"bench-query";
@@ -27,14 +29,14 @@ struct Setup {
     shares: Vec<KeyShare>,
     joint: JointPublicKey,
     key: EncryptionKey,
+    names: Vec<String>,
 }
 
 fn setup() -> Setup {
-    let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("auth-{i}"), &mut OsRng)).collect();
-    let publics: Vec<_> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
-    let joint = JointPublicKey::assemble(&publics).unwrap();
+    let (shares, joint) = deal_for_tests(&["auth-1", "auth-2", "auth-3"], 3, 0, &mut OsRng).unwrap();
     let key = EncryptionKey::new(&joint);
-    Setup { shares, joint, key }
+    let names = shares.iter().map(|s| s.authority().to_string()).collect();
+    Setup { shares, joint, key, names }
 }
 
 fn criterion_benches(c: &mut Criterion, s: &Setup) {
@@ -55,7 +57,7 @@ fn criterion_benches(c: &mut Criterion, s: &Setup) {
         b.iter(|| partials[0].verify(&s.joint, black_box(&ct), CONTEXT).unwrap())
     });
     c.bench_function("combine 3 partials (verifies all)", |b| {
-        b.iter(|| combine(&s.joint, black_box(&ct), CONTEXT, &partials).unwrap())
+        b.iter(|| combine(&s.joint, black_box(&ct), CONTEXT, &partials, &s.names).unwrap())
     });
     c.bench_function("floor: fixed-base mult (basepoint table)", |b| {
         b.iter(|| RISTRETTO_BASEPOINT_TABLE * black_box(&scalar))

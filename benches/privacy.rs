@@ -19,7 +19,9 @@ use rand::rngs::OsRng;
 use rand::Rng;
 use rand_core::{CryptoRng, RngCore};
 
-use crux::crypto::{verify_batch, Ciphertext, EncryptionKey, JointPublicKey, KeyShare, ProofItem, RandomnessProof};
+use crux::crypto::{
+    deal_for_tests, verify_batch, Ciphertext, EncryptionKey, JointPublicKey, KeyShare, ProofItem, RandomnessProof,
+};
 use crux::stats::dp::{discrete_laplace, noise_rng};
 
 const DRAWS: usize = 20_000;
@@ -125,9 +127,7 @@ fn times(runs: usize, f: &mut dyn FnMut()) -> Duration {
 }
 
 fn main() {
-    let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
-    let publics: Vec<_> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
-    let joint = JointPublicKey::assemble(&publics).unwrap();
+    let (shares, joint) = deal_for_tests(&["authority-1", "authority-2", "authority-3"], 3, 0, &mut OsRng).unwrap();
     let key = EncryptionKey::new(&joint);
     let ct = key.encrypt(5, &mut OsRng);
     let share = &shares[0];
@@ -155,7 +155,13 @@ fn noise_timing(share: &KeyShare, ct: &Ciphertext) {
             &format!("noisy share, fixed work, {label}"),
             &by_noise(|| {
                 let e = discrete_laplace(t_num, 1, &mut rng);
-                std::hint::black_box(share.partial_decrypt_noisy(ct, e, b"ctx", &mut rng));
+                std::hint::black_box(share.partial_decrypt_noisy(
+                    ct,
+                    e,
+                    &curve25519_dalek::Scalar::ONE,
+                    b"ctx",
+                    &mut rng,
+                ));
                 e
             }),
         );
@@ -163,7 +169,13 @@ fn noise_timing(share: &KeyShare, ct: &Ciphertext) {
             &format!("noisy share, previous sampler, {label}"),
             &by_noise(|| {
                 let e = old::discrete_laplace(t_num, 1, &mut OsRng);
-                std::hint::black_box(share.partial_decrypt_noisy(ct, e, b"ctx", &mut OsRng));
+                std::hint::black_box(share.partial_decrypt_noisy(
+                    ct,
+                    e,
+                    &curve25519_dalek::Scalar::ONE,
+                    b"ctx",
+                    &mut OsRng,
+                ));
                 e
             }),
         );
@@ -229,7 +241,7 @@ fn admissions(shares: &[KeyShare], joint: &JointPublicKey) {
     let signatures: Vec<(String, _)> =
         shares.iter().map(|s| (s.authority().to_string(), s.sign_statement(&statement, &mut OsRng))).collect();
     let check = times(2000, &mut || {
-        joint.verify_all_signed(&statement, &signatures).unwrap();
+        joint.verify_threshold_signed(&statement, &signatures).unwrap();
     });
     println!("authority signs one admission    {}", us(sign));
     println!("relay checks 3 authorities' signatures {}", us(check));

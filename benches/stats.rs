@@ -24,7 +24,7 @@ use rand::rngs::{OsRng, StdRng};
 use rand::{Rng, SeedableRng};
 
 use crux::actors::column_source::FileColumnSource;
-use crux::crypto::{DlogSolver, EncryptionKey, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
+use crux::crypto::{deal_for_tests, DlogSolver, EncryptionKey, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
 use crux::data::{Shard, SourceSpec};
 use crux::harness::{MemoryCluster, Options, QueryTrace, Solver, NOW};
 use crux::protocol::codec;
@@ -178,7 +178,8 @@ impl<'a> RelayBench<'a> {
             labels: vec!["Generated".into()],
             params: params(st, edges),
         };
-        let spec = QuerySpec::new(intent, 0);
+        let names = self.shares.iter().map(|s| s.authority().to_string()).collect();
+        let spec = QuerySpec::new(intent, 0, 0, names);
         let statement = codec::round_admission(&spec, 0, task);
         let signatures =
             self.shares.iter().map(|s| (s.authority().to_string(), s.sign_statement(&statement, &mut OsRng))).collect();
@@ -575,9 +576,7 @@ fn run_queries(cluster: &mut MemoryCluster, name: &str, labels: &[&str], values:
 
 fn main() {
     let t0 = Instant::now();
-    let shares: Vec<KeyShare> = (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
-    let joint =
-        JointPublicKey::assemble(&shares.iter().map(|s| s.public_share(&mut OsRng)).collect::<Vec<_>>()).unwrap();
+    let (shares, joint) = deal_for_tests(&["authority-1", "authority-2", "authority-3"], 3, 0, &mut OsRng).unwrap();
     let key = EncryptionKey::new(&joint);
 
     let wide = wide_column(40);

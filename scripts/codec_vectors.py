@@ -62,7 +62,8 @@ def query(q):
 
 
 def spec(s):
-    return query(s) + u32(s["decimals"])
+    out = query(s) + u32(s["decimals"]) + u64(s["epoch"])
+    return out + u8(len(s["decryptors"])) + b"".join(string(d) for d in s["decryptors"])
 
 
 def task(t):
@@ -108,8 +109,10 @@ SPEC = {
     "params": {"statistic": "mean", "sample": False, "quantile": None, "edges": [],
                "bounds": ["-20", "900.5"], "exact": False, "epsilon_micros": 1500000},
     "decimals": 2,
+    "epoch": 3,
+    "decryptors": ["authority-1", "authority-3"],
 }
-SPEC2 = dict(SPEC, labels=["Land"], decimals=0,
+SPEC2 = dict(SPEC, labels=["Land"], decimals=0, epoch=0, decryptors=["a"],
              params={"statistic": "quantile", "sample": True, "quantile": "0.9", "edges": ["1", "2.5"],
                      "bounds": None, "exact": True, "epsilon_micros": None})
 MOMENTS = {"kind": "moments", "limb_bits": 32, "sums": True, "squares": False,
@@ -135,16 +138,16 @@ def main():
                           ("round admission, magnitude grid", SPEC2, 0, MAGNITUDE),
                           ("round admission, histogram edges", SPEC2, 0, EDGES)]:
         add(name, "round_admission", {"spec": s, "round": r, "task": t},
-            domain("crux/admission/round/v1") + spec(s) + u32(r) + task(t))
+            domain("crux/admission/round/v2") + spec(s) + u32(r) + task(t))
     for name, t, c in [("contribution, moments", MOMENTS, CONTRIB), ("contribution, histogram", UNIFORM, HIST)]:
         add(name, "contribution_statement", {"spec": SPEC, "round": 1, "task": t, "relay": "relay-2", "contribution": c},
-            domain("crux/contribution/v1") + spec(SPEC) + u32(1) + task(t) + string("relay-2") + contribution(c))
+            domain("crux/contribution/v2") + spec(SPEC) + u32(1) + task(t) + string("relay-2") + contribution(c))
     for r in [{"kind": "count"}, {"kind": "sum_limb", "index": 3}, {"kind": "hist_prefix", "index": 31},
               {"kind": "hist_bucket", "index": 4095}, {"kind": "squares"}]:
         add(f"release context, {r['kind']}", "decryption_context", {"query_id": SPEC["id"], "round": 5, "release": r},
             domain("crux/release/v1") + bytes.fromhex(SPEC["id"]) + u32(5) + release(r))
     doc = {
-        "about": "Crux signed/proved byte encodings, version 1 (src/protocol/codec.rs); made by scripts/codec_vectors.py, an independent encoder",
+        "about": "Crux signed/proved byte encodings, version 2 (src/protocol/codec.rs: spec with epoch and decryptors); made by scripts/codec_vectors.py, an independent encoder",
         "cases": cases,
     }
     out.write_text(json.dumps(doc, indent=1) + "\n")

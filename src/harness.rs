@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::{OsRng, StdRng};
 use rand::SeedableRng;
 
-use crate::crypto::{DlogSolver, JointPublicKey, KeyShare, MemoryTable, RelayIdentity};
+use crate::crypto::{deal_for_tests, DlogSolver, JointPublicKey, MemoryTable, RelayIdentity};
 use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
 use crate::protocol::drive::{run_query, run_ready, QueryPeers};
 use crate::protocol::ledger::MemoryLedger;
@@ -67,6 +67,8 @@ pub struct QueryTrace {
 pub struct Options {
     pub dataset: String,
     pub authorities: usize,
+    /// t, how many authorities decrypt together; `None`: all of them
+    pub threshold: Option<usize>,
     pub allow_exact: bool,
     pub min_relays: usize,
     pub budget: Epsilon,
@@ -80,6 +82,7 @@ impl Options {
         Options {
             dataset: "areas".into(),
             authorities: 3,
+            threshold: None,
             allow_exact,
             min_relays,
             budget: Epsilon(10_000_000),
@@ -123,12 +126,14 @@ fn status(name: &str, role: Role) -> NodeStatus {
 
 impl MemoryCluster {
     /// Relays `relay-1..` over `sources` (in order), authorities
-    /// `authority-1..`; each node makes its own keys.
+    /// `authority-1..` sharing a key t-of-n (`Options::threshold`) from a
+    /// test dealer (`crypto::deal_for_tests`); relays make their own keys.
     pub fn new(sources: Vec<Box<dyn ColumnSource>>, options: Options, solver: Solver) -> Result<Self, ProtocolError> {
-        let shares: Vec<KeyShare> =
-            (1..=options.authorities).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
-        let publics: Vec<_> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
-        let joint = JointPublicKey::assemble(&publics)?;
+        let names: Vec<String> = (1..=options.authorities).map(|i| format!("authority-{i}")).collect();
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let threshold = u16::try_from(options.threshold.unwrap_or(options.authorities))
+            .map_err(|_| ProtocolError::Internal("threshold too large".into()))?;
+        let (shares, joint) = deal_for_tests(&name_refs, threshold, 0, &mut OsRng)?;
         let mut relays = Vec::new();
         let mut relay_keys = Vec::new();
         for (j, source) in sources.into_iter().enumerate() {
@@ -157,7 +162,7 @@ impl MemoryCluster {
             dataset: options.dataset,
             min_relays: options.min_relays,
             relays: relay_keys,
-            authorities: (1..=options.authorities).map(|i| format!("authority-{i}")).collect(),
+            authorities: names,
             joint: joint.clone(),
             dlog_max_abs: solver.max_abs(),
         });
@@ -222,6 +227,7 @@ impl MemoryCluster {
     pub fn ask_authorities(
         &mut self,
         request: &AuthorityRequest,
+        asked: &[String],
     ) -> Result<Vec<PeerReply<AuthorityResponse>>, ProtocolError> {
         let admitting = matches!(request, AuthorityRequest::AdmitQuery { .. } | AuthorityRequest::AdmitRound { .. });
         if admitting {
@@ -231,7 +237,7 @@ impl MemoryCluster {
             self.trace.releases += 1;
         }
         let mut list = Vec::new();
-        for (authority, ledger) in self.authorities.iter_mut() {
+        for (authority, ledger) in self.authorities.iter_mut().filter(|(a, _)| asked.iter().any(|n| n == a.name())) {
             let (req, _) = wire(&mut self.transcript, request)?;
             let name = authority.name().to_string();
             let t = Instant::now();
@@ -288,8 +294,9 @@ impl QueryPeers for MemoryCluster {
     async fn ask_authorities(
         &mut self,
         requests: &[AuthorityRequest],
+        authorities: &[String],
     ) -> Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError> {
-        requests.iter().map(|r| MemoryCluster::ask_authorities(self, r)).collect()
+        requests.iter().map(|r| MemoryCluster::ask_authorities(self, r, authorities)).collect()
     }
 
     async fn solve(&mut self, points: Vec<(Release, RistrettoPoint)>) -> Result<Vec<(Release, i64)>, ProtocolError> {

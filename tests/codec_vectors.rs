@@ -1,5 +1,5 @@
 //! Golden vectors for everything that is signed, proved or hashed
-//! (`crux::protocol::codec`, version 1).
+//! (`crux::protocol::codec`, version 2 where a spec is encoded).
 //!
 //! - `tests/vectors/codec.json`: byte encodings made by the independent
 //!   Python encoder `scripts/codec_vectors.py`; the Rust encoder must produce
@@ -14,7 +14,7 @@
 
 use crux::crypto::Ciphertext;
 use crux::crypto::{
-    verify_batch, AuthoritySignature, EncryptionKey, JointPublicKey, KeyShare, ProofItem, RandomnessProof,
+    verify_batch, AuthoritySignature, EncryptionKey, JointPublicKey, KeyShare, Member, ProofItem, RandomnessProof,
 };
 use crux::protocol::codec;
 use crux::protocol::{QueryId, QueryIntent, QuerySpec};
@@ -58,7 +58,12 @@ fn query(v: &Value) -> QueryIntent {
 }
 
 fn spec(v: &Value) -> QuerySpec {
-    QuerySpec::new(query(v), u32::try_from(v["decimals"].as_u64().unwrap()).unwrap())
+    QuerySpec::new(
+        query(v),
+        u32::try_from(v["decimals"].as_u64().unwrap()).unwrap(),
+        v["epoch"].as_u64().unwrap(),
+        strings(&v["decryptors"]),
+    )
 }
 
 /// 128-bit integers travel as decimal strings.
@@ -162,7 +167,9 @@ fn the_rust_encoder_matches_the_independent_vectors() {
 #[test]
 fn any_changed_input_changes_the_bytes() {
     let doc = vectors("codec.json");
-    let mutations: [(&str, Value); 9] = [
+    let mutations: [(&str, Value); 11] = [
+        ("/spec/epoch", json!(4)),
+        ("/spec/decryptors/0", json!("authority-2")),
         ("/query/issued_at", json!(1764331201u64)),
         ("/spec/issued_at", json!(1764331201u64)),
         ("/spec/decimals", json!(3)),
@@ -189,7 +196,7 @@ fn any_changed_input_changes_the_bytes() {
     assert!(changed >= 20, "{changed} mutations tried");
     // domain separation: the same query under the round domain is other bytes
     let q = query(&doc["cases"][0]["input"]["query"]);
-    let s = QuerySpec::new(q.clone(), 0);
+    let s = QuerySpec::new(q.clone(), 0, 0, vec!["a".into()]);
     let round = codec::round_admission(&s, 0, &RelayTask::Histogram { grid: Grid::Magnitude });
     assert!(!round.starts_with(&codec::query_admission(&q)[..24]));
 }
@@ -199,7 +206,9 @@ fn any_changed_input_changes_the_bytes() {
 fn fixed_share(name: &str, secret_byte: u8) -> KeyShare {
     let secret = Scalar::from_bytes_mod_order([secret_byte; 32]);
     let public = RISTRETTO_BASEPOINT_TABLE * &secret;
-    let mut bytes = b"CRUXKEY1".to_vec();
+    let mut bytes = b"CRUXKEY2".to_vec();
+    bytes.extend_from_slice(&0u64.to_be_bytes());
+    bytes.extend_from_slice(&1u16.to_be_bytes());
     bytes.extend_from_slice(&u16::try_from(name.len()).unwrap().to_be_bytes());
     bytes.extend_from_slice(name.as_bytes());
     bytes.extend_from_slice(secret.as_bytes());
@@ -223,7 +232,8 @@ fn fixed_contribution(
     t: &RelayTask,
     rng: &mut StdRng,
 ) -> (Contribution, RandomnessProof) {
-    let joint = JointPublicKey::assemble(&[share.public_share(rng)]).unwrap();
+    let member = Member { authority: share.authority().into(), index: share.index(), point: share.public_point() };
+    let joint = JointPublicKey::new(0, 1, vec![member], share.public_point()).unwrap();
     let key = EncryptionKey::new(&joint);
     let mut ks = Vec::new();
     let mut cts = Vec::new();
@@ -252,7 +262,7 @@ fn make_signature_vectors() -> Value {
     let round_sig = share.sign_statement(&codec::round_admission(&s, 0, &t), &mut rng);
     let (contribution, proof) = fixed_contribution(&share, &s, &t, &mut rng);
     json!({
-        "about": "admission signatures and a contribution's proof of randomness, version 1 (fixed keys, seeded randomness); see tests/codec_vectors.rs",
+        "about": "admission signatures and a contribution's proof of randomness, version 2 (fixed keys, seeded randomness); see tests/codec_vectors.rs",
         "authority_public": hex::encode(share.public_point().compress().as_bytes()),
         "query_admission_signature": hex::encode(query_sig.to_bytes()),
         "round_admission_signature": hex::encode(round_sig.to_bytes()),
@@ -272,7 +282,7 @@ fn bad_signature_vectors(statement: &[u8], sig: &AuthoritySignature) -> Value {
     let mut flipped_signature = sig.to_bytes();
     flipped_signature[40] ^= 1;
     let mut other_domain = statement.to_vec();
-    other_domain[4..27].copy_from_slice(b"crux/admission/round/v1");
+    other_domain[4..27].copy_from_slice(b"crux/admission/round/v2");
     json!([
         {"what": "a flipped statement byte", "statement": hex::encode(&flipped_statement), "signature": hex::encode(sig.to_bytes())},
         {"what": "a flipped response byte", "statement": hex::encode(statement), "signature": hex::encode(flipped_signature)},

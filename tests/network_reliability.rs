@@ -353,7 +353,8 @@ mod hostile {
             else {
                 panic!("plan")
             };
-            let spec = QuerySpec::new(intent, info.decimals);
+            let decryptors = authorities.iter().map(|(name, _)| name.clone()).collect();
+            let spec = QuerySpec::new(intent, info.decimals, 0, decryptors);
             let admission = admit(AuthorityRequest::AdmitRound { spec: spec.clone(), round, task: task.clone() }).await;
             let contribute = RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone(), admission };
             let reply = client.request("relay-1", relay, &encode(&contribute).unwrap()).await.unwrap();

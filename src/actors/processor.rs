@@ -347,6 +347,7 @@ impl QueryPeers for QuicPeers<'_> {
     async fn ask_authorities(
         &mut self,
         requests: &[AuthorityRequest],
+        authorities: &[String],
     ) -> Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError> {
         let shared = self.shared;
         let releases = requests.iter().filter(|r| matches!(r, AuthorityRequest::Decrypt { .. })).count();
@@ -359,7 +360,8 @@ impl QueryPeers for QuicPeers<'_> {
             .collect::<Result<Vec<_>, ProtocolError>>()?;
         let outbound: Vec<Outbound<'_>> =
             encoded.iter().map(|(bytes, may_resend, kind)| Outbound { bytes, may_resend: *may_resend, kind }).collect();
-        let per_request = outbound.iter().map(|request| fan_out(shared, shared.authorities.iter(), request, Ok));
+        let asked = || shared.authorities.iter().filter(|(name, _)| authorities.contains(name));
+        let per_request = outbound.iter().map(|request| fan_out(shared, asked(), request, Ok));
         Ok(join_all(per_request).await)
     }
 

@@ -18,7 +18,7 @@ use rand::rngs::OsRng;
 use crate::actors::tls::generate_certificate;
 use crate::config::defaults;
 use crate::config::raw::*;
-use crate::crypto::{KeyShare, PublicShare, RelayIdentity};
+use crate::crypto::{deal_for_tests, RelayIdentity};
 use crate::data::keystore::write_joint_key;
 use crate::data::{write_key_share, write_relay_identity, Shard, SourceSpec};
 
@@ -57,9 +57,13 @@ pub struct ClusterArgs {
     /// Let relays publish FILE's column labels (header rows only) to `crux-node columns`.
     #[arg(long)]
     pub publish_columns: bool,
-    /// Number of authorities (the key is split n-of-n among them).
+    /// Number of authorities (the committee's n).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub authorities: u32,
+    /// How many authorities decrypt together (t of n; default: all n). Any t
+    /// answer a query; fewer than t cannot decrypt anything.
+    #[arg(long, value_name = "T")]
+    pub threshold: Option<u32>,
     /// Number of relays; relay j serves slice j of FILE's data rows.
     #[arg(long, value_name = "M", default_value_t = 3)]
     pub relays: u32,
@@ -294,6 +298,11 @@ fn plan_cluster(a: &ClusterArgs) -> anyhow::Result<ClusterPlan<'_>> {
     if a.authorities == 0 || a.relays == 0 {
         bail!("--authorities and --relays must be at least 1");
     }
+    if let Some(t) = a.threshold {
+        if t == 0 || t > a.authorities {
+            bail!("--threshold {t} must be between 1 and --authorities ({})", a.authorities);
+        }
+    }
     let data = std::fs::canonicalize(&data).with_context(|| format!("data file {}", data.display()))?;
     if a.host.parse::<IpAddr>().is_err() && a.host.is_empty() {
         bail!("--host must be an IP address or host name");
@@ -316,17 +325,18 @@ fn plan_cluster(a: &ClusterArgs) -> anyhow::Result<ClusterPlan<'_>> {
 /// Each authority's certificate and key share, and the joint key
 /// (cluster-key.bin) made of their public shares.
 fn authority_keys(plan: &ClusterPlan<'_>) -> anyhow::Result<Vec<AuthorityFiles>> {
-    let mut shares: Vec<PublicShare> = Vec::new();
+    let names: Vec<String> = (1..=plan.args.authorities).map(|i| format!("authority-{i}")).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let threshold = u16::try_from(plan.args.threshold.unwrap_or(plan.args.authorities))?;
+    let (shares, joint) = deal_for_tests(&name_refs, threshold, 0, &mut OsRng)?;
     let mut authorities = Vec::new();
-    for i in 1..=plan.args.authorities {
-        let node = plan.node_files(format!("authority-{i}"))?;
-        let share = KeyShare::generate(&node.name, &mut OsRng);
+    for (i, share) in (1..).zip(shares) {
+        let node = plan.node_files(share.authority().to_string())?;
         let share_path = format!("keys/{}.share", node.name);
         write_key_share(&plan.out.join(&share_path), &share)?;
-        shares.push(share.public_share(&mut OsRng));
         authorities.push(AuthorityFiles { node, address: plan.address(i), share_path });
     }
-    write_joint_key(&plan.out.join("cluster-key.bin"), &shares)?;
+    write_joint_key(&plan.out.join("cluster-key.bin"), &joint)?;
     Ok(authorities)
 }
 

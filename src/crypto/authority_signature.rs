@@ -1,7 +1,8 @@
 //! Authority signatures over admission statements: Schnorr signatures on
 //! ristretto255 under an authority's key share x_i, checked against its
-//! public share Y_i = x_i·G (already pinned, with a proof of possession, in
-//! every node's joint-key file, so no extra key material is needed).
+//! verification key Y_i = x_i·G (already pinned in every node's committee
+//! file, so no extra key material is needed). A query's admission needs t
+//! members; a round's admission needs every one of the query's decryptors.
 //!
 //! Input: the statement bytes from `protocol::codec` (explicit, versioned,
 //! domain-separated); output: a (challenge, response) pair. The transcript
@@ -89,28 +90,52 @@ impl KeyShare {
 }
 
 impl JointPublicKey {
-    /// Checks that every authority of the key signed `message`, exactly
-    /// once, and that no one else did (n-of-n admission).
-    pub fn verify_all_signed(
+    /// Checks that at least t distinct members of the committee signed
+    /// `message` (a query's admission), each once, and that no one else did.
+    pub fn verify_threshold_signed(
         &self,
         message: &[u8],
         signatures: &[(String, AuthoritySignature)],
+    ) -> Result<(), CryptoError> {
+        let signers: Vec<String> = signatures.iter().map(|(name, _)| name.clone()).collect();
+        self.verify_signed_by(message, signatures, &signers)?;
+        if signers.len() < usize::from(self.threshold()) {
+            return Err(CryptoError::InvalidSignature {
+                signer: signers.join(", "),
+                reason: format!(
+                    "admission signed by {} authorities; the committee's threshold is {}",
+                    signers.len(),
+                    self.threshold()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks that every one of `signers` (members of the committee) signed
+    /// `message` exactly once, and that no one else did.
+    pub fn verify_signed_by(
+        &self,
+        message: &[u8],
+        signatures: &[(String, AuthoritySignature)],
+        signers: &[String],
     ) -> Result<(), CryptoError> {
         let fail = |signer: &str, reason: &str| CryptoError::InvalidSignature {
             signer: signer.to_string(),
             reason: reason.to_string(),
         };
-        if let Some((stranger, _)) = signatures.iter().find(|(name, _)| self.share_of(name).is_none()) {
-            return Err(fail(stranger, "not an authority of this cluster's key"));
+        if let Some((stranger, _)) = signatures.iter().find(|(name, _)| !signers.contains(name)) {
+            return Err(fail(stranger, "not a signer this admission needs"));
         }
-        for share in self.shares() {
-            let mut found = signatures.iter().filter(|(name, _)| *name == share.authority);
-            let (_, sig) = found.next().ok_or_else(|| fail(&share.authority, "admission not signed"))?;
+        for name in signers {
+            let member = self.share_of(name).ok_or_else(|| fail(name, "not an authority of this cluster's key"))?;
+            let mut found = signatures.iter().filter(|(signer, _)| signer == name);
+            let (_, sig) = found.next().ok_or_else(|| fail(name, "admission not signed"))?;
             if found.next().is_some() {
-                return Err(fail(&share.authority, "signed twice"));
+                return Err(fail(name, "signed twice"));
             }
-            if !sig.verify_point(&share.point, message) {
-                return Err(fail(&share.authority, "admission signature does not match the statement"));
+            if !sig.verify_point(&member.point, message) {
+                return Err(fail(name, "admission signature does not match the statement"));
             }
         }
         Ok(())
@@ -125,9 +150,9 @@ mod tests {
 
     #[test]
     fn signatures_bind_key_and_message() {
-        let a = KeyShare::generate("authority-1", &mut OsRng);
-        let b = KeyShare::generate("authority-2", &mut OsRng);
-        let joint = JointPublicKey::assemble(&[a.public_share(&mut OsRng), b.public_share(&mut OsRng)]).unwrap();
+        let (shares, joint) =
+            crate::crypto::deal_for_tests(&["authority-1", "authority-2", "authority-3"], 2, 0, &mut OsRng).unwrap();
+        let (a, b) = (&shares[0], &shares[1]);
         let msg = b"statement";
         let sa = a.sign_statement(msg, &mut OsRng);
         let sb = b.sign_statement(msg, &mut OsRng);
@@ -135,16 +160,18 @@ mod tests {
         assert!(!sa.verify_point(&b.public_point(), msg));
         assert!(!sa.verify_point(&a.public_point(), b"statemenT"));
         let both = vec![("authority-1".to_string(), sa), ("authority-2".to_string(), sb)];
-        joint.verify_all_signed(msg, &both).unwrap();
-        assert!(joint.verify_all_signed(msg, &both[..1]).is_err(), "one missing");
+        joint.verify_threshold_signed(msg, &both).unwrap();
+        joint.verify_signed_by(msg, &both, &["authority-1".into(), "authority-2".into()]).unwrap();
+        assert!(joint.verify_threshold_signed(msg, &both[..1]).is_err(), "fewer than t");
+        assert!(joint.verify_signed_by(msg, &both, &["authority-1".into(), "authority-3".into()]).is_err());
         let swapped = vec![("authority-1".to_string(), sb), ("authority-2".to_string(), sa)];
-        assert!(joint.verify_all_signed(msg, &swapped).is_err());
+        assert!(joint.verify_threshold_signed(msg, &swapped).is_err());
         let mut twice = both.clone();
         twice.push(both[0].clone());
-        assert!(joint.verify_all_signed(msg, &twice).is_err());
+        assert!(joint.verify_threshold_signed(msg, &twice).is_err());
         let mut stranger = both.clone();
         stranger.push(("authority-9".to_string(), sa));
-        assert!(joint.verify_all_signed(msg, &stranger).is_err());
+        assert!(joint.verify_threshold_signed(msg, &stranger).is_err());
         assert_eq!(AuthoritySignature::from_bytes(&sa.to_bytes()).unwrap(), sa);
         assert!(AuthoritySignature::from_bytes(&[0xff; 64]).is_err());
     }

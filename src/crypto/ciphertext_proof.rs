@@ -126,12 +126,11 @@ pub fn verify_batch(items: &[ProofItem<'_>], rng: &mut (impl RngCore + CryptoRng
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::crypto::{Ciphertext, EncryptionKey, JointPublicKey, KeyShare};
+    use crate::crypto::{deal_for_tests, Ciphertext, EncryptionKey};
     use rand::rngs::OsRng;
 
     fn key() -> EncryptionKey {
-        let s = KeyShare::generate("authority-1", &mut OsRng);
-        EncryptionKey::new(&JointPublicKey::assemble(&[s.public_share(&mut OsRng)]).unwrap())
+        EncryptionKey::new(&deal_for_tests(&["authority-1"], 1, 0, &mut OsRng).unwrap().1)
     }
 
     /// A stand-in statement: the context and the ciphertexts' bytes.

@@ -7,11 +7,13 @@ use thiserror::Error;
 pub enum CryptoError {
     #[error("invalid {what} encoding: {reason}")]
     InvalidEncoding { what: &'static str, reason: String },
-    #[error("authority {authority} did not prove knowledge of its key share (rogue-key attempt or corrupt key file); regenerate its key with `crux-node init`")]
-    InvalidKeyProof { authority: String },
+    #[error("the committee key is inconsistent: {reason}; copy the committee file again from an authority's folder")]
+    InvalidCommittee { reason: String },
+    #[error("no partial decryption from authority {authority}, one of the query's decryptors")]
+    MissingDecryption { authority: String },
     #[error("authority {authority} appears twice in the joint key")]
     DuplicateAuthority { authority: String },
-    #[error("the joint key needs at least one authority share")]
+    #[error("the joint key needs at least one authority")]
     NoShares,
     #[error("partial decryption from authority {authority} has an invalid proof")]
     InvalidDecryptionProof { authority: String },

@@ -1,18 +1,24 @@
-//! Authority key shares and the joint public key.
+//! Authority key shares and the committee's joint public key (t-of-n).
 //!
-//! An authority holds a secret scalar x_i (wiped on drop, never printed) and
-//! publishes Y_i = x_i·G with a Schnorr proof of knowledge bound to its id.
-//! `JointPublicKey::assemble` checks every proof before summing Y = ΣY_i, so
-//! a share whose owner cannot prove knowledge of its secret (a rogue key
-//! chosen to cancel the others) is refused. Byte encodings are versioned;
-//! writing them to files with 0600 permissions is `data::keystore`'s job.
+//! The committee's secret x is never held anywhere: each authority holds a
+//! Shamir share x_i = f(i) of a degree-(t−1) polynomial f with f(0) = x,
+//! made by a distributed key generation (`crypto::dkg`), and publishes its
+//! verification key Y_i = x_i·G. Any t shares recover x·G-relations through
+//! Lagrange coefficients at zero: x = Σ_{i∈S} λ_i^S·x_i for |S| = t.
+//!
+//! `JointPublicKey` is public: the epoch, the threshold t, every member's
+//! name, index i and Y_i, and the joint key Y = x·G. `JointPublicKey::new`
+//! checks that the Y_i lie on one polynomial of degree t−1 whose value at
+//! zero is Y (Lagrange in the exponent), so a file whose keys were altered
+//! is refused. Key shares are wiped on drop and never printed. Byte
+//! encodings are versioned; writing them to files is `data::keystore`'s job.
 
 use std::fmt;
 
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
 use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::Identity;
+use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
@@ -21,15 +27,19 @@ use super::elgamal::{decode_point, Ciphertext};
 use super::error::CryptoError;
 use super::partial::PartialDecryption;
 use super::partial::ShareProof;
-use super::proofs::{DleqProof, NoisyShareProof, SchnorrProof, ShareStatement};
+use super::proofs::{DleqProof, NoisyShareProof, ShareStatement};
 
-const KEY_MAGIC: &[u8; 8] = b"CRUXKEY1";
+const KEY_MAGIC: &[u8; 8] = b"CRUXKEY2";
 
-/// An authority's secret key share.
+/// An authority's secret key share x_i at index i of one epoch's committee.
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct KeyShare {
     #[zeroize(skip)]
     authority: String,
+    #[zeroize(skip)]
+    epoch: u64,
+    #[zeroize(skip)]
+    index: u16,
     secret: Scalar,
     #[zeroize(skip)]
     public: RistrettoPoint,
@@ -37,40 +47,49 @@ pub struct KeyShare {
 
 impl fmt::Debug for KeyShare {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyShare").field("authority", &self.authority).field("secret", &"<redacted>").finish()
+        f.debug_struct("KeyShare")
+            .field("authority", &self.authority)
+            .field("epoch", &self.epoch)
+            .field("index", &self.index)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
 impl KeyShare {
-    pub fn generate(authority: &str, rng: &mut (impl RngCore + CryptoRng)) -> Self {
-        let secret = Scalar::random(rng);
+    /// A share from its parts (the DKG's output); the index must not be 0.
+    pub fn new(authority: &str, epoch: u64, index: u16, secret: Scalar) -> Result<Self, CryptoError> {
+        if index == 0 {
+            return Err(CryptoError::CorruptKey { reason: "a key share's index must not be 0".into() });
+        }
         let public = RISTRETTO_BASEPOINT_TABLE * &secret;
-        KeyShare { authority: authority.to_string(), secret, public }
+        Ok(KeyShare { authority: authority.to_string(), epoch, index, secret, public })
     }
 
     pub fn authority(&self) -> &str {
         &self.authority
     }
 
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
+    /// Y_i = x_i·G, this share's verification key.
     pub fn public_point(&self) -> RistrettoPoint {
         self.public
     }
 
-    /// The secret scalar, for signing inside `crypto` only.
+    /// The secret scalar, inside `crypto` only (signing, resharing).
     pub(super) fn secret_scalar(&self) -> &Scalar {
         &self.secret
     }
 
-    /// The public share with a fresh proof of knowledge.
-    pub fn public_share(&self, rng: &mut (impl RngCore + CryptoRng)) -> PublicShare {
-        PublicShare {
-            authority: self.authority.clone(),
-            point: self.public,
-            proof: SchnorrProof::prove(&self.authority, &self.secret, &self.public, rng),
-        }
-    }
-
-    /// D_i = x_i·a with a DLEQ proof bound to `context`.
+    /// D_i = x_i·a with a DLEQ proof bound to `context`; the combiner
+    /// weights it with the Lagrange coefficient of the answering set.
     pub fn partial_decrypt(
         &self,
         ciphertext: &Ciphertext,
@@ -83,17 +102,19 @@ impl KeyShare {
         PartialDecryption { authority: self.authority.clone(), share, proof: ShareProof::Exact(proof) }
     }
 
-    /// D_i = x_i·a - noise·G with a proof that it is well formed; the
-    /// combined plaintext becomes m + Σ noise_i. The noise stays secret.
+    /// D_i = x_i·a − λ_i⁻¹·noise·G with a proof that it is well formed, for
+    /// an answering set in which this share's Lagrange coefficient is
+    /// `lambda`: the combination b − Σ λ_j·D_j becomes (m + Σ noise_j)·G,
+    /// whole integers of noise whatever the set. The noise stays secret.
     pub fn partial_decrypt_noisy(
         &self,
         ciphertext: &Ciphertext,
         noise: i128,
+        lambda: &Scalar,
         context: &[u8],
         rng: &mut (impl RngCore + CryptoRng),
     ) -> PartialDecryption {
-        // b - Σ D_i = m·G + Σ noise_i·G when D_i = x_i·a + (-noise_i)·G
-        let mut e = -super::scalar_from_i128(noise);
+        let mut e = -(super::scalar_from_i128(noise) * lambda.invert());
         let share = ciphertext.a * self.secret + RISTRETTO_BASEPOINT_TABLE * &e;
         let statement = ShareStatement { context, public: &self.public, base: &ciphertext.a, share: &share };
         let proof = NoisyShareProof::prove(&statement, &self.secret, &e, rng);
@@ -101,11 +122,14 @@ impl KeyShare {
         PartialDecryption { authority: self.authority.clone(), share, proof: ShareProof::Noisy(proof) }
     }
 
-    /// Versioned encoding: magic, id length (u16 BE), id, secret, public.
+    /// Versioned encoding: magic `CRUXKEY2`, epoch (u64 BE), index (u16 BE),
+    /// id length (u16 BE), id, secret (32), public (32).
     pub fn to_bytes(&self) -> Vec<u8> {
         let id = self.authority.as_bytes();
-        let mut out = Vec::with_capacity(8 + 2 + id.len() + 64);
+        let mut out = Vec::with_capacity(8 + 12 + id.len() + 64);
         out.extend_from_slice(KEY_MAGIC);
+        out.extend_from_slice(&self.epoch.to_be_bytes());
+        out.extend_from_slice(&self.index.to_be_bytes());
         // ids are validated to be short when configs are read; clamp anyway
         let len = u16::try_from(id.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&len.to_be_bytes());
@@ -115,18 +139,26 @@ impl KeyShare {
         out
     }
 
-    /// Decodes `to_bytes`, checking the magic, lengths, a canonical secret and
-    /// that the stored public share matches the secret.
+    /// Decodes `to_bytes`, checking the magic, lengths, a canonical secret,
+    /// a non-zero index and that the stored public share matches the secret.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         let corrupt = |reason: &str| CryptoError::CorruptKey { reason: reason.to_string() };
-        let rest = bytes.strip_prefix(KEY_MAGIC.as_slice()).ok_or_else(|| corrupt("missing CRUXKEY1 header"))?;
+        let rest = bytes.strip_prefix(KEY_MAGIC.as_slice()).ok_or_else(|| {
+            if bytes.starts_with(b"CRUXKEY1") {
+                corrupt("an n-of-n key share from before the committee; run the distributed key generation")
+            } else {
+                corrupt("missing CRUXKEY2 header")
+            }
+        })?;
+        let (epoch, rest) = rest.split_first_chunk::<8>().ok_or_else(|| corrupt("truncated before the epoch"))?;
+        let (index, rest) = rest.split_first_chunk::<2>().ok_or_else(|| corrupt("truncated before the index"))?;
         let (len, rest) = rest.split_first_chunk::<2>().ok_or_else(|| corrupt("truncated before the id"))?;
         let len = usize::from(u16::from_be_bytes(*len));
         if rest.len() != len + 64 {
             return Err(corrupt(&format!("expected {} bytes after the header, found {}", len + 64, rest.len())));
         }
         let (id, rest) = rest.split_at(len);
-        let authority = std::str::from_utf8(id).map_err(|_| corrupt("authority id is not UTF-8"))?.to_string();
+        let authority = std::str::from_utf8(id).map_err(|_| corrupt("authority id is not UTF-8"))?;
         let (secret_bytes, public_bytes) = rest.split_at(32);
         let mut secret_arr = [0u8; 32];
         secret_arr.copy_from_slice(secret_bytes);
@@ -134,98 +166,223 @@ impl KeyShare {
             .ok_or_else(|| corrupt("secret is not a canonical scalar"))?;
         secret_arr.zeroize();
         let public = decode_point(public_bytes, "public key share").map_err(|e| corrupt(&e.to_string()))?;
-        if RISTRETTO_BASEPOINT_TABLE * &secret != public {
+        let share = KeyShare::new(authority, u64::from_be_bytes(*epoch), u16::from_be_bytes(*index), secret)?;
+        if share.public != public {
             return Err(corrupt("public share does not match the secret"));
         }
-        Ok(KeyShare { authority, secret, public })
+        Ok(share)
     }
 }
 
-/// An authority's public share with its proof of possession.
+/// One committee member: its name, its Shamir index and Y_i = x_i·G.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublicShare {
+pub struct Member {
     pub authority: String,
+    pub index: u16,
     pub point: RistrettoPoint,
-    pub proof: SchnorrProof,
 }
 
-impl PublicShare {
-    pub fn verify(&self) -> Result<(), CryptoError> {
-        if self.point == RistrettoPoint::identity() || !self.proof.verify(&self.authority, &self.point) {
-            return Err(CryptoError::InvalidKeyProof { authority: self.authority.clone() });
-        }
-        Ok(())
-    }
-}
-
-/// Y = ΣY_i over proven shares (n-of-n).
+/// The committee's public key: epoch, threshold, members and Y.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JointPublicKey {
-    shares: Vec<PublicShare>,
+    epoch: u64,
+    threshold: u16,
+    members: Vec<Member>,
     point: RistrettoPoint,
 }
 
+/// λ_i for index `index` within `set` at zero: Π_{j∈set, j≠i} j / (j − i).
+pub fn lagrange_at_zero(index: u16, set: &[u16]) -> Result<Scalar, CryptoError> {
+    let bad = |reason: String| CryptoError::InvalidCommittee { reason };
+    if index == 0 || !set.contains(&index) {
+        return Err(bad(format!("index {index} is not in the answering set")));
+    }
+    let xi = Scalar::from(index);
+    let mut num = Scalar::ONE;
+    let mut den = Scalar::ONE;
+    for (pos, &j) in set.iter().enumerate() {
+        if j == 0 || set.iter().skip(pos + 1).any(|&k| k == j) {
+            return Err(bad(format!("index {j} is zero or appears twice in the answering set")));
+        }
+        if j != index {
+            let xj = Scalar::from(j);
+            num *= xj;
+            den *= xj - xi;
+        }
+    }
+    Ok(num * den.invert())
+}
+
+/// Σ λ_i^{set}(at `x`)·points_i: the value at index `x` of the polynomial
+/// through (index_i, points_i), in the exponent.
+fn interpolate(at: u16, points: &[(u16, RistrettoPoint)]) -> Result<RistrettoPoint, CryptoError> {
+    let indices: Vec<u16> = points.iter().map(|(i, _)| *i).collect();
+    let xa = Scalar::from(at);
+    let mut weights = Vec::with_capacity(points.len());
+    for &i in &indices {
+        let xi = Scalar::from(i);
+        let mut w = Scalar::ONE;
+        for &j in indices.iter().filter(|&&j| j != i) {
+            let xj = Scalar::from(j);
+            w *= (xa - xj) * (xi - xj).invert();
+        }
+        weights.push(w);
+    }
+    Ok(RistrettoPoint::vartime_multiscalar_mul(weights, points.iter().map(|(_, p)| *p)))
+}
+
 impl JointPublicKey {
-    pub fn assemble(shares: &[PublicShare]) -> Result<Self, CryptoError> {
-        if shares.is_empty() {
+    /// Checks and builds a committee key: 1 ≤ t ≤ n members with distinct
+    /// names and non-zero indices, no identity point, and every Y_i and Y
+    /// on one polynomial of degree t−1.
+    pub fn new(epoch: u64, threshold: u16, members: Vec<Member>, point: RistrettoPoint) -> Result<Self, CryptoError> {
+        let bad = |reason: String| Err(CryptoError::InvalidCommittee { reason });
+        if members.is_empty() {
             return Err(CryptoError::NoShares);
         }
-        let mut seen = std::collections::BTreeSet::new();
-        for share in shares {
-            if !seen.insert(share.authority.as_str()) {
-                return Err(CryptoError::DuplicateAuthority { authority: share.authority.clone() });
-            }
-            share.verify()?;
+        if threshold == 0 || usize::from(threshold) > members.len() {
+            return bad(format!("threshold {threshold} is not between 1 and the {} members", members.len()));
         }
-        let point = shares.iter().map(|s| s.point).sum();
-        Ok(JointPublicKey { shares: shares.to_vec(), point })
+        for (pos, m) in members.iter().enumerate() {
+            if members.iter().skip(pos + 1).any(|o| o.authority == m.authority) {
+                return Err(CryptoError::DuplicateAuthority { authority: m.authority.clone() });
+            }
+            if m.index == 0 || members.iter().skip(pos + 1).any(|o| o.index == m.index) {
+                return bad(format!("member {} has index {} (zero or taken)", m.authority, m.index));
+            }
+            if m.point == RistrettoPoint::identity() {
+                return bad(format!("member {} has the identity as its key", m.authority));
+            }
+        }
+        let basis: Vec<(u16, RistrettoPoint)> =
+            members.iter().take(usize::from(threshold)).map(|m| (m.index, m.point)).collect();
+        if interpolate(0, &basis)? != point || point == RistrettoPoint::identity() {
+            return bad("the joint key is not the one the members' keys interpolate to".into());
+        }
+        for m in members.iter().skip(usize::from(threshold)) {
+            if interpolate(m.index, &basis)? != m.point {
+                return bad(format!("member {}'s key is not on the committee's polynomial", m.authority));
+            }
+        }
+        Ok(JointPublicKey { epoch, threshold, members, point })
     }
 
+    /// Y, the key relays encrypt to.
     pub fn point(&self) -> RistrettoPoint {
         self.point
     }
 
-    pub fn shares(&self) -> &[PublicShare] {
-        &self.shares
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
-    /// The public share of one authority.
-    pub fn share_of(&self, authority: &str) -> Option<&PublicShare> {
-        self.shares.iter().find(|s| s.authority == authority)
+    /// t: how many members decrypt together.
+    pub fn threshold(&self) -> u16 {
+        self.threshold
     }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    /// The member called `authority`.
+    pub fn share_of(&self, authority: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.authority == authority)
+    }
+
+    /// Hex of the compressed joint key: what `committee status` shows and
+    /// operators compare.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(self.point.compress().as_bytes())
+    }
+
+    /// Checks that `set` names exactly t distinct members (a query's
+    /// decryptors) and gives each one's Lagrange coefficient, in order.
+    pub fn lagrange(&self, set: &[String]) -> Result<Vec<Scalar>, CryptoError> {
+        if set.len() != usize::from(self.threshold) {
+            return Err(CryptoError::InvalidCommittee {
+                reason: format!("{} decryptors named where the threshold is {}", set.len(), self.threshold),
+            });
+        }
+        let indices = set
+            .iter()
+            .map(|name| {
+                self.share_of(name).map(|m| m.index).ok_or_else(|| CryptoError::InvalidCommittee {
+                    reason: format!("{name} is not a member of the committee"),
+                })
+            })
+            .collect::<Result<Vec<u16>, CryptoError>>()?;
+        indices.iter().map(|&i| lagrange_at_zero(i, &indices)).collect()
+    }
+}
+
+/// A trusted dealer's Shamir sharing, for tests and benchmarks only: real
+/// committees come from the distributed key generation, where no one
+/// holds x. Members get indices 1..=n in the order of `names`.
+pub fn deal_for_tests(
+    names: &[&str],
+    threshold: u16,
+    epoch: u64,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<(Vec<KeyShare>, JointPublicKey), CryptoError> {
+    let coefficients: Vec<Scalar> = (0..threshold.max(1)).map(|_| Scalar::random(rng)).collect();
+    let mut shares = Vec::with_capacity(names.len());
+    let mut members = Vec::with_capacity(names.len());
+    for (pos, name) in names.iter().enumerate() {
+        let index = u16::try_from(pos + 1).map_err(|_| CryptoError::Overflow("member index"))?;
+        let x = Scalar::from(index);
+        let secret = coefficients.iter().rev().fold(Scalar::ZERO, |acc, c| acc * x + c);
+        let share = KeyShare::new(name, epoch, index, secret)?;
+        members.push(Member { authority: name.to_string(), index, point: share.public_point() });
+        shares.push(share);
+    }
+    let point = RISTRETTO_BASEPOINT_TABLE * coefficients.first().unwrap_or(&Scalar::ZERO);
+    let joint = JointPublicKey::new(epoch, threshold, members, point)?;
+    Ok((shares, joint))
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
     use rand::rngs::OsRng;
 
     #[test]
-    fn rogue_key_is_refused() {
-        let a = KeyShare::generate("a1", &mut OsRng);
-        let b = KeyShare::generate("a2", &mut OsRng);
-        let honest = a.public_share(&mut OsRng);
-        // rogue: Y_r = R - Y_a so that Y = R, with a copied proof
-        let r = RISTRETTO_BASEPOINT_TABLE * &Scalar::random(&mut OsRng);
-        let rogue =
-            PublicShare { authority: "a2".into(), point: r - honest.point, proof: b.public_share(&mut OsRng).proof };
-        let err = JointPublicKey::assemble(&[honest.clone(), rogue]).unwrap_err();
-        assert_eq!(err, CryptoError::InvalidKeyProof { authority: "a2".into() });
-        assert!(err.to_string().contains("a2"));
-        let dup = JointPublicKey::assemble(&[honest.clone(), honest.clone()]).unwrap_err();
-        assert!(matches!(dup, CryptoError::DuplicateAuthority { .. }));
-        let ok = JointPublicKey::assemble(&[honest, b.public_share(&mut OsRng)]).unwrap();
-        assert_eq!(ok.point(), a.public_point() + b.public_point());
+    fn any_t_shares_recover_the_key_and_altered_keys_are_refused() {
+        let names = ["a1", "a2", "a3", "a4", "a5"];
+        let (shares, joint) = deal_for_tests(&names, 3, 0, &mut OsRng).unwrap();
+        for s in 0..5 {
+            for u in s + 1..5 {
+                for v in u + 1..5 {
+                    let set: Vec<String> = [s, u, v].iter().map(|&i| names[i].to_string()).collect();
+                    let l = joint.lagrange(&set).unwrap();
+                    let x = l[0] * shares[s].secret + l[1] * shares[u].secret + l[2] * shares[v].secret;
+                    assert_eq!(RISTRETTO_BASEPOINT_TABLE * &x, joint.point(), "{set:?}");
+                }
+            }
+        }
+        let mut members = joint.members().to_vec();
+        members[4].point += RISTRETTO_BASEPOINT_POINT;
+        let err = JointPublicKey::new(0, 3, members, joint.point()).unwrap_err();
+        assert!(err.to_string().contains("a5"), "{err}");
+        let err = JointPublicKey::new(0, 3, joint.members().to_vec(), joint.point() + joint.point()).unwrap_err();
+        assert!(matches!(err, CryptoError::InvalidCommittee { .. }));
+        assert!(JointPublicKey::new(0, 6, joint.members().to_vec(), joint.point()).is_err());
+        assert!(JointPublicKey::new(0, 0, joint.members().to_vec(), joint.point()).is_err());
+        assert!(joint.lagrange(&["a1".into(), "a2".into()]).is_err(), "fewer than t");
+        assert!(joint.lagrange(&["a1".into(), "a2".into(), "a9".into()]).is_err(), "a stranger");
+        assert!(joint.lagrange(&["a1".into(), "a2".into(), "a1".into()]).is_err(), "twice");
     }
 
     #[test]
     fn key_bytes_round_trip_and_corruption_is_caught() {
-        let k = KeyShare::generate("authority-7", &mut OsRng);
+        let (shares, _) = deal_for_tests(&["authority-7", "b"], 2, 4, &mut OsRng).unwrap();
+        let k = &shares[0];
         let bytes = k.to_bytes();
         let back = KeyShare::from_bytes(&bytes).unwrap();
         assert_eq!(back.public_point(), k.public_point());
-        assert_eq!(back.authority(), "authority-7");
+        assert_eq!((back.authority(), back.epoch(), back.index()), ("authority-7", 4, 1));
         for cut in [0, 5, 9, 20, bytes.len() - 1] {
             assert!(matches!(KeyShare::from_bytes(&bytes[..cut]), Err(CryptoError::CorruptKey { .. })), "cut {cut}");
         }
@@ -236,5 +393,20 @@ mod tests {
         let debug = format!("{k:?}");
         assert!(!debug.contains(&hex::encode(&bytes[bytes.len() - 64..bytes.len() - 32])));
         assert!(debug.contains("redacted"));
+        let mut old = bytes.clone();
+        old[7] = b'1';
+        assert!(KeyShare::from_bytes(&old).unwrap_err().to_string().contains("before the committee"));
+    }
+
+    #[test]
+    fn lagrange_refuses_bad_sets() {
+        assert!(lagrange_at_zero(0, &[0, 1]).is_err());
+        assert!(lagrange_at_zero(3, &[1, 2]).is_err());
+        assert!(lagrange_at_zero(1, &[1, 2, 2]).is_err());
+        assert_eq!(lagrange_at_zero(1, &[1]).unwrap(), Scalar::ONE);
+        // f(x) = 5 + 7x: f(1) = 12, f(2) = 19; λ1 = 2, λ2 = -1
+        let l1 = lagrange_at_zero(1, &[1, 2]).unwrap();
+        let l2 = lagrange_at_zero(2, &[1, 2]).unwrap();
+        assert_eq!(l1 * Scalar::from(12u8) + l2 * Scalar::from(19u8), Scalar::from(5u8));
     }
 }

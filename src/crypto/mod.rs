@@ -1,5 +1,5 @@
-//! Cryptographic core: exponential ElGamal on ristretto255 under an n-of-n
-//! split key, Schnorr proofs of key possession, Chaum-Pedersen (DLEQ) proofs
+//! Cryptographic core: exponential ElGamal on ristretto255 under a t-of-n
+//! Shamir-shared key (`keys`; made without a dealer by `dkg`), Schnorr proofs, Chaum-Pedersen (DLEQ) proofs
 //! for partial decryptions, ed25519 signatures for relay contributions, and
 //! baby-step giant-step discrete logs over a `DlogTable`.
 //!
@@ -22,7 +22,7 @@ pub use ciphertext_proof::{verify_batch, ProofItem, RandomnessProof};
 pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
 pub use elgamal::{Ciphertext, EncryptionKey};
 pub use error::CryptoError;
-pub use keys::{JointPublicKey, KeyShare, PublicShare};
+pub use keys::{deal_for_tests, lagrange_at_zero, JointPublicKey, KeyShare, Member};
 pub use partial::{combine, combine_checked, PartialDecryption, ShareProof};
 pub use proofs::{DleqProof, NoisyShareProof, SchnorrProof, ShareStatement};
 pub use signing::{RelayIdentity, RelayPublicKey, RelaySignature};

@@ -1,9 +1,10 @@
 //! Partial decryptions D_i = x_i·a with their DLEQ proofs, and combining
-//! them: m·G = b − ΣD_i. The processor verifies every share against the
+//! the shares of a query's t decryptors: m·G = b − Σ λ_i·D_i. The processor verifies every share against the
 //! authority's public share before combining; the result still needs a
 //! discrete log (`dlog`) to become m.
 
 use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::traits::VartimeMultiscalarMul;
 use serde::{Deserialize, Serialize};
 
 use super::elgamal::Ciphertext;
@@ -44,16 +45,18 @@ impl PartialDecryption {
     }
 }
 
-/// Verifies one partial decryption from every authority of the key and
-/// returns m·G (m - Σe with noisy shares). Missing, duplicate or unknown
-/// authorities are errors; with `require_exact`, a noisy share is refused.
+/// Verifies one partial decryption from each of the query's `decryptors`
+/// (exactly t members of the committee) and returns m·G = b − Σ λ_i·D_i
+/// ((m + Σ noise_i)·G with noisy shares). A missing decryptor, a duplicate
+/// or a stranger is an error; with `require_exact`, a noisy share is refused.
 pub fn combine(
     key: &JointPublicKey,
     ciphertext: &Ciphertext,
     context: &[u8],
     partials: &[PartialDecryption],
+    decryptors: &[String],
 ) -> Result<RistrettoPoint, CryptoError> {
-    combine_checked(key, ciphertext, context, partials, false)
+    combine_checked(key, ciphertext, context, partials, decryptors, false)
 }
 
 pub fn combine_checked(
@@ -61,6 +64,7 @@ pub fn combine_checked(
     ciphertext: &Ciphertext,
     context: &[u8],
     partials: &[PartialDecryption],
+    decryptors: &[String],
     require_exact: bool,
 ) -> Result<RistrettoPoint, CryptoError> {
     if require_exact {
@@ -68,19 +72,19 @@ pub fn combine_checked(
             return Err(CryptoError::InvalidDecryptionProof { authority: noisy.authority.clone() });
         }
     }
-    let mut total = ciphertext.b;
-    for share in key.shares() {
-        let mut found = partials.iter().filter(|p| p.authority == share.authority);
-        let partial =
-            found.next().ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: share.authority.clone() })?;
-        if found.next().is_some() {
-            return Err(CryptoError::DuplicateAuthority { authority: share.authority.clone() });
-        }
-        partial.verify(key, ciphertext, context)?;
-        total -= partial.share;
-    }
-    if let Some(stranger) = partials.iter().find(|p| key.share_of(&p.authority).is_none()) {
+    if let Some(stranger) = partials.iter().find(|p| !decryptors.contains(&p.authority)) {
         return Err(CryptoError::InvalidDecryptionProof { authority: stranger.authority.clone() });
     }
-    Ok(total)
+    let lambdas = key.lagrange(decryptors)?;
+    let mut shares = Vec::with_capacity(decryptors.len());
+    for name in decryptors {
+        let mut found = partials.iter().filter(|p| &p.authority == name);
+        let partial = found.next().ok_or_else(|| CryptoError::MissingDecryption { authority: name.clone() })?;
+        if found.next().is_some() {
+            return Err(CryptoError::DuplicateAuthority { authority: name.clone() });
+        }
+        partial.verify(key, ciphertext, context)?;
+        shares.push(partial.share);
+    }
+    Ok(ciphertext.b - RistrettoPoint::vartime_multiscalar_mul(lambdas, shares))
 }

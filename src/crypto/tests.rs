@@ -1,6 +1,6 @@
 //! Properties and known answers of the cryptographic core: homomorphic
-//! identities (proptest), RFC 9496 generator multiples, and a whole n-of-n
-//! flow in memory (3 authorities, many encryptions, proofs, combine, solve).
+//! identities (proptest), RFC 9496 generator multiples, and a whole t-of-n
+//! flow in memory (3 of 4 authorities, many encryptions, proofs, combine, solve).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::{Arc, OnceLock};
@@ -58,10 +58,8 @@ struct Cluster {
 fn cluster() -> &'static Cluster {
     static CLUSTER: OnceLock<Cluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let shares: Vec<KeyShare> =
-            (1..=3).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut OsRng)).collect();
-        let publics: Vec<PublicShare> = shares.iter().map(|s| s.public_share(&mut OsRng)).collect();
-        let joint = JointPublicKey::assemble(&publics).unwrap();
+        let (shares, joint) =
+            deal_for_tests(&["authority-1", "authority-2", "authority-3", "authority-4"], 3, 0, &mut OsRng).unwrap();
         let key = EncryptionKey::new(&joint);
         let table = Arc::new(MemoryTable::build(14).unwrap());
         let solver = DlogSolver::new(table, 30).unwrap();
@@ -69,9 +67,15 @@ fn cluster() -> &'static Cluster {
     })
 }
 
+fn names(set: &[&str]) -> Vec<String> {
+    set.iter().map(|s| s.to_string()).collect()
+}
+
 fn decrypt(c: &Cluster, ct: &Ciphertext) -> i64 {
-    let partials: Vec<PartialDecryption> = c.shares.iter().map(|s| s.partial_decrypt(ct, b"ctx", &mut OsRng)).collect();
-    let point = combine(&c.joint, ct, b"ctx", &partials).unwrap();
+    let partials: Vec<PartialDecryption> =
+        c.shares[1..].iter().map(|s| s.partial_decrypt(ct, b"ctx", &mut OsRng)).collect();
+    let point =
+        combine(&c.joint, ct, b"ctx", &partials, &names(&["authority-2", "authority-3", "authority-4"])).unwrap();
     c.solver.solve_vartime(&point).unwrap()
 }
 
@@ -111,7 +115,7 @@ proptest! {
 }
 
 #[test]
-fn n_of_n_flow_with_proofs() {
+fn threshold_flow_with_proofs() {
     let c = cluster();
     let mut rng = StdRng::seed_from_u64(1);
     let values: Vec<i64> = (0..500).map(|_| rng.gen_range(-1_000_000..1_000_000)).collect();
@@ -121,29 +125,54 @@ fn n_of_n_flow_with_proofs() {
     for p in &partials {
         p.verify(&c.joint, &total, b"query-7/sum").unwrap();
     }
-    let point = combine(&c.joint, &total, b"query-7/sum", &partials).unwrap();
-    assert_eq!(c.solver.solve_vartime(&point).unwrap(), values.iter().sum::<i64>());
+    // every 3 of the 4 authorities decrypt exactly
+    for skip in 0..4 {
+        let set: Vec<String> = (0..4).filter(|&i| i != skip).map(|i| format!("authority-{}", i + 1)).collect();
+        let some: Vec<PartialDecryption> = partials.iter().filter(|p| set.contains(&p.authority)).cloned().collect();
+        let point = combine(&c.joint, &total, b"query-7/sum", &some, &set).unwrap();
+        assert_eq!(c.solver.solve_vartime(&point).unwrap(), values.iter().sum::<i64>(), "without {skip}");
+    }
+    let set = names(&["authority-1", "authority-2", "authority-3"]);
+    let three = &partials[..3];
 
     // a share for another context, another ciphertext, or a wrong value is caught
-    assert!(combine(&c.joint, &total, b"query-8/sum", &partials).is_err());
+    assert!(combine(&c.joint, &total, b"query-8/sum", three, &set).is_err());
     let other = total + c.key.encrypt(0, &mut OsRng); // same plaintext, other randomness
-    assert!(combine(&c.joint, &other, b"query-7/sum", &partials).is_err());
-    let mut forged = partials.clone();
+    assert!(combine(&c.joint, &other, b"query-7/sum", three, &set).is_err());
+    let mut forged = three.to_vec();
     forged[1].share += curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
     assert_eq!(
-        combine(&c.joint, &total, b"query-7/sum", &forged),
+        combine(&c.joint, &total, b"query-7/sum", &forged, &set),
         Err(CryptoError::InvalidDecryptionProof { authority: "authority-2".into() })
     );
-    // a missing authority is an error, not a wrong answer
-    assert!(combine(&c.joint, &total, b"query-7/sum", &partials[..2]).is_err());
+    // a missing decryptor, a stranger, or fewer than t named are errors, not wrong answers
+    assert_eq!(
+        combine(&c.joint, &total, b"query-7/sum", &partials[..2], &set),
+        Err(CryptoError::MissingDecryption { authority: "authority-3".into() })
+    );
+    assert!(combine(&c.joint, &total, b"query-7/sum", &partials, &set).is_err(), "a share not asked for");
+    assert!(combine(&c.joint, &total, b"query-7/sum", &partials[..2], &set[..2]).is_err());
 
-    // noisy shares: the result is m + Σ noise, proofs verify, exact mode refuses them
+    // noisy shares made for the answering set: the result is m + Σ noise, whole
+    // integers whatever the set; proofs verify; exact mode refuses them
     let noises = [5i128, -3, 11];
-    let noisy: Vec<PartialDecryption> =
-        c.shares.iter().zip(noises).map(|(s, e)| s.partial_decrypt_noisy(&total, e, b"q/noisy", &mut OsRng)).collect();
-    let point = combine(&c.joint, &total, b"q/noisy", &noisy).unwrap();
-    assert_eq!(c.solver.solve_vartime(&point).unwrap(), values.iter().sum::<i64>() + 13);
-    assert!(combine_checked(&c.joint, &total, b"q/noisy", &noisy, true).is_err());
+    for set in
+        [names(&["authority-1", "authority-2", "authority-3"]), names(&["authority-4", "authority-2", "authority-1"])]
+    {
+        let lambdas = c.joint.lagrange(&set).unwrap();
+        let noisy: Vec<PartialDecryption> = set
+            .iter()
+            .zip(noises)
+            .zip(&lambdas)
+            .map(|((name, e), l)| {
+                let s = c.shares.iter().find(|s| s.authority() == name).unwrap();
+                s.partial_decrypt_noisy(&total, e, l, b"q/noisy", &mut OsRng)
+            })
+            .collect();
+        let point = combine(&c.joint, &total, b"q/noisy", &noisy, &set).unwrap();
+        assert_eq!(c.solver.solve_vartime(&point).unwrap(), values.iter().sum::<i64>() + 13, "{set:?}");
+        assert!(combine_checked(&c.joint, &total, b"q/noisy", &noisy, &set, true).is_err());
+    }
 }
 
 #[test]

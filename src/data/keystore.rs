@@ -1,6 +1,6 @@
 //! Key files: an authority's `KeyShare`, a relay's `RelayIdentity`, and the
-//! cluster's joint public key (every authority's public share with its
-//! proof, msgpack; public, so written without the 0600 rule).
+//! committee file (epoch, threshold, every member's verification key and
+//! the joint key, as JSON; public, so written without the 0600 rule).
 //!
 //! Input: key objects from `crypto` (writing) or files on disk (reading).
 //! Output: files created with mode 0600, written to a temporary file in the
@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use super::error::DataError;
-use crate::crypto::{CryptoError, JointPublicKey, KeyShare, PublicShare, RelayIdentity};
+use crate::crypto::{CryptoError, JointPublicKey, KeyShare, Member, RelayIdentity};
 
 /// Largest key file read (a key share with a long id is far smaller).
 const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
@@ -111,28 +111,88 @@ pub fn read_relay_identity(path: &Path) -> Result<RelayIdentity, DataError> {
         .map_err(|source| DataError::KeyFileCorrupt { path: path.to_path_buf(), reason: source })
 }
 
-/// Writes the joint key file: the authorities' public shares with their proofs.
-pub fn write_joint_key(path: &Path, shares: &[PublicShare]) -> Result<(), DataError> {
-    let fail = |reason: String| DataError::JointKey { path: path.to_path_buf(), reason };
-    let bytes = rmp_serde::to_vec(shares).map_err(|e| fail(format!("cannot encode it: {e}")))?;
-    fs::write(path, bytes).map_err(|e| fail(format!("cannot write it: {e}")))
+/// The committee file's format tag; a file with another is refused.
+pub const COMMITTEE_FORMAT: &str = "crux-committee/v1";
+
+/// The committee file as JSON: public, so an admin can read, compare and
+/// copy it (`{"format", "epoch", "threshold", "members": [{"name", "index",
+/// "key"}], "joint_key"}`, keys as hex of compressed ristretto255 points).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CommitteeFile {
+    format: String,
+    epoch: u64,
+    threshold: u16,
+    members: Vec<CommitteeMember>,
+    joint_key: String,
 }
 
-/// Reads the joint key file, verifies every authority's proof, and checks
-/// that it holds exactly the shares of `authorities` (the configured ones).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CommitteeMember {
+    name: String,
+    index: u16,
+    key: String,
+}
+
+/// Encodes a committee key as the committee file's JSON text.
+pub fn committee_json(joint: &JointPublicKey) -> String {
+    let file = CommitteeFile {
+        format: COMMITTEE_FORMAT.to_string(),
+        epoch: joint.epoch(),
+        threshold: joint.threshold(),
+        members: joint
+            .members()
+            .iter()
+            .map(|m| CommitteeMember {
+                name: m.authority.clone(),
+                index: m.index,
+                key: hex::encode(m.point.compress().as_bytes()),
+            })
+            .collect(),
+        joint_key: joint.fingerprint(),
+    };
+    let mut text = serde_json::to_string_pretty(&file).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Decodes and checks committee JSON (`JointPublicKey::new`'s checks).
+pub fn parse_committee(text: &str) -> Result<JointPublicKey, String> {
+    let file: CommitteeFile = serde_json::from_str(text).map_err(|e| format!("cannot decode it: {e}"))?;
+    if file.format != COMMITTEE_FORMAT {
+        return Err(format!("its format is {:?}, expected {COMMITTEE_FORMAT:?}", file.format));
+    }
+    let point = |what: &str, text: &str| {
+        let bytes = hex::decode(text).map_err(|e| format!("{what} is not hex: {e}"))?;
+        crate::crypto::elgamal::decode_point(&bytes, "committee key").map_err(|e| format!("{what}: {e}"))
+    };
+    let members = file
+        .members
+        .iter()
+        .map(|m| Ok(Member { authority: m.name.clone(), index: m.index, point: point(&m.name, &m.key)? }))
+        .collect::<Result<Vec<Member>, String>>()?;
+    JointPublicKey::new(file.epoch, file.threshold, members, point("joint_key", &file.joint_key)?)
+        .map_err(|e| e.to_string())
+}
+
+/// Writes the committee file (public: no 0600 rule) via a temporary file.
+pub fn write_joint_key(path: &Path, joint: &JointPublicKey) -> Result<(), DataError> {
+    let fail = |reason: String| DataError::JointKey { path: path.to_path_buf(), reason };
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&tmp, committee_json(joint)).map_err(|e| fail(format!("cannot write it: {e}")))?;
+    fs::rename(&tmp, path).map_err(|e| fail(format!("cannot write it: {e}")))
+}
+
+/// Reads the committee file, checks it, and checks that its members are
+/// exactly `authorities` (the configured ones).
 pub fn read_joint_key(path: &Path, authorities: &[&str]) -> Result<JointPublicKey, DataError> {
     let fail = |reason: String| DataError::JointKey { path: path.to_path_buf(), reason };
-    let bytes = fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-    let shares: Vec<PublicShare> = rmp_serde::from_slice(&bytes).map_err(|e| {
-        fail(format!(
-            "cannot decode it: {e}; the file is damaged: copy it again from the cluster's `crux-node init` output"
-        ))
-    })?;
-    let joint = JointPublicKey::assemble(&shares).map_err(|e| fail(e.to_string()))?;
-    let in_key: Vec<&str> = joint.shares().iter().map(|s| s.authority.as_str()).collect();
+    let text = fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let joint = parse_committee(&text)
+        .map_err(|reason| fail(format!("{reason}; the file is damaged: copy it again from an authority's folder")))?;
+    let in_key: Vec<&str> = joint.members().iter().map(|m| m.authority.as_str()).collect();
     if authorities.len() != in_key.len() || authorities.iter().any(|a| !in_key.contains(a)) {
         return Err(fail(format!(
-            "it holds shares of [{}] but the config names authorities [{}]",
+            "it holds the committee [{}] but the config names authorities [{}]",
             in_key.join(", "),
             authorities.join(", ")
         )));
@@ -146,6 +206,28 @@ mod tests {
     use super::*;
     use rand::rngs::OsRng;
 
+    fn test_share() -> KeyShare {
+        crate::crypto::deal_for_tests(&["auth-1"], 1, 0, &mut OsRng).unwrap().0.remove(0)
+    }
+
+    #[test]
+    fn committee_file_round_trips_and_tampering_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("committee.json");
+        let (_, joint) = crate::crypto::deal_for_tests(&["a1", "a2", "a3"], 2, 5, &mut OsRng).unwrap();
+        write_joint_key(&path, &joint).unwrap();
+        assert_eq!(read_joint_key(&path, &["a3", "a1", "a2"]).unwrap(), joint);
+        let err = read_joint_key(&path, &["a1", "a2"]).unwrap_err().to_string();
+        assert!(err.contains("config names authorities"), "{err}");
+        let text = fs::read_to_string(&path).unwrap();
+        let other = hex::encode((joint.members()[0].point + joint.point()).compress().as_bytes());
+        fs::write(&path, text.replace(&hex::encode(joint.members()[0].point.compress().as_bytes()), &other)).unwrap();
+        let err = read_joint_key(&path, &["a1", "a2", "a3"]).unwrap_err().to_string();
+        assert!(err.contains("inconsistent") && err.contains("copy it again"), "{err}");
+        fs::write(&path, text.replace(COMMITTEE_FORMAT, "crux-committee/v0")).unwrap();
+        assert!(read_joint_key(&path, &["a1", "a2", "a3"]).unwrap_err().to_string().contains("format"));
+    }
+
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
@@ -154,11 +236,12 @@ mod tests {
     fn key_share_round_trips_with_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("authority.key");
-        let share = KeyShare::generate("auth-1", &mut OsRng);
+        let share = test_share();
         write_key_share(&path, &share).unwrap();
         assert_eq!(mode(&path), 0o600);
         let back = read_key_share(&path).unwrap();
         assert_eq!(back.authority(), "auth-1");
+        assert_eq!(back.index(), 1);
         assert_eq!(back.public_point(), share.public_point());
         // overwrite keeps working and leaves no temporary files
         write_key_share(&path, &share).unwrap();
@@ -180,7 +263,7 @@ mod tests {
     fn truncated_files_are_refused_with_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("authority.key");
-        write_key_share(&path, &KeyShare::generate("auth-1", &mut OsRng)).unwrap();
+        write_key_share(&path, &test_share()).unwrap();
         let bytes = fs::read(&path).unwrap();
         fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
         let err = read_key_share(&path).unwrap_err();
@@ -200,7 +283,7 @@ mod tests {
     fn wider_permissions_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("authority.key");
-        write_key_share(&path, &KeyShare::generate("auth-1", &mut OsRng)).unwrap();
+        write_key_share(&path, &test_share()).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = read_key_share(&path).unwrap_err();
         assert!(matches!(err, DataError::KeyFilePermissions { mode: 0o644, .. }), "{err}");

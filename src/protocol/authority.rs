@@ -1,6 +1,7 @@
 //! The authority's state machine: the privacy gatekeeper.
 //!
-//! Admission comes before data: it signs a query (`AdmitQuery`) only after
+//! Admission comes before data: it signs a query (`AdmitQuery`; relays need
+//! t such signatures) only after
 //! checking dataset, parameters, exact permission, scale and bounds caps,
 //! replay window and budget, and charging the budget; and each round's task
 //! (`AdmitRound`) only when the plan allows it (later search rounds must
@@ -16,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use curve25519_dalek::scalar::Scalar;
 use rand_core::{CryptoRng, RngCore};
 
 use super::codec;
@@ -62,6 +64,8 @@ struct Plan {
     rounds: Vec<Round>,
     answered: BTreeMap<(u32, u32), PartialDecryption>,
     releases_used: u64,
+    /// this authority's Lagrange coefficient among the spec's decryptors
+    lambda: Scalar,
 }
 
 struct ActiveQuery {
@@ -234,6 +238,7 @@ impl AuthorityState {
                 if round != 0 {
                     return Err(InvalidRequest::RoundBeforeFirst { round }.into());
                 }
+                let lambda = decryptor_lambda(&self.joint, &self.name, spec)?;
                 let fixed = spec.params.fixed(spec.decimals)?;
                 check_admissible(&spec.params, &fixed)?;
                 let shape = plan_shape(&spec.params, &fixed)?;
@@ -246,6 +251,7 @@ impl AuthorityState {
                     rounds: Vec::new(),
                     answered: BTreeMap::new(),
                     releases_used: 0,
+                    lambda,
                 });
             }
             Some(plan) => {
@@ -342,7 +348,7 @@ impl AuthorityState {
                 params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
             let (num, den) = laplace_scale(slot.sensitivity, epsilon, slot.share)?;
             let noise = discrete_laplace(num, den, rng);
-            self.share.partial_decrypt_noisy(&ciphertext, noise, &context, rng)
+            self.share.partial_decrypt_noisy(&ciphertext, noise, &query.lambda, &context, rng)
         };
         if counted {
             query.releases_used += 1;
@@ -350,4 +356,20 @@ impl AuthorityState {
         query.answered.insert((round, slot.index), partial.clone());
         Ok(AuthorityResponse::Partial(partial))
     }
+}
+
+/// This authority's Lagrange coefficient among the spec's decryptors: the
+/// spec must be for this committee's epoch and name t distinct members,
+/// this authority among them.
+fn decryptor_lambda(joint: &JointPublicKey, me: &str, spec: &QuerySpec) -> Result<Scalar, ProtocolError> {
+    if spec.epoch != joint.epoch() {
+        return Err(InvalidRequest::WrongEpoch { asked: spec.epoch, current: joint.epoch() }.into());
+    }
+    let lambdas = joint.lagrange(&spec.decryptors).map_err(|e| InvalidRequest::Decryptors { reason: e.to_string() })?;
+    spec.decryptors
+        .iter()
+        .zip(lambdas)
+        .find(|(name, _)| name.as_str() == me)
+        .map(|(_, l)| l)
+        .ok_or_else(|| InvalidRequest::Decryptors { reason: format!("{me} is not one of them") }.into())
 }

@@ -17,7 +17,7 @@ use super::codec;
 use super::ledger::{Ledger, MemoryLedger};
 use super::relay::{ColumnSource, ColumnValues, RelayState, SourceError};
 use super::*;
-use crate::crypto::{JointPublicKey, KeyShare, RelayIdentity};
+use crate::crypto::{deal_for_tests, JointPublicKey, RelayIdentity};
 use crate::stats::policy::first_search_grid;
 use crate::stats::search::refinement_range;
 use crate::stats::{Epsilon, Grid, PlanStep, Planner, QueryParams, RelayTask, Release, Statistic, StatsError};
@@ -68,7 +68,11 @@ fn noisy(statistic: Statistic, epsilon: &str, bounds: Option<(&str, &str)>) -> Q
     params
 }
 
-/// Two authorities (n-of-n) guarding `DATASET` with budget 10 and
+fn decryptors() -> Vec<String> {
+    vec!["authority-1".into(), "authority-2".into()]
+}
+
+/// Two authorities (2-of-2) guarding `DATASET` with budget 10 and
 /// `min_relays` 2, relays `relay-1..3` they know, and `relay-9` they do not.
 struct Fixture {
     authorities: Vec<(AuthorityState, MemoryLedger)>,
@@ -86,9 +90,7 @@ impl Fixture {
     /// `change` edits the policy both authorities get.
     fn with_policy(change: impl FnOnce(&mut AuthorityPolicy)) -> Fixture {
         let mut rng = StdRng::seed_from_u64(11);
-        let shares: Vec<KeyShare> = (1..=2).map(|i| KeyShare::generate(&format!("authority-{i}"), &mut rng)).collect();
-        let publics: Vec<_> = shares.iter().map(|s| s.public_share(&mut rng)).collect();
-        let joint = JointPublicKey::assemble(&publics).unwrap();
+        let (shares, joint) = deal_for_tests(&["authority-1", "authority-2"], 2, 0, &mut rng).unwrap();
         let mut relays = Vec::new();
         let mut keys = HashMap::new();
         for j in 1..=3 {
@@ -164,7 +166,7 @@ impl Fixture {
         let PlanStep::Round { round: 0, task } = Planner::new(params, 0, 20).unwrap().start().unwrap() else {
             panic!("a plan starts with round 0")
         };
-        let spec = QuerySpec::new(intent, 0);
+        let spec = QuerySpec::new(intent, 0, 0, decryptors());
         let admission =
             self.admit_all(AuthorityRequest::AdmitRound { spec: spec.clone(), round: 0, task: task.clone() });
         (spec, task, admission)
@@ -236,10 +238,10 @@ fn an_admitted_query_is_signed_and_charged_to_the_ledger() {
     let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() };
     let AuthorityResponse::Admitted { signature: second, .. } = f.ask(1, request) else { panic!("refused") };
     let signatures = vec![("authority-1".to_string(), signature), ("authority-2".to_string(), second)];
-    f.joint.verify_all_signed(&codec::query_admission(&intent), &signatures).unwrap();
+    f.joint.verify_threshold_signed(&codec::query_admission(&intent), &signatures).unwrap();
     let mut other = intent.clone();
     other.labels = vec!["price".into()];
-    assert!(f.joint.verify_all_signed(&codec::query_admission(&other), &signatures).is_err());
+    assert!(f.joint.verify_threshold_signed(&codec::query_admission(&other), &signatures).is_err());
     // an exact query costs nothing
     let intent = f.intent(exact(Statistic::Sum));
     f.admit_query(&intent);
@@ -265,7 +267,8 @@ fn a_replayed_query_id_is_refused_and_charged_once() {
     // after a restart (no queries in memory) the ledger still refuses the id
     let (authority, ledger) = &mut f.authorities[0];
     let policy = authority.policy().clone();
-    let mut restarted = AuthorityState::new(KeyShare::generate("authority-1", &mut f.rng), f.joint.clone(), policy);
+    let (mut shares, joint) = deal_for_tests(&["authority-1", "authority-2"], 2, 0, &mut f.rng).unwrap();
+    let mut restarted = AuthorityState::new(shares.remove(0), joint, policy);
     let response = restarted.handle(replay, ledger, NOW + 10, node_status, &mut f.rng);
     assert_eq!(refusal(response), ProtocolError::Replay(intent.id.to_string()).to_string());
     assert_eq!(ledger.charges(10).unwrap().0, 1);
@@ -390,7 +393,7 @@ fn invalid_parameters_labels_and_caps_are_refused_before_any_charge() {
         let reason = refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() }));
         assert!(reason.contains(&want), "{what}: {reason}");
         // not admitted: no round of it is
-        let spec = QuerySpec::new(intent, 0);
+        let spec = QuerySpec::new(intent, 0, 0, decryptors());
         let task =
             RelayTask::Moments { limb_bits: 20, sums: false, squares: false, sum_quantum: 1, squares_quantum: 1 };
         let reason = refusal(f.ask(0, AuthorityRequest::AdmitRound { spec, round: 0, task }));
@@ -407,7 +410,7 @@ fn rounds_are_admitted_only_for_the_admitted_query_in_order() {
     let params = exact(Statistic::Count);
     let intent = f.intent(params.clone());
     let PlanStep::Round { task, .. } = Planner::new(params, 0, 20).unwrap().start().unwrap() else { panic!("plan") };
-    let spec = QuerySpec::new(intent.clone(), 0);
+    let spec = QuerySpec::new(intent.clone(), 0, 0, decryptors());
     let admit_round = |spec: &QuerySpec, round: u32, task: &RelayTask| AuthorityRequest::AdmitRound {
         spec: spec.clone(),
         round,
@@ -429,7 +432,7 @@ fn rounds_are_admitted_only_for_the_admitted_query_in_order() {
     // round 1 first
     assert!(refusal(f.ask(0, admit_round(&spec, 1, &task))).contains("round 1 admitted before round 0"));
     // a scale beyond the cap
-    let fine = QuerySpec::new(intent.clone(), 13);
+    let fine = QuerySpec::new(intent.clone(), 13, 0, decryptors());
     assert!(refusal(f.ask(0, admit_round(&fine, 0, &task))).contains("at most 12 decimals"));
     // a task that asks relays for more than a count releases
     let sums = RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
@@ -444,7 +447,7 @@ fn rounds_are_admitted_only_for_the_admitted_query_in_order() {
     // but not with another task or scale, nor round 1 before round 0 is registered
     let reason = refusal(f.ask(0, admit_round(&spec, 0, &sums)));
     assert!(reason.contains("round 0 admitted out of order (1 admitted, 0 registered)"), "{reason}");
-    let rescaled = QuerySpec::new(intent.clone(), 2);
+    let rescaled = QuerySpec::new(intent.clone(), 2, 0, decryptors());
     assert!(refusal(f.ask(0, admit_round(&rescaled, 0, &task))).contains("a later round changed the query's scale"));
     let reason = refusal(f.ask(0, admit_round(&spec, 1, &task)));
     assert!(reason.contains("round 1 admitted out of order (1 admitted, 0 registered)"), "{reason}");
@@ -540,7 +543,7 @@ fn a_query_without_an_admitted_round_registers_nothing() {
     // the same contributions under a query admitted without its round
     let intent = f.intent(exact(Statistic::Sum));
     f.admit_query(&intent);
-    let fresh = QuerySpec::new(intent, 0);
+    let fresh = QuerySpec::new(intent, 0, 0, decryptors());
     let reason = refusal(f.register(0, &fresh, 0, &task, contributions.clone()));
     assert!(reason.contains("no round of this query was admitted"), "{reason}");
     // and under no admitted query at all
@@ -599,4 +602,38 @@ fn noisy_releases_stop_at_the_plans_count() {
     assert!(matches!(f.decrypt(0, spec.id, 0, Release::HistBucket(1)), AuthorityResponse::Partial(_)));
     let reason = refusal(f.decrypt(0, spec.id, 0, Release::HistTotal));
     assert!(reason.contains("a noisy histogram releases its buckets only"), "{reason}");
+}
+
+#[test]
+fn rounds_are_served_only_to_a_valid_decrypting_set_of_this_epoch() {
+    let mut f = Fixture::new();
+    let params = exact(Statistic::Count);
+    let PlanStep::Round { task, .. } = Planner::new(params.clone(), 0, 20).unwrap().start().unwrap() else {
+        panic!("plan")
+    };
+    let cases: [(&str, u64, Vec<String>, &str); 4] = [
+        ("fewer than t", 0, vec!["authority-1".into()], "threshold is 2"),
+        ("a stranger", 0, vec!["authority-1".into(), "authority-9".into()], "not a member"),
+        ("twice", 0, vec!["authority-1".into(), "authority-1".into()], "twice"),
+        ("another epoch", 1, decryptors(), "epoch 1"),
+    ];
+    for (what, epoch, set, want) in cases {
+        let intent = f.intent(params.clone());
+        f.admit_query(&intent);
+        let spec = QuerySpec::new(intent, 0, epoch, set);
+        let reason = refusal(f.ask(0, AuthorityRequest::AdmitRound { spec, round: 0, task: task.clone() }));
+        assert!(reason.contains(want), "{what}: {reason}");
+    }
+    // a relay refuses a round admitted by fewer than all of the spec's decryptors
+    let intent = f.intent(params);
+    let query_admission = f.admit_query(&intent);
+    let spec = QuerySpec::new(intent, 0, 0, decryptors());
+    let request = AuthorityRequest::AdmitRound { spec: spec.clone(), round: 0, task: task.clone() };
+    let AuthorityResponse::Admitted { signature, .. } = f.ask(0, request) else { panic!("refused") };
+    let one = Admission { signatures: vec![("authority-1".into(), signature)] };
+    assert!(query_admission.signatures.len() == 2);
+    let contribute = RelayRequest::Contribute { spec, round: 0, task, admission: one };
+    let (response, _) = f.relays[0].handle(contribute, &Column, node_status, NOW, &mut f.rng);
+    let RelayResponse::Error { message } = response else { panic!("contributed: {response:?}") };
+    assert!(message.contains("authority-2") && message.contains("not signed"), "{message}");
 }

@@ -5,7 +5,8 @@
 //! stay msgpack (`wire`); these bytes never depend on serde layout or
 //! `Debug` text, so a refactor or a crate upgrade cannot change them.
 //!
-//! Layout (all integers big-endian; version 1):
+//! Layout (all integers big-endian; version 2 for everything that encodes a
+//! spec, whose domain tags end in `/v2`; version 1 otherwise):
 //! - every statement starts with its domain tag as `str`;
 //! - `str`/`bytes`: u32 length, then the bytes; `bool`: one byte 0/1;
 //!   `opt<T>`: one byte 0 (absent) or 1 followed by T;
@@ -18,7 +19,8 @@
 //!   stddev 4, min 5, max 6, median 7, quantile 8, histogram 9), sample bool,
 //!   quantile opt<str>, edges (u32 count, str each), bounds opt<str, str>,
 //!   exact bool, epsilon opt<u64 millionths>;
-//! - spec = query, decimals u32;
+//! - spec = query, decimals u32, epoch u64, decryptors (u8 count, str each)
+//!   (version 2: the committee epoch and the t authorities that decrypt);
 //! - task = 0 (moments): limb_bits u32, sums bool, squares bool, sum_quantum
 //!   u128, squares_quantum u128; or 1 (histogram): grid = 0 (magnitude) |
 //!   1 (uniform): lo i128, width i128, buckets u32 | 2 (edges): u32 count,
@@ -42,8 +44,8 @@ use crate::crypto::Ciphertext;
 use crate::stats::{Contribution, Grid, QueryParams, RelayTask, Release, Statistic};
 
 pub const DOMAIN_QUERY_ADMISSION: &str = "crux/admission/query/v1";
-pub const DOMAIN_ROUND_ADMISSION: &str = "crux/admission/round/v1";
-pub const DOMAIN_CONTRIBUTION: &str = "crux/contribution/v1";
+pub const DOMAIN_ROUND_ADMISSION: &str = "crux/admission/round/v2";
+pub const DOMAIN_CONTRIBUTION: &str = "crux/contribution/v2";
 pub const DOMAIN_RELEASE: &str = "crux/release/v1";
 
 /// Appends fields in the specified layout.
@@ -173,6 +175,12 @@ impl Writer {
     pub fn spec(&mut self, spec: &QuerySpec) {
         self.query(&spec.intent());
         self.u32(spec.decimals);
+        self.u64(spec.epoch);
+        // at most 255 decryptors: `QuerySpec::check_decryptors` refuses more
+        self.u8(u8::try_from(spec.decryptors.len()).unwrap_or(u8::MAX));
+        for name in spec.decryptors.iter().take(usize::from(u8::MAX)) {
+            self.str(name);
+        }
     }
 
     pub fn task(&mut self, task: &RelayTask) {
@@ -252,14 +260,14 @@ pub fn statistic_code(s: Statistic) -> u8 {
     }
 }
 
-/// What every authority signs to admit a query (before any relay reads data).
+/// What t authorities sign to admit a query (before any relay reads data).
 pub fn query_admission(query: &QueryIntent) -> Vec<u8> {
     let mut w = Writer::new(DOMAIN_QUERY_ADMISSION);
     w.query(query);
     w.finish()
 }
 
-/// What every authority signs to admit one round's task of a query.
+/// What every decryptor of the query signs to admit one round's task of a query.
 pub fn round_admission(spec: &QuerySpec, round: u32, task: &RelayTask) -> Vec<u8> {
     let mut w = Writer::new(DOMAIN_ROUND_ADMISSION);
     w.spec(spec);

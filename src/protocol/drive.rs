@@ -27,10 +27,12 @@ pub trait QueryPeers {
         relays: &[String],
     ) -> impl Future<Output = Result<Vec<PeerReply<RelayResponse>>, ProtocolError>>;
 
-    /// Sends each request to every authority; one reply list per request, in order.
+    /// Sends each request to each of `authorities` (the driver's
+    /// `QueryDriver::authorities`); one reply list per request, in order.
     fn ask_authorities(
         &mut self,
         requests: &[AuthorityRequest],
+        authorities: &[String],
     ) -> impl Future<Output = Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError>>;
 
     /// The discrete log of each point.
@@ -64,7 +66,8 @@ pub async fn run_query(
                 next?
             }
             Step::AskAuthorities(requests) => {
-                let replies = peers.ask_authorities(&requests).await?;
+                let asked = driver.authorities().to_vec();
+                let replies = peers.ask_authorities(&requests, &asked).await?;
                 let t = Instant::now();
                 let next = driver.on_authorities(replies);
                 peers.processed(t.elapsed(), driver);

@@ -34,6 +34,8 @@ pub enum ProtocolError {
     RelayFailed { relay: String, reason: String },
     #[error("only {got} relays contributed ({names}); at least {needed} are required{missing}")]
     NotEnoughRelays { got: usize, needed: usize, names: String, missing: String },
+    #[error("only {got} of the committee's authorities admitted the query, {needed} are needed (the threshold): {missing}; start the missing authorities or wait for them to come back")]
+    NotEnoughAuthorities { got: usize, needed: usize, missing: String },
     #[error("unknown relay {0}: it is not in this node's configuration")]
     UnknownRelay(String),
     #[error("relay {relay}: {reason}")]
@@ -63,6 +65,10 @@ pub enum InvalidRequest {
     Labels { got: usize },
     #[error("the round's spec differs from the admitted query")]
     SpecDiffers,
+    #[error("the query is for committee epoch {asked}, but this authority's committee is at epoch {current}; start a new query")]
+    WrongEpoch { asked: u64, current: u64 },
+    #[error("the query's decryptors are not valid: {reason}")]
+    Decryptors { reason: String },
     #[error("the registered spec differs from the admitted one")]
     RegisteredSpecDiffers,
     #[error("a later round changed the query's scale")]

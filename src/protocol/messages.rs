@@ -42,12 +42,17 @@ pub struct QuerySpec {
     pub params: QueryParams,
     /// fixed-point scale: values are integers times 10^-decimals.
     pub decimals: u32,
+    /// the committee epoch whose joint key the relays encrypt to.
+    pub epoch: u64,
+    /// the t authorities that admit the rounds, register them and decrypt
+    /// (chosen by the processor among those that admitted the query).
+    pub decryptors: Vec<String>,
 }
 
 impl QuerySpec {
-    pub fn new(intent: QueryIntent, decimals: u32) -> Self {
+    pub fn new(intent: QueryIntent, decimals: u32, epoch: u64, decryptors: Vec<String>) -> Self {
         let QueryIntent { id, issued_at, dataset, labels, params } = intent;
-        QuerySpec { id, issued_at, dataset, labels, params, decimals }
+        QuerySpec { id, issued_at, dataset, labels, params, decimals, epoch, decryptors }
     }
 
     /// The admitted query this spec fixes the scale of.
@@ -62,9 +67,10 @@ impl QuerySpec {
     }
 }
 
-/// Every authority's signature over one admission statement
-/// (`codec::query_admission` or `codec::round_admission`). Relays act only
-/// on a request that carries a valid admission from every authority.
+/// Authorities' signatures over one admission statement: at least t
+/// members of the committee for `codec::query_admission`, every one of the
+/// spec's decryptors for `codec::round_admission`. Relays act only on a
+/// request that carries such an admission.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Admission {
     pub signatures: Vec<(String, AuthoritySignature)>,
@@ -145,6 +151,12 @@ pub struct QueryAnswer {
     pub result: StatResult,
     pub relays: Vec<String>,
     pub missing_relays: Vec<(String, String)>,
+    /// the t authorities that decrypted
+    #[serde(default)]
+    pub decryptors: Vec<String>,
+    /// authorities that did not answer the admission, with the reason
+    #[serde(default)]
+    pub missing_authorities: Vec<(String, String)>,
     pub exact: bool,
     pub epsilon: Option<Epsilon>,
     /// human description of the noise applied, if any

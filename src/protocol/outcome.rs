@@ -91,7 +91,9 @@ pub fn refusal_reason(error: &ProtocolError) -> &'static str {
         ProtocolError::Stats(_) => "invalid_parameters",
         ProtocolError::Crypto(_) => "crypto",
         ProtocolError::Ledger(_) => "ledger",
-        ProtocolError::Internal(_) | ProtocolError::Refused { .. } => "internal",
+        ProtocolError::Internal(_) | ProtocolError::Refused { .. } | ProtocolError::NotEnoughAuthorities { .. } => {
+            "internal"
+        }
     }
 }
 

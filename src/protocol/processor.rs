@@ -1,12 +1,15 @@
 //! The processor's per-query state machine, one state per expected input
-//! (as rustls's `ExpectCertificate` and friends): every authority admits the
-//! query, relays describe the column (declared decimals: the common scale),
-//! then the statistic's plan runs round by round: every authority admits
-//! the round's task, relays send signed contributions with proofs of
-//! randomness (checked here by `contribution_check::check_round`, the same
-//! check every authority makes), every authority registers them, then
-//! releases (partial decryptions whose proofs are checked and combined) and
-//! discrete logs (solved by the caller, off the actor thread).
+//! (as rustls's `ExpectCertificate` and friends): the committee admits the
+//! query (at least t authorities; unreachable ones are left out and named,
+//! a refusal ends the query) and the first t that admitted it, in committee
+//! order, become its decryptors; relays describe the column (declared
+//! decimals: the common scale), then the statistic's plan runs round by
+//! round: every decryptor admits the round's task, relays send signed
+//! contributions with proofs of randomness (checked here by
+//! `contribution_check::check_round`, the same check every authority
+//! makes), every decryptor registers them, then releases (partial
+//! decryptions whose proofs are checked and Lagrange-combined) and discrete
+//! logs (solved by the caller, off the actor thread).
 //!
 //! Input: decoded replies (`PeerReply`) from the caller, which moves bytes
 //! (`actors::processor` over QUIC, `harness` in memory) through
@@ -56,8 +59,10 @@ impl ProcessorView {
 pub enum Step {
     /// Send to every active relay (`QueryDriver::active_relays`), then call `on_relays`.
     AskRelays(RelayRequest),
-    /// Send each request to every authority, then call `on_authorities` with
-    /// one reply list per request, in order.
+    /// Send each request to every authority of `QueryDriver::authorities`
+    /// (the whole committee for the query's admission, then the query's t
+    /// decryptors), then call `on_authorities` with one reply list per
+    /// request, in order.
     AskAuthorities(Vec<AuthorityRequest>),
     /// Solve these discrete logs, then call `on_solved`.
     Solve(Vec<(Release, RistrettoPoint)>),
@@ -138,8 +143,13 @@ struct Context {
     view: Arc<ProcessorView>,
     id: QueryId,
     params: QueryParams,
-    /// what every authority charged when it admitted the query
+    /// what every admitting authority charged when it admitted the query
     charged: Option<Epsilon>,
+    /// whom the next authority requests go to: the committee, then the
+    /// query's t decryptors (the first t in committee order that admitted it)
+    asked: Vec<String>,
+    /// authorities that did not admit the query (unreachable), with why
+    missing_authorities: Vec<(String, String)>,
     active: Vec<String>,
     missing: Vec<(String, String)>,
     /// (rounds started, most rounds), as of the plan's last step
@@ -173,7 +183,18 @@ impl QueryDriver {
         let active = view.relays.iter().map(|(n, _)| n.clone()).collect();
         let intent = QueryIntent { id, issued_at: now, dataset: view.dataset.clone(), labels, params: params.clone() };
         let step = Step::AskAuthorities(vec![AuthorityRequest::AdmitQuery { query: intent.clone(), user }]);
-        let cx = Context { view, id, params, charged: None, active, missing: Vec::new(), progress: (0, 0) };
+        let asked = view.authorities.clone();
+        let cx = Context {
+            view,
+            id,
+            params,
+            charged: None,
+            asked,
+            missing_authorities: Vec::new(),
+            active,
+            missing: Vec::new(),
+            progress: (0, 0),
+        };
         Ok((QueryDriver { cx, state: State::AwaitingQueryAdmission { intent } }, step))
     }
 
@@ -188,6 +209,11 @@ impl QueryDriver {
 
     pub fn active_relays(&self) -> &[String] {
         &self.cx.active
+    }
+
+    /// The authorities the next `Step::AskAuthorities` goes to.
+    pub fn authorities(&self) -> &[String] {
+        &self.cx.asked
     }
 
     /// (rounds started, most rounds the plan may take); (0, 0) until the
@@ -221,7 +247,7 @@ impl QueryDriver {
     pub fn on_authorities(&mut self, replies: Vec<Vec<PeerReply<AuthorityResponse>>>) -> Result<Step, ProtocolError> {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::AwaitingQueryAdmission { intent } => {
-                let admission = self.cx.admission(replies)?;
+                let admission = self.cx.query_admission(replies)?;
                 self.cx.charged =
                     Some(if intent.params.exact { Epsilon(0) } else { intent.params.epsilon.unwrap_or_default() });
                 let request = RelayRequest::Describe { query: intent.clone(), admission };
@@ -297,11 +323,12 @@ impl QueryDriver {
         let column = first.labels.clone();
         let decimals =
             described.iter().map(|(_, i)| i.decimals).max().unwrap_or(0).max(self.cx.params.parameter_decimals()?);
-        let authorities = u32::try_from(self.cx.view.authorities.len()).unwrap_or(u32::MAX);
+        let decryptors = u32::try_from(self.cx.asked.len()).unwrap_or(u32::MAX);
         let mut planner = Planner::new(self.cx.params.clone(), decimals, self.cx.view.limb_bits(described.len()))?
-            .with_noise_sources(authorities);
+            .with_noise_sources(decryptors);
         let first_step = planner.start()?;
-        let query = Running { spec: QuerySpec::new(intent, decimals), planner, column };
+        let spec = QuerySpec::new(intent, decimals, self.cx.view.joint.epoch(), self.cx.asked.clone());
+        let query = Running { spec, planner, column };
         self.follow(query, None, first_step)
     }
 
@@ -413,7 +440,7 @@ impl Context {
         Ok(ok)
     }
 
-    /// Every configured authority's answer to the one request, of the kind
+    /// Every asked authority's answer to the one request, of the kind
     /// `pick` accepts (others say why not with `failure`); the first
     /// refusal or failure ends the query.
     fn all_authorities<T>(
@@ -421,7 +448,10 @@ impl Context {
         list: Vec<PeerReply<AuthorityResponse>>,
         pick: impl Fn(&str, AuthorityResponse) -> Result<T, PeerFailure>,
     ) -> Result<Vec<(String, T)>, ProtocolError> {
-        for name in &self.view.authorities {
+        if let Some(stranger) = list.iter().find(|r| !self.asked.contains(&r.peer)) {
+            return Err(ProtocolError::Internal(format!("a reply from {}, which was not asked", stranger.peer)));
+        }
+        for name in &self.asked {
             if !list.iter().any(|r| &r.peer == name) {
                 return Err(ProtocolError::Refused { authority: name.clone(), reason: "did not answer".into() });
             }
@@ -434,12 +464,42 @@ impl Context {
             .collect()
     }
 
-    /// Every authority's admission signature (the one request's replies).
+    /// The committee's admissions of the query: an unreachable authority is
+    /// left out (and named in the answer), a refusal ends the query, and at
+    /// least t must admit. The first t that did, in committee order, become
+    /// the query's decryptors.
+    fn query_admission(&mut self, replies: Vec<Vec<PeerReply<AuthorityResponse>>>) -> Result<Admission, ProtocolError> {
+        let list = one_list(replies)?;
+        let mut signatures = Vec::new();
+        let mut list = list;
+        for name in &self.asked {
+            let position = list.iter().position(|r| &r.peer == name);
+            match position.map(|at| list.swap_remove(at).reply) {
+                Some(Ok(AuthorityResponse::Admitted { signature, .. })) => signatures.push((name.clone(), signature)),
+                Some(Err(PeerFailure::Unreachable(why))) => self.missing_authorities.push((name.clone(), why)),
+                None => self.missing_authorities.push((name.clone(), "did not answer".into())),
+                Some(Ok(other)) => {
+                    let reason = other.failure("Admitted").to_string();
+                    return Err(ProtocolError::Refused { authority: name.clone(), reason });
+                }
+                Some(Err(failure)) => {
+                    return Err(ProtocolError::Refused { authority: name.clone(), reason: failure.to_string() });
+                }
+            }
+        }
+        let needed = usize::from(self.view.joint.threshold());
+        if signatures.len() < needed {
+            let missing =
+                self.missing_authorities.iter().map(|(n, why)| format!("{n}: {why}")).collect::<Vec<_>>().join("; ");
+            return Err(ProtocolError::NotEnoughAuthorities { got: signatures.len(), needed, missing });
+        }
+        self.asked = signatures.iter().take(needed).map(|(name, _)| name.clone()).collect();
+        Ok(Admission { signatures })
+    }
+
+    /// Every decryptor's admission signature of a round (the one request's replies).
     fn admission(&self, replies: Vec<Vec<PeerReply<AuthorityResponse>>>) -> Result<Admission, ProtocolError> {
-        let count = replies.len();
-        let (Some(list), 1) = (replies.into_iter().next(), count) else {
-            return Err(ProtocolError::Internal(format!("{count} admission reply lists, expected 1")));
-        };
+        let list = one_list(replies)?;
         let signatures = self.all_authorities(list, |_, resp| match resp {
             AuthorityResponse::Admitted { signature, .. } => Ok(signature),
             other => Err(other.failure("Admitted")),
@@ -485,7 +545,8 @@ impl Context {
                 .map(|(_, p)| p)
                 .collect();
             let context = decryption_context(&self.id, round, *release);
-            let point = combine_checked(&self.view.joint, ciphertext, &context, &partials, self.params.exact)?;
+            let point =
+                combine_checked(&self.view.joint, ciphertext, &context, &partials, &self.asked, self.params.exact)?;
             points.push((*release, point));
         }
         Ok(points)
@@ -495,8 +556,8 @@ impl Context {
         let exact = self.params.exact;
         let noise = (!exact).then(|| {
             format!(
-                "each of {} authorities adds discrete Laplace noise; epsilon {} is split over the plan's releases",
-                self.view.authorities.len(),
+                "each of the {} decrypting authorities adds discrete Laplace noise; epsilon {} is split over the plan's releases",
+                self.asked.len(),
                 self.params.epsilon.unwrap_or_default()
             )
         });
@@ -506,10 +567,21 @@ impl Context {
             result,
             relays: self.active.clone(),
             missing_relays: self.missing.clone(),
+            decryptors: self.asked.clone(),
+            missing_authorities: self.missing_authorities.clone(),
             exact,
             epsilon: self.params.epsilon,
             noise,
         }
+    }
+}
+
+/// The one reply list of a single request.
+fn one_list<T>(replies: Vec<Vec<T>>) -> Result<Vec<T>, ProtocolError> {
+    let count = replies.len();
+    match (replies.into_iter().next(), count) {
+        (Some(list), 1) => Ok(list),
+        _ => Err(ProtocolError::Internal(format!("{count} admission reply lists, expected 1"))),
     }
 }
 

@@ -1,8 +1,9 @@
 //! The relay's state machine. A relay acts only on admitted queries: every
-//! `Describe` and `Contribute` must carry a valid signature of every
-//! authority of the joint key over the exact query (`codec::query_admission`)
-//! or the exact (spec, round, task) (`codec::round_admission`), issued
-//! within the admission window. Before it reads any data it checks, on the
+//! `Describe` must carry valid signatures of t members of the committee over
+//! the exact query (`codec::query_admission`), and `Contribute` of every one
+//! of the spec's t decryptors over the exact (spec, round, task)
+//! (`codec::round_admission`), for the committee epoch the relay encrypts
+//! to, issued within the admission window. Before it reads any data it checks, on the
 //! spec and its own config alone, that the arithmetic cannot overflow
 //! (`stats::limits`), so whether it answers never depends on its data.
 //!
@@ -86,7 +87,7 @@ fn refuse(message: String) -> (RelayResponse, LocalNote) {
 }
 
 impl RelayState {
-    /// `authorities`: the joint key whose every share must sign admissions.
+    /// `authorities`: the committee whose members sign admissions.
     pub fn new(name: &str, identity: RelayIdentity, authorities: &JointPublicKey) -> Self {
         RelayState {
             name: name.to_string(),
@@ -119,8 +120,17 @@ impl RelayState {
         Ok(column)
     }
 
-    /// The admission is fresh and signed by every authority over `statement`.
-    fn check_admission(&self, issued_at: u64, now: u64, statement: &[u8], admission: &Admission) -> Result<(), String> {
+    /// The admission is fresh and signed over `statement` by t members of
+    /// the committee (`signers` None: a query's admission) or by every one
+    /// of the spec's decryptors, t members of this epoch's committee.
+    fn check_admission(
+        &self,
+        issued_at: u64,
+        now: u64,
+        statement: &[u8],
+        admission: &Admission,
+        decryptors: Option<(u64, &[String])>,
+    ) -> Result<(), String> {
         if issued_at > now.saturating_add(ADMISSION_CLOCK_SKEW_SECS)
             || now.saturating_sub(issued_at) > ADMISSION_MAX_AGE_SECS
         {
@@ -129,9 +139,21 @@ impl RelayState {
                 self.name
             ));
         }
-        self.authorities
-            .verify_all_signed(statement, &admission.signatures)
-            .map_err(|e| format!("relay {}: query not admitted: {e}", self.name))
+        let checked = match decryptors {
+            None => self.authorities.verify_threshold_signed(statement, &admission.signatures),
+            Some((epoch, _)) if epoch != self.authorities.epoch() => {
+                return Err(format!(
+                    "relay {}: the query is for committee epoch {epoch}, but this relay encrypts to epoch {}; start a new query",
+                    self.name,
+                    self.authorities.epoch()
+                ));
+            }
+            Some((_, signers)) => self
+                .authorities
+                .lagrange(signers)
+                .and_then(|_| self.authorities.verify_signed_by(statement, &admission.signatures, signers)),
+        };
+        checked.map_err(|e| format!("relay {}: query not admitted: {e}", self.name))
     }
 
     pub fn handle(
@@ -150,7 +172,8 @@ impl RelayState {
                 Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
             },
             RelayRequest::Describe { query, admission } => {
-                if let Err(e) = self.check_admission(query.issued_at, now, &codec::query_admission(&query), &admission)
+                if let Err(e) =
+                    self.check_admission(query.issued_at, now, &codec::query_admission(&query), &admission, None)
                 {
                     return refuse(e);
                 }
@@ -169,7 +192,8 @@ impl RelayState {
             }
             RelayRequest::Contribute { spec, round, task, admission } => {
                 let statement = codec::round_admission(&spec, round, &task);
-                if let Err(e) = self.check_admission(spec.issued_at, now, &statement, &admission) {
+                let decryptors = Some((spec.epoch, spec.decryptors.as_slice()));
+                if let Err(e) = self.check_admission(spec.issued_at, now, &statement, &admission, decryptors) {
                     return refuse(e);
                 }
                 if let Some((_, done)) = self.answered.iter().find(|(s, _)| *s == statement) {

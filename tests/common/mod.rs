@@ -78,6 +78,14 @@ pub fn with_sources(sources: Vec<Box<dyn ColumnSource>>, allow_exact: bool, min_
     MemoryCluster::new(sources, Options::new(allow_exact, min_relays), solver()).unwrap()
 }
 
+/// `memory_cluster` with a committee of `authorities` sharing the key `threshold`-of-n.
+pub fn committee_cluster(file: &str, relays: u32, authorities: usize, threshold: usize) -> MemoryCluster {
+    let mut cluster = memory_cluster(file, relays, true, 2);
+    let sources = std::mem::take(&mut cluster.relays).into_iter().map(|(_, source)| source).collect();
+    let options = Options { authorities, threshold: Some(threshold), ..Options::new(true, 2) };
+    MemoryCluster::new(sources, options, solver()).unwrap()
+}
+
 /// (rounds, ciphertexts relay-1 sent, releases) of the last query.
 pub fn costs(cluster: &MemoryCluster) -> (usize, usize, usize) {
     (cluster.trace.rounds, cluster.trace.ciphertexts_per_relay, cluster.trace.releases)

@@ -173,7 +173,8 @@ impl Peer {
             other => return Err(format!("describe: {other:?}")),
         };
         let decimals = info.decimals.max(intent.params.parameter_decimals().unwrap());
-        let spec = QuerySpec::new(intent.clone(), decimals);
+        let decryptors = AUTHORITIES.iter().map(|a| a.to_string()).collect();
+        let spec = QuerySpec::new(intent.clone(), decimals, 0, decryptors);
         let PlanStep::Round { round: 0, task } =
             Planner::new(intent.params.clone(), decimals, 20).unwrap().start().unwrap()
         else {
