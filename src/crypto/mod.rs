@@ -9,6 +9,7 @@
 
 pub mod authority_signature;
 pub mod ciphertext_proof;
+pub mod dkg;
 pub mod dlog;
 pub mod elgamal;
 pub mod error;
