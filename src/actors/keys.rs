@@ -62,6 +62,12 @@ pub fn resolve(peer: &Peer) -> Result<SocketAddr, NodeError> {
 /// The joint public key named by the config (`cluster.joint_key`), checked
 /// against the configured authorities (`data::keystore::read_joint_key`).
 pub fn read_joint_key(cfg: &NodeConfig) -> Result<JointPublicKey, NodeError> {
+    if !cfg.cluster.joint_key.exists() {
+        return Err(NodeError::Setup {
+            what: format!("committee file {}", cfg.cluster.joint_key.display()),
+            reason: "it does not exist yet: run `crux-node keygen --config <authority.yaml>` on every authority at the same time, then copy the committee file it writes to every node (`crux-node init` does both for a local cluster)".into(),
+        });
+    }
     let configured: Vec<&str> = cfg.cluster.authorities.iter().map(|a| a.name.as_str()).collect();
     Ok(crate::data::keystore::read_joint_key(&cfg.cluster.joint_key, &configured)?)
 }

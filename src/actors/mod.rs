@@ -9,6 +9,7 @@ pub mod client;
 pub mod column_source;
 pub mod error;
 pub mod http;
+pub mod keygen;
 pub mod keys;
 pub mod metrics;
 pub mod node;

@@ -118,6 +118,12 @@ fn prepare_authority(
     joint: JointPublicKey,
     metrics: &NodeMetrics,
 ) -> Result<PreparedRole, NodeError> {
+    if !a.key_share.exists() {
+        return Err(NodeError::Setup {
+            what: format!("key share {}", a.key_share.display()),
+            reason: "it does not exist: run `crux-node keygen --config` with this config on every authority at the same time".into(),
+        });
+    }
     let share = read_key_share(&a.key_share)?;
     if share.authority() != cfg.name {
         return Err(NodeError::Setup {
@@ -125,7 +131,10 @@ fn prepare_authority(
             reason: format!("it belongs to {}, not {}", share.authority(), cfg.name),
         });
     }
-    if joint.share_of(&cfg.name).map(|s| s.point) != Some(share.public_point()) {
+    let member = joint.share_of(&cfg.name);
+    if member.map(|m| (m.point, m.index)) != Some((share.public_point(), share.index()))
+        || share.epoch() != joint.epoch()
+    {
         return Err(NodeError::Setup {
             what: "key share".into(),
             reason: "it does not match this authority's share in the joint key".into(),

@@ -397,7 +397,13 @@ pub async fn watch_peers(shared: Rc<ProcessorShared>, health: Health) {
         )
         .await;
         let table_loaded = shared.solver.table().baby_steps() > 0;
-        health.set(processor_readiness(table_loaded, &authorities, &relays, shared.view.min_relays));
+        health.set(processor_readiness(
+            table_loaded,
+            &authorities,
+            usize::from(shared.view.joint.threshold()),
+            &relays,
+            shared.view.min_relays,
+        ));
         tokio::time::sleep(PEER_PROBE_INTERVAL).await;
     }
 }

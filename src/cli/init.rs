@@ -5,7 +5,10 @@
 //! Layout: `authority-<i>.yaml`, `processor.yaml`, `relay-<j>.yaml`,
 //! `user.yaml`, `certs/` (public certificates), `keys/` (private keys, key
 //! shares and relay identities, mode 0600), `cluster-key.bin` (the
-//! authorities' public shares with proofs). Every serving node gets a
+//! committee file: JSON with the threshold, every authority's verification
+//! key and the joint key). Key shares are not made here: `init` runs
+//! `crux-node keygen` once per authority, as separate processes at once
+//! (the distributed key generation), so no process holds two shares. Every serving node gets a
 //! `metrics` section on 127.0.0.1 at its own port number (TCP).
 
 use std::net::IpAddr;
@@ -18,9 +21,8 @@ use rand::rngs::OsRng;
 use crate::actors::tls::generate_certificate;
 use crate::config::defaults;
 use crate::config::raw::*;
-use crate::crypto::{deal_for_tests, RelayIdentity};
-use crate::data::keystore::write_joint_key;
-use crate::data::{write_key_share, write_relay_identity, Shard, SourceSpec};
+use crate::crypto::RelayIdentity;
+use crate::data::{write_relay_identity, Shard, SourceSpec};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -60,8 +62,8 @@ pub struct ClusterArgs {
     /// Number of authorities (the committee's n).
     #[arg(long, value_name = "N", default_value_t = 3)]
     pub authorities: u32,
-    /// How many authorities decrypt together (t of n; default: all n). Any t
-    /// answer a query; fewer than t cannot decrypt anything.
+    /// How many authorities decrypt together (t of n, at least 2; default: all n). Any t answer a
+    /// query; fewer than t cannot decrypt anything.
     #[arg(long, value_name = "T")]
     pub threshold: Option<u32>,
     /// Number of relays; relay j serves slice j of FILE's data rows.
@@ -279,6 +281,7 @@ fn init_cluster(a: &ClusterArgs) -> anyhow::Result<()> {
     });
     plan.write_config("processor.yaml", &pcfg)?;
     plan.write_config("user.yaml", &user.config("user", None, &cluster))?;
+    run_keygen(&plan, &authorities)?;
     print_summary(&plan);
     Ok(())
 }
@@ -299,8 +302,8 @@ fn plan_cluster(a: &ClusterArgs) -> anyhow::Result<ClusterPlan<'_>> {
         bail!("--authorities and --relays must be at least 1");
     }
     if let Some(t) = a.threshold {
-        if t == 0 || t > a.authorities {
-            bail!("--threshold {t} must be between 1 and --authorities ({})", a.authorities);
+        if t > a.authorities || (t < 2 && a.authorities > 1) {
+            bail!("--threshold {t} must be between 2 and --authorities ({})", a.authorities);
         }
     }
     let data = std::fs::canonicalize(&data).with_context(|| format!("data file {}", data.display()))?;
@@ -322,22 +325,48 @@ fn plan_cluster(a: &ClusterArgs) -> anyhow::Result<ClusterPlan<'_>> {
     Ok(ClusterPlan { args: a, out, data, dataset, min_relays })
 }
 
-/// Each authority's certificate and key share, and the joint key
-/// (cluster-key.bin) made of their public shares.
+/// Each authority's certificate and where its key share will be (made by
+/// `keygen`, not here).
 fn authority_keys(plan: &ClusterPlan<'_>) -> anyhow::Result<Vec<AuthorityFiles>> {
-    let names: Vec<String> = (1..=plan.args.authorities).map(|i| format!("authority-{i}")).collect();
-    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    let threshold = u16::try_from(plan.args.threshold.unwrap_or(plan.args.authorities))?;
-    let (shares, joint) = deal_for_tests(&name_refs, threshold, 0, &mut OsRng)?;
     let mut authorities = Vec::new();
-    for (i, share) in (1..).zip(shares) {
-        let node = plan.node_files(share.authority().to_string())?;
+    for i in 1..=plan.args.authorities {
+        let node = plan.node_files(format!("authority-{i}"))?;
         let share_path = format!("keys/{}.share", node.name);
-        write_key_share(&plan.out.join(&share_path), &share)?;
         authorities.push(AuthorityFiles { node, address: plan.address(i), share_path });
     }
-    write_joint_key(&plan.out.join("cluster-key.bin"), &joint)?;
     Ok(authorities)
+}
+
+/// The distributed key generation, one `crux-node keygen` process per
+/// authority, all at once (so each makes its own share and no process
+/// holds two); they write their shares and `cluster-key.bin`.
+fn run_keygen(plan: &ClusterPlan<'_>, authorities: &[AuthorityFiles]) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding the crux-node binary to run keygen")?;
+    let threshold = plan.args.threshold.unwrap_or(plan.args.authorities).to_string();
+    let mut children = Vec::new();
+    for f in authorities {
+        let config = plan.out.join(format!("{}.yaml", f.node.name));
+        let child = std::process::Command::new(&exe)
+            .args(["keygen", "--phase-timeout", "30", "--threshold", &threshold, "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting keygen for {}", f.node.name))?;
+        children.push((f.node.name.clone(), child));
+    }
+    let mut failed = Vec::new();
+    for (name, child) in children {
+        let out = child.wait_with_output().with_context(|| format!("waiting for {name}'s keygen"))?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            failed.push(format!("{name}: {}", text.lines().last().unwrap_or("failed")));
+        }
+    }
+    if !failed.is_empty() {
+        bail!("the key generation failed ({}); run `crux-node init --force` again", failed.join("; "));
+    }
+    Ok(())
 }
 
 /// Each relay's certificate and signing identity.

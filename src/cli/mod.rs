@@ -5,6 +5,7 @@
 pub mod columns;
 pub mod console;
 pub mod init;
+pub mod keygen;
 pub mod query;
 pub mod start;
 pub mod status;
@@ -33,6 +34,9 @@ pub enum LogFormat {
 pub enum Command {
     /// Write a cluster's configs, keys and certificates (or add a user to one).
     Init(init::InitArgs),
+    /// Generate this authority's key share with the other authorities (distributed key generation,
+    /// no dealer); run it on every authority at the same time, before `start`.
+    Keygen(keygen::KeygenArgs),
     /// Run one node of the role its config names, until SIGINT or SIGTERM; with `metrics.listen` it
     /// also serves /metrics, /healthz and /readyz over HTTP.
     Start(start::StartArgs),
@@ -60,6 +64,7 @@ impl Command {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => init::run(args),
+        Command::Keygen(args) => keygen::run(args),
         Command::Start(args) => start::run(args),
         Command::Query(args) => query::run(args),
         Command::Status(args) => status::run(args),

@@ -175,6 +175,11 @@ pub fn answer_json(a: &QueryAnswer) -> serde_json::Value {
     put("epsilon", json!(a.epsilon.map(|e| e.as_f64())));
     put("query_id", json!(a.query_id.to_string()));
     put("contributing_relays", json!(a.relays));
+    put("decryptors", json!(a.decryptors));
+    put(
+        "missing_authorities",
+        json!(a.missing_authorities.iter().map(|(n, why)| json!({"authority": n, "reason": why})).collect::<Vec<_>>()),
+    );
     put(
         "missing_relays",
         json!(a.missing_relays.iter().map(|(n, why)| json!({"relay": n, "reason": why})).collect::<Vec<_>>()),
@@ -264,6 +269,12 @@ pub fn answer_text(a: &QueryAnswer) -> String {
     out.push_str(&format!("  relays: {} ({}); {counted}: {}\n", a.relays.len(), a.relays.join(", "), r.count));
     for (n, why) in &a.missing_relays {
         out.push_str(&format!("  missing relay {n}: {why}\n"));
+    }
+    if !a.missing_authorities.is_empty() {
+        out.push_str(&format!("  decrypted by: {}\n", a.decryptors.join(", ")));
+    }
+    for (n, why) in &a.missing_authorities {
+        out.push_str(&format!("  missing authority {n}: {why}\n"));
     }
     match (&a.epsilon, a.exact) {
         (_, true) => out.push_str("  mode: exact (no noise)\n"),

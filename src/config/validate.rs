@@ -219,7 +219,8 @@ impl Check<'_> {
         if c.min_relays == 0 {
             return Err(self.invalid("cluster.min_relays", "must be at least 1".into()));
         }
-        let joint_key = self.existing("joint key file `cluster.joint_key`", &c.joint_key)?;
+        // may not exist yet: `crux-node keygen` writes it; reading it says what to do
+        let joint_key = self.path(&c.joint_key);
         if c.dataset.trim().is_empty() {
             return Err(self.invalid("cluster.dataset", "name the dataset (the privacy-budget key)".into()));
         }
@@ -315,7 +316,8 @@ impl Check<'_> {
         listen: SocketAddr,
         cluster: &ClusterConfig,
     ) -> Result<AuthorityConfig, ConfigError> {
-        let key_share = self.existing("key share `authority.key_share`", &a.key_share)?;
+        // may not exist yet: `crux-node keygen` writes it
+        let key_share = self.path(&a.key_share);
         if cluster.min_relays < SAFE_MIN_RELAYS && !a.allow_single_relay {
             return Err(self.invalid(
                 "cluster.min_relays",

@@ -13,6 +13,7 @@ pub mod contribution_check;
 pub mod drive;
 pub mod error;
 pub mod ids;
+pub mod keygen;
 pub mod ledger;
 pub mod messages;
 pub mod outcome;

@@ -193,12 +193,13 @@ pub fn reply_outcome<T: RefusalReply>(reply: &Result<T, PeerFailure>) -> &'stati
 }
 
 /// Whether the processor can answer queries: its discrete-log table is
-/// open, every authority is reachable (decryption is n-of-n) and at least
+/// open, at least t authorities are reachable (decryption is t-of-n) and at least
 /// `min_relays` relays are. `Err` says why not, naming the configured
 /// peers that did not answer the last probe.
 pub fn processor_readiness(
     table_loaded: bool,
     authorities: &[(String, bool)],
+    threshold: usize,
     relays: &[(String, bool)],
     min_relays: usize,
 ) -> Result<(), String> {
@@ -210,14 +211,16 @@ pub fn processor_readiness(
     };
     let (authorities_down, relays_down) = (down(authorities), down(relays));
     let relays_up = relays.len().saturating_sub(relays_down.len());
-    if authorities_down.is_empty() && relays_up >= min_relays {
+    let authorities_up = authorities.len().saturating_sub(authorities_down.len());
+    if authorities_up >= threshold && relays_up >= min_relays {
         return Ok(());
     }
     let mut unreachable = authorities_down;
     unreachable.extend(relays_down);
     Err(format!(
-        "not ready: unreachable {}; queries need every authority and at least {min_relays} relays ({relays_up} reachable)",
-        unreachable.join(", ")
+        "not ready: unreachable {}; queries need {threshold} of the {} authorities ({authorities_up} reachable) and at least {min_relays} relays ({relays_up} reachable)",
+        unreachable.join(", "),
+        authorities.len()
     ))
 }
 
@@ -293,13 +296,13 @@ mod tests {
             up.iter().enumerate().map(|(i, u)| (format!("{prefix}-{}", i + 1), *u)).collect()
         };
         let all = peers(&[true, true], "authority");
-        assert_eq!(processor_readiness(true, &all, &peers(&[true, false, true], "relay"), 2), Ok(()));
-        let err = processor_readiness(true, &all, &peers(&[true, false, false], "relay"), 2).unwrap_err();
+        assert_eq!(processor_readiness(true, &all, 2, &peers(&[true, false, true], "relay"), 2), Ok(()));
+        let err = processor_readiness(true, &all, 2, &peers(&[true, false, false], "relay"), 2).unwrap_err();
         assert!(err.contains("relay-2, relay-3") && err.contains("1 reachable"), "{err}");
-        let err =
-            processor_readiness(true, &peers(&[true, false], "authority"), &peers(&[true; 3], "relay"), 2).unwrap_err();
+        let err = processor_readiness(true, &peers(&[true, false], "authority"), 2, &peers(&[true; 3], "relay"), 2)
+            .unwrap_err();
         assert!(err.contains("unreachable authority-2;"), "{err}");
-        let err = processor_readiness(false, &all, &peers(&[true; 3], "relay"), 2).unwrap_err();
+        let err = processor_readiness(false, &all, 2, &peers(&[true; 3], "relay"), 2).unwrap_err();
         assert!(err.contains("discrete-log table"), "{err}");
     }
 }
