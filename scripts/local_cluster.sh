@@ -11,8 +11,8 @@
 # up and prints its URL; `--stop` stops it with the nodes.
 #
 # Usage: scripts/local_cluster.sh [--data FILE] [--header-rows H] [--authorities N]
-#                                 [--relays M] [--dir DIR] [--base-port P] [--stop]
-#                                 [--console] [--console-port PORT]
+#                                 [--threshold T] [--relays M] [--dir DIR] [--base-port P]
+#                                 [--stop] [--console] [--console-port PORT]
 set -euo pipefail
 
 # shellcheck source=scripts/cluster_lib.sh
@@ -22,6 +22,7 @@ DATA="$ROOT/demo/areas.xlsx"
 # the demo workbook has 3 header rows (group, sub-label, year)
 HEADER_ROWS=3
 AUTHORITIES=3
+THRESHOLD=""
 RELAYS=3
 DIR="$ROOT/target/local-cluster"
 BASE_PORT=7100
@@ -45,6 +46,7 @@ while (($# > 0)); do
     --data) DATA=${2:?--data needs FILE}; shift 2 ;;
     --header-rows) HEADER_ROWS=${2:?--header-rows needs H}; shift 2 ;;
     --authorities) AUTHORITIES=${2:?--authorities needs N}; shift 2 ;;
+    --threshold) THRESHOLD=${2:?--threshold needs T}; shift 2 ;;
     --relays) RELAYS=${2:?--relays needs M}; shift 2 ;;
     --dir) DIR=${2:?--dir needs DIR}; shift 2 ;;
     --base-port) BASE_PORT=${2:?--base-port needs P}; shift 2 ;;
@@ -56,6 +58,11 @@ while (($# > 0)); do
     esac
 done
 
+THRESHOLD_ARGS=()
+if [[ -n "$THRESHOLD" ]]; then
+    [[ "$THRESHOLD" =~ ^[0-9]+$ ]] || die "--threshold must be a number (got $THRESHOLD)"
+    THRESHOLD_ARGS=(--threshold "$THRESHOLD")
+fi
 for v in AUTHORITIES RELAYS BASE_PORT HEADER_ROWS CONSOLE_PORT; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "--${v,,} must be a number (got ${!v})"
 done
@@ -100,8 +107,9 @@ fi
 check_ports_free 127.0.0.1 "$BASE_PORT" $((BASE_PORT + AUTHORITIES + RELAYS)) || die "cannot start the cluster"
 
 echo "writing a fresh cluster to $DIR ($AUTHORITIES authorities, $RELAYS relays, ports from $BASE_PORT, data $DATA) ..."
+echo "  (the authorities make their key shares with a distributed key generation: one keygen process each)"
 init_cluster "$DIR" "$DATA" "$AUTHORITIES" "$RELAYS" "$BASE_PORT" --exact --dlog-bits "$DLOG_BITS" \
-    --header-rows "$HEADER_ROWS" --publish-columns
+    --header-rows "$HEADER_ROWS" --publish-columns "${THRESHOLD_ARGS[@]}"
 
 echo "starting the nodes ..."
 if [[ ! -d "$DIR/data/processor/dlog" ]]; then
@@ -166,6 +174,7 @@ if [[ "$DATA" != "$ROOT/demo/areas.xlsx" ]]; then
 custom data: no demo queries (they use the demo column "Population" "All usual residents" 2021).
 The cluster is running (logs in $DIR/logs, pid files in $DIR/pids).
   status:  $BIN status --config $USER_CFG
+  committee: $BIN committee status --config $USER_CFG
   columns: $BIN columns --config $USER_CFG
   query:   $BIN query sum --exact --config $USER_CFG GROUP [SUB-LABEL [PERIOD]]
            $BIN query mean --epsilon 1 --bounds LO:HI --config $USER_CFG GROUP [SUB-LABEL [PERIOD]]
@@ -175,6 +184,8 @@ EOF
     exit 0
 fi
 
+echo "the committee:"
+"$BIN" committee status --config "$USER_CFG" | sed 's/^/  /' || true
 echo "querying ${LABELS[*]} (exact, and DP with epsilon 1 and bounds $DP_BOUNDS) ..."
 for stat in sum mean variance median; do
     query "$stat-exact" "$stat" --exact
@@ -245,6 +256,7 @@ EOF
 cat <<EOF
 The cluster is running (logs in $DIR/logs, pid files in $DIR/pids).
   status:  $BIN status --config $USER_CFG
+  committee: $BIN committee status --config $USER_CFG
   columns: $BIN columns --config $USER_CFG
   query:   $BIN query mean --exact --config $USER_CFG "Population" "All usual residents" 2021
            $BIN query median --epsilon 1 --bounds $DP_BOUNDS --config $USER_CFG "Population" "All usual residents" 2021

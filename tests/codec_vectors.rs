@@ -5,7 +5,8 @@
 //!   Python encoder `scripts/codec_vectors.py`; the Rust encoder must produce
 //!   exactly these bytes, and any changed input must change them.
 //! - `tests/vectors/signatures.json`: an authority's admission signatures, a
-//!   relay's ciphertext proofs and a partial decryption's context, made with
+//!   relay's ciphertext proofs, a partial decryption's context, and an exact
+//!   (DLEQ) and a noisy (λ-folded) partial decryption with their proofs, made with
 //!   fixed keys and a seeded generator; good ones must verify, bad ones (a
 //!   changed byte, another statement or domain, another index) must fail.
 //!   Regenerate with `CRUX_WRITE_VECTORS=1 cargo test --test codec_vectors`
@@ -14,7 +15,8 @@
 
 use crux::crypto::Ciphertext;
 use crux::crypto::{
-    verify_batch, AuthoritySignature, EncryptionKey, JointPublicKey, KeyShare, Member, ProofItem, RandomnessProof,
+    verify_batch, AuthoritySignature, DleqProof, EncryptionKey, JointPublicKey, KeyShare, Member, NoisyShareProof,
+    PartialDecryption, ProofItem, RandomnessProof, ShareProof,
 };
 use crux::protocol::codec;
 use crux::protocol::{QueryId, QueryIntent, QuerySpec};
@@ -261,6 +263,7 @@ fn make_signature_vectors() -> Value {
     let query_sig = share.sign_statement(&codec::query_admission(&q), &mut rng);
     let round_sig = share.sign_statement(&codec::round_admission(&s, 0, &t), &mut rng);
     let (contribution, proof) = fixed_contribution(&share, &s, &t, &mut rng);
+    let (exact, noisy) = fixed_partials(&share, &contribution, &mut rng);
     json!({
         "about": "admission signatures and a contribution's proof of randomness, version 2 (fixed keys, seeded randomness); see tests/codec_vectors.rs",
         "authority_public": hex::encode(share.public_point().compress().as_bytes()),
@@ -272,6 +275,34 @@ fn make_signature_vectors() -> Value {
             "response": hex::encode(proof.response.as_bytes()),
         },
         "bad_signatures": bad_signature_vectors(&codec::query_admission(&q), &query_sig),
+        "partial_decryption": partial_json(&exact),
+        "noisy_partial_decryption": partial_json(&noisy),
+    })
+}
+
+/// The release context and the λ of the fixed partial decryptions.
+fn partial_inputs() -> (Vec<u8>, Scalar) {
+    let (q, _, _) = fixed_statement();
+    (codec::decryption_context(&q.id, 5, Release::Count), Scalar::from(3u8).invert())
+}
+
+/// An exact and a noisy (noise 7, λ = 1/3) partial decryption of the
+/// contribution's count by the fixed share, bound to `partial_inputs`.
+fn fixed_partials(share: &KeyShare, c: &Contribution, rng: &mut StdRng) -> (PartialDecryption, PartialDecryption) {
+    let (context, lambda) = partial_inputs();
+    let count = c.ciphertexts()[0];
+    (share.partial_decrypt(count, &context, rng), share.partial_decrypt_noisy(count, 7, &lambda, &context, rng))
+}
+
+fn partial_json(p: &PartialDecryption) -> Value {
+    let (challenge, responses) = match &p.proof {
+        ShareProof::Exact(d) => (d.challenge, vec![d.response]),
+        ShareProof::Noisy(n) => (n.challenge, vec![n.key_response, n.noise_response]),
+    };
+    json!({
+        "share": hex::encode(p.share.compress().as_bytes()),
+        "challenge": hex::encode(challenge.as_bytes()),
+        "responses": responses.iter().map(|r| hex::encode(r.as_bytes())).collect::<Vec<_>>(),
     })
 }
 
@@ -359,4 +390,37 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
     assert!(!proof_holds(&s, &t, "relay-1", &swapped, &proof), "moved between slots");
     let negated = Contribution::Moments { count: -cts[0], sum: cts[1..].to_vec(), squares: Vec::new() };
     assert!(!proof_holds(&s, &t, "relay-1", &negated, &proof), "negated");
+
+    // partial decryptions of the count: the stored proofs verify against the
+    // fixed share's key, and fail for another context, ciphertext or share
+    let member = Member { authority: "authority-1".into(), index: 1, point: public };
+    let joint = JointPublicKey::new(0, 1, vec![member], public).unwrap();
+    let (context, _) = partial_inputs();
+    for (key, noisy) in [("partial_decryption", false), ("noisy_partial_decryption", true)] {
+        let d = &v[key];
+        let point = |h: &Value| {
+            curve25519_dalek::ristretto::CompressedRistretto::from_slice(&hex::decode(h.as_str().unwrap()).unwrap())
+                .unwrap()
+                .decompress()
+                .unwrap()
+        };
+        let scalar = |h: &Value| {
+            let b: [u8; 32] = hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap();
+            Scalar::from_canonical_bytes(b).unwrap()
+        };
+        let challenge = scalar(&d["challenge"]);
+        let r = d["responses"].as_array().unwrap();
+        let proof = if noisy {
+            ShareProof::Noisy(NoisyShareProof { challenge, key_response: scalar(&r[0]), noise_response: scalar(&r[1]) })
+        } else {
+            ShareProof::Exact(DleqProof { challenge, response: scalar(&r[0]) })
+        };
+        let partial = PartialDecryption { authority: "authority-1".into(), share: point(&d["share"]), proof };
+        partial.verify(&joint, &cts[0], &context).unwrap();
+        assert!(partial.verify(&joint, &cts[0], b"another context").is_err(), "{key}");
+        assert!(partial.verify(&joint, &cts[1], &context).is_err(), "{key}");
+        let mut shifted = partial.clone();
+        shifted.share += RISTRETTO_BASEPOINT_TABLE * &Scalar::ONE;
+        assert!(shifted.verify(&joint, &cts[0], &context).is_err(), "{key}");
+    }
 }

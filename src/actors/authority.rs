@@ -68,6 +68,9 @@ impl AuthorityActor {
                 ("min_relays".into(), policy.min_relays.to_string()),
                 ("charges".into(), charges),
                 ("recent_charges".into(), recent),
+                ("epoch".into(), self.state.joint_key().epoch().to_string()),
+                ("threshold".into(), self.state.joint_key().threshold().to_string()),
+                ("joint_key".into(), self.state.joint_key().fingerprint()),
             ],
         }
     }

@@ -27,7 +27,7 @@ use super::keys::{identity, pin, resolve};
 use super::transport::{bind_endpoint, serve, Client, TransportConfig};
 use crate::config::{NodeConfig, RoleConfig};
 use crate::crypto::dkg::{CommitteeKey, Dkg, DkgShare, Outcome, WaitingFor};
-use crate::crypto::{JointPublicKey, KeyShare, Member};
+use crate::crypto::{JointPublicKey, KeyShare};
 use crate::data::keystore::write_joint_key;
 use crate::data::write_key_share;
 use crate::protocol::keygen::{Board, KeygenReply, KeygenRequest, Want};
@@ -112,7 +112,7 @@ fn to_joint(names: &[String], epoch: u64, committee: &CommitteeKey) -> Result<Jo
         .map(|(index, point)| {
             let name = names.get(usize::from(*index).wrapping_sub(1)).cloned();
             let name = name.ok_or_else(|| setup("keygen", format!("member index {index} is not configured")))?;
-            Ok(Member { authority: name, index: *index, point: *point })
+            Ok(crate::crypto::Member { authority: name, index: *index, point: *point })
         })
         .collect::<Result<Vec<_>, NodeError>>()?;
     Ok(JointPublicKey::new(epoch, committee.threshold, members, committee.group_key)?)
@@ -154,7 +154,8 @@ async fn network_dkg(
             break Err(setup("keygen", format!("fewer than {threshold} authorities remain qualified")));
         }
         info!(run, members = ?members, "key generation run");
-        match one_run(&client, &board, me, threshold, &members, &peers, run, phase).await {
+        let member = Member { client: &client, board: &board, me, threshold, phase };
+        match one_run(&member, &members, &peers, run).await {
             Ok(Outcome::Done(share, committee)) => break Ok((share, committee)),
             Ok(Outcome::Restart { excluded }) => {
                 warn!(run, excluded = ?excluded, "members disqualified or silent; restarting without them");
@@ -174,17 +175,18 @@ async fn network_dkg(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn one_run(
-    client: &Client,
-    board: &Rc<RefCell<Board>>,
+/// What every run of one member's key generation shares.
+struct Member<'a> {
+    client: &'a Client,
+    board: &'a Rc<RefCell<Board>>,
     me: u16,
     threshold: u16,
-    members: &[u16],
-    peers: &[Peer],
-    run: u32,
     phase: Duration,
-) -> Result<Outcome, NodeError> {
+}
+
+/// One DKG run among `members` (this one and `peers`).
+async fn one_run(m: &Member<'_>, members: &[u16], peers: &[Peer], run: u32) -> Result<Outcome, NodeError> {
+    let Member { client, board, me, threshold, phase } = *m;
     let dkg_err = |e: crate::crypto::dkg::DkgError| setup("key generation", e.to_string());
     let (mut dkg, round1) = Dkg::start(me, members, threshold, &mut OsRng).map_err(dkg_err)?;
     board.borrow_mut().start_run(run, round1);

@@ -343,6 +343,13 @@ fn authority_keys(plan: &ClusterPlan<'_>) -> anyhow::Result<Vec<AuthorityFiles>>
 fn run_keygen(plan: &ClusterPlan<'_>, authorities: &[AuthorityFiles]) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding the crux-node binary to run keygen")?;
     let threshold = plan.args.threshold.unwrap_or(plan.args.authorities).to_string();
+    // `--force` replaces a cluster: its shares and committee file go first
+    // (keygen never overwrites a share)
+    for old in authorities.iter().map(|f| plan.out.join(&f.share_path)).chain([plan.out.join("cluster-key.bin")]) {
+        if old.exists() {
+            std::fs::remove_file(&old).with_context(|| format!("removing the replaced {}", old.display()))?;
+        }
+    }
     let mut children = Vec::new();
     for f in authorities {
         let config = plan.out.join(format!("{}.yaml", f.node.name));

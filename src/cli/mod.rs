@@ -3,6 +3,7 @@
 //! prints them on one line and exits non-zero.
 
 pub mod columns;
+pub mod committee;
 pub mod console;
 pub mod init;
 pub mod keygen;
@@ -34,6 +35,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Write a cluster's configs, keys and certificates (or add a user to one).
     Init(init::InitArgs),
+    /// The authority committee: epoch, threshold, members and their state.
+    Committee(committee::CommitteeArgs),
     /// Generate this authority's key share with the other authorities (distributed key generation,
     /// no dealer); run it on every authority at the same time, before `start`.
     Keygen(keygen::KeygenArgs),
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => init::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Committee(args) => committee::run(args),
         Command::Start(args) => start::run(args),
         Command::Query(args) => query::run(args),
         Command::Status(args) => status::run(args),

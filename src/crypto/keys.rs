@@ -18,11 +18,12 @@ use std::fmt;
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
 use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{Identity, VartimeMultiscalarMul};
+use curve25519_dalek::traits::Identity;
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use super::dkg::CommitteeKey;
 use super::elgamal::{decode_point, Ciphertext};
 use super::error::CryptoError;
 use super::partial::PartialDecryption;
@@ -191,79 +192,38 @@ pub struct JointPublicKey {
     point: RistrettoPoint,
 }
 
-/// λ_i for index `index` within `set` at zero: Π_{j∈set, j≠i} j / (j − i).
+/// λ_i for index `index` within `set` at zero: Π_{j∈set, j≠i} j / (j − i)
+/// (`dkg::lagrange_at_zero`, with this module's error).
 pub fn lagrange_at_zero(index: u16, set: &[u16]) -> Result<Scalar, CryptoError> {
-    let bad = |reason: String| CryptoError::InvalidCommittee { reason };
-    if index == 0 || !set.contains(&index) {
-        return Err(bad(format!("index {index} is not in the answering set")));
-    }
-    let xi = Scalar::from(index);
-    let mut num = Scalar::ONE;
-    let mut den = Scalar::ONE;
-    for (pos, &j) in set.iter().enumerate() {
-        if j == 0 || set.iter().skip(pos + 1).any(|&k| k == j) {
-            return Err(bad(format!("index {j} is zero or appears twice in the answering set")));
-        }
-        if j != index {
-            let xj = Scalar::from(j);
-            num *= xj;
-            den *= xj - xi;
-        }
-    }
-    Ok(num * den.invert())
-}
-
-/// Σ λ_i^{set}(at `x`)·points_i: the value at index `x` of the polynomial
-/// through (index_i, points_i), in the exponent.
-fn interpolate(at: u16, points: &[(u16, RistrettoPoint)]) -> Result<RistrettoPoint, CryptoError> {
-    let indices: Vec<u16> = points.iter().map(|(i, _)| *i).collect();
-    let xa = Scalar::from(at);
-    let mut weights = Vec::with_capacity(points.len());
-    for &i in &indices {
-        let xi = Scalar::from(i);
-        let mut w = Scalar::ONE;
-        for &j in indices.iter().filter(|&&j| j != i) {
-            let xj = Scalar::from(j);
-            w *= (xa - xj) * (xi - xj).invert();
-        }
-        weights.push(w);
-    }
-    Ok(RistrettoPoint::vartime_multiscalar_mul(weights, points.iter().map(|(_, p)| *p)))
+    super::dkg::lagrange_at_zero(index, set).map_err(|e| CryptoError::InvalidCommittee { reason: e.to_string() })
 }
 
 impl JointPublicKey {
-    /// Checks and builds a committee key: 1 ≤ t ≤ n members with distinct
-    /// names and non-zero indices, no identity point, and every Y_i and Y
-    /// on one polynomial of degree t−1.
+    /// Checks and builds a committee key: members with distinct names and
+    /// no identity key, and `dkg::CommitteeKey::check` (1 ≤ t ≤ n, distinct
+    /// non-zero indices, every Y_i and Y on one polynomial of degree t−1).
     pub fn new(epoch: u64, threshold: u16, members: Vec<Member>, point: RistrettoPoint) -> Result<Self, CryptoError> {
-        let bad = |reason: String| Err(CryptoError::InvalidCommittee { reason });
         if members.is_empty() {
             return Err(CryptoError::NoShares);
-        }
-        if threshold == 0 || usize::from(threshold) > members.len() {
-            return bad(format!("threshold {threshold} is not between 1 and the {} members", members.len()));
         }
         for (pos, m) in members.iter().enumerate() {
             if members.iter().skip(pos + 1).any(|o| o.authority == m.authority) {
                 return Err(CryptoError::DuplicateAuthority { authority: m.authority.clone() });
             }
-            if m.index == 0 || members.iter().skip(pos + 1).any(|o| o.index == m.index) {
-                return bad(format!("member {} has index {} (zero or taken)", m.authority, m.index));
-            }
             if m.point == RistrettoPoint::identity() {
-                return bad(format!("member {} has the identity as its key", m.authority));
+                return Err(CryptoError::InvalidCommittee {
+                    reason: format!("member {} has the identity as its key", m.authority),
+                });
             }
         }
-        let basis: Vec<(u16, RistrettoPoint)> =
-            members.iter().take(usize::from(threshold)).map(|m| (m.index, m.point)).collect();
-        if interpolate(0, &basis)? != point || point == RistrettoPoint::identity() {
-            return bad("the joint key is not the one the members' keys interpolate to".into());
-        }
-        for m in members.iter().skip(usize::from(threshold)) {
-            if interpolate(m.index, &basis)? != m.point {
-                return bad(format!("member {}'s key is not on the committee's polynomial", m.authority));
-            }
-        }
+        let committee =
+            CommitteeKey { threshold, members: members.iter().map(|m| (m.index, m.point)).collect(), group_key: point };
+        committee.check().map_err(|e| {
+            let named = members.iter().fold(e.to_string(), |text, m| {
+                text.replace(&format!("member {} ", m.index), &format!("member {} ", m.authority))
+            });
+            CryptoError::InvalidCommittee { reason: named }
+        })?;
         Ok(JointPublicKey { epoch, threshold, members, point })
     }
 
@@ -401,6 +361,7 @@ mod tests {
     #[test]
     fn lagrange_refuses_bad_sets() {
         assert!(lagrange_at_zero(0, &[0, 1]).is_err());
+        assert!(matches!(lagrange_at_zero(0, &[0, 1]), Err(CryptoError::InvalidCommittee { .. })));
         assert!(lagrange_at_zero(3, &[1, 2]).is_err());
         assert!(lagrange_at_zero(1, &[1, 2, 2]).is_err());
         assert_eq!(lagrange_at_zero(1, &[1]).unwrap(), Scalar::ONE);
