@@ -10,25 +10,16 @@ mod common;
 
 use std::time::Duration;
 
-use common::cluster::{Cluster, Layout};
+use common::cluster::{Cluster, Layout, FAST_FAIL_NODE_ENV, FAST_FAIL_USER_ENV};
 use common::{data_path, expected_columns};
 
-const NODE_ENV: [(&str, &str); 5] = [
-    ("CRUX__TIMEOUTS__CONNECT_MS", "500"),
-    ("CRUX__TIMEOUTS__REQUEST_MS", "3000"),
-    ("CRUX__TIMEOUTS__RETRIES", "1"),
-    ("CRUX__TIMEOUTS__QUERY_MS", "15000"),
-    ("RUST_LOG", "info"),
-];
-const USER_ENV: [(&str, &str); 3] =
-    [("CRUX__TIMEOUTS__CONNECT_MS", "500"), ("CRUX__TIMEOUTS__REQUEST_MS", "25000"), ("CRUX__TIMEOUTS__RETRIES", "1")];
 
 #[test]
 fn five_authorities_three_decrypt_with_two_down_and_refuse_with_three_down() {
     let layout = Layout { authorities: 5, relays: 3, dlog_bits: 14, dlog_range_bits: 30 };
     let args = ["--min-relays", "2", "--exact", "--header-rows", "3", "--threshold", "3"];
     let mut cluster =
-        Cluster::init_layout(layout, &data_path("areas.xlsx"), &args).with_node_env(&NODE_ENV).with_user_env(&USER_ENV);
+        Cluster::init_layout(layout, &data_path("areas.xlsx"), &args).with_node_env(&FAST_FAIL_NODE_ENV).with_user_env(&FAST_FAIL_USER_ENV);
     // the committee file the keygen processes wrote: 3 of 5, consistent
     let committee: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(cluster.path("cluster-key.bin")).unwrap()).unwrap();

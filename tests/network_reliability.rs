@@ -22,18 +22,7 @@ use common::cluster::{node_up, parse_answer, Cluster, Layout};
 use common::data_path;
 use serde_json::Value;
 
-/// Node timeouts: connect 500 ms, request 3 s, one retry, query 15 s.
-const NODE_ENV: [(&str, &str); 5] = [
-    ("CRUX__TIMEOUTS__CONNECT_MS", "500"),
-    ("CRUX__TIMEOUTS__REQUEST_MS", "3000"),
-    ("CRUX__TIMEOUTS__RETRIES", "1"),
-    ("CRUX__TIMEOUTS__QUERY_MS", "15000"),
-    ("RUST_LOG", "info"),
-];
-/// The user waits longer than the processor's own timeouts, so the
-/// processor's error (naming the node at fault) reaches it.
-const USER_ENV: [(&str, &str); 3] =
-    [("CRUX__TIMEOUTS__CONNECT_MS", "500"), ("CRUX__TIMEOUTS__REQUEST_MS", "25000"), ("CRUX__TIMEOUTS__RETRIES", "1")];
+use common::cluster::{FAST_FAIL_NODE_ENV as NODE_ENV, FAST_FAIL_USER_ENV as USER_ENV};
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(3000);
 
 /// Column H of areas.xlsx: per-relay sums over 3 relays (tests/data/README.md).

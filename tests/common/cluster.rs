@@ -31,6 +31,20 @@ pub const NODE_ENV: [(&str, &str); 6] = [
     ("RUST_LOG", "info"),
 ];
 
+/// Node timeouts for tests that kill nodes: connect 500 ms, request 3 s,
+/// one retry, query 15 s, so failures show quickly.
+pub const FAST_FAIL_NODE_ENV: [(&str, &str); 5] = [
+    ("CRUX__TIMEOUTS__CONNECT_MS", "500"),
+    ("CRUX__TIMEOUTS__REQUEST_MS", "3000"),
+    ("CRUX__TIMEOUTS__RETRIES", "1"),
+    ("CRUX__TIMEOUTS__QUERY_MS", "15000"),
+    ("RUST_LOG", "info"),
+];
+/// The user waits longer than the processor's own timeouts, so the
+/// processor's error (naming the node at fault) reaches it.
+pub const FAST_FAIL_USER_ENV: [(&str, &str); 3] =
+    [("CRUX__TIMEOUTS__CONNECT_MS", "500"), ("CRUX__TIMEOUTS__REQUEST_MS", "25000"), ("CRUX__TIMEOUTS__RETRIES", "1")];
+
 /// What `crux-node init` is asked to write: how many nodes, and the
 /// processor's discrete-log table.
 #[derive(Clone, Copy, Debug)]
