@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# A Crux cluster across separate network hosts on one machine: one Linux
-# network namespace per node (3 authorities, processor, 3 relays, and one for
-# the user), each joined by a veth pair to a bridge that lives in its own
-# "switch" namespace (the host's namespace is not touched), addresses
-# 10.77.0.0/24, with `tc netem delay 20ms loss 1%` on every node's link.
-# Runs `crux-node init` once, rewrites each node's address in every YAML,
-# starts each node inside its namespace, runs exact sum, mean and median on
-# column H of tests/data/areas.xlsx (expected 14134681, 14134681/414, 6469),
-# prints results and timings, and removes everything it created.
+# A Crux cluster across separate network hosts on one machine, set up the
+# way docs/deploy.md tells it for real hosts: one Linux network namespace per
+# node (3 authorities, processor, 3 relays, and one for the user), each
+# joined by a veth pair to a bridge that lives in its own "switch" namespace
+# (the host's namespace is not touched), addresses 10.77.0.0/24, with
+# `tc netem delay 20ms loss 1%` on every node's link.
+#
+# Steps, as in the guide:
+#   1. every node runs `crux-node init ROLE NAME` inside its own namespace,
+#      into its own folder (DIR/hosts/NAME): its keys never leave it;
+#   2. only the public cards are copied to the admin (DIR/admin), who runs
+#      `crux-node init assemble` into cluster.yaml;
+#   3. cluster.yaml is copied to every node, which runs `crux-node init join`;
+#   4. the three authorities run `crux-node keygen --threshold 2` at the same
+#      time, each in its namespace; the committee file they write is copied to
+#      the processor and the relays;
+#   5. every node starts in its namespace; the user runs exact sum, mean and
+#      median of column H of tests/data/areas.xlsx (each relay serves a third
+#      of its rows: expected 14134681, 14134681/414, 6469).
+# Prints results and timings, and removes every namespace it created.
 #
 # Needs root, iproute2 (`ip`, `tc`) and permission to create namespaces; where
 # that is missing it says why and exits 0 (skipped). Without the netem qdisc
@@ -40,11 +51,13 @@ if [ ! -x "$BIN" ]; then
   cargo build --release --locked --bin crux-node
 fi
 BIN=$(realpath "$BIN")
+DATA=$(realpath tests/data/areas.xlsx)
 
 P="crux$$"                         # namespace prefix, unique per run
 SW="$P-sw"
 NODES=(processor authority-1 authority-2 authority-3 relay-1 relay-2 relay-3 user)
-BASE=7500                            # processor 7500, authorities 7501-7503, relays 7504-7506
+AUTHORITIES=(authority-1 authority-2 authority-3)
+RELAYS=(relay-1 relay-2 relay-3)
 PIDS=()
 CREATED=()
 
@@ -60,6 +73,8 @@ ip_of() { # node index in NODES -> 10.77.0.(10+i)
   local i
   for i in "${!NODES[@]}"; do [ "${NODES[$i]}" = "$1" ] && echo "10.77.0.$((10 + i))"; done
 }
+in_ns() { local n=$1; shift; ip netns exec "$(ns_of "$n")" "$@"; }
+host_dir() { echo "$DIR/hosts/$1"; }
 
 ip netns add "$SW"; CREATED+=("$SW")
 ip -n "$SW" link set lo up
@@ -85,47 +100,98 @@ if [ "$NETEM" -eq 1 ]; then
 else
   echo "links: veth to a bridge; WARNING: tc netem is unavailable here (no sch_netem), running WITHOUT delay/loss"
 fi
-ip netns exec "$(ns_of user)" ping -c 2 -W 2 "$(ip_of processor)" >/dev/null 2>&1 \
-  && echo "user -> processor: $(ip netns exec "$(ns_of user)" ping -c 3 -q "$(ip_of processor)" | tail -1)" \
+in_ns user ping -c 2 -W 2 "$(ip_of processor)" >/dev/null 2>&1 \
+  && echo "user -> processor: $(in_ns user ping -c 3 -q "$(ip_of processor)" | tail -1)" \
   || echo "ping user -> processor: no answer (ping missing or ICMP lost); continuing"
 
 rm -rf "$DIR"
-mkdir -p "$DIR"
-"$BIN" init --out "$DIR" --authorities 3 --relays 3 --data tests/data/areas.xlsx --base-port "$BASE" \
-  --host 10.77.0.1 --exact --dlog-bits 16 --dlog-range-bits 32 --header-rows 3 >/dev/null
-# every node has its own port: map each port to its node's address in every file
-for k in 0 1 2 3 4 5 6; do
-  n=${NODES[$k]}
-  sed -i "s/10\.77\.0\.1:$((BASE + k))\b/$(ip_of "$n"):$((BASE + k))/g" "$DIR"/*.yaml
-done
-grep -h "listen:" "$DIR"/*.yaml | sed 's/^/  /'
+mkdir -p "$DIR/hosts" "$DIR/admin"
 
+# 1. every node makes its own folder inside its namespace (every host can use the same ports)
+echo "1. init on each host"
+in_ns processor "$BIN" init processor processor --out "$(host_dir processor)" --host "$(ip_of processor)" \
+  --port 7100 --dlog-bits 16 --dlog-range-bits 32 >/dev/null
+for a in "${AUTHORITIES[@]}"; do
+  in_ns "$a" "$BIN" init authority "$a" --out "$(host_dir "$a")" --host "$(ip_of "$a")" --port 7101 --exact >/dev/null
+done
+for j in "${!RELAYS[@]}"; do
+  r=${RELAYS[$j]}
+  in_ns "$r" "$BIN" init relay "$r" --out "$(host_dir "$r")" --host "$(ip_of "$r")" --port 7102 \
+    --data "$DATA" --header-rows 3 --shard "$((j + 1))/${#RELAYS[@]}" >/dev/null
+done
+in_ns user "$BIN" init user user --out "$(host_dir user)" >/dev/null
+
+# 2. only the cards travel to the admin, who assembles cluster.yaml
+echo "2. cards to the admin; init assemble"
+for n in "${NODES[@]}"; do cp "$(host_dir "$n")/$n.card.yaml" "$DIR/admin/"; done
+"$BIN" init assemble --dataset areas --min-relays 2 --out "$DIR/admin/cluster.yaml" "$DIR"/admin/*.card.yaml 2>&1 \
+  | sed 's/^/   /'
+
+# 3. cluster.yaml to every node; each joins it
+echo "3. cluster.yaml to every host; init join"
+for n in "${NODES[@]}"; do
+  cp "$DIR/admin/cluster.yaml" "$(host_dir "$n")/cluster.yaml"
+  in_ns "$n" "$BIN" init join --config "$(host_dir "$n")/node.yaml" --cluster "$(host_dir "$n")/cluster.yaml" >/dev/null
+done
+
+# no host holds another node's private key
+for n in "${NODES[@]}"; do
+  for f in "$(host_dir "$n")"/keys/*; do
+    case "$(basename "$f")" in
+      "$n".*) ;;
+      *) echo "FAILED: $f is not $n's own key" >&2; exit 1 ;;
+    esac
+  done
+done
+
+# 4. keygen on the three authorities at the same time, each in its namespace
+echo "4. keygen on ${AUTHORITIES[*]} at once (2 of 3 decrypt)"
+t0=$(date +%s.%N)
+KEYGEN=()
+for a in "${AUTHORITIES[@]}"; do
+  ip netns exec "$(ns_of "$a")" "$BIN" keygen --config "$(host_dir "$a")/node.yaml" --threshold 2 \
+    --phase-timeout 30 >"$DIR/$a.keygen.out" 2>"$DIR/$a.keygen.log" &
+  KEYGEN+=($!)
+done
+for i in "${!KEYGEN[@]}"; do
+  wait "${KEYGEN[$i]}" || { echo "FAILED: keygen on ${AUTHORITIES[$i]}; see $DIR/${AUTHORITIES[$i]}.keygen.log" >&2; exit 1; }
+done
+awk -v s="$t0" -v e="$(date +%s.%N)" 'BEGIN { printf "   keygen done in %.2f s\n", e - s }'
+COMMITTEE="$(host_dir authority-1)/cluster-key.bin"
+for a in "${AUTHORITIES[@]}"; do
+  cmp -s "$COMMITTEE" "$(host_dir "$a")/cluster-key.bin" || { echo "FAILED: $a wrote another committee file" >&2; exit 1; }
+done
+for n in processor "${RELAYS[@]}"; do cp "$COMMITTEE" "$(host_dir "$n")/cluster-key.bin"; done
+
+# 5. start every node in its namespace; query as the user
+echo "5. start; queries"
 for n in "${NODES[@]}"; do
   [ "$n" = user ] && continue
-  ip netns exec "$(ns_of "$n")" env RUST_LOG=info "$BIN" start --config "$DIR/$n.yaml" 2>"$DIR/$n.log" &
+  # `ip netns exec` and `env` exec the node, so $! is the node's own pid (for cleanup)
+  ip netns exec "$(ns_of "$n")" env RUST_LOG=info "$BIN" start --config "$(host_dir "$n")/node.yaml" \
+    >/dev/null 2>"$DIR/$n.log" &
   PIDS+=($!)
 done
-UNS=$(ns_of user)
-USER_CFG="$DIR/user.yaml"
+USER_CFG="$(host_dir user)/node.yaml"
 started=$(date +%s.%N)
 up=0
 for _ in $(seq 1 120); do
-  if ip netns exec "$UNS" "$BIN" status --config "$USER_CFG" >/dev/null 2>&1; then up=1; break; fi
+  if in_ns user "$BIN" status --config "$USER_CFG" >/dev/null 2>&1; then up=1; break; fi
   sleep 0.5
 done
 if [ "$up" -ne 1 ]; then
-  ip netns exec "$UNS" "$BIN" status --config "$USER_CFG" || true
+  in_ns user "$BIN" status --config "$USER_CFG" || true
   echo "FAILED: the cluster did not come up; logs in $DIR" >&2
   exit 1
 fi
 awk -v s="$started" -v e="$(date +%s.%N)" 'BEGIN { printf "cluster up across %d namespaces in %.2f s\n", 8, e - s }'
-ip netns exec "$UNS" "$BIN" status --config "$USER_CFG"
+in_ns user "$BIN" status --config "$USER_CFG"
 
 declare -A EXPECT=([sum]=14134681 [mean]=14134681/414 [median]=6469)
 fail=0
 for stat in sum mean median; do
   t0=$(date +%s.%N)
-  out=$(ip netns exec "$UNS" "$BIN" query "$stat" --exact --json --config "$USER_CFG" Population "All usual residents" 2021 2>&1) || true
+  out=$(in_ns user "$BIN" query "$stat" --exact --json --config "$USER_CFG" Population "All usual residents" 2021 2>&1) || true
   t1=$(date +%s.%N)
   got=$(printf '%s' "$out" | sed -n 's/.*"exact_value":"\([^"]*\)".*/\1/p')
   verdict=ok; [ "$got" = "${EXPECT[$stat]}" ] || { verdict="WRONG (want ${EXPECT[$stat]}): $out"; fail=1; }
