@@ -197,7 +197,7 @@ async fn one_run(m: &Member<'_>, members: &[u16], peers: &[Peer], run: u32) -> R
     }
     expire(&mut dkg, WaitingFor::Round1);
     board.borrow_mut().publish_round2(dkg.round2().map_err(dkg_err)?);
-    for reply in fetch(client, &qualified(&dkg, peers), run, Want::Round2, phase).await {
+    for reply in fetch(client, peers, run, Want::Round2, phase).await {
         if let KeygenReply::Round2(message) = reply {
             if message.recipient == me {
                 note(dkg.receive_round2(message));
@@ -207,7 +207,7 @@ async fn one_run(m: &Member<'_>, members: &[u16], peers: &[Peer], run: u32) -> R
     expire(&mut dkg, WaitingFor::Round2);
     board.borrow_mut().publish_complaints(dkg.complaints().map_err(dkg_err)?);
     let mut answers = Vec::new();
-    for reply in fetch(client, &qualified(&dkg, peers), run, Want::Complaints, phase).await {
+    for reply in fetch(client, peers, run, Want::Complaints, phase).await {
         if let KeygenReply::Complaints(list) = reply {
             match dkg.receive_complaints(list) {
                 Ok(answer) => answers.extend(answer),
@@ -217,7 +217,7 @@ async fn one_run(m: &Member<'_>, members: &[u16], peers: &[Peer], run: u32) -> R
     }
     expire(&mut dkg, WaitingFor::Complaints);
     board.borrow_mut().publish_justifications(answers);
-    for reply in fetch(client, &qualified(&dkg, peers), run, Want::Justifications, phase).await {
+    for reply in fetch(client, peers, run, Want::Justifications, phase).await {
         if let KeygenReply::Justifications(list) = reply {
             for justification in list.into_iter().filter(|j| j.dealer != me) {
                 note(dkg.receive_justification(justification));
@@ -226,12 +226,6 @@ async fn one_run(m: &Member<'_>, members: &[u16], peers: &[Peer], run: u32) -> R
     }
     expire(&mut dkg, WaitingFor::Justifications);
     dkg.finish().map_err(dkg_err)
-}
-
-/// The peers not disqualified so far: a member silent in one phase is not
-/// waited for in the next (the run restarts without it anyway).
-fn qualified(dkg: &Dkg, peers: &[Peer]) -> Vec<Peer> {
-    peers.iter().filter(|(index, _, _)| !dkg.faults().contains_key(index)).cloned().collect()
 }
 
 /// Past a phase's deadline: those still missing for `what` are silent.
