@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
-"""Golden vectors for Crux's signed/proved byte encodings (src/protocol/codec.rs).
+"""Golden vectors for Crux's signed/proved byte encodings (src/protocol/codec.rs
+and src/protocol/committee.rs).
 
-An independent implementation of the layout written down in codec.rs's
-module docs: it shares no code with the Rust encoder. Writes
-tests/vectors/codec.json; tests/codec_vectors.rs checks that the Rust
-encoder produces exactly these bytes (and that other inputs do not).
+An independent implementation of the layouts written down in the module
+docs of codec.rs and committee.rs: it shares no code with the Rust
+encoder. Writes tests/vectors/codec.json (checked by
+tests/codec_vectors.rs) and tests/vectors/committee.json (committee
+changes, transitions and ledger handovers, checked by
+tests/committee_vectors.rs); the tests check that the Rust encoder
+produces exactly these bytes (and that other inputs do not).
 
 128-bit integers are written as decimal strings (JSON numbers lose them).
 
-Usage: scripts/codec_vectors.py [OUT]   (default tests/vectors/codec.json)
+Usage: scripts/codec_vectors.py [OUT [COMMITTEE_OUT]]
+  OUT            default tests/vectors/codec.json
+  COMMITTEE_OUT  default committee.json next to OUT
 """
 import json
 import struct
@@ -124,8 +130,112 @@ CONTRIB = {"kind": "moments", "count": [P1, P2], "sum": [[P0, P3], [P2, P1]], "s
 HIST = {"kind": "histogram", "counts": [[P3, P3], [P0, P0], [P1, P0]]}
 
 
+# ---------------------------------------------------------------- committee.rs
+
+CHANGE_KINDS = ["add", "remove", "threshold", "rotate"]
+
+
+def endpoints(list_):
+    """u32 count, each: name str, index u32, address str, ceremony str, certificate str."""
+    out = u32(len(list_))
+    for e in list_:
+        out += string(e["name"]) + u32(e["index"]) + string(e["address"]) + string(e["ceremony"]) + string(e["certificate"])
+    return out
+
+
+def committee_change(c):
+    out = domain("crux/committee-change/v1") + u64(c["from_epoch"]) + string(c["from_key"])
+    out += u8(CHANGE_KINDS.index(c["kind"])) + opt_str(c["subject"]) + u32(c["threshold"])
+    return out + endpoints(c["dealers"]) + endpoints(c["members"])
+
+
+def transition(t):
+    out = domain("crux/committee-transition/v1") + u64(t["from_epoch"]) + string(t["from_key"])
+    out += u64(t["epoch"]) + u32(t["threshold"]) + u32(len(t["members"]))
+    for m in t["members"]:
+        out += string(m["name"]) + u32(m["index"]) + bytes.fromhex(m["point"])
+    return out + bytes.fromhex(t["point"]) + endpoints(t["endpoints"])
+
+
+def ledger_handover(h):
+    """spent sorted by dataset (UTF-8 byte order = code point order), seen by id."""
+    out = domain("crux/ledger-handover/v1") + u64(h["to_epoch"]) + string(h["dealer"])
+    spent = sorted(h["spent"], key=lambda pair: pair[0].encode("utf-8"))
+    out += u32(len(spent)) + b"".join(string(d) + u64(micros) for d, micros in spent)
+    seen = sorted(h["seen"], key=lambda pair: bytes.fromhex(pair[0]))
+    return out + u32(len(seen)) + b"".join(bytes.fromhex(i) + u64(at) for i, at in seen)
+
+
+def pem(body_lines):
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(body_lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def endpoint(name, index, host, lines):
+    return {"name": name, "index": index, "address": f"{host}:7400", "ceremony": f"{host}:7410",
+            "certificate": pem(lines)}
+
+
+CERT_1 = ["MIIBezCCASGgAwIBAgIUQ2VydGlmaWNhdGUtMS1mb3ItY3J1eDAKBggqhkjOPQQD",
+          "AjAWMRQwEgYDVQQDDAthdXRob3JpdHktMTAeFw0yNTExMjgwMDAwMDBaFw0zNTEx"]
+CERT_2 = ["MIIBfDCCASKgAwIBAgIVAKm9dGhvcml0eS0yLWNlcnRpZmljYXRlMAoGCCqGSM49",
+          "BAMCMBYxFDASBgNVBAMMC2F1dGhvcml0eS0yMB4XDTI1MTEyODAwMDAwMFoXDTM1",
+          "MTEyODAwMDAwMFowFjEUMBIGA1UEAwwLYXV0aG9yaXR5LTI="]
+CERT_3 = ["MIIBeTCCAR+gAwIBAgIUYXV0aG9yaXR5LTMtY2VydGlmaWNhdGUwCgYIKoZIzj0E"]
+CERT_4 = ["MIIBfTCCASOgAwIBAgIUYXV0aG9yaXR5LTQtY2VydGlmaWNhdGUwCgYIKoZIzj0E",
+          "AwIwFjEUMBIGA1UEAwwLYXV0aG9yaXR5LTQ="]
+A1 = endpoint("authority-1", 1, "10.0.0.1", CERT_1)
+A2 = endpoint("authority-2", 2, "10.0.0.2", CERT_2)
+A3 = endpoint("authority-3", 3, "[2001:db8::3]", CERT_3)
+A4 = endpoint("authority-4", 4, "authority-4.example.org", CERT_4)
+# hex of the current joint key (6·G), as JointPublicKey::fingerprint writes it
+FROM_KEY = RFC[6]
+
+
+def change(kind, subject, threshold, dealers, members):
+    return {"from_epoch": 7, "from_key": FROM_KEY, "kind": kind, "subject": subject, "threshold": threshold,
+            "dealers": dealers, "members": members}
+
+
+def committee_vectors():
+    cases = []
+
+    def add(name, kind, inputs, data):
+        cases.append({"name": name, "kind": kind, "input": inputs, "hex": data.hex()})
+
+    # current committee: authority-1..3, threshold 2
+    for name, c in [
+        ("change, add authority-4", change("add", "authority-4", 3, [A1, A3],
+                                           [A1, A2, A3, A4])),
+        ("change, remove authority-2", change("remove", "authority-2", 2, [A1, A2],
+                                              [A1, dict(A3, index=2)])),
+        ("change, threshold 3", change("threshold", None, 3, [A2, A3], [A1, A2, A3])),
+        ("change, rotate", change("rotate", None, 2, [A1, A2, A3], [A1, A2, A3])),
+    ]:
+        add(name, "committee_change", c, committee_change(c))
+
+    # the new committee of epoch 8: t = 2, f(x) = 1 + x in the exponent:
+    # Y = 1·G, Y_1 = 2·G, Y_2 = 3·G, Y_3 = 4·G (consistent for t = 2 and t = 3)
+    t = {"from_epoch": 7, "from_key": FROM_KEY, "epoch": 8, "threshold": 2,
+         "members": [{"name": "authority-1", "index": 1, "point": RFC[2]},
+                     {"name": "authority-2", "index": 2, "point": RFC[3]},
+                     {"name": "authority-3", "index": 3, "point": RFC[4]}],
+         "point": RFC[1],
+         "endpoints": [A1, A2, A3]}
+    add("transition, 3 members", "transition", t, transition(t))
+
+    # given out of order: the encoder sorts spent by dataset (bytes: "Zones"
+    # before "areas", unlike a case-insensitive order) and seen by id
+    h = {"to_epoch": 8, "dealer": "authority-2",
+         "spent": [["areas", 1000001], ["Zones", 2500000]],
+         "seen": [["ffeeddccbbaa99887766554433221100", 1764331260],
+                  ["00112233445566778899aabbccddeeff", 1764331200]]}
+    add("ledger handover, 2 datasets, 2 queries", "ledger_handover", h, ledger_handover(h))
+    return cases
+
+
 def main():
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent.parent / "tests/vectors/codec.json"
+    committee_out = Path(sys.argv[2]) if len(sys.argv) > 2 else out.parent / "committee.json"
     cases = []
 
     def add(name, kind, inputs, data):
@@ -152,6 +262,13 @@ def main():
     }
     out.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"wrote {len(cases)} cases to {out}")
+    committee_cases = committee_vectors()
+    committee_doc = {
+        "about": "Crux committee changes, transitions and ledger handovers, version 1 (src/protocol/committee.rs); made by scripts/codec_vectors.py, an independent encoder",
+        "cases": committee_cases,
+    }
+    committee_out.write_text(json.dumps(committee_doc, indent=1) + "\n")
+    print(f"wrote {len(committee_cases)} cases to {committee_out}")
 
 
 if __name__ == "__main__":

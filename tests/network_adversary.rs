@@ -234,7 +234,7 @@ async fn replayed_query_ids_are_refused_also_after_an_authority_restart() {
     for authority in AUTHORITIES {
         // the same query admitted again
         let reason = refusal(
-            evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into() })
+            evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 })
                 .await,
         );
         assert!(reason.contains(&spec.id.to_string()) && reason.contains("replayed query id"), "{reason}");
@@ -247,7 +247,7 @@ async fn replayed_query_ids_are_refused_also_after_an_authority_restart() {
     cluster.start("authority-1");
     evil.wait_ready(&cluster, &["authority-1"]).await;
     let reason = refusal(
-        evil.authority("authority-1", &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into() })
+        evil.authority("authority-1", &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 })
             .await,
     );
     assert!(reason.contains("replayed query id"), "after restart: {reason}");
@@ -280,7 +280,7 @@ async fn the_privacy_budget_holds_also_after_an_authority_restart() {
     evil.wait_ready(&cluster, &BACKEND).await;
     let admit = |authority: &'static str, intent: QueryIntent| {
         let evil = &evil;
-        async move { evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent, user: "user".into() }).await }
+        async move { evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent, user: "user".into(), epoch: 0 }).await }
     };
 
     // exact queries are refused by a noisy cluster, before any relay is asked
@@ -695,7 +695,7 @@ async fn relay_contributes_the_column_its_signed_statement_names() {
     };
     let message = relay_error(evil.relay("relay-1", &request).await);
     assert!(message.contains("not admitted"), "{message}");
-    let request = RelayRequest::Describe { query: c, admission: qe.query_admission.clone() };
+    let request = RelayRequest::Describe { query: c, admission: qe.query_admission.clone(), epoch: 0 };
     let message = relay_error(evil.relay("relay-1", &request).await);
     assert!(message.contains("not admitted"), "{message}");
     // column E's own round is served (positive control)
@@ -721,7 +721,7 @@ async fn authority_charges_its_own_dataset_whatever_the_spec_names() {
         intent.dataset = name.to_string();
         for authority in AUTHORITIES {
             let reason = refusal(
-                evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into() })
+                evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 })
                     .await,
             );
             assert!(reason.contains("dataset") && reason.contains("\"areas\""), "{name:?}: {reason}");

@@ -61,12 +61,12 @@ async fn relays_act_only_on_admitted_queries() {
 
     // Describe: no admission, one authority's, another query's
     for (what, admission) in [("none", empty.clone()), ("authority-1 only", one)] {
-        let request = RelayRequest::Describe { query: intent.clone(), admission };
+        let request = RelayRequest::Describe { query: intent.clone(), admission, epoch: 0 };
         let message = relay_error(evil.relay("relay-2", &request).await);
         assert!(message.contains("not admitted"), "{what}: {message}");
     }
     let other = evil.new_query(exact(Statistic::Sum)).await;
-    let request = RelayRequest::Describe { query: intent.clone(), admission: other.query_admission.clone() };
+    let request = RelayRequest::Describe { query: intent.clone(), admission: other.query_admission.clone(), epoch: 0 };
     assert!(relay_error(evil.relay("relay-2", &request).await).contains("does not match the statement"));
     // the query admission does not admit a round, nor one round another
     let message = relay_error(evil.relay("relay-2", &contribute_request(&q, q.query_admission.clone())).await);
@@ -110,12 +110,12 @@ async fn relays_act_only_on_admitted_queries() {
     let mut old = evil.intent(exact(Statistic::Sum));
     old.issued_at = unix_now() - 2 * 3600;
     let admission = evil.admit_query(&old).await.unwrap();
-    let request = RelayRequest::Describe { query: old, admission };
+    let request = RelayRequest::Describe { query: old, admission, epoch: 0 };
     let message = relay_error(evil.relay("relay-2", &request).await);
     assert!(message.contains("outside this relay's window"), "{message}");
 
     // a colluding relay's key does not help: relays only trust authority signatures
-    let described = evil.relay("relay-1", &RelayRequest::Describe { query: intent, admission: empty }).await;
+    let described = evil.relay("relay-1", &RelayRequest::Describe { query: intent, admission: empty, epoch: 0 }).await;
     assert!(relay_error(described).contains("not admitted"));
     // positive control: the admitted round is served
     assert_eq!(evil.contribute(&q, "relay-3").await.relay, "relay-3");
@@ -246,7 +246,7 @@ async fn describe_reveals_the_declared_scale_not_the_datas_precision() {
     let admission = evil.admit_query(&intent).await.unwrap();
     let mut answers = Vec::new();
     for relay in RELAYS {
-        let request = RelayRequest::Describe { query: intent.clone(), admission: admission.clone() };
+        let request = RelayRequest::Describe { query: intent.clone(), admission: admission.clone(), epoch: 0 };
         match evil.relay(relay, &request).await {
             RelayResponse::Described(info) => answers.push(info.decimals),
             other => panic!("{relay}: {other:?}"),

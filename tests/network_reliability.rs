@@ -325,12 +325,12 @@ mod hostile {
                 labels: vec!["Land".to_string()],
                 params: params.clone(),
             };
-            let admission = admit(AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into() }).await;
+            let admission = admit(AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 }).await;
             let reply = client
                 .request(
                     "relay-1",
                     relay,
-                    &encode(&RelayRequest::Describe { query: intent.clone(), admission }).unwrap(),
+                    &encode(&RelayRequest::Describe { query: intent.clone(), admission, epoch: 0 }).unwrap(),
                 )
                 .await
                 .unwrap();

@@ -30,6 +30,8 @@ pub struct AuthorityActor {
     /// ChaCha20 seeded from the OS: noise, nonces and batch weights
     pub rng: NoiseRng,
     pub metrics: AuthorityMetrics,
+    /// the key share and committee files it switches on a committee change
+    pub files: super::committee_watch::WatchedFiles,
 }
 
 /// Charges shown by `status` (newest first).
@@ -101,12 +103,13 @@ impl Handler<RequestBytes> for AuthorityActor {
                 (query_id.to_string(), format!("decrypt round {round} {release:?}"))
             }
             AuthorityRequest::Status => (String::new(), "status".to_string()),
+            AuthorityRequest::Transition { epoch } => (String::new(), format!("transition to epoch {epoch}")),
         };
         let span = info_span!("query", query_id = %query_id, role = "authority");
         let _guard = span.enter();
         // who asked for what, for the log: the charge itself is in the ledger
         let admission = match &request {
-            AuthorityRequest::AdmitQuery { query, user } => Some((
+            AuthorityRequest::AdmitQuery { query, user, .. } => Some((
                 user.clone(),
                 if query.params.exact { "0".to_string() } else { query.params.epsilon.unwrap_or_default().to_string() },
             )),

@@ -34,12 +34,12 @@ use crate::protocol::keygen::{Board, KeygenReply, KeygenRequest, Want};
 use crate::protocol::wire::{decode, encode};
 
 /// Largest key generation reply read (a round's messages are a few KB).
-const MAX_REPLY: usize = 1 << 20;
+pub(super) const MAX_REPLY: usize = 1 << 20;
 
 /// A peer authority: (index, name, address).
-type Peer = (u16, String, SocketAddr);
+pub(super) type Peer = (u16, String, SocketAddr);
 
-fn setup(what: &str, reason: impl Into<String>) -> NodeError {
+pub(super) fn setup(what: &str, reason: impl Into<String>) -> NodeError {
     NodeError::Setup { what: what.to_string(), reason: reason.into() }
 }
 
@@ -105,7 +105,7 @@ pub fn run(cfg: &NodeConfig, threshold: Option<u16>, phase: Duration) -> Result<
 }
 
 /// The committee key with names for indices.
-fn to_joint(names: &[String], epoch: u64, committee: &CommitteeKey) -> Result<JointPublicKey, NodeError> {
+pub(super) fn to_joint(names: &[String], epoch: u64, committee: &CommitteeKey) -> Result<JointPublicKey, NodeError> {
     let members = committee
         .members
         .iter()
@@ -128,43 +128,11 @@ async fn network_dkg(
 ) -> Result<(DkgShare, CommitteeKey), NodeError> {
     let endpoint =
         bind_endpoint(listen, &transport).map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
-    let board = Rc::new(RefCell::new(Board::default()));
-    let index_of: Rc<Vec<(String, u16)>> = Rc::new(peers.iter().map(|(i, n, _)| (n.clone(), *i)).collect());
-    let served = board.clone();
-    let max_frame = transport.max_frame_bytes;
-    actix_rt::spawn(serve(endpoint.clone(), &transport, move |peer: String, bytes: Vec<u8>| {
-        let board = served.clone();
-        let index_of = index_of.clone();
-        async move {
-            let reply = match (index_of.iter().find(|(n, _)| *n == peer), decode::<KeygenRequest>(&bytes, max_frame)) {
-                (Some((_, index)), Ok(request)) => board.borrow_mut().answer(*index, &request),
-                (None, _) => KeygenReply::Refused { reason: format!("{peer} is not an authority") },
-                (_, Err(e)) => KeygenReply::Refused { reason: e.to_string() },
-            };
-            encode(&reply).unwrap_or_default()
-        }
-    }));
+    let index_of: Vec<(String, u16)> = peers.iter().map(|(i, n, _)| (n.clone(), *i)).collect();
+    let board = serve_board(&endpoint, &transport, index_of);
     let client = Client::new(endpoint.clone(), &transport);
-    let mut run = 0u32;
-    let result = loop {
-        let mut members: Vec<u16> = peers.iter().map(|(i, _, _)| *i).collect();
-        members.push(me);
-        members.sort_unstable();
-        if members.len() < usize::from(threshold) {
-            break Err(setup("keygen", format!("fewer than {threshold} authorities remain qualified")));
-        }
-        info!(run, members = ?members, "key generation run");
-        let member = Member { client: &client, board: &board, me, threshold, phase };
-        match one_run(&member, &members, &peers, run).await {
-            Ok(Outcome::Done(share, committee)) => break Ok((share, committee)),
-            Ok(Outcome::Restart { excluded }) => {
-                warn!(run, excluded = ?excluded, "members disqualified or silent; restarting without them");
-                peers.retain(|(i, _, _)| !excluded.contains(i));
-                run += 1;
-            }
-            Err(e) => break Err(e),
-        }
-    };
+    let member = Member { client: &client, board: &board, me, threshold, phase };
+    let result = dkg_runs(&member, &mut peers).await;
     // serve the last messages until every peer has them (or one more phase)
     let others: Vec<u16> = peers.iter().map(|(i, _, _)| *i).collect();
     let linger = Instant::now() + phase;
@@ -175,17 +143,67 @@ async fn network_dkg(
     result
 }
 
+/// Serves a board on `endpoint` to the pinned peers named in `index_of`
+/// (name, DKG index); anyone else is refused.
+pub(super) fn serve_board(
+    endpoint: &quinn::Endpoint,
+    transport: &TransportConfig,
+    index_of: Vec<(String, u16)>,
+) -> Rc<RefCell<Board>> {
+    let board = Rc::new(RefCell::new(Board::default()));
+    let index_of = Rc::new(index_of);
+    let served = board.clone();
+    let max_frame = transport.max_frame_bytes;
+    actix_rt::spawn(serve(endpoint.clone(), transport, move |peer: String, bytes: Vec<u8>| {
+        let board = served.clone();
+        let index_of = index_of.clone();
+        async move {
+            let reply = match (index_of.iter().find(|(n, _)| *n == peer), decode::<KeygenRequest>(&bytes, max_frame)) {
+                (Some((_, index)), Ok(request)) => board.borrow_mut().answer((*index, &peer), &request),
+                (None, _) => KeygenReply::Refused { reason: format!("{peer} does not take part") },
+                (_, Err(e)) => KeygenReply::Refused { reason: e.to_string() },
+            };
+            encode(&reply).unwrap_or_default()
+        }
+    }));
+    board
+}
+
+/// DKG runs among this member and `peers` until one succeeds, each
+/// restarting without the members the previous one disqualified; `peers`
+/// keeps those that remain.
+pub(super) async fn dkg_runs(m: &Member<'_>, peers: &mut Vec<Peer>) -> Result<(DkgShare, CommitteeKey), NodeError> {
+    let mut run = 0u32;
+    loop {
+        let mut members: Vec<u16> = peers.iter().map(|(i, _, _)| *i).collect();
+        members.push(m.me);
+        members.sort_unstable();
+        if members.len() < usize::from(m.threshold) {
+            return Err(setup("keygen", format!("fewer than {} authorities remain qualified", m.threshold)));
+        }
+        info!(run, members = ?members, "key generation run");
+        match one_run(m, &members, peers, run).await? {
+            Outcome::Done(share, committee) => return Ok((share, committee)),
+            Outcome::Restart { excluded } => {
+                warn!(run, excluded = ?excluded, "members disqualified or silent; restarting without them");
+                peers.retain(|(i, _, _)| !excluded.contains(i));
+                run += 1;
+            }
+        }
+    }
+}
+
 /// What every run of one member's key generation shares.
-struct Member<'a> {
-    client: &'a Client,
-    board: &'a Rc<RefCell<Board>>,
-    me: u16,
-    threshold: u16,
-    phase: Duration,
+pub(super) struct Member<'a> {
+    pub client: &'a Client,
+    pub board: &'a Rc<RefCell<Board>>,
+    pub me: u16,
+    pub threshold: u16,
+    pub phase: Duration,
 }
 
 /// One DKG run among `members` (this one and `peers`).
-async fn one_run(m: &Member<'_>, members: &[u16], peers: &[Peer], run: u32) -> Result<Outcome, NodeError> {
+pub(super) async fn one_run(m: &Member<'_>, members: &[u16], peers: &[Peer], run: u32) -> Result<Outcome, NodeError> {
     let Member { client, board, me, threshold, phase } = *m;
     let dkg_err = |e: crate::crypto::dkg::DkgError| setup("key generation", e.to_string());
     let (mut dkg, round1) = Dkg::start(me, members, threshold, &mut OsRng).map_err(dkg_err)?;
@@ -244,7 +262,7 @@ fn note(result: Result<(), crate::crypto::dkg::DkgError>) {
 
 /// Each peer's reply of kind `want` in `run`, asked again every 200 ms
 /// until every peer has answered or `phase` has passed.
-async fn fetch(client: &Client, peers: &[Peer], run: u32, want: Want, phase: Duration) -> Vec<KeygenReply> {
+pub(super) async fn fetch(client: &Client, peers: &[Peer], run: u32, want: Want, phase: Duration) -> Vec<KeygenReply> {
     let deadline = Instant::now() + phase;
     let Ok(bytes) = encode(&KeygenRequest { run, want }) else { return Vec::new() };
     let mut pending: Vec<&Peer> = peers.iter().collect();

@@ -69,7 +69,35 @@ pub fn read_joint_key(cfg: &NodeConfig) -> Result<JointPublicKey, NodeError> {
         });
     }
     let configured: Vec<&str> = cfg.cluster.authorities.iter().map(|a| a.name.as_str()).collect();
-    Ok(crate::data::keystore::read_joint_key(&cfg.cluster.joint_key, &configured)?)
+    match crate::data::keystore::read_joint_key(&cfg.cluster.joint_key, &configured) {
+        Ok(joint) => Ok(joint),
+        // after a committee change the members differ from the config: the
+        // transition this node switched to (kept beside the file) says so
+        Err(e) => match switched_committee(cfg) {
+            Some(joint) => Ok(joint),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// The committee file's committee if the transition kept beside it (this
+/// node's own, verified when it switched) names the same committee, with
+/// an endpoint for every member outside the config.
+fn switched_committee(cfg: &NodeConfig) -> Option<JointPublicKey> {
+    let joint = crate::data::keystore::read_committee(&cfg.cluster.joint_key).ok()?;
+    let transition = transition_endpoints(cfg)?;
+    let known = |name: &str| {
+        cfg.cluster.authorities.iter().any(|a| a.name == name) || transition.0.iter().any(|e| e.name == name)
+    };
+    (transition.1 == joint && joint.members().iter().all(|m| known(&m.authority))).then_some(joint)
+}
+
+/// The endpoints and committee of the transition kept beside the
+/// committee file, if any.
+pub fn transition_endpoints(cfg: &NodeConfig) -> Option<(Vec<crate::protocol::committee::Endpoint>, JointPublicKey)> {
+    let path = crate::data::committee_files::transition_path(&cfg.cluster.joint_key);
+    let signed = crate::data::committee_files::read_transition(&path).ok()?;
+    Some((signed.transition.endpoints, signed.transition.committee))
 }
 
 pub fn unix_now() -> u64 {

@@ -5,8 +5,10 @@
 //! protocol layer.
 
 pub mod authority;
+pub mod ceremony;
 pub mod client;
 pub mod column_source;
+pub mod committee_watch;
 pub mod error;
 pub mod http;
 pub mod keygen;

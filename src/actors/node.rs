@@ -9,6 +9,7 @@
 //! sockets and the shutdown come from the caller, whole clusters can run in
 //! one process on port 0 (as mini-redis's `server::run`), e.g. in tests.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpListener};
@@ -20,10 +21,11 @@ use actix::prelude::*;
 use tracing::info;
 
 use super::authority::AuthorityActor;
+use super::committee_watch::{erase_leftover, switch_files, watch_authority, watch_processor, WatchedFiles};
 use super::column_source::FileColumnSource;
 use super::error::NodeError;
 use super::http::{serve_http, Health};
-use super::keys::{read_joint_key, resolve, transport_config};
+use super::keys::{read_joint_key, resolve, transition_endpoints, transport_config};
 use super::metrics::{NodeMetrics, ProcessorMetrics, TransportMetrics};
 use super::processor::{watch_peers, ProcessorActor, ProcessorShared};
 use super::relay::RelayActor;
@@ -118,6 +120,29 @@ fn prepare_authority(
     joint: JointPublicKey,
     metrics: &NodeMetrics,
 ) -> Result<PreparedRole, NodeError> {
+    let files = WatchedFiles {
+        name: cfg.name.clone(),
+        key_share: a.key_share.clone(),
+        joint_key: cfg.cluster.joint_key.clone(),
+    };
+    // a committee change made while the node was down, then the old share
+    // of one made before it stopped (its queries are gone)
+    let joint = match switch_files(&files, &joint).map_err(|e| setup_error("committee change", e))? {
+        Some((_, signed)) => signed.transition.committee,
+        None => joint,
+    };
+    erase_leftover(&a.key_share).map_err(|e| setup_error("previous key share", e))?;
+    if joint.share_of(&cfg.name).is_none() {
+        return Err(setup_error(
+            "committee",
+            format!(
+                "{} is not a member of committee epoch {} ({}): it was removed, and its share is erased; remove its configuration",
+                cfg.name,
+                joint.epoch(),
+                cfg.cluster.joint_key.display()
+            ),
+        ));
+    }
     if !a.key_share.exists() {
         return Err(NodeError::Setup {
             what: format!("key share {}", a.key_share.display()),
@@ -159,8 +184,13 @@ fn prepare_authority(
         max_frame: cfg.max_frame_bytes,
         rng: crate::stats::dp::noise_rng(),
         metrics: metrics.authority.clone(),
+        files,
     };
     Ok(PreparedRole::Authority(Box::new(actor)))
+}
+
+fn setup_error(what: &str, reason: String) -> NodeError {
+    NodeError::Setup { what: what.to_string(), reason }
 }
 
 /// The relay's actor: its identity (checked against its public key in
@@ -210,9 +240,15 @@ pub async fn start(
     let tcfg = prepared.transport;
     let health = Health::starting();
     let transport = prepared.metrics.transport.clone();
-    let probe = match prepared.role {
-        PreparedRole::Authority(actor) => serve_on_sync_worker(&endpoint, &tcfg, transport, *actor, &health),
-        PreparedRole::Relay(actor) => serve_on_sync_worker(&endpoint, &tcfg, transport, *actor, &health),
+    let tasks = match prepared.role {
+        PreparedRole::Authority(actor) => {
+            let worker = serve_on_sync_worker(&endpoint, &tcfg, transport, *actor, &health);
+            vec![actix_rt::spawn(watch_authority(worker))]
+        }
+        PreparedRole::Relay(actor) => {
+            serve_on_sync_worker(&endpoint, &tcfg, transport, *actor, &health);
+            Vec::new()
+        }
         PreparedRole::Processor(processor) => {
             let rate_limit = processor.config.rate_limit_per_minute;
             let client = Client::measured(endpoint.clone(), &tcfg, transport.clone());
@@ -223,7 +259,10 @@ pub async fn start(
                 let a = actor.clone();
                 async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
             }));
-            Some(actix_rt::spawn(watch_peers(shared, health.clone())))
+            vec![
+                actix_rt::spawn(watch_peers(shared.clone(), health.clone())),
+                actix_rt::spawn(watch_processor(shared)),
+            ]
         }
     };
     let http = match listeners.metrics {
@@ -239,8 +278,8 @@ pub async fn start(
     shutdown.await;
     info!(node = %cfg.name, "shutting down: no new connections, finishing requests in flight");
     health.set(Err("shutting down".into()));
-    if let Some(probe) = probe {
-        probe.abort();
+    for task in tasks {
+        task.abort();
     }
     endpoint.set_server_config(None);
     // a short grace period for replies already being computed
@@ -270,45 +309,53 @@ fn processor_shared(
         .iter()
         .map(|r| Ok((r.peer.name.clone(), resolve(&r.peer)?)))
         .collect::<Result<Vec<_>, NodeError>>()?;
-    let authorities = cfg
-        .cluster
-        .authorities
-        .iter()
-        .map(|a| Ok((a.name.clone(), resolve(a)?)))
-        .collect::<Result<Vec<_>, NodeError>>()?;
+    // the committee's members: configured, or reached through the last transition
+    let endpoints = transition_endpoints(cfg).map(|(e, _)| e).unwrap_or_default();
+    let mut authorities = Vec::new();
+    for member in joint.members() {
+        let name = &member.authority;
+        if let Some(peer) = cfg.cluster.authorities.iter().find(|a| &a.name == name) {
+            authorities.push((name.clone(), resolve(peer)?));
+        } else if let Some(e) = endpoints.iter().find(|e| &e.name == name) {
+            client.pin(super::tls::PinnedPeer::from_pem(name, &e.certificate)?);
+            let peer = crate::config::Peer { name: name.clone(), address: e.address.clone(), cert: Default::default() };
+            authorities.push((name.clone(), resolve(&peer)?));
+        }
+    }
     let view = Arc::new(ProcessorView {
         dataset: cfg.cluster.dataset.clone(),
         min_relays: cfg.cluster.min_relays,
         relays: cfg.cluster.relays.iter().map(|r| (r.peer.name.clone(), r.public_key)).collect(),
-        authorities: cfg.cluster.authorities.iter().map(|a| a.name.clone()).collect(),
+        authorities: joint.members().iter().map(|m| m.authority.clone()).collect(),
         joint,
         dlog_max_abs: solver.max_abs(),
     });
     Ok(ProcessorShared {
         name: cfg.name.clone(),
-        view,
+        view: RefCell::new(view),
         client,
         relays,
-        authorities,
+        authorities: RefCell::new(authorities),
         solver,
         max_frame: cfg.max_frame_bytes,
         query_timeout: cfg.timeouts.query,
         table_description,
         in_flight: Default::default(),
         metrics,
+        joint_key: Some(cfg.cluster.joint_key.clone()),
     })
 }
 
 /// Runs a role's actor on a one-thread `SyncArbiter` and serves the
 /// endpoint's requests through it; the node is ready once the worker has
-/// taken the actor. No peer probe: returns `None`.
+/// taken the actor. Returns the worker's address.
 fn serve_on_sync_worker<A>(
     endpoint: &quinn::Endpoint,
     tcfg: &TransportConfig,
     metrics: TransportMetrics,
     actor: A,
     health: &Health,
-) -> Option<actix_rt::task::JoinHandle<()>>
+) -> Addr<A>
 where
     A: Actor<Context = SyncContext<A>> + Handler<RequestBytes> + Send,
     A: actix::Handler<RequestBytes, Result = Vec<u8>>,
@@ -322,11 +369,12 @@ where
         }
         None => exit_after_worker_panic(),
     });
+    let served = worker.clone();
     actix_rt::spawn(serve_measured(endpoint.clone(), tcfg, metrics, move |peer, bytes| {
-        let worker = worker.clone();
+        let worker = served.clone();
         async move { worker.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
     }));
-    None
+    worker
 }
 
 // A SyncArbiter asks for a new worker only after the old one panicked. The

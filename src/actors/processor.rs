@@ -41,10 +41,13 @@ use crate::stats::{QueryParams, Release, Statistic};
 /// Everything a query needs, shared by the queries in flight.
 pub struct ProcessorShared {
     pub name: String,
-    pub view: Arc<ProcessorView>,
+    /// the current committee's view; replaced when the committee changes
+    /// (queries in flight keep the one they started with)
+    pub view: RefCell<Arc<ProcessorView>>,
     pub client: Client,
     pub relays: Vec<(String, SocketAddr)>,
-    pub authorities: Vec<(String, SocketAddr)>,
+    /// the current committee's members and addresses
+    pub authorities: RefCell<Vec<(String, SocketAddr)>>,
     pub solver: Arc<DlogSolver<Arc<dyn DlogTable>>>,
     pub max_frame: usize,
     pub query_timeout: Duration,
@@ -52,6 +55,20 @@ pub struct ProcessorShared {
     /// queries in flight, for `Progress` (single-threaded: never borrowed across an await)
     pub in_flight: RefCell<HashMap<QueryId, InFlight>>,
     pub metrics: ProcessorMetrics,
+    /// where the processor keeps the committee file (rewritten on a switch)
+    pub joint_key: Option<std::path::PathBuf>,
+}
+
+impl ProcessorShared {
+    /// The current view (never borrowed across an await).
+    pub fn view(&self) -> Arc<ProcessorView> {
+        self.view.borrow().clone()
+    }
+
+    /// The current committee's members with their addresses.
+    pub fn authorities(&self) -> Vec<(String, SocketAddr)> {
+        self.authorities.borrow().clone()
+    }
 }
 
 /// One query in flight: whose, and how far it has got.
@@ -170,7 +187,7 @@ async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String
     let span = info_span!("query", query_id = %id, role = "processor", user = %user);
     let started = Instant::now();
     let statistic = params.statistic;
-    let (mut driver, step) = match QueryDriver::new(shared.view.clone(), id, unix_now(), user.clone(), labels, params) {
+    let (mut driver, step) = match QueryDriver::new(shared.view(), id, unix_now(), user.clone(), labels, params) {
         Ok(started) => started,
         Err(e) => {
             shared.metrics.query(statistic, QueryOutcome::of_error(&e));
@@ -191,7 +208,7 @@ async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String
     let spent = match driver.charged() {
         Some(e) if e.0 > 0 => format!(
             "; the authorities had admitted it, so epsilon {e} of dataset {:?}'s budget is spent",
-            shared.view.dataset
+            shared.view().dataset
         ),
         _ => String::new(),
     };
@@ -228,10 +245,11 @@ fn own_status(shared: &ProcessorShared) -> NodeStatus {
         role: Role::Processor,
         version: env!("CARGO_PKG_VERSION").to_string(),
         details: vec![
-            ("dataset".into(), shared.view.dataset.clone()),
+            ("dataset".into(), shared.view().dataset.clone()),
             ("relays".into(), shared.relays.len().to_string()),
-            ("authorities".into(), shared.authorities.len().to_string()),
-            ("min_relays".into(), shared.view.min_relays.to_string()),
+            ("authorities".into(), shared.authorities.borrow().len().to_string()),
+            ("min_relays".into(), shared.view().min_relays.to_string()),
+            ("epoch".into(), shared.view().joint.epoch().to_string()),
             ("dlog_table".into(), shared.table_description.clone()),
         ],
     }
@@ -297,7 +315,8 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
     let Ok(auth_req) = encode(&AuthorityRequest::Status) else { return Vec::new() };
     let auth_req = Outbound { bytes: &auth_req, may_resend: true, kind: "status" };
     let relay_req = Outbound { bytes: &relay_req, may_resend: true, kind: "status" };
-    let authorities = fan_out(shared, shared.authorities.iter(), &auth_req, |resp| match resp {
+    let members = shared.authorities();
+    let authorities = fan_out(shared, members.iter(), &auth_req, |resp| match resp {
         AuthorityResponse::Status(s) => Ok(s),
         other => Err(other.failure("Status")),
     });
@@ -318,7 +337,7 @@ async fn cluster_status(shared: &ProcessorShared) -> Vec<PeerStatus> {
             })
             .collect::<Vec<_>>()
     };
-    let mut all = tagged(Role::Authority, &shared.authorities, authorities);
+    let mut all = tagged(Role::Authority, &members, authorities);
     all.extend(tagged(Role::Relay, &shared.relays, relays));
     all
 }
@@ -360,7 +379,8 @@ impl QueryPeers for QuicPeers<'_> {
             .collect::<Result<Vec<_>, ProtocolError>>()?;
         let outbound: Vec<Outbound<'_>> =
             encoded.iter().map(|(bytes, may_resend, kind)| Outbound { bytes, may_resend: *may_resend, kind }).collect();
-        let asked = || shared.authorities.iter().filter(|(name, _)| authorities.contains(name));
+        let members = shared.authorities();
+        let asked = || members.iter().filter(|(name, _)| authorities.contains(name));
         let per_request = outbound.iter().map(|request| fan_out(shared, asked(), request, Ok));
         Ok(join_all(per_request).await)
     }
@@ -391,18 +411,20 @@ pub const PEER_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 /// Runs until the task is aborted.
 pub async fn watch_peers(shared: Rc<ProcessorShared>, health: Health) {
     loop {
+        let members = shared.authorities();
         let (authorities, relays) = futures_util::future::join(
-            reachable(&shared.client, &shared.authorities),
+            reachable(&shared.client, &members),
             reachable(&shared.client, &shared.relays),
         )
         .await;
         let table_loaded = shared.solver.table().baby_steps() > 0;
+        let view = shared.view();
         health.set(processor_readiness(
             table_loaded,
             &authorities,
-            usize::from(shared.view.joint.threshold()),
+            usize::from(view.joint.threshold()),
             &relays,
-            shared.view.min_relays,
+            view.min_relays,
         ));
         tokio::time::sleep(PEER_PROBE_INTERVAL).await;
     }

@@ -35,11 +35,40 @@ pub enum CommitteeCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Propose a change (add, remove, threshold, rotate) as a current member; writes a change file
+    /// approved by this authority.
+    Propose {
+        #[command(subcommand)]
+        kind: super::change::ProposeKind,
+    },
+    /// Check a change file against this authority's committee and add this authority's approval.
+    Approve {
+        /// This authority's configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The change file from `committee propose`.
+        file: PathBuf,
+    },
+    /// Run an approved change (t approvals) with the other participants; run it on every dealer and
+    /// new member at the same time. The running nodes switch without a restart.
+    Apply {
+        /// This authority's configuration.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The approved change file.
+        file: PathBuf,
+        /// Longest wait for the other participants in each phase, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        phase_timeout: u64,
+    },
 }
 
 pub fn run(args: CommitteeArgs) -> anyhow::Result<()> {
     match args.command {
         CommitteeCommand::Status { config, json } => status(&config, json),
+        CommitteeCommand::Propose { kind } => super::change::propose(&kind),
+        CommitteeCommand::Approve { config, file } => super::change::approve(&config, &file),
+        CommitteeCommand::Apply { config, file, phase_timeout } => super::change::apply(&config, &file, phase_timeout),
     }
 }
 

@@ -13,7 +13,7 @@
 //! Only cards and the cluster file are meant to travel between hosts.
 
 mod assemble;
-mod card;
+pub(crate) mod card;
 mod files;
 mod join;
 mod local;

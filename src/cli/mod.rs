@@ -2,6 +2,7 @@
 //! the library; prints results to stdout. Errors go back to `main`, which
 //! prints them on one line and exits non-zero.
 
+pub mod change;
 pub mod columns;
 pub mod committee;
 pub mod console;

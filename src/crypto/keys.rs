@@ -85,6 +85,12 @@ impl KeyShare {
     }
 
     /// The secret scalar, inside `crypto` only (signing, resharing).
+    /// The share as the DKG layer's type, to deal it to a new committee
+    /// (`dkg::deal_reshare`).
+    pub fn to_dkg_share(&self) -> super::dkg::DkgShare {
+        super::dkg::DkgShare { index: self.index, secret: self.secret }
+    }
+
     pub(super) fn secret_scalar(&self) -> &Scalar {
         &self.secret
     }
@@ -254,6 +260,15 @@ impl JointPublicKey {
     /// operators compare.
     pub fn fingerprint(&self) -> String {
         hex::encode(self.point.compress().as_bytes())
+    }
+
+    /// The DKG layer's view of this committee (indices and Y_i, t, Y).
+    pub fn committee_key(&self) -> super::dkg::CommitteeKey {
+        super::dkg::CommitteeKey {
+            threshold: self.threshold,
+            members: self.members.iter().map(|m| (m.index, m.point)).collect(),
+            group_key: self.point,
+        }
     }
 
     /// Checks that `set` names exactly t distinct members (a query's

@@ -182,6 +182,15 @@ pub fn write_joint_key(path: &Path, joint: &JointPublicKey) -> Result<(), DataEr
     fs::rename(&tmp, path).map_err(|e| fail(format!("cannot write it: {e}")))
 }
 
+/// Reads and checks the committee file (without comparing its members to
+/// a configuration: after a committee change they differ).
+pub fn read_committee(path: &Path) -> Result<JointPublicKey, DataError> {
+    let fail = |reason: String| DataError::JointKey { path: path.to_path_buf(), reason };
+    let text = fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    parse_committee(&text)
+        .map_err(|reason| fail(format!("{reason}; the file is damaged: copy it again from an authority's folder")))
+}
+
 /// Reads the committee file, checks it, and checks that its members are
 /// exactly `authorities` (the configured ones).
 pub fn read_joint_key(path: &Path, authorities: &[&str]) -> Result<JointPublicKey, DataError> {

@@ -14,7 +14,7 @@ use crate::protocol::{ProtocolError, QueryId};
 use crate::stats::{Epsilon, PrivacyBudget};
 
 /// Spent epsilon per dataset, and admitted query ids with their issue time.
-type LedgerMaps = (HashMap<String, Epsilon>, HashMap<QueryId, u64>);
+pub type LedgerMaps = (HashMap<String, Epsilon>, HashMap<QueryId, u64>);
 
 pub struct LmdbLedger {
     dir: PathBuf,
@@ -51,6 +51,31 @@ impl LmdbLedger {
             .map_err(|e| err(dir, "cannot create the ledger databases", e))?
             .unwrap_commit();
         Ok(LmdbLedger { dir: dir.to_path_buf(), env, spent, seen, charges })
+    }
+
+    /// Spent budget per dataset and admitted query ids: what a dealer hands
+    /// to a new committee member (`protocol::committee::LedgerHandover`).
+    pub fn snapshot(&self) -> Result<LedgerMaps, ProtocolError> {
+        self.load()
+    }
+
+    /// Takes over a handed ledger: per dataset the larger of the spent
+    /// budgets, and every replay record (so a new member never starts with
+    /// a fresh budget). One write transaction.
+    pub fn absorb(&mut self, spent: &HashMap<String, Epsilon>, seen: &HashMap<QueryId, u64>) -> Result<(), ProtocolError> {
+        let (mine, known) = self.load()?;
+        let mut wtxn = self.env.write_txn().map_err(|e| err(&self.dir, "write transaction", e))?;
+        for (dataset, theirs) in spent {
+            let value = mine.get(dataset).copied().unwrap_or_default().0.max(theirs.0);
+            self.spent
+                .put(&mut wtxn, dataset.as_bytes(), &value.to_be_bytes())
+                .map_err(|e| err(&self.dir, "take over the budget", e))?;
+        }
+        for (id, at) in seen {
+            let value = known.get(id).copied().unwrap_or_default().max(*at);
+            self.seen.put(&mut wtxn, &id.0, &value.to_be_bytes()).map_err(|e| err(&self.dir, "take over a record", e))?;
+        }
+        wtxn.commit().map_err(|e| err(&self.dir, "commit", e))
     }
 
     fn load(&self) -> Result<LedgerMaps, ProtocolError> {
@@ -172,5 +197,26 @@ mod tests {
         assert_eq!(recent[0].epsilon, Epsilon::parse("2").unwrap());
         assert_eq!(recent[0].query, q1);
         assert_eq!(recent[0].dataset, "areas");
+    }
+
+    #[test]
+    fn a_handed_ledger_raises_the_budget_and_keeps_every_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let total = Epsilon::parse("3").unwrap();
+        let q1 = QueryId([1; 16]);
+        let mut l = LmdbLedger::open(dir.path()).unwrap();
+        l.admit(&charge(&q1, "user-alice", Epsilon::parse("1").unwrap(), total, 100)).unwrap();
+        let spent = HashMap::from([("areas".to_string(), Epsilon::parse("2").unwrap()), ("other".into(), Epsilon(5))]);
+        let seen = HashMap::from([(QueryId([7; 16]), 100)]);
+        l.absorb(&spent, &seen).unwrap();
+        assert_eq!(l.remaining("areas", total).unwrap(), Epsilon::parse("1").unwrap());
+        // a lower figure never lowers what is spent
+        l.absorb(&HashMap::from([("areas".to_string(), Epsilon(0))]), &HashMap::new()).unwrap();
+        assert_eq!(l.remaining("areas", total).unwrap(), Epsilon::parse("1").unwrap());
+        let e = l.admit(&charge(&QueryId([7; 16]), "user-bob", Epsilon(0), total, 101)).unwrap_err();
+        assert!(matches!(e, ProtocolError::Replay(_)), "{e}");
+        let (spent_now, seen_now) = l.snapshot().unwrap();
+        assert_eq!(spent_now.get("other"), Some(&Epsilon(5)));
+        assert_eq!(seen_now.len(), 2);
     }
 }

@@ -8,6 +8,7 @@ mod cell;
 mod cfb_check;
 mod column;
 mod csv_reader;
+pub mod committee_files;
 pub mod decimal;
 pub mod error;
 mod header;

@@ -21,6 +21,7 @@ use curve25519_dalek::scalar::Scalar;
 use rand_core::{CryptoRng, RngCore};
 
 use super::codec;
+use super::committee::SignedTransition;
 use super::contribution_check::check_round;
 use super::error::{InvalidRequest, ProtocolError};
 use super::ids::QueryId;
@@ -72,19 +73,89 @@ struct ActiveQuery {
     intent: QueryIntent,
     plan: Option<Plan>,
     admitted_at: u64,
+    /// the committee epoch it was admitted under
+    epoch: u64,
+}
+
+/// The previous epoch's key, kept for the queries still running under it
+/// until `until` (unix seconds), then erased.
+struct PreviousEpoch {
+    share: Option<KeyShare>,
+    joint: JointPublicKey,
+    until: u64,
+}
+
+/// This authority's keys: the current committee and its share of it (None
+/// once removed from the committee), the previous epoch's during its grace
+/// period, and the signed statement of the last switch.
+struct EpochKeys {
+    current: Option<KeyShare>,
+    joint: JointPublicKey,
+    previous: Option<PreviousEpoch>,
+    transition: Option<SignedTransition>,
+}
+
+impl EpochKeys {
+    /// The share and committee of `epoch`: the current one, or the previous
+    /// one during its grace period.
+    fn for_epoch(&self, epoch: u64) -> Result<(&KeyShare, &JointPublicKey), ProtocolError> {
+        let other = || {
+            ProtocolError::from(InvalidRequest::WrongEpoch { asked: epoch, current: self.joint.epoch() })
+        };
+        if epoch == self.joint.epoch() {
+            return self.current.as_ref().map(|s| (s, &self.joint)).ok_or_else(other);
+        }
+        match &self.previous {
+            Some(PreviousEpoch { share: Some(share), joint, .. }) if joint.epoch() == epoch => Ok((share, joint)),
+            _ => Err(other()),
+        }
+    }
 }
 
 pub struct AuthorityState {
     name: String,
-    share: KeyShare,
-    joint: JointPublicKey,
+    keys: EpochKeys,
     policy: AuthorityPolicy,
     queries: HashMap<QueryId, ActiveQuery>,
 }
 
 impl AuthorityState {
     pub fn new(share: KeyShare, joint: JointPublicKey, policy: AuthorityPolicy) -> Self {
-        AuthorityState { name: share.authority().to_string(), share, joint, policy, queries: HashMap::new() }
+        let name = share.authority().to_string();
+        let keys = EpochKeys { current: Some(share), joint, previous: None, transition: None };
+        AuthorityState { name, keys, policy, queries: HashMap::new() }
+    }
+
+    /// Switches to the committee of `transition` (already verified against
+    /// the current one), with `share` this authority's share of it (None:
+    /// no longer a member). The old share stays for the queries running
+    /// under it until `grace_until` (unix seconds).
+    pub fn install(&mut self, share: Option<KeyShare>, transition: SignedTransition, grace_until: u64) {
+        let joint = transition.transition.committee.clone();
+        let old_joint = std::mem::replace(&mut self.keys.joint, joint);
+        let old_share = std::mem::replace(&mut self.keys.current, share);
+        self.keys.previous = Some(PreviousEpoch { share: old_share, joint: old_joint, until: grace_until });
+        self.keys.transition = Some(transition);
+    }
+
+    /// Drops the previous epoch's share once its grace period is over;
+    /// returns whether it did (the share is wiped on drop).
+    pub fn expire(&mut self, now: u64) -> bool {
+        let over = self.keys.previous.as_ref().is_some_and(|p| p.until <= now);
+        if over {
+            self.keys.previous = None;
+        }
+        over
+    }
+
+    /// Whether a previous epoch's share is still held.
+    pub fn holds_previous(&self) -> bool {
+        self.keys.previous.as_ref().is_some_and(|p| p.share.is_some())
+    }
+
+    /// Whether this authority holds a share of the current committee.
+    pub fn is_member(&self) -> bool {
+        self.keys.current.is_some()
     }
 
     pub fn name(&self) -> &str {
@@ -96,7 +167,7 @@ impl AuthorityState {
     }
 
     pub fn joint_key(&self) -> &JointPublicKey {
-        &self.joint
+        &self.keys.joint
     }
 
     /// Handles one request. Refusals become `AuthorityResponse::Refused` with the reason.
@@ -125,7 +196,19 @@ impl AuthorityState {
         self.queries.retain(|_, q| now.saturating_sub(q.admitted_at) <= window);
         let result = match request {
             AuthorityRequest::Status => return (AuthorityResponse::Status(status()), None),
-            AuthorityRequest::AdmitQuery { query, user } => self.admit_query(query, &user, ledger, now, rng),
+            AuthorityRequest::AdmitQuery { query, user, epoch } => {
+                if epoch != self.keys.joint.epoch() || !self.is_member() {
+                    let current = self.keys.joint.epoch();
+                    return (AuthorityResponse::OtherEpoch { asked: epoch, current }, Some("other_epoch"));
+                }
+                self.admit_query(query, &user, ledger, now, rng)
+            }
+            AuthorityRequest::Transition { epoch } => match &self.keys.transition {
+                Some(t) if t.transition.committee.epoch() == epoch => {
+                    return (AuthorityResponse::Transition(Box::new(t.clone())), None)
+                }
+                _ => Err(InvalidRequest::WrongEpoch { asked: epoch, current: self.keys.joint.epoch() }.into()),
+            },
             AuthorityRequest::AdmitRound { spec, round, task } => self.admit_round(&spec, round, task, rng),
             AuthorityRequest::Register { spec, round, task, contributions } => {
                 self.register(&spec, round, task, contributions, rng)
@@ -217,8 +300,10 @@ impl AuthorityState {
             window_secs: window,
         })?;
 
-        let signature = self.share.sign_statement(&codec::query_admission(&query), rng);
-        self.queries.insert(query.id, ActiveQuery { intent: query, plan: None, admitted_at: now });
+        let epoch = self.keys.joint.epoch();
+        let (share, _) = self.keys.for_epoch(epoch)?;
+        let signature = share.sign_statement(&codec::query_admission(&query), rng);
+        self.queries.insert(query.id, ActiveQuery { intent: query, plan: None, admitted_at: now, epoch });
         Ok(AuthorityResponse::Admitted { signature, remaining_budget: Some(remaining) })
     }
 
@@ -233,12 +318,16 @@ impl AuthorityState {
         if query.intent != spec.intent() {
             return Err(InvalidRequest::SpecDiffers.into());
         }
+        if spec.epoch != query.epoch {
+            return Err(InvalidRequest::WrongEpoch { asked: spec.epoch, current: query.epoch }.into());
+        }
+        let (share, joint) = self.keys.for_epoch(spec.epoch)?;
         match &mut query.plan {
             None => {
                 if round != 0 {
                     return Err(InvalidRequest::RoundBeforeFirst { round }.into());
                 }
-                let lambda = decryptor_lambda(&self.joint, &self.name, spec)?;
+                let lambda = decryptor_lambda(joint, &self.name, spec)?;
                 let fixed = spec.params.fixed(spec.decimals)?;
                 check_admissible(&spec.params, &fixed)?;
                 let shape = plan_shape(&spec.params, &fixed)?;
@@ -275,7 +364,7 @@ impl AuthorityState {
                 }
             }
         }
-        let signature = self.share.sign_statement(&codec::round_admission(spec, round, &task), rng);
+        let signature = share.sign_statement(&codec::round_admission(spec, round, &task), rng);
         Ok(AuthorityResponse::Admitted { signature, remaining_budget: None })
     }
 
@@ -341,14 +430,15 @@ impl AuthorityState {
         }
         let ciphertext = target(&r.task, &r.aggregate, release)?;
         let context = decryption_context(query_id, round, release);
+        let (share, _) = self.keys.for_epoch(query.spec.epoch)?;
         let partial = if params.exact {
-            self.share.partial_decrypt(&ciphertext, &context, rng)
+            share.partial_decrypt(&ciphertext, &context, rng)
         } else {
             let epsilon =
                 params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
             let (num, den) = laplace_scale(slot.sensitivity, epsilon, slot.share)?;
             let noise = discrete_laplace(num, den, rng);
-            self.share.partial_decrypt_noisy(&ciphertext, noise, &query.lambda, &context, rng)
+            share.partial_decrypt_noisy(&ciphertext, noise, &query.lambda, &context, rng)
         };
         if counted {
             query.releases_used += 1;

@@ -155,7 +155,7 @@ impl Fixture {
     }
 
     fn admit_query(&mut self, intent: &QueryIntent) -> Admission {
-        self.admit_all(AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() })
+        self.admit_all(AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 })
     }
 
     /// Admits the query and its round 0 (planned as the processor would, at
@@ -223,7 +223,7 @@ impl Fixture {
 fn an_admitted_query_is_signed_and_charged_to_the_ledger() {
     let mut f = Fixture::new();
     let intent = f.intent(noisy(Statistic::Count, "0.5", None));
-    let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() };
+    let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 };
     let AuthorityResponse::Admitted { signature, remaining_budget } = f.ask(0, request) else { panic!("refused") };
     assert_eq!(remaining_budget, Some(eps("9.5")));
     assert_eq!(f.ledger(0).remaining(DATASET, eps("10")).unwrap(), eps("9.5"));
@@ -235,7 +235,7 @@ fn an_admitted_query_is_signed_and_charged_to_the_ledger() {
     );
     assert_eq!(f.ledger(1).charges(10).unwrap().0, 0, "each authority keeps its own ledger");
     // the signature covers this very query: with authority-2's, relays accept it
-    let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() };
+    let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 };
     let AuthorityResponse::Admitted { signature: second, .. } = f.ask(1, request) else { panic!("refused") };
     let signatures = vec![("authority-1".to_string(), signature), ("authority-2".to_string(), second)];
     f.joint.verify_threshold_signed(&codec::query_admission(&intent), &signatures).unwrap();
@@ -253,13 +253,13 @@ fn a_replayed_query_id_is_refused_and_charged_once() {
     let mut f = Fixture::new();
     let intent = f.intent(noisy(Statistic::Count, "1", None));
     f.admit_query(&intent);
-    let replay = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() };
+    let replay = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 };
     assert_eq!(refusal(f.ask(0, replay.clone())), ProtocolError::Replay(intent.id.to_string()).to_string());
     // the same id with other labels or parameters is the same query id
     let mut changed = intent.clone();
     changed.labels = vec!["price".into()];
     changed.params = noisy(Statistic::Count, "0.1", None);
-    let request = AuthorityRequest::AdmitQuery { query: changed, user: "alice".into() };
+    let request = AuthorityRequest::AdmitQuery { query: changed, user: "alice".into(), epoch: 0 };
     assert!(refusal(f.ask(0, request)).contains("replayed query id"));
     assert_eq!(f.ledger(0).charges(10).unwrap().0, 1);
     assert_eq!(f.ledger(0).remaining(DATASET, eps("10")).unwrap(), eps("9"));
@@ -280,7 +280,7 @@ fn an_exhausted_budget_is_refused_and_charges_nothing() {
     let first = f.intent(noisy(Statistic::Count, "0.6", None));
     f.admit_query(&first);
     let second = f.intent(noisy(Statistic::Count, "0.6", None));
-    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: second, user: "alice".into() });
+    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: second, user: "alice".into(), epoch: 0 });
     let exhausted =
         StatsError::BudgetExhausted { dataset: DATASET.into(), needed: "0.6".into(), remaining: "0.4".into() };
     assert_eq!(refusal(response), ProtocolError::from(exhausted).to_string());
@@ -288,10 +288,10 @@ fn an_exhausted_budget_is_refused_and_charges_nothing() {
     assert_eq!(f.ledger(0).charges(10).unwrap().0, 1);
     // what is left can still be spent, exactly
     let last = f.intent(noisy(Statistic::Count, "0.4", None));
-    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: last, user: "alice".into() });
+    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: last, user: "alice".into(), epoch: 0 });
     assert!(matches!(response, AuthorityResponse::Admitted { remaining_budget: Some(Epsilon(0)), .. }), "{response:?}");
     let more = f.intent(noisy(Statistic::Count, "0.000001", None));
-    assert!(refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: more, user: "alice".into() }))
+    assert!(refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: more, user: "alice".into(), epoch: 0 }))
         .contains("privacy budget exhausted"));
 }
 
@@ -304,7 +304,7 @@ fn stale_and_future_queries_are_refused_and_charge_nothing() {
         let mut intent = f.intent(noisy(Statistic::Count, "1", None));
         intent.issued_at = issued_at;
         let id = intent.id;
-        let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into() });
+        let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into(), epoch: 0 });
         if admitted {
             assert!(matches!(response, AuthorityResponse::Admitted { .. }), "issued at {issued_at}: {response:?}");
         } else {
@@ -321,12 +321,12 @@ fn exact_queries_are_refused_where_not_allowed() {
     let mut f = Fixture::with_policy(|p| p.allow_exact = false);
     for statistic in [Statistic::Count, Statistic::Sum, Statistic::Median] {
         let intent = f.intent(exact(statistic));
-        let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into() });
+        let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into(), epoch: 0 });
         assert_eq!(refusal(response), ProtocolError::ExactNotAllowed("authority-1".into()).to_string());
     }
     assert_eq!(f.ledger(0).charges(10).unwrap().0, 0);
     let intent = f.intent(noisy(Statistic::Count, "1", None));
-    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into() });
+    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into(), epoch: 0 });
     assert!(matches!(response, AuthorityResponse::Admitted { .. }), "{response:?}");
 }
 
@@ -335,7 +335,7 @@ fn another_dataset_is_refused_before_any_charge() {
     let mut f = Fixture::new();
     let mut intent = f.intent(noisy(Statistic::Count, "1", None));
     intent.dataset = "areas-2".into();
-    let reason = refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into() }));
+    let reason = refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into(), epoch: 0 }));
     assert!(
         reason.contains("names dataset \"areas-2\"") && reason.contains("authority-1 guards dataset \"areas\""),
         "{reason}"
@@ -390,7 +390,7 @@ fn invalid_parameters_labels_and_caps_are_refused_before_any_charge() {
         let mut intent = f.intent(params);
         intent.labels = labels;
         let id = intent.id;
-        let reason = refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into() }));
+        let reason = refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 }));
         assert!(reason.contains(&want), "{what}: {reason}");
         // not admitted: no round of it is
         let spec = QuerySpec::new(intent, 0, 0, decryptors());

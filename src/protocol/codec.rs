@@ -99,6 +99,11 @@ impl Writer {
         self.buf.extend_from_slice(v);
     }
 
+    /// Bytes of a fixed length, without a length prefix (a point).
+    pub fn raw(&mut self, v: &[u8]) {
+        self.buf.extend_from_slice(v);
+    }
+
     pub fn str(&mut self, v: &str) {
         self.bytes(v.as_bytes());
     }

@@ -198,6 +198,9 @@ pub enum RelayRequest {
     Describe {
         query: QueryIntent,
         admission: Admission,
+        /// the committee epoch whose members signed the admission
+        #[serde(default)]
+        epoch: u64,
     },
     /// Encrypt the admitted round's task over the column.
     Contribute {
@@ -209,6 +212,9 @@ pub enum RelayRequest {
     Status,
     /// The header labels of the columns the relay's config publishes.
     Columns,
+    /// A new committee, signed by t members of the relay's current one
+    /// (passed on by the processor; the relay checks it itself).
+    Transition(Box<super::committee::SignedTransition>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,6 +244,8 @@ pub enum RelayResponse {
     Status(NodeStatus),
     Columns(Vec<Vec<String>>),
     Error { message: String },
+    /// the relay now encrypts to committee epoch `epoch`
+    Switched { epoch: u64 },
 }
 
 // ---------------------------------------------------------------- authority
@@ -252,6 +260,10 @@ pub enum AuthorityRequest {
         /// the user the processor authenticated: recorded with the charge
         /// (not signed: the processor is trusted to name its users)
         user: String,
+        /// the committee epoch the processor runs the query under; an
+        /// authority signs with that epoch's share or answers `OtherEpoch`
+        #[serde(default)]
+        epoch: u64,
     },
     /// Admit one round's task of an admitted query (plan, scale, bounds, and
     /// for later search rounds the refinement of the previous grid); signs
@@ -276,6 +288,10 @@ pub enum AuthorityRequest {
         release: Release,
     },
     Status,
+    /// The signed statement of this authority's switch to committee epoch
+    /// `epoch` (`protocol::committee::SignedTransition`), for the processor
+    /// to pass on to relays.
+    Transition { epoch: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -285,6 +301,9 @@ pub enum AuthorityResponse {
     Partial(PartialDecryption),
     Refused { reason: String },
     Status(NodeStatus),
+    /// the request is for committee epoch `asked`, this authority runs `current`
+    OtherEpoch { asked: u64, current: u64 },
+    Transition(Box<super::committee::SignedTransition>),
 }
 
 /// The name of a message's kind, for logs and error messages (never its content).
@@ -321,6 +340,7 @@ impl MessageKind for RelayRequest {
     fn kind(&self) -> &'static str {
         match self {
             RelayRequest::Describe { .. } => "Describe",
+            RelayRequest::Transition(_) => "Transition",
             RelayRequest::Contribute { .. } => "Contribute",
             RelayRequest::Status => "Status",
             RelayRequest::Columns => "Columns",
@@ -336,6 +356,7 @@ impl MessageKind for RelayResponse {
             RelayResponse::Status(_) => "Status",
             RelayResponse::Columns(_) => "Columns",
             RelayResponse::Error { .. } => "Error",
+            RelayResponse::Switched { .. } => "Switched",
         }
     }
 }
@@ -348,6 +369,7 @@ impl MessageKind for AuthorityRequest {
             AuthorityRequest::Register { .. } => "Register",
             AuthorityRequest::Decrypt { .. } => "Decrypt",
             AuthorityRequest::Status => "Status",
+            AuthorityRequest::Transition { .. } => "Transition",
         }
     }
 }
@@ -360,6 +382,8 @@ impl MessageKind for AuthorityResponse {
             AuthorityResponse::Partial(_) => "Partial",
             AuthorityResponse::Refused { .. } => "Refused",
             AuthorityResponse::Status(_) => "Status",
+            AuthorityResponse::OtherEpoch { .. } => "OtherEpoch",
+            AuthorityResponse::Transition(_) => "Transition",
         }
     }
 }
@@ -381,6 +405,9 @@ impl AuthorityResponse {
     pub fn failure(self, expected: &'static str) -> PeerFailure {
         match self {
             AuthorityResponse::Refused { reason } => PeerFailure::Refused(reason),
+            AuthorityResponse::OtherEpoch { asked, current } => PeerFailure::Refused(format!(
+                "it runs committee epoch {current}, the request is for epoch {asked} (a committee change is under way)"
+            )),
             other => PeerFailure::Unexpected { found: other.kind(), expected },
         }
     }

@@ -9,6 +9,7 @@ pub mod authority;
 #[cfg(test)]
 mod authority_tests;
 pub mod codec;
+pub mod committee;
 pub mod contribution_check;
 pub mod drive;
 pub mod error;

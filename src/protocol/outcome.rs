@@ -148,6 +148,7 @@ pub fn authority_request(request: &AuthorityRequest) -> &'static str {
         AuthorityRequest::Register { .. } => "register",
         AuthorityRequest::Decrypt { .. } => "decrypt",
         AuthorityRequest::Status => "status",
+        AuthorityRequest::Transition { .. } => "transition",
     }
 }
 
@@ -155,6 +156,7 @@ pub fn authority_request(request: &AuthorityRequest) -> &'static str {
 pub fn relay_request(request: &RelayRequest) -> &'static str {
     match request {
         RelayRequest::Describe { .. } => "describe",
+        RelayRequest::Transition(_) => "transition",
         RelayRequest::Contribute { .. } => "contribute",
         RelayRequest::Status => "status",
         RelayRequest::Columns => "columns",

@@ -182,7 +182,11 @@ impl QueryDriver {
         params.validate()?;
         let active = view.relays.iter().map(|(n, _)| n.clone()).collect();
         let intent = QueryIntent { id, issued_at: now, dataset: view.dataset.clone(), labels, params: params.clone() };
-        let step = Step::AskAuthorities(vec![AuthorityRequest::AdmitQuery { query: intent.clone(), user }]);
+        let step = Step::AskAuthorities(vec![AuthorityRequest::AdmitQuery {
+            query: intent.clone(),
+            user,
+            epoch: view.joint.epoch(),
+        }]);
         let asked = view.authorities.clone();
         let cx = Context {
             view,
@@ -250,7 +254,7 @@ impl QueryDriver {
                 let admission = self.cx.query_admission(replies)?;
                 self.cx.charged =
                     Some(if intent.params.exact { Epsilon(0) } else { intent.params.epsilon.unwrap_or_default() });
-                let request = RelayRequest::Describe { query: intent.clone(), admission };
+                let request = RelayRequest::Describe { query: intent.clone(), admission, epoch: self.cx.view.joint.epoch() };
                 self.state = State::AwaitingDescriptions { intent };
                 Ok(Step::AskRelays(request))
             }
@@ -477,6 +481,10 @@ impl Context {
             match position.map(|at| list.swap_remove(at).reply) {
                 Some(Ok(AuthorityResponse::Admitted { signature, .. })) => signatures.push((name.clone(), signature)),
                 Some(Err(PeerFailure::Unreachable(why))) => self.missing_authorities.push((name.clone(), why)),
+                // mid committee change: it cannot sign for this query's epoch
+                Some(Ok(AuthorityResponse::OtherEpoch { current, .. })) => {
+                    self.missing_authorities.push((name.clone(), format!("runs committee epoch {current}")))
+                }
                 None => self.missing_authorities.push((name.clone(), "did not answer".into())),
                 Some(Ok(other)) => {
                     let reason = other.failure("Admitted").to_string();

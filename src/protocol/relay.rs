@@ -21,6 +21,7 @@ use std::sync::Arc;
 use rand_core::{CryptoRng, RngCore};
 
 use super::codec;
+use super::committee::SignedTransition;
 use super::ids::QueryId;
 use super::messages::*;
 use crate::crypto::{EncryptionKey, JointPublicKey, RelayIdentity};
@@ -68,8 +69,10 @@ const ANSWERED_ROUNDS: usize = 64;
 pub struct RelayState {
     name: String,
     identity: RelayIdentity,
-    key: EncryptionKey,
-    authorities: JointPublicKey,
+    /// the current committee and the key relays encrypt to under it
+    current: (JointPublicKey, EncryptionKey),
+    /// the previous epoch's, for queries still running under it
+    previous: Option<(JointPublicKey, EncryptionKey)>,
     /// (query id, requested labels) -> column: a cached column serves only
     /// the labels it was read for, so a signed statement always names the
     /// column that was encrypted.
@@ -92,8 +95,8 @@ impl RelayState {
         RelayState {
             name: name.to_string(),
             identity,
-            key: EncryptionKey::new(authorities),
-            authorities: authorities.clone(),
+            current: (authorities.clone(), EncryptionKey::new(authorities)),
+            previous: None,
             cache: VecDeque::new(),
             answered: VecDeque::new(),
         }
@@ -101,6 +104,42 @@ impl RelayState {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The current committee.
+    pub fn committee(&self) -> &JointPublicKey {
+        &self.current.0
+    }
+
+    /// Switches to the committee of `transition` if it follows the current
+    /// one and at least t current members signed it; keeps the current one
+    /// for the queries running under it. A transition to the current epoch
+    /// (already switched) is accepted and changes nothing. Returns the new
+    /// committee when it switched.
+    pub fn install(&mut self, transition: &SignedTransition) -> Result<Option<JointPublicKey>, String> {
+        let next = &transition.transition.committee;
+        if next == &self.current.0 {
+            return Ok(None);
+        }
+        let next = transition.verify(&self.current.0).map_err(|e| format!("relay {}: {e}", self.name))?.clone();
+        let key = EncryptionKey::new(&next);
+        self.previous = Some(std::mem::replace(&mut self.current, (next.clone(), key)));
+        Ok(Some(next))
+    }
+
+    /// The committee and key of `epoch` (current or previous).
+    fn epoch(&self, epoch: u64) -> Result<&(JointPublicKey, EncryptionKey), String> {
+        if epoch == self.current.0.epoch() {
+            return Ok(&self.current);
+        }
+        match &self.previous {
+            Some(p) if p.0.epoch() == epoch => Ok(p),
+            _ => Err(format!(
+                "relay {}: the query is for committee epoch {epoch}, but this relay encrypts to epoch {}; start a new query",
+                self.name,
+                self.current.0.epoch()
+            )),
+        }
     }
 
     fn column(
@@ -129,7 +168,7 @@ impl RelayState {
         now: u64,
         statement: &[u8],
         admission: &Admission,
-        decryptors: Option<(u64, &[String])>,
+        decryptors: (u64, Option<&[String]>),
     ) -> Result<(), String> {
         if issued_at > now.saturating_add(ADMISSION_CLOCK_SKEW_SECS)
             || now.saturating_sub(issued_at) > ADMISSION_MAX_AGE_SECS
@@ -139,19 +178,13 @@ impl RelayState {
                 self.name
             ));
         }
-        let checked = match decryptors {
-            None => self.authorities.verify_threshold_signed(statement, &admission.signatures),
-            Some((epoch, _)) if epoch != self.authorities.epoch() => {
-                return Err(format!(
-                    "relay {}: the query is for committee epoch {epoch}, but this relay encrypts to epoch {}; start a new query",
-                    self.name,
-                    self.authorities.epoch()
-                ));
-            }
-            Some((_, signers)) => self
-                .authorities
+        let (epoch, signers) = decryptors;
+        let authorities = &self.epoch(epoch)?.0;
+        let checked = match signers {
+            None => authorities.verify_threshold_signed(statement, &admission.signatures),
+            Some(signers) => authorities
                 .lagrange(signers)
-                .and_then(|_| self.authorities.verify_signed_by(statement, &admission.signatures, signers)),
+                .and_then(|_| authorities.verify_signed_by(statement, &admission.signatures, signers)),
         };
         checked.map_err(|e| format!("relay {}: query not admitted: {e}", self.name))
     }
@@ -171,10 +204,13 @@ impl RelayState {
                 Ok(columns) => (RelayResponse::Columns(columns), None),
                 Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
             },
-            RelayRequest::Describe { query, admission } => {
-                if let Err(e) =
-                    self.check_admission(query.issued_at, now, &codec::query_admission(&query), &admission, None)
-                {
+            RelayRequest::Transition(transition) => match self.install(&transition) {
+                Ok(_) => (RelayResponse::Switched { epoch: self.current.0.epoch() }, None),
+                Err(e) => refuse(e),
+            },
+            RelayRequest::Describe { query, admission, epoch } => {
+                let statement = codec::query_admission(&query);
+                if let Err(e) = self.check_admission(query.issued_at, now, &statement, &admission, (epoch, None)) {
                     return refuse(e);
                 }
                 match self.column(&query.id, &query.labels, source) {
@@ -192,7 +228,7 @@ impl RelayState {
             }
             RelayRequest::Contribute { spec, round, task, admission } => {
                 let statement = codec::round_admission(&spec, round, &task);
-                let decryptors = Some((spec.epoch, spec.decryptors.as_slice()));
+                let decryptors = (spec.epoch, Some(spec.decryptors.as_slice()));
                 if let Err(e) = self.check_admission(spec.issued_at, now, &statement, &admission, decryptors) {
                     return refuse(e);
                 }
@@ -268,7 +304,7 @@ impl RelayState {
         let relay = self.name.as_str();
         let statement_of = |c: &crate::stats::Contribution| codec::contribution_statement(spec, round, task, relay, c);
         let (contribution, statement, proof) =
-            contribute(task, &values, &self.key, &statement_of, rng).map_err(|e| uniform(e.to_string()))?;
+            contribute(task, &values, &self.epoch(spec.epoch).map_err(|e| public(e))?.1, &statement_of, rng).map_err(|e| uniform(e.to_string()))?;
         let signature = self.identity.sign(&spec.id.0, &statement);
         Ok(SignedContribution { relay: self.name.clone(), round, contribution, proof, signature })
     }

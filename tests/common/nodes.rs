@@ -117,7 +117,7 @@ impl Peer {
         let mut signatures = Vec::new();
         for authority in AUTHORITIES {
             match self
-                .authority(authority, &AuthorityRequest::AdmitQuery { query: query.clone(), user: "user".into() })
+                .authority(authority, &AuthorityRequest::AdmitQuery { query: query.clone(), user: "user".into(), epoch: 0 })
                 .await
             {
                 AuthorityResponse::Admitted { signature, .. } => signatures.push((authority.to_string(), signature)),
@@ -167,7 +167,7 @@ impl Peer {
 
     /// Describe (relay-1) and round-0 admission of an admitted query.
     pub async fn finish_admission(&self, intent: QueryIntent, admission: Admission) -> Result<Query, String> {
-        let request = RelayRequest::Describe { query: intent.clone(), admission: admission.clone() };
+        let request = RelayRequest::Describe { query: intent.clone(), admission: admission.clone(), epoch: 0 };
         let info = match self.relay("relay-1", &request).await {
             RelayResponse::Described(info) => info,
             other => return Err(format!("describe: {other:?}")),

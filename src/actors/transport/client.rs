@@ -38,7 +38,7 @@ struct SlotState {
 struct ClientInner {
     endpoint: quinn::Endpoint,
     identity: Identity,
-    peers: Vec<PinnedPeer>,
+    peers: Mutex<Vec<PinnedPeer>>,
     max_frame_bytes: usize,
     request_timeout: Duration,
     connect_timeout: Duration,
@@ -73,7 +73,7 @@ impl Client {
             inner: Arc::new(ClientInner {
                 endpoint,
                 identity: cfg.identity.clone(),
-                peers: cfg.peers.clone(),
+                peers: Mutex::new(cfg.peers.clone()),
                 max_frame_bytes: cfg.max_frame_bytes,
                 request_timeout: cfg.request_timeout,
                 connect_timeout: cfg.connect_timeout,
@@ -82,6 +82,15 @@ impl Client {
                 slots: Mutex::new(HashMap::new()),
                 metrics,
             }),
+        }
+    }
+
+    /// Pins another peer's certificate (a committee member that joined
+    /// while the node runs); replaces an earlier pin under the same name.
+    pub fn pin(&self, peer: PinnedPeer) {
+        if let Ok(mut peers) = self.inner.peers.lock() {
+            peers.retain(|p| p.name != peer.name);
+            peers.push(peer);
         }
     }
 
@@ -175,11 +184,14 @@ impl Client {
         if let Some(slot) = slots.get(&key) {
             return Ok(Arc::clone(slot));
         }
-        let peer = inner
-            .peers
+        let peers = inner.peers.lock().map_err(|_| TransportError::Closed)?;
+        let peer = peers
             .iter()
             .find(|p| p.name == peer_name)
+            .cloned()
             .ok_or_else(|| TransportError::UnknownPeer { name: peer_name.to_string() })?;
+        drop(peers);
+        let peer = &peer;
         let slot = Arc::new(PeerSlot {
             config: client_config(&inner.identity, peer)?,
             pin: peer.clone(),

@@ -31,7 +31,7 @@ const MAX_FILE_BYTES: u64 = 4 << 20;
 
 /// The role a card names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum CardRole {
+pub(crate) enum CardRole {
     Authority,
     Processor,
     Relay,
@@ -63,7 +63,7 @@ impl CardRole {
 /// `nodes` (where `format` is left out).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Card {
+pub(crate) struct Card {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
     pub name: String,
@@ -93,7 +93,7 @@ pub(super) struct ClusterFile {
 
 /// A card that passed `check_card`, with where it came from.
 #[derive(Clone, Debug)]
-pub(super) struct CheckedCard {
+pub(crate) struct CheckedCard {
     pub card: Card,
     pub role: CardRole,
     /// SHA-256 of the certificate (DER), hex: to compare out of band
@@ -112,7 +112,7 @@ fn read_small(path: &Path, what: &str, hint: &str) -> anyhow::Result<String> {
 }
 
 /// Reads and checks one card file.
-pub(super) fn read_card(path: &Path) -> anyhow::Result<CheckedCard> {
+pub(crate) fn read_card(path: &Path) -> anyhow::Result<CheckedCard> {
     let hint = "ask the node's operator for the NAME.card.yaml that `crux-node init ROLE NAME` wrote";
     let text = read_small(path, "card", hint)?;
     let source = path.display().to_string();
