@@ -47,8 +47,17 @@ use crate::protocol::{AuthorityRequest, AuthorityResponse, RelayRequest, RelayRe
 pub const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 
 /// How long an old epoch's share keeps serving the queries admitted under
-/// it (a query's rounds last seconds; its admission at most the replay window).
+/// it (a query's rounds last seconds), unless `CRUX_COMMITTEE_GRACE_SECS`
+/// says otherwise.
 pub const GRACE: Duration = Duration::from_secs(20);
+
+/// The grace period: `CRUX_COMMITTEE_GRACE_SECS` or `GRACE`.
+pub fn grace() -> Duration {
+    std::env::var("CRUX_COMMITTEE_GRACE_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(GRACE, Duration::from_secs)
+}
 
 /// Where an authority keeps its previous share during the grace period.
 pub fn previous_share_path(key_share: &Path) -> PathBuf {
@@ -141,7 +150,7 @@ impl Handler<CheckCommittee> for AuthorityActor {
             Ok(Some((share, transition))) => {
                 let next = transition.transition.committee.clone();
                 let member = share.is_some();
-                self.state.install(share, transition, now.saturating_add(GRACE.as_secs()));
+                self.state.install(share, transition, now.saturating_add(grace().as_secs()));
                 info!(
                     epoch = next.epoch(),
                     threshold = next.threshold(),

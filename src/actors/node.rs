@@ -21,6 +21,7 @@ use actix::prelude::*;
 use tracing::info;
 
 use super::authority::AuthorityActor;
+use crate::data::committee_files::next_transition_path;
 use super::committee_watch::{erase_leftover, switch_files, watch_authority, watch_processor, WatchedFiles};
 use super::column_source::FileColumnSource;
 use super::error::NodeError;
@@ -87,7 +88,14 @@ pub struct Listeners {
 }
 
 pub fn prepare(cfg: &NodeConfig) -> Result<Prepared, NodeError> {
-    let joint = read_joint_key(cfg)?;
+    let joint = match &cfg.role {
+        // a committee change taken over at start: the transition (checked
+        // against the committee file) decides the members, not the config
+        RoleConfig::Authority(a) if next_transition_path(&a.key_share).exists() => {
+            crate::data::keystore::read_committee(&cfg.cluster.joint_key)?
+        }
+        _ => read_joint_key(cfg)?,
+    };
     let transport = transport_config(cfg)?;
     let metrics = NodeMetrics::new(cfg.role.kind());
     let (listen, role) = match &cfg.role {

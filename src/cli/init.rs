@@ -39,7 +39,9 @@ pub struct InitArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum InitCommand {
-    /// Make one authority's folder on its own host: config, TLS certificate and key, public card.
+    /// Make one authority's folder on its own host: config, TLS certificate and key, public card;
+    /// or, when DIR holds a local cluster (processor.yaml), add `NAME.yaml` and its card to it
+    /// (then `crux-node committee propose add`).
     Authority(AuthorityArgs),
     /// Make the processor's folder on its own host: config, TLS certificate and key, public card.
     Processor(ProcessorArgs),
@@ -64,6 +66,9 @@ pub enum InitCommand {
 
 pub fn run(args: InitArgs) -> anyhow::Result<()> {
     match args.command {
+        Some(InitCommand::Authority(a)) if a.node.out.join("processor.yaml").exists() => {
+            local::add_authority(&a.node.out, &a.node.name, &a.node.host, a.node.port)
+        }
         Some(InitCommand::Authority(a)) => node::init_authority(&a),
         Some(InitCommand::Processor(p)) => node::init_processor(&p),
         Some(InitCommand::Relay(r)) => node::init_relay(&r),

@@ -23,7 +23,7 @@ use crate::config::defaults;
 use crate::crypto::RelayPublicKey;
 
 /// The `format` of a card file.
-pub(super) const CARD_FORMAT: &str = "crux-card/v1";
+pub(crate) const CARD_FORMAT: &str = "crux-card/v1";
 /// The `format` of a cluster file.
 pub(super) const CLUSTER_FORMAT: &str = "crux-cluster/v1";
 /// Largest card or cluster file read (a card is about 1 KB).

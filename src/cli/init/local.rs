@@ -398,3 +398,56 @@ pub(super) fn add_user(out: &Path, name: &str) -> anyhow::Result<()> {
     println!("added user {user}: {} (restart the processor to accept it)", ufile.display());
     Ok(())
 }
+
+/// Adds authority NAME at HOST:PORT to the local cluster in `out`: its TLS
+/// files, `NAME.yaml` (the first authority's config with this node's name,
+/// address, files, and itself among `cluster.authorities`) and its public
+/// card `NAME.card.yaml`. It holds no share yet: the committee's members
+/// propose, approve and apply its addition (`crux-node committee`), then it
+/// starts. The running nodes need no change.
+pub(super) fn add_authority(out: &Path, name: &str, host: &str, port: u16) -> anyhow::Result<()> {
+    check_name("authority", name)?;
+    let file = out.join(format!("{name}.yaml"));
+    if file.exists() {
+        bail!("{} exists already: choose another name", file.display());
+    }
+    let pfile = out.join("processor.yaml");
+    let text = std::fs::read_to_string(&pfile).with_context(|| format!("reading {}", pfile.display()))?;
+    let pcfg: RawConfig = serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", pfile.display()))?;
+    let first = pcfg.cluster.authorities.first().context("the cluster has no authority to copy the settings of")?;
+    let tfile = out.join(format!("{}.yaml", first.name));
+    let text = std::fs::read_to_string(&tfile).with_context(|| format!("reading {}", tfile.display()))?;
+    let mut cfg: RawConfig = serde_yaml_ng::from_str(&text).with_context(|| format!("parsing {}", tfile.display()))?;
+    let (crt, key, pem) = certificate(out, name, host)?;
+    let address = format!("{host}:{port}");
+    cfg.node = RawNode {
+        name: name.to_string(),
+        role: "authority".into(),
+        listen: Some(address.clone()),
+        data_dir: Some(format!("data/{name}")),
+    };
+    cfg.tls = RawTls { cert: crt.clone(), key };
+    cfg.metrics = metrics_for(&address);
+    if let Some(a) = cfg.authority.as_mut() {
+        a.key_share = format!("keys/{name}.share");
+    }
+    cfg.cluster.authorities.retain(|p| p.name != name);
+    cfg.cluster.authorities.push(RawPeer { name: name.to_string(), address: address.clone(), cert: crt });
+    write(&file, &yaml(&cfg)?)?;
+    let card = super::card::Card {
+        format: Some(super::card::CARD_FORMAT.to_string()),
+        name: name.to_string(),
+        role: "authority".into(),
+        address: Some(address),
+        certificate: pem,
+        public_key: None,
+    };
+    let card_file = out.join(format!("{name}.card.yaml"));
+    write(&card_file, &serde_yaml_ng::to_string(&card).context("encoding the card")?)?;
+    println!("added authority {name}: {} and its card {}", file.display(), card_file.display());
+    println!(
+        "next: a member proposes it (`crux-node committee propose add --card {} --config MEMBER.yaml --out change.json`), t members approve, every member and {name} run `crux-node committee apply`, then start {name}",
+        card_file.display()
+    );
+    Ok(())
+}
