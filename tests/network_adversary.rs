@@ -234,8 +234,11 @@ async fn replayed_query_ids_are_refused_also_after_an_authority_restart() {
     for authority in AUTHORITIES {
         // the same query admitted again
         let reason = refusal(
-            evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 })
-                .await,
+            evil.authority(
+                authority,
+                &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 },
+            )
+            .await,
         );
         assert!(reason.contains(&spec.id.to_string()) && reason.contains("replayed query id"), "{reason}");
         // a round registered twice
@@ -247,8 +250,11 @@ async fn replayed_query_ids_are_refused_also_after_an_authority_restart() {
     cluster.start("authority-1");
     evil.wait_ready(&cluster, &["authority-1"]).await;
     let reason = refusal(
-        evil.authority("authority-1", &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 })
-            .await,
+        evil.authority(
+            "authority-1",
+            &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 },
+        )
+        .await,
     );
     assert!(reason.contains("replayed query id"), "after restart: {reason}");
     // the restarted authority lost the query's admission: no registration, no release
@@ -280,7 +286,10 @@ async fn the_privacy_budget_holds_also_after_an_authority_restart() {
     evil.wait_ready(&cluster, &BACKEND).await;
     let admit = |authority: &'static str, intent: QueryIntent| {
         let evil = &evil;
-        async move { evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent, user: "user".into(), epoch: 0 }).await }
+        async move {
+            evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent, user: "user".into(), epoch: 0 })
+                .await
+        }
     };
 
     // exact queries are refused by a noisy cluster, before any relay is asked
@@ -721,8 +730,11 @@ async fn authority_charges_its_own_dataset_whatever_the_spec_names() {
         intent.dataset = name.to_string();
         for authority in AUTHORITIES {
             let reason = refusal(
-                evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 })
-                    .await,
+                evil.authority(
+                    authority,
+                    &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 },
+                )
+                .await,
             );
             assert!(reason.contains("dataset") && reason.contains("\"areas\""), "{name:?}: {reason}");
         }

@@ -325,7 +325,8 @@ mod hostile {
                 labels: vec!["Land".to_string()],
                 params: params.clone(),
             };
-            let admission = admit(AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 }).await;
+            let admission =
+                admit(AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 }).await;
             let reply = client
                 .request(
                     "relay-1",

@@ -47,7 +47,13 @@ fn setup(relays: u32) -> Cluster {
 
 /// `crux-node committee ARGS..` run as an authority's operator.
 fn committee(cluster: &Cluster, args: &[&str]) -> Output {
-    Command::new(BIN).arg("committee").args(args).current_dir(cluster.dir.path()).env("RUST_LOG", "warn").output().unwrap()
+    Command::new(BIN)
+        .arg("committee")
+        .args(args)
+        .current_dir(cluster.dir.path())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
 }
 
 fn ok(out: &Output, what: &str) -> String {
@@ -101,7 +107,11 @@ fn processor_epoch(cluster: &Cluster) -> Option<u64> {
 fn wait_epoch(cluster: &Cluster, epoch: u64) {
     let started = Instant::now();
     while processor_epoch(cluster) != Some(epoch) {
-        assert!(started.elapsed() < Duration::from_secs(30), "the processor did not switch to epoch {epoch}\n{}", cluster.logs());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the processor did not switch to epoch {epoch}\n{}",
+            cluster.logs()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -114,7 +124,9 @@ fn budgets(cluster: &Cluster) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter(|n| n["role"] == "authority" && n["up"] == true)
-        .map(|n| (n["name"].as_str().unwrap().to_string(), n["details"]["remaining_epsilon"].as_str().unwrap().to_string()))
+        .map(|n| {
+            (n["name"].as_str().unwrap().to_string(), n["details"]["remaining_epsilon"].as_str().unwrap().to_string())
+        })
         .collect()
 }
 
@@ -143,7 +155,11 @@ fn load(user: PathBuf, labels: &[String], count: &str, sum: &str, stop: &AtomicB
             done += 1;
             match serde_json::from_slice::<Value>(&out.stdout) {
                 Ok(answer) if out.status.success() && answer["exact_value"] == want => {}
-                _ => failures.push(format!("{stat}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))),
+                _ => failures.push(format!(
+                    "{stat}: {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                )),
             }
         }
         // well under the processor's rate limit of 120 queries a minute
@@ -185,10 +201,11 @@ fn add_an_authority_under_load_then_remove_one() {
 
     let change = cluster.path("add.json");
     let names = ["authority-1", "authority-2", "authority-3", "authority-4"];
-    let mut args: Vec<String> = ["propose", "add", "--card", "authority-4.card.yaml", "--config", &config(&cluster, "authority-1"), "--out"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> =
+        ["propose", "add", "--card", "authority-4.card.yaml", "--config", &config(&cluster, "authority-1"), "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     args.push(change.display().to_string());
     args.extend(ceremony(&ceremony_ports, &names));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -205,7 +222,13 @@ fn add_an_authority_under_load_then_remove_one() {
         let refused = apply(&cluster, &change, &names[..1]);
         let err = String::from_utf8_lossy(&refused[0].stderr).to_string();
         assert!(!refused[0].status.success() && err.contains("approved by 1 (authority-1)"), "{err}");
-        ok(&committee(&cluster, &["approve", "--config", &config(&cluster, "authority-2"), &change.display().to_string()]), "approve");
+        ok(
+            &committee(
+                &cluster,
+                &["approve", "--config", &config(&cluster, "authority-2"), &change.display().to_string()],
+            ),
+            "approve",
+        );
         for (out, name) in apply(&cluster, &change, &names).iter().zip(names) {
             ok(out, &format!("apply on {name}"));
         }
@@ -217,7 +240,12 @@ fn add_an_authority_under_load_then_remove_one() {
         worker.join().unwrap()
     });
     assert!(queries >= 4, "the load ran {queries} queries");
-    assert!(failures.is_empty(), "{} of {queries} queries failed during the change:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {queries} queries failed during the change:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 
     // the relays were never restarted
     let now: Vec<u32> = ["relay-1", "relay-2"].iter().map(|r| cluster.child(r).id()).collect();
@@ -241,16 +269,23 @@ fn add_an_authority_under_load_then_remove_one() {
 
     // remove authority-2 (approved by authority-1 and authority-3)
     let removal = cluster.path("remove.json");
-    let mut args: Vec<String> = ["propose", "remove", "authority-2", "--config", &config(&cluster, "authority-1"), "--out"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> =
+        ["propose", "remove", "authority-2", "--config", &config(&cluster, "authority-1"), "--out"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     args.push(removal.display().to_string());
     let more = PortBlock::reserve(4);
     args.extend(ceremony(&more, &names));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(&committee(&cluster, &argv), "propose remove");
-    ok(&committee(&cluster, &["approve", "--config", &config(&cluster, "authority-3"), &removal.display().to_string()]), "approve removal");
+    ok(
+        &committee(
+            &cluster,
+            &["approve", "--config", &config(&cluster, "authority-3"), &removal.display().to_string()],
+        ),
+        "approve removal",
+    );
     for (out, name) in apply(&cluster, &removal, &names).iter().zip(names) {
         ok(out, &format!("apply removal on {name}"));
     }
@@ -294,8 +329,10 @@ fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryp
 
     let change = cluster.path("rotate.json");
     let ports = PortBlock::reserve(3);
-    let mut args: Vec<String> =
-        ["propose", "rotate", "--config", &config(&cluster, "authority-1"), "--out"].iter().map(|s| s.to_string()).collect();
+    let mut args: Vec<String> = ["propose", "rotate", "--config", &config(&cluster, "authority-1"), "--out"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     args.push(change.display().to_string());
     args.extend(ceremony(&ports, &names));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -305,7 +342,10 @@ fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryp
         let err = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(!out.status.success() && err.contains("not approved"), "{err}");
     }
-    ok(&committee(&cluster, &["approve", "--config", &config(&cluster, "authority-3"), &change.display().to_string()]), "approve");
+    ok(
+        &committee(&cluster, &["approve", "--config", &config(&cluster, "authority-3"), &change.display().to_string()]),
+        "approve",
+    );
     // altered after approval (another threshold): the approvals no longer match
     let text = std::fs::read_to_string(&change).unwrap();
     let mut doc: Value = serde_json::from_str(&text).unwrap();

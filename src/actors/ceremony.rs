@@ -39,7 +39,8 @@ use crate::data::keystore::read_committee;
 use crate::data::ledger::LmdbLedger;
 use crate::data::{read_key_share, write_key_share};
 use crate::protocol::committee::{
-    merge_handovers, ChangeKind, CommitteeChange, Endpoint, LedgerHandover, SignedHandover, SignedTransition, Transition,
+    merge_handovers, ChangeKind, CommitteeChange, Endpoint, LedgerHandover, SignedHandover, SignedTransition,
+    Transition,
 };
 use crate::protocol::keygen::{KeygenReply, Want};
 
@@ -85,7 +86,9 @@ pub fn apply(cfg: &NodeConfig, change_file: &Path, phase: Duration) -> Result<Si
         None => None,
     };
     if let Some(share) = &old_share {
-        if share.epoch() != current.epoch() || current.share_of(&cfg.name).map(|m| m.point) != Some(share.public_point()) {
+        if share.epoch() != current.epoch()
+            || current.share_of(&cfg.name).map(|m| m.point) != Some(share.public_point())
+        {
             return Err(setup("committee apply", "this authority's share is not that of the current committee"));
         }
     }
@@ -136,12 +139,21 @@ async fn ceremony(me: &Participant<'_>) -> Result<(Option<DkgShare>, SignedTrans
     let endpoint =
         bind_endpoint(listen, &transport).map_err(|e| NodeError::Bind { addr: listen, reason: e.to_string() })?;
     let new_index = |name: &str| change.members.iter().find(|m| m.name == name).map_or(0, |m| m.index);
-    let board = serve_board(&endpoint, &transport, others.iter().map(|e| (e.name.clone(), new_index(&e.name))).collect());
+    let board =
+        serve_board(&endpoint, &transport, others.iter().map(|e| (e.name.clone(), new_index(&e.name))).collect());
     let client = Client::new(endpoint.clone(), &transport);
-    let peers: Vec<Peer> =
-        others.iter().map(|e| Ok((new_index(&e.name), e.name.clone(), address(e)?))).collect::<Result<_, NodeError>>()?;
+    let peers: Vec<Peer> = others
+        .iter()
+        .map(|e| Ok((new_index(&e.name), e.name.clone(), address(e)?)))
+        .collect::<Result<_, NodeError>>()?;
     let dealers: Vec<Peer> = peers.iter().filter(|p| change.dealers.iter().any(|d| d.name == p.1)).cloned().collect();
-    let member = Member { client: &client, board: &board, me: me.new_index.unwrap_or(0), threshold: change.threshold, phase: me.phase };
+    let member = Member {
+        client: &client,
+        board: &board,
+        me: me.new_index.unwrap_or(0),
+        threshold: change.threshold,
+        phase: me.phase,
+    };
     let (share, committee) = if change.kind == ChangeKind::Rotate {
         let mut members = peers.clone();
         let (share, committee) = dkg_runs(&member, &mut members).await?;

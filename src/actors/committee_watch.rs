@@ -100,7 +100,11 @@ pub fn switch_files(
         Some(member) => {
             let share = read_key_share(&next_share).map_err(|e| e.to_string())?;
             if share.epoch() != next.epoch() || share.public_point() != member.point || share.index() != member.index {
-                return Err(format!("{} is not this authority's share of epoch {}", next_share.display(), next.epoch()));
+                return Err(format!(
+                    "{} is not this authority's share of epoch {}",
+                    next_share.display(),
+                    next.epoch()
+                ));
             }
             Some(share)
         }
@@ -258,7 +262,12 @@ async fn tell_relays(shared: &ProcessorShared, signed: &SignedTransition, relays
     let request = &request;
     let asked = chosen.map(|(name, addr)| async move {
         let reply = shared.client.request(name, *addr, request).await;
-        (name, reply.map_err(|e| e.to_string()).and_then(|b| decode::<RelayResponse>(&b, shared.max_frame).map_err(|e| e.to_string())))
+        (
+            name,
+            reply
+                .map_err(|e| e.to_string())
+                .and_then(|b| decode::<RelayResponse>(&b, shared.max_frame).map_err(|e| e.to_string())),
+        )
     });
     let mut lagging = Vec::new();
     for (relay, reply) in join_all(asked).await {

@@ -21,9 +21,8 @@ use actix::prelude::*;
 use tracing::info;
 
 use super::authority::AuthorityActor;
-use crate::data::committee_files::next_transition_path;
-use super::committee_watch::{erase_leftover, switch_files, watch_authority, watch_processor, WatchedFiles};
 use super::column_source::FileColumnSource;
+use super::committee_watch::{erase_leftover, switch_files, watch_authority, watch_processor, WatchedFiles};
 use super::error::NodeError;
 use super::http::{serve_http, Health};
 use super::keys::{read_joint_key, resolve, transition_endpoints, transport_config};
@@ -34,6 +33,7 @@ use super::transport::{bind_endpoint, serve_measured, Client, TransportConfig};
 use super::RequestBytes;
 use crate::config::{AuthorityConfig, NodeConfig, ProcessorConfig, RelayConfig, RoleConfig};
 use crate::crypto::{DlogSolver, DlogTable, JointPublicKey};
+use crate::data::committee_files::next_transition_path;
 use crate::data::ledger::LmdbLedger;
 use crate::data::{read_key_share, read_relay_identity, LmdbTable};
 use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
@@ -267,10 +267,7 @@ pub async fn start(
                 let a = actor.clone();
                 async move { a.send(RequestBytes { peer, bytes }).await.unwrap_or_default() }
             }));
-            vec![
-                actix_rt::spawn(watch_peers(shared.clone(), health.clone())),
-                actix_rt::spawn(watch_processor(shared)),
-            ]
+            vec![actix_rt::spawn(watch_peers(shared.clone(), health.clone())), actix_rt::spawn(watch_processor(shared))]
         }
     };
     let http = match listeners.metrics {

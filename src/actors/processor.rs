@@ -412,11 +412,9 @@ pub const PEER_PROBE_INTERVAL: Duration = Duration::from_secs(5);
 pub async fn watch_peers(shared: Rc<ProcessorShared>, health: Health) {
     loop {
         let members = shared.authorities();
-        let (authorities, relays) = futures_util::future::join(
-            reachable(&shared.client, &members),
-            reachable(&shared.client, &shared.relays),
-        )
-        .await;
+        let (authorities, relays) =
+            futures_util::future::join(reachable(&shared.client, &members), reachable(&shared.client, &shared.relays))
+                .await;
         let table_loaded = shared.solver.table().baby_steps() > 0;
         let view = shared.view();
         health.set(processor_readiness(

@@ -56,7 +56,9 @@ impl Handler<RequestBytes> for RelayActor {
             RelayRequest::Contribute { spec, round, .. } => (spec.id.to_string(), format!("contribute round {round}")),
             RelayRequest::Status => (String::new(), "status".to_string()),
             RelayRequest::Columns => (String::new(), "columns".to_string()),
-            RelayRequest::Transition(t) => (String::new(), format!("switch to committee epoch {}", t.transition.committee.epoch())),
+            RelayRequest::Transition(t) => {
+                (String::new(), format!("switch to committee epoch {}", t.transition.committee.epoch()))
+            }
         };
         let span = info_span!("query", query_id = %query_id, role = "relay");
         let _guard = span.enter();

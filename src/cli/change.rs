@@ -97,7 +97,13 @@ fn current(config: &Path) -> anyhow::Result<Current> {
     for peer in &cfg.cluster.authorities {
         let certificate = std::fs::read_to_string(&peer.cert)
             .with_context(|| format!("reading {}'s certificate {}", peer.name, peer.cert.display()))?;
-        known.push(Endpoint { name: peer.name.clone(), index: 0, address: peer.address.clone(), ceremony: String::new(), certificate });
+        known.push(Endpoint {
+            name: peer.name.clone(),
+            index: 0,
+            address: peer.address.clone(),
+            ceremony: String::new(),
+            certificate,
+        });
     }
     let transition = transition_path(&cfg.cluster.joint_key);
     if transition.exists() {
@@ -114,7 +120,9 @@ fn current(config: &Path) -> anyhow::Result<Current> {
 fn default_ceremony(address: &str) -> anyhow::Result<String> {
     let (host, port) = address.rsplit_once(':').with_context(|| format!("address {address} has no port"))?;
     let port: u16 = port.parse().with_context(|| format!("address {address}: bad port"))?;
-    let port = port.checked_add(CEREMONY_PORT_OFFSET).with_context(|| format!("address {address}: port too high for the default ceremony port; pass --ceremony"))?;
+    let port = port
+        .checked_add(CEREMONY_PORT_OFFSET)
+        .with_context(|| format!("address {address}: port too high for the default ceremony port; pass --ceremony"))?;
     Ok(format!("{host}:{port}"))
 }
 
@@ -126,13 +134,20 @@ fn endpoint(c: &Current, name: &str, index: u16, overrides: &[(String, String)])
         Some((_, addr)) => addr.clone(),
         None => default_ceremony(&known.address)?,
     };
-    Ok(Endpoint { name: name.to_string(), index, address: known.address.clone(), ceremony, certificate: known.certificate.clone() })
+    Ok(Endpoint {
+        name: name.to_string(),
+        index,
+        address: known.address.clone(),
+        ceremony,
+        certificate: known.certificate.clone(),
+    })
 }
 
 fn overrides(list: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     list.iter()
         .map(|item| {
-            let (name, addr) = item.split_once('=').with_context(|| format!("--ceremony {item}: expected NAME=HOST:PORT"))?;
+            let (name, addr) =
+                item.split_once('=').with_context(|| format!("--ceremony {item}: expected NAME=HOST:PORT"))?;
             addr.parse::<SocketAddr>().map(|_| ()).or_else(|_| default_ceremony(addr).map(|_| ()))?;
             Ok((name.to_string(), addr.to_string()))
         })
@@ -150,9 +165,16 @@ fn build(kind: &ProposeKind, c: &mut Current) -> anyhow::Result<(CommitteeChange
             if checked.role != CardRole::Authority {
                 bail!("{} is the card of a {}, not of an authority", card.display(), checked.card.role);
             }
-            let address = checked.card.address.clone().with_context(|| format!("card {} has no address", card.display()))?;
+            let address =
+                checked.card.address.clone().with_context(|| format!("card {} has no address", card.display()))?;
             c.known.retain(|e| e.name != checked.card.name);
-            c.known.push(Endpoint { name: checked.card.name.clone(), index: 0, address, ceremony: String::new(), certificate: checked.card.certificate.clone() });
+            c.known.push(Endpoint {
+                name: checked.card.name.clone(),
+                index: 0,
+                address,
+                ceremony: String::new(),
+                certificate: checked.card.certificate.clone(),
+            });
             (ChangeKind::Add, Some(checked.card.name.clone()), threshold.unwrap_or(t), common)
         }
         ProposeKind::Remove { name, threshold, common } => {
@@ -174,7 +196,8 @@ fn build(kind: &ProposeKind, c: &mut Current) -> anyhow::Result<(CommitteeChange
         new_members.push(endpoint(c, name, next_index, &overrides)?);
     }
     // every current member deals (a removed one too: it may be needed for t)
-    let dealers = members.iter().map(|m| endpoint(c, &m.authority, m.index, &overrides)).collect::<anyhow::Result<Vec<_>>>()?;
+    let dealers =
+        members.iter().map(|m| endpoint(c, &m.authority, m.index, &overrides)).collect::<anyhow::Result<Vec<_>>>()?;
     let change = CommitteeChange {
         from_epoch: c.joint.epoch(),
         from_key: c.joint.fingerprint(),
@@ -214,7 +237,8 @@ pub fn propose(kind: &ProposeKind) -> anyhow::Result<()> {
 fn sign(c: &Current, approved: &mut ApprovedChange) -> anyhow::Result<()> {
     let RoleConfig::Authority(a) = &c.cfg.role else { bail!("not an authority") };
     let share = read_key_share(&a.key_share)?;
-    if share.epoch() != c.joint.epoch() || c.joint.share_of(&c.cfg.name).map(|m| m.point) != Some(share.public_point()) {
+    if share.epoch() != c.joint.epoch() || c.joint.share_of(&c.cfg.name).map(|m| m.point) != Some(share.public_point())
+    {
         bail!("{}'s key share is not that of the committee in {}", c.cfg.name, c.cfg.cluster.joint_key.display());
     }
     let signature = approved.change.approve(&share, &mut OsRng);

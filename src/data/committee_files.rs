@@ -32,8 +32,10 @@ fn to_hex(list: &[(String, AuthoritySignature)]) -> Vec<Signature> {
 fn from_hex(list: &[Signature]) -> Result<Vec<(String, AuthoritySignature)>, String> {
     list.iter()
         .map(|s| {
-            let bytes = hex::decode(&s.signature).map_err(|e| format!("{}'s signature is not hex: {e}", s.authority))?;
-            let sig = AuthoritySignature::from_bytes(&bytes).map_err(|e| format!("{}'s signature: {e}", s.authority))?;
+            let bytes =
+                hex::decode(&s.signature).map_err(|e| format!("{}'s signature is not hex: {e}", s.authority))?;
+            let sig =
+                AuthoritySignature::from_bytes(&bytes).map_err(|e| format!("{}'s signature: {e}", s.authority))?;
             Ok((s.authority.clone(), sig))
         })
         .collect()
@@ -124,7 +126,12 @@ pub fn read_transition(path: &Path) -> Result<SignedTransition, String> {
     }
     let committee = parse_committee(&file.committee.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(SignedTransition {
-        transition: Transition { from_epoch: file.from_epoch, from_key: file.from_key, committee, endpoints: file.endpoints },
+        transition: Transition {
+            from_epoch: file.from_epoch,
+            from_key: file.from_key,
+            committee,
+            endpoints: file.endpoints,
+        },
         signatures: from_hex(&file.signatures)?,
     })
 }

@@ -62,7 +62,11 @@ impl LmdbLedger {
     /// Takes over a handed ledger: per dataset the larger of the spent
     /// budgets, and every replay record (so a new member never starts with
     /// a fresh budget). One write transaction.
-    pub fn absorb(&mut self, spent: &HashMap<String, Epsilon>, seen: &HashMap<QueryId, u64>) -> Result<(), ProtocolError> {
+    pub fn absorb(
+        &mut self,
+        spent: &HashMap<String, Epsilon>,
+        seen: &HashMap<QueryId, u64>,
+    ) -> Result<(), ProtocolError> {
         let (mine, known) = self.load()?;
         let mut wtxn = self.env.write_txn().map_err(|e| err(&self.dir, "write transaction", e))?;
         for (dataset, theirs) in spent {
@@ -73,7 +77,9 @@ impl LmdbLedger {
         }
         for (id, at) in seen {
             let value = known.get(id).copied().unwrap_or_default().max(*at);
-            self.seen.put(&mut wtxn, &id.0, &value.to_be_bytes()).map_err(|e| err(&self.dir, "take over a record", e))?;
+            self.seen
+                .put(&mut wtxn, &id.0, &value.to_be_bytes())
+                .map_err(|e| err(&self.dir, "take over a record", e))?;
         }
         wtxn.commit().map_err(|e| err(&self.dir, "commit", e))
     }

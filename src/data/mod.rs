@@ -7,8 +7,8 @@
 mod cell;
 mod cfb_check;
 mod column;
-mod csv_reader;
 pub mod committee_files;
+mod csv_reader;
 pub mod decimal;
 pub mod error;
 mod header;

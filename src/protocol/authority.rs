@@ -99,9 +99,7 @@ impl EpochKeys {
     /// The share and committee of `epoch`: the current one, or the previous
     /// one during its grace period.
     fn for_epoch(&self, epoch: u64) -> Result<(&KeyShare, &JointPublicKey), ProtocolError> {
-        let other = || {
-            ProtocolError::from(InvalidRequest::WrongEpoch { asked: epoch, current: self.joint.epoch() })
-        };
+        let other = || ProtocolError::from(InvalidRequest::WrongEpoch { asked: epoch, current: self.joint.epoch() });
         if epoch == self.joint.epoch() {
             return self.current.as_ref().map(|s| (s, &self.joint)).ok_or_else(other);
         }

@@ -390,7 +390,8 @@ fn invalid_parameters_labels_and_caps_are_refused_before_any_charge() {
         let mut intent = f.intent(params);
         intent.labels = labels;
         let id = intent.id;
-        let reason = refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 }));
+        let reason =
+            refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 }));
         assert!(reason.contains(&want), "{what}: {reason}");
         // not admitted: no round of it is
         let spec = QuerySpec::new(intent, 0, 0, decryptors());

@@ -124,7 +124,10 @@ fn distinct(list: &[Endpoint], what: &str) -> Result<(), CommitteeError> {
             return Err(CommitteeError::Invalid(format!("{what}: {} has index 0", e.name)));
         }
         if list.iter().skip(pos + 1).any(|o| o.name == e.name || o.index == e.index) {
-            return Err(CommitteeError::Invalid(format!("{what}: {} or its index {} is listed twice", e.name, e.index)));
+            return Err(CommitteeError::Invalid(format!(
+                "{what}: {} or its index {} is listed twice",
+                e.name, e.index
+            )));
         }
     }
     Ok(())
@@ -215,7 +218,9 @@ impl CommitteeChange {
         if self.kind == ChangeKind::Rotate {
             let dealers: Vec<&str> = self.dealers.iter().map(|d| d.name.as_str()).collect();
             if !same(&dealers, &new) {
-                return Err(CommitteeError::Invalid("a rotation is run by all members: dealers and members differ".into()));
+                return Err(CommitteeError::Invalid(
+                    "a rotation is run by all members: dealers and members differ".into(),
+                ));
             }
         }
         Ok(())
@@ -245,7 +250,11 @@ impl CommitteeChange {
     }
 
     /// This authority's approval.
-    pub fn approve(&self, share: &KeyShare, rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng)) -> AuthoritySignature {
+    pub fn approve(
+        &self,
+        share: &KeyShare,
+        rng: &mut (impl rand_core::RngCore + rand_core::CryptoRng),
+    ) -> AuthoritySignature {
         share.sign_statement(&self.signed_bytes(), rng)
     }
 }
@@ -375,6 +384,10 @@ pub struct SignedHandover {
     pub signature: AuthoritySignature,
 }
 
+/// What a new member takes over: spent epsilon per dataset, and admitted
+/// query ids with their issue time.
+pub type HandedLedger = (HashMap<String, Epsilon>, HashMap<QueryId, u64>);
+
 /// Merges the dealers' handovers for epoch `to_epoch`: each signed by its
 /// dealer (a member of `old`), every dealer of `dealers` once; the most
 /// spent per dataset and every replay record. One honest dealer among them
@@ -384,7 +397,7 @@ pub fn merge_handovers(
     dealers: &[String],
     to_epoch: u64,
     handovers: &[SignedHandover],
-) -> Result<(HashMap<String, Epsilon>, HashMap<QueryId, u64>), CommitteeError> {
+) -> Result<HandedLedger, CommitteeError> {
     let mut spent: HashMap<String, Epsilon> = HashMap::new();
     let mut seen: HashMap<QueryId, u64> = HashMap::new();
     for dealer in dealers {

@@ -118,14 +118,18 @@ fn handovers_merge_to_the_most_spent_and_every_record() {
         &HashMap::from([(id(1), 10), (id(2), 20)]),
     )
     .sign(&shares[0], &mut OsRng);
-    let h2 =
-        LedgerHandover::new(1, "a2", &HashMap::from([("demo".to_string(), Epsilon(500_000))]), &HashMap::from([(id(3), 30)]))
-            .sign(&shares[1], &mut OsRng);
+    let h2 = LedgerHandover::new(
+        1,
+        "a2",
+        &HashMap::from([("demo".to_string(), Epsilon(500_000))]),
+        &HashMap::from([(id(3), 30)]),
+    )
+    .sign(&shares[1], &mut OsRng);
     let dealers = vec!["a1".to_string(), "a2".to_string()];
     let (spent, seen) = merge_handovers(&joint, &dealers, 1, &[h1.clone(), h2.clone()]).unwrap();
     assert_eq!(spent["demo"], Epsilon(500_000));
     assert_eq!(seen.len(), 3);
-    assert!(merge_handovers(&joint, &dealers, 1, &[h1.clone()]).is_err(), "a missing dealer");
+    assert!(merge_handovers(&joint, &dealers, 1, std::slice::from_ref(&h1)).is_err(), "a missing dealer");
     assert!(merge_handovers(&joint, &dealers, 2, &[h1.clone(), h2.clone()]).is_err(), "another epoch");
     let mut lowered = h2.clone();
     lowered.handover.spent[0].1 = 0;

@@ -203,9 +203,13 @@ mod tests {
             assert!(index > 1);
         }
         board.publish_round2(a.round2().unwrap());
-        let KeygenReply::Round2(to_2) = board.answer((2, "a2"), &ask(4, Want::Round2)) else { panic!("no share for 2") };
+        let KeygenReply::Round2(to_2) = board.answer((2, "a2"), &ask(4, Want::Round2)) else {
+            panic!("no share for 2")
+        };
         assert_eq!((to_2.sender, to_2.recipient), (1, 2));
-        let KeygenReply::Round2(to_3) = board.answer((3, "a3"), &ask(4, Want::Round2)) else { panic!("no share for 3") };
+        let KeygenReply::Round2(to_3) = board.answer((3, "a3"), &ask(4, Want::Round2)) else {
+            panic!("no share for 3")
+        };
         assert_eq!(to_3.recipient, 3);
         assert!(!board.all_fetched(&[2, 3]));
         board.publish_justifications(Vec::new());

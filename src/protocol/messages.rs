@@ -243,9 +243,13 @@ pub enum RelayResponse {
     Contribution(Box<SignedContribution>),
     Status(NodeStatus),
     Columns(Vec<Vec<String>>),
-    Error { message: String },
+    Error {
+        message: String,
+    },
     /// the relay now encrypts to committee epoch `epoch`
-    Switched { epoch: u64 },
+    Switched {
+        epoch: u64,
+    },
 }
 
 // ---------------------------------------------------------------- authority
@@ -291,18 +295,28 @@ pub enum AuthorityRequest {
     /// The signed statement of this authority's switch to committee epoch
     /// `epoch` (`protocol::committee::SignedTransition`), for the processor
     /// to pass on to relays.
-    Transition { epoch: u64 },
+    Transition {
+        epoch: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthorityResponse {
-    Admitted { signature: AuthoritySignature, remaining_budget: Option<Epsilon> },
+    Admitted {
+        signature: AuthoritySignature,
+        remaining_budget: Option<Epsilon>,
+    },
     Registered,
     Partial(PartialDecryption),
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     Status(NodeStatus),
     /// the request is for committee epoch `asked`, this authority runs `current`
-    OtherEpoch { asked: u64, current: u64 },
+    OtherEpoch {
+        asked: u64,
+        current: u64,
+    },
     Transition(Box<super::committee::SignedTransition>),
 }
 

@@ -254,7 +254,8 @@ impl QueryDriver {
                 let admission = self.cx.query_admission(replies)?;
                 self.cx.charged =
                     Some(if intent.params.exact { Epsilon(0) } else { intent.params.epsilon.unwrap_or_default() });
-                let request = RelayRequest::Describe { query: intent.clone(), admission, epoch: self.cx.view.joint.epoch() };
+                let request =
+                    RelayRequest::Describe { query: intent.clone(), admission, epoch: self.cx.view.joint.epoch() };
                 self.state = State::AwaitingDescriptions { intent };
                 Ok(Step::AskRelays(request))
             }

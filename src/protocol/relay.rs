@@ -304,7 +304,8 @@ impl RelayState {
         let relay = self.name.as_str();
         let statement_of = |c: &crate::stats::Contribution| codec::contribution_statement(spec, round, task, relay, c);
         let (contribution, statement, proof) =
-            contribute(task, &values, &self.epoch(spec.epoch).map_err(|e| public(e))?.1, &statement_of, rng).map_err(|e| uniform(e.to_string()))?;
+            contribute(task, &values, &self.epoch(spec.epoch).map_err(|e| (e, None))?.1, &statement_of, rng)
+                .map_err(|e| uniform(e.to_string()))?;
         let signature = self.identity.sign(&spec.id.0, &statement);
         Ok(SignedContribution { relay: self.name.clone(), round, contribution, proof, signature })
     }

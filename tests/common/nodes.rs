@@ -117,7 +117,10 @@ impl Peer {
         let mut signatures = Vec::new();
         for authority in AUTHORITIES {
             match self
-                .authority(authority, &AuthorityRequest::AdmitQuery { query: query.clone(), user: "user".into(), epoch: 0 })
+                .authority(
+                    authority,
+                    &AuthorityRequest::AdmitQuery { query: query.clone(), user: "user".into(), epoch: 0 },
+                )
                 .await
             {
                 AuthorityResponse::Admitted { signature, .. } => signatures.push((authority.to_string(), signature)),
