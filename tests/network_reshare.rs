@@ -384,3 +384,77 @@ fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryp
         assert_ne!(open(&new, &chosen), target, "the new committee opened an old ciphertext");
     }
 }
+
+/// A dishonest processor (alone: it holds no share) cannot move the relays
+/// to a committee of its own: a transition must carry t signatures of the
+/// relays' current committee. It cannot make an authority sign for another
+/// epoch either. Positive control: with both real shares (t colluding
+/// authorities, outside the trust model) the relay switches.
+#[actix_rt::test]
+async fn a_dishonest_processor_cannot_move_relays_to_its_own_committee() {
+    use common::nodes::{relay_error, setup as tls_setup, Peer, BACKEND};
+    use crux::crypto::deal_for_tests;
+    use crux::protocol::committee::{Endpoint, SignedTransition, Transition};
+    use crux::protocol::{AuthorityRequest, AuthorityResponse, RelayRequest, RelayResponse};
+
+    tls_setup();
+    let mut cluster = Cluster::init(&["--exact"]);
+    cluster.start_all(&BACKEND);
+    let evil = Peer::new(cluster.config("processor"));
+    evil.wait_ready(&cluster, &BACKEND).await;
+    let current = parse_committee(&std::fs::read_to_string(cluster.path("cluster-key.bin")).unwrap()).unwrap();
+    let names = ["authority-1", "authority-2"];
+    // the processor's own committee: it dealt it, so it knows every share
+    let (own, forged) = deal_for_tests(&names, 2, 1, &mut rand::rngs::OsRng).unwrap();
+    let endpoints: Vec<Endpoint> = names
+        .iter()
+        .zip(1u16..)
+        .map(|(n, i)| Endpoint {
+            name: n.to_string(),
+            index: i,
+            address: "127.0.0.1:9".into(),
+            ceremony: "127.0.0.1:10".into(),
+            certificate: "pem".into(),
+        })
+        .collect();
+    let transition =
+        Transition { from_epoch: 0, from_key: current.fingerprint(), committee: forged.clone(), endpoints };
+    let bytes = transition.signed_bytes();
+    let signed_by = |shares: &[&KeyShare]| SignedTransition {
+        transition: transition.clone(),
+        signatures: shares
+            .iter()
+            .map(|s| (s.authority().to_string(), s.sign_statement(&bytes, &mut rand::rngs::OsRng)))
+            .collect(),
+    };
+    let ask = |t: SignedTransition| {
+        let evil = &evil;
+        async move { evil.relay("relay-1", &RelayRequest::Transition(Box::new(t))).await }
+    };
+    for attempt in [signed_by(&[]), signed_by(&[&own[0], &own[1]])] {
+        let err = relay_error(ask(attempt).await);
+        assert!(
+            err.contains("invalid committee transition") && err.contains("signed by t members of epoch 0"),
+            "{err}"
+        );
+    }
+    // one real member's signature (t = 2) is not enough either
+    let real: Vec<KeyShare> =
+        names.iter().map(|n| crux::data::read_key_share(&cluster.path(&format!("keys/{n}.share"))).unwrap()).collect();
+    let err = relay_error(ask(signed_by(&[&real[0]])).await);
+    assert!(err.contains("invalid committee transition"), "{err}");
+    // an authority does not sign for an epoch it does not run, and charges nothing
+    let q = evil.intent(crux::stats::QueryParams::new(crux::stats::Statistic::Count));
+    let asked = AuthorityRequest::AdmitQuery { query: q, user: "user".into(), epoch: 1 };
+    match evil.authority("authority-1", &asked).await {
+        AuthorityResponse::OtherEpoch { asked: 1, current: 0 } => {}
+        other => panic!("expected OtherEpoch, got {other:?}"),
+    }
+    let before = cluster.log("authority-1");
+    assert!(!before.contains("budget charged"), "{before}");
+    // positive control: t real signatures move the relay
+    match ask(signed_by(&[&real[0], &real[1]])).await {
+        RelayResponse::Switched { epoch: 1 } => {}
+        other => panic!("expected Switched, got {other:?}"),
+    }
+}
