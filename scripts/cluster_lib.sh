@@ -103,7 +103,9 @@ reset_dir() {
         mv "$dir/data/processor/dlog" "$keep"
     fi
     rm -rf "$dir/certs" "$dir/keys" "$dir/data" "$dir/logs" "$dir/pids" "$dir/out"
-    rm -f "$dir"/authority-*.yaml "$dir"/relay-*.yaml "$dir"/processor.yaml "$dir"/user*.yaml "$dir/cluster-key.bin"
+    rm -rf "$dir/changes"
+    rm -f "$dir"/authority-*.yaml "$dir"/authority-*.yaml.removed "$dir"/relay-*.yaml "$dir"/processor.yaml \
+        "$dir"/user*.yaml "$dir"/cluster-key.bin*
     if [[ -n "$keep" ]]; then
         mkdir -p "$dir/data/processor"
         mv "$keep" "$dir/data/processor/dlog"
@@ -128,6 +130,7 @@ init_cluster() {
 node_names() {
     local dir=$1 f
     for f in "$dir"/authority-*.yaml "$dir"/processor.yaml "$dir"/relay-*.yaml; do
+        [[ "$f" == *.card.yaml ]] && continue
         [[ -f "$f" ]] && basename "$f" .yaml
     done | sort -V
 }

@@ -13,6 +13,13 @@
 # Usage: scripts/local_cluster.sh [--data FILE] [--header-rows H] [--authorities N]
 #                                 [--threshold T] [--relays M] [--dir DIR] [--base-port P]
 #                                 [--stop] [--console] [--console-port PORT]
+#        scripts/local_cluster.sh --add-authority | --remove-authority NAME | --rotate
+#                                 [--threshold T] [--dir DIR]
+#
+# The second form changes the committee of the cluster running in DIR, doing
+# every operator's step (scripts/committee_change.sh): propose, approve by t
+# members, the ceremony on every participant at once, then waits until the
+# running nodes switch to the new epoch (no restart) and asks an exact count.
 set -euo pipefail
 
 # shellcheck source=scripts/cluster_lib.sh
@@ -35,9 +42,10 @@ TRUTH_COLUMN=H
 DP_BOUNDS="0:3000000"
 CONSOLE=0
 CONSOLE_PORT=8080
+CHANGE=()
 
 usage() {
-    sed -n '13,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '13,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -53,6 +61,9 @@ while (($# > 0)); do
     --stop) STOP=1; shift ;;
     --console) CONSOLE=1; shift ;;
     --console-port) CONSOLE_PORT=${2:?--console-port needs PORT}; CONSOLE=1; shift 2 ;;
+    --add-authority) CHANGE=(add); shift ;;
+    --remove-authority) CHANGE=(remove "${2:?--remove-authority needs NAME}"); shift 2 ;;
+    --rotate) CHANGE=(rotate); shift ;;
     -h | --help) usage 0 ;;
     *) echo "unknown argument: $1" >&2; usage 2 ;;
     esac
@@ -66,6 +77,10 @@ fi
 for v in AUTHORITIES RELAYS BASE_PORT HEADER_ROWS CONSOLE_PORT; do
     [[ "${!v}" =~ ^[0-9]+$ ]] || die "--${v,,} must be a number (got ${!v})"
 done
+if ((${#CHANGE[@]} > 0)); then
+    ((STOP == 0)) || die "--stop does not go with a committee change"
+    exec "$ROOT/scripts/committee_change.sh" --dir "$DIR" "${THRESHOLD_ARGS[@]}" "${CHANGE[@]}"
+fi
 if ((STOP)) && [[ ! -d "$DIR" ]]; then
     echo "no cluster folder $DIR: nothing to stop."
     exit 0
