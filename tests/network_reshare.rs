@@ -1,13 +1,15 @@
 //! Committee changes on a running cluster of real `crux-node` processes on
-//! 127.0.0.1 (3 authorities, t = 2, keys from the real keygen):
-//! - an authority is added while a load of queries runs: no query fails or
-//!   is wrong, the relays keep running (same processes), the new member
-//!   decrypts, and its budget is the others' (the ledger handed over);
+//! 127.0.0.1 (keys from the real keygen):
+//! - a 6th authority is added to 5 with t = 3 while a load of queries runs:
+//!   no query fails or is wrong, the relays keep running (same processes),
+//!   the new member decrypts, and its budget is the others' (the ledger
+//!   handed over);
 //! - an authority is removed: the committee answers without it, and its
 //!   share is erased after the grace period;
 //! - a change approved by fewer than t, or altered after approval, is refused;
-//! - the epoch is rotated: a new joint key, the relays encrypt to it, and a
-//!   ciphertext made before cannot be decrypted with the current shares.
+//! - the epoch is rotated (3 authorities, t = 2): a new joint key, the
+//!   relays encrypt to it, budgets carry over, and a ciphertext made before
+//!   cannot be decrypted with the current shares.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::too_many_lines)]
 #![cfg(unix)]
 
@@ -29,9 +31,9 @@ use serde_json::Value;
 
 const GRACE_SECS: &str = "3";
 
-fn setup(relays: u32) -> Cluster {
-    let layout = Layout { authorities: 3, relays, dlog_bits: 14, dlog_range_bits: 30 };
-    let args = ["--min-relays", "2", "--exact", "--header-rows", "3", "--threshold", "2"];
+fn setup(authorities: u32, threshold: &str) -> Cluster {
+    let layout = Layout { authorities, relays: 2, dlog_bits: 14, dlog_range_bits: 30 };
+    let args = ["--min-relays", "2", "--exact", "--header-rows", "3", "--threshold", threshold];
     let mut cluster = Cluster::init_layout(layout, &data_path("areas.xlsx"), &args)
         .with_node_env(&FAST_FAIL_NODE_ENV)
         .with_user_env(&FAST_FAIL_USER_ENV);
@@ -179,30 +181,30 @@ impl Drop for StopOnDrop<'_> {
 
 #[test]
 fn add_an_authority_under_load_then_remove_one() {
-    let mut cluster = setup(2);
+    let mut cluster = setup(5, "3");
     let (labels, count, sum) = labels_and_count();
     // spend some budget first: the new member must take it over
     let (noisy, _) = cluster.answer("count", &["--epsilon", "1"], &labels);
     noisy.unwrap();
     let before = budgets(&cluster);
-    assert_eq!(before.len(), 3);
+    assert_eq!(before.len(), 5);
     let relay_pids: Vec<u32> = ["relay-1", "relay-2"].iter().map(|r| cluster.child(r).id()).collect();
 
     let extra = PortBlock::reserve(9);
-    let a4_port = extra.base();
-    let ceremony_ports = PortBlock::reserve(4);
+    let a6_port = extra.base();
+    let ceremony_ports = PortBlock::reserve(6);
     let out = Command::new(BIN)
-        .args(["init", "authority", "authority-4", "--host", "127.0.0.1", "--port", &a4_port.to_string(), "--out"])
+        .args(["init", "authority", "authority-6", "--host", "127.0.0.1", "--port", &a6_port.to_string(), "--out"])
         .arg(cluster.dir.path())
         .output()
         .unwrap();
-    ok(&out, "init authority-4 (local cluster)");
-    cluster.set_node_env("authority-4", "CRUX_COMMITTEE_GRACE_SECS", GRACE_SECS);
+    ok(&out, "init authority-6 (local cluster)");
+    cluster.set_node_env("authority-6", "CRUX_COMMITTEE_GRACE_SECS", GRACE_SECS);
 
     let change = cluster.path("add.json");
-    let names = ["authority-1", "authority-2", "authority-3", "authority-4"];
+    let names = ["authority-1", "authority-2", "authority-3", "authority-4", "authority-5", "authority-6"];
     let mut args: Vec<String> =
-        ["propose", "add", "--card", "authority-4.card.yaml", "--config", &config(&cluster, "authority-1"), "--out"]
+        ["propose", "add", "--card", "authority-6.card.yaml", "--config", &config(&cluster, "authority-1"), "--out"]
             .iter()
             .map(|s| s.to_string())
             .collect();
@@ -218,23 +220,25 @@ fn add_an_authority_under_load_then_remove_one() {
         let worker = s.spawn(|| load(user, &labels, &count, &sum, &stop));
         let _stop_on_panic = StopOnDrop(&stop);
         std::thread::sleep(Duration::from_secs(1));
-        // one approval is not enough (t = 2)
+        // one approval is not enough (t = 3)
         let refused = apply(&cluster, &change, &names[..1]);
         let err = String::from_utf8_lossy(&refused[0].stderr).to_string();
         assert!(!refused[0].status.success() && err.contains("approved by 1 (authority-1)"), "{err}");
-        ok(
-            &committee(
-                &cluster,
-                &["approve", "--config", &config(&cluster, "authority-2"), &change.display().to_string()],
-            ),
-            "approve",
-        );
+        for approver in ["authority-2", "authority-3"] {
+            ok(
+                &committee(
+                    &cluster,
+                    &["approve", "--config", &config(&cluster, approver), &change.display().to_string()],
+                ),
+                "approve",
+            );
+        }
         for (out, name) in apply(&cluster, &change, &names).iter().zip(names) {
             ok(out, &format!("apply on {name}"));
         }
-        cluster.start("authority-4");
+        cluster.start("authority-6");
         wait_epoch(&cluster, 1);
-        cluster.wait_up(&["authority-4"], Duration::from_secs(30));
+        cluster.wait_up(&["authority-6"], Duration::from_secs(30));
         std::thread::sleep(Duration::from_secs(2));
         stop.store(true, Ordering::SeqCst);
         worker.join().unwrap()
@@ -253,21 +257,24 @@ fn add_an_authority_under_load_then_remove_one() {
     assert!(cluster.log("relay-1").contains("switch to committee epoch 1"), "{}", cluster.log("relay-1"));
     // the new member took over the spent budget
     let after = budgets(&cluster);
-    assert_eq!(after.len(), 4, "{after:?}");
+    assert_eq!(after.len(), 6, "{after:?}");
     assert!(after.iter().all(|(_, b)| *b == before[0].1), "{before:?} then {after:?}");
-    // with two old members down, the new one decrypts
-    cluster.kill("authority-1");
-    cluster.kill("authority-2");
+    // with three old members down, the new one decrypts
+    let first = ["authority-1", "authority-2", "authority-3"];
+    for name in first {
+        cluster.kill(name);
+    }
     let (answer, _) = cluster.answer("sum", &["--exact"], &labels);
     let answer = answer.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     assert_eq!(answer["exact_value"].as_str().unwrap(), sum);
     let decryptors: Vec<&str> = answer["decryptors"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
-    assert_eq!(decryptors, ["authority-3", "authority-4"]);
-    cluster.start("authority-1");
-    cluster.start("authority-2");
-    cluster.wait_up(&["authority-1", "authority-2"], Duration::from_secs(30));
+    assert_eq!(decryptors, ["authority-4", "authority-5", "authority-6"]);
+    for name in first {
+        cluster.start(name);
+    }
+    cluster.wait_up(&first, Duration::from_secs(30));
 
-    // remove authority-2 (approved by authority-1 and authority-3)
+    // remove authority-2 (approved by authority-1, authority-3 and authority-4)
     let removal = cluster.path("remove.json");
     let mut args: Vec<String> =
         ["propose", "remove", "authority-2", "--config", &config(&cluster, "authority-1"), "--out"]
@@ -275,17 +282,16 @@ fn add_an_authority_under_load_then_remove_one() {
             .map(|s| s.to_string())
             .collect();
     args.push(removal.display().to_string());
-    let more = PortBlock::reserve(4);
+    let more = PortBlock::reserve(6);
     args.extend(ceremony(&more, &names));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(&committee(&cluster, &argv), "propose remove");
-    ok(
-        &committee(
-            &cluster,
-            &["approve", "--config", &config(&cluster, "authority-3"), &removal.display().to_string()],
-        ),
-        "approve removal",
-    );
+    for approver in ["authority-3", "authority-4"] {
+        ok(
+            &committee(&cluster, &["approve", "--config", &config(&cluster, approver), &removal.display().to_string()]),
+            "approve removal",
+        );
+    }
     for (out, name) in apply(&cluster, &removal, &names).iter().zip(names) {
         ok(out, &format!("apply removal on {name}"));
     }
@@ -299,7 +305,7 @@ fn add_an_authority_under_load_then_remove_one() {
     let answer = answer.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     assert_eq!(answer["exact_value"].as_str().unwrap(), count);
     let decryptors: Vec<&str> = answer["decryptors"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
-    assert_eq!(decryptors, ["authority-3", "authority-4"], "authority-2 is no member: {answer}");
+    assert_eq!(decryptors, ["authority-3", "authority-4", "authority-5"], "authority-2 is no member: {answer}");
     let missing: Vec<&str> =
         answer["missing_authorities"].as_array().unwrap().iter().map(|m| m["authority"].as_str().unwrap()).collect();
     assert_eq!(missing, ["authority-1"], "authority-2 is not even asked");
@@ -307,8 +313,13 @@ fn add_an_authority_under_load_then_remove_one() {
 
 #[test]
 fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryptable() {
-    let cluster = setup(2);
+    let cluster = setup(3, "2");
     let (labels, count, _) = labels_and_count();
+    // spend some budget: it carries across the rotation
+    let (noisy, _) = cluster.answer("count", &["--epsilon", "1"], &labels);
+    noisy.unwrap();
+    let spent = budgets(&cluster);
+    assert_eq!(spent.len(), 3);
     let names = ["authority-1", "authority-2", "authority-3"];
     let old_text = std::fs::read_to_string(cluster.path("cluster-key.bin")).unwrap();
     let old = parse_committee(&old_text).unwrap();
@@ -365,6 +376,7 @@ fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryp
     let new = parse_committee(&std::fs::read_to_string(cluster.path("cluster-key.bin")).unwrap()).unwrap();
     assert_eq!(new.epoch(), 1);
     assert_ne!(new.fingerprint(), old.fingerprint(), "a rotation makes a new joint key");
+    assert_eq!(budgets(&cluster), spent, "budgets carry across epochs");
     std::thread::sleep(Duration::from_millis(500));
     let (answer, _) = cluster.answer("count", &["--exact"], &labels);
     assert_eq!(answer.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()))["exact_value"].as_str().unwrap(), count);
