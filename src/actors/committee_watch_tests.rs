@@ -9,19 +9,9 @@ use crate::crypto::{deal_for_tests, JointPublicKey};
 use crate::data::committee_files::{next_share_path, next_transition_path, transition_json, write_atomic};
 use crate::data::keystore::{write_joint_key, write_key_share};
 use crate::data::read_key_share;
-use crate::protocol::committee::{Endpoint, SignedTransition, Transition};
+use crate::protocol::committee::{test_endpoint, SignedTransition, Transition};
 
 const NAMES: [&str; 2] = ["a1", "a2"];
-
-fn endpoint(name: &str, index: u16) -> Endpoint {
-    Endpoint {
-        name: name.into(),
-        index,
-        address: format!("127.0.0.1:{}", 7000 + index),
-        ceremony: format!("127.0.0.1:{}", 8000 + index),
-        certificate: format!("-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"),
-    }
-}
 
 /// Epoch 0 and its successor (a rotation), the successor's transition
 /// signed by both old members, and a1's files with the change pending.
@@ -32,7 +22,7 @@ fn pending(dir: &std::path::Path) -> (WatchedFiles, JointPublicKey, JointPublicK
         from_epoch: 0,
         from_key: old.fingerprint(),
         committee: new.clone(),
-        endpoints: NAMES.iter().zip(1u16..).map(|(n, i)| endpoint(n, i)).collect(),
+        endpoints: NAMES.iter().zip(1u16..).map(|(n, i)| test_endpoint(n, i)).collect(),
     };
     let bytes = transition.signed_bytes();
     let signatures =

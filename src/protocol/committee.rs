@@ -432,6 +432,18 @@ impl From<CryptoError> for CommitteeError {
     }
 }
 
+/// An endpoint with made-up addresses and certificate, for tests.
+#[cfg(test)]
+pub(crate) fn test_endpoint(name: &str, index: u16) -> Endpoint {
+    Endpoint {
+        name: name.into(),
+        index,
+        address: format!("127.0.0.1:{}", 7000 + index),
+        ceremony: format!("127.0.0.1:{}", 8000 + index),
+        certificate: format!("-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"),
+    }
+}
+
 #[cfg(test)]
 #[path = "committee_tests.rs"]
 mod tests;

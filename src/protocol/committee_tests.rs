@@ -3,16 +3,6 @@ use super::*;
 use crate::crypto::deal_for_tests;
 use rand::rngs::OsRng;
 
-fn endpoint(name: &str, index: u16) -> Endpoint {
-    Endpoint {
-        name: name.into(),
-        index,
-        address: format!("127.0.0.1:{}", 7000 + index),
-        ceremony: format!("127.0.0.1:{}", 8000 + index),
-        certificate: format!("-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"),
-    }
-}
-
 fn setup() -> (Vec<KeyShare>, JointPublicKey, CommitteeChange) {
     let (shares, joint) = deal_for_tests(&["a1", "a2", "a3"], 2, 0, &mut OsRng).unwrap();
     let change = CommitteeChange {
@@ -21,8 +11,8 @@ fn setup() -> (Vec<KeyShare>, JointPublicKey, CommitteeChange) {
         kind: ChangeKind::Add,
         subject: Some("a4".into()),
         threshold: 3,
-        dealers: vec![endpoint("a1", 1), endpoint("a2", 2), endpoint("a3", 3)],
-        members: vec![endpoint("a1", 1), endpoint("a2", 2), endpoint("a3", 3), endpoint("a4", 4)],
+        dealers: vec![test_endpoint("a1", 1), test_endpoint("a2", 2), test_endpoint("a3", 3)],
+        members: vec![test_endpoint("a1", 1), test_endpoint("a2", 2), test_endpoint("a3", 3), test_endpoint("a4", 4)],
     };
     (shares, joint, change)
 }
@@ -57,7 +47,7 @@ fn a_change_must_fit_the_current_committee() {
     few.dealers.truncate(1);
     assert!(few.check(&joint).unwrap_err().to_string().contains("1 dealers, the current threshold is 2"));
     let mut stranger = change.clone();
-    stranger.dealers[0] = endpoint("a9", 1);
+    stranger.dealers[0] = test_endpoint("a9", 1);
     assert!(stranger.check(&joint).is_err());
     let mut wrong_members = change.clone();
     wrong_members.members.pop();
@@ -82,7 +72,7 @@ fn a_transition_needs_t_old_signatures_and_the_next_epoch() {
         from_epoch: 0,
         from_key: joint.fingerprint(),
         committee: next.clone(),
-        endpoints: vec![endpoint("a1", 1), endpoint("a2", 2), endpoint("a3", 3)],
+        endpoints: vec![test_endpoint("a1", 1), test_endpoint("a2", 2), test_endpoint("a3", 3)],
     };
     let bytes = transition.signed_bytes();
     let sign = |i: usize| (shares[i].authority().to_string(), shares[i].sign_statement(&bytes, &mut OsRng));
