@@ -17,7 +17,14 @@
 #      the processor and the relays;
 #   5. every node starts in its namespace; the user runs exact sum, mean and
 #      median of column H of tests/data/areas.xlsx (each relay serves a third
-#      of its rows: expected 14134681, 14134681/414, 6469).
+#      of its rows: expected 14134681, 14134681/414, 6469);
+#   6. a 4th authority is added while the cluster runs ("Changing the cluster
+#      later"): it runs `init authority` in its own namespace, its card is
+#      assembled (`--from`), it joins and gets the committee file;
+#      authority-1 proposes, authority-2 approves, the four run `committee
+#      apply` at once (ceremony over the namespaces' links), authority-4
+#      starts; then with authority-1 and authority-2 stopped the sum is still
+#      exact, decrypted by authority-3 and authority-4. No node restarts.
 # Prints results and timings, and removes every namespace it created.
 #
 # Needs root, iproute2 (`ip`, `tc`) and permission to create namespaces; where
@@ -56,6 +63,8 @@ DATA=$(realpath tests/data/areas.xlsx)
 P="crux$$"                         # namespace prefix, unique per run
 SW="$P-sw"
 NODES=(processor authority-1 authority-2 authority-3 relay-1 relay-2 relay-3 user)
+NEW=authority-4                    # added in step 6
+HOSTS=("${NODES[@]}" "$NEW")       # every namespace
 AUTHORITIES=(authority-1 authority-2 authority-3)
 RELAYS=(relay-1 relay-2 relay-3)
 PIDS=()
@@ -69,9 +78,9 @@ cleanup() {
 trap cleanup EXIT
 
 ns_of() { echo "$P-$1"; }
-ip_of() { # node index in NODES -> 10.77.0.(10+i)
+ip_of() { # node index in HOSTS -> 10.77.0.(10+i)
   local i
-  for i in "${!NODES[@]}"; do [ "${NODES[$i]}" = "$1" ] && echo "10.77.0.$((10 + i))"; done
+  for i in "${!HOSTS[@]}"; do [ "${HOSTS[$i]}" = "$1" ] && echo "10.77.0.$((10 + i))"; done
 }
 in_ns() { local n=$1; shift; ip netns exec "$(ns_of "$n")" "$@"; }
 host_dir() { echo "$DIR/hosts/$1"; }
@@ -81,8 +90,8 @@ ip -n "$SW" link set lo up
 ip -n "$SW" link add br0 type bridge
 ip -n "$SW" link set br0 up
 NETEM=1
-for i in "${!NODES[@]}"; do
-  n=${NODES[$i]}
+for i in "${!HOSTS[@]}"; do
+  n=${HOSTS[$i]}
   ns=$(ns_of "$n")
   ip netns add "$ns"; CREATED+=("$ns")
   ip -n "$ns" link set lo up
@@ -199,4 +208,57 @@ for stat in sum mean median; do
     'BEGIN { printf "%-6s = %-14s in %6.3f s  %s\n", st, g, e - s, v }'
 done
 [ "$fail" -eq 0 ] || { echo "FAILED" >&2; exit 1; }
-echo "netns cluster: all statistics exact; cleaning up"
+
+# 6. add authority-4 while the cluster runs
+echo "6. add $NEW on the fly"
+t0=$(date +%s.%N)
+in_ns "$NEW" "$BIN" init authority "$NEW" --out "$(host_dir "$NEW")" --host "$(ip_of "$NEW")" --port 7101 --exact >/dev/null
+cp "$(host_dir "$NEW")/$NEW.card.yaml" "$DIR/admin/"
+"$BIN" init assemble --from "$DIR/admin/cluster.yaml" --out "$DIR/admin/cluster-2.yaml" "$DIR/admin/$NEW.card.yaml" \
+  2>/dev/null
+cp "$DIR/admin/cluster-2.yaml" "$(host_dir "$NEW")/cluster.yaml"
+in_ns "$NEW" "$BIN" init join --config "$(host_dir "$NEW")/node.yaml" --cluster "$(host_dir "$NEW")/cluster.yaml" >/dev/null
+cp "$COMMITTEE" "$(host_dir "$NEW")/cluster-key.bin"
+# the card travels to authority-1, which proposes; the change file to authority-2, which approves
+cp "$(host_dir "$NEW")/$NEW.card.yaml" "$(host_dir authority-1)/"
+in_ns authority-1 "$BIN" committee propose add --card "$(host_dir authority-1)/$NEW.card.yaml" \
+  --config "$(host_dir authority-1)/node.yaml" --out "$(host_dir authority-1)/add.json" | sed 's/^/   /'
+cp "$(host_dir authority-1)/add.json" "$(host_dir authority-2)/add.json"
+in_ns authority-2 "$BIN" committee approve --config "$(host_dir authority-2)/node.yaml" "$(host_dir authority-2)/add.json" \
+  | sed 's/^/   /'
+APPLY=()
+PARTICIPANTS=("${AUTHORITIES[@]}" "$NEW")
+for a in "${PARTICIPANTS[@]}"; do
+  [ "$a" = authority-2 ] || cp "$(host_dir authority-2)/add.json" "$(host_dir "$a")/add.json"
+  ip netns exec "$(ns_of "$a")" "$BIN" committee apply --phase-timeout 30 --config "$(host_dir "$a")/node.yaml" \
+    "$(host_dir "$a")/add.json" >"$DIR/$a.apply.out" 2>"$DIR/$a.apply.log" &
+  APPLY+=($!)
+done
+for i in "${!APPLY[@]}"; do
+  wait "${APPLY[$i]}" || { echo "FAILED: committee apply on ${PARTICIPANTS[$i]}; see $DIR/${PARTICIPANTS[$i]}.apply.log" >&2; exit 1; }
+done
+awk -v s="$t0" -v e="$(date +%s.%N)" 'BEGIN { printf "   init, assemble, join, propose, approve and the ceremony in %.2f s\n", e - s }'
+ip netns exec "$(ns_of "$NEW")" env RUST_LOG=info "$BIN" start --config "$(host_dir "$NEW")/node.yaml" \
+  >/dev/null 2>"$DIR/$NEW.log" &
+PIDS+=($!)
+# the processor, 4 authorities all in epoch 1 (the processor learns it from the members)
+switched=0
+for _ in $(seq 1 120); do
+  n=$(in_ns user "$BIN" status --json --config "$USER_CFG" 2>/dev/null | grep -o '"epoch":"1"' | wc -l || true)
+  if [ "$n" -ge 5 ]; then switched=1; break; fi
+  sleep 0.5
+done
+[ "$switched" -eq 1 ] || { in_ns user "$BIN" status --config "$USER_CFG" || true; echo "FAILED: not every node switched to epoch 1; logs in $DIR" >&2; exit 1; }
+awk -v s="$t0" -v e="$(date +%s.%N)" 'BEGIN { printf "   every node in committee epoch 1 (2 of 4 decrypt) %.2f s after the start of step 6\n", e - s }'
+# stop two old members (PIDS: processor, authority-1, authority-2, ...): the new one decrypts
+kill -TERM "${PIDS[1]}" "${PIDS[2]}" 2>/dev/null || true
+wait "${PIDS[1]}" "${PIDS[2]}" 2>/dev/null || true
+out=$(in_ns user "$BIN" query sum --exact --json --config "$USER_CFG" Population "All usual residents" 2021 2>&1) || true
+got=$(printf '%s' "$out" | sed -n 's/.*"exact_value":"\([^"]*\)".*/\1/p')
+decryptors=$(printf '%s' "$out" | sed -n 's/.*"decryptors":\[\([^]]*\)\].*/\1/p')
+if [ "$got" != 14134681 ] || [ "$decryptors" != '"authority-3","authority-4"' ]; then
+  echo "FAILED: with authority-1 and authority-2 stopped: $out" >&2
+  exit 1
+fi
+echo "sum    = $got with authority-1 and authority-2 stopped, decrypted by $decryptors"
+echo "netns cluster: all statistics exact, an authority added on the fly; cleaning up"
