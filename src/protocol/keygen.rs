@@ -86,6 +86,9 @@ pub struct Board {
     justifications: Option<Vec<Justification>>,
     /// members that fetched this run's final justifications
     fetched_final: BTreeSet<u16>,
+    /// the previous run's justifications: a member still finishing that
+    /// run must not take this one, already restarted, for silent
+    previous: Option<(u32, Vec<Justification>)>,
     handoff: Handoff,
 }
 
@@ -93,7 +96,8 @@ impl Board {
     /// Clears the board for run `run` and publishes its round-1 broadcast.
     pub fn start_run(&mut self, run: u32, round1: Round1Broadcast) {
         let handoff = std::mem::take(&mut self.handoff);
-        *self = Board { run, round1: Some(round1), handoff, ..Board::default() };
+        let previous = self.justifications.take().map(|list| (self.run, list));
+        *self = Board { run, round1: Some(round1), handoff, previous, ..Board::default() };
     }
 
     /// Publishes a dealer's resharing: its commitment, the sub-share of
@@ -171,7 +175,13 @@ impl Board {
                 }
                 list.map(KeygenReply::Justifications)
             }
-            Want::Round1 | Want::Round2 | Want::Complaints | Want::Justifications => None,
+            Want::Justifications => self
+                .previous
+                .as_ref()
+                .filter(|(run, _)| *run == request.run)
+                .map(|(_, list)| list.clone())
+                .map(KeygenReply::Justifications),
+            Want::Round1 | Want::Round2 | Want::Complaints => None,
             Want::ReshareCommitment | Want::ReshareShare | Want::Handover | Want::Signature => {
                 self.answer_handoff(name, request.want)
             }
@@ -217,5 +227,21 @@ mod tests {
         assert!(!board.all_fetched(&[2, 3]));
         board.answer((3, "a3"), &ask(4, Want::Justifications));
         assert!(board.all_fetched(&[2, 3]));
+    }
+
+    /// A member that restarted (run 5) still serves run 4's justifications
+    /// to one finishing run 4, which would otherwise take it for silent.
+    #[test]
+    fn the_previous_runs_justifications_stay_served_after_a_restart() {
+        let (_, r1) = Dkg::start(1, &[1, 2, 3], 2, &mut OsRng).unwrap();
+        let mut board = Board::default();
+        board.start_run(4, r1.clone());
+        board.publish_justifications(Vec::new());
+        board.start_run(5, r1);
+        let ask = |run, want| KeygenRequest { run, want };
+        assert!(matches!(board.answer((2, "a2"), &ask(4, Want::Justifications)), KeygenReply::Justifications(_)));
+        assert!(matches!(board.answer((2, "a2"), &ask(5, Want::Justifications)), KeygenReply::NotReady { run: 5 }));
+        assert!(matches!(board.answer((2, "a2"), &ask(3, Want::Justifications)), KeygenReply::NotReady { run: 5 }));
+        assert!(matches!(board.answer((2, "a2"), &ask(4, Want::Complaints)), KeygenReply::NotReady { run: 5 }));
     }
 }
