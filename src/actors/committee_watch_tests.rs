@@ -29,7 +29,7 @@ fn pending(dir: &std::path::Path) -> (WatchedFiles, JointPublicKey, JointPublicK
         old_shares.iter().map(|s| (s.authority().to_string(), s.sign_statement(&bytes, &mut OsRng))).collect();
     let signed = SignedTransition { transition, signatures };
     let files =
-        WatchedFiles { name: "a1".into(), key_share: dir.join("a1.share"), joint_key: dir.join("committee.json") };
+        WatchedFiles { name: "a1".into(), key_share: dir.join("a1-share.bin"), joint_key: dir.join("committee.json") };
     write_key_share(&files.key_share, &old_shares[0]).unwrap();
     write_key_share(&next_share_path(&files.key_share), &new_shares[0]).unwrap();
     write_atomic(&next_transition_path(&files.key_share), &transition_json(&signed).unwrap()).unwrap();
