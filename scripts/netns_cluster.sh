@@ -84,6 +84,23 @@ ip_of() { # node index in HOSTS -> 10.77.0.(10+i)
 }
 in_ns() { local n=$1; shift; ip netns exec "$(ns_of "$n")" "$@"; }
 host_dir() { echo "$DIR/hosts/$1"; }
+# at_once WHAT ARGS...: `crux-node ARGS... --config FOLDER/node.yaml` on every
+# authority of AT_ONCE at the same time, each in its own namespace ("{}" in
+# ARGS stands for that authority's folder); logs in DIR/NAME.WHAT.log; fails
+# naming the first that fails
+at_once() {
+  local what=$1 a i
+  shift
+  local -a pids=()
+  for a in "${AT_ONCE[@]}"; do
+    ip netns exec "$(ns_of "$a")" "$BIN" "${@//\{\}/$(host_dir "$a")}" --config "$(host_dir "$a")/node.yaml" \
+      >"$DIR/$a.$what.out" 2>"$DIR/$a.$what.log" &
+    pids+=($!)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { echo "FAILED: $what on ${AT_ONCE[$i]}; see $DIR/${AT_ONCE[$i]}.$what.log" >&2; exit 1; }
+  done
+}
 
 ip netns add "$SW"; CREATED+=("$SW")
 ip -n "$SW" link set lo up
@@ -156,15 +173,8 @@ done
 # 4. keygen on the three authorities at the same time, each in its namespace
 echo "4. keygen on ${AUTHORITIES[*]} at once (2 of 3 decrypt)"
 t0=$(date +%s.%N)
-KEYGEN=()
-for a in "${AUTHORITIES[@]}"; do
-  ip netns exec "$(ns_of "$a")" "$BIN" keygen --config "$(host_dir "$a")/node.yaml" --threshold 2 \
-    --phase-timeout 30 >"$DIR/$a.keygen.out" 2>"$DIR/$a.keygen.log" &
-  KEYGEN+=($!)
-done
-for i in "${!KEYGEN[@]}"; do
-  wait "${KEYGEN[$i]}" || { echo "FAILED: keygen on ${AUTHORITIES[$i]}; see $DIR/${AUTHORITIES[$i]}.keygen.log" >&2; exit 1; }
-done
+AT_ONCE=("${AUTHORITIES[@]}")
+at_once keygen keygen --threshold 2 --phase-timeout 30
 awk -v s="$t0" -v e="$(date +%s.%N)" 'BEGIN { printf "   keygen done in %.2f s\n", e - s }'
 COMMITTEE="$(host_dir authority-1)/cluster-key.bin"
 for a in "${AUTHORITIES[@]}"; do
@@ -226,17 +236,11 @@ in_ns authority-1 "$BIN" committee propose add --card "$(host_dir authority-1)/$
 cp "$(host_dir authority-1)/add.json" "$(host_dir authority-2)/add.json"
 in_ns authority-2 "$BIN" committee approve --config "$(host_dir authority-2)/node.yaml" "$(host_dir authority-2)/add.json" \
   | sed 's/^/   /'
-APPLY=()
-PARTICIPANTS=("${AUTHORITIES[@]}" "$NEW")
-for a in "${PARTICIPANTS[@]}"; do
+AT_ONCE=("${AUTHORITIES[@]}" "$NEW")
+for a in "${AT_ONCE[@]}"; do
   [ "$a" = authority-2 ] || cp "$(host_dir authority-2)/add.json" "$(host_dir "$a")/add.json"
-  ip netns exec "$(ns_of "$a")" "$BIN" committee apply --phase-timeout 30 --config "$(host_dir "$a")/node.yaml" \
-    "$(host_dir "$a")/add.json" >"$DIR/$a.apply.out" 2>"$DIR/$a.apply.log" &
-  APPLY+=($!)
 done
-for i in "${!APPLY[@]}"; do
-  wait "${APPLY[$i]}" || { echo "FAILED: committee apply on ${PARTICIPANTS[$i]}; see $DIR/${PARTICIPANTS[$i]}.apply.log" >&2; exit 1; }
-done
+at_once apply committee apply --phase-timeout 30 "{}/add.json"
 awk -v s="$t0" -v e="$(date +%s.%N)" 'BEGIN { printf "   init, assemble, join, propose, approve and the ceremony in %.2f s\n", e - s }'
 ip netns exec "$(ns_of "$NEW")" env RUST_LOG=info "$BIN" start --config "$(host_dir "$NEW")/node.yaml" \
   >/dev/null 2>"$DIR/$NEW.log" &
