@@ -99,6 +99,7 @@ fn allowed_label(value: &str) -> bool {
         "describe",
         "contribute",
         "columns",
+        "transition",
         "ok",
         "error",
         "unreachable",

@@ -7,7 +7,7 @@
 //! logged or counted.
 
 use actix::prelude::*;
-use tracing::{info, info_span, warn};
+use tracing::{debug, info, info_span, warn};
 
 use super::keys::unix_now;
 use super::metrics::AuthorityMetrics;
@@ -127,6 +127,8 @@ impl Handler<RequestBytes> for AuthorityActor {
             })
         };
         let label = authority_request(&request);
+        // the processor's poll for a committee change, 4 times a second
+        let poll = matches!(request, AuthorityRequest::Transition { .. });
         let (response, refusal) = self.state.answer(request, &mut self.ledger, unix_now(), status, &mut self.rng);
         self.metrics.request(label, refusal);
         if let AuthorityResponse::Admitted { remaining_budget: Some(remaining), .. } = &response {
@@ -141,6 +143,7 @@ impl Handler<RequestBytes> for AuthorityActor {
                 remaining = %remaining_budget.map(|e| e.to_string()).unwrap_or_default(),
                 "admitted: budget charged"
             ),
+            _ if poll => debug!(request = %kind, "answered"),
             _ => info!(request = %kind, "answered"),
         }
         encode(&response).unwrap_or_else(|e| refused(e.to_string()))

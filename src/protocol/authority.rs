@@ -201,11 +201,13 @@ impl AuthorityState {
                 }
                 self.admit_query(query, &user, ledger, now, rng)
             }
+            // the processor polls for the next epoch's statement: not having
+            // it yet is an answer, not a refusal
             AuthorityRequest::Transition { epoch } => match &self.keys.transition {
                 Some(t) if t.transition.committee.epoch() == epoch => {
                     return (AuthorityResponse::Transition(Box::new(t.clone())), None)
                 }
-                _ => Err(InvalidRequest::WrongEpoch { asked: epoch, current: self.keys.joint.epoch() }.into()),
+                _ => return (AuthorityResponse::OtherEpoch { asked: epoch, current: self.keys.joint.epoch() }, None),
             },
             AuthorityRequest::AdmitRound { spec, round, task } => self.admit_round(&spec, round, task, rng),
             AuthorityRequest::Register { spec, round, task, contributions } => {

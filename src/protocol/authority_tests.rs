@@ -638,3 +638,20 @@ fn rounds_are_served_only_to_a_valid_decrypting_set_of_this_epoch() {
     let RelayResponse::Error { message } = response else { panic!("contributed: {response:?}") };
     assert!(message.contains("authority-2") && message.contains("not signed"), "{message}");
 }
+
+/// The processor polls every member for the next epoch's transition: an
+/// authority without one answers `OtherEpoch`, which is no refusal.
+#[test]
+fn a_poll_for_a_transition_not_made_yet_is_answered_not_refused() {
+    let mut f = Fixture::new();
+    for epoch in [0, 1, 7] {
+        let (authority, ledger) = &mut f.authorities[0];
+        let (response, refusal) =
+            authority.answer(AuthorityRequest::Transition { epoch }, ledger, NOW, node_status, &mut f.rng);
+        match response {
+            AuthorityResponse::OtherEpoch { asked, current: 0 } => assert_eq!(asked, epoch),
+            other => panic!("expected OtherEpoch, got {other:?}"),
+        }
+        assert_eq!(refusal, None, "counted as answered, not as a refusal");
+    }
+}
