@@ -9,7 +9,8 @@
 //! - a change approved by fewer than t, or altered after approval, is refused;
 //! - the epoch is rotated (3 authorities, t = 2): a new joint key, the
 //!   relays encrypt to it, budgets carry over, and a ciphertext made before
-//!   cannot be decrypted with the current shares.
+//!   cannot be decrypted with the current shares; then a member that is
+//!   down is removed by the other two (`--without`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::too_many_lines)]
 #![cfg(unix)]
 
@@ -313,7 +314,7 @@ fn add_an_authority_under_load_then_remove_one() {
 
 #[test]
 fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryptable() {
-    let cluster = setup(3, "2");
+    let mut cluster = setup(3, "2");
     let (labels, count, _) = labels_and_count();
     // spend some budget: it carries across the rotation
     let (noisy, _) = cluster.answer("count", &["--epsilon", "1"], &labels);
@@ -395,6 +396,42 @@ fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryp
         let chosen: Vec<KeyShare> = pair.iter().map(|&i| read_share(names[i])).collect();
         assert_ne!(open(&new, &chosen), target, "the new committee opened an old ciphertext");
     }
+
+    // a member that is down is removed without it: the other two deal
+    cluster.kill("authority-3");
+    let removal = cluster.path("remove-down.json");
+    let more = PortBlock::reserve(2);
+    let propose = |without: &[&str]| {
+        let mut args: Vec<String> = ["propose", "remove", "authority-3", "--config", &config(&cluster, "authority-1")]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(["--out".to_string(), removal.display().to_string()]);
+        args.extend(without.iter().flat_map(|w| ["--without".to_string(), w.to_string()]));
+        args.extend(ceremony(&more, &names[..2]));
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        committee(&cluster, &argv)
+    };
+    // fewer than t dealers left is refused
+    let refused = propose(&["authority-2", "authority-3"]);
+    let err = String::from_utf8_lossy(&refused.stderr).to_string();
+    assert!(!refused.status.success() && err.contains("1 dealers, the current threshold is 2"), "{err}");
+    ok(&propose(&["authority-3"]), "propose remove without the member that is down");
+    ok(
+        &committee(
+            &cluster,
+            &["approve", "--config", &config(&cluster, "authority-2"), &removal.display().to_string()],
+        ),
+        "approve",
+    );
+    for (out, name) in apply(&cluster, &removal, &names[..2]).iter().zip(names) {
+        ok(out, &format!("apply removal on {name}"));
+    }
+    wait_epoch(&cluster, 2);
+    let (answer, _) = cluster.answer("count", &["--exact"], &labels);
+    let answer = answer.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
+    assert_eq!(answer["exact_value"].as_str().unwrap(), count);
+    assert!(answer["missing_authorities"].as_array().unwrap().is_empty(), "authority-3 is no member: {answer}");
 }
 
 /// A dishonest processor (alone: it holds no share) cannot move the relays

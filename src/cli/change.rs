@@ -43,6 +43,10 @@ pub struct ProposeCommon {
     /// host with the node's port + 1000. The running nodes keep their own ports.
     #[arg(long, value_name = "NAME=HOST:PORT")]
     pub ceremony: Vec<String>,
+    /// Leave the current member NAME out of the dealers (repeatable), e.g. one that is down
+    /// or has no share: at least t members must still deal. Not for `rotate`, which all run.
+    #[arg(long, value_name = "NAME")]
+    pub without: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,9 +199,21 @@ fn build(kind: &ProposeKind, c: &mut Current) -> anyhow::Result<(CommitteeChange
     if let (ChangeKind::Add, Some(name)) = (kind_code, &subject) {
         new_members.push(endpoint(c, name, next_index, &overrides)?);
     }
-    // every current member deals (a removed one too: it may be needed for t)
-    let dealers =
-        members.iter().map(|m| endpoint(c, &m.authority, m.index, &overrides)).collect::<anyhow::Result<Vec<_>>>()?;
+    // every current member deals (a removed one too: it may be needed for
+    // t), but those left out with --without
+    for name in &common.without {
+        if !members.iter().any(|m| m.authority == *name) {
+            bail!("--without {name}: not a member of committee epoch {}", c.joint.epoch());
+        }
+    }
+    if kind_code == ChangeKind::Rotate && !common.without.is_empty() {
+        bail!("--without does not go with rotate: a rotation is a key generation among all members (remove the member first)");
+    }
+    let dealers = members
+        .iter()
+        .filter(|m| !common.without.contains(&m.authority))
+        .map(|m| endpoint(c, &m.authority, m.index, &overrides))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let change = CommitteeChange {
         from_epoch: c.joint.epoch(),
         from_key: c.joint.fingerprint(),
