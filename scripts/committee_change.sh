@@ -9,7 +9,9 @@
 # Prints how long the change took. A removed authority's node erases its old
 # share after the grace period (20 s, or CRUX_COMMITTEE_GRACE_SECS as the
 # nodes were started with) and is then stopped; its config is renamed
-# NAME.yaml.removed. Called by scripts/local_cluster.sh.
+# NAME.yaml.removed. A member that is down is removed by the others
+# (`propose --without NAME`; t of them must remain); it erases its share
+# when started again. Called by scripts/local_cluster.sh.
 #
 # Usage: scripts/committee_change.sh [--dir DIR] [--threshold T] add
 #        scripts/committee_change.sh [--dir DIR] [--threshold T] remove NAME
@@ -26,7 +28,7 @@ PHASE_TIMEOUT=60
 SWITCH_TIMEOUT=60
 
 usage() {
-    sed -n '14,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '16,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
@@ -58,9 +60,15 @@ USER_CFG="$DIR/user.yaml"
 [[ -x "$BIN" ]] || build_release
 
 # the committee as the cluster runs it: epoch, threshold, member names
+# (it exits 1 when fewer than t members are up, but still prints the JSON)
 committee_json() {
-    "$BIN" committee status --config "$USER_CFG" --json 2>"$DIR/committee-status.err" ||
-        { sed 's/^/    /' "$DIR/committee-status.err" >&2; return 1; }
+    local out
+    out=$("$BIN" committee status --config "$USER_CFG" --json 2>"$DIR/committee-status.err") || true
+    if [[ "$out" != \{* ]]; then
+        sed 's/^/    /' "$DIR/committee-status.err" >&2
+        return 1
+    fi
+    echo "$out"
 }
 STATUS=$(committee_json) || die "the cluster in $DIR does not answer (is it running? scripts/local_cluster.sh starts it)"
 EPOCH=$(sed -n 's/.*"epoch":\([0-9]*\).*/\1/p' <<<"$STATUS")
@@ -77,6 +85,7 @@ node_port() {
 # the participants: every current member deals, a new member receives
 PARTICIPANTS=("${MEMBERS[@]}")
 NEW=""
+DOWN=""
 PROPOSE=()
 case "$KIND" in
 add)
@@ -101,6 +110,12 @@ add)
 remove)
     printf '%s\n' "${MEMBERS[@]}" | grep -qx "$SUBJECT" || die "$SUBJECT is not a member (${MEMBERS[*]})"
     PROPOSE=(remove "$SUBJECT")
+    # a member that is down does not deal: the others (at least t) do
+    if ! grep -q "\"name\":\"$SUBJECT\",\"state\":\"up\"" <<<"$STATUS"; then
+        echo "$SUBJECT is not up: the other members deal without it (--without $SUBJECT)"
+        PROPOSE+=(--without "$SUBJECT")
+        DOWN=$SUBJECT
+    fi
     ;;
 threshold) PROPOSE=(threshold "$SUBJECT") ;;
 rotate) PROPOSE=(rotate) ;;
@@ -115,7 +130,10 @@ SIGNERS=()
 for m in "${MEMBERS[@]}"; do
     if [[ "$m" != "$SUBJECT" || "$KIND" != remove ]]; then SIGNERS+=("$m"); fi
 done
-if [[ "$KIND" == remove ]]; then SIGNERS+=("$SUBJECT"); fi
+if [[ "$KIND" == remove && -z "$DOWN" ]]; then SIGNERS+=("$SUBJECT"); fi
+if [[ -n "$DOWN" ]]; then
+    mapfile -t PARTICIPANTS < <(printf '%s\n' "${MEMBERS[@]}" | grep -vx "$DOWN")
+fi
 
 CHANGE_FILE="$DIR/changes/epoch-$EPOCH-$KIND.json"
 mkdir -p "$DIR/changes"
@@ -175,7 +193,12 @@ echo "an exact count through the new committee:"
 "$BIN" query count --exact --config "$USER_CFG" "Population" "All usual residents" 2021 2>&1 | sed 's/^/  /' ||
     echo "  (the count failed: the demo column is missing with custom data, or see $DIR/logs)"
 
-if [[ "$KIND" == remove ]]; then
+if [[ "$KIND" == remove && -n "$DOWN" ]]; then
+    echo "$SUBJECT was down: its share files stay on disk until it starts again (it then erases them and refuses to"
+    echo "  start, being no member), or remove them by hand: $(sed -n 's/^  key_share: *\([^ #]*\).*/\1/p' "$DIR/$SUBJECT.yaml" | head -n 1)"
+    rm -f "$DIR/pids/$SUBJECT.pid"
+    mv "$DIR/$SUBJECT.yaml" "$DIR/$SUBJECT.yaml.removed"
+elif [[ "$KIND" == remove ]]; then
     share=$(sed -n 's/^  key_share: *\([^ #]*\).*/\1/p' "$DIR/$SUBJECT.yaml" | head -n 1)
     [[ "$share" == /* ]] || share="$DIR/$share"
     echo "$SUBJECT erases its old share after the grace period ..."

@@ -432,6 +432,30 @@ fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryp
     let answer = answer.unwrap_or_else(|e| panic!("{e}\n{}", cluster.logs()));
     assert_eq!(answer["exact_value"].as_str().unwrap(), count);
     assert!(answer["missing_authorities"].as_array().unwrap().is_empty(), "authority-3 is no member: {answer}");
+    // started again, the removed member erases its old share and refuses to run
+    let share = cluster.path("keys/authority-3.share");
+    assert!(share.exists());
+    let mut child = Command::new(BIN)
+        .args(["start", "--config", &config(&cluster, "authority-3")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            child.kill().unwrap();
+            panic!("the removed authority kept running");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(!status.success() && err.contains("authority-3 is not a member of committee epoch 2"), "{err}");
+    assert!(!share.exists(), "its share of epoch 1 is erased");
 }
 
 /// A dishonest processor (alone: it holds no share) cannot move the relays

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,7 @@ use super::transport::{bind_endpoint, serve_measured, Client, TransportConfig};
 use super::RequestBytes;
 use crate::config::{AuthorityConfig, NodeConfig, ProcessorConfig, RelayConfig, RoleConfig};
 use crate::crypto::{DlogSolver, DlogTable, JointPublicKey};
-use crate::data::committee_files::next_transition_path;
+use crate::data::committee_files::{erase, next_transition_path};
 use crate::data::ledger::LmdbLedger;
 use crate::data::{read_key_share, read_relay_identity, LmdbTable};
 use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
@@ -141,6 +142,7 @@ fn prepare_authority(
     };
     erase_leftover(&a.key_share).map_err(|e| setup_error("previous key share", e))?;
     if joint.share_of(&cfg.name).is_none() {
+        erase_outdated_share(&a.key_share, &joint)?;
         return Err(setup_error(
             "committee",
             format!(
@@ -195,6 +197,22 @@ fn prepare_authority(
         files,
     };
     Ok(PreparedRole::Authority(Box::new(actor)))
+}
+
+/// A member removed while it was down finds the committee moved on without
+/// it: its share, of an earlier epoch, is erased (with the other old
+/// shares it could still open ciphertexts of a reshared key). A share of
+/// this epoch or later is left alone: the committee file may be the wrong one.
+fn erase_outdated_share(key_share: &Path, joint: &JointPublicKey) -> Result<(), NodeError> {
+    if !key_share.exists() {
+        return Ok(());
+    }
+    let share = read_key_share(key_share)?;
+    if share.epoch() < joint.epoch() {
+        erase(key_share).map_err(|e| setup_error("outdated key share", e))?;
+        info!(file = %key_share.display(), epoch = share.epoch(), "erased this authority's share of an earlier epoch");
+    }
+    Ok(())
 }
 
 fn setup_error(what: &str, reason: String) -> NodeError {
