@@ -140,21 +140,28 @@ node_names() {
 # reach them), with RUST_LOG=info unless set; the ENV=VALUE pairs go to the
 # processor only.
 start_cluster() {
-    local dir=$1 name pid
+    local dir=$1 name
     shift
-    mkdir -p "$dir/logs" "$dir/pids"
     while read -r name; do
         if [[ "$name" == processor ]]; then
-            env RUST_LOG="${RUST_LOG:-info}" "$@" setsid "$BIN" start --config "$dir/$name.yaml" \
-                >"$dir/logs/$name.log" 2>&1 </dev/null &
+            start_node "$dir" "$name" "$@"
         else
-            env RUST_LOG="${RUST_LOG:-info}" setsid "$BIN" start --config "$dir/$name.yaml" \
-                >"$dir/logs/$name.log" 2>&1 </dev/null &
+            start_node "$dir" "$name"
         fi
-        pid=$!
-        echo "$pid" >"$dir/pids/$name.pid"
-        echo "  started $name (pid $pid, log $dir/logs/$name.log)"
     done < <(node_names "$dir")
+}
+
+# start_node DIR NAME [ENV=VALUE...]: starts node NAME of DIR in the
+# background in its own session, log in DIR/logs, pid file in DIR/pids.
+start_node() {
+    local dir=$1 name=$2 pid
+    shift 2
+    mkdir -p "$dir/logs" "$dir/pids"
+    env RUST_LOG="${RUST_LOG:-info}" "$@" setsid "$BIN" start --config "$dir/$name.yaml" \
+        >"$dir/logs/$name.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$dir/pids/$name.pid"
+    echo "  started $name (pid $pid, log $dir/logs/$name.log)"
 }
 
 # check_nodes_alive DIR: fails (showing each log's tail) when a node has exited.

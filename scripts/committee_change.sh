@@ -77,9 +77,17 @@ mapfile -t MEMBERS < <(grep -o '"name":"[^"]*"' <<<"$STATUS" | cut -d'"' -f4)
 [[ -n "$EPOCH" && -n "$T" && ${#MEMBERS[@]} -gt 0 ]] || die "unreadable committee status: $STATUS"
 echo "committee epoch $EPOCH: $T of ${#MEMBERS[@]} decrypt (${MEMBERS[*]})"
 
-# node_port NAME: the port of NAME's QUIC endpoint, from its config
-node_port() {
-    sed -n 's/^  listen: *[0-9.]*:\([0-9]*\).*/\1/p' "$DIR/$1.yaml" | head -n 1
+# config_port FILE: the port of the node's QUIC endpoint, from its config
+config_port() {
+    sed -n 's/^  listen: *[0-9.]*:\([0-9]*\).*/\1/p' "$1" | head -n 1
+}
+
+# share_path NAME: the key share file of authority NAME, from its config
+share_path() {
+    local share
+    share=$(sed -n 's/^  key_share: *\([^ #]*\).*/\1/p' "$DIR/$1.yaml" | head -n 1)
+    [[ "$share" == /* ]] || share="$DIR/$share"
+    echo "$share"
 }
 
 # the participants: every current member deals, a new member receives
@@ -96,7 +104,7 @@ add)
     port=0
     for f in "$DIR"/*.yaml "$DIR"/*.yaml.removed; do
         [[ -f "$f" ]] || continue
-        p=$(sed -n 's/^  listen: *[0-9.]*:\([0-9]*\).*/\1/p' "$f" | head -n 1)
+        p=$(config_port "$f")
         [[ -n "$p" ]] && ((p > port)) && port=$p
     done
     ((port > 0)) || die "no node ports found in $DIR"
@@ -169,17 +177,21 @@ CEREMONY_MS=$(($(now_ms) - CEREMONY_START))
 
 if [[ -n "$NEW" ]]; then
     echo "starting $NEW ..."
-    env RUST_LOG="${RUST_LOG:-info}" setsid "$BIN" start --config "$DIR/$NEW.yaml" \
-        >"$DIR/logs/$NEW.log" 2>&1 </dev/null &
-    echo "$!" >"$DIR/pids/$NEW.pid"
-    echo "  started $NEW (pid $!, log $DIR/logs/$NEW.log)"
+    start_node "$DIR" "$NEW"
 fi
 
 echo "waiting until the running nodes switch to epoch $((EPOCH + 1)) ..."
 deadline=$(($(date +%s) + SWITCH_TIMEOUT))
+# processor_epoch: the epoch the processor runs, from `crux-node status`
+# (the committee file alone is not enough: in a local cluster the
+# authorities rewrite it before the processor has switched)
+processor_epoch() {
+    { "$BIN" status --config "$USER_CFG" 2>/dev/null || true; } | awk '$2 == "processor"' |
+        sed -n 's/.* epoch=\([0-9]*\).*/\1/p' | head -n 1
+}
 while :; do
     if STATUS=$(committee_json 2>/dev/null) && [[ $(sed -n 's/.*"epoch":\([0-9]*\).*/\1/p' <<<"$STATUS") == $((EPOCH + 1)) ]] &&
-        ! grep -o '"state":"[^"]*"' <<<"$STATUS" | grep -qv '"up"'; then
+        ! grep -o '"state":"[^"]*"' <<<"$STATUS" | grep -qv '"up"' && [[ $(processor_epoch) == $((EPOCH + 1)) ]]; then
         break
     fi
     (($(date +%s) < deadline)) || die "the cluster did not switch to epoch $((EPOCH + 1)) within ${SWITCH_TIMEOUT} s (logs in $DIR/logs)"
@@ -195,12 +207,11 @@ echo "an exact count through the new committee:"
 
 if [[ "$KIND" == remove && -n "$DOWN" ]]; then
     echo "$SUBJECT was down: its share files stay on disk until it starts again (it then erases them and refuses to"
-    echo "  start, being no member), or remove them by hand: $(sed -n 's/^  key_share: *\([^ #]*\).*/\1/p' "$DIR/$SUBJECT.yaml" | head -n 1)"
+    echo "  start, being no member), or remove them by hand: $(share_path "$SUBJECT")"
     rm -f "$DIR/pids/$SUBJECT.pid"
     mv "$DIR/$SUBJECT.yaml" "$DIR/$SUBJECT.yaml.removed"
 elif [[ "$KIND" == remove ]]; then
-    share=$(sed -n 's/^  key_share: *\([^ #]*\).*/\1/p' "$DIR/$SUBJECT.yaml" | head -n 1)
-    [[ "$share" == /* ]] || share="$DIR/$share"
+    share=$(share_path "$SUBJECT")
     echo "$SUBJECT erases its old share after the grace period ..."
     deadline=$(($(date +%s) + 60))
     while [[ -e "$share" || -e "$share.previous" ]] && (($(date +%s) < deadline)); do sleep 0.5; done

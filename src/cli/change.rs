@@ -206,9 +206,6 @@ fn build(kind: &ProposeKind, c: &mut Current) -> anyhow::Result<(CommitteeChange
             bail!("--without {name}: not a member of committee epoch {}", c.joint.epoch());
         }
     }
-    if kind_code == ChangeKind::Rotate && !common.without.is_empty() {
-        bail!("--without does not go with rotate: a rotation is a key generation among all members (remove the member first)");
-    }
     let dealers = members
         .iter()
         .filter(|m| !common.without.contains(&m.authority))
