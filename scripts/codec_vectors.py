@@ -252,10 +252,15 @@ def main():
     for name, t, c in [("contribution, moments", MOMENTS, CONTRIB), ("contribution, histogram", UNIFORM, HIST)]:
         add(name, "contribution_statement", {"spec": SPEC, "round": 1, "task": t, "relay": "relay-2", "contribution": c},
             domain("crux/contribution/v2") + spec(SPEC) + u32(1) + task(t) + string("relay-2") + contribution(c))
-    for r in [{"kind": "count"}, {"kind": "sum_limb", "index": 3}, {"kind": "hist_prefix", "index": 31},
-              {"kind": "hist_bucket", "index": 4095}, {"kind": "squares"}]:
-        add(f"release context, {r['kind']}", "decryption_context", {"query_id": SPEC["id"], "round": 5, "release": r},
-            domain("crux/release/v1") + bytes.fromhex(SPEC["id"]) + u32(5) + release(r))
+    singles = [[{"kind": "count"}], [{"kind": "sum_limb", "index": 3}], [{"kind": "hist_prefix", "index": 31}],
+               [{"kind": "hist_bucket", "index": 4095}], [{"kind": "squares"}]]
+    batches = [[{"kind": "count"}, {"kind": "sum_limb", "index": 0}, {"kind": "squares_limb", "index": 4}],
+               [{"kind": "hist_bucket", "index": b} for b in range(7)], []]
+    for rs in singles + batches:
+        name = "releases context, " + (", ".join(r["kind"] for r in rs) or "none")
+        add(name, "releases_context", {"query_id": SPEC["id"], "round": 5, "releases": rs},
+            domain("crux/releases/v1") + bytes.fromhex(SPEC["id"]) + u32(5) + u32(len(rs))
+            + b"".join(release(r) for r in rs))
     doc = {
         "about": "Crux signed/proved byte encodings, version 2 (src/protocol/codec.rs: spec with epoch and decryptors); made by scripts/codec_vectors.py, an independent encoder",
         "cases": cases,

@@ -2,15 +2,19 @@
 //! machine (relays over any `ColumnSource`, authorities with in-memory
 //! ledgers, the processor's `QueryDriver`), every message passed through the
 //! wire encoding, and one driver loop. Optional hooks let a test play a
-//! dishonest party by rewriting replies; a trace counts rounds, ciphertexts,
-//! bytes, releases and the time each role spent.
+//! dishonest party by rewriting replies; a trace counts rounds, round trips,
+//! ciphertexts, bytes, releases and the thread CPU time each role spent
+//! (everything runs on the caller's thread, so CPU time is each role's own
+//! work whatever else the machine does).
 //!
 //! Not used by `crux-node`; real nodes run `actors`. No sockets, no files
 //! beyond what the given column sources read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use cpu_time::ThreadTime;
 
 use rand::rngs::{OsRng, StdRng};
 use rand::SeedableRng;
@@ -40,6 +44,9 @@ pub type AuthorityHook = Box<dyn FnMut(&AuthorityRequest, &mut Vec<PeerReply<Aut
 #[derive(Clone, Debug, Default)]
 pub struct QueryTrace {
     pub rounds: usize,
+    /// sequential exchanges with the peers: each request to the relays, and
+    /// each batch of requests sent to the authorities at once
+    pub round_trips: usize,
     /// ciphertexts relay-1 sent, over all rounds
     pub ciphertexts_per_relay: usize,
     /// bytes of relay-1's encoded contribution replies
@@ -50,15 +57,24 @@ pub struct QueryTrace {
     pub admissions: usize,
     /// all relays' time contributing, summed
     pub relay: Duration,
+    /// part of `relay`: the relays' plaintext passes (reading, rescaling,
+    /// local aggregates), summed; the rest is their cryptography
+    pub relay_plain: Duration,
     /// the slowest relay of each round, summed
     pub relay_critical: Duration,
+    /// the relay with the most cryptography in each round, summed
+    pub relay_crypto_critical: Duration,
     /// relays answering Describe, summed
     pub describe: Duration,
     pub authority: Duration,
+    /// the busiest authority of each request, summed
+    pub authority_critical: Duration,
     /// authorities' time on admissions alone (part of `authority`)
     pub admission: Duration,
     pub processor: Duration,
     pub solve: Duration,
+    /// encoding and decoding every message (the harness's, not a role's)
+    pub codec: Duration,
     pub total: Duration,
     /// the driver's (rounds started, most rounds) after each of its steps
     pub progress: Vec<(u32, u32)>,
@@ -109,11 +125,14 @@ pub struct MemoryCluster {
 /// Encodes and decodes `msg` (recording it in `transcript`); returns it and its size.
 fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(
     transcript: &mut Option<Vec<Vec<u8>>>,
+    codec: &mut Duration,
     msg: &T,
 ) -> Result<(T, usize), ProtocolError> {
+    let t = ThreadTime::now();
     let bytes = encode(msg)?;
     let size = bytes.len();
     let back = decode(&bytes, DEFAULT_MAX_FRAME)?;
+    *codec += t.elapsed();
     if let Some(t) = transcript.as_mut() {
         t.push(bytes);
     }
@@ -165,6 +184,7 @@ impl MemoryCluster {
             authorities: names,
             joint: joint.clone(),
             dlog_max_abs: solver.max_abs(),
+            dlog_table_bits: solver.table_bits(),
         });
         Ok(MemoryCluster {
             relays,
@@ -190,21 +210,25 @@ impl MemoryCluster {
         if contributing {
             self.trace.rounds += 1;
         }
+        self.trace.round_trips += 1;
         let mut replies = Vec::new();
-        let mut slowest = Duration::ZERO;
+        let (mut slowest, mut most_crypto) = (Duration::ZERO, Duration::ZERO);
         for (i, (relay, source)) in self.relays.iter_mut().enumerate() {
             let name = relay.name().to_string();
             if !names.contains(&name) {
                 continue;
             }
-            let (req, _) = wire(&mut self.transcript, request)?;
-            let t = Instant::now();
+            let (req, _) = wire(&mut self.transcript, &mut self.trace.codec, request)?;
+            let t = ThreadTime::now();
             let (resp, _note) = relay.handle(req, source.as_ref(), || status(&name, Role::Relay), NOW, &mut self.rng);
             let took = t.elapsed();
-            let (resp, bytes) = wire(&mut self.transcript, &resp)?;
+            let plain = relay.last_timing().map(|t| t.plain).unwrap_or_default().min(took);
+            let (resp, bytes) = wire(&mut self.transcript, &mut self.trace.codec, &resp)?;
             if contributing {
                 self.trace.relay += took;
+                self.trace.relay_plain += plain;
                 slowest = slowest.max(took);
+                most_crypto = most_crypto.max(took - plain);
                 if i == 0 {
                     self.trace.bytes_per_relay += bytes;
                     if let RelayResponse::Contribution(c) = &resp {
@@ -217,6 +241,7 @@ impl MemoryCluster {
             replies.push(PeerReply::new(name, Ok(resp)));
         }
         self.trace.relay_critical += slowest;
+        self.trace.relay_crypto_critical += most_crypto;
         if let Some(hook) = self.relay_hook.as_mut() {
             hook(request, &mut replies);
         }
@@ -233,26 +258,29 @@ impl MemoryCluster {
         if admitting {
             self.trace.admissions += 1;
         }
-        if matches!(request, AuthorityRequest::Decrypt { .. }) {
-            self.trace.releases += 1;
+        if let AuthorityRequest::Decrypt { releases, .. } = request {
+            self.trace.releases += releases.len();
         }
         let mut list = Vec::new();
+        let mut busiest = Duration::ZERO;
         for (authority, ledger) in self.authorities.iter_mut().filter(|(a, _)| asked.iter().any(|n| n == a.name())) {
-            let (req, _) = wire(&mut self.transcript, request)?;
+            let (req, _) = wire(&mut self.transcript, &mut self.trace.codec, request)?;
             let name = authority.name().to_string();
-            let t = Instant::now();
+            let t = ThreadTime::now();
             let resp = authority.handle(req, ledger, NOW + 1, || status(&name, Role::Authority), &mut self.rng);
             let took = t.elapsed();
             self.trace.authority += took;
+            busiest = busiest.max(took);
             if admitting {
                 self.trace.admission += took;
             }
-            if matches!(resp, AuthorityResponse::Partial(_)) {
-                self.trace.partial_decryptions += 1;
+            if let AuthorityResponse::Partials(p) = &resp {
+                self.trace.partial_decryptions += p.shares.len();
             }
-            let (resp, _) = wire(&mut self.transcript, &resp)?;
+            let (resp, _) = wire(&mut self.transcript, &mut self.trace.codec, &resp)?;
             list.push(PeerReply::new(name, Ok(resp)));
         }
+        self.trace.authority_critical += busiest;
         if let Some(hook) = self.authority_hook.as_mut() {
             hook(request, &mut list);
         }
@@ -262,9 +290,8 @@ impl MemoryCluster {
     /// Runs one query to its answer; `trace` holds its costs afterwards.
     pub fn query(&mut self, labels: &[&str], params: QueryParams) -> Result<QueryAnswer, ProtocolError> {
         self.trace = QueryTrace::default();
-        let start = Instant::now();
+        let start = ThreadTime::now();
         let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
-        let t = Instant::now();
         let (mut driver, step) = QueryDriver::new(
             self.view.clone(),
             QueryId::random(&mut self.rng),
@@ -273,11 +300,14 @@ impl MemoryCluster {
             labels,
             params,
         )?;
-        self.trace.processor += t.elapsed();
         // the driver's own randomness, drawn from the cluster's (seeded or fresh)
         let mut rng = StdRng::from_rng(&mut self.rng).map_err(|e| ProtocolError::Internal(e.to_string()))?;
         let answer = run_ready(run_query(&mut driver, step, self, &mut rng))??;
         self.trace.total = start.elapsed();
+        // the processor's own time: all of it but the peers' and the codec's
+        // (the driver's wall-clock `took` would count preemption)
+        let t = &self.trace;
+        self.trace.processor = t.total.saturating_sub(t.relay + t.describe + t.authority + t.solve + t.codec);
         Ok(answer)
     }
 }
@@ -296,18 +326,22 @@ impl QueryPeers for MemoryCluster {
         requests: &[AuthorityRequest],
         authorities: &[String],
     ) -> Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError> {
+        self.trace.round_trips += 1;
         requests.iter().map(|r| MemoryCluster::ask_authorities(self, r, authorities)).collect()
     }
 
-    async fn solve(&mut self, points: Vec<(Release, RistrettoPoint)>) -> Result<Vec<(Release, i64)>, ProtocolError> {
-        let t = Instant::now();
-        let values = points.iter().map(|(r, p)| Ok((*r, self.solver.solve_vartime(p)?))).collect();
+    async fn solve(
+        &mut self,
+        points: Vec<(Release, RistrettoPoint, u64)>,
+    ) -> Result<Vec<(Release, i64)>, ProtocolError> {
+        let t = ThreadTime::now();
+        let values =
+            points.iter().map(|(r, p, bound)| Ok((*r, self.solver.solve_vartime_within(p, *bound)?))).collect();
         self.trace.solve += t.elapsed();
         values
     }
 
-    fn processed(&mut self, took: Duration, driver: &QueryDriver) {
-        self.trace.processor += took;
+    fn processed(&mut self, _took: Duration, driver: &QueryDriver) {
         self.trace.progress.push(driver.progress());
     }
 }

@@ -15,8 +15,8 @@
 
 use crux::crypto::Ciphertext;
 use crux::crypto::{
-    verify_batch, AuthoritySignature, DleqProof, EncryptionKey, JointPublicKey, KeyShare, Member, NoisyShareProof,
-    PartialDecryption, ProofItem, RandomnessProof, ShareProof,
+    base_encodings, verify_batch, AuthoritySignature, BatchDecryption, DleqProof, EncryptionKey, JointPublicKey,
+    KeyShare, Member, NoisyShareProof, ProofItem, RandomnessProof, ShareProof,
 };
 use crux::protocol::codec;
 use crux::protocol::{QueryId, QueryIntent, QuerySpec};
@@ -140,13 +140,10 @@ fn encode_case(kind: &str, i: &Value) -> Vec<u8> {
             i["relay"].as_str().unwrap(),
             &contribution(&i["contribution"]),
         ),
-        "decryption_context" => {
+        "releases_context" => {
             let id: [u8; 16] = hex::decode(i["query_id"].as_str().unwrap()).unwrap().try_into().unwrap();
-            codec::decryption_context(
-                &QueryId(id),
-                u32::try_from(i["round"].as_u64().unwrap()).unwrap(),
-                release(&i["release"]),
-            )
+            let releases: Vec<Release> = i["releases"].as_array().unwrap().iter().map(release).collect();
+            codec::releases_context(&QueryId(id), u32::try_from(i["round"].as_u64().unwrap()).unwrap(), &releases)
         }
         other => panic!("unknown case kind {other}"),
     }
@@ -275,32 +272,44 @@ fn make_signature_vectors() -> Value {
             "response": hex::encode(proof.response.as_bytes()),
         },
         "bad_signatures": bad_signature_vectors(&codec::query_admission(&q), &query_sig),
-        "partial_decryption": partial_json(&exact),
-        "noisy_partial_decryption": partial_json(&noisy),
+        "batch_decryption": partial_json(&exact),
+        "noisy_batch_decryption": partial_json(&noisy),
     })
 }
 
-/// The release context and the λ of the fixed partial decryptions.
+/// The releases context of the fixed batch decryptions (the count and the
+/// first Σv limb of round 5) and their λ.
 fn partial_inputs() -> (Vec<u8>, Scalar) {
     let (q, _, _) = fixed_statement();
-    (codec::decryption_context(&q.id, 5, Release::Count), Scalar::from(3u8).invert())
+    (codec::releases_context(&q.id, 5, &[Release::Count, Release::SumLimb(0)]), Scalar::from(3u8).invert())
 }
 
-/// An exact and a noisy (noise 7, λ = 1/3) partial decryption of the
-/// contribution's count by the fixed share, bound to `partial_inputs`.
-fn fixed_partials(share: &KeyShare, c: &Contribution, rng: &mut StdRng) -> (PartialDecryption, PartialDecryption) {
+/// The first two ciphertexts' first components (count, Σv limb 0).
+fn batch_bases(c: &Contribution) -> Vec<curve25519_dalek::RistrettoPoint> {
+    c.ciphertexts().iter().take(2).map(|x| x.a).collect()
+}
+
+/// An exact and a noisy (noises 7 and −2, λ = 1/3) batch decryption of the
+/// contribution's first two ciphertexts by the fixed share, bound to
+/// `partial_inputs`.
+fn fixed_partials(share: &KeyShare, c: &Contribution, rng: &mut StdRng) -> (BatchDecryption, BatchDecryption) {
     let (context, lambda) = partial_inputs();
-    let count = c.ciphertexts()[0];
-    (share.partial_decrypt(count, &context, rng), share.partial_decrypt_noisy(count, 7, &lambda, &context, rng))
+    let bases = batch_bases(c);
+    let exact = share.decryption_shares(&bases, None);
+    let noisy = share.decryption_shares(&bases, Some((&lambda, &[7, -2])));
+    (
+        share.prove_decryptions(&context, &bases, &exact.iter().collect::<Vec<_>>(), true, rng),
+        share.prove_decryptions(&context, &bases, &noisy.iter().collect::<Vec<_>>(), false, rng),
+    )
 }
 
-fn partial_json(p: &PartialDecryption) -> Value {
+fn partial_json(p: &BatchDecryption) -> Value {
     let (challenge, responses) = match &p.proof {
         ShareProof::Exact(d) => (d.challenge, vec![d.response]),
         ShareProof::Noisy(n) => (n.challenge, vec![n.key_response, n.noise_response]),
     };
     json!({
-        "share": hex::encode(p.share.compress().as_bytes()),
+        "shares": p.shares.iter().map(|s| hex::encode(s.as_bytes())).collect::<Vec<_>>(),
         "challenge": hex::encode(challenge.as_bytes()),
         "responses": responses.iter().map(|r| hex::encode(r.as_bytes())).collect::<Vec<_>>(),
     })
@@ -391,17 +400,18 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
     let negated = Contribution::Moments { count: -cts[0], sum: cts[1..].to_vec(), squares: Vec::new() };
     assert!(!proof_holds(&s, &t, "relay-1", &negated, &proof), "negated");
 
-    // partial decryptions of the count: the stored proofs verify against the
-    // fixed share's key, and fail for another context, ciphertext or share
+    // batch decryptions of the count and Σv limb 0: the stored proofs verify
+    // against the fixed share's key, and fail for another context, other
+    // ciphertexts or a changed share
     let member = Member { authority: "authority-1".into(), index: 1, point: public };
     let joint = JointPublicKey::new(0, 1, vec![member], public).unwrap();
     let (context, _) = partial_inputs();
-    for (key, noisy) in [("partial_decryption", false), ("noisy_partial_decryption", true)] {
+    let bases = batch_bases(&contribution);
+    let encodings = base_encodings(&bases);
+    for (key, noisy) in [("batch_decryption", false), ("noisy_batch_decryption", true)] {
         let d = &v[key];
         let point = |h: &Value| {
             curve25519_dalek::ristretto::CompressedRistretto::from_slice(&hex::decode(h.as_str().unwrap()).unwrap())
-                .unwrap()
-                .decompress()
                 .unwrap()
         };
         let scalar = |h: &Value| {
@@ -415,12 +425,21 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
         } else {
             ShareProof::Exact(DleqProof { challenge, response: scalar(&r[0]) })
         };
-        let partial = PartialDecryption { authority: "authority-1".into(), share: point(&d["share"]), proof };
-        partial.verify(&joint, &cts[0], &context).unwrap();
-        assert!(partial.verify(&joint, &cts[0], b"another context").is_err(), "{key}");
-        assert!(partial.verify(&joint, &cts[1], &context).is_err(), "{key}");
-        let mut shifted = partial.clone();
-        shifted.share += RISTRETTO_BASEPOINT_TABLE * &Scalar::ONE;
-        assert!(shifted.verify(&joint, &cts[0], &context).is_err(), "{key}");
+        let shares = d["shares"].as_array().unwrap().iter().map(point).collect();
+        let batch = BatchDecryption { authority: "authority-1".into(), shares, proof };
+        batch.verify(&joint, &context, &bases, &encodings, !noisy).unwrap();
+        assert!(batch.verify(&joint, b"another context", &bases, &encodings, false).is_err(), "{key}");
+        let swapped = [bases[1], bases[0]];
+        assert!(batch.verify(&joint, &context, &swapped, &base_encodings(&swapped), false).is_err(), "{key}");
+        let mut shifted = batch.clone();
+        shifted.shares[1] =
+            (shifted.shares[1].decompress().unwrap() + RISTRETTO_BASEPOINT_TABLE * &Scalar::ONE).compress();
+        assert!(shifted.verify(&joint, &context, &bases, &encodings, false).is_err(), "{key}");
+        if noisy {
+            assert!(
+                batch.verify(&joint, &context, &bases, &encodings, true).is_err(),
+                "a noisy batch where exact is required"
+            );
+        }
     }
 }

@@ -19,7 +19,7 @@ use common::data_path;
 use crux::actors::error::TransportError;
 use crux::actors::keys::{read_joint_key, transport_config, unix_now};
 use crux::actors::tls::{generate_certificate, Identity};
-use crux::crypto::{combine_checked, CryptoError, EncryptionKey, PartialDecryption};
+use crux::crypto::{combine_batches, BatchDecryption, CryptoError, EncryptionKey};
 use crux::data::read_key_share;
 use crux::protocol::drive::{run_query, QueryPeers};
 use crux::protocol::processor::{ProcessorView, QueryDriver};
@@ -35,9 +35,9 @@ use rand::rngs::OsRng;
 const COUNT_C: u64 = 411;
 const SUM_C: &str = "10630925";
 
-fn partial(response: AuthorityResponse) -> PartialDecryption {
+fn partial(response: AuthorityResponse) -> BatchDecryption {
     match response {
-        AuthorityResponse::Partial(p) => p,
+        AuthorityResponse::Partials(p) => p,
         other => panic!("expected a partial decryption, got {other:?}"),
     }
 }
@@ -149,7 +149,7 @@ async fn arbitrary_ciphertexts_and_unplanned_releases_are_not_decrypted() {
         // the planned release is answered, and a repeat gets the same share
         let first = partial(evil.decrypt(authority, spec.id, 0, Release::Count).await);
         assert_eq!(first.authority, authority);
-        assert_eq!(partial(evil.decrypt(authority, spec.id, 0, Release::Count).await), first);
+        assert_eq!(partial(evil.decrypt(authority, spec.id, 0, Release::Count).await).shares, first.shares);
     }
 }
 
@@ -313,7 +313,7 @@ async fn the_privacy_budget_holds_also_after_an_authority_restart() {
         // averaging the noise away: a repeated release gets the very same noisy share
         let first = partial(evil.decrypt(authority, q.spec.id, 0, Release::Count).await);
         for _ in 0..3 {
-            assert_eq!(partial(evil.decrypt(authority, q.spec.id, 0, Release::Count).await), first);
+            assert_eq!(partial(evil.decrypt(authority, q.spec.id, 0, Release::Count).await).shares, first.shares);
         }
         // the exact limbs do not exist in a noisy query
         let reason = refusal(evil.decrypt(authority, q.spec.id, 0, Release::SumLimb(0)).await);
@@ -403,21 +403,21 @@ async fn a_partial_decryption_with_a_bad_proof_is_detected() {
     let joint = read_joint_key(&cluster.config("processor")).unwrap();
     let aggregate = Contribution::aggregate(&task, contributions.iter().map(|c| &c.contribution)).unwrap();
     let ciphertext = target(&task, &aggregate, Release::Count).unwrap();
-    let context = decryption_context(&spec.id, 0, Release::Count);
+    let context = releases_context(&spec.id, 0, &[Release::Count]);
     // genuine shares combine to the count of all three relays
     let decryptors = spec.decryptors.clone();
-    let point = combine_checked(&joint, &ciphertext, &context, &partials, &decryptors, true).unwrap();
-    assert_eq!(point, RISTRETTO_BASEPOINT_POINT * Scalar::from(COUNT_C));
-
-    let bad = |partials: &[PartialDecryption], context: &[u8]| {
-        combine_checked(&joint, &ciphertext, context, partials, &decryptors, true).unwrap_err()
+    let combine = |partials: &[BatchDecryption], context: &[u8], exact: bool| {
+        combine_batches(&joint, &[ciphertext], context, partials, &decryptors, exact)
     };
+    assert_eq!(combine(&partials, &context, true).unwrap(), vec![RISTRETTO_BASEPOINT_POINT * Scalar::from(COUNT_C)]);
+
+    let bad = |partials: &[BatchDecryption], context: &[u8]| combine(partials, context, true).unwrap_err();
     // authority-2's share shifted by G (the count would come out one lower)
     let mut shifted = partials.clone();
-    shifted[1].share += RISTRETTO_BASEPOINT_POINT;
+    shifted[1].shares[0] = (shifted[1].shares[0].decompress().unwrap() + RISTRETTO_BASEPOINT_POINT).compress();
     assert_eq!(bad(&shifted, &context), CryptoError::InvalidDecryptionProof { authority: "authority-2".into() });
-    // a share for another release (its proof is bound to the release)
-    let other = decryption_context(&spec.id, 0, Release::SumLimb(0));
+    // a share for another release (its proof is bound to the releases asked)
+    let other = releases_context(&spec.id, 0, &[Release::SumLimb(0)]);
     assert_eq!(bad(&partials, &other), CryptoError::InvalidDecryptionProof { authority: "authority-1".into() });
     // a share relabelled as the other authority's
     let mut relabelled = partials.clone();
@@ -430,12 +430,10 @@ async fn a_partial_decryption_with_a_bad_proof_is_detected() {
     let share = read_key_share(&cluster.path("keys/authority-2.share")).unwrap();
     let mut noisy = partials.clone();
     let lambda = joint.lagrange(&decryptors).unwrap()[1];
-    noisy[1] = share.partial_decrypt_noisy(&ciphertext, 5, &lambda, &context, &mut OsRng);
+    let made = share.decryption_shares(&[ciphertext.a], Some((&lambda, &[5])));
+    noisy[1] = share.prove_decryptions(&context, &[ciphertext.a], &made.iter().collect::<Vec<_>>(), false, &mut OsRng);
     assert_eq!(bad(&noisy, &context), CryptoError::InvalidDecryptionProof { authority: "authority-2".into() });
-    assert_eq!(
-        combine_checked(&joint, &ciphertext, &context, &noisy, &decryptors, false).unwrap(),
-        RISTRETTO_BASEPOINT_POINT * Scalar::from(COUNT_C + 5)
-    );
+    assert_eq!(combine(&noisy, &context, false).unwrap(), vec![RISTRETTO_BASEPOINT_POINT * Scalar::from(COUNT_C + 5)]);
 }
 
 /// Runs an in-memory query whose first decryption replies `tamper` changes.
@@ -456,10 +454,10 @@ fn the_query_driver_refuses_a_tampered_partial_decryption() {
     setup();
     // authority-2's share shifted by G
     let err = run_tampered(|list| {
-        if let Some(PeerReply { reply: Ok(AuthorityResponse::Partial(p)), .. }) =
+        if let Some(PeerReply { reply: Ok(AuthorityResponse::Partials(p)), .. }) =
             list.iter_mut().find(|r| r.peer == "authority-2")
         {
-            p.share += RISTRETTO_BASEPOINT_POINT;
+            p.shares[0] = (p.shares[0].decompress().unwrap() + RISTRETTO_BASEPOINT_POINT).compress();
         }
     });
     assert_eq!(err, ProtocolError::Crypto(CryptoError::InvalidDecryptionProof { authority: "authority-2".into() }));
@@ -475,6 +473,46 @@ fn the_query_driver_refuses_a_tampered_partial_decryption() {
     // an authority that stays silent
     let err = run_tampered(|list| list.retain(|r| r.peer != "authority-1"));
     assert!(err.to_string().contains("authority-1") && err.to_string().contains("did not answer"), "{err}");
+}
+
+#[test]
+fn the_query_driver_refuses_a_batch_with_moved_or_missing_shares() {
+    setup();
+    // an exact sum asks for the count and every Σv limb in one batch: one
+    // proof covers them all, so moving a share to another release fails it
+    let err = run_tampered(|list| {
+        if let Some(PeerReply { reply: Ok(AuthorityResponse::Partials(p)), .. }) =
+            list.iter_mut().find(|r| r.peer == "authority-1")
+        {
+            assert!(p.shares.len() > 2, "one batch for all releases of the step");
+            p.shares.swap(0, 1);
+        }
+    });
+    assert_eq!(err, ProtocolError::Crypto(CryptoError::InvalidDecryptionProof { authority: "authority-1".into() }));
+    // a share left out, or one added
+    for extra in [false, true] {
+        let err = run_tampered(move |list| {
+            if let Some(PeerReply { reply: Ok(AuthorityResponse::Partials(p)), .. }) =
+                list.iter_mut().find(|r| r.peer == "authority-2")
+            {
+                if extra {
+                    p.shares.push(p.shares[0]);
+                } else {
+                    p.shares.pop();
+                }
+            }
+        });
+        assert_eq!(err, ProtocolError::Crypto(CryptoError::InvalidDecryptionProof { authority: "authority-2".into() }));
+    }
+    // every share right but in reverse order
+    let err = run_tampered(|list| {
+        if let Some(PeerReply { reply: Ok(AuthorityResponse::Partials(p)), .. }) =
+            list.iter_mut().find(|r| r.peer == "authority-3")
+        {
+            p.shares.reverse();
+        }
+    });
+    assert_eq!(err, ProtocolError::Crypto(CryptoError::InvalidDecryptionProof { authority: "authority-3".into() }));
 }
 
 // ------------------------------------------------------------------ 8
@@ -587,9 +625,12 @@ impl QueryPeers for RecordingPeers<'_> {
         Ok(all)
     }
 
-    async fn solve(&mut self, points: Vec<(Release, RistrettoPoint)>) -> Result<Vec<(Release, i64)>, ProtocolError> {
+    async fn solve(
+        &mut self,
+        points: Vec<(Release, RistrettoPoint, u64)>,
+    ) -> Result<Vec<(Release, i64)>, ProtocolError> {
         let solver = common::solver();
-        Ok(points.iter().map(|(r, p)| (*r, solver.solve_vartime(p).unwrap())).collect())
+        Ok(points.iter().map(|(r, p, bound)| (*r, solver.solve_vartime_within(p, *bound).unwrap())).collect())
     }
 }
 
@@ -619,6 +660,7 @@ async fn no_plaintext_in_any_message_over_quic() {
         authorities: AUTHORITIES.iter().map(|s| s.to_string()).collect(),
         joint: read_joint_key(&cfg).unwrap(),
         dlog_max_abs: common::solver().max_abs(),
+        dlog_table_bits: common::solver().table_bits(),
     });
     let (_, labels, stats) = common::expected_columns().into_iter().find(|(c, _, _)| c == "C").unwrap();
     assert_eq!(labels, LABELS);

@@ -99,8 +99,8 @@ impl Handler<RequestBytes> for AuthorityActor {
             AuthorityRequest::AdmitQuery { query, .. } => (query.id.to_string(), "admit query".to_string()),
             AuthorityRequest::AdmitRound { spec, round, .. } => (spec.id.to_string(), format!("admit round {round}")),
             AuthorityRequest::Register { spec, round, .. } => (spec.id.to_string(), format!("register round {round}")),
-            AuthorityRequest::Decrypt { query_id, round, release } => {
-                (query_id.to_string(), format!("decrypt round {round} {release:?}"))
+            AuthorityRequest::Decrypt { query_id, round, releases } => {
+                (query_id.to_string(), format!("decrypt round {round}: {} releases", releases.len()))
             }
             AuthorityRequest::Status => (String::new(), "status".to_string()),
             AuthorityRequest::Transition { epoch } => (String::new(), format!("transition to epoch {epoch}")),

@@ -9,6 +9,9 @@ use crate::config::NodeConfig;
 use crate::protocol::wire::{decode, encode};
 use crate::protocol::{ProcessorRequest, ProcessorResponse};
 
+/// Longest wait for the connection's close to be sent before the CLI exits.
+const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// One request/response with the processor, inside a fresh actix System.
 pub fn ask_processor(cfg: &NodeConfig, request: &ProcessorRequest) -> Result<ProcessorResponse, NodeError> {
     let tcfg = transport_config(cfg)?;
@@ -27,6 +30,10 @@ pub fn ask_processor(cfg: &NodeConfig, request: &ProcessorRequest) -> Result<Pro
             client.request(&processor.name, addr, &bytes).await
         };
         endpoint.close(0u32.into(), b"done");
+        // let the close reach the processor: else it holds this connection
+        // until its idle timeout, and past `MAX_CONNECTIONS_PER_PEER` of a
+        // user's connections it closes the oldest, maybe a query in flight
+        let _ = tokio::time::timeout(CLOSE_WAIT, endpoint.wait_idle()).await;
         let reply = reply?;
         Ok(decode::<ProcessorResponse>(&reply, max_frame)?)
     })

@@ -352,6 +352,7 @@ fn processor_shared(
         authorities: joint.members().iter().map(|m| m.authority.clone()).collect(),
         joint,
         dlog_max_abs: solver.max_abs(),
+        dlog_table_bits: solver.table_bits(),
     });
     Ok(ProcessorShared {
         name: cfg.name.clone(),

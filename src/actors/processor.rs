@@ -369,7 +369,13 @@ impl QueryPeers for QuicPeers<'_> {
         authorities: &[String],
     ) -> Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError> {
         let shared = self.shared;
-        let releases = requests.iter().filter(|r| matches!(r, AuthorityRequest::Decrypt { .. })).count();
+        let releases = requests
+            .iter()
+            .map(|r| match r {
+                AuthorityRequest::Decrypt { releases, .. } => releases.len(),
+                _ => 0,
+            })
+            .sum();
         if releases > 0 {
             shared.metrics.releases(self.statistic, releases);
         }
@@ -391,10 +397,16 @@ impl QueryPeers for QuicPeers<'_> {
         }
     }
 
-    async fn solve(&mut self, points: Vec<(Release, RistrettoPoint)>) -> Result<Vec<(Release, i64)>, ProtocolError> {
+    async fn solve(
+        &mut self,
+        points: Vec<(Release, RistrettoPoint, u64)>,
+    ) -> Result<Vec<(Release, i64)>, ProtocolError> {
         let solver = self.shared.solver.clone();
         let solved = actix_rt::task::spawn_blocking(move || {
-            points.into_iter().map(|(r, p)| solver.solve_vartime(&p).map(|v| (r, v))).collect::<Result<Vec<_>, _>>()
+            points
+                .into_iter()
+                .map(|(r, p, bound)| solver.solve_vartime_within(&p, bound).map(|v| (r, v)))
+                .collect::<Result<Vec<_>, _>>()
         })
         .await
         .map_err(|e| ProtocolError::Internal(format!("the discrete-log worker failed: {e}")))?;

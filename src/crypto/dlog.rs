@@ -117,7 +117,6 @@ impl DlogTable for MemoryTable {
 /// m in [-giant_steps·N, giant_steps·N).
 pub struct DlogSolver<T: DlogTable> {
     table: T,
-    giant_steps: u64,
     giant: RistrettoPoint,
     max_abs: u64,
 }
@@ -136,7 +135,7 @@ impl<T: DlogTable> DlogSolver<T> {
         let giant_steps = range.div_ceil(n).max(1);
         let max_abs = giant_steps.checked_mul(n).ok_or(CryptoError::Overflow("solver range"))?;
         let giant = RISTRETTO_BASEPOINT_TABLE * &Scalar::from(n);
-        Ok(DlogSolver { table, giant_steps, giant, max_abs })
+        Ok(DlogSolver { table, giant, max_abs })
     }
 
     /// Every m in [-max_abs(), max_abs()) is solved.
@@ -148,10 +147,24 @@ impl<T: DlogTable> DlogSolver<T> {
         &self.table
     }
 
+    /// log2 of the table's baby steps (rounded down).
+    pub fn table_bits(&self) -> u32 {
+        63 - self.table.baby_steps().max(1).leading_zeros()
+    }
+
     /// Finds m with `point` = m·G. Variable time: the point is an aggregate
     /// that is about to be released anyway.
     pub fn solve_vartime(&self, point: &RistrettoPoint) -> Result<i64, CryptoError> {
+        self.solve_vartime_within(point, self.max_abs)
+    }
+
+    /// Like `solve_vartime`, for |m| < `max_abs` (rounded up to whole giant
+    /// steps) instead of the solver's own range: the cost depends on |m|, the
+    /// bound only on how long a point out of range takes to be refused.
+    pub fn solve_vartime_within(&self, point: &RistrettoPoint, max_abs: u64) -> Result<i64, CryptoError> {
         let n = i128::from(self.table.baby_steps());
+        let giant_steps = max_abs.div_ceil(self.table.baby_steps().max(1)).max(1);
+        let max_abs = giant_steps.saturating_mul(self.table.baby_steps());
         // Candidate c_0 = P (i = 0, positive side), then alternately
         // P + i·N·G (negative side) and P - i·N·G (positive side), i = 1, 2, ...
         let mut up = *point; // P + i·N·G
@@ -161,7 +174,7 @@ impl<T: DlogTable> DlogSolver<T> {
         let mut i: u64 = 0;
         let mut batch = 2usize;
         loop {
-            while points.len() < batch && i < self.giant_steps {
+            while points.len() < batch && i < giant_steps {
                 i += 1;
                 up += self.giant;
                 down -= self.giant;
@@ -171,23 +184,23 @@ impl<T: DlogTable> DlogSolver<T> {
                 steps.push(i128::from(i));
             }
             if points.is_empty() {
-                return Err(CryptoError::DlogOutOfRange { max_abs: self.max_abs });
+                return Err(CryptoError::DlogOutOfRange { max_abs });
             }
             let keys = keys_of(&points);
             if let Some((pos, j)) = self.table.find_first(&keys)? {
                 let step = *steps.get(pos).ok_or(CryptoError::Overflow("solver batch"))?;
                 // candidate = P - step·N·G = j·G  =>  m = j + step·N
                 let m = i128::from(j) + step * n;
-                let max = i128::from(self.max_abs);
+                let max = i128::from(max_abs);
                 if m >= max || m < -max {
-                    return Err(CryptoError::DlogOutOfRange { max_abs: self.max_abs });
+                    return Err(CryptoError::DlogOutOfRange { max_abs });
                 }
                 return i64::try_from(m).map_err(|_| CryptoError::Overflow("discrete log"));
             }
             points.clear();
             steps.clear();
-            if i >= self.giant_steps {
-                return Err(CryptoError::DlogOutOfRange { max_abs: self.max_abs });
+            if i >= giant_steps {
+                return Err(CryptoError::DlogOutOfRange { max_abs });
             }
             batch = (batch * 2).min(MAX_BATCH);
         }

@@ -8,6 +8,7 @@
 //! `data::lmdb_table`; this module only defines the `DlogTable` trait.
 
 pub mod authority_signature;
+pub mod batch_decryption;
 pub mod ciphertext_proof;
 pub mod dkg;
 pub mod dlog;
@@ -19,6 +20,7 @@ pub mod proofs;
 pub mod signing;
 
 pub use authority_signature::AuthoritySignature;
+pub use batch_decryption::{base_encodings, combine_batches, BatchDecryption, DecryptionShare};
 pub use ciphertext_proof::{verify_batch, ProofItem, RandomnessProof};
 pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
 pub use elgamal::{Ciphertext, EncryptionKey};

@@ -12,11 +12,14 @@
 //! ciphertext's randomness) by at least `min_relays` distinct known relays. In noisy mode it folds its own discrete
 //! Laplace noise into its share (so one honest authority suffices) and
 //! answers each release slot once: a repeated request gets the same share.
+//! Its memory is bounded: a query's state lives only while the query does
+//! (see `ActiveQuery`); replay records and charges are in the ledger.
 //! Time, randomness and the ledger come in as arguments; the response goes
 //! out (with `answer`, also a refusal's fixed label for metrics); no I/O.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use curve25519_dalek::ristretto::RistrettoPoint;
 use curve25519_dalek::scalar::Scalar;
 use rand_core::{CryptoRng, RngCore};
 
@@ -28,13 +31,15 @@ use super::ids::QueryId;
 use super::ledger::{AdmissionCharge, Ledger};
 use super::messages::*;
 use super::outcome::refusal_reason;
-use crate::crypto::{JointPublicKey, KeyShare, PartialDecryption, RelayPublicKey};
+use super::relay::ADMISSION_MAX_AGE_SECS;
+use crate::crypto::{DecryptionShare, JointPublicKey, KeyShare, RelayPublicKey};
 use crate::stats::dp::{discrete_laplace, laplace_scale};
 use crate::stats::limits::check_admissible;
-use crate::stats::policy::{check_task, plan_shape, slot, PlanShape};
+use crate::stats::policy::{check_task, plan_shape, planned_releases, slot, PlanShape};
 use crate::stats::release::target;
 use crate::stats::statistic::FixedParams;
 use crate::stats::{Aggregate, Contribution, Epsilon, RelayTask, Release, Statistic, StatsError};
+use zeroize::Zeroize;
 
 /// The authority's policy, from its own configuration.
 #[derive(Clone, Debug)]
@@ -48,6 +53,19 @@ pub struct AuthorityPolicy {
     pub replay_window_secs: u64,
     pub relays: HashMap<String, RelayPublicKey>,
 }
+
+/// Queries an authority keeps live at most: admitting one more ends the
+/// one that was least recently active (with an honest processor, a query
+/// that was abandoned or whose search ended).
+pub const LIVE_QUERIES: usize = 64;
+/// A live query ends this long after its admission at the latest (or after
+/// the replay window, if shorter): relays contribute to no query issued
+/// more than `ADMISSION_MAX_AGE_SECS` before.
+pub const LIVE_SECS: u64 = 2 * ADMISSION_MAX_AGE_SECS;
+/// Ended queries kept (without their aggregates) so that a release asked
+/// again after a lost reply gets the same share, and other requests the
+/// same refusal as before the end: the most recently ended ones.
+pub const ENDED_QUERIES: usize = 128;
 
 struct Round {
     task: RelayTask,
@@ -63,18 +81,111 @@ struct Plan {
     admitted: Vec<RelayTask>,
     /// registered rounds (a prefix of `admitted`)
     rounds: Vec<Round>,
-    answered: BTreeMap<(u32, u32), PartialDecryption>,
+    answered: BTreeMap<(u32, u32), AnsweredShare>,
     releases_used: u64,
     /// this authority's Lagrange coefficient among the spec's decryptors
     lambda: Scalar,
 }
 
+impl Plan {
+    /// Whether the query got every release its plan makes: a one-round plan
+    /// (every statistic but the searches) whose planned releases were all
+    /// answered. A search's releases follow from what the earlier ones
+    /// revealed, so one that found its answer cannot be told from one that
+    /// goes on: it ends by `LIVE_QUERIES` or `LIVE_SECS`.
+    fn is_over(&self) -> bool {
+        let params = &self.spec.params;
+        let [round] = self.rounds.as_slice() else { return false };
+        let Ok(Some(planned)) = planned_releases(params, &round.task) else { return false };
+        planned.into_iter().all(|release| {
+            slot(params, &self.fixed, &round.task, release)
+                .is_ok_and(|slot| self.answered.contains_key(&(0, slot.index)))
+        })
+    }
+
+    /// Round `round` was admitted, so the processor had every release it
+    /// needed of the earlier rounds: their aggregates and shares go (their
+    /// releases are refused from now on, see `AuthorityState::release`).
+    fn forget_rounds_before(&mut self, round: u32) {
+        self.drop_aggregates();
+        self.answered.retain(|(answered_round, _), _| *answered_round >= round);
+    }
+
+    /// Drops the registered rounds' aggregates (the bulk of a query; their
+    /// tasks stay). No new share can be made of them afterwards.
+    fn drop_aggregates(&mut self) {
+        for registered in &mut self.rounds {
+            match &mut registered.aggregate {
+                Contribution::Moments { sum, squares, .. } => (*sum, *squares) = (Vec::new(), Vec::new()),
+                Contribution::Histogram { counts } => *counts = Vec::new(),
+            }
+        }
+    }
+
+    /// Whether answering `releases` of `round` would make a share not made
+    /// before: a release the plan permits of a registered round, not
+    /// answered yet.
+    fn makes_new_share(&self, round: u32, releases: &[Release]) -> bool {
+        let Some(registered) = self.rounds.get(usize::try_from(round).unwrap_or(usize::MAX)) else { return false };
+        releases.iter().any(|release| {
+            slot(&self.spec.params, &self.fixed, &registered.task, *release)
+                .is_ok_and(|slot| !self.answered.contains_key(&(round, slot.index)))
+        })
+    }
+
+    fn ciphertexts(&self) -> usize {
+        self.rounds
+            .iter()
+            .map(|r| match &r.aggregate {
+                Contribution::Moments { sum, squares, .. } => 1 + sum.len() + squares.len(),
+                Contribution::Histogram { counts } => counts.len(),
+            })
+            .sum()
+    }
+}
+
+/// A query this authority admitted. It is live until it got every release
+/// its plan makes (`Plan::is_over`); then it has ended: its aggregates go
+/// and it makes no new share, but its plan and answered shares stay, so a
+/// release asked again after a lost reply gets the same share and any
+/// other request the same refusal, for the `ENDED_QUERIES` most recently
+/// ended. A live query is dropped unfinished `LIVE_SECS` after its
+/// admission (or after the replay window), or when it is the least
+/// recently active of `LIVE_QUERIES` live ones. Then a request naming it
+/// is refused as unknown. What replay protection and the budget need of a
+/// query stays in the ledger (its id and issue time, and its charge), not
+/// in memory.
 struct ActiveQuery {
     intent: QueryIntent,
     plan: Option<Plan>,
     admitted_at: u64,
+    /// when a request last named it (unix seconds)
+    last_active: u64,
+    /// when it got every release its plan makes (unix seconds)
+    ended_at: Option<u64>,
     /// the committee epoch it was admitted under
     epoch: u64,
+}
+
+/// A release's decryption share and the ciphertext component it was made
+/// from (to prove it again in any later batch that asks for it).
+#[derive(Clone, Debug)]
+struct AnsweredShare {
+    base: RistrettoPoint,
+    share: DecryptionShare,
+}
+
+/// What an authority holds in memory for queries (tests, operators).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueryMemory {
+    /// live queries (`LIVE_QUERIES` at most)
+    pub live: usize,
+    /// ended queries kept (`ENDED_QUERIES` at most)
+    pub ended: usize,
+    /// ciphertexts of the aggregates held (live queries only)
+    pub ciphertexts: usize,
+    /// shares answered, of live and ended queries
+    pub shares: usize,
 }
 
 /// The previous epoch's key, kept for the queries still running under it
@@ -114,14 +225,17 @@ pub struct AuthorityState {
     name: String,
     keys: EpochKeys,
     policy: AuthorityPolicy,
+    /// live queries (`LIVE_QUERIES` at most) and ended ones
     queries: HashMap<QueryId, ActiveQuery>,
+    /// the ended queries, oldest first (`ENDED_QUERIES` at most)
+    ended: VecDeque<QueryId>,
 }
 
 impl AuthorityState {
     pub fn new(share: KeyShare, joint: JointPublicKey, policy: AuthorityPolicy) -> Self {
         let name = share.authority().to_string();
         let keys = EpochKeys { current: Some(share), joint, previous: None, transition: None };
-        AuthorityState { name, keys, policy, queries: HashMap::new() }
+        AuthorityState { name, keys, policy, queries: HashMap::new(), ended: VecDeque::new() }
     }
 
     /// Switches to the committee of `transition` (already verified against
@@ -138,12 +252,65 @@ impl AuthorityState {
 
     /// Drops the previous epoch's share once its grace period is over;
     /// returns whether it did (the share is wiped on drop).
+    /// Also ends the queries that have lived too long (`forget_old`), so that
+    /// an idle authority gives their memory back.
     pub fn expire(&mut self, now: u64) -> bool {
+        self.forget_old(now);
         let over = self.keys.previous.as_ref().is_some_and(|p| p.until <= now);
         if over {
             self.keys.previous = None;
         }
         over
+    }
+
+    /// Drops the queries, live or ended, admitted more than `LIVE_SECS`
+    /// (or the replay window, if shorter) ago.
+    fn forget_old(&mut self, now: u64) {
+        let live = self.policy.replay_window_secs.min(LIVE_SECS);
+        self.queries.retain(|_, q| now.saturating_sub(q.admitted_at) <= live);
+        let queries = &self.queries;
+        self.ended.retain(|id| queries.contains_key(id));
+    }
+
+    /// Makes room for one more live query: drops the least recently active
+    /// live ones while `LIVE_QUERIES` are live.
+    fn make_room(&mut self) {
+        loop {
+            let live = self.queries.iter().filter(|(_, q)| q.ended_at.is_none());
+            if live.clone().count() < LIVE_QUERIES {
+                return;
+            }
+            let Some(idle) = live.min_by_key(|(_, q)| q.last_active).map(|(id, _)| *id) else { return };
+            self.queries.remove(&idle);
+        }
+    }
+
+    /// Ends `id` if it got every release its plan makes: its aggregates go;
+    /// beyond `ENDED_QUERIES` ended ones, the oldest is dropped.
+    fn end_if_over(&mut self, id: &QueryId, now: u64) {
+        let Some(query) = self.queries.get_mut(id).filter(|q| q.ended_at.is_none()) else { return };
+        let Some(plan) = query.plan.as_mut().filter(|p| p.is_over()) else { return };
+        plan.drop_aggregates();
+        query.ended_at = Some(now);
+        self.ended.push_back(*id);
+        while self.ended.len() > ENDED_QUERIES {
+            if let Some(oldest) = self.ended.pop_front() {
+                self.queries.remove(&oldest);
+            }
+        }
+    }
+
+    /// What this authority holds in memory for queries.
+    pub fn query_memory(&self) -> QueryMemory {
+        let plans = self.queries.values().filter_map(|q| q.plan.as_ref());
+        let live = self.queries.values().filter(|q| q.ended_at.is_none());
+        QueryMemory {
+            live: live.clone().count(),
+            ended: self.queries.len().saturating_sub(live.clone().count()),
+            // an ended query keeps only a count's one ciphertext, inline
+            ciphertexts: live.filter_map(|q| q.plan.as_ref()).map(Plan::ciphertexts).sum(),
+            shares: plans.map(|p| p.answered.len()).sum(),
+        }
     }
 
     /// Whether a previous epoch's share is still held.
@@ -190,8 +357,10 @@ impl AuthorityState {
         status: impl FnOnce() -> NodeStatus,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> (AuthorityResponse, Option<&'static str>) {
-        let window = self.policy.replay_window_secs;
-        self.queries.retain(|_, q| now.saturating_sub(q.admitted_at) <= window);
+        self.forget_old(now);
+        if let Some(query) = named_query(&request).and_then(|id| self.queries.get_mut(&id)) {
+            query.last_active = now;
+        }
         let result = match request {
             AuthorityRequest::Status => return (AuthorityResponse::Status(status()), None),
             AuthorityRequest::AdmitQuery { query, user, epoch } => {
@@ -213,7 +382,9 @@ impl AuthorityState {
             AuthorityRequest::Register { spec, round, task, contributions } => {
                 self.register(&spec, round, task, contributions, rng)
             }
-            AuthorityRequest::Decrypt { query_id, round, release } => self.decrypt(&query_id, round, release, rng),
+            AuthorityRequest::Decrypt { query_id, round, releases } => {
+                self.release(&query_id, round, &releases, now, rng)
+            }
         };
         match result {
             Ok(response) => (response, None),
@@ -303,7 +474,10 @@ impl AuthorityState {
         let epoch = self.keys.joint.epoch();
         let (share, _) = self.keys.for_epoch(epoch)?;
         let signature = share.sign_statement(&codec::query_admission(&query), rng);
-        self.queries.insert(query.id, ActiveQuery { intent: query, plan: None, admitted_at: now, epoch });
+        self.make_room();
+        let active =
+            ActiveQuery { intent: query, plan: None, admitted_at: now, last_active: now, ended_at: None, epoch };
+        self.queries.insert(active.intent.id, active);
         Ok(AuthorityResponse::Admitted { signature, remaining_budget: Some(remaining) })
     }
 
@@ -354,6 +528,7 @@ impl AuthorityState {
                 } else if round_index == next && plan.rounds.len() == next {
                     check_task(&spec.params, &plan.fixed, round, &task, plan.admitted.last())?;
                     plan.admitted.push(task.clone());
+                    plan.forget_rounds_before(round);
                 } else {
                     return Err(InvalidRequest::RoundOutOfOrder {
                         round,
@@ -395,13 +570,53 @@ impl AuthorityState {
         Ok(AuthorityResponse::Registered)
     }
 
+    /// A `Decrypt` as the query's state allows it: a query that has ended
+    /// gives the shares it gave (proved again) but no new one; a round that
+    /// a later one followed is over; the last release the plan makes ends
+    /// the query. One proof covers every share of the reply.
+    fn release(
+        &mut self,
+        query_id: &QueryId,
+        round: u32,
+        releases: &[Release],
+        now: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<AuthorityResponse, ProtocolError> {
+        let context = releases_context(query_id, round, releases);
+        let Some((plan, ended_at)) = self.queries.get(query_id).and_then(|q| q.plan.as_ref().zip(Some(q.ended_at)))
+        else {
+            return Err(ProtocolError::UnknownQuery(query_id.to_string()));
+        };
+        if ended_at.is_some() && plan.makes_new_share(round, releases) {
+            return Err(StatsError::ReleaseRefused(format!(
+                "query {query_id} is over: every release its plan makes was answered"
+            ))
+            .into());
+        }
+        let latest = plan.admitted.len().saturating_sub(1);
+        if usize::try_from(round).map_or(true, |r| r < latest) {
+            return Err(StatsError::ReleaseRefused(format!(
+                "round {round} is over: round {latest} was admitted after it"
+            ))
+            .into());
+        }
+        let (epoch, exact, answered) = self.decrypt(query_id, round, releases, rng)?;
+        let (share, _) = self.keys.for_epoch(epoch)?;
+        let response = prove(share, &context, &answered, exact, rng);
+        self.end_if_over(query_id, now);
+        Ok(response)
+    }
+
+    /// The shares of `releases` (in order), made now for those not answered
+    /// before; with the query's epoch and mode. Nothing changes when one of
+    /// them is refused.
     fn decrypt(
         &mut self,
         query_id: &QueryId,
         round: u32,
-        release: Release,
+        releases: &[Release],
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<AuthorityResponse, ProtocolError> {
+    ) -> Result<(u64, bool, Vec<AnsweredShare>), ProtocolError> {
         let query = self
             .queries
             .get_mut(query_id)
@@ -412,39 +627,77 @@ impl AuthorityState {
             .get(usize::try_from(round).unwrap_or(usize::MAX))
             .ok_or(InvalidRequest::RoundNotRegistered { round })?;
         let params = &query.spec.params;
-        let slot = slot(params, &query.fixed, &r.task, release)?;
-        if let Some(answer) = query.answered.get(&(round, slot.index)) {
-            return Ok(AuthorityResponse::Partial(answer.clone()));
-        }
         // sequential composition: never more releases than the plan's epsilon was split over
         let counted = !params.exact && params.statistic != Statistic::Histogram;
-        if counted && query.releases_used >= query.shape.releases {
-            return Err(StatsError::ReleaseRefused(format!(
-                "the query's plan allows {} releases and all were made",
-                query.shape.releases
-            ))
-            .into());
+        let mut fresh: Vec<(u32, RistrettoPoint, i128)> = Vec::new();
+        let mut slots = Vec::with_capacity(releases.len());
+        for release in releases {
+            let slot = slot(params, &query.fixed, &r.task, *release)?;
+            slots.push(slot.index);
+            if query.answered.contains_key(&(round, slot.index)) || fresh.iter().any(|f| f.0 == slot.index) {
+                continue;
+            }
+            if counted && query.releases_used.saturating_add(fresh.len() as u64) >= query.shape.releases {
+                return Err(StatsError::ReleaseRefused(format!(
+                    "the query's plan allows {} releases and all were made",
+                    query.shape.releases
+                ))
+                .into());
+            }
+            if params.statistic == Statistic::Histogram && !params.exact && *release == Release::HistTotal {
+                return Err(StatsError::ReleaseRefused("a noisy histogram releases its buckets only".into()).into());
+            }
+            let noise = if params.exact {
+                0
+            } else {
+                let epsilon =
+                    params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
+                let (num, den) = laplace_scale(slot.sensitivity, epsilon, slot.share)?;
+                discrete_laplace(num, den, rng)
+            };
+            fresh.push((slot.index, target(&r.task, &r.aggregate, *release)?.a, noise));
         }
-        if params.statistic == Statistic::Histogram && !params.exact && release == Release::HistTotal {
-            return Err(StatsError::ReleaseRefused("a noisy histogram releases its buckets only".into()).into());
-        }
-        let ciphertext = target(&r.task, &r.aggregate, release)?;
-        let context = decryption_context(query_id, round, release);
         let (share, _) = self.keys.for_epoch(query.spec.epoch)?;
-        let partial = if params.exact {
-            share.partial_decrypt(&ciphertext, &context, rng)
-        } else {
-            let epsilon =
-                params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
-            let (num, den) = laplace_scale(slot.sensitivity, epsilon, slot.share)?;
-            let noise = discrete_laplace(num, den, rng);
-            share.partial_decrypt_noisy(&ciphertext, noise, &query.lambda, &context, rng)
-        };
-        if counted {
-            query.releases_used += 1;
+        let bases: Vec<RistrettoPoint> = fresh.iter().map(|f| f.1).collect();
+        let mut noises: Vec<i128> = fresh.iter().map(|f| f.2).collect();
+        let made = share.decryption_shares(&bases, (!params.exact).then_some((&query.lambda, noises.as_slice())));
+        noises.zeroize();
+        for ((index, base, noise), share) in fresh.iter_mut().zip(made) {
+            query.answered.insert((round, *index), AnsweredShare { base: *base, share });
+            noise.zeroize();
         }
-        query.answered.insert((round, slot.index), partial.clone());
-        Ok(AuthorityResponse::Partial(partial))
+        if counted {
+            query.releases_used = query.releases_used.saturating_add(fresh.len() as u64);
+        }
+        let answered = slots
+            .iter()
+            .map(|index| {
+                query.answered.get(&(round, *index)).cloned().ok_or(InvalidRequest::RoundNotRegistered { round })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((query.spec.epoch, params.exact, answered))
+    }
+}
+
+/// One proof over `answered`, bound to `context`.
+fn prove(
+    share: &KeyShare,
+    context: &[u8],
+    answered: &[AnsweredShare],
+    exact: bool,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> AuthorityResponse {
+    let bases: Vec<RistrettoPoint> = answered.iter().map(|a| a.base).collect();
+    let shares: Vec<&DecryptionShare> = answered.iter().map(|a| &a.share).collect();
+    AuthorityResponse::Partials(share.prove_decryptions(context, &bases, &shares, exact, rng))
+}
+
+/// The query a request is about, if any.
+fn named_query(request: &AuthorityRequest) -> Option<QueryId> {
+    match request {
+        AuthorityRequest::AdmitRound { spec, .. } | AuthorityRequest::Register { spec, .. } => Some(spec.id),
+        AuthorityRequest::Decrypt { query_id, .. } => Some(*query_id),
+        AuthorityRequest::AdmitQuery { .. } | AuthorityRequest::Status | AuthorityRequest::Transition { .. } => None,
     }
 }
 

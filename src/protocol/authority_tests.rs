@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::authority::{AuthorityPolicy, AuthorityState};
+use super::authority::{AuthorityPolicy, AuthorityState, QueryMemory, ENDED_QUERIES, LIVE_QUERIES};
 use super::codec;
 use super::ledger::{Ledger, MemoryLedger};
 use super::relay::{ColumnSource, ColumnValues, RelayState, SourceError};
@@ -213,7 +213,19 @@ impl Fixture {
     }
 
     fn decrypt(&mut self, i: usize, query_id: QueryId, round: u32, release: Release) -> AuthorityResponse {
-        self.ask(i, AuthorityRequest::Decrypt { query_id, round, release })
+        self.decrypt_all(i, query_id, round, vec![release])
+    }
+
+    fn decrypt_all(&mut self, i: usize, query_id: QueryId, round: u32, releases: Vec<Release>) -> AuthorityResponse {
+        self.ask(i, AuthorityRequest::Decrypt { query_id, round, releases })
+    }
+}
+
+/// The shares of a batch reply (its proof is made afresh on every reply).
+fn shares(response: AuthorityResponse) -> Vec<curve25519_dalek::ristretto::CompressedRistretto> {
+    match response {
+        AuthorityResponse::Partials(p) => p.shares,
+        other => panic!("not a batch of shares: {other:?}"),
     }
 }
 
@@ -570,10 +582,10 @@ fn only_planned_releases_of_registered_rounds_are_decrypted_once() {
         let reason = refusal(f.decrypt(0, spec.id, 0, release));
         assert!(reason.contains(&format!("{release:?} is not part of a exact sum query's plan")), "{reason}");
     }
-    let AuthorityResponse::Partial(first) = f.decrypt(0, spec.id, 0, Release::Count) else { panic!("refused") };
+    let first = shares(f.decrypt(0, spec.id, 0, Release::Count));
     // asked again: the same share, not a second one
-    assert_eq!(f.decrypt(0, spec.id, 0, Release::Count), AuthorityResponse::Partial(first));
-    assert!(matches!(f.decrypt(0, spec.id, 0, Release::SumLimb(0)), AuthorityResponse::Partial(_)));
+    assert_eq!(shares(f.decrypt(0, spec.id, 0, Release::Count)), first);
+    assert!(matches!(f.decrypt(0, spec.id, 0, Release::SumLimb(0)), AuthorityResponse::Partials(_)));
 }
 
 #[test]
@@ -584,14 +596,14 @@ fn noisy_releases_stop_at_the_plans_count() {
     let mut partials = Vec::new();
     for release in std::iter::once(Release::HistTotal).chain((1..=12).map(Release::HistPrefix)) {
         match f.decrypt(0, spec.id, 0, release) {
-            AuthorityResponse::Partial(p) => partials.push(p),
+            AuthorityResponse::Partials(p) => partials.push(p.shares),
             other => panic!("{release:?}: {other:?}"),
         }
     }
     let reason = refusal(f.decrypt(0, spec.id, 0, Release::HistPrefix(13)));
     assert!(reason.contains("the query's plan allows 13 releases and all were made"), "{reason}");
     // a slot already released is answered again with the same noisy share
-    assert_eq!(f.decrypt(0, spec.id, 0, Release::HistPrefix(1)), AuthorityResponse::Partial(partials[1].clone()));
+    assert_eq!(shares(f.decrypt(0, spec.id, 0, Release::HistPrefix(1))), partials[1]);
     // a noisy median releases no bucket and no sum
     assert!(refusal(f.decrypt(0, spec.id, 0, Release::HistBucket(0))).contains("is not part of a median query's plan"));
     assert!(refusal(f.decrypt(0, spec.id, 0, Release::Count)).contains("is not part of a median query's plan"));
@@ -600,7 +612,7 @@ fn noisy_releases_stop_at_the_plans_count() {
     let mut params = noisy(Statistic::Histogram, "1", None);
     params.edges = vec!["10".into(), "100".into()];
     let (spec, _) = f.registered_round0(params);
-    assert!(matches!(f.decrypt(0, spec.id, 0, Release::HistBucket(1)), AuthorityResponse::Partial(_)));
+    assert!(matches!(f.decrypt(0, spec.id, 0, Release::HistBucket(1)), AuthorityResponse::Partials(_)));
     let reason = refusal(f.decrypt(0, spec.id, 0, Release::HistTotal));
     assert!(reason.contains("a noisy histogram releases its buckets only"), "{reason}");
 }
@@ -654,4 +666,123 @@ fn a_poll_for_a_transition_not_made_yet_is_answered_not_refused() {
         }
         assert_eq!(refusal, None, "counted as answered, not as a refusal");
     }
+}
+
+// ------------------------------------------------------------------ bounded state (issue 13)
+
+/// An exact query of `params` run to its end at authority-1: admitted and
+/// its round 0 signed by both authorities, contributed by relays 1 and 2,
+/// registered and every planned release decrypted at authority-1 only.
+/// Returns the spec and the shares of the last reply.
+fn run_at_first(f: &mut Fixture, params: QueryParams, releases: Vec<Release>) -> (QuerySpec, Vec<CompressedShare>) {
+    let (spec, task, admission) = f.round0(params);
+    let contributions: Vec<_> = (1..=2).map(|r| f.contribute(r, &spec, 0, &task, &admission)).collect();
+    assert_eq!(f.register(0, &spec, 0, &task, contributions), AuthorityResponse::Registered);
+    let answer = shares(f.decrypt_all(0, spec.id, 0, releases));
+    (spec, answer)
+}
+
+type CompressedShare = curve25519_dalek::ristretto::CompressedRistretto;
+
+#[test]
+fn an_ended_query_keeps_its_shares_not_its_aggregate_and_ended_ones_are_bounded() {
+    let mut f = Fixture::new();
+    let sum_releases: Vec<Release> = std::iter::once(Release::Count).chain((0..7).map(Release::SumLimb)).collect();
+    let (sum, sum_shares) = run_at_first(&mut f, exact(Statistic::Sum), sum_releases);
+    let memory = f.authorities[0].0.query_memory();
+    assert_eq!(memory, QueryMemory { live: 0, ended: 1, ciphertexts: 0, shares: 8 }, "every planned release made");
+    // a release asked again (a lost reply) gets the same share; a release the
+    // plan does not make is refused as before; a new share is made no more
+    assert_eq!(shares(f.decrypt(0, sum.id, 0, Release::SumLimb(6))), vec![sum_shares[7]]);
+    assert!(refusal(f.decrypt(0, sum.id, 0, Release::HistTotal)).contains("is not part of a exact sum query's plan"));
+    let reason = refusal(f.decrypt(0, sum.id, 0, Release::Sum));
+    assert!(reason.contains("is over: every release its plan makes was answered"), "{reason}");
+    assert!(refusal(f.register(0, &sum, 0, &sum_task(), vec![])).contains("round 0 registered, expected round 1"));
+
+    // many more ended queries: the oldest go, and then a request naming one
+    // is refused as unknown
+    let mut last = None;
+    for _ in 0..ENDED_QUERIES {
+        last = Some(run_at_first(&mut f, exact(Statistic::Count), vec![Release::Count]));
+    }
+    let memory = f.authorities[0].0.query_memory();
+    assert_eq!(memory, QueryMemory { live: 0, ended: ENDED_QUERIES, ciphertexts: 0, shares: ENDED_QUERIES });
+    let reason = refusal(f.decrypt(0, sum.id, 0, Release::SumLimb(6)));
+    assert_eq!(reason, ProtocolError::UnknownQuery(sum.id.to_string()).to_string());
+    let (count, count_shares) = last.unwrap();
+    assert_eq!(shares(f.decrypt(0, count.id, 0, Release::Count)), count_shares);
+
+    // replay protection and the budget need no memory: the ledger refuses
+    // the dropped query's id, charging nothing
+    let charges = f.ledger(0).charges(0).unwrap().0;
+    let replay = AuthorityRequest::AdmitQuery { query: sum.intent(), user: "alice".into(), epoch: 0 };
+    assert_eq!(refusal(f.ask(0, replay)), ProtocolError::Replay(sum.id.to_string()).to_string());
+    assert_eq!(f.ledger(0).charges(0).unwrap().0, charges);
+}
+
+/// The task an exact sum's round 0 has (limbs of 20 bits).
+fn sum_task() -> RelayTask {
+    let PlanStep::Round { task, .. } = Planner::new(exact(Statistic::Sum), 0, 20).unwrap().start().unwrap() else {
+        panic!("a plan starts with round 0")
+    };
+    task
+}
+
+#[test]
+fn live_queries_are_bounded_and_the_least_recently_active_goes() {
+    let mut f = Fixture::new();
+    let mut ids = Vec::new();
+    for i in 0..LIVE_QUERIES {
+        let intent = f.intent(exact(Statistic::Count));
+        let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 };
+        assert!(matches!(f.ask_at(0, request, NOW + i as u64), AuthorityResponse::Admitted { .. }));
+        ids.push(intent);
+    }
+    // the first query is active again (any request naming it), the second is not
+    let spec = |intent: &QueryIntent| QuerySpec::new(intent.clone(), 0, 0, decryptors());
+    let no_round = "no round of this query was admitted";
+    let register = |intent: &QueryIntent| AuthorityRequest::Register {
+        spec: spec(intent),
+        round: 0,
+        task: sum_task(),
+        contributions: vec![],
+    };
+    let later = NOW + LIVE_QUERIES as u64;
+    assert!(refusal(f.ask_at(0, register(&ids[0]), later)).contains(no_round));
+    let one_more = f.intent(exact(Statistic::Count));
+    let request = AuthorityRequest::AdmitQuery { query: one_more, user: "alice".into(), epoch: 0 };
+    assert!(matches!(f.ask_at(0, request, later), AuthorityResponse::Admitted { .. }));
+    assert_eq!(f.authorities[0].0.query_memory().live, LIVE_QUERIES);
+    assert!(refusal(f.ask_at(0, register(&ids[0]), later)).contains(no_round));
+    let reason = refusal(f.ask_at(0, register(&ids[1]), later));
+    assert_eq!(reason, ProtocolError::UnknownQuery(ids[1].id.to_string()).to_string());
+    // its id stays spent
+    let replay = AuthorityRequest::AdmitQuery { query: ids[1].clone(), user: "alice".into(), epoch: 0 };
+    assert_eq!(refusal(f.ask_at(0, replay, later)), ProtocolError::Replay(ids[1].id.to_string()).to_string());
+}
+
+#[test]
+fn a_search_keeps_only_the_aggregate_of_its_current_round() {
+    let mut f = Fixture::new();
+    let mut params = exact(Statistic::Max);
+    params.bounds = Some(("0".into(), "100000".into()));
+    let (spec, task) = f.registered_round0(params);
+    let RelayTask::Histogram { grid } = &task else { unreachable!() };
+    let buckets = grid.buckets() as usize;
+    assert_eq!(f.authorities[0].0.query_memory().ciphertexts, buckets);
+    let total = shares(f.decrypt(0, spec.id, 0, Release::HistTotal));
+    assert_eq!(shares(f.decrypt(0, spec.id, 0, Release::HistTotal)), total);
+    // round 1 refines the bucket holding 77777: round 0 is over
+    let fixed = spec.params.fixed(0).unwrap();
+    let (lo, hi) = refinement_range(grid, grid.bucket_of(77_777).unwrap(), fixed.bounds).unwrap();
+    let next = RelayTask::Histogram { grid: Grid::covering(lo, hi, 64).unwrap() };
+    let admission = f.admit_all(AuthorityRequest::AdmitRound { spec: spec.clone(), round: 1, task: next.clone() });
+    assert_eq!(f.authorities[0].0.query_memory(), QueryMemory { live: 1, ended: 0, ciphertexts: 0, shares: 0 });
+    let reason = refusal(f.decrypt(0, spec.id, 0, Release::HistTotal));
+    assert!(reason.contains("round 0 is over: round 1 was admitted after it"), "{reason}");
+    let contributions: Vec<_> = (1..=2).map(|r| f.contribute(r, &spec, 1, &next, &admission)).collect();
+    assert_eq!(f.register(0, &spec, 1, &next, contributions), AuthorityResponse::Registered);
+    let RelayTask::Histogram { grid: refined } = &next else { unreachable!() };
+    assert_eq!(f.authorities[0].0.query_memory().ciphertexts, refined.buckets() as usize);
+    assert!(matches!(f.decrypt(0, spec.id, 1, Release::HistPrefix(1)), AuthorityResponse::Partials(_)));
 }

@@ -1,7 +1,7 @@
 //! The one specified byte encoding of everything that is signed, proved or
 //! hashed: admission statements (signed by authorities), contribution
 //! statements (signed by relays, and the base of their proofs of randomness)
-//! and the context of a partial decryption's proof. Messages on the wire
+//! and the context of a batch of partial decryptions and its proof. Messages on the wire
 //! stay msgpack (`wire`); these bytes never depend on serde layout or
 //! `Debug` text, so a refactor or a crate upgrade cannot change them.
 //!
@@ -28,7 +28,9 @@
 //! - contribution = 0 (moments): count ct, sums (u32 count, ct each), squares
 //!   (same); or 1 (histogram): counts (u32 count, ct each);
 //! - release = tag u8 (count 0, sum 1, squares 2, sum limb 3, squares limb 4,
-//!   histogram total 5, prefix 6, bucket 7), then u32 index (0 when none).
+//!   histogram total 5, prefix 6, bucket 7), then u32 index (0 when none);
+//! - releases context (`crux/releases/v1`) = query id, round u32, releases
+//!   (u32 count, release each).
 //!
 //! The proof of randomness of a contribution is bound to its contribution
 //! statement (`crypto::ciphertext_proof`).
@@ -46,7 +48,7 @@ use crate::stats::{Contribution, Grid, QueryParams, RelayTask, Release, Statisti
 pub const DOMAIN_QUERY_ADMISSION: &str = "crux/admission/query/v1";
 pub const DOMAIN_ROUND_ADMISSION: &str = "crux/admission/round/v2";
 pub const DOMAIN_CONTRIBUTION: &str = "crux/contribution/v2";
-pub const DOMAIN_RELEASE: &str = "crux/release/v1";
+pub const DOMAIN_RELEASES: &str = "crux/releases/v1";
 
 /// Appends fields in the specified layout.
 pub struct Writer {
@@ -298,11 +300,16 @@ pub fn contribution_statement(
     w.finish()
 }
 
-/// The context a partial decryption's proof is bound to.
-pub fn decryption_context(query_id: &QueryId, round: u32, release: Release) -> Vec<u8> {
-    let mut w = Writer::new(DOMAIN_RELEASE);
+/// The context an authority's batch of partial decryptions and its one
+/// proof are bound to (`crypto::batch_decryption`): the query, the round and
+/// every release asked, in order.
+pub fn releases_context(query_id: &QueryId, round: u32, releases: &[Release]) -> Vec<u8> {
+    let mut w = Writer::new(DOMAIN_RELEASES);
     w.query_id(query_id);
     w.u32(round);
-    w.release(release);
+    w.len(releases.len());
+    for r in releases {
+        w.release(*r);
+    }
     w.finish()
 }

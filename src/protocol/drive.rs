@@ -35,10 +35,11 @@ pub trait QueryPeers {
         authorities: &[String],
     ) -> impl Future<Output = Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError>>;
 
-    /// The discrete log of each point.
+    /// The discrete log of each point, searched up to its bound
+    /// (`DlogSolver::solve_vartime_within`).
     fn solve(
         &mut self,
-        points: Vec<(Release, RistrettoPoint)>,
+        points: Vec<(Release, RistrettoPoint, u64)>,
     ) -> impl Future<Output = Result<Vec<(Release, i64)>, ProtocolError>>;
 
     /// The driver took one step in `took` (for traces and progress reports;

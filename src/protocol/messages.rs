@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::PeerFailure;
 use super::ids::QueryId;
-use crate::crypto::{AuthoritySignature, PartialDecryption, RandomnessProof, RelaySignature};
+use crate::crypto::{AuthoritySignature, BatchDecryption, RandomnessProof, RelaySignature};
 use crate::stats::{Contribution, Epsilon, QueryParams, RelayTask, Release, StatResult, Statistic};
 
 /// A query as the user asked it, before the column's scale is known: what
@@ -285,11 +285,12 @@ pub enum AuthorityRequest {
         task: RelayTask,
         contributions: Vec<SignedContribution>,
     },
-    /// A partial decryption of one permitted release of a registered round.
+    /// Partial decryptions of permitted releases of a registered round,
+    /// with one proof for all of them (`crypto::batch_decryption`).
     Decrypt {
         query_id: QueryId,
         round: u32,
-        release: Release,
+        releases: Vec<Release>,
     },
     Status,
     /// The signed statement of this authority's switch to committee epoch
@@ -307,7 +308,7 @@ pub enum AuthorityResponse {
         remaining_budget: Option<Epsilon>,
     },
     Registered,
-    Partial(PartialDecryption),
+    Partials(BatchDecryption),
     Refused {
         reason: String,
     },
@@ -393,7 +394,7 @@ impl MessageKind for AuthorityResponse {
         match self {
             AuthorityResponse::Admitted { .. } => "Admitted",
             AuthorityResponse::Registered => "Registered",
-            AuthorityResponse::Partial(_) => "Partial",
+            AuthorityResponse::Partials(_) => "Partials",
             AuthorityResponse::Refused { .. } => "Refused",
             AuthorityResponse::Status(_) => "Status",
             AuthorityResponse::OtherEpoch { .. } => "OtherEpoch",
@@ -438,4 +439,4 @@ impl AuthorityRequest {
     }
 }
 
-pub use super::codec::decryption_context;
+pub use super::codec::releases_context;

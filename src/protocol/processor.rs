@@ -28,7 +28,7 @@ use super::contribution_check::check_round;
 use super::error::{PeerFailure, PeerReply, ProtocolError};
 use super::ids::QueryId;
 use super::messages::*;
-use crate::crypto::{combine_checked, Ciphertext, JointPublicKey, PartialDecryption, RelayPublicKey};
+use crate::crypto::{combine_batches, BatchDecryption, Ciphertext, JointPublicKey, RelayPublicKey};
 use crate::stats::release::target;
 use crate::stats::{Aggregate, Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release};
 
@@ -42,14 +42,40 @@ pub struct ProcessorView {
     pub joint: JointPublicKey,
     /// the discrete-log solver covers [-max_abs, max_abs)
     pub dlog_max_abs: u64,
+    /// log2 of the solver's table (baby steps)
+    pub dlog_table_bits: u32,
 }
 
+/// An aggregated limb stays below 2^(table bits + this): at most 2^8 giant
+/// steps of the solver each way, so a limb costs far less to solve than to
+/// encrypt, prove and release.
+pub const SOLVE_SLACK_BITS: u32 = 8;
+
 impl ProcessorView {
-    /// Widest limb such that the sum over `relays` limbs stays in range.
+    /// Widest limb such that the sum over `relays` limbs stays in range
+    /// and cheap to solve (below 2^(table bits + `SOLVE_SLACK_BITS`)).
     pub fn limb_bits(&self, relays: usize) -> u32 {
         let range_bits = 63 - self.dlog_max_abs.max(2).leading_zeros(); // floor(log2)
-        let relay_bits = usize::BITS - relays.max(1).leading_zeros(); // ceil(log2(relays+1)) roughly
-        range_bits.saturating_sub(relay_bits).clamp(4, 32)
+        let cheap_bits = self.dlog_table_bits.saturating_add(SOLVE_SLACK_BITS);
+        range_bits.min(cheap_bits).saturating_sub(relay_bits(relays)).clamp(4, 32)
+    }
+
+    /// How far the solver searches for `release` of an aggregate over
+    /// `relays`: a count (of rows, of a bucket or a prefix, noisy or not)
+    /// can reach relays·2^32 (`stats::limits::ROWS_LIMIT` rows per relay),
+    /// whatever `dlog_range_bits` says, so any range that validates works;
+    /// every other release (limbs, noisy sums) stays inside the range by
+    /// construction. Solving costs what the value needs; the bound only
+    /// limits how long a value out of range takes to be refused.
+    pub fn dlog_bound(&self, release: Release, relays: usize) -> u64 {
+        match release {
+            Release::Count | Release::HistTotal | Release::HistPrefix(_) | Release::HistBucket(_) => {
+                // one bit for noise on top of relays·2^32
+                let bits = (32 + relay_bits(relays) + 1).min(62);
+                self.dlog_max_abs.max(1u64 << bits)
+            }
+            Release::Sum | Release::Squares | Release::SumLimb(_) | Release::SquaresLimb(_) => self.dlog_max_abs,
+        }
     }
 }
 
@@ -65,7 +91,8 @@ pub enum Step {
     /// request, in order.
     AskAuthorities(Vec<AuthorityRequest>),
     /// Solve these discrete logs, then call `on_solved`.
-    Solve(Vec<(Release, RistrettoPoint)>),
+    /// Each with how far to search (`ProcessorView::dlog_bound`).
+    Solve(Vec<(Release, RistrettoPoint, u64)>),
     Done(Box<QueryAnswer>),
 }
 
@@ -276,7 +303,13 @@ impl QueryDriver {
                 self.follow(query, Some((round, aggregate)), next)
             }
             State::AwaitingPartials { query, round, aggregate, targets } => {
-                let points = self.cx.combine(round.number, &targets, replies)?;
+                let relays = self.cx.active.len();
+                let points = self
+                    .cx
+                    .combine(round.number, &targets, replies)?
+                    .into_iter()
+                    .map(|(r, p)| (r, p, self.cx.view.dlog_bound(r, relays)))
+                    .collect();
                 self.state = State::AwaitingLogs { query, round, aggregate };
                 Ok(Step::Solve(points))
             }
@@ -401,12 +434,10 @@ impl QueryDriver {
                     .iter()
                     .map(|r| Ok((*r, target(&round.task, &aggregate, *r)?)))
                     .collect::<Result<Vec<_>, ProtocolError>>()?;
-                let requests = releases
-                    .iter()
-                    .map(|r| AuthorityRequest::Decrypt { query_id: self.cx.id, round: round.number, release: *r })
-                    .collect();
+                // one request for every release of the step: one proof per authority
+                let request = AuthorityRequest::Decrypt { query_id: self.cx.id, round: round.number, releases };
                 self.state = State::AwaitingPartials { query, round, aggregate, targets };
-                Ok(Step::AskAuthorities(requests))
+                Ok(Step::AskAuthorities(vec![request]))
             }
             (PlanStep::Releases { .. }, None) => {
                 Err(ProtocolError::Internal("the plan asked for releases before its first round".into()))
@@ -533,32 +564,21 @@ impl Context {
         targets: &[(Release, Ciphertext)],
         replies: Vec<Vec<PeerReply<AuthorityResponse>>>,
     ) -> Result<Vec<(Release, RistrettoPoint)>, ProtocolError> {
-        if replies.len() != targets.len() {
-            return Err(ProtocolError::Internal(format!(
-                "{} reply lists for {} releases",
-                replies.len(),
-                targets.len()
-            )));
-        }
-        let mut points = Vec::with_capacity(targets.len());
-        for ((release, ciphertext), list) in targets.iter().zip(replies) {
-            let partials: Vec<PartialDecryption> = self
-                .all_authorities(list, |peer, resp| match resp {
-                    AuthorityResponse::Partial(p) if p.authority == peer => Ok(p),
-                    AuthorityResponse::Partial(_) => {
-                        Err(PeerFailure::Rejected("answered for another authority".into()))
-                    }
-                    other => Err(other.failure("Partial")),
-                })?
-                .into_iter()
-                .map(|(_, p)| p)
-                .collect();
-            let context = decryption_context(&self.id, round, *release);
-            let point =
-                combine_checked(&self.view.joint, ciphertext, &context, &partials, &self.asked, self.params.exact)?;
-            points.push((*release, point));
-        }
-        Ok(points)
+        let batches: Vec<BatchDecryption> = self
+            .all_authorities(one_list(replies)?, |peer, resp| match resp {
+                AuthorityResponse::Partials(p) if p.authority == peer => Ok(p),
+                AuthorityResponse::Partials(_) => Err(PeerFailure::Rejected("answered for another authority".into())),
+                other => Err(other.failure("Partials")),
+            })?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        let releases: Vec<Release> = targets.iter().map(|(r, _)| *r).collect();
+        let ciphertexts: Vec<Ciphertext> = targets.iter().map(|(_, c)| *c).collect();
+        let context = releases_context(&self.id, round, &releases);
+        let points =
+            combine_batches(&self.view.joint, &ciphertexts, &context, &batches, &self.asked, self.params.exact)?;
+        Ok(releases.into_iter().zip(points).collect())
     }
 
     fn answer(&self, column: Vec<String>, result: crate::stats::StatResult) -> QueryAnswer {
@@ -590,7 +610,7 @@ fn one_list<T>(replies: Vec<Vec<T>>) -> Result<Vec<T>, ProtocolError> {
     let count = replies.len();
     match (replies.into_iter().next(), count) {
         (Some(list), 1) => Ok(list),
-        _ => Err(ProtocolError::Internal(format!("{count} admission reply lists, expected 1"))),
+        _ => Err(ProtocolError::Internal(format!("{count} reply lists for one request, expected 1"))),
     }
 }
 
@@ -617,4 +637,9 @@ fn group_reasons(missing: &[(String, String)]) -> String {
         }
     }
     groups.iter().map(|(reason, names)| format!("{} failed: {reason}", names.join(", "))).collect::<Vec<_>>().join("; ")
+}
+
+/// ceil(log2(relays + 1)): the bits that summing over `relays` adds.
+fn relay_bits(relays: usize) -> u32 {
+    usize::BITS - relays.max(1).leading_zeros()
 }

@@ -186,29 +186,51 @@ impl<R> Drop for ProvedEncryptor<'_, R> {
     }
 }
 
-/// The relay's encrypted contribution for `task` over its prepared values,
+/// A relay's plaintext local aggregate for one task: what it encrypts.
+/// Never leaves the relay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalAggregate {
+    Moments(LocalMoments),
+    Histogram(Vec<i64>),
+}
+
+/// The plaintext pass over the relay's prepared values for `task`.
+pub fn local_aggregate(
+    task: &RelayTask,
+    values: &[i128],
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<LocalAggregate, StatsError> {
+    task.validate()?;
+    Ok(match task {
+        RelayTask::Moments { squares, sum_quantum, squares_quantum, .. } => {
+            LocalAggregate::Moments(if *sum_quantum > 1 || *squares_quantum > 1 {
+                // one OS draw seeds a ChaCha stream for the per-row rounding
+                let mut rounding = rand::rngs::StdRng::from_rng(&mut *rng)
+                    .map_err(|e| StatsError::InvalidParameter { name: "rng", reason: e.to_string() })?;
+                quantized_moments(values, *sum_quantum, *squares_quantum, *squares, &mut rounding)?
+            } else {
+                local_moments(values, *squares)?
+            })
+        }
+        RelayTask::Histogram { grid } => LocalAggregate::Histogram(local_histogram(values, grid)),
+    })
+}
+
+/// The relay's encrypted contribution for `task` from its local aggregate,
 /// the statement it signs (`statement_of`, i.e.
 /// `protocol::codec::contribution_statement`), and one proof of knowledge of
 /// the randomness of every ciphertext, bound to that statement.
-pub fn contribute(
+pub fn encrypt_local(
     task: &RelayTask,
-    values: &[i128],
+    local: &LocalAggregate,
     key: &EncryptionKey,
     statement_of: &dyn Fn(&Contribution) -> Vec<u8>,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<(Contribution, Vec<u8>, RandomnessProof), StatsError> {
     task.validate()?;
     let mut enc = ProvedEncryptor { key, randomness: Vec::new(), rng };
-    let contribution = match task {
-        RelayTask::Moments { limb_bits, sums, squares, sum_quantum, squares_quantum } => {
-            let m = if *sum_quantum > 1 || *squares_quantum > 1 {
-                // one OS draw seeds a ChaCha stream for the per-row rounding
-                let mut rounding = rand::rngs::StdRng::from_rng(&mut *enc.rng)
-                    .map_err(|e| StatsError::InvalidParameter { name: "rng", reason: e.to_string() })?;
-                quantized_moments(values, *sum_quantum, *squares_quantum, *squares, &mut rounding)?
-            } else {
-                local_moments(values, *squares)?
-            };
+    let contribution = match (task, local) {
+        (RelayTask::Moments { limb_bits, sums, squares, .. }, LocalAggregate::Moments(m)) => {
             let sum_limbs = if *sums { limbs::split(m.sum, *limb_bits)? } else { Vec::new() };
             let square_limbs = if *squares { limbs::split(m.squares, *limb_bits)? } else { Vec::new() };
             let count = enc.encrypt(m.count);
@@ -216,13 +238,26 @@ pub fn contribute(
             let squares = enc.encrypt_all(square_limbs);
             Contribution::Moments { count, sum, squares }
         }
-        RelayTask::Histogram { grid } => {
-            Contribution::Histogram { counts: enc.encrypt_all(local_histogram(values, grid)) }
+        (RelayTask::Histogram { .. }, LocalAggregate::Histogram(counts)) => {
+            Contribution::Histogram { counts: enc.encrypt_all(counts.iter().copied()) }
         }
+        _ => return Err(StatsError::Inconsistent("a local aggregate of another task".into())),
     };
     let statement = statement_of(&contribution);
     let proof = RandomnessProof::prove(&statement, &enc.randomness, enc.rng);
     Ok((contribution, statement, proof))
+}
+
+/// `local_aggregate` then `encrypt_local`.
+pub fn contribute(
+    task: &RelayTask,
+    values: &[i128],
+    key: &EncryptionKey,
+    statement_of: &dyn Fn(&Contribution) -> Vec<u8>,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<(Contribution, Vec<u8>, RandomnessProof), StatsError> {
+    let local = local_aggregate(task, values, rng)?;
+    encrypt_local(task, &local, key, statement_of, rng)
 }
 
 impl Contribution {

@@ -232,6 +232,34 @@ pub fn slot(
     Ok(ReleaseSlot { index, sensitivity, share: shape.releases })
 }
 
+/// The releases a one-round plan (every statistic but the searches) makes
+/// of its round: what the processor's `Planner::round_ready` asks for, so an
+/// authority knows when such a query is over. `None` for a search, whose
+/// releases follow from what the earlier ones revealed.
+pub fn planned_releases(params: &QueryParams, task: &RelayTask) -> Result<Option<Vec<Release>>, StatsError> {
+    if params.statistic.is_search() {
+        return Ok(None);
+    }
+    Ok(Some(match task {
+        RelayTask::Moments { limb_bits, sums, squares, .. } => {
+            let count = limbs::limb_count(*limb_bits)?;
+            let mut releases = vec![Release::Count];
+            for (asked, whole, limb) in [
+                (*sums, Release::Sum, Release::SumLimb as fn(u32) -> Release),
+                (*squares, Release::Squares, Release::SquaresLimb as fn(u32) -> Release),
+            ] {
+                if asked && params.exact {
+                    releases.extend((0..count).map(limb));
+                } else if asked {
+                    releases.push(whole);
+                }
+            }
+            releases
+        }
+        RelayTask::Histogram { grid } => (0..grid.buckets()).map(Release::HistBucket).collect(),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -324,5 +352,41 @@ mod tests {
         assert!(
             qq.is_power_of_two() && qq <= 9_000_000_000_000u128 * 2 / 16 && qq * 2 > 9_000_000_000_000u128 * 2 / 16
         );
+    }
+
+    /// An authority ends a one-round query when every release the plan
+    /// makes was answered: the list must be what the planner asks for.
+    #[test]
+    fn planned_releases_are_what_the_planner_asks_for() {
+        use crate::stats::{PlanStep, Planner};
+        for statistic in Statistic::ALL {
+            for exact in [true, false] {
+                let mut p = QueryParams::new(statistic);
+                if !exact {
+                    p.exact = false;
+                    p.epsilon = Some(Epsilon(1_000_000));
+                    p.bounds = Some(("0".into(), "1000".into()));
+                }
+                if statistic == Statistic::Histogram {
+                    p.edges = vec!["10".into(), "100".into()];
+                }
+                if statistic == Statistic::Quantile {
+                    p.quantile = Some("0.5".into());
+                }
+                let mut planner = Planner::new(p.clone(), 0, 20).unwrap();
+                let PlanStep::Round { task, .. } = planner.start().unwrap() else { panic!("{statistic}: no round") };
+                let planned = planned_releases(&p, &task).unwrap();
+                if statistic.is_search() {
+                    assert_eq!(planned, None, "{statistic}");
+                    continue;
+                }
+                let PlanStep::Releases { releases, .. } = planner.round_ready().unwrap() else {
+                    panic!("{statistic}: no releases")
+                };
+                assert_eq!(planned.as_ref(), Some(&releases), "{statistic} exact {exact}");
+                let fixed = p.fixed(0).unwrap();
+                assert!(releases.iter().all(|r| slot(&p, &fixed, &task, *r).is_ok()), "{statistic} exact {exact}");
+            }
+        }
     }
 }

@@ -221,7 +221,7 @@ impl Peer {
     }
 
     pub async fn decrypt(&self, authority: &str, id: QueryId, round: u32, release: Release) -> AuthorityResponse {
-        self.authority(authority, &AuthorityRequest::Decrypt { query_id: id, round, release }).await
+        self.authority(authority, &AuthorityRequest::Decrypt { query_id: id, round, releases: vec![release] }).await
     }
 }
 

@@ -77,7 +77,7 @@ pub struct ClusterArgs {
     /// Discrete-log table size on the processor: 2^K baby steps, built on first start.
     #[arg(long, value_name = "K", default_value_t = defaults::DLOG_TABLE_BITS)]
     pub dlog_bits: u32,
-    /// The processor solves |m| < 2^R.
+    /// The processor solves sums up to |m| < 2^R (counts always solve).
     #[arg(long, value_name = "R", default_value_t = defaults::DLOG_RANGE_BITS)]
     pub dlog_range_bits: u32,
 }

@@ -1,0 +1,342 @@
+//! Partial decryptions of several releases at once, with one proof per
+//! authority per step (`crux-batch-decryption-v1`).
+//!
+//! An authority with share x_i (Y_i = x_i·G) answers k ciphertexts (a_j, b_j)
+//! of one round with shares D_j = x_i·a_j (exact) or D_j = x_i·a_j + f_j·G
+//! (noisy: f_j = −λ_i⁻¹·e_j, its discrete-Laplace noise e_j folded so that
+//! any decrypting set combines to whole-integer noise). Weights
+//! ρ_j = H(seed, j), with seed = SHA-512 over the domain, the release
+//! context (`protocol::codec::releases_context`: query, round, releases),
+//! Y_i, every a_j and every D_j, turn the k statements into one:
+//! A* = Σ ρ_j·a_j, D* = Σ ρ_j·D_j. The authority proves D* = x_i·A*
+//! (Chaum-Pedersen, `proofs::DleqProof`) or knowledge of (x_i, f*) with
+//! D* = x_i·A* + f*·G, f* = Σ ρ_j·f_j (`proofs::NoisyShareProof`), both bound
+//! to the seed. An exact share D_j ≠ x_i·a_j makes D* ≠ x_i·A* except with
+//! probability 1/ℓ over weights fixed only after every D_j.
+//!
+//! Points enter the hash as 32-byte encodings: a D_j as sent (compressed),
+//! an a_j as the encoding of 2·a_j (`double_and_compress_batch`, one field
+//! inversion for the whole batch instead of one per point; doubling is a
+//! bijection of the prime-order group). The authority computes h_j = D_j/2
+//! and batch-encodes 2·h_j = D_j, so no share is compressed one by one.
+
+use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::VartimeMultiscalarMul;
+use rand_core::{CryptoRng, RngCore};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::elgamal::Ciphertext;
+use super::error::CryptoError;
+use super::keys::{JointPublicKey, KeyShare};
+use super::partial::ShareProof;
+use super::proofs::{DleqProof, NoisyShareProof, ShareStatement};
+
+const DOMAIN: &[u8] = b"crux-batch-decryption-v1";
+
+/// One authority's shares of the releases of one request, in request order,
+/// and one proof for all of them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchDecryption {
+    pub authority: String,
+    pub shares: Vec<CompressedRistretto>,
+    pub proof: ShareProof,
+}
+
+/// A decryption share as its authority keeps it while the query runs (a
+/// release asked again gets the same share): the point, its encoding and
+/// the folded noise f (zero when exact; secret, wiped on drop).
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct DecryptionShare {
+    #[zeroize(skip)]
+    point: RistrettoPoint,
+    #[zeroize(skip)]
+    encoded: CompressedRistretto,
+    folded_noise: Scalar,
+}
+
+impl std::fmt::Debug for DecryptionShare {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecryptionShare").field("encoded", &self.encoded).finish_non_exhaustive()
+    }
+}
+
+/// The encodings of the ciphertexts' first components a_j that the batch
+/// proofs bind (2·a_j, batch-compressed); the same for every authority.
+pub fn base_encodings(bases: &[RistrettoPoint]) -> Vec<CompressedRistretto> {
+    RistrettoPoint::double_and_compress_batch(bases)
+}
+
+fn seed(
+    context: &[u8],
+    public: &RistrettoPoint,
+    bases: &[CompressedRistretto],
+    shares: &[CompressedRistretto],
+) -> [u8; 64] {
+    let mut h = Sha512::new();
+    h.update(DOMAIN);
+    h.update((context.len() as u64).to_be_bytes());
+    h.update(context);
+    h.update(public.compress().as_bytes());
+    h.update((bases.len() as u64).to_be_bytes());
+    for (a, d) in bases.iter().zip(shares) {
+        h.update(a.as_bytes());
+        h.update(d.as_bytes());
+    }
+    h.finalize().into()
+}
+
+fn weights(seed: &[u8; 64], count: usize) -> Vec<Scalar> {
+    (0u64..)
+        .take(count)
+        .map(|j| {
+            let mut h = Sha512::new();
+            h.update(b"weight");
+            h.update(seed);
+            h.update(j.to_be_bytes());
+            Scalar::from_bytes_mod_order_wide(&h.finalize().into())
+        })
+        .collect()
+}
+
+impl KeyShare {
+    /// Shares of the ciphertexts whose first components are `bases`; with
+    /// `noise` (the answering set's Lagrange coefficient λ_i and one
+    /// integer noise per base) each share folds −λ_i⁻¹·e_j·G in.
+    pub fn decryption_shares(
+        &self,
+        bases: &[RistrettoPoint],
+        noise: Option<(&Scalar, &[i128])>,
+    ) -> Vec<DecryptionShare> {
+        let half = Scalar::from(2u8).invert();
+        let mut x_half = self.secret_scalar() * half;
+        let mut folded: Vec<Scalar> = match noise {
+            Some((lambda, noises)) => {
+                let minus_inv = -lambda.invert();
+                noises.iter().map(|e| super::scalar_from_i128(*e) * minus_inv).collect()
+            }
+            None => Vec::new(),
+        };
+        let halves: Vec<RistrettoPoint> = bases
+            .iter()
+            .enumerate()
+            .map(|(j, a)| match folded.get(j) {
+                Some(f) => a * x_half + RISTRETTO_BASEPOINT_TABLE * &(f * half),
+                None => a * x_half,
+            })
+            .collect();
+        x_half.zeroize();
+        let encoded = RistrettoPoint::double_and_compress_batch(&halves);
+        let shares = halves
+            .iter()
+            .zip(encoded)
+            .enumerate()
+            .map(|(j, (h, encoded))| DecryptionShare {
+                point: h + h,
+                encoded,
+                folded_noise: folded.get(j).copied().unwrap_or(Scalar::ZERO),
+            })
+            .collect();
+        folded.zeroize();
+        shares
+    }
+
+    /// One proof over `shares` of the ciphertexts with first components
+    /// `bases` (same order), bound to `context`; `exact` selects the proof.
+    pub fn prove_decryptions(
+        &self,
+        context: &[u8],
+        bases: &[RistrettoPoint],
+        shares: &[&DecryptionShare],
+        exact: bool,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> BatchDecryption {
+        // one share per base (the caller's lists have equal lengths; a longer
+        // one is cut, so the multiscalar multiplications get equal lengths)
+        let n = bases.len().min(shares.len());
+        let (bases, shares) = (bases.get(..n).unwrap_or_default(), shares.get(..n).unwrap_or_default());
+        let encoded: Vec<CompressedRistretto> = shares.iter().map(|s| s.encoded).collect();
+        let seed = seed(context, &self.public_point(), &base_encodings(bases), &encoded);
+        let rho = weights(&seed, n);
+        let a_star = RistrettoPoint::vartime_multiscalar_mul(&rho, bases);
+        let points: Vec<RistrettoPoint> = shares.iter().map(|s| s.point).collect();
+        let d_star = RistrettoPoint::vartime_multiscalar_mul(&rho, &points);
+        let public = self.public_point();
+        let statement = ShareStatement { context: &seed, public: &public, base: &a_star, share: &d_star };
+        let proof = if exact {
+            ShareProof::Exact(DleqProof::prove(&statement, self.secret_scalar(), rng))
+        } else {
+            let mut f_star: Scalar = rho.iter().zip(shares).map(|(r, s)| r * s.folded_noise).sum();
+            let proof = NoisyShareProof::prove(&statement, self.secret_scalar(), &f_star, rng);
+            f_star.zeroize();
+            ShareProof::Noisy(proof)
+        };
+        BatchDecryption { authority: self.authority().to_string(), shares: encoded, proof }
+    }
+}
+
+impl BatchDecryption {
+    /// Checks the one proof against the authority's public share, the
+    /// ciphertexts' first components `bases` and their `encodings`
+    /// (`base_encodings`); returns the shares as points. With `exact`, a
+    /// noisy proof is refused.
+    pub fn verify(
+        &self,
+        key: &JointPublicKey,
+        context: &[u8],
+        bases: &[RistrettoPoint],
+        encodings: &[CompressedRistretto],
+        exact: bool,
+    ) -> Result<Vec<RistrettoPoint>, CryptoError> {
+        let bad = || CryptoError::InvalidDecryptionProof { authority: self.authority.clone() };
+        let public = key.share_of(&self.authority).ok_or_else(bad)?.point;
+        if self.shares.len() != bases.len() || encodings.len() != bases.len() {
+            return Err(bad());
+        }
+        let points = self.shares.iter().map(|s| s.decompress().ok_or_else(bad)).collect::<Result<Vec<_>, _>>()?;
+        let seed = seed(context, &public, encodings, &self.shares);
+        let rho = weights(&seed, bases.len());
+        let a_star = RistrettoPoint::vartime_multiscalar_mul(&rho, bases);
+        let d_star = RistrettoPoint::vartime_multiscalar_mul(&rho, &points);
+        let statement = ShareStatement { context: &seed, public: &public, base: &a_star, share: &d_star };
+        let ok = match (&self.proof, exact) {
+            (ShareProof::Exact(p), _) => p.verify(&statement),
+            (ShareProof::Noisy(p), false) => p.verify(&statement),
+            (ShareProof::Noisy(_), true) => false,
+        };
+        if ok {
+            Ok(points)
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+/// Verifies one batch from each of the query's `decryptors` (exactly t
+/// members) over `ciphertexts` and returns m_j·G = b_j − Σ λ_i·D_ij for
+/// every ciphertext ((m_j + Σ noise)·G when noisy). A missing decryptor, a
+/// duplicate, a stranger or a bad proof is an error naming the authority.
+pub fn combine_batches(
+    key: &JointPublicKey,
+    ciphertexts: &[Ciphertext],
+    context: &[u8],
+    batches: &[BatchDecryption],
+    decryptors: &[String],
+    exact: bool,
+) -> Result<Vec<RistrettoPoint>, CryptoError> {
+    if let Some(stranger) = batches.iter().find(|p| !decryptors.contains(&p.authority)) {
+        return Err(CryptoError::InvalidDecryptionProof { authority: stranger.authority.clone() });
+    }
+    let lambdas = key.lagrange(decryptors)?;
+    let bases: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.a).collect();
+    let encodings = base_encodings(&bases);
+    let mut shares = Vec::with_capacity(decryptors.len());
+    for name in decryptors {
+        let mut found = batches.iter().filter(|p| &p.authority == name);
+        let batch = found.next().ok_or_else(|| CryptoError::MissingDecryption { authority: name.clone() })?;
+        if found.next().is_some() {
+            return Err(CryptoError::DuplicateAuthority { authority: name.clone() });
+        }
+        shares.push(batch.verify(key, context, &bases, &encodings, exact)?);
+    }
+    // (every list has one share per ciphertext: `verify` checked the lengths;
+    // the multiscalar multiplication needs equal lengths, so collect first)
+    ciphertexts
+        .iter()
+        .enumerate()
+        .map(|(j, c)| {
+            let column = shares
+                .iter()
+                .zip(decryptors)
+                .map(|(s, name)| {
+                    s.get(j).copied().ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: name.clone() })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            if column.len() != lambdas.len() {
+                return Err(CryptoError::MissingDecryption { authority: String::new() });
+            }
+            Ok(c.b - RistrettoPoint::vartime_multiscalar_mul(&lambdas, &column))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::crypto::{deal_for_tests, EncryptionKey};
+    use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
+    use rand::rngs::OsRng;
+
+    fn point(m: i64) -> RistrettoPoint {
+        RISTRETTO_BASEPOINT_POINT * crate::crypto::scalar_from_i64(m)
+    }
+
+    #[test]
+    fn two_of_three_decrypt_a_batch_exactly_and_with_noise() {
+        let (shares, joint) = deal_for_tests(&["a", "b", "c"], 2, 0, &mut OsRng).unwrap();
+        let key = EncryptionKey::new(&joint);
+        let values = [414i64, -3, 0, 1 << 30];
+        let cts: Vec<Ciphertext> = values.iter().map(|m| key.encrypt(*m, &mut OsRng)).collect();
+        let bases: Vec<RistrettoPoint> = cts.iter().map(|c| c.a).collect();
+        let set = vec!["a".to_string(), "c".to_string()];
+        let lambdas = joint.lagrange(&set).unwrap();
+        let picked = [&shares[0], &shares[2]];
+        let exact: Vec<BatchDecryption> = picked
+            .iter()
+            .map(|s| {
+                let made = s.decryption_shares(&bases, None);
+                s.prove_decryptions(b"ctx", &bases, &made.iter().collect::<Vec<_>>(), true, &mut OsRng)
+            })
+            .collect();
+        let points = combine_batches(&joint, &cts, b"ctx", &exact, &set, true).unwrap();
+        assert_eq!(points, values.iter().map(|m| point(*m)).collect::<Vec<_>>());
+        // noise e_j from each decryptor: the combination is m_j + Σ e_j
+        let noises = [[5i128, -1, 0, 7], [-2, -2, 3, 0]];
+        let noisy: Vec<BatchDecryption> = picked
+            .iter()
+            .zip(&lambdas)
+            .zip(&noises)
+            .map(|((s, l), e)| {
+                let made = s.decryption_shares(&bases, Some((l, e)));
+                s.prove_decryptions(b"ctx", &bases, &made.iter().collect::<Vec<_>>(), false, &mut OsRng)
+            })
+            .collect();
+        let points = combine_batches(&joint, &cts, b"ctx", &noisy, &set, false).unwrap();
+        let expected: Vec<RistrettoPoint> =
+            (0..4).map(|j| point(values[j] + (noises[0][j] + noises[1][j]) as i64)).collect();
+        assert_eq!(points, expected);
+        // exact required: the noisy batches are refused
+        assert!(combine_batches(&joint, &cts, b"ctx", &noisy, &set, true).is_err());
+    }
+
+    #[test]
+    fn any_change_to_a_batch_fails_its_proof() {
+        let (shares, joint) = deal_for_tests(&["a", "b"], 2, 0, &mut OsRng).unwrap();
+        let key = EncryptionKey::new(&joint);
+        let cts: Vec<Ciphertext> = (0..3).map(|m| key.encrypt(m, &mut OsRng)).collect();
+        let bases: Vec<RistrettoPoint> = cts.iter().map(|c| c.a).collect();
+        let encodings = base_encodings(&bases);
+        let made = shares[0].decryption_shares(&bases, None);
+        let batch = shares[0].prove_decryptions(b"ctx", &bases, &made.iter().collect::<Vec<_>>(), true, &mut OsRng);
+        assert!(batch.verify(&joint, b"ctx", &bases, &encodings, true).is_ok());
+        assert!(batch.verify(&joint, b"other", &bases, &encodings, true).is_err(), "another context");
+        let mut moved = batch.clone();
+        moved.shares.swap(1, 2);
+        assert!(moved.verify(&joint, b"ctx", &bases, &encodings, true).is_err(), "shares moved");
+        let mut shifted = batch.clone();
+        shifted.shares[2] = (shifted.shares[2].decompress().unwrap() + RISTRETTO_BASEPOINT_POINT).compress();
+        assert!(shifted.verify(&joint, b"ctx", &bases, &encodings, true).is_err(), "one share shifted");
+        let mut other = batch.clone();
+        other.authority = "b".into();
+        assert!(other.verify(&joint, b"ctx", &bases, &encodings, true).is_err(), "another authority's key");
+        let fewer = &bases[..2];
+        assert!(batch.verify(&joint, b"ctx", fewer, &base_encodings(fewer), true).is_err(), "another length");
+        let mut garbage = batch.clone();
+        garbage.shares[0] = CompressedRistretto([0xff; 32]);
+        assert!(garbage.verify(&joint, b"ctx", &bases, &encodings, true).is_err(), "not a point");
+    }
+}
