@@ -181,8 +181,48 @@ impl Handler<RequestBytes> for ProcessorActor {
     }
 }
 
-/// Runs one query under the timeout and encodes its answer or failure.
+/// Longest wait for this processor to follow a committee change that the
+/// authorities made before it (it looks every `WATCH_INTERVAL`).
+const FOLLOW_CHANGE: Duration = Duration::from_secs(3);
+
+/// Runs one query under the timeout and encodes its answer or failure. A
+/// query that the authorities refused only because they already run the
+/// next committee epoch (the window between their switch and this
+/// processor's next look, at most `WATCH_INTERVAL`), and that nothing was
+/// charged for, is asked again once, under a new id, when the processor has
+/// switched too.
 async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String>, params: QueryParams) -> Vec<u8> {
+    let epoch = shared.view().joint.epoch();
+    match answer_once(shared, user.clone(), labels.clone(), params.clone(), true).await {
+        Attempt::Done(reply) => reply,
+        Attempt::CommitteeMoved => {
+            let deadline = Instant::now() + FOLLOW_CHANGE;
+            while shared.view().joint.epoch() == epoch && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            info!(epoch = shared.view().joint.epoch(), "the committee moved on during an admission: asking again");
+            match answer_once(shared, user, labels, params, false).await {
+                Attempt::Done(reply) => reply,
+                // (not returned when it may not ask again)
+                Attempt::CommitteeMoved => error_reply("the committee changed during the query; ask again".into()),
+            }
+        }
+    }
+}
+
+enum Attempt {
+    Done(Vec<u8>),
+    /// refused by authorities running a later epoch, nothing charged
+    CommitteeMoved,
+}
+
+async fn answer_once(
+    shared: &ProcessorShared,
+    user: String,
+    labels: Vec<String>,
+    params: QueryParams,
+    may_retry: bool,
+) -> Attempt {
     let id = QueryId::random(&mut OsRng);
     let span = info_span!("query", query_id = %id, role = "processor", user = %user);
     let started = Instant::now();
@@ -191,7 +231,7 @@ async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String
         Ok(started) => started,
         Err(e) => {
             shared.metrics.query(statistic, QueryOutcome::of_error(&e));
-            return error_reply(format!("query {id} failed: {e}"));
+            return Attempt::Done(error_reply(format!("query {id} failed: {e}")));
         }
     };
     if let Ok(mut map) = shared.in_flight.try_borrow_mut() {
@@ -213,12 +253,17 @@ async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String
         _ => String::new(),
     };
     let _guard = span.enter();
+    let moved = matches!(&outcome, Ok(Err(ProtocolError::NotEnoughAuthorities { missing, .. }))
+        if missing.contains("runs committee epoch"));
+    if may_retry && moved && spent.is_empty() {
+        return Attempt::CommitteeMoved;
+    }
     let label = match &outcome {
         Ok(result) => QueryOutcome::of(result),
         Err(_) => QueryOutcome::TimedOut,
     };
     shared.metrics.query(statistic, label);
-    match outcome {
+    Attempt::Done(match outcome {
         Ok(Ok(answer)) => {
             shared.metrics.answered_in(statistic, started.elapsed());
             let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -236,7 +281,7 @@ async fn answer_query(shared: &ProcessorShared, user: String, labels: Vec<String
                 shared.query_timeout
             ))
         }
-    }
+    })
 }
 
 fn own_status(shared: &ProcessorShared) -> NodeStatus {
