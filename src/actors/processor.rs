@@ -253,8 +253,7 @@ async fn answer_once(
         _ => String::new(),
     };
     let _guard = span.enter();
-    let moved = matches!(&outcome, Ok(Err(ProtocolError::NotEnoughAuthorities { missing, .. }))
-        if missing.contains("runs committee epoch"));
+    let moved = matches!(&outcome, Ok(Err(ProtocolError::NotEnoughAuthorities { .. }))) && driver.saw_later_epoch();
     if may_retry && moved && spent.is_empty() {
         return Attempt::CommitteeMoved;
     }

@@ -629,7 +629,9 @@ impl AuthorityState {
         let params = &query.spec.params;
         // sequential composition: never more releases than the plan's epsilon was split over
         let counted = !params.exact && params.statistic != Statistic::Histogram;
-        let mut fresh: Vec<(u32, RistrettoPoint, i128)> = Vec::new();
+        // the slots and ciphertexts (first components) of the new shares, and their noise
+        let mut fresh: Vec<(u32, RistrettoPoint)> = Vec::new();
+        let mut noises: Vec<i128> = Vec::new();
         let mut slots = Vec::with_capacity(releases.len());
         for release in releases {
             let slot = slot(params, &query.fixed, &r.task, *release)?;
@@ -647,24 +649,20 @@ impl AuthorityState {
             if params.statistic == Statistic::Histogram && !params.exact && *release == Release::HistTotal {
                 return Err(StatsError::ReleaseRefused("a noisy histogram releases its buckets only".into()).into());
             }
-            let noise = if params.exact {
-                0
-            } else {
+            if !params.exact {
                 let epsilon =
                     params.epsilon.ok_or(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() })?;
                 let (num, den) = laplace_scale(slot.sensitivity, epsilon, slot.share)?;
-                discrete_laplace(num, den, rng)
-            };
-            fresh.push((slot.index, target(&r.task, &r.aggregate, *release)?.a, noise));
+                noises.push(discrete_laplace(num, den, rng));
+            }
+            fresh.push((slot.index, target(&r.task, &r.aggregate, *release)?.a));
         }
         let (share, _) = self.keys.for_epoch(query.spec.epoch)?;
         let bases: Vec<RistrettoPoint> = fresh.iter().map(|f| f.1).collect();
-        let mut noises: Vec<i128> = fresh.iter().map(|f| f.2).collect();
         let made = share.decryption_shares(&bases, (!params.exact).then_some((&query.lambda, noises.as_slice())));
         noises.zeroize();
-        for ((index, base, noise), share) in fresh.iter_mut().zip(made) {
+        for ((index, base), share) in fresh.iter().zip(made) {
             query.answered.insert((round, *index), AnsweredShare { base: *base, share });
-            noise.zeroize();
         }
         if counted {
             query.releases_used = query.releases_used.saturating_add(fresh.len() as u64);

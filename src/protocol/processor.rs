@@ -177,6 +177,8 @@ struct Context {
     asked: Vec<String>,
     /// authorities that did not admit the query (unreachable), with why
     missing_authorities: Vec<(String, String)>,
+    /// an authority refused the admission because it runs a later epoch
+    later_epoch: bool,
     active: Vec<String>,
     missing: Vec<(String, String)>,
     /// (rounds started, most rounds), as of the plan's last step
@@ -222,6 +224,7 @@ impl QueryDriver {
             charged: None,
             asked,
             missing_authorities: Vec::new(),
+            later_epoch: false,
             active,
             missing: Vec::new(),
             progress: (0, 0),
@@ -236,6 +239,13 @@ impl QueryDriver {
     /// The epsilon every authority charged, once all admitted the query.
     pub fn charged(&self) -> Option<Epsilon> {
         self.cx.charged
+    }
+
+    /// Whether an authority answered the admission that it already runs a
+    /// later committee epoch than this driver's (a change the processor has
+    /// not followed yet).
+    pub fn saw_later_epoch(&self) -> bool {
+        self.cx.later_epoch
     }
 
     pub fn active_relays(&self) -> &[String] {
@@ -515,6 +525,7 @@ impl Context {
                 Some(Err(PeerFailure::Unreachable(why))) => self.missing_authorities.push((name.clone(), why)),
                 // mid committee change: it cannot sign for this query's epoch
                 Some(Ok(AuthorityResponse::OtherEpoch { current, .. })) => {
+                    self.later_epoch |= current > self.view.joint.epoch();
                     self.missing_authorities.push((name.clone(), format!("runs committee epoch {current}")))
                 }
                 None => self.missing_authorities.push((name.clone(), "did not answer".into())),

@@ -249,6 +249,8 @@ impl RelayState {
                 }
             }
             RelayRequest::Contribute { spec, round, task, admission } => {
+                // timed anew for each contribution computed (none for a refusal or a repeat)
+                self.last_timing = None;
                 let statement = codec::round_admission(&spec, round, &task);
                 let decryptors = (spec.epoch, Some(spec.decryptors.as_slice()));
                 if let Err(e) = self.check_admission(spec.issued_at, now, &statement, &admission, decryptors) {
