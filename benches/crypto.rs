@@ -19,7 +19,8 @@ use rand::rngs::{OsRng, StdRng};
 use rand::{Rng, SeedableRng};
 
 use crux::crypto::{
-    combine, deal_for_tests, scalar_from_i64, DlogSolver, EncryptionKey, JointPublicKey, KeyShare, PartialDecryption,
+    base_encodings, combine_batches, deal_for_tests, scalar_from_i64, BatchDecryption, DlogSolver, EncryptionKey,
+    JointPublicKey, KeyShare,
 };
 use crux::data::LmdbTable;
 
@@ -42,22 +43,29 @@ fn setup() -> Setup {
 fn criterion_benches(c: &mut Criterion, s: &Setup) {
     let ct = s.key.encrypt(12345, &mut OsRng);
     let ct2 = s.key.encrypt(-678, &mut OsRng);
-    let partials: Vec<PartialDecryption> =
-        s.shares.iter().map(|k| k.partial_decrypt(&ct, CONTEXT, &mut OsRng)).collect();
+    // batches of one release: each authority's share of `ct` and its proof
+    let bases = [ct.a];
+    let encodings = base_encodings(&bases);
+    let batch_of_one = |k: &KeyShare| {
+        let made = k.decryption_shares(black_box(&bases), None);
+        k.prove_decryptions(CONTEXT, &bases, &[&made[0]], true, &mut OsRng)
+    };
+    let batches: Vec<BatchDecryption> = s.shares.iter().map(batch_of_one).collect();
     let scalar = Scalar::random(&mut OsRng);
     let point = RISTRETTO_BASEPOINT_TABLE * &scalar;
 
     c.bench_function("encrypt", |b| b.iter(|| s.key.encrypt(black_box(42), &mut OsRng)));
     c.bench_function("encrypt + to_bytes", |b| b.iter(|| s.key.encrypt(black_box(42), &mut OsRng).to_bytes()));
     c.bench_function("homomorphic add", |b| b.iter(|| black_box(ct) + black_box(ct2)));
-    c.bench_function("partial_decrypt (with DLEQ proof)", |b| {
-        b.iter(|| s.shares[0].partial_decrypt(black_box(&ct), CONTEXT, &mut OsRng))
+    c.bench_function("decryption_shares + prove_decryptions, batch of 1 (with DLEQ proof)", |b| {
+        b.iter(|| batch_of_one(&s.shares[0]))
     });
-    c.bench_function("PartialDecryption::verify", |b| {
-        b.iter(|| partials[0].verify(&s.joint, black_box(&ct), CONTEXT).unwrap())
+    // (the base encodings are made once per request and shared by every batch)
+    c.bench_function("BatchDecryption::verify, batch of 1", |b| {
+        b.iter(|| batches[0].verify(&s.joint, CONTEXT, black_box(&bases), &encodings, true).unwrap())
     });
-    c.bench_function("combine 3 partials (verifies all)", |b| {
-        b.iter(|| combine(&s.joint, black_box(&ct), CONTEXT, &partials, &s.names).unwrap())
+    c.bench_function("combine_batches of 3, batch of 1 (verifies all)", |b| {
+        b.iter(|| combine_batches(&s.joint, black_box(&[ct]), CONTEXT, &batches, &s.names, true).unwrap())
     });
     c.bench_function("floor: fixed-base mult (basepoint table)", |b| {
         b.iter(|| RISTRETTO_BASEPOINT_TABLE * black_box(&scalar))

@@ -1,10 +1,11 @@
 //! What issue 9's privacy fixes cost, and whether a decryption's time still
 //! depends on its noise. Prints figures (a bench binary, no assertions):
 //!
-//! 1. Time of one noisy partial decryption (noise draw + x·a + e·G + proof),
-//!    bucketed by the |noise| drawn, with the fixed-work sampler; and the
-//!    same for the previous rejection sampler (kept here, for comparison
-//!    only), which looped about |noise|/t times with an OS call per step.
+//! 1. Time of one noisy decryption share, a batch of 1 (noise draw +
+//!    x·a + e·G + proof), bucketed by the |noise| drawn, with the
+//!    fixed-work sampler; and the same for the previous rejection sampler
+//!    (kept here, for comparison only), which looped about |noise|/t times
+//!    with an OS call per step.
 //! 2. Proofs of randomness (one per contribution): proving, per ciphertext,
 //!    and batched verification of 8 contributions, per ciphertext.
 //! 3. Admissions: an authority signing one statement; a relay checking the
@@ -20,7 +21,8 @@ use rand::Rng;
 use rand_core::{CryptoRng, RngCore};
 
 use crux::crypto::{
-    deal_for_tests, verify_batch, Ciphertext, EncryptionKey, JointPublicKey, KeyShare, ProofItem, RandomnessProof,
+    deal_for_tests, verify_batch, BatchDecryption, Ciphertext, DecryptionShare, EncryptionKey, JointPublicKey,
+    KeyShare, ProofItem, RandomnessProof,
 };
 use crux::stats::dp::{discrete_laplace, noise_rng};
 
@@ -137,10 +139,24 @@ fn main() {
     admissions(&shares, &joint);
 }
 
-/// 1: a noisy partial decryption's time by the |noise| it drew.
+/// A noisy share of `ct` with `noise` folded in (λ = 1) and its proof: a
+/// batch of one release.
+fn noisy_share(
+    share: &KeyShare,
+    ct: &Ciphertext,
+    noise: i128,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> BatchDecryption {
+    let bases = [ct.a];
+    let made = share.decryption_shares(&bases, Some((&curve25519_dalek::Scalar::ONE, &[noise])));
+    let made: Vec<&DecryptionShare> = made.iter().collect();
+    share.prove_decryptions(b"ctx", &bases, &made, false, rng)
+}
+
+/// 1: a noisy decryption share's time (batch of 1) by the |noise| it drew.
 fn noise_timing(share: &KeyShare, ct: &Ciphertext) {
     println!(
-        "== noisy partial decryption time by |noise| drawn (median of {DRAWS} draws per scale, split by bucket) =="
+        "== noisy decryption share (batch of 1) time by |noise| drawn (median of {DRAWS} draws per scale, split by bucket) =="
     );
     println!("{:<44} {}", "", BUCKETS.map(|(n, _, _)| format!("|noise| {n}")).join("  "));
     for (t_num, label) in [(2u128, "t = 2 (count, epsilon 1)"), (25, "t = 25 (median prefix count)")] {
@@ -155,13 +171,7 @@ fn noise_timing(share: &KeyShare, ct: &Ciphertext) {
             &format!("noisy share, fixed work, {label}"),
             &by_noise(|| {
                 let e = discrete_laplace(t_num, 1, &mut rng);
-                std::hint::black_box(share.partial_decrypt_noisy(
-                    ct,
-                    e,
-                    &curve25519_dalek::Scalar::ONE,
-                    b"ctx",
-                    &mut rng,
-                ));
+                std::hint::black_box(noisy_share(share, ct, e, &mut rng));
                 e
             }),
         );
@@ -169,13 +179,7 @@ fn noise_timing(share: &KeyShare, ct: &Ciphertext) {
             &format!("noisy share, previous sampler, {label}"),
             &by_noise(|| {
                 let e = old::discrete_laplace(t_num, 1, &mut OsRng);
-                std::hint::black_box(share.partial_decrypt_noisy(
-                    ct,
-                    e,
-                    &curve25519_dalek::Scalar::ONE,
-                    b"ctx",
-                    &mut OsRng,
-                ));
+                std::hint::black_box(noisy_share(share, ct, e, &mut OsRng));
                 e
             }),
         );

@@ -97,10 +97,14 @@ fn ciphertexts_and_decryptions_per_query() {
     assert_eq!(costs(&cluster), (1, 1 + limbs, 1 + limbs));
     cluster.query(&l, exact(Statistic::Variance)).unwrap();
     assert_eq!(costs(&cluster), (1, 1 + 2 * limbs, 1 + 2 * limbs));
-    // median 6469: magnitude bucket [4096, 8191] (7 prefix decryptions after the
-    // total), then two 64-bucket refinements (width 64, then 1): 6 + 6
+    assert_eq!(cluster.trace.round_trips, 2 + 3, "admission, description, then admit, contribute, register");
+    // median 6469: magnitude bucket 76 = [4096, 8191]: the total and 11 cuts
+    // (127·j/12) find buckets 74..84, 9 cuts then bucket 76; then two
+    // 64-bucket refinements (width 64, then 1), 7 + 7 cuts each
     cluster.query(&l, exact(Statistic::Median)).unwrap();
-    assert_eq!(costs(&cluster), (3, 127 + 64 + 64, 1 + 7 + 6 + 6));
+    assert_eq!(costs(&cluster), (3, 127 + 64 + 64, 1 + 11 + 9 + 2 * (7 + 7)));
+    // two steps a round, the first with the registration
+    assert_eq!(cluster.trace.round_trips, 2 + 3 * 4);
     // progress as `ProcessorRequest::Progress` reports it: (0, 0) while
     // admitting and describing, then rounds started out of the exact search's 12
     let progress = &cluster.trace.progress;
@@ -111,7 +115,8 @@ fn ciphertexts_and_decryptions_per_query() {
     // a 2-decimal column: value range up to 2^19 hundredths, still a handful of rounds
     cluster.query(&["Population", "Persons per square kilometre", "2021"], exact(Statistic::Median)).unwrap();
     let (rounds, cts, releases) = costs(&cluster);
-    assert!(rounds <= 4 && cts <= 127 + 3 * 64 && releases <= 1 + 7 + 3 * 6, "{:?}", costs(&cluster));
+    assert!(rounds <= 4 && cts <= 127 + 3 * 64 && releases <= 1 + 11 + 10 + 3 * 14, "{:?}", costs(&cluster));
+    assert!(cluster.trace.round_trips <= 2 + 4 * rounds, "{}", cluster.trace.round_trips);
     let mut h = exact(Statistic::Histogram);
     h.edges = vec!["0".into(), "1000".into(), "10000".into()];
     cluster.query(&["Land"], h).unwrap();

@@ -143,6 +143,7 @@ async fn arbitrary_ciphertexts_and_unplanned_releases_are_not_decrypted() {
             round: 1,
             task: task.clone(),
             contributions: contributions.clone(),
+            releases: vec![],
         };
         let reason = refusal(evil.authority(authority, &request).await);
         assert!(reason.contains("round 1 with this task was not admitted"), "{reason}");
@@ -150,6 +151,39 @@ async fn arbitrary_ciphertexts_and_unplanned_releases_are_not_decrypted() {
         let first = partial(evil.decrypt(authority, spec.id, 0, Release::Count).await);
         assert_eq!(first.authority, authority);
         assert_eq!(partial(evil.decrypt(authority, spec.id, 0, Release::Count).await).shares, first.shares);
+    }
+    registrations_that_carry_releases_follow_the_same_rules(&evil).await;
+}
+
+/// A `Register` that asks for releases too: the registration's checks, then
+/// the decryption's, as if they were two requests.
+async fn registrations_that_carry_releases_follow_the_same_rules(evil: &Peer) {
+    let q = evil.new_query(exact_sum()).await;
+    let (spec, task) = (&q.spec, &q.task);
+    let contributions = evil.contributions(&q, &["relay-1", "relay-2"]).await;
+    let planned = vec![Release::Count, Release::SumLimb(0)];
+    let one_relay = contributions.iter().take(1).cloned().collect::<Vec<_>>();
+    let other = evil.new_query(exact_sum()).await;
+    let other_contributions = evil.contributions(&other, &["relay-1", "relay-2"]).await;
+    for authority in AUTHORITIES {
+        // one relay's contribution: not registered, nothing released
+        let reason = refusal(evil.register_with(authority, spec, task, one_relay.clone(), planned.clone()).await);
+        assert!(reason.contains("only 1 relays contributed"), "{reason}");
+        let reason = refusal(evil.decrypt(authority, spec.id, 0, Release::Count).await);
+        assert!(reason.contains("round 0 is not registered"), "{reason}");
+        // planned releases: the shares a Decrypt gives afterwards
+        let batch = partial(evil.register_with(authority, spec, task, contributions.clone(), planned.clone()).await);
+        assert_eq!((batch.authority.as_str(), batch.shares.len()), (authority, 2));
+        let again = partial(evil.decrypt(authority, spec.id, 0, Release::Count).await);
+        assert_eq!(again.shares.first(), batch.shares.first());
+        // a release the plan does not contain: refused, no share; the
+        // registration stands (as a Register then a Decrypt would leave it)
+        let (ospec, otask) = (&other.spec, &other.task);
+        let unplanned = vec![Release::Count, Release::HistTotal];
+        let reason = refusal(evil.register_with(authority, ospec, otask, other_contributions.clone(), unplanned).await);
+        assert!(reason.contains("is not part of a exact sum query's plan"), "{reason}");
+        let reason = refusal(evil.register(authority, ospec, otask, other_contributions.clone()).await);
+        assert!(reason.contains("out of order") || reason.contains("registered"), "{reason}");
     }
 }
 
@@ -436,12 +470,13 @@ async fn a_partial_decryption_with_a_bad_proof_is_detected() {
     assert_eq!(combine(&noisy, &context, false).unwrap(), vec![RISTRETTO_BASEPOINT_POINT * Scalar::from(COUNT_C + 5)]);
 }
 
-/// Runs an in-memory query whose first decryption replies `tamper` changes.
+/// Runs an in-memory query whose first decryption replies `tamper` changes
+/// (the round's first releases, asked with its registration).
 fn run_tampered(tamper: impl Fn(&mut Vec<PeerReply<AuthorityResponse>>) + 'static) -> ProtocolError {
     let mut cluster = common::memory_cluster("areas.xlsx", 3, true, 2);
     let mut done = false;
     cluster.authority_hook = Some(Box::new(move |request, replies| {
-        if matches!(request, AuthorityRequest::Decrypt { .. }) && !done {
+        if !request.releases().is_empty() && !done {
             done = true;
             tamper(replies);
         }

@@ -352,9 +352,14 @@ mod hostile {
                 panic!("contribution")
             };
             let Contribution::Moments { count, .. } = &signed.contribution else { panic!("moments") };
-            let register =
-                encode(&AuthorityRequest::Register { spec, round, task, contributions: vec![*signed.clone()] })
-                    .unwrap();
+            let register = encode(&AuthorityRequest::Register {
+                spec,
+                round,
+                task,
+                contributions: vec![*signed.clone()],
+                releases: vec![],
+            })
+            .unwrap();
             // the count ciphertext's first point, patched to a non-canonical encoding
             let point = rmp_serde::to_vec(&count.a).unwrap();
             let bad_point = splice(&register, &point, &rmp_serde::to_vec(&[0xffu8; 32]).unwrap());

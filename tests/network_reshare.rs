@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use common::cluster::{Cluster, Layout, BIN, FAST_FAIL_NODE_ENV, FAST_FAIL_USER_ENV};
 use common::ports::PortBlock;
 use common::{data_path, expected_columns};
-use crux::crypto::{EncryptionKey, KeyShare};
+use crux::crypto::{combine_batches, BatchDecryption, EncryptionKey, KeyShare};
 use crux::data::keystore::parse_committee;
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
 use curve25519_dalek::Scalar;
@@ -329,10 +329,19 @@ fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryp
     let recorded = EncryptionKey::new(&old).encrypt(secret, &mut rand::rngs::OsRng);
     let open = |joint: &crux::crypto::JointPublicKey, shares: &[KeyShare]| {
         let set: Vec<String> = shares.iter().map(|s| s.authority().to_string()).collect();
-        let lambdas = joint.lagrange(&set).unwrap();
-        shares.iter().zip(&lambdas).fold(recorded.b, |acc, (s, l)| {
-            acc - s.partial_decrypt(&recorded, b"old ciphertext", &mut rand::rngs::OsRng).share * l
-        })
+        let bases = [recorded.a];
+        let batches: Vec<BatchDecryption> = shares
+            .iter()
+            .map(|s| {
+                let made = s.decryption_shares(&bases, None);
+                let made: Vec<_> = made.iter().collect();
+                s.prove_decryptions(b"old ciphertext", &bases, &made, true, &mut rand::rngs::OsRng)
+            })
+            .collect();
+        // every share's proof holds against its own committee's key; only the combination can differ
+        let points = combine_batches(joint, &[recorded], b"old ciphertext", &batches, &set, true).unwrap();
+        assert_eq!(points.len(), 1);
+        points[0]
     };
     let read_share = |n: &str| crux::data::read_key_share(&cluster.path(&format!("keys/{n}.share"))).unwrap();
     let target = RISTRETTO_BASEPOINT_POINT * Scalar::from(secret as u64);

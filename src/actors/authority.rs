@@ -98,7 +98,9 @@ impl Handler<RequestBytes> for AuthorityActor {
         let (query_id, kind) = match &request {
             AuthorityRequest::AdmitQuery { query, .. } => (query.id.to_string(), "admit query".to_string()),
             AuthorityRequest::AdmitRound { spec, round, .. } => (spec.id.to_string(), format!("admit round {round}")),
-            AuthorityRequest::Register { spec, round, .. } => (spec.id.to_string(), format!("register round {round}")),
+            AuthorityRequest::Register { spec, round, releases, .. } => {
+                (spec.id.to_string(), format!("register round {round} and {} releases", releases.len()))
+            }
             AuthorityRequest::Decrypt { query_id, round, releases } => {
                 (query_id.to_string(), format!("decrypt round {round}: {} releases", releases.len()))
             }

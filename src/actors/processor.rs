@@ -413,13 +413,7 @@ impl QueryPeers for QuicPeers<'_> {
         authorities: &[String],
     ) -> Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError> {
         let shared = self.shared;
-        let releases = requests
-            .iter()
-            .map(|r| match r {
-                AuthorityRequest::Decrypt { releases, .. } => releases.len(),
-                _ => 0,
-            })
-            .sum();
+        let releases = requests.iter().map(|r| r.releases().len()).sum();
         if releases > 0 {
             shared.metrics.releases(self.statistic, releases);
         }

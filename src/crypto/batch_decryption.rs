@@ -32,10 +32,18 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 use super::elgamal::Ciphertext;
 use super::error::CryptoError;
 use super::keys::{JointPublicKey, KeyShare};
-use super::partial::ShareProof;
 use super::proofs::{DleqProof, NoisyShareProof, ShareStatement};
 
 const DOMAIN: &[u8] = b"crux-batch-decryption-v1";
+
+/// How a batch was proved: exactly (every D_j = x_i·a_j, one DLEQ proof of
+/// D* = x_i·A*) or with the authority's differential-privacy noise folded
+/// in (D* = x_i·A* + f*·G, `NoisyShareProof`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShareProof {
+    Exact(DleqProof),
+    Noisy(NoisyShareProof),
+}
 
 /// One authority's shares of the releases of one request, in request order,
 /// and one proof for all of them.

@@ -24,11 +24,8 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::dkg::CommitteeKey;
-use super::elgamal::{decode_point, Ciphertext};
+use super::elgamal::decode_point;
 use super::error::CryptoError;
-use super::partial::PartialDecryption;
-use super::partial::ShareProof;
-use super::proofs::{DleqProof, NoisyShareProof, ShareStatement};
 
 const KEY_MAGIC: &[u8; 8] = b"CRUXKEY2";
 
@@ -93,40 +90,6 @@ impl KeyShare {
 
     pub(super) fn secret_scalar(&self) -> &Scalar {
         &self.secret
-    }
-
-    /// D_i = x_i·a with a DLEQ proof bound to `context`; the combiner
-    /// weights it with the Lagrange coefficient of the answering set.
-    pub fn partial_decrypt(
-        &self,
-        ciphertext: &Ciphertext,
-        context: &[u8],
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> PartialDecryption {
-        let share = ciphertext.a * self.secret;
-        let statement = ShareStatement { context, public: &self.public, base: &ciphertext.a, share: &share };
-        let proof = DleqProof::prove(&statement, &self.secret, rng);
-        PartialDecryption { authority: self.authority.clone(), share, proof: ShareProof::Exact(proof) }
-    }
-
-    /// D_i = x_i·a − λ_i⁻¹·noise·G with a proof that it is well formed, for
-    /// an answering set in which this share's Lagrange coefficient is
-    /// `lambda`: the combination b − Σ λ_j·D_j becomes (m + Σ noise_j)·G,
-    /// whole integers of noise whatever the set. The noise stays secret.
-    pub fn partial_decrypt_noisy(
-        &self,
-        ciphertext: &Ciphertext,
-        noise: i128,
-        lambda: &Scalar,
-        context: &[u8],
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> PartialDecryption {
-        let mut e = -(super::scalar_from_i128(noise) * lambda.invert());
-        let share = ciphertext.a * self.secret + RISTRETTO_BASEPOINT_TABLE * &e;
-        let statement = ShareStatement { context, public: &self.public, base: &ciphertext.a, share: &share };
-        let proof = NoisyShareProof::prove(&statement, &self.secret, &e, rng);
-        e.zeroize();
-        PartialDecryption { authority: self.authority.clone(), share, proof: ShareProof::Noisy(proof) }
     }
 
     /// Versioned encoding: magic `CRUXKEY2`, epoch (u64 BE), index (u16 BE),

@@ -15,18 +15,16 @@ pub mod dlog;
 pub mod elgamal;
 pub mod error;
 pub mod keys;
-pub mod partial;
 pub mod proofs;
 pub mod signing;
 
 pub use authority_signature::AuthoritySignature;
-pub use batch_decryption::{base_encodings, combine_batches, BatchDecryption, DecryptionShare};
+pub use batch_decryption::{base_encodings, combine_batches, BatchDecryption, DecryptionShare, ShareProof};
 pub use ciphertext_proof::{verify_batch, ProofItem, RandomnessProof};
 pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
 pub use elgamal::{Ciphertext, EncryptionKey};
 pub use error::CryptoError;
 pub use keys::{deal_for_tests, lagrange_at_zero, JointPublicKey, KeyShare, Member};
-pub use partial::{combine, combine_checked, PartialDecryption, ShareProof};
 pub use proofs::{DleqProof, NoisyShareProof, SchnorrProof, ShareStatement};
 pub use signing::{RelayIdentity, RelayPublicKey, RelaySignature};
 

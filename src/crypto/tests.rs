@@ -71,12 +71,22 @@ fn names(set: &[&str]) -> Vec<String> {
     set.iter().map(|s| s.to_string()).collect()
 }
 
+/// One authority's proved shares of a batch of releases `cts`: exact, or
+/// with `noise` (its Lagrange coefficient in the answering set and one
+/// integer per release) folded in.
+fn batch(share: &KeyShare, cts: &[Ciphertext], context: &[u8], noise: Option<(&Scalar, &[i128])>) -> BatchDecryption {
+    let bases: Vec<RistrettoPoint> = cts.iter().map(|c| c.a).collect();
+    let made = share.decryption_shares(&bases, noise);
+    share.prove_decryptions(context, &bases, &made.iter().collect::<Vec<_>>(), noise.is_none(), &mut OsRng)
+}
+
 fn decrypt(c: &Cluster, ct: &Ciphertext) -> i64 {
-    let partials: Vec<PartialDecryption> =
-        c.shares[1..].iter().map(|s| s.partial_decrypt(ct, b"ctx", &mut OsRng)).collect();
-    let point =
-        combine(&c.joint, ct, b"ctx", &partials, &names(&["authority-2", "authority-3", "authority-4"])).unwrap();
-    c.solver.solve_vartime(&point).unwrap()
+    let cts = [*ct];
+    let batches: Vec<BatchDecryption> = c.shares[1..].iter().map(|s| batch(s, &cts, b"ctx", None)).collect();
+    let set = names(&["authority-2", "authority-3", "authority-4"]);
+    let points = combine_batches(&c.joint, &cts, b"ctx", &batches, &set, true).unwrap();
+    assert_eq!(points.len(), 1);
+    c.solver.solve_vartime(&points[0]).unwrap()
 }
 
 proptest! {
@@ -110,68 +120,99 @@ proptest! {
         let _ = Ciphertext::from_bytes(&bytes);
         let _ = KeyShare::from_bytes(&bytes);
         let _ = rmp_serde::from_slice::<Ciphertext>(&bytes);
-        let _ = rmp_serde::from_slice::<PartialDecryption>(&bytes);
+        let _ = rmp_serde::from_slice::<BatchDecryption>(&bytes);
     }
+}
+
+/// Two releases for one batch: the sum of 500 encrypted values and the sum
+/// of their first 7; with their plaintext sums.
+fn summed_releases(c: &Cluster) -> (Vec<i64>, [Ciphertext; 2]) {
+    let mut rng = StdRng::seed_from_u64(1);
+    let values: Vec<i64> = (0..500).map(|_| rng.gen_range(-1_000_000..1_000_000)).collect();
+    let encrypted: Vec<Ciphertext> = values.iter().map(|v| c.key.encrypt(*v, &mut OsRng)).collect();
+    let sums = vec![values.iter().sum::<i64>(), values[..7].iter().sum::<i64>()];
+    (sums, [Ciphertext::sum(&encrypted), Ciphertext::sum(&encrypted[..7])])
 }
 
 #[test]
 fn threshold_flow_with_proofs() {
     let c = cluster();
-    let mut rng = StdRng::seed_from_u64(1);
-    let values: Vec<i64> = (0..500).map(|_| rng.gen_range(-1_000_000..1_000_000)).collect();
-    let total = Ciphertext::sum(&values.iter().map(|v| c.key.encrypt(*v, &mut OsRng)).collect::<Vec<_>>());
-    let partials: Vec<PartialDecryption> =
-        c.shares.iter().map(|s| s.partial_decrypt(&total, b"query-7/sum", &mut OsRng)).collect();
-    for p in &partials {
-        p.verify(&c.joint, &total, b"query-7/sum").unwrap();
+    let (sums, cts) = summed_releases(c);
+    let batches: Vec<BatchDecryption> = c.shares.iter().map(|s| batch(s, &cts, b"query-7/sum", None)).collect();
+    let bases: Vec<RistrettoPoint> = cts.iter().map(|ct| ct.a).collect();
+    for b in &batches {
+        b.verify(&c.joint, b"query-7/sum", &bases, &base_encodings(&bases), true).unwrap();
     }
-    // every 3 of the 4 authorities decrypt exactly
+    // every 3 of the 4 authorities decrypt exactly, each release of the batch
     for skip in 0..4 {
         let set: Vec<String> = (0..4).filter(|&i| i != skip).map(|i| format!("authority-{}", i + 1)).collect();
-        let some: Vec<PartialDecryption> = partials.iter().filter(|p| set.contains(&p.authority)).cloned().collect();
-        let point = combine(&c.joint, &total, b"query-7/sum", &some, &set).unwrap();
-        assert_eq!(c.solver.solve_vartime(&point).unwrap(), values.iter().sum::<i64>(), "without {skip}");
+        let some: Vec<BatchDecryption> = batches.iter().filter(|b| set.contains(&b.authority)).cloned().collect();
+        let points = combine_batches(&c.joint, &cts, b"query-7/sum", &some, &set, true).unwrap();
+        let solved: Vec<i64> = points.iter().map(|p| c.solver.solve_vartime(p).unwrap()).collect();
+        assert_eq!(solved, sums, "without {skip}");
     }
+}
+
+#[test]
+fn wrong_or_missing_shares_are_refused() {
+    let c = cluster();
+    let (_, cts) = summed_releases(c);
+    let batches: Vec<BatchDecryption> = c.shares.iter().map(|s| batch(s, &cts, b"query-7/sum", None)).collect();
     let set = names(&["authority-1", "authority-2", "authority-3"]);
-    let three = &partials[..3];
+    let three = &batches[..3];
+    let combine = |cts: &[Ciphertext], context: &[u8], batches: &[BatchDecryption], set: &[String]| {
+        combine_batches(&c.joint, cts, context, batches, set, true)
+    };
+    assert!(combine(&cts, b"query-7/sum", three, &set).is_ok(), "positive control");
 
     // a share for another context, another ciphertext, or a wrong value is caught
-    assert!(combine(&c.joint, &total, b"query-8/sum", three, &set).is_err());
-    let other = total + c.key.encrypt(0, &mut OsRng); // same plaintext, other randomness
-    assert!(combine(&c.joint, &other, b"query-7/sum", three, &set).is_err());
+    assert!(combine(&cts, b"query-8/sum", three, &set).is_err());
+    let other = [cts[0] + c.key.encrypt(0, &mut OsRng), cts[1]]; // same plaintexts, other randomness
+    assert!(combine(&other, b"query-7/sum", three, &set).is_err());
     let mut forged = three.to_vec();
-    forged[1].share += curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
+    forged[1].shares[0] =
+        (forged[1].shares[0].decompress().unwrap() + curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT).compress();
     assert_eq!(
-        combine(&c.joint, &total, b"query-7/sum", &forged, &set),
+        combine(&cts, b"query-7/sum", &forged, &set),
         Err(CryptoError::InvalidDecryptionProof { authority: "authority-2".into() })
     );
     // a missing decryptor, a stranger, or fewer than t named are errors, not wrong answers
     assert_eq!(
-        combine(&c.joint, &total, b"query-7/sum", &partials[..2], &set),
+        combine(&cts, b"query-7/sum", &batches[..2], &set),
         Err(CryptoError::MissingDecryption { authority: "authority-3".into() })
     );
-    assert!(combine(&c.joint, &total, b"query-7/sum", &partials, &set).is_err(), "a share not asked for");
-    assert!(combine(&c.joint, &total, b"query-7/sum", &partials[..2], &set[..2]).is_err());
+    assert_eq!(
+        combine(&cts, b"query-7/sum", &batches, &set),
+        Err(CryptoError::InvalidDecryptionProof { authority: "authority-4".into() }),
+        "a share not asked for"
+    );
+    assert!(combine(&cts, b"query-7/sum", &batches[..2], &set[..2]).is_err());
+}
 
+#[test]
+fn noisy_shares_combine_to_the_sum_plus_whole_noise() {
     // noisy shares made for the answering set: the result is m + Σ noise, whole
     // integers whatever the set; proofs verify; exact mode refuses them
-    let noises = [5i128, -3, 11];
+    let c = cluster();
+    let (sums, cts) = summed_releases(c);
+    let noises: [[i128; 2]; 3] = [[5, 0], [-3, -8], [11, 1]];
     for set in
         [names(&["authority-1", "authority-2", "authority-3"]), names(&["authority-4", "authority-2", "authority-1"])]
     {
         let lambdas = c.joint.lagrange(&set).unwrap();
-        let noisy: Vec<PartialDecryption> = set
+        let noisy: Vec<BatchDecryption> = set
             .iter()
-            .zip(noises)
+            .zip(&noises)
             .zip(&lambdas)
             .map(|((name, e), l)| {
                 let s = c.shares.iter().find(|s| s.authority() == name).unwrap();
-                s.partial_decrypt_noisy(&total, e, l, b"q/noisy", &mut OsRng)
+                batch(s, &cts, b"q/noisy", Some((l, e)))
             })
             .collect();
-        let point = combine(&c.joint, &total, b"q/noisy", &noisy, &set).unwrap();
-        assert_eq!(c.solver.solve_vartime(&point).unwrap(), values.iter().sum::<i64>() + 13, "{set:?}");
-        assert!(combine_checked(&c.joint, &total, b"q/noisy", &noisy, &set, true).is_err());
+        let points = combine_batches(&c.joint, &cts, b"q/noisy", &noisy, &set, false).unwrap();
+        let solved: Vec<i64> = points.iter().map(|p| c.solver.solve_vartime(p).unwrap()).collect();
+        assert_eq!(solved, [sums[0] + 13, sums[1] - 7], "{set:?}");
+        assert!(combine_batches(&c.joint, &cts, b"q/noisy", &noisy, &set, true).is_err());
     }
 }
 

@@ -379,8 +379,11 @@ impl AuthorityState {
                 _ => return (AuthorityResponse::OtherEpoch { asked: epoch, current: self.keys.joint.epoch() }, None),
             },
             AuthorityRequest::AdmitRound { spec, round, task } => self.admit_round(&spec, round, task, rng),
-            AuthorityRequest::Register { spec, round, task, contributions } => {
-                self.register(&spec, round, task, contributions, rng)
+            AuthorityRequest::Register { spec, round, task, contributions, releases } => {
+                match self.register(&spec, round, task, contributions, rng) {
+                    Ok(_) if !releases.is_empty() => self.release(&spec.id, round, &releases, now, rng),
+                    other => other,
+                }
             }
             AuthorityRequest::Decrypt { query_id, round, releases } => {
                 self.release(&query_id, round, &releases, now, rng)

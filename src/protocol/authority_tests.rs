@@ -198,7 +198,16 @@ impl Fixture {
         task: &RelayTask,
         contributions: Vec<SignedContribution>,
     ) -> AuthorityResponse {
-        self.ask(i, AuthorityRequest::Register { spec: spec.clone(), round, task: task.clone(), contributions })
+        self.ask(
+            i,
+            AuthorityRequest::Register {
+                spec: spec.clone(),
+                round,
+                task: task.clone(),
+                contributions,
+                releases: vec![],
+            },
+        )
     }
 
     /// Round 0 admitted and registered (relays 1 to 3) at every authority.
@@ -746,6 +755,7 @@ fn live_queries_are_bounded_and_the_least_recently_active_goes() {
         round: 0,
         task: sum_task(),
         contributions: vec![],
+        releases: vec![],
     };
     let later = NOW + LIVE_QUERIES as u64;
     assert!(refusal(f.ask_at(0, register(&ids[0]), later)).contains(no_round));

@@ -278,12 +278,16 @@ pub enum AuthorityRequest {
         task: RelayTask,
     },
     /// Register an admitted round's signed, proved contributions; the
-    /// authority recomputes the aggregate itself.
+    /// authority recomputes the aggregate itself. With `releases`, it then
+    /// answers them as a `Decrypt` of the round would (`Partials`, under
+    /// the same rules), saving a round trip; without, `Registered`.
     Register {
         spec: QuerySpec,
         round: u32,
         task: RelayTask,
         contributions: Vec<SignedContribution>,
+        #[serde(default)]
+        releases: Vec<Release>,
     },
     /// Partial decryptions of permitted releases of a registered round,
     /// with one proof for all of them (`crypto::batch_decryption`).
@@ -429,6 +433,15 @@ impl AuthorityResponse {
 }
 
 impl AuthorityRequest {
+    /// The releases the request asks to decrypt (a `Decrypt`'s, or those a
+    /// `Register` carries); none for the others.
+    pub fn releases(&self) -> &[Release] {
+        match self {
+            AuthorityRequest::Decrypt { releases, .. } | AuthorityRequest::Register { releases, .. } => releases,
+            _ => &[],
+        }
+    }
+
     /// Whether the request may be sent again after a connection was lost
     /// mid-request. An admission charges the budget and records the query
     /// id, a registration records the round: resent, the second would be

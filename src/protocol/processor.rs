@@ -7,9 +7,11 @@
 //! round: every decryptor admits the round's task, relays send signed
 //! contributions with proofs of randomness (checked here by
 //! `contribution_check::check_round`, the same check every authority
-//! makes), every decryptor registers them, then releases (partial
-//! decryptions whose proofs are checked and Lagrange-combined) and discrete
-//! logs (solved by the caller, off the actor thread).
+//! makes), every decryptor registers them and answers the round's first
+//! releases in the same request, then further releases if the plan needs
+//! them (partial decryptions whose proofs are checked and
+//! Lagrange-combined) and discrete logs (solved by the caller, off the
+//! actor thread).
 //!
 //! Input: decoded replies (`PeerReply`) from the caller, which moves bytes
 //! (`actors::processor` over QUIC, `harness` in memory) through
@@ -128,12 +130,8 @@ enum State {
         query: Running,
         round: Round,
     },
-    AwaitingRegistrations {
-        query: Running,
-        round: Round,
-        aggregate: Aggregate,
-    },
-    /// every authority's partial decryption of each target
+    /// every authority's partial decryption of each target (the round's
+    /// first ones answered with its registration)
     AwaitingPartials {
         query: Running,
         round: Round,
@@ -157,7 +155,6 @@ impl State {
             State::AwaitingDescriptions { .. } => "the relays' descriptions",
             State::AwaitingRoundAdmission { .. } => "the authorities' admissions of a round",
             State::AwaitingContributions { .. } => "the relays' contributions",
-            State::AwaitingRegistrations { .. } => "the authorities' registrations",
             State::AwaitingPartials { .. } => "the authorities' partial decryptions",
             State::AwaitingLogs { .. } => "discrete logs",
             State::Finished => "nothing (the query is over)",
@@ -307,11 +304,6 @@ impl QueryDriver {
                 self.state = State::AwaitingContributions { query, round };
                 Ok(Step::AskRelays(request))
             }
-            State::AwaitingRegistrations { mut query, round, aggregate } => {
-                self.cx.registered(replies)?;
-                let next = query.planner.round_ready()?;
-                self.follow(query, Some((round, aggregate)), next)
-            }
             State::AwaitingPartials { query, round, aggregate, targets } => {
                 let relays = self.cx.active.len();
                 let points = self
@@ -414,13 +406,25 @@ impl QueryDriver {
         let contributions: Vec<SignedContribution> =
             self.cx.settle(settled, round.number == 0)?.into_iter().map(|(_, c)| c).collect();
         let aggregate = Contribution::aggregate(&round.task, contributions.iter().map(|c| &c.contribution))?;
+        let mut query = query;
+        // the round's first releases never depend on its registration: ask
+        // them with it (one round trip less)
+        let releases = match query.planner.round_ready()? {
+            PlanStep::Releases { releases, .. } => releases,
+            _ => return Err(ProtocolError::Internal("a round's plan asked for no release".into())),
+        };
+        let targets = releases
+            .iter()
+            .map(|r| Ok((*r, target(&round.task, &aggregate, *r)?)))
+            .collect::<Result<Vec<_>, ProtocolError>>()?;
         let request = AuthorityRequest::Register {
             spec: query.spec.clone(),
             round: round.number,
             task: round.task.clone(),
             contributions,
+            releases,
         };
-        self.state = State::AwaitingRegistrations { query, round, aggregate };
+        self.state = State::AwaitingPartials { query, round, aggregate, targets };
         Ok(Step::AskAuthorities(vec![request]))
     }
 
@@ -556,16 +560,6 @@ impl Context {
             other => Err(other.failure("Admitted")),
         })?;
         Ok(Admission { signatures })
-    }
-
-    fn registered(&self, replies: Vec<Vec<PeerReply<AuthorityResponse>>>) -> Result<(), ProtocolError> {
-        for list in replies {
-            self.all_authorities(list, |_, resp| match resp {
-                AuthorityResponse::Registered => Ok(()),
-                other => Err(other.failure("Registered")),
-            })?;
-        }
-        Ok(())
     }
 
     /// Checks and combines every authority's partial decryption of each target.

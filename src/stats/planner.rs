@@ -188,11 +188,14 @@ impl Planner {
         }
         let st = self.params.statistic;
         let task = if st.is_search() {
-            let search = QuantileSearch::within(
+            let mut search = QuantileSearch::within(
                 self.fixed.quantile.unwrap_or((1, 2)),
                 first_search_grid(&self.fixed)?,
                 self.fixed.bounds,
             );
+            if self.params.exact {
+                search = search.exact();
+            }
             let grid = search.grid().clone();
             self.state = State::Search(Box::new(search));
             RelayTask::Histogram { grid }
@@ -258,7 +261,7 @@ impl Planner {
 
     fn search_step(&mut self, step: SearchStep) -> Result<PlanStep, StatsError> {
         match step {
-            SearchStep::Release(r) => Ok(PlanStep::Releases { round: self.round, releases: vec![r] }),
+            SearchStep::Release(releases) => Ok(PlanStep::Releases { round: self.round, releases }),
             SearchStep::NextRound(grid) => {
                 self.round += 1;
                 Ok(self.round_step(RelayTask::Histogram { grid }))
@@ -294,11 +297,8 @@ impl Planner {
         let map: BTreeMap<Release, i128> = values.iter().map(|(r, v)| (*r, i128::from(*v))).collect();
         match &mut self.state {
             State::Search(search) => {
-                let (release, value) = match values {
-                    [(r, v)] => (*r, i128::from(*v)),
-                    _ => return Err(StatsError::UnexpectedInput("a search step releases one value".into())),
-                };
-                let step = search.released(release, value)?;
+                let values: Vec<(Release, i128)> = values.iter().map(|(r, v)| (*r, i128::from(*v))).collect();
+                let step = search.released(&values)?;
                 self.search_step(step)
             }
             State::Moments => {

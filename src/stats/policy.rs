@@ -17,8 +17,6 @@ use super::statistic::{FixedParams, QueryParams, Statistic};
 
 /// Buckets per refinement round of a quantile search.
 pub const SEARCH_BUCKETS: u32 = 64;
-/// Prefix decryptions per round: ceil(log2(SEARCH_BUCKETS)) (7 for the 127 magnitude buckets).
-pub const SEARCH_STEPS: u64 = 6;
 /// Rounds an exact search may take: one magnitude round, then refinements of 2^63 by 64.
 pub const EXACT_SEARCH_ROUNDS: u32 = 12;
 
@@ -51,6 +49,28 @@ pub fn rounds_for_span(span: i128) -> u32 {
     rounds
 }
 
+/// The most releases a noisy search over `span` values makes: the total,
+/// then ceil(log2 B) prefix counts in each round of B buckets (a binary
+/// search), the rounds' grids being the ones `Grid::covering` makes of
+/// the widest bucket (a refinement cut to the bounds is never wider).
+/// Exactly what the search can use, so no share of epsilon is wasted.
+pub fn search_releases(span: i128) -> Result<u64, StatsError> {
+    let b = i128::from(SEARCH_BUCKETS);
+    let mut values = span.max(1);
+    let mut releases = 1u64;
+    loop {
+        let width = (values + b - 1) / b;
+        let buckets =
+            u64::try_from((values + width - 1) / width).map_err(|_| StatsError::ArithmeticOverflow("grid"))?;
+        // ceil(log2(buckets))
+        releases += u64::from(u64::BITS - buckets.saturating_sub(1).leading_zeros());
+        if width <= 1 {
+            return Ok(releases);
+        }
+        values = width;
+    }
+}
+
 /// The grid of a search's first round: the bounds when known, else magnitudes.
 pub fn first_search_grid(fixed: &FixedParams) -> Result<Grid, StatsError> {
     match fixed.bounds {
@@ -73,8 +93,7 @@ pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape
                     .checked_sub(lo)
                     .and_then(|s| s.checked_add(1))
                     .ok_or(StatsError::ArithmeticOverflow("bounds"))?;
-                let rounds = rounds_for_span(span);
-                PlanShape { max_rounds: rounds, releases: 1 + SEARCH_STEPS * u64::from(rounds) }
+                PlanShape { max_rounds: rounds_for_span(span), releases: search_releases(span)? }
             }
             None if params.exact => PlanShape { max_rounds: EXACT_SEARCH_ROUNDS, releases: 1 },
             None => return Err(StatsError::BoundsRequired),
@@ -278,6 +297,57 @@ mod tests {
         p.bounds = Some(("0".into(), "4095".into()));
         let f = p.fixed(0).unwrap();
         assert_eq!(plan_shape(&p, &f).unwrap(), PlanShape { max_rounds: 2, releases: 13 });
+        // 1 + 6 (64 buckets of 15626) + 6 (64 of 245) + 6 (62 of 4) + 2 (4 of 1)
+        assert_eq!(search_releases(1_000_001).unwrap(), 21);
+        assert_eq!(rounds_for_span(1_000_001), 4);
+        assert_eq!((search_releases(1).unwrap(), search_releases(2).unwrap(), search_releases(3).unwrap()), (1, 2, 3));
+    }
+
+    /// A noisy search never needs more releases than its plan's share, and
+    /// a value inside the bounds needs them all: every share of epsilon is
+    /// used (bounds cutting the last buckets only make fewer).
+    #[test]
+    fn a_noisy_search_uses_what_its_plan_reserves() {
+        use crate::stats::contribution::local_histogram;
+        use crate::stats::search::{QuantileSearch, SearchStep};
+        for (lo, hi) in [(0i128, 4095i128), (0, 1_000_000), (-20, 900), (0, 3_000_000), (5, 5), (0, 1)] {
+            let reserved = search_releases(hi - lo + 1).unwrap();
+            let mut most = 0;
+            for k in 0..=8 {
+                let value = lo + (hi - lo) * k / 8;
+                let mut grid = Grid::covering(lo, hi, SEARCH_BUCKETS).unwrap();
+                let mut s = QuantileSearch::within((1, 2), grid.clone(), Some((lo, hi)));
+                let (mut step, mut made) = (s.start_round().unwrap(), 0u64);
+                loop {
+                    match step {
+                        SearchStep::Release(rs) => {
+                            made += rs.len() as u64;
+                            let hist = local_histogram(&[value], &grid);
+                            let count = |n: usize| hist.iter().take(n).map(|c| i128::from(*c)).sum::<i128>();
+                            let vs: Vec<_> = rs
+                                .iter()
+                                .map(|r| match r {
+                                    Release::HistPrefix(n) => (*r, count(*n as usize)),
+                                    _ => (*r, count(hist.len())),
+                                })
+                                .collect();
+                            step = s.released(&vs).unwrap();
+                        }
+                        SearchStep::NextRound(g) => {
+                            grid = g;
+                            step = s.start_round().unwrap();
+                        }
+                        SearchStep::Done { value: found, .. } => {
+                            assert_eq!(found, value);
+                            break;
+                        }
+                    }
+                }
+                assert!(made <= reserved, "{lo}..={hi} at {value}: {made} > {reserved}");
+                most = most.max(made);
+            }
+            assert_eq!(most, reserved, "{lo}..={hi}: the plan reserves what a search can make");
+        }
     }
 
     #[test]

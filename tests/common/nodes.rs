@@ -216,7 +216,20 @@ impl Peer {
         task: &RelayTask,
         contributions: Vec<SignedContribution>,
     ) -> AuthorityResponse {
-        let request = AuthorityRequest::Register { spec: spec.clone(), round: 0, task: task.clone(), contributions };
+        self.register_with(authority, spec, task, contributions, vec![]).await
+    }
+
+    /// A registration of round 0 that also asks for `releases`.
+    pub async fn register_with(
+        &self,
+        authority: &str,
+        spec: &QuerySpec,
+        task: &RelayTask,
+        contributions: Vec<SignedContribution>,
+        releases: Vec<Release>,
+    ) -> AuthorityResponse {
+        let request =
+            AuthorityRequest::Register { spec: spec.clone(), round: 0, task: task.clone(), contributions, releases };
         self.authority(authority, &request).await
     }
 
