@@ -39,7 +39,7 @@ def doubled(point_hex):
     return RFC[2 * k]
 
 STATISTICS = ["count", "sum", "mean", "variance", "stddev", "min", "max", "median", "quantile", "histogram"]
-RELEASES = {"count": 0, "sum": 1, "squares": 2, "sum_limb": 3, "squares_limb": 4, "hist_total": 5, "hist_prefix": 6, "hist_bucket": 7}
+RELEASES = {"count": 0, "sum": 1, "squares": 2, "sum_limb": 3, "squares_limb": 4, "hist_total": 5, "hist_prefix": 6, "hist_bucket": 7, "hist_suffix": 8}
 
 
 def u8(v): return struct.pack(">B", v)
@@ -253,7 +253,8 @@ def main():
         add(name, "contribution_statement", {"spec": SPEC, "round": 1, "task": t, "relay": "relay-2", "contribution": c},
             domain("crux/contribution/v2") + spec(SPEC) + u32(1) + task(t) + string("relay-2") + contribution(c))
     singles = [[{"kind": "count"}], [{"kind": "sum_limb", "index": 3}], [{"kind": "hist_prefix", "index": 31}],
-               [{"kind": "hist_bucket", "index": 4095}], [{"kind": "squares"}]]
+               [{"kind": "hist_bucket", "index": 4095}], [{"kind": "squares"}],
+               [{"kind": "hist_suffix", "index": 63}]]
     batches = [[{"kind": "count"}, {"kind": "sum_limb", "index": 0}, {"kind": "squares_limb", "index": 4}],
                [{"kind": "hist_bucket", "index": b} for b in range(7)], []]
     for rs in singles + batches:

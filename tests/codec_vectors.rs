@@ -121,6 +121,7 @@ fn release(v: &Value) -> Release {
         "squares_limb" => Release::SquaresLimb(index),
         "hist_total" => Release::HistTotal,
         "hist_prefix" => Release::HistPrefix(index),
+        "hist_suffix" => Release::HistSuffix(index),
         _ => Release::HistBucket(index),
     }
 }

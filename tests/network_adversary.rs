@@ -125,6 +125,7 @@ async fn arbitrary_ciphertexts_and_unplanned_releases_are_not_decrypted() {
             Release::HistBucket(0),
             Release::HistTotal,
             Release::HistPrefix(1),
+            Release::HistSuffix(1),
             Release::SquaresLimb(0),
             Release::Squares,
             Release::SumLimb(99),

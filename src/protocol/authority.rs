@@ -36,7 +36,7 @@ use crate::crypto::{DecryptionShare, JointPublicKey, KeyShare, RelayPublicKey};
 use crate::stats::dp::{discrete_laplace, laplace_scale};
 use crate::stats::limits::check_admissible;
 use crate::stats::policy::{check_task, plan_shape, planned_releases, slot, PlanShape};
-use crate::stats::release::target;
+use crate::stats::release::{round_target, Outside};
 use crate::stats::statistic::FixedParams;
 use crate::stats::{Aggregate, Contribution, Epsilon, RelayTask, Release, Statistic, StatsError};
 use zeroize::Zeroize;
@@ -70,6 +70,8 @@ pub const ENDED_QUERIES: usize = 128;
 struct Round {
     task: RelayTask,
     aggregate: Aggregate,
+    /// the column outside the round's grid, encrypted (`release::round_target`)
+    outside: Outside,
 }
 
 /// A query's plan, fixed by the admission of its round 0 (the scale is known).
@@ -85,6 +87,9 @@ struct Plan {
     releases_used: u64,
     /// this authority's Lagrange coefficient among the spec's decryptors
     lambda: Scalar,
+    /// the column outside the latest admitted round's grid, encrypted: its
+    /// registration keeps it (`release::Outside::refined`)
+    outside: Outside,
 }
 
 impl Plan {
@@ -518,6 +523,7 @@ impl AuthorityState {
                     answered: BTreeMap::new(),
                     releases_used: 0,
                     lambda,
+                    outside: Outside::none(),
                 });
             }
             Some(plan) => {
@@ -530,6 +536,9 @@ impl AuthorityState {
                     // the same admission asked again (a lost reply): sign it again
                 } else if round_index == next && plan.rounds.len() == next {
                     check_task(&spec.params, &plan.fixed, round, &task, plan.admitted.last())?;
+                    if let Some(previous) = plan.rounds.last() {
+                        plan.outside = plan.outside.refined(&previous.task, &previous.aggregate, &task)?;
+                    }
                     plan.admitted.push(task.clone());
                     plan.forget_rounds_before(round);
                 } else {
@@ -568,7 +577,7 @@ impl AuthorityState {
         }
         let aggregate = self.verify_contributions(spec, round, &task, contributions, rng)?;
         if let Some(plan) = self.queries.get_mut(&spec.id).and_then(|q| q.plan.as_mut()) {
-            plan.rounds.push(Round { task, aggregate });
+            plan.rounds.push(Round { task, aggregate, outside: plan.outside });
         }
         Ok(AuthorityResponse::Registered)
     }
@@ -658,7 +667,7 @@ impl AuthorityState {
                 let (num, den) = laplace_scale(slot.sensitivity, epsilon, slot.share)?;
                 noises.push(discrete_laplace(num, den, rng));
             }
-            fresh.push((slot.index, target(&r.task, &r.aggregate, *release)?.a));
+            fresh.push((slot.index, round_target(&r.task, &r.aggregate, &r.outside, *release)?.a));
         }
         let (share, _) = self.keys.for_epoch(query.spec.epoch)?;
         let bases: Vec<RistrettoPoint> = fresh.iter().map(|f| f.1).collect();

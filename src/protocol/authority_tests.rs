@@ -603,16 +603,21 @@ fn noisy_releases_stop_at_the_plans_count() {
     // 4096 values: 2 rounds of 64 buckets, 1 + 6 * 2 = 13 releases
     let (spec, _) = f.registered_round0(noisy(Statistic::Median, "1", Some(("0", "4095"))));
     let mut partials = Vec::new();
-    for release in std::iter::once(Release::HistTotal).chain((1..=12).map(Release::HistPrefix)) {
+    // a cut's prefix and suffix counts are two releases
+    let counts = (1..=6).flat_map(|c| [Release::HistPrefix(c), Release::HistSuffix(c)]);
+    for release in std::iter::once(Release::HistTotal).chain(counts) {
         match f.decrypt(0, spec.id, 0, release) {
             AuthorityResponse::Partials(p) => partials.push(p.shares),
             other => panic!("{release:?}: {other:?}"),
         }
     }
-    let reason = refusal(f.decrypt(0, spec.id, 0, Release::HistPrefix(13)));
-    assert!(reason.contains("the query's plan allows 13 releases and all were made"), "{reason}");
+    for release in [Release::HistPrefix(13), Release::HistSuffix(13)] {
+        let reason = refusal(f.decrypt(0, spec.id, 0, release));
+        assert!(reason.contains("the query's plan allows 13 releases and all were made"), "{reason}");
+    }
     // a slot already released is answered again with the same noisy share
     assert_eq!(shares(f.decrypt(0, spec.id, 0, Release::HistPrefix(1))), partials[1]);
+    assert_eq!(shares(f.decrypt(0, spec.id, 0, Release::HistSuffix(1))), partials[2]);
     // a noisy median releases no bucket and no sum
     assert!(refusal(f.decrypt(0, spec.id, 0, Release::HistBucket(0))).contains("is not part of a median query's plan"));
     assert!(refusal(f.decrypt(0, spec.id, 0, Release::Count)).contains("is not part of a median query's plan"));

@@ -246,6 +246,7 @@ impl Writer {
             Release::HistTotal => (5, 0),
             Release::HistPrefix(n) => (6, n),
             Release::HistBucket(k) => (7, k),
+            Release::HistSuffix(n) => (8, n),
         };
         self.u8(tag);
         self.u32(index);

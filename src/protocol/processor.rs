@@ -31,7 +31,7 @@ use super::error::{PeerFailure, PeerReply, ProtocolError};
 use super::ids::QueryId;
 use super::messages::*;
 use crate::crypto::{combine_batches, BatchDecryption, Ciphertext, JointPublicKey, RelayPublicKey};
-use crate::stats::release::target;
+use crate::stats::release::{round_target, Outside};
 use crate::stats::{Aggregate, Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release};
 
 /// What the processor knows of the cluster, from its configuration.
@@ -71,7 +71,11 @@ impl ProcessorView {
     /// limits how long a value out of range takes to be refused.
     pub fn dlog_bound(&self, release: Release, relays: usize) -> u64 {
         match release {
-            Release::Count | Release::HistTotal | Release::HistPrefix(_) | Release::HistBucket(_) => {
+            Release::Count
+            | Release::HistTotal
+            | Release::HistPrefix(_)
+            | Release::HistSuffix(_)
+            | Release::HistBucket(_) => {
                 // one bit for noise on top of relays·2^32
                 let bits = (32 + relay_bits(relays) + 1).min(62);
                 self.dlog_max_abs.max(1u64 << bits)
@@ -109,6 +113,9 @@ struct Running {
     spec: QuerySpec,
     planner: Planner,
     column: Vec<String>,
+    /// the column outside the current search round's grid, encrypted
+    /// (`release::Outside::refined`, as every authority computes it)
+    outside: Outside,
 }
 
 /// One state per expected input; each owns what it needs.
@@ -368,7 +375,7 @@ impl QueryDriver {
             .with_noise_sources(decryptors);
         let first_step = planner.start()?;
         let spec = QuerySpec::new(intent, decimals, self.cx.view.joint.epoch(), self.cx.asked.clone());
-        let query = Running { spec, planner, column };
+        let query = Running { spec, planner, column, outside: Outside::none() };
         self.follow(query, None, first_step)
     }
 
@@ -413,10 +420,7 @@ impl QueryDriver {
             PlanStep::Releases { releases, .. } => releases,
             _ => return Err(ProtocolError::Internal("a round's plan asked for no release".into())),
         };
-        let targets = releases
-            .iter()
-            .map(|r| Ok((*r, target(&round.task, &aggregate, *r)?)))
-            .collect::<Result<Vec<_>, ProtocolError>>()?;
+        let targets = targets(&round.task, &aggregate, &query.outside, &releases)?;
         let request = AuthorityRequest::Register {
             spec: query.spec.clone(),
             round: round.number,
@@ -432,22 +436,22 @@ impl QueryDriver {
     /// admit, releases of the current round to decrypt, or the answer.
     fn follow(
         &mut self,
-        query: Running,
+        mut query: Running,
         current: Option<(Round, Aggregate)>,
         next: PlanStep,
     ) -> Result<Step, ProtocolError> {
         self.cx.progress = query.planner.progress()?;
         match (next, current) {
-            (PlanStep::Round { round, task }, _) => {
+            (PlanStep::Round { round, task }, current) => {
+                if let Some((previous, aggregate)) = current {
+                    query.outside = query.outside.refined(&previous.task, &aggregate, &task)?;
+                }
                 let request = AuthorityRequest::AdmitRound { spec: query.spec.clone(), round, task: task.clone() };
                 self.state = State::AwaitingRoundAdmission { query, round: Round { number: round, task } };
                 Ok(Step::AskAuthorities(vec![request]))
             }
             (PlanStep::Releases { releases, .. }, Some((round, aggregate))) => {
-                let targets = releases
-                    .iter()
-                    .map(|r| Ok((*r, target(&round.task, &aggregate, *r)?)))
-                    .collect::<Result<Vec<_>, ProtocolError>>()?;
+                let targets = targets(&round.task, &aggregate, &query.outside, &releases)?;
                 // one request for every release of the step: one proof per authority
                 let request = AuthorityRequest::Decrypt { query_id: self.cx.id, round: round.number, releases };
                 self.state = State::AwaitingPartials { query, round, aggregate, targets };
@@ -608,6 +612,19 @@ impl Context {
             noise,
         }
     }
+}
+
+/// Each release with the ciphertext it decrypts.
+fn targets(
+    task: &RelayTask,
+    aggregate: &Aggregate,
+    outside: &Outside,
+    releases: &[Release],
+) -> Result<Vec<(Release, Ciphertext)>, ProtocolError> {
+    Ok(releases
+        .iter()
+        .map(|r| round_target(task, aggregate, outside, *r).map(|c| (*r, c)))
+        .collect::<Result<_, _>>()?)
 }
 
 /// The one reply list of a single request.

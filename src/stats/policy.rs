@@ -20,6 +20,10 @@ pub const SEARCH_BUCKETS: u32 = 64;
 /// Rounds an exact search may take: one magnitude round, then refinements of 2^63 by 64.
 pub const EXACT_SEARCH_ROUNDS: u32 = 12;
 
+/// First slot of a search round's suffix counts (prefix counts take 1 + n,
+/// n below the 4096 buckets a grid may have).
+const SUFFIX_SLOTS: u32 = 1 << 14;
+
 /// Where a release sits in the authority's accounting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReleaseSlot {
@@ -241,6 +245,11 @@ pub fn slot(
         (RelayTask::Histogram { grid }, Release::HistPrefix(n)) if st.is_search() && n > 0 && n < grid.buckets() => {
             (1 + n, 1)
         }
+        // suffix counts in slots of their own: a cut's prefix and suffix are
+        // two releases (counted as two with noise)
+        (RelayTask::Histogram { grid }, Release::HistSuffix(n)) if st.is_search() && n > 0 && n < grid.buckets() => {
+            (SUFFIX_SLOTS + n, 1)
+        }
         (RelayTask::Histogram { grid }, Release::HistBucket(k)) if st == Statistic::Histogram && k < grid.buckets() => {
             (1 + k, 1)
         }
@@ -308,27 +317,27 @@ mod tests {
     /// used (bounds cutting the last buckets only make fewer).
     #[test]
     fn a_noisy_search_uses_what_its_plan_reserves() {
-        use crate::stats::contribution::local_histogram;
         use crate::stats::search::{QuantileSearch, SearchStep};
         for (lo, hi) in [(0i128, 4095i128), (0, 1_000_000), (-20, 900), (0, 3_000_000), (5, 5), (0, 1)] {
             let reserved = search_releases(hi - lo + 1).unwrap();
             let mut most = 0;
-            for k in 0..=8 {
+            for (k, p) in (0..=8).flat_map(|k| [(k, (1, 2)), (k, (9, 10))]) {
                 let value = lo + (hi - lo) * k / 8;
                 let mut grid = Grid::covering(lo, hi, SEARCH_BUCKETS).unwrap();
-                let mut s = QuantileSearch::within((1, 2), grid.clone(), Some((lo, hi)));
+                let mut s = QuantileSearch::within(p, grid.clone(), Some((lo, hi)));
                 let (mut step, mut made) = (s.start_round().unwrap(), 0u64);
                 loop {
                     match step {
                         SearchStep::Release(rs) => {
                             made += rs.len() as u64;
-                            let hist = local_histogram(&[value], &grid);
-                            let count = |n: usize| hist.iter().take(n).map(|c| i128::from(*c)).sum::<i128>();
+                            // one value: below a cut or not (whole-column prefix counts)
+                            let below = |n: u32| i128::from(grid.range_of(n).lo.unwrap() > value);
                             let vs: Vec<_> = rs
                                 .iter()
                                 .map(|r| match r {
-                                    Release::HistPrefix(n) => (*r, count(*n as usize)),
-                                    _ => (*r, count(hist.len())),
+                                    Release::HistPrefix(n) => (*r, below(*n)),
+                                    Release::HistSuffix(n) => (*r, 1 - below(*n)),
+                                    _ => (*r, 1),
                                 })
                                 .collect();
                             step = s.released(&vs).unwrap();

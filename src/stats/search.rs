@@ -4,8 +4,10 @@
 //! Round 0 histograms the values over the first grid (magnitudes, or the
 //! query's bounds) and releases the total count n, which fixes the target
 //! rank r = max(1, ceil(p·n)). In every round a search over prefix counts
-//! finds the bucket holding rank r; the next round re-histograms only that
-//! bucket on a 64-bucket grid. When a bucket holds a single fixed-point
+//! (each the number of the column's values below a cut of the round's grid,
+//! `release::round_target`: one release, whatever the round) finds the
+//! bucket holding rank r; the next round re-histograms only that bucket on
+//! a 64-bucket grid. When a bucket holds a single fixed-point
 //! value, that value is the answer, exact at the column's resolution.
 //!
 //! - Exact: each step releases k − 1 prefix counts at once (k =
@@ -37,11 +39,9 @@ pub struct QuantileSearch {
     round: u32,
     rank: Option<i128>,
     total: Option<i128>,
-    /// values below the current grid's first bucket
-    below: i128,
-    /// values inside the current grid
-    in_range: i128,
-    /// search state: prefix(lo) < target <= prefix(hi)
+    /// search state: prefix(lo) < target <= prefix(hi), prefix(c) being
+    /// the number of the column's values below cut c of the current grid
+    /// (whole column: `release::round_target`)
     lo: u32,
     hi: u32,
     prefix_lo: i128,
@@ -113,8 +113,6 @@ impl QuantileSearch {
             round: 0,
             rank: None,
             total: None,
-            below: 0,
-            in_range: 0,
             lo: 0,
             hi: buckets,
             prefix_lo: 0,
@@ -149,7 +147,7 @@ impl QuantileSearch {
         if self.total.is_none() {
             // the total fixes the rank; the first cuts do not need it
             let mut releases = vec![Release::HistTotal];
-            releases.extend(self.cuts().into_iter().map(Release::HistPrefix));
+            releases.extend(self.cuts().into_iter().map(|c| self.count_at(c)));
             self.pending = releases.clone();
             return Ok(SearchStep::Release(releases));
         }
@@ -163,17 +161,21 @@ impl QuantileSearch {
             let got: Vec<Release> = values.iter().map(|(r, _)| *r).collect();
             return Err(StatsError::UnexpectedInput(format!("search got {got:?}, expected {:?}", self.pending)));
         }
-        let mut prefixes = Vec::with_capacity(self.pending.len());
+        let (mut prefixes, mut suffixes) = (Vec::with_capacity(self.pending.len()), Vec::new());
         for release in std::mem::take(&mut self.pending) {
             let value = value_of(&release).unwrap_or(0);
             match release {
                 Release::HistTotal => self.set_total(value)?,
                 Release::HistPrefix(cut) => prefixes.push((cut, value)),
+                Release::HistSuffix(cut) => suffixes.push((cut, value)),
                 other => return Err(StatsError::UnexpectedInput(format!("search cannot use {other:?}"))),
             }
         }
+        // values at or above a cut: the rest of the (released) total is below it
+        let total = self.total.unwrap_or(0);
+        prefixes.extend(suffixes.into_iter().map(|(cut, above)| (cut, total.saturating_sub(above))));
         prefixes.sort_unstable_by_key(|(cut, _)| *cut);
-        let target = self.local_target();
+        let target = self.target();
         for (cut, value) in prefixes {
             // a noisy prefix count outside what earlier releases bound it to
             // is clamped (post-processing: no privacy cost; exact values are
@@ -185,7 +187,7 @@ impl QuantileSearch {
             let value =
                 if self.prefix_lo <= self.prefix_hi { value.clamp(self.prefix_lo, self.prefix_hi) } else { value };
             if let Some(boundary) = self.grid.range_of(cut).lo {
-                self.points.push((boundary, self.below.saturating_add(value)));
+                self.points.push((boundary, value));
             }
             if value >= target {
                 self.hi = cut;
@@ -204,9 +206,19 @@ impl QuantileSearch {
         }
         self.total = Some(value);
         self.rank = Some(quantile_rank(self.p, value)?);
-        self.in_range = value;
         self.prefix_hi = value;
         Ok(())
+    }
+
+    /// What the search releases at a cut: the count below it, or with noise
+    /// for p > 1/2 the count at or above it (the total's noise then shifts
+    /// the target rank by (1 − p) of itself instead of p).
+    fn count_at(&self, cut: u32) -> Release {
+        if !self.exact && self.p.0.saturating_mul(2) > self.p.1 {
+            Release::HistSuffix(cut)
+        } else {
+            Release::HistPrefix(cut)
+        }
     }
 
     /// The cuts strictly between lo and hi that the next step releases:
@@ -225,14 +237,13 @@ impl QuantileSearch {
         cuts
     }
 
-    fn local_target(&self) -> i128 {
-        let rank = self.rank.unwrap_or(1);
-        (rank - self.below).clamp(1, self.in_range.max(1))
+    fn target(&self) -> i128 {
+        self.rank.unwrap_or(1).max(1)
     }
 
     fn next(&mut self) -> Result<SearchStep, StatsError> {
         if self.hi - self.lo > 1 {
-            let releases: Vec<Release> = self.cuts().into_iter().map(Release::HistPrefix).collect();
+            let releases: Vec<Release> = self.cuts().into_iter().map(|c| self.count_at(c)).collect();
             self.pending = releases.clone();
             return Ok(SearchStep::Release(releases));
         }
@@ -243,14 +254,11 @@ impl QuantileSearch {
         if lo >= hi {
             return Ok(SearchStep::Done { value: lo, count });
         }
-        self.below += self.prefix_lo;
-        self.in_range = (self.prefix_hi - self.prefix_lo).max(0);
+        // prefix_lo and prefix_hi stay: the new grid's first and last cuts
         self.grid = Grid::covering(lo, hi, SEARCH_BUCKETS)?;
         self.round += 1;
         self.lo = 0;
         self.hi = self.grid.buckets();
-        self.prefix_lo = 0;
-        self.prefix_hi = self.in_range;
         Ok(SearchStep::NextRound(self.grid.clone()))
     }
 }
@@ -270,7 +278,8 @@ mod tests {
             s = s.exact();
         }
         let (mut releases, mut steps) = (0, 0);
-        let mut hist = local_histogram(values, s.grid());
+        let mut grid = s.grid().clone();
+        let mut hist = local_histogram(values, &grid);
         let mut step = s.start_round().unwrap();
         loop {
             match step {
@@ -282,7 +291,9 @@ mod tests {
                         .map(|r| {
                             let v: i128 = match r {
                                 Release::HistTotal => hist.iter().map(|c| i128::from(*c)).sum(),
-                                Release::HistPrefix(n) => hist[..*n as usize].iter().map(|c| i128::from(*c)).sum(),
+                                // the whole column below the cut (`release::round_target`)
+                                Release::HistPrefix(n) => below(values, &grid, *n),
+                                Release::HistSuffix(n) => values.len() as i128 - below(values, &grid, *n),
                                 _ => unreachable!(),
                             };
                             (*r, v)
@@ -293,11 +304,18 @@ mod tests {
                 }
                 SearchStep::NextRound(g) => {
                     hist = local_histogram(values, &g);
+                    grid = g;
                     step = s.start_round().unwrap();
                 }
                 SearchStep::Done { value, .. } => return (value, s.round() + 1, releases, steps),
             }
         }
+    }
+
+    /// Values of the column below cut `n` of `grid`.
+    fn below(values: &[i128], grid: &Grid, n: u32) -> i128 {
+        let cut = grid.range_of(n).lo.unwrap();
+        values.iter().filter(|v| **v < cut).count() as i128
     }
 
     fn run(values: &[i128], p: (i128, i128), grid: Grid) -> (i128, u32, u32) {
