@@ -66,6 +66,9 @@ pub struct QueryTrace {
     pub relay_crypto_critical: Duration,
     /// relays answering Describe, summed
     pub describe: Duration,
+    /// relays making encryptions of zero ahead of time (between requests,
+    /// `MemoryCluster::precompute_encryptions`), summed: in no role's time
+    pub relay_precompute: Duration,
     pub authority: Duration,
     /// the busiest authority of each request, summed
     pub authority_critical: Duration,
@@ -118,6 +121,11 @@ pub struct MemoryCluster {
     pub trace: QueryTrace,
     pub relay_hook: Option<RelayHook>,
     pub authority_hook: Option<AuthorityHook>,
+    /// relays fill their pools of encryptions of zero before each round, as
+    /// the relay actor does between requests (off by default: a seeded
+    /// cluster's draws then stay those of earlier runs); the time goes to
+    /// `QueryTrace::relay_precompute`, in no role's
+    pub precompute_encryptions: bool,
     /// randomness of every role's handling (seeded by `Options::seed`)
     rng: StdRng,
 }
@@ -195,6 +203,7 @@ impl MemoryCluster {
             transcript: None,
             trace: QueryTrace::default(),
             relay_hook: None,
+            precompute_encryptions: false,
             authority_hook: None,
             rng,
         })
@@ -217,6 +226,11 @@ impl MemoryCluster {
             let name = relay.name().to_string();
             if !names.contains(&name) {
                 continue;
+            }
+            if contributing && self.precompute_encryptions {
+                let t = ThreadTime::now();
+                while relay.precompute(usize::MAX, &mut self.rng) {}
+                self.trace.relay_precompute += t.elapsed();
             }
             let (req, _) = wire(&mut self.transcript, &mut self.trace.codec, request)?;
             let t = ThreadTime::now();
@@ -305,7 +319,8 @@ impl MemoryCluster {
         // the processor's own time: all of it but the peers' and the codec's
         // (the driver's wall-clock `took` would count preemption)
         let t = &self.trace;
-        self.trace.processor = t.total.saturating_sub(t.relay + t.describe + t.authority + t.solve + t.codec);
+        self.trace.processor =
+            t.total.saturating_sub(t.relay + t.describe + t.relay_precompute + t.authority + t.solve + t.codec);
         Ok(answer)
     }
 }

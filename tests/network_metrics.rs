@@ -10,6 +10,7 @@
 
 mod common;
 
+use crux::protocol::relay::ENCRYPTION_POOL;
 use std::collections::BTreeSet;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -196,6 +197,17 @@ fn metrics_count_queries_and_show_no_value_label_or_user_input() {
         assert_eq!(r(r#"crux_relay_requests_total{request="describe",outcome="answered"}"#), 1.0);
         assert_eq!(r(r#"crux_relay_requests_total{request="describe",outcome="error"}"#), 1.0);
         assert!(!text.contains("crux_queries") && !text.contains("crux_authority_"), "{text}");
+    }
+    // between requests each relay refills its pool of encryptions of zero
+    // (the queries above used some)
+    for relay in ["relay-1", "relay-2", "relay-3"] {
+        let full = ENCRYPTION_POOL as f64;
+        let ready = || sample(&scrape(relay), "crux_relay_precomputed_encryptions").unwrap_or(-1.0);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while ready() < full && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert_eq!(ready(), full, "{relay}'s pool of encryptions of zero");
     }
 
     // nothing a user typed, no column label, no answer: every label value

@@ -268,9 +268,15 @@ impl AuthorityMetrics {
 pub struct RelayMetrics {
     pub access: AccessMetrics,
     requests: Family<RequestLabels, Counter>,
+    precomputed: Gauge,
 }
 
 impl RelayMetrics {
+    /// Encryptions of zero ready in the pool (`RelayState::precompute`).
+    pub fn precomputed(&self, ready: usize) {
+        self.precomputed.set(i64::try_from(ready).unwrap_or(i64::MAX));
+    }
+
     /// One request handled; `failed` when the relay answered with an error.
     pub fn request(&self, request: &'static str, failed: bool) {
         let outcome = if failed { "error" } else { "answered" };
@@ -282,6 +288,11 @@ impl RelayMetrics {
             "relay_requests",
             "Requests handled (contribute: contributions), by kind and outcome",
             self.requests.clone(),
+        );
+        r.register(
+            "relay_precomputed_encryptions",
+            "Encryptions of zero made ahead of time and not used yet (refilled between requests)",
+            self.precomputed.clone(),
         );
     }
 }

@@ -241,6 +241,7 @@ fn prepare_relay(
         processor: cfg.cluster.processor.name.clone(),
         max_frame: cfg.max_frame_bytes,
         metrics: metrics.relay.clone(),
+        refilling: false,
     };
     Ok(PreparedRole::Relay(Box::new(actor)))
 }

@@ -3,6 +3,9 @@
 //! work). It answers only the processor. Data errors name the cell but never
 //! quote its content, neither in the reply nor in the log. It counts
 //! requests by kind and outcome into its `RelayMetrics` (no message text).
+//! Between requests it makes encryptions of zero ahead of time
+//! (`RelayState::precompute`), `PRECOMPUTE_CHUNK` per `Refill` message so
+//! that a request waits for one chunk at most (about 2 ms).
 
 use actix::prelude::*;
 use rand::rngs::OsRng;
@@ -24,10 +27,46 @@ pub struct RelayActor {
     pub processor: String,
     pub max_frame: usize,
     pub metrics: RelayMetrics,
+    /// a `Refill` is queued
+    pub refilling: bool,
+}
+
+/// Encryptions of zero made per `Refill`.
+pub const PRECOMPUTE_CHUNK: usize = 64;
+
+/// Make the next chunk of encryptions of zero (sent by the actor to itself).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Refill;
+
+impl RelayActor {
+    fn refill_later(&mut self, ctx: &mut SyncContext<Self>) {
+        if !self.refilling {
+            self.refilling = true;
+            ctx.address().do_send(Refill);
+        }
+    }
 }
 
 impl Actor for RelayActor {
     type Context = SyncContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.refill_later(ctx);
+    }
+}
+
+impl Handler<Refill> for RelayActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Refill, ctx: &mut Self::Context) {
+        self.refilling = false;
+        let short = self.state.precompute(PRECOMPUTE_CHUNK, &mut OsRng);
+        self.metrics.precomputed(self.state.precomputed());
+        if short {
+            self.refill_later(ctx);
+        }
+    }
 }
 
 fn error(message: String) -> Vec<u8> {
@@ -37,7 +76,7 @@ fn error(message: String) -> Vec<u8> {
 impl Handler<RequestBytes> for RelayActor {
     type Result = Vec<u8>;
 
-    fn handle(&mut self, msg: RequestBytes, _ctx: &mut Self::Context) -> Vec<u8> {
+    fn handle(&mut self, msg: RequestBytes, ctx: &mut Self::Context) -> Vec<u8> {
         if let Err(refusal) = only_processor(self.state.name(), &self.processor, &msg.peer) {
             warn!(peer = %msg.peer, "refusing a request from a node that is not the processor");
             self.metrics.access.refused(AccessRefusal::NotProcessor);
@@ -72,6 +111,9 @@ impl Handler<RequestBytes> for RelayActor {
         };
         let label = relay_request(&request);
         let (response, note) = self.state.handle(request, &self.source, status, unix_now(), &mut OsRng);
+        // after a contribution (or a committee switch) the pool is short
+        self.metrics.precomputed(self.state.precomputed());
+        self.refill_later(ctx);
         self.metrics.request(label, matches!(response, RelayResponse::Error { .. }));
         if let RelayResponse::Error { message } = &response {
             // the detail stays in this relay's log (never a cell's content)

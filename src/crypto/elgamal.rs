@@ -1,6 +1,11 @@
 //! Exponential ElGamal on ristretto255: Enc(m) = (k·G, k·Y + m·G).
 //! Ciphertexts add homomorphically. Encryption uses precomputed tables for G
 //! and for the joint key Y (built once per key, see `EncryptionKey::new`).
+//! A key can also hold a pool of encryptions of zero made ahead of time
+//! (k, k·G, k·Y: `EncryptionKey::precompute`, run by the relay between
+//! requests): an encryption that takes one costs a walk of the
+//! small-multiples table and an addition instead of two fixed-base
+//! multiplications. Each pooled k is used once and wiped when taken.
 //! The wire form is two 32-byte compressed points; decoding rejects
 //! non-canonical or invalid points with an error. `Debug` never prints points.
 
@@ -169,11 +174,27 @@ impl SmallMultiples {
     }
 }
 
+/// An encryption of zero made ahead of time: (k, k·G, k·Y). k is wiped
+/// when the entry is dropped (taken or discarded with its key).
+struct Precomputed {
+    k: Scalar,
+    a: RistrettoPoint,
+    ky: RistrettoPoint,
+}
+
+impl Drop for Precomputed {
+    fn drop(&mut self) {
+        self.k.zeroize();
+    }
+}
+
 /// The joint public key with its precomputed multiplication table: build
-/// once per key and reuse for every encryption.
+/// once per key and reuse for every encryption; and its pool of
+/// encryptions of zero made ahead of time.
 pub struct EncryptionKey {
     joint: RistrettoPoint,
     table: Box<RistrettoBasepointTable>,
+    pool: std::sync::Mutex<Vec<Precomputed>>,
 }
 
 impl fmt::Debug for EncryptionKey {
@@ -185,7 +206,41 @@ impl fmt::Debug for EncryptionKey {
 impl EncryptionKey {
     pub fn new(key: &JointPublicKey) -> Self {
         let joint = key.point();
-        EncryptionKey { joint, table: Box::new(RistrettoBasepointTable::create(&joint)) }
+        EncryptionKey {
+            joint,
+            table: Box::new(RistrettoBasepointTable::create(&joint)),
+            pool: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Makes up to `at_most` encryptions of zero ahead of time, so that the
+    /// pool holds at most `capacity`; returns how many it holds then. The
+    /// work happens outside the pool's lock.
+    pub fn precompute(&self, capacity: usize, at_most: usize, rng: &mut (impl RngCore + CryptoRng)) -> usize {
+        let missing = capacity.saturating_sub(self.pooled()).min(at_most);
+        let made: Vec<Precomputed> = (0..missing)
+            .map(|_| {
+                let k = Scalar::random(rng);
+                Precomputed { a: RISTRETTO_BASEPOINT_TABLE * &k, ky: &*self.table * &k, k }
+            })
+            .collect();
+        match self.pool.lock() {
+            Ok(mut pool) => {
+                pool.extend(made);
+                pool.len()
+            }
+            // a poisoned pool is never used again: encryptions make fresh randomness
+            Err(_) => 0,
+        }
+    }
+
+    /// Encryptions of zero waiting in the pool.
+    pub fn pooled(&self) -> usize {
+        self.pool.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    fn take_precomputed(&self) -> Option<Precomputed> {
+        self.pool.lock().ok().and_then(|mut p| p.pop())
     }
 
     /// Encrypts a signed 64-bit value with fresh randomness (constant time in
@@ -200,7 +255,12 @@ impl EncryptionKey {
     /// Encrypts with fresh randomness and returns it too, for a proof of
     /// knowledge of the randomness (`ciphertext_proof`). The caller must wipe
     /// it (`zeroize`) and never send or log it.
+    /// Takes an encryption of zero from the pool when there is one.
     pub fn encrypt_with_randomness(&self, m: i64, rng: &mut (impl RngCore + CryptoRng)) -> (Ciphertext, Scalar) {
+        if let Some(zero) = self.take_precomputed() {
+            // `zero` wipes its own copy of k when it drops here
+            return (Ciphertext { a: zero.a, b: zero.ky + SmallMultiples::get().mul_i64(m) }, zero.k);
+        }
         let k = Scalar::random(rng);
         (self.encrypt_with(m, &k), k)
     }
@@ -225,6 +285,26 @@ mod tests {
         for m in [0i64, 1, -1, 15, 16, -17, 42, -123456789, i64::MAX, i64::MIN, i64::MIN + 1, 1 << 40] {
             assert_eq!(t.mul_i64(m), RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m), "{m}");
         }
+    }
+
+    /// A pooled encryption is the encryption under its k, each k is used
+    /// once, and an empty pool falls back to fresh randomness.
+    #[test]
+    fn pooled_encryptions_are_ordinary_encryptions_used_once() {
+        use crate::crypto::keys::deal_for_tests;
+        use rand::rngs::OsRng;
+        let key = EncryptionKey::new(&deal_for_tests(&["authority-1"], 1, 0, &mut OsRng).unwrap().1);
+        assert_eq!(key.precompute(5, 3, &mut OsRng), 3);
+        assert_eq!(key.precompute(5, 100, &mut OsRng), 5);
+        assert_eq!(key.precompute(5, 100, &mut OsRng), 5, "never beyond the capacity");
+        let mut ks = Vec::new();
+        for m in [0i64, 1, -7, 1 << 40, 9, 3] {
+            let (c, k) = key.encrypt_with_randomness(m, &mut OsRng);
+            assert_eq!(c, key.encrypt_with(m, &k), "{m}");
+            assert!(!ks.contains(&k), "a pooled k is used once");
+            ks.push(k);
+        }
+        assert_eq!(key.pooled(), 0, "five from the pool, the sixth fresh");
     }
 
     #[test]

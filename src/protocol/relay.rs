@@ -97,6 +97,10 @@ pub struct RelayTiming {
     pub crypto: Duration,
 }
 
+/// Encryptions of zero a relay keeps ready for its current committee's key
+/// (about 350 B each): three exact medians' worth of 324 ciphertexts.
+pub const ENCRYPTION_POOL: usize = 1024;
+
 /// What the actor should log next to the response (never sent).
 pub type LocalNote = Option<String>;
 
@@ -116,6 +120,19 @@ impl RelayState {
             answered: VecDeque::new(),
             last_timing: None,
         }
+    }
+
+    /// Makes up to `at_most` encryptions of zero ahead of time for the
+    /// current committee's key (`EncryptionKey::precompute`), up to
+    /// `ENCRYPTION_POOL`; returns whether the pool is still short. The relay
+    /// actor calls it between requests, a chunk at a time.
+    pub fn precompute(&self, at_most: usize, rng: &mut (impl RngCore + CryptoRng)) -> bool {
+        self.current.1.precompute(ENCRYPTION_POOL, at_most, rng) < ENCRYPTION_POOL
+    }
+
+    /// Encryptions of zero ready for the current committee's key.
+    pub fn precomputed(&self) -> usize {
+        self.current.1.pooled()
     }
 
     /// CPU time of the last contribution this relay computed (not of one
