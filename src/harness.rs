@@ -229,7 +229,8 @@ impl MemoryCluster {
             }
             if contributing && self.precompute_encryptions {
                 let t = ThreadTime::now();
-                while relay.precompute(usize::MAX, &mut self.rng) {}
+                // fills the pool in one go (false: not short any more)
+                let _short = relay.precompute(usize::MAX, &mut self.rng);
                 self.trace.relay_precompute += t.elapsed();
             }
             let (req, _) = wire(&mut self.transcript, &mut self.trace.codec, request)?;

@@ -28,7 +28,7 @@ use crux::protocol::*;
 use crux::stats::release::target;
 use crux::stats::{Contribution, Epsilon, QueryParams, RelayTask, Release, Statistic};
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
-use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::Scalar;
 use rand::rngs::OsRng;
 
@@ -485,16 +485,26 @@ fn run_tampered(tamper: impl Fn(&mut Vec<PeerReply<AuthorityResponse>>) + 'stati
     cluster.query(&LABELS, exact_sum()).unwrap_err()
 }
 
+/// `run_tampered` changing only `authority`'s batch of shares.
+fn run_tampered_shares(
+    authority: &'static str,
+    tamper: impl Fn(&mut Vec<CompressedRistretto>) + 'static,
+) -> ProtocolError {
+    run_tampered(move |list| {
+        if let Some(PeerReply { reply: Ok(AuthorityResponse::Partials(p)), .. }) =
+            list.iter_mut().find(|r| r.peer == authority)
+        {
+            tamper(&mut p.shares);
+        }
+    })
+}
+
 #[test]
 fn the_query_driver_refuses_a_tampered_partial_decryption() {
     setup();
     // authority-2's share shifted by G
-    let err = run_tampered(|list| {
-        if let Some(PeerReply { reply: Ok(AuthorityResponse::Partials(p)), .. }) =
-            list.iter_mut().find(|r| r.peer == "authority-2")
-        {
-            p.shares[0] = (p.shares[0].decompress().unwrap() + RISTRETTO_BASEPOINT_POINT).compress();
-        }
+    let err = run_tampered_shares("authority-2", |shares| {
+        shares[0] = (shares[0].decompress().unwrap() + RISTRETTO_BASEPOINT_POINT).compress();
     });
     assert_eq!(err, ProtocolError::Crypto(CryptoError::InvalidDecryptionProof { authority: "authority-2".into() }));
     assert!(err.to_string().contains("authority-2") && err.to_string().contains("invalid proof"), "{err}");
@@ -516,38 +526,24 @@ fn the_query_driver_refuses_a_batch_with_moved_or_missing_shares() {
     setup();
     // an exact sum asks for the count and every Σv limb in one batch: one
     // proof covers them all, so moving a share to another release fails it
-    let err = run_tampered(|list| {
-        if let Some(PeerReply { reply: Ok(AuthorityResponse::Partials(p)), .. }) =
-            list.iter_mut().find(|r| r.peer == "authority-1")
-        {
-            assert!(p.shares.len() > 2, "one batch for all releases of the step");
-            p.shares.swap(0, 1);
-        }
+    let err = run_tampered_shares("authority-1", |shares| {
+        assert!(shares.len() > 2, "one batch for all releases of the step");
+        shares.swap(0, 1);
     });
     assert_eq!(err, ProtocolError::Crypto(CryptoError::InvalidDecryptionProof { authority: "authority-1".into() }));
     // a share left out, or one added
     for extra in [false, true] {
-        let err = run_tampered(move |list| {
-            if let Some(PeerReply { reply: Ok(AuthorityResponse::Partials(p)), .. }) =
-                list.iter_mut().find(|r| r.peer == "authority-2")
-            {
-                if extra {
-                    p.shares.push(p.shares[0]);
-                } else {
-                    p.shares.pop();
-                }
+        let err = run_tampered_shares("authority-2", move |shares| {
+            if extra {
+                shares.push(shares[0]);
+            } else {
+                shares.pop();
             }
         });
         assert_eq!(err, ProtocolError::Crypto(CryptoError::InvalidDecryptionProof { authority: "authority-2".into() }));
     }
     // every share right but in reverse order
-    let err = run_tampered(|list| {
-        if let Some(PeerReply { reply: Ok(AuthorityResponse::Partials(p)), .. }) =
-            list.iter_mut().find(|r| r.peer == "authority-3")
-        {
-            p.shares.reverse();
-        }
-    });
+    let err = run_tampered_shares("authority-3", |shares| shares.reverse());
     assert_eq!(err, ProtocolError::Crypto(CryptoError::InvalidDecryptionProof { authority: "authority-3".into() }));
 }
 

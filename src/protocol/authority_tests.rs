@@ -485,12 +485,17 @@ fn rounds_are_admitted_only_for_the_admitted_query_in_order() {
     assert_eq!(refusal(response), ProtocolError::UnknownQuery(intent.id.to_string()).to_string());
 }
 
+/// An exact max over bounds 0:100000 (a search of 64-bucket rounds).
+fn exact_max_within_100000() -> QueryParams {
+    let mut params = exact(Statistic::Max);
+    params.bounds = Some(("0".into(), "100000".into()));
+    params
+}
+
 #[test]
 fn search_rounds_must_refine_one_bucket_of_the_previous_round() {
     let mut f = Fixture::new();
-    let mut params = exact(Statistic::Max);
-    params.bounds = Some(("0".into(), "100000".into()));
-    let (spec, task) = f.registered_round0(params);
+    let (spec, task) = f.registered_round0(exact_max_within_100000());
     let fixed = spec.params.fixed(0).unwrap();
     assert_eq!(task, RelayTask::Histogram { grid: first_search_grid(&fixed).unwrap() });
     let RelayTask::Histogram { grid } = &task else { unreachable!() };
@@ -779,9 +784,7 @@ fn live_queries_are_bounded_and_the_least_recently_active_goes() {
 #[test]
 fn a_search_keeps_only_the_aggregate_of_its_current_round() {
     let mut f = Fixture::new();
-    let mut params = exact(Statistic::Max);
-    params.bounds = Some(("0".into(), "100000".into()));
-    let (spec, task) = f.registered_round0(params);
+    let (spec, task) = f.registered_round0(exact_max_within_100000());
     let RelayTask::Histogram { grid } = &task else { unreachable!() };
     let buckets = grid.buckets() as usize;
     assert_eq!(f.authorities[0].0.query_memory().ciphertexts, buckets);

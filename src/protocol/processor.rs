@@ -382,7 +382,7 @@ impl QueryDriver {
     /// The relays contributed to a round: check, aggregate, register.
     fn contributed(
         &mut self,
-        query: Running,
+        mut query: Running,
         round: Round,
         replies: Vec<PeerReply<RelayResponse>>,
         rng: &mut (impl RngCore + CryptoRng),
@@ -413,7 +413,6 @@ impl QueryDriver {
         let contributions: Vec<SignedContribution> =
             self.cx.settle(settled, round.number == 0)?.into_iter().map(|(_, c)| c).collect();
         let aggregate = Contribution::aggregate(&round.task, contributions.iter().map(|c| &c.contribution))?;
-        let mut query = query;
         // the round's first releases never depend on its registration: ask
         // them with it (one round trip less)
         let releases = match query.planner.round_ready()? {

@@ -42,34 +42,26 @@ pub struct PlanShape {
     pub releases: u64,
 }
 
-/// Rounds of 64-way refinement that narrow `span` values down to one.
-pub fn rounds_for_span(span: i128) -> u32 {
-    let mut rounds = 1;
-    let mut width = span.max(1);
-    while width > i128::from(SEARCH_BUCKETS) {
-        width = (width + i128::from(SEARCH_BUCKETS) - 1) / i128::from(SEARCH_BUCKETS);
-        rounds += 1;
-    }
-    rounds
-}
-
-/// The most releases a noisy search over `span` values makes: the total,
-/// then ceil(log2 B) prefix counts in each round of B buckets (a binary
-/// search), the rounds' grids being the ones `Grid::covering` makes of
-/// the widest bucket (a refinement cut to the bounds is never wider).
-/// Exactly what the search can use, so no share of epsilon is wasted.
-pub fn search_releases(span: i128) -> Result<u64, StatsError> {
+/// The shape of a search over `span` values: its rounds of 64-way
+/// refinement down to one value, and the most releases a noisy search
+/// makes (the total, then ceil(log2 B) prefix counts in each round of B
+/// buckets: a binary search), the rounds' grids being the ones
+/// `Grid::covering` makes of the widest bucket (a refinement cut to the
+/// bounds is never wider). Exactly what the search can use, so no share
+/// of epsilon is wasted.
+pub fn search_shape(span: i128) -> Result<PlanShape, StatsError> {
     let b = i128::from(SEARCH_BUCKETS);
     let mut values = span.max(1);
-    let mut releases = 1u64;
+    let mut shape = PlanShape { max_rounds: 0, releases: 1 };
     loop {
         let width = (values + b - 1) / b;
         let buckets =
             u64::try_from((values + width - 1) / width).map_err(|_| StatsError::ArithmeticOverflow("grid"))?;
+        shape.max_rounds += 1;
         // ceil(log2(buckets))
-        releases += u64::from(u64::BITS - buckets.saturating_sub(1).leading_zeros());
+        shape.releases += u64::from(u64::BITS - buckets.saturating_sub(1).leading_zeros());
         if width <= 1 {
-            return Ok(releases);
+            return Ok(shape);
         }
         values = width;
     }
@@ -97,7 +89,7 @@ pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape
                     .checked_sub(lo)
                     .and_then(|s| s.checked_add(1))
                     .ok_or(StatsError::ArithmeticOverflow("bounds"))?;
-                PlanShape { max_rounds: rounds_for_span(span), releases: search_releases(span)? }
+                search_shape(span)?
             }
             None if params.exact => PlanShape { max_rounds: EXACT_SEARCH_ROUNDS, releases: 1 },
             None => return Err(StatsError::BoundsRequired),
@@ -295,11 +287,13 @@ mod tests {
 
     #[test]
     fn rounds_and_shapes() {
-        assert_eq!(rounds_for_span(1), 1);
-        assert_eq!(rounds_for_span(64), 1);
-        assert_eq!(rounds_for_span(65), 2);
-        assert_eq!(rounds_for_span(4096), 2);
-        assert_eq!(rounds_for_span(4097), 3);
+        let rounds = |span| search_shape(span).unwrap().max_rounds;
+        let releases = |span| search_shape(span).unwrap().releases;
+        assert_eq!(rounds(1), 1);
+        assert_eq!(rounds(64), 1);
+        assert_eq!(rounds(65), 2);
+        assert_eq!(rounds(4096), 2);
+        assert_eq!(rounds(4097), 3);
         let mut p = QueryParams::new(Statistic::Median);
         p.exact = false;
         p.epsilon = Some(crate::stats::Epsilon(1_000_000));
@@ -307,9 +301,9 @@ mod tests {
         let f = p.fixed(0).unwrap();
         assert_eq!(plan_shape(&p, &f).unwrap(), PlanShape { max_rounds: 2, releases: 13 });
         // 1 + 6 (64 buckets of 15626) + 6 (64 of 245) + 6 (62 of 4) + 2 (4 of 1)
-        assert_eq!(search_releases(1_000_001).unwrap(), 21);
-        assert_eq!(rounds_for_span(1_000_001), 4);
-        assert_eq!((search_releases(1).unwrap(), search_releases(2).unwrap(), search_releases(3).unwrap()), (1, 2, 3));
+        assert_eq!(releases(1_000_001), 21);
+        assert_eq!(rounds(1_000_001), 4);
+        assert_eq!((releases(1), releases(2), releases(3)), (1, 2, 3));
     }
 
     /// A noisy search never needs more releases than its plan's share, and
@@ -319,7 +313,7 @@ mod tests {
     fn a_noisy_search_uses_what_its_plan_reserves() {
         use crate::stats::search::{QuantileSearch, SearchStep};
         for (lo, hi) in [(0i128, 4095i128), (0, 1_000_000), (-20, 900), (0, 3_000_000), (5, 5), (0, 1)] {
-            let reserved = search_releases(hi - lo + 1).unwrap();
+            let reserved = search_shape(hi - lo + 1).unwrap().releases;
             let mut most = 0;
             for (k, p) in (0..=8).flat_map(|k| [(k, (1, 2)), (k, (9, 10))]) {
                 let value = lo + (hi - lo) * k / 8;

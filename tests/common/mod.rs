@@ -118,3 +118,25 @@ impl ColumnSource for Generated {
 pub fn generated(label: &'static str, parts: Vec<Vec<i128>>) -> Vec<Box<dyn ColumnSource>> {
     parts.into_iter().map(|values| Box::new(Generated { label, values }) as Box<dyn ColumnSource>).collect()
 }
+
+/// Asks the cluster, exactly, for the count, sum, mean, variance, median
+/// and min of the column `label` (0 decimals) and checks each against the
+/// plaintext `values`, the whole column over all relays.
+pub fn check_exact_against_plaintext(cluster: &mut MemoryCluster, label: &str, values: &[i128]) {
+    use crux::stats::result::reduce;
+    use crux::stats::{ExactValue, QueryParams, Statistic};
+    let n = values.len() as i128;
+    let sum: i128 = values.iter().sum();
+    let squares: i128 = values.iter().map(|v| v * v).sum();
+    let mut sorted = values.to_vec();
+    sorted.sort();
+    let mut ask = |statistic| cluster.query(&[label], QueryParams::new(statistic)).unwrap().result.value;
+    assert_eq!(ask(Statistic::Count), ExactValue::Fixed { mantissa: n, decimals: 0 });
+    assert_eq!(ask(Statistic::Sum), ExactValue::Fixed { mantissa: sum, decimals: 0 });
+    let (num, den) = reduce(sum, n).unwrap();
+    assert_eq!(ask(Statistic::Mean), ExactValue::Ratio { num, den });
+    let (num, den) = reduce(n * squares - sum * sum, n * n).unwrap();
+    assert_eq!(ask(Statistic::Variance), ExactValue::Ratio { num, den });
+    assert_eq!(ask(Statistic::Median), ExactValue::Fixed { mantissa: sorted[(n as usize) / 2 - 1], decimals: 0 });
+    assert_eq!(ask(Statistic::Min), ExactValue::Fixed { mantissa: sorted[0], decimals: 0 });
+}
