@@ -148,9 +148,10 @@ fn noisy_share(
     rng: &mut (impl RngCore + CryptoRng),
 ) -> BatchDecryption {
     let bases = [ct.a];
-    let made = share.decryption_shares(&bases, Some((&curve25519_dalek::Scalar::ONE, &[noise])));
+    let one = curve25519_dalek::Scalar::ONE;
+    let made = share.decryption_shares(&one, &bases, Some(&[noise]));
     let made: Vec<&DecryptionShare> = made.iter().collect();
-    share.prove_decryptions(b"ctx", &bases, &made, false, rng)
+    share.prove_decryptions(&one, b"ctx", &made, false, rng)
 }
 
 /// 1: a noisy decryption share's time (batch of 1) by the |noise| it drew.

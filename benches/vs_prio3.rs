@@ -13,7 +13,9 @@
 //! is used by the crate.
 //!
 //! Run: `cargo bench --bench vs_prio3` (VS_PRIO3_RUNS=N lowers the runs
-//! per figure, VS_PRIO3_MEDIAN_RUNS=N those of the median queries).
+//! per figure, VS_PRIO3_MEDIAN_RUNS=N those of the median queries;
+//! VS_PRIO3_ONLY=variance,histogram256 runs only those queries, e.g. for a
+//! profile).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -638,6 +640,12 @@ fn clock_read() -> Duration {
     t.elapsed() / reads
 }
 
+/// Whether `VS_PRIO3_ONLY` (a comma-separated list of queries, e.g. for a
+/// profile of one) lets this query run; unset: all of them.
+fn chosen(query: &str) -> bool {
+    std::env::var("VS_PRIO3_ONLY").map_or(true, |only| only.split(',').any(|q| q.trim() == query))
+}
+
 fn main() {
     let start = Instant::now();
     let runs = env_runs("VS_PRIO3_RUNS", 9);
@@ -658,14 +666,15 @@ fn main() {
             let truth = Truth::new(rows);
             let mut table = Vec::new();
             let mut exact = Crux::new(data, relays, true, &solver);
-            for query in &QUERIES[..5] {
+            for query in QUERIES[..5].iter().filter(|q| chosen(q)) {
                 let n = if *query == "median" { median_runs } else { runs };
                 table.push(measure(query, &mut exact, rows, &truth, n));
             }
             drop(exact);
-            let mut dp = Crux::new(data, relays, false, &solver);
-            table.push(measure(QUERIES[5], &mut dp, rows, &truth, median_runs));
-            drop(dp);
+            if chosen(QUERIES[5]) {
+                let mut dp = Crux::new(data, relays, false, &solver);
+                table.push(measure(QUERIES[5], &mut dp, rows, &truth, median_runs));
+            }
             print_table(relays, data.name, &table);
             for r in &table {
                 summary.push(format!(

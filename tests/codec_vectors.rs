@@ -263,7 +263,7 @@ fn make_signature_vectors() -> Value {
     let (contribution, proof) = fixed_contribution(&share, &s, &t, &mut rng);
     let (exact, noisy) = fixed_partials(&share, &contribution, &mut rng);
     json!({
-        "about": "admission signatures and a contribution's proof of randomness, version 2 (fixed keys, seeded randomness); see tests/codec_vectors.rs",
+        "about": "admission signatures and a contribution's proof of randomness, version 2; batch decryptions, crux-batch-decryption-v2 (shares scaled by the Lagrange coefficient, here 1/3); fixed keys, seeded randomness; see tests/codec_vectors.rs",
         "authority_public": hex::encode(share.public_point().compress().as_bytes()),
         "query_admission_signature": hex::encode(query_sig.to_bytes()),
         "round_admission_signature": hex::encode(round_sig.to_bytes()),
@@ -290,17 +290,17 @@ fn batch_bases(c: &Contribution) -> Vec<curve25519_dalek::RistrettoPoint> {
     c.ciphertexts().iter().take(2).map(|x| x.a).collect()
 }
 
-/// An exact and a noisy (noises 7 and −2, λ = 1/3) batch decryption of the
-/// contribution's first two ciphertexts by the fixed share, bound to
-/// `partial_inputs`.
+/// An exact and a noisy (noises 7 and −2) batch decryption, both scaled by
+/// λ = 1/3, of the contribution's first two ciphertexts by the fixed share,
+/// bound to `partial_inputs`.
 fn fixed_partials(share: &KeyShare, c: &Contribution, rng: &mut StdRng) -> (BatchDecryption, BatchDecryption) {
     let (context, lambda) = partial_inputs();
     let bases = batch_bases(c);
-    let exact = share.decryption_shares(&bases, None);
-    let noisy = share.decryption_shares(&bases, Some((&lambda, &[7, -2])));
+    let exact = share.decryption_shares(&lambda, &bases, None);
+    let noisy = share.decryption_shares(&lambda, &bases, Some(&[7, -2]));
     (
-        share.prove_decryptions(&context, &bases, &exact.iter().collect::<Vec<_>>(), true, rng),
-        share.prove_decryptions(&context, &bases, &noisy.iter().collect::<Vec<_>>(), false, rng),
+        share.prove_decryptions(&lambda, &context, &exact.iter().collect::<Vec<_>>(), true, rng),
+        share.prove_decryptions(&lambda, &context, &noisy.iter().collect::<Vec<_>>(), false, rng),
     )
 }
 
@@ -404,9 +404,9 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
     // batch decryptions of the count and Σv limb 0: the stored proofs verify
     // against the fixed share's key, and fail for another context, other
     // ciphertexts or a changed share
-    let member = Member { authority: "authority-1".into(), index: 1, point: public };
-    let joint = JointPublicKey::new(0, 1, vec![member], public).unwrap();
-    let (context, _) = partial_inputs();
+    // (proved against λ·Y_1, the fixed share's public key scaled by λ = 1/3)
+    let (context, lambda) = partial_inputs();
+    let scaled = public * lambda;
     let bases = batch_bases(&contribution);
     let encodings = base_encodings(&bases);
     for (key, noisy) in [("batch_decryption", false), ("noisy_batch_decryption", true)] {
@@ -428,17 +428,18 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
         };
         let shares = d["shares"].as_array().unwrap().iter().map(point).collect();
         let batch = BatchDecryption { authority: "authority-1".into(), shares, proof };
-        batch.verify(&joint, &context, &bases, &encodings, !noisy).unwrap();
-        assert!(batch.verify(&joint, b"another context", &bases, &encodings, false).is_err(), "{key}");
+        batch.verify(&scaled, &context, &bases, &encodings, !noisy).unwrap();
+        assert!(batch.verify(&scaled, b"another context", &bases, &encodings, false).is_err(), "{key}");
         let swapped = [bases[1], bases[0]];
-        assert!(batch.verify(&joint, &context, &swapped, &base_encodings(&swapped), false).is_err(), "{key}");
+        assert!(batch.verify(&scaled, &context, &swapped, &base_encodings(&swapped), false).is_err(), "{key}");
         let mut shifted = batch.clone();
         shifted.shares[1] =
             (shifted.shares[1].decompress().unwrap() + RISTRETTO_BASEPOINT_TABLE * &Scalar::ONE).compress();
-        assert!(shifted.verify(&joint, &context, &bases, &encodings, false).is_err(), "{key}");
+        assert!(shifted.verify(&scaled, &context, &bases, &encodings, false).is_err(), "{key}");
+        assert!(batch.verify(&public, &context, &bases, &encodings, !noisy).is_err(), "{key}: Y_1 without λ");
         if noisy {
             assert!(
-                batch.verify(&joint, &context, &bases, &encodings, true).is_err(),
+                batch.verify(&scaled, &context, &bases, &encodings, true).is_err(),
                 "a noisy batch where exact is required"
             );
         }

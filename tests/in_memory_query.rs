@@ -266,3 +266,68 @@ fn authorities_refuse_queries_for_another_dataset() {
     let err = cluster.query(&["Land"], exact(Statistic::Count)).unwrap_err().to_string();
     assert!(err.contains("guards dataset \"areas\""), "{err}");
 }
+
+/// The processor leaves signatures and proofs of randomness to the
+/// authorities and checks them only when the authorities refuse a round's
+/// registration: a relay whose contribution fails either is then left out
+/// of round 0 (the round registered again, one round trip more) and the
+/// answer is the other relays' exact one; in a later round of a search the
+/// query fails naming the relay (its rounds must cover the same relays).
+#[test]
+fn a_relay_whose_signature_or_proof_fails_is_left_out_after_the_refusal() {
+    use crux::protocol::error::PeerReply;
+    use crux::protocol::messages::{RelayRequest, RelayResponse};
+    let l = ["Population", "All usual residents", "2021"];
+    // the reference: relays 1 and 3 alone (the same shards of three)
+    let mut reference = memory_cluster("areas.xlsx", 3, true, 2);
+    reference.relays.remove(1);
+    let sum_of_two = reference.query(&l, exact(Statistic::Sum)).unwrap().result.value;
+    let median_of_two = reference.query(&l, exact(Statistic::Median)).unwrap().result.value;
+    let mut clean = memory_cluster("areas.xlsx", 3, true, 2);
+    let sum_of_three = clean.query(&l, exact(Statistic::Sum)).unwrap().result.value;
+    assert_ne!(sum_of_two, sum_of_three, "relay-2's shard counts");
+    let clean_trips = clean.trace.round_trips;
+
+    // relay-2 answers round `round` with relay-1's proof or signature
+    fn tamper(round: u32, signature: bool) -> crux::harness::RelayHook {
+        Box::new(move |request: &RelayRequest, replies: &mut Vec<PeerReply<RelayResponse>>| {
+            let RelayRequest::Contribute { round: asked, .. } = request else { return };
+            if *asked != round {
+                return;
+            }
+            let first = replies.iter().find_map(|r| match &r.reply {
+                Ok(RelayResponse::Contribution(c)) if c.relay == "relay-1" => Some((c.proof, c.signature.clone())),
+                _ => None,
+            });
+            let (proof, sig) = first.unwrap();
+            for r in replies.iter_mut().filter(|r| r.peer == "relay-2") {
+                if let Ok(RelayResponse::Contribution(c)) = &mut r.reply {
+                    if signature {
+                        c.signature = sig.clone();
+                    } else {
+                        c.proof = proof;
+                    }
+                }
+            }
+        })
+    }
+    for signature in [false, true] {
+        let mut cluster = memory_cluster("areas.xlsx", 3, true, 2);
+        cluster.relay_hook = Some(tamper(0, signature));
+        let a = cluster.query(&l, exact(Statistic::Sum)).unwrap();
+        assert_eq!(a.result.value, sum_of_two, "signature {signature}");
+        assert_eq!(a.relays, ["relay-1", "relay-3"]);
+        let (missing, why) = &a.missing_relays[0];
+        assert_eq!(missing, "relay-2");
+        let expected = if signature { "signature" } else { "proof of randomness does not verify" };
+        assert!(why.contains(expected), "{why}");
+        assert_eq!(cluster.trace.round_trips, clean_trips + 1, "the round registered again");
+        // a search: left out in round 0, the same relays to the end
+        let a = cluster.query(&l, exact(Statistic::Median)).unwrap();
+        assert_eq!(a.result.value, median_of_two);
+        // in round 1 the query fails, naming relay-2
+        cluster.relay_hook = Some(tamper(1, signature));
+        let e = cluster.query(&l, exact(Statistic::Median)).unwrap_err().to_string();
+        assert!(e.contains("relay-2") && e.contains(expected), "{e}");
+    }
+}

@@ -330,12 +330,14 @@ fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryp
     let open = |joint: &crux::crypto::JointPublicKey, shares: &[KeyShare]| {
         let set: Vec<String> = shares.iter().map(|s| s.authority().to_string()).collect();
         let bases = [recorded.a];
+        let lambdas = joint.lagrange(&set).unwrap();
         let batches: Vec<BatchDecryption> = shares
             .iter()
-            .map(|s| {
-                let made = s.decryption_shares(&bases, None);
+            .zip(&lambdas)
+            .map(|(s, lambda)| {
+                let made = s.decryption_shares(lambda, &bases, None);
                 let made: Vec<_> = made.iter().collect();
-                s.prove_decryptions(b"old ciphertext", &bases, &made, true, &mut rand::rngs::OsRng)
+                s.prove_decryptions(lambda, b"old ciphertext", &made, true, &mut rand::rngs::OsRng)
             })
             .collect();
         // every share's proof holds against its own committee's key; only the combination can differ

@@ -1,18 +1,22 @@
 //! Partial decryptions of several releases at once, with one proof per
-//! authority per step (`crux-batch-decryption-v1`).
+//! authority per step (`crux-batch-decryption-v2`).
 //!
-//! An authority with share x_i (Y_i = x_i·G) answers k ciphertexts (a_j, b_j)
-//! of one round with shares D_j = x_i·a_j (exact) or D_j = x_i·a_j + f_j·G
-//! (noisy: f_j = −λ_i⁻¹·e_j, its discrete-Laplace noise e_j folded so that
-//! any decrypting set combines to whole-integer noise). Weights
-//! ρ_j = H(seed, j), with seed = SHA-512 over the domain, the release
-//! context (`protocol::codec::releases_context`: query, round, releases),
-//! Y_i, every a_j and every D_j, turn the k statements into one:
-//! A* = Σ ρ_j·a_j, D* = Σ ρ_j·D_j. The authority proves D* = x_i·A*
-//! (Chaum-Pedersen, `proofs::DleqProof`) or knowledge of (x_i, f*) with
-//! D* = x_i·A* + f*·G, f* = Σ ρ_j·f_j (`proofs::NoisyShareProof`), both bound
-//! to the seed. An exact share D_j ≠ x_i·a_j makes D* ≠ x_i·A* except with
-//! probability 1/ℓ over weights fixed only after every D_j.
+//! An authority with share x_i (Y_i = x_i·G) and Lagrange coefficient λ_i in
+//! the query's decrypting set answers k ciphertexts (a_j, b_j) of one round
+//! with shares already scaled by λ_i: D_j = λ_i·x_i·a_j (exact) or
+//! D_j = λ_i·x_i·a_j − e_j·G (noisy: its discrete-Laplace noise e_j), so the
+//! processor combines by adding, b_j − Σ_i D_ij = m_j·G (+ Σ_i e_ij·G).
+//! Weights ρ_j = H(seed, j), with seed = SHA-512 over the domain, the
+//! release context (`protocol::codec::releases_context`: query, round,
+//! releases), the scaled public share λ_i·Y_i, every a_j and every D_j,
+//! turn the k statements into one: A* = Σ ρ_j·a_j, D* = Σ ρ_j·D_j. The
+//! authority proves D* = (λ_i·x_i)·A* against λ_i·Y_i (Chaum-Pedersen,
+//! `proofs::DleqProof`) or knowledge of (λ_i·x_i, f*) with
+//! D* = (λ_i·x_i)·A* + f*·G, f* = −Σ ρ_j·e_j (`proofs::NoisyShareProof`),
+//! both bound to the seed. An exact share D_j ≠ λ_i·x_i·a_j makes
+//! D* ≠ λ_i·x_i·A* except with probability 1/ℓ over weights fixed only
+//! after every D_j. (Version 1 sent unscaled shares, x_i·a_j with the noise
+//! folded as −λ_i⁻¹·e_j, and the processor multiplied each by λ_i.)
 //!
 //! Points enter the hash as 32-byte encodings: a D_j as sent (compressed),
 //! an a_j as the encoding of 2·a_j (`double_and_compress_batch`, one field
@@ -34,7 +38,7 @@ use super::error::CryptoError;
 use super::keys::{JointPublicKey, KeyShare};
 use super::proofs::{DleqProof, NoisyShareProof, ShareStatement};
 
-const DOMAIN: &[u8] = b"crux-batch-decryption-v1";
+const DOMAIN: &[u8] = b"crux-batch-decryption-v2";
 
 /// How a batch was proved: exactly (every D_j = x_i·a_j, one DLEQ proof of
 /// D* = x_i·A*) or with the authority's differential-privacy noise folded
@@ -59,6 +63,9 @@ pub struct BatchDecryption {
 /// the folded noise f (zero when exact; secret, wiped on drop).
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct DecryptionShare {
+    /// the first component a_j of the ciphertext it decrypts
+    #[zeroize(skip)]
+    base: RistrettoPoint,
     #[zeroize(skip)]
     point: RistrettoPoint,
     #[zeroize(skip)]
@@ -111,38 +118,37 @@ fn weights(seed: &[u8; 64], count: usize) -> Vec<Scalar> {
 }
 
 impl KeyShare {
-    /// Shares of the ciphertexts whose first components are `bases`; with
-    /// `noise` (the answering set's Lagrange coefficient λ_i and one
-    /// integer noise per base) each share folds −λ_i⁻¹·e_j·G in.
+    /// Shares of the ciphertexts whose first components are `bases`, scaled
+    /// by this authority's Lagrange coefficient `lambda` in the decrypting
+    /// set: λ_i·x_i·a_j, or with `noise` (one integer e_j per base)
+    /// λ_i·x_i·a_j − e_j·G.
     pub fn decryption_shares(
         &self,
+        lambda: &Scalar,
         bases: &[RistrettoPoint],
-        noise: Option<(&Scalar, &[i128])>,
+        noise: Option<&[i128]>,
     ) -> Vec<DecryptionShare> {
         let half = Scalar::from(2u8).invert();
-        let mut x_half = self.secret_scalar() * half;
-        let mut folded: Vec<Scalar> = match noise {
-            Some((lambda, noises)) => {
-                let minus_inv = -lambda.invert();
-                noises.iter().map(|e| super::scalar_from_i128(*e) * minus_inv).collect()
-            }
-            None => Vec::new(),
-        };
+        let mut scaled_half = self.secret_scalar() * lambda * half;
+        let mut folded: Vec<Scalar> =
+            noise.map(|e| e.iter().map(|e| -super::scalar_from_i128(*e)).collect()).unwrap_or_default();
         let halves: Vec<RistrettoPoint> = bases
             .iter()
             .enumerate()
             .map(|(j, a)| match folded.get(j) {
-                Some(f) => a * x_half + RISTRETTO_BASEPOINT_TABLE * &(f * half),
-                None => a * x_half,
+                Some(f) => a * scaled_half + RISTRETTO_BASEPOINT_TABLE * &(f * half),
+                None => a * scaled_half,
             })
             .collect();
-        x_half.zeroize();
+        scaled_half.zeroize();
         let encoded = RistrettoPoint::double_and_compress_batch(&halves);
         let shares = halves
             .iter()
+            .zip(bases)
             .zip(encoded)
             .enumerate()
-            .map(|(j, (h, encoded))| DecryptionShare {
+            .map(|(j, ((h, base), encoded))| DecryptionShare {
+                base: *base,
                 point: h + h,
                 encoded,
                 folded_noise: folded.get(j).copied().unwrap_or(Scalar::ZERO),
@@ -152,64 +158,64 @@ impl KeyShare {
         shares
     }
 
-    /// One proof over `shares` of the ciphertexts with first components
-    /// `bases` (same order), bound to `context`; `exact` selects the proof.
+    /// One proof over `shares` (made with the same `lambda`, in the order
+    /// of the releases), bound to `context`; `exact` selects the proof.
     pub fn prove_decryptions(
         &self,
+        lambda: &Scalar,
         context: &[u8],
-        bases: &[RistrettoPoint],
         shares: &[&DecryptionShare],
         exact: bool,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> BatchDecryption {
-        // one share per base (the caller's lists have equal lengths; a longer
-        // one is cut, so the multiscalar multiplications get equal lengths)
-        let n = bases.len().min(shares.len());
-        let (bases, shares) = (bases.get(..n).unwrap_or_default(), shares.get(..n).unwrap_or_default());
+        let bases: Vec<RistrettoPoint> = shares.iter().map(|s| s.base).collect();
+        let n = bases.len();
+        let mut secret = self.secret_scalar() * lambda;
+        let public = RISTRETTO_BASEPOINT_TABLE * &secret;
         let encoded: Vec<CompressedRistretto> = shares.iter().map(|s| s.encoded).collect();
-        let seed = seed(context, &self.public_point(), &base_encodings(bases), &encoded);
+        let seed = seed(context, &public, &base_encodings(&bases), &encoded);
         let rho = weights(&seed, n);
-        let a_star = RistrettoPoint::vartime_multiscalar_mul(&rho, bases);
-        let points: Vec<RistrettoPoint> = shares.iter().map(|s| s.point).collect();
-        let d_star = RistrettoPoint::vartime_multiscalar_mul(&rho, &points);
-        let public = self.public_point();
+        let a_star = RistrettoPoint::vartime_multiscalar_mul(&rho, &bases);
+        // D* = Σ ρ_j·D_j = λ_i·x_i·A* + f*·G: one multiplication (constant
+        // time: the secret and f* are secret) instead of a multiscalar one
+        let mut f_star: Scalar = rho.iter().zip(shares).map(|(r, s)| r * s.folded_noise).sum();
+        let d_star = a_star * secret + RISTRETTO_BASEPOINT_TABLE * &f_star;
         let statement = ShareStatement { context: &seed, public: &public, base: &a_star, share: &d_star };
         let proof = if exact {
-            ShareProof::Exact(DleqProof::prove(&statement, self.secret_scalar(), rng))
+            ShareProof::Exact(DleqProof::prove(&statement, &secret, rng))
         } else {
-            let mut f_star: Scalar = rho.iter().zip(shares).map(|(r, s)| r * s.folded_noise).sum();
-            let proof = NoisyShareProof::prove(&statement, self.secret_scalar(), &f_star, rng);
-            f_star.zeroize();
-            ShareProof::Noisy(proof)
+            ShareProof::Noisy(NoisyShareProof::prove(&statement, &secret, &f_star, rng))
         };
+        f_star.zeroize();
+        secret.zeroize();
         BatchDecryption { authority: self.authority().to_string(), shares: encoded, proof }
     }
 }
 
 impl BatchDecryption {
-    /// Checks the one proof against the authority's public share, the
+    /// Checks the one proof against the authority's scaled public share
+    /// `public` = λ_i·Y_i (`JointPublicKey::decryptor_public`), the
     /// ciphertexts' first components `bases` and their `encodings`
     /// (`base_encodings`); returns the shares as points. With `exact`, a
     /// noisy proof is refused.
     pub fn verify(
         &self,
-        key: &JointPublicKey,
+        public: &RistrettoPoint,
         context: &[u8],
         bases: &[RistrettoPoint],
         encodings: &[CompressedRistretto],
         exact: bool,
     ) -> Result<Vec<RistrettoPoint>, CryptoError> {
         let bad = || CryptoError::InvalidDecryptionProof { authority: self.authority.clone() };
-        let public = key.share_of(&self.authority).ok_or_else(bad)?.point;
         if self.shares.len() != bases.len() || encodings.len() != bases.len() {
             return Err(bad());
         }
         let points = self.shares.iter().map(|s| s.decompress().ok_or_else(bad)).collect::<Result<Vec<_>, _>>()?;
-        let seed = seed(context, &public, encodings, &self.shares);
+        let seed = seed(context, public, encodings, &self.shares);
         let rho = weights(&seed, bases.len());
         let a_star = RistrettoPoint::vartime_multiscalar_mul(&rho, bases);
         let d_star = RistrettoPoint::vartime_multiscalar_mul(&rho, &points);
-        let statement = ShareStatement { context: &seed, public: &public, base: &a_star, share: &d_star };
+        let statement = ShareStatement { context: &seed, public, base: &a_star, share: &d_star };
         let ok = match (&self.proof, exact) {
             (ShareProof::Exact(p), _) => p.verify(&statement),
             (ShareProof::Noisy(p), false) => p.verify(&statement),
@@ -224,9 +230,10 @@ impl BatchDecryption {
 }
 
 /// Verifies one batch from each of the query's `decryptors` (exactly t
-/// members) over `ciphertexts` and returns m_j·G = b_j − Σ λ_i·D_ij for
-/// every ciphertext ((m_j + Σ noise)·G when noisy). A missing decryptor, a
-/// duplicate, a stranger or a bad proof is an error naming the authority.
+/// members) over `ciphertexts` and returns m_j·G = b_j − Σ_i D_ij for every
+/// ciphertext ((m_j + Σ noise)·G when noisy): the shares come scaled by
+/// λ_i, so combining is adding. A missing decryptor, a duplicate, a
+/// stranger or a bad proof is an error naming the authority.
 pub fn combine_batches(
     key: &JointPublicKey,
     ciphertexts: &[Ciphertext],
@@ -241,34 +248,41 @@ pub fn combine_batches(
     let lambdas = key.lagrange(decryptors)?;
     let bases: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.a).collect();
     let encodings = base_encodings(&bases);
-    let mut shares = Vec::with_capacity(decryptors.len());
-    for name in decryptors {
+    let mut combined: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.b).collect();
+    for (name, lambda) in decryptors.iter().zip(&lambdas) {
         let mut found = batches.iter().filter(|p| &p.authority == name);
         let batch = found.next().ok_or_else(|| CryptoError::MissingDecryption { authority: name.clone() })?;
         if found.next().is_some() {
             return Err(CryptoError::DuplicateAuthority { authority: name.clone() });
         }
-        shares.push(batch.verify(key, context, &bases, &encodings, exact)?);
+        let member =
+            key.share_of(name).ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: name.clone() })?;
+        // (`verify` checked that there is one share per ciphertext)
+        for (sum, share) in
+            combined.iter_mut().zip(batch.verify(&(member.point * lambda), context, &bases, &encodings, exact)?)
+        {
+            *sum -= share;
+        }
     }
-    // (every list has one share per ciphertext: `verify` checked the lengths;
-    // the multiscalar multiplication needs equal lengths, so collect first)
-    ciphertexts
-        .iter()
-        .enumerate()
-        .map(|(j, c)| {
-            let column = shares
-                .iter()
-                .zip(decryptors)
-                .map(|(s, name)| {
-                    s.get(j).copied().ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: name.clone() })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            if column.len() != lambdas.len() {
-                return Err(CryptoError::MissingDecryption { authority: String::new() });
-            }
-            Ok(c.b - RistrettoPoint::vartime_multiscalar_mul(&lambdas, &column))
-        })
-        .collect()
+    Ok(combined)
+}
+
+impl JointPublicKey {
+    /// λ_i·Y_i of `authority` in the decrypting set `decryptors`: what its
+    /// batches of shares are proved against (`BatchDecryption::verify`).
+    pub fn decryptor_public(&self, authority: &str, decryptors: &[String]) -> Result<RistrettoPoint, CryptoError> {
+        let lambdas = self.lagrange(decryptors)?;
+        let member = self
+            .share_of(authority)
+            .ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: authority.to_string() })?;
+        let lambda = decryptors
+            .iter()
+            .zip(&lambdas)
+            .find(|(name, _)| name.as_str() == authority)
+            .map(|(_, l)| l)
+            .ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: authority.to_string() })?;
+        Ok(member.point * lambda)
+    }
 }
 
 #[cfg(test)]
@@ -295,9 +309,10 @@ mod tests {
         let picked = [&shares[0], &shares[2]];
         let exact: Vec<BatchDecryption> = picked
             .iter()
-            .map(|s| {
-                let made = s.decryption_shares(&bases, None);
-                s.prove_decryptions(b"ctx", &bases, &made.iter().collect::<Vec<_>>(), true, &mut OsRng)
+            .zip(&lambdas)
+            .map(|(s, l)| {
+                let made = s.decryption_shares(l, &bases, None);
+                s.prove_decryptions(l, b"ctx", &made.iter().collect::<Vec<_>>(), true, &mut OsRng)
             })
             .collect();
         let points = combine_batches(&joint, &cts, b"ctx", &exact, &set, true).unwrap();
@@ -309,8 +324,8 @@ mod tests {
             .zip(&lambdas)
             .zip(&noises)
             .map(|((s, l), e)| {
-                let made = s.decryption_shares(&bases, Some((l, e)));
-                s.prove_decryptions(b"ctx", &bases, &made.iter().collect::<Vec<_>>(), false, &mut OsRng)
+                let made = s.decryption_shares(l, &bases, Some(e));
+                s.prove_decryptions(l, b"ctx", &made.iter().collect::<Vec<_>>(), false, &mut OsRng)
             })
             .collect();
         let points = combine_batches(&joint, &cts, b"ctx", &noisy, &set, false).unwrap();
@@ -328,23 +343,27 @@ mod tests {
         let cts: Vec<Ciphertext> = (0..3).map(|m| key.encrypt(m, &mut OsRng)).collect();
         let bases: Vec<RistrettoPoint> = cts.iter().map(|c| c.a).collect();
         let encodings = base_encodings(&bases);
-        let made = shares[0].decryption_shares(&bases, None);
-        let batch = shares[0].prove_decryptions(b"ctx", &bases, &made.iter().collect::<Vec<_>>(), true, &mut OsRng);
-        assert!(batch.verify(&joint, b"ctx", &bases, &encodings, true).is_ok());
-        assert!(batch.verify(&joint, b"other", &bases, &encodings, true).is_err(), "another context");
+        let set = vec!["a".to_string(), "b".to_string()];
+        let lambda = joint.lagrange(&set).unwrap()[0];
+        let public = joint.decryptor_public("a", &set).unwrap();
+        let made = shares[0].decryption_shares(&lambda, &bases, None);
+        let batch = shares[0].prove_decryptions(&lambda, b"ctx", &made.iter().collect::<Vec<_>>(), true, &mut OsRng);
+        assert!(batch.verify(&public, b"ctx", &bases, &encodings, true).is_ok());
+        assert!(batch.verify(&public, b"other", &bases, &encodings, true).is_err(), "another context");
         let mut moved = batch.clone();
         moved.shares.swap(1, 2);
-        assert!(moved.verify(&joint, b"ctx", &bases, &encodings, true).is_err(), "shares moved");
+        assert!(moved.verify(&public, b"ctx", &bases, &encodings, true).is_err(), "shares moved");
         let mut shifted = batch.clone();
         shifted.shares[2] = (shifted.shares[2].decompress().unwrap() + RISTRETTO_BASEPOINT_POINT).compress();
-        assert!(shifted.verify(&joint, b"ctx", &bases, &encodings, true).is_err(), "one share shifted");
-        let mut other = batch.clone();
-        other.authority = "b".into();
-        assert!(other.verify(&joint, b"ctx", &bases, &encodings, true).is_err(), "another authority's key");
+        assert!(shifted.verify(&public, b"ctx", &bases, &encodings, true).is_err(), "one share shifted");
+        let other = joint.decryptor_public("b", &set).unwrap();
+        assert!(batch.verify(&other, b"ctx", &bases, &encodings, true).is_err(), "another authority's key");
+        let unscaled = joint.share_of("a").unwrap().point;
+        assert!(batch.verify(&unscaled, b"ctx", &bases, &encodings, true).is_err(), "Y_i without λ_i");
         let fewer = &bases[..2];
-        assert!(batch.verify(&joint, b"ctx", fewer, &base_encodings(fewer), true).is_err(), "another length");
+        assert!(batch.verify(&public, b"ctx", fewer, &base_encodings(fewer), true).is_err(), "another length");
         let mut garbage = batch.clone();
         garbage.shares[0] = CompressedRistretto([0xff; 32]);
-        assert!(garbage.verify(&joint, b"ctx", &bases, &encodings, true).is_err(), "not a point");
+        assert!(garbage.verify(&public, b"ctx", &bases, &encodings, true).is_err(), "not a point");
     }
 }

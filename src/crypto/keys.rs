@@ -237,6 +237,31 @@ impl JointPublicKey {
     /// Checks that `set` names exactly t distinct members (a query's
     /// decryptors) and gives each one's Lagrange coefficient, in order.
     pub fn lagrange(&self, set: &[String]) -> Result<Vec<Scalar>, CryptoError> {
+        let indices = self.decryptor_indices(set)?;
+        // λ_i = Π_{j≠i} j / (j − i): one batched inversion for the whole set
+        let mut denominators: Vec<Scalar> = indices
+            .iter()
+            .map(|&i| indices.iter().filter(|&&j| j != i).map(|&j| Scalar::from(j) - Scalar::from(i)).product())
+            .collect();
+        Scalar::batch_invert(&mut denominators);
+        Ok(indices
+            .iter()
+            .zip(denominators)
+            .map(|(&i, inverse)| {
+                indices.iter().filter(|&&j| j != i).map(|&j| Scalar::from(j)).product::<Scalar>() * inverse
+            })
+            .collect())
+    }
+
+    /// Checks that `set` names exactly t distinct members (what `lagrange`
+    /// needs), without computing the coefficients: for a relay, which
+    /// only checks who signed.
+    pub fn check_decryptors(&self, set: &[String]) -> Result<(), CryptoError> {
+        self.decryptor_indices(set).map(|_| ())
+    }
+
+    /// The members' indices of a decrypting set: t distinct members.
+    fn decryptor_indices(&self, set: &[String]) -> Result<Vec<u16>, CryptoError> {
         if set.len() != usize::from(self.threshold) {
             return Err(CryptoError::InvalidCommittee {
                 reason: format!("{} decryptors named where the threshold is {}", set.len(), self.threshold),
@@ -250,7 +275,9 @@ impl JointPublicKey {
                 })
             })
             .collect::<Result<Vec<u16>, CryptoError>>()?;
-        indices.iter().map(|&i| lagrange_at_zero(i, &indices)).collect()
+        super::dkg::committee::validate_indices(&indices, "the decrypting set")
+            .map_err(|e| CryptoError::InvalidCommittee { reason: e.to_string() })?;
+        Ok(indices)
     }
 }
 
@@ -308,6 +335,17 @@ mod tests {
         assert!(matches!(err, CryptoError::InvalidCommittee { .. }));
         assert!(JointPublicKey::new(0, 6, joint.members().to_vec(), joint.point()).is_err());
         assert!(JointPublicKey::new(0, 0, joint.members().to_vec(), joint.point()).is_err());
+        for set in [["a1", "a2", "a3"], ["a5", "a2", "a4"], ["a3", "a1", "a5"]] {
+            let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+            let indices: Vec<u16> = set.iter().map(|n| joint.share_of(n).unwrap().index).collect();
+            let one_by_one: Vec<Scalar> = indices.iter().map(|&i| lagrange_at_zero(i, &indices).unwrap()).collect();
+            assert_eq!(joint.lagrange(&set).unwrap(), one_by_one, "batched inversion, same coefficients");
+            joint.check_decryptors(&set).unwrap();
+        }
+        for bad in [vec!["a1", "a2"], vec!["a1", "a2", "a9"], vec!["a1", "a2", "a1"]] {
+            let bad: Vec<String> = bad.iter().map(|s| s.to_string()).collect();
+            assert!(joint.check_decryptors(&bad).is_err(), "{bad:?}");
+        }
         assert!(joint.lagrange(&["a1".into(), "a2".into()]).is_err(), "fewer than t");
         assert!(joint.lagrange(&["a1".into(), "a2".into(), "a9".into()]).is_err(), "a stranger");
         assert!(joint.lagrange(&["a1".into(), "a2".into(), "a1".into()]).is_err(), "twice");

@@ -71,19 +71,35 @@ fn names(set: &[&str]) -> Vec<String> {
     set.iter().map(|s| s.to_string()).collect()
 }
 
-/// One authority's proved shares of a batch of releases `cts`: exact, or
-/// with `noise` (its Lagrange coefficient in the answering set and one
-/// integer per release) folded in.
-fn batch(share: &KeyShare, cts: &[Ciphertext], context: &[u8], noise: Option<(&Scalar, &[i128])>) -> BatchDecryption {
+/// One authority's proved shares of a batch of releases `cts` for the
+/// decrypting `set` (scaled by its Lagrange coefficient there): exact, or
+/// with `noise` (one integer per release) folded in.
+fn batch(
+    c: &Cluster,
+    share: &KeyShare,
+    set: &[String],
+    cts: &[Ciphertext],
+    context: &[u8],
+    noise: Option<&[i128]>,
+) -> BatchDecryption {
     let bases: Vec<RistrettoPoint> = cts.iter().map(|c| c.a).collect();
-    let made = share.decryption_shares(&bases, noise);
-    share.prove_decryptions(context, &bases, &made.iter().collect::<Vec<_>>(), noise.is_none(), &mut OsRng)
+    let lambdas = c.joint.lagrange(set).unwrap();
+    let at = set.iter().position(|n| n == share.authority()).unwrap();
+    let made = share.decryption_shares(&lambdas[at], &bases, noise);
+    share.prove_decryptions(&lambdas[at], context, &made.iter().collect::<Vec<_>>(), noise.is_none(), &mut OsRng)
+}
+
+/// Batches from every member of `set`.
+fn batches(c: &Cluster, set: &[String], cts: &[Ciphertext], context: &[u8]) -> Vec<BatchDecryption> {
+    set.iter()
+        .map(|name| batch(c, c.shares.iter().find(|s| s.authority() == name).unwrap(), set, cts, context, None))
+        .collect()
 }
 
 fn decrypt(c: &Cluster, ct: &Ciphertext) -> i64 {
     let cts = [*ct];
-    let batches: Vec<BatchDecryption> = c.shares[1..].iter().map(|s| batch(s, &cts, b"ctx", None)).collect();
     let set = names(&["authority-2", "authority-3", "authority-4"]);
+    let batches = batches(c, &set, &cts, b"ctx");
     let points = combine_batches(&c.joint, &cts, b"ctx", &batches, &set, true).unwrap();
     assert_eq!(points.len(), 1);
     c.solver.solve_vartime(&points[0]).unwrap()
@@ -138,15 +154,15 @@ fn summed_releases(c: &Cluster) -> (Vec<i64>, [Ciphertext; 2]) {
 fn threshold_flow_with_proofs() {
     let c = cluster();
     let (sums, cts) = summed_releases(c);
-    let batches: Vec<BatchDecryption> = c.shares.iter().map(|s| batch(s, &cts, b"query-7/sum", None)).collect();
     let bases: Vec<RistrettoPoint> = cts.iter().map(|ct| ct.a).collect();
-    for b in &batches {
-        b.verify(&c.joint, b"query-7/sum", &bases, &base_encodings(&bases), true).unwrap();
-    }
     // every 3 of the 4 authorities decrypt exactly, each release of the batch
     for skip in 0..4 {
         let set: Vec<String> = (0..4).filter(|&i| i != skip).map(|i| format!("authority-{}", i + 1)).collect();
-        let some: Vec<BatchDecryption> = batches.iter().filter(|b| set.contains(&b.authority)).cloned().collect();
+        let some = batches(c, &set, &cts, b"query-7/sum");
+        for b in &some {
+            let public = c.joint.decryptor_public(&b.authority, &set).unwrap();
+            b.verify(&public, b"query-7/sum", &bases, &base_encodings(&bases), true).unwrap();
+        }
         let points = combine_batches(&c.joint, &cts, b"query-7/sum", &some, &set, true).unwrap();
         let solved: Vec<i64> = points.iter().map(|p| c.solver.solve_vartime(p).unwrap()).collect();
         assert_eq!(solved, sums, "without {skip}");
@@ -157,8 +173,10 @@ fn threshold_flow_with_proofs() {
 fn wrong_or_missing_shares_are_refused() {
     let c = cluster();
     let (_, cts) = summed_releases(c);
-    let batches: Vec<BatchDecryption> = c.shares.iter().map(|s| batch(s, &cts, b"query-7/sum", None)).collect();
     let set = names(&["authority-1", "authority-2", "authority-3"]);
+    let mut batches = batches(c, &set, &cts, b"query-7/sum");
+    let fourth = names(&["authority-2", "authority-3", "authority-4"]);
+    batches.push(batch(c, &c.shares[3], &fourth, &cts, b"query-7/sum", None));
     let three = &batches[..3];
     let combine = |cts: &[Ciphertext], context: &[u8], batches: &[BatchDecryption], set: &[String]| {
         combine_batches(&c.joint, cts, context, batches, set, true)
@@ -199,14 +217,12 @@ fn noisy_shares_combine_to_the_sum_plus_whole_noise() {
     for set in
         [names(&["authority-1", "authority-2", "authority-3"]), names(&["authority-4", "authority-2", "authority-1"])]
     {
-        let lambdas = c.joint.lagrange(&set).unwrap();
         let noisy: Vec<BatchDecryption> = set
             .iter()
             .zip(&noises)
-            .zip(&lambdas)
-            .map(|((name, e), l)| {
+            .map(|(name, e)| {
                 let s = c.shares.iter().find(|s| s.authority() == name).unwrap();
-                batch(s, &cts, b"q/noisy", Some((l, e)))
+                batch(c, s, &set, &cts, b"q/noisy", Some(e))
             })
             .collect();
         let points = combine_batches(&c.joint, &cts, b"q/noisy", &noisy, &set, false).unwrap();

@@ -83,7 +83,9 @@ struct Plan {
     admitted: Vec<RelayTask>,
     /// registered rounds (a prefix of `admitted`)
     rounds: Vec<Round>,
-    answered: BTreeMap<(u32, u32), AnsweredShare>,
+    /// each release's share (with the ciphertext component it was made from,
+    /// to prove it again in any later batch that asks for it)
+    answered: BTreeMap<(u32, u32), DecryptionShare>,
     releases_used: u64,
     /// this authority's Lagrange coefficient among the spec's decryptors
     lambda: Scalar,
@@ -170,14 +172,6 @@ struct ActiveQuery {
     ended_at: Option<u64>,
     /// the committee epoch it was admitted under
     epoch: u64,
-}
-
-/// A release's decryption share and the ciphertext component it was made
-/// from (to prove it again in any later batch that asks for it).
-#[derive(Clone, Debug)]
-struct AnsweredShare {
-    base: RistrettoPoint,
-    share: DecryptionShare,
 }
 
 /// What an authority holds in memory for queries (tests, operators).
@@ -612,23 +606,23 @@ impl AuthorityState {
             ))
             .into());
         }
-        let (epoch, exact, answered) = self.decrypt(query_id, round, releases, rng)?;
+        let (epoch, lambda, exact, answered) = self.decrypt(query_id, round, releases, rng)?;
         let (share, _) = self.keys.for_epoch(epoch)?;
-        let response = prove(share, &context, &answered, exact, rng);
+        let response = prove(share, &lambda, &context, &answered, exact, rng);
         self.end_if_over(query_id, now);
         Ok(response)
     }
 
     /// The shares of `releases` (in order), made now for those not answered
-    /// before; with the query's epoch and mode. Nothing changes when one of
-    /// them is refused.
+    /// before; with the query's epoch, this authority's Lagrange coefficient
+    /// and the mode. Nothing changes when one of them is refused.
     fn decrypt(
         &mut self,
         query_id: &QueryId,
         round: u32,
         releases: &[Release],
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<(u64, bool, Vec<AnsweredShare>), ProtocolError> {
+    ) -> Result<(u64, Scalar, bool, Vec<DecryptionShare>), ProtocolError> {
         let query = self
             .queries
             .get_mut(query_id)
@@ -671,10 +665,10 @@ impl AuthorityState {
         }
         let (share, _) = self.keys.for_epoch(query.spec.epoch)?;
         let bases: Vec<RistrettoPoint> = fresh.iter().map(|f| f.1).collect();
-        let made = share.decryption_shares(&bases, (!params.exact).then_some((&query.lambda, noises.as_slice())));
+        let made = share.decryption_shares(&query.lambda, &bases, (!params.exact).then_some(noises.as_slice()));
         noises.zeroize();
-        for ((index, base), share) in fresh.iter().zip(made) {
-            query.answered.insert((round, *index), AnsweredShare { base: *base, share });
+        for ((index, _), share) in fresh.iter().zip(made) {
+            query.answered.insert((round, *index), share);
         }
         if counted {
             query.releases_used = query.releases_used.saturating_add(fresh.len() as u64);
@@ -685,21 +679,21 @@ impl AuthorityState {
                 query.answered.get(&(round, *index)).cloned().ok_or(InvalidRequest::RoundNotRegistered { round })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((query.spec.epoch, params.exact, answered))
+        Ok((query.spec.epoch, query.lambda, params.exact, answered))
     }
 }
 
 /// One proof over `answered`, bound to `context`.
 fn prove(
     share: &KeyShare,
+    lambda: &Scalar,
     context: &[u8],
-    answered: &[AnsweredShare],
+    answered: &[DecryptionShare],
     exact: bool,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> AuthorityResponse {
-    let bases: Vec<RistrettoPoint> = answered.iter().map(|a| a.base).collect();
-    let shares: Vec<&DecryptionShare> = answered.iter().map(|a| &a.share).collect();
-    AuthorityResponse::Partials(share.prove_decryptions(context, &bases, &shares, exact, rng))
+    let shares: Vec<&DecryptionShare> = answered.iter().collect();
+    AuthorityResponse::Partials(share.prove_decryptions(lambda, context, &shares, exact, rng))
 }
 
 /// The query a request is about, if any.

@@ -1,5 +1,6 @@
 //! Checking relays' contributions, the one function both the processor and
-//! every authority use: the relay is known and appears once, its signature
+//! every authority use (the processor skips signatures and proofs until an
+//! authority refuses a round: `check_round_shapes`): the relay is known and appears once, its signature
 //! covers `codec::contribution_statement` for this (query, round, task), the
 //! contribution has the task's shape, and its proof of knowledge of every
 //! ciphertext's randomness verifies against the same statement. Proofs are
@@ -16,22 +17,24 @@ use super::messages::{QuerySpec, SignedContribution};
 use crate::crypto::{verify_batch, ProofItem, RelayPublicKey};
 use crate::stats::RelayTask;
 
-/// Signature and shape of one contribution (not its proof); returns the
-/// signed statement, which the proof is bound to.
+/// Round and shape of one contribution, and with a `key` its signature
+/// (not its proof); returns the signed statement, which the proof is bound
+/// to (empty without a key).
 fn check_signed(
     spec: &QuerySpec,
     round: u32,
     task: &RelayTask,
-    key: &RelayPublicKey,
+    key: Option<&RelayPublicKey>,
     c: &SignedContribution,
 ) -> Result<Vec<u8>, ProtocolError> {
     let bad = |reason: String| ProtocolError::BadContribution { relay: c.relay.clone(), reason };
     if c.round != round {
         return Err(bad(format!("signed round {} not {round}", c.round)));
     }
+    c.contribution.check_shape(task).map_err(|e| bad(e.to_string()))?;
+    let Some(key) = key else { return Ok(Vec::new()) };
     let statement = codec::contribution_statement(spec, round, task, &c.relay, &c.contribution);
     key.verify(&c.relay, &spec.id.0, &statement, &c.signature)?;
-    c.contribution.check_shape(task).map_err(|e| bad(e.to_string()))?;
     Ok(statement)
 }
 
@@ -63,11 +66,11 @@ impl CheckedRound {
     }
 }
 
-/// The one contribution check, used by the processor (which leaves out the
-/// relays that fail it while it may) and every authority (which refuses the
-/// round if any fails): known relays, each once, signatures and shapes, and
-/// all proofs in one batch; when the batch fails, each proof alone, to name
-/// the culprits.
+/// The one contribution check, used by every authority (which refuses the
+/// round if any fails) and by the processor when an authority refused a
+/// round (it then leaves out the relays that fail it while it may): known
+/// relays, each once, signatures and shapes, and all proofs in one batch;
+/// when the batch fails, each proof alone, to name the culprits.
 pub fn check_round<'k>(
     spec: &QuerySpec,
     round: u32,
@@ -76,6 +79,37 @@ pub fn check_round<'k>(
     key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> CheckedRound {
+    let (signed, rejected) = check_signatures(spec, round, task, contributions, key_of, true);
+    check_proofs(signed, rejected, rng)
+}
+
+/// `check_round` without signatures and proofs of randomness: known
+/// relays, each once, the round and the shapes. The processor's first
+/// check of a round: the authorities check signatures and proofs, and the
+/// processor checks them (`check_round`) only when an authority refuses
+/// the round, to name and leave out the culprits.
+pub fn check_round_shapes<'k>(
+    spec: &QuerySpec,
+    round: u32,
+    task: &RelayTask,
+    contributions: Vec<SignedContribution>,
+    key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
+) -> CheckedRound {
+    let (signed, rejected) = check_signatures(spec, round, task, contributions, key_of, false);
+    CheckedRound { valid: signed.into_iter().map(|(_, c)| c).collect(), rejected }
+}
+
+type Signed = Vec<(Vec<u8>, SignedContribution)>;
+type Rejected = Vec<(String, ProtocolError)>;
+
+fn check_signatures<'k>(
+    spec: &QuerySpec,
+    round: u32,
+    task: &RelayTask,
+    contributions: Vec<SignedContribution>,
+    key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
+    signatures: bool,
+) -> (Signed, Rejected) {
     let mut seen = HashSet::new();
     let mut signed = Vec::with_capacity(contributions.len());
     let mut rejected = Vec::new();
@@ -85,7 +119,7 @@ pub fn check_round<'k>(
             Some(_) if seen.contains(&c.relay) => {
                 Err(ProtocolError::BadContribution { relay: c.relay.clone(), reason: "contributed twice".into() })
             }
-            Some(key) => check_signed(spec, round, task, key, &c),
+            Some(key) => check_signed(spec, round, task, signatures.then_some(key), &c),
         };
         match checked {
             Ok(statement) => {
@@ -95,6 +129,11 @@ pub fn check_round<'k>(
             Err(e) => rejected.push((c.relay.clone(), e)),
         }
     }
+    (signed, rejected)
+}
+
+/// All proofs in one batch; when the batch fails, each proof alone.
+fn check_proofs(signed: Signed, mut rejected: Rejected, rng: &mut (impl RngCore + CryptoRng)) -> CheckedRound {
     let batch: Vec<ProofItem> = signed.iter().map(|(s, c)| item(s, c)).collect();
     if verify_batch(&batch, rng) {
         return CheckedRound { valid: signed.into_iter().map(|(_, c)| c).collect(), rejected };

@@ -62,7 +62,7 @@ pub async fn run_query(
                 let active = driver.active_relays().to_vec();
                 let replies = peers.ask_relays(&request, &active).await?;
                 let t = Instant::now();
-                let next = driver.on_relays(replies, rng);
+                let next = driver.on_relays(replies);
                 peers.processed(t.elapsed(), driver);
                 next?
             }
@@ -70,7 +70,7 @@ pub async fn run_query(
                 let asked = driver.authorities().to_vec();
                 let replies = peers.ask_authorities(&requests, &asked).await?;
                 let t = Instant::now();
-                let next = driver.on_authorities(replies);
+                let next = driver.on_authorities(replies, rng);
                 peers.processed(t.elapsed(), driver);
                 next?
             }

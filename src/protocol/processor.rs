@@ -5,13 +5,14 @@
 //! order, become its decryptors; relays describe the column (declared
 //! decimals: the common scale), then the statistic's plan runs round by
 //! round: every decryptor admits the round's task, relays send signed
-//! contributions with proofs of randomness (checked here by
-//! `contribution_check::check_round`, the same check every authority
-//! makes), every decryptor registers them and answers the round's first
-//! releases in the same request, then further releases if the plan needs
-//! them (partial decryptions whose proofs are checked and
-//! Lagrange-combined) and discrete logs (solved by the caller, off the
-//! actor thread).
+//! contributions with proofs of randomness (shapes checked here;
+//! signatures and proofs by every authority, and here only when one
+//! refuses the round, to leave out the relays that fail them: the same
+//! `contribution_check::check_round`), every decryptor registers them and
+//! answers the round's first releases in the same request, then further
+//! releases if the plan needs them (partial decryptions, scaled by each
+//! decryptor's Lagrange coefficient, whose proofs are checked and which are
+//! added up) and discrete logs (solved by the caller, off the actor thread).
 //!
 //! Input: decoded replies (`PeerReply`) from the caller, which moves bytes
 //! (`actors::processor` over QUIC, `harness` in memory) through
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use curve25519_dalek::ristretto::RistrettoPoint;
 use rand_core::{CryptoRng, RngCore};
 
-use super::contribution_check::check_round;
+use super::contribution_check::{check_round, check_round_shapes, CheckedRound};
 use super::error::{PeerFailure, PeerReply, ProtocolError};
 use super::ids::QueryId;
 use super::messages::*;
@@ -118,6 +119,15 @@ struct Running {
     outside: Outside,
 }
 
+/// A round's registration as sent, kept until the authorities answer it:
+/// if they refuse it, the processor checks the signatures and proofs of
+/// randomness it skipped and registers the round again without the relays
+/// that fail.
+struct Registration {
+    contributions: Vec<SignedContribution>,
+    releases: Vec<Release>,
+}
+
 /// One state per expected input; each owns what it needs.
 enum State {
     /// every authority's admission of the query
@@ -144,6 +154,9 @@ enum State {
         round: Round,
         aggregate: Aggregate,
         targets: Vec<(Release, Ciphertext)>,
+        /// the round's registration, while its signatures and proofs are
+        /// unchecked here (None for later requests)
+        unchecked: Option<Registration>,
     },
     /// the discrete logs of the combined releases
     AwaitingLogs {
@@ -272,14 +285,10 @@ impl QueryDriver {
     }
 
     /// The relays' replies to the last `Step::AskRelays`.
-    pub fn on_relays(
-        &mut self,
-        replies: Vec<PeerReply<RelayResponse>>,
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<Step, ProtocolError> {
+    pub fn on_relays(&mut self, replies: Vec<PeerReply<RelayResponse>>) -> Result<Step, ProtocolError> {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::AwaitingDescriptions { intent } => self.described(intent, replies),
-            State::AwaitingContributions { query, round } => self.contributed(query, round, replies, rng),
+            State::AwaitingContributions { query, round } => self.contributed(query, round, replies),
             other => {
                 self.state = other;
                 Err(self.unexpected("relay replies"))
@@ -289,7 +298,11 @@ impl QueryDriver {
 
     /// `replies[i]` holds every authority's answer to request i of the last
     /// `Step::AskAuthorities`.
-    pub fn on_authorities(&mut self, replies: Vec<Vec<PeerReply<AuthorityResponse>>>) -> Result<Step, ProtocolError> {
+    pub fn on_authorities(
+        &mut self,
+        replies: Vec<Vec<PeerReply<AuthorityResponse>>>,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Step, ProtocolError> {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::AwaitingQueryAdmission { intent } => {
                 let admission = self.cx.query_admission(replies)?;
@@ -311,14 +324,14 @@ impl QueryDriver {
                 self.state = State::AwaitingContributions { query, round };
                 Ok(Step::AskRelays(request))
             }
-            State::AwaitingPartials { query, round, aggregate, targets } => {
+            State::AwaitingPartials { query, round, aggregate, targets, unchecked } => {
                 let relays = self.cx.active.len();
-                let points = self
-                    .cx
-                    .combine(round.number, &targets, replies)?
-                    .into_iter()
-                    .map(|(r, p)| (r, p, self.cx.view.dlog_bound(r, relays)))
-                    .collect();
+                let combined = match (self.cx.combine(round.number, &targets, replies), unchecked) {
+                    (Ok(combined), _) => combined,
+                    (Err(refused), Some(sent)) => return self.recheck(query, round, sent, refused, rng),
+                    (Err(e), None) => return Err(e),
+                };
+                let points = combined.into_iter().map(|(r, p)| (r, p, self.cx.view.dlog_bound(r, relays))).collect();
                 self.state = State::AwaitingLogs { query, round, aggregate };
                 Ok(Step::Solve(points))
             }
@@ -385,7 +398,6 @@ impl QueryDriver {
         mut query: Running,
         round: Round,
         replies: Vec<PeerReply<RelayResponse>>,
-        rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Step, ProtocolError> {
         let mut failed: Vec<(String, PeerFailure)> = Vec::new();
         let mut received = Vec::new();
@@ -402,33 +414,63 @@ impl QueryDriver {
         }
         let view = self.cx.view.clone();
         let keys: HashMap<&str, &RelayPublicKey> = view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect();
-        let checked = check_round(&query.spec, round.number, &round.task, received, |n| keys.get(n).copied(), rng);
-        failed.extend(checked.rejected.into_iter().map(|(relay, e)| (relay, PeerFailure::Rejected(e.to_string()))));
-        let settled = checked
-            .valid
-            .into_iter()
-            .map(|c| PeerReply::new(c.relay.clone(), Ok(c)))
-            .chain(failed.into_iter().map(|(relay, e)| PeerReply::new(relay, Err(e))))
-            .collect();
-        let contributions: Vec<SignedContribution> =
-            self.cx.settle(settled, round.number == 0)?.into_iter().map(|(_, c)| c).collect();
-        let aggregate = Contribution::aggregate(&round.task, contributions.iter().map(|c| &c.contribution))?;
+        // signatures and proofs of randomness are the authorities' to check:
+        // the processor checks them only if one refuses the round (`recheck`)
+        let checked = check_round_shapes(&query.spec, round.number, &round.task, received, |n| keys.get(n).copied());
+        let contributions = self.cx.keep(&round, checked, failed)?;
         // the round's first releases never depend on its registration: ask
         // them with it (one round trip less)
         let releases = match query.planner.round_ready()? {
             PlanStep::Releases { releases, .. } => releases,
             _ => return Err(ProtocolError::Internal("a round's plan asked for no release".into())),
         };
-        let targets = targets(&round.task, &aggregate, &query.outside, &releases)?;
+        self.register(query, round, Registration { contributions, releases }, true)
+    }
+
+    /// Registers the round's contributions with its first releases; with
+    /// `unchecked`, keeps them to check their proofs if it is refused.
+    fn register(
+        &mut self,
+        query: Running,
+        round: Round,
+        sent: Registration,
+        unchecked: bool,
+    ) -> Result<Step, ProtocolError> {
+        let aggregate = Contribution::aggregate(&round.task, sent.contributions.iter().map(|c| &c.contribution))?;
+        let targets = targets(&round.task, &aggregate, &query.outside, &sent.releases)?;
         let request = AuthorityRequest::Register {
             spec: query.spec.clone(),
             round: round.number,
             task: round.task.clone(),
-            contributions,
-            releases,
+            contributions: sent.contributions.clone(),
+            releases: sent.releases.clone(),
         };
-        self.state = State::AwaitingPartials { query, round, aggregate, targets };
+        let unchecked = unchecked.then_some(sent);
+        self.state = State::AwaitingPartials { query, round, aggregate, targets, unchecked };
         Ok(Step::AskAuthorities(vec![request]))
+    }
+
+    /// The authorities refused a registration whose signatures and proofs
+    /// of randomness the processor had not checked: it checks them now. Relays whose
+    /// proofs fail are left out (while `settle` allows) and the round is
+    /// registered again; when every proof holds, the refusal stands.
+    fn recheck(
+        &mut self,
+        query: Running,
+        round: Round,
+        sent: Registration,
+        refused: ProtocolError,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<Step, ProtocolError> {
+        let view = self.cx.view.clone();
+        let keys: HashMap<&str, &RelayPublicKey> = view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect();
+        let checked =
+            check_round(&query.spec, round.number, &round.task, sent.contributions, |n| keys.get(n).copied(), rng);
+        if checked.rejected.is_empty() {
+            return Err(refused);
+        }
+        let contributions = self.cx.keep(&round, checked, Vec::new())?;
+        self.register(query, round, Registration { contributions, releases: sent.releases }, false)
     }
 
     /// The one place a plan's next step becomes the driver's: a new round to
@@ -453,7 +495,7 @@ impl QueryDriver {
                 let targets = targets(&round.task, &aggregate, &query.outside, &releases)?;
                 // one request for every release of the step: one proof per authority
                 let request = AuthorityRequest::Decrypt { query_id: self.cx.id, round: round.number, releases };
-                self.state = State::AwaitingPartials { query, round, aggregate, targets };
+                self.state = State::AwaitingPartials { query, round, aggregate, targets, unchecked: None };
                 Ok(Step::AskAuthorities(vec![request]))
             }
             (PlanStep::Releases { .. }, None) => {
@@ -465,6 +507,24 @@ impl QueryDriver {
 }
 
 impl Context {
+    /// The contributions that passed `checked`; the relays that failed it
+    /// or did not answer (`failed`) are left out as `settle` allows.
+    fn keep(
+        &mut self,
+        round: &Round,
+        checked: CheckedRound,
+        mut failed: Vec<(String, PeerFailure)>,
+    ) -> Result<Vec<SignedContribution>, ProtocolError> {
+        failed.extend(checked.rejected.into_iter().map(|(relay, e)| (relay, PeerFailure::Rejected(e.to_string()))));
+        let settled = checked
+            .valid
+            .into_iter()
+            .map(|c| PeerReply::new(c.relay.clone(), Ok(c)))
+            .chain(failed.into_iter().map(|(relay, e)| PeerReply::new(relay, Err(e))))
+            .collect();
+        Ok(self.settle(settled, round.number == 0)?.into_iter().map(|(_, c)| c).collect())
+    }
+
     /// Keeps the relays that answered; fails when fewer than min_relays
     /// remain, or (not `tolerant`) at the first failure.
     fn settle<T>(&mut self, replies: Vec<PeerReply<T>>, tolerant: bool) -> Result<Vec<(String, T)>, ProtocolError> {

@@ -222,7 +222,7 @@ impl RelayState {
         let checked = match signers {
             None => authorities.verify_threshold_signed(statement, &admission.signatures),
             Some(signers) => authorities
-                .lagrange(signers)
+                .check_decryptors(signers)
                 .and_then(|_| authorities.verify_signed_by(statement, &admission.signatures, signers)),
         };
         checked.map_err(|e| format!("relay {}: query not admitted: {e}", self.name))

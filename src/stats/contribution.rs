@@ -162,6 +162,10 @@ pub fn local_histogram(values: &[i128], grid: &Grid) -> Vec<i64> {
 }
 
 /// Encrypts values in order, keeping their randomness for the proof (wiped on drop).
+/// A relay's counts (rows, bucket counts) are at most `ROWS_LIMIT` = 2^32,
+/// so below 2^33: the public bound their encryption walks to.
+const COUNT_BITS: u32 = super::limits::ROWS_LIMIT.ilog2() + 1;
+
 struct ProvedEncryptor<'a, R> {
     key: &'a EncryptionKey,
     randomness: Vec<Scalar>,
@@ -169,14 +173,16 @@ struct ProvedEncryptor<'a, R> {
 }
 
 impl<R: RngCore + CryptoRng> ProvedEncryptor<'_, R> {
-    fn encrypt(&mut self, m: i64) -> Ciphertext {
-        let (c, k) = self.key.encrypt_with_randomness(m, self.rng);
+    /// Encrypts m with |m| < 2^bits (a public bound: `COUNT_BITS` or a
+    /// task's limb width), which makes the encryption cheaper.
+    fn encrypt(&mut self, m: i64, bits: u32) -> Ciphertext {
+        let (c, k) = self.key.encrypt_within(m, bits, self.rng);
         self.randomness.push(k);
         c
     }
 
-    fn encrypt_all(&mut self, values: impl IntoIterator<Item = i64>) -> Vec<Ciphertext> {
-        values.into_iter().map(|m| self.encrypt(m)).collect()
+    fn encrypt_all(&mut self, values: impl IntoIterator<Item = i64>, bits: u32) -> Vec<Ciphertext> {
+        values.into_iter().map(|m| self.encrypt(m, bits)).collect()
     }
 }
 
@@ -233,13 +239,13 @@ pub fn encrypt_local(
         (RelayTask::Moments { limb_bits, sums, squares, .. }, LocalAggregate::Moments(m)) => {
             let sum_limbs = if *sums { limbs::split(m.sum, *limb_bits)? } else { Vec::new() };
             let square_limbs = if *squares { limbs::split(m.squares, *limb_bits)? } else { Vec::new() };
-            let count = enc.encrypt(m.count);
-            let sum = enc.encrypt_all(sum_limbs);
-            let squares = enc.encrypt_all(square_limbs);
+            let count = enc.encrypt(m.count, COUNT_BITS);
+            let sum = enc.encrypt_all(sum_limbs, *limb_bits);
+            let squares = enc.encrypt_all(square_limbs, *limb_bits);
             Contribution::Moments { count, sum, squares }
         }
         (RelayTask::Histogram { .. }, LocalAggregate::Histogram(counts)) => {
-            Contribution::Histogram { counts: enc.encrypt_all(counts.iter().copied()) }
+            Contribution::Histogram { counts: enc.encrypt_all(counts.iter().copied(), COUNT_BITS) }
         }
         _ => return Err(StatsError::Inconsistent("a local aggregate of another task".into())),
     };
