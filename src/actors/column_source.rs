@@ -3,8 +3,8 @@
 //! modification time stay the same, so repeated queries do not re-read it;
 //! the last `CACHED_COLUMNS` columns read from them (at most
 //! `CACHED_VALUES` values) are kept as values too (converting 125 000 cells
-//! took about 90 ms a query), and dropped when any file is read again. The error sent to the processor never quotes a
-//! cell's content.
+//! took about 90 ms a query), and dropped when any file is read again. The
+//! error sent to the processor never quotes a cell's content.
 
 use std::cell::RefCell;
 use std::time::SystemTime;

@@ -245,22 +245,18 @@ pub fn combine_batches(
     if let Some(stranger) = batches.iter().find(|p| !decryptors.contains(&p.authority)) {
         return Err(CryptoError::InvalidDecryptionProof { authority: stranger.authority.clone() });
     }
-    let lambdas = key.lagrange(decryptors)?;
+    let publics = key.decryptor_publics(decryptors)?;
     let bases: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.a).collect();
     let encodings = base_encodings(&bases);
     let mut combined: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.b).collect();
-    for (name, lambda) in decryptors.iter().zip(&lambdas) {
+    for (name, public) in decryptors.iter().zip(&publics) {
         let mut found = batches.iter().filter(|p| &p.authority == name);
         let batch = found.next().ok_or_else(|| CryptoError::MissingDecryption { authority: name.clone() })?;
         if found.next().is_some() {
             return Err(CryptoError::DuplicateAuthority { authority: name.clone() });
         }
-        let member =
-            key.share_of(name).ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: name.clone() })?;
         // (`verify` checked that there is one share per ciphertext)
-        for (sum, share) in
-            combined.iter_mut().zip(batch.verify(&(member.point * lambda), context, &bases, &encodings, exact)?)
-        {
+        for (sum, share) in combined.iter_mut().zip(batch.verify(public, context, &bases, &encodings, exact)?) {
             *sum -= share;
         }
     }
@@ -268,20 +264,28 @@ pub fn combine_batches(
 }
 
 impl JointPublicKey {
-    /// λ_i·Y_i of `authority` in the decrypting set `decryptors`: what its
-    /// batches of shares are proved against (`BatchDecryption::verify`).
-    pub fn decryptor_public(&self, authority: &str, decryptors: &[String]) -> Result<RistrettoPoint, CryptoError> {
+    /// λ_i·Y_i of each of the decrypting set `decryptors`, in order: what
+    /// their batches of shares are proved against (`BatchDecryption::verify`).
+    pub fn decryptor_publics(&self, decryptors: &[String]) -> Result<Vec<RistrettoPoint>, CryptoError> {
         let lambdas = self.lagrange(decryptors)?;
-        let member = self
-            .share_of(authority)
-            .ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: authority.to_string() })?;
-        let lambda = decryptors
+        decryptors
             .iter()
             .zip(&lambdas)
-            .find(|(name, _)| name.as_str() == authority)
-            .map(|(_, l)| l)
-            .ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: authority.to_string() })?;
-        Ok(member.point * lambda)
+            .map(|(name, lambda)| {
+                let member = self
+                    .share_of(name)
+                    .ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: name.clone() })?;
+                Ok(member.point * lambda)
+            })
+            .collect()
+    }
+
+    /// `decryptor_publics` of one member of the set.
+    pub fn decryptor_public(&self, authority: &str, decryptors: &[String]) -> Result<RistrettoPoint, CryptoError> {
+        let at = decryptors.iter().position(|name| name == authority);
+        let publics = self.decryptor_publics(decryptors)?;
+        at.and_then(|at| publics.get(at).copied())
+            .ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: authority.to_string() })
     }
 }
 

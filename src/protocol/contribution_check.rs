@@ -1,9 +1,10 @@
 //! Checking relays' contributions, the one function both the processor and
 //! every authority use (the processor skips signatures and proofs until an
-//! authority refuses a round: `check_round_shapes`): the relay is known and appears once, its signature
-//! covers `codec::contribution_statement` for this (query, round, task), the
-//! contribution has the task's shape, and its proof of knowledge of every
-//! ciphertext's randomness verifies against the same statement. Proofs are
+//! authority refuses a round: `check_round_shapes`): the relay is known and
+//! appears once, its signature covers `codec::contribution_statement` for
+//! this (query, round, task), the contribution has the task's shape, and
+//! its proof of knowledge of every ciphertext's randomness verifies against
+//! the same statement. Proofs are
 //! checked in one batch; when a batch fails, each relay is checked alone to
 //! name the culprit. No I/O.
 

@@ -70,7 +70,7 @@ pub async fn run_query(
                 let asked = driver.authorities().to_vec();
                 let replies = peers.ask_authorities(&requests, &asked).await?;
                 let t = Instant::now();
-                let next = driver.on_authorities(replies, rng);
+                let next = driver.on_authorities(requests, replies, rng);
                 peers.processed(t.elapsed(), driver);
                 next?
             }

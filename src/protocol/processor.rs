@@ -95,7 +95,7 @@ pub enum Step {
     /// Send each request to every authority of `QueryDriver::authorities`
     /// (the whole committee for the query's admission, then the query's t
     /// decryptors), then call `on_authorities` with one reply list per
-    /// request, in order.
+    /// request, in order, and the requests back.
     AskAuthorities(Vec<AuthorityRequest>),
     /// Solve these discrete logs, then call `on_solved`.
     /// Each with how far to search (`ProcessorView::dlog_bound`).
@@ -117,15 +117,6 @@ struct Running {
     /// the column outside the current search round's grid, encrypted
     /// (`release::Outside::refined`, as every authority computes it)
     outside: Outside,
-}
-
-/// A round's registration as sent, kept until the authorities answer it:
-/// if they refuse it, the processor checks the signatures and proofs of
-/// randomness it skipped and registers the round again without the relays
-/// that fail.
-struct Registration {
-    contributions: Vec<SignedContribution>,
-    releases: Vec<Release>,
 }
 
 /// One state per expected input; each owns what it needs.
@@ -154,9 +145,10 @@ enum State {
         round: Round,
         aggregate: Aggregate,
         targets: Vec<(Release, Ciphertext)>,
-        /// the round's registration, while its signatures and proofs are
-        /// unchecked here (None for later requests)
-        unchecked: Option<Registration>,
+        /// the request is the round's registration, whose signatures and
+        /// proofs the processor has not checked (if the authorities refuse
+        /// it, the processor checks them: `recheck`)
+        unchecked: bool,
     },
     /// the discrete logs of the combined releases
     AwaitingLogs {
@@ -297,9 +289,12 @@ impl QueryDriver {
     }
 
     /// `replies[i]` holds every authority's answer to request i of the last
-    /// `Step::AskAuthorities`.
+    /// `Step::AskAuthorities`; `requests` are those requests, handed back
+    /// (a refused registration is checked and sent again from them, so the
+    /// driver keeps no copy of a round's contributions).
     pub fn on_authorities(
         &mut self,
+        requests: Vec<AuthorityRequest>,
         replies: Vec<Vec<PeerReply<AuthorityResponse>>>,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Step, ProtocolError> {
@@ -326,10 +321,10 @@ impl QueryDriver {
             }
             State::AwaitingPartials { query, round, aggregate, targets, unchecked } => {
                 let relays = self.cx.active.len();
-                let combined = match (self.cx.combine(round.number, &targets, replies), unchecked) {
-                    (Ok(combined), _) => combined,
-                    (Err(refused), Some(sent)) => return self.recheck(query, round, sent, refused, rng),
-                    (Err(e), None) => return Err(e),
+                let combined = match self.cx.combine(round.number, &targets, replies) {
+                    Ok(combined) => combined,
+                    Err(refused) if unchecked => return self.recheck(query, round, requests, refused, rng),
+                    Err(e) => return Err(e),
                 };
                 let points = combined.into_iter().map(|(r, p)| (r, p, self.cx.view.dlog_bound(r, relays))).collect();
                 self.state = State::AwaitingLogs { query, round, aggregate };
@@ -413,7 +408,7 @@ impl QueryDriver {
             }
         }
         let view = self.cx.view.clone();
-        let keys: HashMap<&str, &RelayPublicKey> = view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect();
+        let keys = relay_keys(&view);
         // signatures and proofs of randomness are the authorities' to check:
         // the processor checks them only if one refuses the round (`recheck`)
         let checked = check_round_shapes(&query.spec, round.number, &round.task, received, |n| keys.get(n).copied());
@@ -424,53 +419,58 @@ impl QueryDriver {
             PlanStep::Releases { releases, .. } => releases,
             _ => return Err(ProtocolError::Internal("a round's plan asked for no release".into())),
         };
-        self.register(query, round, Registration { contributions, releases }, true)
+        self.register(query, round, contributions, releases, true)
     }
 
-    /// Registers the round's contributions with its first releases; with
-    /// `unchecked`, keeps them to check their proofs if it is refused.
+    /// Registers the round's contributions with its first releases;
+    /// `unchecked`: their signatures and proofs are not checked yet.
     fn register(
         &mut self,
         query: Running,
         round: Round,
-        sent: Registration,
+        contributions: Vec<SignedContribution>,
+        releases: Vec<Release>,
         unchecked: bool,
     ) -> Result<Step, ProtocolError> {
-        let aggregate = Contribution::aggregate(&round.task, sent.contributions.iter().map(|c| &c.contribution))?;
-        let targets = targets(&round.task, &aggregate, &query.outside, &sent.releases)?;
+        let aggregate = Contribution::aggregate(&round.task, contributions.iter().map(|c| &c.contribution))?;
+        let targets = targets(&round.task, &aggregate, &query.outside, &releases)?;
         let request = AuthorityRequest::Register {
             spec: query.spec.clone(),
             round: round.number,
             task: round.task.clone(),
-            contributions: sent.contributions.clone(),
-            releases: sent.releases.clone(),
+            contributions,
+            releases,
         };
-        let unchecked = unchecked.then_some(sent);
         self.state = State::AwaitingPartials { query, round, aggregate, targets, unchecked };
         Ok(Step::AskAuthorities(vec![request]))
     }
 
-    /// The authorities refused a registration whose signatures and proofs
-    /// of randomness the processor had not checked: it checks them now. Relays whose
-    /// proofs fail are left out (while `settle` allows) and the round is
-    /// registered again; when every proof holds, the refusal stands.
+    /// The authorities refused a registration (among `requests`, handed
+    /// back) whose signatures and proofs of randomness the processor had
+    /// not checked: it checks them now. Relays that fail are left out
+    /// (while `settle` allows) and the round is registered again; when
+    /// every contribution holds, the refusal stands.
     fn recheck(
         &mut self,
         query: Running,
         round: Round,
-        sent: Registration,
+        requests: Vec<AuthorityRequest>,
         refused: ProtocolError,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<Step, ProtocolError> {
+        let sent = requests.into_iter().find_map(|r| match r {
+            AuthorityRequest::Register { contributions, releases, .. } => Some((contributions, releases)),
+            _ => None,
+        });
+        let Some((contributions, releases)) = sent else { return Err(refused) };
         let view = self.cx.view.clone();
-        let keys: HashMap<&str, &RelayPublicKey> = view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect();
-        let checked =
-            check_round(&query.spec, round.number, &round.task, sent.contributions, |n| keys.get(n).copied(), rng);
+        let keys = relay_keys(&view);
+        let checked = check_round(&query.spec, round.number, &round.task, contributions, |n| keys.get(n).copied(), rng);
         if checked.rejected.is_empty() {
             return Err(refused);
         }
         let contributions = self.cx.keep(&round, checked, Vec::new())?;
-        self.register(query, round, Registration { contributions, releases: sent.releases }, false)
+        self.register(query, round, contributions, releases, false)
     }
 
     /// The one place a plan's next step becomes the driver's: a new round to
@@ -495,7 +495,7 @@ impl QueryDriver {
                 let targets = targets(&round.task, &aggregate, &query.outside, &releases)?;
                 // one request for every release of the step: one proof per authority
                 let request = AuthorityRequest::Decrypt { query_id: self.cx.id, round: round.number, releases };
-                self.state = State::AwaitingPartials { query, round, aggregate, targets, unchecked: None };
+                self.state = State::AwaitingPartials { query, round, aggregate, targets, unchecked: false };
                 Ok(Step::AskAuthorities(vec![request]))
             }
             (PlanStep::Releases { .. }, None) => {
@@ -671,6 +671,11 @@ impl Context {
             noise,
         }
     }
+}
+
+/// The configured relays' public keys, by name.
+fn relay_keys(view: &ProcessorView) -> HashMap<&str, &RelayPublicKey> {
+    view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect()
 }
 
 /// Each release with the ciphertext it decrypts.
