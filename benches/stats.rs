@@ -39,6 +39,8 @@ use crux::stats::{Contribution, ExactValue, QueryParams, RelayTask, Statistic};
 const ROWS: usize = 1_000_000;
 /// Limb width the processor picks with the default solver (2^20 table, range 2^36) for up to 15 relays.
 const LIMB_BITS: u32 = 32;
+/// A value width that makes the limbs cover 128-bit sums, as without bounds.
+const UNBOUNDED_BITS: u32 = 96;
 /// Default processor discrete-log configuration (config/raw.rs): table 2^20, range 2^36.
 const TABLE_BITS: u32 = 20;
 const RANGE_BITS: u32 = 36;
@@ -101,12 +103,12 @@ fn ratio(a: Duration, b: Duration) -> String {
 fn encrypt_moments(m: &crux::stats::contribution::LocalMoments, squares: bool, key: &EncryptionKey) -> usize {
     let mut n = 1;
     black_box(key.encrypt(m.count, &mut OsRng));
-    for l in limbs::split(m.sum, LIMB_BITS).unwrap() {
+    for l in limbs::split(m.sum, LIMB_BITS, limbs::limb_count(LIMB_BITS).unwrap()).unwrap() {
         black_box(key.encrypt(l, &mut OsRng));
         n += 1;
     }
     if squares {
-        for l in limbs::split(m.squares, LIMB_BITS).unwrap() {
+        for l in limbs::split(m.squares, LIMB_BITS, limbs::limb_count(LIMB_BITS).unwrap()).unwrap() {
             black_box(key.encrypt(l, &mut OsRng));
             n += 1;
         }
@@ -260,7 +262,7 @@ fn moment_rows(values: &[i128], edges: &[i128], key: &EncryptionKey, relay: &mut
 
     // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
     let task =
-        RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        RelayTask::Moments { limb_bits: LIMB_BITS, value_bits: UNBOUNDED_BITS, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
     let scan = median_time(|| local_moments(values, true).unwrap());
     let crypto = median_time(|| encrypt_moments(&moments, false, key));
     let total = median_time(|| contribute(&task, values, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap());
@@ -296,7 +298,7 @@ fn moment_rows(values: &[i128], edges: &[i128], key: &EncryptionKey, relay: &mut
 
     // variance / stddev: Moments with squares; floor = i128 sum and sum of squares, n·q - s².
     let task =
-        RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
+        RelayTask::Moments { limb_bits: LIMB_BITS, value_bits: UNBOUNDED_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
     let crypto = median_time(|| encrypt_moments(&moments, true, key));
     let total = median_time(|| contribute(&task, values, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap());
     let floor = median_time(|| {
@@ -402,7 +404,7 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
     for (name, task) in [
         (
             "moments 1+4+4",
-            RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 },
+            RelayTask::Moments { limb_bits: LIMB_BITS, value_bits: UNBOUNDED_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 },
         ),
         ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap() }),
@@ -440,7 +442,7 @@ fn aggregation_per_relay(key: &EncryptionKey) {
     for (name, task) in [
         (
             "moments 1+4+4 (variance)",
-            RelayTask::Moments { limb_bits: LIMB_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 },
+            RelayTask::Moments { limb_bits: LIMB_BITS, value_bits: UNBOUNDED_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 },
         ),
         ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(0, 6399, 64).unwrap() }),

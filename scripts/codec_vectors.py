@@ -74,7 +74,7 @@ def spec(s):
 
 def task(t):
     if t["kind"] == "moments":
-        return (u8(0) + u32(t["limb_bits"]) + boolean(t["sums"]) + boolean(t["squares"])
+        return (u8(0) + u32(t["limb_bits"]) + u32(t["value_bits"]) + boolean(t["sums"]) + boolean(t["squares"])
                 + u128(int(t["sum_quantum"])) + u128(int(t["squares_quantum"])))
     g = t["grid"]
     if g["kind"] == "magnitude":
@@ -121,7 +121,7 @@ SPEC = {
 SPEC2 = dict(SPEC, labels=["Land"], decimals=0, epoch=0, decryptors=["a"],
              params={"statistic": "quantile", "sample": True, "quantile": "0.9", "edges": ["1", "2.5"],
                      "bounds": None, "exact": True, "epsilon_micros": None})
-MOMENTS = {"kind": "moments", "limb_bits": 32, "sums": True, "squares": False,
+MOMENTS = {"kind": "moments", "limb_bits": 32, "value_bits": 33, "sums": True, "squares": False,
            "sum_quantum": str(1 << 18), "squares_quantum": str(1 << 100)}
 UNIFORM = {"kind": "histogram", "grid": {"kind": "uniform", "lo": "-2000", "width": "15", "buckets": 62}}
 MAGNITUDE = {"kind": "histogram", "grid": {"kind": "magnitude"}}
@@ -248,10 +248,10 @@ def main():
                           ("round admission, magnitude grid", SPEC2, 0, MAGNITUDE),
                           ("round admission, histogram edges", SPEC2, 0, EDGES)]:
         add(name, "round_admission", {"spec": s, "round": r, "task": t},
-            domain("crux/admission/round/v2") + spec(s) + u32(r) + task(t))
+            domain("crux/admission/round/v3") + spec(s) + u32(r) + task(t))
     for name, t, c in [("contribution, moments", MOMENTS, CONTRIB), ("contribution, histogram", UNIFORM, HIST)]:
         add(name, "contribution_statement", {"spec": SPEC, "round": 1, "task": t, "relay": "relay-2", "contribution": c},
-            domain("crux/contribution/v2") + spec(SPEC) + u32(1) + task(t) + string("relay-2") + contribution(c))
+            domain("crux/contribution/v3") + spec(SPEC) + u32(1) + task(t) + string("relay-2") + contribution(c))
     singles = [[{"kind": "count"}], [{"kind": "sum_limb", "index": 3}], [{"kind": "hist_prefix", "index": 31}],
                [{"kind": "hist_bucket", "index": 4095}], [{"kind": "squares"}],
                [{"kind": "hist_suffix", "index": 63}]]
@@ -263,7 +263,7 @@ def main():
             domain("crux/releases/v1") + bytes.fromhex(SPEC["id"]) + u32(5) + u32(len(rs))
             + b"".join(release(r) for r in rs))
     doc = {
-        "about": "Crux signed/proved byte encodings, version 2 (src/protocol/codec.rs: spec with epoch and decryptors); made by scripts/codec_vectors.py, an independent encoder",
+        "about": "Crux signed/proved byte encodings, version 3 (src/protocol/codec.rs: spec with epoch and decryptors, moments task with value_bits); made by scripts/codec_vectors.py, an independent encoder",
         "cases": cases,
     }
     out.write_text(json.dumps(doc, indent=1) + "\n")

@@ -77,6 +77,7 @@ fn task(v: &Value) -> RelayTask {
     if v["kind"] == "moments" {
         return RelayTask::Moments {
             limb_bits: u32::try_from(v["limb_bits"].as_u64().unwrap()).unwrap(),
+            value_bits: u32::try_from(v["value_bits"].as_u64().unwrap()).unwrap(),
             sums: v["sums"].as_bool().unwrap(),
             squares: v["squares"].as_bool().unwrap(),
             sum_quantum: v["sum_quantum"].as_str().unwrap().parse().unwrap(),
@@ -323,7 +324,7 @@ fn bad_signature_vectors(statement: &[u8], sig: &AuthoritySignature) -> Value {
     let mut flipped_signature = sig.to_bytes();
     flipped_signature[40] ^= 1;
     let mut other_domain = statement.to_vec();
-    other_domain[4..27].copy_from_slice(b"crux/admission/round/v2");
+    other_domain[4..27].copy_from_slice(b"crux/admission/round/v3");
     json!([
         {"what": "a flipped statement byte", "statement": hex::encode(&flipped_statement), "signature": hex::encode(sig.to_bytes())},
         {"what": "a flipped response byte", "statement": hex::encode(statement), "signature": hex::encode(flipped_signature)},

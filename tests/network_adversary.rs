@@ -235,10 +235,10 @@ async fn forged_altered_or_reused_relay_signatures_are_refused() {
     later.issued_at += 1;
     let mut mean = spec.clone();
     mean.params.statistic = Statistic::Mean;
-    let RelayTask::Moments { limb_bits, sums, squares, sum_quantum, squares_quantum } = task.clone() else {
+    let RelayTask::Moments { limb_bits, value_bits, sums, squares, sum_quantum, squares_quantum } = task.clone() else {
         panic!("moments")
     };
-    let wider = RelayTask::Moments { limb_bits: limb_bits + 1, sums, squares, sum_quantum, squares_quantum };
+    let wider = RelayTask::Moments { limb_bits: limb_bits + 1, value_bits, sums, squares, sum_quantum, squares_quantum };
     for authority in AUTHORITIES {
         let reason = refusal(evil.register(authority, &other.spec, &other.task, vec![c1.clone(), c2.clone()]).await);
         assert!(reason.contains("signature check failed for relay-1"), "another query: {reason}");

@@ -25,7 +25,10 @@ use super::keys::JointPublicKey;
 use super::scalar_from_i64;
 
 /// An exponential ElGamal ciphertext (a, b) = (k·G, k·Y + m·G).
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Serialized as its 64-byte wire form (`to_bytes`), a byte string: 66
+/// bytes in MessagePack where serde's default for two points (arrays of 32
+/// small integers) took about 100.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Ciphertext {
     pub a: RistrettoPoint,
     pub b: RistrettoPoint,
@@ -84,6 +87,45 @@ impl Ciphertext {
         }
         let (a, b) = bytes.split_at(32);
         Ok(Ciphertext { a: decode_point(a, "ciphertext")?, b: decode_point(b, "ciphertext")? })
+    }
+}
+
+impl Serialize for Ciphertext {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.to_bytes())
+    }
+}
+
+impl<'de> Deserialize<'de> for Ciphertext {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_bytes(CiphertextVisitor)
+    }
+}
+
+/// Takes the 64 bytes as a byte string (MessagePack) or a sequence of
+/// integers (formats without byte strings, e.g. JSON).
+struct CiphertextVisitor;
+
+impl<'de> serde::de::Visitor<'de> for CiphertextVisitor {
+    type Value = Ciphertext;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a 64-byte ciphertext (two compressed ristretto255 points)")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Ciphertext, E> {
+        Ciphertext::from_bytes(bytes).map_err(E::custom)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Ciphertext, A::Error> {
+        let mut bytes = [0u8; 64];
+        for (i, slot) in bytes.iter_mut().enumerate() {
+            *slot = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+        }
+        if seq.next_element::<u8>()?.is_some() {
+            return Err(serde::de::Error::invalid_length(65, &self));
+        }
+        Ciphertext::from_bytes(&bytes).map_err(serde::de::Error::custom)
     }
 }
 

@@ -241,5 +241,29 @@ fn encryption_is_randomised_and_wire_safe() {
     assert_eq!(Ciphertext::from_bytes(&a.to_bytes()).unwrap(), a);
     let encoded = rmp_serde::to_vec(&a).unwrap();
     assert_eq!(rmp_serde::from_slice::<Ciphertext>(&encoded).unwrap(), a);
+    // a MessagePack byte string: bin8 marker, length 64, the wire form
+    assert_eq!(encoded.len(), 66);
+    assert_eq!(encoded[..2], [0xc4, 64]);
+    assert_eq!(encoded[2..], a.to_bytes());
+    // formats without byte strings (JSON) round-trip through a sequence
+    let json = serde_json::to_string(&a).unwrap();
+    assert_eq!(serde_json::from_str::<Ciphertext>(&json).unwrap(), a);
+    // wrong lengths and a non-canonical point are refused, never accepted
+    let short = rmp_serde::to_vec(&serde_bytes_of(&a.to_bytes()[..63])).unwrap();
+    assert!(rmp_serde::from_slice::<Ciphertext>(&short).is_err());
+    let mut bad = a.to_bytes();
+    bad[..32].fill(0xff);
+    assert!(rmp_serde::from_slice::<Ciphertext>(&rmp_serde::to_vec(&serde_bytes_of(&bad)).unwrap()).is_err());
     let _: RistrettoPoint = a.b;
+}
+
+/// A byte string as MessagePack `bin` (what a peer sends as a ciphertext).
+fn serde_bytes_of(bytes: &[u8]) -> impl serde::Serialize + '_ {
+    struct Bin<'a>(&'a [u8]);
+    impl serde::Serialize for Bin<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+    Bin(bytes)
 }

@@ -417,7 +417,7 @@ fn invalid_parameters_labels_and_caps_are_refused_before_any_charge() {
         // not admitted: no round of it is
         let spec = QuerySpec::new(intent, 0, 0, decryptors());
         let task =
-            RelayTask::Moments { limb_bits: 20, sums: false, squares: false, sum_quantum: 1, squares_quantum: 1 };
+            RelayTask::Moments { limb_bits: 20, value_bits: 47, sums: false, squares: false, sum_quantum: 1, squares_quantum: 1 };
         let reason = refusal(f.ask(0, AuthorityRequest::AdmitRound { spec, round: 0, task }));
         assert_eq!(reason, ProtocolError::UnknownQuery(id.to_string()).to_string(), "{what}");
     }
@@ -457,7 +457,7 @@ fn rounds_are_admitted_only_for_the_admitted_query_in_order() {
     let fine = QuerySpec::new(intent.clone(), 13, 0, decryptors());
     assert!(refusal(f.ask(0, admit_round(&fine, 0, &task))).contains("at most 12 decimals"));
     // a task that asks relays for more than a count releases
-    let sums = RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+    let sums = RelayTask::Moments { limb_bits: 20, value_bits: 47, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
     let reason = refusal(f.ask(0, admit_round(&spec, 0, &sums)));
     assert!(reason.contains("a count query asks relays for exactly the moments it releases"), "{reason}");
     let histogram = RelayTask::Histogram { grid: Grid::Magnitude };
@@ -509,7 +509,7 @@ fn search_rounds_must_refine_one_bucket_of_the_previous_round() {
         (RelayTask::Histogram { grid: Grid::Magnitude }, "uniform grids"),
         (RelayTask::Histogram { grid: grid.clone() }, "not the refinement of one bucket"),
         (
-            RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 },
+            RelayTask::Moments { limb_bits: 20, value_bits: 47, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 },
             "a max query does not ask for sums",
         ),
     ];
@@ -550,7 +550,7 @@ fn contributions_of_unknown_duplicate_or_too_few_relays_are_refused() {
     // a round or task that was not admitted
     let reason = refusal(f.register(0, &spec, 1, &task, vec![c1.clone(), c2.clone()]));
     assert!(reason.contains("round 1 with this task was not admitted"), "{reason}");
-    let other = RelayTask::Moments { limb_bits: 16, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+    let other = RelayTask::Moments { limb_bits: 16, value_bits: 47, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
     let reason = refusal(f.register(0, &spec, 0, &other, vec![c1.clone(), c2.clone()]));
     assert!(reason.contains("round 0 with this task was not admitted"), "{reason}");
     // nothing was registered: no decryption yet
@@ -706,13 +706,17 @@ type CompressedShare = curve25519_dalek::ristretto::CompressedRistretto;
 #[test]
 fn an_ended_query_keeps_its_shares_not_its_aggregate_and_ended_ones_are_bounded() {
     let mut f = Fixture::new();
-    let sum_releases: Vec<Release> = std::iter::once(Release::Count).chain((0..7).map(Release::SumLimb)).collect();
+    // no bounds, 0 decimals: 4 limbs of 20 bits hold Σv
+    let (limbs, _) = sum_task().moment_limbs().unwrap();
+    assert_eq!(limbs, 4);
+    let sum_releases: Vec<Release> = std::iter::once(Release::Count).chain((0..limbs).map(Release::SumLimb)).collect();
     let (sum, sum_shares) = run_at_first(&mut f, exact(Statistic::Sum), sum_releases);
     let memory = f.authorities[0].0.query_memory();
-    assert_eq!(memory, QueryMemory { live: 0, ended: 1, ciphertexts: 0, shares: 8 }, "every planned release made");
+    assert_eq!(memory, QueryMemory { live: 0, ended: 1, ciphertexts: 0, shares: 5 }, "every planned release made");
     // a release asked again (a lost reply) gets the same share; a release the
     // plan does not make is refused as before; a new share is made no more
-    assert_eq!(shares(f.decrypt(0, sum.id, 0, Release::SumLimb(6))), vec![sum_shares[7]]);
+    assert_eq!(shares(f.decrypt(0, sum.id, 0, Release::SumLimb(3))), vec![sum_shares[4]]);
+    assert!(refusal(f.decrypt(0, sum.id, 0, Release::SumLimb(4))).contains("is not part of a exact sum query's plan"));
     assert!(refusal(f.decrypt(0, sum.id, 0, Release::HistTotal)).contains("is not part of a exact sum query's plan"));
     let reason = refusal(f.decrypt(0, sum.id, 0, Release::Sum));
     assert!(reason.contains("is over: every release its plan makes was answered"), "{reason}");
@@ -726,7 +730,7 @@ fn an_ended_query_keeps_its_shares_not_its_aggregate_and_ended_ones_are_bounded(
     }
     let memory = f.authorities[0].0.query_memory();
     assert_eq!(memory, QueryMemory { live: 0, ended: ENDED_QUERIES, ciphertexts: 0, shares: ENDED_QUERIES });
-    let reason = refusal(f.decrypt(0, sum.id, 0, Release::SumLimb(6)));
+    let reason = refusal(f.decrypt(0, sum.id, 0, Release::SumLimb(3)));
     assert_eq!(reason, ProtocolError::UnknownQuery(sum.id.to_string()).to_string());
     let (count, count_shares) = last.unwrap();
     assert_eq!(shares(f.decrypt(0, count.id, 0, Release::Count)), count_shares);

@@ -5,8 +5,9 @@
 //! stay msgpack (`wire`); these bytes never depend on serde layout or
 //! `Debug` text, so a refactor or a crate upgrade cannot change them.
 //!
-//! Layout (all integers big-endian; version 2 for everything that encodes a
-//! spec, whose domain tags end in `/v2`; version 1 otherwise):
+//! Layout (all integers big-endian; version 3 for everything that encodes a
+//! task, whose domain tags end in `/v3`, version 2 for a spec without a
+//! task, version 1 otherwise):
 //! - every statement starts with its domain tag as `str`;
 //! - `str`/`bytes`: u32 length, then the bytes; `bool`: one byte 0/1;
 //!   `opt<T>`: one byte 0 (absent) or 1 followed by T;
@@ -21,8 +22,8 @@
 //!   exact bool, epsilon opt<u64 millionths>;
 //! - spec = query, decimals u32, epoch u64, decryptors (u8 count, str each)
 //!   (version 2: the committee epoch and the t authorities that decrypt);
-//! - task = 0 (moments): limb_bits u32, sums bool, squares bool, sum_quantum
-//!   u128, squares_quantum u128; or 1 (histogram): grid = 0 (magnitude) |
+//! - task = 0 (moments): limb_bits u32, value_bits u32 (version 3), sums
+//!   bool, squares bool, sum_quantum u128, squares_quantum u128; or 1 (histogram): grid = 0 (magnitude) |
 //!   1 (uniform): lo i128, width i128, buckets u32 | 2 (edges): u32 count,
 //!   i128 each;
 //! - contribution = 0 (moments): count ct, sums (u32 count, ct each), squares
@@ -46,8 +47,8 @@ use crate::crypto::Ciphertext;
 use crate::stats::{Contribution, Grid, QueryParams, RelayTask, Release, Statistic};
 
 pub const DOMAIN_QUERY_ADMISSION: &str = "crux/admission/query/v1";
-pub const DOMAIN_ROUND_ADMISSION: &str = "crux/admission/round/v2";
-pub const DOMAIN_CONTRIBUTION: &str = "crux/contribution/v2";
+pub const DOMAIN_ROUND_ADMISSION: &str = "crux/admission/round/v3";
+pub const DOMAIN_CONTRIBUTION: &str = "crux/contribution/v3";
 pub const DOMAIN_RELEASES: &str = "crux/releases/v1";
 
 /// Appends fields in the specified layout.
@@ -192,9 +193,10 @@ impl Writer {
 
     pub fn task(&mut self, task: &RelayTask) {
         match task {
-            RelayTask::Moments { limb_bits, sums, squares, sum_quantum, squares_quantum } => {
+            RelayTask::Moments { limb_bits, value_bits, sums, squares, sum_quantum, squares_quantum } => {
                 self.u8(0);
                 self.u32(*limb_bits);
+                self.u32(*value_bits);
                 self.bool(*sums);
                 self.bool(*squares);
                 self.u128(*sum_quantum);

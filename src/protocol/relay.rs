@@ -31,7 +31,7 @@ use super::messages::*;
 use crate::crypto::{EncryptionKey, JointPublicKey, RelayIdentity};
 use crate::stats::contribution::{encrypt_local, local_aggregate, prepare_values};
 use crate::stats::fixed::pow10;
-use crate::stats::limits::{check_relay_scale, ROWS_LIMIT, VALUE_LIMIT};
+use crate::stats::limits::{check_relay_scale, value_bits as value_bits_of, ROWS_LIMIT, VALUE_LIMIT};
 use crate::stats::RelayTask;
 
 /// Oldest admission a relay acts on (seconds after the query was issued).
@@ -318,6 +318,13 @@ impl RelayState {
         // arithmetic below unable to overflow (data outside the caps is a
         // property of the files, the same for every query)
         check_relay_scale(&spec.params, &fixed, declared).map_err(|e| public(e.to_string()))?;
+        // the limbs hold any sums of values this wide, so encrypting them
+        // cannot fail on this relay's data
+        if let RelayTask::Moments { value_bits, .. } = task {
+            if value_bits_of(&fixed).map_err(|e| public(e.to_string()))? != *value_bits {
+                return Err(public("the task's value width differs from the query's bounds".into()));
+            }
+        }
         if column.decimals != declared {
             return Err(uniform(format!("column read at {} decimals, declared {declared}", column.decimals)));
         }

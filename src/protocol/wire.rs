@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ProtocolError;
 
-pub const PROTOCOL_VERSION: u16 = 1;
+/// 2: ciphertexts travel as 64-byte byte strings (1: arrays of integers).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Default frame limit (a 4096-bucket histogram is about 600 KiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
@@ -69,8 +70,8 @@ mod tests {
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert!(matches!(decode::<ProcessorRequest>(&trailing, 1024), Err(ProtocolError::Decode(_))));
-        let v2 = rmp_serde::to_vec(&Envelope { version: 2, body: &msg }).unwrap();
-        assert!(matches!(decode::<ProcessorRequest>(&v2, 1024), Err(ProtocolError::Version { found: 2, .. })));
+        let v1 = rmp_serde::to_vec(&Envelope { version: 1, body: &msg }).unwrap();
+        assert!(matches!(decode::<ProcessorRequest>(&v1, 1024), Err(ProtocolError::Version { found: 1, .. })));
         // valid msgpack of the wrong type
         let query = ProcessorRequest::Query {
             labels: vec!["Land".into()],

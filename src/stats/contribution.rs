@@ -3,8 +3,10 @@
 //! add contributions up.
 //!
 //! - `RelayTask::Moments`: the relay's count and, only when the plan releases
-//!   them, Σv (signed limbs) and Σv² (limbs): 1 to 1 + 2·ceil(128/L)
-//!   ciphertexts, whatever the row count.
+//!   them, Σv (signed limbs) and Σv² (limbs) of L bits each, as many as
+//!   the query's value width needs for 2^32 rows (`limbs::moment_limbs`:
+//!   3 + 4 of 26 bits with bounds [0, 2^32), at most 2·ceil(128/L)),
+//!   whatever the row count.
 //! - `RelayTask::Histogram`: one encrypted count per bucket of the grid.
 //!
 //! Values arrive as fixed-point integers at the query's common decimals,
@@ -36,6 +38,10 @@ pub enum RelayTask {
     /// small enough for the discrete-log range whatever the magnitudes.
     Moments {
         limb_bits: u32,
+        /// |v| < 2^value_bits for every value summed (`limits::value_bits`
+        /// of the query): sets how many limbs Σv and Σv² take
+        /// (`limbs::moment_limbs`).
+        value_bits: u32,
         /// Σv limbs are encrypted only when the plan releases a sum
         sums: bool,
         squares: bool,
@@ -60,12 +66,24 @@ impl RelayTask {
         }
     }
 
+    /// How many limbs of Σv and of Σv² a relay sends (0 for those not
+    /// asked, and for a histogram).
+    pub fn moment_limbs(&self) -> Result<(u32, u32), StatsError> {
+        match self {
+            RelayTask::Moments { limb_bits, value_bits, sums, squares, .. } => {
+                let (s, q) = limbs::moment_limbs(*value_bits, *limb_bits)?;
+                Ok((if *sums { s } else { 0 }, if *squares { q } else { 0 }))
+            }
+            RelayTask::Histogram { .. } => Ok((0, 0)),
+        }
+    }
+
     /// Ciphertexts one relay sends for this task.
     pub fn ciphertexts_per_relay(&self) -> Result<usize, StatsError> {
         Ok(match self {
-            RelayTask::Moments { limb_bits, sums, squares, .. } => {
-                let l = usize::try_from(limbs::limb_count(*limb_bits)?).unwrap_or(usize::MAX);
-                1 + if *sums { l } else { 0 } + if *squares { l } else { 0 }
+            RelayTask::Moments { .. } => {
+                let (s, q) = self.moment_limbs()?;
+                1 + usize::try_from(s + q).unwrap_or(usize::MAX)
             }
             RelayTask::Histogram { grid } => usize::try_from(grid.buckets()).unwrap_or(usize::MAX),
         })
@@ -237,8 +255,9 @@ pub fn encrypt_local(
     let mut enc = ProvedEncryptor { key, randomness: Vec::new(), rng };
     let contribution = match (task, local) {
         (RelayTask::Moments { limb_bits, sums, squares, .. }, LocalAggregate::Moments(m)) => {
-            let sum_limbs = if *sums { limbs::split(m.sum, *limb_bits)? } else { Vec::new() };
-            let square_limbs = if *squares { limbs::split(m.squares, *limb_bits)? } else { Vec::new() };
+            let (s, q) = task.moment_limbs()?;
+            let sum_limbs = if *sums { limbs::split(m.sum, *limb_bits, s)? } else { Vec::new() };
+            let square_limbs = if *squares { limbs::split(m.squares, *limb_bits, q)? } else { Vec::new() };
             let count = enc.encrypt(m.count, COUNT_BITS);
             let sum = enc.encrypt_all(sum_limbs, *limb_bits);
             let squares = enc.encrypt_all(square_limbs, *limb_bits);
@@ -270,12 +289,10 @@ impl Contribution {
     /// Checks that the contribution has the shape the task asks for.
     pub fn check_shape(&self, task: &RelayTask) -> Result<(), StatsError> {
         let ok = match (self, task) {
-            (
-                Contribution::Moments { sum, squares, .. },
-                RelayTask::Moments { limb_bits, sums: want_sums, squares: want_squares, .. },
-            ) => {
-                let l = usize::try_from(limbs::limb_count(*limb_bits)?).unwrap_or(0);
-                sum.len() == if *want_sums { l } else { 0 } && squares.len() == if *want_squares { l } else { 0 }
+            (Contribution::Moments { sum, squares, .. }, RelayTask::Moments { .. }) => {
+                let (s, q) = task.moment_limbs()?;
+                let len = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+                sum.len() == len(s) && squares.len() == len(q)
             }
             (Contribution::Histogram { counts }, RelayTask::Histogram { grid }) => {
                 counts.len() == usize::try_from(grid.buckets()).unwrap_or(usize::MAX)

@@ -20,14 +20,32 @@ pub fn limb_count(limb_bits: u32) -> Result<u32, StatsError> {
     Ok(128u32.div_ceil(limb_bits))
 }
 
-/// Signed limbs of `value`.
-pub fn split(value: i128, limb_bits: u32) -> Result<Vec<i64>, StatsError> {
-    let count = limb_count(limb_bits)?;
+/// Rows one relay may sum: `limits::ROWS_LIMIT` = 2^32.
+const ROW_BITS: u32 = 32;
+
+/// Limbs of Σv and of Σv² for at most 2^32 values with |v| < 2^value_bits
+/// (`limits::value_bits`): |Σv| < 2^(32 + value_bits) and Σv² <
+/// 2^(32 + 2·value_bits), each at most 128 bits. A query with bounds
+/// [0, 2^32) sends 3 + 4 limbs of 26 bits instead of 5 + 5.
+pub fn moment_limbs(value_bits: u32, limb_bits: u32) -> Result<(u32, u32), StatsError> {
+    limb_count(limb_bits)?;
+    let cover = |bits: u32| bits.min(128).div_ceil(limb_bits);
+    let squares = value_bits.saturating_mul(2).saturating_add(ROW_BITS);
+    Ok((cover(value_bits.saturating_add(ROW_BITS)), cover(squares)))
+}
+
+/// Signed limbs of `value`, `count` of them; an error if |value| does not
+/// fit (it always does for a relay's sums under its task's `value_bits`).
+pub fn split(value: i128, limb_bits: u32, count: u32) -> Result<Vec<i64>, StatsError> {
+    limb_count(limb_bits)?;
     let magnitude = value.unsigned_abs();
+    if count.checked_mul(limb_bits).filter(|b| *b < 128).is_some_and(|b| magnitude >> b != 0) {
+        return Err(StatsError::ArithmeticOverflow("a sum beyond its limbs"));
+    }
     let mask = (1u128 << limb_bits) - 1;
     (0..count)
         .map(|k| {
-            let shift = k * limb_bits;
+            let shift = k.saturating_mul(limb_bits);
             let digit = if shift >= 128 { 0 } else { (magnitude >> shift) & mask };
             let digit = i64::try_from(digit).map_err(|_| StatsError::ArithmeticOverflow("limb"))?;
             Ok(if value < 0 { -digit } else { digit })
@@ -66,7 +84,7 @@ mod tests {
         #[test]
         fn split_then_recombine(v in any::<i64>(), w in any::<i64>(), bits in 8u32..33) {
             let v = i128::from(v) * i128::from(w >> 8);
-            let limbs = split(v, bits).unwrap();
+            let limbs = split(v, bits, limb_count(bits).unwrap()).unwrap();
             prop_assert!(limbs.iter().all(|l| l.unsigned_abs() < 1u64 << bits));
             prop_assert_eq!(recombine(&limbs, bits).unwrap(), v);
         }
@@ -74,10 +92,39 @@ mod tests {
         #[test]
         fn sums_of_limbs_recombine_to_sums(a in any::<i64>(), b in any::<i64>(), bits in 8u32..33) {
             let (a, b) = (i128::from(a) << 20, i128::from(b) << 20);
-            let la = split(a, bits).unwrap();
-            let lb = split(b, bits).unwrap();
+            let la = split(a, bits, limb_count(bits).unwrap()).unwrap();
+            let lb = split(b, bits, limb_count(bits).unwrap()).unwrap();
             let summed: Vec<i64> = la.iter().zip(&lb).map(|(x, y)| x + y).collect();
             prop_assert_eq!(recombine(&summed, bits).unwrap(), a + b);
         }
+
+        /// The fewest limbs for a value width hold every sum of 2^32 values
+        /// below it, and one less limb would not.
+        #[test]
+        fn moment_limbs_hold_the_largest_sums(value_bits in 0u32..48, bits in 8u32..33) {
+            let (sums, squares) = moment_limbs(value_bits, bits).unwrap();
+            let largest = (1i128 << 32) * ((1i128 << value_bits) - 1);
+            let limbs = split(-largest, bits, sums).unwrap();
+            prop_assert_eq!(limbs.len(), sums as usize);
+            prop_assert_eq!(recombine(&limbs, bits).unwrap(), -largest);
+            prop_assert!(value_bits == 0 || split(largest, bits, sums - 1).is_err());
+            let square = (1i128 << 32) * ((1i128 << value_bits) - 1).pow(2);
+            if value_bits <= 47 {
+                prop_assert_eq!(recombine(&split(square, bits, squares).unwrap(), bits).unwrap(), square);
+                prop_assert!(value_bits == 0 || split(square, bits, squares - 1).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn moment_limbs_examples() {
+        // bounds [0, 2^32): 64- and 96-bit sums in 26-bit limbs
+        assert_eq!(moment_limbs(32, 26).unwrap(), (3, 4));
+        // no bounds: as wide as i128
+        assert_eq!(moment_limbs(87, 26).unwrap(), (5, 5));
+        assert_eq!(moment_limbs(200, 26).unwrap(), (5, 5));
+        assert!(moment_limbs(32, 3).is_err());
+        assert!(split(1 << 40, 20, 2).is_err());
+        assert_eq!(split(-(1 << 39), 20, 2).unwrap(), [0, -(1 << 19)]);
     }
 }

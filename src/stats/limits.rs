@@ -22,6 +22,24 @@ pub const ROWS_LIMIT: usize = 1 << 32;
 /// Largest fixed-point scale (decimals) of an admitted query.
 pub const MAX_QUERY_DECIMALS: u32 = 12;
 
+/// Bits that bound every value a relay sums for a moments task: |v| <
+/// 2^value_bits. With bounds the values are clamped to them, so the larger
+/// |bound| decides; without, a value below `VALUE_LIMIT` at its declared
+/// decimals is at most 10^decimals times larger at the query's scale.
+/// The processor puts it in the task, and relays and authorities refuse a
+/// task with any other width, so a relay's sums always fit their limbs
+/// (`limbs::moment_limbs`) and no refusal can depend on its data.
+pub fn value_bits(fixed: &FixedParams) -> Result<u32, StatsError> {
+    let largest = match fixed.bounds {
+        Some((lo, hi)) => lo.unsigned_abs().max(hi.unsigned_abs()),
+        None => 10u128
+            .checked_pow(fixed.decimals)
+            .and_then(|scale| (VALUE_LIMIT.unsigned_abs() - 1).checked_mul(scale))
+            .ok_or(StatsError::ArithmeticOverflow("value width"))?,
+    };
+    Ok(u128::BITS - largest.leading_zeros())
+}
+
 /// Authority side, at admission: the scale and bounds are within the caps.
 pub fn check_admissible(params: &QueryParams, fixed: &FixedParams) -> Result<(), StatsError> {
     let bad = |name: &'static str, reason: String| StatsError::InvalidParameter { name, reason };

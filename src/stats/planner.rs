@@ -5,8 +5,9 @@
 //! Driven by `protocol::processor`, which aggregates contributions, obtains
 //! the partial decryptions and solves the discrete logs. No I/O, no keys.
 //!
-//! Releases per query: count 1; sum and mean 1 + L; variance and stddev
-//! 1 + 2L (L = ceil(128 / limb_bits) limbs, exact mode; 1 + 1 + 1 with noise);
+//! Releases per query: count 1; sum and mean 1 + S; variance and stddev
+//! 1 + S + Q (S and Q limbs of Σv and Σv², `limbs::moment_limbs` for the
+//! query's value width, exact mode; 1 + 1 + 1 with noise);
 //! histogram one per bucket; quantile searches see `search`.
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use super::error::StatsError;
 use super::fixed::{format_fixed, pow10};
 use super::grid::Grid;
 use super::limbs;
+use super::limits;
 use super::policy::{first_search_grid, max_abs_bound, moments_quanta, plan_shape};
 use super::release::Release;
 use super::result::{reduce, ExactValue, HistogramBucket, StatResult};
@@ -207,6 +209,7 @@ impl Planner {
             let (sum_quantum, squares_quantum) = moments_quanta(&self.params, &self.fixed)?;
             RelayTask::Moments {
                 limb_bits: self.limb_bits,
+                value_bits: limits::value_bits(&self.fixed)?,
                 sums: st.needs_sum(),
                 squares: st.needs_squares(),
                 sum_quantum,
@@ -223,17 +226,17 @@ impl Planner {
         let releases = match &mut self.state {
             State::Moments => {
                 let mut r = vec![Release::Count];
-                let l = limbs::limb_count(self.limb_bits)?;
+                let (s, q) = limbs::moment_limbs(limits::value_bits(&self.fixed)?, self.limb_bits)?;
                 if st.needs_sum() {
                     if self.params.exact {
-                        r.extend((0..l).map(Release::SumLimb));
+                        r.extend((0..s).map(Release::SumLimb));
                     } else {
                         r.push(Release::Sum);
                     }
                 }
                 if st.needs_squares() {
                     if self.params.exact {
-                        r.extend((0..l).map(Release::SquaresLimb));
+                        r.extend((0..q).map(Release::SquaresLimb));
                     } else {
                         r.push(Release::Squares);
                     }
@@ -331,8 +334,8 @@ impl Planner {
             let q = i128::try_from(q).map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
             return Self::get(map, whole)?.checked_mul(q).ok_or(StatsError::ArithmeticOverflow("noisy sum"));
         }
-        let l = limbs::limb_count(self.limb_bits)?;
-        let parts = (0..l)
+        let (s, q) = limbs::moment_limbs(limits::value_bits(&self.fixed)?, self.limb_bits)?;
+        let parts = (0..if whole == Release::Squares { q } else { s })
             .map(|k| {
                 Self::get(map, limb(k))
                     .and_then(|v| i64::try_from(v).map_err(|_| StatsError::ArithmeticOverflow("limb")))

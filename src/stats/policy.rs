@@ -11,7 +11,7 @@ use super::contribution::RelayTask;
 use super::dp::{laplace_scale, Epsilon};
 use super::error::StatsError;
 use super::grid::Grid;
-use super::limbs;
+use super::limits;
 use super::release::Release;
 use super::statistic::{FixedParams, QueryParams, Statistic};
 
@@ -123,7 +123,7 @@ pub fn check_task(
     }
     let st = params.statistic;
     match task {
-        RelayTask::Moments { sums, squares, sum_quantum, squares_quantum, .. } => {
+        RelayTask::Moments { sums, squares, sum_quantum, squares_quantum, value_bits, .. } => {
             if (*sum_quantum, *squares_quantum) != moments_quanta(params, fixed)? {
                 return refuse("the task's resolution differs from the query's".into());
             }
@@ -132,6 +132,9 @@ pub fn check_task(
             }
             if *sums != st.needs_sum() || *squares != st.needs_squares() {
                 return refuse(format!("a {st} query asks relays for exactly the moments it releases"));
+            }
+            if *value_bits != limits::value_bits(fixed)? {
+                return refuse("the task's value width differs from the query's bounds".into());
             }
         }
         RelayTask::Histogram { grid } => match st {
@@ -223,13 +226,11 @@ pub fn slot(
                     .saturating_add(1),
             )
         }
-        (RelayTask::Moments { limb_bits, sums: true, .. }, Release::SumLimb(k))
-            if exact && st.needs_sum() && k < limbs::limb_count(*limb_bits)? =>
+        (RelayTask::Moments { sums: true, .. }, Release::SumLimb(k)) if exact && st.needs_sum() && k < task.moment_limbs()?.0 =>
         {
             (16 + k, 0)
         }
-        (RelayTask::Moments { limb_bits, squares: true, .. }, Release::SquaresLimb(k))
-            if exact && k < limbs::limb_count(*limb_bits)? =>
+        (RelayTask::Moments { squares: true, .. }, Release::SquaresLimb(k)) if exact && k < task.moment_limbs()?.1 =>
         {
             (64 + k, 0)
         }
@@ -261,12 +262,12 @@ pub fn planned_releases(params: &QueryParams, task: &RelayTask) -> Result<Option
         return Ok(None);
     }
     Ok(Some(match task {
-        RelayTask::Moments { limb_bits, sums, squares, .. } => {
-            let count = limbs::limb_count(*limb_bits)?;
+        RelayTask::Moments { sums, squares, .. } => {
+            let (s, q) = task.moment_limbs()?;
             let mut releases = vec![Release::Count];
-            for (asked, whole, limb) in [
-                (*sums, Release::Sum, Release::SumLimb as fn(u32) -> Release),
-                (*squares, Release::Squares, Release::SquaresLimb as fn(u32) -> Release),
+            for (asked, count, whole, limb) in [
+                (*sums, s, Release::Sum, Release::SumLimb as fn(u32) -> Release),
+                (*squares, q, Release::Squares, Release::SquaresLimb as fn(u32) -> Release),
             ] {
                 if asked && params.exact {
                     releases.extend((0..count).map(limb));
@@ -385,15 +386,18 @@ mod tests {
     fn authority_refuses_what_the_plan_does_not_contain() {
         let p = QueryParams::new(Statistic::Mean);
         let f = p.fixed(0).unwrap();
-        let task = RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        let task = RelayTask::Moments { limb_bits: 20, value_bits: 47, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        // no bounds, 0 decimals: |v| < 2^47, so Σv takes ceil((32 + 47) / 20) = 4 limbs
+        assert_eq!(limits::value_bits(&f).unwrap(), 47);
+        assert_eq!(task.moment_limbs().unwrap(), (4, 0));
         check_task(&p, &f, 0, &task, None).unwrap();
         assert!(check_task(&p, &f, 1, &task, Some(&task)).is_err(), "second round");
         assert!(check_task(&p, &f, 0, &task, Some(&task)).is_err(), "round 0 after another");
         let squares =
-            RelayTask::Moments { limb_bits: 20, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
+            RelayTask::Moments { limb_bits: 20, value_bits: 47, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
         assert!(check_task(&p, &f, 0, &squares, None).is_err());
         let no_sums =
-            RelayTask::Moments { limb_bits: 20, sums: false, squares: false, sum_quantum: 1, squares_quantum: 1 };
+            RelayTask::Moments { limb_bits: 20, value_bits: 47, sums: false, squares: false, sum_quantum: 1, squares_quantum: 1 };
         assert!(check_task(&p, &f, 0, &no_sums, None).is_err(), "a mean needs its sums");
         let count = QueryParams::new(Statistic::Count);
         check_task(&count, &count.fixed(0).unwrap(), 0, &no_sums, None).unwrap();
@@ -414,8 +418,17 @@ mod tests {
         assert_eq!(moments_quanta(&dp, &df).unwrap(), (1, 2));
         assert!(check_task(&dp, &df, 0, &task, None).is_err(), "wrong resolution");
         let dp_task =
-            RelayTask::Moments { limb_bits: 20, sums: true, squares: false, sum_quantum: 1, squares_quantum: 2 };
+            RelayTask::Moments { limb_bits: 20, value_bits: 3, sums: true, squares: false, sum_quantum: 1, squares_quantum: 2 };
         assert!(check_task(&dp, &df, 0, &dp_task, None).is_ok());
+        // the value width follows the bounds (|-5| < 2^3), nothing else
+        for wrong in [2, 4, 47] {
+            let mut t = dp_task.clone();
+            if let RelayTask::Moments { value_bits, .. } = &mut t {
+                *value_bits = wrong;
+            }
+            let refused = check_task(&dp, &df, 0, &t, None).unwrap_err().to_string();
+            assert!(refused.contains("value width"), "{refused}");
+        }
         assert_eq!(slot(&dp, &df, &dp_task, Release::Sum).unwrap(), ReleaseSlot { index: 1, sensitivity: 6, share: 2 });
         // large bounds: resolution about 1/16 of the noise scale, a power of two
         dp.bounds = Some(("0".into(), "3000000".into()));
