@@ -89,15 +89,27 @@ fn every_format_every_relay_count_every_column() {
 fn ciphertexts_and_decryptions_per_query() {
     let mut cluster = memory_cluster("areas.xlsx", 3, true, 2);
     let l = ["Population", "All usual residents", "2021"];
-    let limbs = 128usize.div_ceil(cluster.view.limb_bits(3) as usize);
+    let limb_bits = cluster.view.limb_bits(3);
     cluster.query(&l, exact(Statistic::Count)).unwrap();
     // a count encrypts its count only: no sum limbs it would never release
     assert_eq!(costs(&cluster), (1, 1, 1));
+    // no bounds, 0 decimals: |v| < 2^47, so |Σv| < 2^79 and Σv² < 2^126
+    // for 2^32 rows: limbs for 79 and 126 bits
+    let (sums, squares) = crux::stats::limbs::moment_limbs(47, limb_bits).unwrap();
+    assert_eq!((sums, squares), (79u32.div_ceil(limb_bits), 126u32.div_ceil(limb_bits)));
+    let (sums, squares) = (sums as usize, squares as usize);
     cluster.query(&l, exact(Statistic::Mean)).unwrap();
-    assert_eq!(costs(&cluster), (1, 1 + limbs, 1 + limbs));
+    assert_eq!(costs(&cluster), (1, 1 + sums, 1 + sums));
     cluster.query(&l, exact(Statistic::Variance)).unwrap();
-    assert_eq!(costs(&cluster), (1, 1 + 2 * limbs, 1 + 2 * limbs));
+    assert_eq!(costs(&cluster), (1, 1 + sums + squares, 1 + sums + squares));
     assert_eq!(cluster.trace.round_trips, 2 + 3, "admission, description, then admit, contribute, register");
+    // bounds [0, 100000] (< 2^17): limbs for 49 and 66 bits, fewer than without
+    let mut bounded = exact(Statistic::Variance);
+    bounded.bounds = Some(("0".into(), "100000".into()));
+    cluster.query(&l, bounded).unwrap();
+    let (s, q) = (49u32.div_ceil(limb_bits) as usize, 66u32.div_ceil(limb_bits) as usize);
+    assert!(s + q < sums + squares);
+    assert_eq!(costs(&cluster), (1, 1 + s + q, 1 + s + q));
     // median 6469: magnitude bucket 76 = [4096, 8191]: the total and 11 cuts
     // (127·j/12) find buckets 74..84, 9 cuts then bucket 76; then two
     // 64-bucket refinements (width 64, then 1), 7 + 7 cuts each
