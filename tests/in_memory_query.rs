@@ -111,23 +111,23 @@ fn ciphertexts_and_decryptions_per_query() {
     assert!(s + q < sums + squares);
     assert_eq!(costs(&cluster), (1, 1 + s + q, 1 + s + q));
     // median 6469: magnitude bucket 76 = [4096, 8191]: the total and 11 cuts
-    // (127·j/12) find buckets 74..84, 9 cuts then bucket 76; then two
-    // 64-bucket refinements (width 64, then 1), 7 + 7 cuts each
+    // (127·j/12) find buckets 74..84, 9 cuts then bucket 76; then three
+    // 16-bucket refinements (width 256, 16, then 1), 3 + 3 cuts each
     cluster.query(&l, exact(Statistic::Median)).unwrap();
-    assert_eq!(costs(&cluster), (3, 127 + 64 + 64, 1 + 11 + 9 + 2 * (7 + 7)));
+    assert_eq!(costs(&cluster), (4, 127 + 3 * 16, 1 + 11 + 9 + 3 * (3 + 3)));
     // two steps a round, the first with the registration
-    assert_eq!(cluster.trace.round_trips, 2 + 3 * 4);
+    assert_eq!(cluster.trace.round_trips, 2 + 4 * 4);
     // progress as `ProcessorRequest::Progress` reports it: (0, 0) while
-    // admitting and describing, then rounds started out of the exact search's 12
+    // admitting and describing, then rounds started out of the exact search's 17
     let progress = &cluster.trace.progress;
     assert_eq!(progress.first(), Some(&(0, 0)), "{progress:?}");
     assert!(progress.windows(2).all(|w| w[0].0 <= w[1].0), "rounds never go back: {progress:?}");
-    assert!(progress.contains(&(1, 12)) && progress.contains(&(3, 12)), "{progress:?}");
-    assert!(progress.iter().all(|p| p.0 <= 3 && p.1 <= 12), "{progress:?}");
+    assert!(progress.contains(&(1, 17)) && progress.contains(&(4, 17)), "{progress:?}");
+    assert!(progress.iter().all(|p| p.0 <= 4 && p.1 <= 17), "{progress:?}");
     // a 2-decimal column: value range up to 2^19 hundredths, still a handful of rounds
     cluster.query(&["Population", "Persons per square kilometre", "2021"], exact(Statistic::Median)).unwrap();
     let (rounds, cts, releases) = costs(&cluster);
-    assert!(rounds <= 4 && cts <= 127 + 3 * 64 && releases <= 1 + 11 + 10 + 3 * 14, "{:?}", costs(&cluster));
+    assert!(rounds <= 5 && cts <= 127 + 4 * 16 && releases <= 1 + 11 + 10 + 4 * 6, "{:?}", costs(&cluster));
     assert!(cluster.trace.round_trips <= 2 + 4 * rounds, "{}", cluster.trace.round_trips);
     let mut h = exact(Statistic::Histogram);
     h.edges = vec!["0".into(), "1000".into(), "10000".into()];

@@ -18,7 +18,7 @@ use super::ledger::{Ledger, MemoryLedger};
 use super::relay::{ColumnSource, ColumnValues, RelayState, SourceError};
 use super::*;
 use crate::crypto::{deal_for_tests, JointPublicKey, RelayIdentity};
-use crate::stats::policy::first_search_grid;
+use crate::stats::policy::{first_search_grid, SEARCH_BUCKETS};
 use crate::stats::search::refinement_range;
 use crate::stats::{Epsilon, Grid, PlanStep, Planner, QueryParams, RelayTask, Release, Statistic, StatsError};
 
@@ -485,7 +485,7 @@ fn rounds_are_admitted_only_for_the_admitted_query_in_order() {
     assert_eq!(refusal(response), ProtocolError::UnknownQuery(intent.id.to_string()).to_string());
 }
 
-/// An exact max over bounds 0:100000 (a search of 64-bucket rounds).
+/// An exact max over bounds 0:100000 (a search of `SEARCH_BUCKETS`-bucket rounds).
 fn exact_max_within_100000() -> QueryParams {
     let mut params = exact(Statistic::Max);
     params.bounds = Some(("0".into(), "100000".into()));
@@ -520,7 +520,7 @@ fn search_rounds_must_refine_one_bucket_of_the_previous_round() {
     // the refinement of the bucket holding 77777 is what the search asks next
     let bucket = grid.bucket_of(77_777).unwrap();
     let (lo, hi) = refinement_range(grid, bucket, fixed.bounds).unwrap();
-    let next = RelayTask::Histogram { grid: Grid::covering(lo, hi, 64).unwrap() };
+    let next = RelayTask::Histogram { grid: Grid::covering(lo, hi, SEARCH_BUCKETS).unwrap() };
     let response = f.ask(0, admit_round(next));
     assert!(matches!(response, AuthorityResponse::Admitted { remaining_budget: None, .. }), "{response:?}");
 }
@@ -605,7 +605,7 @@ fn only_planned_releases_of_registered_rounds_are_decrypted_once() {
 #[test]
 fn noisy_releases_stop_at_the_plans_count() {
     let mut f = Fixture::new();
-    // 4096 values: 2 rounds of 64 buckets, 1 + 6 * 2 = 13 releases
+    // 4096 values: 3 rounds of 16 buckets, 1 + 4 * 3 = 13 releases
     let (spec, _) = f.registered_round0(noisy(Statistic::Median, "1", Some(("0", "4095"))));
     let mut partials = Vec::new();
     // a cut's prefix and suffix counts are two releases
@@ -797,7 +797,7 @@ fn a_search_keeps_only_the_aggregate_of_its_current_round() {
     // round 1 refines the bucket holding 77777: round 0 is over
     let fixed = spec.params.fixed(0).unwrap();
     let (lo, hi) = refinement_range(grid, grid.bucket_of(77_777).unwrap(), fixed.bounds).unwrap();
-    let next = RelayTask::Histogram { grid: Grid::covering(lo, hi, 64).unwrap() };
+    let next = RelayTask::Histogram { grid: Grid::covering(lo, hi, SEARCH_BUCKETS).unwrap() };
     let admission = f.admit_all(AuthorityRequest::AdmitRound { spec: spec.clone(), round: 1, task: next.clone() });
     assert_eq!(f.authorities[0].0.query_memory(), QueryMemory { live: 1, ended: 0, ciphertexts: 0, shares: 0 });
     let reason = refusal(f.decrypt(0, spec.id, 0, Release::HistTotal));

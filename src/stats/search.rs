@@ -7,7 +7,7 @@
 //! (each the number of the column's values below a cut of the round's grid,
 //! `release::round_target`: one release, whatever the round) finds the
 //! bucket holding rank r; the next round re-histograms only that bucket on
-//! a 64-bucket grid. When a bucket holds a single fixed-point
+//! a 16-bucket grid (`policy::SEARCH_BUCKETS`). When a bucket holds a single fixed-point
 //! value, that value is the answer, exact at the column's resolution.
 //!
 //! - Exact: each step releases k − 1 prefix counts at once (k =
@@ -336,7 +336,7 @@ mod tests {
         for p in [(0, 1), (1, 4), (1, 2), (3, 4), (1, 1)] {
             let (got, rounds, releases) = run(&v, p, Grid::Magnitude);
             assert_eq!(got, expected(&v, p), "p = {p:?}");
-            assert!(rounds <= 4 && releases <= 30, "{rounds} rounds {releases} releases");
+            assert!(rounds <= 5 && releases <= 30, "{rounds} rounds {releases} releases");
         }
     }
 
