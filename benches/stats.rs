@@ -261,8 +261,14 @@ fn moment_rows(values: &[i128], edges: &[i128], key: &EncryptionKey, relay: &mut
     let moments = local_moments(values, true).unwrap();
 
     // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
-    let task =
-        RelayTask::Moments { limb_bits: LIMB_BITS, value_bits: UNBOUNDED_BITS, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+    let task = RelayTask::Moments {
+        limb_bits: LIMB_BITS,
+        value_bits: UNBOUNDED_BITS,
+        sums: true,
+        squares: false,
+        sum_quantum: 1,
+        squares_quantum: 1,
+    };
     let scan = median_time(|| local_moments(values, true).unwrap());
     let crypto = median_time(|| encrypt_moments(&moments, false, key));
     let total = median_time(|| contribute(&task, values, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap());
@@ -297,8 +303,14 @@ fn moment_rows(values: &[i128], edges: &[i128], key: &EncryptionKey, relay: &mut
     });
 
     // variance / stddev: Moments with squares; floor = i128 sum and sum of squares, n·q - s².
-    let task =
-        RelayTask::Moments { limb_bits: LIMB_BITS, value_bits: UNBOUNDED_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
+    let task = RelayTask::Moments {
+        limb_bits: LIMB_BITS,
+        value_bits: UNBOUNDED_BITS,
+        sums: true,
+        squares: true,
+        sum_quantum: 1,
+        squares_quantum: 1,
+    };
     let crypto = median_time(|| encrypt_moments(&moments, true, key));
     let total = median_time(|| contribute(&task, values, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap());
     let floor = median_time(|| {
@@ -404,7 +416,14 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
     for (name, task) in [
         (
             "moments 1+4+4",
-            RelayTask::Moments { limb_bits: LIMB_BITS, value_bits: UNBOUNDED_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 },
+            RelayTask::Moments {
+                limb_bits: LIMB_BITS,
+                value_bits: UNBOUNDED_BITS,
+                sums: true,
+                squares: true,
+                sum_quantum: 1,
+                squares_quantum: 1,
+            },
         ),
         ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap() }),
@@ -442,7 +461,14 @@ fn aggregation_per_relay(key: &EncryptionKey) {
     for (name, task) in [
         (
             "moments 1+4+4 (variance)",
-            RelayTask::Moments { limb_bits: LIMB_BITS, value_bits: UNBOUNDED_BITS, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 },
+            RelayTask::Moments {
+                limb_bits: LIMB_BITS,
+                value_bits: UNBOUNDED_BITS,
+                sums: true,
+                squares: true,
+                sum_quantum: 1,
+                squares_quantum: 1,
+            },
         ),
         ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(0, 6399, 64).unwrap() }),

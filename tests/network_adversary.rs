@@ -26,7 +26,7 @@ use crux::protocol::processor::{ProcessorView, QueryDriver};
 use crux::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};
 use crux::protocol::*;
 use crux::stats::release::target;
-use crux::stats::{Contribution, Epsilon, QueryParams, RelayTask, Release, Statistic};
+use crux::stats::{Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release, Statistic};
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::Scalar;
@@ -238,7 +238,8 @@ async fn forged_altered_or_reused_relay_signatures_are_refused() {
     let RelayTask::Moments { limb_bits, value_bits, sums, squares, sum_quantum, squares_quantum } = task.clone() else {
         panic!("moments")
     };
-    let wider = RelayTask::Moments { limb_bits: limb_bits + 1, value_bits, sums, squares, sum_quantum, squares_quantum };
+    let wider =
+        RelayTask::Moments { limb_bits: limb_bits + 1, value_bits, sums, squares, sum_quantum, squares_quantum };
     for authority in AUTHORITIES {
         let reason = refusal(evil.register(authority, &other.spec, &other.task, vec![c1.clone(), c2.clone()]).await);
         assert!(reason.contains("signature check failed for relay-1"), "another query: {reason}");
@@ -819,4 +820,44 @@ async fn authority_charges_its_own_dataset_whatever_the_spec_names() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A moments task names the width of the values it sums (`value_bits`),
+/// which sets how many limbs hold a relay's sums. A narrower width than
+/// the query's bounds imply would make a relay with large sums refuse, a
+/// refusal that depends on its data. Every authority refuses to admit a
+/// round with any other width, and a relay refuses a task its round
+/// admission does not name, before reading its column.
+#[actix_rt::test]
+async fn a_task_with_another_value_width_is_never_admitted_nor_served() {
+    let (_cluster, evil) = exact_backend().await;
+    let intent = evil.intent(exact_sum());
+    let query_admission = evil.admit_query(&intent).await.unwrap();
+    let request = RelayRequest::Describe { query: intent.clone(), admission: query_admission, epoch: 0 };
+    let RelayResponse::Described(info) = evil.relay("relay-1", &request).await else { panic!("describe") };
+    let decryptors = AUTHORITIES.iter().map(|a| a.to_string()).collect();
+    let spec = QuerySpec::new(intent.clone(), info.decimals, 0, decryptors);
+    let PlanStep::Round { task, .. } = Planner::new(exact_sum(), info.decimals, 20).unwrap().start().unwrap() else {
+        panic!("a plan starts with a round")
+    };
+    let RelayTask::Moments { value_bits, .. } = task else { panic!("moments") };
+    let with_width = |bits: u32| {
+        let mut t = task.clone();
+        if let RelayTask::Moments { value_bits, .. } = &mut t {
+            *value_bits = bits;
+        }
+        t
+    };
+    for bits in [0, value_bits - 1, value_bits + 1] {
+        let reason = evil.admit_round(&spec, 0, &with_width(bits)).await.unwrap_err();
+        assert!(reason.contains("value width differs from the query's bounds"), "{bits}: {reason}");
+    }
+    // the plan's own task is admitted, and a relay serves only that one
+    let admission = evil.admit_round(&spec, 0, &task).await.unwrap();
+    let narrow =
+        RelayRequest::Contribute { spec: spec.clone(), round: 0, task: with_width(1), admission: admission.clone() };
+    let message = relay_error(evil.relay("relay-1", &narrow).await);
+    assert!(message.contains("not admitted"), "{message}");
+    let honest = RelayRequest::Contribute { spec, round: 0, task, admission };
+    assert!(matches!(evil.relay("relay-1", &honest).await, RelayResponse::Contribution(_)));
 }

@@ -90,10 +90,12 @@ async fn relays_act_only_on_admitted_queries() {
     s.params.statistic = Statistic::Variance;
     altered.push(("statistic", s, 0, q.task.clone()));
     altered.push(("round 1", q.spec.clone(), 1, q.task.clone()));
-    let RelayTask::Moments { limb_bits, value_bits, sums, squares, sum_quantum, squares_quantum } = q.task.clone() else {
+    let RelayTask::Moments { limb_bits, value_bits, sums, squares, sum_quantum, squares_quantum } = q.task.clone()
+    else {
         panic!("moments")
     };
-    let squares_task = RelayTask::Moments { limb_bits, value_bits, sums, squares: !squares, sum_quantum, squares_quantum };
+    let squares_task =
+        RelayTask::Moments { limb_bits, value_bits, sums, squares: !squares, sum_quantum, squares_quantum };
     altered.push(("task", q.spec.clone(), 0, squares_task));
     for (what, spec, round, task) in altered {
         let request = RelayRequest::Contribute { spec, round, task, admission: q.admission.clone() };

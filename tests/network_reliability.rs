@@ -360,9 +360,10 @@ mod hostile {
                 releases: vec![],
             })
             .unwrap();
-            // the count ciphertext's first point, patched to a non-canonical encoding
-            let point = rmp_serde::to_vec(&count.a).unwrap();
-            let bad_point = splice(&register, &point, &rmp_serde::to_vec(&[0xffu8; 32]).unwrap());
+            // the count ciphertext's first point (the first 32 of its 64 wire
+            // bytes), patched to a non-canonical encoding
+            let point = count.to_bytes();
+            let bad_point = splice(&register, &point[..32], &[0xffu8; 32]);
 
             let random: Vec<u8> = (0..4096).map(|_| rand::random::<u8>()).collect();
             let oversized = vec![0x92u8; 100_000];
@@ -371,9 +372,9 @@ mod hostile {
                 params: QueryParams::new(Statistic::Count),
             })
             .unwrap();
-            // [version 1, array32 of 2^31 elements, then nothing]
-            let huge_len = vec![0x92u8, 0x01, 0xdd, 0x80, 0x00, 0x00, 0x00];
-            let mut huge_in_register = vec![0x92u8, 0x01, 0x81, 0xa8];
+            // [version 2, array32 of 2^31 elements, then nothing]
+            let huge_len = vec![0x92u8, 0x02, 0xdd, 0x80, 0x00, 0x00, 0x00];
+            let mut huge_in_register = vec![0x92u8, 0x02, 0x81, 0xa8];
             huge_in_register.extend_from_slice(b"Register");
             huge_in_register.extend_from_slice(&[0xdd, 0x80, 0x00, 0x00, 0x00]);
             let cases: Vec<(&str, Vec<u8>)> = vec![

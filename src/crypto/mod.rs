@@ -26,7 +26,7 @@ pub use elgamal::{Ciphertext, EncryptionKey};
 pub use error::CryptoError;
 pub use keys::{deal_for_tests, lagrange_at_zero, JointPublicKey, KeyShare, Member};
 pub use proofs::{DleqProof, NoisyShareProof, SchnorrProof, ShareStatement};
-pub use signing::{RelayIdentity, RelayPublicKey, RelaySignature};
+pub use signing::{verify_batch_signatures, RelayIdentity, RelayPublicKey, RelaySignature, SignedItem};
 
 use curve25519_dalek::scalar::Scalar;
 

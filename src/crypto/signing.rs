@@ -102,6 +102,45 @@ impl RelayPublicKey {
     }
 }
 
+/// One signature of a batch: who signed, with which pinned key, over
+/// (context, message).
+pub struct SignedItem<'a> {
+    pub key: &'a RelayPublicKey,
+    pub context: &'a [u8],
+    pub message: &'a [u8],
+    pub signature: &'a RelaySignature,
+}
+
+/// Checks many relay signatures at once (ed25519-dalek's `verify_batch`,
+/// about half the cost of checking each for a round's contributions).
+/// False if any fails, any key is weak (small order) or any signature is
+/// malformed; the caller then checks each alone with `verify` (strict) to
+/// name the culprits. The batch equation accepts no signature that `verify`
+/// rejects unless it was made with the signer's own key (it ignores
+/// small-order components), so it lets no one else sign for a relay. Its
+/// weights are derived from the inputs, so every node gets the same answer
+/// for the same contributions.
+pub fn verify_batch_signatures(items: &[SignedItem<'_>]) -> bool {
+    let mut messages = Vec::with_capacity(items.len());
+    let mut signatures = Vec::with_capacity(items.len());
+    let mut keys = Vec::with_capacity(items.len());
+    for item in items {
+        let (Ok(key), Ok(signature)) =
+            (VerifyingKey::from_bytes(&item.key.0), Signature::from_slice(&item.signature.0))
+        else {
+            return false;
+        };
+        if key.is_weak() {
+            return false;
+        }
+        messages.push(signed_message(item.context, item.message));
+        signatures.push(signature);
+        keys.push(key);
+    }
+    let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+    ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok()
+}
+
 /// A 64-byte ed25519 signature (kept as bytes so decoding never panics).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RelaySignature(pub Vec<u8>);
@@ -133,5 +172,38 @@ mod tests {
         assert_eq!(RelayPublicKey::from_hex(&pk.to_hex()).unwrap(), pk);
         let back = RelayIdentity::from_seed(&id.seed()).unwrap();
         assert_eq!(back.public_key(), pk);
+    }
+
+    #[test]
+    fn batches_pass_only_when_every_signature_does() {
+        let ids: Vec<RelayIdentity> = (0..4).map(|_| RelayIdentity::generate(&mut OsRng)).collect();
+        let keys: Vec<RelayPublicKey> = ids.iter().map(RelayIdentity::public_key).collect();
+        let messages: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; 40]).collect();
+        let sigs: Vec<RelaySignature> = ids.iter().zip(&messages).map(|(id, m)| id.sign(b"q", m)).collect();
+        let batch = |keys: &[RelayPublicKey], context: &[u8], sigs: &[RelaySignature]| {
+            let items: Vec<SignedItem> = (0..4)
+                .map(|i| SignedItem { key: &keys[i], context, message: &messages[i], signature: &sigs[i] })
+                .collect();
+            verify_batch_signatures(&items)
+        };
+        assert!(batch(&keys, b"q", &sigs));
+        assert!(verify_batch_signatures(&[]));
+        assert!(!batch(&keys, b"other query", &sigs), "another context");
+        let mut swapped = sigs.clone();
+        swapped.swap(1, 2);
+        assert!(!batch(&keys, b"q", &swapped), "signatures of other messages");
+        let mut flipped = sigs.clone();
+        flipped[3].0[10] ^= 1;
+        assert!(!batch(&keys, b"q", &flipped), "one altered signature");
+        let mut short = sigs.clone();
+        short[0].0.pop();
+        assert!(!batch(&keys, b"q", &short), "a malformed signature");
+        // the identity point is a weak (small-order) key: refused, as `verify` does
+        let mut weak = keys.clone();
+        let mut identity = [0u8; 32];
+        identity[0] = 1; // y = 1: the neutral point
+        weak[2] = RelayPublicKey(identity);
+        assert!(!batch(&weak, b"q", &sigs));
+        assert!(weak[2].verify("relay-3", b"q", &messages[2], &sigs[2]).is_err());
     }
 }

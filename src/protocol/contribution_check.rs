@@ -4,9 +4,9 @@
 //! appears once, its signature covers `codec::contribution_statement` for
 //! this (query, round, task), the contribution has the task's shape, and
 //! its proof of knowledge of every ciphertext's randomness verifies against
-//! the same statement. Proofs are
-//! checked in one batch; when a batch fails, each relay is checked alone to
-//! name the culprit. No I/O.
+//! the same statement. Signatures and proofs are each checked in one
+//! batch; when a batch fails, each relay is checked alone to name the
+//! culprit. No I/O.
 
 use std::collections::HashSet;
 
@@ -15,17 +15,16 @@ use rand_core::{CryptoRng, RngCore};
 use super::codec;
 use super::error::ProtocolError;
 use super::messages::{QuerySpec, SignedContribution};
-use crate::crypto::{verify_batch, ProofItem, RelayPublicKey};
+use crate::crypto::{verify_batch, verify_batch_signatures, ProofItem, RelayPublicKey, SignedItem};
 use crate::stats::RelayTask;
 
-/// Round and shape of one contribution, and with a `key` its signature
-/// (not its proof); returns the signed statement, which the proof is bound
-/// to (empty without a key).
-fn check_signed(
+/// Round and shape of one contribution; with `statement`, the statement
+/// its signature and proof must cover (empty without).
+fn check_shape(
     spec: &QuerySpec,
     round: u32,
     task: &RelayTask,
-    key: Option<&RelayPublicKey>,
+    statement: bool,
     c: &SignedContribution,
 ) -> Result<Vec<u8>, ProtocolError> {
     let bad = |reason: String| ProtocolError::BadContribution { relay: c.relay.clone(), reason };
@@ -33,10 +32,10 @@ fn check_signed(
         return Err(bad(format!("signed round {} not {round}", c.round)));
     }
     c.contribution.check_shape(task).map_err(|e| bad(e.to_string()))?;
-    let Some(key) = key else { return Ok(Vec::new()) };
-    let statement = codec::contribution_statement(spec, round, task, &c.relay, &c.contribution);
-    key.verify(&c.relay, &spec.id.0, &statement, &c.signature)?;
-    Ok(statement)
+    if !statement {
+        return Ok(Vec::new());
+    }
+    Ok(codec::contribution_statement(spec, round, task, &c.relay, &c.contribution))
 }
 
 fn item<'a>(statement: &'a [u8], c: &'a SignedContribution) -> ProofItem<'a> {
@@ -80,7 +79,8 @@ pub fn check_round<'k>(
     key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> CheckedRound {
-    let (signed, rejected) = check_signatures(spec, round, task, contributions, key_of, true);
+    let (shaped, rejected) = check_signatures(spec, round, task, contributions, &key_of, true);
+    let (signed, rejected) = check_relay_signatures(&spec.id.0, shaped, rejected, &key_of);
     check_proofs(signed, rejected, rng)
 }
 
@@ -96,20 +96,22 @@ pub fn check_round_shapes<'k>(
     contributions: Vec<SignedContribution>,
     key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
 ) -> CheckedRound {
-    let (signed, rejected) = check_signatures(spec, round, task, contributions, key_of, false);
+    let (signed, rejected) = check_signatures(spec, round, task, contributions, &key_of, false);
     CheckedRound { valid: signed.into_iter().map(|(_, c)| c).collect(), rejected }
 }
 
 type Signed = Vec<(Vec<u8>, SignedContribution)>;
 type Rejected = Vec<(String, ProtocolError)>;
 
+/// Known relays, each once, round and shape; with `statements` each one's
+/// contribution statement (signatures are checked next, all at once).
 fn check_signatures<'k>(
     spec: &QuerySpec,
     round: u32,
     task: &RelayTask,
     contributions: Vec<SignedContribution>,
-    key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
-    signatures: bool,
+    key_of: &impl Fn(&str) -> Option<&'k RelayPublicKey>,
+    statements: bool,
 ) -> (Signed, Rejected) {
     let mut seen = HashSet::new();
     let mut signed = Vec::with_capacity(contributions.len());
@@ -120,7 +122,7 @@ fn check_signatures<'k>(
             Some(_) if seen.contains(&c.relay) => {
                 Err(ProtocolError::BadContribution { relay: c.relay.clone(), reason: "contributed twice".into() })
             }
-            Some(key) => check_signed(spec, round, task, signatures.then_some(key), &c),
+            Some(_) => check_shape(spec, round, task, statements, &c),
         };
         match checked {
             Ok(statement) => {
@@ -128,6 +130,32 @@ fn check_signatures<'k>(
                 signed.push((statement, c));
             }
             Err(e) => rejected.push((c.relay.clone(), e)),
+        }
+    }
+    (signed, rejected)
+}
+
+/// All signatures in one batch; when the batch fails, each one alone
+/// (strict ed25519), to name the culprits.
+fn check_relay_signatures<'k>(
+    context: &[u8],
+    shaped: Signed,
+    mut rejected: Rejected,
+    key_of: &impl Fn(&str) -> Option<&'k RelayPublicKey>,
+) -> (Signed, Rejected) {
+    let keyed: Vec<_> = shaped.into_iter().filter_map(|(s, c)| key_of(&c.relay).map(|k| (k, s, c))).collect();
+    let items: Vec<SignedItem> = keyed
+        .iter()
+        .map(|(key, statement, c)| SignedItem { key, context, message: statement, signature: &c.signature })
+        .collect();
+    if verify_batch_signatures(&items) {
+        return (keyed.into_iter().map(|(_, s, c)| (s, c)).collect(), rejected);
+    }
+    let mut signed = Vec::with_capacity(keyed.len());
+    for (key, statement, c) in keyed {
+        match key.verify(&c.relay, context, &statement, &c.signature) {
+            Ok(()) => signed.push((statement, c)),
+            Err(e) => rejected.push((c.relay.clone(), e.into())),
         }
     }
     (signed, rejected)

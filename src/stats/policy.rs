@@ -231,12 +231,12 @@ pub fn slot(
                     .saturating_add(1),
             )
         }
-        (RelayTask::Moments { sums: true, .. }, Release::SumLimb(k)) if exact && st.needs_sum() && k < task.moment_limbs()?.0 =>
+        (RelayTask::Moments { sums: true, .. }, Release::SumLimb(k))
+            if exact && st.needs_sum() && k < task.moment_limbs()?.0 =>
         {
             (16 + k, 0)
         }
-        (RelayTask::Moments { squares: true, .. }, Release::SquaresLimb(k)) if exact && k < task.moment_limbs()?.1 =>
-        {
+        (RelayTask::Moments { squares: true, .. }, Release::SquaresLimb(k)) if exact && k < task.moment_limbs()?.1 => {
             (64 + k, 0)
         }
         (RelayTask::Histogram { .. }, Release::HistTotal) => (0, 1),
@@ -392,18 +392,37 @@ mod tests {
     fn authority_refuses_what_the_plan_does_not_contain() {
         let p = QueryParams::new(Statistic::Mean);
         let f = p.fixed(0).unwrap();
-        let task = RelayTask::Moments { limb_bits: 20, value_bits: 47, sums: true, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        let task = RelayTask::Moments {
+            limb_bits: 20,
+            value_bits: 47,
+            sums: true,
+            squares: false,
+            sum_quantum: 1,
+            squares_quantum: 1,
+        };
         // no bounds, 0 decimals: |v| < 2^47, so Σv takes ceil((32 + 47) / 20) = 4 limbs
         assert_eq!(limits::value_bits(&f).unwrap(), 47);
         assert_eq!(task.moment_limbs().unwrap(), (4, 0));
         check_task(&p, &f, 0, &task, None).unwrap();
         assert!(check_task(&p, &f, 1, &task, Some(&task)).is_err(), "second round");
         assert!(check_task(&p, &f, 0, &task, Some(&task)).is_err(), "round 0 after another");
-        let squares =
-            RelayTask::Moments { limb_bits: 20, value_bits: 47, sums: true, squares: true, sum_quantum: 1, squares_quantum: 1 };
+        let squares = RelayTask::Moments {
+            limb_bits: 20,
+            value_bits: 47,
+            sums: true,
+            squares: true,
+            sum_quantum: 1,
+            squares_quantum: 1,
+        };
         assert!(check_task(&p, &f, 0, &squares, None).is_err());
-        let no_sums =
-            RelayTask::Moments { limb_bits: 20, value_bits: 47, sums: false, squares: false, sum_quantum: 1, squares_quantum: 1 };
+        let no_sums = RelayTask::Moments {
+            limb_bits: 20,
+            value_bits: 47,
+            sums: false,
+            squares: false,
+            sum_quantum: 1,
+            squares_quantum: 1,
+        };
         assert!(check_task(&p, &f, 0, &no_sums, None).is_err(), "a mean needs its sums");
         let count = QueryParams::new(Statistic::Count);
         check_task(&count, &count.fixed(0).unwrap(), 0, &no_sums, None).unwrap();
@@ -423,8 +442,14 @@ mod tests {
         // noise scales 5*2/1 = 10 (sum: below 16 quanta) and 25*2/1 = 50 (squares: 2^1)
         assert_eq!(moments_quanta(&dp, &df).unwrap(), (1, 2));
         assert!(check_task(&dp, &df, 0, &task, None).is_err(), "wrong resolution");
-        let dp_task =
-            RelayTask::Moments { limb_bits: 20, value_bits: 3, sums: true, squares: false, sum_quantum: 1, squares_quantum: 2 };
+        let dp_task = RelayTask::Moments {
+            limb_bits: 20,
+            value_bits: 3,
+            sums: true,
+            squares: false,
+            sum_quantum: 1,
+            squares_quantum: 2,
+        };
         assert!(check_task(&dp, &df, 0, &dp_task, None).is_ok());
         // the value width follows the bounds (|-5| < 2^3), nothing else
         for wrong in [2, 4, 47] {
