@@ -4,7 +4,11 @@
 //! column below its cut, not only those inside the round's grid: the
 //! round's own first c buckets plus the encrypted count of values below the
 //! grid that earlier rounds' aggregates give (`Outside`); `HistSuffix(c)`
-//! likewise counts every value at or above the cut. One release, one noise
+//! likewise counts every value at or above the cut, as the whole column's
+//! count (round 0's aggregate) minus that prefix count: a refinement's grid
+//! can reach past the bucket it refines (`Grid::covering` rounds its width
+//! up), so adding the previous rounds' buckets above it would count the
+//! values in the overlap twice. One release, one noise
 //! draw, however many rounds came before (an earlier design added the
 //! noisy counts of every round).
 //! The rules of which releases a query permits are in `policy`.
@@ -82,22 +86,24 @@ pub fn target(task: &RelayTask, aggregate: &Aggregate, release: Release) -> Resu
 }
 
 /// The column outside a search round's grid, encrypted: the values below
-/// its first bucket and those above its last (none in round 0).
+/// its first bucket, and the whole column's count once a round refines
+/// another (none in round 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outside {
     pub below: Ciphertext,
-    pub above: Ciphertext,
+    pub total: Option<Ciphertext>,
 }
 
 impl Outside {
     pub fn none() -> Self {
-        Outside { below: Ciphertext::zero(), above: Ciphertext::zero() }
+        Outside { below: Ciphertext::zero(), total: None }
     }
 
     /// The outside of the round that refines one bucket of the previous
     /// round: the previous outside plus the previous round's buckets before
-    /// and after the refined one (the one holding the new grid's first
-    /// value; `policy::check_task` admits nothing else).
+    /// the refined one (the one holding the new grid's first value;
+    /// `policy::check_task` admits nothing else), and the column's count,
+    /// all of round 0's buckets.
     pub fn refined(&self, previous: &RelayTask, aggregate: &Aggregate, next: &RelayTask) -> Result<Self, StatsError> {
         let refused = |why: &str| StatsError::ReleaseRefused(why.to_string());
         let (RelayTask::Histogram { grid: prev }, RelayTask::Histogram { grid: Grid::Uniform { lo, .. } }) =
@@ -112,8 +118,9 @@ impl Outside {
         let at = usize::try_from(bucket).map_err(|_| refused("bucket"))?;
         let short = || refused("the previous round's aggregate has fewer buckets than its grid");
         let before = counts.get(..at).ok_or_else(short)?;
-        let after = counts.get(at.checked_add(1).ok_or_else(short)?..).ok_or_else(short)?;
-        Ok(Outside { below: Ciphertext::sum(before) + self.below, above: Ciphertext::sum(after) + self.above })
+        counts.get(at).ok_or_else(short)?;
+        let total = self.total.unwrap_or_else(|| Ciphertext::sum(counts));
+        Ok(Outside { below: Ciphertext::sum(before) + self.below, total: Some(total) })
     }
 }
 
@@ -127,9 +134,53 @@ pub fn round_target(
     release: Release,
 ) -> Result<Ciphertext, StatsError> {
     let own = target(task, aggregate, release)?;
-    Ok(match release {
-        Release::HistPrefix(_) => own + outside.below,
-        Release::HistSuffix(_) => own + outside.above,
+    Ok(match (release, outside.total) {
+        (Release::HistPrefix(_), _) => own + outside.below,
+        (Release::HistSuffix(n), Some(total)) => {
+            total - (target(task, aggregate, Release::HistPrefix(n))? + outside.below)
+        }
         _ => own,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn histogram(counts: &[i64]) -> Aggregate {
+        Contribution::Histogram { counts: counts.iter().map(|c| Ciphertext::public(*c)).collect() }
+    }
+
+    /// A refinement whose grid reaches past the bucket it refines: suffix
+    /// counts still count every value at or above the cut once.
+    #[test]
+    fn suffix_counts_of_a_refinement_count_the_overlap_once() {
+        // round 0: [0,10) [10,20) [20,30) [30,40) holding 5, 7, 11, 13 values,
+        // 4 of bucket 2's at 20 and 21
+        let grid0 = Grid::Uniform { lo: 0, width: 10, buckets: 4 };
+        let round0 = RelayTask::Histogram { grid: grid0 };
+        let aggregate0 = histogram(&[5, 7, 11, 13]);
+        // round 1 refines [10, 19] by 4: [10,13) [13,16) [16,19) [19,22),
+        // the last bucket reaching into [20, 22)
+        let grid1 = Grid::covering(10, 19, 4).unwrap();
+        assert_eq!(grid1, Grid::Uniform { lo: 10, width: 3, buckets: 4 });
+        let round1 = RelayTask::Histogram { grid: grid1 };
+        let aggregate1 = histogram(&[2, 3, 1, 1 + 4]);
+        let outside = Outside::none().refined(&round0, &aggregate0, &round1).unwrap();
+        let at = |release| round_target(&round1, &aggregate1, &outside, release).unwrap();
+        // below 19: 5 + 2 + 3 + 1; at or above 19: the rest of 36
+        assert_eq!(at(Release::HistPrefix(3)), Ciphertext::public(11));
+        assert_eq!(at(Release::HistSuffix(3)), Ciphertext::public(25));
+        assert_eq!(at(Release::HistSuffix(1)), Ciphertext::public(36 - 7));
+        // in round 0 a suffix is its own buckets
+        let none = Outside::none();
+        assert_eq!(round_target(&round0, &aggregate0, &none, Release::HistSuffix(2)).unwrap(), Ciphertext::public(24));
+        // a later round keeps round 0's count
+        let grid2 = Grid::covering(19, 21, 4).unwrap();
+        let round2 = RelayTask::Histogram { grid: grid2 };
+        let again = outside.refined(&round1, &aggregate1, &round2).unwrap();
+        assert_eq!(again.total, Some(Ciphertext::public(36)));
+        assert_eq!(again.below, Ciphertext::public(11));
+    }
 }
