@@ -39,8 +39,11 @@ use crux::stats::{Contribution, ExactValue, QueryParams, RelayTask, Statistic};
 const ROWS: usize = 1_000_000;
 /// Limb width the processor picks with the default solver (2^20 table, range 2^36) for up to 15 relays.
 const LIMB_BITS: u32 = 32;
-/// A value width that makes the limbs cover 128-bit sums, as without bounds.
-const UNBOUNDED_BITS: u32 = 96;
+/// An exact moments task (count and sums, with or without squares) whose
+/// limbs cover 128-bit sums, as without bounds (value width 96).
+fn moments_task(squares: bool) -> RelayTask {
+    RelayTask::Moments { limb_bits: LIMB_BITS, value_bits: 96, sums: true, squares, sum_quantum: 1, squares_quantum: 1 }
+}
 /// Default processor discrete-log configuration (config/raw.rs): table 2^20, range 2^36.
 const TABLE_BITS: u32 = 20;
 const RANGE_BITS: u32 = 36;
@@ -261,14 +264,7 @@ fn moment_rows(values: &[i128], edges: &[i128], key: &EncryptionKey, relay: &mut
     let moments = local_moments(values, true).unwrap();
 
     // count: the relay sends count and sum limbs (Moments without squares); the floor is len().
-    let task = RelayTask::Moments {
-        limb_bits: LIMB_BITS,
-        value_bits: UNBOUNDED_BITS,
-        sums: true,
-        squares: false,
-        sum_quantum: 1,
-        squares_quantum: 1,
-    };
+    let task = moments_task(false);
     let scan = median_time(|| local_moments(values, true).unwrap());
     let crypto = median_time(|| encrypt_moments(&moments, false, key));
     let total = median_time(|| contribute(&task, values, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap());
@@ -303,14 +299,7 @@ fn moment_rows(values: &[i128], edges: &[i128], key: &EncryptionKey, relay: &mut
     });
 
     // variance / stddev: Moments with squares; floor = i128 sum and sum of squares, n·q - s².
-    let task = RelayTask::Moments {
-        limb_bits: LIMB_BITS,
-        value_bits: UNBOUNDED_BITS,
-        sums: true,
-        squares: true,
-        sum_quantum: 1,
-        squares_quantum: 1,
-    };
+    let task = moments_task(true);
     let crypto = median_time(|| encrypt_moments(&moments, true, key));
     let total = median_time(|| contribute(&task, values, key, &|_| b"bench".to_vec(), &mut OsRng).unwrap());
     let floor = median_time(|| {
@@ -414,17 +403,7 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
     let relays = 8;
     let chunk = values.len() / relays;
     for (name, task) in [
-        (
-            "moments 1+4+4",
-            RelayTask::Moments {
-                limb_bits: LIMB_BITS,
-                value_bits: UNBOUNDED_BITS,
-                sums: true,
-                squares: true,
-                sum_quantum: 1,
-                squares_quantum: 1,
-            },
-        ),
+        ("moments 1+4+4", moments_task(true)),
         ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap() }),
     ] {
@@ -459,17 +438,7 @@ fn aggregation_per_relay(key: &EncryptionKey) {
         "\n== processor aggregation per relay (Contribution::aggregate over N contributions, / N; median of {RUNS}) =="
     );
     for (name, task) in [
-        (
-            "moments 1+4+4 (variance)",
-            RelayTask::Moments {
-                limb_bits: LIMB_BITS,
-                value_bits: UNBOUNDED_BITS,
-                sums: true,
-                squares: true,
-                sum_quantum: 1,
-                squares_quantum: 1,
-            },
-        ),
+        ("moments 1+4+4 (variance)", moments_task(true)),
         ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(0, 6399, 64).unwrap() }),
     ] {

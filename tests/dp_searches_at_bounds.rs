@@ -64,7 +64,7 @@ fn noisy_suffix_counts_count_a_refinements_overlap_once() {
     let part = |k: usize| -> Vec<i128> {
         let mut v = Vec::new();
         for (value, count) in [(10, 850), (364, 60), (462, 90)] {
-            v.extend(std::iter::repeat(value).take(count / 2 + k * (count % 2)));
+            v.extend(std::iter::repeat_n(value, count / 2 + k * (count % 2)));
         }
         v
     };

@@ -416,14 +416,7 @@ fn invalid_parameters_labels_and_caps_are_refused_before_any_charge() {
         assert!(reason.contains(&want), "{what}: {reason}");
         // not admitted: no round of it is
         let spec = QuerySpec::new(intent, 0, 0, decryptors());
-        let task = RelayTask::Moments {
-            limb_bits: 20,
-            value_bits: 47,
-            sums: false,
-            squares: false,
-            sum_quantum: 1,
-            squares_quantum: 1,
-        };
+        let task = RelayTask::exact_moments(20, false, false);
         let reason = refusal(f.ask(0, AuthorityRequest::AdmitRound { spec, round: 0, task }));
         assert_eq!(reason, ProtocolError::UnknownQuery(id.to_string()).to_string(), "{what}");
     }
@@ -463,14 +456,7 @@ fn rounds_are_admitted_only_for_the_admitted_query_in_order() {
     let fine = QuerySpec::new(intent.clone(), 13, 0, decryptors());
     assert!(refusal(f.ask(0, admit_round(&fine, 0, &task))).contains("at most 12 decimals"));
     // a task that asks relays for more than a count releases
-    let sums = RelayTask::Moments {
-        limb_bits: 20,
-        value_bits: 47,
-        sums: true,
-        squares: false,
-        sum_quantum: 1,
-        squares_quantum: 1,
-    };
+    let sums = RelayTask::exact_moments(20, true, false);
     let reason = refusal(f.ask(0, admit_round(&spec, 0, &sums)));
     assert!(reason.contains("a count query asks relays for exactly the moments it releases"), "{reason}");
     let histogram = RelayTask::Histogram { grid: Grid::Magnitude };
@@ -521,17 +507,7 @@ fn search_rounds_must_refine_one_bucket_of_the_previous_round() {
         (RelayTask::Histogram { grid: Grid::Uniform { lo: -500, width: 10, buckets: 64 } }, "starts outside"),
         (RelayTask::Histogram { grid: Grid::Magnitude }, "uniform grids"),
         (RelayTask::Histogram { grid: grid.clone() }, "not the refinement of one bucket"),
-        (
-            RelayTask::Moments {
-                limb_bits: 20,
-                value_bits: 47,
-                sums: true,
-                squares: false,
-                sum_quantum: 1,
-                squares_quantum: 1,
-            },
-            "a max query does not ask for sums",
-        ),
+        (RelayTask::exact_moments(20, true, false), "a max query does not ask for sums"),
     ];
     for (task, want) in refused {
         let reason = refusal(f.ask(0, admit_round(task.clone())));
@@ -570,14 +546,7 @@ fn contributions_of_unknown_duplicate_or_too_few_relays_are_refused() {
     // a round or task that was not admitted
     let reason = refusal(f.register(0, &spec, 1, &task, vec![c1.clone(), c2.clone()]));
     assert!(reason.contains("round 1 with this task was not admitted"), "{reason}");
-    let other = RelayTask::Moments {
-        limb_bits: 16,
-        value_bits: 47,
-        sums: true,
-        squares: false,
-        sum_quantum: 1,
-        squares_quantum: 1,
-    };
+    let other = RelayTask::exact_moments(16, true, false);
     let reason = refusal(f.register(0, &spec, 0, &other, vec![c1.clone(), c2.clone()]));
     assert!(reason.contains("round 0 with this task was not admitted"), "{reason}");
     // nothing was registered: no decryption yet

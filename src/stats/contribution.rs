@@ -90,6 +90,15 @@ impl RelayTask {
     }
 }
 
+#[cfg(test)]
+impl RelayTask {
+    /// An exact moments task for a query without bounds at 0 decimals
+    /// (values below 2^47): what unit tests ask with.
+    pub fn exact_moments(limb_bits: u32, sums: bool, squares: bool) -> Self {
+        RelayTask::Moments { limb_bits, value_bits: 47, sums, squares, sum_quantum: 1, squares_quantum: 1 }
+    }
+}
+
 /// An encrypted contribution (of one relay, or the sum over relays).
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

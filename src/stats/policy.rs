@@ -392,37 +392,16 @@ mod tests {
     fn authority_refuses_what_the_plan_does_not_contain() {
         let p = QueryParams::new(Statistic::Mean);
         let f = p.fixed(0).unwrap();
-        let task = RelayTask::Moments {
-            limb_bits: 20,
-            value_bits: 47,
-            sums: true,
-            squares: false,
-            sum_quantum: 1,
-            squares_quantum: 1,
-        };
+        let task = RelayTask::exact_moments(20, true, false);
         // no bounds, 0 decimals: |v| < 2^47, so Σv takes ceil((32 + 47) / 20) = 4 limbs
         assert_eq!(limits::value_bits(&f).unwrap(), 47);
         assert_eq!(task.moment_limbs().unwrap(), (4, 0));
         check_task(&p, &f, 0, &task, None).unwrap();
         assert!(check_task(&p, &f, 1, &task, Some(&task)).is_err(), "second round");
         assert!(check_task(&p, &f, 0, &task, Some(&task)).is_err(), "round 0 after another");
-        let squares = RelayTask::Moments {
-            limb_bits: 20,
-            value_bits: 47,
-            sums: true,
-            squares: true,
-            sum_quantum: 1,
-            squares_quantum: 1,
-        };
+        let squares = RelayTask::exact_moments(20, true, true);
         assert!(check_task(&p, &f, 0, &squares, None).is_err());
-        let no_sums = RelayTask::Moments {
-            limb_bits: 20,
-            value_bits: 47,
-            sums: false,
-            squares: false,
-            sum_quantum: 1,
-            squares_quantum: 1,
-        };
+        let no_sums = RelayTask::exact_moments(20, false, false);
         assert!(check_task(&p, &f, 0, &no_sums, None).is_err(), "a mean needs its sums");
         let count = QueryParams::new(Statistic::Count);
         check_task(&count, &count.fixed(0).unwrap(), 0, &no_sums, None).unwrap();
