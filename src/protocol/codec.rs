@@ -23,9 +23,9 @@
 //! - spec = query, decimals u32, epoch u64, decryptors (u8 count, str each)
 //!   (version 2: the committee epoch and the t authorities that decrypt);
 //! - task = 0 (moments): limb_bits u32, value_bits u32 (version 3), sums
-//!   bool, squares bool, sum_quantum u128, squares_quantum u128; or 1 (histogram): grid = 0 (magnitude) |
-//!   1 (uniform): lo i128, width i128, buckets u32 | 2 (edges): u32 count,
-//!   i128 each;
+//!   bool, squares bool, sum_quantum u128, squares_quantum u128; or
+//!   1 (histogram): grid = 0 (magnitude) | 1 (uniform): lo i128, width
+//!   i128, buckets u32 | 2 (edges): u32 count, i128 each;
 //! - contribution = 0 (moments): count ct, sums (u32 count, ct each), squares
 //!   (same); or 1 (histogram): counts (u32 count, ct each);
 //! - release = tag u8 (count 0, sum 1, squares 2, sum limb 3, squares limb 4,

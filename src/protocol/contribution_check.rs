@@ -20,7 +20,7 @@ use crate::stats::RelayTask;
 
 /// Round and shape of one contribution; with `statement`, the statement
 /// its signature and proof must cover (empty without).
-fn check_shape(
+fn shape_and_statement(
     spec: &QuerySpec,
     round: u32,
     task: &RelayTask,
@@ -79,7 +79,7 @@ pub fn check_round<'k>(
     key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> CheckedRound {
-    let (shaped, rejected) = check_signatures(spec, round, task, contributions, &key_of, true);
+    let (shaped, rejected) = check_shapes(spec, round, task, contributions, &key_of, true);
     let (signed, rejected) = check_relay_signatures(&spec.id.0, shaped, rejected, &key_of);
     check_proofs(signed, rejected, rng)
 }
@@ -96,7 +96,7 @@ pub fn check_round_shapes<'k>(
     contributions: Vec<SignedContribution>,
     key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
 ) -> CheckedRound {
-    let (signed, rejected) = check_signatures(spec, round, task, contributions, &key_of, false);
+    let (signed, rejected) = check_shapes(spec, round, task, contributions, &key_of, false);
     CheckedRound { valid: signed.into_iter().map(|(_, c)| c).collect(), rejected }
 }
 
@@ -105,7 +105,7 @@ type Rejected = Vec<(String, ProtocolError)>;
 
 /// Known relays, each once, round and shape; with `statements` each one's
 /// contribution statement (signatures are checked next, all at once).
-fn check_signatures<'k>(
+fn check_shapes<'k>(
     spec: &QuerySpec,
     round: u32,
     task: &RelayTask,
@@ -122,7 +122,7 @@ fn check_signatures<'k>(
             Some(_) if seen.contains(&c.relay) => {
                 Err(ProtocolError::BadContribution { relay: c.relay.clone(), reason: "contributed twice".into() })
             }
-            Some(_) => check_shape(spec, round, task, statements, &c),
+            Some(_) => shape_and_statement(spec, round, task, statements, &c),
         };
         match checked {
             Ok(statement) => {

@@ -31,7 +31,7 @@ use super::messages::*;
 use crate::crypto::{EncryptionKey, JointPublicKey, RelayIdentity};
 use crate::stats::contribution::{encrypt_local, local_aggregate, prepare_values};
 use crate::stats::fixed::pow10;
-use crate::stats::limits::{check_relay_scale, value_bits as value_bits_of, ROWS_LIMIT, VALUE_LIMIT};
+use crate::stats::limits::{check_relay_scale, check_value_width, ROWS_LIMIT, VALUE_LIMIT};
 use crate::stats::RelayTask;
 
 /// Oldest admission a relay acts on (seconds after the query was issued).
@@ -320,11 +320,7 @@ impl RelayState {
         check_relay_scale(&spec.params, &fixed, declared).map_err(|e| public(e.to_string()))?;
         // the limbs hold any sums of values this wide, so encrypting them
         // cannot fail on this relay's data
-        if let RelayTask::Moments { value_bits, .. } = task {
-            if value_bits_of(&fixed).map_err(|e| public(e.to_string()))? != *value_bits {
-                return Err(public("the task's value width differs from the query's bounds".into()));
-            }
-        }
+        check_value_width(task, &fixed).map_err(|e| public(e.to_string()))?;
         if column.decimals != declared {
             return Err(uniform(format!("column read at {} decimals, declared {declared}", column.decimals)));
         }

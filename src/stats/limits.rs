@@ -12,6 +12,7 @@
 //! same checks on the spec and its own config, before any data is read).
 //! No I/O.
 
+use super::contribution::RelayTask;
 use super::error::StatsError;
 use super::statistic::{FixedParams, QueryParams};
 
@@ -38,6 +39,18 @@ pub fn value_bits(fixed: &FixedParams) -> Result<u32, StatsError> {
             .ok_or(StatsError::ArithmeticOverflow("value width"))?,
     };
     Ok(u128::BITS - largest.leading_zeros())
+}
+
+/// A moments task's width is the spec's (`value_bits`): the one check, by
+/// every authority when it admits a round and by a relay before it reads
+/// its column.
+pub fn check_value_width(task: &RelayTask, fixed: &FixedParams) -> Result<(), StatsError> {
+    match task {
+        RelayTask::Moments { value_bits: width, .. } if *width != value_bits(fixed)? => {
+            Err(StatsError::ReleaseRefused("the task's value width differs from the query's bounds".into()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Authority side, at admission: the scale and bounds are within the caps.

@@ -19,7 +19,7 @@ use super::fixed::{format_fixed, pow10};
 use super::grid::Grid;
 use super::limbs;
 use super::limits;
-use super::policy::{first_search_grid, max_abs_bound, moments_quanta, plan_shape};
+use super::policy::{first_search_grid, max_abs_bound, moments_quanta, plan_shape, planned_releases};
 use super::release::Release;
 use super::result::{reduce, ExactValue, HistogramBucket, StatResult};
 use super::search::{QuantileSearch, SearchStep};
@@ -222,31 +222,13 @@ impl Planner {
     /// The current round's contributions are aggregated: what to release.
     pub fn round_ready(&mut self) -> Result<PlanStep, StatsError> {
         let round = self.round;
-        let st = self.params.statistic;
         let releases = match &mut self.state {
-            State::Moments => {
-                let mut r = vec![Release::Count];
-                let (s, q) = limbs::moment_limbs(limits::value_bits(&self.fixed)?, self.limb_bits)?;
-                if st.needs_sum() {
-                    if self.params.exact {
-                        r.extend((0..s).map(Release::SumLimb));
-                    } else {
-                        r.push(Release::Sum);
-                    }
-                }
-                if st.needs_squares() {
-                    if self.params.exact {
-                        r.extend((0..q).map(Release::SquaresLimb));
-                    } else {
-                        r.push(Release::Squares);
-                    }
-                }
-                r
-            }
-            State::Histogram => {
-                let buckets =
-                    u32::try_from(self.fixed.edges.len() + 1).map_err(|_| StatsError::ArithmeticOverflow("edges"))?;
-                (0..buckets).map(Release::HistBucket).collect()
+            // what the authorities expect of a one-round plan, from the same function
+            State::Moments | State::Histogram => {
+                let task =
+                    self.task.as_ref().ok_or_else(|| StatsError::UnexpectedInput("no round in progress".into()))?;
+                planned_releases(&self.params, task)?
+                    .ok_or_else(|| StatsError::Inconsistent("a one-round plan without planned releases".into()))?
             }
             State::Search(_) => return self.search_step_start(),
             State::Fresh | State::Finished => return Err(StatsError::UnexpectedInput("no round in progress".into())),
@@ -334,7 +316,8 @@ impl Planner {
             let q = i128::try_from(q).map_err(|_| StatsError::ArithmeticOverflow("quantum"))?;
             return Self::get(map, whole)?.checked_mul(q).ok_or(StatsError::ArithmeticOverflow("noisy sum"));
         }
-        let (s, q) = limbs::moment_limbs(limits::value_bits(&self.fixed)?, self.limb_bits)?;
+        let task = self.task.as_ref().ok_or_else(|| StatsError::UnexpectedInput("no round in progress".into()))?;
+        let (s, q) = task.moment_limbs()?;
         let parts = (0..if whole == Release::Squares { q } else { s })
             .map(|k| {
                 Self::get(map, limb(k))

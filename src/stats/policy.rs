@@ -128,7 +128,7 @@ pub fn check_task(
     }
     let st = params.statistic;
     match task {
-        RelayTask::Moments { sums, squares, sum_quantum, squares_quantum, value_bits, .. } => {
+        RelayTask::Moments { sums, squares, sum_quantum, squares_quantum, .. } => {
             if (*sum_quantum, *squares_quantum) != moments_quanta(params, fixed)? {
                 return refuse("the task's resolution differs from the query's".into());
             }
@@ -138,9 +138,7 @@ pub fn check_task(
             if *sums != st.needs_sum() || *squares != st.needs_squares() {
                 return refuse(format!("a {st} query asks relays for exactly the moments it releases"));
             }
-            if *value_bits != limits::value_bits(fixed)? {
-                return refuse("the task's value width differs from the query's bounds".into());
-            }
+            limits::check_value_width(task, fixed)?;
         }
         RelayTask::Histogram { grid } => match st {
             Statistic::Histogram => {
