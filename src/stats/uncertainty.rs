@@ -61,12 +61,34 @@ pub fn z95(t: f64, draws: u32) -> f64 {
     if t.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || draws == 0 {
         return Z95;
     }
-    let exact_t = t.min(EXACT_SCALE_LIMIT);
+    let draws = draws.min(16);
+    if t <= EXACT_SCALE_LIMIT {
+        let (h, sd) = half_width(t, draws);
+        // a hair above h: the interval must hold |noise| = h despite rounding
+        return (h as f64 + 1e-6) / sd;
+    }
+    // above the limit the ratio depends on the number of draws only: a
+    // constant of this code, convolved once per process (about 5 ms)
+    static CAPPED: [std::sync::OnceLock<f64>; 16] = [const { std::sync::OnceLock::new() }; 16];
+    let capped = || {
+        let (h, sd) = half_width(EXACT_SCALE_LIMIT, draws);
+        // continuous limit: the integer step no longer matters
+        ((h as f64 - 0.5) / sd).max(Z95)
+    };
+    match CAPPED.get(draws as usize - 1) {
+        Some(cell) => *cell.get_or_init(capped),
+        None => capped(),
+    }
+}
+
+/// The smallest integer h with P(|X| <= h) >= 0.95 for X the sum of
+/// `draws` discrete Laplace draws of scale t, and X's standard deviation.
+fn half_width(t: f64, draws: u32) -> (usize, f64) {
     // each draw's support cut where its tail mass is below 1e-9
-    let m = (exact_t * 21.0).ceil().max(1.0) as usize;
-    let one = discrete_laplace_pmf(exact_t, m);
+    let m = (t * 21.0).ceil().max(1.0) as usize;
+    let one = discrete_laplace_pmf(t, m);
     let mut sum = vec![1.0];
-    for _ in 0..draws.min(16) {
+    for _ in 0..draws {
         let mut next = vec![0.0; sum.len() + one.len() - 1];
         for (i, a) in sum.iter().enumerate() {
             for (j, b) in one.iter().enumerate() {
@@ -78,22 +100,14 @@ pub fn z95(t: f64, draws: u32) -> f64 {
         sum = next;
     }
     let center = (sum.len() - 1) / 2;
-    let sd = (f64::from(draws.min(16)) * discrete_laplace_variance(exact_t)).sqrt();
-    // smallest integer h with P(|X| <= h) >= 0.95
+    let sd = (f64::from(draws) * discrete_laplace_variance(t)).sqrt();
     let mut mass = sum.get(center).copied().unwrap_or(0.0);
     let mut h = 0usize;
     while mass < 0.95 && h < center {
         h += 1;
         mass += sum.get(center - h).copied().unwrap_or(0.0) + sum.get(center + h).copied().unwrap_or(0.0);
     }
-    // a hair above h: the interval must hold |noise| = h despite rounding
-    let exact = (h as f64 + 1e-6) / sd;
-    if t <= EXACT_SCALE_LIMIT {
-        exact
-    } else {
-        // continuous limit: the integer step no longer matters
-        ((h as f64 - 0.5) / sd).max(Z95)
-    }
+    (h, sd)
 }
 
 /// The 95% multiplier (`z95`) of one release's noise.
@@ -166,6 +180,13 @@ mod tests {
         assert!(three > Z95 && three * (3.0 * discrete_laplace_variance(1.0)).sqrt() >= 5.0, "{three}");
         // many draws approach the normal
         assert!((z95(1000.0, 16) - Z95).abs() < 0.1);
+        // above the exact limit: the ratio at the limit, whatever the scale
+        // (and the same again once it is remembered)
+        let capped = z95(EXACT_SCALE_LIMIT + 1.0, 3);
+        let (h, sd) = half_width(EXACT_SCALE_LIMIT, 3);
+        assert_eq!(capped, ((h as f64 - 0.5) / sd).max(Z95));
+        assert_eq!(z95(5000.0, 3), capped);
+        assert!(capped > Z95 && capped < 2.12, "{capped}");
         assert_eq!(z95(0.0, 3), Z95);
     }
 
