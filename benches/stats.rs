@@ -187,7 +187,7 @@ impl<'a> RelayBench<'a> {
         let spec = QuerySpec::new(intent, 0, 0, names);
         let statement = codec::round_admission(&spec, 0, task);
         let signatures =
-            self.shares.iter().map(|s| (s.authority().to_string(), s.sign_statement(&statement, &mut OsRng))).collect();
+            self.shares.iter().map(|s| (s.authority().to_string(), s.sign_admission(&statement, &mut OsRng))).collect();
         RelayRequest::Contribute { spec, round: 0, task: task.clone(), admission: Admission { signatures } }
     }
 

@@ -4,7 +4,7 @@
 //! - `tests/vectors/codec.json`: byte encodings made by the independent
 //!   Python encoder `scripts/codec_vectors.py`; the Rust encoder must produce
 //!   exactly these bytes, and any changed input must change them.
-//! - `tests/vectors/signatures.json`: an authority's admission signatures, a
+//! - `tests/vectors/signatures.json`: an authority's admission signatures ((R, s)), a
 //!   relay's ciphertext proofs, a partial decryption's context, and an exact
 //!   (DLEQ) and a noisy (λ-folded) partial decryption with their proofs, made with
 //!   fixed keys and a seeded generator; good ones must verify, bad ones (a
@@ -15,7 +15,7 @@
 
 use crux::crypto::Ciphertext;
 use crux::crypto::{
-    base_encodings, verify_batch, AuthoritySignature, BatchDecryption, DleqProof, EncryptionKey, JointPublicKey,
+    base_encodings, verify_batch, AdmissionSignature, BatchDecryption, DleqProof, EncryptionKey, JointPublicKey,
     KeyShare, Member, NoisyShareProof, ProofItem, RandomnessProof, ShareProof,
 };
 use crux::protocol::codec;
@@ -259,12 +259,12 @@ fn make_signature_vectors() -> Value {
     let mut rng = StdRng::seed_from_u64(20_261_128);
     let share = fixed_share("authority-1", 7);
     let (q, s, t) = fixed_statement();
-    let query_sig = share.sign_statement(&codec::query_admission(&q), &mut rng);
-    let round_sig = share.sign_statement(&codec::round_admission(&s, 0, &t), &mut rng);
+    let query_sig = share.sign_admission(&codec::query_admission(&q), &mut rng);
+    let round_sig = share.sign_admission(&codec::round_admission(&s, 0, &t), &mut rng);
     let (contribution, proof) = fixed_contribution(&share, &s, &t, &mut rng);
     let (exact, noisy) = fixed_partials(&share, &contribution, &mut rng);
     json!({
-        "about": "admission signatures and a contribution's proof of randomness, version 2; batch decryptions, crux-batch-decryption-v2 (shares scaled by the Lagrange coefficient, here 1/3); fixed keys, seeded randomness; see tests/codec_vectors.rs",
+        "about": "admission signatures ((R, s), crux-admission-signature-v1) and a contribution's proof of randomness, version 2; batch decryptions, crux-batch-decryption-v2 (shares scaled by the Lagrange coefficient, here 1/3); fixed keys, seeded randomness; see tests/codec_vectors.rs",
         "authority_public": hex::encode(share.public_point().compress().as_bytes()),
         "query_admission_signature": hex::encode(query_sig.to_bytes()),
         "round_admission_signature": hex::encode(round_sig.to_bytes()),
@@ -318,7 +318,7 @@ fn partial_json(p: &BatchDecryption) -> Value {
 }
 
 /// (statement, signature) pairs under the fixed key that must not verify.
-fn bad_signature_vectors(statement: &[u8], sig: &AuthoritySignature) -> Value {
+fn bad_signature_vectors(statement: &[u8], sig: &AdmissionSignature) -> Value {
     let mut flipped_statement = statement.to_vec();
     flipped_statement[40] ^= 1;
     let mut flipped_signature = sig.to_bytes();
@@ -345,7 +345,7 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
     let share = fixed_share("authority-1", 7);
     assert_eq!(hex::encode(share.public_point().compress().as_bytes()), v["authority_public"]);
     let public = share.public_point();
-    let sig = |key: &str| AuthoritySignature::from_bytes(&hex::decode(v[key].as_str().unwrap()).unwrap()).unwrap();
+    let sig = |key: &str| AdmissionSignature::from_bytes(&hex::decode(v[key].as_str().unwrap()).unwrap()).unwrap();
     let (q, s, t) = fixed_statement();
     let query_bytes = codec::query_admission(&q);
     let round_bytes = codec::round_admission(&s, 0, &t);
@@ -362,7 +362,7 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
     let mut bad = sig("query_admission_signature").to_bytes();
     bad[5] ^= 1;
     // a non-canonical scalar is refused outright (Err); else it must not verify
-    if let Ok(b) = AuthoritySignature::from_bytes(&bad) {
+    if let Ok(b) = AdmissionSignature::from_bytes(&bad) {
         assert!(!b.verify_point(&public, &query_bytes));
     }
     // the stored bad vectors must fail
@@ -370,7 +370,7 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
     assert_eq!(bad.len(), 4);
     for case in bad {
         let statement = hex::decode(case["statement"].as_str().unwrap()).unwrap();
-        let verified = AuthoritySignature::from_bytes(&hex::decode(case["signature"].as_str().unwrap()).unwrap())
+        let verified = AdmissionSignature::from_bytes(&hex::decode(case["signature"].as_str().unwrap()).unwrap())
             .map(|sig| sig.verify_point(&public, &statement))
             .unwrap_or(false);
         assert!(!verified, "bad vector verified: {}", case["what"]);

@@ -443,7 +443,7 @@ async fn a_partial_decryption_with_a_bad_proof_is_detected() {
     // genuine shares combine to the count of all three relays
     let decryptors = spec.decryptors.clone();
     let combine = |partials: &[BatchDecryption], context: &[u8], exact: bool| {
-        combine_batches(&joint, &[ciphertext], context, partials, &decryptors, exact)
+        combine_batches(&joint.decrypting_set(&decryptors).unwrap(), &[ciphertext], context, partials, exact)
     };
     assert_eq!(combine(&partials, &context, true).unwrap(), vec![RISTRETTO_BASEPOINT_POINT * Scalar::from(COUNT_C)]);
 

@@ -1,26 +1,37 @@
-//! Authority signatures over admission statements: Schnorr signatures on
-//! ristretto255 under an authority's key share x_i, checked against its
-//! verification key Y_i = x_i·G (already pinned in every node's committee
-//! file, so no extra key material is needed). A query's admission needs t
-//! members; a round's admission needs every one of the query's decryptors.
+//! Authority signatures: Schnorr signatures on ristretto255 under an
+//! authority's key share x_i, checked against its verification key
+//! Y_i = x_i·G (already pinned in every node's committee file, so no extra
+//! key material is needed). Two forms, each with its own transcript domain:
 //!
-//! Input: the statement bytes from `protocol::codec` (explicit, versioned,
-//! domain-separated); output: a (challenge, response) pair. The transcript
-//! is merlin with its own domain label, so a signature never doubles as a
-//! decryption proof or a key-possession proof made with the same share.
-//! Signing is constant time in the secret; verification is variable time
-//! (public values only).
+//! - `AdmissionSignature` (R, s), over query and round admissions
+//!   (`protocol::codec`): a query's admission needs t members, a round's
+//!   every one of the query's decryptors. Carrying R lets a relay check all
+//!   of an admission's signatures with one multiscalar multiplication
+//!   (`verify_admissions`), which it does for every round it serves.
+//! - `AuthoritySignature` (c, s), over committee documents
+//!   (`protocol::committee`: changes, transitions, ledger handovers), which
+//!   are stored in committee files and checked rarely.
+//!
+//! Input: the statement bytes (explicit, versioned, domain-separated). The
+//! transcripts are merlin with their own domain labels, so a signature never
+//! doubles as a decryption proof or a key-possession proof made with the
+//! same share, nor one form as the other. Signing is constant time in the
+//! secret; verification is variable time (public values only).
 
-use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
-use curve25519_dalek::ristretto::RistrettoPoint;
+use std::fmt;
+
+use curve25519_dalek::constants::{RISTRETTO_BASEPOINT_POINT, RISTRETTO_BASEPOINT_TABLE};
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use merlin::Transcript;
+use sha2::{Digest, Sha512};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroize;
 
 use super::error::CryptoError;
-use super::keys::{JointPublicKey, KeyShare};
+use super::keys::{JointPublicKey, KeyShare, SignerKey};
 
 const DOMAIN: &[u8] = b"crux-authority-signature-v1";
 
@@ -37,9 +48,9 @@ impl std::fmt::Debug for AuthoritySignature {
     }
 }
 
-fn challenge(public: &RistrettoPoint, commitment: &RistrettoPoint, message: &[u8]) -> Scalar {
+fn challenge(public: &CompressedRistretto, commitment: &RistrettoPoint, message: &[u8]) -> Scalar {
     let mut t = Transcript::new(DOMAIN);
-    t.append_message(b"public-share", public.compress().as_bytes());
+    t.append_message(b"public-share", public.as_bytes());
     t.append_message(b"message", message);
     t.append_message(b"commitment", commitment.compress().as_bytes());
     let mut buf = [0u8; 64];
@@ -50,8 +61,13 @@ fn challenge(public: &RistrettoPoint, commitment: &RistrettoPoint, message: &[u8
 impl AuthoritySignature {
     /// Verifies against a public share point.
     pub fn verify_point(&self, public: &RistrettoPoint, message: &[u8]) -> bool {
-        let commitment = RistrettoPoint::vartime_double_scalar_mul_basepoint(&-self.challenge, public, &self.response);
-        challenge(public, &commitment, message) == self.challenge
+        self.verify_key(SignerKey::of(public), message)
+    }
+
+    fn verify_key(&self, key: SignerKey<'_>, message: &[u8]) -> bool {
+        let commitment =
+            RistrettoPoint::vartime_double_scalar_mul_basepoint(&-self.challenge, key.point, &self.response);
+        challenge(&key.encoding, &commitment, message) == self.challenge
     }
 
     /// 64 bytes: challenge then response (canonical scalars).
@@ -77,25 +93,216 @@ impl AuthoritySignature {
     }
 }
 
+const ADMISSION_DOMAIN: &[u8] = b"crux-admission-signature-v1";
+
+/// A Schnorr signature (R, s) over an admission statement: s·G = R + c·Y
+/// with c = H(Y, message, R). 64 bytes on the wire: R compressed, then s
+/// (a canonical scalar).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct AdmissionSignature {
+    commitment: CompressedRistretto,
+    response: Scalar,
+}
+
+impl fmt::Debug for AdmissionSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AdmissionSignature(..)")
+    }
+}
+
+fn admission_challenge(public: &CompressedRistretto, message: &[u8], commitment: &CompressedRistretto) -> Scalar {
+    let mut t = Transcript::new(ADMISSION_DOMAIN);
+    t.append_message(b"public-share", public.as_bytes());
+    t.append_message(b"message", message);
+    t.append_message(b"commitment", commitment.as_bytes());
+    let mut buf = [0u8; 64];
+    t.challenge_bytes(b"challenge", &mut buf);
+    Scalar::from_bytes_mod_order_wide(&buf)
+}
+
+impl AdmissionSignature {
+    /// Verifies one signature against a public share point.
+    pub fn verify_point(&self, public: &RistrettoPoint, message: &[u8]) -> bool {
+        verify_admissions(message, &[(SignerKey::of(public), self)]).is_ok()
+    }
+
+    /// 64 bytes: R compressed, then the response.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        out[..32].copy_from_slice(self.commitment.as_bytes());
+        out[32..].copy_from_slice(self.response.as_bytes());
+        out
+    }
+
+    /// Takes 64 bytes; refuses another length and a non-canonical
+    /// response. R is decoded when verified (an invalid R never verifies).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let bad = |reason: String| CryptoError::InvalidEncoding { what: "admission signature", reason };
+        if bytes.len() != 64 {
+            return Err(bad(format!("expected 64 bytes, got {}", bytes.len())));
+        }
+        let (r, s) = bytes.split_at(32);
+        let commitment = CompressedRistretto::from_slice(r).map_err(|_| bad("bad commitment length".into()))?;
+        let mut arr = [0u8; 32];
+        arr.copy_from_slice(s);
+        let response =
+            Option::<Scalar>::from(Scalar::from_canonical_bytes(arr)).ok_or_else(|| bad("non-canonical scalar".into()))?;
+        Ok(AdmissionSignature { commitment, response })
+    }
+}
+
+impl serde::Serialize for AdmissionSignature {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.to_bytes())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AdmissionSignature {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_bytes(AdmissionSignatureVisitor)
+    }
+}
+
+/// Takes the 64 bytes as a byte string (MessagePack) or a sequence of
+/// integers (formats without byte strings, e.g. JSON).
+struct AdmissionSignatureVisitor;
+
+impl<'de> serde::de::Visitor<'de> for AdmissionSignatureVisitor {
+    type Value = AdmissionSignature;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a 64-byte admission signature (a compressed ristretto255 point and a scalar)")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<AdmissionSignature, E> {
+        AdmissionSignature::from_bytes(bytes).map_err(E::custom)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AdmissionSignature, A::Error> {
+        let mut bytes = [0u8; 64];
+        for (i, slot) in bytes.iter_mut().enumerate() {
+            *slot = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
+        }
+        if seq.next_element::<u8>()?.is_some() {
+            return Err(serde::de::Error::invalid_length(65, &self));
+        }
+        AdmissionSignature::from_bytes(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Checks every (Y_i, signature) over one `message` at once: with weights
+/// z_0 = 1 and z_i 128-bit, derived by hashing the message and every key
+/// and signature (so fixed before anyone could aim at them), it checks
+/// (Σ z_i·s_i)·G − Σ z_i·R_i − Σ z_i·c_i·Y_i = 0 with one multiscalar
+/// multiplication. In a prime-order group a wrong signature makes this
+/// fail except with probability about 2^-128. On failure each signature is
+/// checked alone: `Err(i)` names the first bad one.
+pub fn verify_admissions(message: &[u8], items: &[(SignerKey<'_>, &AdmissionSignature)]) -> Result<(), usize> {
+    if batch_holds(message, items) {
+        return Ok(());
+    }
+    for (i, item) in items.iter().enumerate() {
+        if !batch_holds(message, std::slice::from_ref(item)) {
+            return Err(i);
+        }
+    }
+    // (unreachable in practice: every one alone holds but not together)
+    Err(0)
+}
+
+fn batch_holds(message: &[u8], items: &[(SignerKey<'_>, &AdmissionSignature)]) -> bool {
+    let mut seed = Sha512::new();
+    seed.update(b"crux-admission-batch-v1");
+    seed.update((message.len() as u64).to_be_bytes());
+    seed.update(message);
+    for (_, sig) in items {
+        seed.update(sig.to_bytes());
+    }
+    let seed = seed.finalize();
+    let mut scalars = Vec::with_capacity(2 * items.len() + 1);
+    let mut points = Vec::with_capacity(2 * items.len() + 1);
+    let mut g = Scalar::ZERO;
+    for (i, (key, sig)) in (0u64..).zip(items) {
+        let Some(r) = sig.commitment.decompress() else { return false };
+        let z = if i == 0 { Scalar::ONE } else { weight(&seed, i) };
+        let c = admission_challenge(&key.encoding, message, &sig.commitment);
+        g += z * sig.response;
+        scalars.push(-z);
+        points.push(r);
+        scalars.push(-(z * c));
+        points.push(*key.point);
+    }
+    scalars.push(g);
+    points.push(RISTRETTO_BASEPOINT_POINT);
+    RistrettoPoint::vartime_multiscalar_mul(scalars, points).is_identity()
+}
+
+/// A 128-bit weight for item `i` from the batch's seed.
+fn weight(seed: &[u8], i: u64) -> Scalar {
+    let mut h = Sha512::new();
+    h.update(seed);
+    h.update(i.to_be_bytes());
+    let digest = h.finalize();
+    let mut bytes = [0u8; 32];
+    for (b, d) in bytes.iter_mut().zip(digest.iter().take(16)) {
+        *b = *d;
+    }
+    Scalar::from_bytes_mod_order(bytes)
+}
+
 impl KeyShare {
     /// Signs `message` (an admission statement) with this share.
     pub fn sign_statement(&self, message: &[u8], rng: &mut (impl RngCore + CryptoRng)) -> AuthoritySignature {
         let mut nonce = Scalar::random(rng);
         let commitment = RISTRETTO_BASEPOINT_TABLE * &nonce;
-        let c = challenge(&self.public_point(), &commitment, message);
+        let c = challenge(&self.public_point().compress(), &commitment, message);
         let response = nonce + c * self.secret_scalar();
         nonce.zeroize();
         AuthoritySignature { challenge: c, response }
+    }
+
+    /// Signs an admission statement (`codec::query_admission`,
+    /// `codec::round_admission`) with this share.
+    pub fn sign_admission(&self, message: &[u8], rng: &mut (impl RngCore + CryptoRng)) -> AdmissionSignature {
+        let mut nonce = Scalar::random(rng);
+        let commitment = (RISTRETTO_BASEPOINT_TABLE * &nonce).compress();
+        let c = admission_challenge(&self.public_point().compress(), message, &commitment);
+        let response = nonce + c * self.secret_scalar();
+        nonce.zeroize();
+        AdmissionSignature { commitment, response }
+    }
+}
+
+/// A signature form that members sign with (`AdmissionSignature`,
+/// `AuthoritySignature`), as `JointPublicKey::verify_signed_by` checks it.
+pub trait MemberSignature {
+    /// Checks every (Y_i, signature) over `message`: `Err(i)` names the
+    /// first that fails.
+    fn verify_all(message: &[u8], items: &[(SignerKey<'_>, &Self)]) -> Result<(), usize>;
+}
+
+impl MemberSignature for AuthoritySignature {
+    fn verify_all(message: &[u8], items: &[(SignerKey<'_>, &Self)]) -> Result<(), usize> {
+        match items.iter().position(|(key, sig)| !sig.verify_key(*key, message)) {
+            Some(i) => Err(i),
+            None => Ok(()),
+        }
+    }
+}
+
+impl MemberSignature for AdmissionSignature {
+    fn verify_all(message: &[u8], items: &[(SignerKey<'_>, &Self)]) -> Result<(), usize> {
+        verify_admissions(message, items)
     }
 }
 
 impl JointPublicKey {
     /// Checks that at least t distinct members of the committee signed
     /// `message` (a query's admission), each once, and that no one else did.
-    pub fn verify_threshold_signed(
+    pub fn verify_threshold_signed<S: MemberSignature>(
         &self,
         message: &[u8],
-        signatures: &[(String, AuthoritySignature)],
+        signatures: &[(String, S)],
     ) -> Result<(), CryptoError> {
         let signers: Vec<String> = signatures.iter().map(|(name, _)| name.clone()).collect();
         self.verify_signed_by(message, signatures, &signers)?;
@@ -114,10 +321,10 @@ impl JointPublicKey {
 
     /// Checks that every one of `signers` (members of the committee) signed
     /// `message` exactly once, and that no one else did.
-    pub fn verify_signed_by(
+    pub fn verify_signed_by<S: MemberSignature>(
         &self,
         message: &[u8],
-        signatures: &[(String, AuthoritySignature)],
+        signatures: &[(String, S)],
         signers: &[String],
     ) -> Result<(), CryptoError> {
         let fail = |signer: &str, reason: &str| CryptoError::InvalidSignature {
@@ -127,18 +334,20 @@ impl JointPublicKey {
         if let Some((stranger, _)) = signatures.iter().find(|(name, _)| !signers.contains(name)) {
             return Err(fail(stranger, "not a signer this admission needs"));
         }
+        let mut items = Vec::with_capacity(signers.len());
         for name in signers {
-            let member = self.share_of(name).ok_or_else(|| fail(name, "not an authority of this cluster's key"))?;
+            let key = self.signer_key(name).ok_or_else(|| fail(name, "not an authority of this cluster's key"))?;
             let mut found = signatures.iter().filter(|(signer, _)| signer == name);
             let (_, sig) = found.next().ok_or_else(|| fail(name, "admission not signed"))?;
             if found.next().is_some() {
                 return Err(fail(name, "signed twice"));
             }
-            if !sig.verify_point(&member.point, message) {
-                return Err(fail(name, "admission signature does not match the statement"));
-            }
+            items.push((key, sig));
         }
-        Ok(())
+        S::verify_all(message, &items).map_err(|i| {
+            let name = signers.get(i).map_or("?", String::as_str);
+            fail(name, "admission signature does not match the statement")
+        })
     }
 }
 
@@ -175,4 +384,64 @@ mod tests {
         assert_eq!(AuthoritySignature::from_bytes(&sa.to_bytes()).unwrap(), sa);
         assert!(AuthoritySignature::from_bytes(&[0xff; 64]).is_err());
     }
+
+    fn committee() -> (Vec<KeyShare>, JointPublicKey) {
+        crate::crypto::deal_for_tests(&["authority-1", "authority-2", "authority-3"], 3, 0, &mut OsRng).unwrap()
+    }
+
+    #[test]
+    fn admission_signatures_check_in_one_batch_and_name_a_bad_one() {
+        let (shares, joint) = committee();
+        let msg = b"round admission";
+        let sigs: Vec<(String, AdmissionSignature)> =
+            shares.iter().map(|s| (s.authority().to_string(), s.sign_admission(msg, &mut OsRng))).collect();
+        joint.verify_threshold_signed(msg, &sigs).unwrap();
+        assert!(sigs[0].1.verify_point(&shares[0].public_point(), msg));
+        assert!(!sigs[0].1.verify_point(&shares[1].public_point(), msg), "another key");
+        assert!(joint.verify_threshold_signed(b"round admissioN", &sigs).is_err(), "another statement");
+        // one bad signature among good ones fails the batch, and is named
+        let mut bad = sigs.clone();
+        bad[1].1.response += Scalar::ONE;
+        let err = joint.verify_threshold_signed(msg, &bad).unwrap_err().to_string();
+        assert!(err.contains("authority-2"), "{err}");
+        // two wrong signatures whose errors cancel in an unweighted sum:
+        // s_1 + d and s_2 - d still sum right, the weights catch it
+        let d = Scalar::random(&mut OsRng);
+        let mut cancel = sigs.clone();
+        cancel[0].1.response += d;
+        cancel[1].1.response -= d;
+        assert!(joint.verify_threshold_signed(msg, &cancel).is_err());
+        // commitments swapped between two members
+        let mut swapped = sigs.clone();
+        let r0 = swapped[0].1.commitment;
+        swapped[0].1.commitment = swapped[1].1.commitment;
+        swapped[1].1.commitment = r0;
+        assert!(joint.verify_threshold_signed(msg, &swapped).is_err());
+        // a (c, s) signature's bytes do not pass as an admission signature
+        let cs = shares[0].sign_statement(msg, &mut OsRng);
+        let as_admission = AdmissionSignature::from_bytes(&cs.to_bytes());
+        assert!(as_admission.map_or(true, |a| !a.verify_point(&shares[0].public_point(), msg)));
+        // an invalid commitment never verifies
+        let mut bytes = sigs[0].1.to_bytes();
+        bytes[31] = 0xff;
+        assert!(AdmissionSignature::from_bytes(&bytes).map_or(true, |a| !a.verify_point(&shares[0].public_point(), msg)));
+    }
+
+    #[test]
+    fn admission_signatures_travel_as_64_bytes() {
+        let (shares, _) = committee();
+        let sig = shares[0].sign_admission(b"query admission", &mut OsRng);
+        assert_eq!(AdmissionSignature::from_bytes(&sig.to_bytes()).unwrap(), sig);
+        let packed = rmp_serde::to_vec(&sig).unwrap();
+        assert_eq!(packed.len(), 66, "a 64-byte bin");
+        assert_eq!(rmp_serde::from_slice::<AdmissionSignature>(&packed).unwrap(), sig);
+        let json = serde_json::to_string(&sig).unwrap();
+        assert_eq!(serde_json::from_str::<AdmissionSignature>(&json).unwrap(), sig);
+        assert!(AdmissionSignature::from_bytes(&[0u8; 63]).is_err());
+        let mut high = sig.to_bytes();
+        high[63] = 0xff; // response not canonical
+        assert!(AdmissionSignature::from_bytes(&high).is_err());
+        assert_eq!(format!("{sig:?}"), "AdmissionSignature(..)");
+    }
+
 }

@@ -229,27 +229,45 @@ impl BatchDecryption {
     }
 }
 
-/// Verifies one batch from each of the query's `decryptors` (exactly t
-/// members) over `ciphertexts` and returns m_j·G = b_j − Σ_i D_ij for every
-/// ciphertext ((m_j + Σ noise)·G when noisy): the shares come scaled by
-/// λ_i, so combining is adding. A missing decryptor, a duplicate, a
-/// stranger or a bad proof is an error naming the authority.
+/// A query's decrypting set (exactly t members, in order) with each
+/// member's λ_i·Y_i, what its batches are proved against: computed once per
+/// query (`JointPublicKey::decrypting_set`), not once per round.
+#[derive(Clone, Debug)]
+pub struct DecryptingSet {
+    names: Vec<String>,
+    publics: Vec<RistrettoPoint>,
+}
+
+impl DecryptingSet {
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// λ_i·Y_i of `authority`, if it is in the set.
+    pub fn public_of(&self, authority: &str) -> Option<RistrettoPoint> {
+        self.names.iter().position(|name| name == authority).and_then(|at| self.publics.get(at).copied())
+    }
+}
+
+/// Verifies one batch from each member of the decrypting `set` over
+/// `ciphertexts` and returns m_j·G = b_j − Σ_i D_ij for every ciphertext
+/// ((m_j + Σ noise)·G when noisy): the shares come scaled by λ_i, so
+/// combining is adding. A missing decryptor, a duplicate, a stranger or a
+/// bad proof is an error naming the authority.
 pub fn combine_batches(
-    key: &JointPublicKey,
+    set: &DecryptingSet,
     ciphertexts: &[Ciphertext],
     context: &[u8],
     batches: &[BatchDecryption],
-    decryptors: &[String],
     exact: bool,
 ) -> Result<Vec<RistrettoPoint>, CryptoError> {
-    if let Some(stranger) = batches.iter().find(|p| !decryptors.contains(&p.authority)) {
+    if let Some(stranger) = batches.iter().find(|p| !set.names.contains(&p.authority)) {
         return Err(CryptoError::InvalidDecryptionProof { authority: stranger.authority.clone() });
     }
-    let publics = key.decryptor_publics(decryptors)?;
     let bases: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.a).collect();
     let encodings = base_encodings(&bases);
     let mut combined: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.b).collect();
-    for (name, public) in decryptors.iter().zip(&publics) {
+    for (name, public) in set.names.iter().zip(&set.publics) {
         let mut found = batches.iter().filter(|p| &p.authority == name);
         let batch = found.next().ok_or_else(|| CryptoError::MissingDecryption { authority: name.clone() })?;
         if found.next().is_some() {
@@ -264,11 +282,12 @@ pub fn combine_batches(
 }
 
 impl JointPublicKey {
-    /// λ_i·Y_i of each of the decrypting set `decryptors`, in order: what
-    /// their batches of shares are proved against (`BatchDecryption::verify`).
-    pub fn decryptor_publics(&self, decryptors: &[String]) -> Result<Vec<RistrettoPoint>, CryptoError> {
+    /// The decrypting set `decryptors` (exactly t distinct members) with
+    /// each member's λ_i·Y_i, in order: what their batches of shares are
+    /// proved against (`BatchDecryption::verify`).
+    pub fn decrypting_set(&self, decryptors: &[String]) -> Result<DecryptingSet, CryptoError> {
         let lambdas = self.lagrange(decryptors)?;
-        decryptors
+        let publics = decryptors
             .iter()
             .zip(&lambdas)
             .map(|(name, lambda)| {
@@ -277,14 +296,14 @@ impl JointPublicKey {
                     .ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: name.clone() })?;
                 Ok(member.point * lambda)
             })
-            .collect()
+            .collect::<Result<_, CryptoError>>()?;
+        Ok(DecryptingSet { names: decryptors.to_vec(), publics })
     }
 
-    /// `decryptor_publics` of one member of the set.
+    /// λ_i·Y_i of one member of the decrypting set `decryptors`.
     pub fn decryptor_public(&self, authority: &str, decryptors: &[String]) -> Result<RistrettoPoint, CryptoError> {
-        let at = decryptors.iter().position(|name| name == authority);
-        let publics = self.decryptor_publics(decryptors)?;
-        at.and_then(|at| publics.get(at).copied())
+        self.decrypting_set(decryptors)?
+            .public_of(authority)
             .ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: authority.to_string() })
     }
 }
@@ -319,7 +338,7 @@ mod tests {
                 s.prove_decryptions(l, b"ctx", &made.iter().collect::<Vec<_>>(), true, &mut OsRng)
             })
             .collect();
-        let points = combine_batches(&joint, &cts, b"ctx", &exact, &set, true).unwrap();
+        let points = combine_batches(&joint.decrypting_set(&set).unwrap(), &cts, b"ctx", &exact, true).unwrap();
         assert_eq!(points, values.iter().map(|m| point(*m)).collect::<Vec<_>>());
         // noise e_j from each decryptor: the combination is m_j + Σ e_j
         let noises = [[5i128, -1, 0, 7], [-2, -2, 3, 0]];
@@ -332,12 +351,12 @@ mod tests {
                 s.prove_decryptions(l, b"ctx", &made.iter().collect::<Vec<_>>(), false, &mut OsRng)
             })
             .collect();
-        let points = combine_batches(&joint, &cts, b"ctx", &noisy, &set, false).unwrap();
+        let points = combine_batches(&joint.decrypting_set(&set).unwrap(), &cts, b"ctx", &noisy, false).unwrap();
         let expected: Vec<RistrettoPoint> =
             (0..4).map(|j| point(values[j] + (noises[0][j] + noises[1][j]) as i64)).collect();
         assert_eq!(points, expected);
         // exact required: the noisy batches are refused
-        assert!(combine_batches(&joint, &cts, b"ctx", &noisy, &set, true).is_err());
+        assert!(combine_batches(&joint.decrypting_set(&set).unwrap(), &cts, b"ctx", &noisy, true).is_err());
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use std::fmt;
 
 use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
-use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use rand_core::{CryptoRng, RngCore};
@@ -144,6 +144,22 @@ impl KeyShare {
     }
 }
 
+/// A member's verification key Y_i with its encoding, which signature
+/// transcripts hash (`authority_signature`).
+#[derive(Clone, Copy, Debug)]
+pub struct SignerKey<'a> {
+    pub point: &'a RistrettoPoint,
+    pub encoding: CompressedRistretto,
+}
+
+impl<'a> SignerKey<'a> {
+    /// Compresses `point` (for a single check; `JointPublicKey::signer_key`
+    /// keeps its members' encodings).
+    pub fn of(point: &'a RistrettoPoint) -> Self {
+        SignerKey { point, encoding: point.compress() }
+    }
+}
+
 /// One committee member: its name, its Shamir index and Y_i = x_i·G.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
@@ -153,13 +169,28 @@ pub struct Member {
 }
 
 /// The committee's public key: epoch, threshold, members and Y.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct JointPublicKey {
     epoch: u64,
     threshold: u16,
     members: Vec<Member>,
     point: RistrettoPoint,
+    /// each member's Y_i compressed, in `members` order, which signature
+    /// checks hash: made on first use, never serialized
+    #[serde(skip)]
+    encodings: std::sync::OnceLock<Vec<CompressedRistretto>>,
 }
+
+impl PartialEq for JointPublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.epoch == other.epoch
+            && self.threshold == other.threshold
+            && self.members == other.members
+            && self.point == other.point
+    }
+}
+
+impl Eq for JointPublicKey {}
 
 /// λ_i for index `index` within `set` at zero: Π_{j∈set, j≠i} j / (j − i)
 /// (`dkg::lagrange_at_zero`, with this module's error).
@@ -193,7 +224,7 @@ impl JointPublicKey {
             });
             CryptoError::InvalidCommittee { reason: named }
         })?;
-        Ok(JointPublicKey { epoch, threshold, members, point })
+        Ok(JointPublicKey { epoch, threshold, members, point, encodings: std::sync::OnceLock::new() })
     }
 
     /// Y, the key relays encrypt to.
@@ -217,6 +248,14 @@ impl JointPublicKey {
     /// The member called `authority`.
     pub fn share_of(&self, authority: &str) -> Option<&Member> {
         self.members.iter().find(|m| m.authority == authority)
+    }
+
+    /// The key of member `authority` as a signature check needs it: Y_i
+    /// and its encoding (compressed once per committee key).
+    pub fn signer_key(&self, authority: &str) -> Option<SignerKey<'_>> {
+        let at = self.members.iter().position(|m| m.authority == authority)?;
+        let encodings = self.encodings.get_or_init(|| self.members.iter().map(|m| m.point.compress()).collect());
+        Some(SignerKey { point: &self.members.get(at)?.point, encoding: *encodings.get(at)? })
     }
 
     /// Hex of the compressed joint key: what `committee status` shows and

@@ -18,13 +18,13 @@ pub mod keys;
 pub mod proofs;
 pub mod signing;
 
-pub use authority_signature::AuthoritySignature;
-pub use batch_decryption::{base_encodings, combine_batches, BatchDecryption, DecryptionShare, ShareProof};
+pub use authority_signature::{verify_admissions, AdmissionSignature, AuthoritySignature, MemberSignature};
+pub use batch_decryption::{base_encodings, combine_batches, BatchDecryption, DecryptingSet, DecryptionShare, ShareProof};
 pub use ciphertext_proof::{verify_batch, ProofItem, RandomnessProof};
 pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
 pub use elgamal::{Ciphertext, EncryptionKey};
 pub use error::CryptoError;
-pub use keys::{deal_for_tests, lagrange_at_zero, JointPublicKey, KeyShare, Member};
+pub use keys::{deal_for_tests, lagrange_at_zero, JointPublicKey, KeyShare, Member, SignerKey};
 pub use proofs::{DleqProof, NoisyShareProof, SchnorrProof, ShareStatement};
 pub use signing::{verify_batch_signatures, RelayIdentity, RelayPublicKey, RelaySignature, SignedItem};
 

@@ -100,7 +100,7 @@ fn decrypt(c: &Cluster, ct: &Ciphertext) -> i64 {
     let cts = [*ct];
     let set = names(&["authority-2", "authority-3", "authority-4"]);
     let batches = batches(c, &set, &cts, b"ctx");
-    let points = combine_batches(&c.joint, &cts, b"ctx", &batches, &set, true).unwrap();
+    let points = combine_batches(&c.joint.decrypting_set(&set).unwrap(), &cts, b"ctx", &batches, true).unwrap();
     assert_eq!(points.len(), 1);
     c.solver.solve_vartime(&points[0]).unwrap()
 }
@@ -163,7 +163,7 @@ fn threshold_flow_with_proofs() {
             let public = c.joint.decryptor_public(&b.authority, &set).unwrap();
             b.verify(&public, b"query-7/sum", &bases, &base_encodings(&bases), true).unwrap();
         }
-        let points = combine_batches(&c.joint, &cts, b"query-7/sum", &some, &set, true).unwrap();
+        let points = combine_batches(&c.joint.decrypting_set(&set).unwrap(), &cts, b"query-7/sum", &some, true).unwrap();
         let solved: Vec<i64> = points.iter().map(|p| c.solver.solve_vartime(p).unwrap()).collect();
         assert_eq!(solved, sums, "without {skip}");
     }
@@ -179,7 +179,7 @@ fn wrong_or_missing_shares_are_refused() {
     batches.push(batch(c, &c.shares[3], &fourth, &cts, b"query-7/sum", None));
     let three = &batches[..3];
     let combine = |cts: &[Ciphertext], context: &[u8], batches: &[BatchDecryption], set: &[String]| {
-        combine_batches(&c.joint, cts, context, batches, set, true)
+        c.joint.decrypting_set(set).and_then(|set| combine_batches(&set, cts, context, batches, true))
     };
     assert!(combine(&cts, b"query-7/sum", three, &set).is_ok(), "positive control");
 
@@ -225,10 +225,10 @@ fn noisy_shares_combine_to_the_sum_plus_whole_noise() {
                 batch(c, s, &set, &cts, b"q/noisy", Some(e))
             })
             .collect();
-        let points = combine_batches(&c.joint, &cts, b"q/noisy", &noisy, &set, false).unwrap();
+        let points = combine_batches(&c.joint.decrypting_set(&set).unwrap(), &cts, b"q/noisy", &noisy, false).unwrap();
         let solved: Vec<i64> = points.iter().map(|p| c.solver.solve_vartime(p).unwrap()).collect();
         assert_eq!(solved, [sums[0] + 13, sums[1] - 7], "{set:?}");
-        assert!(combine_batches(&c.joint, &cts, b"q/noisy", &noisy, &set, true).is_err());
+        assert!(combine_batches(&c.joint.decrypting_set(&set).unwrap(), &cts, b"q/noisy", &noisy, true).is_err());
     }
 }
 

@@ -475,7 +475,7 @@ impl AuthorityState {
 
         let epoch = self.keys.joint.epoch();
         let (share, _) = self.keys.for_epoch(epoch)?;
-        let signature = share.sign_statement(&codec::query_admission(&query), rng);
+        let signature = share.sign_admission(&codec::query_admission(&query), rng);
         self.make_room();
         let active =
             ActiveQuery { intent: query, plan: None, admitted_at: now, last_active: now, ended_at: None, epoch };
@@ -545,7 +545,7 @@ impl AuthorityState {
                 }
             }
         }
-        let signature = share.sign_statement(&codec::round_admission(spec, round, &task), rng);
+        let signature = share.sign_admission(&codec::round_admission(spec, round, &task), rng);
         Ok(AuthorityResponse::Admitted { signature, remaining_budget: None })
     }
 

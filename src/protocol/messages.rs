@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::PeerFailure;
 use super::ids::QueryId;
-use crate::crypto::{AuthoritySignature, BatchDecryption, RandomnessProof, RelaySignature};
+use crate::crypto::{AdmissionSignature, BatchDecryption, RandomnessProof, RelaySignature};
 use crate::stats::{Contribution, Epsilon, QueryParams, RelayTask, Release, StatResult, Statistic};
 
 /// A query as the user asked it, before the column's scale is known: what
@@ -73,7 +73,7 @@ impl QuerySpec {
 /// request that carries such an admission.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Admission {
-    pub signatures: Vec<(String, AuthoritySignature)>,
+    pub signatures: Vec<(String, AdmissionSignature)>,
 }
 
 /// A node's role: what `node.role` names in its config (and its settings'
@@ -308,7 +308,7 @@ pub enum AuthorityRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AuthorityResponse {
     Admitted {
-        signature: AuthoritySignature,
+        signature: AdmissionSignature,
         remaining_budget: Option<Epsilon>,
     },
     Registered,

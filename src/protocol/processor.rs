@@ -31,7 +31,7 @@ use super::contribution_check::{check_round, check_round_shapes, CheckedRound};
 use super::error::{PeerFailure, PeerReply, ProtocolError};
 use super::ids::QueryId;
 use super::messages::*;
-use crate::crypto::{combine_batches, BatchDecryption, Ciphertext, JointPublicKey, RelayPublicKey};
+use crate::crypto::{combine_batches, BatchDecryption, Ciphertext, DecryptingSet, JointPublicKey, RelayPublicKey};
 use crate::stats::release::{round_target, Outside};
 use crate::stats::{Aggregate, Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release};
 
@@ -184,6 +184,8 @@ struct Context {
     /// whom the next authority requests go to: the committee, then the
     /// query's t decryptors (the first t in committee order that admitted it)
     asked: Vec<String>,
+    /// the decryptors with their λ_i·Y_i, once the query is admitted
+    decrypting: Option<DecryptingSet>,
     /// authorities that did not admit the query (unreachable), with why
     missing_authorities: Vec<(String, String)>,
     /// an authority refused the admission because it runs a later epoch
@@ -232,6 +234,7 @@ impl QueryDriver {
             params,
             charged: None,
             asked,
+            decrypting: None,
             missing_authorities: Vec::new(),
             later_epoch: false,
             active,
@@ -612,6 +615,7 @@ impl Context {
             return Err(ProtocolError::NotEnoughAuthorities { got: signatures.len(), needed, missing });
         }
         self.asked = signatures.iter().take(needed).map(|(name, _)| name.clone()).collect();
+        self.decrypting = Some(self.view.joint.decrypting_set(&self.asked)?);
         Ok(Admission { signatures })
     }
 
@@ -644,8 +648,11 @@ impl Context {
         let releases: Vec<Release> = targets.iter().map(|(r, _)| *r).collect();
         let ciphertexts: Vec<Ciphertext> = targets.iter().map(|(_, c)| *c).collect();
         let context = releases_context(&self.id, round, &releases);
-        let points =
-            combine_batches(&self.view.joint, &ciphertexts, &context, &batches, &self.asked, self.params.exact)?;
+        let set = self
+            .decrypting
+            .as_ref()
+            .ok_or_else(|| ProtocolError::Internal("decryptions asked before the query was admitted".into()))?;
+        let points = combine_batches(set, &ciphertexts, &context, &batches, self.params.exact)?;
         Ok(releases.into_iter().zip(points).collect())
     }
 
