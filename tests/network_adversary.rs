@@ -19,7 +19,7 @@ use common::data_path;
 use crux::actors::error::TransportError;
 use crux::actors::keys::{read_joint_key, transport_config, unix_now};
 use crux::actors::tls::{generate_certificate, Identity};
-use crux::crypto::{combine_batches, BatchDecryption, CryptoError, EncryptionKey};
+use crux::crypto::{combine_batches, AdmissionSignature, BatchDecryption, CryptoError, EncryptionKey};
 use crux::data::read_key_share;
 use crux::protocol::drive::{run_query, QueryPeers};
 use crux::protocol::processor::{ProcessorView, QueryDriver};
@@ -860,4 +860,66 @@ async fn a_task_with_another_value_width_is_never_admitted_nor_served() {
     assert!(message.contains("not admitted"), "{message}");
     let honest = RelayRequest::Contribute { spec, round: 0, task, admission };
     assert!(matches!(evil.relay("relay-1", &honest).await, RelayResponse::Contribution(_)));
+}
+
+/// `response` + `d`: an admission signature with its response shifted.
+fn shifted(signature: &AdmissionSignature, d: Scalar) -> AdmissionSignature {
+    let mut bytes = signature.to_bytes();
+    let mut response = [0u8; 32];
+    response.copy_from_slice(&bytes[32..]);
+    let moved = Scalar::from_canonical_bytes(response).unwrap() + d;
+    bytes[32..].copy_from_slice(moved.as_bytes());
+    AdmissionSignature::from_bytes(&bytes).unwrap()
+}
+
+/// Admission signatures are (R, s) pairs that a relay checks in one
+/// weighted batch. A dishonest processor holding genuine signatures tries
+/// to pass altered ones: two responses shifted so that their unweighted sum
+/// still holds, signatures swapped between members, one member's missing,
+/// and a query's admission offered as a round's. The relay refuses each,
+/// naming what is wrong, before it reads any data, and still serves the
+/// genuine admission.
+#[actix_rt::test]
+async fn admission_signatures_that_only_sum_right_are_refused() {
+    let (_cluster, evil) = exact_backend().await;
+    let intent = evil.intent(exact_sum());
+    let query_admission = evil.admit_query(&intent).await.unwrap();
+    let describe = |admission: Admission| RelayRequest::Describe { query: intent.clone(), admission, epoch: 0 };
+    let d = Scalar::random(&mut OsRng);
+    let mut cancelling = query_admission.clone();
+    cancelling.signatures[0].1 = shifted(&cancelling.signatures[0].1, d);
+    cancelling.signatures[1].1 = shifted(&cancelling.signatures[1].1, -d);
+    let message = relay_error(evil.relay("relay-1", &describe(cancelling)).await);
+    assert!(message.contains("not admitted") && message.contains(AUTHORITIES[0]), "{message}");
+
+    let RelayResponse::Described(info) = evil.relay("relay-1", &describe(query_admission.clone())).await else {
+        panic!("the genuine query admission is served")
+    };
+    let decryptors = AUTHORITIES.iter().map(|a| a.to_string()).collect();
+    let spec = QuerySpec::new(intent.clone(), info.decimals, 0, decryptors);
+    let PlanStep::Round { task, .. } = Planner::new(exact_sum(), info.decimals, 20).unwrap().start().unwrap() else {
+        panic!("a plan starts with a round")
+    };
+    let admission = evil.admit_round(&spec, 0, &task).await.unwrap();
+    let contribute =
+        |admission: Admission| RelayRequest::Contribute { spec: spec.clone(), round: 0, task: task.clone(), admission };
+    let mut swapped = admission.clone();
+    let first = swapped.signatures[0].1;
+    swapped.signatures[0].1 = swapped.signatures[1].1;
+    swapped.signatures[1].1 = first;
+    let mut missing = admission.clone();
+    missing.signatures.pop();
+    let mut cancelling = admission.clone();
+    cancelling.signatures[0].1 = shifted(&cancelling.signatures[0].1, -d);
+    cancelling.signatures[1].1 = shifted(&cancelling.signatures[1].1, d);
+    for (what, forged, names) in [
+        ("swapped between members", swapped, AUTHORITIES[0]),
+        ("one missing", missing, "not signed"),
+        ("responses that cancel", cancelling, AUTHORITIES[0]),
+        ("the query's admission", query_admission, "not admitted"),
+    ] {
+        let message = relay_error(evil.relay("relay-1", &contribute(forged)).await);
+        assert!(message.contains("not admitted") && message.contains(names), "{what}: {message}");
+    }
+    assert!(matches!(evil.relay("relay-1", &contribute(admission)).await, RelayResponse::Contribution(_)));
 }

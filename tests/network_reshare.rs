@@ -341,7 +341,9 @@ fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryp
             })
             .collect();
         // every share's proof holds against its own committee's key; only the combination can differ
-        let points = combine_batches(&joint.decrypting_set(&set).unwrap(), &[recorded], b"old ciphertext", &batches, true).unwrap();
+        let points =
+            combine_batches(&joint.decrypting_set(&set).unwrap(), &[recorded], b"old ciphertext", &batches, true)
+                .unwrap();
         assert_eq!(points.len(), 1);
         points[0]
     };

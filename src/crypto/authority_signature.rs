@@ -25,9 +25,9 @@ use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use merlin::Transcript;
-use sha2::{Digest, Sha512};
 use rand_core::{CryptoRng, RngCore};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha512};
 use zeroize::Zeroize;
 
 use super::error::CryptoError;
@@ -145,8 +145,8 @@ impl AdmissionSignature {
         let commitment = CompressedRistretto::from_slice(r).map_err(|_| bad("bad commitment length".into()))?;
         let mut arr = [0u8; 32];
         arr.copy_from_slice(s);
-        let response =
-            Option::<Scalar>::from(Scalar::from_canonical_bytes(arr)).ok_or_else(|| bad("non-canonical scalar".into()))?;
+        let response = Option::<Scalar>::from(Scalar::from_canonical_bytes(arr))
+            .ok_or_else(|| bad("non-canonical scalar".into()))?;
         Ok(AdmissionSignature { commitment, response })
     }
 }
@@ -424,7 +424,9 @@ mod tests {
         // an invalid commitment never verifies
         let mut bytes = sigs[0].1.to_bytes();
         bytes[31] = 0xff;
-        assert!(AdmissionSignature::from_bytes(&bytes).map_or(true, |a| !a.verify_point(&shares[0].public_point(), msg)));
+        assert!(
+            AdmissionSignature::from_bytes(&bytes).map_or(true, |a| !a.verify_point(&shares[0].public_point(), msg))
+        );
     }
 
     #[test]
@@ -443,5 +445,4 @@ mod tests {
         assert!(AdmissionSignature::from_bytes(&high).is_err());
         assert_eq!(format!("{sig:?}"), "AdmissionSignature(..)");
     }
-
 }

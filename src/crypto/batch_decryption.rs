@@ -117,6 +117,17 @@ fn weights(seed: &[u8; 64], count: usize) -> Vec<Scalar> {
         .collect()
 }
 
+/// 1/2 mod ℓ = (ℓ + 1)/2, little-endian (a reduction, not an inversion,
+/// per call).
+const HALF: [u8; 32] = [
+    0xf7, 0xe9, 0x7a, 0x2e, 0x8d, 0x31, 0x09, 0x2c, 0x6b, 0xce, 0x7b, 0x51, 0xef, 0x7c, 0x6f, 0x0a, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08,
+];
+
+fn half() -> Scalar {
+    Scalar::from_bytes_mod_order(HALF)
+}
+
 impl KeyShare {
     /// Shares of the ciphertexts whose first components are `bases`, scaled
     /// by this authority's Lagrange coefficient `lambda` in the decrypting
@@ -128,7 +139,7 @@ impl KeyShare {
         bases: &[RistrettoPoint],
         noise: Option<&[i128]>,
     ) -> Vec<DecryptionShare> {
-        let half = Scalar::from(2u8).invert();
+        let half = half();
         let mut scaled_half = self.secret_scalar() * lambda * half;
         let mut folded: Vec<Scalar> =
             noise.map(|e| e.iter().map(|e| -super::scalar_from_i128(*e)).collect()).unwrap_or_default();
@@ -315,6 +326,12 @@ mod tests {
     use crate::crypto::{deal_for_tests, EncryptionKey};
     use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
     use rand::rngs::OsRng;
+
+    #[test]
+    fn half_is_the_inverse_of_two() {
+        assert_eq!(half() * Scalar::from(2u8), Scalar::ONE);
+        assert_eq!(half(), Scalar::from(2u8).invert());
+    }
 
     fn point(m: i64) -> RistrettoPoint {
         RISTRETTO_BASEPOINT_POINT * crate::crypto::scalar_from_i64(m)

@@ -19,7 +19,9 @@ pub mod proofs;
 pub mod signing;
 
 pub use authority_signature::{verify_admissions, AdmissionSignature, AuthoritySignature, MemberSignature};
-pub use batch_decryption::{base_encodings, combine_batches, BatchDecryption, DecryptingSet, DecryptionShare, ShareProof};
+pub use batch_decryption::{
+    base_encodings, combine_batches, BatchDecryption, DecryptingSet, DecryptionShare, ShareProof,
+};
 pub use ciphertext_proof::{verify_batch, ProofItem, RandomnessProof};
 pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
 pub use elgamal::{Ciphertext, EncryptionKey};

@@ -163,7 +163,8 @@ fn threshold_flow_with_proofs() {
             let public = c.joint.decryptor_public(&b.authority, &set).unwrap();
             b.verify(&public, b"query-7/sum", &bases, &base_encodings(&bases), true).unwrap();
         }
-        let points = combine_batches(&c.joint.decrypting_set(&set).unwrap(), &cts, b"query-7/sum", &some, true).unwrap();
+        let points =
+            combine_batches(&c.joint.decrypting_set(&set).unwrap(), &cts, b"query-7/sum", &some, true).unwrap();
         let solved: Vec<i64> = points.iter().map(|p| c.solver.solve_vartime(p).unwrap()).collect();
         assert_eq!(solved, sums, "without {skip}");
     }
