@@ -264,7 +264,7 @@ fn make_signature_vectors() -> Value {
     let (contribution, proof) = fixed_contribution(&share, &s, &t, &mut rng);
     let (exact, noisy) = fixed_partials(&share, &contribution, &mut rng);
     json!({
-        "about": "admission signatures ((R, s), crux-admission-signature-v1) and a contribution's proof of randomness, version 2; batch decryptions, crux-batch-decryption-v2 (shares scaled by the Lagrange coefficient, here 1/3); fixed keys, seeded randomness; see tests/codec_vectors.rs",
+        "about": "admission signatures ((R, s), crux-admission-signature-v1) and a contribution's proof of randomness, version 2; batch decryptions, crux-batch-decryption-v2 (shares scaled by the Lagrange coefficient, here 1/3) with proofs crux-partial-decryption-v2 and crux-noisy-partial-decryption-v2 (transcripts without A* and D*); fixed keys, seeded randomness; see tests/codec_vectors.rs",
         "authority_public": hex::encode(share.public_point().compress().as_bytes()),
         "query_admission_signature": hex::encode(query_sig.to_bytes()),
         "round_admission_signature": hex::encode(round_sig.to_bytes()),
@@ -429,18 +429,26 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
         };
         let shares = d["shares"].as_array().unwrap().iter().map(point).collect();
         let batch = BatchDecryption { authority: "authority-1".into(), shares, proof };
-        batch.verify(&scaled, &context, &bases, &encodings, !noisy).unwrap();
-        assert!(batch.verify(&scaled, b"another context", &bases, &encodings, false).is_err(), "{key}");
+        batch.verify(crux::crypto::EncodedPoint::of(&scaled), &context, &bases, &encodings, !noisy).unwrap();
+        assert!(batch.verify(crux::crypto::EncodedPoint::of(&scaled), b"another context", &bases, &encodings, false).is_err(), "{key}");
         let swapped = [bases[1], bases[0]];
-        assert!(batch.verify(&scaled, &context, &swapped, &base_encodings(&swapped), false).is_err(), "{key}");
+        assert!(
+            batch
+                .verify(crux::crypto::EncodedPoint::of(&scaled), &context, &swapped, &base_encodings(&swapped), false)
+                .is_err(),
+            "{key}"
+        );
         let mut shifted = batch.clone();
         shifted.shares[1] =
             (shifted.shares[1].decompress().unwrap() + RISTRETTO_BASEPOINT_TABLE * &Scalar::ONE).compress();
-        assert!(shifted.verify(&scaled, &context, &bases, &encodings, false).is_err(), "{key}");
-        assert!(batch.verify(&public, &context, &bases, &encodings, !noisy).is_err(), "{key}: Y_1 without λ");
+        assert!(shifted.verify(crux::crypto::EncodedPoint::of(&scaled), &context, &bases, &encodings, false).is_err(), "{key}");
+        assert!(
+            batch.verify(crux::crypto::EncodedPoint::of(&public), &context, &bases, &encodings, !noisy).is_err(),
+            "{key}: Y_1 without λ"
+        );
         if noisy {
             assert!(
-                batch.verify(&scaled, &context, &bases, &encodings, true).is_err(),
+                batch.verify(crux::crypto::EncodedPoint::of(&scaled), &context, &bases, &encodings, true).is_err(),
                 "a noisy batch where exact is required"
             );
         }

@@ -31,7 +31,7 @@ use sha2::{Digest, Sha512};
 use zeroize::Zeroize;
 
 use super::error::CryptoError;
-use super::keys::{JointPublicKey, KeyShare, SignerKey};
+use super::keys::{EncodedPoint, JointPublicKey, KeyShare};
 
 const DOMAIN: &[u8] = b"crux-authority-signature-v1";
 
@@ -61,10 +61,10 @@ fn challenge(public: &CompressedRistretto, commitment: &RistrettoPoint, message:
 impl AuthoritySignature {
     /// Verifies against a public share point.
     pub fn verify_point(&self, public: &RistrettoPoint, message: &[u8]) -> bool {
-        self.verify_key(SignerKey::of(public), message)
+        self.verify_key(EncodedPoint::of(public), message)
     }
 
-    fn verify_key(&self, key: SignerKey<'_>, message: &[u8]) -> bool {
+    fn verify_key(&self, key: EncodedPoint<'_>, message: &[u8]) -> bool {
         let commitment =
             RistrettoPoint::vartime_double_scalar_mul_basepoint(&-self.challenge, key.point, &self.response);
         challenge(&key.encoding, &commitment, message) == self.challenge
@@ -123,7 +123,7 @@ fn admission_challenge(public: &CompressedRistretto, message: &[u8], commitment:
 impl AdmissionSignature {
     /// Verifies one signature against a public share point.
     pub fn verify_point(&self, public: &RistrettoPoint, message: &[u8]) -> bool {
-        verify_admissions(message, &[(SignerKey::of(public), self)]).is_ok()
+        verify_admissions(message, &[(EncodedPoint::of(public), self)]).is_ok()
     }
 
     /// 64 bytes: R compressed, then the response.
@@ -197,7 +197,7 @@ impl<'de> serde::de::Visitor<'de> for AdmissionSignatureVisitor {
 /// multiplication. In a prime-order group a wrong signature makes this
 /// fail except with probability about 2^-128. On failure each signature is
 /// checked alone: `Err(i)` names the first bad one.
-pub fn verify_admissions(message: &[u8], items: &[(SignerKey<'_>, &AdmissionSignature)]) -> Result<(), usize> {
+pub fn verify_admissions(message: &[u8], items: &[(EncodedPoint<'_>, &AdmissionSignature)]) -> Result<(), usize> {
     if batch_holds(message, items) {
         return Ok(());
     }
@@ -210,7 +210,7 @@ pub fn verify_admissions(message: &[u8], items: &[(SignerKey<'_>, &AdmissionSign
     Err(0)
 }
 
-fn batch_holds(message: &[u8], items: &[(SignerKey<'_>, &AdmissionSignature)]) -> bool {
+fn batch_holds(message: &[u8], items: &[(EncodedPoint<'_>, &AdmissionSignature)]) -> bool {
     let mut seed = Sha512::new();
     seed.update(b"crux-admission-batch-v1");
     seed.update((message.len() as u64).to_be_bytes());
@@ -278,11 +278,11 @@ impl KeyShare {
 pub trait MemberSignature {
     /// Checks every (Y_i, signature) over `message`: `Err(i)` names the
     /// first that fails.
-    fn verify_all(message: &[u8], items: &[(SignerKey<'_>, &Self)]) -> Result<(), usize>;
+    fn verify_all(message: &[u8], items: &[(EncodedPoint<'_>, &Self)]) -> Result<(), usize>;
 }
 
 impl MemberSignature for AuthoritySignature {
-    fn verify_all(message: &[u8], items: &[(SignerKey<'_>, &Self)]) -> Result<(), usize> {
+    fn verify_all(message: &[u8], items: &[(EncodedPoint<'_>, &Self)]) -> Result<(), usize> {
         match items.iter().position(|(key, sig)| !sig.verify_key(*key, message)) {
             Some(i) => Err(i),
             None => Ok(()),
@@ -291,7 +291,7 @@ impl MemberSignature for AuthoritySignature {
 }
 
 impl MemberSignature for AdmissionSignature {
-    fn verify_all(message: &[u8], items: &[(SignerKey<'_>, &Self)]) -> Result<(), usize> {
+    fn verify_all(message: &[u8], items: &[(EncodedPoint<'_>, &Self)]) -> Result<(), usize> {
         verify_admissions(message, items)
     }
 }

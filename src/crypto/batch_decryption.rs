@@ -13,10 +13,15 @@
 //! authority proves D* = (λ_i·x_i)·A* against λ_i·Y_i (Chaum-Pedersen,
 //! `proofs::DleqProof`) or knowledge of (λ_i·x_i, f*) with
 //! D* = (λ_i·x_i)·A* + f*·G, f* = −Σ ρ_j·e_j (`proofs::NoisyShareProof`),
-//! both bound to the seed. An exact share D_j ≠ λ_i·x_i·a_j makes
-//! D* ≠ λ_i·x_i·A* except with probability 1/ℓ over weights fixed only
-//! after every D_j. (Version 1 sent unscaled shares, x_i·a_j with the noise
-//! folded as −λ_i⁻¹·e_j, and the processor multiplied each by λ_i.)
+//! both bound to the seed, which already fixes A* and D*: the proofs'
+//! transcripts (`crux-partial-decryption-v2`,
+//! `crux-noisy-partial-decryption-v2`) hash the seed, λ_i·Y_i, t1 and t2,
+//! and a verifier computes t2 = s·A* − c·D* as one multiscalar
+//! multiplication over the a_j and D_j without forming A* or D*. An exact
+//! share D_j ≠ λ_i·x_i·a_j makes D* ≠ λ_i·x_i·A* except with probability
+//! 1/ℓ over weights fixed only after every D_j. (Version 1 sent unscaled
+//! shares, x_i·a_j with the noise folded as −λ_i⁻¹·e_j, and the processor
+//! multiplied each by λ_i; the proofs' version 1 also hashed A* and D*.)
 //!
 //! Points enter the hash as 32-byte encodings: a D_j as sent (compressed),
 //! an a_j as the encoding of 2·a_j (`double_and_compress_batch`, one field
@@ -35,8 +40,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::elgamal::Ciphertext;
 use super::error::CryptoError;
-use super::keys::{JointPublicKey, KeyShare};
-use super::proofs::{DleqProof, NoisyShareProof, ShareStatement};
+use super::keys::{EncodedPoint, JointPublicKey, KeyShare};
+use super::proofs::{DleqProof, Folded, NoisyShareProof, ShareStatement};
 
 const DOMAIN: &[u8] = b"crux-batch-decryption-v2";
 
@@ -87,7 +92,7 @@ pub fn base_encodings(bases: &[RistrettoPoint]) -> Vec<CompressedRistretto> {
 
 fn seed(
     context: &[u8],
-    public: &RistrettoPoint,
+    public: &CompressedRistretto,
     bases: &[CompressedRistretto],
     shares: &[CompressedRistretto],
 ) -> [u8; 64] {
@@ -95,7 +100,7 @@ fn seed(
     h.update(DOMAIN);
     h.update((context.len() as u64).to_be_bytes());
     h.update(context);
-    h.update(public.compress().as_bytes());
+    h.update(public.as_bytes());
     h.update((bases.len() as u64).to_be_bytes());
     for (a, d) in bases.iter().zip(shares) {
         h.update(a.as_bytes());
@@ -183,19 +188,19 @@ impl KeyShare {
         let n = bases.len();
         let mut secret = self.secret_scalar() * lambda;
         let public = RISTRETTO_BASEPOINT_TABLE * &secret;
+        let public_encoding = public.compress();
         let encoded: Vec<CompressedRistretto> = shares.iter().map(|s| s.encoded).collect();
-        let seed = seed(context, &public, &base_encodings(&bases), &encoded);
+        let seed = seed(context, &public_encoding, &base_encodings(&bases), &encoded);
         let rho = weights(&seed, n);
         let a_star = RistrettoPoint::vartime_multiscalar_mul(&rho, &bases);
-        // D* = Σ ρ_j·D_j = λ_i·x_i·A* + f*·G: one multiplication (constant
-        // time: the secret and f* are secret) instead of a multiscalar one
+        // D* = Σ ρ_j·D_j = λ_i·x_i·A* + f*·G is bound by the seed: the
+        // proof needs A* and f*, never D* itself
         let mut f_star: Scalar = rho.iter().zip(shares).map(|(r, s)| r * s.folded_noise).sum();
-        let d_star = a_star * secret + RISTRETTO_BASEPOINT_TABLE * &f_star;
-        let statement = ShareStatement { context: &seed, public: &public, base: &a_star, share: &d_star };
+        let statement = ShareStatement { context: &seed, public: &public, public_encoding: &public_encoding };
         let proof = if exact {
-            ShareProof::Exact(DleqProof::prove(&statement, &secret, rng))
+            ShareProof::Exact(DleqProof::prove(&statement, &a_star, &secret, rng))
         } else {
-            ShareProof::Noisy(NoisyShareProof::prove(&statement, &secret, &f_star, rng))
+            ShareProof::Noisy(NoisyShareProof::prove(&statement, &a_star, &secret, &f_star, rng))
         };
         f_star.zeroize();
         secret.zeroize();
@@ -205,13 +210,14 @@ impl KeyShare {
 
 impl BatchDecryption {
     /// Checks the one proof against the authority's scaled public share
-    /// `public` = λ_i·Y_i (`JointPublicKey::decryptor_public`), the
-    /// ciphertexts' first components `bases` and their `encodings`
-    /// (`base_encodings`); returns the shares as points. With `exact`, a
-    /// noisy proof is refused.
+    /// `public` = λ_i·Y_i (`JointPublicKey::decryptor_public`) with its
+    /// encoding, the ciphertexts' first components `bases` and their
+    /// `encodings` (`base_encodings`); returns the shares as points. With
+    /// `exact`, a noisy proof is refused. t2 is one multiscalar
+    /// multiplication over the a_j and the shares (`proofs::Folded`).
     pub fn verify(
         &self,
-        public: &RistrettoPoint,
+        public: EncodedPoint<'_>,
         context: &[u8],
         bases: &[RistrettoPoint],
         encodings: &[CompressedRistretto],
@@ -222,14 +228,13 @@ impl BatchDecryption {
             return Err(bad());
         }
         let points = self.shares.iter().map(|s| s.decompress().ok_or_else(bad)).collect::<Result<Vec<_>, _>>()?;
-        let seed = seed(context, public, encodings, &self.shares);
+        let seed = seed(context, &public.encoding, encodings, &self.shares);
         let rho = weights(&seed, bases.len());
-        let a_star = RistrettoPoint::vartime_multiscalar_mul(&rho, bases);
-        let d_star = RistrettoPoint::vartime_multiscalar_mul(&rho, &points);
-        let statement = ShareStatement { context: &seed, public, base: &a_star, share: &d_star };
+        let statement = ShareStatement { context: &seed, public: public.point, public_encoding: &public.encoding };
+        let folded = Folded { weights: &rho, bases, shares: &points };
         let ok = match (&self.proof, exact) {
-            (ShareProof::Exact(p), _) => p.verify(&statement),
-            (ShareProof::Noisy(p), false) => p.verify(&statement),
+            (ShareProof::Exact(p), _) => p.verify(&statement, &folded),
+            (ShareProof::Noisy(p), false) => p.verify(&statement, &folded),
             (ShareProof::Noisy(_), true) => false,
         };
         if ok {
@@ -247,6 +252,7 @@ impl BatchDecryption {
 pub struct DecryptingSet {
     names: Vec<String>,
     publics: Vec<RistrettoPoint>,
+    encodings: Vec<CompressedRistretto>,
 }
 
 impl DecryptingSet {
@@ -278,7 +284,8 @@ pub fn combine_batches(
     let bases: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.a).collect();
     let encodings = base_encodings(&bases);
     let mut combined: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.b).collect();
-    for (name, public) in set.names.iter().zip(&set.publics) {
+    for ((name, point), encoding) in set.names.iter().zip(&set.publics).zip(&set.encodings) {
+        let public = EncodedPoint { point, encoding: *encoding };
         let mut found = batches.iter().filter(|p| &p.authority == name);
         let batch = found.next().ok_or_else(|| CryptoError::MissingDecryption { authority: name.clone() })?;
         if found.next().is_some() {
@@ -298,7 +305,7 @@ impl JointPublicKey {
     /// proved against (`BatchDecryption::verify`).
     pub fn decrypting_set(&self, decryptors: &[String]) -> Result<DecryptingSet, CryptoError> {
         let lambdas = self.lagrange(decryptors)?;
-        let publics = decryptors
+        let publics: Vec<RistrettoPoint> = decryptors
             .iter()
             .zip(&lambdas)
             .map(|(name, lambda)| {
@@ -308,7 +315,8 @@ impl JointPublicKey {
                 Ok(member.point * lambda)
             })
             .collect::<Result<_, CryptoError>>()?;
-        Ok(DecryptingSet { names: decryptors.to_vec(), publics })
+        let encodings = publics.iter().map(RistrettoPoint::compress).collect();
+        Ok(DecryptingSet { names: decryptors.to_vec(), publics, encodings })
     }
 
     /// λ_i·Y_i of one member of the decrypting set `decryptors`.
@@ -388,22 +396,37 @@ mod tests {
         let public = joint.decryptor_public("a", &set).unwrap();
         let made = shares[0].decryption_shares(&lambda, &bases, None);
         let batch = shares[0].prove_decryptions(&lambda, b"ctx", &made.iter().collect::<Vec<_>>(), true, &mut OsRng);
-        assert!(batch.verify(&public, b"ctx", &bases, &encodings, true).is_ok());
-        assert!(batch.verify(&public, b"other", &bases, &encodings, true).is_err(), "another context");
+        assert!(batch.verify(EncodedPoint::of(&public), b"ctx", &bases, &encodings, true).is_ok());
+        assert!(
+            batch.verify(EncodedPoint::of(&public), b"other", &bases, &encodings, true).is_err(),
+            "another context"
+        );
         let mut moved = batch.clone();
         moved.shares.swap(1, 2);
-        assert!(moved.verify(&public, b"ctx", &bases, &encodings, true).is_err(), "shares moved");
+        assert!(moved.verify(EncodedPoint::of(&public), b"ctx", &bases, &encodings, true).is_err(), "shares moved");
         let mut shifted = batch.clone();
         shifted.shares[2] = (shifted.shares[2].decompress().unwrap() + RISTRETTO_BASEPOINT_POINT).compress();
-        assert!(shifted.verify(&public, b"ctx", &bases, &encodings, true).is_err(), "one share shifted");
+        assert!(
+            shifted.verify(EncodedPoint::of(&public), b"ctx", &bases, &encodings, true).is_err(),
+            "one share shifted"
+        );
         let other = joint.decryptor_public("b", &set).unwrap();
-        assert!(batch.verify(&other, b"ctx", &bases, &encodings, true).is_err(), "another authority's key");
+        assert!(
+            batch.verify(EncodedPoint::of(&other), b"ctx", &bases, &encodings, true).is_err(),
+            "another authority's key"
+        );
         let unscaled = joint.share_of("a").unwrap().point;
-        assert!(batch.verify(&unscaled, b"ctx", &bases, &encodings, true).is_err(), "Y_i without λ_i");
+        assert!(
+            batch.verify(EncodedPoint::of(&unscaled), b"ctx", &bases, &encodings, true).is_err(),
+            "Y_i without λ_i"
+        );
         let fewer = &bases[..2];
-        assert!(batch.verify(&public, b"ctx", fewer, &base_encodings(fewer), true).is_err(), "another length");
+        assert!(
+            batch.verify(EncodedPoint::of(&public), b"ctx", fewer, &base_encodings(fewer), true).is_err(),
+            "another length"
+        );
         let mut garbage = batch.clone();
         garbage.shares[0] = CompressedRistretto([0xff; 32]);
-        assert!(garbage.verify(&public, b"ctx", &bases, &encodings, true).is_err(), "not a point");
+        assert!(garbage.verify(EncodedPoint::of(&public), b"ctx", &bases, &encodings, true).is_err(), "not a point");
     }
 }

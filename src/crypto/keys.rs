@@ -144,19 +144,20 @@ impl KeyShare {
     }
 }
 
-/// A member's verification key Y_i with its encoding, which signature
-/// transcripts hash (`authority_signature`).
+/// A public point with its encoding, which transcripts hash: a member's
+/// verification key Y_i (`authority_signature`) or a decryptor's λ_i·Y_i
+/// (`batch_decryption`), compressed once instead of at every check.
 #[derive(Clone, Copy, Debug)]
-pub struct SignerKey<'a> {
+pub struct EncodedPoint<'a> {
     pub point: &'a RistrettoPoint,
     pub encoding: CompressedRistretto,
 }
 
-impl<'a> SignerKey<'a> {
+impl<'a> EncodedPoint<'a> {
     /// Compresses `point` (for a single check; `JointPublicKey::signer_key`
-    /// keeps its members' encodings).
+    /// and `DecryptingSet` keep their encodings).
     pub fn of(point: &'a RistrettoPoint) -> Self {
-        SignerKey { point, encoding: point.compress() }
+        EncodedPoint { point, encoding: point.compress() }
     }
 }
 
@@ -252,10 +253,10 @@ impl JointPublicKey {
 
     /// The key of member `authority` as a signature check needs it: Y_i
     /// and its encoding (compressed once per committee key).
-    pub fn signer_key(&self, authority: &str) -> Option<SignerKey<'_>> {
+    pub fn signer_key(&self, authority: &str) -> Option<EncodedPoint<'_>> {
         let at = self.members.iter().position(|m| m.authority == authority)?;
         let encodings = self.encodings.get_or_init(|| self.members.iter().map(|m| m.point.compress()).collect());
-        Some(SignerKey { point: &self.members.get(at)?.point, encoding: *encodings.get(at)? })
+        Some(EncodedPoint { point: &self.members.get(at)?.point, encoding: *encodings.get(at)? })
     }
 
     /// Hex of the compressed joint key: what `committee status` shows and

@@ -26,7 +26,7 @@ pub use ciphertext_proof::{verify_batch, ProofItem, RandomnessProof};
 pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
 pub use elgamal::{Ciphertext, EncryptionKey};
 pub use error::CryptoError;
-pub use keys::{deal_for_tests, lagrange_at_zero, JointPublicKey, KeyShare, Member, SignerKey};
+pub use keys::{deal_for_tests, lagrange_at_zero, EncodedPoint, JointPublicKey, KeyShare, Member};
 pub use proofs::{DleqProof, NoisyShareProof, SchnorrProof, ShareStatement};
 pub use signing::{verify_batch_signatures, RelayIdentity, RelayPublicKey, RelaySignature, SignedItem};
 

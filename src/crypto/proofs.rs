@@ -2,14 +2,16 @@
 //! transcripts (Fiat-Shamir):
 //! - `SchnorrProof`: knowledge of x with Y = x·G, bound to an authority id;
 //!   rejects rogue keys when the joint key is assembled.
-//! - `DleqProof`: Chaum-Pedersen proof that log_G(Y_i) = log_a(D_i), bound to
-//!   a caller-supplied context (query id and request), for partial decryptions.
+//! - `DleqProof`: Chaum-Pedersen proof that log_G(Y) = log_A*(D*), and
+//!   `NoisyShareProof` with noise folded in, for a batch of partial
+//!   decryptions; the caller's context must bind A* and D*
+//!   (`ShareStatement`).
 //!
 //! Proofs are (challenge, response) pairs; verification is variable time
 //! (it handles public values only).
 
-use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
-use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::constants::{RISTRETTO_BASEPOINT_POINT, RISTRETTO_BASEPOINT_TABLE};
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::VartimeMultiscalarMul;
 use merlin::Transcript;
@@ -64,26 +66,53 @@ impl SchnorrProof {
     }
 }
 
-/// Chaum-Pedersen proof that log_G(Y_i) = log_a(D_i).
+/// Chaum-Pedersen proof that log_G(Y) = log_A*(D*) (`batch_decryption`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DleqProof {
     pub challenge: Scalar,
     pub response: Scalar,
 }
 
-/// What a decryption-share proof is about: the authority's public share
-/// Y = x·G, the ciphertext's first component a, the decryption share D (or
-/// D'), and the caller's context (query id and request) the proof is bound to.
+/// What a batch's share proof is about: the authority's (scaled) public
+/// share Y = x·G with its encoding, and a `context` that must bind every
+/// other part of the statement. `batch_decryption` passes its seed, a hash
+/// of the releases, Y, every a_j and every share D_j, from which
+/// A* = Σ ρ_j·a_j and D* = Σ ρ_j·D_j follow. The transcript therefore
+/// hashes the context, Y, t1 and t2 only, and a verifier never forms A* or
+/// D*: it computes t2 over the a_j and D_j in one multiscalar
+/// multiplication (`Folded`). (Version 1 also hashed A* and D*.)
 #[derive(Clone, Copy, Debug)]
 pub struct ShareStatement<'a> {
     pub context: &'a [u8],
     pub public: &'a RistrettoPoint,
-    pub base: &'a RistrettoPoint,
-    pub share: &'a RistrettoPoint,
+    pub public_encoding: &'a CompressedRistretto,
 }
 
-/// The Fiat-Shamir challenge over a decryption share: `domain` separates
-/// the exact (DLEQ) proof from the noisy-share proof.
+/// The batch a proof's t2 is checked over: weights ρ_j, bases a_j and
+/// shares D_j, all of one length (`batch_decryption` checks it).
+pub struct Folded<'a> {
+    pub weights: &'a [Scalar],
+    pub bases: &'a [RistrettoPoint],
+    pub shares: &'a [RistrettoPoint],
+}
+
+impl Folded<'_> {
+    /// s·A* − c·D* (+ s₂·G) = Σ s·ρ_j·a_j − Σ c·ρ_j·D_j (+ s₂·G).
+    fn t2(&self, key_response: &Scalar, challenge: &Scalar, noise_response: Option<&Scalar>) -> RistrettoPoint {
+        let scalars = self
+            .weights
+            .iter()
+            .map(|w| key_response * w)
+            .chain(self.weights.iter().map(|w| -(challenge * w)))
+            .chain(noise_response.copied());
+        let points =
+            self.bases.iter().chain(self.shares).copied().chain(noise_response.map(|_| RISTRETTO_BASEPOINT_POINT));
+        RistrettoPoint::vartime_multiscalar_mul(scalars, points)
+    }
+}
+
+/// The Fiat-Shamir challenge over a share proof: `domain` separates the
+/// exact (DLEQ) proof from the noisy-share proof.
 fn share_challenge(
     domain: &'static [u8],
     statement: &ShareStatement<'_>,
@@ -92,41 +121,44 @@ fn share_challenge(
 ) -> Scalar {
     let mut t = Transcript::new(domain);
     t.append_message(b"context", statement.context);
-    append_point(&mut t, b"public-share", statement.public);
-    append_point(&mut t, b"ciphertext-a", statement.base);
-    append_point(&mut t, b"decryption-share", statement.share);
+    t.append_message(b"public-share", statement.public_encoding.as_bytes());
     append_point(&mut t, b"t1", t1);
     append_point(&mut t, b"t2", t2);
     challenge(&mut t)
 }
 
-const DLEQ_DOMAIN: &[u8] = b"crux-partial-decryption-v1";
-const NOISY_DOMAIN: &[u8] = b"crux-noisy-partial-decryption-v1";
+const DLEQ_DOMAIN: &[u8] = b"crux-partial-decryption-v2";
+const NOISY_DOMAIN: &[u8] = b"crux-noisy-partial-decryption-v2";
 
 impl DleqProof {
-    /// Proves D = x·a for Y = x·G, where the caller passes D and Y in the
-    /// statement.
-    pub fn prove(statement: &ShareStatement<'_>, secret: &Scalar, rng: &mut (impl RngCore + CryptoRng)) -> Self {
+    /// Proves D* = x·A* for Y = x·G, with A* = `base` (D* is bound by the
+    /// statement's context).
+    pub fn prove(
+        statement: &ShareStatement<'_>,
+        base: &RistrettoPoint,
+        secret: &Scalar,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Self {
         let mut nonce = Scalar::random(rng);
         let t1 = RISTRETTO_BASEPOINT_TABLE * &nonce;
-        let t2 = statement.base * nonce;
+        let t2 = base * nonce;
         let c = share_challenge(DLEQ_DOMAIN, statement, &t1, &t2);
         let response = nonce + c * secret;
         nonce.zeroize();
         DleqProof { challenge: c, response }
     }
 
-    pub fn verify(&self, statement: &ShareStatement<'_>) -> bool {
-        let neg_c = -self.challenge;
-        let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, statement.public, &self.response);
-        let t2 = RistrettoPoint::vartime_multiscalar_mul([self.response, neg_c], [*statement.base, *statement.share]);
+    pub fn verify(&self, statement: &ShareStatement<'_>, folded: &Folded<'_>) -> bool {
+        let t1 =
+            RistrettoPoint::vartime_double_scalar_mul_basepoint(&-self.challenge, statement.public, &self.response);
+        let t2 = folded.t2(&self.response, &self.challenge, None);
         share_challenge(DLEQ_DOMAIN, statement, &t1, &t2) == self.challenge
     }
 }
 
-/// Proof that a noisy decryption share D' = x·a + e·G is well formed: the
-/// prover knows (x, e) with Y = x·G and D' = x·a + e·G. The noise e stays
-/// hidden (only D' is public); the processor learns only m - Σe after
+/// Proof that a noisy combined share D* = x·A* + f·G is well formed: the
+/// prover knows (x, f) with Y = x·G. The noise stays hidden (only the
+/// shares are public); the processor learns only m + Σ noise after
 /// combining all shares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NoisyShareProof {
@@ -136,10 +168,11 @@ pub struct NoisyShareProof {
 }
 
 impl NoisyShareProof {
-    /// Proves D' = x·a + e·G for Y = x·G (x = `secret`, e = `noise`), where
-    /// the caller passes D' and Y in the statement.
+    /// Proves D* = x·A* + f·G for Y = x·G (x = `secret`, f = `noise`,
+    /// A* = `base`; D* is bound by the statement's context).
     pub fn prove(
         statement: &ShareStatement<'_>,
+        base: &RistrettoPoint,
         secret: &Scalar,
         noise: &Scalar,
         rng: &mut (impl RngCore + CryptoRng),
@@ -147,7 +180,7 @@ impl NoisyShareProof {
         let mut r1 = Scalar::random(rng);
         let mut r2 = Scalar::random(rng);
         let t1 = RISTRETTO_BASEPOINT_TABLE * &r1;
-        let t2 = statement.base * r1 + RISTRETTO_BASEPOINT_TABLE * &r2;
+        let t2 = base * r1 + RISTRETTO_BASEPOINT_TABLE * &r2;
         let c = share_challenge(NOISY_DOMAIN, statement, &t1, &t2);
         let proof = NoisyShareProof { challenge: c, key_response: r1 + c * secret, noise_response: r2 + c * noise };
         r1.zeroize();
@@ -155,13 +188,11 @@ impl NoisyShareProof {
         proof
     }
 
-    pub fn verify(&self, statement: &ShareStatement<'_>) -> bool {
-        let neg_c = -self.challenge;
-        // t1 = s1·G - c·Y ; t2 = s1·a + s2·G - c·D'
-        let t1 = RistrettoPoint::vartime_double_scalar_mul_basepoint(&neg_c, statement.public, &self.key_response);
-        let t2 =
-            RistrettoPoint::vartime_multiscalar_mul([self.key_response, neg_c], [*statement.base, *statement.share])
-                + RISTRETTO_BASEPOINT_TABLE * &self.noise_response;
+    pub fn verify(&self, statement: &ShareStatement<'_>, folded: &Folded<'_>) -> bool {
+        // t1 = s1·G - c·Y ; t2 = s1·A* + s2·G - c·D*
+        let t1 =
+            RistrettoPoint::vartime_double_scalar_mul_basepoint(&-self.challenge, statement.public, &self.key_response);
+        let t2 = folded.t2(&self.key_response, &self.challenge, Some(&self.noise_response));
         share_challenge(NOISY_DOMAIN, statement, &t1, &t2) == self.challenge
     }
 }
@@ -173,13 +204,21 @@ mod tests {
     use curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
     use rand::rngs::OsRng;
 
-    fn statement<'a>(
-        context: &'a [u8],
-        public: &'a RistrettoPoint,
-        base: &'a RistrettoPoint,
-        share: &'a RistrettoPoint,
-    ) -> ShareStatement<'a> {
-        ShareStatement { context, public, base, share }
+    /// A context binding Y, the bases and the shares (as the batch seed does).
+    fn context(tag: &[u8], y: &RistrettoPoint, bases: &[RistrettoPoint], shares: &[RistrettoPoint]) -> Vec<u8> {
+        let mut c = tag.to_vec();
+        for p in std::iter::once(y).chain(bases).chain(shares) {
+            c.extend_from_slice(p.compress().as_bytes());
+        }
+        c
+    }
+
+    /// Two bases, weights and A* = Σ ρ_j·a_j.
+    fn batch() -> ([Scalar; 2], [RistrettoPoint; 2], RistrettoPoint) {
+        let weights = [Scalar::random(&mut OsRng), Scalar::random(&mut OsRng)];
+        let bases = [RistrettoPoint::random(&mut OsRng), RistrettoPoint::random(&mut OsRng)];
+        let a_star = bases[0] * weights[0] + bases[1] * weights[1];
+        (weights, bases, a_star)
     }
 
     #[test]
@@ -198,31 +237,58 @@ mod tests {
     fn dleq_fails_on_any_change() {
         let x = Scalar::random(&mut OsRng);
         let y = RISTRETTO_BASEPOINT_TABLE * &x;
-        let a = RistrettoPoint::random(&mut OsRng);
-        let d = a * x;
-        let p = DleqProof::prove(&statement(b"q1", &y, &a, &d), &x, &mut OsRng);
-        assert!(p.verify(&statement(b"q1", &y, &a, &d)));
-        assert!(!p.verify(&statement(b"q2", &y, &a, &d)), "other context");
-        assert!(!p.verify(&statement(b"q1", &y, &(a + a), &d)), "other ciphertext");
-        assert!(!p.verify(&statement(b"q1", &y, &a, &(d + RISTRETTO_BASEPOINT_POINT))), "wrong share");
+        let y_enc = y.compress();
+        let (weights, bases, a_star) = batch();
+        let shares = [bases[0] * x, bases[1] * x];
+        let ctx = context(b"q1", &y, &bases, &shares);
+        let statement = ShareStatement { context: &ctx, public: &y, public_encoding: &y_enc };
+        let p = DleqProof::prove(&statement, &a_star, &x, &mut OsRng);
+        let folded = Folded { weights: &weights, bases: &bases, shares: &shares };
+        assert!(p.verify(&statement, &folded));
+        let other_ctx = context(b"q2", &y, &bases, &shares);
+        assert!(!p.verify(&ShareStatement { context: &other_ctx, ..statement }, &folded), "other context");
+        let doubled = [bases[0] + bases[0], bases[1]];
+        assert!(!p.verify(&statement, &Folded { bases: &doubled, ..folded }), "other ciphertext");
+        let wrong = [shares[0] + RISTRETTO_BASEPOINT_POINT, shares[1]];
+        assert!(!p.verify(&statement, &Folded { shares: &wrong, ..folded }), "wrong share");
+        let swapped = [weights[1], weights[0]];
+        assert!(!p.verify(&statement, &Folded { weights: &swapped, ..folded }), "other weights");
         let other_y = RISTRETTO_BASEPOINT_TABLE * &Scalar::random(&mut OsRng);
-        assert!(!p.verify(&statement(b"q1", &other_y, &a, &d)), "other authority");
+        let other_enc = other_y.compress();
+        let other = ShareStatement { public: &other_y, public_encoding: &other_enc, ..statement };
+        assert!(!p.verify(&other, &folded), "other authority");
         let tampered = DleqProof { challenge: p.challenge + Scalar::ONE, response: p.response };
-        assert!(!tampered.verify(&statement(b"q1", &y, &a, &d)));
+        assert!(!tampered.verify(&statement, &folded));
     }
 
     #[test]
     fn noisy_share_proof() {
         let x = Scalar::random(&mut OsRng);
-        let e = crate::crypto::scalar_from_i64(-17);
         let y = RISTRETTO_BASEPOINT_TABLE * &x;
-        let a = RistrettoPoint::random(&mut OsRng);
-        let d = a * x + RISTRETTO_BASEPOINT_TABLE * &e;
-        let p = NoisyShareProof::prove(&statement(b"q1", &y, &a, &d), &x, &e, &mut OsRng);
-        assert!(p.verify(&statement(b"q1", &y, &a, &d)));
-        assert!(!p.verify(&statement(b"q2", &y, &a, &d)));
-        assert!(!p.verify(&statement(b"q1", &y, &(a + a), &d)));
+        let y_enc = y.compress();
+        let (weights, bases, a_star) = batch();
+        let noise = [crate::crypto::scalar_from_i64(-17), crate::crypto::scalar_from_i64(4)];
+        let shares = [
+            bases[0] * x + RISTRETTO_BASEPOINT_TABLE * &noise[0],
+            bases[1] * x + RISTRETTO_BASEPOINT_TABLE * &noise[1],
+        ];
+        let f_star = weights[0] * noise[0] + weights[1] * noise[1];
+        let ctx = context(b"q1", &y, &bases, &shares);
+        let statement = ShareStatement { context: &ctx, public: &y, public_encoding: &y_enc };
+        let p = NoisyShareProof::prove(&statement, &a_star, &x, &f_star, &mut OsRng);
+        let folded = Folded { weights: &weights, bases: &bases, shares: &shares };
+        assert!(p.verify(&statement, &folded));
+        let other_ctx = context(b"q2", &y, &bases, &shares);
+        assert!(!p.verify(&ShareStatement { context: &other_ctx, ..statement }, &folded));
+        let doubled = [bases[0] + bases[0], bases[1]];
+        assert!(!p.verify(&statement, &Folded { bases: &doubled, ..folded }));
         let other_y = RISTRETTO_BASEPOINT_TABLE * &Scalar::random(&mut OsRng);
-        assert!(!p.verify(&statement(b"q1", &other_y, &a, &d)));
+        let other_enc = other_y.compress();
+        assert!(!p.verify(&ShareStatement { public: &other_y, public_encoding: &other_enc, ..statement }, &folded));
+        // an exact proof's transcript is not a noisy one's
+        let exact = DleqProof::prove(&statement, &a_star, &x, &mut OsRng);
+        let as_noisy =
+            NoisyShareProof { challenge: exact.challenge, key_response: exact.response, noise_response: Scalar::ZERO };
+        assert!(!as_noisy.verify(&statement, &Folded { shares: &[bases[0] * x, bases[1] * x], ..folded }));
     }
 }

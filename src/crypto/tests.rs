@@ -161,7 +161,8 @@ fn threshold_flow_with_proofs() {
         let some = batches(c, &set, &cts, b"query-7/sum");
         for b in &some {
             let public = c.joint.decryptor_public(&b.authority, &set).unwrap();
-            b.verify(&public, b"query-7/sum", &bases, &base_encodings(&bases), true).unwrap();
+            b.verify(crate::crypto::EncodedPoint::of(&public), b"query-7/sum", &bases, &base_encodings(&bases), true)
+                .unwrap();
         }
         let points =
             combine_batches(&c.joint.decrypting_set(&set).unwrap(), &cts, b"query-7/sum", &some, true).unwrap();
