@@ -430,7 +430,12 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
         let shares = d["shares"].as_array().unwrap().iter().map(point).collect();
         let batch = BatchDecryption { authority: "authority-1".into(), shares, proof };
         batch.verify(crux::crypto::EncodedPoint::of(&scaled), &context, &bases, &encodings, !noisy).unwrap();
-        assert!(batch.verify(crux::crypto::EncodedPoint::of(&scaled), b"another context", &bases, &encodings, false).is_err(), "{key}");
+        assert!(
+            batch
+                .verify(crux::crypto::EncodedPoint::of(&scaled), b"another context", &bases, &encodings, false)
+                .is_err(),
+            "{key}"
+        );
         let swapped = [bases[1], bases[0]];
         assert!(
             batch
@@ -441,7 +446,10 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
         let mut shifted = batch.clone();
         shifted.shares[1] =
             (shifted.shares[1].decompress().unwrap() + RISTRETTO_BASEPOINT_TABLE * &Scalar::ONE).compress();
-        assert!(shifted.verify(crux::crypto::EncodedPoint::of(&scaled), &context, &bases, &encodings, false).is_err(), "{key}");
+        assert!(
+            shifted.verify(crux::crypto::EncodedPoint::of(&scaled), &context, &bases, &encodings, false).is_err(),
+            "{key}"
+        );
         assert!(
             batch.verify(crux::crypto::EncodedPoint::of(&public), &context, &bases, &encodings, !noisy).is_err(),
             "{key}: Y_1 without λ"

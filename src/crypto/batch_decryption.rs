@@ -312,7 +312,8 @@ impl JointPublicKey {
                 let member = self
                     .share_of(name)
                     .ok_or_else(|| CryptoError::InvalidDecryptionProof { authority: name.clone() })?;
-                Ok(member.point * lambda)
+                // public values: variable time
+                Ok(RistrettoPoint::vartime_double_scalar_mul_basepoint(lambda, &member.point, &Scalar::ZERO))
             })
             .collect::<Result<_, CryptoError>>()?;
         let encodings = publics.iter().map(RistrettoPoint::compress).collect();

@@ -276,9 +276,41 @@ impl JointPublicKey {
 
     /// Checks that `set` names exactly t distinct members (a query's
     /// decryptors) and gives each one's Lagrange coefficient, in order.
+    /// (λ_i = Π_{j≠i} j / (j − i), with one field inversion for the whole
+    /// set instead of one per member.)
     pub fn lagrange(&self, set: &[String]) -> Result<Vec<Scalar>, CryptoError> {
         let indices = self.decryptor_indices(set)?;
-        indices.iter().map(|&i| lagrange_at_zero(i, &indices)).collect()
+        let mut numerators = Vec::with_capacity(indices.len());
+        let mut denominators = Vec::with_capacity(indices.len());
+        for &i in &indices {
+            let (mut num, mut den) = (Scalar::ONE, Scalar::ONE);
+            for &j in indices.iter().filter(|&&j| j != i) {
+                num *= Scalar::from(j);
+                den *= Scalar::from(j) - Scalar::from(i);
+            }
+            numerators.push(num);
+            denominators.push(den);
+        }
+        // distinct non-zero indices (a checked committee) never give a zero
+        // denominator; a key read from a damaged file might
+        if numerators.iter().chain(&denominators).any(|x| *x == Scalar::ZERO) {
+            return Err(CryptoError::InvalidCommittee {
+                reason: "the decrypting set has a zero or repeated member index".into(),
+            });
+        }
+        Scalar::batch_invert(&mut denominators);
+        Ok(numerators.iter().zip(&denominators).map(|(n, d)| n * d).collect())
+    }
+
+    /// The Lagrange coefficient of member `name` alone in the decrypting set
+    /// `set` (exactly t distinct members, `name` among them).
+    pub fn lagrange_of(&self, set: &[String], name: &str) -> Result<Scalar, CryptoError> {
+        let indices = self.decryptor_indices(set)?;
+        let index =
+            self.share_of(name).filter(|_| set.iter().any(|n| n == name)).map(|m| m.index).ok_or_else(|| {
+                CryptoError::InvalidCommittee { reason: format!("{name} is not one of the decrypting set") }
+            })?;
+        lagrange_at_zero(index, &indices)
     }
 
     /// Checks that `set` names exactly t distinct members (what `lagrange`
@@ -413,5 +445,25 @@ mod tests {
         let l1 = lagrange_at_zero(1, &[1, 2]).unwrap();
         let l2 = lagrange_at_zero(2, &[1, 2]).unwrap();
         assert_eq!(l1 * Scalar::from(12u8) + l2 * Scalar::from(19u8), Scalar::from(5u8));
+    }
+
+    /// The committee's coefficients (one inversion for the set) equal the
+    /// per-member formula, and one member's alone equals its entry.
+    #[test]
+    fn committee_lagrange_matches_the_formula() {
+        let names = ["a", "b", "c", "d", "e"];
+        let (_, joint) = deal_for_tests(&names, 3, 0, &mut rand::rngs::OsRng).unwrap();
+        for set in [["a", "b", "c"], ["e", "b", "d"], ["c", "e", "a"]] {
+            let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+            let indices: Vec<u16> = set.iter().map(|n| joint.share_of(n).unwrap().index).collect();
+            let lambdas = joint.lagrange(&set).unwrap();
+            for ((name, index), lambda) in set.iter().zip(&indices).zip(&lambdas) {
+                assert_eq!(*lambda, lagrange_at_zero(*index, &indices).unwrap());
+                assert_eq!(joint.lagrange_of(&set, name).unwrap(), *lambda);
+            }
+        }
+        let set: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        assert!(joint.lagrange_of(&set, "d").is_err(), "not in the set");
+        assert!(joint.lagrange(&set[..2]).is_err(), "fewer than t");
     }
 }

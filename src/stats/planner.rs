@@ -61,8 +61,10 @@ pub struct Planner {
 }
 
 impl Planner {
-    /// `decimals`: the column's common scale; `limb_bits`: limb width that
-    /// keeps an aggregated limb inside the processor's discrete-log range.
+    /// `decimals`: the column's common scale; `limb_bits`: the widest limb
+    /// that keeps an aggregated limb inside the processor's discrete-log
+    /// range. A moments task uses the narrowest width that needs no more
+    /// limbs (`limbs::balanced_limb_bits`).
     pub fn new(params: QueryParams, decimals: u32, limb_bits: u32) -> Result<Self, StatsError> {
         params.validate()?;
         limbs::limb_count(limb_bits)?;
@@ -207,11 +209,13 @@ impl Planner {
         } else {
             self.state = State::Moments;
             let (sum_quantum, squares_quantum) = moments_quanta(&self.params, &self.fixed)?;
+            let value_bits = limits::value_bits(&self.fixed)?;
+            let (sums, squares) = (st.needs_sum(), st.needs_squares());
             RelayTask::Moments {
-                limb_bits: self.limb_bits,
-                value_bits: limits::value_bits(&self.fixed)?,
-                sums: st.needs_sum(),
-                squares: st.needs_squares(),
+                limb_bits: limbs::balanced_limb_bits(value_bits, self.limb_bits, sums, squares)?,
+                value_bits,
+                sums,
+                squares,
                 sum_quantum,
                 squares_quantum,
             }
@@ -318,13 +322,16 @@ impl Planner {
         }
         let task = self.task.as_ref().ok_or_else(|| StatsError::UnexpectedInput("no round in progress".into()))?;
         let (s, q) = task.moment_limbs()?;
+        let RelayTask::Moments { limb_bits, .. } = task else {
+            return Err(StatsError::UnexpectedInput("limbs of a task without moments".into()));
+        };
         let parts = (0..if whole == Release::Squares { q } else { s })
             .map(|k| {
                 Self::get(map, limb(k))
                     .and_then(|v| i64::try_from(v).map_err(|_| StatsError::ArithmeticOverflow("limb")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        limbs::recombine(&parts, self.limb_bits)
+        limbs::recombine(&parts, *limb_bits)
     }
 
     fn moments_result(&self, map: &BTreeMap<Release, i128>) -> Result<StatResult, StatsError> {
