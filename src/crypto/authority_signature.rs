@@ -30,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha512};
 use zeroize::Zeroize;
 
+use super::elgamal::Bytes64Visitor;
 use super::error::CryptoError;
 use super::keys::{EncodedPoint, JointPublicKey, KeyShare};
 
@@ -159,34 +160,10 @@ impl serde::Serialize for AdmissionSignature {
 
 impl<'de> serde::Deserialize<'de> for AdmissionSignature {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_bytes(AdmissionSignatureVisitor)
-    }
-}
-
-/// Takes the 64 bytes as a byte string (MessagePack) or a sequence of
-/// integers (formats without byte strings, e.g. JSON).
-struct AdmissionSignatureVisitor;
-
-impl<'de> serde::de::Visitor<'de> for AdmissionSignatureVisitor {
-    type Value = AdmissionSignature;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a 64-byte admission signature (a compressed ristretto255 point and a scalar)")
-    }
-
-    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<AdmissionSignature, E> {
-        AdmissionSignature::from_bytes(bytes).map_err(E::custom)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<AdmissionSignature, A::Error> {
-        let mut bytes = [0u8; 64];
-        for (i, slot) in bytes.iter_mut().enumerate() {
-            *slot = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
-        }
-        if seq.next_element::<u8>()?.is_some() {
-            return Err(serde::de::Error::invalid_length(65, &self));
-        }
-        AdmissionSignature::from_bytes(&bytes).map_err(serde::de::Error::custom)
+        deserializer.deserialize_bytes(Bytes64Visitor {
+            what: "a 64-byte admission signature (a compressed ristretto255 point and a scalar)",
+            parse: AdmissionSignature::from_bytes,
+        })
     }
 }
 

@@ -98,26 +98,33 @@ impl Serialize for Ciphertext {
 
 impl<'de> Deserialize<'de> for Ciphertext {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_bytes(CiphertextVisitor)
+        deserializer.deserialize_bytes(Bytes64Visitor {
+            what: "a 64-byte ciphertext (two compressed ristretto255 points)",
+            parse: Ciphertext::from_bytes,
+        })
     }
 }
 
-/// Takes the 64 bytes as a byte string (MessagePack) or a sequence of
-/// integers (formats without byte strings, e.g. JSON).
-struct CiphertextVisitor;
+/// Deserializes a value sent as 64 bytes (`Ciphertext`,
+/// `AdmissionSignature`): a byte string (MessagePack) or a sequence of
+/// integers (formats without byte strings, e.g. JSON), checked by `parse`.
+pub(crate) struct Bytes64Visitor<T> {
+    pub what: &'static str,
+    pub parse: fn(&[u8]) -> Result<T, CryptoError>,
+}
 
-impl<'de> serde::de::Visitor<'de> for CiphertextVisitor {
-    type Value = Ciphertext;
+impl<'de, T> serde::de::Visitor<'de> for Bytes64Visitor<T> {
+    type Value = T;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a 64-byte ciphertext (two compressed ristretto255 points)")
+        f.write_str(self.what)
     }
 
-    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<Ciphertext, E> {
-        Ciphertext::from_bytes(bytes).map_err(E::custom)
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<T, E> {
+        (self.parse)(bytes).map_err(E::custom)
     }
 
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Ciphertext, A::Error> {
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
         let mut bytes = [0u8; 64];
         for (i, slot) in bytes.iter_mut().enumerate() {
             *slot = seq.next_element()?.ok_or_else(|| serde::de::Error::invalid_length(i, &self))?;
@@ -125,7 +132,7 @@ impl<'de> serde::de::Visitor<'de> for CiphertextVisitor {
         if seq.next_element::<u8>()?.is_some() {
             return Err(serde::de::Error::invalid_length(65, &self));
         }
-        Ciphertext::from_bytes(&bytes).map_err(serde::de::Error::custom)
+        (self.parse)(&bytes).map_err(serde::de::Error::custom)
     }
 }
 
