@@ -256,10 +256,6 @@ pub struct DecryptingSet {
 }
 
 impl DecryptingSet {
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
     /// λ_i·Y_i of `authority`, if it is in the set.
     pub fn public_of(&self, authority: &str) -> Option<RistrettoPoint> {
         self.names.iter().position(|name| name == authority).and_then(|at| self.publics.get(at).copied())

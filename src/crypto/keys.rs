@@ -276,41 +276,11 @@ impl JointPublicKey {
 
     /// Checks that `set` names exactly t distinct members (a query's
     /// decryptors) and gives each one's Lagrange coefficient, in order.
-    /// (λ_i = Π_{j≠i} j / (j − i), with one field inversion for the whole
-    /// set instead of one per member.)
+    /// (`dkg::lagrange_basis` at 0: one field inversion for the set.)
     pub fn lagrange(&self, set: &[String]) -> Result<Vec<Scalar>, CryptoError> {
         let indices = self.decryptor_indices(set)?;
-        let mut numerators = Vec::with_capacity(indices.len());
-        let mut denominators = Vec::with_capacity(indices.len());
-        for &i in &indices {
-            let (mut num, mut den) = (Scalar::ONE, Scalar::ONE);
-            for &j in indices.iter().filter(|&&j| j != i) {
-                num *= Scalar::from(j);
-                den *= Scalar::from(j) - Scalar::from(i);
-            }
-            numerators.push(num);
-            denominators.push(den);
-        }
-        // distinct non-zero indices (a checked committee) never give a zero
-        // denominator; a key read from a damaged file might
-        if numerators.iter().chain(&denominators).any(|x| *x == Scalar::ZERO) {
-            return Err(CryptoError::InvalidCommittee {
-                reason: "the decrypting set has a zero or repeated member index".into(),
-            });
-        }
-        Scalar::batch_invert(&mut denominators);
-        Ok(numerators.iter().zip(&denominators).map(|(n, d)| n * d).collect())
-    }
-
-    /// The Lagrange coefficient of member `name` alone in the decrypting set
-    /// `set` (exactly t distinct members, `name` among them).
-    pub fn lagrange_of(&self, set: &[String], name: &str) -> Result<Scalar, CryptoError> {
-        let indices = self.decryptor_indices(set)?;
-        let index =
-            self.share_of(name).filter(|_| set.iter().any(|n| n == name)).map(|m| m.index).ok_or_else(|| {
-                CryptoError::InvalidCommittee { reason: format!("{name} is not one of the decrypting set") }
-            })?;
-        lagrange_at_zero(index, &indices)
+        super::dkg::lagrange_basis(Scalar::ZERO, &indices)
+            .map_err(|e| CryptoError::InvalidCommittee { reason: e.to_string() })
     }
 
     /// Checks that `set` names exactly t distinct members (what `lagrange`
@@ -448,7 +418,7 @@ mod tests {
     }
 
     /// The committee's coefficients (one inversion for the set) equal the
-    /// per-member formula, and one member's alone equals its entry.
+    /// per-member formula.
     #[test]
     fn committee_lagrange_matches_the_formula() {
         let names = ["a", "b", "c", "d", "e"];
@@ -457,13 +427,13 @@ mod tests {
             let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
             let indices: Vec<u16> = set.iter().map(|n| joint.share_of(n).unwrap().index).collect();
             let lambdas = joint.lagrange(&set).unwrap();
-            for ((name, index), lambda) in set.iter().zip(&indices).zip(&lambdas) {
+            for (index, lambda) in indices.iter().zip(&lambdas) {
                 assert_eq!(*lambda, lagrange_at_zero(*index, &indices).unwrap());
-                assert_eq!(joint.lagrange_of(&set, name).unwrap(), *lambda);
             }
         }
         let set: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        assert!(joint.lagrange_of(&set, "d").is_err(), "not in the set");
         assert!(joint.lagrange(&set[..2]).is_err(), "fewer than t");
+        let stranger: Vec<String> = ["a", "b", "z"].iter().map(|s| s.to_string()).collect();
+        assert!(joint.lagrange(&stranger).is_err(), "not a member");
     }
 }

@@ -712,9 +712,12 @@ fn decryptor_lambda(joint: &JointPublicKey, me: &str, spec: &QuerySpec) -> Resul
     if spec.epoch != joint.epoch() {
         return Err(InvalidRequest::WrongEpoch { asked: spec.epoch, current: joint.epoch() }.into());
     }
-    joint.check_decryptors(&spec.decryptors).map_err(|e| InvalidRequest::Decryptors { reason: e.to_string() })?;
-    if !spec.decryptors.iter().any(|name| name == me) {
-        return Err(InvalidRequest::Decryptors { reason: format!("{me} is not one of them") }.into());
-    }
-    joint.lagrange_of(&spec.decryptors, me).map_err(|e| InvalidRequest::Decryptors { reason: e.to_string() }.into())
+    // the whole set costs one field inversion (`JointPublicKey::lagrange`)
+    let lambdas = joint.lagrange(&spec.decryptors).map_err(|e| InvalidRequest::Decryptors { reason: e.to_string() })?;
+    spec.decryptors
+        .iter()
+        .zip(lambdas)
+        .find(|(name, _)| name.as_str() == me)
+        .map(|(_, l)| l)
+        .ok_or_else(|| InvalidRequest::Decryptors { reason: format!("{me} is not one of them") }.into())
 }

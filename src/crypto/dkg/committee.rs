@@ -110,8 +110,7 @@ impl CommitteeKey {
 /// Σ_k L_k(x)·P_k: the polynomial through (indices[k], points[k]) evaluated
 /// at x in the exponent. Variable time.
 fn interpolate_vartime(x: Scalar, indices: &[u16], points: &[RistrettoPoint]) -> Result<RistrettoPoint, DkgError> {
-    let coefficients =
-        indices.iter().map(|index| lagrange_at(x, *index, indices)).collect::<Result<Vec<Scalar>, DkgError>>()?;
+    let coefficients = lagrange_basis(x, indices)?;
     Ok(RistrettoPoint::vartime_multiscalar_mul(&coefficients, points))
 }
 
@@ -135,6 +134,27 @@ pub fn lagrange_at_zero(index: u16, set: &[u16]) -> Result<Scalar, DkgError> {
     lagrange_at(Scalar::ZERO, index, set)
 }
 
+/// Every member's Lagrange basis polynomial over `set`, evaluated at `x`,
+/// in `set` order (`lagrange_at` of each), with one field inversion for the
+/// whole set instead of one per member.
+pub fn lagrange_basis(x: Scalar, set: &[u16]) -> Result<Vec<Scalar>, DkgError> {
+    validate_indices(set, "the interpolation set")?;
+    let mut numerators = Vec::with_capacity(set.len());
+    let mut denominators = Vec::with_capacity(set.len());
+    for &index in set {
+        let (mut numerator, mut denominator) = (Scalar::ONE, Scalar::ONE);
+        for &other in set.iter().filter(|other| **other != index) {
+            numerator *= x - Scalar::from(other);
+            denominator *= Scalar::from(index) - Scalar::from(other);
+        }
+        numerators.push(numerator);
+        denominators.push(denominator);
+    }
+    // Distinct indices below 2^16 differ mod ℓ, so no denominator is zero.
+    Scalar::batch_invert(&mut denominators);
+    Ok(numerators.iter().zip(&denominators).map(|(n, d)| n * d).collect())
+}
+
 /// The Lagrange basis polynomial of `index` over `set`, evaluated at `x`:
 /// Π_{j ≠ index} (x − j) / (index − j).
 pub(crate) fn lagrange_at(x: Scalar, index: u16, set: &[u16]) -> Result<Scalar, DkgError> {
@@ -150,4 +170,27 @@ pub(crate) fn lagrange_at(x: Scalar, index: u16, set: &[u16]) -> Result<Scalar, 
     }
     // Distinct indices below 2^16 differ mod ℓ, so the denominator is non-zero.
     Ok(numerator * denominator.invert())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// The whole basis (one inversion) equals each member's polynomial,
+    /// at 0, at a member's index and elsewhere; bad sets are refused.
+    #[test]
+    fn the_basis_is_each_members_polynomial() {
+        for set in [vec![1u16], vec![1, 2], vec![3, 1, 7], vec![2, 9, 4, 11, 5]] {
+            for x in [0u16, 1, 5, 40] {
+                let x = Scalar::from(x);
+                let basis = lagrange_basis(x, &set).unwrap();
+                for (index, l) in set.iter().zip(&basis) {
+                    assert_eq!(*l, lagrange_at(x, *index, &set).unwrap());
+                }
+            }
+        }
+        assert!(lagrange_basis(Scalar::ZERO, &[0, 1]).is_err());
+        assert!(lagrange_basis(Scalar::ZERO, &[1, 2, 2]).is_err());
+    }
 }

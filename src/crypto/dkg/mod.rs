@@ -70,7 +70,7 @@ pub mod reshare;
 #[cfg(test)]
 mod tests;
 
-pub use committee::{lagrange_at_zero, CommitteeKey, DkgShare};
+pub use committee::{lagrange_at_zero, lagrange_basis, CommitteeKey, DkgShare};
 pub use error::{DealerFault, DealerFaultKind, DkgError};
 pub use messages::{Complaints, Fault, Justification, Outcome, Round1Broadcast, Round2Private, Waiting, WaitingFor};
 pub use participant::Dkg;
