@@ -776,6 +776,7 @@ async fn relay_contributes_the_column_its_signed_statement_names() {
         round: 0,
         task: qe.task.clone(),
         admission: qe.admission.clone(),
+        refines: None,
     };
     let message = relay_error(evil.relay("relay-1", &request).await);
     assert!(message.contains("not admitted"), "{message}");
@@ -855,10 +856,10 @@ async fn a_task_with_another_value_width_is_never_admitted_nor_served() {
     // the plan's own task is admitted, and a relay serves only that one
     let admission = evil.admit_round(&spec, 0, &task).await.unwrap();
     let narrow =
-        RelayRequest::Contribute { spec: spec.clone(), round: 0, task: with_width(1), admission: admission.clone() };
+        RelayRequest::Contribute { spec: spec.clone(), round: 0, task: with_width(1), admission: admission.clone(), refines: None };
     let message = relay_error(evil.relay("relay-1", &narrow).await);
     assert!(message.contains("not admitted"), "{message}");
-    let honest = RelayRequest::Contribute { spec, round: 0, task, admission };
+    let honest = RelayRequest::Contribute { spec, round: 0, task, admission, refines: None };
     assert!(matches!(evil.relay("relay-1", &honest).await, RelayResponse::Contribution(_)));
 }
 
@@ -902,7 +903,7 @@ async fn admission_signatures_that_only_sum_right_are_refused() {
     };
     let admission = evil.admit_round(&spec, 0, &task).await.unwrap();
     let contribute =
-        |admission: Admission| RelayRequest::Contribute { spec: spec.clone(), round: 0, task: task.clone(), admission };
+        |admission: Admission| RelayRequest::Contribute { spec: spec.clone(), round: 0, task: task.clone(), admission, refines: None };
     let mut swapped = admission.clone();
     let first = swapped.signatures[0].1;
     swapped.signatures[0].1 = swapped.signatures[1].1;

@@ -98,6 +98,9 @@ impl Handler<RequestBytes> for AuthorityActor {
         let (query_id, kind) = match &request {
             AuthorityRequest::AdmitQuery { query, .. } => (query.id.to_string(), "admit query".to_string()),
             AuthorityRequest::AdmitRound { spec, round, .. } => (spec.id.to_string(), format!("admit round {round}")),
+            AuthorityRequest::AdmitRefinement { spec, round, .. } => {
+                (spec.id.to_string(), format!("admit round {round} as a refinement"))
+            }
             AuthorityRequest::Register { spec, round, releases, .. } => {
                 (spec.id.to_string(), format!("register round {round} and {} releases", releases.len()))
             }

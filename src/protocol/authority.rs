@@ -74,13 +74,23 @@ struct Round {
     outside: Outside,
 }
 
+/// A round the decryptors admitted: with `AdmitRound`, its task; with
+/// `AdmitRefinement`, any one-bucket refinement of the previous round's
+/// task, fixed by the first `Register`, `AdmitRound` or next round's
+/// `AdmitRefinement` that names it (`Plan::fix_task`).
+struct AdmittedRound {
+    /// the previous round's task, for a refinement admission
+    refines: Option<RelayTask>,
+    task: Option<RelayTask>,
+}
+
 /// A query's plan, fixed by the admission of its round 0 (the scale is known).
 struct Plan {
     spec: QuerySpec,
     fixed: FixedParams,
     shape: PlanShape,
-    /// tasks admitted so far, by round
-    admitted: Vec<RelayTask>,
+    /// rounds admitted so far
+    admitted: Vec<AdmittedRound>,
     /// registered rounds (a prefix of `admitted`)
     rounds: Vec<Round>,
     /// each release's share (with the ciphertext component it was made from,
@@ -110,7 +120,49 @@ impl Plan {
         })
     }
 
-    /// Round `round` was admitted, so the processor had every release it
+    /// Fixes round `round`'s task to `task`: it already is, or the round
+    /// was admitted as a refinement that `task` is (`policy::check_task`)
+    /// and the previous round is registered (its aggregate refines the
+    /// outside). Fixing a round ends the earlier ones (`forget_rounds_before`).
+    fn fix_task(&mut self, round: u32, task: &RelayTask) -> Result<(), ProtocolError> {
+        let index = usize::try_from(round).unwrap_or(usize::MAX);
+        let registered = self.rounds.len();
+        let Some(entry) = self.admitted.get(index) else {
+            return Err(StatsError::ReleaseRefused(format!("round {round} was not admitted")).into());
+        };
+        match (&entry.task, &entry.refines) {
+            (Some(fixed), _) if fixed == task => return Ok(()),
+            (Some(_), _) | (None, None) => {
+                return Err(StatsError::ReleaseRefused(format!("round {round} with this task was not admitted")).into())
+            }
+            (None, Some(_)) if registered != index => {
+                return Err(InvalidRequest::RoundOutOfOrder { round, admitted: self.admitted.len(), registered }.into())
+            }
+            (None, Some(previous)) => check_task(&self.spec.params, &self.fixed, round, task, Some(previous))?,
+        }
+        self.set_task(round, task)
+    }
+
+    /// Sets the task of round `round` (admitted, checked, the previous round
+    /// registered): the outside is refined from the previous round and the
+    /// earlier rounds end.
+    fn set_task(&mut self, round: u32, task: &RelayTask) -> Result<(), ProtocolError> {
+        if let Some(previous) = self.rounds.last() {
+            self.outside = self.outside.refined(&previous.task, &previous.aggregate, task)?;
+        }
+        let index = usize::try_from(round).unwrap_or(usize::MAX);
+        let entry = self.admitted.get_mut(index).ok_or(InvalidRequest::RoundNotRegistered { round })?;
+        entry.task = Some(task.clone());
+        self.forget_rounds_before(round);
+        Ok(())
+    }
+
+    /// The latest round whose task is fixed: the earlier ones are over.
+    fn latest_fixed(&self) -> usize {
+        self.admitted.iter().rposition(|a| a.task.is_some()).unwrap_or(0)
+    }
+
+    /// Round `round`'s task was fixed, so the processor had every release it
     /// needed of the earlier rounds: their aggregates and shares go (their
     /// releases are refused from now on, see `AuthorityState::release`).
     fn forget_rounds_before(&mut self, round: u32) {
@@ -378,6 +430,9 @@ impl AuthorityState {
                 _ => return (AuthorityResponse::OtherEpoch { asked: epoch, current: self.keys.joint.epoch() }, None),
             },
             AuthorityRequest::AdmitRound { spec, round, task } => self.admit_round(&spec, round, task, rng),
+            AuthorityRequest::AdmitRefinement { spec, round, previous } => {
+                self.admit_refinement(&spec, round, &previous, rng)
+            }
             AuthorityRequest::Register { spec, round, task, contributions, releases } => {
                 match self.register(&spec, round, task, contributions, rng) {
                     Ok(_) if !releases.is_empty() => self.release(&spec.id, round, &releases, now, rng),
@@ -512,7 +567,7 @@ impl AuthorityState {
                     spec: spec.clone(),
                     fixed,
                     shape,
-                    admitted: vec![task.clone()],
+                    admitted: vec![AdmittedRound { refines: None, task: Some(task.clone()) }],
                     rounds: Vec::new(),
                     answered: BTreeMap::new(),
                     releases_used: 0,
@@ -526,15 +581,14 @@ impl AuthorityState {
                 }
                 let next = plan.admitted.len();
                 let round_index = usize::try_from(round).unwrap_or(usize::MAX);
-                if round_index.checked_add(1) == Some(next) && plan.admitted.get(round_index) == Some(&task) {
-                    // the same admission asked again (a lost reply): sign it again
+                if round_index < next {
+                    // asked again after a lost reply, or fixing a refinement
+                    plan.fix_task(round, &task)?;
                 } else if round_index == next && plan.rounds.len() == next {
-                    check_task(&spec.params, &plan.fixed, round, &task, plan.admitted.last())?;
-                    if let Some(previous) = plan.rounds.last() {
-                        plan.outside = plan.outside.refined(&previous.task, &previous.aggregate, &task)?;
-                    }
-                    plan.admitted.push(task.clone());
-                    plan.forget_rounds_before(round);
+                    let previous = plan.admitted.last().and_then(|a| a.task.as_ref());
+                    check_task(&spec.params, &plan.fixed, round, &task, previous)?;
+                    plan.admitted.push(AdmittedRound { refines: None, task: None });
+                    plan.set_task(round, &task)?;
                 } else {
                     return Err(InvalidRequest::RoundOutOfOrder {
                         round,
@@ -546,6 +600,54 @@ impl AuthorityState {
             }
         }
         let signature = share.sign_admission(&codec::round_admission(spec, round, &task), rng);
+        Ok(AuthorityResponse::Admitted { signature, remaining_budget: None })
+    }
+
+    /// Admits round `round` of a search as any one-bucket refinement of
+    /// `previous`, which fixes round `round − 1`'s task (`Plan::fix_task`):
+    /// the processor asks it with round `round − 1`'s registration, and
+    /// relays check the refinement themselves.
+    fn admit_refinement(
+        &mut self,
+        spec: &QuerySpec,
+        round: u32,
+        previous: &RelayTask,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<AuthorityResponse, ProtocolError> {
+        let query = self.queries.get_mut(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
+        if query.intent != spec.intent() {
+            return Err(InvalidRequest::SpecDiffers.into());
+        }
+        let (share, _) = self.keys.for_epoch(query.epoch)?;
+        let plan = query.plan.as_mut().ok_or(InvalidRequest::NoRoundAdmitted)?;
+        if plan.spec != *spec {
+            return Err(InvalidRequest::ScaleChanged.into());
+        }
+        let Some(before) = round.checked_sub(1).filter(|_| round < plan.shape.max_rounds) else {
+            return Err(StatsError::ReleaseRefused(format!(
+                "round {round} cannot be a refinement: the plan has rounds 1 to {} after round 0",
+                plan.shape.max_rounds.saturating_sub(1)
+            ))
+            .into());
+        };
+        plan.fix_task(before, previous)?;
+        let index = usize::try_from(round).unwrap_or(usize::MAX);
+        match plan.admitted.get(index) {
+            None if plan.admitted.len() == index => {
+                plan.admitted.push(AdmittedRound { refines: Some(previous.clone()), task: None })
+            }
+            // asked again after a lost reply
+            Some(admitted) if admitted.refines.as_ref() == Some(previous) => {}
+            _ => {
+                return Err(InvalidRequest::RoundOutOfOrder {
+                    round,
+                    admitted: plan.admitted.len(),
+                    registered: plan.rounds.len(),
+                }
+                .into())
+            }
+        }
+        let signature = share.sign_admission(&codec::refinement_admission(spec, round, previous), rng);
         Ok(AuthorityResponse::Admitted { signature, remaining_budget: None })
     }
 
@@ -563,11 +665,11 @@ impl AuthorityState {
             return Err(InvalidRequest::RegisteredSpecDiffers.into());
         }
         let round_index = usize::try_from(round).unwrap_or(usize::MAX);
-        if plan.admitted.get(round_index) != Some(&task) {
-            return Err(StatsError::ReleaseRefused(format!("round {round} with this task was not admitted")).into());
-        }
         if plan.rounds.len() != round_index {
             return Err(InvalidRequest::RegisteredOutOfOrder { round, expected: plan.rounds.len() }.into());
+        }
+        if let Some(plan) = self.queries.get_mut(&spec.id).and_then(|q| q.plan.as_mut()) {
+            plan.fix_task(round, &task)?;
         }
         let aggregate = self.verify_contributions(spec, round, &task, contributions, rng)?;
         if let Some(plan) = self.queries.get_mut(&spec.id).and_then(|q| q.plan.as_mut()) {
@@ -599,10 +701,10 @@ impl AuthorityState {
             ))
             .into());
         }
-        let latest = plan.admitted.len().saturating_sub(1);
+        let latest = plan.latest_fixed();
         if usize::try_from(round).map_or(true, |r| r < latest) {
             return Err(StatsError::ReleaseRefused(format!(
-                "round {round} is over: round {latest} was admitted after it"
+                "round {round} is over: round {latest}'s task was fixed after it"
             ))
             .into());
         }
@@ -699,7 +801,9 @@ fn prove(
 /// The query a request is about, if any.
 fn named_query(request: &AuthorityRequest) -> Option<QueryId> {
     match request {
-        AuthorityRequest::AdmitRound { spec, .. } | AuthorityRequest::Register { spec, .. } => Some(spec.id),
+        AuthorityRequest::AdmitRound { spec, .. }
+        | AuthorityRequest::AdmitRefinement { spec, .. }
+        | AuthorityRequest::Register { spec, .. } => Some(spec.id),
         AuthorityRequest::Decrypt { query_id, .. } => Some(*query_id),
         AuthorityRequest::AdmitQuery { .. } | AuthorityRequest::Status | AuthorityRequest::Transition { .. } => None,
     }

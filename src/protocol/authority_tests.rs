@@ -182,7 +182,7 @@ impl Fixture {
         admission: &Admission,
     ) -> SignedContribution {
         let request =
-            RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone(), admission: admission.clone() };
+            RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone(), admission: admission.clone(), refines: None };
         let relay = if relay == 9 { &mut self.outsider } else { &mut self.relays[relay - 1] };
         match relay.handle(request, &Column, node_status, NOW, &mut self.rng) {
             (RelayResponse::Contribution(c), _) => *c,
@@ -467,7 +467,7 @@ fn rounds_are_admitted_only_for_the_admitted_query_in_order() {
     f.admit_all(admit_round(&spec, 0, &task));
     // but not with another task or scale, nor round 1 before round 0 is registered
     let reason = refusal(f.ask(0, admit_round(&spec, 0, &sums)));
-    assert!(reason.contains("round 0 admitted out of order (1 admitted, 0 registered)"), "{reason}");
+    assert!(reason.contains("round 0 with this task was not admitted"), "{reason}");
     let rescaled = QuerySpec::new(intent.clone(), 2, 0, decryptors());
     assert!(refusal(f.ask(0, admit_round(&rescaled, 0, &task))).contains("a later round changed the query's scale"));
     let reason = refusal(f.ask(0, admit_round(&spec, 1, &task)));
@@ -545,7 +545,7 @@ fn contributions_of_unknown_duplicate_or_too_few_relays_are_refused() {
     assert!(reason.contains("relay-3") && reason.contains("signature does not match"), "{reason}");
     // a round or task that was not admitted
     let reason = refusal(f.register(0, &spec, 1, &task, vec![c1.clone(), c2.clone()]));
-    assert!(reason.contains("round 1 with this task was not admitted"), "{reason}");
+    assert!(reason.contains("round 1 registered, expected round 0"), "{reason}");
     let other = RelayTask::exact_moments(16, true, false);
     let reason = refusal(f.register(0, &spec, 0, &other, vec![c1.clone(), c2.clone()]));
     assert!(reason.contains("round 0 with this task was not admitted"), "{reason}");
@@ -660,7 +660,7 @@ fn rounds_are_served_only_to_a_valid_decrypting_set_of_this_epoch() {
     let AuthorityResponse::Admitted { signature, .. } = f.ask(0, request) else { panic!("refused") };
     let one = Admission { signatures: vec![("authority-1".into(), signature)] };
     assert!(query_admission.signatures.len() == 2);
-    let contribute = RelayRequest::Contribute { spec, round: 0, task, admission: one };
+    let contribute = RelayRequest::Contribute { spec, round: 0, task, admission: one, refines: None };
     let (response, _) = f.relays[0].handle(contribute, &Column, node_status, NOW, &mut f.rng);
     let RelayResponse::Error { message } = response else { panic!("contributed: {response:?}") };
     assert!(message.contains("authority-2") && message.contains("not signed"), "{message}");
@@ -797,7 +797,7 @@ fn a_search_keeps_only_the_aggregate_of_its_current_round() {
     let admission = f.admit_all(AuthorityRequest::AdmitRound { spec: spec.clone(), round: 1, task: next.clone() });
     assert_eq!(f.authorities[0].0.query_memory(), QueryMemory { live: 1, ended: 0, ciphertexts: 0, shares: 0 });
     let reason = refusal(f.decrypt(0, spec.id, 0, Release::HistTotal));
-    assert!(reason.contains("round 0 is over: round 1 was admitted after it"), "{reason}");
+    assert!(reason.contains("round 0 is over: round 1's task was fixed after it"), "{reason}");
     let contributions: Vec<_> = (1..=2).map(|r| f.contribute(r, &spec, 1, &next, &admission)).collect();
     assert_eq!(f.register(0, &spec, 1, &next, contributions), AuthorityResponse::Registered);
     let RelayTask::Histogram { grid: refined } = &next else { unreachable!() };

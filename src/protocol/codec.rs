@@ -48,6 +48,7 @@ use crate::stats::{Contribution, Grid, QueryParams, RelayTask, Release, Statisti
 
 pub const DOMAIN_QUERY_ADMISSION: &str = "crux/admission/query/v1";
 pub const DOMAIN_ROUND_ADMISSION: &str = "crux/admission/round/v3";
+pub const DOMAIN_REFINEMENT_ADMISSION: &str = "crux/admission/refinement/v1";
 pub const DOMAIN_CONTRIBUTION: &str = "crux/contribution/v3";
 pub const DOMAIN_RELEASES: &str = "crux/releases/v1";
 
@@ -283,6 +284,18 @@ pub fn round_admission(spec: &QuerySpec, round: u32, task: &RelayTask) -> Vec<u8
     w.spec(spec);
     w.u32(round);
     w.task(task);
+    w.finish()
+}
+
+/// What every decryptor of the query signs to admit round `round` as any
+/// one-bucket refinement of `previous` (round `round − 1`'s task): the
+/// layout of `round_admission`, under its own domain, so that neither
+/// statement passes for the other.
+pub fn refinement_admission(spec: &QuerySpec, round: u32, previous: &RelayTask) -> Vec<u8> {
+    let mut w = Writer::new(DOMAIN_REFINEMENT_ADMISSION);
+    w.spec(spec);
+    w.u32(round);
+    w.task(previous);
     w.finish()
 }
 

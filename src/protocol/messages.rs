@@ -202,12 +202,18 @@ pub enum RelayRequest {
         #[serde(default)]
         epoch: u64,
     },
-    /// Encrypt the admitted round's task over the column.
+    /// Encrypt the admitted round's task over the column. `admission` is
+    /// the decryptors' signatures over `codec::round_admission` of this
+    /// very task, or with `refines` (the previous round's task) over
+    /// `codec::refinement_admission`: then the relay itself checks that
+    /// `task` refines one bucket of it (`policy::check_task`).
     Contribute {
         spec: QuerySpec,
         round: u32,
         task: RelayTask,
         admission: Admission,
+        #[serde(default)]
+        refines: Option<RelayTask>,
     },
     Status,
     /// The header labels of the columns the relay's config publishes.
@@ -276,6 +282,18 @@ pub enum AuthorityRequest {
         spec: QuerySpec,
         round: u32,
         task: RelayTask,
+    },
+    /// Admit round `round` of an admitted search as any one-bucket
+    /// refinement of `previous`, round `round − 1`'s task (which this
+    /// fixes, if a refinement admission left it open); signs
+    /// `codec::refinement_admission`. Asked together with round
+    /// `round − 1`'s registration, so a search round needs no admission
+    /// round trip of its own; the first `Register` or `AdmitRefinement`
+    /// naming round `round`'s task fixes it.
+    AdmitRefinement {
+        spec: QuerySpec,
+        round: u32,
+        previous: RelayTask,
     },
     /// Register an admitted round's signed, proved contributions; the
     /// authority recomputes the aggregate itself. With `releases`, it then
@@ -385,6 +403,7 @@ impl MessageKind for AuthorityRequest {
         match self {
             AuthorityRequest::AdmitQuery { .. } => "AdmitQuery",
             AuthorityRequest::AdmitRound { .. } => "AdmitRound",
+            AuthorityRequest::AdmitRefinement { .. } => "AdmitRefinement",
             AuthorityRequest::Register { .. } => "Register",
             AuthorityRequest::Decrypt { .. } => "Decrypt",
             AuthorityRequest::Status => "Status",

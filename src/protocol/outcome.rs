@@ -145,6 +145,7 @@ pub fn authority_request(request: &AuthorityRequest) -> &'static str {
     match request {
         AuthorityRequest::AdmitQuery { .. } => "admit_query",
         AuthorityRequest::AdmitRound { .. } => "admit_round",
+        AuthorityRequest::AdmitRefinement { .. } => "admit_refinement",
         AuthorityRequest::Register { .. } => "register",
         AuthorityRequest::Decrypt { .. } => "decrypt",
         AuthorityRequest::Status => "status",

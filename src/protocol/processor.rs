@@ -109,6 +109,15 @@ struct Round {
     task: RelayTask,
 }
 
+/// The decryptors' admission of a search's next round as any one-bucket
+/// refinement of the current round's task (`AdmitRefinement`, asked with
+/// the current round's registration).
+struct Refinement {
+    round: u32,
+    previous: RelayTask,
+    admission: Admission,
+}
+
 /// A query whose scale is fixed: what every later state owns.
 struct Running {
     spec: QuerySpec,
@@ -117,6 +126,8 @@ struct Running {
     /// the column outside the current search round's grid, encrypted
     /// (`release::Outside::refined`, as every authority computes it)
     outside: Outside,
+    /// the next round's admission, once the decryptors gave it
+    refinement: Option<Refinement>,
 }
 
 /// One state per expected input; each owns what it needs.
@@ -318,11 +329,22 @@ impl QueryDriver {
                     round: round.number,
                     task: round.task.clone(),
                     admission,
+                    refines: None,
                 };
                 self.state = State::AwaitingContributions { query, round };
                 Ok(Step::AskRelays(request))
             }
-            State::AwaitingPartials { query, round, aggregate, targets, unchecked } => {
+            State::AwaitingPartials { mut query, round, aggregate, targets, unchecked } => {
+                let mut replies = replies;
+                if matches!(requests.get(1), Some(AuthorityRequest::AdmitRefinement { .. })) {
+                    // without it (a refusal), the next round is admitted on its own
+                    let admitted = replies.pop().map(|list| self.cx.admission(vec![list]));
+                    query.refinement = admitted.and_then(Result::ok).map(|admission| Refinement {
+                        round: round.number.saturating_add(1),
+                        previous: round.task.clone(),
+                        admission,
+                    });
+                }
                 let relays = self.cx.active.len();
                 let combined = match self.cx.combine(round.number, &targets, replies) {
                     Ok(combined) => combined,
@@ -386,7 +408,7 @@ impl QueryDriver {
             .with_noise_sources(decryptors);
         let first_step = planner.start()?;
         let spec = QuerySpec::new(intent, decimals, self.cx.view.joint.epoch(), self.cx.asked.clone());
-        let query = Running { spec, planner, column, outside: Outside::none() };
+        let query = Running { spec, planner, column, outside: Outside::none(), refinement: None };
         self.follow(query, None, first_step)
     }
 
@@ -437,15 +459,21 @@ impl QueryDriver {
     ) -> Result<Step, ProtocolError> {
         let aggregate = Contribution::aggregate(&round.task, contributions.iter().map(|c| &c.contribution))?;
         let targets = targets(&round.task, &aggregate, &query.outside, &releases)?;
-        let request = AuthorityRequest::Register {
+        let mut requests = vec![AuthorityRequest::Register {
             spec: query.spec.clone(),
             round: round.number,
             task: round.task.clone(),
             contributions,
             releases,
-        };
+        }];
+        // a search's next round, if the plan has one, admitted in the same round trip
+        let next = round.number.saturating_add(1);
+        if query.spec.params.statistic.is_search() && next < query.planner.progress()?.1 {
+            let previous = round.task.clone();
+            requests.push(AuthorityRequest::AdmitRefinement { spec: query.spec.clone(), round: next, previous });
+        }
         self.state = State::AwaitingPartials { query, round, aggregate, targets, unchecked };
-        Ok(Step::AskAuthorities(vec![request]))
+        Ok(Step::AskAuthorities(requests))
     }
 
     /// The authorities refused a registration (among `requests`, handed
@@ -490,9 +518,21 @@ impl QueryDriver {
                 if let Some((previous, aggregate)) = current {
                     query.outside = query.outside.refined(&previous.task, &aggregate, &task)?;
                 }
-                let request = AuthorityRequest::AdmitRound { spec: query.spec.clone(), round, task: task.clone() };
-                self.state = State::AwaitingRoundAdmission { query, round: Round { number: round, task } };
-                Ok(Step::AskAuthorities(vec![request]))
+                let spec = query.spec.clone();
+                match query.refinement.take() {
+                    // admitted with the previous round's registration
+                    Some(r) if r.round == round => {
+                        let (admission, refines) = (r.admission, Some(r.previous));
+                        let request = RelayRequest::Contribute { spec, round, task: task.clone(), admission, refines };
+                        self.state = State::AwaitingContributions { query, round: Round { number: round, task } };
+                        Ok(Step::AskRelays(request))
+                    }
+                    _ => {
+                        let request = AuthorityRequest::AdmitRound { spec, round, task: task.clone() };
+                        self.state = State::AwaitingRoundAdmission { query, round: Round { number: round, task } };
+                        Ok(Step::AskAuthorities(vec![request]))
+                    }
+                }
             }
             (PlanStep::Releases { releases, .. }, Some((round, aggregate))) => {
                 let targets = targets(&round.task, &aggregate, &query.outside, &releases)?;

@@ -2,7 +2,10 @@
 //! `Describe` must carry valid signatures of t members of the committee over
 //! the exact query (`codec::query_admission`), and `Contribute` of every one
 //! of the spec's t decryptors over the exact (spec, round, task)
-//! (`codec::round_admission`), for the committee epoch the relay encrypts
+//! (`codec::round_admission`) or, for a later search round, over (spec,
+//! round, previous round's task) (`codec::refinement_admission`) with the
+//! relay itself checking that the task refines one bucket of that one
+//! (`policy::check_task`), for the committee epoch the relay encrypts
 //! to, issued within the admission window. Before it reads any data it checks, on the
 //! spec and its own config alone, that the arithmetic cannot overflow
 //! (`stats::limits`), so whether it answers never depends on its data.
@@ -32,6 +35,7 @@ use crate::crypto::{EncryptionKey, JointPublicKey, RelayIdentity};
 use crate::stats::contribution::{encrypt_local, local_aggregate, prepare_values};
 use crate::stats::fixed::pow10;
 use crate::stats::limits::{check_relay_scale, check_value_width, ROWS_LIMIT, VALUE_LIMIT};
+use crate::stats::policy::check_task;
 use crate::stats::RelayTask;
 
 /// Oldest admission a relay acts on (seconds after the query was issued).
@@ -228,6 +232,28 @@ impl RelayState {
         checked.map_err(|e| format!("relay {}: query not admitted: {e}", self.name))
     }
 
+    /// A round admitted as a refinement (`codec::refinement_admission`,
+    /// returned for the signature check): `task` must be what
+    /// `policy::check_task` allows after `previous`, checked on the spec alone.
+    fn check_refinement(
+        &self,
+        spec: &QuerySpec,
+        round: u32,
+        task: &RelayTask,
+        previous: &RelayTask,
+    ) -> Result<Vec<u8>, String> {
+        // (round 0 never follows a task: refused as out of order)
+        let checked =
+            spec.params.fixed(spec.decimals).and_then(|fixed| check_task(&spec.params, &fixed, round, task, Some(previous)));
+        match checked {
+            Ok(()) => Ok(codec::refinement_admission(spec, round, previous)),
+            Err(e) => Err(format!(
+                "relay {}: round {round}'s task is not a refinement the query's plan allows: {e}; only a processor that follows the plan gets contributions",
+                self.name
+            )),
+        }
+    }
+
     pub fn handle(
         &mut self,
         request: RelayRequest,
@@ -265,12 +291,20 @@ impl RelayState {
                     Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
                 }
             }
-            RelayRequest::Contribute { spec, round, task, admission } => {
+            RelayRequest::Contribute { spec, round, task, admission, refines } => {
                 // timed anew for each contribution computed (none for a refusal or a repeat)
                 self.last_timing = None;
                 let statement = codec::round_admission(&spec, round, &task);
+                let signed = match &refines {
+                    None => Ok(None),
+                    Some(previous) => self.check_refinement(&spec, round, &task, previous).map(Some),
+                };
                 let decryptors = (spec.epoch, Some(spec.decryptors.as_slice()));
-                if let Err(e) = self.check_admission(spec.issued_at, now, &statement, &admission, decryptors) {
+                let admitted = signed.and_then(|signed| {
+                    let signed = signed.as_deref().unwrap_or(&statement);
+                    self.check_admission(spec.issued_at, now, signed, &admission, decryptors)
+                });
+                if let Err(e) = admitted {
                     return refuse(e);
                 }
                 if let Some((_, done)) = self.answered.iter().find(|(s, _)| *s == statement) {

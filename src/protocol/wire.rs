@@ -7,10 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ProtocolError;
 
-/// 3: admissions carry (R, s) signatures (`AdmissionSignature`), 64-byte
+/// 4: search rounds are admitted as refinements (`AdmitRefinement`,
+/// `Contribute::refines`); 3: admissions carry (R, s) signatures (`AdmissionSignature`), 64-byte
 /// byte strings; 2: ciphertexts travel as 64-byte byte strings (1: arrays
 /// of integers).
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Default frame limit (a 4096-bucket histogram is about 600 KiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 

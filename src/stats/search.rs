@@ -10,12 +10,13 @@
 //! a 16-bucket grid (`policy::SEARCH_BUCKETS`). When a bucket holds a single fixed-point
 //! value, that value is the answer, exact at the column's resolution.
 //!
-//! - Exact: each step releases k − 1 prefix counts at once (k =
-//!   ceil(sqrt(B)) cuts, `exact_arity`), so a round takes two steps (two
-//!   round trips to the authorities): 11 + 10 prefixes for the 127
-//!   magnitude buckets, 7 + 7 for 64. More releases than a binary search
-//!   (about 14 against 6 per round), each cheap to add to a batch, for a
-//!   third of the round trips.
+//! - Exact: a round of at most `SEARCH_BUCKETS` buckets releases every
+//!   prefix count in one step (15 for 16 buckets, asked with the round's
+//!   registration: no round trip of its own). A wider grid (the 127
+//!   magnitude buckets) takes two steps of k − 1 evenly spaced prefix
+//!   counts (k = ceil(sqrt(B)), `exact_arity`): 11 + 10, not 126. More
+//!   releases than a binary search (15 against 4 per round), each cheap to
+//!   add to a batch, for a fraction of the round trips.
 //! - With noise: a binary search (one prefix per step, ceil(log2 B) per
 //!   round), because every release shares the query's epsilon
 //!   (`policy::plan_shape`); the search still ends after the planned
@@ -222,10 +223,16 @@ impl QuantileSearch {
     }
 
     /// The cuts strictly between lo and hi that the next step releases:
-    /// the midpoint with noise, k − 1 evenly spaced ones when exact.
+    /// the midpoint with noise; when exact, every one for a grid of at most
+    /// `SEARCH_BUCKETS` buckets, else k − 1 evenly spaced ones.
     fn cuts(&self) -> Vec<u32> {
         let span = self.hi.saturating_sub(self.lo);
-        let parts = if self.exact { exact_arity(self.grid.buckets()).min(span) } else { 2 };
+        let buckets = self.grid.buckets();
+        let parts = match self.exact {
+            true if buckets <= SEARCH_BUCKETS => span,
+            true => exact_arity(buckets).min(span),
+            false => 2,
+        };
         let mut cuts: Vec<u32> = (1..parts)
             .filter_map(|j| {
                 let offset = u64::from(span) * u64::from(j) / u64::from(parts.max(1));
@@ -341,7 +348,7 @@ mod tests {
     }
 
     #[test]
-    fn exact_steps_release_several_prefixes_and_take_two_steps_a_round() {
+    fn exact_steps_release_several_prefixes_and_take_one_step_a_refinement() {
         assert_eq!((exact_arity(127), exact_arity(64), exact_arity(3), exact_arity(1)), (12, 8, 2, 2));
         let v: Vec<i128> = (0..5000).map(|i| (i * 7919) % 4_000_000_007).collect();
         for p in [(0, 1), (1, 2), (9, 10), (1, 1)] {
@@ -349,9 +356,16 @@ mod tests {
             assert_eq!(got, expected(&v, p), "p = {p:?}");
             let (_, binary_rounds, binary_releases, binary_steps) = run_with(&v, p, Grid::Magnitude, false);
             assert_eq!(rounds, binary_rounds, "the same rounds");
-            assert!(steps <= 2 * rounds && steps < binary_steps, "{steps} steps against {binary_steps}");
+            // two steps for the 127 magnitude buckets, one per 16-bucket refinement
+            assert!(steps <= rounds + 1 && steps < binary_steps, "{steps} steps against {binary_steps}");
             assert!(releases > binary_releases, "{releases} releases against {binary_releases}");
         }
+        // over bounds: every round is 16 buckets, one step each, 15 prefixes
+        // (fewer where the bounds cut the grid)
+        let (got, rounds, releases, steps) = run_with(&v, (1, 2), Grid::covering(0, 4_000_000_007, 16).unwrap(), true);
+        assert_eq!(got, expected(&v, (1, 2)));
+        assert_eq!(steps, rounds, "one step a round");
+        assert!(releases <= 1 + 15 * rounds, "{releases} releases in {rounds} rounds");
     }
 
     proptest! {
@@ -368,7 +382,7 @@ mod tests {
             for grid in [Grid::Magnitude, Grid::covering(lo - 3, hi + 5, 64).unwrap()] {
                 let (got, rounds, _, steps) = run_with(&values, p, grid, true);
                 prop_assert_eq!(got, expected(&values, p));
-                prop_assert!(steps <= 2 * rounds, "{} steps in {} rounds", steps, rounds);
+                prop_assert!(steps <= rounds + 1, "{} steps in {} rounds", steps, rounds);
             }
         }
     }

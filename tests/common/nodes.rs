@@ -194,6 +194,7 @@ impl Peer {
             round: 0,
             task: q.task.clone(),
             admission: q.admission.clone(),
+            refines: None,
         };
         match self.relay(relay, &request).await {
             RelayResponse::Contribution(c) => *c,
