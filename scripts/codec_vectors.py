@@ -249,6 +249,10 @@ def main():
                           ("round admission, histogram edges", SPEC2, 0, EDGES)]:
         add(name, "round_admission", {"spec": s, "round": r, "task": t},
             domain("crux/admission/round/v3") + spec(s) + u32(r) + task(t))
+    for name, s, r, t in [("refinement admission, uniform grid", SPEC, 4, UNIFORM),
+                          ("refinement admission, magnitude grid", SPEC2, 1, MAGNITUDE)]:
+        add(name, "refinement_admission", {"spec": s, "round": r, "previous": t},
+            domain("crux/admission/refinement/v1") + spec(s) + u32(r) + task(t))
     for name, t, c in [("contribution, moments", MOMENTS, CONTRIB), ("contribution, histogram", UNIFORM, HIST)]:
         add(name, "contribution_statement", {"spec": SPEC, "round": 1, "task": t, "relay": "relay-2", "contribution": c},
             domain("crux/contribution/v3") + spec(SPEC) + u32(1) + task(t) + string("relay-2") + contribution(c))

@@ -135,6 +135,11 @@ fn encode_case(kind: &str, i: &Value) -> Vec<u8> {
             u32::try_from(i["round"].as_u64().unwrap()).unwrap(),
             &task(&i["task"]),
         ),
+        "refinement_admission" => codec::refinement_admission(
+            &spec(&i["spec"]),
+            u32::try_from(i["round"].as_u64().unwrap()).unwrap(),
+            &task(&i["previous"]),
+        ),
         "contribution_statement" => codec::contribution_statement(
             &spec(&i["spec"]),
             u32::try_from(i["round"].as_u64().unwrap()).unwrap(),
@@ -168,7 +173,7 @@ fn the_rust_encoder_matches_the_independent_vectors() {
 #[test]
 fn any_changed_input_changes_the_bytes() {
     let doc = vectors("codec.json");
-    let mutations: [(&str, Value); 11] = [
+    let mutations: [(&str, Value); 12] = [
         ("/spec/epoch", json!(4)),
         ("/spec/decryptors/0", json!("authority-2")),
         ("/query/issued_at", json!(1764331201u64)),
@@ -179,6 +184,7 @@ fn any_changed_input_changes_the_bytes() {
         ("/round", json!(9)),
         ("/relay", json!("relay-3")),
         ("/task/limb_bits", json!(31)),
+        ("/previous/grid/width", json!("16")),
         ("/release/index", json!(30)),
     ];
     let mut changed = 0;
@@ -200,6 +206,10 @@ fn any_changed_input_changes_the_bytes() {
     let s = QuerySpec::new(q.clone(), 0, 0, vec!["a".into()]);
     let round = codec::round_admission(&s, 0, &RelayTask::Histogram { grid: Grid::Magnitude });
     assert!(!round.starts_with(&codec::query_admission(&q)[..24]));
+    // and a refinement admission of the same fields is other bytes than a round's
+    let refinement = codec::refinement_admission(&s, 0, &RelayTask::Histogram { grid: Grid::Magnitude });
+    assert_ne!(refinement, round);
+    assert!(!refinement.starts_with(&round[..24]));
 }
 
 // ------------------------------------------------------------------ signatures and proofs
@@ -358,6 +368,8 @@ fn signature_and_proof_vectors_verify_and_bad_ones_fail() {
     flipped[40] ^= 1;
     assert!(!sig("query_admission_signature").verify_point(&public, &flipped));
     assert!(!sig("round_admission_signature").verify_point(&public, &codec::round_admission(&s, 1, &t)));
+    // a round's admission does not pass for a refinement admission of the same bytes' fields
+    assert!(!sig("round_admission_signature").verify_point(&public, &codec::refinement_admission(&s, 0, &t)));
     assert!(!sig("query_admission_signature").verify_point(&fixed_share("authority-1", 8).public_point(), &query_bytes));
     let mut bad = sig("query_admission_signature").to_bytes();
     bad[5] ^= 1;

@@ -855,8 +855,13 @@ async fn a_task_with_another_value_width_is_never_admitted_nor_served() {
     }
     // the plan's own task is admitted, and a relay serves only that one
     let admission = evil.admit_round(&spec, 0, &task).await.unwrap();
-    let narrow =
-        RelayRequest::Contribute { spec: spec.clone(), round: 0, task: with_width(1), admission: admission.clone(), refines: None };
+    let narrow = RelayRequest::Contribute {
+        spec: spec.clone(),
+        round: 0,
+        task: with_width(1),
+        admission: admission.clone(),
+        refines: None,
+    };
     let message = relay_error(evil.relay("relay-1", &narrow).await);
     assert!(message.contains("not admitted"), "{message}");
     let honest = RelayRequest::Contribute { spec, round: 0, task, admission, refines: None };
@@ -902,8 +907,13 @@ async fn admission_signatures_that_only_sum_right_are_refused() {
         panic!("a plan starts with a round")
     };
     let admission = evil.admit_round(&spec, 0, &task).await.unwrap();
-    let contribute =
-        |admission: Admission| RelayRequest::Contribute { spec: spec.clone(), round: 0, task: task.clone(), admission, refines: None };
+    let contribute = |admission: Admission| RelayRequest::Contribute {
+        spec: spec.clone(),
+        round: 0,
+        task: task.clone(),
+        admission,
+        refines: None,
+    };
     let mut swapped = admission.clone();
     let first = swapped.signatures[0].1;
     swapped.signatures[0].1 = swapped.signatures[1].1;
@@ -923,4 +933,96 @@ async fn admission_signatures_that_only_sum_right_are_refused() {
         assert!(message.contains("not admitted") && message.contains(names), "{what}: {message}");
     }
     assert!(matches!(evil.relay("relay-1", &contribute(admission)).await, RelayResponse::Contribution(_)));
+}
+
+/// A search's later rounds are admitted as "any one-bucket refinement of the
+/// previous round's task" (`AdmitRefinement`). A dishonest processor holding
+/// such an admission gets a relay to encrypt only a refinement the plan
+/// allows, for that round only; of several refinements it had relays
+/// encrypt, every authority registers and decrypts one.
+#[actix_rt::test]
+async fn refinement_admissions_serve_refinements_only_and_one_per_round() {
+    let (_cluster, evil) = exact_backend().await;
+    let mut params = QueryParams::new(Statistic::Median);
+    params.exact = true;
+    params.bounds = Some(("0".into(), "1000000".into()));
+    let q = evil.new_query(params).await;
+    let (spec, task) = (&q.spec, &q.task);
+    let contributions = evil.contributions(&q, &RELAYS).await;
+    for authority in AUTHORITIES {
+        registered(evil.register(authority, spec, task, contributions.clone()).await);
+    }
+    let mut signatures = Vec::new();
+    for authority in AUTHORITIES {
+        let request = AuthorityRequest::AdmitRefinement { spec: spec.clone(), round: 1, previous: task.clone() };
+        match evil.authority(authority, &request).await {
+            AuthorityResponse::Admitted { signature, .. } => signatures.push((authority.to_string(), signature)),
+            other => panic!("{authority}: {other:?}"),
+        }
+    }
+    let refinement = Admission { signatures };
+    let fixed = spec.params.fixed(spec.decimals).unwrap();
+    let refine = |previous: &RelayTask, bucket: u32| {
+        let RelayTask::Histogram { grid } = previous else { panic!("a search round is a histogram") };
+        let (lo, hi) = crux::stats::search::refinement_range(grid, bucket, fixed.bounds).unwrap();
+        RelayTask::Histogram { grid: crux::stats::Grid::covering(lo, hi, 16).unwrap() }
+    };
+    let (chosen, fork) = (refine(task, 3), refine(task, 11));
+    // round 2 as the plan would have it, under round 1's refinement admission
+    let later = refine(&chosen, 0);
+    let contribute =
+        |round: u32, task: &RelayTask, admission: &Admission, refines: Option<&RelayTask>| RelayRequest::Contribute {
+            spec: spec.clone(),
+            round,
+            task: task.clone(),
+            admission: admission.clone(),
+            refines: refines.cloned(),
+        };
+    // a grid of the processor's choosing (one value per bucket, to isolate rows)
+    let isolating = RelayTask::Histogram { grid: crux::stats::Grid::Uniform { lo: 0, width: 1, buckets: 16 } };
+    for (what, request, want) in [
+        ("a grid that refines nothing", contribute(1, &isolating, &refinement, Some(task)), "not a refinement"),
+        ("the refinement as round 2's", contribute(2, &later, &refinement, Some(&chosen)), "not admitted"),
+        ("the refinement as a round admission", contribute(1, &chosen, &refinement, None), "not admitted"),
+        ("round 0's admission as a refinement", contribute(1, &chosen, &q.admission, Some(task)), "not admitted"),
+    ] {
+        let message = relay_error(evil.relay("relay-1", &request).await);
+        assert!(message.contains(want), "{what}: {message}");
+    }
+    // two refinements of round 0 are encrypted, but one only is registered
+    let mut by_task = Vec::new();
+    for next in [&chosen, &fork] {
+        let mut cs = Vec::new();
+        for relay in RELAYS {
+            match evil.relay(relay, &contribute(1, next, &refinement, Some(task))).await {
+                RelayResponse::Contribution(c) => cs.push(*c),
+                other => panic!("{relay}: {other:?}"),
+            }
+        }
+        by_task.push(cs);
+    }
+    let register = |next: &RelayTask, contributions: Vec<SignedContribution>| AuthorityRequest::Register {
+        spec: spec.clone(),
+        round: 1,
+        task: next.clone(),
+        contributions,
+        releases: vec![],
+    };
+    for authority in AUTHORITIES {
+        registered(evil.authority(authority, &register(&chosen, by_task[0].clone())).await);
+        let reason = refusal(evil.authority(authority, &register(&fork, by_task[1].clone())).await);
+        assert!(reason.contains("round 1 registered, expected round 2"), "{reason}");
+        let request = AuthorityRequest::AdmitRound { spec: spec.clone(), round: 1, task: fork.clone() };
+        let reason = refusal(evil.authority(authority, &request).await);
+        assert!(reason.contains("round 1 with this task was not admitted"), "{reason}");
+        // the next refinement follows the registered task only
+        let request = AuthorityRequest::AdmitRefinement { spec: spec.clone(), round: 2, previous: fork.clone() };
+        let reason = refusal(evil.authority(authority, &request).await);
+        assert!(reason.contains("round 1 with this task was not admitted"), "{reason}");
+        // and round 0 is over
+        let reason = refusal(evil.decrypt(authority, spec.id, 0, Release::HistTotal).await);
+        assert!(reason.contains("round 0 is over"), "{reason}");
+        let partials = evil.decrypt(authority, spec.id, 1, Release::HistPrefix(1)).await;
+        assert!(matches!(partials, AuthorityResponse::Partials(_)), "{partials:?}");
+    }
 }

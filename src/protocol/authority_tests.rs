@@ -181,8 +181,13 @@ impl Fixture {
         task: &RelayTask,
         admission: &Admission,
     ) -> SignedContribution {
-        let request =
-            RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone(), admission: admission.clone(), refines: None };
+        let request = RelayRequest::Contribute {
+            spec: spec.clone(),
+            round,
+            task: task.clone(),
+            admission: admission.clone(),
+            refines: None,
+        };
         let relay = if relay == 9 { &mut self.outsider } else { &mut self.relays[relay - 1] };
         match relay.handle(request, &Column, node_status, NOW, &mut self.rng) {
             (RelayResponse::Contribution(c), _) => *c,
@@ -519,6 +524,114 @@ fn search_rounds_must_refine_one_bucket_of_the_previous_round() {
     let next = RelayTask::Histogram { grid: Grid::covering(lo, hi, SEARCH_BUCKETS).unwrap() };
     let response = f.ask(0, admit_round(next));
     assert!(matches!(response, AuthorityResponse::Admitted { remaining_budget: None, .. }), "{response:?}");
+}
+
+/// A search's round 1 admitted as a refinement of round 0's task, asked
+/// with round 0's registration: what the relays and authorities accept of
+/// it, and that it fixes one task per round all the same.
+#[test]
+fn refinement_admissions_allow_one_refinement_per_round() {
+    let mut f = Fixture::new();
+    let (spec, task) = f.registered_round0(exact_max_within_100000());
+    let fixed = spec.params.fixed(0).unwrap();
+    let RelayTask::Histogram { grid } = &task else { unreachable!() };
+    let refine = |round: u32, previous: &RelayTask| AuthorityRequest::AdmitRefinement {
+        spec: spec.clone(),
+        round,
+        previous: previous.clone(),
+    };
+    let refinement_of = |value: i128| {
+        let (lo, hi) = refinement_range(grid, grid.bucket_of(value).unwrap(), fixed.bounds).unwrap();
+        RelayTask::Histogram { grid: Grid::covering(lo, hi, SEARCH_BUCKETS).unwrap() }
+    };
+    let (next, fork) = (refinement_of(77_777), refinement_of(5));
+    // round 0 is no refinement, and round 1 refines round 0's task only
+    assert!(refusal(f.ask(0, refine(0, &task))).contains("cannot be a refinement"));
+    assert!(refusal(f.ask(0, refine(1, &next))).contains("round 0 with this task was not admitted"));
+    let admission = f.admit_all(refine(1, &task));
+    // signed over the refinement statement, asked again after a lost reply the same
+    let statement = codec::refinement_admission(&spec, 1, &task);
+    f.joint.verify_signed_by(&statement, &admission.signatures, &decryptors()).unwrap();
+    assert!(matches!(f.ask(0, refine(1, &task)), AuthorityResponse::Admitted { remaining_budget: None, .. }));
+    // round 0 can still be decrypted: no round 1 task is fixed yet
+    assert!(matches!(f.decrypt(0, spec.id, 0, Release::HistTotal), AuthorityResponse::Partials(_)));
+
+    // relays check the refinement themselves, and the domain of what was signed
+    let ask_relay = |f: &mut Fixture, task: &RelayTask, admission: &Admission, refines: Option<RelayTask>| {
+        let request = RelayRequest::Contribute {
+            spec: spec.clone(),
+            round: 1,
+            task: task.clone(),
+            admission: admission.clone(),
+            refines,
+        };
+        f.relays[0].handle(request, &Column, node_status, NOW, &mut f.rng).0
+    };
+    let relay_error = |response: RelayResponse| match response {
+        RelayResponse::Error { message } => message,
+        other => panic!("contributed: {other:?}"),
+    };
+    let not_refining = RelayTask::Histogram { grid: Grid::Uniform { lo: 0, width: 1, buckets: 16 } };
+    let message = relay_error(ask_relay(&mut f, &not_refining, &admission, Some(task.clone())));
+    assert!(message.contains("not a refinement the query's plan allows"), "{message}");
+    // the refinement admission is no admission of a task, and another
+    // previous task is not what was signed
+    assert!(relay_error(ask_relay(&mut f, &next, &admission, None)).contains("not admitted"));
+    let message = relay_error(ask_relay(&mut f, &next, &admission, Some(next.clone())));
+    assert!(message.contains("not a refinement") || message.contains("not admitted"), "{message}");
+    let RelayResponse::Contribution(first) = ask_relay(&mut f, &next, &admission, Some(task.clone())) else {
+        panic!("a refinement was refused")
+    };
+    // asked again: the same contribution
+    assert!(
+        matches!(ask_relay(&mut f, &next, &admission, Some(task.clone())), RelayResponse::Contribution(c) if *c == *first)
+    );
+
+    // the first registration fixes round 1's task: a fork is refused, and round 0 is over
+    let contributions: Vec<_> = (1..=3)
+        .map(|r| {
+            let request = RelayRequest::Contribute {
+                spec: spec.clone(),
+                round: 1,
+                task: next.clone(),
+                admission: admission.clone(),
+                refines: Some(task.clone()),
+            };
+            match f.relays[r - 1].handle(request, &Column, node_status, NOW, &mut f.rng).0 {
+                RelayResponse::Contribution(c) => *c,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    let forked: Vec<_> = (1..=3)
+        .map(|r| {
+            let request = RelayRequest::Contribute {
+                spec: spec.clone(),
+                round: 1,
+                task: fork.clone(),
+                admission: admission.clone(),
+                refines: Some(task.clone()),
+            };
+            match f.relays[r - 1].handle(request, &Column, node_status, NOW, &mut f.rng).0 {
+                RelayResponse::Contribution(c) => *c,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    assert_eq!(f.register(0, &spec, 1, &next, contributions), AuthorityResponse::Registered);
+    let reason = refusal(f.register(0, &spec, 1, &fork, forked.clone()));
+    assert!(reason.contains("round 1 registered, expected round 2"), "{reason}");
+    let reason = refusal(f.ask(0, AuthorityRequest::AdmitRound { spec: spec.clone(), round: 1, task: fork.clone() }));
+    assert!(reason.contains("round 1 with this task was not admitted"), "{reason}");
+    let reason = refusal(f.decrypt(0, spec.id, 0, Release::HistTotal));
+    assert!(reason.contains("round 0 is over"), "{reason}");
+    // at another authority the fork comes first: it fixes round 1 there,
+    // and the next round can only refine it
+    assert_eq!(f.register(1, &spec, 1, &fork, forked), AuthorityResponse::Registered);
+    let reason = refusal(f.ask(1, refine(2, &next)));
+    assert!(reason.contains("round 1 with this task was not admitted"), "{reason}");
+    assert!(matches!(f.ask(1, refine(2, &fork)), AuthorityResponse::Admitted { .. }));
+    assert!(matches!(f.decrypt(0, spec.id, 1, Release::HistPrefix(1)), AuthorityResponse::Partials(_)));
 }
 
 // ------------------------------------------------------------------ register

@@ -243,8 +243,10 @@ impl RelayState {
         previous: &RelayTask,
     ) -> Result<Vec<u8>, String> {
         // (round 0 never follows a task: refused as out of order)
-        let checked =
-            spec.params.fixed(spec.decimals).and_then(|fixed| check_task(&spec.params, &fixed, round, task, Some(previous)));
+        let checked = spec
+            .params
+            .fixed(spec.decimals)
+            .and_then(|fixed| check_task(&spec.params, &fixed, round, task, Some(previous)));
         match checked {
             Ok(()) => Ok(codec::refinement_admission(spec, round, previous)),
             Err(e) => Err(format!(
