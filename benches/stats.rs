@@ -188,7 +188,13 @@ impl<'a> RelayBench<'a> {
         let statement = codec::round_admission(&spec, 0, task);
         let signatures =
             self.shares.iter().map(|s| (s.authority().to_string(), s.sign_admission(&statement, &mut OsRng))).collect();
-        RelayRequest::Contribute { spec, round: 0, task: task.clone(), admission: Admission { signatures } }
+        RelayRequest::Contribute {
+            spec,
+            round: 0,
+            task: task.clone(),
+            admission: Admission { signatures },
+            refines: None,
+        }
     }
 
     /// The relay's whole handler (admission check, rescale, clamp, encrypt with proofs, sign).

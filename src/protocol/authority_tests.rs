@@ -526,98 +526,100 @@ fn search_rounds_must_refine_one_bucket_of_the_previous_round() {
     assert!(matches!(response, AuthorityResponse::Admitted { remaining_budget: None, .. }), "{response:?}");
 }
 
-/// A search's round 1 admitted as a refinement of round 0's task, asked
-/// with round 0's registration: what the relays and authorities accept of
-/// it, and that it fixes one task per round all the same.
-#[test]
-fn refinement_admissions_allow_one_refinement_per_round() {
-    let mut f = Fixture::new();
+/// Round 1 of an exact max within [0, 100000], admitted as a refinement of
+/// round 0's (registered) task at every authority: (spec, round 0's task,
+/// the refinement admission, the refinement of 77777's bucket, of 5's).
+fn refinement_round1(f: &mut Fixture) -> (QuerySpec, RelayTask, Admission, RelayTask, RelayTask) {
     let (spec, task) = f.registered_round0(exact_max_within_100000());
     let fixed = spec.params.fixed(0).unwrap();
     let RelayTask::Histogram { grid } = &task else { unreachable!() };
-    let refine = |round: u32, previous: &RelayTask| AuthorityRequest::AdmitRefinement {
-        spec: spec.clone(),
-        round,
-        previous: previous.clone(),
-    };
     let refinement_of = |value: i128| {
         let (lo, hi) = refinement_range(grid, grid.bucket_of(value).unwrap(), fixed.bounds).unwrap();
         RelayTask::Histogram { grid: Grid::covering(lo, hi, SEARCH_BUCKETS).unwrap() }
     };
     let (next, fork) = (refinement_of(77_777), refinement_of(5));
-    // round 0 is no refinement, and round 1 refines round 0's task only
-    assert!(refusal(f.ask(0, refine(0, &task))).contains("cannot be a refinement"));
-    assert!(refusal(f.ask(0, refine(1, &next))).contains("round 0 with this task was not admitted"));
-    let admission = f.admit_all(refine(1, &task));
-    // signed over the refinement statement, asked again after a lost reply the same
-    let statement = codec::refinement_admission(&spec, 1, &task);
-    f.joint.verify_signed_by(&statement, &admission.signatures, &decryptors()).unwrap();
-    assert!(matches!(f.ask(0, refine(1, &task)), AuthorityResponse::Admitted { remaining_budget: None, .. }));
-    // round 0 can still be decrypted: no round 1 task is fixed yet
-    assert!(matches!(f.decrypt(0, spec.id, 0, Release::HistTotal), AuthorityResponse::Partials(_)));
+    let admission = f.admit_all(refine(&spec, 1, &task));
+    (spec, task, admission, next, fork)
+}
 
-    // relays check the refinement themselves, and the domain of what was signed
-    let ask_relay = |f: &mut Fixture, task: &RelayTask, admission: &Admission, refines: Option<RelayTask>| {
+fn refine(spec: &QuerySpec, round: u32, previous: &RelayTask) -> AuthorityRequest {
+    AuthorityRequest::AdmitRefinement { spec: spec.clone(), round, previous: previous.clone() }
+}
+
+impl Fixture {
+    /// Relay `relay`'s answer to round 1 of `spec` under `admission`.
+    fn contribute_round1(
+        &mut self,
+        relay: usize,
+        spec: &QuerySpec,
+        task: &RelayTask,
+        admission: &Admission,
+        refines: Option<&RelayTask>,
+    ) -> RelayResponse {
         let request = RelayRequest::Contribute {
             spec: spec.clone(),
             round: 1,
             task: task.clone(),
             admission: admission.clone(),
-            refines,
+            refines: refines.cloned(),
         };
-        f.relays[0].handle(request, &Column, node_status, NOW, &mut f.rng).0
-    };
+        self.relays[relay - 1].handle(request, &Column, node_status, NOW, &mut self.rng).0
+    }
+}
+
+/// A search's round 1 admitted as a refinement of round 0's task (asked
+/// with round 0's registration): signed over its own statement, for round
+/// 1 and round 0's task only; relays check the refinement themselves.
+#[test]
+fn refinement_admissions_are_for_one_round_and_relays_check_the_refinement() {
+    let mut f = Fixture::new();
+    let (spec, task, admission, next, _) = refinement_round1(&mut f);
+    // round 0 is no refinement, and round 1 refines round 0's task only
+    assert!(refusal(f.ask(0, refine(&spec, 0, &task))).contains("cannot be a refinement"));
+    assert!(refusal(f.ask(0, refine(&spec, 1, &next))).contains("round 0 with this task was not admitted"));
+    // signed over the refinement statement, asked again after a lost reply the same
+    let statement = codec::refinement_admission(&spec, 1, &task);
+    f.joint.verify_signed_by(&statement, &admission.signatures, &decryptors()).unwrap();
+    assert!(matches!(f.ask(0, refine(&spec, 1, &task)), AuthorityResponse::Admitted { remaining_budget: None, .. }));
+    // round 0 can still be decrypted: no round 1 task is fixed yet
+    assert!(matches!(f.decrypt(0, spec.id, 0, Release::HistTotal), AuthorityResponse::Partials(_)));
+
     let relay_error = |response: RelayResponse| match response {
         RelayResponse::Error { message } => message,
         other => panic!("contributed: {other:?}"),
     };
     let not_refining = RelayTask::Histogram { grid: Grid::Uniform { lo: 0, width: 1, buckets: 16 } };
-    let message = relay_error(ask_relay(&mut f, &not_refining, &admission, Some(task.clone())));
+    let message = relay_error(f.contribute_round1(1, &spec, &not_refining, &admission, Some(&task)));
     assert!(message.contains("not a refinement the query's plan allows"), "{message}");
     // the refinement admission is no admission of a task, and another
     // previous task is not what was signed
-    assert!(relay_error(ask_relay(&mut f, &next, &admission, None)).contains("not admitted"));
-    let message = relay_error(ask_relay(&mut f, &next, &admission, Some(next.clone())));
-    assert!(message.contains("not a refinement") || message.contains("not admitted"), "{message}");
-    let RelayResponse::Contribution(first) = ask_relay(&mut f, &next, &admission, Some(task.clone())) else {
+    assert!(relay_error(f.contribute_round1(1, &spec, &next, &admission, None)).contains("not admitted"));
+    let message = relay_error(f.contribute_round1(1, &spec, &next, &admission, Some(&next)));
+    assert!(message.contains("not a refinement"), "{message}");
+    let RelayResponse::Contribution(first) = f.contribute_round1(1, &spec, &next, &admission, Some(&task)) else {
         panic!("a refinement was refused")
     };
     // asked again: the same contribution
-    assert!(
-        matches!(ask_relay(&mut f, &next, &admission, Some(task.clone())), RelayResponse::Contribution(c) if *c == *first)
-    );
+    let again = f.contribute_round1(1, &spec, &next, &admission, Some(&task));
+    assert!(matches!(again, RelayResponse::Contribution(c) if *c == *first));
+}
 
-    // the first registration fixes round 1's task: a fork is refused, and round 0 is over
-    let contributions: Vec<_> = (1..=3)
-        .map(|r| {
-            let request = RelayRequest::Contribute {
-                spec: spec.clone(),
-                round: 1,
-                task: next.clone(),
-                admission: admission.clone(),
-                refines: Some(task.clone()),
-            };
-            match f.relays[r - 1].handle(request, &Column, node_status, NOW, &mut f.rng).0 {
+/// Relays encrypt any refinement under a refinement admission, but each
+/// authority fixes round 1's task at the first registration (or next
+/// refinement admission) naming it, and registers that one only.
+#[test]
+fn a_refinement_admission_fixes_one_task_per_round_at_each_authority() {
+    let mut f = Fixture::new();
+    let (spec, task, admission, next, fork) = refinement_round1(&mut f);
+    let mut contribute = |f: &mut Fixture, round1: &RelayTask| -> Vec<SignedContribution> {
+        (1..=3)
+            .map(|r| match f.contribute_round1(r, &spec, round1, &admission, Some(&task)) {
                 RelayResponse::Contribution(c) => *c,
                 other => panic!("{other:?}"),
-            }
-        })
-        .collect();
-    let forked: Vec<_> = (1..=3)
-        .map(|r| {
-            let request = RelayRequest::Contribute {
-                spec: spec.clone(),
-                round: 1,
-                task: fork.clone(),
-                admission: admission.clone(),
-                refines: Some(task.clone()),
-            };
-            match f.relays[r - 1].handle(request, &Column, node_status, NOW, &mut f.rng).0 {
-                RelayResponse::Contribution(c) => *c,
-                other => panic!("{other:?}"),
-            }
-        })
-        .collect();
+            })
+            .collect()
+    };
+    let (contributions, forked) = (contribute(&mut f, &next), contribute(&mut f, &fork));
     assert_eq!(f.register(0, &spec, 1, &next, contributions), AuthorityResponse::Registered);
     let reason = refusal(f.register(0, &spec, 1, &fork, forked.clone()));
     assert!(reason.contains("round 1 registered, expected round 2"), "{reason}");
@@ -628,9 +630,9 @@ fn refinement_admissions_allow_one_refinement_per_round() {
     // at another authority the fork comes first: it fixes round 1 there,
     // and the next round can only refine it
     assert_eq!(f.register(1, &spec, 1, &fork, forked), AuthorityResponse::Registered);
-    let reason = refusal(f.ask(1, refine(2, &next)));
+    let reason = refusal(f.ask(1, refine(&spec, 2, &next)));
     assert!(reason.contains("round 1 with this task was not admitted"), "{reason}");
-    assert!(matches!(f.ask(1, refine(2, &fork)), AuthorityResponse::Admitted { .. }));
+    assert!(matches!(f.ask(1, refine(&spec, 2, &fork)), AuthorityResponse::Admitted { .. }));
     assert!(matches!(f.decrypt(0, spec.id, 1, Release::HistPrefix(1)), AuthorityResponse::Partials(_)));
 }
 
