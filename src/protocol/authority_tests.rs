@@ -611,7 +611,7 @@ fn refinement_admissions_are_for_one_round_and_relays_check_the_refinement() {
 fn a_refinement_admission_fixes_one_task_per_round_at_each_authority() {
     let mut f = Fixture::new();
     let (spec, task, admission, next, fork) = refinement_round1(&mut f);
-    let mut contribute = |f: &mut Fixture, round1: &RelayTask| -> Vec<SignedContribution> {
+    let contribute = |f: &mut Fixture, round1: &RelayTask| -> Vec<SignedContribution> {
         (1..=3)
             .map(|r| match f.contribute_round1(r, &spec, round1, &admission, Some(&task)) {
                 RelayResponse::Contribution(c) => *c,
