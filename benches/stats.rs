@@ -193,7 +193,7 @@ impl<'a> RelayBench<'a> {
             round: 0,
             task: task.clone(),
             admission: Admission { signatures },
-            refines: None,
+            admission_of: AdmissionOf::Round,
         }
     }
 

@@ -776,7 +776,7 @@ async fn relay_contributes_the_column_its_signed_statement_names() {
         round: 0,
         task: qe.task.clone(),
         admission: qe.admission.clone(),
-        refines: None,
+        admission_of: AdmissionOf::Round,
     };
     let message = relay_error(evil.relay("relay-1", &request).await);
     assert!(message.contains("not admitted"), "{message}");
@@ -860,11 +860,11 @@ async fn a_task_with_another_value_width_is_never_admitted_nor_served() {
         round: 0,
         task: with_width(1),
         admission: admission.clone(),
-        refines: None,
+        admission_of: AdmissionOf::Round,
     };
     let message = relay_error(evil.relay("relay-1", &narrow).await);
     assert!(message.contains("not admitted"), "{message}");
-    let honest = RelayRequest::Contribute { spec, round: 0, task, admission, refines: None };
+    let honest = RelayRequest::Contribute { spec, round: 0, task, admission, admission_of: AdmissionOf::Round };
     assert!(matches!(evil.relay("relay-1", &honest).await, RelayResponse::Contribution(_)));
 }
 
@@ -912,7 +912,7 @@ async fn admission_signatures_that_only_sum_right_are_refused() {
         round: 0,
         task: task.clone(),
         admission,
-        refines: None,
+        admission_of: AdmissionOf::Round,
     };
     let mut swapped = admission.clone();
     let first = swapped.signatures[0].1;
@@ -976,7 +976,7 @@ async fn refinement_admissions_serve_refinements_only_and_one_per_round() {
             round,
             task: task.clone(),
             admission: admission.clone(),
-            refines: refines.cloned(),
+            admission_of: refines.cloned().map_or(AdmissionOf::Round, AdmissionOf::Refinement),
         };
     // a grid of the processor's choosing (one value per bucket, to isolate rows)
     let isolating = RelayTask::Histogram { grid: crux::stats::Grid::Uniform { lo: 0, width: 1, buckets: 16 } };

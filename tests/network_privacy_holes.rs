@@ -44,7 +44,13 @@ async fn backend(extra: &[&str]) -> (Cluster, Peer) {
 }
 
 fn contribute_request(q: &Query, admission: Admission) -> RelayRequest {
-    RelayRequest::Contribute { spec: q.spec.clone(), round: 0, task: q.task.clone(), admission, refines: None }
+    RelayRequest::Contribute {
+        spec: q.spec.clone(),
+        round: 0,
+        task: q.task.clone(),
+        admission,
+        admission_of: AdmissionOf::Round,
+    }
 }
 
 // ------------------------------------------------------------------ root cause 1
@@ -98,7 +104,13 @@ async fn relays_act_only_on_admitted_queries() {
         RelayTask::Moments { limb_bits, value_bits, sums, squares: !squares, sum_quantum, squares_quantum };
     altered.push(("task", q.spec.clone(), 0, squares_task));
     for (what, spec, round, task) in altered {
-        let request = RelayRequest::Contribute { spec, round, task, admission: q.admission.clone(), refines: None };
+        let request = RelayRequest::Contribute {
+            spec,
+            round,
+            task,
+            admission: q.admission.clone(),
+            admission_of: AdmissionOf::Round,
+        };
         let message = relay_error(evil.relay("relay-2", &request).await);
         assert!(message.contains("not admitted"), "{what}: {message}");
     }

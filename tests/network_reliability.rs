@@ -346,8 +346,13 @@ mod hostile {
             let decryptors = authorities.iter().map(|(name, _)| name.clone()).collect();
             let spec = QuerySpec::new(intent, info.decimals, 0, decryptors);
             let admission = admit(AuthorityRequest::AdmitRound { spec: spec.clone(), round, task: task.clone() }).await;
-            let contribute =
-                RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone(), admission, refines: None };
+            let contribute = RelayRequest::Contribute {
+                spec: spec.clone(),
+                round,
+                task: task.clone(),
+                admission,
+                admission_of: AdmissionOf::Round,
+            };
             let reply = client.request("relay-1", relay, &encode(&contribute).unwrap()).await.unwrap();
             let RelayResponse::Contribution(signed) = decode::<RelayResponse>(&reply, 1 << 24).unwrap() else {
                 panic!("contribution")

@@ -538,13 +538,14 @@ impl AuthorityState {
         Ok(AuthorityResponse::Admitted { signature, remaining_budget: Some(remaining) })
     }
 
-    fn admit_round(
-        &mut self,
-        spec: &QuerySpec,
-        round: u32,
-        task: RelayTask,
-        rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<AuthorityResponse, ProtocolError> {
+    /// Fixes the plan of an admitted query from its round 0 (`spec`'s scale,
+    /// decryptors, and round 0's `task`), if none is yet: the spec must be
+    /// the admitted query's, for its epoch, naming this authority among t
+    /// decryptors, admissible, with `task` the plan's first. Whichever
+    /// request names round 0 first does it: `AdmitRound`, or `Register` of
+    /// round 0 or `AdmitRefinement` of round 1 (relays contribute round 0
+    /// under the query's admission). Returns whether it started the plan now.
+    fn start_plan(&mut self, spec: &QuerySpec, round: u32, task: &RelayTask) -> Result<bool, ProtocolError> {
         let query = self.queries.get_mut(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
         if query.intent != spec.intent() {
             return Err(InvalidRequest::SpecDiffers.into());
@@ -552,29 +553,45 @@ impl AuthorityState {
         if spec.epoch != query.epoch {
             return Err(InvalidRequest::WrongEpoch { asked: spec.epoch, current: query.epoch }.into());
         }
-        let (share, joint) = self.keys.for_epoch(spec.epoch)?;
+        if query.plan.is_some() {
+            return Ok(false);
+        }
+        if round != 0 {
+            return Err(InvalidRequest::RoundBeforeFirst { round }.into());
+        }
+        let (_, joint) = self.keys.for_epoch(spec.epoch)?;
+        let lambda = decryptor_lambda(joint, &self.name, spec)?;
+        let fixed = spec.params.fixed(spec.decimals)?;
+        check_admissible(&spec.params, &fixed)?;
+        let shape = plan_shape(&spec.params, &fixed)?;
+        check_task(&spec.params, &fixed, 0, task, None)?;
+        query.plan = Some(Plan {
+            spec: spec.clone(),
+            fixed,
+            shape,
+            admitted: vec![AdmittedRound { refines: None, task: Some(task.clone()) }],
+            rounds: Vec::new(),
+            answered: BTreeMap::new(),
+            releases_used: 0,
+            lambda,
+            outside: Outside::none(),
+        });
+        Ok(true)
+    }
+
+    fn admit_round(
+        &mut self,
+        spec: &QuerySpec,
+        round: u32,
+        task: RelayTask,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> Result<AuthorityResponse, ProtocolError> {
+        let started = self.start_plan(spec, round, &task)?;
+        let query = self.queries.get_mut(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
+        let (share, _) = self.keys.for_epoch(spec.epoch)?;
         match &mut query.plan {
-            None => {
-                if round != 0 {
-                    return Err(InvalidRequest::RoundBeforeFirst { round }.into());
-                }
-                let lambda = decryptor_lambda(joint, &self.name, spec)?;
-                let fixed = spec.params.fixed(spec.decimals)?;
-                check_admissible(&spec.params, &fixed)?;
-                let shape = plan_shape(&spec.params, &fixed)?;
-                check_task(&spec.params, &fixed, 0, &task, None)?;
-                query.plan = Some(Plan {
-                    spec: spec.clone(),
-                    fixed,
-                    shape,
-                    admitted: vec![AdmittedRound { refines: None, task: Some(task.clone()) }],
-                    rounds: Vec::new(),
-                    answered: BTreeMap::new(),
-                    releases_used: 0,
-                    lambda,
-                    outside: Outside::none(),
-                });
-            }
+            None => return Err(ProtocolError::Internal("a started plan is missing".into())),
+            Some(_) if started => {}
             Some(plan) => {
                 if plan.spec != *spec {
                     return Err(InvalidRequest::ScaleChanged.into());
@@ -614,22 +631,26 @@ impl AuthorityState {
         previous: &RelayTask,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<AuthorityResponse, ProtocolError> {
+        let Some(before) = round.checked_sub(1) else {
+            return Err(
+                StatsError::ReleaseRefused("round 0 cannot be a refinement: it has no previous round".into()).into()
+            );
+        };
+        // round 1's admission may come before round 0's registration
+        self.start_plan(spec, before, previous)?;
         let query = self.queries.get_mut(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
-        if query.intent != spec.intent() {
-            return Err(InvalidRequest::SpecDiffers.into());
-        }
         let (share, _) = self.keys.for_epoch(query.epoch)?;
         let plan = query.plan.as_mut().ok_or(InvalidRequest::NoRoundAdmitted)?;
         if plan.spec != *spec {
             return Err(InvalidRequest::ScaleChanged.into());
         }
-        let Some(before) = round.checked_sub(1).filter(|_| round < plan.shape.max_rounds) else {
+        if round >= plan.shape.max_rounds {
             return Err(StatsError::ReleaseRefused(format!(
                 "round {round} cannot be a refinement: the plan has rounds 1 to {} after round 0",
                 plan.shape.max_rounds.saturating_sub(1)
             ))
             .into());
-        };
+        }
         plan.fix_task(before, previous)?;
         let index = usize::try_from(round).unwrap_or(usize::MAX);
         match plan.admitted.get(index) {
@@ -659,6 +680,8 @@ impl AuthorityState {
         contributions: Vec<SignedContribution>,
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<AuthorityResponse, ProtocolError> {
+        // round 0 contributed under the query's admission starts the plan here
+        self.start_plan(spec, round, &task)?;
         let query = self.queries.get(&spec.id).ok_or_else(|| ProtocolError::UnknownQuery(spec.id.to_string()))?;
         let plan = query.plan.as_ref().ok_or(InvalidRequest::NoRoundAdmitted)?;
         if plan.spec != *spec {

@@ -186,7 +186,7 @@ impl Fixture {
             round,
             task: task.clone(),
             admission: admission.clone(),
-            refines: None,
+            admission_of: AdmissionOf::Round,
         };
         let relay = if relay == 9 { &mut self.outsider } else { &mut self.relays[relay - 1] };
         match relay.handle(request, &Column, node_status, NOW, &mut self.rng) {
@@ -561,7 +561,7 @@ impl Fixture {
             round: 1,
             task: task.clone(),
             admission: admission.clone(),
-            refines: refines.cloned(),
+            admission_of: refines.cloned().map_or(AdmissionOf::Round, AdmissionOf::Refinement),
         };
         self.relays[relay - 1].handle(request, &Column, node_status, NOW, &mut self.rng).0
     }
@@ -636,6 +636,62 @@ fn a_refinement_admission_fixes_one_task_per_round_at_each_authority() {
     assert!(matches!(f.decrypt(0, spec.id, 1, Release::HistPrefix(1)), AuthorityResponse::Partials(_)));
 }
 
+/// Round 0 contributed under the query's admission (no round admission):
+/// the relay checks that the task is the plan's first and verifies the
+/// query's admission once; an authority fixes the spec at the first
+/// registration and registers contributions for that spec only.
+#[test]
+fn round0_under_the_querys_admission_is_the_plans_first_task_for_one_spec() {
+    let mut f = Fixture::new();
+    let intent = f.intent(exact(Statistic::Sum));
+    let admission = f.admit_query(&intent);
+    let task = sum_task();
+    let spec = QuerySpec::new(intent.clone(), 0, 0, decryptors());
+    let ask = |f: &mut Fixture, relay: usize, spec: &QuerySpec, round: u32, task: &RelayTask, admission: &Admission| {
+        let (admission, admission_of) = (admission.clone(), AdmissionOf::Query);
+        let request =
+            RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone(), admission, admission_of };
+        f.relays[relay - 1].handle(request, &Column, node_status, NOW, &mut f.rng).0
+    };
+    let error = |response: RelayResponse| match response {
+        RelayResponse::Error { message } => message,
+        other => panic!("contributed: {other:?}"),
+    };
+    // not the plan's first task, not round 0, not this query's admission
+    let histogram = RelayTask::Histogram { grid: Grid::Uniform { lo: 0, width: 1, buckets: 16 } };
+    let message = error(ask(&mut f, 1, &spec, 0, &histogram, &admission));
+    assert!(message.contains("not the first one the query's plan asks for"), "{message}");
+    assert!(error(ask(&mut f, 1, &spec, 1, &task, &admission)).contains("not the first one"));
+    let other = f.intent(exact(Statistic::Sum));
+    let other_admission = f.admit_query(&other);
+    assert!(error(ask(&mut f, 1, &spec, 0, &task, &other_admission)).contains("not admitted"));
+    // the genuine round 0: relay-1 verifies the admission and remembers it
+    let RelayResponse::Contribution(c1) = ask(&mut f, 1, &spec, 0, &task, &admission) else { panic!("refused") };
+    let mut dropped = admission.clone();
+    dropped.signatures.clear();
+    let mut rescaled = spec.clone();
+    rescaled.decimals = 2;
+    let PlanStep::Round { task: task2, .. } = Planner::new(exact(Statistic::Sum), 2, 20).unwrap().start().unwrap()
+    else {
+        panic!("a plan starts with round 0")
+    };
+    let again = ask(&mut f, 1, &rescaled, 0, &task2, &dropped);
+    assert!(matches!(again, RelayResponse::Contribution(_)), "a verified admission is not verified again: {again:?}");
+    // relay-2 never verified it: no signatures, no contribution
+    assert!(error(ask(&mut f, 2, &spec, 0, &task, &dropped)).contains("not admitted"));
+    let RelayResponse::Contribution(c2) = ask(&mut f, 2, &spec, 0, &task, &admission) else { panic!("refused") };
+    let RelayResponse::Contribution(r2) = ask(&mut f, 2, &rescaled, 0, &task2, &admission) else { panic!("refused") };
+    // the first registration fixes the spec: another scale is refused
+    assert_eq!(f.register(0, &spec, 0, &task, vec![*c1, *c2.clone()]), AuthorityResponse::Registered);
+    let reason = refusal(f.register(0, &rescaled, 0, &task2, vec![*r2]));
+    assert!(reason.contains("the registered spec differs from the admitted one"), "{reason}");
+    // an authority that is not among the spec's decryptors starts no plan
+    let mut others = spec.clone();
+    others.decryptors = vec!["authority-1".into(), "authority-9".into()];
+    let reason = refusal(f.register(1, &others, 0, &task, vec![*c2]));
+    assert!(reason.contains("decryptors are not valid"), "{reason}");
+}
+
 // ------------------------------------------------------------------ register
 
 #[test]
@@ -673,8 +729,11 @@ fn contributions_of_unknown_duplicate_or_too_few_relays_are_refused() {
     assert!(reason.contains("round 0 registered, expected round 1"), "{reason}");
 }
 
+/// Round 0's registration starts the plan of a query whose round 0 was not
+/// admitted (relays contributed under the query's admission), but only
+/// with contributions signed for that query.
 #[test]
-fn a_query_without_an_admitted_round_registers_nothing() {
+fn another_querys_contributions_register_nothing() {
     let mut f = Fixture::new();
     let (spec, task, admission) = f.round0(exact(Statistic::Sum));
     let contributions: Vec<_> = (1..=2).map(|r| f.contribute(r, &spec, 0, &task, &admission)).collect();
@@ -683,7 +742,12 @@ fn a_query_without_an_admitted_round_registers_nothing() {
     f.admit_query(&intent);
     let fresh = QuerySpec::new(intent, 0, 0, decryptors());
     let reason = refusal(f.register(0, &fresh, 0, &task, contributions.clone()));
-    assert!(reason.contains("no round of this query was admitted"), "{reason}");
+    assert!(reason.contains("relay-1") && reason.contains("signature does not match"), "{reason}");
+    let reason = refusal(f.decrypt(0, fresh.id, 0, Release::Count));
+    assert!(reason.contains("round 0 is not registered"), "{reason}");
+    // nor a later round before round 0
+    let reason = refusal(f.register(0, &fresh, 1, &task, contributions.clone()));
+    assert!(reason.contains("round 1 registered, expected round 0"), "{reason}");
     // and under no admitted query at all
     let mut unknown = spec.clone();
     unknown.id = QueryId::random(&mut f.rng);
@@ -775,7 +839,8 @@ fn rounds_are_served_only_to_a_valid_decrypting_set_of_this_epoch() {
     let AuthorityResponse::Admitted { signature, .. } = f.ask(0, request) else { panic!("refused") };
     let one = Admission { signatures: vec![("authority-1".into(), signature)] };
     assert!(query_admission.signatures.len() == 2);
-    let contribute = RelayRequest::Contribute { spec, round: 0, task, admission: one, refines: None };
+    let contribute =
+        RelayRequest::Contribute { spec, round: 0, task, admission: one, admission_of: AdmissionOf::Round };
     let (response, _) = f.relays[0].handle(contribute, &Column, node_status, NOW, &mut f.rng);
     let RelayResponse::Error { message } = response else { panic!("contributed: {response:?}") };
     assert!(message.contains("authority-2") && message.contains("not signed"), "{message}");
@@ -874,7 +939,8 @@ fn live_queries_are_bounded_and_the_least_recently_active_goes() {
     }
     // the first query is active again (any request naming it), the second is not
     let spec = |intent: &QueryIntent| QuerySpec::new(intent.clone(), 0, 0, decryptors());
-    let no_round = "no round of this query was admitted";
+    // a count query's round 0 is no sum: refused, the query still known
+    let no_round = "asks relays for exactly the moments it releases";
     let register = |intent: &QueryIntent| AuthorityRequest::Register {
         spec: spec(intent),
         round: 0,

@@ -202,18 +202,15 @@ pub enum RelayRequest {
         #[serde(default)]
         epoch: u64,
     },
-    /// Encrypt the admitted round's task over the column. `admission` is
-    /// the decryptors' signatures over `codec::round_admission` of this
-    /// very task, or with `refines` (the previous round's task) over
-    /// `codec::refinement_admission`: then the relay itself checks that
-    /// `task` refines one bucket of it (`policy::check_task`).
+    /// Encrypt the admitted round's task over the column, under
+    /// `admission`'s signatures over the statement `admission_of` names.
     Contribute {
         spec: QuerySpec,
         round: u32,
         task: RelayTask,
         admission: Admission,
         #[serde(default)]
-        refines: Option<RelayTask>,
+        admission_of: AdmissionOf,
     },
     Status,
     /// The header labels of the columns the relay's config publishes.
@@ -221,6 +218,22 @@ pub enum RelayRequest {
     /// A new committee, signed by t members of the relay's current one
     /// (passed on by the processor; the relay checks it itself).
     Transition(Box<super::committee::SignedTransition>),
+}
+
+/// What the signatures of a `Contribute`'s admission are over.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdmissionOf {
+    /// `codec::round_admission` of this round's task, by the spec's decryptors
+    #[default]
+    Round,
+    /// `codec::query_admission` of the spec's query, by t members of the
+    /// committee: round 0 only, whose task the relay checks against the
+    /// query's plan itself (`policy::check_task`)
+    Query,
+    /// `codec::refinement_admission` of this round and the previous round's
+    /// task (this one), by the spec's decryptors; the relay checks that the
+    /// task refines one bucket of it (`policy::check_task`)
+    Refinement(RelayTask),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

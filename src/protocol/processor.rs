@@ -197,6 +197,9 @@ struct Context {
     asked: Vec<String>,
     /// the decryptors with their λ_i·Y_i, once the query is admitted
     decrypting: Option<DecryptingSet>,
+    /// the committee's admission of the query: relays contribute round 0
+    /// under it (`AdmissionOf::Query`)
+    admission: Option<Admission>,
     /// authorities that did not admit the query (unreachable), with why
     missing_authorities: Vec<(String, String)>,
     /// an authority refused the admission because it runs a later epoch
@@ -246,6 +249,7 @@ impl QueryDriver {
             charged: None,
             asked,
             decrypting: None,
+            admission: None,
             missing_authorities: Vec::new(),
             later_epoch: false,
             active,
@@ -315,6 +319,7 @@ impl QueryDriver {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::AwaitingQueryAdmission { intent } => {
                 let admission = self.cx.query_admission(replies)?;
+                self.cx.admission = Some(admission.clone());
                 self.cx.charged =
                     Some(if intent.params.exact { Epsilon(0) } else { intent.params.epsilon.unwrap_or_default() });
                 let request =
@@ -329,7 +334,7 @@ impl QueryDriver {
                     round: round.number,
                     task: round.task.clone(),
                     admission,
-                    refines: None,
+                    admission_of: AdmissionOf::Round,
                 };
                 self.state = State::AwaitingContributions { query, round };
                 Ok(Step::AskRelays(request))
@@ -518,21 +523,7 @@ impl QueryDriver {
                 if let Some((previous, aggregate)) = current {
                     query.outside = query.outside.refined(&previous.task, &aggregate, &task)?;
                 }
-                let spec = query.spec.clone();
-                match query.refinement.take() {
-                    // admitted with the previous round's registration
-                    Some(r) if r.round == round => {
-                        let (admission, refines) = (r.admission, Some(r.previous));
-                        let request = RelayRequest::Contribute { spec, round, task: task.clone(), admission, refines };
-                        self.state = State::AwaitingContributions { query, round: Round { number: round, task } };
-                        Ok(Step::AskRelays(request))
-                    }
-                    _ => {
-                        let request = AuthorityRequest::AdmitRound { spec, round, task: task.clone() };
-                        self.state = State::AwaitingRoundAdmission { query, round: Round { number: round, task } };
-                        Ok(Step::AskAuthorities(vec![request]))
-                    }
-                }
+                Ok(self.start_round(query, Round { number: round, task }))
             }
             (PlanStep::Releases { releases, .. }, Some((round, aggregate))) => {
                 let targets = targets(&round.task, &aggregate, &query.outside, &releases)?;
@@ -545,6 +536,30 @@ impl QueryDriver {
                 Err(ProtocolError::Internal("the plan asked for releases before its first round".into()))
             }
             (PlanStep::Done(result), _) => Ok(Step::Done(Box::new(self.cx.answer(query.column, result)))),
+        }
+    }
+}
+
+impl QueryDriver {
+    /// A new round: relays contribute at once under the query's admission
+    /// (round 0) or the refinement admission the decryptors gave with the
+    /// previous round's registration; else the decryptors admit it first.
+    fn start_round(&mut self, mut query: Running, round: Round) -> Step {
+        let under = match (query.refinement.take(), &self.cx.admission) {
+            (_, Some(admission)) if round.number == 0 => Some((admission.clone(), AdmissionOf::Query)),
+            (Some(r), _) if r.round == round.number => Some((r.admission, AdmissionOf::Refinement(r.previous))),
+            _ => None,
+        };
+        let (spec, number, task) = (query.spec.clone(), round.number, round.task.clone());
+        match under {
+            Some((admission, admission_of)) => {
+                self.state = State::AwaitingContributions { query, round };
+                Step::AskRelays(RelayRequest::Contribute { spec, round: number, task, admission, admission_of })
+            }
+            None => {
+                self.state = State::AwaitingRoundAdmission { query, round };
+                Step::AskAuthorities(vec![AuthorityRequest::AdmitRound { spec, round: number, task }])
+            }
         }
     }
 }

@@ -73,6 +73,8 @@ pub trait ColumnSource {
 
 const CACHE_QUERIES: usize = 8;
 const ANSWERED_ROUNDS: usize = 64;
+/// Query admissions whose signatures a relay remembers having verified.
+const VERIFIED_QUERIES: usize = 64;
 
 pub struct RelayState {
     name: String,
@@ -88,6 +90,9 @@ pub struct RelayState {
     /// contributions already made: an admitted round asked again gets the
     /// same ciphertexts, not a fresh encryption.
     answered: VecDeque<(Vec<u8>, SignedContribution)>,
+    /// (epoch, `codec::query_admission`) of queries whose admission this
+    /// relay verified: round 0 under the query's admission is not verified again
+    verified: VecDeque<(u64, Vec<u8>)>,
     /// what the last contribution cost this thread (for metrics and benches)
     last_timing: Option<RelayTiming>,
 }
@@ -122,6 +127,7 @@ impl RelayState {
             previous: None,
             cache: VecDeque::new(),
             answered: VecDeque::new(),
+            verified: VecDeque::new(),
             last_timing: None,
         }
     }
@@ -213,14 +219,7 @@ impl RelayState {
         admission: &Admission,
         decryptors: (u64, Option<&[String]>),
     ) -> Result<(), String> {
-        if issued_at > now.saturating_add(ADMISSION_CLOCK_SKEW_SECS)
-            || now.saturating_sub(issued_at) > ADMISSION_MAX_AGE_SECS
-        {
-            return Err(format!(
-                "relay {}: the admission was issued at {issued_at}, outside this relay's window of {ADMISSION_MAX_AGE_SECS} s (now {now}); start a new query",
-                self.name
-            ));
-        }
+        self.check_fresh(issued_at, now)?;
         let (epoch, signers) = decryptors;
         let authorities = &self.epoch(epoch)?.0;
         let checked = match signers {
@@ -230,6 +229,89 @@ impl RelayState {
                 .and_then(|_| authorities.verify_signed_by(statement, &admission.signatures, signers)),
         };
         checked.map_err(|e| format!("relay {}: query not admitted: {e}", self.name))
+    }
+
+    /// The query was issued inside the admission window.
+    fn check_fresh(&self, issued_at: u64, now: u64) -> Result<(), String> {
+        if issued_at > now.saturating_add(ADMISSION_CLOCK_SKEW_SECS)
+            || now.saturating_sub(issued_at) > ADMISSION_MAX_AGE_SECS
+        {
+            return Err(format!(
+                "relay {}: the admission was issued at {issued_at}, outside this relay's window of {ADMISSION_MAX_AGE_SECS} s (now {now}); start a new query",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+
+    /// A query's admission (t members of `epoch`'s committee over
+    /// `statement`, `codec::query_admission`), whose signatures this relay
+    /// verifies once: a statement it verified before (at `Describe`) is
+    /// checked for freshness only.
+    fn check_query_admission(
+        &mut self,
+        issued_at: u64,
+        now: u64,
+        statement: Vec<u8>,
+        admission: &Admission,
+        epoch: u64,
+    ) -> Result<(), String> {
+        if self.verified.iter().any(|(e, s)| *e == epoch && *s == statement) {
+            return self.check_fresh(issued_at, now);
+        }
+        self.check_admission(issued_at, now, &statement, admission, (epoch, None))?;
+        if self.verified.len() >= VERIFIED_QUERIES {
+            self.verified.pop_front();
+        }
+        self.verified.push_back((epoch, statement));
+        Ok(())
+    }
+
+    /// Whether a `Contribute` is admitted: `admission` signs what `of` names,
+    /// and for a query's admission or a refinement, `task` is what the
+    /// query's plan asks for (`policy::check_task`, on the spec alone).
+    fn check_contribution(
+        &mut self,
+        spec: &QuerySpec,
+        round: u32,
+        task: &RelayTask,
+        (admission, of): (&Admission, &AdmissionOf),
+        now: u64,
+    ) -> Result<(), String> {
+        let decryptors = (spec.epoch, Some(spec.decryptors.as_slice()));
+        match of {
+            AdmissionOf::Round => {
+                let statement = codec::round_admission(spec, round, task);
+                self.check_admission(spec.issued_at, now, &statement, admission, decryptors)
+            }
+            AdmissionOf::Refinement(previous) => {
+                let statement = self.check_refinement(spec, round, task, previous)?;
+                self.check_admission(spec.issued_at, now, &statement, admission, decryptors)
+            }
+            AdmissionOf::Query => {
+                self.check_first_task(spec, round, task)?;
+                let authorities = &self.epoch(spec.epoch)?.0;
+                authorities
+                    .check_decryptors(&spec.decryptors)
+                    .map_err(|e| format!("relay {}: query not admitted: {e}", self.name))?;
+                let statement = codec::query_admission(&spec.intent());
+                self.check_query_admission(spec.issued_at, now, statement, admission, spec.epoch)
+            }
+        }
+    }
+
+    /// Round 0 under the query's admission: `task` must be the first task
+    /// of the query's plan (`policy::check_task`), checked on the spec alone.
+    fn check_first_task(&self, spec: &QuerySpec, round: u32, task: &RelayTask) -> Result<(), String> {
+        // (a later round is refused as out of order)
+        let checked =
+            spec.params.fixed(spec.decimals).and_then(|fixed| check_task(&spec.params, &fixed, round, task, None));
+        checked.map_err(|e| {
+            format!(
+                "relay {}: round {round}'s task is not the first one the query's plan asks for: {e}; only a processor that follows the plan gets contributions",
+                self.name
+            )
+        })
     }
 
     /// A round admitted as a refinement (`codec::refinement_admission`,
@@ -277,7 +359,7 @@ impl RelayState {
             },
             RelayRequest::Describe { query, admission, epoch } => {
                 let statement = codec::query_admission(&query);
-                if let Err(e) = self.check_admission(query.issued_at, now, &statement, &admission, (epoch, None)) {
+                if let Err(e) = self.check_query_admission(query.issued_at, now, statement, &admission, epoch) {
                     return refuse(e);
                 }
                 match self.column(&query.id, &query.labels, source) {
@@ -293,22 +375,14 @@ impl RelayState {
                     Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
                 }
             }
-            RelayRequest::Contribute { spec, round, task, admission, refines } => {
+            RelayRequest::Contribute { spec, round, task, admission, admission_of } => {
                 // timed anew for each contribution computed (none for a refusal or a repeat)
                 self.last_timing = None;
-                let statement = codec::round_admission(&spec, round, &task);
-                let signed = match &refines {
-                    None => Ok(None),
-                    Some(previous) => self.check_refinement(&spec, round, &task, previous).map(Some),
-                };
-                let decryptors = (spec.epoch, Some(spec.decryptors.as_slice()));
-                let admitted = signed.and_then(|signed| {
-                    let signed = signed.as_deref().unwrap_or(&statement);
-                    self.check_admission(spec.issued_at, now, signed, &admission, decryptors)
-                });
-                if let Err(e) = admitted {
+                if let Err(e) = self.check_contribution(&spec, round, &task, (&admission, &admission_of), now) {
                     return refuse(e);
                 }
+                // what the contribution answers, whatever admitted it
+                let statement = codec::round_admission(&spec, round, &task);
                 if let Some((_, done)) = self.answered.iter().find(|(s, _)| *s == statement) {
                     return (RelayResponse::Contribution(Box::new(done.clone())), None);
                 }

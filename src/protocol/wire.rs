@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::error::ProtocolError;
 
 /// 4: search rounds are admitted as refinements (`AdmitRefinement`,
-/// `Contribute::refines`); 3: admissions carry (R, s) signatures (`AdmissionSignature`), 64-byte
+/// `AdmissionOf`); 3: admissions carry (R, s) signatures (`AdmissionSignature`), 64-byte
 /// byte strings; 2: ciphertexts travel as 64-byte byte strings (1: arrays
 /// of integers).
 pub const PROTOCOL_VERSION: u16 = 4;

@@ -194,7 +194,7 @@ impl Peer {
             round: 0,
             task: q.task.clone(),
             admission: q.admission.clone(),
-            refines: None,
+            admission_of: AdmissionOf::Round,
         };
         match self.relay(relay, &request).await {
             RelayResponse::Contribution(c) => *c,
