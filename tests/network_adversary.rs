@@ -1026,3 +1026,67 @@ async fn refinement_admissions_serve_refinements_only_and_one_per_round() {
         assert!(matches!(partials, AuthorityResponse::Partials(_)), "{partials:?}");
     }
 }
+
+/// Relays contribute round 0 under the query's admission alone (no round
+/// admission): a dishonest processor gets the plan's first task only, for
+/// round 0 only, and of round 0s at several scales every authority
+/// registers the first one it is shown.
+#[actix_rt::test]
+async fn round0_under_the_querys_admission_is_the_plans_first_task_only() {
+    let (_cluster, evil) = exact_backend().await;
+    let intent = evil.intent(exact_sum());
+    let admission = evil.admit_query(&intent).await.unwrap();
+    let describe = RelayRequest::Describe { query: intent.clone(), admission: admission.clone(), epoch: 0 };
+    let RelayResponse::Described(info) = evil.relay("relay-1", &describe).await else { panic!("not described") };
+    let decryptors: Vec<String> = AUTHORITIES.iter().map(|a| a.to_string()).collect();
+    let spec_at = |decimals: u32| {
+        let spec = QuerySpec::new(intent.clone(), decimals, 0, decryptors.clone());
+        let PlanStep::Round { task, .. } = Planner::new(exact_sum(), decimals, 20).unwrap().start().unwrap() else {
+            panic!("a plan starts with a round")
+        };
+        (spec, task)
+    };
+    let (spec, task) = spec_at(info.decimals);
+    let contribute = |spec: &QuerySpec, round: u32, task: &RelayTask, admission: &Admission| RelayRequest::Contribute {
+        spec: spec.clone(),
+        round,
+        task: task.clone(),
+        admission: admission.clone(),
+        admission_of: AdmissionOf::Query,
+    };
+    let other = evil.intent(exact_sum());
+    let other_admission = evil.admit_query(&other).await.unwrap();
+    // one value per bucket: a grid that would isolate rows
+    let isolating = RelayTask::Histogram { grid: crux::stats::Grid::Uniform { lo: 0, width: 1, buckets: 16 } };
+    // (relay-1 described the query: it verified its admission once and
+    // needs no signature again; the others have not)
+    for (what, request, want, relays) in [
+        ("a histogram for a sum", contribute(&spec, 0, &isolating, &admission), "not the first one", &RELAYS[..]),
+        ("round 1", contribute(&spec, 1, &task, &admission), "not the first one", &RELAYS[..]),
+        ("another query's admission", contribute(&spec, 0, &task, &other_admission), "not admitted", &RELAYS[1..]),
+    ] {
+        for relay in relays {
+            let message = relay_error(evil.relay(relay, &request).await);
+            assert!(message.contains(want), "{what} at {relay}: {message}");
+        }
+    }
+    // round 0 at two scales: both encrypted, one registered
+    let (rescaled, task2) = spec_at(info.decimals + 3);
+    let mut firsts = Vec::new();
+    let mut seconds = Vec::new();
+    for relay in RELAYS {
+        for (spec, task, into) in [(&spec, &task, &mut firsts), (&rescaled, &task2, &mut seconds)] {
+            match evil.relay(relay, &contribute(spec, 0, task, &admission)).await {
+                RelayResponse::Contribution(c) => into.push(*c),
+                other => panic!("{relay}: {other:?}"),
+            }
+        }
+    }
+    for authority in AUTHORITIES {
+        registered(evil.register(authority, &spec, &task, firsts.clone()).await);
+        let reason = refusal(evil.register(authority, &rescaled, &task2, seconds.clone()).await);
+        assert!(reason.contains("the registered spec differs"), "{reason}");
+        let partials = evil.decrypt(authority, spec.id, 0, Release::Count).await;
+        assert!(matches!(partials, AuthorityResponse::Partials(_)), "{partials:?}");
+    }
+}
