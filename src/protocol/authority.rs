@@ -128,7 +128,7 @@ impl Plan {
         let index = usize::try_from(round).unwrap_or(usize::MAX);
         let registered = self.rounds.len();
         let Some(entry) = self.admitted.get(index) else {
-            return Err(StatsError::ReleaseRefused(format!("round {round} was not admitted")).into());
+            return Err(StatsError::ReleaseRefused(format!("round {round} with this task was not admitted")).into());
         };
         match (&entry.task, &entry.refines) {
             (Some(fixed), _) if fixed == task => return Ok(()),
