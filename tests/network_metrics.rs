@@ -94,6 +94,7 @@ fn allowed_label(value: &str) -> bool {
         // request kinds and reply outcomes
         "admit_query",
         "admit_round",
+        "admit_refinement",
         "register",
         "decrypt",
         "status",

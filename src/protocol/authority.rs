@@ -3,10 +3,14 @@
 //! Admission comes before data: it signs a query (`AdmitQuery`; relays need
 //! t such signatures) only after
 //! checking dataset, parameters, exact permission, scale and bounds caps,
-//! replay window and budget, and charging the budget; and each round's task
+//! replay window and budget, and charging the budget; a round's task
 //! (`AdmitRound`) only when the plan allows it (later search rounds must
-//! refine one bucket of the previous round). Relays verify those signatures
-//! before they read any data. It decrypts only a release that the plan
+//! refine one bucket of the previous round), or a search's next round as
+//! any such refinement (`AdmitRefinement`). Relays verify those signatures
+//! before they read any data, and check round 0's task (under the query's
+//! admission) and a refinement against the plan themselves. The first
+//! request naming round 0 fixes the plan (spec, decryptors, first task),
+//! and one task per round (`Plan::fix_task`). It decrypts only a release that the plan
 //! permits, of an aggregate that it recomputed itself from the admitted
 //! round's contributions, correctly signed and proved (knowledge of each
 //! ciphertext's randomness) by at least `min_relays` distinct known relays. In noisy mode it folds its own discrete

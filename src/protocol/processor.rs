@@ -4,8 +4,11 @@
 //! a refusal ends the query) and the first t that admitted it, in committee
 //! order, become its decryptors; relays describe the column (declared
 //! decimals: the common scale), then the statistic's plan runs round by
-//! round: every decryptor admits the round's task, relays send signed
-//! contributions with proofs of randomness (shapes checked here;
+//! round: relays send signed contributions with proofs of randomness
+//! under the query's admission (round 0) or under the refinement admission
+//! every decryptor gave with the previous round's registration (later
+//! search rounds; else every decryptor admits the round's task first)
+//! (shapes checked here;
 //! signatures and proofs by every authority, and here only when one
 //! refuses the round, to leave out the relays that fail them: the same
 //! `contribution_check::check_round`), every decryptor registers them and

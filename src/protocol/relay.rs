@@ -245,18 +245,19 @@ impl RelayState {
     }
 
     /// A query's admission (t members of `epoch`'s committee over
-    /// `statement`, `codec::query_admission`), whose signatures this relay
-    /// verifies once: a statement it verified before (at `Describe`) is
-    /// checked for freshness only.
+    /// `statement`, `codec::query_admission`). `Describe` always verifies
+    /// its signatures (`remembered` false) and the relay remembers the
+    /// statement; round 0 under it (`remembered` true) is then checked for
+    /// freshness only.
     fn check_query_admission(
         &mut self,
-        issued_at: u64,
-        now: u64,
+        (issued_at, now): (u64, u64),
         statement: Vec<u8>,
         admission: &Admission,
         epoch: u64,
+        remembered: bool,
     ) -> Result<(), String> {
-        if self.verified.iter().any(|(e, s)| *e == epoch && *s == statement) {
+        if remembered && self.verified.iter().any(|(e, s)| *e == epoch && *s == statement) {
             return self.check_fresh(issued_at, now);
         }
         self.check_admission(issued_at, now, &statement, admission, (epoch, None))?;
@@ -295,7 +296,7 @@ impl RelayState {
                     .check_decryptors(&spec.decryptors)
                     .map_err(|e| format!("relay {}: query not admitted: {e}", self.name))?;
                 let statement = codec::query_admission(&spec.intent());
-                self.check_query_admission(spec.issued_at, now, statement, admission, spec.epoch)
+                self.check_query_admission((spec.issued_at, now), statement, admission, spec.epoch, true)
             }
         }
     }
@@ -359,7 +360,8 @@ impl RelayState {
             },
             RelayRequest::Describe { query, admission, epoch } => {
                 let statement = codec::query_admission(&query);
-                if let Err(e) = self.check_query_admission(query.issued_at, now, statement, &admission, epoch) {
+                if let Err(e) = self.check_query_admission((query.issued_at, now), statement, &admission, epoch, false)
+                {
                     return refuse(e);
                 }
                 match self.column(&query.id, &query.labels, source) {
