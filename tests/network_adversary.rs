@@ -989,17 +989,22 @@ async fn refinement_admissions_serve_refinements_only_and_one_per_round() {
         let message = relay_error(evil.relay("relay-1", &request).await);
         assert!(message.contains(want), "{what}: {message}");
     }
-    // two refinements of round 0 are encrypted, but one only is registered
+    // two refinements of round 0: a relay answers one per round, and of
+    // the two (relays 1-2 and relay 3) each authority registers one
     let mut by_task = Vec::new();
-    for next in [&chosen, &fork] {
+    for (next, relays) in [(&chosen, &RELAYS[..2]), (&fork, &RELAYS[2..])] {
         let mut cs = Vec::new();
-        for relay in RELAYS {
+        for relay in relays {
             match evil.relay(relay, &contribute(1, next, &refinement, Some(task))).await {
                 RelayResponse::Contribution(c) => cs.push(*c),
                 other => panic!("{relay}: {other:?}"),
             }
         }
         by_task.push(cs);
+    }
+    for relay in &RELAYS[..2] {
+        let message = relay_error(evil.relay(relay, &contribute(1, &fork, &refinement, Some(task))).await);
+        assert!(message.contains("answered with another task"), "{relay}: {message}");
     }
     let register = |next: &RelayTask, contributions: Vec<SignedContribution>| AuthorityRequest::Register {
         spec: spec.clone(),
@@ -1070,18 +1075,23 @@ async fn round0_under_the_querys_admission_is_the_plans_first_task_only() {
             assert!(message.contains(want), "{what} at {relay}: {message}");
         }
     }
-    // round 0 at two scales: both encrypted, one registered
+    // round 0 at two scales (relays 1-2, relay 3): a relay answers one, and
+    // each authority registers the first it is shown
     let (rescaled, task2) = spec_at(info.decimals + 3);
     let mut firsts = Vec::new();
     let mut seconds = Vec::new();
-    for relay in RELAYS {
-        for (spec, task, into) in [(&spec, &task, &mut firsts), (&rescaled, &task2, &mut seconds)] {
+    for (spec, task, into, relays) in
+        [(&spec, &task, &mut firsts, &RELAYS[..2]), (&rescaled, &task2, &mut seconds, &RELAYS[2..])]
+    {
+        for relay in relays {
             match evil.relay(relay, &contribute(spec, 0, task, &admission)).await {
                 RelayResponse::Contribution(c) => into.push(*c),
                 other => panic!("{relay}: {other:?}"),
             }
         }
     }
+    let message = relay_error(evil.relay("relay-1", &contribute(&rescaled, 0, &task2, &admission)).await);
+    assert!(message.contains("answered with another task or scale"), "{message}");
     for authority in AUTHORITIES {
         registered(evil.register(authority, &spec, &task, firsts.clone()).await);
         let reason = refusal(evil.register(authority, &rescaled, &task2, seconds.clone()).await);

@@ -604,22 +604,30 @@ fn refinement_admissions_are_for_one_round_and_relays_check_the_refinement() {
     assert!(matches!(again, RelayResponse::Contribution(c) if *c == *first));
 }
 
-/// Relays encrypt any refinement under a refinement admission, but each
-/// authority fixes round 1's task at the first registration (or next
-/// refinement admission) naming it, and registers that one only.
+/// A refinement admission allows any refinement, but each relay answers a
+/// round once (another task is refused), and each authority fixes round
+/// 1's task at the first registration (or next refinement admission)
+/// naming it and registers that one only. (One relay suffices here, so
+/// that relays 1 and 2 and relay 3 can each give one fork.)
 #[test]
 fn a_refinement_admission_fixes_one_task_per_round_at_each_authority() {
-    let mut f = Fixture::new();
+    let mut f = Fixture::with_policy(|p| p.min_relays = 1);
     let (spec, task, admission, next, fork) = refinement_round1(&mut f);
-    let contribute = |f: &mut Fixture, round1: &RelayTask| -> Vec<SignedContribution> {
-        (1..=3)
-            .map(|r| match f.contribute_round1(r, &spec, round1, &admission, Some(&task)) {
+    let contribute = |f: &mut Fixture, relays: &[usize], round1: &RelayTask| -> Vec<SignedContribution> {
+        relays
+            .iter()
+            .map(|r| match f.contribute_round1(*r, &spec, round1, &admission, Some(&task)) {
                 RelayResponse::Contribution(c) => *c,
                 other => panic!("{other:?}"),
             })
             .collect()
     };
-    let (contributions, forked) = (contribute(&mut f, &next), contribute(&mut f, &fork));
+    let (contributions, forked) = (contribute(&mut f, &[1, 2], &next), contribute(&mut f, &[3], &fork));
+    // a relay that answered round 1 does not answer another task for it
+    let RelayResponse::Error { message } = f.contribute_round1(1, &spec, &fork, &admission, Some(&task)) else {
+        panic!("a fork was answered")
+    };
+    assert!(message.contains("round 1 of query") && message.contains("answered with another task"), "{message}");
     assert_eq!(f.register(0, &spec, 1, &next, contributions), AuthorityResponse::Registered);
     let reason = refusal(f.register(0, &spec, 1, &fork, forked.clone()));
     assert!(reason.contains("round 1 registered, expected round 2"), "{reason}");
@@ -669,21 +677,23 @@ fn round0_under_the_querys_admission_is_the_plans_first_task_for_one_spec() {
     let RelayResponse::Contribution(c1) = ask(&mut f, 1, &spec, 0, &task, &admission) else { panic!("refused") };
     let mut dropped = admission.clone();
     dropped.signatures.clear();
+    let again = ask(&mut f, 1, &spec, 0, &task, &dropped);
+    assert!(matches!(&again, RelayResponse::Contribution(c) if *c == c1), "verified once: {again:?}");
+    // relay-2 never verified it: no signatures, no contribution
+    assert!(error(ask(&mut f, 2, &spec, 0, &task, &dropped)).contains("not admitted"));
+    let RelayResponse::Contribution(c2) = ask(&mut f, 2, &spec, 0, &task, &admission) else { panic!("refused") };
+    // round 0 at another scale: a relay that answered it refuses, a fresh one encrypts
     let mut rescaled = spec.clone();
     rescaled.decimals = 2;
     let PlanStep::Round { task: task2, .. } = Planner::new(exact(Statistic::Sum), 2, 20).unwrap().start().unwrap()
     else {
         panic!("a plan starts with round 0")
     };
-    let again = ask(&mut f, 1, &rescaled, 0, &task2, &dropped);
-    assert!(matches!(again, RelayResponse::Contribution(_)), "a verified admission is not verified again: {again:?}");
-    // relay-2 never verified it: no signatures, no contribution
-    assert!(error(ask(&mut f, 2, &spec, 0, &task, &dropped)).contains("not admitted"));
-    let RelayResponse::Contribution(c2) = ask(&mut f, 2, &spec, 0, &task, &admission) else { panic!("refused") };
-    let RelayResponse::Contribution(r2) = ask(&mut f, 2, &rescaled, 0, &task2, &admission) else { panic!("refused") };
+    assert!(error(ask(&mut f, 2, &rescaled, 0, &task2, &admission)).contains("answered with another task or scale"));
+    let RelayResponse::Contribution(r3) = ask(&mut f, 3, &rescaled, 0, &task2, &admission) else { panic!("refused") };
     // the first registration fixes the spec: another scale is refused
     assert_eq!(f.register(0, &spec, 0, &task, vec![*c1, *c2.clone()]), AuthorityResponse::Registered);
-    let reason = refusal(f.register(0, &rescaled, 0, &task2, vec![*r2]));
+    let reason = refusal(f.register(0, &rescaled, 0, &task2, vec![*r3]));
     assert!(reason.contains("the registered spec differs from the admitted one"), "{reason}");
     // an authority that is not among the spec's decryptors starts no plan
     let mut others = spec.clone();

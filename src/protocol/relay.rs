@@ -13,7 +13,8 @@
 //! `Describe` answers the matched labels and the decimals its config
 //! declares (never detected from data at query time). `Contribute` answers
 //! an encrypted, proved, signed contribution; the same admitted round asked
-//! again gets the same contribution back. Column values come from a
+//! again gets the same contribution back, and another task or scale for a
+//! round it answered is refused (a round has one task). Column values come from a
 //! `ColumnSource` (the actor adapts `data`). Errors sent back never contain
 //! a cell value or a data-dependent number: detail stays in the `LocalNote`
 //! for the relay's own log.
@@ -87,9 +88,11 @@ pub struct RelayState {
     /// the labels it was read for, so a signed statement always names the
     /// column that was encrypted.
     cache: VecDeque<(QueryId, Vec<String>, Arc<ColumnValues>)>,
-    /// contributions already made: an admitted round asked again gets the
-    /// same ciphertexts, not a fresh encryption.
-    answered: VecDeque<(Vec<u8>, SignedContribution)>,
+    /// contributions already made, by (query, round) with the round's
+    /// `codec::round_admission`: an admitted round asked again gets the
+    /// same ciphertexts, not a fresh encryption, and another task or scale
+    /// for a round answered is refused.
+    answered: VecDeque<(QueryId, u32, Vec<u8>, SignedContribution)>,
     /// (epoch, `codec::query_admission`) of queries whose admission this
     /// relay verified: round 0 under the query's admission is not verified again
     verified: VecDeque<(u64, Vec<u8>)>,
@@ -385,15 +388,25 @@ impl RelayState {
                 }
                 // what the contribution answers, whatever admitted it
                 let statement = codec::round_admission(&spec, round, &task);
-                if let Some((_, done)) = self.answered.iter().find(|(s, _)| *s == statement) {
-                    return (RelayResponse::Contribution(Box::new(done.clone())), None);
+                match self.answered.iter().find(|(id, r, _, _)| *id == spec.id && *r == round) {
+                    Some((_, _, s, done)) if *s == statement => {
+                        return (RelayResponse::Contribution(Box::new(done.clone())), None)
+                    }
+                    // a fork: what the admission allows, but another than the one answered
+                    Some(_) => {
+                        return refuse(format!(
+                        "relay {}: round {round} of query {} was answered with another task or scale; a round has one",
+                        self.name, spec.id
+                    ))
+                    }
+                    None => {}
                 }
                 match self.contribute(&spec, round, &task, source, rng) {
                     Ok(c) => {
                         if self.answered.len() >= ANSWERED_ROUNDS {
                             self.answered.pop_front();
                         }
-                        self.answered.push_back((statement, c.clone()));
+                        self.answered.push_back((spec.id, round, statement, c.clone()));
                         (RelayResponse::Contribution(Box::new(c)), None)
                     }
                     Err((public, private)) => (RelayResponse::Error { message: public }, private),
