@@ -280,11 +280,7 @@ pub fn query_admission(query: &QueryIntent) -> Vec<u8> {
 
 /// What every decryptor of the query signs to admit one round's task of a query.
 pub fn round_admission(spec: &QuerySpec, round: u32, task: &RelayTask) -> Vec<u8> {
-    let mut w = Writer::new(DOMAIN_ROUND_ADMISSION);
-    w.spec(spec);
-    w.u32(round);
-    w.task(task);
-    w.finish()
+    spec_round_task(DOMAIN_ROUND_ADMISSION, spec, round, task)
 }
 
 /// What every decryptor of the query signs to admit round `round` as any
@@ -292,10 +288,15 @@ pub fn round_admission(spec: &QuerySpec, round: u32, task: &RelayTask) -> Vec<u8
 /// layout of `round_admission`, under its own domain, so that neither
 /// statement passes for the other.
 pub fn refinement_admission(spec: &QuerySpec, round: u32, previous: &RelayTask) -> Vec<u8> {
-    let mut w = Writer::new(DOMAIN_REFINEMENT_ADMISSION);
+    spec_round_task(DOMAIN_REFINEMENT_ADMISSION, spec, round, previous)
+}
+
+/// The layout of both round statements: domain, spec, round, a task.
+fn spec_round_task(domain: &str, spec: &QuerySpec, round: u32, task: &RelayTask) -> Vec<u8> {
+    let mut w = Writer::new(domain);
     w.spec(spec);
     w.u32(round);
-    w.task(previous);
+    w.task(task);
     w.finish()
 }
 

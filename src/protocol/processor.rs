@@ -541,9 +541,7 @@ impl QueryDriver {
             (PlanStep::Done(result), _) => Ok(Step::Done(Box::new(self.cx.answer(query.column, result)))),
         }
     }
-}
 
-impl QueryDriver {
     /// A new round: relays contribute at once under the query's admission
     /// (round 0) or the refinement admission the decryptors gave with the
     /// previous round's registration; else the decryptors admit it first.

@@ -289,11 +289,12 @@ impl RelayState {
                 self.check_admission(spec.issued_at, now, &statement, admission, decryptors)
             }
             AdmissionOf::Refinement(previous) => {
-                let statement = self.check_refinement(spec, round, task, previous)?;
+                self.check_plan(spec, round, task, Some(previous))?;
+                let statement = codec::refinement_admission(spec, round, previous);
                 self.check_admission(spec.issued_at, now, &statement, admission, decryptors)
             }
             AdmissionOf::Query => {
-                self.check_first_task(spec, round, task)?;
+                self.check_plan(spec, round, task, None)?;
                 let authorities = &self.epoch(spec.epoch)?.0;
                 authorities
                     .check_decryptors(&spec.decryptors)
@@ -304,42 +305,29 @@ impl RelayState {
         }
     }
 
-    /// Round 0 under the query's admission: `task` must be the first task
-    /// of the query's plan (`policy::check_task`), checked on the spec alone.
-    fn check_first_task(&self, spec: &QuerySpec, round: u32, task: &RelayTask) -> Result<(), String> {
-        // (a later round is refused as out of order)
-        let checked =
-            spec.params.fixed(spec.decimals).and_then(|fixed| check_task(&spec.params, &fixed, round, task, None));
-        checked.map_err(|e| {
-            format!(
-                "relay {}: round {round}'s task is not the first one the query's plan asks for: {e}; only a processor that follows the plan gets contributions",
-                self.name
-            )
-        })
-    }
-
-    /// A round admitted as a refinement (`codec::refinement_admission`,
-    /// returned for the signature check): `task` must be what
-    /// `policy::check_task` allows after `previous`, checked on the spec alone.
-    fn check_refinement(
+    /// `task` is what the query's plan asks in `round` after `previous`
+    /// (none: round 0 under the query's admission; a refinement's previous
+    /// round's task), checked on the spec alone (`policy::check_task`;
+    /// a round that does not fit `previous` is refused as out of order).
+    fn check_plan(
         &self,
         spec: &QuerySpec,
         round: u32,
         task: &RelayTask,
-        previous: &RelayTask,
-    ) -> Result<Vec<u8>, String> {
-        // (round 0 never follows a task: refused as out of order)
-        let checked = spec
-            .params
-            .fixed(spec.decimals)
-            .and_then(|fixed| check_task(&spec.params, &fixed, round, task, Some(previous)));
-        match checked {
-            Ok(()) => Ok(codec::refinement_admission(spec, round, previous)),
-            Err(e) => Err(format!(
-                "relay {}: round {round}'s task is not a refinement the query's plan allows: {e}; only a processor that follows the plan gets contributions",
+        previous: Option<&RelayTask>,
+    ) -> Result<(), String> {
+        let checked =
+            spec.params.fixed(spec.decimals).and_then(|fixed| check_task(&spec.params, &fixed, round, task, previous));
+        let what = match previous {
+            None => "the first one the query's plan asks for",
+            Some(_) => "a refinement the query's plan allows",
+        };
+        checked.map_err(|e| {
+            format!(
+                "relay {}: round {round}'s task is not {what}: {e}; only a processor that follows the plan gets contributions",
                 self.name
-            )),
-        }
+            )
+        })
     }
 
     pub fn handle(
