@@ -44,7 +44,7 @@ fn criterion_benches(c: &mut Criterion, s: &Setup) {
     let ct = s.key.encrypt(12345, &mut OsRng);
     let ct2 = s.key.encrypt(-678, &mut OsRng);
     // batches of one release: each authority's share of `ct` and its proof
-    let bases = [ct.a];
+    let bases = [*ct.a()];
     let encodings = base_encodings(&bases);
     // (shares come scaled by each decryptor's Lagrange coefficient in the set)
     let lambdas = s.joint.lagrange(&s.names).unwrap();

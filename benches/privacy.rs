@@ -147,7 +147,7 @@ fn noisy_share(
     noise: i128,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> BatchDecryption {
-    let bases = [ct.a];
+    let bases = [*ct.a()];
     let one = curve25519_dalek::Scalar::ONE;
     let made = share.decryption_shares(&one, &bases, Some(&[noise]));
     let made: Vec<&DecryptionShare> = made.iter().collect();
@@ -222,7 +222,7 @@ fn randomness_proofs(key: &EncryptionKey) {
         let verify = times(21, &mut || {
             let batch: Vec<ProofItem> = contributions
                 .iter()
-                .map(|(s, cts, p)| ProofItem { statement: s, a: cts.iter().map(|c| &c.a).collect(), proof: p })
+                .map(|(s, cts, p)| ProofItem { statement: s, a: cts.iter().map(|c| c.a()).collect(), proof: p })
                 .collect();
             assert!(verify_batch(&batch, &mut OsRng));
         });

@@ -33,11 +33,6 @@ RFC = {
 P0, P1, P2, P3 = RFC[0], RFC[1], RFC[2], RFC[3]
 
 
-def doubled(point_hex):
-    """The encoding of 2·P for P = k·G (k <= 3), from the RFC table."""
-    k = next(k for k, v in RFC.items() if v == point_hex)
-    return RFC[2 * k]
-
 STATISTICS = ["count", "sum", "mean", "variance", "stddev", "min", "max", "median", "quantile", "histogram"]
 RELEASES = {"count": 0, "sum": 1, "squares": 2, "sum_limb": 3, "squares_limb": 4, "hist_total": 5, "hist_prefix": 6, "hist_bucket": 7, "hist_suffix": 8}
 
@@ -85,8 +80,8 @@ def task(t):
 
 
 def ct(pair):
-    """A ciphertext (a, b) as the encodings of 2·a and 2·b."""
-    return bytes.fromhex(doubled(pair[0]) + doubled(pair[1]))
+    """A ciphertext (a, b) as its wire form: the encodings of a and b."""
+    return bytes.fromhex(pair[0] + pair[1])
 
 
 def cts(list_):
@@ -255,7 +250,7 @@ def main():
             domain("crux/admission/refinement/v1") + spec(s) + u32(r) + task(t))
     for name, t, c in [("contribution, moments", MOMENTS, CONTRIB), ("contribution, histogram", UNIFORM, HIST)]:
         add(name, "contribution_statement", {"spec": SPEC, "round": 1, "task": t, "relay": "relay-2", "contribution": c},
-            domain("crux/contribution/v3") + spec(SPEC) + u32(1) + task(t) + string("relay-2") + contribution(c))
+            domain("crux/contribution/v4") + spec(SPEC) + u32(1) + task(t) + string("relay-2") + contribution(c))
     singles = [[{"kind": "count"}], [{"kind": "sum_limb", "index": 3}], [{"kind": "hist_prefix", "index": 31}],
                [{"kind": "hist_bucket", "index": 4095}], [{"kind": "squares"}],
                [{"kind": "hist_suffix", "index": 63}]]

@@ -260,7 +260,7 @@ fn fixed_contribution(
 
 fn proof_holds(s: &QuerySpec, t: &RelayTask, relay: &str, c: &Contribution, proof: &RandomnessProof) -> bool {
     let statement = codec::contribution_statement(s, 0, t, relay, c);
-    let item = ProofItem { statement: &statement, a: c.ciphertexts().iter().map(|x| &x.a).collect(), proof };
+    let item = ProofItem { statement: &statement, a: c.ciphertexts().iter().map(|x| x.a()).collect(), proof };
     verify_batch(&[item], &mut rand::rngs::OsRng)
 }
 
@@ -298,7 +298,7 @@ fn partial_inputs() -> (Vec<u8>, Scalar) {
 
 /// The first two ciphertexts' first components (count, Σv limb 0).
 fn batch_bases(c: &Contribution) -> Vec<curve25519_dalek::RistrettoPoint> {
-    c.ciphertexts().iter().take(2).map(|x| x.a).collect()
+    c.ciphertexts().iter().take(2).map(|x| *x.a()).collect()
 }
 
 /// An exact and a noisy (noises 7 and −2) batch decryption, both scaled by

@@ -466,7 +466,7 @@ async fn a_partial_decryption_with_a_bad_proof_is_detected() {
     let share = read_key_share(&cluster.path("keys/authority-2.share")).unwrap();
     let mut noisy = partials.clone();
     let lambda = joint.lagrange(&decryptors).unwrap()[1];
-    let made = share.decryption_shares(&lambda, &[ciphertext.a], Some(&[5]));
+    let made = share.decryption_shares(&lambda, &[*ciphertext.a()], Some(&[5]));
     noisy[1] = share.prove_decryptions(&lambda, &context, &made.iter().collect::<Vec<_>>(), false, &mut OsRng);
     assert_eq!(bad(&noisy, &context), CryptoError::InvalidDecryptionProof { authority: "authority-2".into() });
     assert_eq!(combine(&noisy, &context, false).unwrap(), vec![RISTRETTO_BASEPOINT_POINT * Scalar::from(COUNT_C + 5)]);

@@ -329,7 +329,7 @@ fn unapproved_changes_are_refused_and_a_rotation_leaves_old_ciphertexts_undecryp
     let recorded = EncryptionKey::new(&old).encrypt(secret, &mut rand::rngs::OsRng);
     let open = |joint: &crux::crypto::JointPublicKey, shares: &[KeyShare]| {
         let set: Vec<String> = shares.iter().map(|s| s.authority().to_string()).collect();
-        let bases = [recorded.a];
+        let bases = [*recorded.a()];
         let lambdas = joint.lagrange(&set).unwrap();
         let batches: Vec<BatchDecryption> = shares
             .iter()

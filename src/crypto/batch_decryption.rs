@@ -129,7 +129,7 @@ const HALF: [u8; 32] = [
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0x08,
 ];
 
-fn half() -> Scalar {
+pub(crate) fn half() -> Scalar {
     Scalar::from_bytes_mod_order(HALF)
 }
 
@@ -277,9 +277,9 @@ pub fn combine_batches(
     if let Some(stranger) = batches.iter().find(|p| !set.names.contains(&p.authority)) {
         return Err(CryptoError::InvalidDecryptionProof { authority: stranger.authority.clone() });
     }
-    let bases: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.a).collect();
+    let bases: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| *c.a()).collect();
     let encodings = base_encodings(&bases);
-    let mut combined: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| c.b).collect();
+    let mut combined: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| *c.b()).collect();
     for ((name, point), encoding) in set.names.iter().zip(&set.publics).zip(&set.encodings) {
         let public = EncodedPoint { point, encoding: *encoding };
         let mut found = batches.iter().filter(|p| &p.authority == name);
@@ -348,7 +348,7 @@ mod tests {
         let key = EncryptionKey::new(&joint);
         let values = [414i64, -3, 0, 1 << 30];
         let cts: Vec<Ciphertext> = values.iter().map(|m| key.encrypt(*m, &mut OsRng)).collect();
-        let bases: Vec<RistrettoPoint> = cts.iter().map(|c| c.a).collect();
+        let bases: Vec<RistrettoPoint> = cts.iter().map(|c| *c.a()).collect();
         let set = vec!["a".to_string(), "c".to_string()];
         let lambdas = joint.lagrange(&set).unwrap();
         let picked = [&shares[0], &shares[2]];
@@ -386,7 +386,7 @@ mod tests {
         let (shares, joint) = deal_for_tests(&["a", "b"], 2, 0, &mut OsRng).unwrap();
         let key = EncryptionKey::new(&joint);
         let cts: Vec<Ciphertext> = (0..3).map(|m| key.encrypt(m, &mut OsRng)).collect();
-        let bases: Vec<RistrettoPoint> = cts.iter().map(|c| c.a).collect();
+        let bases: Vec<RistrettoPoint> = cts.iter().map(|c| *c.a()).collect();
         let encodings = base_encodings(&bases);
         let set = vec!["a".to_string(), "b".to_string()];
         let lambda = joint.lagrange(&set).unwrap()[0];

@@ -144,7 +144,7 @@ mod tests {
 
     fn check(context: &[u8], cts: &[Ciphertext], proof: &RandomnessProof) -> bool {
         let st = statement(context, cts);
-        let item = ProofItem { statement: &st, a: cts.iter().map(|c| &c.a).collect(), proof };
+        let item = ProofItem { statement: &st, a: cts.iter().map(|c| c.a()).collect(), proof };
         verify_batch(&[item], &mut OsRng)
     }
 
@@ -178,11 +178,11 @@ mod tests {
         assert!(!check(b"ctx", &copied, &forged), "copied");
         // batches: a good one passes, one bad item fails the batch
         let st = statement(b"ctx", &cts);
-        let good = ProofItem { statement: &st, a: cts.iter().map(|c| &c.a).collect(), proof: &proof };
+        let good = ProofItem { statement: &st, a: cts.iter().map(|c| c.a()).collect(), proof: &proof };
         let st2 = statement(b"ctx", &copied);
-        let bad = ProofItem { statement: &st2, a: copied.iter().map(|c| &c.a).collect(), proof: &forged };
+        let bad = ProofItem { statement: &st2, a: copied.iter().map(|c| c.a()).collect(), proof: &forged };
         assert!(verify_batch(&[good], &mut OsRng));
-        let good = ProofItem { statement: &st, a: cts.iter().map(|c| &c.a).collect(), proof: &proof };
+        let good = ProofItem { statement: &st, a: cts.iter().map(|c| c.a()).collect(), proof: &proof };
         assert!(!verify_batch(&[good, bad], &mut OsRng));
         assert!(verify_batch(&[], &mut OsRng));
     }

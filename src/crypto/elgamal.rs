@@ -1,13 +1,24 @@
 //! Exponential ElGamal on ristretto255: Enc(m) = (k·G, k·Y + m·G).
 //! Ciphertexts add homomorphically. Encryption uses precomputed tables for G
 //! and for the joint key Y (built once per key, see `EncryptionKey::new`).
-//! A key can also hold a pool of encryptions of zero made ahead of time
-//! (k, k·G, k·Y: `EncryptionKey::precompute`, run by the relay between
-//! requests): an encryption that takes one costs a walk of the
-//! small-multiples table and an addition instead of two fixed-base
-//! multiplications. Each pooled k is used once and wiped when taken.
+//! A key can also hold a pool of halves of encryptions of zero made ahead
+//! of time (k', k'·G, k'·Y, for randomness k = 2k':
+//! `EncryptionKey::precompute`, run by the relay between requests): an
+//! encryption that takes one costs a walk of the small-multiples table of
+//! G/2, an addition and two doublings instead of two fixed-base
+//! multiplications. Each pooled k' is used once and wiped when taken.
 //! The wire form is two 32-byte compressed points; decoding rejects
 //! non-canonical or invalid points with an error. `Debug` never prints points.
+//!
+//! A ciphertext keeps its wire form once known: decoding keeps the bytes it
+//! read, and a relay's batch encryption (`encrypt_batch_within`) computes
+//! them for a whole contribution at about 1.4 µs per ciphertext instead of
+//! 2 × 8 µs for compressing a and b one by one. It encrypts halves,
+//! (k'·G, k'·Y + m·G/2) with k = 2k', encodes their doubles in one batch
+//! (`double_and_compress_batch`), and doubles them. So forwarding a
+//! contribution, and encoding its contribution statement
+//! (`protocol::codec`), never compress its points again. Arithmetic on
+//! ciphertexts drops the cached form.
 
 use std::fmt;
 use std::ops::{Add, AddAssign, Neg, Sub};
@@ -28,11 +39,22 @@ use super::scalar_from_i64;
 /// Serialized as its 64-byte wire form (`to_bytes`), a byte string: 66
 /// bytes in MessagePack where serde's default for two points (arrays of 32
 /// small integers) took about 100.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Equality compares the points, never the cached wire form.
+#[derive(Clone, Copy)]
 pub struct Ciphertext {
-    pub a: RistrettoPoint,
-    pub b: RistrettoPoint,
+    a: RistrettoPoint,
+    b: RistrettoPoint,
+    /// The 64-byte wire form of (a, b) when known (decoded or batch-encrypted).
+    wire: Option<[u8; 64]>,
 }
+
+impl PartialEq for Ciphertext {
+    fn eq(&self, other: &Self) -> bool {
+        self.a == other.a && self.b == other.b
+    }
+}
+
+impl Eq for Ciphertext {}
 
 impl fmt::Debug for Ciphertext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -41,26 +63,46 @@ impl fmt::Debug for Ciphertext {
 }
 
 impl Ciphertext {
+    /// The ciphertext (a, b), without a cached wire form.
+    pub fn from_points(a: RistrettoPoint, b: RistrettoPoint) -> Self {
+        Ciphertext { a, b, wire: None }
+    }
+
+    /// The first point, a = k·G.
+    pub fn a(&self) -> &RistrettoPoint {
+        &self.a
+    }
+
+    /// The second point, b = k·Y + m·G.
+    pub fn b(&self) -> &RistrettoPoint {
+        &self.b
+    }
+
+    /// Whether the wire form is cached (decoded or batch-encrypted).
+    pub fn has_wire_form(&self) -> bool {
+        self.wire.is_some()
+    }
+
     /// Enc(0) with zero randomness: the neutral element for sums.
     pub fn zero() -> Self {
-        Ciphertext { a: RistrettoPoint::identity(), b: RistrettoPoint::identity() }
+        Ciphertext::from_points(RistrettoPoint::identity(), RistrettoPoint::identity())
     }
 
     /// A trivial (unblinded) encryption of a public value, e.g. to shift an
     /// aggregate by a public constant.
     pub fn public(m: i64) -> Self {
-        Ciphertext { a: RistrettoPoint::identity(), b: RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m) }
+        Ciphertext::from_points(RistrettoPoint::identity(), RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m))
     }
 
     /// Multiplies the plaintext by a public integer.
     pub fn scale(&self, factor: i64) -> Self {
         let s = scalar_from_i64(factor);
-        Ciphertext { a: self.a * s, b: self.b * s }
+        Ciphertext::from_points(self.a * s, self.b * s)
     }
 
     /// Multiplies the plaintext by a public scalar (e.g. a limb weight 2^(kL)).
     pub fn scale_by(&self, factor: &Scalar) -> Self {
-        Ciphertext { a: self.a * factor, b: self.b * factor }
+        Ciphertext::from_points(self.a * factor, self.b * factor)
     }
 
     /// The sum of many ciphertexts (Enc(0) for none).
@@ -68,16 +110,20 @@ impl Ciphertext {
         items.into_iter().fold(Ciphertext::zero(), |acc, c| acc + *c)
     }
 
-    /// 64-byte wire form: compressed a then compressed b.
+    /// 64-byte wire form: compressed a then compressed b (the cached form
+    /// when there is one).
     pub fn to_bytes(&self) -> [u8; 64] {
+        if let Some(wire) = self.wire {
+            return wire;
+        }
         let mut out = [0u8; 64];
         out[..32].copy_from_slice(self.a.compress().as_bytes());
         out[32..].copy_from_slice(self.b.compress().as_bytes());
         out
     }
 
-    /// Decodes the 64-byte wire form; rejects wrong lengths and invalid or
-    /// non-canonical point encodings.
+    /// Decodes the 64-byte wire form and keeps it; rejects wrong lengths
+    /// and invalid or non-canonical point encodings.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         if bytes.len() != 64 {
             return Err(CryptoError::InvalidEncoding {
@@ -85,8 +131,10 @@ impl Ciphertext {
                 reason: format!("expected 64 bytes, got {}", bytes.len()),
             });
         }
+        let mut wire = [0u8; 64];
+        wire.copy_from_slice(bytes);
         let (a, b) = bytes.split_at(32);
-        Ok(Ciphertext { a: decode_point(a, "ciphertext")?, b: decode_point(b, "ciphertext")? })
+        Ok(Ciphertext { a: decode_point(a, "ciphertext")?, b: decode_point(b, "ciphertext")?, wire: Some(wire) })
     }
 }
 
@@ -150,7 +198,7 @@ pub fn decode_point(bytes: &[u8], what: &'static str) -> Result<RistrettoPoint, 
 impl Add for Ciphertext {
     type Output = Ciphertext;
     fn add(self, rhs: Ciphertext) -> Ciphertext {
-        Ciphertext { a: self.a + rhs.a, b: self.b + rhs.b }
+        Ciphertext::from_points(self.a + rhs.a, self.b + rhs.b)
     }
 }
 
@@ -158,20 +206,21 @@ impl AddAssign for Ciphertext {
     fn add_assign(&mut self, rhs: Ciphertext) {
         self.a += rhs.a;
         self.b += rhs.b;
+        self.wire = None;
     }
 }
 
 impl Sub for Ciphertext {
     type Output = Ciphertext;
     fn sub(self, rhs: Ciphertext) -> Ciphertext {
-        Ciphertext { a: self.a - rhs.a, b: self.b - rhs.b }
+        Ciphertext::from_points(self.a - rhs.a, self.b - rhs.b)
     }
 }
 
 impl Neg for Ciphertext {
     type Output = Ciphertext;
     fn neg(self) -> Ciphertext {
-        Ciphertext { a: -self.a, b: -self.b }
+        Ciphertext::from_points(-self.a, -self.b)
     }
 }
 
@@ -184,9 +233,8 @@ pub struct SmallMultiples {
 }
 
 impl SmallMultiples {
-    fn build() -> Self {
+    fn build(mut base: RistrettoPoint) -> Self {
         let mut rows = Vec::with_capacity(16);
-        let mut base = curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT;
         for _ in 0..16 {
             let mut row = [RistrettoPoint::identity(); 16];
             let mut acc = RistrettoPoint::identity();
@@ -200,10 +248,17 @@ impl SmallMultiples {
         SmallMultiples { rows }
     }
 
-    /// The process-wide table (about 16 KiB, built on first use).
+    /// The process-wide table of G (about 16 KiB, built on first use).
     pub fn get() -> &'static SmallMultiples {
         static TABLE: std::sync::OnceLock<SmallMultiples> = std::sync::OnceLock::new();
-        TABLE.get_or_init(SmallMultiples::build)
+        TABLE.get_or_init(|| SmallMultiples::build(curve25519_dalek::constants::RISTRETTO_BASEPOINT_POINT))
+    }
+
+    /// The process-wide table of G/2 = 2⁻¹·G, for encrypting halves
+    /// (`EncryptionKey::encrypt_batch_within`).
+    pub fn half() -> &'static SmallMultiples {
+        static TABLE: std::sync::OnceLock<SmallMultiples> = std::sync::OnceLock::new();
+        TABLE.get_or_init(|| SmallMultiples::build(RISTRETTO_BASEPOINT_TABLE * &super::batch_decryption::half()))
     }
 
     pub fn mul_i64(&self, m: i64) -> RistrettoPoint {
@@ -239,8 +294,9 @@ impl SmallMultiples {
     }
 }
 
-/// An encryption of zero made ahead of time: (k, k·G, k·Y). k is wiped
-/// when the entry is dropped (taken or discarded with its key).
+/// Half of an encryption of zero made ahead of time: (k', k'·G, k'·Y),
+/// the encryption's randomness being k = 2k'. k' is wiped when the entry
+/// is dropped (taken or discarded with its key).
 struct Precomputed {
     k: Scalar,
     a: RistrettoPoint,
@@ -278,7 +334,8 @@ impl EncryptionKey {
         }
     }
 
-    /// Makes up to `at_most` encryptions of zero ahead of time, so that the
+    /// Makes up to `at_most` halves of encryptions of zero ahead of time
+    /// (`Precomputed`), so that the
     /// pool holds at most `capacity`; returns how many it holds then. The
     /// work happens outside the pool's lock.
     pub fn precompute(&self, capacity: usize, at_most: usize, rng: &mut (impl RngCore + CryptoRng)) -> usize {
@@ -329,12 +386,58 @@ impl EncryptionKey {
     /// is public (`SmallMultiples::mul_i64_within`): a pooled encryption
     /// then costs a walk of ⌈bits/4⌉ table rows instead of 16.
     pub fn encrypt_within(&self, m: i64, bits: u32, rng: &mut (impl RngCore + CryptoRng)) -> (Ciphertext, Scalar) {
+        let (half_a, half_b, k) = self.encrypt_half(m, bits, rng);
+        (Ciphertext::from_points(half_a + half_a, half_b + half_b), k)
+    }
+
+    /// Half of an encryption of m with |m| < 2^bits: (k'·G, k'·Y + m·G/2)
+    /// and k = 2k', from the pool when it has an entry.
+    fn encrypt_half(
+        &self,
+        m: i64,
+        bits: u32,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> (RistrettoPoint, RistrettoPoint, Scalar) {
+        let message = SmallMultiples::half().mul_i64_within(m, bits);
         if let Some(zero) = self.take_precomputed() {
-            // `zero` wipes its own copy of k when it drops here
-            return (Ciphertext { a: zero.a, b: zero.ky + SmallMultiples::get().mul_i64_within(m, bits) }, zero.k);
+            // `zero` wipes its own copy of k' when it drops here
+            return (zero.a, zero.ky + message, zero.k + zero.k);
         }
-        let k = Scalar::random(rng);
-        (self.encrypt_with(m, &k), k)
+        let mut half_k = Scalar::random(rng);
+        let half = (RISTRETTO_BASEPOINT_TABLE * &half_k, &*self.table * &half_k + message, half_k + half_k);
+        half_k.zeroize();
+        half
+    }
+
+    /// Encrypts every (m, bits) of `values` as `encrypt_within` does and
+    /// computes all the ciphertexts' wire forms in one batch (see the
+    /// module docs): the relay's encryption of a contribution. Returns the
+    /// ciphertexts and their randomness, in order; the caller must wipe it.
+    pub fn encrypt_batch_within(
+        &self,
+        values: &[(i64, u32)],
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> (Vec<Ciphertext>, Vec<Scalar>) {
+        let mut halves = Vec::with_capacity(2 * values.len());
+        let mut randomness = Vec::with_capacity(values.len());
+        for &(m, bits) in values {
+            let (half_a, half_b, k) = self.encrypt_half(m, bits, rng);
+            halves.push(half_a);
+            halves.push(half_b);
+            randomness.push(k);
+        }
+        let encoded = RistrettoPoint::double_and_compress_batch(&halves);
+        let ciphertexts = halves
+            .chunks_exact(2)
+            .zip(encoded.chunks_exact(2))
+            .map(|(h, e)| {
+                let mut wire = [0u8; 64];
+                wire[..32].copy_from_slice(e[0].as_bytes());
+                wire[32..].copy_from_slice(e[1].as_bytes());
+                Ciphertext { a: h[0] + h[0], b: h[1] + h[1], wire: Some(wire) }
+            })
+            .collect();
+        (ciphertexts, randomness)
     }
 
     /// Encrypts with the given randomness. Only for known-answer tests and
@@ -342,7 +445,7 @@ impl EncryptionKey {
     pub fn encrypt_with(&self, m: i64, k: &Scalar) -> Ciphertext {
         let a = RISTRETTO_BASEPOINT_TABLE * k;
         let b = &*self.table * k + SmallMultiples::get().mul_i64(m);
-        Ciphertext { a, b }
+        Ciphertext::from_points(a, b)
     }
 }
 
@@ -388,6 +491,35 @@ mod tests {
             ks.push(k);
         }
         assert_eq!(key.pooled(), 0, "five from the pool, the sixth fresh");
+    }
+
+    /// A batch encryption is, ciphertext by ciphertext, the encryption
+    /// under its randomness, pooled or fresh, and its cached wire form is
+    /// the points' canonical encoding; arithmetic drops the cache.
+    #[test]
+    fn batch_encryptions_carry_their_wire_form() {
+        use crate::crypto::keys::deal_for_tests;
+        use rand::rngs::OsRng;
+        let key = EncryptionKey::new(&deal_for_tests(&["authority-1"], 1, 0, &mut OsRng).unwrap().1);
+        key.precompute(3, 3, &mut OsRng);
+        let values = [(0i64, 4u32), (1, 4), (-7, 33), (1 << 40, 48), (9, 4), (-(1 << 20), 33)];
+        let (cts, ks) = key.encrypt_batch_within(&values, &mut OsRng);
+        assert_eq!(key.pooled(), 0, "three from the pool, three fresh");
+        assert_eq!((cts.len(), ks.len()), (values.len(), values.len()));
+        for ((c, k), (m, _)) in cts.iter().zip(&ks).zip(values) {
+            assert_eq!(*c, key.encrypt_with(m, k), "{m}");
+            assert!(c.has_wire_form());
+            let plain = Ciphertext::from_points(*c.a(), *c.b());
+            assert!(!plain.has_wire_form());
+            assert_eq!(c.to_bytes(), plain.to_bytes(), "{m}: the cached form is the encoding");
+            let decoded = Ciphertext::from_bytes(&c.to_bytes()).unwrap();
+            assert!(decoded.has_wire_form());
+            assert_eq!(decoded, *c);
+        }
+        let mut sum = cts[0];
+        sum += cts[1];
+        assert!(!sum.has_wire_form() && !(cts[0] + cts[1]).has_wire_form() && !(-cts[0]).has_wire_form());
+        assert_eq!(sum.to_bytes(), Ciphertext::from_points(*sum.a(), *sum.b()).to_bytes());
     }
 
     #[test]

@@ -82,7 +82,7 @@ fn batch(
     context: &[u8],
     noise: Option<&[i128]>,
 ) -> BatchDecryption {
-    let bases: Vec<RistrettoPoint> = cts.iter().map(|c| c.a).collect();
+    let bases: Vec<RistrettoPoint> = cts.iter().map(|c| *c.a()).collect();
     let lambdas = c.joint.lagrange(set).unwrap();
     let at = set.iter().position(|n| n == share.authority()).unwrap();
     let made = share.decryption_shares(&lambdas[at], &bases, noise);
@@ -154,7 +154,7 @@ fn summed_releases(c: &Cluster) -> (Vec<i64>, [Ciphertext; 2]) {
 fn threshold_flow_with_proofs() {
     let c = cluster();
     let (sums, cts) = summed_releases(c);
-    let bases: Vec<RistrettoPoint> = cts.iter().map(|ct| ct.a).collect();
+    let bases: Vec<RistrettoPoint> = cts.iter().map(|ct| *ct.a()).collect();
     // every 3 of the 4 authorities decrypt exactly, each release of the batch
     for skip in 0..4 {
         let set: Vec<String> = (0..4).filter(|&i| i != skip).map(|i| format!("authority-{}", i + 1)).collect();
@@ -256,7 +256,7 @@ fn encryption_is_randomised_and_wire_safe() {
     let mut bad = a.to_bytes();
     bad[..32].fill(0xff);
     assert!(rmp_serde::from_slice::<Ciphertext>(&rmp_serde::to_vec(&serde_bytes_of(&bad)).unwrap()).is_err());
-    let _: RistrettoPoint = a.b;
+    let _: RistrettoPoint = *a.b();
 }
 
 /// A byte string as MessagePack `bin` (what a peer sends as a ciphertext).

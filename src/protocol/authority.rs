@@ -790,7 +790,7 @@ impl AuthorityState {
                 let (num, den) = laplace_scale(slot.sensitivity, epsilon, slot.share)?;
                 noises.push(discrete_laplace(num, den, rng));
             }
-            fresh.push((slot.index, round_target(&r.task, &r.aggregate, &r.outside, *release)?.a));
+            fresh.push((slot.index, *round_target(&r.task, &r.aggregate, &r.outside, *release)?.a()));
         }
         let (share, _) = self.keys.for_epoch(query.spec.epoch)?;
         let bases: Vec<RistrettoPoint> = fresh.iter().map(|f| f.1).collect();

@@ -5,16 +5,17 @@
 //! stay msgpack (`wire`); these bytes never depend on serde layout or
 //! `Debug` text, so a refactor or a crate upgrade cannot change them.
 //!
-//! Layout (all integers big-endian; version 3 for everything that encodes a
-//! task, whose domain tags end in `/v3`, version 2 for a spec without a
-//! task, version 1 otherwise):
+//! Layout (all integers big-endian; version 4 for contribution statements,
+//! version 3 for everything else that encodes a task, whose domain tags end
+//! in `/v3`, version 2 for a spec without a task, version 1 otherwise):
 //! - every statement starts with its domain tag as `str`;
 //! - `str`/`bytes`: u32 length, then the bytes; `bool`: one byte 0/1;
 //!   `opt<T>`: one byte 0 (absent) or 1 followed by T;
-//! - query id: its 16 bytes; ciphertext: 64 bytes, the ristretto255
-//!   encodings of 2·a and 2·b (doubling is injective in the prime-order
-//!   group; a whole contribution is encoded with one batched
-//!   double-and-compress, several times cheaper than compressing each point);
+//! - query id: its 16 bytes; ciphertext: 64 bytes, its wire form (the
+//!   canonical ristretto255 encodings of a and b), which relays compute in
+//!   one batch when they encrypt and everyone else keeps from decoding, so
+//!   encoding a statement compresses no point (contribution statements
+//!   version 4; version 3 encoded 2·a and 2·b);
 //! - query = id, issued_at u64, dataset str, labels (u8 count, str each),
 //!   params; params = statistic u8 (count 0, sum 1, mean 2, variance 3,
 //!   stddev 4, min 5, max 6, median 7, quantile 8, histogram 9), sample bool,
@@ -41,7 +42,6 @@
 
 use super::ids::QueryId;
 use super::messages::{QueryIntent, QuerySpec};
-use curve25519_dalek::ristretto::RistrettoPoint;
 
 use crate::crypto::Ciphertext;
 use crate::stats::{Contribution, Grid, QueryParams, RelayTask, Release, Statistic};
@@ -49,7 +49,7 @@ use crate::stats::{Contribution, Grid, QueryParams, RelayTask, Release, Statisti
 pub const DOMAIN_QUERY_ADMISSION: &str = "crux/admission/query/v1";
 pub const DOMAIN_ROUND_ADMISSION: &str = "crux/admission/round/v3";
 pub const DOMAIN_REFINEMENT_ADMISSION: &str = "crux/admission/refinement/v1";
-pub const DOMAIN_CONTRIBUTION: &str = "crux/contribution/v3";
+pub const DOMAIN_CONTRIBUTION: &str = "crux/contribution/v4";
 pub const DOMAIN_RELEASES: &str = "crux/releases/v1";
 
 /// Appends fields in the specified layout.
@@ -122,20 +122,16 @@ impl Writer {
         }
     }
 
-    /// Ciphertexts as the encodings of 2·a and 2·b, in one batch; `counts`
-    /// gives the lengths to write before each group (None: no length).
+    /// Ciphertexts as their 64-byte wire form (cached when decoded or
+    /// batch-encrypted, `Ciphertext::to_bytes`); `counts` gives the lengths
+    /// to write before each group (None: no length).
     fn ciphertext_groups(&mut self, groups: &[(Option<usize>, &[Ciphertext])]) {
-        let points: Vec<RistrettoPoint> = groups.iter().flat_map(|(_, g)| g.iter().flat_map(|c| [c.a, c.b])).collect();
-        let encoded = RistrettoPoint::double_and_compress_batch(&points);
-        let mut next = encoded.iter();
         for (count, group) in groups {
             if let Some(n) = count {
                 self.len(*n);
             }
-            for _ in 0..group.len() * 2 {
-                if let Some(p) = next.next() {
-                    self.buf.extend_from_slice(p.as_bytes());
-                }
+            for c in group.iter() {
+                self.buf.extend_from_slice(&c.to_bytes());
             }
         }
     }

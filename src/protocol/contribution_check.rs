@@ -39,7 +39,7 @@ fn shape_and_statement(
 }
 
 fn item<'a>(statement: &'a [u8], c: &'a SignedContribution) -> ProofItem<'a> {
-    ProofItem { statement, a: c.contribution.ciphertexts().into_iter().map(|ct| &ct.a).collect(), proof: &c.proof }
+    ProofItem { statement, a: c.contribution.ciphertexts().into_iter().map(|ct| ct.a()).collect(), proof: &c.proof }
 }
 
 fn bad_proof(relay: &str) -> ProtocolError {

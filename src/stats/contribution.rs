@@ -193,29 +193,38 @@ pub fn local_histogram(values: &[i128], grid: &Grid) -> Vec<i64> {
 /// so below 2^33: the public bound their encryption walks to.
 const COUNT_BITS: u32 = super::limits::ROWS_LIMIT.ilog2() + 1;
 
-struct ProvedEncryptor<'a, R> {
-    key: &'a EncryptionKey,
+/// The values of a contribution with their public bounds |m| < 2^bits, in
+/// statement order; encrypted together (`EncryptionKey::encrypt_batch_within`).
+/// The randomness is wiped when it drops.
+struct ProvedEncryptor {
+    values: Vec<(i64, u32)>,
     randomness: Vec<Scalar>,
-    rng: &'a mut R,
 }
 
-impl<R: RngCore + CryptoRng> ProvedEncryptor<'_, R> {
-    /// Encrypts m with |m| < 2^bits (a public bound: `COUNT_BITS` or a
-    /// task's limb width), which makes the encryption cheaper.
-    fn encrypt(&mut self, m: i64, bits: u32) -> Ciphertext {
-        let (c, k) = self.key.encrypt_within(m, bits, self.rng);
-        self.randomness.push(k);
-        c
+impl ProvedEncryptor {
+    /// Queues values with |m| < 2^bits (a public bound: `COUNT_BITS` or a
+    /// task's limb width, which makes the encryption cheaper); returns how
+    /// many there are.
+    fn queue(&mut self, values: impl IntoIterator<Item = i64>, bits: u32) -> usize {
+        let before = self.values.len();
+        self.values.extend(values.into_iter().map(|m| (m, bits)));
+        self.values.len() - before
     }
 
-    fn encrypt_all(&mut self, values: impl IntoIterator<Item = i64>, bits: u32) -> Vec<Ciphertext> {
-        values.into_iter().map(|m| self.encrypt(m, bits)).collect()
+    /// Encrypts everything queued, in order, keeping the randomness.
+    fn encrypt(&mut self, key: &EncryptionKey, rng: &mut (impl RngCore + CryptoRng)) -> Vec<Ciphertext> {
+        let (ciphertexts, randomness) = key.encrypt_batch_within(&self.values, rng);
+        self.randomness = randomness;
+        ciphertexts
     }
 }
 
-impl<R> Drop for ProvedEncryptor<'_, R> {
+impl Drop for ProvedEncryptor {
     fn drop(&mut self) {
         self.randomness.zeroize();
+        for (m, _) in &mut self.values {
+            m.zeroize();
+        }
     }
 }
 
@@ -261,24 +270,28 @@ pub fn encrypt_local(
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<(Contribution, Vec<u8>, RandomnessProof), StatsError> {
     task.validate()?;
-    let mut enc = ProvedEncryptor { key, randomness: Vec::new(), rng };
+    let mut enc = ProvedEncryptor { values: Vec::new(), randomness: Vec::new() };
     let contribution = match (task, local) {
         (RelayTask::Moments { limb_bits, sums, squares, .. }, LocalAggregate::Moments(m)) => {
             let (s, q) = task.moment_limbs()?;
             let sum_limbs = if *sums { limbs::split(m.sum, *limb_bits, s)? } else { Vec::new() };
             let square_limbs = if *squares { limbs::split(m.squares, *limb_bits, q)? } else { Vec::new() };
-            let count = enc.encrypt(m.count, COUNT_BITS);
-            let sum = enc.encrypt_all(sum_limbs, *limb_bits);
-            let squares = enc.encrypt_all(square_limbs, *limb_bits);
-            Contribution::Moments { count, sum, squares }
+            enc.queue([m.count], COUNT_BITS);
+            let sums = enc.queue(sum_limbs, *limb_bits);
+            enc.queue(square_limbs, *limb_bits);
+            let mut cts = enc.encrypt(key, rng).into_iter();
+            let count = cts.next().ok_or_else(|| StatsError::Inconsistent("no count ciphertext".into()))?;
+            let sum = cts.by_ref().take(sums).collect();
+            Contribution::Moments { count, sum, squares: cts.collect() }
         }
         (RelayTask::Histogram { .. }, LocalAggregate::Histogram(counts)) => {
-            Contribution::Histogram { counts: enc.encrypt_all(counts.iter().copied(), COUNT_BITS) }
+            enc.queue(counts.iter().copied(), COUNT_BITS);
+            Contribution::Histogram { counts: enc.encrypt(key, rng) }
         }
         _ => return Err(StatsError::Inconsistent("a local aggregate of another task".into())),
     };
     let statement = statement_of(&contribution);
-    let proof = RandomnessProof::prove(&statement, &enc.randomness, enc.rng);
+    let proof = RandomnessProof::prove(&statement, &enc.randomness, rng);
     Ok((contribution, statement, proof))
 }
 
