@@ -274,7 +274,7 @@ fn make_signature_vectors() -> Value {
     let (contribution, proof) = fixed_contribution(&share, &s, &t, &mut rng);
     let (exact, noisy) = fixed_partials(&share, &contribution, &mut rng);
     json!({
-        "about": "admission signatures ((R, s), crux-admission-signature-v1) and a contribution's proof of randomness, version 2; batch decryptions, crux-batch-decryption-v2 (shares scaled by the Lagrange coefficient, here 1/3) with proofs crux-partial-decryption-v2 and crux-noisy-partial-decryption-v2 (transcripts without A* and D*); fixed keys, seeded randomness; see tests/codec_vectors.rs",
+        "about": "admission signatures ((R, s), crux-admission-signature-v1) and a contribution's proof of randomness, version 2, over its crux/contribution/v4 statement (ciphertexts as their wire form); batch decryptions, crux-batch-decryption-v2 (shares scaled by the Lagrange coefficient, here 1/3) with proofs crux-partial-decryption-v2 and crux-noisy-partial-decryption-v2 (transcripts without A* and D*); fixed keys, seeded randomness; see tests/codec_vectors.rs",
         "authority_public": hex::encode(share.public_point().compress().as_bytes()),
         "query_admission_signature": hex::encode(query_sig.to_bytes()),
         "round_admission_signature": hex::encode(round_sig.to_bytes()),

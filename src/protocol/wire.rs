@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ProtocolError;
 
+/// 5: contribution statements write ciphertexts as their wire form
+/// (`crux/contribution/v4`), so relays of version 4 sign other bytes;
 /// 4: search rounds are admitted as refinements (`AdmitRefinement`,
 /// `AdmissionOf`); 3: admissions carry (R, s) signatures (`AdmissionSignature`), 64-byte
 /// byte strings; 2: ciphertexts travel as 64-byte byte strings (1: arrays
 /// of integers).
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 /// Default frame limit (a 4096-bucket histogram is about 600 KiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
