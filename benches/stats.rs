@@ -355,7 +355,7 @@ fn histogram_rows(
         ms(sort)
     );
     for (label, grid) in [
-        ("median round 0", Grid::Magnitude),
+        ("median round 0", Grid::Magnitude { bits: 47 }),
         ("median refinement round", Grid::covering(median - (1 << 20), median + (1 << 20), 64).unwrap()),
     ] {
         let task = RelayTask::Histogram { grid: grid.clone() };
@@ -367,7 +367,7 @@ fn histogram_rows(
             statistic: label,
             handle: relay.time(Statistic::Median, edges, &task),
             task: match grid {
-                Grid::Magnitude => "histogram, magnitude grid".into(),
+                Grid::Magnitude { .. } => "histogram, magnitude grid".into(),
                 _ => "histogram, uniform grid".into(),
             },
             ciphertexts: task.ciphertexts_per_relay().unwrap(),
@@ -410,7 +410,7 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
     let chunk = values.len() / relays;
     for (name, task) in [
         ("moments 1+4+4", moments_task(true)),
-        ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
+        ("histogram 25 magnitude", RelayTask::Histogram { grid: Grid::Magnitude { bits: 47 } }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(-(1 << 40), 1 << 40, 64).unwrap() }),
     ] {
         let contributions: Vec<Contribution> = values
@@ -445,7 +445,7 @@ fn aggregation_per_relay(key: &EncryptionKey) {
     );
     for (name, task) in [
         ("moments 1+4+4 (variance)", moments_task(true)),
-        ("histogram 127 magnitude", RelayTask::Histogram { grid: Grid::Magnitude }),
+        ("histogram 25 magnitude", RelayTask::Histogram { grid: Grid::Magnitude { bits: 47 } }),
         ("histogram 64 uniform", RelayTask::Histogram { grid: Grid::covering(0, 6399, 64).unwrap() }),
     ] {
         let one = contribute(&task, &[1, 2, 3], key, &|_| b"bench".to_vec(), &mut OsRng).unwrap().0;

@@ -73,7 +73,7 @@ def task(t):
                 + u128(int(t["sum_quantum"])) + u128(int(t["squares_quantum"])))
     g = t["grid"]
     if g["kind"] == "magnitude":
-        return u8(1) + u8(0)
+        return u8(1) + u8(3) + u32(g["bits"])
     if g["kind"] == "uniform":
         return u8(1) + u8(1) + i128(int(g["lo"])) + i128(int(g["width"])) + u32(g["buckets"])
     return u8(1) + u8(2) + u32(len(g["edges"])) + b"".join(i128(int(e)) for e in g["edges"])
@@ -119,7 +119,7 @@ SPEC2 = dict(SPEC, labels=["Land"], decimals=0, epoch=0, decryptors=["a"],
 MOMENTS = {"kind": "moments", "limb_bits": 32, "value_bits": 33, "sums": True, "squares": False,
            "sum_quantum": str(1 << 18), "squares_quantum": str(1 << 100)}
 UNIFORM = {"kind": "histogram", "grid": {"kind": "uniform", "lo": "-2000", "width": "15", "buckets": 62}}
-MAGNITUDE = {"kind": "histogram", "grid": {"kind": "magnitude"}}
+MAGNITUDE = {"kind": "histogram", "grid": {"kind": "magnitude", "bits": 47}}
 EDGES = {"kind": "histogram", "grid": {"kind": "edges", "edges": [str(-(1 << 100)), "0", "1000"]}}
 CONTRIB = {"kind": "moments", "count": [P1, P2], "sum": [[P0, P3], [P2, P1]], "squares": []}
 HIST = {"kind": "histogram", "counts": [[P3, P3], [P0, P0], [P1, P0]]}

@@ -86,7 +86,7 @@ fn task(v: &Value) -> RelayTask {
     }
     let g = &v["grid"];
     let grid = match g["kind"].as_str().unwrap() {
-        "magnitude" => Grid::Magnitude,
+        "magnitude" => Grid::Magnitude { bits: u32::try_from(g["bits"].as_u64().unwrap()).unwrap() },
         "uniform" => Grid::Uniform {
             lo: int(&g["lo"]),
             width: int(&g["width"]),
@@ -173,7 +173,7 @@ fn the_rust_encoder_matches_the_independent_vectors() {
 #[test]
 fn any_changed_input_changes_the_bytes() {
     let doc = vectors("codec.json");
-    let mutations: [(&str, Value); 12] = [
+    let mutations: [(&str, Value); 13] = [
         ("/spec/epoch", json!(4)),
         ("/spec/decryptors/0", json!("authority-2")),
         ("/query/issued_at", json!(1764331201u64)),
@@ -185,6 +185,7 @@ fn any_changed_input_changes_the_bytes() {
         ("/relay", json!("relay-3")),
         ("/task/limb_bits", json!(31)),
         ("/previous/grid/width", json!("16")),
+        ("/task/grid/bits", json!(48)),
         ("/release/index", json!(30)),
     ];
     let mut changed = 0;
@@ -204,10 +205,10 @@ fn any_changed_input_changes_the_bytes() {
     // domain separation: the same query under the round domain is other bytes
     let q = query(&doc["cases"][0]["input"]["query"]);
     let s = QuerySpec::new(q.clone(), 0, 0, vec!["a".into()]);
-    let round = codec::round_admission(&s, 0, &RelayTask::Histogram { grid: Grid::Magnitude });
+    let round = codec::round_admission(&s, 0, &RelayTask::Histogram { grid: Grid::Magnitude { bits: 47 } });
     assert!(!round.starts_with(&codec::query_admission(&q)[..24]));
     // and a refinement admission of the same fields is other bytes than a round's
-    let refinement = codec::refinement_admission(&s, 0, &RelayTask::Histogram { grid: Grid::Magnitude });
+    let refinement = codec::refinement_admission(&s, 0, &RelayTask::Histogram { grid: Grid::Magnitude { bits: 47 } });
     assert_ne!(refinement, round);
     assert!(!refinement.starts_with(&round[..24]));
 }

@@ -111,28 +111,31 @@ fn ciphertexts_and_decryptions_per_query() {
     let (s, q) = (49u32.div_ceil(limb_bits) as usize, 66u32.div_ceil(limb_bits) as usize);
     assert!(s + q < sums + squares);
     assert_eq!(costs(&cluster), (1, 1 + s + q, 1 + s + q));
-    // median 6469: magnitude bucket 76 = [4096, 8191]: the total and 11 cuts
-    // (127·j/12) find buckets 74..84, 9 cuts then bucket 76; then three
-    // 16-bucket refinements (width 256, 16, then 1), all 15 cuts each
+    // median 6469, values below 2^47: the 25 magnitude buckets by nibble
+    // length put it in bucket 16 = [16^3, 16^4 - 1]; the total and all 24
+    // cuts in one step; then 16-bucket refinements of widths 3840, 240, 15
+    // (15 cuts each) and a last one of 15 single values (14 cuts)
     cluster.query(&l, exact(Statistic::Median)).unwrap();
-    assert_eq!(costs(&cluster), (4, 127 + 3 * 16, 1 + 11 + 9 + 3 * 15));
-    // admission, description; round 0: contributions (under the query's
-    // admission), the registration with the first cuts, the second cuts;
-    // each refinement: contributions, then the registration with every cut
-    // (and the next round's admission)
-    assert_eq!(cluster.trace.round_trips, 2 + 3 + 3 * 2);
+    assert_eq!(costs(&cluster), (5, 25 + 3 * 16 + 15, 1 + 24 + 3 * 15 + 14));
+    // admission, description; each round: contributions (round 0 under the
+    // query's admission), then the registration with every cut (and the
+    // next round's admission)
+    assert_eq!(cluster.trace.round_trips, 2 + 5 * 2);
     // progress as `ProcessorRequest::Progress` reports it: (0, 0) while
-    // admitting and describing, then rounds started out of the exact search's 17
+    // admitting and describing, then rounds started out of the exact
+    // search's 13 (the magnitude round and 12 refinements of the widest
+    // bucket, [16^11, 16^12 - 1])
     let progress = &cluster.trace.progress;
     assert_eq!(progress.first(), Some(&(0, 0)), "{progress:?}");
     assert!(progress.windows(2).all(|w| w[0].0 <= w[1].0), "rounds never go back: {progress:?}");
-    assert!(progress.contains(&(1, 17)) && progress.contains(&(4, 17)), "{progress:?}");
-    assert!(progress.iter().all(|p| p.0 <= 4 && p.1 <= 17), "{progress:?}");
-    // a 2-decimal column: value range up to 2^19 hundredths, still a handful of rounds
+    assert!(progress.contains(&(1, 13)) && progress.contains(&(5, 13)), "{progress:?}");
+    assert!(progress.iter().all(|p| p.0 <= 5 && p.1 <= 13), "{progress:?}");
+    // a 2-decimal column: values below 2^47 · 100 < 2^54, so 29 magnitude
+    // buckets; values up to 2^19 hundredths, still a handful of rounds
     cluster.query(&["Population", "Persons per square kilometre", "2021"], exact(Statistic::Median)).unwrap();
     let (rounds, cts, releases) = costs(&cluster);
-    assert!(rounds <= 5 && cts <= 127 + 4 * 16 && releases <= 1 + 11 + 10 + 4 * 15, "{:?}", costs(&cluster));
-    assert_eq!(cluster.trace.round_trips, 2 + 3 + 2 * (rounds - 1), "{:?}", costs(&cluster));
+    assert!(rounds <= 6 && cts <= 29 + 5 * 16 && releases <= 1 + 28 + 5 * 15, "{:?}", costs(&cluster));
+    assert_eq!(cluster.trace.round_trips, 2 + 2 * rounds, "{:?}", costs(&cluster));
     let mut h = exact(Statistic::Histogram);
     h.edges = vec!["0".into(), "1000".into(), "10000".into()];
     cluster.query(&["Land"], h).unwrap();

@@ -464,7 +464,7 @@ fn rounds_are_admitted_only_for_the_admitted_query_in_order() {
     let sums = RelayTask::exact_moments(20, true, false);
     let reason = refusal(f.ask(0, admit_round(&spec, 0, &sums)));
     assert!(reason.contains("a count query asks relays for exactly the moments it releases"), "{reason}");
-    let histogram = RelayTask::Histogram { grid: Grid::Magnitude };
+    let histogram = RelayTask::Histogram { grid: Grid::Magnitude { bits: 47 } };
     assert!(refusal(f.ask(0, admit_round(&spec, 0, &histogram))).contains("does not ask for histograms"));
 
     // round 0 is admitted, and signed again when asked again (a lost reply)
@@ -510,7 +510,7 @@ fn search_rounds_must_refine_one_bucket_of_the_previous_round() {
             "not the refinement of one bucket",
         ),
         (RelayTask::Histogram { grid: Grid::Uniform { lo: -500, width: 10, buckets: 64 } }, "starts outside"),
-        (RelayTask::Histogram { grid: Grid::Magnitude }, "uniform grids"),
+        (RelayTask::Histogram { grid: Grid::Magnitude { bits: 47 } }, "uniform grids"),
         (RelayTask::Histogram { grid: grid.clone() }, "not the refinement of one bucket"),
         (RelayTask::exact_moments(20, true, false), "a max query does not ask for sums"),
     ];

@@ -25,8 +25,10 @@
 //!   (version 2: the committee epoch and the t authorities that decrypt);
 //! - task = 0 (moments): limb_bits u32, value_bits u32 (version 3), sums
 //!   bool, squares bool, sum_quantum u128, squares_quantum u128; or
-//!   1 (histogram): grid = 0 (magnitude) | 1 (uniform): lo i128, width
-//!   i128, buckets u32 | 2 (edges): u32 count, i128 each;
+//!   1 (histogram): grid = 1 (uniform): lo i128, width i128, buckets u32
+//!   | 2 (edges): u32 count, i128 each | 3 (magnitude, protocol version 5:
+//!   nibble lengths): bits u32 (tag 0 was the 127 bit-length buckets of
+//!   earlier versions, never written now);
 //! - contribution = 0 (moments): count ct, sums (u32 count, ct each), squares
 //!   (same); or 1 (histogram): counts (u32 count, ct each);
 //! - release = tag u8 (count 0, sum 1, squares 2, sum limb 3, squares limb 4,
@@ -202,7 +204,10 @@ impl Writer {
             RelayTask::Histogram { grid } => {
                 self.u8(1);
                 match grid {
-                    Grid::Magnitude => self.u8(0),
+                    Grid::Magnitude { bits } => {
+                        self.u8(3);
+                        self.u32(*bits);
+                    }
                     Grid::Uniform { lo, width, buckets } => {
                         self.u8(1);
                         self.i128(*lo);

@@ -21,9 +21,6 @@ use super::statistic::{FixedParams, QueryParams, Statistic};
 /// ciphertexts per relay) cost less CPU than 6 of 64 (324), at two more
 /// round trips per extra round (README, Performance).
 pub const SEARCH_BUCKETS: u32 = 16;
-/// Rounds an exact search may take: one magnitude round, then refinements
-/// of 2^63 by 16.
-pub const EXACT_SEARCH_ROUNDS: u32 = 17;
 
 /// First slot of a search round's suffix counts (prefix counts take 1 + n,
 /// n below the 4096 buckets a grid may have).
@@ -72,12 +69,25 @@ pub fn search_shape(span: i128) -> Result<PlanShape, StatsError> {
     }
 }
 
-/// The grid of a search's first round: the bounds when known, else magnitudes.
+/// The grid of a search's first round: the bounds when known, else the
+/// magnitudes of the query's value width (`limits::value_bits`).
 pub fn first_search_grid(fixed: &FixedParams) -> Result<Grid, StatsError> {
     match fixed.bounds {
         Some((lo, hi)) => Grid::covering(lo, hi, SEARCH_BUCKETS),
-        None => Ok(Grid::Magnitude),
+        None => Ok(Grid::Magnitude { bits: super::limits::value_bits(fixed)? }),
     }
+}
+
+/// Rounds of an exact search without bounds: the magnitude round, then the
+/// refinements of its widest bucket.
+fn magnitude_search_rounds(fixed: &FixedParams) -> Result<u32, StatsError> {
+    let grid = first_search_grid(fixed)?;
+    let widest = grid.range_of(grid.buckets().saturating_sub(1));
+    let (Some(lo), Some(hi)) = (widest.lo, widest.hi) else {
+        return Err(StatsError::Inconsistent("a magnitude bucket without ends".into()));
+    };
+    let span = hi.checked_sub(lo).and_then(|s| s.checked_add(1)).ok_or(StatsError::ArithmeticOverflow("bucket"))?;
+    Ok(1 + search_shape(span)?.max_rounds)
 }
 
 pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape, StatsError> {
@@ -96,7 +106,7 @@ pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape
                     .ok_or(StatsError::ArithmeticOverflow("bounds"))?;
                 search_shape(span)?
             }
-            None if params.exact => PlanShape { max_rounds: EXACT_SEARCH_ROUNDS, releases: 1 },
+            None if params.exact => PlanShape { max_rounds: magnitude_search_rounds(fixed)?, releases: 1 },
             None => return Err(StatsError::BoundsRequired),
         },
     })
@@ -404,7 +414,7 @@ mod tests {
         let count = QueryParams::new(Statistic::Count);
         check_task(&count, &count.fixed(0).unwrap(), 0, &no_sums, None).unwrap();
         assert!(check_task(&count, &count.fixed(0).unwrap(), 0, &task, None).is_err(), "a count encrypts no sums");
-        assert!(check_task(&p, &f, 0, &RelayTask::Histogram { grid: Grid::Magnitude }, None).is_err());
+        assert!(check_task(&p, &f, 0, &RelayTask::Histogram { grid: Grid::Magnitude { bits: 47 } }, None).is_err());
         slot(&p, &f, &task, Release::Count).unwrap();
         slot(&p, &f, &task, Release::SumLimb(3)).unwrap();
         assert!(slot(&p, &f, &task, Release::SumLimb(7)).is_err());

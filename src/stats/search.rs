@@ -10,11 +10,11 @@
 //! a 16-bucket grid (`policy::SEARCH_BUCKETS`). When a bucket holds a single fixed-point
 //! value, that value is the answer, exact at the column's resolution.
 //!
-//! - Exact: a round of at most `SEARCH_BUCKETS` buckets releases every
-//!   prefix count in one step (15 for 16 buckets, asked with the round's
-//!   registration: no round trip of its own). A wider grid (the 127
-//!   magnitude buckets) takes two steps of k − 1 evenly spaced prefix
-//!   counts (k = ceil(sqrt(B)), `exact_arity`): 11 + 10, not 126. More
+//! - Exact: a round of at most `ONE_STEP_BUCKETS` buckets releases every
+//!   prefix count in one step (15 for 16 buckets, 24 for the 25 magnitude
+//!   buckets of 47-bit values; asked with the round's registration: no
+//!   round trip of its own). A wider grid takes two steps of k − 1 evenly
+//!   spaced prefix counts (k = ceil(sqrt(B)), `exact_arity`). More
 //!   releases than a binary search (15 against 4 per round), each cheap to
 //!   add to a batch, for a fraction of the round trips.
 //! - With noise: a binary search (one prefix per step, ceil(log2 B) per
@@ -30,6 +30,11 @@
 use super::error::StatsError;
 use super::grid::Grid;
 use super::policy::SEARCH_BUCKETS;
+
+/// Widest grid whose prefix counts an exact search releases in one step:
+/// every refinement (16 buckets) and the magnitude grid of any admitted
+/// query (at most 45 buckets, for 87-bit values).
+pub const ONE_STEP_BUCKETS: u32 = 64;
 use super::release::Release;
 use super::statistic::quantile_rank;
 
@@ -224,12 +229,12 @@ impl QuantileSearch {
 
     /// The cuts strictly between lo and hi that the next step releases:
     /// the midpoint with noise; when exact, every one for a grid of at most
-    /// `SEARCH_BUCKETS` buckets, else k − 1 evenly spaced ones.
+    /// `ONE_STEP_BUCKETS` buckets, else k − 1 evenly spaced ones.
     fn cuts(&self) -> Vec<u32> {
         let span = self.hi.saturating_sub(self.lo);
         let buckets = self.grid.buckets();
         let parts = match self.exact {
-            true if buckets <= SEARCH_BUCKETS => span,
+            true if buckets <= ONE_STEP_BUCKETS => span,
             true => exact_arity(buckets).min(span),
             false => 2,
         };
@@ -341,9 +346,10 @@ mod tests {
     fn median_of_small_sets() {
         let v = vec![5, -3, 12, 7, 7, 100000, -40000, 0];
         for p in [(0, 1), (1, 4), (1, 2), (3, 4), (1, 1)] {
-            let (got, rounds, releases) = run(&v, p, Grid::Magnitude);
+            let (got, rounds, releases) = run(&v, p, Grid::Magnitude { bits: 47 });
             assert_eq!(got, expected(&v, p), "p = {p:?}");
-            assert!(rounds <= 5 && releases <= 30, "{rounds} rounds {releases} releases");
+            // 100000 is in the nibble bucket [16^4, 16^5 - 1]: five refinements
+            assert!(rounds <= 6 && releases <= 30, "{rounds} rounds {releases} releases");
         }
     }
 
@@ -352,12 +358,13 @@ mod tests {
         assert_eq!((exact_arity(127), exact_arity(64), exact_arity(3), exact_arity(1)), (12, 8, 2, 2));
         let v: Vec<i128> = (0..5000).map(|i| (i * 7919) % 4_000_000_007).collect();
         for p in [(0, 1), (1, 2), (9, 10), (1, 1)] {
-            let (got, rounds, releases, steps) = run_with(&v, p, Grid::Magnitude, true);
+            let (got, rounds, releases, steps) = run_with(&v, p, Grid::Magnitude { bits: 47 }, true);
             assert_eq!(got, expected(&v, p), "p = {p:?}");
-            let (_, binary_rounds, binary_releases, binary_steps) = run_with(&v, p, Grid::Magnitude, false);
+            let (_, binary_rounds, binary_releases, binary_steps) =
+                run_with(&v, p, Grid::Magnitude { bits: 47 }, false);
             assert_eq!(rounds, binary_rounds, "the same rounds");
-            // two steps for the 127 magnitude buckets, one per 16-bucket refinement
-            assert!(steps <= rounds + 1 && steps < binary_steps, "{steps} steps against {binary_steps}");
+            // one step for the 25 magnitude buckets, one per 16-bucket refinement
+            assert!(steps == rounds && steps < binary_steps, "{steps} steps against {binary_steps}");
             assert!(releases > binary_releases, "{releases} releases against {binary_releases}");
         }
         // over bounds: every round is 16 buckets, one step each, 15 prefixes
@@ -368,18 +375,34 @@ mod tests {
         assert!(releases <= 1 + 15 * rounds, "{releases} releases in {rounds} rounds");
     }
 
+    /// Values beyond 2^63 (at the query's scale, a relay's value of 10^7
+    /// declared with no decimals in a 12-decimal query is 10^19): the
+    /// magnitude grid of the query's width holds them, and the search ends
+    /// on the exact value.
+    #[test]
+    fn magnitudes_cover_the_querys_value_width() {
+        let big = 10i128.pow(19);
+        let v: Vec<i128> = vec![-3 * big, -5, 0, 7, big, big + 1, 2 * big, 99 * big + 12345, 1 << 86];
+        for p in [(0, 1), (1, 2), (3, 4), (1, 1)] {
+            let (got, rounds, _, steps) = run_with(&v, p, Grid::Magnitude { bits: 87 }, true);
+            assert_eq!(got, expected(&v, p), "p = {p:?}");
+            assert_eq!(steps, rounds);
+            assert!(rounds <= 1 + 22, "{rounds} rounds");
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn finds_every_quantile(values in proptest::collection::vec(-1_000_000_000i128..1_000_000_000, 1..60), num in 0i128..=100) {
             let p = (num, 100);
-            let (got, _, _) = run(&values, p, Grid::Magnitude);
+            let (got, _, _) = run(&values, p, Grid::Magnitude { bits: 47 });
             prop_assert_eq!(got, expected(&values, p));
             let lo = *values.iter().min().unwrap();
             let hi = *values.iter().max().unwrap();
             let (got, _, _) = run(&values, p, Grid::covering(lo - 3, hi + 5, 64).unwrap());
             prop_assert_eq!(got, expected(&values, p));
-            for grid in [Grid::Magnitude, Grid::covering(lo - 3, hi + 5, 64).unwrap()] {
+            for grid in [Grid::Magnitude { bits: 47 }, Grid::covering(lo - 3, hi + 5, 64).unwrap()] {
                 let (got, rounds, _, steps) = run_with(&values, p, grid, true);
                 prop_assert_eq!(got, expected(&values, p));
                 prop_assert!(steps <= rounds + 1, "{} steps in {} rounds", steps, rounds);
