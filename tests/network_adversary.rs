@@ -1075,6 +1075,29 @@ async fn round0_under_the_querys_admission_is_the_plans_first_task_only() {
             assert!(message.contains(want), "{what} at {relay}: {message}");
         }
     }
+    // an exact median without bounds starts on the magnitude grid of the
+    // query's value width and no other: not a wider one (more buckets), not
+    // the 127 bit-length buckets of protocol version 4
+    let median = QueryParams::new(Statistic::Median);
+    let median_intent = evil.intent(median.clone());
+    let median_admission = evil.admit_query(&median_intent).await.unwrap();
+    let median_spec = QuerySpec::new(median_intent, info.decimals, 0, decryptors.clone());
+    let bits = crux::stats::limits::value_bits(&median.fixed(info.decimals).unwrap()).unwrap();
+    let magnitudes = |bits: u32| RelayTask::Histogram { grid: crux::stats::Grid::Magnitude { bits } };
+    for wrong in [bits + 4, 126] {
+        for relay in RELAYS {
+            let request = contribute(&median_spec, 0, &magnitudes(wrong), &median_admission);
+            let message = relay_error(evil.relay(relay, &request).await);
+            assert!(message.contains("not the first one"), "{wrong} bits at {relay}: {message}");
+        }
+    }
+    let right = contribute(&median_spec, 0, &magnitudes(bits), &median_admission);
+    match evil.relay("relay-1", &right).await {
+        RelayResponse::Contribution(c) => {
+            assert_eq!(c.contribution.ciphertexts().len(), 2 * bits.div_ceil(4) as usize + 1)
+        }
+        other => panic!("the query's own magnitude grid: {other:?}"),
+    }
     // round 0 at two scales (relays 1-2, relay 3): a relay answers one, and
     // each authority registers the first it is shown
     let (rescaled, task2) = spec_at(info.decimals + 3);

@@ -418,23 +418,24 @@ impl EncryptionKey {
         values: &[(i64, u32)],
         rng: &mut (impl RngCore + CryptoRng),
     ) -> (Vec<Ciphertext>, Vec<Scalar>) {
-        let mut halves = Vec::with_capacity(2 * values.len());
+        let mut halves = Vec::with_capacity(values.len());
         let mut randomness = Vec::with_capacity(values.len());
         for &(m, bits) in values {
             let (half_a, half_b, k) = self.encrypt_half(m, bits, rng);
-            halves.push(half_a);
-            halves.push(half_b);
+            halves.push((half_a, half_b));
             randomness.push(k);
         }
-        let encoded = RistrettoPoint::double_and_compress_batch(&halves);
+        let points: Vec<RistrettoPoint> = halves.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        let encoded = RistrettoPoint::double_and_compress_batch(&points);
         let ciphertexts = halves
-            .chunks_exact(2)
+            .iter()
             .zip(encoded.chunks_exact(2))
-            .map(|(h, e)| {
+            .map(|((half_a, half_b), e)| {
                 let mut wire = [0u8; 64];
-                wire[..32].copy_from_slice(e[0].as_bytes());
-                wire[32..].copy_from_slice(e[1].as_bytes());
-                Ciphertext { a: h[0] + h[0], b: h[1] + h[1], wire: Some(wire) }
+                for (slot, point) in wire.chunks_exact_mut(32).zip(e) {
+                    slot.copy_from_slice(point.as_bytes());
+                }
+                Ciphertext { a: half_a + half_a, b: half_b + half_b, wire: Some(wire) }
             })
             .collect();
         (ciphertexts, randomness)
