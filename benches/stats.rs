@@ -339,7 +339,7 @@ fn histogram_rows(
     relay: &mut RelayBench,
     rows: &mut Vec<Row>,
 ) -> String {
-    // median: round 0 on the 127 magnitude buckets, and one 64-bucket refinement round.
+    // median: round 0 on the 25 magnitude buckets of 47-bit values, and one 64-bucket refinement round.
     let floor = median_time(|| floor_median(values));
     let median = floor_median(values);
     let copy = median_time(|| values.to_vec());
@@ -430,7 +430,7 @@ fn criterion_benches(c: &mut Criterion, key: &EncryptionKey, values: &[i128]) {
     c.bench_function("RelayPublicKey::verify, 1 KiB message", |b| {
         b.iter(|| public.verify("relay-1", b"query-id-bytes..", black_box(&message), &sig).unwrap())
     });
-    // the real signed statement of a magnitude-grid contribution is about 127 * 64 bytes
+    // a signed statement of about 127 * 64 bytes (a 127-bucket contribution; a magnitude grid now has 25)
     let big = vec![7u8; 127 * 66 + 200];
     let sig = identity.sign(b"query-id-bytes..", &big);
     c.bench_function("RelayPublicKey::verify, 8.6 KB message", |b| {
