@@ -335,9 +335,8 @@ impl EncryptionKey {
     }
 
     /// Makes up to `at_most` halves of encryptions of zero ahead of time
-    /// (`Precomputed`), so that the
-    /// pool holds at most `capacity`; returns how many it holds then. The
-    /// work happens outside the pool's lock.
+    /// (`Precomputed`), so that the pool holds at most `capacity`; returns
+    /// how many it holds then. The work happens outside the pool's lock.
     pub fn precompute(&self, capacity: usize, at_most: usize, rng: &mut (impl RngCore + CryptoRng)) -> usize {
         let missing = capacity.saturating_sub(self.pooled()).min(at_most);
         let made: Vec<Precomputed> = (0..missing)

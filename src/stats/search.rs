@@ -10,13 +10,11 @@
 //! a 16-bucket grid (`policy::SEARCH_BUCKETS`). When a bucket holds a single fixed-point
 //! value, that value is the answer, exact at the column's resolution.
 //!
-//! - Exact: a round of at most `ONE_STEP_BUCKETS` buckets releases every
-//!   prefix count in one step (15 for 16 buckets, 24 for the 25 magnitude
-//!   buckets of 47-bit values; asked with the round's registration: no
-//!   round trip of its own). A wider grid takes two steps of k − 1 evenly
-//!   spaced prefix counts (k = ceil(sqrt(B)), `exact_arity`). More
-//!   releases than a binary search (15 against 4 per round), each cheap to
-//!   add to a batch, for a fraction of the round trips.
+//! - Exact: a round releases every prefix count in one step (15 for 16
+//!   buckets, 24 for the 25 magnitude buckets of 47-bit values; asked with
+//!   the round's registration: no round trip of its own). More releases
+//!   than a binary search (15 against 4 per round), each cheap to add to a
+//!   batch, for a fraction of the round trips.
 //! - With noise: a binary search (one prefix per step, ceil(log2 B) per
 //!   round), because every release shares the query's epsilon
 //!   (`policy::plan_shape`); the search still ends after the planned
@@ -30,11 +28,6 @@
 use super::error::StatsError;
 use super::grid::Grid;
 use super::policy::SEARCH_BUCKETS;
-
-/// Widest grid whose prefix counts an exact search releases in one step:
-/// every refinement (16 buckets) and the magnitude grid of any admitted
-/// query (at most 45 buckets, for 87-bit values).
-pub const ONE_STEP_BUCKETS: u32 = 64;
 use super::release::Release;
 use super::statistic::quantile_rank;
 
@@ -54,7 +47,7 @@ pub struct QuantileSearch {
     prefix_hi: i128,
     /// the releases of the step in progress, in increasing order
     pending: Vec<Release>,
-    /// cuts per step: 2 (a binary search) with noise, else `exact_arity`
+    /// cuts per step: 2 (a binary search) with noise, else every one
     exact: bool,
     /// the query's bounds: refinements never reach past them
     bounds: Option<(i128, i128)>,
@@ -84,16 +77,6 @@ pub fn refinement_range(grid: &Grid, bucket: u32, bounds: Option<(i128, i128)>) 
         hi = hi.min(bhi);
     }
     (lo <= hi).then_some((lo, hi))
-}
-
-/// Parts a step of an exact search splits a round's B buckets into:
-/// ceil(sqrt(B)), so that two steps find the bucket.
-pub fn exact_arity(buckets: u32) -> u32 {
-    let mut k = 1u32;
-    while k.saturating_mul(k) < buckets {
-        k += 1;
-    }
-    k.max(2)
 }
 
 impl QuantileSearch {
@@ -228,16 +211,10 @@ impl QuantileSearch {
     }
 
     /// The cuts strictly between lo and hi that the next step releases:
-    /// the midpoint with noise; when exact, every one for a grid of at most
-    /// `ONE_STEP_BUCKETS` buckets, else k − 1 evenly spaced ones.
+    /// the midpoint with noise, every one when exact.
     fn cuts(&self) -> Vec<u32> {
         let span = self.hi.saturating_sub(self.lo);
-        let buckets = self.grid.buckets();
-        let parts = match self.exact {
-            true if buckets <= ONE_STEP_BUCKETS => span,
-            true => exact_arity(buckets).min(span),
-            false => 2,
-        };
+        let parts = if self.exact { span } else { 2 };
         let mut cuts: Vec<u32> = (1..parts)
             .filter_map(|j| {
                 let offset = u64::from(span) * u64::from(j) / u64::from(parts.max(1));
@@ -355,7 +332,6 @@ mod tests {
 
     #[test]
     fn exact_steps_release_several_prefixes_and_take_one_step_a_refinement() {
-        assert_eq!((exact_arity(127), exact_arity(64), exact_arity(3), exact_arity(1)), (12, 8, 2, 2));
         let v: Vec<i128> = (0..5000).map(|i| (i * 7919) % 4_000_000_007).collect();
         for p in [(0, 1), (1, 2), (9, 10), (1, 1)] {
             let (got, rounds, releases, steps) = run_with(&v, p, Grid::Magnitude { bits: 47 }, true);
