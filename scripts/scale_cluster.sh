@@ -178,15 +178,19 @@ report() {
         }' "$OUT/idle.ms" "$OUT/$name.ms"
 }
 
-# memory_report: VmRSS and VmHWM of the authorities and the processor, and the relays' range and sum.
+# memory_report: VmRSS and VmHWM of the authorities and the processor (with
+# VmRSS split into anonymous memory, the heap, and file pages, mostly the
+# memory-mapped discrete-log table, which the kernel can drop), and the
+# relays' range and sum.
 memory_report() {
     local file role pid
-    echo "resident memory after the queries (VmRSS / VmHWM, MB):"
+    echo "resident memory after the queries (VmRSS / VmHWM, MB; VmRSS = anonymous + file pages):"
     while read -r file role; do
         pid=$(basename "$(dirname "$file")")
-        awk -v role="$role" '/^VmRSS/ { rss = $2 } /^VmHWM/ { hwm = $2 } END { print role, rss, hwm }' "/proc/$pid/status"
+        awk -v role="$role" '/^VmRSS/ { rss = $2 } /^VmHWM/ { hwm = $2 } /^RssAnon/ { anon = $2 } /^RssFile/ { file = $2 }
+            END { print role, rss, hwm, anon, file }' "/proc/$pid/status"
     done <"$OUT/roles" | awk '
-        $1 != "relays" { printf "  %-12s %7.1f / %7.1f\n", $1, $2 / 1024, $3 / 1024; next }
+        $1 != "relays" { printf "  %-12s %7.1f / %7.1f (anonymous %.1f, file %.1f)\n", $1, $2 / 1024, $3 / 1024, $4 / 1024, $5 / 1024; next }
         { n++; s += $2; h += $3; if (n == 1 || $2 < lo) lo = $2; if ($2 > hi) hi = $2 }
         END { printf "  %d relays: RSS %.1f-%.1f MB each, %.0f MB together (VmHWM %.0f MB together)\n", n, lo / 1024, hi / 1024, s / 1024, h / 1024 }'
 }
