@@ -25,7 +25,7 @@ use crate::protocol::drive::{run_query, run_ready, QueryPeers};
 use crate::protocol::ledger::MemoryLedger;
 use crate::protocol::processor::{ProcessorView, QueryDriver};
 use crate::protocol::relay::{ColumnSource, RelayState};
-use crate::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};
+use crate::protocol::wire::{decode, decode_at_authority, encode, DEFAULT_MAX_FRAME};
 use crate::protocol::*;
 use crate::stats::{Epsilon, QueryParams, Release};
 use curve25519_dalek::ristretto::RistrettoPoint;
@@ -136,10 +136,20 @@ fn wire<T: serde::Serialize + serde::de::DeserializeOwned>(
     codec: &mut Duration,
     msg: &T,
 ) -> Result<(T, usize), ProtocolError> {
+    wire_with(transcript, codec, msg, |bytes| decode(bytes, DEFAULT_MAX_FRAME))
+}
+
+/// `wire` with the decoder the receiving role uses (`decode_at_authority`).
+fn wire_with<T: serde::Serialize>(
+    transcript: &mut Option<Vec<Vec<u8>>>,
+    codec: &mut Duration,
+    msg: &T,
+    decode: impl FnOnce(&[u8]) -> Result<T, ProtocolError>,
+) -> Result<(T, usize), ProtocolError> {
     let t = ThreadTime::now();
     let bytes = encode(msg)?;
     let size = bytes.len();
-    let back = decode(&bytes, DEFAULT_MAX_FRAME)?;
+    let back = decode(&bytes)?;
     *codec += t.elapsed();
     if let Some(t) = transcript.as_mut() {
         t.push(bytes);
@@ -277,7 +287,9 @@ impl MemoryCluster {
         let mut list = Vec::new();
         let mut busiest = Duration::ZERO;
         for (authority, ledger) in self.authorities.iter_mut().filter(|(a, _)| asked.iter().any(|n| n == a.name())) {
-            let (req, _) = wire(&mut self.transcript, &mut self.trace.codec, request)?;
+            let (req, _) = wire_with(&mut self.transcript, &mut self.trace.codec, request, |bytes| {
+                decode_at_authority(bytes, DEFAULT_MAX_FRAME)
+            })?;
             let name = authority.name().to_string();
             let t = ThreadTime::now();
             let resp = authority.handle(req, ledger, NOW + 1, || status(&name, Role::Authority), &mut self.rng);

@@ -19,7 +19,10 @@ use common::data_path;
 use crux::actors::error::TransportError;
 use crux::actors::keys::{read_joint_key, transport_config, unix_now};
 use crux::actors::tls::{generate_certificate, Identity};
-use crux::crypto::{combine_batches, AdmissionSignature, BatchDecryption, CryptoError, EncryptionKey};
+use crux::crypto::{
+    combine_batches, decode_first_points_only, AdmissionSignature, BatchDecryption, Ciphertext, CryptoError,
+    EncryptionKey,
+};
 use crux::data::read_key_share;
 use crux::protocol::drive::{run_query, QueryPeers};
 use crux::protocol::processor::{ProcessorView, QueryDriver};
@@ -222,6 +225,25 @@ async fn forged_altered_or_reused_relay_signatures_are_refused() {
         }
         let reason = refusal(evil.register(authority, spec, task, vec![c1.clone(), planted]).await);
         assert!(reason.contains("signature check failed for relay-2"), "{reason}");
+        // authorities do not decompress second points b
+        // (`decode_at_authority`), but b's bytes are signed: another valid
+        // point, or bytes that are no point at all, fail the signature
+        let bytes = match &c2.contribution {
+            Contribution::Moments { count, .. } => count.to_bytes(),
+            other => panic!("moments, got {other:?}"),
+        };
+        let mut other_point = bytes;
+        other_point[32..].copy_from_slice(RISTRETTO_BASEPOINT_POINT.compress().as_bytes());
+        let mut no_point = bytes;
+        no_point[63] = 0xff; // never canonical
+        for (what, wire) in [("another b", other_point), ("a b that is no point", no_point)] {
+            let mut altered = c2.clone();
+            if let Contribution::Moments { count, .. } = &mut altered.contribution {
+                *count = decode_first_points_only(|| Ciphertext::from_bytes(&wire)).unwrap();
+            }
+            let reason = refusal(evil.register(authority, spec, task, vec![c1.clone(), altered]).await);
+            assert!(reason.contains("signature check failed for relay-2"), "{what}: {reason}");
+        }
         // the round number is signed too
         let mut other_round = c1.clone();
         other_round.round = 1;

@@ -17,7 +17,7 @@ use crate::protocol::access::only_processor;
 use crate::protocol::authority::AuthorityState;
 use crate::protocol::ledger::Ledger;
 use crate::protocol::outcome::{authority_request, AccessRefusal};
-use crate::protocol::wire::{decode, encode};
+use crate::protocol::wire::{decode_at_authority, encode};
 use crate::protocol::{AuthorityRequest, AuthorityResponse, NodeStatus, Role};
 use crate::stats::dp::NoiseRng;
 
@@ -87,7 +87,7 @@ impl Handler<RequestBytes> for AuthorityActor {
             self.metrics.access.refused(AccessRefusal::NotProcessor);
             return refused(refusal);
         }
-        let request: AuthorityRequest = match decode(&msg.bytes, self.max_frame) {
+        let request: AuthorityRequest = match decode_at_authority(&msg.bytes, self.max_frame) {
             Ok(r) => r,
             Err(e) => {
                 warn!(peer = %msg.peer, cause = %e, "dropping a malformed request");

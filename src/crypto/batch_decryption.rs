@@ -279,7 +279,16 @@ pub fn combine_batches(
     }
     let bases: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| *c.a()).collect();
     let encodings = base_encodings(&bases);
-    let mut combined: Vec<RistrettoPoint> = ciphertexts.iter().map(|c| *c.b()).collect();
+    let mut combined: Vec<RistrettoPoint> = ciphertexts
+        .iter()
+        .map(|c| {
+            c.b().copied().ok_or(CryptoError::InvalidEncoding {
+                what: "ciphertext",
+                reason: "its second point was not decoded (decode_first_points_only): it cannot be decrypted here"
+                    .into(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
     for ((name, point), encoding) in set.names.iter().zip(&set.publics).zip(&set.encodings) {
         let public = EncodedPoint { point, encoding: *encoding };
         let mut found = batches.iter().filter(|p| &p.authority == name);

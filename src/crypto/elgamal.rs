@@ -19,7 +19,15 @@
 //! contribution, and encoding its contribution statement
 //! (`protocol::codec`), never compress its points again. Arithmetic on
 //! ciphertexts drops the cached form.
+//!
+//! An authority never uses the second points b: it checks the relays'
+//! signatures and proofs over the wire bytes, and decrypts with the first
+//! points a alone. So it decodes its requests under
+//! `decode_first_points_only`, which skips b's decompression (about half
+//! its decoding time) and keeps b's bytes in the wire form; such a
+//! ciphertext, and any sum it enters, has no second point (`b` is `None`).
 
+use std::cell::Cell;
 use std::fmt;
 use std::ops::{Add, AddAssign, Neg, Sub};
 
@@ -39,19 +47,49 @@ use super::scalar_from_i64;
 /// Serialized as its 64-byte wire form (`to_bytes`), a byte string: 66
 /// bytes in MessagePack where serde's default for two points (arrays of 32
 /// small integers) took about 100.
-/// Equality compares the points, never the cached wire form.
+/// Equality compares the wire forms when both are known (decoding rejects
+/// non-canonical encodings, so for fully decoded ciphertexts that is the
+/// points' equality), else the points.
 #[derive(Clone, Copy)]
 pub struct Ciphertext {
     a: RistrettoPoint,
-    b: RistrettoPoint,
+    /// `None` when decoded under `decode_first_points_only`, or summed with
+    /// such a ciphertext
+    b: Option<RistrettoPoint>,
     /// The 64-byte wire form of (a, b) when known (decoded or batch-encrypted).
     wire: Option<[u8; 64]>,
 }
 
 impl PartialEq for Ciphertext {
     fn eq(&self, other: &Self) -> bool {
-        self.a == other.a && self.b == other.b
+        match (&self.wire, &other.wire) {
+            (Some(x), Some(y)) => x == y,
+            _ => self.a == other.a && self.b == other.b,
+        }
     }
+}
+
+thread_local! {
+    /// Set while `decode_first_points_only` runs on this thread.
+    static FIRST_POINTS_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Resets the flag however `decode_first_points_only`'s closure returns.
+struct FirstPointsOnly(bool);
+
+impl Drop for FirstPointsOnly {
+    fn drop(&mut self) {
+        FIRST_POINTS_ONLY.with(|flag| flag.set(self.0));
+    }
+}
+
+/// Runs `decode` (e.g. `protocol::wire::decode` of an authority's request)
+/// with every ciphertext it decodes on this thread taking only its first
+/// point a: b's 32 bytes stay in the wire form, unchecked, and `b()` is
+/// `None`. For a party that never decrypts a whole ciphertext itself.
+pub fn decode_first_points_only<T>(decode: impl FnOnce() -> T) -> T {
+    let _restore = FirstPointsOnly(FIRST_POINTS_ONLY.with(|flag| flag.replace(true)));
+    decode()
 }
 
 impl Eq for Ciphertext {}
@@ -65,7 +103,7 @@ impl fmt::Debug for Ciphertext {
 impl Ciphertext {
     /// The ciphertext (a, b), without a cached wire form.
     pub fn from_points(a: RistrettoPoint, b: RistrettoPoint) -> Self {
-        Ciphertext { a, b, wire: None }
+        Ciphertext { a, b: Some(b), wire: None }
     }
 
     /// The first point, a = k·G.
@@ -73,9 +111,10 @@ impl Ciphertext {
         &self.a
     }
 
-    /// The second point, b = k·Y + m·G.
-    pub fn b(&self) -> &RistrettoPoint {
-        &self.b
+    /// The second point, b = k·Y + m·G; `None` when it was not decoded
+    /// (`decode_first_points_only`).
+    pub fn b(&self) -> Option<&RistrettoPoint> {
+        self.b.as_ref()
     }
 
     /// Whether the wire form is cached (decoded or batch-encrypted).
@@ -96,13 +135,12 @@ impl Ciphertext {
 
     /// Multiplies the plaintext by a public integer.
     pub fn scale(&self, factor: i64) -> Self {
-        let s = scalar_from_i64(factor);
-        Ciphertext::from_points(self.a * s, self.b * s)
+        self.scale_by(&scalar_from_i64(factor))
     }
 
     /// Multiplies the plaintext by a public scalar (e.g. a limb weight 2^(kL)).
     pub fn scale_by(&self, factor: &Scalar) -> Self {
-        Ciphertext::from_points(self.a * factor, self.b * factor)
+        Ciphertext { a: self.a * factor, b: self.b.map(|b| b * factor), wire: None }
     }
 
     /// The sum of many ciphertexts (Enc(0) for none).
@@ -116,14 +154,17 @@ impl Ciphertext {
         if let Some(wire) = self.wire {
             return wire;
         }
+        // (a ciphertext without b always has its wire form: only decoding
+        // makes one, and arithmetic on it keeps b None; encoded as the identity)
         let mut out = [0u8; 64];
         out[..32].copy_from_slice(self.a.compress().as_bytes());
-        out[32..].copy_from_slice(self.b.compress().as_bytes());
+        out[32..].copy_from_slice(self.b.unwrap_or_default().compress().as_bytes());
         out
     }
 
     /// Decodes the 64-byte wire form and keeps it; rejects wrong lengths
-    /// and invalid or non-canonical point encodings.
+    /// and invalid or non-canonical point encodings (of a alone under
+    /// `decode_first_points_only`).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         if bytes.len() != 64 {
             return Err(CryptoError::InvalidEncoding {
@@ -134,7 +175,11 @@ impl Ciphertext {
         let mut wire = [0u8; 64];
         wire.copy_from_slice(bytes);
         let (a, b) = bytes.split_at(32);
-        Ok(Ciphertext { a: decode_point(a, "ciphertext")?, b: decode_point(b, "ciphertext")?, wire: Some(wire) })
+        let b = match FIRST_POINTS_ONLY.with(Cell::get) {
+            true => None,
+            false => Some(decode_point(b, "ciphertext")?),
+        };
+        Ok(Ciphertext { a: decode_point(a, "ciphertext")?, b, wire: Some(wire) })
     }
 }
 
@@ -198,14 +243,14 @@ pub fn decode_point(bytes: &[u8], what: &'static str) -> Result<RistrettoPoint, 
 impl Add for Ciphertext {
     type Output = Ciphertext;
     fn add(self, rhs: Ciphertext) -> Ciphertext {
-        Ciphertext::from_points(self.a + rhs.a, self.b + rhs.b)
+        Ciphertext { a: self.a + rhs.a, b: self.b.zip(rhs.b).map(|(x, y)| x + y), wire: None }
     }
 }
 
 impl AddAssign for Ciphertext {
     fn add_assign(&mut self, rhs: Ciphertext) {
         self.a += rhs.a;
-        self.b += rhs.b;
+        self.b = self.b.zip(rhs.b).map(|(x, y)| x + y);
         self.wire = None;
     }
 }
@@ -213,14 +258,14 @@ impl AddAssign for Ciphertext {
 impl Sub for Ciphertext {
     type Output = Ciphertext;
     fn sub(self, rhs: Ciphertext) -> Ciphertext {
-        Ciphertext::from_points(self.a - rhs.a, self.b - rhs.b)
+        Ciphertext { a: self.a - rhs.a, b: self.b.zip(rhs.b).map(|(x, y)| x - y), wire: None }
     }
 }
 
 impl Neg for Ciphertext {
     type Output = Ciphertext;
     fn neg(self) -> Ciphertext {
-        Ciphertext::from_points(-self.a, -self.b)
+        Ciphertext { a: -self.a, b: self.b.map(|b| -b), wire: None }
     }
 }
 
@@ -434,7 +479,7 @@ impl EncryptionKey {
                 for (slot, point) in wire.chunks_exact_mut(32).zip(e) {
                     slot.copy_from_slice(point.as_bytes());
                 }
-                Ciphertext { a: half_a + half_a, b: half_b + half_b, wire: Some(wire) }
+                Ciphertext { a: half_a + half_a, b: Some(half_b + half_b), wire: Some(wire) }
             })
             .collect();
         (ciphertexts, randomness)
@@ -509,7 +554,7 @@ mod tests {
         for ((c, k), (m, _)) in cts.iter().zip(&ks).zip(values) {
             assert_eq!(*c, key.encrypt_with(m, k), "{m}");
             assert!(c.has_wire_form());
-            let plain = Ciphertext::from_points(*c.a(), *c.b());
+            let plain = Ciphertext::from_points(*c.a(), *c.b().unwrap());
             assert!(!plain.has_wire_form());
             assert_eq!(c.to_bytes(), plain.to_bytes(), "{m}: the cached form is the encoding");
             let decoded = Ciphertext::from_bytes(&c.to_bytes()).unwrap();
@@ -519,7 +564,44 @@ mod tests {
         let mut sum = cts[0];
         sum += cts[1];
         assert!(!sum.has_wire_form() && !(cts[0] + cts[1]).has_wire_form() && !(-cts[0]).has_wire_form());
-        assert_eq!(sum.to_bytes(), Ciphertext::from_points(*sum.a(), *sum.b()).to_bytes());
+        assert_eq!(sum.to_bytes(), Ciphertext::from_points(*sum.a(), *sum.b().unwrap()).to_bytes());
+    }
+
+    /// Under `decode_first_points_only` a ciphertext keeps a and its whole
+    /// wire form but not b, which is not even checked; sums keep a right
+    /// and have no b; the flag ends with the closure.
+    #[test]
+    fn first_points_only_skips_the_second_point() {
+        let (x, y) = (Ciphertext::public(5) + Ciphertext::public(0).scale(3), Ciphertext::public(-9));
+        let (bx, by) = (x.to_bytes(), y.to_bytes());
+        let mut garbage = by;
+        garbage[63] = 0xff; // b never canonical
+        let (dx, dy, dg) = decode_first_points_only(|| {
+            (
+                Ciphertext::from_bytes(&bx).unwrap(),
+                Ciphertext::from_bytes(&by).unwrap(),
+                Ciphertext::from_bytes(&garbage),
+            )
+        });
+        assert!(Ciphertext::from_bytes(&garbage).is_err(), "checked again outside");
+        let dg = dg.unwrap();
+        assert_eq!((dx.a(), dy.a(), dg.a()), (x.a(), y.a(), y.a()));
+        assert!(dx.b().is_none() && dy.b().is_none() && dg.b().is_none());
+        assert_eq!((dx.to_bytes(), dg.to_bytes()), (bx, garbage), "the bytes read, b's too");
+        assert_eq!(dx, Ciphertext::from_bytes(&bx).unwrap(), "wire forms equal");
+        assert_ne!(dx, x, "without a wire form on one side the points count, and b is missing");
+        assert_ne!(dg, dy, "b's bytes differ");
+        let sum = dx + dy;
+        assert_eq!(*sum.a(), x.a() + y.a());
+        assert!(sum.b().is_none() && (dx - dy).b().is_none() && (-dx).b().is_none() && dx.scale(2).b().is_none());
+        assert!((x + y).b().is_some());
+        let mut acc = x;
+        acc += dy;
+        assert!(acc.b().is_none());
+        // a's own encoding is still checked
+        let mut bad_a = bx;
+        bad_a[31] = 0xff;
+        assert!(decode_first_points_only(|| Ciphertext::from_bytes(&bad_a)).is_err());
     }
 
     #[test]

@@ -256,7 +256,7 @@ fn encryption_is_randomised_and_wire_safe() {
     let mut bad = a.to_bytes();
     bad[..32].fill(0xff);
     assert!(rmp_serde::from_slice::<Ciphertext>(&rmp_serde::to_vec(&serde_bytes_of(&bad)).unwrap()).is_err());
-    let _: RistrettoPoint = *a.b();
+    let _: RistrettoPoint = *a.b().unwrap();
 }
 
 /// A byte string as MessagePack `bin` (what a peer sends as a ciphertext).

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::error::ProtocolError;
+use super::messages::AuthorityRequest;
 
 /// 5: contribution statements write ciphertexts as their wire form
 /// (`crux/contribution/v4`), so relays of version 4 sign other bytes;
@@ -26,6 +27,14 @@ struct Envelope<T> {
 pub fn encode<T: Serialize>(body: &T) -> Result<Vec<u8>, ProtocolError> {
     rmp_serde::to_vec(&Envelope { version: PROTOCOL_VERSION, body })
         .map_err(|e| ProtocolError::Internal(format!("cannot encode a message: {e}")))
+}
+
+/// An authority's request: `decode` with every ciphertext decoded to its
+/// first point a (`crypto::decode_first_points_only`). Authorities check
+/// the relays' signatures and proofs over the bytes as sent and decrypt with
+/// the a's alone, so they never decompress a second point b.
+pub fn decode_at_authority(bytes: &[u8], limit: usize) -> Result<AuthorityRequest, ProtocolError> {
+    crate::crypto::decode_first_points_only(|| decode(bytes, limit))
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, ProtocolError> {
