@@ -31,7 +31,7 @@ use crux::config::defaults::{DLOG_RANGE_BITS, DLOG_TABLE_BITS};
 use crux::crypto::{DlogSolver, MemoryTable};
 use crux::harness::{MemoryCluster, Options, QueryTrace, Solver};
 use crux::protocol::relay::{ColumnSource, ColumnValues, SourceError};
-use crux::protocol::wire::{decode, encode, DEFAULT_MAX_FRAME};
+use crux::protocol::wire::{decode, decode_at_authority, encode, DEFAULT_MAX_FRAME};
 use crux::protocol::*;
 use crux::stats::result::reduce;
 use crux::stats::statistic::{quantile_fraction, quantile_rank};
@@ -169,16 +169,22 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (out, t.elapsed())
 }
 
-/// Counts one exchange; `peer_is_authority` says whose codec the peers' side is.
-fn count_exchange<Q, A>(wire: &RefCell<Wire>, request: &Q, replies: &[PeerReply<A>], peer_is_authority: bool)
-where
-    Q: serde::Serialize + serde::de::DeserializeOwned,
+/// Counts one exchange; `peer_is_authority` says whose codec the peers' side
+/// is, and the peer decodes the request as the real node does
+/// (`decode_request`: authorities decode first points only).
+fn count_exchange<Q, A>(
+    wire: &RefCell<Wire>,
+    (request, decode_request): (&Q, fn(&[u8], usize) -> Result<Q, ProtocolError>),
+    replies: &[PeerReply<A>],
+    peer_is_authority: bool,
+) where
+    Q: serde::Serialize,
     A: serde::Serialize + serde::de::DeserializeOwned,
 {
     let start = ThreadTime::now();
     let mut w = wire.borrow_mut();
     let (bytes, encoding) = timed(|| encode(request).unwrap());
-    let (_, decoding) = timed(|| decode::<Q>(&bytes, usize::MAX).unwrap());
+    let (_, decoding) = timed(|| decode_request(&bytes, usize::MAX).unwrap());
     w.processor_codec += encoding;
     w.largest = w.largest.max(bytes.len());
     for reply in replies {
@@ -205,9 +211,10 @@ fn new_cluster(columns: &[Vec<i128>], solver: &Solver) -> (MemoryCluster, Rc<Ref
     let mut cluster = MemoryCluster::new(sources, options, solver.clone()).unwrap();
     let wire = Rc::new(RefCell::new(Wire::default()));
     let w = wire.clone();
-    cluster.relay_hook = Some(Box::new(move |req, replies| count_exchange(&w, req, replies, false)));
+    cluster.relay_hook = Some(Box::new(move |req, replies| count_exchange(&w, (req, decode), replies, false)));
     let w = wire.clone();
-    cluster.authority_hook = Some(Box::new(move |req, replies| count_exchange(&w, req, replies, true)));
+    cluster.authority_hook =
+        Some(Box::new(move |req, replies| count_exchange(&w, (req, decode_at_authority), replies, true)));
     (cluster, wire)
 }
 
