@@ -19,7 +19,7 @@ use cpu_time::ThreadTime;
 use rand::rngs::{OsRng, StdRng};
 use rand::SeedableRng;
 
-use crate::crypto::{deal_for_tests, DlogSolver, JointPublicKey, MemoryTable, RelayIdentity};
+use crate::crypto::{deal_for_tests, DlogRange, DlogSolver, JointPublicKey, MemoryTable, RelayIdentity};
 use crate::protocol::authority::{AuthorityPolicy, AuthorityState};
 use crate::protocol::drive::{run_query, run_ready, QueryPeers};
 use crate::protocol::ledger::MemoryLedger;
@@ -358,11 +358,10 @@ impl QueryPeers for MemoryCluster {
 
     async fn solve(
         &mut self,
-        points: Vec<(Release, RistrettoPoint, u64)>,
+        points: Vec<(Release, RistrettoPoint, DlogRange)>,
     ) -> Result<Vec<(Release, i64)>, ProtocolError> {
         let t = ThreadTime::now();
-        let values =
-            points.iter().map(|(r, p, bound)| Ok((*r, self.solver.solve_vartime_within(p, *bound)?))).collect();
+        let values = points.iter().map(|(r, p, range)| Ok((*r, self.solver.solve_vartime_in(p, *range)?))).collect();
         self.trace.solve += t.elapsed();
         values
     }

@@ -51,4 +51,17 @@ fn limbs_are_sized_for_cheap_solving_with_the_default_range() {
     assert_eq!(wide.dlog_bound(crux::stats::Release::Count, 8), 1 << 37);
     assert_eq!(wide.dlog_bound(crux::stats::Release::HistPrefix(3), 1000), 1 << 43);
     assert_eq!(wide.dlog_bound(crux::stats::Release::SumLimb(0), 1000), 1 << 36);
+    // exact releases that cannot be negative are searched on the positive side only
+    use crux::crypto::DlogRange;
+    use crux::stats::Release::{Count, HistSuffix, Squares, SquaresLimb, Sum, SumLimb};
+    let range = |r, exact, nonnegative_values| wide.dlog_range(r, 8, exact, nonnegative_values);
+    assert_eq!(range(Count, true, false), DlogRange::nonnegative(1 << 37));
+    assert_eq!(range(HistSuffix(2), true, false), DlogRange::nonnegative(1 << 37));
+    assert_eq!(range(SquaresLimb(1), true, false), DlogRange::nonnegative(1 << 36));
+    assert_eq!(range(SumLimb(0), true, false), DlogRange::symmetric(1 << 36), "values may be negative");
+    assert_eq!(range(SumLimb(0), true, true), DlogRange::nonnegative(1 << 36));
+    // noisy releases can be negative whatever they count
+    for r in [Count, HistSuffix(2), Sum, Squares] {
+        assert_eq!(range(r, false, true), DlogRange::symmetric(wide.dlog_bound(r, 8)), "{r:?}");
+    }
 }

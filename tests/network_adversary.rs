@@ -20,7 +20,7 @@ use crux::actors::error::TransportError;
 use crux::actors::keys::{read_joint_key, transport_config, unix_now};
 use crux::actors::tls::{generate_certificate, Identity};
 use crux::crypto::{
-    combine_batches, decode_first_points_only, AdmissionSignature, BatchDecryption, Ciphertext, CryptoError,
+    combine_batches, decode_first_points_only, AdmissionSignature, BatchDecryption, Ciphertext, CryptoError, DlogRange,
     EncryptionKey,
 };
 use crux::data::read_key_share;
@@ -682,10 +682,10 @@ impl QueryPeers for RecordingPeers<'_> {
 
     async fn solve(
         &mut self,
-        points: Vec<(Release, RistrettoPoint, u64)>,
+        points: Vec<(Release, RistrettoPoint, DlogRange)>,
     ) -> Result<Vec<(Release, i64)>, ProtocolError> {
         let solver = common::solver();
-        Ok(points.iter().map(|(r, p, bound)| (*r, solver.solve_vartime_within(p, *bound).unwrap())).collect())
+        Ok(points.iter().map(|(r, p, range)| (*r, solver.solve_vartime_in(p, *range).unwrap())).collect())
     }
 }
 

@@ -27,7 +27,7 @@ use super::keys::unix_now;
 use super::metrics::ProcessorMetrics;
 use super::transport::Client;
 use super::RequestBytes;
-use crate::crypto::{DlogSolver, DlogTable};
+use crate::crypto::{DlogRange, DlogSolver, DlogTable};
 use crate::protocol::access::{only_users, RateClass, RateLimiter};
 use crate::protocol::drive::{run_query, QueryPeers};
 use crate::protocol::outcome::{
@@ -437,13 +437,13 @@ impl QueryPeers for QuicPeers<'_> {
 
     async fn solve(
         &mut self,
-        points: Vec<(Release, RistrettoPoint, u64)>,
+        points: Vec<(Release, RistrettoPoint, DlogRange)>,
     ) -> Result<Vec<(Release, i64)>, ProtocolError> {
         let solver = self.shared.solver.clone();
         let solved = actix_rt::task::spawn_blocking(move || {
             points
                 .into_iter()
-                .map(|(r, p, bound)| solver.solve_vartime_within(&p, bound).map(|v| (r, v)))
+                .map(|(r, p, range)| solver.solve_vartime_in(&p, range).map(|v| (r, v)))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await

@@ -162,11 +162,24 @@ impl<T: DlogTable> DlogSolver<T> {
     /// steps) instead of the solver's own range: the cost depends on |m|, the
     /// bound only on how long a point out of range takes to be refused.
     pub fn solve_vartime_within(&self, point: &RistrettoPoint, max_abs: u64) -> Result<i64, CryptoError> {
+        self.solve_vartime_in(point, DlogRange::symmetric(max_abs))
+    }
+
+    /// Finds m in `range`. A symmetric range alternates giant steps on
+    /// both sides of 0; a nonnegative one takes only the positive side, so
+    /// a value known not to be negative (an exact count) costs half the
+    /// giant steps.
+    pub fn solve_vartime_in(&self, point: &RistrettoPoint, range: DlogRange) -> Result<i64, CryptoError> {
         let n = i128::from(self.table.baby_steps());
-        let giant_steps = max_abs.div_ceil(self.table.baby_steps().max(1)).max(1);
+        let giant_steps = range.max_abs.div_ceil(self.table.baby_steps().max(1)).max(1);
         let max_abs = giant_steps.saturating_mul(self.table.baby_steps());
+        let out_of_range = || match range.nonnegative {
+            true => CryptoError::DlogNotInNonnegativeRange { max: max_abs },
+            false => CryptoError::DlogOutOfRange { max_abs },
+        };
         // Candidate c_0 = P (i = 0, positive side), then alternately
-        // P + i·N·G (negative side) and P - i·N·G (positive side), i = 1, 2, ...
+        // P + i·N·G (negative side, symmetric ranges only) and P - i·N·G
+        // (positive side), i = 1, 2, ...
         let mut up = *point; // P + i·N·G
         let mut down = *point; // P - i·N·G
         let mut points: Vec<RistrettoPoint> = vec![*point];
@@ -176,15 +189,17 @@ impl<T: DlogTable> DlogSolver<T> {
         loop {
             while points.len() < batch && i < giant_steps {
                 i += 1;
-                up += self.giant;
+                if !range.nonnegative {
+                    up += self.giant;
+                    points.push(up);
+                    steps.push(-i128::from(i));
+                }
                 down -= self.giant;
-                points.push(up);
-                steps.push(-i128::from(i));
                 points.push(down);
                 steps.push(i128::from(i));
             }
             if points.is_empty() {
-                return Err(CryptoError::DlogOutOfRange { max_abs });
+                return Err(out_of_range());
             }
             let keys = keys_of(&points);
             if let Some((pos, j)) = self.table.find_first(&keys)? {
@@ -193,17 +208,35 @@ impl<T: DlogTable> DlogSolver<T> {
                 let m = i128::from(j) + step * n;
                 let max = i128::from(max_abs);
                 if m >= max || m < -max {
-                    return Err(CryptoError::DlogOutOfRange { max_abs });
+                    return Err(out_of_range());
                 }
                 return i64::try_from(m).map_err(|_| CryptoError::Overflow("discrete log"));
             }
             points.clear();
             steps.clear();
             if i >= giant_steps {
-                return Err(CryptoError::DlogOutOfRange { max_abs });
+                return Err(out_of_range());
             }
             batch = (batch * 2).min(MAX_BATCH);
         }
+    }
+}
+
+/// Where a discrete log is searched: |m| < `max_abs`, or with `nonnegative`
+/// only 0 <= m < `max_abs` (both rounded up to whole giant steps).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DlogRange {
+    pub max_abs: u64,
+    pub nonnegative: bool,
+}
+
+impl DlogRange {
+    pub fn symmetric(max_abs: u64) -> Self {
+        DlogRange { max_abs, nonnegative: false }
+    }
+
+    pub fn nonnegative(max: u64) -> Self {
+        DlogRange { max_abs: max, nonnegative: true }
     }
 }
 
@@ -226,5 +259,26 @@ mod tests {
             let p = RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m);
             assert_eq!(solver.solve_vartime(&p), Err(CryptoError::DlogOutOfRange { max_abs: 65536 }), "m = {m}");
         }
+    }
+
+    /// A nonnegative range solves what a symmetric one solves at or above 0
+    /// and refuses what lies below 0 or at its end.
+    #[test]
+    fn nonnegative_ranges_take_the_positive_side_only() {
+        let solver = DlogSolver::new(MemoryTable::build(10).unwrap(), 16).unwrap();
+        let range = DlogRange::nonnegative(1 << 14);
+        for m in [0i64, 1, 1023, 1024, 1025, 5000, (1 << 14) - 1] {
+            let p = RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m);
+            assert_eq!(solver.solve_vartime_in(&p, range).unwrap(), m, "m = {m}");
+        }
+        for m in [-1i64, -1024, -5000, 1 << 14, 1 << 15] {
+            let p = RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(m);
+            let refused = solver.solve_vartime_in(&p, range);
+            assert_eq!(refused, Err(CryptoError::DlogNotInNonnegativeRange { max: 1 << 14 }), "m = {m}");
+            assert!(refused.unwrap_err().to_string().contains("negative count"));
+        }
+        // the symmetric range still finds the negative ones
+        let p = RISTRETTO_BASEPOINT_TABLE * &scalar_from_i64(-5000);
+        assert_eq!(solver.solve_vartime_in(&p, DlogRange::symmetric(1 << 14)).unwrap(), -5000);
     }
 }

@@ -25,6 +25,8 @@ pub enum CryptoError {
     CorruptKey { reason: String },
     #[error("value is outside the discrete-log range -{max_abs}..{max_abs}; build a larger table (`crux-node tables build --bits K`) or raise `processor.dlog_range_bits`")]
     DlogOutOfRange { max_abs: u64 },
+    #[error("an exact release that cannot be negative is not in 0..{max}: a relay contributed a negative count or square, or it is beyond the discrete-log range (build a larger table with `crux-node tables build --bits K` or raise `processor.dlog_range_bits`)")]
+    DlogNotInNonnegativeRange { max: u64 },
     #[error("discrete-log table error: {0}")]
     Table(String),
     #[error("arithmetic overflow in {0}")]

@@ -23,7 +23,7 @@ pub use batch_decryption::{
     base_encodings, combine_batches, BatchDecryption, DecryptingSet, DecryptionShare, ShareProof,
 };
 pub use ciphertext_proof::{verify_batch, ProofItem, RandomnessProof};
-pub use dlog::{DlogSolver, DlogTable, MemoryTable, TableKey};
+pub use dlog::{DlogRange, DlogSolver, DlogTable, MemoryTable, TableKey};
 pub use elgamal::{decode_first_points_only, Ciphertext, EncryptionKey};
 pub use error::CryptoError;
 pub use keys::{deal_for_tests, lagrange_at_zero, EncodedPoint, JointPublicKey, KeyShare, Member};

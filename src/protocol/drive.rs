@@ -14,6 +14,7 @@ use rand_core::{CryptoRng, RngCore};
 use super::error::{PeerReply, ProtocolError};
 use super::messages::{AuthorityRequest, AuthorityResponse, QueryAnswer, RelayRequest, RelayResponse};
 use super::processor::{QueryDriver, Step};
+use crate::crypto::DlogRange;
 use crate::stats::Release;
 
 /// What a query needs from the world. Methods return futures (not
@@ -35,11 +36,11 @@ pub trait QueryPeers {
         authorities: &[String],
     ) -> impl Future<Output = Result<Vec<Vec<PeerReply<AuthorityResponse>>>, ProtocolError>>;
 
-    /// The discrete log of each point, searched up to its bound
-    /// (`DlogSolver::solve_vartime_within`).
+    /// The discrete log of each point, searched in its range
+    /// (`DlogSolver::solve_vartime_in`).
     fn solve(
         &mut self,
-        points: Vec<(Release, RistrettoPoint, u64)>,
+        points: Vec<(Release, RistrettoPoint, DlogRange)>,
     ) -> impl Future<Output = Result<Vec<(Release, i64)>, ProtocolError>>;
 
     /// The driver took one step in `took` (for traces and progress reports;

@@ -34,7 +34,9 @@ use super::contribution_check::{check_round, check_round_shapes, CheckedRound};
 use super::error::{PeerFailure, PeerReply, ProtocolError};
 use super::ids::QueryId;
 use super::messages::*;
-use crate::crypto::{combine_batches, BatchDecryption, Ciphertext, DecryptingSet, JointPublicKey, RelayPublicKey};
+use crate::crypto::{
+    combine_batches, BatchDecryption, Ciphertext, DecryptingSet, DlogRange, JointPublicKey, RelayPublicKey,
+};
 use crate::stats::release::{round_target, Outside};
 use crate::stats::{Aggregate, Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release};
 
@@ -87,6 +89,27 @@ impl ProcessorView {
             Release::Sum | Release::Squares | Release::SumLimb(_) | Release::SquaresLimb(_) => self.dlog_max_abs,
         }
     }
+
+    /// `dlog_bound`, searched on the positive side only for an exact
+    /// release that cannot be negative: counts, limbs of sums of squares,
+    /// and limbs of sums when the query's values are (`nonnegative_values`:
+    /// its lower bound is at least 0). Half the giant steps of a search on
+    /// both sides; a negative value (only a dishonest relay can make one)
+    /// is refused with an error instead.
+    pub fn dlog_range(&self, release: Release, relays: usize, exact: bool, nonnegative_values: bool) -> DlogRange {
+        let nonnegative = exact
+            && match release {
+                Release::Count
+                | Release::HistTotal
+                | Release::HistPrefix(_)
+                | Release::HistSuffix(_)
+                | Release::HistBucket(_)
+                | Release::SquaresLimb(_) => true,
+                Release::SumLimb(_) => nonnegative_values,
+                Release::Sum | Release::Squares => false,
+            };
+        DlogRange { max_abs: self.dlog_bound(release, relays), nonnegative }
+    }
 }
 
 /// What the caller must do next (moved once per step; sizes differ freely).
@@ -101,8 +124,8 @@ pub enum Step {
     /// request, in order, and the requests back.
     AskAuthorities(Vec<AuthorityRequest>),
     /// Solve these discrete logs, then call `on_solved`.
-    /// Each with how far to search (`ProcessorView::dlog_bound`).
-    Solve(Vec<(Release, RistrettoPoint, u64)>),
+    /// Each with where to search (`ProcessorView::dlog_range`).
+    Solve(Vec<(Release, RistrettoPoint, DlogRange)>),
     Done(Box<QueryAnswer>),
 }
 
@@ -131,6 +154,8 @@ struct Running {
     outside: Outside,
     /// the next round's admission, once the decryptors gave it
     refinement: Option<Refinement>,
+    /// the query's lower bound is at least 0 (`ProcessorView::dlog_range`)
+    nonnegative_values: bool,
 }
 
 /// One state per expected input; each owns what it needs.
@@ -359,7 +384,11 @@ impl QueryDriver {
                     Err(refused) if unchecked => return self.recheck(query, round, requests, refused, rng),
                     Err(e) => return Err(e),
                 };
-                let points = combined.into_iter().map(|(r, p)| (r, p, self.cx.view.dlog_bound(r, relays))).collect();
+                let (exact, nonnegative) = (self.cx.params.exact, query.nonnegative_values);
+                let points = combined
+                    .into_iter()
+                    .map(|(r, p)| (r, p, self.cx.view.dlog_range(r, relays, exact, nonnegative)))
+                    .collect();
                 self.state = State::AwaitingLogs { query, round, aggregate };
                 Ok(Step::Solve(points))
             }
@@ -416,7 +445,8 @@ impl QueryDriver {
             .with_noise_sources(decryptors);
         let first_step = planner.start()?;
         let spec = QuerySpec::new(intent, decimals, self.cx.view.joint.epoch(), self.cx.asked.clone());
-        let query = Running { spec, planner, column, outside: Outside::none(), refinement: None };
+        let nonnegative_values = self.cx.params.fixed(decimals)?.bounds.is_some_and(|(lo, _)| lo >= 0);
+        let query = Running { spec, planner, column, outside: Outside::none(), refinement: None, nonnegative_values };
         self.follow(query, None, first_step)
     }
 
