@@ -169,12 +169,15 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (out, t.elapsed())
 }
 
+/// How a peer decodes a request (`decode`, or `decode_at_authority`).
+type DecodeRequest<Q> = fn(&[u8], usize) -> Result<Q, ProtocolError>;
+
 /// Counts one exchange; `peer_is_authority` says whose codec the peers' side
 /// is, and the peer decodes the request as the real node does
 /// (`decode_request`: authorities decode first points only).
 fn count_exchange<Q, A>(
     wire: &RefCell<Wire>,
-    (request, decode_request): (&Q, fn(&[u8], usize) -> Result<Q, ProtocolError>),
+    (request, decode_request): (&Q, DecodeRequest<Q>),
     replies: &[PeerReply<A>],
     peer_is_authority: bool,
 ) where
