@@ -154,8 +154,9 @@ impl Ciphertext {
         if let Some(wire) = self.wire {
             return wire;
         }
-        // (a ciphertext without b always has its wire form: only decoding
-        // makes one, and arithmetic on it keeps b None; encoded as the identity)
+        // without b and without a wire form: a sum an authority made of
+        // ciphertexts it decoded without b, which it never encodes; b is
+        // written as the identity
         let mut out = [0u8; 64];
         out[..32].copy_from_slice(self.a.compress().as_bytes());
         out[32..].copy_from_slice(self.b.unwrap_or_default().compress().as_bytes());
