@@ -154,8 +154,6 @@ struct Running {
     outside: Outside,
     /// the next round's admission, once the decryptors gave it
     refinement: Option<Refinement>,
-    /// the query's lower bound is at least 0 (`ProcessorView::dlog_range`)
-    nonnegative_values: bool,
 }
 
 /// One state per expected input; each owns what it needs.
@@ -384,7 +382,9 @@ impl QueryDriver {
                     Err(refused) if unchecked => return self.recheck(query, round, requests, refused, rng),
                     Err(e) => return Err(e),
                 };
-                let (exact, nonnegative) = (self.cx.params.exact, query.nonnegative_values);
+                // the query's values are nonnegative when its lower bound is
+                let nonnegative = query.planner.fixed().bounds.is_some_and(|(lo, _)| lo >= 0);
+                let exact = self.cx.params.exact;
                 let points = combined
                     .into_iter()
                     .map(|(r, p)| (r, p, self.cx.view.dlog_range(r, relays, exact, nonnegative)))
@@ -445,8 +445,7 @@ impl QueryDriver {
             .with_noise_sources(decryptors);
         let first_step = planner.start()?;
         let spec = QuerySpec::new(intent, decimals, self.cx.view.joint.epoch(), self.cx.asked.clone());
-        let nonnegative_values = self.cx.params.fixed(decimals)?.bounds.is_some_and(|(lo, _)| lo >= 0);
-        let query = Running { spec, planner, column, outside: Outside::none(), refinement: None, nonnegative_values };
+        let query = Running { spec, planner, column, outside: Outside::none(), refinement: None };
         self.follow(query, None, first_step)
     }
 
