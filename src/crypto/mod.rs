@@ -16,6 +16,7 @@ pub mod elgamal;
 pub mod error;
 pub mod keys;
 pub mod proofs;
+pub mod shares;
 pub mod signing;
 
 pub use authority_signature::{verify_admissions, AdmissionSignature, AuthoritySignature, MemberSignature};

@@ -1,0 +1,344 @@
+//! Committed Shamir shares of a count vector: the crypto of the "second
+//! path for wide vectors" that issue 13 asks to evaluate. **No role uses it
+//! yet**: `benches/vs_prio3.rs` runs it as a prototype (`median_shares`,
+//! `histogram256_shares`) so that its cost can be set against the ElGamal
+//! path and Prio3 in one run; docs/share_path.md gives the design, what it
+//! would change and what a dishonest processor could do with it.
+//!
+//! A relay splits each of its B counts h_j, and a blinding scalar r, into
+//! t-of-n Shamir shares (one per authority), and publishes one Pedersen
+//! vector commitment C = Σ_j h_j·G_j + r·H. Each authority adds up the
+//! shares it got from all relays and releases the sum; any t such sums give
+//! the aggregate counts Σ h and blinding Σ r by Lagrange interpolation, and
+//! the processor checks them against Σ C. The G_j and H are hashed to the
+//! group, so nobody knows a relation between them: an authority that
+//! changes its sum (without the matching change to a relay's commitment)
+//! is caught, as a wrong partial decryption is caught by its proof today.
+//!
+//! Pure code: no files, sockets or clocks. Randomness comes in as an
+//! argument. Commitments to counts are made in constant time (the counts
+//! are a relay's secret); the processor's check is variable-time (it works
+//! on released sums only).
+
+use curve25519_dalek::ristretto::{RistrettoBasepointTable, RistrettoPoint, VartimeRistrettoPrecomputation};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::{Identity, MultiscalarMul, VartimePrecomputedMultiscalarMul};
+use rand_core::{CryptoRng, RngCore};
+use sha2::Sha512;
+use subtle::{ConditionallySelectable, ConstantTimeEq};
+
+use super::{lagrange_at_zero, CryptoError};
+
+/// Domain of the hash that makes the generators; the suffix is the version.
+/// The generators are fixed by it: changing it changes every commitment.
+pub const GENERATORS_DOMAIN: &[u8] = b"crux-share-commitment-generators-v0";
+
+/// Bits of a committed count at most (counts are u32: a relay's rows).
+pub const MAX_VALUE_BITS: u32 = 32;
+/// A commitment looks its counts up 4 bits at a time.
+const WINDOW_BITS: usize = 4;
+const WINDOWS: usize = MAX_VALUE_BITS as usize / WINDOW_BITS;
+const ENTRIES: usize = 1 << WINDOW_BITS;
+
+/// The k-th window table of one generator: m·16^k·G_j for m = 0..15.
+type WindowTable = [RistrettoPoint; ENTRIES];
+
+/// The generators G_0..G_{B−1} (one per bucket) and H (the blinding), with
+/// the tables that make commitments cheap: per generator, WINDOWS tables of
+/// 16 multiples (constant-time lookups), a basepoint table for H, and a
+/// variable-time precomputation of all of them for the processor's check.
+pub struct CommitmentGenerators {
+    points: Vec<RistrettoPoint>,
+    tables: Vec<[WindowTable; WINDOWS]>,
+    blind: RistrettoBasepointTable,
+    blind_point: RistrettoPoint,
+    check: VartimeRistrettoPrecomputation,
+}
+
+/// G_j for bucket j, hashed from the domain, "bucket" and j (4 bytes, big-endian).
+pub fn bucket_generator(j: u32) -> RistrettoPoint {
+    let mut input = GENERATORS_DOMAIN.to_vec();
+    input.extend_from_slice(b"/bucket/");
+    input.extend_from_slice(&j.to_be_bytes());
+    RistrettoPoint::hash_from_bytes::<Sha512>(&input)
+}
+
+/// H, the blinding generator, hashed from the domain and "blind".
+pub fn blinding_generator() -> RistrettoPoint {
+    let mut input = GENERATORS_DOMAIN.to_vec();
+    input.extend_from_slice(b"/blind");
+    RistrettoPoint::hash_from_bytes::<Sha512>(&input)
+}
+
+fn window_tables(g: RistrettoPoint) -> [WindowTable; WINDOWS] {
+    let mut base = g;
+    std::array::from_fn(|_| {
+        let mut table = [RistrettoPoint::identity(); ENTRIES];
+        let mut acc = RistrettoPoint::identity();
+        for entry in table.iter_mut().skip(1) {
+            acc += base;
+            *entry = acc;
+        }
+        // the next window's base: 16·base
+        base = acc + base;
+        table
+    })
+}
+
+impl CommitmentGenerators {
+    /// The generators for vectors of `buckets` counts (about 20 KB of
+    /// tables per bucket; built once per process).
+    pub fn new(buckets: u32) -> Self {
+        let points: Vec<RistrettoPoint> = (0..buckets).map(bucket_generator).collect();
+        let h = blinding_generator();
+        let tables = points.iter().map(|g| window_tables(*g)).collect();
+        let check = VartimeRistrettoPrecomputation::new(points.iter().chain(std::iter::once(&h)));
+        CommitmentGenerators { points, tables, blind: RistrettoBasepointTable::create(&h), blind_point: h, check }
+    }
+
+    /// How many counts a commitment holds.
+    pub fn buckets(&self) -> usize {
+        self.points.len()
+    }
+
+    /// C = Σ_j counts_j·G_j + blind·H, in constant time in the counts and
+    /// the blinding (every window of every count looks at all 16 entries).
+    /// `bits` is a public bound on every count (a multiple of 4, at most
+    /// 32; e.g. from the relay's declared row limit): the work is
+    /// proportional to it. Fewer counts than buckets commit the rest as 0;
+    /// more, or a count of `bits` bits or more, are an error.
+    pub fn commit(&self, counts: &[u32], bits: u32, blind: &Scalar) -> Result<RistrettoPoint, CryptoError> {
+        if counts.len() > self.tables.len() {
+            return Err(too_many(counts.len(), self.tables.len()));
+        }
+        if bits == 0 || bits > MAX_VALUE_BITS || !bits.is_multiple_of(WINDOW_BITS as u32) {
+            return Err(CryptoError::InvalidEncoding {
+                what: "count bound",
+                reason: format!("{bits} bits: it must be a multiple of 4 from 4 to {MAX_VALUE_BITS}"),
+            });
+        }
+        if bits < MAX_VALUE_BITS && counts.iter().any(|c| c >> bits != 0) {
+            return Err(CryptoError::InvalidEncoding {
+                what: "committed count",
+                reason: format!("a count needs more than the {bits} bits its bound allows"),
+            });
+        }
+        let windows = usize::try_from(bits).unwrap_or(MAX_VALUE_BITS as usize) / WINDOW_BITS;
+        let mut sum = blind * &self.blind;
+        for (count, tables) in counts.iter().zip(&self.tables) {
+            for (k, table) in tables.iter().enumerate().take(windows) {
+                let digit = ((count >> (WINDOW_BITS * k)) & 0xf) as u8;
+                let mut pick = RistrettoPoint::identity();
+                for (m, entry) in (0u8..).zip(table.iter()) {
+                    pick.conditional_assign(entry, digit.ct_eq(&m));
+                }
+                sum += pick;
+            }
+        }
+        Ok(sum)
+    }
+
+    /// C = Σ_j values_j·G_j + blind·H for a few values of any size (sums,
+    /// sums of squares), by dalek's constant-time multiscalar
+    /// multiplication: about 40 µs a value, against about 2 µs a count for
+    /// `commit`, so for narrow vectors only.
+    pub fn commit_values(&self, values: &[Scalar], blind: &Scalar) -> Result<RistrettoPoint, CryptoError> {
+        if values.len() > self.points.len() {
+            return Err(too_many(values.len(), self.points.len()));
+        }
+        let points = self.points.iter().take(values.len()).chain([&self.blind_point]);
+        Ok(RistrettoPoint::multiscalar_mul(values.iter().chain([blind]), points))
+    }
+
+    /// Whether `commitment` (the sum of the relays' commitments) opens to
+    /// these aggregate values and blinding. Variable time: for released
+    /// sums only.
+    pub fn opens(&self, commitment: &RistrettoPoint, values: &[Scalar], blind: &Scalar) -> Result<bool, CryptoError> {
+        if values.len() > self.points.len() {
+            return Err(too_many(values.len(), self.points.len()));
+        }
+        let zeros = self.points.len() - values.len();
+        let scalars = values.iter().copied().chain(std::iter::repeat_n(Scalar::ZERO, zeros)).chain([*blind]);
+        Ok(self.check.vartime_multiscalar_mul(scalars) == *commitment)
+    }
+}
+
+fn too_many(found: usize, buckets: usize) -> CryptoError {
+    CryptoError::InvalidEncoding {
+        what: "committed count vector",
+        reason: format!("{found} counts, but the generators were made for {buckets}"),
+    }
+}
+
+/// Splits every value into t-of-n Shamir shares: one vector per index in
+/// `indices` (the authorities' committee indices, distinct and non-zero),
+/// each as long as `values`. A polynomial of degree t−1 with fresh random
+/// coefficients per value; `threshold` of the vectors give the values back.
+pub fn share_values(
+    values: &[Scalar],
+    indices: &[u16],
+    threshold: u16,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<Vec<Vec<Scalar>>, CryptoError> {
+    if threshold == 0 || usize::from(threshold) > indices.len() || indices.contains(&0) {
+        return Err(CryptoError::InvalidCommittee {
+            reason: format!("cannot share {threshold}-of-{} over indices {indices:?}", indices.len()),
+        });
+    }
+    let xs: Vec<Scalar> = indices.iter().map(|i| Scalar::from(u64::from(*i))).collect();
+    let mut out = vec![Vec::with_capacity(values.len()); indices.len()];
+    let mut coefficients = vec![Scalar::ZERO; usize::from(threshold) - 1];
+    for value in values {
+        coefficients.iter_mut().for_each(|c| *c = Scalar::random(rng));
+        for (x, shares) in xs.iter().zip(out.iter_mut()) {
+            // Horner: value + x·(c_1 + x·(c_2 + ...))
+            let tail = coefficients.iter().rev().fold(Scalar::ZERO, |acc, c| acc * x + c);
+            shares.push(value + tail * x);
+        }
+    }
+    Ok(out)
+}
+
+/// The values from t share vectors (`(index, vector)` pairs, equally long),
+/// by Lagrange interpolation at 0 over their indices.
+pub fn reconstruct(shares: &[(u16, &[Scalar])]) -> Result<Vec<Scalar>, CryptoError> {
+    let set: Vec<u16> = shares.iter().map(|(i, _)| *i).collect();
+    let len = shares.first().map_or(0, |(_, v)| v.len());
+    let mut out = vec![Scalar::ZERO; len];
+    for (index, vector) in shares {
+        if vector.len() != len {
+            return Err(CryptoError::InvalidEncoding {
+                what: "share vector",
+                reason: format!("authority index {index} sent {} values, another {len}", vector.len()),
+            });
+        }
+        let lambda = lagrange_at_zero(*index, &set)?;
+        out.iter_mut().zip(vector.iter()).for_each(|(o, s)| *o += lambda * s);
+    }
+    Ok(out)
+}
+
+/// The value of a scalar that holds a count or sum (< 2^128), or None.
+pub fn small_value(s: &Scalar) -> Option<u128> {
+    let bytes = s.to_bytes();
+    let (low, high) = bytes.split_at(16);
+    if high.iter().any(|b| *b != 0) {
+        return None;
+    }
+    let low: [u8; 16] = low.try_into().ok()?;
+    Some(u128::from_le_bytes(low))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn vector(rng: &mut StdRng, n: usize) -> Vec<u32> {
+        (0..n).map(|_| rng.gen()).collect()
+    }
+
+    #[test]
+    fn commitments_are_the_plain_sum_of_multiples() {
+        let g = CommitmentGenerators::new(5);
+        let mut rng = StdRng::seed_from_u64(1);
+        let counts = [0, 1, 15, 16, u32::MAX];
+        let blind = Scalar::random(&mut rng);
+        let plain = counts.iter().enumerate().fold(blind * blinding_generator(), |acc, (j, c)| {
+            acc + Scalar::from(*c) * bucket_generator(u32::try_from(j).unwrap())
+        });
+        assert_eq!(g.commit(&counts, 32, &blind).unwrap(), plain);
+        // fewer counts: the rest are 0; a smaller bound, the same point
+        assert_eq!(g.commit(&counts[..2], 32, &blind).unwrap(), g.commit(&[0, 1, 0, 0, 0], 32, &blind).unwrap());
+        assert_eq!(g.commit(&counts[..4], 8, &blind).unwrap(), g.commit(&counts[..4], 32, &blind).unwrap());
+        // too many counts, a count over its bound, a bound that is no multiple of 4
+        assert!(g.commit(&[1; 6], 32, &blind).is_err());
+        assert!(g.commit(&counts[..4], 4, &blind).is_err());
+        assert!(g.commit(&counts[..2], 6, &blind).is_err());
+        assert!(g.commit(&counts[..2], 36, &blind).is_err());
+    }
+
+    #[test]
+    fn any_t_shares_give_the_sums_that_open_the_summed_commitments() {
+        let (buckets, relays, indices, t) = (16usize, 4, [1u16, 2, 3, 5], 3u16);
+        let g = CommitmentGenerators::new(16);
+        let mut rng = StdRng::seed_from_u64(2);
+        let mut sums = vec![vec![Scalar::ZERO; buckets + 1]; indices.len()];
+        let (mut total, mut blind, mut commitment) = (vec![0u128; buckets], Scalar::ZERO, RistrettoPoint::identity());
+        for _ in 0..relays {
+            let counts = vector(&mut rng, buckets);
+            let r = Scalar::random(&mut rng);
+            commitment += g.commit(&counts, 32, &r).unwrap();
+            blind += r;
+            total.iter_mut().zip(&counts).for_each(|(a, c)| *a += u128::from(*c));
+            let values: Vec<Scalar> = counts.iter().map(|c| Scalar::from(*c)).chain([r]).collect();
+            for (sum, share) in sums.iter_mut().zip(share_values(&values, &indices, t, &mut rng).unwrap()) {
+                sum.iter_mut().zip(share).for_each(|(a, s)| *a += s);
+            }
+        }
+        for set in [[0usize, 1, 2], [1, 2, 3], [0, 2, 3]] {
+            let chosen: Vec<(u16, &[Scalar])> = set.iter().map(|&k| (indices[k], sums[k].as_slice())).collect();
+            let values = reconstruct(&chosen).unwrap();
+            let (counts, r) = values.split_at(buckets);
+            assert_eq!(counts.iter().map(|c| small_value(c).unwrap()).collect::<Vec<_>>(), total);
+            assert_eq!(r[0], blind);
+            assert!(g.opens(&commitment, counts, &r[0]).unwrap());
+        }
+        // t − 1 shares interpolate to something else
+        let two: Vec<(u16, &[Scalar])> = (0..2).map(|k| (indices[k], sums[k].as_slice())).collect();
+        let wrong: Vec<Option<u128>> = reconstruct(&two).unwrap()[..buckets].iter().map(small_value).collect();
+        assert_ne!(wrong, total.iter().map(|c| Some(*c)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn value_commitments_match_count_commitments_and_open_with_large_sums() {
+        let g = CommitmentGenerators::new(3);
+        let mut rng = StdRng::seed_from_u64(5);
+        let r = Scalar::random(&mut rng);
+        let counts = [7u32, 0, 65_535];
+        let as_scalars: Vec<Scalar> = counts.iter().map(|c| Scalar::from(*c)).collect();
+        assert_eq!(g.commit_values(&as_scalars, &r).unwrap(), g.commit(&counts, 16, &r).unwrap());
+        let big = [Scalar::from(1u128 << 100), Scalar::from(u128::MAX)];
+        let c = g.commit_values(&big, &r).unwrap();
+        assert!(g.opens(&c, &big, &r).unwrap());
+        assert!(!g.opens(&c, &[big[0], big[1] + Scalar::ONE], &r).unwrap());
+        assert!(g.commit_values(&[Scalar::ONE; 4], &r).is_err());
+    }
+
+    #[test]
+    fn a_changed_sum_does_not_open_the_commitments() {
+        let g = CommitmentGenerators::new(8);
+        let mut rng = StdRng::seed_from_u64(3);
+        let counts = vector(&mut rng, 8);
+        let r = Scalar::random(&mut rng);
+        let c = g.commit(&counts, 32, &r).unwrap();
+        let values: Vec<Scalar> = counts.iter().map(|v| Scalar::from(*v)).collect();
+        assert!(g.opens(&c, &values, &r).unwrap());
+        // an authority adds 1 to one bucket (its share, hence the sum), or moves a count between buckets
+        let mut shifted = values.clone();
+        shifted[3] += Scalar::ONE;
+        assert!(!g.opens(&c, &shifted, &r).unwrap());
+        let mut moved = values.clone();
+        moved[1] += Scalar::ONE;
+        moved[2] -= Scalar::ONE;
+        assert!(!g.opens(&c, &moved, &r).unwrap());
+        // or changes the blinding only
+        assert!(!g.opens(&c, &values, &(r + Scalar::ONE)).unwrap());
+        assert!(g.opens(&c, &[Scalar::ZERO; 9], &r).is_err());
+    }
+
+    #[test]
+    fn sharing_refuses_thresholds_it_cannot_meet_and_mismatched_vectors() {
+        let mut rng = StdRng::seed_from_u64(4);
+        let v = [Scalar::ONE];
+        assert!(share_values(&v, &[1, 2], 3, &mut rng).is_err());
+        assert!(share_values(&v, &[0, 1], 1, &mut rng).is_err());
+        assert!(share_values(&v, &[1, 2], 0, &mut rng).is_err());
+        let (a, b) = ([Scalar::ONE, Scalar::ONE], [Scalar::ONE]);
+        assert!(reconstruct(&[(1, &a[..]), (2, &b[..])]).is_err());
+        assert_eq!(small_value(&Scalar::from(u128::MAX)), Some(u128::MAX));
+        assert_eq!(small_value(&-Scalar::ONE), None);
+    }
+}
