@@ -16,7 +16,16 @@
 //! per figure, VS_PRIO3_MEDIAN_RUNS=N those of the median queries;
 //! VS_PRIO3_ONLY=variance,histogram256 runs only those queries, e.g. for a
 //! profile).
+//!
+//! Two more rows, `histogram256_shares` and `median_shares`, run the
+//! committed-share prototype of docs/share_path.md (`vs_prio3_shares`): the
+//! crypto of a path no role has yet, on the same data, against the same
+//! Prio3 jobs. Their round trips count admission and Describe as Crux's
+//! do; their CPU has the admission's signatures (see the legend).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+#[path = "vs_prio3_shares/mod.rs"]
+mod vs_prio3_shares;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,6 +58,9 @@ const MEDIAN_ROUNDS: u32 = 4;
 const LABEL: &str = "value";
 const CTX: &[u8] = b"crux vs_prio3";
 const QUERIES: [&str; 6] = ["count", "sum", "variance", "histogram256", "median", "dp_median"];
+/// The prototype's rows (`vs_prio3_shares`) and the Prio3 job each is set against.
+const SHARE_QUERIES: [(&str, &str); 3] =
+    [("variance_shares", "variance"), ("histogram256_shares", "histogram256"), ("median_shares", "median")];
 
 // ------------------------------------------------------------------ data
 
@@ -578,6 +590,56 @@ fn measure(query: &'static str, crux: &mut Crux, relays: &[Vec<u32>], truth: &Tr
     Row { query, crux: median_cost(&c), prio: median_cost(&p), runs, note }
 }
 
+/// Runs one prototype row `runs` times against its Prio3 job, alternating,
+/// and checks every answer.
+fn measure_shares(
+    (query, job): (&'static str, &'static str),
+    path: &mut vs_prio3_shares::SharePath,
+    relays: &[Vec<u32>],
+    truth: &Truth,
+    runs: usize,
+) -> Row {
+    let (mut c, mut p) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let cost = match job {
+            "median" => {
+                let (median, cost) = vs_prio3_shares::median(path, relays);
+                assert_eq!(median, truth.median(), "share-path median");
+                cost
+            }
+            "histogram256" => {
+                let (counts, cost) = vs_prio3_shares::histogram(path, relays);
+                assert_eq!(counts, truth.histogram, "share-path histogram");
+                cost
+            }
+            _ => {
+                let local: Vec<[u128; 3]> = relays.iter().map(|r| local_moments(r)).collect();
+                let (m, cost) = vs_prio3_shares::moments(path, &local);
+                assert_eq!(m, vec![truth.n, truth.sum, truth.squares], "share-path moments");
+                cost
+            }
+        };
+        c.push(Cost {
+            parts: [cost.relay, cost.authority, cost.processor, Duration::ZERO],
+            total: cost.relay + cost.authority + cost.processor,
+            crit: cost.crit,
+            // encoding is inside the roles' figures
+            codec: Duration::ZERO,
+            // admission and Describe, as Crux's, then 2 a round
+            round_trips: 2 + 2 * cost.rounds,
+            rounds: cost.rounds,
+            ciphertexts: cost.values_per_relay,
+            releases: cost.releases,
+            bytes: cost.bytes_per_relay,
+            prep_bytes: 0,
+            offline: Duration::ZERO,
+        });
+        p.push(prio_query(job, relays, truth));
+    }
+    let note = "prototype: committed Shamir shares (docs/share_path.md); admission's signatures, no budget".to_string();
+    Row { query, crux: median_cost(&c), prio: median_cost(&p), runs, note }
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e3)
 }
@@ -589,7 +651,7 @@ fn ratio(a: Duration, b: Duration) -> f64 {
 fn print_table(relays: usize, data: &str, rows: &[Row]) {
     println!("\n== D = {relays} relays x {ROWS} rows, data = {data} (thread CPU ms; median of runs) ==");
     println!(
-        "{:<13} {:>4} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>7} {:>9} {:>9} {:>6} {:>10} {:>10} {:>7} {:>5} {:>5} {:>6} {:>6} {:>8} {:>8} {:>8}",
+        "{:<19} {:>4} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>7} {:>9} {:>9} {:>6} {:>10} {:>10} {:>7} {:>5} {:>5} {:>6} {:>6} {:>8} {:>8} {:>8}",
         "query", "runs", "c.rlycry", "c.auth", "c.proc", "c.solve", "Crux TOT", "Prio3 TOT", "ratio",
         "Crux crit", "P3 crit", "crit-r", "Crux+cdc", "P3+cdc", "r+cdc", "cts", "rel", "RT c", "RT p3",
         "B/rly c", "B/rly p3", "prep p3"
@@ -597,7 +659,7 @@ fn print_table(relays: usize, data: &str, rows: &[Row]) {
     for r in rows {
         let (c, p) = (&r.crux, &r.prio);
         println!(
-            "{:<13} {:>4} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>7.2} {:>9} {:>9} {:>6.2} {:>10} {:>10} {:>7.2} {:>5} {:>5} {:>6} {:>6} {:>8} {:>8} {:>8}  {}",
+            "{:<19} {:>4} {:>9} {:>9} {:>9} {:>8} {:>10} {:>10} {:>7.2} {:>9} {:>9} {:>6.2} {:>10} {:>10} {:>7.2} {:>5} {:>5} {:>6} {:>6} {:>8} {:>8} {:>8}  {}",
             r.query, r.runs, ms(c.parts[0]), ms(c.parts[1]), ms(c.parts[2]), ms(c.parts[3]), ms(c.total),
             ms(p.total), ratio(c.total, p.total), ms(c.crit), ms(p.crit), ratio(c.crit, p.crit),
             ms(c.total + c.codec), ms(p.total + p.codec), ratio(c.total + c.codec, p.total + p.codec),
@@ -627,6 +689,8 @@ fn print_legend(solver_bits: (u32, u32), built: Duration) {
     println!("  Excluded: Crux relays' plaintext pass and column reads, Prio3 measurement computation, and the codec (+cdc columns add encoding/decoding of every message for both).");
     println!("crit = Crux relay_crypto_critical + Describe check / D + authority_critical + processor + solve; Prio3 slowest shard + per step the busier aggregator + combine + unshard (summed over rounds).");
     println!("ratio = Crux / Prio3. cts = ciphertexts per relay, rel = releases (Crux); RT = round trips (Crux trace; Prio3 3 per VDAF run: upload, prepare, collect); B/rly = bytes per relay (Crux encoded contributions; Prio3 nonce + public share + both input shares), summed over rounds; prep p3 = one report's 2 verifier shares + verifier message, summed over rounds.");
+    println!("*_shares rows: the committed-share prototype (docs/share_path.md; no role runs it): per round each relay commits to its counts (constant time), Shamir-shares counts and blinding 3-of-3, seals a ChaCha20-Poly1305 box per authority (per-query ephemeral DH) and signs; the processor checks signatures and adds commitments; each authority checks signatures, opens its boxes and releases its sums; the processor interpolates and checks them against the commitments.");
+    println!("  Their CPU has an admission's signatures (each authority signs, the processor and every relay check all 3) but no budget or replay ledger; their RT counts admission and Describe as Crux's; encoding is in the roles' figures (+cdc adds nothing); cts = values per relay (1 commitment + 3 shares per count and blinding); median_shares: rounds of 128, 128, 128, 128, 16 buckets; variance_shares: (n, Σv, Σv²) whole, one round, committed by constant-time multiscalar multiplication and checked against the plaintext triple.");
     println!("Each figure is the median over the runs of that figure alone (runs alternate Crux and Prio3); every answer of both is checked against the plaintext.");
 }
 
@@ -674,6 +738,15 @@ fn main() {
             if chosen(QUERIES[5]) {
                 let mut dp = Crux::new(data, relays, false, &solver);
                 table.push(measure(QUERIES[5], &mut dp, rows, &truth, median_runs));
+            }
+            let shares: Vec<_> = SHARE_QUERIES.iter().filter(|(q, _)| chosen(q)).collect();
+            if !shares.is_empty() {
+                let widths = [vs_prio3_shares::MEDIAN_WIDTHS.as_slice(), &[256, 3]].concat();
+                let mut path = vs_prio3_shares::SharePath::new(relays, &widths);
+                for q in shares {
+                    let n = if q.1 == "median" { median_runs } else { runs };
+                    table.push(measure_shares(*q, &mut path, rows, &truth, n));
+                }
             }
             print_table(relays, data.name, &table);
             for r in &table {
