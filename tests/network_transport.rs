@@ -444,3 +444,66 @@ async fn a_peer_cannot_hold_unbounded_streams_or_bytes_in_flight() {
     send.finish().unwrap();
     assert_eq!(recv.read_to_end(1024).await.unwrap(), b"processor|again");
 }
+
+/// Runs `f` until it is true or 5 s have passed.
+async fn eventually(what: &str, f: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(5), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn connections_beyond_the_limit_lose_no_request_in_flight() {
+    use crux::actors::transport::MAX_CONNECTIONS_PER_PEER;
+    setup();
+    let server = node("processor");
+    let user = node("user-alice");
+    let server_cfg = config(&server, &[&user.pin]);
+    let user_cfg = config(&user, &[&server.pin]);
+    let (_endpoint, addr, calls) = start_echo_server(&server_cfg);
+    let new_client = |cfg: &TransportConfig| Client::new(client_endpoint(cfg).unwrap(), cfg);
+
+    // as many CLI connections as allowed, each with a 1 s query in flight
+    let slow: Vec<_> = (0..MAX_CONNECTIONS_PER_PEER)
+        .map(|_| {
+            let client = new_client(&user_cfg);
+            actix_rt::spawn(async move {
+                let reply = client.request_at_most_once("processor", addr, b"slow").await;
+                (client, reply)
+            })
+        })
+        .collect();
+    let limit = u32::try_from(MAX_CONNECTIONS_PER_PEER).unwrap();
+    eventually("every slow request to be served", || calls.get() == limit).await;
+
+    // one more: its connection is refused before any request is read (the
+    // server used to close the oldest connection, losing its query)
+    let mut once = user_cfg.clone();
+    once.retries = 0;
+    let err = new_client(&once).request_at_most_once("processor", addr, b"extra").await.unwrap_err();
+    assert!(matches!(err, TransportError::Busy { .. }), "{err}");
+    assert!(err.to_string().contains("the request was not handled"), "{err}");
+    // a query that retries gets through once a connection frees up
+    let mut patient = user_cfg.clone();
+    patient.retries = 10;
+    let patient = new_client(&patient);
+    let waiting = actix_rt::spawn(async move { patient.request_at_most_once("processor", addr, b"waited").await });
+
+    // every query in flight gets its reply; the clients keep their connections open
+    let mut idle = Vec::new();
+    for task in slow {
+        let (client, reply) = task.await.unwrap();
+        assert_eq!(reply.unwrap(), b"user-alice|slow");
+        idle.push(client);
+    }
+    assert_eq!(waiting.await.unwrap().unwrap(), b"user-alice|waited");
+    // neither refused request ran twice or at all: 8 slow ones, the patient one once
+    assert_eq!(calls.get(), limit + 1);
+
+    // with all the user's connections idle, a new one closes the oldest idle one and is served
+    assert_eq!(new_client(&user_cfg).request("processor", addr, b"next").await.unwrap(), b"user-alice|next");
+    // the client of the closed connection reconnects on its next request
+    assert_eq!(idle[0].request_at_most_once("processor", addr, b"back").await.unwrap(), b"user-alice|back");
+}

@@ -36,7 +36,7 @@ pub fn ask_processor(cfg: &NodeConfig, request: &ProcessorRequest) -> Result<Pro
         endpoint.close(0u32.into(), b"done");
         // let the close reach the processor: else it holds this connection
         // until its idle timeout, and past `MAX_CONNECTIONS_PER_PEER` of a
-        // user's connections it closes the oldest, maybe a query in flight
+        // user's connections it has to close the oldest idle one
         let _ = tokio::time::timeout(CLOSE_WAIT, endpoint.wait_idle()).await;
         let reply = reply?;
         Ok(decode::<ProcessorResponse>(&reply, max_frame)?)

@@ -23,6 +23,8 @@ pub enum TransportError {
     ConnectionLost { peer: String, addr: SocketAddr, what: &'static str, reason: String },
     #[error("peer {peer} at {addr} refused the request: {reason}")]
     Refused { peer: String, addr: SocketAddr, reason: String },
+    #[error("peer {peer} at {addr} closed a new connection before reading any request on it: this node has as many connections to it as it allows ({limit}), each serving a request; the request was not handled, wait for one to end and send it again")]
+    Busy { peer: String, addr: SocketAddr, limit: usize },
     #[error("peer {peer} at {addr} is unreachable after {attempts} attempts; last error: {last}")]
     Unreachable { peer: String, addr: SocketAddr, attempts: u32, last: Box<TransportError> },
     #[error("no pinned certificate for peer `{name}`; add it to the node's peer list")]
@@ -43,7 +45,8 @@ pub enum TransportError {
 
 impl TransportError {
     /// True for failures worth retrying on a fresh connection: the peer was
-    /// not reachable yet, or an established connection went away.
+    /// not reachable yet, refused the connection as busy, or an established
+    /// connection went away.
     /// True when an established connection went away during a request: the
     /// request may or may not have reached the peer.
     pub fn is_lost(&self) -> bool {
@@ -55,6 +58,7 @@ impl TransportError {
             self,
             TransportError::Connect { .. }
                 | TransportError::ConnectionLost { .. }
+                | TransportError::Busy { .. }
                 | TransportError::Timeout { what: WHAT_CONNECT, .. }
         )
     }

@@ -30,7 +30,7 @@ pub(super) fn peer_name(connection: &quinn::Connection, peers: &[PinnedPeer]) ->
 /// Single-threaded (the actix System).
 #[derive(Default)]
 struct PeerUsage {
-    connections: HashMap<String, Vec<(u64, quinn::Connection)>>,
+    connections: HashMap<String, Vec<OpenConnection>>,
     next_connection: u64,
     bytes: HashMap<String, usize>,
     metrics: TransportMetrics,
@@ -38,37 +38,84 @@ struct PeerUsage {
 
 type SharedUsage = Rc<RefCell<PeerUsage>>;
 
+/// One open connection of a peer, and its requests being served: accepted
+/// and not yet answered (the reply acknowledged by the peer).
+struct OpenConnection {
+    id: u64,
+    connection: quinn::Connection,
+    serving: usize,
+}
+
 /// Releases what a connection or a request holds when dropped.
 struct UsageGuard {
     usage: SharedUsage,
     peer: String,
+    /// a connection's guard: its id
     connection: Option<u64>,
+    /// a request's guard: the id of the connection it came on
+    serving_on: Option<u64>,
     bytes: usize,
 }
 
+/// Why a new connection was refused.
+const BUSY_CONNECTIONS: &[u8] = b"too many connections with requests in flight";
+
 impl UsageGuard {
-    /// Registers a new connection of `peer`, closing its oldest beyond the limit.
-    fn connection(usage: &SharedUsage, peer: &str, connection: &quinn::Connection) -> UsageGuard {
+    /// Registers a new connection of `peer`. Beyond the limit it closes the
+    /// peer's oldest connection that serves no request (a short-lived CLI
+    /// leaves its connection behind until the idle timeout would end it);
+    /// if every one serves a request, it refuses the new connection
+    /// instead: None. Either way the closed connection gets `CODE_BUSY`,
+    /// and no request on it was handled, so its peer may send them again.
+    fn connection(usage: &SharedUsage, peer: &str, connection: &quinn::Connection) -> Option<UsageGuard> {
         let mut u = usage.borrow_mut();
         let id = u.next_connection;
         u.next_connection = id.wrapping_add(1);
         let open = u.connections.entry(peer.to_string()).or_default();
         while open.len() >= MAX_CONNECTIONS_PER_PEER {
-            let (_, oldest) = open.remove(0);
-            warn!(limit = MAX_CONNECTIONS_PER_PEER, "peer opened too many connections, closing its oldest");
-            oldest.close(VarInt::from_u32(CODE_BUSY), b"too many connections");
+            let Some(idle) = open.iter().position(|c| c.serving == 0) else {
+                warn!(
+                    limit = MAX_CONNECTIONS_PER_PEER,
+                    "peer has too many connections, each serving a request: refusing its new one"
+                );
+                connection.close(VarInt::from_u32(CODE_BUSY), BUSY_CONNECTIONS);
+                return None;
+            };
+            let oldest = open.remove(idle);
+            warn!(limit = MAX_CONNECTIONS_PER_PEER, "peer opened too many connections, closing its oldest idle one");
+            oldest.connection.close(VarInt::from_u32(CODE_BUSY), b"too many connections");
         }
-        open.push((id, connection.clone()));
+        open.push(OpenConnection { id, connection: connection.clone(), serving: 0 });
         u.metrics.connection_opened(Side::Server);
-        UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: Some(id), bytes: 0 }
+        Some(UsageGuard {
+            usage: Rc::clone(usage),
+            peer: peer.to_string(),
+            connection: Some(id),
+            serving_on: None,
+            bytes: 0,
+        })
     }
 
     fn metrics(&self) -> TransportMetrics {
         self.usage.borrow().metrics.clone()
     }
 
-    fn request(usage: &SharedUsage, peer: &str) -> UsageGuard {
-        UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: None, bytes: 0 }
+    /// A request accepted on connection `on`: that connection serves it
+    /// until the guard is dropped.
+    fn request(usage: &SharedUsage, peer: &str, on: u64) -> UsageGuard {
+        if let Some(c) = usage.borrow_mut().open_connection(peer, on) {
+            c.serving = c.serving.saturating_add(1);
+        }
+        UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: None, serving_on: Some(on), bytes: 0 }
+    }
+
+    /// Gives back the request bytes held so far (the request was read).
+    fn release_bytes(&mut self) {
+        let mut u = self.usage.borrow_mut();
+        if let Some(held) = u.bytes.get_mut(&self.peer) {
+            *held = held.saturating_sub(self.bytes);
+        }
+        self.bytes = 0;
     }
 
     /// Accounts `n` more bytes unless the peer would exceed `limit`.
@@ -86,14 +133,23 @@ impl UsageGuard {
     }
 }
 
+impl PeerUsage {
+    fn open_connection(&mut self, peer: &str, id: u64) -> Option<&mut OpenConnection> {
+        self.connections.get_mut(peer)?.iter_mut().find(|c| c.id == id)
+    }
+}
+
 impl Drop for UsageGuard {
     fn drop(&mut self) {
         let mut u = self.usage.borrow_mut();
         if let Some(id) = self.connection {
             if let Some(open) = u.connections.get_mut(&self.peer) {
-                open.retain(|(other, _)| *other != id);
+                open.retain(|c| c.id != id);
             }
             u.metrics.connection_closed(Side::Server);
+        }
+        if let Some(c) = self.serving_on.and_then(|on| u.open_connection(&self.peer, on)) {
+            c.serving = c.serving.saturating_sub(1);
         }
         if let Some(held) = u.bytes.get_mut(&self.peer) {
             *held = held.saturating_sub(self.bytes);
@@ -171,13 +227,16 @@ async fn serve_connection<H, Fut>(
         return;
     };
     tracing::Span::current().record("peer", peer.as_str());
-    let _held = UsageGuard::connection(&usage, &peer, &connection);
+    let Some(held) = UsageGuard::connection(&usage, &peer, &connection) else {
+        return;
+    };
+    let on = held.connection.unwrap_or_default();
     debug!("connection established");
     loop {
         match connection.accept_bi().await {
             Ok((send, recv)) => {
                 let handler = Rc::clone(&handler);
-                let request = UsageGuard::request(&usage, &peer);
+                let request = UsageGuard::request(&usage, &peer, on);
                 let peer = peer.clone();
                 actix_rt::spawn(serve_stream(send, recv, peer, max_frame_bytes, request, handler).in_current_span());
             }
@@ -288,4 +347,9 @@ async fn serve_stream<H, Fut>(
         return;
     }
     debug!(request_bytes, reply_bytes, "request served");
+    // the connection serves this request until the peer has the whole reply
+    // (closing it earlier for the connection limit could lose the reply of
+    // a request that was handled); the request's bytes are free already
+    held.release_bytes();
+    let _ = send.stopped().await;
 }
