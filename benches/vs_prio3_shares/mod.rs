@@ -1,40 +1,40 @@
 //! The committed-share prototype of docs/share_path.md, for `vs_prio3`'s
-//! `histogram256_shares` and `median_shares` rows: the crypto every party
-//! would run per round, on the real data, timed per role in thread CPU.
-//! Not a role of Crux: no actor, no transport, no budget or replay ledger.
-//! A query starts with the crypto of an admission (each authority signs the
-//! spec; the processor and every relay check the t signatures). Each relay
-//! per round: a constant-time Pedersen commitment
-//! to its counts, 3-of-3 Shamir shares of its counts and blinding, one
-//! ChaCha20-Poly1305 box per authority under a key from a per-query
-//! ephemeral Diffie-Hellman with the authority's sealing key, and an
-//! ed25519 signature over the whole message. The processor checks the
-//! signatures and adds up the commitments; each authority checks the
-//! signatures, opens its boxes, adds up its shares and releases the sums;
-//! the processor interpolates them and checks them against the summed
-//! commitments.
+//! `*_shares` rows and the end of `scale`: the crypto every party would
+//! run per round, on the real data, timed per role in thread CPU. Not a
+//! role of Crux: no actor, no transport, no budget or replay ledger.
+//!
+//! A query starts with the crypto of an admission: each authority signs
+//! the spec; the processor and every relay check the t signatures. Then,
+//! per round:
+//! - each relay makes a constant-time Pedersen commitment to its vector,
+//!   3-of-3 Shamir shares of its values and blinding, one ChaCha20-Poly1305
+//!   box per authority (a per-query ephemeral Diffie-Hellman with the
+//!   authority's sealing key) and an ed25519 signature over the whole
+//!   message; commitments, shares and boxes are `crypto::shares`'s;
+//! - the processor checks the signatures and adds up the commitments;
+//! - each authority checks the signatures, opens its boxes, adds up its
+//!   shares and releases the sums;
+//! - the processor interpolates them and checks them against the summed
+//!   commitments.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use cpu_time::ThreadTime;
-use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use rand::rngs::OsRng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
-use sha2::{Digest, Sha512};
 
-use crux::crypto::shares::{reconstruct, share_values, small_value, CommitmentGenerators};
+use crux::crypto::shares::{
+    open, reconstruct, seal, share_values, small_value, BoxKey, CommitmentGenerators, Ephemeral, SealingSecret,
+};
 use crux::crypto::{verify_batch_signatures, RelayIdentity, RelayPublicKey, RelaySignature, SignedItem};
 
 const SIGN_CONTEXT: &[u8] = b"crux-share-contribution-prototype";
 const ADMISSION_CONTEXT: &[u8] = b"crux-share-admission-prototype";
-const KDF_DOMAIN: &[u8] = b"crux-share-seal-prototype";
 const AUTHORITIES: u16 = 3;
 /// A public bound on a relay's count: its rows, 10^6 < 2^20.
 const COUNT_BITS: u32 = 20;
@@ -78,10 +78,10 @@ struct Authority {
     index: u16,
     /// signs query admissions (an ed25519 key, as an authority's)
     signer: RelayIdentity,
-    secret: Scalar,
+    sealing: SealingSecret,
     public: RistrettoPoint,
     /// per relay: the query's box key, once derived
-    keys: HashMap<usize, Key>,
+    keys: HashMap<usize, BoxKey>,
 }
 
 struct Relay {
@@ -89,7 +89,7 @@ struct Relay {
     /// the relay's CSPRNG (ChaCha20, seeded from the OS)
     rng: ChaCha20Rng,
     /// the query's ephemeral key E and its box key per authority
-    ephemeral: Option<(CompressedRistretto, Vec<Key>)>,
+    ephemeral: Option<(CompressedRistretto, Vec<BoxKey>)>,
 }
 
 /// What a relay sends in one round.
@@ -108,23 +108,6 @@ pub struct SharePath {
     query: u64,
 }
 
-fn box_key(shared: &RistrettoPoint, ephemeral: &CompressedRistretto, public: &RistrettoPoint, query: u64) -> Key {
-    let digest = Sha512::new()
-        .chain_update(KDF_DOMAIN)
-        .chain_update(shared.compress().as_bytes())
-        .chain_update(ephemeral.as_bytes())
-        .chain_update(public.compress().as_bytes())
-        .chain_update(query.to_be_bytes())
-        .finalize();
-    *Key::from_slice(&digest[..32])
-}
-
-fn nonce(round: u32) -> Nonce {
-    let mut n = [0u8; 12];
-    n[..4].copy_from_slice(&round.to_be_bytes());
-    *Nonce::from_slice(&n)
-}
-
 /// The header every box binds: relay, query, round and the commitment.
 fn header(relay: usize, query: u64, round: u32, commitment: &CompressedRistretto) -> Vec<u8> {
     let mut h = (relay as u64).to_be_bytes().to_vec();
@@ -139,12 +122,12 @@ impl SharePath {
     pub fn new(relays: usize, widths: &[u32]) -> Self {
         let authorities = (1..=AUTHORITIES)
             .map(|index| {
-                let secret = Scalar::random(&mut OsRng);
+                let sealing = SealingSecret::random(&mut OsRng);
                 Authority {
                     index,
                     signer: RelayIdentity::generate(&mut OsRng),
-                    secret,
-                    public: &secret * RISTRETTO_BASEPOINT_TABLE,
+                    public: sealing.public(),
+                    sealing,
                     keys: HashMap::new(),
                 }
             })
@@ -240,10 +223,9 @@ impl SharePath {
         let publics: Vec<RistrettoPoint> = self.authorities.iter().map(|a| a.public).collect();
         let relay = &mut self.relays[i];
         let (ephemeral, keys) = relay.ephemeral.get_or_insert_with(|| {
-            let e = Scalar::random(&mut relay.rng);
-            let big_e = (&e * RISTRETTO_BASEPOINT_TABLE).compress();
-            let keys = publics.iter().map(|p| box_key(&(e * p), &big_e, p, query)).collect();
-            (big_e, keys)
+            let e = Ephemeral::random(&mut relay.rng);
+            let keys = publics.iter().map(|p| e.box_key(p, &query.to_be_bytes())).collect();
+            (e.public, keys)
         });
         let generators = &self.generators[&u32::try_from(input.len()).unwrap()];
         let blind = Scalar::random(&mut relay.rng);
@@ -267,8 +249,7 @@ impl SharePath {
         bytes.extend_from_slice(ephemeral.as_bytes());
         let mut boxes = Vec::new();
         for (key, share) in keys.iter().zip(shares) {
-            let plain: Vec<u8> = share.iter().flat_map(|s| s.to_bytes()).collect();
-            let sealed = ChaCha20Poly1305::new(key).encrypt(&nonce(round), Payload { msg: &plain, aad: &aad }).unwrap();
+            let sealed = seal(key, round, &aad, &share).unwrap();
             boxes.push((bytes.len(), bytes.len() + sealed.len()));
             bytes.extend_from_slice(&sealed);
         }
@@ -303,19 +284,12 @@ impl SharePath {
         for (i, m) in messages.iter().enumerate() {
             let key = authority.keys.entry(i).or_insert_with(|| {
                 let big_e = CompressedRistretto::from_slice(&m.bytes[52..84]).unwrap();
-                let shared = authority.secret * big_e.decompress().unwrap();
-                box_key(&shared, &big_e, &authority.public, query)
+                authority.sealing.box_key(&big_e, &query.to_be_bytes()).unwrap()
             });
             let (start, end) = m.boxes[a];
-            let aad = &m.bytes[..52];
-            let plain = ChaCha20Poly1305::new(key)
-                .decrypt(&nonce(round), Payload { msg: &m.bytes[start..end], aad })
-                .expect("box opens");
-            let shares = plain
-                .chunks_exact(32)
-                .map(|c| Option::from(Scalar::from_canonical_bytes(c.try_into().unwrap())).unwrap());
+            let shares = open(key, round, &m.bytes[..52], &m.bytes[start..end]).expect("box opens");
             if sum.is_empty() {
-                sum = shares.collect();
+                sum = shares;
             } else {
                 sum.iter_mut().zip(shares).for_each(|(s, x)| *s += x);
             }

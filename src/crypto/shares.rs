@@ -15,19 +15,33 @@
 //! changes its sum (without the matching change to a relay's commitment)
 //! is caught, as a wrong partial decryption is caught by its proof today.
 //!
+//! Shares travel in boxes (`seal`, `open`): ChaCha20-Poly1305 under a key
+//! from a Diffie-Hellman between the relay's ephemeral key and the
+//! authority's sealing key (`SealingSecret`, derivable per query from a
+//! stored secret), bound to a header (relay, query, commitment) and to the
+//! round. A decryptor of a noisy query releases its sums scaled by its
+//! Lagrange coefficient plus its noise, with a commitment to that noise
+//! (`noisy_release`), so the processor's check still holds.
+//!
 //! Pure code: no files, sockets or clocks. Randomness comes in as an
 //! argument. Commitments to counts are made in constant time (the counts
 //! are a relay's secret); the processor's check is variable-time (it works
 //! on released sums only).
 
-use curve25519_dalek::ristretto::{RistrettoBasepointTable, RistrettoPoint, VartimeRistrettoPrecomputation};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use curve25519_dalek::constants::RISTRETTO_BASEPOINT_TABLE;
+use curve25519_dalek::ristretto::{
+    CompressedRistretto, RistrettoBasepointTable, RistrettoPoint, VartimeRistrettoPrecomputation,
+};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{Identity, MultiscalarMul, VartimePrecomputedMultiscalarMul};
 use rand_core::{CryptoRng, RngCore};
-use sha2::Sha512;
+use sha2::{Digest, Sha512};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::{lagrange_at_zero, CryptoError};
+use super::{lagrange_at_zero, scalar_from_i64, CryptoError};
 
 /// Domain of the hash that makes the generators; the suffix is the version.
 /// The generators are fixed by it: changing it changes every commitment.
@@ -168,6 +182,170 @@ fn too_many(found: usize, buckets: usize) -> CryptoError {
         what: "committed count vector",
         reason: format!("{found} counts, but the generators were made for {buckets}"),
     }
+}
+
+/// Domain of the per-query sealing keys derived from a stored secret.
+pub const SEALING_KEY_DOMAIN: &[u8] = b"crux-share-sealing-key-v0";
+/// Domain of the box keys.
+pub const BOX_KEY_DOMAIN: &[u8] = b"crux-share-box-key-v0";
+/// Bytes a box adds to its 32 bytes per value (the Poly1305 tag).
+pub const BOX_TAG_BYTES: usize = 16;
+
+/// An authority's sealing secret k (public key k·G). Never the ElGamal share.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct SealingSecret(Scalar);
+
+impl SealingSecret {
+    pub fn random(rng: &mut (impl RngCore + CryptoRng)) -> Self {
+        SealingSecret(Scalar::random(rng))
+    }
+
+    /// k = SHA-512(domain ‖ len ‖ stored ‖ query) reduced: one key per
+    /// query, the same after a restart, and unrelated to any other use of
+    /// `stored` (e.g. a signing seed) by the domain.
+    pub fn for_query(stored: &[u8], query: &[u8]) -> Self {
+        let digest = Sha512::new()
+            .chain_update(SEALING_KEY_DOMAIN)
+            .chain_update((stored.len() as u64).to_be_bytes())
+            .chain_update(stored)
+            .chain_update(query);
+        SealingSecret(Scalar::from_hash(digest))
+    }
+
+    pub fn public(&self) -> RistrettoPoint {
+        &self.0 * RISTRETTO_BASEPOINT_TABLE
+    }
+}
+
+/// The key of one box: sender and recipient derive the same one.
+#[derive(Zeroize, ZeroizeOnDrop)]
+pub struct BoxKey([u8; 32]);
+
+fn box_key(
+    shared: &RistrettoPoint,
+    ephemeral: &CompressedRistretto,
+    recipient: &RistrettoPoint,
+    context: &[u8],
+) -> BoxKey {
+    let digest = Sha512::new()
+        .chain_update(BOX_KEY_DOMAIN)
+        .chain_update(shared.compress().as_bytes())
+        .chain_update(ephemeral.as_bytes())
+        .chain_update(recipient.compress().as_bytes())
+        .chain_update((context.len() as u64).to_be_bytes())
+        .chain_update(context)
+        .finalize();
+    let mut key = [0u8; 32];
+    key.iter_mut().zip(digest.iter()).for_each(|(k, d)| *k = *d);
+    BoxKey(key)
+}
+
+/// A relay's ephemeral key pair for one query: e and E = e·G.
+pub struct Ephemeral {
+    secret: Scalar,
+    pub public: CompressedRistretto,
+}
+
+impl Ephemeral {
+    pub fn random(rng: &mut (impl RngCore + CryptoRng)) -> Self {
+        let secret = Scalar::random(rng);
+        Ephemeral { public: (&secret * RISTRETTO_BASEPOINT_TABLE).compress(), secret }
+    }
+
+    /// The key of the box to `recipient` (its sealing public key), for
+    /// `context` (e.g. the query id).
+    pub fn box_key(&self, recipient: &RistrettoPoint, context: &[u8]) -> BoxKey {
+        box_key(&(self.secret * recipient), &self.public, recipient, context)
+    }
+}
+
+impl Drop for Ephemeral {
+    fn drop(&mut self) {
+        self.secret.zeroize();
+    }
+}
+
+impl SealingSecret {
+    /// The key of a box from the sender of `ephemeral`; an ephemeral key
+    /// that is no point, or the identity (whose box anyone could open), is
+    /// refused.
+    pub fn box_key(&self, ephemeral: &CompressedRistretto, context: &[u8]) -> Result<BoxKey, CryptoError> {
+        let point = ephemeral.decompress().filter(|p| *p != RistrettoPoint::identity()).ok_or_else(|| {
+            CryptoError::InvalidEncoding {
+                what: "sealed share box",
+                reason: "the sender's ephemeral key is not a valid point".into(),
+            }
+        })?;
+        Ok(box_key(&(self.0 * point), ephemeral, &self.public(), context))
+    }
+}
+
+fn nonce(round: u32) -> Nonce {
+    let mut n = [0u8; 12];
+    n.iter_mut().zip(round.to_be_bytes()).for_each(|(a, b)| *a = b);
+    Nonce::from(n)
+}
+
+/// Seals `values` (32 bytes each) for one round under `key`, bound to `header`.
+pub fn seal(key: &BoxKey, round: u32, header: &[u8], values: &[Scalar]) -> Result<Vec<u8>, CryptoError> {
+    let plain: Vec<u8> = values.iter().flat_map(|v| v.to_bytes()).collect();
+    ChaCha20Poly1305::new(Key::from_slice(&key.0))
+        .encrypt(&nonce(round), Payload { msg: &plain, aad: header })
+        .map_err(|_| CryptoError::InvalidEncoding { what: "sealed share box", reason: "sealing failed".into() })
+}
+
+/// Opens a box of `seal`: the values, or an error if the key, round or
+/// header differ, the bytes were changed, or a value is not canonical.
+pub fn open(key: &BoxKey, round: u32, header: &[u8], sealed: &[u8]) -> Result<Vec<Scalar>, CryptoError> {
+    let fail = |reason: &str| CryptoError::InvalidEncoding { what: "sealed share box", reason: reason.into() };
+    let plain = ChaCha20Poly1305::new(Key::from_slice(&key.0))
+        .decrypt(&nonce(round), Payload { msg: sealed, aad: header })
+        .map_err(|_| fail("it does not open: another key, round or header, or changed bytes"))?;
+    let chunks = plain.chunks_exact(32);
+    if !chunks.remainder().is_empty() {
+        return Err(fail("its length is not a whole number of values"));
+    }
+    chunks
+        .map(|c| {
+            let bytes: [u8; 32] = c.try_into().map_err(|_| fail("a value is not 32 bytes"))?;
+            Option::from(Scalar::from_canonical_bytes(bytes)).ok_or_else(|| fail("a value is not a canonical scalar"))
+        })
+        .collect()
+}
+
+/// A decryptor's noisy release: its summed shares (values, then the
+/// blinding last) scaled by its Lagrange coefficient λ, plus its noise on
+/// each value and a fresh blinding ρ on the blinding; and N = Σ_j e_j·G_j +
+/// ρ·H. The processor adds the t releases and checks them against Σ C_i +
+/// Σ N (`opens`). Constant time in the noise.
+pub fn noisy_release(
+    generators: &CommitmentGenerators,
+    sums: &[Scalar],
+    lambda: &Scalar,
+    noise: &[i64],
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<(Vec<Scalar>, RistrettoPoint), CryptoError> {
+    let (blind, values) = sums.split_last().ok_or_else(|| too_many(0, generators.buckets()))?;
+    if noise.len() != values.len() {
+        return Err(CryptoError::InvalidEncoding {
+            what: "noisy release",
+            reason: format!("{} noise draws for {} values", noise.len(), values.len()),
+        });
+    }
+    let noise: Vec<Scalar> = noise.iter().map(|e| scalar_from_i64(*e)).collect();
+    let rho = Scalar::random(rng);
+    let commitment = generators.commit_values(&noise, &rho)?;
+    let mut out: Vec<Scalar> = values.iter().zip(&noise).map(|(v, e)| lambda * v + e).collect();
+    out.push(lambda * blind + rho);
+    Ok((out, commitment))
+}
+
+/// A released value as a signed integer (|v| < 2^127), or None.
+pub fn signed_value(s: &Scalar) -> Option<i128> {
+    if let Some(v) = small_value(s).and_then(|v| i128::try_from(v).ok()) {
+        return Some(v);
+    }
+    small_value(&-s).and_then(|v| i128::try_from(v).ok()).map(|v| -v)
 }
 
 /// Splits every value into t-of-n Shamir shares: one vector per index in
@@ -327,6 +505,82 @@ mod tests {
         // or changes the blinding only
         assert!(!g.opens(&c, &values, &(r + Scalar::ONE)).unwrap());
         assert!(g.opens(&c, &[Scalar::ZERO; 9], &r).is_err());
+    }
+
+    #[test]
+    fn boxes_open_only_with_their_key_round_and_header() {
+        let mut rng = StdRng::seed_from_u64(6);
+        let authority = SealingSecret::random(&mut rng);
+        let relay = Ephemeral::random(&mut rng);
+        let values: Vec<Scalar> = (0..5u64).map(Scalar::from).collect();
+        let sealed = seal(&relay.box_key(&authority.public(), b"q1"), 2, b"relay-1|q1", &values).unwrap();
+        assert_eq!(sealed.len(), 5 * 32 + BOX_TAG_BYTES);
+        let key = authority.box_key(&relay.public, b"q1").unwrap();
+        assert_eq!(open(&key, 2, b"relay-1|q1", &sealed).unwrap(), values);
+        // another round, header (a colluding relay passing it off as its own), query or authority
+        assert!(open(&key, 3, b"relay-1|q1", &sealed).is_err());
+        assert!(open(&key, 2, b"relay-3|q1", &sealed).is_err());
+        assert!(open(&authority.box_key(&relay.public, b"q2").unwrap(), 2, b"relay-1|q1", &sealed).is_err());
+        let other = SealingSecret::random(&mut rng);
+        assert!(open(&other.box_key(&relay.public, b"q1").unwrap(), 2, b"relay-1|q1", &sealed).is_err());
+        // changed bytes; an ephemeral key that is no point or the identity
+        let mut changed = sealed.clone();
+        changed[7] ^= 1;
+        assert!(open(&key, 2, b"relay-1|q1", &changed).is_err());
+        assert!(authority.box_key(&CompressedRistretto([0xff; 32]), b"q1").is_err());
+        assert!(authority.box_key(&RistrettoPoint::identity().compress(), b"q1").is_err());
+        // a box of bytes that are not canonical scalars is refused after opening
+        let bad = ChaCha20Poly1305::new(Key::from_slice(&relay.box_key(&authority.public(), b"q1").0))
+            .encrypt(&nonce(2), Payload { msg: &[0xff; 32], aad: b"relay-1|q1" })
+            .unwrap();
+        assert!(open(&key, 2, b"relay-1|q1", &bad).is_err());
+    }
+
+    #[test]
+    fn per_query_sealing_keys_are_stable_and_distinct() {
+        let a = SealingSecret::for_query(b"seed of authority-1", b"query 7").public();
+        assert_eq!(a, SealingSecret::for_query(b"seed of authority-1", b"query 7").public());
+        assert_ne!(a, SealingSecret::for_query(b"seed of authority-1", b"query 8").public());
+        assert_ne!(a, SealingSecret::for_query(b"seed of authority-2", b"query 7").public());
+    }
+
+    #[test]
+    fn noisy_releases_add_up_to_the_sums_plus_the_noise_and_pass_the_check() {
+        let (buckets, indices) = (4usize, [1u16, 2, 3]);
+        let g = CommitmentGenerators::new(4);
+        let mut rng = StdRng::seed_from_u64(7);
+        let mut sums = vec![vec![Scalar::ZERO; buckets + 1]; 3];
+        let (mut total, mut commitment) = (vec![0i128; buckets], RistrettoPoint::identity());
+        for _ in 0..3 {
+            let counts = vector(&mut rng, buckets).iter().map(|c| c >> 8).collect::<Vec<u32>>();
+            let r = Scalar::random(&mut rng);
+            commitment += g.commit(&counts, 32, &r).unwrap();
+            total.iter_mut().zip(&counts).for_each(|(a, c)| *a += i128::from(*c));
+            let values: Vec<Scalar> = counts.iter().map(|c| Scalar::from(*c)).chain([r]).collect();
+            for (sum, share) in sums.iter_mut().zip(share_values(&values, &indices, 3, &mut rng).unwrap()) {
+                sum.iter_mut().zip(share).for_each(|(a, s)| *a += s);
+            }
+        }
+        let noise = [[-3i64, 0, 5, -1_000_000], [2, 2, 2, 2], [0, -7, 1, 0]];
+        let (mut released, mut check) = (vec![Scalar::ZERO; buckets + 1], commitment);
+        for (k, index) in indices.iter().enumerate() {
+            let lambda = lagrange_at_zero(*index, &indices).unwrap();
+            let (r, n) = noisy_release(&g, &sums[k], &lambda, &noise[k], &mut rng).unwrap();
+            released.iter_mut().zip(r).for_each(|(a, v)| *a += v);
+            check += n;
+        }
+        let (values, blind) = released.split_at(buckets);
+        assert!(g.opens(&check, values, &blind[0]).unwrap());
+        let expected: Vec<i128> =
+            (0..buckets).map(|j| total[j] + noise.iter().map(|e| i128::from(e[j])).sum::<i128>()).collect();
+        assert_eq!(values.iter().map(|v| signed_value(v).unwrap()).collect::<Vec<_>>(), expected);
+        // a decryptor that adds other noise than it committed to is caught
+        let mut shifted = values.to_vec();
+        shifted[1] += Scalar::ONE;
+        assert!(!g.opens(&check, &shifted, &blind[0]).unwrap());
+        // and the noise commitments alone do not open the relays' commitments
+        assert!(!g.opens(&commitment, values, &blind[0]).unwrap());
+        assert!(noisy_release(&g, &sums[0], &Scalar::ONE, &[1, 2], &mut rng).is_err());
     }
 
     #[test]
