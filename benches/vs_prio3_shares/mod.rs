@@ -29,7 +29,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha20Rng;
 
 use crux::crypto::shares::{
-    open, reconstruct, seal, share_values, small_value, BoxKey, CommitmentGenerators, Ephemeral, SealingSecret,
+    open, reconstruct, seal, share_values, small_value, BoxKey, CommitmentGenerators, Ephemeral, SealingKey,
+    SealingSecret,
 };
 use crux::crypto::{verify_batch_signatures, RelayIdentity, RelayPublicKey, RelaySignature, SignedItem};
 
@@ -79,7 +80,7 @@ struct Authority {
     /// signs query admissions (an ed25519 key, as an authority's)
     signer: RelayIdentity,
     sealing: SealingSecret,
-    public: RistrettoPoint,
+    public: SealingKey,
     /// per relay: the query's box key, once derived
     keys: HashMap<usize, BoxKey>,
 }
@@ -220,7 +221,7 @@ impl SharePath {
 
     fn contribute(&mut self, i: usize, round: u32, input: &Input) -> Message {
         let query = self.query;
-        let publics: Vec<RistrettoPoint> = self.authorities.iter().map(|a| a.public).collect();
+        let publics: Vec<SealingKey> = self.authorities.iter().map(|a| a.public).collect();
         let relay = &mut self.relays[i];
         let (ephemeral, keys) = relay.ephemeral.get_or_insert_with(|| {
             let e = Ephemeral::random(&mut relay.rng);

@@ -191,13 +191,47 @@ pub const BOX_KEY_DOMAIN: &[u8] = b"crux-share-box-key-v0";
 /// Bytes a box adds to its 32 bytes per value (the Poly1305 tag).
 pub const BOX_TAG_BYTES: usize = 16;
 
-/// An authority's sealing secret k (public key k·G). Never the ElGamal share.
+/// An authority's sealing secret k, with its public key k·G. Never the ElGamal share.
 #[derive(Zeroize, ZeroizeOnDrop)]
-pub struct SealingSecret(Scalar);
+pub struct SealingSecret {
+    secret: Scalar,
+    #[zeroize(skip)]
+    public: SealingKey,
+}
+
+/// An authority's sealing public key (a point other than the identity), and its encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SealingKey {
+    point: RistrettoPoint,
+    bytes: CompressedRistretto,
+}
+
+impl SealingKey {
+    /// From its 32-byte encoding: a valid point other than the identity.
+    pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
+        let bytes = CompressedRistretto(*bytes);
+        let point = bytes.decompress().filter(|p| *p != RistrettoPoint::identity()).ok_or_else(|| {
+            CryptoError::InvalidEncoding {
+                what: "sealing key",
+                reason: "not a valid point other than the identity".into(),
+            }
+        })?;
+        Ok(SealingKey { point, bytes })
+    }
+
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.bytes.to_bytes()
+    }
+}
 
 impl SealingSecret {
+    fn new(secret: Scalar) -> Self {
+        let point = &secret * RISTRETTO_BASEPOINT_TABLE;
+        SealingSecret { secret, public: SealingKey { point, bytes: point.compress() } }
+    }
+
     pub fn random(rng: &mut (impl RngCore + CryptoRng)) -> Self {
-        SealingSecret(Scalar::random(rng))
+        Self::new(Scalar::random(rng))
     }
 
     /// k = SHA-512(domain ‖ len ‖ stored ‖ query) reduced: one key per
@@ -209,11 +243,11 @@ impl SealingSecret {
             .chain_update((stored.len() as u64).to_be_bytes())
             .chain_update(stored)
             .chain_update(query);
-        SealingSecret(Scalar::from_hash(digest))
+        Self::new(Scalar::from_hash(digest))
     }
 
-    pub fn public(&self) -> RistrettoPoint {
-        &self.0 * RISTRETTO_BASEPOINT_TABLE
+    pub fn public(&self) -> SealingKey {
+        self.public
     }
 }
 
@@ -224,14 +258,14 @@ pub struct BoxKey([u8; 32]);
 fn box_key(
     shared: &RistrettoPoint,
     ephemeral: &CompressedRistretto,
-    recipient: &RistrettoPoint,
+    recipient: &SealingKey,
     context: &[u8],
 ) -> BoxKey {
     let digest = Sha512::new()
         .chain_update(BOX_KEY_DOMAIN)
         .chain_update(shared.compress().as_bytes())
         .chain_update(ephemeral.as_bytes())
-        .chain_update(recipient.compress().as_bytes())
+        .chain_update(recipient.bytes.as_bytes())
         .chain_update((context.len() as u64).to_be_bytes())
         .chain_update(context)
         .finalize();
@@ -254,8 +288,8 @@ impl Ephemeral {
 
     /// The key of the box to `recipient` (its sealing public key), for
     /// `context` (e.g. the query id).
-    pub fn box_key(&self, recipient: &RistrettoPoint, context: &[u8]) -> BoxKey {
-        box_key(&(self.secret * recipient), &self.public, recipient, context)
+    pub fn box_key(&self, recipient: &SealingKey, context: &[u8]) -> BoxKey {
+        box_key(&(self.secret * recipient.point), &self.public, recipient, context)
     }
 }
 
@@ -276,7 +310,7 @@ impl SealingSecret {
                 reason: "the sender's ephemeral key is not a valid point".into(),
             }
         })?;
-        Ok(box_key(&(self.0 * point), ephemeral, &self.public(), context))
+        Ok(box_key(&(self.secret * point), ephemeral, &self.public, context))
     }
 }
 
@@ -540,6 +574,9 @@ mod tests {
     fn per_query_sealing_keys_are_stable_and_distinct() {
         let a = SealingSecret::for_query(b"seed of authority-1", b"query 7").public();
         assert_eq!(a, SealingSecret::for_query(b"seed of authority-1", b"query 7").public());
+        assert_eq!(SealingKey::from_bytes(&a.to_bytes()).unwrap(), a);
+        assert!(SealingKey::from_bytes(&[0; 32]).is_err());
+        assert!(SealingKey::from_bytes(&[0xff; 32]).is_err());
         assert_ne!(a, SealingSecret::for_query(b"seed of authority-1", b"query 8").public());
         assert_ne!(a, SealingSecret::for_query(b"seed of authority-2", b"query 7").public());
     }
