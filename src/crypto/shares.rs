@@ -255,12 +255,7 @@ impl SealingSecret {
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct BoxKey([u8; 32]);
 
-fn box_key(
-    shared: &RistrettoPoint,
-    ephemeral: &CompressedRistretto,
-    recipient: &SealingKey,
-    context: &[u8],
-) -> BoxKey {
+fn box_key(shared: &RistrettoPoint, ephemeral: &CompressedRistretto, recipient: &SealingKey, context: &[u8]) -> BoxKey {
     let digest = Sha512::new()
         .chain_update(BOX_KEY_DOMAIN)
         .chain_update(shared.compress().as_bytes())
