@@ -28,7 +28,9 @@ cd "$(dirname "$0")/.."
 DIR=target/load-test
 BASE=7300
 # all clients are one user: the processor keeps at most 8 connections per
-# user (MAX_CONNECTIONS_PER_PEER) and closes the oldest beyond that
+# user (MAX_CONNECTIONS_PER_PEER); beyond that it closes the oldest idle one,
+# or refuses a new one while each serves a query, and the CLI waits and
+# sends again (--clients 16 works: every answer correct)
 CLIENTS=8
 PER_CLIENT=5
 EXTRA=200

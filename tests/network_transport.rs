@@ -479,15 +479,18 @@ async fn connections_beyond_the_limit_lose_no_request_in_flight() {
     eventually("every slow request to be served", || calls.get() == limit).await;
 
     // one more: its connection is refused before any request is read (the
-    // server used to close the oldest connection, losing its query)
-    let mut once = user_cfg.clone();
-    once.retries = 0;
-    let err = new_client(&once).request_at_most_once("processor", addr, b"extra").await.unwrap_err();
+    // server used to close the oldest connection, losing its query); a
+    // client that may wait only 200 ms gives up with that error
+    let mut hasty = user_cfg.clone();
+    hasty.request_timeout = Duration::from_millis(200);
+    let t = Instant::now();
+    let err = new_client(&hasty).request_at_most_once("processor", addr, b"extra").await.unwrap_err();
     assert!(matches!(err, TransportError::Busy { .. }), "{err}");
     assert!(err.to_string().contains("the request was not handled"), "{err}");
-    // a query that retries gets through once a connection frees up
+    assert!(t.elapsed() >= Duration::from_millis(200), "gave up before its request timeout");
+    // a query that may wait its 2 s (retries 0: waiting for a busy peer is no retry) gets through
     let mut patient = user_cfg.clone();
-    patient.retries = 10;
+    patient.retries = 0;
     let patient = new_client(&patient);
     let waiting = actix_rt::spawn(async move { patient.request_at_most_once("processor", addr, b"waited").await });
 

@@ -23,7 +23,7 @@ pub enum TransportError {
     ConnectionLost { peer: String, addr: SocketAddr, what: &'static str, reason: String },
     #[error("peer {peer} at {addr} refused the request: {reason}")]
     Refused { peer: String, addr: SocketAddr, reason: String },
-    #[error("peer {peer} at {addr} closed a new connection before reading any request on it: this node has as many connections to it as it allows ({limit}), each serving a request; the request was not handled, wait for one to end and send it again")]
+    #[error("peer {peer} at {addr} closed a new connection before reading any request on it: this node has as many connections to it as it allows ({limit}), each serving a request, and none ended within the request timeout; the request was not handled, send it again later or raise `timeouts.request_ms`")]
     Busy { peer: String, addr: SocketAddr, limit: usize },
     #[error("peer {peer} at {addr} is unreachable after {attempts} attempts; last error: {last}")]
     Unreachable { peer: String, addr: SocketAddr, attempts: u32, last: Box<TransportError> },

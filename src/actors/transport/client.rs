@@ -103,7 +103,9 @@ impl Client {
     /// the reply bytes. Connecting and the request are each bounded by the
     /// configured timeouts. Transient failures (peer unreachable, connect
     /// timed out, connection lost) are retried up to `retries` times with
-    /// exponential backoff on a fresh connection. A lost connection may have
+    /// exponential backoff on a fresh connection. A connection the peer
+    /// refused as busy (`TransportError::Busy`: nothing on it was read) is
+    /// tried again for as long as the request timeout, not counted as a retry. A lost connection may have
     /// delivered the request already, so handlers must tolerate repeats.
     /// A timed-out reply is not retried.
     pub async fn request(&self, peer_name: &str, addr: SocketAddr, payload: &[u8]) -> Result<Vec<u8>, TransportError> {
@@ -140,10 +142,24 @@ impl Client {
         }
         let slot = self.slot(peer_name, addr)?;
         let mut attempt: u32 = 0;
+        let (started, mut busy_waits) = (tokio::time::Instant::now(), 0u32);
         loop {
             let result = self.attempt(&slot, peer_name, addr, payload).await;
             match result {
                 Ok(reply) => return Ok(reply),
+                // the peer refused the connection before reading anything:
+                // wait for one of this node's other requests to end, as long
+                // as a request may take, not counted against `retries`
+                Err(err @ TransportError::Busy { .. }) => {
+                    let left = inner.request_timeout.saturating_sub(started.elapsed());
+                    if left.is_zero() {
+                        return Err(err);
+                    }
+                    busy_waits = busy_waits.saturating_add(1);
+                    let delay = busy_delay(inner.retry_backoff, busy_waits).min(left);
+                    debug!(peer = peer_name, %addr, busy_waits, delay = ?delay, "peer busy, waiting to send again");
+                    tokio::time::sleep(delay).await;
+                }
                 Err(err) if err.is_lost() && !retry_lost => return Err(err),
                 Err(err) if err.is_transient() && attempt < inner.retries => {
                     let delay = inner
@@ -355,6 +371,18 @@ impl Failure {
         }
     }
 }
+
+/// The wait before the n-th new connection to a busy peer: the backoff,
+/// doubled each time up to 1 s, plus up to half of it at random (so that
+/// many waiting clients do not come back at once).
+fn busy_delay(backoff: Duration, n: u32) -> Duration {
+    let base = backoff.saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(10))).min(BUSY_MAX_WAIT);
+    let jitter_ms = u64::try_from(base.as_millis() / 2).unwrap_or(0);
+    base + Duration::from_millis(rand::random::<u64>() % jitter_ms.saturating_add(1))
+}
+
+/// Longest single wait for a busy peer (before jitter).
+const BUSY_MAX_WAIT: Duration = Duration::from_secs(1);
 
 fn stream_code_reason(code: VarInt) -> String {
     match u32::try_from(code.into_inner()) {
