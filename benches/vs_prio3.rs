@@ -525,15 +525,8 @@ fn prio_median(relays: &[Vec<u32>]) -> (u32, Cost) {
         cost.add(&c);
         // round 0 counts every value: the collector learns n there
         let rank = *rank.get_or_insert_with(|| counts.iter().sum::<u128>().div_ceil(2).max(1));
-        let mut cumulative = below;
-        let k = counts
-            .iter()
-            .position(|c| {
-                cumulative += c;
-                cumulative >= rank
-            })
-            .unwrap();
-        below = cumulative - counts[k];
+        let k;
+        (k, below) = vs_prio3_shares::bucket_of_rank(&counts, below, rank);
         lo += u64::try_from(k).unwrap() << shift;
     }
     (u32::try_from(lo).unwrap(), cost)

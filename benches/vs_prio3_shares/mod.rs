@@ -344,6 +344,20 @@ pub fn local_counts(rows: &[u32], lo: u64, shift: u32, width: u32) -> Vec<u32> {
     counts
 }
 
+/// The bucket of a round's `counts` that holds rank `rank`, when `below`
+/// values lie below the round's range; and the count below that bucket.
+pub fn bucket_of_rank(counts: &[u128], below: u128, rank: u128) -> (usize, u128) {
+    let mut cumulative = below;
+    let k = counts
+        .iter()
+        .position(|c| {
+            cumulative += c;
+            cumulative >= rank
+        })
+        .expect("the rank lies in the round's range");
+    (k, cumulative - counts[k])
+}
+
 /// The exact median by the search rounds of `MEDIAN_WIDTHS`: returns it and the cost.
 pub fn median(path: &mut SharePath, relays: &[Vec<u32>]) -> (u32, RoundCost) {
     let mut cost = path.start_query();
@@ -354,15 +368,8 @@ pub fn median(path: &mut SharePath, relays: &[Vec<u32>]) -> (u32, RoundCost) {
         let (aggregate, c) = path.round(round, &counts);
         cost.add(&c);
         let rank = *rank.get_or_insert_with(|| aggregate.iter().sum::<u128>().div_ceil(2).max(1));
-        let mut cumulative = below;
-        let k = aggregate
-            .iter()
-            .position(|c| {
-                cumulative += c;
-                cumulative >= rank
-            })
-            .unwrap();
-        below = cumulative - aggregate[k];
+        let k;
+        (k, below) = bucket_of_rank(&aggregate, below, rank);
         lo += u64::try_from(k).unwrap() << bits;
     }
     (u32::try_from(lo).unwrap(), cost)
