@@ -44,15 +44,15 @@ pub enum TransportError {
 }
 
 impl TransportError {
-    /// True for failures worth retrying on a fresh connection: the peer was
-    /// not reachable yet, refused the connection as busy, or an established
-    /// connection went away.
     /// True when an established connection went away during a request: the
     /// request may or may not have reached the peer.
     pub fn is_lost(&self) -> bool {
         matches!(self, TransportError::ConnectionLost { .. })
     }
 
+    /// True for failures worth retrying on a fresh connection: the peer was
+    /// not reachable yet, refused the connection as busy (nothing on it was
+    /// read), or an established connection went away.
     pub fn is_transient(&self) -> bool {
         matches!(
             self,

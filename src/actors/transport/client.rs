@@ -103,11 +103,11 @@ impl Client {
     /// the reply bytes. Connecting and the request are each bounded by the
     /// configured timeouts. Transient failures (peer unreachable, connect
     /// timed out, connection lost) are retried up to `retries` times with
-    /// exponential backoff on a fresh connection. A connection the peer
-    /// refused as busy (`TransportError::Busy`: nothing on it was read) is
-    /// tried again for as long as the request timeout, not counted as a retry. A lost connection may have
+    /// exponential backoff on a fresh connection. A lost connection may have
     /// delivered the request already, so handlers must tolerate repeats.
-    /// A timed-out reply is not retried.
+    /// A connection the peer refused as busy (`TransportError::Busy`:
+    /// nothing on it was read) is tried again for as long as the request
+    /// timeout, not counted as a retry. A timed-out reply is not retried.
     pub async fn request(&self, peer_name: &str, addr: SocketAddr, payload: &[u8]) -> Result<Vec<u8>, TransportError> {
         self.request_with(peer_name, addr, payload, true).await
     }
