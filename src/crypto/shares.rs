@@ -1,9 +1,10 @@
 //! Committed Shamir shares of a count vector: the crypto of the "second
 //! path for wide vectors" that issue 13 asks to evaluate. **No role uses it
-//! yet**: `benches/vs_prio3.rs` runs it as a prototype (`median_shares`,
-//! `histogram256_shares`) so that its cost can be set against the ElGamal
-//! path and Prio3 in one run; docs/share_path.md gives the design, what it
-//! would change and what a dishonest processor could do with it.
+//! yet**: `benches/vs_prio3.rs` runs it as a prototype (the `*_shares`
+//! rows; `benches/scale.rs` at 1000 relays) so that its cost can be set
+//! against the ElGamal path and Prio3 in one run; docs/share_path.md gives
+//! the design, what it would change and what a dishonest processor could
+//! do with it.
 //!
 //! A relay splits each of its B counts h_j, and a blinding scalar r, into
 //! t-of-n Shamir shares (one per authority), and publishes one Pedersen
@@ -19,9 +20,11 @@
 //! from a Diffie-Hellman between the relay's ephemeral key and the
 //! authority's sealing key (`SealingSecret`, derivable per query from a
 //! stored secret), bound to a header (relay, query, commitment) and to the
-//! round. A decryptor of a noisy query releases its sums scaled by its
-//! Lagrange coefficient plus its noise, with a commitment to that noise
-//! (`noisy_release`), so the processor's check still holds.
+//! round. A decryptor of a noisy release of a whole vector releases its
+//! sums scaled by its Lagrange coefficient plus its noise, with a
+//! commitment to that noise (`noisy_release`), so the processor's check
+//! still holds. (A release of part of a vector cannot be checked against a
+//! vector commitment: docs/share_path.md.)
 //!
 //! Pure code: no files, sockets or clocks. Randomness comes in as an
 //! argument. Commitments to counts are made in constant time (the counts
@@ -38,10 +41,10 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{Identity, MultiscalarMul, VartimePrecomputedMultiscalarMul};
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha512};
-use subtle::{ConditionallySelectable, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::{lagrange_at_zero, scalar_from_i64, CryptoError};
+use super::{lagrange_at_zero, CryptoError};
 
 /// Domain of the hash that makes the generators; the suffix is the version.
 /// The generators are fixed by it: changing it changes every commitment.
@@ -154,8 +157,8 @@ impl CommitmentGenerators {
 
     /// C = Σ_j values_j·G_j + blind·H for a few values of any size (sums,
     /// sums of squares), by dalek's constant-time multiscalar
-    /// multiplication: about 40 µs a value, against about 2 µs a count for
-    /// `commit`, so for narrow vectors only.
+    /// multiplication over full-size scalars (`commit` looks up only the
+    /// count's bits), so for narrow vectors only.
     pub fn commit_values(&self, values: &[Scalar], blind: &Scalar) -> Result<RistrettoPoint, CryptoError> {
         if values.len() > self.points.len() {
             return Err(too_many(values.len(), self.points.len()));
@@ -346,7 +349,7 @@ pub fn open(key: &BoxKey, round: u32, header: &[u8], sealed: &[u8]) -> Result<Ve
 /// blinding last) scaled by its Lagrange coefficient λ, plus its noise on
 /// each value and a fresh blinding ρ on the blinding; and N = Σ_j e_j·G_j +
 /// ρ·H. The processor adds the t releases and checks them against Σ C_i +
-/// Σ N (`opens`). Constant time in the noise.
+/// Σ N (`opens`). Constant time in the noise (its sign is selected, not branched on).
 pub fn noisy_release(
     generators: &CommitmentGenerators,
     sums: &[Scalar],
@@ -361,12 +364,18 @@ pub fn noisy_release(
             reason: format!("{} noise draws for {} values", noise.len(), values.len()),
         });
     }
-    let noise: Vec<Scalar> = noise.iter().map(|e| scalar_from_i64(*e)).collect();
+    let noise: Vec<Scalar> = noise.iter().map(|e| scalar_of_noise(*e)).collect();
     let rho = Scalar::random(rng);
     let commitment = generators.commit_values(&noise, &rho)?;
     let mut out: Vec<Scalar> = values.iter().zip(&noise).map(|(v, e)| lambda * v + e).collect();
     out.push(lambda * blind + rho);
     Ok((out, commitment))
+}
+
+/// The scalar of a noise draw, without a branch on its sign.
+fn scalar_of_noise(e: i64) -> Scalar {
+    let magnitude = Scalar::from(e.unsigned_abs());
+    Scalar::conditional_select(&magnitude, &-magnitude, Choice::from(u8::from(e < 0)))
 }
 
 /// A released value as a signed integer (|v| < 2^127), or None.
@@ -625,6 +634,10 @@ mod tests {
         let (a, b) = ([Scalar::ONE, Scalar::ONE], [Scalar::ONE]);
         assert!(reconstruct(&[(1, &a[..]), (2, &b[..])]).is_err());
         assert_eq!(small_value(&Scalar::from(u128::MAX)), Some(u128::MAX));
+        for e in [0i64, 1, -1, 1_000_000, -1_000_000, i64::MIN, i64::MAX] {
+            assert_eq!(scalar_of_noise(e), crate::crypto::scalar_from_i64(e));
+            assert_eq!(signed_value(&scalar_of_noise(e)), Some(i128::from(e)));
+        }
         assert_eq!(small_value(&-Scalar::ONE), None);
     }
 }
