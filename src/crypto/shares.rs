@@ -387,7 +387,8 @@ pub fn signed_value(s: &Scalar) -> Option<i128> {
 }
 
 /// Splits every value into t-of-n Shamir shares: one vector per index in
-/// `indices` (the authorities' committee indices, distinct and non-zero),
+/// `indices` (the authorities' committee indices, distinct and non-zero,
+/// else an error),
 /// each as long as `values`. A polynomial of degree t−1 with fresh random
 /// coefficients per value; `threshold` of the vectors give the values back.
 pub fn share_values(
@@ -396,7 +397,8 @@ pub fn share_values(
     threshold: u16,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<Vec<Vec<Scalar>>, CryptoError> {
-    if threshold == 0 || usize::from(threshold) > indices.len() || indices.contains(&0) {
+    let distinct = indices.iter().enumerate().all(|(k, i)| !indices.iter().skip(k + 1).any(|j| j == i));
+    if threshold == 0 || usize::from(threshold) > indices.len() || indices.contains(&0) || !distinct {
         return Err(CryptoError::InvalidCommittee {
             reason: format!("cannot share {threshold}-of-{} over indices {indices:?}", indices.len()),
         });
@@ -412,6 +414,7 @@ pub fn share_values(
             shares.push(value + tail * x);
         }
     }
+    coefficients.zeroize();
     Ok(out)
 }
 
@@ -631,6 +634,7 @@ mod tests {
         assert!(share_values(&v, &[1, 2], 3, &mut rng).is_err());
         assert!(share_values(&v, &[0, 1], 1, &mut rng).is_err());
         assert!(share_values(&v, &[1, 2], 0, &mut rng).is_err());
+        assert!(share_values(&v, &[1, 2, 2], 2, &mut rng).is_err());
         let (a, b) = ([Scalar::ONE, Scalar::ONE], [Scalar::ONE]);
         assert!(reconstruct(&[(1, &a[..]), (2, &b[..])]).is_err());
         assert_eq!(small_value(&Scalar::from(u128::MAX)), Some(u128::MAX));
