@@ -5,7 +5,9 @@
 //!
 //! Criterion measures the single operations; the ratio, the table builds and
 //! the solver figures are timed with `Instant` loops and printed plainly.
-//! Run: `cargo bench --bench crypto`. Figures on a shared 2-core VM are noisy.
+//! Run: `cargo bench --bench crypto` (`CRUX_BENCH_ONLY_FLOOR=1`,
+//! `CRUX_BENCH_ONLY_SHARES=1` or `CRUX_BENCH_ONLY_TABLES=1` for one part).
+//! Figures on a shared 2-core VM are noisy.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::hint::black_box;
@@ -262,7 +264,39 @@ fn tables_and_solving() {
     solve_stats(&solver, "range edges (worst cases)", &edges);
 }
 
+/// The committed-share core (`crypto::shares`, docs/share_path.md): a
+/// constant-time commitment per count, Shamir sharing per value, and the
+/// processor's opening check, for 256 counts.
+fn shares_costs() {
+    use crux::crypto::shares::{share_values, CommitmentGenerators};
+    let g = CommitmentGenerators::new(256);
+    let counts: Vec<u32> = (0..256u32).map(|i| i * 3907 + 11).collect();
+    let values: Vec<Scalar> = counts.iter().map(|c| Scalar::from(*c)).collect();
+    let mut rng = rand_chacha::ChaCha20Rng::from_rng(OsRng).unwrap();
+    let blind = Scalar::random(&mut rng);
+    let commitment = g.commit(&counts, 20, &blind).unwrap();
+    println!("\n== committed shares (crypto::shares), 256 counts; best of 5 rounds of 20 ==");
+    for bits in [20, 32] {
+        let ns = time_ns(5, 20, || {
+            black_box(g.commit(black_box(&counts), bits, &blind).unwrap());
+        });
+        println!("commit, counts below 2^{bits}: {:.2} µs per count", ns / 256.0 / 1e3);
+    }
+    let ns = time_ns(5, 20, || {
+        black_box(share_values(black_box(&values), &[1, 2, 3], 3, &mut rng).unwrap());
+    });
+    println!("share 3-of-3 (ChaCha20 randomness): {:.2} µs per value", ns / 256.0 / 1e3);
+    let ns = time_ns(5, 20, || {
+        black_box(g.opens(&commitment, black_box(&values), &blind).unwrap());
+    });
+    println!("opening check (variable time, precomputed): {:.1} µs for 256 counts", ns / 1e3);
+}
+
 fn main() {
+    if std::env::var_os("CRUX_BENCH_ONLY_SHARES").is_some() {
+        shares_costs();
+        return;
+    }
     if std::env::var_os("CRUX_BENCH_ONLY_TABLES").is_some() {
         tables_and_solving();
         return;
@@ -280,5 +314,6 @@ fn main() {
     criterion_benches(&mut c, &s);
     c.final_summary();
     floor_ratio(&s);
+    shares_costs();
     tables_and_solving();
 }
