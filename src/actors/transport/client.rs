@@ -414,10 +414,10 @@ fn connection_error(err: ConnectionError, phase: Phase, peer: &str, addr: Socket
             addr,
             reason: format!("the peer rejected the handshake (does it pin our certificate?): {err}"),
         },
-        // the server closes a connection with CODE_BUSY only while it
-        // serves no request on it (`server::UsageGuard::connection`): nothing
-        // sent on it was handled, so even a query may be sent again
-        ConnectionError::ApplicationClosed(ref close) if close.error_code == VarInt::from_u32(CODE_BUSY) => {
+        // the server closes a connection with CODE_BUSY_UNSERVED only while
+        // it serves no request on it (`server::UsageGuard::connection`):
+        // nothing sent on it was handled, so even a query may be sent again
+        ConnectionError::ApplicationClosed(ref close) if close.error_code == VarInt::from_u32(CODE_BUSY_UNSERVED) => {
             TransportError::Busy { peer, addr, limit: MAX_CONNECTIONS_PER_PEER }
         }
         ConnectionError::LocallyClosed => TransportError::Closed,

@@ -36,18 +36,24 @@ pub const CODE_FRAME_TOO_LARGE: u32 = 1;
 pub const CODE_BAD_STREAM: u32 = 2;
 /// Application error code when an endpoint or connection shuts down.
 pub const CODE_SHUTDOWN: u32 = 0;
-/// Stream reset code: the peer has too many request bytes in flight; and
-/// connection close code: too many connections open (see
-/// `MAX_CONNECTIONS_PER_PEER`). Retry later.
+/// Stream reset code: the peer has too many request bytes in flight; retry
+/// later. (Until stop 27 also the close code of a peer's oldest connection
+/// beyond `MAX_CONNECTIONS_PER_PEER`, requests in flight or not.)
 pub const CODE_BUSY: u32 = 3;
+/// Connection close code: too many connections open (see
+/// `MAX_CONNECTIONS_PER_PEER`), and nothing on this one is being served, so
+/// no request sent on it was handled and any may be sent again. A code of
+/// its own, so that a client never takes an older node's `CODE_BUSY` close
+/// (which could cut a request being handled) for this promise.
+pub const CODE_BUSY_UNSERVED: u32 = 4;
 /// Request streams one peer may have open at once on one connection.
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 16;
 /// Connections one pinned peer may hold open to this node at once. A new
 /// one beyond this closes the peer's oldest connection that serves no
 /// request (a short-lived CLI leaves its connection behind until the idle
 /// timeout would end it), or, when each serves one, is itself closed before
-/// any request on it is read (`TransportError::Busy` at the peer, which
-/// retries). A request is served from its stream's acceptance until its
+/// any request on it is read. Both get `CODE_BUSY_UNSERVED`
+/// (`TransportError::Busy` at the peer, which sends again). A request is served from its stream's acceptance until its
 /// reply is acknowledged, so no handled request loses its reply this way.
 pub const MAX_CONNECTIONS_PER_PEER: usize = 8;
 /// Request bytes one peer may have in flight (read, not yet answered),

@@ -65,7 +65,7 @@ impl UsageGuard {
     /// peer's oldest connection that serves no request (a short-lived CLI
     /// leaves its connection behind until the idle timeout would end it);
     /// if every one serves a request, it refuses the new connection
-    /// instead: None. Either way the closed connection gets `CODE_BUSY`,
+    /// instead: None. Either way the closed connection gets `CODE_BUSY_UNSERVED`,
     /// and no request on it was handled, so its peer may send them again.
     fn connection(usage: &SharedUsage, peer: &str, connection: &quinn::Connection) -> Option<UsageGuard> {
         let mut u = usage.borrow_mut();
@@ -78,12 +78,12 @@ impl UsageGuard {
                     limit = MAX_CONNECTIONS_PER_PEER,
                     "peer has too many connections, each serving a request: refusing its new one"
                 );
-                connection.close(VarInt::from_u32(CODE_BUSY), BUSY_CONNECTIONS);
+                connection.close(VarInt::from_u32(CODE_BUSY_UNSERVED), BUSY_CONNECTIONS);
                 return None;
             };
             let oldest = open.remove(idle);
             warn!(limit = MAX_CONNECTIONS_PER_PEER, "peer opened too many connections, closing its oldest idle one");
-            oldest.connection.close(VarInt::from_u32(CODE_BUSY), b"too many connections");
+            oldest.connection.close(VarInt::from_u32(CODE_BUSY_UNSERVED), b"too many connections");
         }
         open.push(OpenConnection { id, connection: connection.clone(), serving: 0 });
         u.metrics.connection_opened(Side::Server);
