@@ -152,12 +152,8 @@ fn local_moments(rows: &[u32]) -> [u128; 3] {
 
 /// Counts of the values in [lo, lo + 256·2^shift), in 256 buckets of 2^shift.
 fn local_histogram(rows: &[u32], lo: u64, shift: u32) -> Vec<u128> {
-    let mut counts = vec![0u128; BUCKETS];
-    let end = lo + ((BUCKETS as u64) << shift);
-    for v in rows.iter().map(|v| u64::from(*v)).filter(|v| (lo..end).contains(v)) {
-        counts[usize::try_from((v - lo) >> shift).unwrap()] += 1;
-    }
-    counts
+    let counts = vs_prio3_shares::local_counts(rows, lo, shift, u32::try_from(BUCKETS).unwrap());
+    counts.into_iter().map(u128::from).collect()
 }
 
 // ------------------------------------------------------------------ Crux side

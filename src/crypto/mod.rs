@@ -32,6 +32,7 @@ pub use proofs::{DleqProof, NoisyShareProof, SchnorrProof, ShareStatement};
 pub use signing::{verify_batch_signatures, RelayIdentity, RelayPublicKey, RelaySignature, SignedItem};
 
 use curve25519_dalek::scalar::Scalar;
+use subtle::ConditionallySelectable;
 
 /// The scalar for a signed 64-bit integer (negative values map to the group
 /// order minus their magnitude).
@@ -39,14 +40,12 @@ pub fn scalar_from_i64(value: i64) -> Scalar {
     scalar_from_i128(i128::from(value))
 }
 
-/// The scalar for a signed 128-bit integer.
+/// The scalar for a signed 128-bit integer. Selects the sign instead of
+/// branching on it: the values are noise draws too (`batch_decryption`,
+/// `shares::noisy_release`), whose sign must not show in the timing.
 pub fn scalar_from_i128(value: i128) -> Scalar {
     let magnitude = Scalar::from(value.unsigned_abs());
-    if value < 0 {
-        -magnitude
-    } else {
-        magnitude
-    }
+    Scalar::conditional_select(&magnitude, &-magnitude, subtle::Choice::from(u8::from(value < 0)))
 }
 
 #[cfg(test)]

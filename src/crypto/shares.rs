@@ -41,10 +41,10 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::{Identity, MultiscalarMul, VartimePrecomputedMultiscalarMul};
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha512};
-use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use subtle::{ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::{lagrange_at_zero, CryptoError};
+use super::{lagrange_at_zero, scalar_from_i64, CryptoError};
 
 /// Domain of the hash that makes the generators; the suffix is the version.
 /// The generators are fixed by it: changing it changes every commitment.
@@ -213,12 +213,7 @@ impl SealingKey {
     /// From its 32-byte encoding: a valid point other than the identity.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
         let bytes = CompressedRistretto(*bytes);
-        let point = bytes.decompress().filter(|p| *p != RistrettoPoint::identity()).ok_or_else(|| {
-            CryptoError::InvalidEncoding {
-                what: "sealing key",
-                reason: "not a valid point other than the identity".into(),
-            }
-        })?;
+        let point = point_other_than_identity(&bytes, "sealing key")?;
         Ok(SealingKey { point, bytes })
     }
 
@@ -252,6 +247,15 @@ impl SealingSecret {
     pub fn public(&self) -> SealingKey {
         self.public
     }
+}
+
+/// A public key's point: a valid encoding of a point other than the
+/// identity (a key anyone could use the secret of).
+fn point_other_than_identity(bytes: &CompressedRistretto, what: &'static str) -> Result<RistrettoPoint, CryptoError> {
+    bytes.decompress().filter(|p| *p != RistrettoPoint::identity()).ok_or_else(|| CryptoError::InvalidEncoding {
+        what,
+        reason: "not a valid point other than the identity".into(),
+    })
 }
 
 /// The key of one box: sender and recipient derive the same one.
@@ -302,12 +306,7 @@ impl SealingSecret {
     /// that is no point, or the identity (whose box anyone could open), is
     /// refused.
     pub fn box_key(&self, ephemeral: &CompressedRistretto, context: &[u8]) -> Result<BoxKey, CryptoError> {
-        let point = ephemeral.decompress().filter(|p| *p != RistrettoPoint::identity()).ok_or_else(|| {
-            CryptoError::InvalidEncoding {
-                what: "sealed share box",
-                reason: "the sender's ephemeral key is not a valid point".into(),
-            }
-        })?;
+        let point = point_other_than_identity(ephemeral, "sealed share box's ephemeral key")?;
         Ok(box_key(&(self.secret * point), ephemeral, &self.public, context))
     }
 }
@@ -349,7 +348,7 @@ pub fn open(key: &BoxKey, round: u32, header: &[u8], sealed: &[u8]) -> Result<Ve
 /// blinding last) scaled by its Lagrange coefficient λ, plus its noise on
 /// each value and a fresh blinding ρ on the blinding; and N = Σ_j e_j·G_j +
 /// ρ·H. The processor adds the t releases and checks them against Σ C_i +
-/// Σ N (`opens`). Constant time in the noise (its sign is selected, not branched on).
+/// Σ N (`opens`). Constant time in the noise (`scalar_from_i64` selects its sign).
 pub fn noisy_release(
     generators: &CommitmentGenerators,
     sums: &[Scalar],
@@ -364,18 +363,12 @@ pub fn noisy_release(
             reason: format!("{} noise draws for {} values", noise.len(), values.len()),
         });
     }
-    let noise: Vec<Scalar> = noise.iter().map(|e| scalar_of_noise(*e)).collect();
+    let noise: Vec<Scalar> = noise.iter().map(|e| scalar_from_i64(*e)).collect();
     let rho = Scalar::random(rng);
     let commitment = generators.commit_values(&noise, &rho)?;
     let mut out: Vec<Scalar> = values.iter().zip(&noise).map(|(v, e)| lambda * v + e).collect();
     out.push(lambda * blind + rho);
     Ok((out, commitment))
-}
-
-/// The scalar of a noise draw, without a branch on its sign.
-fn scalar_of_noise(e: i64) -> Scalar {
-    let magnitude = Scalar::from(e.unsigned_abs());
-    Scalar::conditional_select(&magnitude, &-magnitude, Choice::from(u8::from(e < 0)))
 }
 
 /// A released value as a signed integer (|v| < 2^127), or None.
@@ -639,9 +632,9 @@ mod tests {
         assert!(reconstruct(&[(1, &a[..]), (2, &b[..])]).is_err());
         assert_eq!(small_value(&Scalar::from(u128::MAX)), Some(u128::MAX));
         for e in [0i64, 1, -1, 1_000_000, -1_000_000, i64::MIN, i64::MAX] {
-            assert_eq!(scalar_of_noise(e), crate::crypto::scalar_from_i64(e));
-            assert_eq!(signed_value(&scalar_of_noise(e)), Some(i128::from(e)));
+            assert_eq!(signed_value(&scalar_from_i64(e)), Some(i128::from(e)));
         }
+        assert_eq!(scalar_from_i64(-3), -Scalar::from(3u64));
         assert_eq!(small_value(&-Scalar::ONE), None);
     }
 }

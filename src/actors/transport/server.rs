@@ -109,7 +109,8 @@ impl UsageGuard {
         UsageGuard { usage: Rc::clone(usage), peer: peer.to_string(), connection: None, serving_on: Some(on), bytes: 0 }
     }
 
-    /// Gives back the request bytes held so far (the request was read).
+    /// Gives back the request bytes held so far (the request was read, or
+    /// the guard is dropped).
     fn release_bytes(&mut self) {
         let mut u = self.usage.borrow_mut();
         if let Some(held) = u.bytes.get_mut(&self.peer) {
@@ -141,6 +142,7 @@ impl PeerUsage {
 
 impl Drop for UsageGuard {
     fn drop(&mut self) {
+        self.release_bytes();
         let mut u = self.usage.borrow_mut();
         if let Some(id) = self.connection {
             if let Some(open) = u.connections.get_mut(&self.peer) {
@@ -150,9 +152,6 @@ impl Drop for UsageGuard {
         }
         if let Some(c) = self.serving_on.and_then(|on| u.open_connection(&self.peer, on)) {
             c.serving = c.serving.saturating_sub(1);
-        }
-        if let Some(held) = u.bytes.get_mut(&self.peer) {
-            *held = held.saturating_sub(self.bytes);
         }
     }
 }
