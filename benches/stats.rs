@@ -189,6 +189,7 @@ impl<'a> RelayBench<'a> {
         let signatures =
             self.shares.iter().map(|s| (s.authority().to_string(), s.sign_admission(&statement, &mut OsRng))).collect();
         RelayRequest::Contribute {
+            sealing: Vec::new(),
             spec,
             round: 0,
             task: task.clone(),

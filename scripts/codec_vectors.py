@@ -4,7 +4,9 @@ and src/protocol/committee.rs).
 
 An independent implementation of the layouts written down in the module
 docs of codec.rs and committee.rs: it shares no code with the Rust
-encoder. Writes tests/vectors/codec.json (checked by
+encoder. codec.json also holds the committed-share path's encodings
+(version 1): sealing grants (crux/sealing-key/v1), shares statements
+(crux/contribution/shares/v1) and box headers (crux/share-box/v1). Writes tests/vectors/codec.json (checked by
 tests/codec_vectors.rs) and tests/vectors/committee.json (committee
 changes, transitions and ledger handovers, checked by
 tests/committee_vectors.rs); the tests check that the Rust encoder
@@ -100,6 +102,34 @@ def release(r):
 
 def domain(d):
     return string(d)
+
+
+# ------------------------------------------------------- the committed-share path
+
+def sealing_grant(g):
+    """query id, epoch u64, authority str, key (32 bytes, no length)."""
+    return (domain("crux/sealing-key/v1") + bytes.fromhex(g["query_id"]) + u64(g["epoch"])
+            + string(g["authority"]) + bytes.fromhex(g["key"]))
+
+
+def shares_statement(x):
+    """spec, round u32, task, relay str, commitment and ephemeral key (32
+    bytes each, no length), boxes (u32 count, each u32 length + bytes)."""
+    out = domain("crux/contribution/shares/v1") + spec(x["spec"]) + u32(x["round"]) + task(x["task"])
+    out += string(x["relay"]) + bytes.fromhex(x["commitment"]) + bytes.fromhex(x["ephemeral"])
+    boxes = [bytes.fromhex(b) for b in x["boxes"]]
+    return out + u32(len(boxes)) + b"".join(u32(len(b)) + b for b in boxes)
+
+
+def box_header(h):
+    """query id, round u32, relay str, commitment (32 bytes, no length)."""
+    return (domain("crux/share-box/v1") + bytes.fromhex(h["query_id"]) + u32(h["round"])
+            + string(h["relay"]) + bytes.fromhex(h["commitment"]))
+
+
+def sealed_box(n, seed):
+    """n arbitrary but fixed bytes standing in for a sealed box (hex)."""
+    return bytes((seed * 37 + 11 * j) % 256 for j in range(n)).hex()
 
 
 SPEC = {
@@ -261,8 +291,35 @@ def main():
         add(name, "releases_context", {"query_id": SPEC["id"], "round": 5, "releases": rs},
             domain("crux/releases/v1") + bytes.fromhex(SPEC["id"]) + u32(5) + u32(len(rs))
             + b"".join(release(r) for r in rs))
+    # the committed-share path (version 1); appended, so that the indices of
+    # the cases above (tests/codec_vectors.rs reads cases 0 and 2) stay
+    for name, g in [
+        ("sealing grant, authority-1, epoch 0",
+         {"query_id": SPEC["id"], "epoch": 0, "authority": "authority-1", "key": RFC[1]}),
+        ("sealing grant, authority-3, epoch 7",
+         {"query_id": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "epoch": 7, "authority": "authority-3", "key": RFC[2]}),
+    ]:
+        add(name, "sealing_grant", g, sealing_grant(g))
+    SPEC3 = dict(SPEC, decryptors=["authority-1", "authority-2", "authority-3"])
+    for name, s, r, t, relay, commitment, ephemeral, boxes in [
+        ("shares statement, moments, 3 boxes", SPEC3, 0, MOMENTS, "relay-1", RFC[3], RFC[4],
+         [sealed_box(48, k) for k in (1, 2, 3)]),
+        ("shares statement, uniform grid, 2 boxes of other lengths", SPEC, 3, UNIFORM, "relay-2", RFC[6], RFC[2],
+         [sealed_box(48, 4), sealed_box(17, 5)]),
+        # encoding edge cases: one empty box, and no box at all
+        ("shares statement, magnitude grid, one empty box", SPEC2, 0, MAGNITUDE, "relay-1", RFC[0], RFC[1], [""]),
+        ("shares statement, histogram edges, no boxes", SPEC2, 1, EDGES, "relay-4", RFC[2], RFC[3], []),
+    ]:
+        x = {"spec": s, "round": r, "task": t, "relay": relay, "commitment": commitment, "ephemeral": ephemeral,
+             "boxes": boxes}
+        add(name, "shares_statement", x, shares_statement(x))
+    for name, h in [
+        ("box header, relay-1, round 0", {"query_id": SPEC["id"], "round": 0, "relay": "relay-1", "commitment": RFC[3]}),
+        ("box header, relay-2, round 3", {"query_id": SPEC["id"], "round": 3, "relay": "relay-2", "commitment": RFC[6]}),
+    ]:
+        add(name, "box_header", h, box_header(h))
     doc = {
-        "about": "Crux signed/proved byte encodings, version 3 (src/protocol/codec.rs: spec with epoch and decryptors, moments task with value_bits); made by scripts/codec_vectors.py, an independent encoder",
+        "about": "Crux signed/proved byte encodings, version 3 (src/protocol/codec.rs: spec with epoch and decryptors, moments task with value_bits), and the committed-share path's sealing grants, shares statements and box headers, version 1; made by scripts/codec_vectors.py, an independent encoder",
         "cases": cases,
     }
     out.write_text(json.dumps(doc, indent=1) + "\n")

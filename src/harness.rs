@@ -49,6 +49,10 @@ pub struct QueryTrace {
     pub round_trips: usize,
     /// ciphertexts relay-1 sent, over all rounds
     pub ciphertexts_per_relay: usize,
+    /// share boxes relay-1 sent, over all rounds (committed-share path)
+    pub share_boxes_per_relay: usize,
+    /// summed shares the authorities released (committed-share path)
+    pub share_sums: usize,
     /// bytes of relay-1's encoded contribution replies
     pub bytes_per_relay: usize,
     /// releases = decryptions of an aggregate (each by every authority)
@@ -94,6 +98,8 @@ pub struct Options {
     /// seeds the randomness of queries (noise, encryption, proofs) for a
     /// reproducible test; `None`: fresh from the OS
     pub seed: Option<u64>,
+    /// exact queries take the committed-share path (`ProcessorView::share_path`)
+    pub share_path: bool,
 }
 
 impl Options {
@@ -106,6 +112,7 @@ impl Options {
             min_relays,
             budget: Epsilon(10_000_000),
             seed: None,
+            share_path: false,
         }
     }
 }
@@ -203,6 +210,7 @@ impl MemoryCluster {
             joint: joint.clone(),
             dlog_max_abs: solver.max_abs(),
             dlog_table_bits: solver.table_bits(),
+            share_path: options.share_path,
         });
         Ok(MemoryCluster {
             relays,
@@ -256,8 +264,12 @@ impl MemoryCluster {
                 most_crypto = most_crypto.max(took - plain);
                 if i == 0 {
                     self.trace.bytes_per_relay += bytes;
-                    if let RelayResponse::Contribution(c) = &resp {
-                        self.trace.ciphertexts_per_relay += c.contribution.ciphertexts().len();
+                    match &resp {
+                        RelayResponse::Contribution(c) => {
+                            self.trace.ciphertexts_per_relay += c.contribution.ciphertexts().len()
+                        }
+                        RelayResponse::Shares(s) => self.trace.share_boxes_per_relay += s.boxes.len(),
+                        _ => {}
                     }
                 }
             } else {
@@ -299,8 +311,10 @@ impl MemoryCluster {
             if admitting {
                 self.trace.admission += took;
             }
-            if let AuthorityResponse::Partials(p) = &resp {
-                self.trace.partial_decryptions += p.shares.len();
+            match &resp {
+                AuthorityResponse::Partials(p) => self.trace.partial_decryptions += p.shares.len(),
+                AuthorityResponse::Sums(s) => self.trace.share_sums += s.values.len(),
+                _ => {}
             }
             let (resp, _) = wire(&mut self.transcript, &mut self.trace.codec, &resp)?;
             list.push(PeerReply::new(name, Ok(resp)));

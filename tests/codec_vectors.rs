@@ -4,6 +4,7 @@
 //! - `tests/vectors/codec.json`: byte encodings made by the independent
 //!   Python encoder `scripts/codec_vectors.py`; the Rust encoder must produce
 //!   exactly these bytes, and any changed input must change them.
+//!   Also the committed-share path's sealing grants, shares statements and box headers (version 1).
 //! - `tests/vectors/signatures.json`: an authority's admission signatures ((R, s)), a
 //!   relay's ciphertext proofs, a partial decryption's context, and an exact
 //!   (DLEQ) and a noisy (λ-folded) partial decryption with their proofs, made with
@@ -127,6 +128,11 @@ fn release(v: &Value) -> Release {
     }
 }
 
+/// Fixed-length bytes from hex (a query id, a key, a commitment).
+fn fixed<const N: usize>(v: &Value) -> [u8; N] {
+    hex::decode(v.as_str().unwrap()).unwrap().try_into().unwrap()
+}
+
 fn encode_case(kind: &str, i: &Value) -> Vec<u8> {
     match kind {
         "query_admission" => codec::query_admission(&query(&i["query"])),
@@ -152,6 +158,35 @@ fn encode_case(kind: &str, i: &Value) -> Vec<u8> {
             let releases: Vec<Release> = i["releases"].as_array().unwrap().iter().map(release).collect();
             codec::releases_context(&QueryId(id), u32::try_from(i["round"].as_u64().unwrap()).unwrap(), &releases)
         }
+        "sealing_grant" => {
+            let id: [u8; 16] = fixed(&i["query_id"]);
+            let key: [u8; 32] = fixed(&i["key"]);
+            codec::sealing_grant(&QueryId(id), i["epoch"].as_u64().unwrap(), i["authority"].as_str().unwrap(), &key)
+        }
+        "shares_statement" => {
+            let commitment: [u8; 32] = fixed(&i["commitment"]);
+            let ephemeral: [u8; 32] = fixed(&i["ephemeral"]);
+            let boxes: Vec<Vec<u8>> =
+                i["boxes"].as_array().unwrap().iter().map(|b| hex::decode(b.as_str().unwrap()).unwrap()).collect();
+            codec::shares_statement(
+                &spec(&i["spec"]),
+                u32::try_from(i["round"].as_u64().unwrap()).unwrap(),
+                &task(&i["task"]),
+                i["relay"].as_str().unwrap(),
+                (&commitment, &ephemeral),
+                &boxes,
+            )
+        }
+        "box_header" => {
+            let id: [u8; 16] = fixed(&i["query_id"]);
+            let commitment: [u8; 32] = fixed(&i["commitment"]);
+            codec::box_header(
+                &QueryId(id),
+                u32::try_from(i["round"].as_u64().unwrap()).unwrap(),
+                i["relay"].as_str().unwrap(),
+                &commitment,
+            )
+        }
         other => panic!("unknown case kind {other}"),
     }
 }
@@ -160,7 +195,10 @@ fn encode_case(kind: &str, i: &Value) -> Vec<u8> {
 fn the_rust_encoder_matches_the_independent_vectors() {
     let doc = vectors("codec.json");
     let cases = doc["cases"].as_array().unwrap();
-    assert!(cases.len() >= 13);
+    assert!(cases.len() >= 27);
+    for kind in ["sealing_grant", "shares_statement", "box_header"] {
+        assert!(cases.iter().filter(|c| c["kind"] == kind).count() >= 2, "too few {kind} cases");
+    }
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let got = encode_case(case["kind"].as_str().unwrap(), &case["input"]);
@@ -173,7 +211,9 @@ fn the_rust_encoder_matches_the_independent_vectors() {
 #[test]
 fn any_changed_input_changes_the_bytes() {
     let doc = vectors("codec.json");
-    let mutations: [(&str, Value); 13] = [
+    // 1 · G with its last byte changed: one byte off a key or commitment
+    let other_point = "e2f2ae0a6abc4e71a884a961c500515f58e30b6aa582dd8db6a65945e08d2d77";
+    let mutations: [(&str, Value); 22] = [
         ("/spec/epoch", json!(4)),
         ("/spec/decryptors/0", json!("authority-2")),
         ("/query/issued_at", json!(1764331201u64)),
@@ -187,6 +227,15 @@ fn any_changed_input_changes_the_bytes() {
         ("/previous/grid/width", json!("16")),
         ("/task/grid/bits", json!(48)),
         ("/release/index", json!(30)),
+        ("/query_id", json!("ffeeddccbbaa99887766554433221100")),
+        ("/epoch", json!(8)),
+        ("/authority", json!("authority-2")),
+        ("/key", json!(other_point)),
+        ("/commitment", json!(other_point)),
+        ("/ephemeral", json!(other_point)),
+        ("/boxes/0", json!("5a".repeat(48))),
+        ("/boxes/1", json!("")),
+        ("/boxes", json!([])),
     ];
     let mut changed = 0;
     for case in doc["cases"].as_array().unwrap() {

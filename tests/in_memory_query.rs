@@ -153,6 +153,10 @@ fn plaintext(letter: &str, l: &[String]) -> (Vec<i128>, u32) {
 #[test]
 fn quantiles_histograms_and_sample_variance() {
     let mut cluster = memory_cluster("areas.xlsx", 3, true, 2);
+    quantiles_and_histograms(&mut cluster);
+}
+
+fn quantiles_and_histograms(cluster: &mut MemoryCluster) {
     for (letter, l, stats) in expected_columns().into_iter().filter(|(c, _, _)| ["D", "M", "Q"].contains(&c.as_str())) {
         let (mut values, decimals) = plaintext(&letter, &l);
         values.sort();
@@ -348,5 +352,36 @@ fn a_relay_whose_signature_or_proof_fails_is_left_out_after_the_refusal() {
         cluster.relay_hook = Some(tamper(1, signature));
         let e = cluster.query(&l, exact(Statistic::Median)).unwrap_err().to_string();
         assert!(e.contains("relay-2") && e.contains(expected), "{e}");
+    }
+}
+
+/// The committed-share path (`processor.share_path`): every exact
+/// statistic on every column equals the expected value, and quantiles and
+/// histograms the plaintext's, with 3 relays and a 2-of-3 committee too.
+#[test]
+fn every_column_every_statistic_on_the_share_path() {
+    for (authorities, threshold) in [(3, None), (3, Some(2))] {
+        let cluster = memory_cluster("areas.xlsx", 3, true, 2);
+        let sources = cluster.relays.into_iter().map(|(_, source)| source).collect();
+        let options =
+            crux::harness::Options { authorities, threshold, share_path: true, ..crux::harness::Options::new(true, 2) };
+        let mut cluster = MemoryCluster::new(sources, options, solver()).unwrap();
+        for (letter, l, stats) in expected_columns() {
+            check_column(&mut cluster, &letter, &l, &stats, true);
+            // the last query, a stddev, went on the share path: no ciphertext,
+            // no partial decryption, one box per decryptor, 4 rounds' trips
+            let t = &cluster.trace;
+            assert_eq!((t.ciphertexts_per_relay, t.partial_decryptions), (0, 0), "{letter}");
+            assert_eq!(t.share_boxes_per_relay, threshold.unwrap_or(3), "{letter}");
+            assert!(t.share_sums > 0, "{letter}");
+            assert_eq!(t.round_trips, 4, "{letter}");
+        }
+        quantiles_and_histograms(&mut cluster);
+        // a median: every round on the share path, as many round trips as
+        // the ElGamal path's (rounds of 16 buckets)
+        cluster.query(&["Population", "All usual residents", "2021"], exact(Statistic::Median)).unwrap();
+        let t = &cluster.trace;
+        assert_eq!((t.ciphertexts_per_relay, t.partial_decryptions), (0, 0));
+        assert_eq!(t.round_trips, 2 + 5 * 2);
     }
 }

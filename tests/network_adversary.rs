@@ -143,6 +143,7 @@ async fn arbitrary_ciphertexts_and_unplanned_releases_are_not_decrypted() {
         let reason = refusal(evil.authority(authority, &request).await);
         assert!(reason.contains("beyond the 1 rounds"), "{reason}");
         let request = AuthorityRequest::Register {
+            shared: Vec::new(),
             spec: spec.clone(),
             round: 1,
             task: task.clone(),
@@ -294,7 +295,7 @@ async fn replayed_query_ids_are_refused_also_after_an_authority_restart() {
         let reason = refusal(
             evil.authority(
                 authority,
-                &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 },
+                &AuthorityRequest::AdmitQuery { sealing: false, query: intent.clone(), user: "user".into(), epoch: 0 },
             )
             .await,
         );
@@ -310,7 +311,7 @@ async fn replayed_query_ids_are_refused_also_after_an_authority_restart() {
     let reason = refusal(
         evil.authority(
             "authority-1",
-            &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 },
+            &AuthorityRequest::AdmitQuery { sealing: false, query: intent.clone(), user: "user".into(), epoch: 0 },
         )
         .await,
     );
@@ -345,8 +346,11 @@ async fn the_privacy_budget_holds_also_after_an_authority_restart() {
     let admit = |authority: &'static str, intent: QueryIntent| {
         let evil = &evil;
         async move {
-            evil.authority(authority, &AuthorityRequest::AdmitQuery { query: intent, user: "user".into(), epoch: 0 })
-                .await
+            evil.authority(
+                authority,
+                &AuthorityRequest::AdmitQuery { sealing: false, query: intent, user: "user".into(), epoch: 0 },
+            )
+            .await
         }
     };
 
@@ -794,6 +798,7 @@ async fn relay_contributes_the_column_its_signed_statement_names() {
     }
     // and relay-1 refuses column C under column E's admission
     let request = RelayRequest::Contribute {
+        sealing: Vec::new(),
         spec: c_spec.clone(),
         round: 0,
         task: qe.task.clone(),
@@ -830,7 +835,12 @@ async fn authority_charges_its_own_dataset_whatever_the_spec_names() {
             let reason = refusal(
                 evil.authority(
                     authority,
-                    &AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 },
+                    &AuthorityRequest::AdmitQuery {
+                        sealing: false,
+                        query: intent.clone(),
+                        user: "user".into(),
+                        epoch: 0,
+                    },
                 )
                 .await,
             );
@@ -878,6 +888,7 @@ async fn a_task_with_another_value_width_is_never_admitted_nor_served() {
     // the plan's own task is admitted, and a relay serves only that one
     let admission = evil.admit_round(&spec, 0, &task).await.unwrap();
     let narrow = RelayRequest::Contribute {
+        sealing: Vec::new(),
         spec: spec.clone(),
         round: 0,
         task: with_width(1),
@@ -886,7 +897,14 @@ async fn a_task_with_another_value_width_is_never_admitted_nor_served() {
     };
     let message = relay_error(evil.relay("relay-1", &narrow).await);
     assert!(message.contains("not admitted"), "{message}");
-    let honest = RelayRequest::Contribute { spec, round: 0, task, admission, admission_of: AdmissionOf::Round };
+    let honest = RelayRequest::Contribute {
+        sealing: Vec::new(),
+        spec,
+        round: 0,
+        task,
+        admission,
+        admission_of: AdmissionOf::Round,
+    };
     assert!(matches!(evil.relay("relay-1", &honest).await, RelayResponse::Contribution(_)));
 }
 
@@ -930,6 +948,7 @@ async fn admission_signatures_that_only_sum_right_are_refused() {
     };
     let admission = evil.admit_round(&spec, 0, &task).await.unwrap();
     let contribute = |admission: Admission| RelayRequest::Contribute {
+        sealing: Vec::new(),
         spec: spec.clone(),
         round: 0,
         task: task.clone(),
@@ -994,6 +1013,7 @@ async fn refinement_admissions_serve_refinements_only_and_one_per_round() {
     let later = refine(&chosen, 0);
     let contribute =
         |round: u32, task: &RelayTask, admission: &Admission, refines: Option<&RelayTask>| RelayRequest::Contribute {
+            sealing: Vec::new(),
             spec: spec.clone(),
             round,
             task: task.clone(),
@@ -1029,6 +1049,7 @@ async fn refinement_admissions_serve_refinements_only_and_one_per_round() {
         assert!(message.contains("answered with another task"), "{relay}: {message}");
     }
     let register = |next: &RelayTask, contributions: Vec<SignedContribution>| AuthorityRequest::Register {
+        shared: Vec::new(),
         spec: spec.clone(),
         round: 1,
         task: next.clone(),
@@ -1075,6 +1096,7 @@ async fn round0_under_the_querys_admission_is_the_plans_first_task_only() {
     };
     let (spec, task) = spec_at(info.decimals);
     let contribute = |spec: &QuerySpec, round: u32, task: &RelayTask, admission: &Admission| RelayRequest::Contribute {
+        sealing: Vec::new(),
         spec: spec.clone(),
         round,
         task: task.clone(),

@@ -45,6 +45,7 @@ async fn backend(extra: &[&str]) -> (Cluster, Peer) {
 
 fn contribute_request(q: &Query, admission: Admission) -> RelayRequest {
     RelayRequest::Contribute {
+        sealing: Vec::new(),
         spec: q.spec.clone(),
         round: 0,
         task: q.task.clone(),
@@ -105,6 +106,7 @@ async fn relays_act_only_on_admitted_queries() {
     altered.push(("task", q.spec.clone(), 0, squares_task));
     for (what, spec, round, task) in altered {
         let request = RelayRequest::Contribute {
+            sealing: Vec::new(),
             spec,
             round,
             task,

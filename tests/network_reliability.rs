@@ -325,8 +325,13 @@ mod hostile {
                 labels: vec!["Land".to_string()],
                 params: params.clone(),
             };
-            let admission =
-                admit(AuthorityRequest::AdmitQuery { query: intent.clone(), user: "user".into(), epoch: 0 }).await;
+            let admission = admit(AuthorityRequest::AdmitQuery {
+                sealing: false,
+                query: intent.clone(),
+                user: "user".into(),
+                epoch: 0,
+            })
+            .await;
             let reply = client
                 .request(
                     "relay-1",
@@ -347,6 +352,7 @@ mod hostile {
             let spec = QuerySpec::new(intent, info.decimals, 0, decryptors);
             let admission = admit(AuthorityRequest::AdmitRound { spec: spec.clone(), round, task: task.clone() }).await;
             let contribute = RelayRequest::Contribute {
+                sealing: Vec::new(),
                 spec: spec.clone(),
                 round,
                 task: task.clone(),
@@ -359,6 +365,7 @@ mod hostile {
             };
             let Contribution::Moments { count, .. } = &signed.contribution else { panic!("moments") };
             let register = encode(&AuthorityRequest::Register {
+                shared: Vec::new(),
                 spec,
                 round,
                 task,

@@ -531,7 +531,7 @@ async fn a_dishonest_processor_cannot_move_relays_to_its_own_committee() {
     assert!(err.contains("invalid committee transition"), "{err}");
     // an authority does not sign for an epoch it does not run, and charges nothing
     let q = evil.intent(crux::stats::QueryParams::new(crux::stats::Statistic::Count));
-    let asked = AuthorityRequest::AdmitQuery { query: q, user: "user".into(), epoch: 1 };
+    let asked = AuthorityRequest::AdmitQuery { sealing: false, query: q, user: "user".into(), epoch: 1 };
     match evil.authority("authority-1", &asked).await {
         AuthorityResponse::OtherEpoch { asked: 1, current: 0 } => {}
         other => panic!("expected OtherEpoch, got {other:?}"),

@@ -354,6 +354,7 @@ fn processor_shared(
         joint,
         dlog_max_abs: solver.max_abs(),
         dlog_table_bits: solver.table_bits(),
+        share_path: config.share_path,
     });
     Ok(ProcessorShared {
         name: cfg.name.clone(),

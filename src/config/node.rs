@@ -78,6 +78,8 @@ pub struct ProcessorConfig {
     pub dlog_table_bits: u32,
     pub dlog_range_bits: u32,
     pub rate_limit_per_minute: u32,
+    /// exact queries take the committed-share path (docs/share_path.md)
+    pub share_path: bool,
 }
 
 /// What a node does and the settings only that role has. A user only

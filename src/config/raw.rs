@@ -183,6 +183,8 @@ pub struct RawProcessor {
     pub dlog_table_bits: u32,
     pub dlog_range_bits: u32,
     pub rate_limit_per_minute: u32,
+    /// exact queries take the committed-share path (docs/share_path.md)
+    pub share_path: bool,
 }
 
 impl Default for RawProcessor {
@@ -192,6 +194,7 @@ impl Default for RawProcessor {
             dlog_table_bits: defaults::DLOG_TABLE_BITS,
             dlog_range_bits: defaults::DLOG_RANGE_BITS,
             rate_limit_per_minute: defaults::RATE_LIMIT_PER_MINUTE,
+            share_path: defaults::SHARE_PATH,
         }
     }
 }

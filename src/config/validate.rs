@@ -398,6 +398,7 @@ impl Check<'_> {
             dlog_table_bits: p.dlog_table_bits,
             dlog_range_bits: p.dlog_range_bits,
             rate_limit_per_minute: p.rate_limit_per_minute.max(1),
+            share_path: p.share_path,
         })
     }
 }

@@ -1,10 +1,8 @@
-//! Committed Shamir shares of a count vector: the crypto of the "second
-//! path for wide vectors" that issue 13 asks to evaluate. **No role uses it
-//! yet**: `benches/vs_prio3.rs` runs it as a prototype (the `*_shares`
-//! rows; `benches/scale.rs` at 1000 relays) so that its cost can be set
-//! against the ElGamal path and Prio3 in one run; docs/share_path.md gives
-//! the design, what it would change and what a dishonest processor could
-//! do with it.
+//! Committed Shamir shares of a count vector: the crypto of the
+//! committed-share path (docs/share_path.md), which the roles run for
+//! exact queries when the processor's `share_path` is on
+//! (`protocol::shares`); `benches/vs_prio3.rs` also runs it as a prototype
+//! (the `*_shares` rows; `benches/scale.rs` at 1000 relays).
 //!
 //! A relay splits each of its B counts h_j, and a blinding scalar r, into
 //! t-of-n Shamir shares (one per authority), and publishes one Pedersen
@@ -44,7 +42,9 @@ use sha2::{Digest, Sha512};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::{lagrange_at_zero, scalar_from_i64, CryptoError};
+use std::sync::{Arc, Mutex};
+
+use super::{lagrange_at_zero, scalar_from_i64, CryptoError, KeyShare};
 
 /// Domain of the hash that makes the generators; the suffix is the version.
 /// The generators are fixed by it: changing it changes every commitment.
@@ -180,6 +180,23 @@ impl CommitmentGenerators {
     }
 }
 
+/// Generators for at least `buckets` components, built once per process
+/// and grown when a longer vector comes (about 20 KB per component): a
+/// commitment to fewer components than the generators hold commits the
+/// rest as 0, so one set serves every vector up to its length.
+pub fn generators_for(buckets: usize) -> Arc<CommitmentGenerators> {
+    static CACHE: Mutex<Option<Arc<CommitmentGenerators>>> = Mutex::new(None);
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    match cache.as_ref() {
+        Some(g) if g.buckets() >= buckets => g.clone(),
+        _ => {
+            let made = Arc::new(CommitmentGenerators::new(u32::try_from(buckets.max(16)).unwrap_or(u32::MAX)));
+            *cache = Some(made.clone());
+            made
+        }
+    }
+}
+
 fn too_many(found: usize, buckets: usize) -> CryptoError {
     CryptoError::InvalidEncoding {
         what: "committed count vector",
@@ -246,6 +263,19 @@ impl SealingSecret {
 
     pub fn public(&self) -> SealingKey {
         self.public
+    }
+}
+
+impl KeyShare {
+    /// This authority's sealing secret for one query: derived from its key
+    /// share by `SealingSecret::for_query` (its own domain, so unrelated to
+    /// the share's use in decryption and signatures), the same after a
+    /// restart and different for every query and epoch.
+    pub fn sealing_secret(&self, query: &[u8]) -> SealingSecret {
+        let mut stored = self.secret_scalar().to_bytes();
+        let secret = SealingSecret::for_query(&stored, query);
+        stored.zeroize();
+        secret
     }
 }
 

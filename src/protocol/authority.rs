@@ -29,13 +29,14 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::codec;
 use super::committee::SignedTransition;
-use super::contribution_check::check_round;
+use super::contribution_check::{check_round, check_shares};
 use super::error::{InvalidRequest, ProtocolError};
 use super::ids::QueryId;
 use super::ledger::{AdmissionCharge, Ledger};
 use super::messages::*;
 use super::outcome::refusal_reason;
 use super::relay::ADMISSION_MAX_AGE_SECS;
+use super::shares;
 use crate::crypto::{DecryptionShare, JointPublicKey, KeyShare, RelayPublicKey};
 use crate::stats::dp::{discrete_laplace, laplace_scale};
 use crate::stats::limits::check_admissible;
@@ -73,9 +74,25 @@ pub const ENDED_QUERIES: usize = 128;
 
 struct Round {
     task: RelayTask,
-    aggregate: Aggregate,
+    held: Held,
     /// the column outside the round's grid, encrypted (`release::round_target`)
     outside: Outside,
+}
+
+/// What an authority holds of a registered round: the aggregate of the
+/// relays' ciphertexts, or on the committed-share path its sums of the
+/// shares it received (every component, then the blinding; wiped on drop).
+enum Held {
+    Encrypted(Aggregate),
+    Shared(Vec<Scalar>),
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Held::Shared(sums) = self {
+            sums.zeroize();
+        }
+    }
 }
 
 /// A round the decryptors admitted: with `AdmitRound`, its task; with
@@ -101,6 +118,9 @@ struct Plan {
     /// to prove it again in any later batch that asks for it)
     answered: BTreeMap<(u32, u32), DecryptionShare>,
     releases_used: u64,
+    /// the released sums of the rounds on the committed-share path (the
+    /// same answer to a release asked again, as `answered` for shares)
+    released: BTreeMap<u32, ShareSums>,
     /// this authority's Lagrange coefficient among the spec's decryptors
     lambda: Scalar,
     /// the column outside the latest admitted round's grid, encrypted: its
@@ -118,6 +138,10 @@ impl Plan {
         let params = &self.spec.params;
         let [round] = self.rounds.as_slice() else { return false };
         let Ok(Some(planned)) = planned_releases(params, &round.task) else { return false };
+        // the committed-share path releases the whole round at once
+        if self.released.contains_key(&0) {
+            return true;
+        }
         planned.into_iter().all(|release| {
             slot(params, &self.fixed, &round.task, release)
                 .is_ok_and(|slot| self.answered.contains_key(&(0, slot.index)))
@@ -151,8 +175,9 @@ impl Plan {
     /// registered): the outside is refined from the previous round and the
     /// earlier rounds end.
     fn set_task(&mut self, round: u32, task: &RelayTask) -> Result<(), ProtocolError> {
-        if let Some(previous) = self.rounds.last() {
-            self.outside = self.outside.refined(&previous.task, &previous.aggregate, task)?;
+        // (on the committed-share path the processor keeps the outside in the clear)
+        if let Some(Round { task: previous, held: Held::Encrypted(aggregate), .. }) = self.rounds.last() {
+            self.outside = self.outside.refined(previous, aggregate, task)?;
         }
         let index = usize::try_from(round).unwrap_or(usize::MAX);
         let entry = self.admitted.get_mut(index).ok_or(InvalidRequest::RoundNotRegistered { round })?;
@@ -172,15 +197,22 @@ impl Plan {
     fn forget_rounds_before(&mut self, round: u32) {
         self.drop_aggregates();
         self.answered.retain(|(answered_round, _), _| *answered_round >= round);
+        self.released.retain(|released_round, _| *released_round >= round);
     }
 
     /// Drops the registered rounds' aggregates (the bulk of a query; their
     /// tasks stay). No new share can be made of them afterwards.
     fn drop_aggregates(&mut self) {
         for registered in &mut self.rounds {
-            match &mut registered.aggregate {
-                Contribution::Moments { sum, squares, .. } => (*sum, *squares) = (Vec::new(), Vec::new()),
-                Contribution::Histogram { counts } => *counts = Vec::new(),
+            match &mut registered.held {
+                Held::Encrypted(Contribution::Moments { sum, squares, .. }) => {
+                    (*sum, *squares) = (Vec::new(), Vec::new())
+                }
+                Held::Encrypted(Contribution::Histogram { counts }) => *counts = Vec::new(),
+                Held::Shared(sums) => {
+                    sums.zeroize();
+                    *sums = Vec::new();
+                }
             }
         }
     }
@@ -190,6 +222,9 @@ impl Plan {
     /// answered yet.
     fn makes_new_share(&self, round: u32, releases: &[Release]) -> bool {
         let Some(registered) = self.rounds.get(usize::try_from(round).unwrap_or(usize::MAX)) else { return false };
+        if matches!(registered.held, Held::Shared(_)) && self.released.contains_key(&round) {
+            return false;
+        }
         releases.iter().any(|release| {
             slot(&self.spec.params, &self.fixed, &registered.task, *release)
                 .is_ok_and(|slot| !self.answered.contains_key(&(round, slot.index)))
@@ -199,9 +234,10 @@ impl Plan {
     fn ciphertexts(&self) -> usize {
         self.rounds
             .iter()
-            .map(|r| match &r.aggregate {
-                Contribution::Moments { sum, squares, .. } => 1 + sum.len() + squares.len(),
-                Contribution::Histogram { counts } => counts.len(),
+            .map(|r| match &r.held {
+                Held::Encrypted(Contribution::Moments { sum, squares, .. }) => 1 + sum.len() + squares.len(),
+                Held::Encrypted(Contribution::Histogram { counts }) => counts.len(),
+                Held::Shared(_) => 0,
             })
             .sum()
     }
@@ -364,7 +400,7 @@ impl AuthorityState {
             ended: self.queries.len().saturating_sub(live.clone().count()),
             // an ended query keeps only a count's one ciphertext, inline
             ciphertexts: live.filter_map(|q| q.plan.as_ref()).map(Plan::ciphertexts).sum(),
-            shares: plans.map(|p| p.answered.len()).sum(),
+            shares: plans.map(|p| p.answered.len() + p.released.len()).sum(),
         }
     }
 
@@ -418,12 +454,12 @@ impl AuthorityState {
         }
         let result = match request {
             AuthorityRequest::Status => return (AuthorityResponse::Status(status()), None),
-            AuthorityRequest::AdmitQuery { query, user, epoch } => {
+            AuthorityRequest::AdmitQuery { query, user, epoch, sealing } => {
                 if epoch != self.keys.joint.epoch() || !self.is_member() {
                     let current = self.keys.joint.epoch();
                     return (AuthorityResponse::OtherEpoch { asked: epoch, current }, Some("other_epoch"));
                 }
-                self.admit_query(query, &user, ledger, now, rng)
+                self.admit_query(query, (&user, sealing), ledger, now, rng)
             }
             // the processor polls for the next epoch's statement: not having
             // it yet is an answer, not a refusal
@@ -437,8 +473,8 @@ impl AuthorityState {
             AuthorityRequest::AdmitRefinement { spec, round, previous } => {
                 self.admit_refinement(&spec, round, &previous, rng)
             }
-            AuthorityRequest::Register { spec, round, task, contributions, releases } => {
-                match self.register(&spec, round, task, contributions, rng) {
+            AuthorityRequest::Register { spec, round, task, contributions, releases, shared } => {
+                match self.register(&spec, round, task, (contributions, shared), rng) {
                     Ok(_) if !releases.is_empty() => self.release(&spec.id, round, &releases, now, rng),
                     other => other,
                 }
@@ -466,24 +502,14 @@ impl AuthorityState {
     ) -> Result<Aggregate, ProtocolError> {
         let contributions =
             check_round(spec, round, task, contributions, |name| self.policy.relays.get(name), rng).all_valid()?;
-        let needed = self.policy.min_relays.max(1);
-        if contributions.len() < needed {
-            let mut names: Vec<&str> = contributions.iter().map(|c| c.relay.as_str()).collect();
-            names.sort();
-            return Err(ProtocolError::NotEnoughRelays {
-                got: names.len(),
-                needed,
-                names: names.join(", "),
-                missing: String::new(),
-            });
-        }
+        self.enough_relays(contributions.iter().map(|c| c.relay.as_str()).collect())?;
         Ok(Contribution::aggregate(task, contributions.iter().map(|c| &c.contribution))?)
     }
 
     fn admit_query(
         &mut self,
         query: QueryIntent,
-        user: &str,
+        (user, sealing): (&str, bool),
         ledger: &mut dyn Ledger,
         now: u64,
         rng: &mut (impl RngCore + CryptoRng),
@@ -535,11 +561,16 @@ impl AuthorityState {
         let epoch = self.keys.joint.epoch();
         let (share, _) = self.keys.for_epoch(epoch)?;
         let signature = share.sign_admission(&codec::query_admission(&query), rng);
+        let sealing = sealing.then(|| {
+            let key = share.sealing_secret(&query.id.0).public().to_bytes();
+            let signature = share.sign_admission(&codec::sealing_grant(&query.id, epoch, &self.name, &key), rng);
+            SealingGrant { key: Bytes32(key), signature }
+        });
         self.make_room();
         let active =
             ActiveQuery { intent: query, plan: None, admitted_at: now, last_active: now, ended_at: None, epoch };
         self.queries.insert(active.intent.id, active);
-        Ok(AuthorityResponse::Admitted { signature, remaining_budget: Some(remaining) })
+        Ok(AuthorityResponse::Admitted { signature, remaining_budget: Some(remaining), sealing })
     }
 
     /// Fixes the plan of an admitted query from its round 0 (`spec`'s scale,
@@ -576,6 +607,7 @@ impl AuthorityState {
             admitted: vec![AdmittedRound { refines: None, task: Some(task.clone()) }],
             rounds: Vec::new(),
             answered: BTreeMap::new(),
+            released: BTreeMap::new(),
             releases_used: 0,
             lambda,
             outside: Outside::none(),
@@ -621,7 +653,7 @@ impl AuthorityState {
             }
         }
         let signature = share.sign_admission(&codec::round_admission(spec, round, &task), rng);
-        Ok(AuthorityResponse::Admitted { signature, remaining_budget: None })
+        Ok(AuthorityResponse::Admitted { signature, remaining_budget: None, sealing: None })
     }
 
     /// Admits round `round` of a search as any one-bucket refinement of
@@ -673,7 +705,7 @@ impl AuthorityState {
             }
         }
         let signature = share.sign_admission(&codec::refinement_admission(spec, round, previous), rng);
-        Ok(AuthorityResponse::Admitted { signature, remaining_budget: None })
+        Ok(AuthorityResponse::Admitted { signature, remaining_budget: None, sealing: None })
     }
 
     fn register(
@@ -681,7 +713,7 @@ impl AuthorityState {
         spec: &QuerySpec,
         round: u32,
         task: RelayTask,
-        contributions: Vec<SignedContribution>,
+        (contributions, shared): (Vec<SignedContribution>, Vec<SignedShares>),
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<AuthorityResponse, ProtocolError> {
         // round 0 contributed under the query's admission starts the plan here
@@ -695,14 +727,97 @@ impl AuthorityState {
         if plan.rounds.len() != round_index {
             return Err(InvalidRequest::RegisteredOutOfOrder { round, expected: plan.rounds.len() }.into());
         }
+        let is_shared = !shared.is_empty();
+        check_path(plan, is_shared, contributions.is_empty())?;
         if let Some(plan) = self.queries.get_mut(&spec.id).and_then(|q| q.plan.as_mut()) {
             plan.fix_task(round, &task)?;
         }
-        let aggregate = self.verify_contributions(spec, round, &task, contributions, rng)?;
+        let held = if is_shared {
+            Held::Shared(self.sum_shares(spec, round, &task, shared)?)
+        } else {
+            Held::Encrypted(self.verify_contributions(spec, round, &task, contributions, rng)?)
+        };
         if let Some(plan) = self.queries.get_mut(&spec.id).and_then(|q| q.plan.as_mut()) {
-            plan.rounds.push(Round { task, aggregate, outside: plan.outside });
+            plan.rounds.push(Round { task, held, outside: plan.outside });
         }
         Ok(AuthorityResponse::Registered)
+    }
+
+    /// A round on the committed-share path: the shares are checked
+    /// (`check_shares`: known relays, each once, shapes, signatures), at
+    /// least `min_relays`, and this decryptor's boxes open under its
+    /// sealing secret for the query; returns its sums.
+    fn sum_shares(
+        &self,
+        spec: &QuerySpec,
+        round: u32,
+        task: &RelayTask,
+        shared: Vec<SignedShares>,
+    ) -> Result<Vec<Scalar>, ProtocolError> {
+        let shared = check_shares(spec, round, task, shared, |name| self.policy.relays.get(name)).all_valid()?;
+        self.enough_relays(shared.iter().map(|s| s.relay.as_str()).collect())?;
+        let position = spec
+            .decryptors
+            .iter()
+            .position(|d| *d == self.name)
+            .ok_or_else(|| InvalidRequest::Decryptors { reason: format!("{} is not one of them", self.name) })?;
+        let (share, _) = self.keys.for_epoch(spec.epoch)?;
+        let secret = share.sealing_secret(&spec.id.0);
+        shares::open_and_sum(spec, round, task, position, &secret, &shared)
+    }
+
+    /// At least `min_relays` relays contributed (`names`).
+    fn enough_relays(&self, mut names: Vec<&str>) -> Result<(), ProtocolError> {
+        let needed = self.policy.min_relays.max(1);
+        if names.len() >= needed {
+            return Ok(());
+        }
+        names.sort();
+        Err(ProtocolError::NotEnoughRelays {
+            got: names.len(),
+            needed,
+            names: names.join(", "),
+            missing: String::new(),
+        })
+    }
+
+    /// Answers releases of a round on the committed-share path: every
+    /// release asked must be one the plan permits of the round
+    /// (`policy::slot`), and the answer is the whole round's sums, the
+    /// same each time they are asked.
+    fn release_sums(
+        &mut self,
+        query_id: &QueryId,
+        round: u32,
+        releases: &[Release],
+        now: u64,
+    ) -> Result<AuthorityResponse, ProtocolError> {
+        let plan = self
+            .queries
+            .get_mut(query_id)
+            .and_then(|q| q.plan.as_mut())
+            .ok_or_else(|| ProtocolError::UnknownQuery(query_id.to_string()))?;
+        let registered = plan
+            .rounds
+            .get(usize::try_from(round).unwrap_or(usize::MAX))
+            .ok_or(InvalidRequest::RoundNotRegistered { round })?;
+        if releases.is_empty() {
+            return Err(StatsError::ReleaseRefused("a release request names at least one release".into()).into());
+        }
+        for release in releases {
+            slot(&plan.spec.params, &plan.fixed, &registered.task, *release)?;
+        }
+        let sums = match (plan.released.get(&round), &registered.held) {
+            (Some(sums), _) => sums.clone(),
+            (None, Held::Shared(held)) if !held.is_empty() => {
+                let sums = shares::share_sums(&self.name, round, held)?;
+                plan.released.insert(round, sums.clone());
+                sums
+            }
+            _ => return Err(StatsError::ReleaseRefused(format!("round {round}'s sums are no longer held")).into()),
+        };
+        self.end_if_over(query_id, now);
+        Ok(AuthorityResponse::Sums(sums))
     }
 
     /// A `Decrypt` as the query's state allows it: a query that has ended
@@ -734,6 +849,9 @@ impl AuthorityState {
                 "round {round} is over: round {latest}'s task was fixed after it"
             ))
             .into());
+        }
+        if plan.rounds.first().is_some_and(|r| matches!(r.held, Held::Shared(_))) {
+            return self.release_sums(query_id, round, releases, now);
         }
         let (epoch, lambda, exact, answered) = self.decrypt(query_id, round, releases, rng)?;
         let (share, _) = self.keys.for_epoch(epoch)?;
@@ -790,7 +908,10 @@ impl AuthorityState {
                 let (num, den) = laplace_scale(slot.sensitivity, epsilon, slot.share)?;
                 noises.push(discrete_laplace(num, den, rng));
             }
-            fresh.push((slot.index, *round_target(&r.task, &r.aggregate, &r.outside, *release)?.a()));
+            let Held::Encrypted(aggregate) = &r.held else {
+                return Err(ProtocolError::Internal("a round on the committed-share path asked to decrypt".into()));
+            };
+            fresh.push((slot.index, *round_target(&r.task, aggregate, &r.outside, *release)?.a()));
         }
         let (share, _) = self.keys.for_epoch(query.spec.epoch)?;
         let bases: Vec<RistrettoPoint> = fresh.iter().map(|f| f.1).collect();
@@ -833,6 +954,24 @@ fn named_query(request: &AuthorityRequest) -> Option<QueryId> {
         | AuthorityRequest::Register { spec, .. } => Some(spec.id),
         AuthorityRequest::Decrypt { query_id, .. } => Some(*query_id),
         AuthorityRequest::AdmitQuery { .. } | AuthorityRequest::Status | AuthorityRequest::Transition { .. } => None,
+    }
+}
+
+/// A query's rounds all take one path: ciphertexts, or (exact queries
+/// only) committed shares; a registration carries one kind only.
+fn check_path(plan: &Plan, shared: bool, no_ciphertexts: bool) -> Result<(), ProtocolError> {
+    let refuse = |why: &str| Err(StatsError::ReleaseRefused(why.to_string()).into());
+    if shared && !no_ciphertexts {
+        return refuse("a registration carries ciphertexts or committed shares, not both");
+    }
+    if shared && !plan.spec.params.exact {
+        return refuse("the committed-share path is for exact queries only; a noisy query's relays encrypt");
+    }
+    match plan.rounds.first() {
+        Some(first) if matches!(first.held, Held::Shared(_)) != shared => {
+            refuse("a query's rounds take one path: ciphertexts or committed shares, as its first round did")
+        }
+        _ => Ok(()),
     }
 }
 

@@ -155,7 +155,12 @@ impl Fixture {
     }
 
     fn admit_query(&mut self, intent: &QueryIntent) -> Admission {
-        self.admit_all(AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 })
+        self.admit_all(AuthorityRequest::AdmitQuery {
+            sealing: false,
+            query: intent.clone(),
+            user: "alice".into(),
+            epoch: 0,
+        })
     }
 
     /// Admits the query and its round 0 (planned as the processor would, at
@@ -182,6 +187,7 @@ impl Fixture {
         admission: &Admission,
     ) -> SignedContribution {
         let request = RelayRequest::Contribute {
+            sealing: Vec::new(),
             spec: spec.clone(),
             round,
             task: task.clone(),
@@ -206,6 +212,7 @@ impl Fixture {
         self.ask(
             i,
             AuthorityRequest::Register {
+                shared: Vec::new(),
                 spec: spec.clone(),
                 round,
                 task: task.clone(),
@@ -249,8 +256,9 @@ fn shares(response: AuthorityResponse) -> Vec<curve25519_dalek::ristretto::Compr
 fn an_admitted_query_is_signed_and_charged_to_the_ledger() {
     let mut f = Fixture::new();
     let intent = f.intent(noisy(Statistic::Count, "0.5", None));
-    let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 };
-    let AuthorityResponse::Admitted { signature, remaining_budget } = f.ask(0, request) else { panic!("refused") };
+    let request =
+        AuthorityRequest::AdmitQuery { sealing: false, query: intent.clone(), user: "alice".into(), epoch: 0 };
+    let AuthorityResponse::Admitted { signature, remaining_budget, .. } = f.ask(0, request) else { panic!("refused") };
     assert_eq!(remaining_budget, Some(eps("9.5")));
     assert_eq!(f.ledger(0).remaining(DATASET, eps("10")).unwrap(), eps("9.5"));
     let (count, charges) = f.ledger(0).charges(10).unwrap();
@@ -261,7 +269,8 @@ fn an_admitted_query_is_signed_and_charged_to_the_ledger() {
     );
     assert_eq!(f.ledger(1).charges(10).unwrap().0, 0, "each authority keeps its own ledger");
     // the signature covers this very query: with authority-2's, relays accept it
-    let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 };
+    let request =
+        AuthorityRequest::AdmitQuery { sealing: false, query: intent.clone(), user: "alice".into(), epoch: 0 };
     let AuthorityResponse::Admitted { signature: second, .. } = f.ask(1, request) else { panic!("refused") };
     let signatures = vec![("authority-1".to_string(), signature), ("authority-2".to_string(), second)];
     f.joint.verify_threshold_signed(&codec::query_admission(&intent), &signatures).unwrap();
@@ -279,13 +288,13 @@ fn a_replayed_query_id_is_refused_and_charged_once() {
     let mut f = Fixture::new();
     let intent = f.intent(noisy(Statistic::Count, "1", None));
     f.admit_query(&intent);
-    let replay = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 };
+    let replay = AuthorityRequest::AdmitQuery { sealing: false, query: intent.clone(), user: "alice".into(), epoch: 0 };
     assert_eq!(refusal(f.ask(0, replay.clone())), ProtocolError::Replay(intent.id.to_string()).to_string());
     // the same id with other labels or parameters is the same query id
     let mut changed = intent.clone();
     changed.labels = vec!["price".into()];
     changed.params = noisy(Statistic::Count, "0.1", None);
-    let request = AuthorityRequest::AdmitQuery { query: changed, user: "alice".into(), epoch: 0 };
+    let request = AuthorityRequest::AdmitQuery { sealing: false, query: changed, user: "alice".into(), epoch: 0 };
     assert!(refusal(f.ask(0, request)).contains("replayed query id"));
     assert_eq!(f.ledger(0).charges(10).unwrap().0, 1);
     assert_eq!(f.ledger(0).remaining(DATASET, eps("10")).unwrap(), eps("9"));
@@ -306,7 +315,8 @@ fn an_exhausted_budget_is_refused_and_charges_nothing() {
     let first = f.intent(noisy(Statistic::Count, "0.6", None));
     f.admit_query(&first);
     let second = f.intent(noisy(Statistic::Count, "0.6", None));
-    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: second, user: "alice".into(), epoch: 0 });
+    let response =
+        f.ask(0, AuthorityRequest::AdmitQuery { sealing: false, query: second, user: "alice".into(), epoch: 0 });
     let exhausted =
         StatsError::BudgetExhausted { dataset: DATASET.into(), needed: "0.6".into(), remaining: "0.4".into() };
     assert_eq!(refusal(response), ProtocolError::from(exhausted).to_string());
@@ -314,11 +324,14 @@ fn an_exhausted_budget_is_refused_and_charges_nothing() {
     assert_eq!(f.ledger(0).charges(10).unwrap().0, 1);
     // what is left can still be spent, exactly
     let last = f.intent(noisy(Statistic::Count, "0.4", None));
-    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: last, user: "alice".into(), epoch: 0 });
+    let response =
+        f.ask(0, AuthorityRequest::AdmitQuery { sealing: false, query: last, user: "alice".into(), epoch: 0 });
     assert!(matches!(response, AuthorityResponse::Admitted { remaining_budget: Some(Epsilon(0)), .. }), "{response:?}");
     let more = f.intent(noisy(Statistic::Count, "0.000001", None));
-    assert!(refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: more, user: "alice".into(), epoch: 0 }))
-        .contains("privacy budget exhausted"));
+    assert!(refusal(
+        f.ask(0, AuthorityRequest::AdmitQuery { sealing: false, query: more, user: "alice".into(), epoch: 0 })
+    )
+    .contains("privacy budget exhausted"));
 }
 
 #[test]
@@ -330,7 +343,8 @@ fn stale_and_future_queries_are_refused_and_charge_nothing() {
         let mut intent = f.intent(noisy(Statistic::Count, "1", None));
         intent.issued_at = issued_at;
         let id = intent.id;
-        let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into(), epoch: 0 });
+        let response =
+            f.ask(0, AuthorityRequest::AdmitQuery { sealing: false, query: intent, user: "alice".into(), epoch: 0 });
         if admitted {
             assert!(matches!(response, AuthorityResponse::Admitted { .. }), "issued at {issued_at}: {response:?}");
         } else {
@@ -347,12 +361,14 @@ fn exact_queries_are_refused_where_not_allowed() {
     let mut f = Fixture::with_policy(|p| p.allow_exact = false);
     for statistic in [Statistic::Count, Statistic::Sum, Statistic::Median] {
         let intent = f.intent(exact(statistic));
-        let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into(), epoch: 0 });
+        let response =
+            f.ask(0, AuthorityRequest::AdmitQuery { sealing: false, query: intent, user: "alice".into(), epoch: 0 });
         assert_eq!(refusal(response), ProtocolError::ExactNotAllowed("authority-1".into()).to_string());
     }
     assert_eq!(f.ledger(0).charges(10).unwrap().0, 0);
     let intent = f.intent(noisy(Statistic::Count, "1", None));
-    let response = f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into(), epoch: 0 });
+    let response =
+        f.ask(0, AuthorityRequest::AdmitQuery { sealing: false, query: intent, user: "alice".into(), epoch: 0 });
     assert!(matches!(response, AuthorityResponse::Admitted { .. }), "{response:?}");
 }
 
@@ -361,7 +377,9 @@ fn another_dataset_is_refused_before_any_charge() {
     let mut f = Fixture::new();
     let mut intent = f.intent(noisy(Statistic::Count, "1", None));
     intent.dataset = "areas-2".into();
-    let reason = refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent, user: "alice".into(), epoch: 0 }));
+    let reason = refusal(
+        f.ask(0, AuthorityRequest::AdmitQuery { sealing: false, query: intent, user: "alice".into(), epoch: 0 }),
+    );
     assert!(
         reason.contains("names dataset \"areas-2\"") && reason.contains("authority-1 guards dataset \"areas\""),
         "{reason}"
@@ -416,8 +434,10 @@ fn invalid_parameters_labels_and_caps_are_refused_before_any_charge() {
         let mut intent = f.intent(params);
         intent.labels = labels;
         let id = intent.id;
-        let reason =
-            refusal(f.ask(0, AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 }));
+        let reason = refusal(f.ask(
+            0,
+            AuthorityRequest::AdmitQuery { sealing: false, query: intent.clone(), user: "alice".into(), epoch: 0 },
+        ));
         assert!(reason.contains(&want), "{what}: {reason}");
         // not admitted: no round of it is
         let spec = QuerySpec::new(intent, 0, 0, decryptors());
@@ -557,6 +577,7 @@ impl Fixture {
         refines: Option<&RelayTask>,
     ) -> RelayResponse {
         let request = RelayRequest::Contribute {
+            sealing: Vec::new(),
             spec: spec.clone(),
             round: 1,
             task: task.clone(),
@@ -657,8 +678,14 @@ fn round0_under_the_querys_admission_is_the_plans_first_task_for_one_spec() {
     let spec = QuerySpec::new(intent.clone(), 0, 0, decryptors());
     let ask = |f: &mut Fixture, relay: usize, spec: &QuerySpec, round: u32, task: &RelayTask, admission: &Admission| {
         let (admission, admission_of) = (admission.clone(), AdmissionOf::Query);
-        let request =
-            RelayRequest::Contribute { spec: spec.clone(), round, task: task.clone(), admission, admission_of };
+        let request = RelayRequest::Contribute {
+            sealing: Vec::new(),
+            spec: spec.clone(),
+            round,
+            task: task.clone(),
+            admission,
+            admission_of,
+        };
         f.relays[relay - 1].handle(request, &Column, node_status, NOW, &mut f.rng).0
     };
     let error = |response: RelayResponse| match response {
@@ -849,8 +876,14 @@ fn rounds_are_served_only_to_a_valid_decrypting_set_of_this_epoch() {
     let AuthorityResponse::Admitted { signature, .. } = f.ask(0, request) else { panic!("refused") };
     let one = Admission { signatures: vec![("authority-1".into(), signature)] };
     assert!(query_admission.signatures.len() == 2);
-    let contribute =
-        RelayRequest::Contribute { spec, round: 0, task, admission: one, admission_of: AdmissionOf::Round };
+    let contribute = RelayRequest::Contribute {
+        sealing: Vec::new(),
+        spec,
+        round: 0,
+        task,
+        admission: one,
+        admission_of: AdmissionOf::Round,
+    };
     let (response, _) = f.relays[0].handle(contribute, &Column, node_status, NOW, &mut f.rng);
     let RelayResponse::Error { message } = response else { panic!("contributed: {response:?}") };
     assert!(message.contains("authority-2") && message.contains("not signed"), "{message}");
@@ -924,7 +957,7 @@ fn an_ended_query_keeps_its_shares_not_its_aggregate_and_ended_ones_are_bounded(
     // replay protection and the budget need no memory: the ledger refuses
     // the dropped query's id, charging nothing
     let charges = f.ledger(0).charges(0).unwrap().0;
-    let replay = AuthorityRequest::AdmitQuery { query: sum.intent(), user: "alice".into(), epoch: 0 };
+    let replay = AuthorityRequest::AdmitQuery { sealing: false, query: sum.intent(), user: "alice".into(), epoch: 0 };
     assert_eq!(refusal(f.ask(0, replay)), ProtocolError::Replay(sum.id.to_string()).to_string());
     assert_eq!(f.ledger(0).charges(0).unwrap().0, charges);
 }
@@ -943,7 +976,8 @@ fn live_queries_are_bounded_and_the_least_recently_active_goes() {
     let mut ids = Vec::new();
     for i in 0..LIVE_QUERIES {
         let intent = f.intent(exact(Statistic::Count));
-        let request = AuthorityRequest::AdmitQuery { query: intent.clone(), user: "alice".into(), epoch: 0 };
+        let request =
+            AuthorityRequest::AdmitQuery { sealing: false, query: intent.clone(), user: "alice".into(), epoch: 0 };
         assert!(matches!(f.ask_at(0, request, NOW + i as u64), AuthorityResponse::Admitted { .. }));
         ids.push(intent);
     }
@@ -952,6 +986,7 @@ fn live_queries_are_bounded_and_the_least_recently_active_goes() {
     // a count query's round 0 is no sum: refused, the query still known
     let no_round = "asks relays for exactly the moments it releases";
     let register = |intent: &QueryIntent| AuthorityRequest::Register {
+        shared: Vec::new(),
         spec: spec(intent),
         round: 0,
         task: sum_task(),
@@ -961,14 +996,14 @@ fn live_queries_are_bounded_and_the_least_recently_active_goes() {
     let later = NOW + LIVE_QUERIES as u64;
     assert!(refusal(f.ask_at(0, register(&ids[0]), later)).contains(no_round));
     let one_more = f.intent(exact(Statistic::Count));
-    let request = AuthorityRequest::AdmitQuery { query: one_more, user: "alice".into(), epoch: 0 };
+    let request = AuthorityRequest::AdmitQuery { sealing: false, query: one_more, user: "alice".into(), epoch: 0 };
     assert!(matches!(f.ask_at(0, request, later), AuthorityResponse::Admitted { .. }));
     assert_eq!(f.authorities[0].0.query_memory().live, LIVE_QUERIES);
     assert!(refusal(f.ask_at(0, register(&ids[0]), later)).contains(no_round));
     let reason = refusal(f.ask_at(0, register(&ids[1]), later));
     assert_eq!(reason, ProtocolError::UnknownQuery(ids[1].id.to_string()).to_string());
     // its id stays spent
-    let replay = AuthorityRequest::AdmitQuery { query: ids[1].clone(), user: "alice".into(), epoch: 0 };
+    let replay = AuthorityRequest::AdmitQuery { sealing: false, query: ids[1].clone(), user: "alice".into(), epoch: 0 };
     assert_eq!(refusal(f.ask_at(0, replay, later)), ProtocolError::Replay(ids[1].id.to_string()).to_string());
 }
 

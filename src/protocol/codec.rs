@@ -36,6 +36,19 @@
 //! - releases context (`crux/releases/v1`) = query id, round u32, releases
 //!   (u32 count, release each).
 //!
+//! The committed-share path (`crypto::shares`, docs/share_path.md), all
+//! version 1:
+//! - sealing grant (`crux/sealing-key/v1`), what an authority signs with
+//!   its admission of a query to give relays its sealing key for it =
+//!   query id, epoch u64, authority str, key (32 bytes, a compressed
+//!   ristretto255 point);
+//! - shares statement (`crux/contribution/shares/v1`), what a relay signs
+//!   = spec, round u32, task, relay str, commitment (32 bytes), ephemeral
+//!   key (32 bytes), boxes (u32 count, bytes each: one per decryptor, in
+//!   the spec's order);
+//! - box header (`crux/share-box/v1`), the associated data of each box =
+//!   query id, round u32, relay str, commitment (32 bytes).
+//!
 //! The proof of randomness of a contribution is bound to its contribution
 //! statement (`crypto::ciphertext_proof`).
 //!
@@ -53,6 +66,9 @@ pub const DOMAIN_ROUND_ADMISSION: &str = "crux/admission/round/v3";
 pub const DOMAIN_REFINEMENT_ADMISSION: &str = "crux/admission/refinement/v1";
 pub const DOMAIN_CONTRIBUTION: &str = "crux/contribution/v4";
 pub const DOMAIN_RELEASES: &str = "crux/releases/v1";
+pub const DOMAIN_SEALING_KEY: &str = "crux/sealing-key/v1";
+pub const DOMAIN_SHARES: &str = "crux/contribution/shares/v1";
+pub const DOMAIN_SHARE_BOX: &str = "crux/share-box/v1";
 
 /// Appends fields in the specified layout.
 pub struct Writer {
@@ -329,5 +345,53 @@ pub fn releases_context(query_id: &QueryId, round: u32, releases: &[Release]) ->
     for r in releases {
         w.release(*r);
     }
+    w.finish()
+}
+
+/// What an admitting authority signs to give relays its sealing key for
+/// one query (committed-share path): relays seal shares only to a key so
+/// signed by the decryptor it names.
+pub fn sealing_grant(query: &QueryId, epoch: u64, authority: &str, key: &[u8; 32]) -> Vec<u8> {
+    let mut w = Writer::new(DOMAIN_SEALING_KEY);
+    w.query_id(query);
+    w.u64(epoch);
+    w.str(authority);
+    w.raw(key);
+    w.finish()
+}
+
+/// What a relay signs on the committed-share path: its commitment,
+/// ephemeral key and one sealed box per decryptor, for (query, round,
+/// task), by name.
+pub fn shares_statement(
+    spec: &QuerySpec,
+    round: u32,
+    task: &RelayTask,
+    relay: &str,
+    (commitment, ephemeral): (&[u8; 32], &[u8; 32]),
+    boxes: &[Vec<u8>],
+) -> Vec<u8> {
+    let mut w = Writer::new(DOMAIN_SHARES);
+    w.spec(spec);
+    w.u32(round);
+    w.task(task);
+    w.str(relay);
+    w.raw(commitment);
+    w.raw(ephemeral);
+    w.len(boxes.len());
+    for b in boxes {
+        w.bytes(b);
+    }
+    w.finish()
+}
+
+/// The associated data of a relay's sealed boxes: a box opens only for
+/// the query, round, relay and commitment it was sealed for.
+pub fn box_header(query: &QueryId, round: u32, relay: &str, commitment: &[u8; 32]) -> Vec<u8> {
+    let mut w = Writer::new(DOMAIN_SHARE_BOX);
+    w.query_id(query);
+    w.u32(round);
+    w.str(relay);
+    w.raw(commitment);
     w.finish()
 }

@@ -14,9 +14,36 @@ use rand_core::{CryptoRng, RngCore};
 
 use super::codec;
 use super::error::ProtocolError;
-use super::messages::{QuerySpec, SignedContribution};
-use crate::crypto::{verify_batch, verify_batch_signatures, ProofItem, RelayPublicKey, SignedItem};
+use super::messages::{QuerySpec, SignedContribution, SignedShares};
+use crate::crypto::{verify_batch, verify_batch_signatures, ProofItem, RelayPublicKey, RelaySignature, SignedItem};
 use crate::stats::RelayTask;
+
+/// A relay's signed answer to a round: ciphertexts (`SignedContribution`)
+/// or committed shares (`SignedShares`, `protocol::shares`).
+pub trait RelaySigned {
+    fn relay(&self) -> &str;
+    fn signature(&self) -> &RelaySignature;
+}
+
+impl RelaySigned for SignedContribution {
+    fn relay(&self) -> &str {
+        &self.relay
+    }
+
+    fn signature(&self) -> &RelaySignature {
+        &self.signature
+    }
+}
+
+impl RelaySigned for SignedShares {
+    fn relay(&self) -> &str {
+        &self.relay
+    }
+
+    fn signature(&self) -> &RelaySignature {
+        &self.signature
+    }
+}
 
 /// Round and shape of one contribution; with `statement`, the statement
 /// its signature and proof must cover (empty without).
@@ -51,14 +78,17 @@ fn bad_proof(relay: &str) -> ProtocolError {
 
 /// A round's contributions sorted into those that pass every check and
 /// those that fail one, with the reason.
-pub struct CheckedRound {
-    pub valid: Vec<SignedContribution>,
+pub struct Checked<C> {
+    pub valid: Vec<C>,
     pub rejected: Vec<(String, ProtocolError)>,
 }
 
-impl CheckedRound {
+/// A round's ciphertext contributions, checked.
+pub type CheckedRound = Checked<SignedContribution>;
+
+impl<C> Checked<C> {
     /// All of them valid, or the first failure.
-    pub fn all_valid(mut self) -> Result<Vec<SignedContribution>, ProtocolError> {
+    pub fn all_valid(mut self) -> Result<Vec<C>, ProtocolError> {
         match self.rejected.drain(..).next() {
             Some((_, e)) => Err(e),
             None => Ok(self.valid),
@@ -79,7 +109,7 @@ pub fn check_round<'k>(
     key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> CheckedRound {
-    let (shaped, rejected) = check_shapes(spec, round, task, contributions, &key_of, true);
+    let (shaped, rejected) = check_shapes(contributions, &key_of, |c| shape_and_statement(spec, round, task, true, c));
     let (signed, rejected) = check_relay_signatures(&spec.id.0, shaped, rejected, &key_of);
     check_proofs(signed, rejected, rng)
 }
@@ -96,40 +126,53 @@ pub fn check_round_shapes<'k>(
     contributions: Vec<SignedContribution>,
     key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
 ) -> CheckedRound {
-    let (signed, rejected) = check_shapes(spec, round, task, contributions, &key_of, false);
+    let (signed, rejected) = check_shapes(contributions, &key_of, |c| shape_and_statement(spec, round, task, false, c));
     CheckedRound { valid: signed.into_iter().map(|(_, c)| c).collect(), rejected }
 }
 
-type Signed = Vec<(Vec<u8>, SignedContribution)>;
-type Rejected = Vec<(String, ProtocolError)>;
-
-/// Known relays, each once, round and shape; with `statements` each one's
-/// contribution statement (signatures are checked next, all at once).
-fn check_shapes<'k>(
+/// Committed shares of a round (`protocol::shares`), checked in full by
+/// the processor and by every decryptor: known relays, each once, the
+/// shape (`shares::shape`) and the signatures, in one batch.
+pub fn check_shares<'k>(
     spec: &QuerySpec,
     round: u32,
     task: &RelayTask,
-    contributions: Vec<SignedContribution>,
+    shares: Vec<SignedShares>,
+    key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
+) -> Checked<SignedShares> {
+    let (shaped, rejected) = check_shapes(shares, &key_of, |s| super::shares::shape(spec, round, task, s));
+    let (signed, rejected) = check_relay_signatures(&spec.id.0, shaped, rejected, &key_of);
+    Checked { valid: signed.into_iter().map(|(_, c)| c).collect(), rejected }
+}
+
+type Signed<C> = Vec<(Vec<u8>, C)>;
+type Rejected = Vec<(String, ProtocolError)>;
+
+/// Known relays, each once, and `shaped` (round and shape, and the
+/// statement signatures are checked on next, all at once, or empty).
+fn check_shapes<'k, C: RelaySigned>(
+    contributions: Vec<C>,
     key_of: &impl Fn(&str) -> Option<&'k RelayPublicKey>,
-    statements: bool,
-) -> (Signed, Rejected) {
+    shaped: impl Fn(&C) -> Result<Vec<u8>, ProtocolError>,
+) -> (Signed<C>, Rejected) {
     let mut seen = HashSet::new();
     let mut signed = Vec::with_capacity(contributions.len());
     let mut rejected = Vec::new();
     for c in contributions {
-        let checked = match key_of(&c.relay) {
-            None => Err(ProtocolError::UnknownRelay(c.relay.clone())),
-            Some(_) if seen.contains(&c.relay) => {
-                Err(ProtocolError::BadContribution { relay: c.relay.clone(), reason: "contributed twice".into() })
+        let relay = c.relay().to_string();
+        let checked = match key_of(&relay) {
+            None => Err(ProtocolError::UnknownRelay(relay.clone())),
+            Some(_) if seen.contains(&relay) => {
+                Err(ProtocolError::BadContribution { relay: relay.clone(), reason: "contributed twice".into() })
             }
-            Some(_) => shape_and_statement(spec, round, task, statements, &c),
+            Some(_) => shaped(&c),
         };
         match checked {
             Ok(statement) => {
-                seen.insert(c.relay.clone());
+                seen.insert(relay);
                 signed.push((statement, c));
             }
-            Err(e) => rejected.push((c.relay.clone(), e)),
+            Err(e) => rejected.push((relay, e)),
         }
     }
     (signed, rejected)
@@ -137,32 +180,36 @@ fn check_shapes<'k>(
 
 /// All signatures in one batch; when the batch fails, each one alone
 /// (strict ed25519), to name the culprits.
-fn check_relay_signatures<'k>(
+fn check_relay_signatures<'k, C: RelaySigned>(
     context: &[u8],
-    shaped: Signed,
+    shaped: Signed<C>,
     mut rejected: Rejected,
     key_of: &impl Fn(&str) -> Option<&'k RelayPublicKey>,
-) -> (Signed, Rejected) {
-    let keyed: Vec<_> = shaped.into_iter().filter_map(|(s, c)| key_of(&c.relay).map(|k| (k, s, c))).collect();
+) -> (Signed<C>, Rejected) {
+    let keyed: Vec<_> = shaped.into_iter().filter_map(|(s, c)| key_of(c.relay()).map(|k| (k, s, c))).collect();
     let items: Vec<SignedItem> = keyed
         .iter()
-        .map(|(key, statement, c)| SignedItem { key, context, message: statement, signature: &c.signature })
+        .map(|(key, statement, c)| SignedItem { key, context, message: statement, signature: c.signature() })
         .collect();
     if verify_batch_signatures(&items) {
         return (keyed.into_iter().map(|(_, s, c)| (s, c)).collect(), rejected);
     }
     let mut signed = Vec::with_capacity(keyed.len());
     for (key, statement, c) in keyed {
-        match key.verify(&c.relay, context, &statement, &c.signature) {
+        match key.verify(c.relay(), context, &statement, c.signature()) {
             Ok(()) => signed.push((statement, c)),
-            Err(e) => rejected.push((c.relay.clone(), e.into())),
+            Err(e) => rejected.push((c.relay().to_string(), e.into())),
         }
     }
     (signed, rejected)
 }
 
 /// All proofs in one batch; when the batch fails, each proof alone.
-fn check_proofs(signed: Signed, mut rejected: Rejected, rng: &mut (impl RngCore + CryptoRng)) -> CheckedRound {
+fn check_proofs(
+    signed: Signed<SignedContribution>,
+    mut rejected: Rejected,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> CheckedRound {
     let batch: Vec<ProofItem> = signed.iter().map(|(s, c)| item(s, c)).collect();
     if verify_batch(&batch, rng) {
         return CheckedRound { valid: signed.into_iter().map(|(_, c)| c).collect(), rejected };

@@ -50,6 +50,9 @@ pub enum ProtocolError {
     ExactNotAllowed(String),
     #[error("ledger error: {0}")]
     Ledger(String),
+    /// the committed-share path's check failed (`protocol::shares::combine_sums`)
+    #[error("the decryptors' sums of round {round} do not open the relays' commitments: a relay shared other values than it committed to, or a decryptor ({decryptors}) released a wrong sum; no answer is given, start the query again and, if it repeats, read the relays' and authorities' logs")]
+    SharesDoNotOpen { round: u32, decryptors: String },
     #[error(transparent)]
     Stats(#[from] StatsError),
     #[error(transparent)]

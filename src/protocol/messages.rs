@@ -67,6 +67,46 @@ impl QuerySpec {
     }
 }
 
+/// 32 bytes (a compressed point or a canonical scalar), one msgpack `bin`
+/// on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bytes32(#[serde(with = "serde_bytes")] pub [u8; 32]);
+
+/// An authority's sealing key for one query (committed-share path), with
+/// its signature over `codec::sealing_grant`: relays seal a decryptor's
+/// shares only to a key so signed by it (`protocol::shares`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealingGrant {
+    pub key: Bytes32,
+    pub signature: AdmissionSignature,
+}
+
+/// A relay's contribution on the committed-share path, signed over
+/// `codec::shares_statement`: a commitment to its components and blinding
+/// (`crypto::shares`), its ephemeral key for the query, and one sealed
+/// box of Shamir shares per decryptor, in the spec's order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedShares {
+    pub relay: String,
+    pub round: u32,
+    pub commitment: Bytes32,
+    pub ephemeral: Bytes32,
+    pub boxes: Vec<serde_bytes::ByteBuf>,
+    pub signature: RelaySignature,
+}
+
+/// A decryptor's sums of the shares it received for a round, values in
+/// statement order then the blinding: any t of them interpolate to the
+/// round's aggregate, which the processor checks against the relays'
+/// commitments. Unsigned: a wrong sum fails that check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShareSums {
+    pub authority: String,
+    pub round: u32,
+    pub values: Vec<Bytes32>,
+    pub blind: Bytes32,
+}
+
 /// Authorities' signatures over one admission statement: at least t
 /// members of the committee for `codec::query_admission`, every one of the
 /// spec's decryptors for `codec::round_admission`. Relays act only on a
@@ -211,6 +251,11 @@ pub enum RelayRequest {
         admission: Admission,
         #[serde(default)]
         admission_of: AdmissionOf,
+        /// the decryptors' sealing keys, in the spec's order: when given,
+        /// the relay answers `Shares` (committed-share path) instead of
+        /// ciphertexts
+        #[serde(default)]
+        sealing: Vec<(String, SealingGrant)>,
     },
     Status,
     /// The header labels of the columns the relay's config publishes.
@@ -260,6 +305,8 @@ pub struct SignedContribution {
 pub enum RelayResponse {
     Described(ColumnInfo),
     Contribution(Box<SignedContribution>),
+    /// a contribution on the committed-share path
+    Shares(Box<SignedShares>),
     Status(NodeStatus),
     Columns(Vec<Vec<String>>),
     Error {
@@ -287,6 +334,10 @@ pub enum AuthorityRequest {
         /// authority signs with that epoch's share or answers `OtherEpoch`
         #[serde(default)]
         epoch: u64,
+        /// also give a sealing key for the query (`SealingGrant`), for the
+        /// committed-share path
+        #[serde(default)]
+        sealing: bool,
     },
     /// Admit one round's task of an admitted query (plan, scale, bounds, and
     /// for later search rounds the refinement of the previous grid); signs
@@ -319,6 +370,10 @@ pub enum AuthorityRequest {
         contributions: Vec<SignedContribution>,
         #[serde(default)]
         releases: Vec<Release>,
+        /// the round's contributions on the committed-share path (then
+        /// `contributions` is empty); the releases are answered with `Sums`
+        #[serde(default)]
+        shared: Vec<SignedShares>,
     },
     /// Partial decryptions of permitted releases of a registered round,
     /// with one proof for all of them (`crypto::batch_decryption`).
@@ -341,9 +396,15 @@ pub enum AuthorityResponse {
     Admitted {
         signature: AdmissionSignature,
         remaining_budget: Option<Epsilon>,
+        /// the query's sealing key, when `AdmitQuery` asked for it
+        #[serde(default)]
+        sealing: Option<SealingGrant>,
     },
     Registered,
     Partials(BatchDecryption),
+    /// the releases of a round on the committed-share path: the whole
+    /// round's summed shares
+    Sums(ShareSums),
     Refused {
         reason: String,
     },
@@ -403,6 +464,7 @@ impl MessageKind for RelayResponse {
         match self {
             RelayResponse::Described(_) => "Described",
             RelayResponse::Contribution(_) => "Contribution",
+            RelayResponse::Shares(_) => "Shares",
             RelayResponse::Status(_) => "Status",
             RelayResponse::Columns(_) => "Columns",
             RelayResponse::Error { .. } => "Error",
@@ -431,6 +493,7 @@ impl MessageKind for AuthorityResponse {
             AuthorityResponse::Admitted { .. } => "Admitted",
             AuthorityResponse::Registered => "Registered",
             AuthorityResponse::Partials(_) => "Partials",
+            AuthorityResponse::Sums(_) => "Sums",
             AuthorityResponse::Refused { .. } => "Refused",
             AuthorityResponse::Status(_) => "Status",
             AuthorityResponse::OtherEpoch { .. } => "OtherEpoch",

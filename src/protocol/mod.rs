@@ -20,6 +20,7 @@ pub mod messages;
 pub mod outcome;
 pub mod processor;
 pub mod relay;
+pub mod shares;
 pub mod wire;
 
 pub use error::{InvalidRequest, PeerFailure, PeerReply, ProtocolError};

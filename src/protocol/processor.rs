@@ -30,15 +30,17 @@ use std::sync::Arc;
 use curve25519_dalek::ristretto::RistrettoPoint;
 use rand_core::{CryptoRng, RngCore};
 
-use super::contribution_check::{check_round, check_round_shapes, CheckedRound};
+use super::contribution_check::{check_round, check_round_shapes, check_shares, Checked, RelaySigned};
 use super::error::{PeerFailure, PeerReply, ProtocolError};
 use super::ids::QueryId;
 use super::messages::*;
+use super::shares;
 use crate::crypto::{
     combine_batches, BatchDecryption, Ciphertext, DecryptingSet, DlogRange, JointPublicKey, RelayPublicKey,
 };
+use crate::stats::contribution::PlainAggregate;
 use crate::stats::release::{round_target, Outside};
-use crate::stats::{Aggregate, Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release};
+use crate::stats::{Aggregate, Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release, StatsError};
 
 /// What the processor knows of the cluster, from its configuration.
 #[derive(Clone, Debug)]
@@ -52,6 +54,10 @@ pub struct ProcessorView {
     pub dlog_max_abs: u64,
     /// log2 of the solver's table (baby steps)
     pub dlog_table_bits: u32,
+    /// exact queries take the committed-share path (`protocol::shares`)
+    /// when every decryptor gives a sealing key; else, and for noisy
+    /// queries, the ElGamal path
+    pub share_path: bool,
 }
 
 /// An aggregated limb stays below 2^(table bits + this): at most 2^8 giant
@@ -154,6 +160,16 @@ struct Running {
     outside: Outside,
     /// the next round's admission, once the decryptors gave it
     refinement: Option<Refinement>,
+    /// on the committed-share path, the column outside the current search
+    /// round's grid, in the clear (the processor reads every round whole)
+    plain_outside: Outside<i128>,
+}
+
+/// A round's aggregate as the processor holds it: encrypted (ElGamal
+/// path) or read off the decryptors' sums (committed-share path).
+enum RoundAggregate {
+    Encrypted(Aggregate),
+    Plain(PlainAggregate),
 }
 
 /// One state per expected input; each owns what it needs.
@@ -187,6 +203,15 @@ enum State {
         /// it, the processor checks them: `recheck`)
         unchecked: bool,
     },
+    /// every decryptor's sums of a round on the committed-share path,
+    /// answering the round's first `releases`
+    AwaitingSums {
+        query: Running,
+        round: Round,
+        /// the sum of the relays' commitments
+        commitments: RistrettoPoint,
+        releases: Vec<Release>,
+    },
     /// the discrete logs of the combined releases
     AwaitingLogs {
         query: Running,
@@ -205,6 +230,7 @@ impl State {
             State::AwaitingRoundAdmission { .. } => "the authorities' admissions of a round",
             State::AwaitingContributions { .. } => "the relays' contributions",
             State::AwaitingPartials { .. } => "the authorities' partial decryptions",
+            State::AwaitingSums { .. } => "the decryptors' sums of shares",
             State::AwaitingLogs { .. } => "discrete logs",
             State::Finished => "nothing (the query is over)",
         }
@@ -226,6 +252,9 @@ struct Context {
     /// the committee's admission of the query: relays contribute round 0
     /// under it (`AdmissionOf::Query`)
     admission: Option<Admission>,
+    /// the decryptors' sealing keys, in their order, when the query takes
+    /// the committed-share path (empty: the ElGamal path)
+    sealing: Vec<(String, SealingGrant)>,
     /// authorities that did not admit the query (unreachable), with why
     missing_authorities: Vec<(String, String)>,
     /// an authority refused the admission because it runs a later epoch
@@ -266,6 +295,7 @@ impl QueryDriver {
             query: intent.clone(),
             user,
             epoch: view.joint.epoch(),
+            sealing: view.share_path && params.exact,
         }]);
         let asked = view.authorities.clone();
         let cx = Context {
@@ -276,6 +306,7 @@ impl QueryDriver {
             asked,
             decrypting: None,
             admission: None,
+            sealing: Vec::new(),
             missing_authorities: Vec::new(),
             later_epoch: false,
             active,
@@ -361,21 +392,20 @@ impl QueryDriver {
                     task: round.task.clone(),
                     admission,
                     admission_of: AdmissionOf::Round,
+                    sealing: self.cx.sealing.clone(),
                 };
                 self.state = State::AwaitingContributions { query, round };
                 Ok(Step::AskRelays(request))
             }
+            State::AwaitingSums { mut query, round, commitments, releases } => {
+                let replies = self.cx.refinement(&mut query, &round, &requests, replies);
+                let aggregate = self.cx.sums(&round, &commitments, replies)?;
+                let values = plain_values(&query, &round.task, &aggregate, &releases)?;
+                let next = query.planner.released(&values)?;
+                self.follow(query, Some((round, RoundAggregate::Plain(aggregate))), next)
+            }
             State::AwaitingPartials { mut query, round, aggregate, targets, unchecked } => {
-                let mut replies = replies;
-                if matches!(requests.get(1), Some(AuthorityRequest::AdmitRefinement { .. })) {
-                    // without it (a refusal), the next round is admitted on its own
-                    let admitted = replies.pop().map(|list| self.cx.admission(vec![list]));
-                    query.refinement = admitted.and_then(Result::ok).map(|admission| Refinement {
-                        round: round.number.saturating_add(1),
-                        previous: round.task.clone(),
-                        admission,
-                    });
-                }
+                let replies = self.cx.refinement(&mut query, &round, &requests, replies);
                 let relays = self.cx.active.len();
                 let combined = match self.cx.combine(round.number, &targets, replies) {
                     Ok(combined) => combined,
@@ -404,7 +434,7 @@ impl QueryDriver {
         match std::mem::replace(&mut self.state, State::Finished) {
             State::AwaitingLogs { mut query, round, aggregate } => {
                 let next = query.planner.released(&values)?;
-                self.follow(query, Some((round, aggregate)), next)
+                self.follow(query, Some((round, RoundAggregate::Encrypted(aggregate))), next)
             }
             other => {
                 self.state = other;
@@ -420,7 +450,7 @@ impl QueryDriver {
         replies: Vec<PeerReply<RelayResponse>>,
     ) -> Result<Step, ProtocolError> {
         let replies = replies.into_iter().map(|r| {
-            expect_relay(r, "Described", |resp| match resp {
+            expect_relay(r, "Described", &|resp| match resp {
                 RelayResponse::Described(info) => Ok(info),
                 other => Err(other),
             })
@@ -445,8 +475,47 @@ impl QueryDriver {
             .with_noise_sources(decryptors);
         let first_step = planner.start()?;
         let spec = QuerySpec::new(intent, decimals, self.cx.view.joint.epoch(), self.cx.asked.clone());
-        let query = Running { spec, planner, column, outside: Outside::none(), refinement: None };
+        let query = Running {
+            spec,
+            planner,
+            column,
+            outside: Outside::none(),
+            refinement: None,
+            plain_outside: Outside::none(),
+        };
         self.follow(query, None, first_step)
+    }
+
+    /// The relays sent committed shares for a round: check them in full
+    /// (shapes and signatures), register them with the round's first
+    /// releases.
+    fn shared(
+        &mut self,
+        mut query: Running,
+        round: Round,
+        replies: Vec<PeerReply<RelayResponse>>,
+    ) -> Result<Step, ProtocolError> {
+        let (received, failed) = from_relays(replies, "Shares", |resp| match resp {
+            RelayResponse::Shares(s) => Ok(*s),
+            other => Err(other),
+        });
+        let view = self.cx.view.clone();
+        let keys = relay_keys(&view);
+        let checked = check_shares(&query.spec, round.number, &round.task, received, |n| keys.get(n).copied());
+        let shared = self.cx.keep(&round, checked, failed)?;
+        let releases = first_releases(&mut query)?;
+        let commitments = shares::commitment_sum(&shared)?;
+        let mut requests = vec![AuthorityRequest::Register {
+            spec: query.spec.clone(),
+            round: round.number,
+            task: round.task.clone(),
+            contributions: Vec::new(),
+            releases: releases.clone(),
+            shared,
+        }];
+        requests.extend(next_admission(&query, &round)?);
+        self.state = State::AwaitingSums { query, round, commitments, releases };
+        Ok(Step::AskAuthorities(requests))
     }
 
     /// The relays contributed to a round: check, aggregate, register.
@@ -456,31 +525,20 @@ impl QueryDriver {
         round: Round,
         replies: Vec<PeerReply<RelayResponse>>,
     ) -> Result<Step, ProtocolError> {
-        let mut failed: Vec<(String, PeerFailure)> = Vec::new();
-        let mut received = Vec::new();
-        for reply in replies {
-            let reply = expect_relay(reply, "Contribution", |resp| match resp {
-                RelayResponse::Contribution(c) => Ok(c),
-                other => Err(other),
-            });
-            match reply.reply {
-                Ok(c) if c.relay == reply.peer => received.push(*c),
-                Ok(_) => failed.push((reply.peer, PeerFailure::Rejected("it signed for another relay".into()))),
-                Err(e) => failed.push((reply.peer, e)),
-            }
+        if !self.cx.sealing.is_empty() {
+            return self.shared(query, round, replies);
         }
+        let (received, failed) = from_relays(replies, "Contribution", |resp| match resp {
+            RelayResponse::Contribution(c) => Ok(*c),
+            other => Err(other),
+        });
         let view = self.cx.view.clone();
         let keys = relay_keys(&view);
         // signatures and proofs of randomness are the authorities' to check:
         // the processor checks them only if one refuses the round (`recheck`)
         let checked = check_round_shapes(&query.spec, round.number, &round.task, received, |n| keys.get(n).copied());
         let contributions = self.cx.keep(&round, checked, failed)?;
-        // the round's first releases never depend on its registration: ask
-        // them with it (one round trip less)
-        let releases = match query.planner.round_ready()? {
-            PlanStep::Releases { releases, .. } => releases,
-            _ => return Err(ProtocolError::Internal("a round's plan asked for no release".into())),
-        };
+        let releases = first_releases(&mut query)?;
         self.register(query, round, contributions, releases, true)
     }
 
@@ -502,13 +560,9 @@ impl QueryDriver {
             task: round.task.clone(),
             contributions,
             releases,
+            shared: Vec::new(),
         }];
-        // a search's next round, if the plan has one, admitted in the same round trip
-        let next = round.number.saturating_add(1);
-        if query.spec.params.statistic.is_search() && next < query.planner.progress()?.1 {
-            let previous = round.task.clone();
-            requests.push(AuthorityRequest::AdmitRefinement { spec: query.spec.clone(), round: next, previous });
-        }
+        requests.extend(next_admission(&query, &round)?);
         self.state = State::AwaitingPartials { query, round, aggregate, targets, unchecked };
         Ok(Step::AskAuthorities(requests))
     }
@@ -546,18 +600,30 @@ impl QueryDriver {
     fn follow(
         &mut self,
         mut query: Running,
-        current: Option<(Round, Aggregate)>,
+        current: Option<(Round, RoundAggregate)>,
         next: PlanStep,
     ) -> Result<Step, ProtocolError> {
         self.cx.progress = query.planner.progress()?;
         match (next, current) {
             (PlanStep::Round { round, task }, current) => {
-                if let Some((previous, aggregate)) = current {
-                    query.outside = query.outside.refined(&previous.task, &aggregate, &task)?;
+                match current {
+                    Some((previous, RoundAggregate::Encrypted(aggregate))) => {
+                        query.outside = query.outside.refined(&previous.task, &aggregate, &task)?
+                    }
+                    Some((previous, RoundAggregate::Plain(aggregate))) => {
+                        query.plain_outside = query.plain_outside.refined(&previous.task, &aggregate, &task)?
+                    }
+                    None => {}
                 }
                 Ok(self.start_round(query, Round { number: round, task }))
             }
-            (PlanStep::Releases { releases, .. }, Some((round, aggregate))) => {
+            // the processor holds the whole round: no authority is asked again
+            (PlanStep::Releases { releases, .. }, Some((round, RoundAggregate::Plain(aggregate)))) => {
+                let values = plain_values(&query, &round.task, &aggregate, &releases)?;
+                let next = query.planner.released(&values)?;
+                self.follow(query, Some((round, RoundAggregate::Plain(aggregate))), next)
+            }
+            (PlanStep::Releases { releases, .. }, Some((round, RoundAggregate::Encrypted(aggregate)))) => {
                 let targets = targets(&round.task, &aggregate, &query.outside, &releases)?;
                 // one request for every release of the step: one proof per authority
                 let request = AuthorityRequest::Decrypt { query_id: self.cx.id, round: round.number, releases };
@@ -584,7 +650,15 @@ impl QueryDriver {
         match under {
             Some((admission, admission_of)) => {
                 self.state = State::AwaitingContributions { query, round };
-                Step::AskRelays(RelayRequest::Contribute { spec, round: number, task, admission, admission_of })
+                let sealing = self.cx.sealing.clone();
+                Step::AskRelays(RelayRequest::Contribute {
+                    spec,
+                    round: number,
+                    task,
+                    admission,
+                    admission_of,
+                    sealing,
+                })
             }
             None => {
                 self.state = State::AwaitingRoundAdmission { query, round };
@@ -597,17 +671,17 @@ impl QueryDriver {
 impl Context {
     /// The contributions that passed `checked`; the relays that failed it
     /// or did not answer (`failed`) are left out as `settle` allows.
-    fn keep(
+    fn keep<C: RelaySigned>(
         &mut self,
         round: &Round,
-        checked: CheckedRound,
+        checked: Checked<C>,
         mut failed: Vec<(String, PeerFailure)>,
-    ) -> Result<Vec<SignedContribution>, ProtocolError> {
+    ) -> Result<Vec<C>, ProtocolError> {
         failed.extend(checked.rejected.into_iter().map(|(relay, e)| (relay, PeerFailure::Rejected(e.to_string()))));
         let settled = checked
             .valid
             .into_iter()
-            .map(|c| PeerReply::new(c.relay.clone(), Ok(c)))
+            .map(|c| PeerReply::new(c.relay().to_string(), Ok(c)))
             .chain(failed.into_iter().map(|(relay, e)| PeerReply::new(relay, Err(e))))
             .collect();
         Ok(self.settle(settled, round.number == 0)?.into_iter().map(|(_, c)| c).collect())
@@ -672,11 +746,15 @@ impl Context {
     fn query_admission(&mut self, replies: Vec<Vec<PeerReply<AuthorityResponse>>>) -> Result<Admission, ProtocolError> {
         let list = one_list(replies)?;
         let mut signatures = Vec::new();
+        let mut grants: Vec<(String, SealingGrant)> = Vec::new();
         let mut list = list;
         for name in &self.asked {
             let position = list.iter().position(|r| &r.peer == name);
             match position.map(|at| list.swap_remove(at).reply) {
-                Some(Ok(AuthorityResponse::Admitted { signature, .. })) => signatures.push((name.clone(), signature)),
+                Some(Ok(AuthorityResponse::Admitted { signature, sealing, .. })) => {
+                    signatures.push((name.clone(), signature));
+                    grants.extend(sealing.map(|grant| (name.clone(), grant)));
+                }
                 Some(Err(PeerFailure::Unreachable(why))) => self.missing_authorities.push((name.clone(), why)),
                 // mid committee change: it cannot sign for this query's epoch
                 Some(Ok(AuthorityResponse::OtherEpoch { current, .. })) => {
@@ -701,7 +779,59 @@ impl Context {
         }
         self.asked = signatures.iter().take(needed).map(|(name, _)| name.clone()).collect();
         self.decrypting = Some(self.view.joint.decrypting_set(&self.asked)?);
+        // the committed-share path when every decryptor gave its sealing key
+        let sealing: Vec<(String, SealingGrant)> =
+            self.asked.iter().filter_map(|name| grants.iter().find(|(g, _)| g == name).cloned()).collect();
+        if self.view.share_path && self.params.exact && sealing.len() == self.asked.len() {
+            self.sealing = sealing;
+        }
         Ok(Admission { signatures })
+    }
+
+    /// The replies to a registration (or release) `requests`, with the
+    /// refinement admission asked with it taken off into `query` (without
+    /// it, a refusal, the next round is admitted on its own).
+    fn refinement(
+        &self,
+        query: &mut Running,
+        round: &Round,
+        requests: &[AuthorityRequest],
+        mut replies: Vec<Vec<PeerReply<AuthorityResponse>>>,
+    ) -> Vec<Vec<PeerReply<AuthorityResponse>>> {
+        if matches!(requests.get(1), Some(AuthorityRequest::AdmitRefinement { .. })) {
+            let admitted = replies.pop().map(|list| self.admission(vec![list]));
+            query.refinement = admitted.and_then(Result::ok).map(|admission| Refinement {
+                round: round.number.saturating_add(1),
+                previous: round.task.clone(),
+                admission,
+            });
+        }
+        replies
+    }
+
+    /// Every decryptor's sums of a round, interpolated and checked against
+    /// the relays' commitments (`shares::combine_sums`).
+    fn sums(
+        &self,
+        round: &Round,
+        commitments: &RistrettoPoint,
+        replies: Vec<Vec<PeerReply<AuthorityResponse>>>,
+    ) -> Result<PlainAggregate, ProtocolError> {
+        let sums = self.all_authorities(one_list(replies)?, |peer, resp| match resp {
+            AuthorityResponse::Sums(s) if s.authority == peer => Ok(s),
+            AuthorityResponse::Sums(_) => Err(PeerFailure::Rejected("answered for another authority".into())),
+            other => Err(other.failure("Sums")),
+        })?;
+        let indexed = sums
+            .iter()
+            .map(|(name, s)| {
+                let member = self.view.joint.share_of(name);
+                member
+                    .map(|m| (m.index, s))
+                    .ok_or_else(|| ProtocolError::Internal(format!("{name} left the committee")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        shares::combine_sums(&round.task, round.number, &indexed, commitments)
     }
 
     /// Every decryptor's admission signature of a round (the one request's replies).
@@ -765,6 +895,66 @@ impl Context {
     }
 }
 
+/// The relays' answers of the expected kind (signed by the relay that
+/// sent it), and the failures.
+fn from_relays<C: RelaySigned>(
+    replies: Vec<PeerReply<RelayResponse>>,
+    expected: &'static str,
+    pick: impl Fn(RelayResponse) -> Result<C, RelayResponse>,
+) -> (Vec<C>, Vec<(String, PeerFailure)>) {
+    let mut failed: Vec<(String, PeerFailure)> = Vec::new();
+    let mut received = Vec::new();
+    for reply in replies {
+        let reply = expect_relay(reply, expected, &pick);
+        match reply.reply {
+            Ok(c) if c.relay() == reply.peer => received.push(c),
+            Ok(_) => failed.push((reply.peer, PeerFailure::Rejected("it signed for another relay".into()))),
+            Err(e) => failed.push((reply.peer, e)),
+        }
+    }
+    (received, failed)
+}
+
+/// The round's first releases: they never depend on its registration, so
+/// they are asked with it (one round trip less).
+fn first_releases(query: &mut Running) -> Result<Vec<Release>, ProtocolError> {
+    match query.planner.round_ready()? {
+        PlanStep::Releases { releases, .. } => Ok(releases),
+        _ => Err(ProtocolError::Internal("a round's plan asked for no release".into())),
+    }
+}
+
+/// A search's next round, if the plan has one, admitted in the same round
+/// trip as this round's registration.
+fn next_admission(query: &Running, round: &Round) -> Result<Option<AuthorityRequest>, ProtocolError> {
+    let next = round.number.saturating_add(1);
+    let more = query.spec.params.statistic.is_search() && next < query.planner.progress()?.1;
+    Ok(more.then(|| AuthorityRequest::AdmitRefinement {
+        spec: query.spec.clone(),
+        round: next,
+        previous: round.task.clone(),
+    }))
+}
+
+/// The values of `releases` of a round read in the clear (committed-share
+/// path): the same linear functions the ElGamal path decrypts
+/// (`release::round_target`), with the outside of the search in the clear.
+fn plain_values(
+    query: &Running,
+    task: &RelayTask,
+    aggregate: &PlainAggregate,
+    releases: &[Release],
+) -> Result<Vec<(Release, i64)>, ProtocolError> {
+    releases
+        .iter()
+        .map(|r| {
+            let value = round_target(task, aggregate, &query.plain_outside, *r)?;
+            let value = i64::try_from(value).map_err(|_| StatsError::ArithmeticOverflow("released value"))?;
+            Ok((*r, value))
+        })
+        .collect()
+}
+
 /// The configured relays' public keys, by name.
 fn relay_keys(view: &ProcessorView) -> HashMap<&str, &RelayPublicKey> {
     view.relays.iter().map(|(n, k)| (n.as_str(), k)).collect()
@@ -796,7 +986,7 @@ fn one_list<T>(replies: Vec<Vec<T>>) -> Result<Vec<T>, ProtocolError> {
 fn expect_relay<T>(
     reply: PeerReply<RelayResponse>,
     expected: &'static str,
-    pick: impl Fn(RelayResponse) -> Result<T, RelayResponse>,
+    pick: &impl Fn(RelayResponse) -> Result<T, RelayResponse>,
 ) -> PeerReply<T> {
     let reply_value = reply.reply.and_then(|resp| pick(resp).map_err(|other| other.failure(expected)));
     PeerReply::new(reply.peer, reply_value)

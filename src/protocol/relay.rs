@@ -32,8 +32,10 @@ use super::codec;
 use super::committee::SignedTransition;
 use super::ids::QueryId;
 use super::messages::*;
+use super::shares;
+use crate::crypto::shares::SealingKey;
 use crate::crypto::{EncryptionKey, JointPublicKey, RelayIdentity};
-use crate::stats::contribution::{encrypt_local, local_aggregate, prepare_values};
+use crate::stats::contribution::{encrypt_local, local_aggregate, plain_components, prepare_values};
 use crate::stats::fixed::pow10;
 use crate::stats::limits::{check_relay_scale, check_value_width, ROWS_LIMIT, VALUE_LIMIT};
 use crate::stats::policy::check_task;
@@ -92,12 +94,32 @@ pub struct RelayState {
     /// `codec::round_admission`: an admitted round asked again gets the
     /// same ciphertexts, not a fresh encryption, and another task or scale
     /// for a round answered is refused.
-    answered: VecDeque<(QueryId, u32, Vec<u8>, SignedContribution)>,
+    answered: VecDeque<(QueryId, u32, Vec<u8>, Answered)>,
     /// (epoch, `codec::query_admission`) of queries whose admission this
     /// relay verified: round 0 under the query's admission is not verified again
     verified: VecDeque<(u64, Vec<u8>)>,
     /// what the last contribution cost this thread (for metrics and benches)
     last_timing: Option<RelayTiming>,
+}
+
+/// A round answered: ciphertexts, or committed shares (`protocol::shares`).
+#[derive(Clone)]
+enum Answered {
+    Encrypted(SignedContribution),
+    Shared(SignedShares),
+}
+
+impl Answered {
+    fn response(&self) -> RelayResponse {
+        match self {
+            Answered::Encrypted(c) => RelayResponse::Contribution(Box::new(c.clone())),
+            Answered::Shared(s) => RelayResponse::Shares(Box::new(s.clone())),
+        }
+    }
+
+    fn shared(&self) -> bool {
+        matches!(self, Answered::Shared(_))
+    }
 }
 
 /// Thread CPU time of one contribution: the plaintext pass over the column
@@ -368,39 +390,67 @@ impl RelayState {
                     Err(e) => (RelayResponse::Error { message: e.public }, Some(e.private)),
                 }
             }
-            RelayRequest::Contribute { spec, round, task, admission, admission_of } => {
+            RelayRequest::Contribute { spec, round, task, admission, admission_of, sealing } => {
                 // timed anew for each contribution computed (none for a refusal or a repeat)
                 self.last_timing = None;
                 if let Err(e) = self.check_contribution(&spec, round, &task, (&admission, &admission_of), now) {
                     return refuse(e);
                 }
+                let keys = match self.check_sealing(&spec, &sealing) {
+                    Ok(keys) => keys,
+                    Err(e) => return refuse(e),
+                };
                 // what the contribution answers, whatever admitted it
                 let statement = codec::round_admission(&spec, round, &task);
                 match self.answered.iter().find(|(id, r, _, _)| *id == spec.id && *r == round) {
-                    Some((_, _, s, done)) if *s == statement => {
-                        return (RelayResponse::Contribution(Box::new(done.clone())), None)
+                    Some((_, _, s, done)) if *s == statement && done.shared() == keys.is_some() => {
+                        return (done.response(), None)
                     }
                     // a fork: what the admission allows, but another than the one answered
                     Some(_) => {
                         return refuse(format!(
-                        "relay {}: round {round} of query {} was answered with another task or scale; a round has one",
+                        "relay {}: round {round} of query {} was answered with another task, scale or path; a round has one",
                         self.name, spec.id
                     ))
                     }
                     None => {}
                 }
-                match self.contribute(&spec, round, &task, source, rng) {
+                match self.contribute(&spec, round, &task, (source, keys.as_deref()), rng) {
                     Ok(c) => {
                         if self.answered.len() >= ANSWERED_ROUNDS {
                             self.answered.pop_front();
                         }
-                        self.answered.push_back((spec.id, round, statement, c.clone()));
-                        (RelayResponse::Contribution(Box::new(c)), None)
+                        let response = c.response();
+                        self.answered.push_back((spec.id, round, statement, c));
+                        (response, None)
                     }
                     Err((public, private)) => (RelayResponse::Error { message: public }, private),
                 }
             }
         }
+    }
+
+    /// The decryptors' sealing keys when a `Contribute` carries them (the
+    /// committed-share path, exact queries only), checked against the
+    /// spec's committee (`shares::sealing_keys`); None without.
+    fn check_sealing(
+        &self,
+        spec: &QuerySpec,
+        sealing: &[(String, SealingGrant)],
+    ) -> Result<Option<Vec<(u16, SealingKey)>>, String> {
+        if sealing.is_empty() {
+            return Ok(None);
+        }
+        if !spec.params.exact {
+            return Err(format!(
+                "relay {}: the committed-share path is for exact queries only; a noisy query's relays encrypt",
+                self.name
+            ));
+        }
+        let committee = &self.epoch(spec.epoch)?.0;
+        shares::sealing_keys(committee, spec, sealing)
+            .map(Some)
+            .map_err(|e| format!("relay {}: query not admitted: {e}", self.name))
     }
 
     /// Errors: (message for the processor, detail for the log). The message
@@ -411,9 +461,9 @@ impl RelayState {
         spec: &QuerySpec,
         round: u32,
         task: &RelayTask,
-        source: &dyn ColumnSource,
+        (source, sealing): (&dyn ColumnSource, Option<&[(u16, SealingKey)]>),
         rng: &mut (impl RngCore + CryptoRng),
-    ) -> Result<SignedContribution, (String, LocalNote)> {
+    ) -> Result<Answered, (String, LocalNote)> {
         let name = self.name.clone();
         let public = |what: String| (format!("relay {name}: {what}"), None);
         let uniform = |detail: String| {
@@ -458,13 +508,34 @@ impl RelayState {
         drop(values);
         let plain = started.elapsed();
         let relay = self.name.as_str();
-        let statement_of = |c: &crate::stats::Contribution| codec::contribution_statement(spec, round, task, relay, c);
-        let key = &self.epoch(spec.epoch).map_err(|e| (e, None))?.1;
-        let (contribution, statement, proof) =
-            encrypt_local(task, &local, key, &statement_of, rng).map_err(|e| uniform(e.to_string()))?;
-        let signature = self.identity.sign(&spec.id.0, &statement);
+        let answered = match sealing {
+            Some(keys) => {
+                let components = plain_components(task, &local).map_err(|e| uniform(e.to_string()))?;
+                // a histogram's counts are below 2^32 when the column has fewer rows
+                let narrow = matches!(task, RelayTask::Histogram { .. })
+                    && u32::try_from(column.values.len()).is_ok_and(|n| n < u32::MAX);
+                let round = shares::RoundShares { spec, round, task, relay, keys };
+                let made = shares::share_round(&round, &self.identity, &components, narrow, rng);
+                Answered::Shared(made.map_err(|e| uniform(e.to_string()))?)
+            }
+            None => {
+                let statement_of =
+                    |c: &crate::stats::Contribution| codec::contribution_statement(spec, round, task, relay, c);
+                let key = &self.epoch(spec.epoch).map_err(|e| (e, None))?.1;
+                let (contribution, statement, proof) =
+                    encrypt_local(task, &local, key, &statement_of, rng).map_err(|e| uniform(e.to_string()))?;
+                let signature = self.identity.sign(&spec.id.0, &statement);
+                Answered::Encrypted(SignedContribution {
+                    relay: self.name.clone(),
+                    round,
+                    contribution,
+                    proof,
+                    signature,
+                })
+            }
+        };
         self.last_timing = Some(RelayTiming { plain, crypto: started.elapsed().saturating_sub(plain) });
-        Ok(SignedContribution { relay: self.name.clone(), round, contribution, proof, signature })
+        Ok(answered)
     }
 }
 

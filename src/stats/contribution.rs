@@ -99,16 +99,59 @@ impl RelayTask {
     }
 }
 
-/// An encrypted contribution (of one relay, or the sum over relays).
+/// The components of a task's contribution, encrypted (`Contribution`) or
+/// in the clear (`PlainAggregate`: a sum over relays that the processor
+/// read off committed shares); releases are the same linear functions of
+/// either (`release::target`).
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Contribution {
-    Moments { count: Ciphertext, sum: Vec<Ciphertext>, squares: Vec<Ciphertext> },
-    Histogram { counts: Vec<Ciphertext> },
+pub enum Components<T> {
+    Moments { count: T, sum: Vec<T>, squares: Vec<T> },
+    Histogram { counts: Vec<T> },
 }
+
+/// An encrypted contribution (of one relay, or the sum over relays).
+pub type Contribution = Components<Ciphertext>;
 
 /// The sum of contributions over relays; same shape as one contribution.
 pub type Aggregate = Contribution;
+
+/// An aggregate in the clear: what the processor reads off the decryptors'
+/// summed shares of a round on the committed-share path.
+pub type PlainAggregate = Components<i128>;
+
+impl<T> Components<T> {
+    /// Every component in statement order: count, Σv limbs, Σv² limbs; or
+    /// the histogram's counts.
+    pub fn values(&self) -> Vec<&T> {
+        match self {
+            Components::Moments { count, sum, squares } => {
+                std::iter::once(count).chain(sum.iter()).chain(squares.iter()).collect()
+            }
+            Components::Histogram { counts } => counts.iter().collect(),
+        }
+    }
+
+    /// The components of `task`'s shape, from `values` in statement order
+    /// (`values`); None when there are too few or too many.
+    pub fn from_values(task: &RelayTask, values: Vec<T>) -> Option<Self> {
+        match task {
+            RelayTask::Moments { .. } => {
+                let (s, q) = task.moment_limbs().ok()?;
+                let (s, q) = (usize::try_from(s).ok()?, usize::try_from(q).ok()?);
+                if values.len() != 1 + s + q {
+                    return None;
+                }
+                let mut it = values.into_iter();
+                let count = it.next()?;
+                let sum = it.by_ref().take(s).collect();
+                Some(Components::Moments { count, sum, squares: it.collect() })
+            }
+            RelayTask::Histogram { grid } => (values.len() == usize::try_from(grid.buckets()).ok()?)
+                .then_some(Components::Histogram { counts: values }),
+        }
+    }
+}
 
 /// Rescaled column values -> values the statistic sees (clamped to bounds).
 pub fn prepare_values(values: &[i128], bounds: Option<(i128, i128)>) -> Vec<i128> {
@@ -202,15 +245,6 @@ struct ProvedEncryptor {
 }
 
 impl ProvedEncryptor {
-    /// Queues values with |m| < 2^bits (a public bound: `COUNT_BITS` or a
-    /// task's limb width, which makes the encryption cheaper); returns how
-    /// many there are.
-    fn queue(&mut self, values: impl IntoIterator<Item = i64>, bits: u32) -> usize {
-        let before = self.values.len();
-        self.values.extend(values.into_iter().map(|m| (m, bits)));
-        self.values.len() - before
-    }
-
     /// Encrypts everything queued, in order, keeping the randomness.
     fn encrypt(&mut self, key: &EncryptionKey, rng: &mut (impl RngCore + CryptoRng)) -> Vec<Ciphertext> {
         let (ciphertexts, randomness) = key.encrypt_batch_within(&self.values, rng);
@@ -258,6 +292,28 @@ pub fn local_aggregate(
     })
 }
 
+/// A relay's plaintext components for `task` in statement order
+/// (`Components::values`), each with its public bound |m| < 2^bits (counts
+/// `COUNT_BITS`, limbs the task's limb width): what it encrypts, or shares
+/// on the committed-share path. Never leaves the relay.
+pub fn plain_components(task: &RelayTask, local: &LocalAggregate) -> Result<Vec<(i64, u32)>, StatsError> {
+    task.validate()?;
+    Ok(match (task, local) {
+        (RelayTask::Moments { limb_bits, sums, squares, .. }, LocalAggregate::Moments(m)) => {
+            let (s, q) = task.moment_limbs()?;
+            let sum_limbs = if *sums { limbs::split(m.sum, *limb_bits, s)? } else { Vec::new() };
+            let square_limbs = if *squares { limbs::split(m.squares, *limb_bits, q)? } else { Vec::new() };
+            std::iter::once((m.count, COUNT_BITS))
+                .chain(sum_limbs.into_iter().chain(square_limbs).map(|l| (l, *limb_bits)))
+                .collect()
+        }
+        (RelayTask::Histogram { .. }, LocalAggregate::Histogram(counts)) => {
+            counts.iter().map(|c| (*c, COUNT_BITS)).collect()
+        }
+        _ => return Err(StatsError::Inconsistent("a local aggregate of another task".into())),
+    })
+}
+
 /// The relay's encrypted contribution for `task` from its local aggregate,
 /// the statement it signs (`statement_of`, i.e.
 /// `protocol::codec::contribution_statement`), and one proof of knowledge of
@@ -269,27 +325,9 @@ pub fn encrypt_local(
     statement_of: &dyn Fn(&Contribution) -> Vec<u8>,
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<(Contribution, Vec<u8>, RandomnessProof), StatsError> {
-    task.validate()?;
-    let mut enc = ProvedEncryptor { values: Vec::new(), randomness: Vec::new() };
-    let contribution = match (task, local) {
-        (RelayTask::Moments { limb_bits, sums, squares, .. }, LocalAggregate::Moments(m)) => {
-            let (s, q) = task.moment_limbs()?;
-            let sum_limbs = if *sums { limbs::split(m.sum, *limb_bits, s)? } else { Vec::new() };
-            let square_limbs = if *squares { limbs::split(m.squares, *limb_bits, q)? } else { Vec::new() };
-            enc.queue([m.count], COUNT_BITS);
-            let sums = enc.queue(sum_limbs, *limb_bits);
-            enc.queue(square_limbs, *limb_bits);
-            let mut cts = enc.encrypt(key, rng).into_iter();
-            let count = cts.next().ok_or_else(|| StatsError::Inconsistent("no count ciphertext".into()))?;
-            let sum = cts.by_ref().take(sums).collect();
-            Contribution::Moments { count, sum, squares: cts.collect() }
-        }
-        (RelayTask::Histogram { .. }, LocalAggregate::Histogram(counts)) => {
-            enc.queue(counts.iter().copied(), COUNT_BITS);
-            Contribution::Histogram { counts: enc.encrypt(key, rng) }
-        }
-        _ => return Err(StatsError::Inconsistent("a local aggregate of another task".into())),
-    };
+    let mut enc = ProvedEncryptor { values: plain_components(task, local)?, randomness: Vec::new() };
+    let contribution = Contribution::from_values(task, enc.encrypt(key, rng))
+        .ok_or_else(|| StatsError::Inconsistent("a contribution does not have the shape of its task".into()))?;
     let statement = statement_of(&contribution);
     let proof = RandomnessProof::prove(&statement, &enc.randomness, rng);
     Ok((contribution, statement, proof))
@@ -328,15 +366,9 @@ impl Contribution {
         }
     }
 
-    /// Every ciphertext in proof-index order: count, Σv limbs, Σv² limbs; or
-    /// the histogram's counts.
+    /// Every ciphertext in proof-index order (`Components::values`).
     pub fn ciphertexts(&self) -> Vec<&Ciphertext> {
-        match self {
-            Contribution::Moments { count, sum, squares } => {
-                std::iter::once(count).chain(sum.iter()).chain(squares.iter()).collect()
-            }
-            Contribution::Histogram { counts } => counts.iter().collect(),
-        }
+        self.values()
     }
 
     /// Adds contributions of the same task.

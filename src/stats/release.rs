@@ -19,10 +19,53 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::contribution::{Aggregate, Contribution, RelayTask};
+use std::ops::{Add, Sub};
+
+use super::contribution::{Components, RelayTask};
 use super::error::StatsError;
 use super::grid::Grid;
 use crate::crypto::{scalar_from_i128, Ciphertext};
+
+/// What a release is computed over: ciphertexts (authorities, and the
+/// processor on the ElGamal path) or plaintext sums (the processor on the
+/// committed-share path). Releases are linear, so both give the same value.
+pub trait Linear: Copy + Add<Output = Self> + Sub<Output = Self> {
+    fn zero() -> Self;
+    /// This times a public integer weight (a limb's 2^(k·L)).
+    fn times(&self, weight: i128) -> Self;
+    fn sum<'a>(items: impl IntoIterator<Item = &'a Self>) -> Self
+    where
+        Self: 'a,
+    {
+        items.into_iter().fold(Self::zero(), |acc, x| acc + *x)
+    }
+}
+
+impl Linear for Ciphertext {
+    fn zero() -> Self {
+        Ciphertext::zero()
+    }
+
+    fn times(&self, weight: i128) -> Self {
+        self.scale_by(&scalar_from_i128(weight))
+    }
+
+    fn sum<'a>(items: impl IntoIterator<Item = &'a Self>) -> Self {
+        Ciphertext::sum(items)
+    }
+}
+
+/// Plaintext sums: a sum over relays of counts or limbs fits far inside
+/// i128 (at most 2^32 rows of 2^47 per relay); saturating, never wrapping.
+impl Linear for i128 {
+    fn zero() -> Self {
+        0
+    }
+
+    fn times(&self, weight: i128) -> Self {
+        self.saturating_mul(weight)
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Release {
@@ -40,63 +83,64 @@ pub enum Release {
     HistSuffix(u32),
 }
 
-fn weighted_sum(limbs_ct: &[Ciphertext], limb_bits: u32) -> Result<Ciphertext, StatsError> {
-    let mut total = Ciphertext::zero();
-    for (k, c) in limbs_ct.iter().enumerate() {
+fn weighted_sum<T: Linear>(limbs: &[T], limb_bits: u32) -> Result<T, StatsError> {
+    let mut total = T::zero();
+    for (k, c) in limbs.iter().enumerate() {
         let shift = u32::try_from(k).ok().and_then(|k| k.checked_mul(limb_bits)).filter(|s| *s < 127);
         let weight = shift.map(|s| 1i128 << s).ok_or(StatsError::ArithmeticOverflow("limb weight"))?;
-        total += c.scale_by(&scalar_from_i128(weight));
+        total = total + c.times(weight);
     }
     Ok(total)
 }
 
-/// The ciphertext a release decrypts: a fixed linear function of the aggregate.
-pub fn target(task: &RelayTask, aggregate: &Aggregate, release: Release) -> Result<Ciphertext, StatsError> {
+/// What a release decrypts (or, in the clear, is): a fixed linear function
+/// of the aggregate.
+pub fn target<T: Linear>(task: &RelayTask, aggregate: &Components<T>, release: Release) -> Result<T, StatsError> {
     let missing = || StatsError::ReleaseRefused(format!("{release:?} does not exist in this round's aggregate"));
     match (task, aggregate, release) {
-        (_, Contribution::Moments { count, .. }, Release::Count) => Ok(*count),
-        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { sum, .. }, Release::Sum) => {
+        (_, Components::Moments { count, .. }, Release::Count) => Ok(*count),
+        (RelayTask::Moments { limb_bits, .. }, Components::Moments { sum, .. }, Release::Sum) => {
             weighted_sum(sum, *limb_bits)
         }
-        (RelayTask::Moments { limb_bits, .. }, Contribution::Moments { squares, .. }, Release::Squares)
+        (RelayTask::Moments { limb_bits, .. }, Components::Moments { squares, .. }, Release::Squares)
             if !squares.is_empty() =>
         {
             weighted_sum(squares, *limb_bits)
         }
-        (_, Contribution::Moments { sum, .. }, Release::SumLimb(k)) => {
+        (_, Components::Moments { sum, .. }, Release::SumLimb(k)) => {
             sum.get(usize::try_from(k).map_err(|_| missing())?).copied().ok_or_else(missing)
         }
-        (_, Contribution::Moments { squares, .. }, Release::SquaresLimb(k)) => {
+        (_, Components::Moments { squares, .. }, Release::SquaresLimb(k)) => {
             squares.get(usize::try_from(k).map_err(|_| missing())?).copied().ok_or_else(missing)
         }
-        (_, Contribution::Histogram { counts }, Release::HistTotal) => Ok(Ciphertext::sum(counts)),
-        (_, Contribution::Histogram { counts }, Release::HistPrefix(n)) => {
+        (_, Components::Histogram { counts }, Release::HistTotal) => Ok(T::sum(counts)),
+        (_, Components::Histogram { counts }, Release::HistPrefix(n)) => {
             let n = usize::try_from(n).map_err(|_| missing())?;
-            Ok(Ciphertext::sum(counts.get(..n).ok_or_else(missing)?))
+            Ok(T::sum(counts.get(..n).ok_or_else(missing)?))
         }
-        (_, Contribution::Histogram { counts }, Release::HistSuffix(n)) => {
+        (_, Components::Histogram { counts }, Release::HistSuffix(n)) => {
             let n = usize::try_from(n).map_err(|_| missing())?;
-            Ok(Ciphertext::sum(counts.get(n..).ok_or_else(missing)?))
+            Ok(T::sum(counts.get(n..).ok_or_else(missing)?))
         }
-        (_, Contribution::Histogram { counts }, Release::HistBucket(k)) => {
+        (_, Components::Histogram { counts }, Release::HistBucket(k)) => {
             counts.get(usize::try_from(k).map_err(|_| missing())?).copied().ok_or_else(missing)
         }
         _ => Err(missing()),
     }
 }
 
-/// The column outside a search round's grid, encrypted: the values below
-/// its first bucket, and the whole column's count once a round refines
-/// another (none in round 0).
+/// The column outside a search round's grid, encrypted (or in the clear,
+/// `Outside<i128>`): the values below its first bucket, and the whole
+/// column's count once a round refines another (none in round 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Outside {
-    pub below: Ciphertext,
-    pub total: Option<Ciphertext>,
+pub struct Outside<T = Ciphertext> {
+    pub below: T,
+    pub total: Option<T>,
 }
 
-impl Outside {
+impl<T: Linear> Outside<T> {
     pub fn none() -> Self {
-        Outside { below: Ciphertext::zero(), total: None }
+        Outside { below: T::zero(), total: None }
     }
 
     /// The outside of the round that refines one bucket of the previous
@@ -104,7 +148,12 @@ impl Outside {
     /// the refined one (the one holding the new grid's first value;
     /// `policy::check_task` admits nothing else), and the column's count,
     /// all of round 0's buckets.
-    pub fn refined(&self, previous: &RelayTask, aggregate: &Aggregate, next: &RelayTask) -> Result<Self, StatsError> {
+    pub fn refined(
+        &self,
+        previous: &RelayTask,
+        aggregate: &Components<T>,
+        next: &RelayTask,
+    ) -> Result<Self, StatsError> {
         let refused = |why: &str| StatsError::ReleaseRefused(why.to_string());
         let (RelayTask::Histogram { grid: prev }, RelayTask::Histogram { grid: Grid::Uniform { lo, .. } }) =
             (previous, next)
@@ -112,27 +161,27 @@ impl Outside {
             return Err(refused("only a search round refines a histogram round"));
         };
         let bucket = prev.bucket_of(*lo).ok_or_else(|| refused("the refined grid starts outside the previous grid"))?;
-        let Contribution::Histogram { counts } = aggregate else {
+        let Components::Histogram { counts } = aggregate else {
             return Err(refused("the previous round has no histogram"));
         };
         let at = usize::try_from(bucket).map_err(|_| refused("bucket"))?;
         let short = || refused("the previous round's aggregate has fewer buckets than its grid");
         let before = counts.get(..at).ok_or_else(short)?;
         counts.get(at).ok_or_else(short)?;
-        let total = self.total.unwrap_or_else(|| Ciphertext::sum(counts));
-        Ok(Outside { below: Ciphertext::sum(before) + self.below, total: Some(total) })
+        let total = self.total.unwrap_or_else(|| T::sum(counts));
+        Ok(Outside { below: T::sum(before) + self.below, total: Some(total) })
     }
 }
 
 /// The ciphertext a release of a round decrypts: a search's prefix and
 /// suffix counts cover the whole column (`outside` added), every other
 /// release only the round's aggregate.
-pub fn round_target(
+pub fn round_target<T: Linear>(
     task: &RelayTask,
-    aggregate: &Aggregate,
-    outside: &Outside,
+    aggregate: &Components<T>,
+    outside: &Outside<T>,
     release: Release,
-) -> Result<Ciphertext, StatsError> {
+) -> Result<T, StatsError> {
     let own = target(task, aggregate, release)?;
     Ok(match (release, outside.total) {
         (Release::HistPrefix(_), _) => own + outside.below,
@@ -149,7 +198,7 @@ mod tests {
     use super::*;
 
     fn histogram(counts: &[i64]) -> Aggregate {
-        Contribution::Histogram { counts: counts.iter().map(|c| Ciphertext::public(*c)).collect() }
+        Components::Histogram { counts: counts.iter().map(|c| Ciphertext::public(*c)).collect() }
     }
 
     /// A refinement whose grid reaches past the bucket it refines: suffix

@@ -119,7 +119,12 @@ impl Peer {
             match self
                 .authority(
                     authority,
-                    &AuthorityRequest::AdmitQuery { query: query.clone(), user: "user".into(), epoch: 0 },
+                    &AuthorityRequest::AdmitQuery {
+                        sealing: false,
+                        query: query.clone(),
+                        user: "user".into(),
+                        epoch: 0,
+                    },
                 )
                 .await
             {
@@ -190,6 +195,7 @@ impl Peer {
     /// A genuine round-0 contribution, signed and proved by the real relay.
     pub async fn contribute(&self, q: &Query, relay: &str) -> SignedContribution {
         let request = RelayRequest::Contribute {
+            sealing: Vec::new(),
             spec: q.spec.clone(),
             round: 0,
             task: q.task.clone(),
@@ -229,8 +235,14 @@ impl Peer {
         contributions: Vec<SignedContribution>,
         releases: Vec<Release>,
     ) -> AuthorityResponse {
-        let request =
-            AuthorityRequest::Register { spec: spec.clone(), round: 0, task: task.clone(), contributions, releases };
+        let request = AuthorityRequest::Register {
+            shared: Vec::new(),
+            spec: spec.clone(),
+            round: 0,
+            task: task.clone(),
+            contributions,
+            releases,
+        };
         self.authority(authority, &request).await
     }
 

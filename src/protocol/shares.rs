@@ -1,0 +1,272 @@
+//! The committed-share path in the roles (docs/share_path.md): for an
+//! exact query, when the processor's `share_path` is on, a relay commits
+//! to its components (what the ElGamal path would encrypt, in statement
+//! order) and a blinding, Shamir-shares them t-of-t to the query's
+//! decryptors, seals each decryptor's shares to the sealing key that
+//! decryptor signed into its admission (`SealingGrant`), and signs it all
+//! (`codec::shares_statement`). Each decryptor opens its boxes and adds
+//! its shares up; the processor interpolates the decryptors' sums and
+//! checks them against the sum of the relays' commitments before it reads
+//! a value. No discrete log, no limb, no proof per release.
+//!
+//! Used by `relay` (`sealing_keys`, `share_round`), `authority`
+//! (`open_and_sum`) and `processor` (`commitment_sum`, `combine_sums`);
+//! `contribution_check::check_shares` checks shapes (`shape`) and
+//! signatures. No I/O.
+
+use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
+use curve25519_dalek::scalar::Scalar;
+use curve25519_dalek::traits::Identity;
+use rand_core::{CryptoRng, RngCore};
+use zeroize::Zeroize;
+
+use super::codec;
+use super::error::ProtocolError;
+use super::messages::{Bytes32, QuerySpec, SealingGrant, ShareSums, SignedShares};
+use crate::crypto::shares::{
+    generators_for, open, reconstruct, seal, share_values, signed_value, Ephemeral, SealingKey, SealingSecret,
+    BOX_TAG_BYTES,
+};
+use crate::crypto::{scalar_from_i64, CryptoError, JointPublicKey, RelayIdentity};
+use crate::stats::contribution::PlainAggregate;
+use crate::stats::RelayTask;
+
+/// Components of `task`'s vector (count and limbs, or buckets).
+fn components(task: &RelayTask) -> Result<usize, ProtocolError> {
+    Ok(task.ciphertexts_per_relay()?)
+}
+
+/// Bytes of one decryptor's box for `task`: its shares of every
+/// component and of the blinding, 32 bytes each, and the tag.
+fn box_len(task: &RelayTask) -> Result<usize, ProtocolError> {
+    components(task)?
+        .checked_add(1)
+        .and_then(|n| n.checked_mul(32))
+        .and_then(|n| n.checked_add(BOX_TAG_BYTES))
+        .ok_or_else(|| ProtocolError::Internal("box size overflows".into()))
+}
+
+/// The round, one box per decryptor of the right length, and a valid
+/// commitment and ephemeral key: the statement the relay's signature
+/// must cover (`codec::shares_statement`).
+pub fn shape(spec: &QuerySpec, round: u32, task: &RelayTask, s: &SignedShares) -> Result<Vec<u8>, ProtocolError> {
+    let bad = |reason: String| ProtocolError::BadContribution { relay: s.relay.clone(), reason };
+    if s.round != round {
+        return Err(bad(format!("signed round {} not {round}", s.round)));
+    }
+    if s.boxes.len() != spec.decryptors.len() {
+        return Err(bad(format!("{} share boxes for {} decryptors", s.boxes.len(), spec.decryptors.len())));
+    }
+    let expected = box_len(task)?;
+    if s.boxes.iter().any(|b| b.len() != expected) {
+        return Err(bad(format!("a share box is not the {expected} bytes this round's task needs")));
+    }
+    if CompressedRistretto(s.commitment.0).decompress().is_none() {
+        return Err(bad("its commitment is not a valid point".into()));
+    }
+    match CompressedRistretto(s.ephemeral.0).decompress() {
+        Some(p) if p != RistrettoPoint::identity() => {}
+        _ => return Err(bad("its ephemeral key is not a valid point other than the identity".into())),
+    }
+    let boxes: Vec<Vec<u8>> = s.boxes.iter().map(|b| b.to_vec()).collect();
+    Ok(codec::shares_statement(spec, round, task, &s.relay, (&s.commitment.0, &s.ephemeral.0), &boxes))
+}
+
+/// A relay's check of the sealing keys a `Contribute` carries: one per
+/// decryptor of the spec, in its order, each signed by that decryptor over
+/// `codec::sealing_grant` and a valid key; with each decryptor's
+/// committee index (the point its shares are evaluated at).
+pub fn sealing_keys(
+    committee: &JointPublicKey,
+    spec: &QuerySpec,
+    grants: &[(String, SealingGrant)],
+) -> Result<Vec<(u16, SealingKey)>, String> {
+    if grants.len() != spec.decryptors.len() {
+        return Err(format!("{} sealing keys for {} decryptors", grants.len(), spec.decryptors.len()));
+    }
+    let mut keys = Vec::with_capacity(grants.len());
+    for (decryptor, (name, grant)) in spec.decryptors.iter().zip(grants) {
+        if decryptor != name {
+            return Err(format!("a sealing key from {name} where the spec names {decryptor}"));
+        }
+        let statement = codec::sealing_grant(&spec.id, spec.epoch, name, &grant.key.0);
+        let signed = [(name.clone(), grant.signature)];
+        committee
+            .verify_signed_by(&statement, &signed, std::slice::from_ref(name))
+            .map_err(|e| format!("the sealing key of {name} is not signed by it: {e}"))?;
+        let member = committee.share_of(name).ok_or_else(|| format!("{name} is not in the committee"))?;
+        let key = SealingKey::from_bytes(&grant.key.0).map_err(|e| format!("the sealing key of {name}: {e}"))?;
+        keys.push((member.index, key));
+    }
+    Ok(keys)
+}
+
+/// What one relay sends for one round on the committed-share path.
+pub struct RoundShares<'a> {
+    pub spec: &'a QuerySpec,
+    pub round: u32,
+    pub task: &'a RelayTask,
+    pub relay: &'a str,
+    /// the decryptors' committee indices and sealing keys (`sealing_keys`)
+    pub keys: &'a [(u16, SealingKey)],
+}
+
+/// Commits to `plain` (the relay's components in statement order, with
+/// their public bounds) and a fresh blinding, shares both t-of-t to the
+/// decryptors, seals each decryptor's shares and signs the lot. `narrow`:
+/// every component is a count below 2^32 (a histogram of a column of at
+/// most 2^32 − 1 rows), committed with constant-time window tables;
+/// otherwise by constant-time multiscalar multiplication. The values, the
+/// blinding and the shares are wiped before it returns.
+pub fn share_round(
+    round: &RoundShares<'_>,
+    identity: &RelayIdentity,
+    plain: &[(i64, u32)],
+    narrow: bool,
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<SignedShares, CryptoError> {
+    let generators = generators_for(plain.len());
+    let mut blind = Scalar::random(rng);
+    let commitment = if narrow {
+        let mut counts: Vec<u32> = plain.iter().map(|(v, _)| u32::try_from(*v).unwrap_or(u32::MAX)).collect();
+        let c = generators.commit(&counts, 32, &blind);
+        counts.zeroize();
+        c?
+    } else {
+        let mut values: Vec<Scalar> = plain.iter().map(|(v, _)| scalar_from_i64(*v)).collect();
+        let c = generators.commit_values(&values, &blind);
+        values.zeroize();
+        c?
+    }
+    .compress()
+    .to_bytes();
+    let mut values: Vec<Scalar> = plain.iter().map(|(v, _)| scalar_from_i64(*v)).chain([blind]).collect();
+    blind.zeroize();
+    let indices: Vec<u16> = round.keys.iter().map(|(i, _)| *i).collect();
+    let threshold = u16::try_from(indices.len()).unwrap_or(u16::MAX);
+    let shared = share_values(&values, &indices, threshold, rng);
+    values.zeroize();
+    let mut shared = shared?;
+    let ephemeral = Ephemeral::random(rng);
+    let header = codec::box_header(&round.spec.id, round.round, round.relay, &commitment);
+    let boxes = round
+        .keys
+        .iter()
+        .zip(&shared)
+        .map(|((_, key), shares)| seal(&ephemeral.box_key(key, &round.spec.id.0), round.round, &header, shares))
+        .collect::<Result<Vec<_>, _>>();
+    shared.iter_mut().for_each(|s| s.zeroize());
+    let boxes = boxes?;
+    let ephemeral = ephemeral.public.to_bytes();
+    let statement =
+        codec::shares_statement(round.spec, round.round, round.task, round.relay, (&commitment, &ephemeral), &boxes);
+    Ok(SignedShares {
+        relay: round.relay.to_string(),
+        round: round.round,
+        commitment: Bytes32(commitment),
+        ephemeral: Bytes32(ephemeral),
+        boxes: boxes.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+        signature: identity.sign(&round.spec.id.0, &statement),
+    })
+}
+
+/// A decryptor's sums of its shares (every component, then the blinding)
+/// over the round's checked contributions: it opens its box (`position`:
+/// its place among the spec's decryptors) from each relay with its
+/// sealing secret for the query. A box that does not open names its relay.
+pub fn open_and_sum(
+    spec: &QuerySpec,
+    round: u32,
+    task: &RelayTask,
+    position: usize,
+    secret: &SealingSecret,
+    shares: &[SignedShares],
+) -> Result<Vec<Scalar>, ProtocolError> {
+    let mut sums = vec![Scalar::ZERO; components(task)?.saturating_add(1)];
+    for s in shares {
+        let bad = |reason: String| ProtocolError::BadContribution { relay: s.relay.clone(), reason };
+        let sealed = s.boxes.get(position).ok_or_else(|| bad("no share box for this decryptor".into()))?;
+        let key = secret.box_key(&CompressedRistretto(s.ephemeral.0), &spec.id.0).map_err(|e| bad(e.to_string()))?;
+        let header = codec::box_header(&spec.id, round, &s.relay, &s.commitment.0);
+        let mut opened = open(&key, round, &header, sealed).map_err(|e| bad(format!("its share box: {e}")))?;
+        if opened.len() != sums.len() {
+            opened.zeroize();
+            return Err(bad(format!("its share box holds {} values, the task needs {}", opened.len(), sums.len())));
+        }
+        sums.iter_mut().zip(&opened).for_each(|(sum, v)| *sum += v);
+        opened.zeroize();
+    }
+    Ok(sums)
+}
+
+/// A decryptor's release of a round: its sums, the blinding last.
+pub fn share_sums(authority: &str, round: u32, sums: &[Scalar]) -> Result<ShareSums, ProtocolError> {
+    let (blind, values) = sums.split_last().ok_or_else(|| ProtocolError::Internal("no sums to release".into()))?;
+    Ok(ShareSums {
+        authority: authority.to_string(),
+        round,
+        values: values.iter().map(|v| Bytes32(v.to_bytes())).collect(),
+        blind: Bytes32(blind.to_bytes()),
+    })
+}
+
+/// The sum of the round's commitments (checked valid by `shape`).
+pub fn commitment_sum(shares: &[SignedShares]) -> Result<RistrettoPoint, ProtocolError> {
+    shares.iter().try_fold(RistrettoPoint::identity(), |acc, s| {
+        CompressedRistretto(s.commitment.0).decompress().map(|p| acc + p).ok_or_else(|| {
+            ProtocolError::BadContribution {
+                relay: s.relay.clone(),
+                reason: "its commitment is not a valid point".into(),
+            }
+        })
+    })
+}
+
+/// The round's aggregate from every decryptor's sums (`(committee index,
+/// sums)`, t of them): interpolated at 0, checked against `commitments`
+/// (the sum of the relays' commitments), then read as integers. A sum
+/// that does not open the commitments fails the query
+/// (`ProtocolError::SharesDoNotOpen`); nothing is read from it.
+pub fn combine_sums(
+    task: &RelayTask,
+    round: u32,
+    sums: &[(u16, &ShareSums)],
+    commitments: &RistrettoPoint,
+) -> Result<PlainAggregate, ProtocolError> {
+    let n = components(task)?;
+    let mut vectors = Vec::with_capacity(sums.len());
+    for (index, s) in sums {
+        let bad = |reason: String| ProtocolError::Refused { authority: s.authority.clone(), reason };
+        if s.round != round || s.values.len() != n {
+            return Err(bad(format!(
+                "released {} sums of round {}, expected {n} of round {round}",
+                s.values.len(),
+                s.round
+            )));
+        }
+        let scalars = s
+            .values
+            .iter()
+            .chain([&s.blind])
+            .map(|b| {
+                Option::from(Scalar::from_canonical_bytes(b.0))
+                    .ok_or_else(|| bad("a sum is not a canonical scalar".into()))
+            })
+            .collect::<Result<Vec<Scalar>, _>>()?;
+        vectors.push((*index, scalars));
+    }
+    let borrowed: Vec<(u16, &[Scalar])> = vectors.iter().map(|(i, v)| (*i, v.as_slice())).collect();
+    let opened = reconstruct(&borrowed)?;
+    let (blind, values) = opened.split_last().ok_or_else(|| ProtocolError::Internal("no sums".into()))?;
+    let decryptors = || sums.iter().map(|(_, s)| s.authority.as_str()).collect::<Vec<_>>().join(", ");
+    if !generators_for(n).opens(commitments, values, blind)? {
+        return Err(ProtocolError::SharesDoNotOpen { round, decryptors: decryptors() });
+    }
+    let read = values
+        .iter()
+        .map(signed_value)
+        .collect::<Option<Vec<i128>>>()
+        .ok_or_else(|| ProtocolError::SharesDoNotOpen { round, decryptors: decryptors() })?;
+    PlainAggregate::from_values(task, read)
+        .ok_or_else(|| ProtocolError::Internal("an aggregate without the shape of its task".into()))
+}
