@@ -1158,7 +1158,7 @@ async fn round0_under_the_querys_admission_is_the_plans_first_task_only() {
         }
     }
     let message = relay_error(evil.relay("relay-1", &contribute(&rescaled, 0, &task2, &admission)).await);
-    assert!(message.contains("answered with another task or scale"), "{message}");
+    assert!(message.contains("answered with another task, scale or path"), "{message}");
     for authority in AUTHORITIES {
         registered(evil.register(authority, &spec, &task, firsts.clone()).await);
         let reason = refusal(evil.register(authority, &rescaled, &task2, seconds.clone()).await);

@@ -521,7 +521,7 @@ fn search_rounds_must_refine_one_bucket_of_the_previous_round() {
     let mut f = Fixture::new();
     let (spec, task) = f.registered_round0(exact_max_within_100000());
     let fixed = spec.params.fixed(0).unwrap();
-    assert_eq!(task, RelayTask::Histogram { grid: first_search_grid(&fixed).unwrap() });
+    assert_eq!(task, RelayTask::Histogram { grid: first_search_grid(&fixed, SEARCH_BUCKETS).unwrap() });
     let RelayTask::Histogram { grid } = &task else { unreachable!() };
     let admit_round = |task: RelayTask| AuthorityRequest::AdmitRound { spec: spec.clone(), round: 1, task };
     let refused = [
@@ -716,7 +716,7 @@ fn round0_under_the_querys_admission_is_the_plans_first_task_for_one_spec() {
     else {
         panic!("a plan starts with round 0")
     };
-    assert!(error(ask(&mut f, 2, &rescaled, 0, &task2, &admission)).contains("answered with another task or scale"));
+    assert!(error(ask(&mut f, 2, &rescaled, 0, &task2, &admission)).contains("answered with another task, scale or path"));
     let RelayResponse::Contribution(r3) = ask(&mut f, 3, &rescaled, 0, &task2, &admission) else { panic!("refused") };
     // the first registration fixes the spec: another scale is refused
     assert_eq!(f.register(0, &spec, 0, &task, vec![*c1, *c2.clone()]), AuthorityResponse::Registered);

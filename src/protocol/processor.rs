@@ -39,6 +39,7 @@ use crate::crypto::{
     combine_batches, BatchDecryption, Ciphertext, DecryptingSet, DlogRange, JointPublicKey, RelayPublicKey,
 };
 use crate::stats::contribution::PlainAggregate;
+use crate::stats::policy::WIDE_SEARCH_BUCKETS;
 use crate::stats::release::{round_target, Outside};
 use crate::stats::{Aggregate, Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release, StatsError};
 
@@ -473,6 +474,10 @@ impl QueryDriver {
         let decryptors = u32::try_from(self.cx.asked.len()).unwrap_or(u32::MAX);
         let mut planner = Planner::new(self.cx.params.clone(), decimals, self.cx.view.limb_bits(described.len()))?
             .with_noise_sources(decryptors);
+        if !self.cx.sealing.is_empty() {
+            // a bucket costs little on the committed-share path: fewer, wider rounds
+            planner = planner.with_search_buckets(WIDE_SEARCH_BUCKETS);
+        }
         let first_step = planner.start()?;
         let spec = QuerySpec::new(intent, decimals, self.cx.view.joint.epoch(), self.cx.asked.clone());
         let query = Running {

@@ -19,7 +19,9 @@ use super::fixed::{format_fixed, pow10};
 use super::grid::Grid;
 use super::limbs;
 use super::limits;
-use super::policy::{first_search_grid, max_abs_bound, moments_quanta, plan_shape, planned_releases};
+use super::policy::{
+    first_search_grid, max_abs_bound, moments_quanta, plan_shape, planned_releases, SEARCH_BUCKETS,
+};
 use super::release::Release;
 use super::result::{reduce, ExactValue, HistogramBucket, StatResult};
 use super::search::{QuantileSearch, SearchStep};
@@ -55,6 +57,8 @@ pub struct Planner {
     limb_bits: u32,
     /// authorities adding noise to each release (for the answer's uncertainty)
     noise_sources: u32,
+    /// buckets of a search round (`with_search_buckets`)
+    search_buckets: u32,
     round: u32,
     task: Option<RelayTask>,
     state: State,
@@ -69,7 +73,23 @@ impl Planner {
         params.validate()?;
         limbs::limb_count(limb_bits)?;
         let fixed = params.fixed(decimals)?;
-        Ok(Planner { params, fixed, limb_bits, noise_sources: 1, round: 0, task: None, state: State::Fresh })
+        Ok(Planner {
+            params,
+            fixed,
+            limb_bits,
+            noise_sources: 1,
+            search_buckets: SEARCH_BUCKETS,
+            round: 0,
+            task: None,
+            state: State::Fresh,
+        })
+    }
+
+    /// Searches in rounds of `buckets` buckets (one of
+    /// `policy::search_widths`; default `SEARCH_BUCKETS`).
+    pub fn with_search_buckets(mut self, buckets: u32) -> Self {
+        self.search_buckets = buckets;
+        self
     }
 
     /// How many authorities add noise to each release (default 1).
@@ -194,9 +214,10 @@ impl Planner {
         let task = if st.is_search() {
             let mut search = QuantileSearch::within(
                 self.fixed.quantile.unwrap_or((1, 2)),
-                first_search_grid(&self.fixed)?,
+                first_search_grid(&self.fixed, self.search_buckets)?,
                 self.fixed.bounds,
-            );
+            )
+            .with_buckets(self.search_buckets);
             if self.params.exact {
                 search = search.exact();
             }

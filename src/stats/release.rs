@@ -196,6 +196,7 @@ pub fn round_target<T: Linear>(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::stats::Aggregate;
 
     fn histogram(counts: &[i64]) -> Aggregate {
         Components::Histogram { counts: counts.iter().map(|c| Ciphertext::public(*c)).collect() }

@@ -7,7 +7,8 @@
 //! (each the number of the column's values below a cut of the round's grid,
 //! `release::round_target`: one release, whatever the round) finds the
 //! bucket holding rank r; the next round re-histograms only that bucket on
-//! a 16-bucket grid (`policy::SEARCH_BUCKETS`). When a bucket holds a single fixed-point
+//! a 16-bucket grid (`policy::SEARCH_BUCKETS`; an exact search on the
+//! committed-share path 128, `policy::WIDE_SEARCH_BUCKETS`). When a bucket holds a single fixed-point
 //! value, that value is the answer, exact at the column's resolution.
 //!
 //! - Exact: a round releases every prefix count in one step (15 for 16
@@ -51,6 +52,8 @@ pub struct QuantileSearch {
     exact: bool,
     /// the query's bounds: refinements never reach past them
     bounds: Option<(i128, i128)>,
+    /// buckets of each refinement's grid (`policy::search_widths`)
+    buckets: u32,
     /// released (boundary b, values below b): what the answer's interval is read from
     points: Vec<(i128, i128)>,
 }
@@ -109,8 +112,16 @@ impl QuantileSearch {
             pending: Vec::new(),
             exact: false,
             bounds,
+            buckets: SEARCH_BUCKETS,
             points: Vec::new(),
         }
+    }
+
+    /// Refines into `buckets` buckets a round instead of `SEARCH_BUCKETS`
+    /// (an exact search on the committed-share path).
+    pub fn with_buckets(mut self, buckets: u32) -> Self {
+        self.buckets = buckets;
+        self
     }
 
     /// The released (boundary, number of values below it) pairs so far.
@@ -244,7 +255,7 @@ impl QuantileSearch {
             return Ok(SearchStep::Done { value: lo, count });
         }
         // prefix_lo and prefix_hi stay: the new grid's first and last cuts
-        self.grid = Grid::covering(lo, hi, SEARCH_BUCKETS)?;
+        self.grid = Grid::covering(lo, hi, self.buckets)?;
         self.round += 1;
         self.lo = 0;
         self.hi = self.grid.buckets();
