@@ -245,6 +245,7 @@ fn run_trial(
         min_relays: RELAYS,
         budget: BUDGET,
         seed: Some(seed),
+        share_path: false,
     };
     let mut cluster = MemoryCluster::new(sources, options, solver.clone()).unwrap();
     let labels: Vec<&str> = data.labels.iter().map(String::as_str).collect();

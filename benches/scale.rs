@@ -17,15 +17,10 @@
 //! the least CPU time). Output: plain text on stdout. Nothing here is used
 //! by the crate.
 //!
-//! It ends with the committed-share prototype of docs/share_path.md
-//! (`vs_prio3_shares`, no role runs it) doing the same exact median over
-//! the same relays in 5 rounds (128, 128, 128, 128, 16 buckets), with the
-//! same target; its figures include its encoding and decoding.
+//! Everything runs twice: on the ElGamal path, then with the processor's
+//! `share_path` on (docs/share_path.md: exact queries on committed shares,
+//! searches in rounds of 128 buckets), each with its own verdict.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-
-#[allow(dead_code)]
-#[path = "vs_prio3_shares/mod.rs"]
-mod vs_prio3_shares;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -214,12 +209,13 @@ fn count_exchange<Q, A>(
     w.hooks += start.elapsed();
 }
 
-fn new_cluster(columns: &[Vec<i128>], solver: &Solver) -> (MemoryCluster, Rc<RefCell<Wire>>) {
+fn new_cluster(columns: &[Vec<i128>], solver: &Solver, share_path: bool) -> (MemoryCluster, Rc<RefCell<Wire>>) {
     let sources: Vec<Box<dyn ColumnSource>> =
         columns.iter().map(|v| Box::new(Generated { values: v.clone() }) as Box<dyn ColumnSource>).collect();
     let mut options = Options::new(true, 2);
     options.dataset = "scale".into();
     options.authorities = AUTHORITIES;
+    options.share_path = share_path;
     let mut cluster = MemoryCluster::new(sources, options, solver.clone()).unwrap();
     let wire = Rc::new(RefCell::new(Wire::default()));
     let w = wire.clone();
@@ -448,60 +444,6 @@ fn verdict(samples: &[Sample]) {
     );
 }
 
-/// The share prototype's exact median over each R: per-role CPU (the run
-/// with the least CPU of `reps`), slopes, and the verdict at 1000 relays.
-fn share_prototype(reps: usize) {
-    println!("\n== committed-share prototype (docs/share_path.md; no role runs it): exact median, 5 rounds of 128/128/128/128/16 buckets, CPU with encoding ==");
-    println!(
-        "{:>6} {:>14} {:>16} {:>14} {:>12} {:>4}",
-        "R", "relay us each", "auth busiest ms", "processor ms", "B/relay", "RT"
-    );
-    let mut points: Vec<(f64, f64, f64)> = Vec::new();
-    for relays in RELAY_COUNTS {
-        let columns: Vec<Vec<u32>> = (0..relays)
-            .map(|j| relay_column(SEED + j as u64).into_iter().map(|v| u32::try_from(v).unwrap()).collect())
-            .collect();
-        let mut sorted: Vec<u32> = columns.iter().flatten().copied().collect();
-        sorted.sort_unstable();
-        let truth = sorted[sorted.len().div_ceil(2) - 1];
-        let mut path = vs_prio3_shares::SharePath::new(relays, &vs_prio3_shares::MEDIAN_WIDTHS);
-        let mut best: Option<vs_prio3_shares::RoundCost> = None;
-        for _ in 0..reps {
-            let (median, cost) = vs_prio3_shares::median(&mut path, &columns);
-            assert_eq!(median, truth, "share-prototype median over {relays} relays");
-            let total = |c: &vs_prio3_shares::RoundCost| c.relay + c.authority + c.processor;
-            if best.as_ref().is_none_or(|b| total(&cost) < total(b)) {
-                best = Some(cost);
-            }
-        }
-        let c = best.unwrap();
-        let busiest = c.per_authority.iter().max().copied().unwrap_or_default();
-        let (relay_us, auth_ms, proc_ms) =
-            (Sample::ms(c.relay) * 1e3 / relays as f64, Sample::ms(busiest), Sample::ms(c.processor));
-        println!(
-            "{relays:>6} {relay_us:>14.1} {auth_ms:>16.1} {proc_ms:>14.1} {:>12} {:>4}",
-            c.bytes_per_relay,
-            2 + 2 * c.rounds
-        );
-        points.push((relays as f64, auth_ms, proc_ms));
-    }
-    let xs: Vec<f64> = points.iter().map(|p| p.0).collect();
-    let auth: Vec<f64> = points.iter().map(|p| p.1).collect();
-    let proc: Vec<f64> = points.iter().map(|p| p.2).collect();
-    for (name, ys) in [("auth busiest", auth), ("processor", proc)] {
-        let (a, b, r2, dev) = fit(&xs, &ys);
-        println!("  fit {name}: {a:.2} ms + {b:.4} ms/relay, R² {r2:.4}, largest deviation {:.1} %", dev * 100.0);
-    }
-    if let Some(&(_, auth, proc)) = points.iter().find(|p| p.0 == 1000.0) {
-        let pass = |ms: f64| if ms <= TARGET_MS { "PASS" } else { "FAIL" };
-        println!(
-            "  at 1000 relays: each authority {auth:.1} ms -> {}; processor {proc:.1} ms -> {} (target ≤ {TARGET_MS:.0} ms each)",
-            pass(auth),
-            pass(proc)
-        );
-    }
-}
-
 fn main() {
     let start = Instant::now();
     let reps: usize = std::env::var("SCALE_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(2).max(1);
@@ -518,12 +460,21 @@ fn main() {
     println!("'processor' excludes dlog solve and the bench's byte counting; 'auth+codec' = mean authority + decoding its requests, encoding its replies;");
     println!("'proc+codec' = processor + solve + encoding its requests (once) and decoding every reply; 'codec' = the harness's (every message, both ends);");
     println!("'rly crypto'/'rly plain' = per relay; B/relay = one relay's contribution replies; 'largest' = the largest message of the query");
+    for (path, share_path) in [("the ElGamal path", false), ("the committed-share path (processor.share_path)", true)] {
+        println!("\n######## {path} ########");
+        run_path(&solver, share_path, reps);
+    }
+    println!("\nwhole bench: {:.1} s", start.elapsed().as_secs_f64());
+}
+
+/// Every query over every R on one path, with its fits and verdict.
+fn run_path(solver: &Solver, share_path: bool, reps: usize) {
     let mut results: Vec<Vec<Sample>> = vec![Vec::new(); QUERIES.len()];
     for relays in RELAY_COUNTS {
         let t = Instant::now();
         let columns: Vec<Vec<i128>> = (0..relays).map(|j| relay_column(SEED + j as u64)).collect();
         let truth = Truth::of(&columns);
-        let (mut cluster, wire) = new_cluster(&columns, &solver);
+        let (mut cluster, wire) = new_cluster(&columns, solver, share_path);
         let setup = t.elapsed();
         for (k, query) in QUERIES.into_iter().enumerate() {
             results[k].push(measure(&mut cluster, &wire, query, &truth, reps));
@@ -543,6 +494,4 @@ fn main() {
     }
     let median = QUERIES.iter().position(|(_, st)| *st == Statistic::Median).unwrap();
     verdict(&results[median]);
-    share_prototype(reps);
-    println!("\nwhole bench: {:.1} s", start.elapsed().as_secs_f64());
 }

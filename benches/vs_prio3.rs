@@ -17,15 +17,12 @@
 //! VS_PRIO3_ONLY=variance,histogram256 runs only those queries, e.g. for a
 //! profile).
 //!
-//! Two more rows, `histogram256_shares` and `median_shares`, run the
-//! committed-share prototype of docs/share_path.md (`vs_prio3_shares`): the
-//! crypto of a path no role has yet, on the same data, against the same
-//! Prio3 jobs. Their round trips count admission and Describe as Crux's
-//! do; their CPU has the admission's signatures (see the legend).
+//! The exact queries run twice: on the ElGamal path (rows `count` ...
+//! `median`) and on the committed-share path (`processor.share_path`,
+//! docs/share_path.md; rows `count_shares` ... `median_shares`), each
+//! against the same Prio3 job. The DP median runs on the ElGamal path
+//! only (the share path is for exact queries).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
-
-#[path = "vs_prio3_shares/mod.rs"]
-mod vs_prio3_shares;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,9 +55,14 @@ const MEDIAN_ROUNDS: u32 = 4;
 const LABEL: &str = "value";
 const CTX: &[u8] = b"crux vs_prio3";
 const QUERIES: [&str; 6] = ["count", "sum", "variance", "histogram256", "median", "dp_median"];
-/// The prototype's rows (`vs_prio3_shares`) and the Prio3 job each is set against.
-const SHARE_QUERIES: [(&str, &str); 3] =
-    [("variance_shares", "variance"), ("histogram256_shares", "histogram256"), ("median_shares", "median")];
+/// The committed-share path's rows and the query (and Prio3 job) of each.
+const SHARE_QUERIES: [(&str, &str); 5] = [
+    ("count_shares", "count"),
+    ("sum_shares", "sum"),
+    ("variance_shares", "variance"),
+    ("histogram256_shares", "histogram256"),
+    ("median_shares", "median"),
+];
 
 // ------------------------------------------------------------------ data
 
@@ -152,8 +154,26 @@ fn local_moments(rows: &[u32]) -> [u128; 3] {
 
 /// Counts of the values in [lo, lo + 256·2^shift), in 256 buckets of 2^shift.
 fn local_histogram(rows: &[u32], lo: u64, shift: u32) -> Vec<u128> {
-    let counts = vs_prio3_shares::local_counts(rows, lo, shift, u32::try_from(BUCKETS).unwrap());
-    counts.into_iter().map(u128::from).collect()
+    let mut counts = vec![0u128; BUCKETS];
+    let end = lo + ((BUCKETS as u64) << shift);
+    for v in rows.iter().map(|v| u64::from(*v)).filter(|v| (lo..end).contains(v)) {
+        counts[usize::try_from((v - lo) >> shift).unwrap()] += 1;
+    }
+    counts
+}
+
+/// The bucket of a round's `counts` that holds rank `rank`, when `below`
+/// values lie below the round's range; and the count below that bucket.
+fn bucket_of_rank(counts: &[u128], below: u128, rank: u128) -> (usize, u128) {
+    let mut cumulative = below;
+    let k = counts
+        .iter()
+        .position(|c| {
+            cumulative += c;
+            cumulative >= rank
+        })
+        .expect("the rank lies in the round's range");
+    (k, cumulative - counts[k])
 }
 
 // ------------------------------------------------------------------ Crux side
@@ -189,8 +209,9 @@ struct Crux {
 }
 
 impl Crux {
-    /// D relays over the first D columns; exact mode or DP mode.
-    fn new(data: &DataSet, relays: usize, exact: bool, solver: &Solver) -> Self {
+    /// D relays over the first D columns; exact mode or DP mode; exact
+    /// queries on the committed-share path with `share_path`.
+    fn new(data: &DataSet, relays: usize, (exact, share_path): (bool, bool), solver: &Solver) -> Self {
         let read_nanos = Arc::new(AtomicU64::new(0));
         let sources = data.columns[..relays]
             .iter()
@@ -200,6 +221,7 @@ impl Crux {
             .collect();
         let mut options = Options::new(exact, relays);
         options.dataset = "vs_prio3".into();
+        options.share_path = share_path;
         // DP median runs repeat: a budget that never runs out
         options.budget = Epsilon(Epsilon::MICROS * 1_000_000);
         let mut cluster = MemoryCluster::new(sources, options, solver.clone()).unwrap();
@@ -224,7 +246,8 @@ impl Crux {
             codec: t.codec,
             round_trips: t.round_trips,
             rounds: t.rounds,
-            ciphertexts: t.ciphertexts_per_relay,
+            // (the share path's: sealed boxes)
+            ciphertexts: t.ciphertexts_per_relay + t.share_boxes_per_relay,
             releases: t.releases,
             bytes: t.bytes_per_relay,
             prep_bytes: 0,
@@ -522,7 +545,7 @@ fn prio_median(relays: &[Vec<u32>]) -> (u32, Cost) {
         // round 0 counts every value: the collector learns n there
         let rank = *rank.get_or_insert_with(|| counts.iter().sum::<u128>().div_ceil(2).max(1));
         let k;
-        (k, below) = vs_prio3_shares::bucket_of_rank(&counts, below, rank);
+        (k, below) = bucket_of_rank(&counts, below, rank);
         lo += u64::try_from(k).unwrap() << shift;
     }
     (u32::try_from(lo).unwrap(), cost)
@@ -561,8 +584,15 @@ struct Row {
     note: String,
 }
 
-/// Runs one query `runs` times on both systems, alternating, and checks every answer.
-fn measure(query: &'static str, crux: &mut Crux, relays: &[Vec<u32>], truth: &Truth, runs: usize) -> Row {
+/// Runs one query `runs` times on both systems, alternating, and checks
+/// every answer; the row is named `row`.
+fn measure(
+    (row, query): (&'static str, &'static str),
+    crux: &mut Crux,
+    relays: &[Vec<u32>],
+    truth: &Truth,
+    runs: usize,
+) -> Row {
     let (mut c, mut p, mut distances) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let (answer, cost) = crux.query(crux_params(query));
@@ -576,57 +606,7 @@ fn measure(query: &'static str, crux: &mut Crux, relays: &[Vec<u32>], truth: &Tr
         Some(d) => format!("median rank distance {d} of n = {}", truth.n),
         None => String::new(),
     };
-    Row { query, crux: median_cost(&c), prio: median_cost(&p), runs, note }
-}
-
-/// Runs one prototype row `runs` times against its Prio3 job, alternating,
-/// and checks every answer.
-fn measure_shares(
-    (query, job): (&'static str, &'static str),
-    path: &mut vs_prio3_shares::SharePath,
-    relays: &[Vec<u32>],
-    truth: &Truth,
-    runs: usize,
-) -> Row {
-    let (mut c, mut p) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
-        let cost = match job {
-            "median" => {
-                let (median, cost) = vs_prio3_shares::median(path, relays);
-                assert_eq!(median, truth.median(), "share-path median");
-                cost
-            }
-            "histogram256" => {
-                let (counts, cost) = vs_prio3_shares::histogram(path, relays);
-                assert_eq!(counts, truth.histogram, "share-path histogram");
-                cost
-            }
-            _ => {
-                let local: Vec<[u128; 3]> = relays.iter().map(|r| local_moments(r)).collect();
-                let (m, cost) = vs_prio3_shares::moments(path, &local);
-                assert_eq!(m, vec![truth.n, truth.sum, truth.squares], "share-path moments");
-                cost
-            }
-        };
-        c.push(Cost {
-            parts: [cost.relay, cost.authority, cost.processor, Duration::ZERO],
-            total: cost.relay + cost.authority + cost.processor,
-            crit: cost.crit,
-            // encoding is inside the roles' figures
-            codec: Duration::ZERO,
-            // admission and Describe, as Crux's, then 2 a round
-            round_trips: 2 + 2 * cost.rounds,
-            rounds: cost.rounds,
-            ciphertexts: cost.values_per_relay,
-            releases: cost.releases,
-            bytes: cost.bytes_per_relay,
-            prep_bytes: 0,
-            offline: Duration::ZERO,
-        });
-        p.push(prio_query(job, relays, truth));
-    }
-    let note = "prototype: committed Shamir shares (docs/share_path.md); admission's signatures, no budget".to_string();
-    Row { query, crux: median_cost(&c), prio: median_cost(&p), runs, note }
+    Row { query: row, crux: median_cost(&c), prio: median_cost(&p), runs, note }
 }
 
 fn ms(d: Duration) -> String {
@@ -678,8 +658,8 @@ fn print_legend(solver_bits: (u32, u32), built: Duration) {
     println!("  Excluded: Crux relays' plaintext pass and column reads, Prio3 measurement computation, and the codec (+cdc columns add encoding/decoding of every message for both).");
     println!("crit = Crux relay_crypto_critical + Describe check / D + authority_critical + processor + solve; Prio3 slowest shard + per step the busier aggregator + combine + unshard (summed over rounds).");
     println!("ratio = Crux / Prio3. cts = ciphertexts per relay, rel = releases (Crux); RT = round trips (Crux trace; Prio3 3 per VDAF run: upload, prepare, collect); B/rly = bytes per relay (Crux encoded contributions; Prio3 nonce + public share + both input shares), summed over rounds; prep p3 = one report's 2 verifier shares + verifier message, summed over rounds.");
-    println!("*_shares rows: the committed-share prototype (docs/share_path.md; no role runs it): per round each relay commits to its counts (constant time), Shamir-shares counts and blinding 3-of-3, seals a ChaCha20-Poly1305 box per authority (per-query ephemeral DH) and signs; the processor checks signatures and adds commitments; each authority checks signatures, opens its boxes and releases its sums; the processor interpolates and checks them against the commitments.");
-    println!("  Their CPU has an admission's signatures (each authority signs, the processor and every relay check all 3) but no budget or replay ledger; their RT counts admission and Describe as Crux's; encoding is in the roles' figures (+cdc adds nothing); cts = values per relay (1 commitment + 3 shares per count and blinding); median_shares: rounds of 128, 128, 128, 128, 16 buckets; variance_shares: (n, Σv, Σv²) whole, one round, committed by constant-time multiscalar multiplication and checked against the plaintext triple.");
+    println!("*_shares rows: Crux with processor.share_path on (docs/share_path.md): per round each relay commits to its components (constant time), Shamir-shares them and a blinding 3-of-3, seals a ChaCha20-Poly1305 box per decryptor (per-query ephemeral DH to the sealing key in its signed admission) and signs; the processor checks the signatures and adds the commitments; each decryptor checks them, opens its boxes and releases its sums; the processor interpolates and checks them against the commitments (no solve).");
+    println!("  Same roles, budget ledger and wire encoding as the other rows; cts = sealed boxes per relay (one per decryptor a round); median_shares searches in rounds of 128 buckets (policy::WIDE_SEARCH_BUCKETS).");
     println!("Each figure is the median over the runs of that figure alone (runs alternate Crux and Prio3); every answer of both is checked against the plaintext.");
 }
 
@@ -718,23 +698,22 @@ fn main() {
             let rows = &data.rows[..relays];
             let truth = Truth::new(rows);
             let mut table = Vec::new();
-            let mut exact = Crux::new(data, relays, true, &solver);
+            let mut exact = Crux::new(data, relays, (true, false), &solver);
             for query in QUERIES[..5].iter().filter(|q| chosen(q)) {
                 let n = if *query == "median" { median_runs } else { runs };
-                table.push(measure(query, &mut exact, rows, &truth, n));
+                table.push(measure((query, query), &mut exact, rows, &truth, n));
             }
             drop(exact);
             if chosen(QUERIES[5]) {
-                let mut dp = Crux::new(data, relays, false, &solver);
-                table.push(measure(QUERIES[5], &mut dp, rows, &truth, median_runs));
+                let mut dp = Crux::new(data, relays, (false, false), &solver);
+                table.push(measure((QUERIES[5], QUERIES[5]), &mut dp, rows, &truth, median_runs));
             }
             let shares: Vec<_> = SHARE_QUERIES.iter().filter(|(q, _)| chosen(q)).collect();
             if !shares.is_empty() {
-                let widths = [vs_prio3_shares::MEDIAN_WIDTHS.as_slice(), &[256, 3]].concat();
-                let mut path = vs_prio3_shares::SharePath::new(relays, &widths);
+                let mut shared = Crux::new(data, relays, (true, true), &solver);
                 for q in shares {
                     let n = if q.1 == "median" { median_runs } else { runs };
-                    table.push(measure_shares(*q, &mut path, rows, &truth, n));
+                    table.push(measure(*q, &mut shared, rows, &truth, n));
                 }
             }
             print_table(relays, data.name, &table);
