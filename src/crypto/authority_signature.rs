@@ -175,11 +175,20 @@ impl<'de> serde::Deserialize<'de> for AdmissionSignature {
 /// fail except with probability about 2^-128. On failure each signature is
 /// checked alone: `Err(i)` names the first bad one.
 pub fn verify_admissions(message: &[u8], items: &[(EncodedPoint<'_>, &AdmissionSignature)]) -> Result<(), usize> {
-    if batch_holds(message, items) {
+    let each: Vec<_> = items.iter().map(|(key, sig)| (*key, *sig, message)).collect();
+    verify_statements(&each)
+}
+
+/// `verify_admissions` for signatures over different statements (each
+/// item: signer, signature, its statement), e.g. the decryptors' sealing
+/// grants: one multiscalar multiplication for all of them, then each alone
+/// on failure (`Err(i)`: the first bad one).
+pub fn verify_statements(items: &[(EncodedPoint<'_>, &AdmissionSignature, &[u8])]) -> Result<(), usize> {
+    if batch_holds(items) {
         return Ok(());
     }
     for (i, item) in items.iter().enumerate() {
-        if !batch_holds(message, std::slice::from_ref(item)) {
+        if !batch_holds(std::slice::from_ref(item)) {
             return Err(i);
         }
     }
@@ -187,19 +196,19 @@ pub fn verify_admissions(message: &[u8], items: &[(EncodedPoint<'_>, &AdmissionS
     Err(0)
 }
 
-fn batch_holds(message: &[u8], items: &[(EncodedPoint<'_>, &AdmissionSignature)]) -> bool {
+fn batch_holds(items: &[(EncodedPoint<'_>, &AdmissionSignature, &[u8])]) -> bool {
     let mut seed = Sha512::new();
-    seed.update(b"crux-admission-batch-v1");
-    seed.update((message.len() as u64).to_be_bytes());
-    seed.update(message);
-    for (_, sig) in items {
+    seed.update(b"crux-admission-batch-v2");
+    for (_, sig, message) in items {
+        seed.update((message.len() as u64).to_be_bytes());
+        seed.update(message);
         seed.update(sig.to_bytes());
     }
     let seed = seed.finalize();
     let mut scalars = Vec::with_capacity(2 * items.len() + 1);
     let mut points = Vec::with_capacity(2 * items.len() + 1);
     let mut g = Scalar::ZERO;
-    for (i, (key, sig)) in (0u64..).zip(items) {
+    for (i, (key, sig, message)) in (0u64..).zip(items) {
         let Some(r) = sig.commitment.decompress() else { return false };
         let z = if i == 0 { Scalar::ONE } else { weight(&seed, i) };
         let c = admission_challenge(&key.encoding, message, &sig.commitment);

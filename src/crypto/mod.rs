@@ -19,7 +19,9 @@ pub mod proofs;
 pub mod shares;
 pub mod signing;
 
-pub use authority_signature::{verify_admissions, AdmissionSignature, AuthoritySignature, MemberSignature};
+pub use authority_signature::{
+    verify_admissions, verify_statements, AdmissionSignature, AuthoritySignature, MemberSignature,
+};
 pub use batch_decryption::{
     base_encodings, combine_batches, BatchDecryption, DecryptingSet, DecryptionShare, ShareProof,
 };

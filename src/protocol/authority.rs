@@ -754,7 +754,8 @@ impl AuthorityState {
         task: &RelayTask,
         shared: Vec<SignedShares>,
     ) -> Result<Vec<Scalar>, ProtocolError> {
-        let shared = check_shares(spec, round, task, shared, |name| self.policy.relays.get(name)).all_valid()?;
+        let shared =
+            check_shares(spec, (round, task), shared, |name| self.policy.relays.get(name), true).all_valid()?;
         self.enough_relays(shared.iter().map(|s| s.relay.as_str()).collect())?;
         let position = spec
             .decryptors

@@ -716,7 +716,9 @@ fn round0_under_the_querys_admission_is_the_plans_first_task_for_one_spec() {
     else {
         panic!("a plan starts with round 0")
     };
-    assert!(error(ask(&mut f, 2, &rescaled, 0, &task2, &admission)).contains("answered with another task, scale or path"));
+    assert!(
+        error(ask(&mut f, 2, &rescaled, 0, &task2, &admission)).contains("answered with another task, scale or path")
+    );
     let RelayResponse::Contribution(r3) = ask(&mut f, 3, &rescaled, 0, &task2, &admission) else { panic!("refused") };
     // the first registration fixes the spec: another scale is refused
     assert_eq!(f.register(0, &spec, 0, &task, vec![*c1, *c2.clone()]), AuthorityResponse::Registered);

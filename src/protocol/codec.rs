@@ -369,7 +369,7 @@ pub fn shares_statement(
     task: &RelayTask,
     relay: &str,
     (commitment, ephemeral): (&[u8; 32], &[u8; 32]),
-    boxes: &[Vec<u8>],
+    boxes: &[impl AsRef<[u8]>],
 ) -> Vec<u8> {
     let mut w = Writer::new(DOMAIN_SHARES);
     w.spec(spec);
@@ -380,7 +380,7 @@ pub fn shares_statement(
     w.raw(ephemeral);
     w.len(boxes.len());
     for b in boxes {
-        w.bytes(b);
+        w.bytes(b.as_ref());
     }
     w.finish()
 }

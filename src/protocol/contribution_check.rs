@@ -131,16 +131,21 @@ pub fn check_round_shapes<'k>(
 }
 
 /// Committed shares of a round (`protocol::shares`), checked in full by
-/// the processor and by every decryptor: known relays, each once, the
-/// shape (`shares::shape`) and the signatures, in one batch.
+/// every decryptor (and by the processor when one refuses the round):
+/// known relays, each once, the shape (`shares::shape`) and the
+/// signatures, in one batch. Without `signatures` (the processor's first
+/// check, as `check_round_shapes`), the shapes only.
 pub fn check_shares<'k>(
     spec: &QuerySpec,
-    round: u32,
-    task: &RelayTask,
+    (round, task): (u32, &RelayTask),
     shares: Vec<SignedShares>,
     key_of: impl Fn(&str) -> Option<&'k RelayPublicKey>,
+    signatures: bool,
 ) -> Checked<SignedShares> {
-    let (shaped, rejected) = check_shapes(shares, &key_of, |s| super::shares::shape(spec, round, task, s));
+    let (shaped, rejected) = check_shapes(shares, &key_of, |s| super::shares::shape(spec, round, task, signatures, s));
+    if !signatures {
+        return Checked { valid: shaped.into_iter().map(|(_, c)| c).collect(), rejected };
+    }
     let (signed, rejected) = check_relay_signatures(&spec.id.0, shaped, rejected, &key_of);
     Checked { valid: signed.into_iter().map(|(_, c)| c).collect(), rejected }
 }

@@ -39,6 +39,7 @@ use crate::crypto::{
     combine_batches, BatchDecryption, Ciphertext, DecryptingSet, DlogRange, JointPublicKey, RelayPublicKey,
 };
 use crate::stats::contribution::PlainAggregate;
+use crate::stats::limbs::MAX_LIMB_BITS;
 use crate::stats::policy::WIDE_SEARCH_BUCKETS;
 use crate::stats::release::{round_target, Outside};
 use crate::stats::{Aggregate, Contribution, Epsilon, PlanStep, Planner, QueryParams, RelayTask, Release, StatsError};
@@ -212,6 +213,8 @@ enum State {
         /// the sum of the relays' commitments
         commitments: RistrettoPoint,
         releases: Vec<Release>,
+        /// the relays' signatures are not checked here yet (`recheck_shares`)
+        unchecked: bool,
     },
     /// the discrete logs of the combined releases
     AwaitingLogs {
@@ -398,9 +401,13 @@ impl QueryDriver {
                 self.state = State::AwaitingContributions { query, round };
                 Ok(Step::AskRelays(request))
             }
-            State::AwaitingSums { mut query, round, commitments, releases } => {
+            State::AwaitingSums { mut query, round, commitments, releases, unchecked } => {
                 let replies = self.cx.refinement(&mut query, &round, &requests, replies);
-                let aggregate = self.cx.sums(&round, &commitments, replies)?;
+                let aggregate = match self.cx.sums(&round, &commitments, replies) {
+                    Ok(aggregate) => aggregate,
+                    Err(refused) if unchecked => return self.recheck_shares(query, round, requests, refused),
+                    Err(e) => return Err(e),
+                };
                 let values = plain_values(&query, &round.task, &aggregate, &releases)?;
                 let next = query.planner.released(&values)?;
                 self.follow(query, Some((round, RoundAggregate::Plain(aggregate))), next)
@@ -472,8 +479,10 @@ impl QueryDriver {
         let decimals =
             described.iter().map(|(_, i)| i.decimals).max().unwrap_or(0).max(self.cx.params.parameter_decimals()?);
         let decryptors = u32::try_from(self.cx.asked.len()).unwrap_or(u32::MAX);
-        let mut planner = Planner::new(self.cx.params.clone(), decimals, self.cx.view.limb_bits(described.len()))?
-            .with_noise_sources(decryptors);
+        // no discrete log on the committed-share path: the widest limbs, fewest components
+        let limb_bits =
+            if self.cx.sealing.is_empty() { self.cx.view.limb_bits(described.len()) } else { MAX_LIMB_BITS };
+        let mut planner = Planner::new(self.cx.params.clone(), decimals, limb_bits)?.with_noise_sources(decryptors);
         if !self.cx.sealing.is_empty() {
             // a bucket costs little on the committed-share path: fewer, wider rounds
             planner = planner.with_search_buckets(WIDE_SEARCH_BUCKETS);
@@ -491,8 +500,9 @@ impl QueryDriver {
         self.follow(query, None, first_step)
     }
 
-    /// The relays sent committed shares for a round: check them in full
-    /// (shapes and signatures), register them with the round's first
+    /// The relays sent committed shares for a round: check their shapes
+    /// (the decryptors check the signatures; the processor only when one
+    /// refuses, `recheck_shares`) and register them with the round's first
     /// releases.
     fn shared(
         &mut self,
@@ -506,10 +516,34 @@ impl QueryDriver {
         });
         let view = self.cx.view.clone();
         let keys = relay_keys(&view);
-        let checked = check_shares(&query.spec, round.number, &round.task, received, |n| keys.get(n).copied());
-        let shared = self.cx.keep(&round, checked, failed)?;
+        let checked = check_shares(&query.spec, (round.number, &round.task), received, |n| keys.get(n).copied(), false);
         let releases = first_releases(&mut query)?;
-        let commitments = shares::commitment_sum(&shared)?;
+        self.register_shares((query, round), checked, failed, (releases, true))
+    }
+
+    /// Registers the shares that passed `checked` (those whose commitment
+    /// is no point are left out too, as `keep` allows) with the round's
+    /// first releases.
+    fn register_shares(
+        &mut self,
+        (query, round): (Running, Round),
+        mut checked: Checked<SignedShares>,
+        failed: Vec<(String, PeerFailure)>,
+        (releases, unchecked): (Vec<Release>, bool),
+    ) -> Result<Step, ProtocolError> {
+        // each commitment decoded once
+        let mut points = HashMap::with_capacity(checked.valid.len());
+        for s in std::mem::take(&mut checked.valid) {
+            match shares::commitment(&s) {
+                Ok(point) => {
+                    points.insert(s.relay.clone(), point);
+                    checked.valid.push(s);
+                }
+                Err(e) => checked.rejected.push((s.relay.clone(), e)),
+            }
+        }
+        let shared = self.cx.keep(&round, checked, failed)?;
+        let commitments = shared.iter().filter_map(|s| points.get(&s.relay)).sum();
         let mut requests = vec![AuthorityRequest::Register {
             spec: query.spec.clone(),
             round: round.number,
@@ -519,8 +553,33 @@ impl QueryDriver {
             shared,
         }];
         requests.extend(next_admission(&query, &round)?);
-        self.state = State::AwaitingSums { query, round, commitments, releases };
+        self.state = State::AwaitingSums { query, round, commitments, releases, unchecked };
         Ok(Step::AskAuthorities(requests))
+    }
+
+    /// A decryptor refused a registration of shares whose signatures the
+    /// processor had not checked: it checks them now, leaves out the relays
+    /// that fail (while `settle` allows) and registers the round again;
+    /// when every one holds, the refusal stands.
+    fn recheck_shares(
+        &mut self,
+        query: Running,
+        round: Round,
+        requests: Vec<AuthorityRequest>,
+        refused: ProtocolError,
+    ) -> Result<Step, ProtocolError> {
+        let sent = requests.into_iter().find_map(|r| match r {
+            AuthorityRequest::Register { shared, releases, .. } => Some((shared, releases)),
+            _ => None,
+        });
+        let Some((shared, releases)) = sent else { return Err(refused) };
+        let view = self.cx.view.clone();
+        let keys = relay_keys(&view);
+        let checked = check_shares(&query.spec, (round.number, &round.task), shared, |n| keys.get(n).copied(), true);
+        if checked.rejected.is_empty() {
+            return Err(refused);
+        }
+        self.register_shares((query, round), checked, Vec::new(), (releases, false))
     }
 
     /// The relays contributed to a round: check, aggregate, register.

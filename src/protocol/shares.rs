@@ -16,7 +16,6 @@
 
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::Identity;
 use rand_core::{CryptoRng, RngCore};
 use zeroize::Zeroize;
 
@@ -27,7 +26,7 @@ use crate::crypto::shares::{
     generators_for, open, reconstruct, seal, share_values, signed_value, Ephemeral, SealingKey, SealingSecret,
     BOX_TAG_BYTES,
 };
-use crate::crypto::{scalar_from_i64, CryptoError, JointPublicKey, RelayIdentity};
+use crate::crypto::{scalar_from_i64, verify_statements, CryptoError, JointPublicKey, RelayIdentity};
 use crate::stats::contribution::PlainAggregate;
 use crate::stats::RelayTask;
 
@@ -46,10 +45,18 @@ fn box_len(task: &RelayTask) -> Result<usize, ProtocolError> {
         .ok_or_else(|| ProtocolError::Internal("box size overflows".into()))
 }
 
-/// The round, one box per decryptor of the right length, and a valid
-/// commitment and ephemeral key: the statement the relay's signature
-/// must cover (`codec::shares_statement`).
-pub fn shape(spec: &QuerySpec, round: u32, task: &RelayTask, s: &SignedShares) -> Result<Vec<u8>, ProtocolError> {
+/// The round and one box per decryptor of the right length; with
+/// `statement`, the statement the relay's signature must cover
+/// (`codec::shares_statement`; empty without). The
+/// points are checked where they are used: the commitment by the processor
+/// (`commitment`), the ephemeral key by each decryptor (`open_and_sum`).
+pub fn shape(
+    spec: &QuerySpec,
+    round: u32,
+    task: &RelayTask,
+    statement: bool,
+    s: &SignedShares,
+) -> Result<Vec<u8>, ProtocolError> {
     let bad = |reason: String| ProtocolError::BadContribution { relay: s.relay.clone(), reason };
     if s.round != round {
         return Err(bad(format!("signed round {} not {round}", s.round)));
@@ -61,15 +68,10 @@ pub fn shape(spec: &QuerySpec, round: u32, task: &RelayTask, s: &SignedShares) -
     if s.boxes.iter().any(|b| b.len() != expected) {
         return Err(bad(format!("a share box is not the {expected} bytes this round's task needs")));
     }
-    if CompressedRistretto(s.commitment.0).decompress().is_none() {
-        return Err(bad("its commitment is not a valid point".into()));
+    if !statement {
+        return Ok(Vec::new());
     }
-    match CompressedRistretto(s.ephemeral.0).decompress() {
-        Some(p) if p != RistrettoPoint::identity() => {}
-        _ => return Err(bad("its ephemeral key is not a valid point other than the identity".into())),
-    }
-    let boxes: Vec<Vec<u8>> = s.boxes.iter().map(|b| b.to_vec()).collect();
-    Ok(codec::shares_statement(spec, round, task, &s.relay, (&s.commitment.0, &s.ephemeral.0), &boxes))
+    Ok(codec::shares_statement(spec, round, task, &s.relay, (&s.commitment.0, &s.ephemeral.0), &s.boxes))
 }
 
 /// A relay's check of the sealing keys a `Contribute` carries: one per
@@ -85,19 +87,24 @@ pub fn sealing_keys(
         return Err(format!("{} sealing keys for {} decryptors", grants.len(), spec.decryptors.len()));
     }
     let mut keys = Vec::with_capacity(grants.len());
+    let mut signed = Vec::with_capacity(grants.len());
     for (decryptor, (name, grant)) in spec.decryptors.iter().zip(grants) {
         if decryptor != name {
             return Err(format!("a sealing key from {name} where the spec names {decryptor}"));
         }
         let statement = codec::sealing_grant(&spec.id, spec.epoch, name, &grant.key.0);
-        let signed = [(name.clone(), grant.signature)];
-        committee
-            .verify_signed_by(&statement, &signed, std::slice::from_ref(name))
-            .map_err(|e| format!("the sealing key of {name} is not signed by it: {e}"))?;
+        let signer = committee.signer_key(name).ok_or_else(|| format!("{name} is not in the committee"))?;
         let member = committee.share_of(name).ok_or_else(|| format!("{name} is not in the committee"))?;
         let key = SealingKey::from_bytes(&grant.key.0).map_err(|e| format!("the sealing key of {name}: {e}"))?;
         keys.push((member.index, key));
+        signed.push((signer, &grant.signature, statement));
     }
+    // every grant in one batch
+    let items: Vec<_> = signed.iter().map(|(k, sig, st)| (*k, *sig, st.as_slice())).collect();
+    verify_statements(&items).map_err(|i| {
+        let name = grants.get(i).map_or("?", |(n, _)| n.as_str());
+        format!("the sealing key of {name} is not signed by it (the signature does not match the statement)")
+    })?;
     Ok(keys)
 }
 
@@ -210,15 +217,12 @@ pub fn share_sums(authority: &str, round: u32, sums: &[Scalar]) -> Result<ShareS
     })
 }
 
-/// The sum of the round's commitments (checked valid by `shape`).
-pub fn commitment_sum(shares: &[SignedShares]) -> Result<RistrettoPoint, ProtocolError> {
-    shares.iter().try_fold(RistrettoPoint::identity(), |acc, s| {
-        CompressedRistretto(s.commitment.0).decompress().map(|p| acc + p).ok_or_else(|| {
-            ProtocolError::BadContribution {
-                relay: s.relay.clone(),
-                reason: "its commitment is not a valid point".into(),
-            }
-        })
+/// A relay's commitment as a point, or why not (the processor leaves
+/// such a relay out like one whose signature fails).
+pub fn commitment(s: &SignedShares) -> Result<RistrettoPoint, ProtocolError> {
+    CompressedRistretto(s.commitment.0).decompress().ok_or_else(|| ProtocolError::BadContribution {
+        relay: s.relay.clone(),
+        reason: "its commitment is not a valid point".into(),
     })
 }
 

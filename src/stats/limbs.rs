@@ -10,11 +10,15 @@
 use super::error::StatsError;
 
 /// Number of limbs that cover 128-bit magnitudes with `limb_bits` bits each.
+/// The widest limb: what the committed-share path asks for (no discrete
+/// log to bound; a sum of limbs over relays stays far inside i64).
+pub const MAX_LIMB_BITS: u32 = 48;
+
 pub fn limb_count(limb_bits: u32) -> Result<u32, StatsError> {
-    if !(4..=48).contains(&limb_bits) {
+    if !(4..=MAX_LIMB_BITS).contains(&limb_bits) {
         return Err(StatsError::InvalidParameter {
             name: "limb_bits",
-            reason: format!("{limb_bits} is outside 4..=48"),
+            reason: format!("{limb_bits} is outside 4..={MAX_LIMB_BITS}"),
         });
     }
     Ok(128u32.div_ceil(limb_bits))

@@ -19,9 +19,7 @@ use super::fixed::{format_fixed, pow10};
 use super::grid::Grid;
 use super::limbs;
 use super::limits;
-use super::policy::{
-    first_search_grid, max_abs_bound, moments_quanta, plan_shape, planned_releases, SEARCH_BUCKETS,
-};
+use super::policy::{first_search_grid, max_abs_bound, moments_quanta, plan_shape, planned_releases, SEARCH_BUCKETS};
 use super::release::Release;
 use super::result::{reduce, ExactValue, HistogramBucket, StatResult};
 use super::search::{QuantileSearch, SearchStep};
