@@ -720,18 +720,26 @@ async fn no_plaintext_in_any_message_over_quic() {
         joint: read_joint_key(&cfg).unwrap(),
         dlog_max_abs: common::solver().max_abs(),
         dlog_table_bits: common::solver().table_bits(),
+        share_path: false,
     });
     let (_, labels, stats) = common::expected_columns().into_iter().find(|(c, _, _)| c == "C").unwrap();
     assert_eq!(labels, LABELS);
     let mut transcript = Vec::new();
-    let a = run_recorded(&me, view.clone(), QueryParams::new(Statistic::Sum), &mut transcript).await;
-    assert_eq!(a.result.value.exact_string(), SUM_C);
-    assert_eq!(a.relays, RELAYS);
-    let a = run_recorded(&me, view.clone(), QueryParams::new(Statistic::Variance), &mut transcript).await;
-    let crux::stats::ExactValue::Ratio { num, den } = a.result.value else { panic!("variance is a ratio") };
-    assert_eq!((num, den), common::fraction(stats["variance_pop_exact"].as_str().unwrap()));
-    let a = run_recorded(&me, view, QueryParams::new(Statistic::Median), &mut transcript).await;
-    assert_eq!(a.result.value.exact_string(), stats["median_lower"].as_str().unwrap());
+    // the ElGamal path, then the committed-share path
+    let shared = std::sync::Arc::new(ProcessorView { share_path: true, ..(*view).clone() });
+    for view in [view, shared] {
+        let a = run_recorded(&me, view.clone(), QueryParams::new(Statistic::Sum), &mut transcript).await;
+        assert_eq!(a.result.value.exact_string(), SUM_C);
+        assert_eq!(a.relays, RELAYS);
+        let a = run_recorded(&me, view.clone(), QueryParams::new(Statistic::Variance), &mut transcript).await;
+        let crux::stats::ExactValue::Ratio { num, den } = a.result.value else { panic!("variance is a ratio") };
+        assert_eq!((num, den), common::fraction(stats["variance_pop_exact"].as_str().unwrap()));
+        let a = run_recorded(&me, view, QueryParams::new(Statistic::Median), &mut transcript).await;
+        assert_eq!(a.result.value.exact_string(), stats["median_lower"].as_str().unwrap());
+    }
+    // the share path ran: sealed boxes and summed shares were on the wire
+    let kinds = |kind: &str| transcript.iter().filter(|m| m.windows(kind.len()).any(|w| w == kind.as_bytes())).count();
+    assert!(kinds("Shares") >= 3 && kinds("Sums") >= 2, "the share path did not run");
 
     // needles: large single values, each relay's own sums, and the totals,
     // as msgpack integers and as text

@@ -38,7 +38,7 @@ pub const DLOG_RANGE_BITS: u32 = 36;
 pub const RATE_LIMIT_PER_MINUTE: u32 = 120;
 /// `processor.share_path`: exact queries take the committed-share path
 /// (docs/share_path.md) unless it is turned off.
-pub const SHARE_PATH: bool = false;
+pub const SHARE_PATH: bool = true;
 
 /// `crux-node init --base-port`: the processor listens on it, authorities
 /// and relays on the ports after it.

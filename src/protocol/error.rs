@@ -53,6 +53,10 @@ pub enum ProtocolError {
     /// the committed-share path's check failed (`protocol::shares::combine_sums`)
     #[error("the decryptors' sums of round {round} do not open the relays' commitments: a relay shared other values than it committed to, or a decryptor ({decryptors}) released a wrong sum; no answer is given, start the query again and, if it repeats, read the relays' and authorities' logs")]
     SharesDoNotOpen { round: u32, decryptors: String },
+    /// the committed-share path's sums open the commitments but are no
+    /// count or sum (`protocol::shares::combine_sums`)
+    #[error("the aggregate of round {round} is not made of integers below 2^127: a relay committed to and shared a value no count or sum can be; no answer is given, start the query again and, if it repeats, read the relays' logs")]
+    SharesOutOfRange { round: u32 },
     #[error(transparent)]
     Stats(#[from] StatsError),
     #[error(transparent)]

@@ -89,7 +89,9 @@ pub fn refusal_reason(error: &ProtocolError) -> &'static str {
         }
         ProtocolError::Stats(StatsError::ReleaseRefused(_)) => "release_refused",
         ProtocolError::Stats(_) => "invalid_parameters",
-        ProtocolError::Crypto(_) | ProtocolError::SharesDoNotOpen { .. } => "crypto",
+        ProtocolError::Crypto(_) | ProtocolError::SharesDoNotOpen { .. } | ProtocolError::SharesOutOfRange { .. } => {
+            "crypto"
+        }
         ProtocolError::Ledger(_) => "ledger",
         ProtocolError::Internal(_) | ProtocolError::Refused { .. } | ProtocolError::NotEnoughAuthorities { .. } => {
             "internal"

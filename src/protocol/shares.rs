@@ -270,7 +270,7 @@ pub fn combine_sums(
         .iter()
         .map(signed_value)
         .collect::<Option<Vec<i128>>>()
-        .ok_or_else(|| ProtocolError::SharesDoNotOpen { round, decryptors: decryptors() })?;
+        .ok_or(ProtocolError::SharesOutOfRange { round })?;
     PlainAggregate::from_values(task, read)
         .ok_or_else(|| ProtocolError::Internal("an aggregate without the shape of its task".into()))
 }
