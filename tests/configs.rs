@@ -66,6 +66,7 @@ fn example_configs_show_the_defaults() {
     assert_eq!(p.dlog_table_bits, defaults::DLOG_TABLE_BITS);
     assert_eq!(p.dlog_range_bits, defaults::DLOG_RANGE_BITS);
     assert_eq!(p.rate_limit_per_minute, defaults::RATE_LIMIT_PER_MINUTE);
+    assert_eq!(p.share_path, defaults::SHARE_PATH);
     assert_eq!(example("processor.yaml").cluster.processor.address, format!("127.0.0.1:{}", defaults::BASE_PORT));
 }
 

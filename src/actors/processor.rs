@@ -295,6 +295,7 @@ fn own_status(shared: &ProcessorShared) -> NodeStatus {
             ("min_relays".into(), shared.view().min_relays.to_string()),
             ("epoch".into(), shared.view().joint.epoch().to_string()),
             ("dlog_table".into(), shared.table_description.clone()),
+            ("exact_queries".into(), if shared.view().share_path { "committed shares" } else { "ElGamal" }.to_string()),
         ],
     }
 }
