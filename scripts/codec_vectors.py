@@ -6,7 +6,9 @@ An independent implementation of the layouts written down in the module
 docs of codec.rs and committee.rs: it shares no code with the Rust
 encoder. codec.json also holds the committed-share path's encodings
 (version 1): sealing grants (crux/sealing-key/v1), shares statements
-(crux/contribution/shares/v1) and box headers (crux/share-box/v1). Writes tests/vectors/codec.json (checked by
+(crux/contribution/shares/v1, binding each sealed box by its hash), box
+hashes (crux/share-box-hash/v1, SHA-512 cut to 32 bytes) and box headers
+(crux/share-box/v1). Writes tests/vectors/codec.json (checked by
 tests/codec_vectors.rs) and tests/vectors/committee.json (committee
 changes, transitions and ledger handovers, checked by
 tests/committee_vectors.rs); the tests check that the Rust encoder
@@ -18,6 +20,7 @@ Usage: scripts/codec_vectors.py [OUT [COMMITTEE_OUT]]
   OUT            default tests/vectors/codec.json
   COMMITTEE_OUT  default committee.json next to OUT
 """
+import hashlib
 import json
 import struct
 import sys
@@ -114,11 +117,18 @@ def sealing_grant(g):
 
 def shares_statement(x):
     """spec, round u32, task, relay str, commitment and ephemeral key (32
-    bytes each, no length), boxes (u32 count, each u32 length + bytes)."""
+    bytes each, no length), box hashes (u32 count, each 32 bytes, no length)."""
     out = domain("crux/contribution/shares/v1") + spec(x["spec"]) + u32(x["round"]) + task(x["task"])
     out += string(x["relay"]) + bytes.fromhex(x["commitment"]) + bytes.fromhex(x["ephemeral"])
-    boxes = [bytes.fromhex(b) for b in x["boxes"]]
-    return out + u32(len(boxes)) + b"".join(u32(len(b)) + b for b in boxes)
+    hashes = [bytes.fromhex(h) for h in x["box_hashes"]]
+    assert all(len(h) == 32 for h in hashes)
+    return out + u32(len(hashes)) + b"".join(hashes)
+
+
+def box_hash(sealed):
+    """The first 32 bytes of SHA-512 over (domain str, the box as bytes: u32
+    length + bytes)."""
+    return hashlib.sha512(domain("crux/share-box-hash/v1") + u32(len(sealed)) + sealed).digest()[:32]
 
 
 def box_header(h):
@@ -301,25 +311,35 @@ def main():
     ]:
         add(name, "sealing_grant", g, sealing_grant(g))
     SPEC3 = dict(SPEC, decryptors=["authority-1", "authority-2", "authority-3"])
+    # box hashes of stand-in boxes (box_hash above, independent of the Rust one)
     for name, s, r, t, relay, commitment, ephemeral, boxes in [
-        ("shares statement, moments, 3 boxes", SPEC3, 0, MOMENTS, "relay-1", RFC[3], RFC[4],
+        ("shares statement, moments, 3 box hashes", SPEC3, 0, MOMENTS, "relay-1", RFC[3], RFC[4],
          [sealed_box(48, k) for k in (1, 2, 3)]),
-        ("shares statement, uniform grid, 2 boxes of other lengths", SPEC, 3, UNIFORM, "relay-2", RFC[6], RFC[2],
-         [sealed_box(48, 4), sealed_box(17, 5)]),
-        # encoding edge cases: one empty box, and no box at all
-        ("shares statement, magnitude grid, one empty box", SPEC2, 0, MAGNITUDE, "relay-1", RFC[0], RFC[1], [""]),
-        ("shares statement, histogram edges, no boxes", SPEC2, 1, EDGES, "relay-4", RFC[2], RFC[3], []),
+        ("shares statement, uniform grid, 2 box hashes of boxes of other lengths", SPEC, 3, UNIFORM, "relay-2",
+         RFC[6], RFC[2], [sealed_box(48, 4), sealed_box(17, 5)]),
+        # edge cases: the hash of one empty box, and no box hash at all
+        ("shares statement, magnitude grid, hash of one empty box", SPEC2, 0, MAGNITUDE, "relay-1", RFC[0], RFC[1],
+         [""]),
+        ("shares statement, histogram edges, no box hashes", SPEC2, 1, EDGES, "relay-4", RFC[2], RFC[3], []),
     ]:
         x = {"spec": s, "round": r, "task": t, "relay": relay, "commitment": commitment, "ephemeral": ephemeral,
-             "boxes": boxes}
+             "box_hashes": [box_hash(bytes.fromhex(b)).hex() for b in boxes]}
         add(name, "shares_statement", x, shares_statement(x))
     for name, h in [
         ("box header, relay-1, round 0", {"query_id": SPEC["id"], "round": 0, "relay": "relay-1", "commitment": RFC[3]}),
         ("box header, relay-2, round 3", {"query_id": SPEC["id"], "round": 3, "relay": "relay-2", "commitment": RFC[6]}),
     ]:
         add(name, "box_header", h, box_header(h))
+    # the box as bytes (u32 length first): an empty box, a short one and one
+    # of many SHA-512 blocks (4144 bytes = 32.375 blocks of 128)
+    for name, b in [
+        ("box hash, empty box", ""),
+        ("box hash, 48-byte box", sealed_box(48, 1)),
+        ("box hash, 4144-byte box", sealed_box(4144, 9)),
+    ]:
+        add(name, "box_hash", {"box": b}, box_hash(bytes.fromhex(b)))
     doc = {
-        "about": "Crux signed/proved byte encodings, version 3 (src/protocol/codec.rs: spec with epoch and decryptors, moments task with value_bits), and the committed-share path's sealing grants, shares statements and box headers, version 1; made by scripts/codec_vectors.py, an independent encoder",
+        "about": "Crux signed/proved byte encodings, version 3 (src/protocol/codec.rs: spec with epoch and decryptors, moments task with value_bits), and the committed-share path's sealing grants, shares statements (box hashes), box hashes (SHA-512/32 of crux/share-box-hash/v1) and box headers, version 1; made by scripts/codec_vectors.py, an independent encoder",
         "cases": cases,
     }
     out.write_text(json.dumps(doc, indent=1) + "\n")

@@ -299,9 +299,14 @@ impl MemoryCluster {
         let mut list = Vec::new();
         let mut busiest = Duration::ZERO;
         for (authority, ledger) in self.authorities.iter_mut().filter(|(a, _)| asked.iter().any(|n| n == a.name())) {
-            let (req, _) = wire_with(&mut self.transcript, &mut self.trace.codec, request, |bytes| {
-                decode_at_authority(bytes, DEFAULT_MAX_FRAME)
-            })?;
+            // a registration of shares carries each decryptor's own boxes only
+            let tailored = request.for_authority(authority.name());
+            let (req, _) = wire_with(
+                &mut self.transcript,
+                &mut self.trace.codec,
+                tailored.as_ref().unwrap_or(request),
+                |bytes| decode_at_authority(bytes, DEFAULT_MAX_FRAME),
+            )?;
             let name = authority.name().to_string();
             let t = ThreadTime::now();
             let resp = authority.handle(req, ledger, NOW + 1, || status(&name, Role::Authority), &mut self.rng);

@@ -387,3 +387,58 @@ fn every_column_every_statistic_on_the_share_path() {
         assert_eq!(t.round_trips, 2 + 4 * 2);
     }
 }
+
+/// On the share path a relay whose signature fails is left out after a
+/// decryptor refuses the round (the processor checks signatures only
+/// then), and one whose box does not open at a decryptor likewise; the
+/// answer is the other relays' exact one.
+#[test]
+fn a_relay_whose_shares_fail_is_left_out_after_the_refusal_on_the_share_path() {
+    use crux::protocol::error::PeerReply;
+    use crux::protocol::messages::{RelayRequest, RelayResponse};
+    let l = ["Population", "All usual residents", "2021"];
+    let shared = |cluster: MemoryCluster| {
+        let sources = cluster.relays.into_iter().map(|(_, source)| source).collect();
+        let options = crux::harness::Options { share_path: true, ..crux::harness::Options::new(true, 2) };
+        MemoryCluster::new(sources, options, solver()).unwrap()
+    };
+    let mut reference = memory_cluster("areas.xlsx", 3, true, 2);
+    reference.relays.remove(1);
+    let mut reference = shared(reference);
+    let sum_of_two = reference.query(&l, exact(Statistic::Sum)).unwrap().result.value;
+    let mut clean = shared(memory_cluster("areas.xlsx", 3, true, 2));
+    let sum_of_three = clean.query(&l, exact(Statistic::Sum)).unwrap().result.value;
+    assert_ne!(sum_of_two, sum_of_three, "relay-2's shard counts");
+    let clean_trips = clean.trace.round_trips;
+    // relay-2's shares with relay-1's signature, or with relay-1's boxes
+    // (validly signed by nobody: the signature fails too)
+    for what in ["signature", "boxes"] {
+        let mut cluster = shared(memory_cluster("areas.xlsx", 3, true, 2));
+        cluster.relay_hook =
+            Some(Box::new(move |request: &RelayRequest, replies: &mut Vec<PeerReply<RelayResponse>>| {
+                if !matches!(request, RelayRequest::Contribute { .. }) {
+                    return;
+                }
+                let first = replies.iter().find_map(|r| match &r.reply {
+                    Ok(RelayResponse::Shares(s)) if s.relay == "relay-1" => Some((**s).clone()),
+                    _ => None,
+                });
+                let first = first.unwrap();
+                for r in replies.iter_mut().filter(|r| r.peer == "relay-2") {
+                    if let Ok(RelayResponse::Shares(s)) = &mut r.reply {
+                        match what {
+                            "signature" => s.signature = first.signature.clone(),
+                            _ => s.boxes = first.boxes.clone(),
+                        }
+                    }
+                }
+            }));
+        let a = cluster.query(&l, exact(Statistic::Sum)).unwrap();
+        assert_eq!(a.result.value, sum_of_two, "{what}");
+        assert_eq!(a.relays, ["relay-1", "relay-3"], "{what}");
+        let (missing, why) = &a.missing_relays[0];
+        assert_eq!(missing, "relay-2");
+        assert!(why.contains("signature"), "{what}: {why}");
+        assert_eq!(cluster.trace.round_trips, clean_trips + 1, "the round registered again");
+    }
+}

@@ -171,7 +171,8 @@ fn forge(
         })
         .collect();
     let e = ephemeral.public.to_bytes();
-    let statement = codec::shares_statement(&q.spec, 0, &q.task, relay, (&c, &e), &boxes);
+    let hashes: Vec<[u8; 32]> = boxes.iter().map(|b| codec::box_hash(b)).collect();
+    let statement = codec::shares_statement(&q.spec, 0, &q.task, relay, (&c, &e), &hashes);
     SignedShares {
         relay: relay.to_string(),
         round: 0,
@@ -179,14 +180,16 @@ fn forge(
         ephemeral: Bytes32(e),
         boxes: boxes.into_iter().map(serde_bytes::ByteBuf::from).collect(),
         signature: identity.sign(&q.spec.id.0, &statement),
+        hashes: Vec::new(),
     }
 }
 
 /// `shares` re-signed by `identity` as `relay` (a colluding relay passing
 /// off someone else's boxes as its own).
 fn resign(q: &SharedQuery, s: &SignedShares, (identity, relay): (&RelayIdentity, &str)) -> SignedShares {
+    let hashes = s.box_hashes().unwrap();
     let statement =
-        codec::shares_statement(&q.spec, s.round, &q.task, relay, (&s.commitment.0, &s.ephemeral.0), &s.boxes);
+        codec::shares_statement(&q.spec, s.round, &q.task, relay, (&s.commitment.0, &s.ephemeral.0), &hashes);
     SignedShares { relay: relay.to_string(), signature: identity.sign(&q.spec.id.0, &statement), ..s.clone() }
 }
 
@@ -293,15 +296,38 @@ async fn decryptors_refuse_changed_moved_or_too_few_shares() {
     let mut short = s1.clone();
     short.boxes[0].truncate(40);
     attempts.push(("a cut box", vec![short, s2.clone()], "a share box is not the"));
+    // each decryptor is sent its own box only, with every box's hash: a
+    // hash that does not match its box, or a box left out without hashes
+    let mut wrong = s1.clone().with_hashes();
+    wrong.hashes[0].0[0] ^= 1;
+    wrong.hashes[1].0[0] ^= 1;
+    attempts.push(("a box's hash changed", vec![wrong, s2.clone()], "do not match their hashes"));
+    let mut left_out = s1.clone();
+    left_out.boxes[0] = serde_bytes::ByteBuf::new();
+    left_out.boxes[1] = serde_bytes::ByteBuf::new();
+    attempts.push(("the boxes left out without hashes", vec![left_out, s2.clone()], "a box is missing"));
+    let mut other_hash = s1.clone().with_hashes();
+    other_hash.hashes[0] = s2.clone().with_hashes().hashes[0];
+    other_hash.hashes[1] = s2.clone().with_hashes().hashes[1];
+    other_hash.boxes = other_hash.boxes.iter().map(|_| serde_bytes::ByteBuf::new()).collect();
+    attempts.push(("relay-2's hashes, no box", vec![other_hash, s2.clone()], "relay-1"));
     for authority in AUTHORITIES {
         for (what, shared, expected) in &attempts {
             let reason = refusal(register(&evil, authority, &q, shared.clone(), planned(&q)).await);
             assert!(reason.contains(expected), "{what} at {authority}: {reason}");
         }
     }
-    // the honest round: registered and released; asked again, the same sums
+    // the honest round, each decryptor sent its own boxes only (as the
+    // processor does): registered and released; asked again, the same sums
     let honest = vec![s1.clone(), s2.clone(), s3.clone()];
-    let aggregate = run_round(&evil, &q, &honest).await.unwrap();
+    let mut released = Vec::new();
+    for (position, authority) in AUTHORITIES.iter().enumerate() {
+        let own: Vec<SignedShares> = honest.iter().map(|s| s.for_decryptor(position).unwrap()).collect();
+        assert!(own.iter().all(|s| s.boxes.iter().filter(|b| !b.is_empty()).count() == 1));
+        released.push(sums(register(&evil, authority, &q, own, planned(&q)).await));
+    }
+    let commitments: RistrettoPoint = honest.iter().map(|s| commitment(s).unwrap()).sum();
+    let aggregate = combine_sums(&q.task, 0, &[(1, &released[0]), (2, &released[1])], &commitments).unwrap();
     assert_eq!(count_and_sum(&q.task, &aggregate), (COUNT_C, SUM_C));
     for authority in AUTHORITIES {
         let again = AuthorityRequest::Decrypt { query_id: q.spec.id, round: 0, releases: planned(&q) };

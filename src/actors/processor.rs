@@ -342,6 +342,22 @@ async fn fan_out<'a, R: serde::de::DeserializeOwned + RefusalReply, T>(
     .await
 }
 
+/// `fan_out` of a request encoded for each peer (`bytes[k]` to
+/// `peers[k]`), in parallel; `template` gives its kind and resending.
+async fn fan_out_each(
+    shared: &ProcessorShared,
+    peers: &[&(String, SocketAddr)],
+    bytes: &[Vec<u8>],
+    template: &Outbound<'_>,
+) -> Vec<PeerReply<AuthorityResponse>> {
+    join_all(peers.iter().zip(bytes).map(|((name, addr), bytes)| async move {
+        let reply = ask::<AuthorityResponse>(shared, name, *addr, bytes, template.may_resend).await;
+        shared.metrics.peer_reply(name, template.kind, reply_outcome(&reply));
+        PeerReply::new(name.clone(), reply)
+    }))
+    .await
+}
+
 /// Every relay's published column labels, asked in parallel.
 async fn published_columns(shared: &ProcessorShared) -> Vec<RelayColumns> {
     let Ok(bytes) = encode(&RelayRequest::Columns) else { return Vec::new() };
@@ -425,8 +441,24 @@ impl QueryPeers for QuicPeers<'_> {
         let outbound: Vec<Outbound<'_>> =
             encoded.iter().map(|(bytes, may_resend, kind)| Outbound { bytes, may_resend: *may_resend, kind }).collect();
         let members = shared.authorities();
-        let asked = || members.iter().filter(|(name, _)| authorities.contains(name));
-        let per_request = outbound.iter().map(|request| fan_out(shared, asked(), request, Ok));
+        let asked: Vec<&(String, SocketAddr)> = members.iter().filter(|(name, _)| authorities.contains(name)).collect();
+        // a registration of shares carries each decryptor's own boxes only:
+        // one encoding per authority for it, one for all otherwise
+        let mut tailored: Vec<Vec<Vec<u8>>> = Vec::with_capacity(requests.len());
+        for request in requests {
+            let each = asked.iter().filter_map(|(name, _)| request.for_authority(name)).map(|r| encode(&r));
+            tailored.push(each.collect::<Result<Vec<_>, ProtocolError>>()?);
+        }
+        let per_request = outbound.iter().zip(&tailored).map(|(request, each)| {
+            let asked = &asked;
+            async move {
+                if each.len() == asked.len() {
+                    fan_out_each(shared, asked, each, request).await
+                } else {
+                    fan_out(shared, asked.iter().copied(), request, Ok).await
+                }
+            }
+        });
         Ok(join_all(per_request).await)
     }
 

@@ -44,8 +44,11 @@
 //!   ristretto255 point);
 //! - shares statement (`crux/contribution/shares/v1`), what a relay signs
 //!   = spec, round u32, task, relay str, commitment (32 bytes), ephemeral
-//!   key (32 bytes), boxes (u32 count, bytes each: one per decryptor, in
-//!   the spec's order);
+//!   key (32 bytes), box hashes (u32 count, 32 bytes each: one per
+//!   decryptor, in the spec's order), so that each decryptor can be sent
+//!   its own box only;
+//! - box hash = the first 32 bytes of SHA-512 over (`crux/share-box-hash/v1`
+//!   as `str`, then the box as `bytes`);
 //! - box header (`crux/share-box/v1`), the associated data of each box =
 //!   query id, round u32, relay str, commitment (32 bytes).
 //!
@@ -54,6 +57,8 @@
 //!
 //! Golden vectors: `tests/vectors/codec.json`, produced by the independent
 //! Python encoder `scripts/codec_vectors.py`. No I/O.
+
+use sha2::{Digest, Sha512};
 
 use super::ids::QueryId;
 use super::messages::{QueryIntent, QuerySpec};
@@ -69,6 +74,7 @@ pub const DOMAIN_RELEASES: &str = "crux/releases/v1";
 pub const DOMAIN_SEALING_KEY: &str = "crux/sealing-key/v1";
 pub const DOMAIN_SHARES: &str = "crux/contribution/shares/v1";
 pub const DOMAIN_SHARE_BOX: &str = "crux/share-box/v1";
+pub const DOMAIN_SHARE_BOX_HASH: &str = "crux/share-box-hash/v1";
 
 /// Appends fields in the specified layout.
 pub struct Writer {
@@ -361,15 +367,15 @@ pub fn sealing_grant(query: &QueryId, epoch: u64, authority: &str, key: &[u8; 32
 }
 
 /// What a relay signs on the committed-share path: its commitment,
-/// ephemeral key and one sealed box per decryptor, for (query, round,
-/// task), by name.
+/// ephemeral key and the hashes of its sealed boxes, one per decryptor
+/// (`box_hash`), for (query, round, task), by name.
 pub fn shares_statement(
     spec: &QuerySpec,
     round: u32,
     task: &RelayTask,
     relay: &str,
     (commitment, ephemeral): (&[u8; 32], &[u8; 32]),
-    boxes: &[impl AsRef<[u8]>],
+    box_hashes: &[[u8; 32]],
 ) -> Vec<u8> {
     let mut w = Writer::new(DOMAIN_SHARES);
     w.spec(spec);
@@ -378,11 +384,21 @@ pub fn shares_statement(
     w.str(relay);
     w.raw(commitment);
     w.raw(ephemeral);
-    w.len(boxes.len());
-    for b in boxes {
-        w.bytes(b.as_ref());
+    w.len(box_hashes.len());
+    for h in box_hashes {
+        w.raw(h);
     }
     w.finish()
+}
+
+/// What a relay's signature binds of one sealed box (`shares_statement`).
+pub fn box_hash(sealed: &[u8]) -> [u8; 32] {
+    let mut w = Writer::new(DOMAIN_SHARE_BOX_HASH);
+    w.bytes(sealed);
+    let digest = Sha512::digest(w.finish());
+    let mut out = [0u8; 32];
+    out.iter_mut().zip(digest.iter()).for_each(|(o, d)| *o = *d);
+    out
 }
 
 /// The associated data of a relay's sealed boxes: a box opens only for

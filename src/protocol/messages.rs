@@ -83,8 +83,10 @@ pub struct SealingGrant {
 
 /// A relay's contribution on the committed-share path, signed over
 /// `codec::shares_statement`: a commitment to its components and blinding
-/// (`crypto::shares`), its ephemeral key for the query, and one sealed
-/// box of Shamir shares per decryptor, in the spec's order.
+/// (`crypto::shares`), its ephemeral key for the round, and one sealed
+/// box of Shamir shares per decryptor, in the spec's order. The signature
+/// covers the boxes' hashes, so the processor sends each decryptor its own
+/// box only (the others empty, with `hashes`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedShares {
     pub relay: String,
@@ -93,6 +95,53 @@ pub struct SignedShares {
     pub ephemeral: Bytes32,
     pub boxes: Vec<serde_bytes::ByteBuf>,
     pub signature: RelaySignature,
+    /// every box's hash (`codec::box_hash`), when some boxes are left out;
+    /// empty: computed from the boxes
+    #[serde(default)]
+    pub hashes: Vec<Bytes32>,
+}
+
+impl SignedShares {
+    /// The boxes' hashes, which the signature covers: `hashes` checked
+    /// against every box present, or computed from the boxes (all
+    /// present). None when they disagree or a box is missing without them.
+    pub fn box_hashes(&self) -> Option<Vec<[u8; 32]>> {
+        if self.hashes.is_empty() {
+            return self.boxes.iter().map(|b| (!b.is_empty()).then(|| super::codec::box_hash(b))).collect();
+        }
+        let agree = self.hashes.len() == self.boxes.len()
+            && self.boxes.iter().zip(&self.hashes).all(|(b, h)| b.is_empty() || super::codec::box_hash(b) == h.0);
+        agree.then(|| self.hashes.iter().map(|h| h.0).collect())
+    }
+
+    /// These shares with `hashes` filled in (computed from the boxes once;
+    /// unchanged if already there or if a box is missing).
+    pub fn with_hashes(mut self) -> SignedShares {
+        if self.hashes.is_empty() {
+            if let Some(hashes) = self.box_hashes() {
+                self.hashes = hashes.into_iter().map(Bytes32).collect();
+            }
+        }
+        self
+    }
+
+    /// These shares as sent to the decryptor at `position`: its own box,
+    /// the others left out, every hash kept (`with_hashes` first; the
+    /// decryptor checks its own box against its hash).
+    pub fn for_decryptor(&self, position: usize) -> Option<SignedShares> {
+        let hashes = if self.hashes.is_empty() {
+            self.box_hashes()?.into_iter().map(Bytes32).collect()
+        } else {
+            self.hashes.clone()
+        };
+        let boxes = self
+            .boxes
+            .iter()
+            .enumerate()
+            .map(|(k, b)| if k == position { b.clone() } else { serde_bytes::ByteBuf::new() })
+            .collect();
+        Some(SignedShares { boxes, hashes, ..self.clone() })
+    }
 }
 
 /// A decryptor's sums of the shares it received for a round, values in
@@ -528,6 +577,20 @@ impl AuthorityResponse {
 }
 
 impl AuthorityRequest {
+    /// The request as sent to `authority`, when it differs from the one
+    /// sent to all: a registration of shares carries each decryptor's own
+    /// boxes only (`SignedShares::for_decryptor`). None: the same for all.
+    pub fn for_authority(&self, authority: &str) -> Option<AuthorityRequest> {
+        let AuthorityRequest::Register { spec, round, task, contributions, releases, shared } = self else {
+            return None;
+        };
+        let position = spec.decryptors.iter().position(|d| d == authority)?;
+        let shared = shared.iter().map(|s| s.for_decryptor(position).unwrap_or_else(|| s.clone())).collect();
+        let (spec, task) = (spec.clone(), task.clone());
+        let (contributions, releases) = (contributions.clone(), releases.clone());
+        Some(AuthorityRequest::Register { spec, round: *round, task, contributions, releases, shared })
+    }
+
     /// The releases the request asks to decrypt (a `Decrypt`'s, or those a
     /// `Register` carries); none for the others.
     pub fn releases(&self) -> &[Release] {

@@ -544,6 +544,8 @@ impl QueryDriver {
         }
         let shared = self.cx.keep(&round, checked, failed)?;
         let commitments = shared.iter().filter_map(|s| points.get(&s.relay)).sum();
+        // each decryptor is sent its own boxes only, with every box's hash
+        let shared = shared.into_iter().map(SignedShares::with_hashes).collect();
         let mut requests = vec![AuthorityRequest::Register {
             spec: query.spec.clone(),
             round: round.number,

@@ -65,13 +65,15 @@ pub fn shape(
         return Err(bad(format!("{} share boxes for {} decryptors", s.boxes.len(), spec.decryptors.len())));
     }
     let expected = box_len(task)?;
-    if s.boxes.iter().any(|b| b.len() != expected) {
+    if s.boxes.iter().any(|b| !b.is_empty() && b.len() != expected) {
         return Err(bad(format!("a share box is not the {expected} bytes this round's task needs")));
     }
     if !statement {
         return Ok(Vec::new());
     }
-    Ok(codec::shares_statement(spec, round, task, &s.relay, (&s.commitment.0, &s.ephemeral.0), &s.boxes))
+    let hashes =
+        s.box_hashes().ok_or_else(|| bad("its boxes do not match their hashes, or a box is missing".into()))?;
+    Ok(codec::shares_statement(spec, round, task, &s.relay, (&s.commitment.0, &s.ephemeral.0), &hashes))
 }
 
 /// A relay's check of the sealing keys a `Contribute` carries: one per
@@ -165,8 +167,9 @@ pub fn share_round(
     shared.iter_mut().for_each(|s| s.zeroize());
     let boxes = boxes?;
     let ephemeral = ephemeral.public.to_bytes();
+    let hashes: Vec<[u8; 32]> = boxes.iter().map(|b| codec::box_hash(b)).collect();
     let statement =
-        codec::shares_statement(round.spec, round.round, round.task, round.relay, (&commitment, &ephemeral), &boxes);
+        codec::shares_statement(round.spec, round.round, round.task, round.relay, (&commitment, &ephemeral), &hashes);
     Ok(SignedShares {
         relay: round.relay.to_string(),
         round: round.round,
@@ -174,6 +177,7 @@ pub fn share_round(
         ephemeral: Bytes32(ephemeral),
         boxes: boxes.into_iter().map(serde_bytes::ByteBuf::from).collect(),
         signature: identity.sign(&round.spec.id.0, &statement),
+        hashes: Vec::new(),
     })
 }
 
@@ -192,7 +196,11 @@ pub fn open_and_sum(
     let mut sums = vec![Scalar::ZERO; components(task)?.saturating_add(1)];
     for s in shares {
         let bad = |reason: String| ProtocolError::BadContribution { relay: s.relay.clone(), reason };
-        let sealed = s.boxes.get(position).ok_or_else(|| bad("no share box for this decryptor".into()))?;
+        let sealed = s
+            .boxes
+            .get(position)
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| bad("no share box for this decryptor".into()))?;
         let key = secret.box_key(&CompressedRistretto(s.ephemeral.0), &spec.id.0).map_err(|e| bad(e.to_string()))?;
         let header = codec::box_header(&spec.id, round, &s.relay, &s.commitment.0);
         let mut opened = open(&key, round, &header, sealed).map_err(|e| bad(format!("its share box: {e}")))?;
