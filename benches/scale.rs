@@ -176,12 +176,17 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
 /// How a peer decodes a request (`decode`, or `decode_at_authority`).
 type DecodeRequest<Q> = fn(&[u8], usize) -> Result<Q, ProtocolError>;
 
+/// A request as sent to one peer, when it differs from the one sent to all
+/// (`AuthorityRequest::for_authority`: a registration of shares carries
+/// each decryptor's own boxes only).
+type Tailor<Q> = fn(&Q, &str) -> Option<Q>;
+
 /// Counts one exchange; `peer_is_authority` says whose codec the peers' side
 /// is, and the peer decodes the request as the real node does
 /// (`decode_request`: authorities decode first points only).
 fn count_exchange<Q, A>(
     wire: &RefCell<Wire>,
-    (request, decode_request): (&Q, DecodeRequest<Q>),
+    (request, decode_request, tailor): (&Q, DecodeRequest<Q>, Tailor<Q>),
     replies: &[PeerReply<A>],
     peer_is_authority: bool,
 ) where
@@ -190,20 +195,34 @@ fn count_exchange<Q, A>(
 {
     let start = ThreadTime::now();
     let mut w = wire.borrow_mut();
-    let (bytes, encoding) = timed(|| encode(request).unwrap());
-    let (_, decoding) = timed(|| decode_request(&bytes, usize::MAX).unwrap());
-    w.processor_codec += encoding;
-    w.largest = w.largest.max(bytes.len());
+    let (common, common_encoding) = timed(|| encode(request).unwrap());
+    let (_, common_decoding) = timed(|| decode_request(&common, usize::MAX).unwrap());
+    let mut encoded_common = false;
     for reply in replies {
+        let own = tailor(request, &reply.peer).map(|q| timed(|| encode(&q).unwrap()));
+        let (bytes, encoding) = match &own {
+            Some((bytes, encoding)) => (bytes, *encoding),
+            None if encoded_common => (&common, Duration::ZERO),
+            None => {
+                encoded_common = true;
+                (&common, common_encoding)
+            }
+        };
+        let decoding = match &own {
+            Some((bytes, _)) => timed(|| decode_request(bytes, usize::MAX).unwrap()).1,
+            None => common_decoding,
+        };
+        w.processor_codec += encoding;
+        w.largest = w.largest.max(bytes.len());
         w.out_of_processor += bytes.len();
         let Ok(resp) = &reply.reply else { continue };
-        let (reply_bytes, encoding) = timed(|| encode(resp).unwrap());
+        let (reply_bytes, reply_encoding) = timed(|| encode(resp).unwrap());
         let (_, decoding_reply) = timed(|| decode::<A>(&reply_bytes, usize::MAX).unwrap());
         w.into_processor += reply_bytes.len();
         w.largest = w.largest.max(reply_bytes.len());
         w.processor_codec += decoding_reply;
         if peer_is_authority {
-            w.authority_codec += decoding + encoding;
+            w.authority_codec += decoding + reply_encoding;
         }
     }
     w.hooks += start.elapsed();
@@ -219,10 +238,12 @@ fn new_cluster(columns: &[Vec<i128>], solver: &Solver, share_path: bool) -> (Mem
     let mut cluster = MemoryCluster::new(sources, options, solver.clone()).unwrap();
     let wire = Rc::new(RefCell::new(Wire::default()));
     let w = wire.clone();
-    cluster.relay_hook = Some(Box::new(move |req, replies| count_exchange(&w, (req, decode), replies, false)));
+    cluster.relay_hook =
+        Some(Box::new(move |req, replies| count_exchange(&w, (req, decode, |_, _| None), replies, false)));
     let w = wire.clone();
-    cluster.authority_hook =
-        Some(Box::new(move |req, replies| count_exchange(&w, (req, decode_at_authority), replies, true)));
+    cluster.authority_hook = Some(Box::new(move |req, replies| {
+        count_exchange(&w, (req, decode_at_authority, AuthorityRequest::for_authority), replies, true)
+    }));
     (cluster, wire)
 }
 
