@@ -45,6 +45,9 @@ fn exact_sum() -> QueryParams {
     QueryParams::new(Statistic::Sum)
 }
 
+/// The decryptors' sealing grants, in the spec's order.
+type Grants = Vec<(String, SealingGrant)>;
+
 /// An exact query admitted with the decryptors' sealing keys, as the
 /// processor runs it on the share path: round 0 under the query's admission.
 #[derive(Clone)]
@@ -208,7 +211,7 @@ async fn relays_seal_only_to_keys_the_decryptors_signed_for_the_query() {
         all[k].1 = grant;
         all
     };
-    let mut attempts: Vec<(&str, Vec<(String, SealingGrant)>, &str)> = Vec::new();
+    let mut attempts: Vec<(&str, Grants, &str)> = Vec::new();
     let signed_by_1 = q.grants[0].1.signature;
     attempts.push((
         "its own key under authority-1's signature",

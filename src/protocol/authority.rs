@@ -82,6 +82,8 @@ struct Round {
 /// What an authority holds of a registered round: the aggregate of the
 /// relays' ciphertexts, or on the committed-share path its sums of the
 /// shares it received (every component, then the blinding; wiped on drop).
+// one per registered round, moved once: sizes may differ
+#[allow(clippy::large_enum_variant)]
 enum Held {
     Encrypted(Aggregate),
     Shared(Vec<Scalar>),

@@ -169,6 +169,8 @@ struct Running {
 
 /// A round's aggregate as the processor holds it: encrypted (ElGamal
 /// path) or read off the decryptors' sums (committed-share path).
+// one per round in progress, moved between states: sizes may differ
+#[allow(clippy::large_enum_variant)]
 enum RoundAggregate {
     Encrypted(Aggregate),
     Plain(PlainAggregate),

@@ -103,6 +103,8 @@ pub struct RelayState {
 }
 
 /// A round answered: ciphertexts, or committed shares (`protocol::shares`).
+// at most `ANSWERED_ROUNDS` of them: sizes may differ
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Answered {
     Encrypted(SignedContribution),

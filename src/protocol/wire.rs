@@ -8,13 +8,15 @@ use serde::{Deserialize, Serialize};
 use super::error::ProtocolError;
 use super::messages::AuthorityRequest;
 
+/// 6: the committed-share path (`AdmitQuery`/`Admitted` sealing grants,
+/// `Contribute { sealing }`, `Shares`, `Register { shared }`, `Sums`);
 /// 5: contribution statements write ciphertexts as their wire form
 /// (`crux/contribution/v4`), so relays of version 4 sign other bytes;
 /// 4: search rounds are admitted as refinements (`AdmitRefinement`,
 /// `AdmissionOf`); 3: admissions carry (R, s) signatures (`AdmissionSignature`), 64-byte
 /// byte strings; 2: ciphertexts travel as 64-byte byte strings (1: arrays
 /// of integers).
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 /// Default frame limit (a 4096-bucket histogram is about 600 KiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
