@@ -63,17 +63,6 @@ fn admitted_remaining(response: AuthorityResponse) -> Option<Epsilon> {
     }
 }
 
-/// An exact cluster with authorities and relays running (no processor), and
-/// the dishonest processor's client, ready.
-async fn exact_backend() -> (Cluster, Peer) {
-    setup();
-    let mut cluster = Cluster::init(&["--exact"]);
-    cluster.start_all(&BACKEND);
-    let evil = Peer::new(cluster.config("processor"));
-    evil.wait_ready(&cluster, &BACKEND).await;
-    (cluster, evil)
-}
-
 // ------------------------------------------------------------------ 1
 
 #[actix_rt::test]

@@ -9,7 +9,6 @@
 
 mod common;
 
-use common::cluster::*;
 use common::nodes::*;
 
 use crux::crypto::shares::{
@@ -31,15 +30,6 @@ use rand::rngs::OsRng;
 /// Column C of areas.xlsx (`LABELS`): 411 values summing to 10630925.
 const COUNT_C: i128 = 411;
 const SUM_C: i128 = 10_630_925;
-
-async fn backend() -> (Cluster, Peer) {
-    setup();
-    let mut cluster = Cluster::init(&["--exact"]);
-    cluster.start_all(&BACKEND);
-    let evil = Peer::new(cluster.config("processor"));
-    evil.wait_ready(&cluster, &BACKEND).await;
-    (cluster, evil)
-}
 
 fn exact_sum() -> QueryParams {
     QueryParams::new(Statistic::Sum)
@@ -202,7 +192,7 @@ fn resign(q: &SharedQuery, s: &SignedShares, (identity, relay): (&RelayIdentity,
 /// only with that decryptor's signature over it for this query.
 #[actix_rt::test]
 async fn relays_seal_only_to_keys_the_decryptors_signed_for_the_query() {
-    let (_cluster, evil) = backend().await;
+    let (_cluster, evil) = exact_backend().await;
     let q = shared_query(&evil, exact_sum()).await;
     let other = shared_query(&evil, exact_sum()).await;
     let own = SealingSecret::random(&mut OsRng).public().to_bytes();
@@ -266,7 +256,7 @@ async fn relays_seal_only_to_keys_the_decryptors_signed_for_the_query() {
 /// round registers and its release is the same whenever it is asked.
 #[actix_rt::test]
 async fn decryptors_refuse_changed_moved_or_too_few_shares() {
-    let (_cluster, evil) = backend().await;
+    let (_cluster, evil) = exact_backend().await;
     let q = shared_query(&evil, exact_sum()).await;
     let other = shared_query(&evil, exact_sum()).await;
     let (s1, s2, s3) =
@@ -355,7 +345,7 @@ async fn decryptors_refuse_changed_moved_or_too_few_shares() {
 /// name and to their query, so they do not open.
 #[actix_rt::test]
 async fn a_colluding_relay_cannot_pass_off_another_relays_boxes() {
-    let (cluster, evil) = backend().await;
+    let (cluster, evil) = exact_backend().await;
     let relay3 = read_relay_identity(&cluster.path("keys/relay-3.identity")).unwrap();
     let q = shared_query(&evil, exact_sum()).await;
     let other = shared_query(&evil, exact_sum()).await;
@@ -379,7 +369,7 @@ async fn a_colluding_relay_cannot_pass_off_another_relays_boxes() {
 /// or sum: the query gets no answer.
 #[actix_rt::test]
 async fn a_relay_sharing_other_values_than_it_committed_to_gets_no_answer() {
-    let (cluster, evil) = backend().await;
+    let (cluster, evil) = exact_backend().await;
     let relay3 = read_relay_identity(&cluster.path("keys/relay-3.identity")).unwrap();
     let as3 = (&relay3, "relay-3");
     let q = shared_query(&evil, exact_sum()).await;
@@ -414,7 +404,7 @@ async fn a_relay_sharing_other_values_than_it_committed_to_gets_no_answer() {
 /// commitments fails.
 #[actix_rt::test]
 async fn different_relay_sets_at_the_decryptors_interpolate_to_nothing() {
-    let (_cluster, evil) = backend().await;
+    let (_cluster, evil) = exact_backend().await;
     let q = shared_query(&evil, exact_sum()).await;
     let (s1, s2, s3) =
         (shares(&evil, &q, "relay-1").await, shares(&evil, &q, "relay-2").await, shares(&evil, &q, "relay-3").await);

@@ -233,6 +233,12 @@ impl Plan {
         })
     }
 
+    /// Registered round `round`.
+    fn registered(&self, round: u32) -> Result<&Round, ProtocolError> {
+        let index = usize::try_from(round).unwrap_or(usize::MAX);
+        self.rounds.get(index).ok_or_else(|| InvalidRequest::RoundNotRegistered { round }.into())
+    }
+
     fn ciphertexts(&self) -> usize {
         self.rounds
             .iter()
@@ -795,15 +801,8 @@ impl AuthorityState {
         releases: &[Release],
         now: u64,
     ) -> Result<AuthorityResponse, ProtocolError> {
-        let plan = self
-            .queries
-            .get_mut(query_id)
-            .and_then(|q| q.plan.as_mut())
-            .ok_or_else(|| ProtocolError::UnknownQuery(query_id.to_string()))?;
-        let registered = plan
-            .rounds
-            .get(usize::try_from(round).unwrap_or(usize::MAX))
-            .ok_or(InvalidRequest::RoundNotRegistered { round })?;
+        let plan = plan_of(&mut self.queries, query_id)?;
+        let registered = plan.registered(round)?;
         if releases.is_empty() {
             return Err(StatsError::ReleaseRefused("a release request names at least one release".into()).into());
         }
@@ -812,13 +811,10 @@ impl AuthorityState {
         }
         let sums = match (plan.released.get(&round), &registered.held) {
             (Some(sums), _) => sums.clone(),
-            (None, Held::Shared(held)) if !held.is_empty() => {
-                let sums = shares::share_sums(&self.name, round, held)?;
-                plan.released.insert(round, sums.clone());
-                sums
-            }
+            (None, Held::Shared(held)) if !held.is_empty() => shares::share_sums(&self.name, round, held)?,
             _ => return Err(StatsError::ReleaseRefused(format!("round {round}'s sums are no longer held")).into()),
         };
+        plan.released.entry(round).or_insert_with(|| sums.clone());
         self.end_if_over(query_id, now);
         Ok(AuthorityResponse::Sums(sums))
     }
@@ -873,15 +869,8 @@ impl AuthorityState {
         releases: &[Release],
         rng: &mut (impl RngCore + CryptoRng),
     ) -> Result<(u64, Scalar, bool, Vec<DecryptionShare>), ProtocolError> {
-        let query = self
-            .queries
-            .get_mut(query_id)
-            .and_then(|q| q.plan.as_mut())
-            .ok_or_else(|| ProtocolError::UnknownQuery(query_id.to_string()))?;
-        let r = query
-            .rounds
-            .get(usize::try_from(round).unwrap_or(usize::MAX))
-            .ok_or(InvalidRequest::RoundNotRegistered { round })?;
+        let query = plan_of(&mut self.queries, query_id)?;
+        let r = query.registered(round)?;
         let params = &query.spec.params;
         // sequential composition: never more releases than the plan's epsilon was split over
         let counted = !params.exact && params.statistic != Statistic::Histogram;
@@ -958,6 +947,11 @@ fn named_query(request: &AuthorityRequest) -> Option<QueryId> {
         AuthorityRequest::Decrypt { query_id, .. } => Some(*query_id),
         AuthorityRequest::AdmitQuery { .. } | AuthorityRequest::Status | AuthorityRequest::Transition { .. } => None,
     }
+}
+
+/// The plan of admitted query `id` (its round 0 fixed).
+fn plan_of<'a>(queries: &'a mut HashMap<QueryId, ActiveQuery>, id: &QueryId) -> Result<&'a mut Plan, ProtocolError> {
+    queries.get_mut(id).and_then(|q| q.plan.as_mut()).ok_or_else(|| ProtocolError::UnknownQuery(id.to_string()))
 }
 
 /// A query's rounds all take one path: ciphertexts, or (exact queries

@@ -29,6 +29,17 @@ pub fn setup() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// An exact cluster with authorities and relays running (no processor), and
+/// the dishonest processor's client, ready.
+pub async fn exact_backend() -> (Cluster, Peer) {
+    setup();
+    let mut cluster = Cluster::init(&["--exact"]);
+    cluster.start_all(&BACKEND);
+    let evil = Peer::new(cluster.config("processor"));
+    evil.wait_ready(&cluster, &BACKEND).await;
+    (cluster, evil)
+}
+
 /// A client holding some node's identity: by default the processor's, i.e.
 /// a dishonest processor that talks to the real relays and authorities.
 pub struct Peer {
