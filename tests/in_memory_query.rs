@@ -442,3 +442,31 @@ fn a_relay_whose_shares_fail_is_left_out_after_the_refusal_on_the_share_path() {
         assert_eq!(cluster.trace.round_trips, clean_trips + 1, "the round registered again");
     }
 }
+
+/// A histogram wider than the tabled commitment generators
+/// (`crypto::shares::TABLED_BUCKETS`) on the share path: relays commit by
+/// multiscalar multiplication, the processor checks without
+/// precomputation, and every bucket equals the plaintext's.
+#[test]
+fn a_histogram_wider_than_the_tabled_generators_on_the_share_path() {
+    let cluster = memory_cluster("areas.xlsx", 3, true, 2);
+    let sources = cluster.relays.into_iter().map(|(_, source)| source).collect();
+    let options = crux::harness::Options { share_path: true, ..crux::harness::Options::new(true, 2) };
+    let mut cluster = MemoryCluster::new(sources, options, solver()).unwrap();
+    let (letter, l, _) = expected_columns().into_iter().find(|(c, _, _)| c == "H").unwrap();
+    let (values, decimals) = plaintext(&letter, &l);
+    let scale = 10i128.pow(decimals);
+    let edges: Vec<i128> = (0..300).map(|k| k * 100 * scale).collect();
+    let mut params = exact(Statistic::Histogram);
+    params.edges = edges.iter().map(|e| (e / scale).to_string()).collect();
+    let a = cluster.query(&labels(&l), params).unwrap();
+    let ExactValue::Histogram(buckets) = &a.result.value else { panic!("histogram") };
+    assert_eq!(buckets.len(), edges.len() + 1);
+    let mut want = vec![0usize; edges.len() + 1];
+    for v in &values {
+        want[edges.iter().filter(|e| *e <= v).count()] += 1;
+    }
+    let got: Vec<usize> = buckets.iter().map(|b| b.count as usize).collect();
+    assert_eq!(got, want);
+    assert_eq!((cluster.trace.ciphertexts_per_relay, cluster.trace.share_boxes_per_relay), (0, 3));
+}

@@ -36,7 +36,7 @@ use curve25519_dalek::ristretto::{
     CompressedRistretto, RistrettoBasepointTable, RistrettoPoint, VartimeRistrettoPrecomputation,
 };
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::{Identity, MultiscalarMul, VartimePrecomputedMultiscalarMul};
+use curve25519_dalek::traits::{Identity, MultiscalarMul, VartimeMultiscalarMul, VartimePrecomputedMultiscalarMul};
 use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha512};
 use subtle::{ConditionallySelectable, ConstantTimeEq};
@@ -64,13 +64,21 @@ type WindowTable = [RistrettoPoint; ENTRIES];
 /// the tables that make commitments cheap: per generator, WINDOWS tables of
 /// 16 multiples (constant-time lookups), a basepoint table for H, and a
 /// variable-time precomputation of all of them for the processor's check.
+/// Beyond `TABLED_BUCKETS` generators only the points are kept (about 20 KB
+/// of tables per generator would be): `commit` then refuses (use
+/// `commit_values`) and `opens` multiplies without precomputation.
 pub struct CommitmentGenerators {
     points: Vec<RistrettoPoint>,
     tables: Vec<[WindowTable; WINDOWS]>,
     blind: RistrettoBasepointTable,
     blind_point: RistrettoPoint,
-    check: VartimeRistrettoPrecomputation,
+    check: Option<VartimeRistrettoPrecomputation>,
 }
+
+/// Most generators with window tables and a check precomputation: a
+/// 256-bucket vector (about 5 MB of tables), the widest a search round or a
+/// usual histogram needs.
+pub const TABLED_BUCKETS: usize = 256;
 
 /// G_j for bucket j, hashed from the domain, "bucket" and j (4 bytes, big-endian).
 pub fn bucket_generator(j: u32) -> RistrettoPoint {
@@ -108,14 +116,20 @@ impl CommitmentGenerators {
     pub fn new(buckets: u32) -> Self {
         let points: Vec<RistrettoPoint> = (0..buckets).map(bucket_generator).collect();
         let h = blinding_generator();
-        let tables = points.iter().map(|g| window_tables(*g)).collect();
-        let check = VartimeRistrettoPrecomputation::new(points.iter().chain(std::iter::once(&h)));
+        let tabled = points.len() <= TABLED_BUCKETS;
+        let tables = if tabled { points.iter().map(|g| window_tables(*g)).collect() } else { Vec::new() };
+        let check = tabled.then(|| VartimeRistrettoPrecomputation::new(points.iter().chain(std::iter::once(&h))));
         CommitmentGenerators { points, tables, blind: RistrettoBasepointTable::create(&h), blind_point: h, check }
     }
 
     /// How many counts a commitment holds.
     pub fn buckets(&self) -> usize {
         self.points.len()
+    }
+
+    /// Whether `commit` serves `n` counts (window tables for them).
+    pub fn tabled(&self, n: usize) -> bool {
+        n <= self.tables.len()
     }
 
     /// C = Σ_j counts_j·G_j + blind·H, in constant time in the counts and
@@ -176,21 +190,31 @@ impl CommitmentGenerators {
         }
         let zeros = self.points.len() - values.len();
         let scalars = values.iter().copied().chain(std::iter::repeat_n(Scalar::ZERO, zeros)).chain([*blind]);
-        Ok(self.check.vartime_multiscalar_mul(scalars) == *commitment)
+        let sum = match &self.check {
+            Some(check) => check.vartime_multiscalar_mul(scalars),
+            None => RistrettoPoint::vartime_multiscalar_mul(scalars, self.points.iter().chain([&self.blind_point])),
+        };
+        Ok(sum == *commitment)
     }
 }
 
-/// Generators for at least `buckets` components, built once per process
-/// and grown when a longer vector comes (about 20 KB per component): a
-/// commitment to fewer components than the generators hold commits the
-/// rest as 0, so one set serves every vector up to its length.
+/// Generators for at least `buckets` components. Up to `TABLED_BUCKETS`
+/// they are built once per process with their tables, and grown when a
+/// longer vector comes (a commitment to fewer components than the
+/// generators hold commits the rest as 0, so one set serves every vector
+/// up to its length); a longer vector gets points only, made for it and
+/// not kept.
 pub fn generators_for(buckets: usize) -> Arc<CommitmentGenerators> {
     static CACHE: Mutex<Option<Arc<CommitmentGenerators>>> = Mutex::new(None);
+    let size = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    if buckets > TABLED_BUCKETS {
+        return Arc::new(CommitmentGenerators::new(size(buckets)));
+    }
     let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match cache.as_ref() {
         Some(g) if g.buckets() >= buckets => g.clone(),
         _ => {
-            let made = Arc::new(CommitmentGenerators::new(u32::try_from(buckets.max(16)).unwrap_or(u32::MAX)));
+            let made = Arc::new(CommitmentGenerators::new(size(buckets.max(16))));
             *cache = Some(made.clone());
             made
         }
@@ -500,6 +524,30 @@ mod tests {
         assert!(g.commit(&counts[..4], 4, &blind).is_err());
         assert!(g.commit(&counts[..2], 6, &blind).is_err());
         assert!(g.commit(&counts[..2], 36, &blind).is_err());
+    }
+
+    /// Beyond `TABLED_BUCKETS` the generators keep points only: `commit`
+    /// refuses, `commit_values` and `opens` work without tables, and agree
+    /// with the tabled generators on the components both hold.
+    #[test]
+    fn wide_vectors_commit_and_open_without_tables() {
+        let wide = generators_for(TABLED_BUCKETS + 3);
+        assert!(!wide.tabled(TABLED_BUCKETS + 3) && wide.buckets() == TABLED_BUCKETS + 3);
+        let narrow = generators_for(4);
+        assert!(narrow.tabled(4));
+        let mut rng = StdRng::seed_from_u64(5);
+        let blind = Scalar::random(&mut rng);
+        let values: Vec<Scalar> = (0..TABLED_BUCKETS + 3).map(|j| Scalar::from(j as u64 * 7)).collect();
+        assert!(wide.commit(&[1; 4], 32, &blind).is_err());
+        let c = wide.commit_values(&values, &blind).unwrap();
+        assert!(wide.opens(&c, &values, &blind).unwrap());
+        let mut shifted = values.clone();
+        shifted[TABLED_BUCKETS + 2] += Scalar::ONE;
+        assert!(!wide.opens(&c, &shifted, &blind).unwrap());
+        // the first components are the same generators as the tabled ones'
+        let counts = [3u32, 0, 9, 1];
+        let as_scalars: Vec<Scalar> = counts.iter().map(|c| Scalar::from(*c)).collect();
+        assert_eq!(wide.commit_values(&as_scalars, &blind).unwrap(), narrow.commit(&counts, 32, &blind).unwrap());
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub fn share_round(
 ) -> Result<SignedShares, CryptoError> {
     let generators = generators_for(plain.len());
     let mut blind = Scalar::random(rng);
-    let commitment = if narrow {
+    let commitment = if narrow && generators.tabled(plain.len()) {
         let mut counts: Vec<u32> = plain.iter().map(|(v, _)| u32::try_from(*v).unwrap_or(u32::MAX)).collect();
         let c = generators.commit(&counts, 32, &blind);
         counts.zeroize();
