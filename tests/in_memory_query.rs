@@ -470,3 +470,28 @@ fn a_histogram_wider_than_the_tabled_generators_on_the_share_path() {
     assert_eq!(got, want);
     assert_eq!((cluster.trace.ciphertexts_per_relay, cluster.trace.share_boxes_per_relay), (0, 3));
 }
+
+/// A registration is tailored per decryptor only on the share path: an
+/// ElGamal registration is the same request for every authority (one
+/// encoding), a registration of shares carries each decryptor's own box.
+#[test]
+fn only_registrations_of_shares_are_tailored_per_decryptor() {
+    use crux::protocol::messages::AuthorityRequest;
+    use std::sync::{Arc, Mutex};
+    let l = ["Population", "All usual residents", "2021"];
+    for share_path in [false, true] {
+        let cluster = memory_cluster("areas.xlsx", 3, true, 2);
+        let sources = cluster.relays.into_iter().map(|(_, source)| source).collect();
+        let options = crux::harness::Options { share_path, ..crux::harness::Options::new(true, 2) };
+        let mut cluster = MemoryCluster::new(sources, options, solver()).unwrap();
+        let seen: Arc<Mutex<Vec<bool>>> = Arc::default();
+        let record = seen.clone();
+        cluster.authority_hook = Some(Box::new(move |request: &AuthorityRequest, _: &mut _| {
+            if matches!(request, AuthorityRequest::Register { .. }) {
+                record.lock().unwrap().push(request.for_authority("authority-1").is_some());
+            }
+        }));
+        cluster.query(&l, exact(Statistic::Sum)).unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![share_path], "share path {share_path}");
+    }
+}

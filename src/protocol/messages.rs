@@ -584,6 +584,10 @@ impl AuthorityRequest {
         let AuthorityRequest::Register { spec, round, task, contributions, releases, shared } = self else {
             return None;
         };
+        // ciphertexts go to every authority alike: one encoding serves all
+        if shared.is_empty() {
+            return None;
+        }
         let position = spec.decryptors.iter().position(|d| d == authority)?;
         let shared = shared.iter().map(|s| s.for_decryptor(position).unwrap_or_else(|| s.clone())).collect();
         let (spec, task) = (spec.clone(), task.clone());
