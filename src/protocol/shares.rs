@@ -7,10 +7,11 @@
 //! (`codec::shares_statement`). Each decryptor opens its boxes and adds
 //! its shares up; the processor interpolates the decryptors' sums and
 //! checks them against the sum of the relays' commitments before it reads
-//! a value. No discrete log, no limb, no proof per release.
+//! a value. No discrete log (so the widest limbs), no proof per release.
 //!
 //! Used by `relay` (`sealing_keys`, `share_round`), `authority`
-//! (`open_and_sum`) and `processor` (`commitment_sum`, `combine_sums`);
+//! (`open_and_sum`, `share_sums`) and `processor` (`commitment`,
+//! `combine_sums`);
 //! `contribution_check::check_shares` checks shapes (`shape`) and
 //! signatures. No I/O.
 
@@ -136,21 +137,25 @@ pub fn share_round(
 ) -> Result<SignedShares, CryptoError> {
     let generators = generators_for(plain.len());
     let mut blind = Scalar::random(rng);
+    // the components, then the blinding: what is shared
+    let mut values: Vec<Scalar> = plain.iter().map(|(v, _)| scalar_from_i64(*v)).chain([blind]).collect();
+    let components = values.get(..plain.len()).unwrap_or_default();
     let commitment = if narrow && generators.tabled(plain.len()) {
         let mut counts: Vec<u32> = plain.iter().map(|(v, _)| u32::try_from(*v).unwrap_or(u32::MAX)).collect();
         let c = generators.commit(&counts, 32, &blind);
         counts.zeroize();
-        c?
+        c
     } else {
-        let mut values: Vec<Scalar> = plain.iter().map(|(v, _)| scalar_from_i64(*v)).collect();
-        let c = generators.commit_values(&values, &blind);
-        values.zeroize();
-        c?
-    }
-    .compress()
-    .to_bytes();
-    let mut values: Vec<Scalar> = plain.iter().map(|(v, _)| scalar_from_i64(*v)).chain([blind]).collect();
+        generators.commit_values(components, &blind)
+    };
     blind.zeroize();
+    let commitment = match commitment {
+        Ok(c) => c.compress().to_bytes(),
+        Err(e) => {
+            values.zeroize();
+            return Err(e);
+        }
+    };
     let indices: Vec<u16> = round.keys.iter().map(|(i, _)| *i).collect();
     let threshold = u16::try_from(indices.len()).unwrap_or(u16::MAX);
     let shared = share_values(&values, &indices, threshold, rng);
