@@ -872,8 +872,11 @@ impl AuthorityState {
         let query = plan_of(&mut self.queries, query_id)?;
         let r = query.registered(round)?;
         let params = &query.spec.params;
-        // sequential composition: never more releases than the plan's epsilon was split over
-        let counted = !params.exact && params.statistic != Statistic::Histogram;
+        // sequential composition: never more releases than the plan's epsilon
+        // was split over (a histogram's buckets and a noisy search round's
+        // cells are disjoint: each slot once, and a search's rounds are
+        // bounded by `check_task`)
+        let counted = !params.exact && params.statistic != Statistic::Histogram && !params.statistic.is_search();
         // the slots and ciphertexts (first components) of the new shares, and their noise
         let mut fresh: Vec<(u32, RistrettoPoint)> = Vec::new();
         let mut noises: Vec<i128> = Vec::new();

@@ -817,29 +817,37 @@ fn only_planned_releases_of_registered_rounds_are_decrypted_once() {
 }
 
 #[test]
-fn noisy_releases_stop_at_the_plans_count() {
+fn noisy_search_rounds_release_each_cell_once_and_nothing_across_cells() {
     let mut f = Fixture::new();
-    // 4096 values: 3 rounds of 16 buckets, 1 + 4 * 3 = 13 releases
+    // 4096 values: 4 rounds of 8 buckets (`policy::noisy_search`), epsilon split over the 4
     let (spec, _) = f.registered_round0(noisy(Statistic::Median, "1", Some(("0", "4095"))));
     let mut partials = Vec::new();
-    // a cut's prefix and suffix counts are two releases
-    let counts = (1..=6).flat_map(|c| [Release::HistPrefix(c), Release::HistSuffix(c)]);
-    for release in std::iter::once(Release::HistTotal).chain(counts) {
+    // the round's cells: below the grid, its 8 buckets, at or above its end
+    let cells = std::iter::once(Release::HistPrefix(0))
+        .chain((0..8).map(Release::HistBucket))
+        .chain(std::iter::once(Release::HistSuffix(8)));
+    for release in cells {
         match f.decrypt(0, spec.id, 0, release) {
             AuthorityResponse::Partials(p) => partials.push(p.shares),
             other => panic!("{release:?}: {other:?}"),
         }
     }
-    for release in [Release::HistPrefix(13), Release::HistSuffix(13)] {
+    // a cell already released is answered again with the same noisy share
+    assert_eq!(shares(f.decrypt(0, spec.id, 0, Release::HistPrefix(0))), partials[0]);
+    assert_eq!(shares(f.decrypt(0, spec.id, 0, Release::HistBucket(3))), partials[4]);
+    // no total, no count across cells (the exact search's prefix and
+    // suffix counts), no sum
+    for release in [
+        Release::HistTotal,
+        Release::HistPrefix(1),
+        Release::HistPrefix(7),
+        Release::HistSuffix(1),
+        Release::HistBucket(8),
+        Release::Count,
+    ] {
         let reason = refusal(f.decrypt(0, spec.id, 0, release));
-        assert!(reason.contains("the query's plan allows 13 releases and all were made"), "{reason}");
+        assert!(reason.contains("is not part of a median query's plan"), "{release:?}: {reason}");
     }
-    // a slot already released is answered again with the same noisy share
-    assert_eq!(shares(f.decrypt(0, spec.id, 0, Release::HistPrefix(1))), partials[1]);
-    assert_eq!(shares(f.decrypt(0, spec.id, 0, Release::HistSuffix(1))), partials[2]);
-    // a noisy median releases no bucket and no sum
-    assert!(refusal(f.decrypt(0, spec.id, 0, Release::HistBucket(0))).contains("is not part of a median query's plan"));
-    assert!(refusal(f.decrypt(0, spec.id, 0, Release::Count)).contains("is not part of a median query's plan"));
 
     // a noisy histogram releases its buckets, never their total
     let mut params = noisy(Statistic::Histogram, "1", None);

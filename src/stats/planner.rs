@@ -19,7 +19,9 @@ use super::fixed::{format_fixed, pow10};
 use super::grid::Grid;
 use super::limbs;
 use super::limits;
-use super::policy::{first_search_grid, max_abs_bound, moments_quanta, plan_shape, planned_releases, SEARCH_BUCKETS};
+use super::policy::{
+    first_search_grid, max_abs_bound, moments_quanta, plan_shape, planned_releases, search_widths, SEARCH_BUCKETS,
+};
 use super::release::Release;
 use super::result::{reduce, ExactValue, HistogramBucket, StatResult};
 use super::search::{QuantileSearch, SearchStep};
@@ -83,8 +85,9 @@ impl Planner {
         })
     }
 
-    /// Searches in rounds of `buckets` buckets (one of
-    /// `policy::search_widths`; default `SEARCH_BUCKETS`).
+    /// Exact searches in rounds of `buckets` buckets (one of
+    /// `policy::search_widths`; default `SEARCH_BUCKETS`). A noisy search
+    /// takes the one width its bounds give (`policy::noisy_search`).
     pub fn with_search_buckets(mut self, buckets: u32) -> Self {
         self.search_buckets = buckets;
         self
@@ -210,12 +213,17 @@ impl Planner {
         }
         let st = self.params.statistic;
         let task = if st.is_search() {
+            let buckets = if self.params.exact {
+                self.search_buckets
+            } else {
+                search_widths(&self.params, &self.fixed)?.first().copied().unwrap_or(SEARCH_BUCKETS)
+            };
             let mut search = QuantileSearch::within(
                 self.fixed.quantile.unwrap_or((1, 2)),
-                first_search_grid(&self.fixed, self.search_buckets)?,
+                first_search_grid(&self.fixed, buckets)?,
                 self.fixed.bounds,
             )
-            .with_buckets(self.search_buckets);
+            .with_buckets(buckets);
             if self.params.exact {
                 search = search.exact();
             }
@@ -277,10 +285,12 @@ impl Planner {
             SearchStep::Done { value, count } => {
                 let uncertainty = match (&self.state, self.noise()?, self.fixed.bounds) {
                     (State::Search(search), Some((epsilon, k)), Some(bounds)) => {
-                        let rank_sd = release_variance(1, epsilon, k, self.noise_sources)?.sqrt();
+                        let cell_sd = release_variance(1, epsilon, k, self.noise_sources)?.sqrt();
                         let z = release_z95(1, epsilon, k, self.noise_sources)?;
-                        let rank = search.rank().unwrap_or(1);
-                        let (lo, hi) = quantile_interval(value, rank, rank_sd, z, search.points(), bounds);
+                        let (num, den) = self.fixed.quantile.unwrap_or((1, 2));
+                        // display-only float: the level is public
+                        let p = num as f64 / den.max(1) as f64;
+                        let (lo, hi) = quantile_interval(value, search.points(), p, cell_sd * z, bounds);
                         let scale = 10f64.powi(i32::try_from(self.fixed.decimals).unwrap_or(0));
                         // display-only floats
                         let (lo, hi) = (lo as f64 / scale, hi as f64 / scale);

@@ -26,17 +26,89 @@ pub const SEARCH_BUCKETS: u32 = 16;
 /// bucket there costs about 2.3 µs per relay to commit and no work per
 /// release, so 5 rounds of 128 over 2^32 values (12 round trips) cost less
 /// than 8 of 16 (18). Exact searches may refine with either width; noisy
-/// ones only with `SEARCH_BUCKETS` (their plan's epsilon is split over
-/// its binary search's releases).
+/// ones with the one width `noisy_search` gives their bounds.
 pub const WIDE_SEARCH_BUCKETS: u32 = 128;
 
-/// The grid widths a search of this query may refine with.
-pub fn search_widths(params: &QueryParams) -> &'static [u32] {
+/// Most rounds of a noisy search: 2 + 2·7 = 16 round trips (the query's
+/// admission and the relays' description, then each round's contributions
+/// and registration; the next round's admission and the round's releases
+/// ride on those). Bounds wider than 256^7 = 2^56 values take more.
+pub const NOISY_SEARCH_MAX_ROUNDS: u32 = 7;
+
+/// Widest grid of a noisy search round.
+pub const NOISY_SEARCH_MAX_BUCKETS: u32 = 256;
+
+/// The grid widths a search of this query may refine with: 16 or 128 when
+/// exact, the one width of `noisy_search` over the query's bounds with noise.
+pub fn search_widths(params: &QueryParams, fixed: &FixedParams) -> Result<Vec<u32>, StatsError> {
     if params.exact {
-        &[SEARCH_BUCKETS, WIDE_SEARCH_BUCKETS]
-    } else {
-        &[SEARCH_BUCKETS]
+        return Ok(vec![SEARCH_BUCKETS, WIDE_SEARCH_BUCKETS]);
     }
+    Ok(vec![noisy_search(bounds_span(fixed)?)?.0])
+}
+
+/// Values between a noisy query's bounds (it has them: `BoundsRequired`).
+fn bounds_span(fixed: &FixedParams) -> Result<i128, StatsError> {
+    let (lo, hi) = fixed.bounds.ok_or(StatsError::BoundsRequired)?;
+    hi.checked_sub(lo).and_then(|s| s.checked_add(1)).ok_or(StatsError::ArithmeticOverflow("bounds"))
+}
+
+/// Rounds of a search over `span` values that refines into `buckets`-bucket
+/// grids down to one value, the grids being the ones `Grid::covering` makes
+/// of the widest bucket (a refinement cut to the bounds is never wider).
+pub fn search_rounds(span: i128, buckets: u32) -> Result<u32, StatsError> {
+    let b = i128::from(buckets.max(2));
+    let mut values = span.max(1);
+    let mut rounds = 0u32;
+    loop {
+        let width = (values + b - 1) / b;
+        rounds = rounds.checked_add(1).ok_or(StatsError::ArithmeticOverflow("rounds"))?;
+        if width <= 1 {
+            return Ok(rounds);
+        }
+        values = width;
+    }
+}
+
+/// (buckets per round, rounds) of a noisy search over `span` values.
+///
+/// Each round releases a noisy count of every cell of a partition of the
+/// column (below the round's grid, each bucket, at or above its end): one
+/// row is in one cell, so a round is one release at sensitivity 1
+/// (parallel composition) and the query's epsilon is split over the
+/// rounds only. Where the search stops in a round, the noise moves the
+/// rank by about σ·√((1 − p)²·a + p²·b) for a cells before the stop and b
+/// after it, at most σ·√(B + 2)/2 for B buckets at p = ½, with σ
+/// proportional to the rounds R. So this picks the R ≤
+/// `NOISY_SEARCH_MAX_ROUNDS` and the fewest buckets B for it that
+/// minimise (B + 2)·R²: 16 buckets in 5 rounds over 10^6 + 1 values, 24 in
+/// 7 over 2^32.
+pub fn noisy_search(span: i128) -> Result<(u32, u32), StatsError> {
+    let mut best: Option<(u128, u32, u32)> = None;
+    for rounds in 1..=NOISY_SEARCH_MAX_ROUNDS {
+        if search_rounds(span, NOISY_SEARCH_MAX_BUCKETS)? > rounds {
+            continue;
+        }
+        // the fewest buckets that end within `rounds` (rounds fall as buckets grow)
+        let (mut lo, mut hi) = (2u32, NOISY_SEARCH_MAX_BUCKETS);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if search_rounds(span, mid)? <= rounds {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let taken = search_rounds(span, lo)?;
+        let cost = u128::from(lo + 2) * u128::from(taken) * u128::from(taken);
+        if best.is_none_or(|(c, _, _)| cost < c) {
+            best = Some((cost, lo, taken));
+        }
+    }
+    Ok(match best {
+        Some((_, buckets, rounds)) => (buckets, rounds),
+        None => (NOISY_SEARCH_MAX_BUCKETS, search_rounds(span, NOISY_SEARCH_MAX_BUCKETS)?),
+    })
 }
 
 /// First slot of a search round's suffix counts (prefix counts take 1 + n,
@@ -58,32 +130,10 @@ pub struct ReleaseSlot {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlanShape {
     pub max_rounds: u32,
+    /// sequential composition: each noisy release gets this share of the
+    /// query's epsilon. A release is one number of a moments plan, and one
+    /// round (all its cells, disjoint) of a noisy search.
     pub releases: u64,
-}
-
-/// The shape of a search over `span` values: its rounds of 16-way
-/// refinement down to one value, and the most releases a noisy search
-/// makes (the total, then ceil(log2 B) prefix counts in each round of B
-/// buckets: a binary search), the rounds' grids being the ones
-/// `Grid::covering` makes of the widest bucket (a refinement cut to the
-/// bounds is never wider). Exactly what the search can use, so no share
-/// of epsilon is wasted.
-pub fn search_shape(span: i128) -> Result<PlanShape, StatsError> {
-    let b = i128::from(SEARCH_BUCKETS);
-    let mut values = span.max(1);
-    let mut shape = PlanShape { max_rounds: 0, releases: 1 };
-    loop {
-        let width = (values + b - 1) / b;
-        let buckets =
-            u64::try_from((values + width - 1) / width).map_err(|_| StatsError::ArithmeticOverflow("grid"))?;
-        shape.max_rounds += 1;
-        // ceil(log2(buckets))
-        shape.releases += u64::from(u64::BITS - buckets.saturating_sub(1).leading_zeros());
-        if width <= 1 {
-            return Ok(shape);
-        }
-        values = width;
-    }
 }
 
 /// The grid of a search's first round, of `buckets` buckets (one of
@@ -105,7 +155,7 @@ fn magnitude_search_rounds(fixed: &FixedParams) -> Result<u32, StatsError> {
         return Err(StatsError::Inconsistent("a magnitude bucket without ends".into()));
     };
     let span = hi.checked_sub(lo).and_then(|s| s.checked_add(1)).ok_or(StatsError::ArithmeticOverflow("bucket"))?;
-    Ok(1 + search_shape(span)?.max_rounds)
+    Ok(1 + search_rounds(span, SEARCH_BUCKETS)?)
 }
 
 pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape, StatsError> {
@@ -117,12 +167,12 @@ pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape
         // disjoint buckets: parallel composition, each bucket at the full epsilon
         Statistic::Histogram => PlanShape { max_rounds: 1, releases: 1 },
         Statistic::Min | Statistic::Max | Statistic::Median | Statistic::Quantile => match fixed.bounds {
-            Some((lo, hi)) => {
-                let span = hi
-                    .checked_sub(lo)
-                    .and_then(|s| s.checked_add(1))
-                    .ok_or(StatsError::ArithmeticOverflow("bounds"))?;
-                search_shape(span)?
+            // exact: rounds of 16 (128 take fewer); epsilon unused
+            Some(_) if params.exact => PlanShape { max_rounds: search_rounds(bounds_span(fixed)?, SEARCH_BUCKETS)?, releases: 1 },
+            // one release per round: its cells are disjoint (`noisy_search`)
+            Some(_) => {
+                let (_, rounds) = noisy_search(bounds_span(fixed)?)?;
+                PlanShape { max_rounds: rounds, releases: u64::from(rounds) }
             }
             None if params.exact => PlanShape { max_rounds: magnitude_search_rounds(fixed)?, releases: 1 },
             None => return Err(StatsError::BoundsRequired),
@@ -176,13 +226,13 @@ pub fn check_task(
             }
             s if s.is_search() => match previous {
                 None => {
-                    let widths = search_widths(params);
+                    let widths = search_widths(params, fixed)?;
                     if !widths.iter().any(|b| first_search_grid(fixed, *b).is_ok_and(|first| first == *grid)) {
                         return refuse("the first search round must use the query's grid".into());
                     }
                 }
                 Some(RelayTask::Histogram { grid: prev }) => {
-                    check_refinement(prev, grid, fixed.bounds, search_widths(params))?
+                    check_refinement(prev, grid, fixed.bounds, &search_widths(params, fixed)?)?
                 }
                 Some(_) => return refuse("a search round must follow a histogram round".into()),
             },
@@ -278,17 +328,29 @@ pub fn slot(
         (RelayTask::Moments { squares: true, .. }, Release::SquaresLimb(k)) if exact && k < task.moment_limbs()?.1 => {
             (64 + k, 0)
         }
-        (RelayTask::Histogram { .. }, Release::HistTotal) => (0, 1),
-        (RelayTask::Histogram { grid }, Release::HistPrefix(n)) if st.is_search() && n > 0 && n < grid.buckets() => {
+        // a noisy search releases a partition of the column, each cell
+        // once: below the grid (the prefix at cut 0), each bucket, at or
+        // above the grid's end (the suffix at its last cut); never a total
+        // nor a count across cells (`noisy_search`)
+        (RelayTask::Histogram { .. }, Release::HistPrefix(0)) if st.is_search() && !exact => (0, 1),
+        (RelayTask::Histogram { grid }, Release::HistSuffix(n)) if st.is_search() && !exact && n == grid.buckets() => {
+            (SUFFIX_SLOTS + n, 1)
+        }
+        (RelayTask::Histogram { grid }, Release::HistBucket(k))
+            if (st == Statistic::Histogram || (st.is_search() && !exact)) && k < grid.buckets() =>
+        {
+            (1 + k, 1)
+        }
+        (RelayTask::Histogram { .. }, Release::HistTotal) if st == Statistic::Histogram || exact => (0, 1),
+        (RelayTask::Histogram { grid }, Release::HistPrefix(n)) if st.is_search() && exact && n > 0 && n < grid.buckets() => {
             (1 + n, 1)
         }
         // suffix counts in slots of their own: a cut's prefix and suffix are
-        // two releases (counted as two with noise)
-        (RelayTask::Histogram { grid }, Release::HistSuffix(n)) if st.is_search() && n > 0 && n < grid.buckets() => {
+        // two releases
+        (RelayTask::Histogram { grid }, Release::HistSuffix(n))
+            if st.is_search() && exact && n > 0 && n < grid.buckets() =>
+        {
             (SUFFIX_SLOTS + n, 1)
-        }
-        (RelayTask::Histogram { grid }, Release::HistBucket(k)) if st == Statistic::Histogram && k < grid.buckets() => {
-            (1 + k, 1)
         }
         (_, r) => {
             return refuse(format!("{r:?} is not part of a {}{} query's plan", if exact { "exact " } else { "" }, st))
@@ -332,58 +394,85 @@ mod tests {
 
     #[test]
     fn rounds_and_shapes() {
-        let rounds = |span| search_shape(span).unwrap().max_rounds;
-        let releases = |span| search_shape(span).unwrap().releases;
+        let rounds = |span| search_rounds(span, SEARCH_BUCKETS).unwrap();
         assert_eq!(rounds(1), 1);
         assert_eq!(rounds(16), 1);
         assert_eq!(rounds(17), 2);
         assert_eq!(rounds(256), 2);
         assert_eq!(rounds(257), 3);
+        assert_eq!(rounds(1_000_001), 5);
+        // noisy searches: (buckets, rounds) minimising (B + 2)·R², R ≤ 7
+        assert_eq!(noisy_search(1_000_001).unwrap(), (16, 5));
+        assert_eq!(noisy_search(1 << 32).unwrap(), (24, 7));
+        assert_eq!(noisy_search(10_000_001).unwrap(), (15, 6));
+        assert_eq!(noisy_search(4096).unwrap(), (8, 4));
+        assert_eq!(noisy_search(1).unwrap().1, 1);
+        // wider than 256^7: 256 buckets, as many rounds as it takes
+        assert_eq!(noisy_search(1 << 60).unwrap(), (256, 8));
         let mut p = QueryParams::new(Statistic::Median);
         p.exact = false;
         p.epsilon = Some(crate::stats::Epsilon(1_000_000));
         p.bounds = Some(("0".into(), "4095".into()));
         let f = p.fixed(0).unwrap();
-        assert_eq!(plan_shape(&p, &f).unwrap(), PlanShape { max_rounds: 3, releases: 13 });
-        // 1 + 4 (16 buckets of 62501) + 4 (16 of 3907) + 4 (16 of 245)
-        // + 4 (16 of 16) + 4 (16 of 1)
-        assert_eq!(releases(1_000_001), 21);
-        assert_eq!(rounds(1_000_001), 5);
-        assert_eq!((releases(1), releases(2), releases(3)), (1, 2, 3));
+        // one share of epsilon per round
+        assert_eq!(plan_shape(&p, &f).unwrap(), PlanShape { max_rounds: 4, releases: 4 });
+        assert_eq!(search_widths(&p, &f).unwrap(), vec![8]);
+        p.exact = true;
+        assert_eq!(plan_shape(&p, &f).unwrap().max_rounds, 3);
+        assert_eq!(search_widths(&p, &f).unwrap(), vec![SEARCH_BUCKETS, WIDE_SEARCH_BUCKETS]);
     }
 
-    /// A noisy search never needs more releases than its plan's share, and
-    /// a value inside the bounds needs them all: every share of epsilon is
-    /// used (bounds cutting the last buckets only make fewer).
+    /// A noisy search never takes more rounds than its plan, and the value
+    /// that needs them all exists; every release it asks for is a slot the
+    /// authorities permit, each once a round, and the cells of a round
+    /// count every value once (a partition: sensitivity 1).
     #[test]
-    fn a_noisy_search_uses_what_its_plan_reserves() {
+    fn a_noisy_search_takes_the_rounds_its_plan_reserves_and_releases_a_partition() {
         use crate::stats::search::{QuantileSearch, SearchStep};
         for (lo, hi) in [(0i128, 4095i128), (0, 1_000_000), (-20, 900), (0, 3_000_000), (5, 5), (0, 1)] {
-            let reserved = search_shape(hi - lo + 1).unwrap().releases;
+            let mut p = QueryParams::new(Statistic::Quantile);
+            p.exact = false;
+            p.epsilon = Some(crate::stats::Epsilon(1_000_000));
+            p.bounds = Some((lo.to_string(), hi.to_string()));
+            let f = p.fixed(0).unwrap();
+            let shape = plan_shape(&p, &f).unwrap();
+            let buckets = search_widths(&p, &f).unwrap()[0];
             let mut most = 0;
-            for (k, p) in (0..=8).flat_map(|k| [(k, (1, 2)), (k, (9, 10))]) {
+            for (k, q) in (0..=8).flat_map(|k| [(k, (1, 2)), (k, (9, 10))]) {
                 let value = lo + (hi - lo) * k / 8;
-                let mut grid = Grid::covering(lo, hi, SEARCH_BUCKETS).unwrap();
-                let mut s = QuantileSearch::within(p, grid.clone(), Some((lo, hi)));
-                let (mut step, mut made) = (s.start_round().unwrap(), 0u64);
+                let mut grid = first_search_grid(&f, buckets).unwrap();
+                let mut s = QuantileSearch::within(q, grid.clone(), Some((lo, hi))).with_buckets(buckets);
+                let mut step = s.start_round().unwrap();
+                let mut previous: Option<RelayTask> = None;
+                let mut round = 0u32;
                 loop {
                     match step {
                         SearchStep::Release(rs) => {
-                            made += rs.len() as u64;
-                            // one value: below a cut or not (whole-column prefix counts)
-                            let below = |n: u32| i128::from(grid.range_of(n).lo.unwrap() > value);
+                            let task = RelayTask::Histogram { grid: grid.clone() };
+                            check_task(&p, &f, round, &task, previous.as_ref()).unwrap();
+                            let mut slots: Vec<u32> = rs.iter().map(|r| slot(&p, &f, &task, *r).unwrap().index).collect();
+                            slots.sort_unstable();
+                            slots.dedup();
+                            assert_eq!(slots.len(), rs.len(), "each slot once");
+                            // the one value is in exactly one cell
+                            let first = grid.range_of(0).lo.unwrap();
+                            let end = grid.range_of(grid.buckets() - 1).hi.unwrap();
                             let vs: Vec<_> = rs
                                 .iter()
                                 .map(|r| match r {
-                                    Release::HistPrefix(n) => (*r, below(*n)),
-                                    Release::HistSuffix(n) => (*r, 1 - below(*n)),
-                                    _ => (*r, 1),
+                                    Release::HistPrefix(0) => (*r, i128::from(value < first)),
+                                    Release::HistSuffix(_) => (*r, i128::from(value > end)),
+                                    Release::HistBucket(b) => (*r, i128::from(grid.bucket_of(value) == Some(*b))),
+                                    other => panic!("{other:?}"),
                                 })
                                 .collect();
+                            assert_eq!(vs.iter().map(|v| v.1).sum::<i128>(), 1, "{vs:?}");
                             step = s.released(&vs).unwrap();
                         }
                         SearchStep::NextRound(g) => {
+                            previous = Some(RelayTask::Histogram { grid: grid.clone() });
                             grid = g;
+                            round += 1;
                             step = s.start_round().unwrap();
                         }
                         SearchStep::Done { value: found, .. } => {
@@ -392,11 +481,44 @@ mod tests {
                         }
                     }
                 }
-                assert!(made <= reserved, "{lo}..={hi} at {value}: {made} > {reserved}");
-                most = most.max(made);
+                assert!(round < shape.max_rounds, "{lo}..={hi} at {value}: {} rounds", round + 1);
+                most = most.max(round + 1);
             }
-            assert_eq!(most, reserved, "{lo}..={hi}: the plan reserves what a search can make");
+            assert_eq!(most, shape.max_rounds, "{lo}..={hi}: the plan reserves what a search can take");
         }
+    }
+
+    /// A noisy search's round permits its cells only: no total, no count
+    /// across cells, no cut of the exact search's.
+    #[test]
+    fn a_noisy_search_round_permits_its_cells_only() {
+        let mut p = QueryParams::new(Statistic::Median);
+        p.exact = false;
+        p.epsilon = Some(crate::stats::Epsilon(1_000_000));
+        p.bounds = Some(("0".into(), "4095".into()));
+        let f = p.fixed(0).unwrap();
+        let grid = first_search_grid(&f, 8).unwrap();
+        let task = RelayTask::Histogram { grid };
+        for ok in [Release::HistPrefix(0), Release::HistBucket(0), Release::HistBucket(7), Release::HistSuffix(8)] {
+            assert_eq!(slot(&p, &f, &task, ok).unwrap().share, 4, "{ok:?}");
+        }
+        for refused in [
+            Release::HistTotal,
+            Release::HistPrefix(1),
+            Release::HistPrefix(7),
+            Release::HistSuffix(1),
+            Release::HistSuffix(0),
+            Release::HistSuffix(9),
+            Release::HistBucket(8),
+            Release::Count,
+        ] {
+            let why = slot(&p, &f, &task, refused).unwrap_err().to_string();
+            assert!(why.contains("is not part of a median query's plan"), "{refused:?}: {why}");
+        }
+        // 16-bucket grids are the exact search's: refused for this noisy one
+        let sixteen = RelayTask::Histogram { grid: first_search_grid(&f, SEARCH_BUCKETS).unwrap() };
+        assert!(check_task(&p, &f, 0, &sixteen, None).is_err());
+        check_task(&p, &f, 0, &task, None).unwrap();
     }
 
     #[test]

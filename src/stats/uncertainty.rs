@@ -3,15 +3,16 @@
 //! authorities adds one discrete Laplace draw of scale t = sensitivity ·
 //! releases / epsilon; variance 2q/(1-q)^2 with q = e^(-1/t)), the
 //! stochastic rounding of noisy sums (at most q^2/4 per row), and the delta
-//! method for ratios (mean, variance, stddev). For a quantile it is a rank
-//! interval turned into values with the (noisy) prefix counts the search
-//! released. Called by `planner` in noisy mode; no I/O, no data beyond the
+//! method for ratios (mean, variance, stddev). For a quantile it is read
+//! from the noisy cell counts the search released around each cut
+//! (`quantile_interval`). Called by `planner` in noisy mode; no I/O, no data beyond the
 //! released numbers (post-processing: no privacy cost).
 
 use serde::{Deserialize, Serialize};
 
 use super::dp::{laplace_scale, Epsilon};
 use super::error::StatsError;
+use super::search::RankPoint;
 
 /// z for a two-sided 95% normal interval.
 pub const Z95: f64 = 1.959_964;
@@ -125,29 +126,35 @@ pub fn release_variance(sensitivity: u128, epsilon: Epsilon, share: u64, authori
     Ok(f64::from(authorities) * discrete_laplace_variance(t))
 }
 
-/// The value interval of the quantile at `rank` (1-based) out of `total`,
-/// given the rank noise `rank_stddev` and the released points (boundary b,
-/// number of values below b). `step` is one unit of the fixed point; the
-/// interval is cut to `bounds` and always contains `value`.
+/// The value interval of a noisy search's quantile, from the cuts it
+/// released (`RankPoint`: values below the cut minus the round's target
+/// rank, both noisy). The quantile is at or above a cut whose excess is
+/// below −m, and below a cut whose excess is at least m, where m is
+/// `cell_margin` (the 95% margin of one cell's noise) times
+/// √((1 − p)²·a + p²·b) for the a noisy cells below the cut and b above it
+/// (the excess is (1 − p) of the count below minus p of the count above).
+/// The interval is cut to `bounds` and always contains `value`.
 pub fn quantile_interval(
     value: i128,
-    rank: i128,
-    rank_stddev: f64,
-    z: f64,
-    points: &[(i128, i128)],
+    points: &[RankPoint],
+    p: f64,
+    cell_margin: f64,
     bounds: (i128, i128),
 ) -> (i128, i128) {
-    // the target rank and each released count are noisy: widen by both
-    let margin = (z * rank_stddev * std::f64::consts::SQRT_2).ceil();
-    let margin = if margin.is_finite() && margin < 1e30 { margin as i128 } else { i128::MAX / 4 };
-    let (lo_rank, hi_rank) = (rank.saturating_sub(margin), rank.saturating_add(margin));
-    // the lo_rank-th value is >= b when fewer than lo_rank values lie below b
-    let lo = points.iter().filter(|(_, below)| *below < lo_rank).map(|(b, _)| *b).max().unwrap_or(bounds.0);
-    // the hi_rank-th value is < b when at least hi_rank values lie below b
+    let margin = |point: &RankPoint| {
+        let (a, b) = (f64::from(point.cells_below), f64::from(point.cells_above));
+        let m = (cell_margin * ((1.0 - p).powi(2) * a + p * p * b).sqrt()).ceil();
+        if m.is_finite() && m < 1e30 {
+            m as i128
+        } else {
+            i128::MAX / 4
+        }
+    };
+    let lo = points.iter().filter(|pt| pt.excess < -margin(pt)).map(|pt| pt.boundary).max().unwrap_or(bounds.0);
     let hi = points
         .iter()
-        .filter(|(_, below)| *below >= hi_rank)
-        .map(|(b, _)| b.saturating_sub(1))
+        .filter(|pt| pt.excess >= margin(pt))
+        .map(|pt| pt.boundary.saturating_sub(1))
         .min()
         .unwrap_or(bounds.1);
     (lo.max(bounds.0).min(value), hi.min(bounds.1).max(value))
@@ -192,14 +199,23 @@ mod tests {
 
     #[test]
     fn quantile_intervals_come_from_released_counts() {
-        // 100 values; released: 10 below 50, 60 below 80, 100 below 200
-        let points = [(50, 10), (80, 60), (200, 100)];
-        let (lo, hi) = quantile_interval(70, 50, 1.0, Z95, &points, (0, 199));
-        assert_eq!((lo, hi), (50, 79));
-        // huge rank noise: the whole bounds
-        assert_eq!(quantile_interval(70, 50, 1e6, Z95, &points, (0, 199)), (0, 199));
+        // 100 values, target rank 50; released: 10 below 50, 60 below 80,
+        // 100 below 200, one round of 3 cells (below 50, 50..80, 80..200)
+        let point = |boundary, below: i128, cells_below| RankPoint {
+            boundary,
+            excess: below - 50,
+            cells_below,
+            cells_above: 3 - cells_below,
+        };
+        let points = [point(50, 10, 1), point(80, 60, 2), point(200, 100, 3)];
+        // margin 4 a cell: at p = 1/2 at most 4·√3/2 < 4 either way
+        assert_eq!(quantile_interval(70, &points, 0.5, 4.0, (0, 199)), (50, 79));
+        // a wider margin: 60 below 80 no longer rules out a quantile above 80
+        assert_eq!(quantile_interval(70, &points, 0.5, 14.0, (0, 199)), (50, 199));
+        // huge noise: the whole bounds
+        assert_eq!(quantile_interval(70, &points, 0.5, 1e6, (0, 199)), (0, 199));
         // always contains the answer
-        let (lo, hi) = quantile_interval(10, 50, 1.0, Z95, &points, (0, 199));
+        let (lo, hi) = quantile_interval(10, &points, 0.5, 4.0, (0, 199));
         assert!(lo <= 10 && 10 <= hi);
     }
 }
