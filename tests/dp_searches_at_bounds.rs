@@ -51,12 +51,15 @@ fn dp_min_max_median_and_quantiles_finish_inside_the_bounds() {
     assert_eq!(answered, 60);
 }
 
-/// Regression: with 16-bucket refinements over bounds [0, 10^7], round 4
-/// refines [306, 458] by a grid of width 10 that reaches to 465, into the
-/// next bucket of round 3. A noisy search for p > 1/2 releases suffix
-/// counts, which added round 3's buckets above the refined one to round
-/// 4's own: the values in [459, 465] were counted twice, so the search
-/// went past the quantile (dp_accuracy: p90 368 for 364 in every trial).
+/// Regression: a refinement's grid can reach past the bucket it refines
+/// (`Grid::covering` rounds the width up). With 16-bucket refinements over
+/// [0, 10^7], round 4 refined [306, 458] by a grid of width 10 that reached
+/// to 465, into the next bucket of round 3, and the binary search's suffix
+/// counts added round 3's buckets above the refined one to round 4's own:
+/// the values in [459, 465] were counted twice, so the search went past the
+/// quantile (dp_accuracy: p90 368 for 364 in every trial). The noisy
+/// search's cell at or above a round's grid is the column's count minus
+/// the rest (`release::round_target`), so it counts an overlap once too.
 /// With ε so large that the noise is zero, the answer must be exact.
 #[test]
 fn noisy_suffix_counts_count_a_refinements_overlap_once() {
