@@ -86,3 +86,65 @@ fn noisy_suffix_counts_count_a_refinements_overlap_once() {
         assert_eq!(a.result.value.to_f64(), want, "p = {level}");
     }
 }
+
+/// Noisy searches take the committed-share path too (`processor.share_path`,
+/// `protocol::shares::serves`): each round's vector holds its buckets and
+/// the two cells outside its grid, each decryptor noises its sums and
+/// commits to its noise, and the processor checks the sums against the
+/// relays' and the decryptors' commitments. With ε so large that the noise
+/// is zero the answers are exact; no ciphertext and no partial decryption
+/// is made; the rounds are the plan's, two round trips each. With ε = 1
+/// every answer stays inside the bounds with an interval around it. A
+/// noisy mean still encrypts. 3-of-3 and 2-of-3 (Lagrange coefficients
+/// other than 1: a decryptor that did not scale its noise by λ⁻¹ would
+/// not open the commitments).
+#[test]
+fn noisy_searches_take_the_share_path() {
+    let (lo, hi) = (0i128, 100_000i128);
+    let mut rng = StdRng::seed_from_u64(13);
+    let parts: Vec<Vec<i128>> = (0..3).map(|_| (0..400).map(|_| rng.gen_range(lo..=hi)).collect()).collect();
+    let mut sorted = parts.concat();
+    sorted.sort_unstable();
+    let at_rank = |p: f64| sorted[((p * sorted.len() as f64).ceil() as usize).max(1) - 1] as f64;
+    let (buckets, rounds) = crux::stats::policy::noisy_search(hi - lo + 1).unwrap();
+    assert_eq!((buckets, rounds), (18, 4));
+    for threshold in [None, Some(2)] {
+        let mut options = Options::new(false, 2);
+        options.budget = Epsilon(u64::MAX / 2);
+        options.seed = Some(31);
+        options.share_path = true;
+        options.threshold = threshold;
+        let mut cluster = MemoryCluster::new(common::generated("Units", parts.clone()), options, common::solver()).unwrap();
+        let ask = |cluster: &mut MemoryCluster, st: Statistic, level: Option<&str>, epsilon: &str| {
+            let mut p = QueryParams::new(st);
+            p.exact = false;
+            p.epsilon = Some(Epsilon::parse(epsilon).unwrap());
+            p.bounds = Some((lo.to_string(), hi.to_string()));
+            p.quantile = level.map(str::to_string);
+            cluster.query(&["Units"], p).unwrap()
+        };
+        for (st, level, want) in [
+            (Statistic::Median, None, at_rank(0.5)),
+            (Statistic::Quantile, Some("0.9"), at_rank(0.9)),
+            (Statistic::Min, None, sorted[0] as f64),
+            (Statistic::Max, None, *sorted.last().unwrap() as f64),
+        ] {
+            let a = ask(&mut cluster, st, level, "100000");
+            assert_eq!(a.result.value.to_f64(), want, "{st} {level:?} threshold {threshold:?}");
+            let t = &cluster.trace;
+            assert_eq!((t.ciphertexts_per_relay, t.partial_decryptions), (0, 0), "{st}");
+            assert!(t.share_sums > 0 && t.rounds <= rounds as usize, "{st}: {} rounds", t.rounds);
+            assert_eq!(t.round_trips, 2 + 2 * t.rounds, "{st}");
+        }
+        for _ in 0..10 {
+            let a = ask(&mut cluster, Statistic::Median, None, "1");
+            let (v, u) = (a.result.value.to_f64(), a.result.uncertainty.unwrap());
+            assert!((lo as f64..=hi as f64).contains(&v), "{v}");
+            assert!(u.ci95.0 <= v && v <= u.ci95.1 && u.ci95.0 >= lo as f64 && u.ci95.1 <= hi as f64, "{u:?}");
+            assert_eq!(cluster.trace.ciphertexts_per_relay, 0);
+        }
+        let mean = ask(&mut cluster, Statistic::Mean, None, "1");
+        assert!(mean.result.uncertainty.is_some());
+        assert!(cluster.trace.ciphertexts_per_relay > 0, "a noisy mean encrypts");
+    }
+}

@@ -131,7 +131,7 @@ async fn run_round(evil: &Peer, q: &SharedQuery, shared: &[SignedShares]) -> Res
         released.push(sums(register(evil, authority, q, shared.to_vec(), planned(q)).await));
     }
     let commitments: RistrettoPoint = shared.iter().map(|s| commitment(s).unwrap()).sum();
-    combine_sums(&q.task, 0, &[(1, &released[0]), (2, &released[1])], &commitments)
+    combine_sums((&q.task, true), 0, &[(1, &released[0]), (2, &released[1])], &commitments).map(|o| o.aggregate)
 }
 
 /// The count and sum a moments aggregate gives (limbs weighed back).
@@ -320,7 +320,8 @@ async fn decryptors_refuse_changed_moved_or_too_few_shares() {
         released.push(sums(register(&evil, authority, &q, own, planned(&q)).await));
     }
     let commitments: RistrettoPoint = honest.iter().map(|s| commitment(s).unwrap()).sum();
-    let aggregate = combine_sums(&q.task, 0, &[(1, &released[0]), (2, &released[1])], &commitments).unwrap();
+    let aggregate =
+        combine_sums((&q.task, true), 0, &[(1, &released[0]), (2, &released[1])], &commitments).unwrap().aggregate;
     assert_eq!(count_and_sum(&q.task, &aggregate), (COUNT_C, SUM_C));
     for authority in AUTHORITIES {
         let again = AuthorityRequest::Decrypt { query_id: q.spec.id, round: 0, releases: planned(&q) };
@@ -412,7 +413,7 @@ async fn different_relay_sets_at_the_decryptors_interpolate_to_nothing() {
     let b = sums(register(&evil, "authority-2", &q, vec![s1.clone(), s3.clone()], planned(&q)).await);
     for set in [[&s1, &s2], [&s1, &s3]] {
         let commitments: RistrettoPoint = set.iter().map(|s| commitment(s).unwrap()).sum();
-        let e = combine_sums(&q.task, 0, &[(1, &a), (2, &b)], &commitments).unwrap_err();
+        let e = combine_sums((&q.task, true), 0, &[(1, &a), (2, &b)], &commitments).err().unwrap();
         assert!(matches!(e, ProtocolError::SharesDoNotOpen { .. }), "{e}");
     }
     // what the processor could interpolate itself: not a count

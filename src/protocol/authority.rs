@@ -793,25 +793,41 @@ impl AuthorityState {
     /// Answers releases of a round on the committed-share path: every
     /// release asked must be one the plan permits of the round
     /// (`policy::slot`), and the answer is the whole round's sums, the
-    /// same each time they are asked.
+    /// same each time they are asked. With noise (a noisy search round,
+    /// whose vector is a partition of the column) each component gets this
+    /// decryptor's own noise at the round's scale (`policy::slot`:
+    /// sensitivity 1, one share of epsilon per round).
     fn release_sums(
         &mut self,
         query_id: &QueryId,
         round: u32,
         releases: &[Release],
-        now: u64,
+        (now, rng): (u64, &mut (impl RngCore + CryptoRng)),
     ) -> Result<AuthorityResponse, ProtocolError> {
         let plan = plan_of(&mut self.queries, query_id)?;
         let registered = plan.registered(round)?;
         if releases.is_empty() {
             return Err(StatsError::ReleaseRefused("a release request names at least one release".into()).into());
         }
+        let params = &plan.spec.params;
+        let mut scale = None;
         for release in releases {
-            slot(&plan.spec.params, &plan.fixed, &registered.task, *release)?;
+            let slot = slot(params, &plan.fixed, &registered.task, *release)?;
+            if let (false, Some(epsilon)) = (params.exact, params.epsilon) {
+                scale = Some(laplace_scale(slot.sensitivity, epsilon, slot.share)?);
+            }
         }
-        let sums = match (plan.released.get(&round), &registered.held) {
-            (Some(sums), _) => sums.clone(),
-            (None, Held::Shared(held)) if !held.is_empty() => shares::share_sums(&self.name, round, held)?,
+        let sums = match (plan.released.get(&round), &registered.held, scale) {
+            (Some(sums), _, _) => sums.clone(),
+            (None, Held::Shared(held), None) if !held.is_empty() && params.exact => {
+                shares::share_sums(&self.name, round, held)?
+            }
+            (None, Held::Shared(held), Some(scale)) if !held.is_empty() => {
+                shares::noisy_share_sums(&self.name, round, held, (&plan.lambda, scale), rng)?
+            }
+            (None, Held::Shared(held), None) if !held.is_empty() => {
+                return Err(StatsError::InvalidParameter { name: "epsilon", reason: "missing".into() }.into())
+            }
             _ => return Err(StatsError::ReleaseRefused(format!("round {round}'s sums are no longer held")).into()),
         };
         plan.released.entry(round).or_insert_with(|| sums.clone());
@@ -850,7 +866,7 @@ impl AuthorityState {
             .into());
         }
         if plan.rounds.first().is_some_and(|r| matches!(r.held, Held::Shared(_))) {
-            return self.release_sums(query_id, round, releases, now);
+            return self.release_sums(query_id, round, releases, (now, rng));
         }
         let (epoch, lambda, exact, answered) = self.decrypt(query_id, round, releases, rng)?;
         let (share, _) = self.keys.for_epoch(epoch)?;
@@ -958,14 +974,17 @@ fn plan_of<'a>(queries: &'a mut HashMap<QueryId, ActiveQuery>, id: &QueryId) -> 
 }
 
 /// A query's rounds all take one path: ciphertexts, or (exact queries
-/// only) committed shares; a registration carries one kind only.
+/// and noisy searches, `shares::serves`) committed shares; a registration
+/// carries one kind only.
 fn check_path(plan: &Plan, shared: bool, no_ciphertexts: bool) -> Result<(), ProtocolError> {
     let refuse = |why: &str| Err(StatsError::ReleaseRefused(why.to_string()).into());
     if shared && !no_ciphertexts {
         return refuse("a registration carries ciphertexts or committed shares, not both");
     }
-    if shared && !plan.spec.params.exact {
-        return refuse("the committed-share path is for exact queries only; a noisy query's relays encrypt");
+    if shared && !shares::serves(&plan.spec.params) {
+        return refuse(
+            "the committed-share path is for exact queries and noisy searches only; this noisy query's relays encrypt",
+        );
     }
     match plan.rounds.first() {
         Some(first) if matches!(first.held, Held::Shared(_)) != shared => {

@@ -147,13 +147,17 @@ impl SignedShares {
 /// A decryptor's sums of the shares it received for a round, values in
 /// statement order then the blinding: any t of them interpolate to the
 /// round's aggregate, which the processor checks against the relays'
-/// commitments. Unsigned: a wrong sum fails that check.
+/// commitments (with noise, plus the decryptors' noise commitments).
+/// Unsigned: a wrong sum fails that check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShareSums {
     pub authority: String,
     pub round: u32,
     pub values: Vec<Bytes32>,
     pub blind: Bytes32,
+    /// a noisy query's: the decryptor's commitment to the noise it added,
+    /// Σ η_k·G_k + ρ·H (`shares::noisy_share_sums`); None when exact
+    pub noise: Option<Bytes32>,
 }
 
 /// Authorities' signatures over one admission statement: at least t

@@ -301,7 +301,7 @@ impl QueryDriver {
             query: intent.clone(),
             user,
             epoch: view.joint.epoch(),
-            sealing: view.share_path && params.exact,
+            sealing: view.share_path && shares::serves(&params),
         }]);
         let asked = view.authorities.clone();
         let cx = Context {
@@ -405,11 +405,15 @@ impl QueryDriver {
             }
             State::AwaitingSums { mut query, round, commitments, releases, unchecked } => {
                 let replies = self.cx.refinement(&mut query, &round, &requests, replies);
-                let aggregate = match self.cx.sums(&round, &commitments, replies) {
-                    Ok(aggregate) => aggregate,
+                let shares::Opened { aggregate, outside } = match self.cx.sums(&round, &commitments, replies) {
+                    Ok(opened) => opened,
                     Err(refused) if unchecked => return self.recheck_shares(query, round, requests, refused),
                     Err(e) => return Err(e),
                 };
+                // a noisy search round's own cells outside its grid
+                if let Some(outside) = outside {
+                    query.plain_outside = outside;
+                }
                 let values = plain_values(&query, &round.task, &aggregate, &releases)?;
                 let next = query.planner.released(&values)?;
                 self.follow(query, Some((round, RoundAggregate::Plain(aggregate))), next)
@@ -678,9 +682,11 @@ impl QueryDriver {
                     Some((previous, RoundAggregate::Encrypted(aggregate))) => {
                         query.outside = query.outside.refined(&previous.task, &aggregate, &task)?
                     }
-                    Some((previous, RoundAggregate::Plain(aggregate))) => {
+                    // (a noisy round's outside comes with its sums)
+                    Some((previous, RoundAggregate::Plain(aggregate))) if query.planner.params().exact => {
                         query.plain_outside = query.plain_outside.refined(&previous.task, &aggregate, &task)?
                     }
+                    Some((_, RoundAggregate::Plain(_))) => {}
                     None => {}
                 }
                 Ok(self.start_round(query, Round { number: round, task }))
@@ -850,7 +856,7 @@ impl Context {
         // the committed-share path when every decryptor gave its sealing key
         let sealing: Vec<(String, SealingGrant)> =
             self.asked.iter().filter_map(|name| grants.iter().find(|(g, _)| g == name).cloned()).collect();
-        if self.view.share_path && self.params.exact && sealing.len() == self.asked.len() {
+        if self.view.share_path && shares::serves(&self.params) && sealing.len() == self.asked.len() {
             self.sealing = sealing;
         }
         Ok(Admission { signatures })
@@ -884,7 +890,7 @@ impl Context {
         round: &Round,
         commitments: &RistrettoPoint,
         replies: Vec<Vec<PeerReply<AuthorityResponse>>>,
-    ) -> Result<PlainAggregate, ProtocolError> {
+    ) -> Result<shares::Opened, ProtocolError> {
         let sums = self.all_authorities(one_list(replies)?, |peer, resp| match resp {
             AuthorityResponse::Sums(s) if s.authority == peer => Ok(s),
             AuthorityResponse::Sums(_) => Err(PeerFailure::Rejected("answered for another authority".into())),
@@ -899,7 +905,7 @@ impl Context {
                     .ok_or_else(|| ProtocolError::Internal(format!("{name} left the committee")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        shares::combine_sums(&round.task, round.number, &indexed, commitments)
+        shares::combine_sums((&round.task, self.params.exact), round.number, &indexed, commitments)
     }
 
     /// Every decryptor's admission signature of a round (the one request's replies).

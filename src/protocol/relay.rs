@@ -35,7 +35,7 @@ use super::messages::*;
 use super::shares;
 use crate::crypto::shares::SealingKey;
 use crate::crypto::{EncryptionKey, JointPublicKey, RelayIdentity};
-use crate::stats::contribution::{encrypt_local, local_aggregate, plain_components, prepare_values};
+use crate::stats::contribution::{encrypt_local, local_aggregate, outside_cells, plain_components, prepare_values};
 use crate::stats::fixed::pow10;
 use crate::stats::limits::{check_relay_scale, check_value_width, ROWS_LIMIT, VALUE_LIMIT};
 use crate::stats::policy::check_task;
@@ -433,7 +433,8 @@ impl RelayState {
     }
 
     /// The decryptors' sealing keys when a `Contribute` carries them (the
-    /// committed-share path, exact queries only), checked against the
+    /// committed-share path, exact queries and noisy searches only,
+    /// `shares::serves`), checked against the
     /// spec's committee (`shares::sealing_keys`); None without.
     fn check_sealing(
         &self,
@@ -443,9 +444,9 @@ impl RelayState {
         if sealing.is_empty() {
             return Ok(None);
         }
-        if !spec.params.exact {
+        if !shares::serves(&spec.params) {
             return Err(format!(
-                "relay {}: the committed-share path is for exact queries only; a noisy query's relays encrypt",
+                "relay {}: the committed-share path is for exact queries and noisy searches only; this noisy query's relays encrypt",
                 self.name
             ));
         }
@@ -507,12 +508,19 @@ impl RelayState {
         let values = scaled_values(&column.values, factor, fixed.bounds)
             .ok_or_else(|| uniform("rescaling overflowed".into()))?;
         let local = local_aggregate(task, &values, rng).map_err(|e| uniform(e.to_string()))?;
+        // a noisy search round on the committed-share path: the two cells
+        // outside its grid too (`shares::combine_sums`)
+        let outside = match (task, &sealing) {
+            (RelayTask::Histogram { grid }, Some(_)) if !spec.params.exact => Some(outside_cells(&values, grid)),
+            _ => None,
+        };
         drop(values);
         let plain = started.elapsed();
         let relay = self.name.as_str();
         let answered = match sealing {
             Some(keys) => {
-                let components = plain_components(task, &local).map_err(|e| uniform(e.to_string()))?;
+                let mut components = plain_components(task, &local).map_err(|e| uniform(e.to_string()))?;
+                components.extend(outside.into_iter().flat_map(|(below, above)| [below, above]));
                 // a histogram's counts are below 2^32 when the column has fewer rows
                 let narrow = matches!(task, RelayTask::Histogram { .. })
                     && u32::try_from(column.values.len()).is_ok_and(|n| n < u32::MAX);

@@ -1,5 +1,6 @@
 //! The committed-share path in the roles (docs/share_path.md): for an
-//! exact query, when the processor's `share_path` is on, a relay commits
+//! exact query or a noisy search (`serves`), when the processor's
+//! `share_path` is on, a relay commits
 //! to its components (what the ElGamal path would encrypt, in statement
 //! order) and a blinding, Shamir-shares them t-of-t to the query's
 //! decryptors, seals each decryptor's shares to the sealing key that
@@ -8,6 +9,15 @@
 //! its shares up; the processor interpolates the decryptors' sums and
 //! checks them against the sum of the relays' commitments before it reads
 //! a value. No discrete log (so the widest limbs), no proof per release.
+//!
+//! A noisy search round's vector also holds the relay's two cells outside
+//! the round's grid (values below it, values at or above its end), so the
+//! vector is a partition of the column. Each decryptor adds its own
+//! discrete Laplace noise to every component of its sums, scaled by the
+//! inverse of its Lagrange coefficient so that it adds exactly its noise
+//! to the interpolated value, with a blinded commitment to that noise
+//! (`noisy_share_sums`); the processor checks the sums against the
+//! relays' commitments plus the decryptors' noise commitments.
 //!
 //! Used by `relay` (`sealing_keys`, `share_round`), `authority`
 //! (`open_and_sum`, `share_sums`) and `processor` (`commitment`,
@@ -27,19 +37,30 @@ use crate::crypto::shares::{
     generators_for, open, reconstruct, seal, share_values, signed_value, Ephemeral, SealingKey, SealingSecret,
     BOX_TAG_BYTES,
 };
-use crate::crypto::{scalar_from_i64, verify_statements, CryptoError, JointPublicKey, RelayIdentity};
+use crate::crypto::{scalar_from_i128, scalar_from_i64, verify_statements, CryptoError, JointPublicKey, RelayIdentity};
 use crate::stats::contribution::PlainAggregate;
-use crate::stats::RelayTask;
+use crate::stats::dp::discrete_laplace;
+use crate::stats::release::Outside;
+use crate::stats::{QueryParams, RelayTask};
 
-/// Components of `task`'s vector (count and limbs, or buckets).
-fn components(task: &RelayTask) -> Result<usize, ProtocolError> {
-    Ok(task.ciphertexts_per_relay()?)
+/// Whether a query may take the committed-share path: an exact query, or
+/// a noisy search (its rounds' cells are noised by each decryptor). Other
+/// noisy queries encrypt.
+pub fn serves(params: &QueryParams) -> bool {
+    params.exact || params.statistic.is_search()
+}
+
+/// Components of `task`'s vector (count and limbs, or buckets), and with
+/// noise (`exact` false: a search round) the two cells outside its grid.
+fn components(task: &RelayTask, exact: bool) -> Result<usize, ProtocolError> {
+    let own = task.ciphertexts_per_relay()?;
+    Ok(if exact { own } else { own.saturating_add(2) })
 }
 
 /// Bytes of one decryptor's box for `task`: its shares of every
 /// component and of the blinding, 32 bytes each, and the tag.
-fn box_len(task: &RelayTask) -> Result<usize, ProtocolError> {
-    components(task)?
+fn box_len(task: &RelayTask, exact: bool) -> Result<usize, ProtocolError> {
+    components(task, exact)?
         .checked_add(1)
         .and_then(|n| n.checked_mul(32))
         .and_then(|n| n.checked_add(BOX_TAG_BYTES))
@@ -65,7 +86,7 @@ pub fn shape(
     if s.boxes.len() != spec.decryptors.len() {
         return Err(bad(format!("{} share boxes for {} decryptors", s.boxes.len(), spec.decryptors.len())));
     }
-    let expected = box_len(task)?;
+    let expected = box_len(task, spec.params.exact)?;
     if s.boxes.iter().any(|b| !b.is_empty() && b.len() != expected) {
         return Err(bad(format!("a share box is not the {expected} bytes this round's task needs")));
     }
@@ -198,7 +219,7 @@ pub fn open_and_sum(
     secret: &SealingSecret,
     shares: &[SignedShares],
 ) -> Result<Vec<Scalar>, ProtocolError> {
-    let mut sums = vec![Scalar::ZERO; components(task)?.saturating_add(1)];
+    let mut sums = vec![Scalar::ZERO; components(task, spec.params.exact)?.saturating_add(1)];
     for s in shares {
         let bad = |reason: String| ProtocolError::BadContribution { relay: s.relay.clone(), reason };
         let sealed = s
@@ -227,6 +248,45 @@ pub fn share_sums(authority: &str, round: u32, sums: &[Scalar]) -> Result<ShareS
         round,
         values: values.iter().map(|v| Bytes32(v.to_bytes())).collect(),
         blind: Bytes32(blind.to_bytes()),
+        noise: None,
+    })
+}
+
+/// A decryptor's noisy release of a noisy search round: to every sum it
+/// adds λ⁻¹·η, η a fresh discrete Laplace draw of scale `scale` (num, den)
+/// and λ its Lagrange coefficient among the spec's decryptors, so the
+/// interpolated value carries exactly η; to the blinding λ⁻¹·ρ for a fresh
+/// uniform ρ; and it commits to its noise, E = Σ η_k·G_k + ρ·H (perfectly
+/// hiding), which the processor adds to the relays' commitments
+/// (`combine_sums`). The noise is wiped before it returns; the caller
+/// keeps the result and gives the same sums each time.
+pub fn noisy_share_sums(
+    authority: &str,
+    round: u32,
+    sums: &[Scalar],
+    (lambda, scale): (&Scalar, (u128, u128)),
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<ShareSums, ProtocolError> {
+    let (blind, values) = sums.split_last().ok_or_else(|| ProtocolError::Internal("no sums to release".into()))?;
+    if *lambda == Scalar::ZERO {
+        return Err(ProtocolError::Internal("a zero Lagrange coefficient".into()));
+    }
+    let inverse = lambda.invert();
+    let mut noise: Vec<Scalar> =
+        values.iter().map(|_| scalar_from_i128(discrete_laplace(scale.0, scale.1, rng))).collect();
+    let mut rho = Scalar::random(rng);
+    let committed = generators_for(values.len()).commit_values(&noise, &rho);
+    let noisy: Vec<Bytes32> = values.iter().zip(&noise).map(|(v, e)| Bytes32((v + inverse * e).to_bytes())).collect();
+    let blind = Bytes32((blind + inverse * rho).to_bytes());
+    noise.zeroize();
+    rho.zeroize();
+    let committed = committed?;
+    Ok(ShareSums {
+        authority: authority.to_string(),
+        round,
+        values: noisy,
+        blind,
+        noise: Some(Bytes32(committed.compress().to_bytes())),
     })
 }
 
@@ -239,19 +299,32 @@ pub fn commitment(s: &SignedShares) -> Result<RistrettoPoint, ProtocolError> {
     })
 }
 
+/// A round opened from the decryptors' sums: its aggregate, and for a
+/// noisy search round the two cells outside its grid as the round's
+/// outside (below it; the column's count, which with the round's buckets
+/// and `below` gives the cell above: `release::round_target`).
+#[derive(Debug)]
+pub struct Opened {
+    pub aggregate: PlainAggregate,
+    pub outside: Option<Outside<i128>>,
+}
+
 /// The round's aggregate from every decryptor's sums (`(committee index,
 /// sums)`, t of them): interpolated at 0, checked against `commitments`
-/// (the sum of the relays' commitments), then read as integers. A sum
-/// that does not open the commitments fails the query
-/// (`ProtocolError::SharesDoNotOpen`); nothing is read from it.
+/// (the sum of the relays' commitments, plus with noise every decryptor's
+/// noise commitment), then read as integers. A sum that does not open the
+/// commitments fails the query (`ProtocolError::SharesDoNotOpen`); nothing
+/// is read from it. An exact query's sums carry no noise commitment, a
+/// noisy one's must (else refused, naming the decryptor).
 pub fn combine_sums(
-    task: &RelayTask,
+    (task, exact): (&RelayTask, bool),
     round: u32,
     sums: &[(u16, &ShareSums)],
     commitments: &RistrettoPoint,
-) -> Result<PlainAggregate, ProtocolError> {
-    let n = components(task)?;
+) -> Result<Opened, ProtocolError> {
+    let n = components(task, exact)?;
     let mut vectors = Vec::with_capacity(sums.len());
+    let mut committed = *commitments;
     for (index, s) in sums {
         let bad = |reason: String| ProtocolError::Refused { authority: s.authority.clone(), reason };
         if s.round != round || s.values.len() != n {
@@ -260,6 +333,16 @@ pub fn combine_sums(
                 s.values.len(),
                 s.round
             )));
+        }
+        match (&s.noise, exact) {
+            (None, true) => {}
+            (Some(_), true) => return Err(bad("noisy sums for an exact query".into())),
+            (None, false) => return Err(bad("sums without noise for a noisy query".into())),
+            (Some(e), false) => {
+                committed += CompressedRistretto(e.0)
+                    .decompress()
+                    .ok_or_else(|| bad("its noise commitment is not a valid point".into()))?;
+            }
         }
         let scalars = s
             .values
@@ -276,14 +359,23 @@ pub fn combine_sums(
     let opened = reconstruct(&borrowed)?;
     let (blind, values) = opened.split_last().ok_or_else(|| ProtocolError::Internal("no sums".into()))?;
     let decryptors = || sums.iter().map(|(_, s)| s.authority.as_str()).collect::<Vec<_>>().join(", ");
-    if !generators_for(n).opens(commitments, values, blind)? {
+    if !generators_for(n).opens(&committed, values, blind)? {
         return Err(ProtocolError::SharesDoNotOpen { round, decryptors: decryptors() });
     }
-    let read = values
+    let mut read = values
         .iter()
         .map(signed_value)
         .collect::<Option<Vec<i128>>>()
         .ok_or(ProtocolError::SharesOutOfRange { round })?;
-    PlainAggregate::from_values(task, read)
-        .ok_or_else(|| ProtocolError::Internal("an aggregate without the shape of its task".into()))
+    let outside = if exact {
+        None
+    } else {
+        let cells = read.split_off(read.len().saturating_sub(2));
+        let (below, above) = (cells.first().copied().unwrap_or(0), cells.get(1).copied().unwrap_or(0));
+        let total = read.iter().fold(below.saturating_add(above), |a, v| a.saturating_add(*v));
+        Some(Outside { below, total: Some(total) })
+    };
+    let aggregate = PlainAggregate::from_values(task, read)
+        .ok_or_else(|| ProtocolError::Internal("an aggregate without the shape of its task".into()))?;
+    Ok(Opened { aggregate, outside })
 }

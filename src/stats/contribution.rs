@@ -231,6 +231,20 @@ pub fn local_histogram(values: &[i128], grid: &Grid) -> Vec<i64> {
     counts
 }
 
+/// A relay's two cells outside `grid`, with their public bound: its values
+/// below the first bucket and at or above the end of the last (an open
+/// end has none). With the grid's buckets they partition the column: what
+/// a noisy search round shares on the committed-share path. Never leaves
+/// the relay.
+pub fn outside_cells(values: &[i128], grid: &Grid) -> ((i64, u32), (i64, u32)) {
+    let first = grid.range_of(0).lo;
+    let last = grid.range_of(grid.buckets().saturating_sub(1)).hi;
+    let count = |f: &dyn Fn(i128) -> bool| i64::try_from(values.iter().filter(|v| f(**v)).count()).unwrap_or(i64::MAX);
+    let below = first.map_or(0, |lo| count(&|v| v < lo));
+    let above = last.map_or(0, |hi| count(&|v| v > hi));
+    ((below, COUNT_BITS), (above, COUNT_BITS))
+}
+
 /// Encrypts values in order, keeping their randomness for the proof (wiped on drop).
 /// A relay's counts (rows, bucket counts) are at most `ROWS_LIMIT` = 2^32,
 /// so below 2^33: the public bound their encryption walks to.
