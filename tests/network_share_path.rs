@@ -424,3 +424,101 @@ async fn different_relay_sets_at_the_decryptors_interpolate_to_nothing() {
     let mixed = reconstruct(&[(1, va.as_slice()), (2, vb.as_slice())]).unwrap();
     assert!(signed_value(&mixed[0]).is_none_or(|count| count.abs() > 1 << 64), "the count came out");
 }
+
+/// A noisy search on the share path (SECURITY.md, "noisy sums"): a round's
+/// vector is its buckets and the two cells outside its grid, and each
+/// decryptor adds its own noise to its sums with a commitment to it.
+/// A dishonest processor gets the same noisy sums each time it asks
+/// (nothing to average), no total or count across cells, and sums that
+/// interpolate only to noisy counts: two queries of the same data give
+/// different cells. It cannot pass noisy sums off as an exact round's, nor
+/// drop or change a decryptor's noise commitment (the sums then fail to
+/// open). Relays share for noisy searches only, not for other noisy
+/// queries.
+#[actix_rt::test]
+async fn noisy_search_sums_carry_each_decryptors_own_noise_once() {
+    let (_cluster, evil) = exact_backend().await;
+    let noisy = |st: Statistic| {
+        let mut p = QueryParams::new(st);
+        p.exact = false;
+        p.epsilon = Some(Epsilon::parse("1").unwrap());
+        p.bounds = Some(("0".into(), "3000000".into()));
+        p
+    };
+    let mut totals = Vec::new();
+    let mut cells_of_queries = Vec::new();
+    for _ in 0..2 {
+        let q = shared_query(&evil, noisy(Statistic::Median)).await;
+        let RelayTask::Histogram { grid } = &q.task else { panic!("a search round") };
+        let buckets = grid.buckets();
+        let cells: Vec<Release> = (0..buckets).map(Release::HistBucket).collect();
+        let mut shared = Vec::new();
+        for relay in RELAYS {
+            shared.push(shares(&evil, &q, relay).await);
+        }
+        let mut released = Vec::new();
+        for authority in AUTHORITIES {
+            let s = sums(register(&evil, authority, &q, shared.clone(), cells.clone()).await);
+            assert!(s.noise.is_some(), "{authority}: noisy sums come with a noise commitment");
+            // the buckets and the two outside cells
+            assert_eq!(s.values.len(), buckets as usize + 2);
+            // asked again, with any of the round's cells: the same sums
+            let again = Decrypt { query_id: q.spec.id, round: 0, releases: vec![Release::HistBucket(1)] };
+            assert_eq!(sums(evil.authority(authority, &again.request()).await), s, "{authority}");
+            // no total, no count across cells
+            for refused in [Release::HistTotal, Release::HistPrefix(1), Release::HistSuffix(1), Release::Count] {
+                let request = Decrypt { query_id: q.spec.id, round: 0, releases: vec![refused] };
+                let reason = refusal(evil.authority(authority, &request.request()).await);
+                assert!(reason.contains("is not part of a median query's plan"), "{refused:?}: {reason}");
+            }
+            released.push(s);
+        }
+        let commitments: RistrettoPoint = shared.iter().map(|s| commitment(s).unwrap()).sum();
+        let pair = |a: &ShareSums, b: &ShareSums, exact: bool| {
+            let (a, b) = (a.clone(), b.clone());
+            combine_sums((&q.task, exact), 0, &[(1, &a), (2, &b)], &commitments)
+        };
+        let opened = pair(&released[0], &released[1], false).unwrap();
+        // noisy sums passed off as an exact round's are refused, naming the decryptor
+        let e = pair(&released[0], &released[1], true).err().unwrap().to_string();
+        assert!(e.contains("authority-1") && e.contains("noisy sums for an exact query"), "{e}");
+        // a decryptor's noise commitment dropped, or replaced by the identity
+        let mut dropped = released[1].clone();
+        dropped.noise = None;
+        let e = pair(&released[0], &dropped, false).err().unwrap().to_string();
+        assert!(e.contains("authority-2") && e.contains("sums without noise"), "{e}");
+        let mut hidden = released[1].clone();
+        hidden.noise = Some(Bytes32(RistrettoPoint::identity().compress().to_bytes()));
+        let e = pair(&released[0], &hidden, false).err().unwrap();
+        assert!(matches!(e, ProtocolError::SharesDoNotOpen { .. }), "{e}");
+        let PlainAggregate::Histogram { counts } = &opened.aggregate else { panic!("histogram") };
+        let outside = opened.outside.unwrap();
+        totals.push(outside.total.unwrap());
+        cells_of_queries.push((counts.clone(), outside.below));
+    }
+    // each total is the column's 411 rows plus the noise of 2 decryptors on
+    // every cell (scale 6 each at epsilon 1/6 a round: far inside ±411)
+    for total in &totals {
+        assert!((total - COUNT_C).abs() < COUNT_C, "{total}");
+    }
+    assert_ne!(cells_of_queries[0], cells_of_queries[1], "fresh noise per query");
+    // relays share for noisy searches only
+    let mean = shared_query(&evil, noisy(Statistic::Mean)).await;
+    for relay in RELAYS {
+        let message = relay_error(evil.relay(relay, &contribute(&mean, mean.grants.clone())).await);
+        assert!(message.contains("for exact queries and noisy searches only"), "{relay}: {message}");
+    }
+}
+
+/// A `Decrypt` of some releases of a round.
+struct Decrypt {
+    query_id: QueryId,
+    round: u32,
+    releases: Vec<Release>,
+}
+
+impl Decrypt {
+    fn request(&self) -> AuthorityRequest {
+        AuthorityRequest::Decrypt { query_id: self.query_id, round: self.round, releases: self.releases.clone() }
+    }
+}

@@ -327,13 +327,6 @@ pub fn combine_sums(
     let mut committed = *commitments;
     for (index, s) in sums {
         let bad = |reason: String| ProtocolError::Refused { authority: s.authority.clone(), reason };
-        if s.round != round || s.values.len() != n {
-            return Err(bad(format!(
-                "released {} sums of round {}, expected {n} of round {round}",
-                s.values.len(),
-                s.round
-            )));
-        }
         match (&s.noise, exact) {
             (None, true) => {}
             (Some(_), true) => return Err(bad("noisy sums for an exact query".into())),
@@ -343,6 +336,13 @@ pub fn combine_sums(
                     .decompress()
                     .ok_or_else(|| bad("its noise commitment is not a valid point".into()))?;
             }
+        }
+        if s.round != round || s.values.len() != n {
+            return Err(bad(format!(
+                "released {} sums of round {}, expected {n} of round {round}",
+                s.values.len(),
+                s.round
+            )));
         }
         let scalars = s
             .values

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 use super::error::ProtocolError;
 use super::messages::AuthorityRequest;
 
+/// 7: noisy searches release a partition of the column a round (below
+/// the grid, its buckets, above it) and take the committed-share path
+/// (`Sums { noise }`), so a processor of version 6 would ask for prefix
+/// counts that authorities of version 7 refuse;
 /// 6: the committed-share path (`AdmitQuery`/`Admitted` sealing grants,
 /// `Contribute { sealing }`, `Shares`, `Register { shared }`, `Sums`);
 /// 5: contribution statements write ciphertexts as their wire form
@@ -16,7 +20,7 @@ use super::messages::AuthorityRequest;
 /// `AdmissionOf`); 3: admissions carry (R, s) signatures (`AdmissionSignature`), 64-byte
 /// byte strings; 2: ciphertexts travel as 64-byte byte strings (1: arrays
 /// of integers).
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;
 /// Default frame limit (a 4096-bucket histogram is about 600 KiB).
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
