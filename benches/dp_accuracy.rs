@@ -16,8 +16,10 @@
 //!
 //! Every query runs the real pipeline in memory (`crux::harness`): 3 relays
 //! each holding a third of the rows; a committee of 3 authorities with
-//! t = n = 3, every one of which admits, verifies and folds its own full
-//! discrete Laplace noise into its decryption share (and, for comparison at
+//! t = n = 3, every one of which admits, verifies and adds its own full
+//! discrete Laplace noise to every cell it releases, on the committed-share
+//! path (`processor.share_path`, the default; the ElGamal path runs the
+//! same search with the same noise per cell) (and, for comparison at
 //! ε = 1, a committee of 1: the noise of a single trusted curator); the
 //! processor's search; the wire encoding; `allow_exact: false` (DP mode) and
 //! a budget large enough for every query. Each trial is a fresh cluster with
@@ -245,7 +247,7 @@ fn run_trial(
         min_relays: RELAYS,
         budget: BUDGET,
         seed: Some(seed),
-        share_path: false,
+        share_path: true,
     };
     let mut cluster = MemoryCluster::new(sources, options, solver.clone()).unwrap();
     let labels: Vec<&str> = data.labels.iter().map(String::as_str).collect();
@@ -407,20 +409,22 @@ fn print_committee_table(results: &[Measured]) {
     }
 }
 
-/// The releases a plan splits its epsilon over (`policy::plan_shape`).
-fn planned_releases(cell: &Cell) -> u64 {
+/// The rounds a plan splits its epsilon over (`policy::plan_shape`: one
+/// share a round) and the buckets of each round (`policy::noisy_search`).
+fn planned_rounds(cell: &Cell) -> (u64, u32) {
     let p = params("0.5", cell);
     let fixed = p.fixed(cell.data.decimals).unwrap();
-    crux::stats::policy::plan_shape(&p, &fixed).unwrap().releases
+    let widths = crux::stats::policy::search_widths(&p, &fixed).unwrap();
+    (crux::stats::policy::plan_shape(&p, &fixed).unwrap().releases, widths[0])
 }
 
-/// The computed noise of one release (a prefix count, sensitivity 1), and
-/// how many releases the queries actually made.
+/// The computed noise of one cell (sensitivity 1), and how many cells the
+/// queries actually released.
 fn print_noise(results: &[Measured]) {
-    println!("| data | ε | releases sharing ε (planned) | releases made | noise sd per release, 1 authority | 3 authorities |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| data | ε | rounds sharing ε (planned) | buckets a round | cells released | noise sd per cell, 1 authority | 3 authorities |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     for m in results.iter().filter(|m| m.cell.authorities == 3) {
-        let k = planned_releases(&m.cell);
+        let (k, buckets) = planned_rounds(&m.cell);
         let eps = Epsilon::parse(m.cell.epsilon).unwrap();
         let one = release_variance(1, eps, k, 1).unwrap().sqrt();
         let three = release_variance(1, eps, k, 3).unwrap().sqrt();
@@ -433,7 +437,7 @@ fn print_noise(results: &[Measured]) {
             .map(|(lo, hi)| if lo == hi { format!("{lo}") } else { format!("{lo}-{hi}") })
             .collect();
         println!(
-            "| {} | {} | {k} | {} (p10 / p50 / p90) | {one:.1} ranks | {three:.1} ranks |",
+            "| {} | {} | {k} | {buckets} | {} (p10 / p50 / p90) | {one:.1} ranks | {three:.1} ranks |",
             m.cell.data.name,
             m.cell.epsilon,
             made.join(" / ")

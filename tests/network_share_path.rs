@@ -240,13 +240,14 @@ async fn relays_seal_only_to_keys_the_decryptors_signed_for_the_query() {
     assert_eq!(shares(&evil, &q, "relay-1").await, first);
     let message = relay_error(evil.relay("relay-1", &contribute(&q, Vec::new())).await);
     assert!(message.contains("answered with another task, scale or path"), "{message}");
-    // a noisy query's relays encrypt: no shares, even with genuine grants
+    // a noisy query's relays encrypt (a noisy search excepted): no shares,
+    // even with genuine grants
     let mut noisy = QueryParams::new(Statistic::Count);
     noisy.exact = false;
     noisy.epsilon = Some(Epsilon::parse("0.5").unwrap());
     let n = shared_query(&evil, noisy).await;
     let message = relay_error(evil.relay("relay-1", &contribute(&n, n.grants.clone())).await);
-    assert!(message.contains("for exact queries only"), "{message}");
+    assert!(message.contains("for exact queries and noisy searches only"), "{message}");
 }
 
 // ------------------------------------------------------------------ changed, moved, too few

@@ -19,10 +19,10 @@
 //! authority's sealing key (`SealingSecret`, derivable per query from a
 //! stored secret), bound to a header (relay, query, commitment) and to the
 //! round. A decryptor of a noisy release of a whole vector releases its
-//! sums scaled by its Lagrange coefficient plus its noise, with a
-//! commitment to that noise (`noisy_release`), so the processor's check
-//! still holds. (A release of part of a vector cannot be checked against a
-//! vector commitment: docs/share_path.md.)
+//! sums plus its noise divided by its Lagrange coefficient (interpolation
+//! multiplies it back), with a commitment to that noise (`noisy_release`),
+//! so the processor's check still holds. (A release of part of a vector
+//! cannot be checked against a vector commitment: docs/share_path.md.)
 //!
 //! Pure code: no files, sockets or clocks. Randomness comes in as an
 //! argument. Commitments to counts are made in constant time (the counts
@@ -399,10 +399,13 @@ pub fn open(key: &BoxKey, round: u32, header: &[u8], sealed: &[u8]) -> Result<Ve
 }
 
 /// A decryptor's noisy release: its summed shares (values, then the
-/// blinding last) scaled by its Lagrange coefficient λ, plus its noise on
-/// each value and a fresh blinding ρ on the blinding; and N = Σ_j e_j·G_j +
-/// ρ·H. The processor adds the t releases and checks them against Σ C_i +
-/// Σ N (`opens`). Constant time in the noise (`scalar_from_i64` selects its sign).
+/// blinding last) plus λ⁻¹·e_j on each value and λ⁻¹·ρ on the blinding,
+/// for its noise e, a fresh uniform ρ and its Lagrange coefficient λ; and
+/// N = Σ_j e_j·G_j + ρ·H. The processor interpolates the t releases as it
+/// does exact sums (`reconstruct`: each is multiplied by its λ, so the
+/// result carries every e and ρ exactly) and checks them against Σ C_i +
+/// Σ N (`opens`). Constant time in the noise (`scalar_from_i64` selects
+/// its sign); the noise's scalars and ρ are wiped before it returns.
 pub fn noisy_release(
     generators: &CommitmentGenerators,
     sums: &[Scalar],
@@ -417,12 +420,18 @@ pub fn noisy_release(
             reason: format!("{} noise draws for {} values", noise.len(), values.len()),
         });
     }
-    let noise: Vec<Scalar> = noise.iter().map(|e| scalar_from_i64(*e)).collect();
-    let rho = Scalar::random(rng);
-    let commitment = generators.commit_values(&noise, &rho)?;
-    let mut out: Vec<Scalar> = values.iter().zip(&noise).map(|(v, e)| lambda * v + e).collect();
-    out.push(lambda * blind + rho);
-    Ok((out, commitment))
+    if *lambda == Scalar::ZERO {
+        return Err(CryptoError::InvalidEncoding { what: "noisy release", reason: "a zero Lagrange coefficient".into() });
+    }
+    let inverse = lambda.invert();
+    let mut noise: Vec<Scalar> = noise.iter().map(|e| scalar_from_i64(*e)).collect();
+    let mut rho = Scalar::random(rng);
+    let commitment = generators.commit_values(&noise, &rho);
+    let mut out: Vec<Scalar> = values.iter().zip(&noise).map(|(v, e)| v + inverse * e).collect();
+    out.push(blind + inverse * rho);
+    noise.zeroize();
+    rho.zeroize();
+    Ok((out, commitment?))
 }
 
 /// A released value as a signed integer (|v| < 2^127), or None.
@@ -677,13 +686,16 @@ mod tests {
             }
         }
         let noise = [[-3i64, 0, 5, -1_000_000], [2, 2, 2, 2], [0, -7, 1, 0]];
-        let (mut released, mut check) = (vec![Scalar::ZERO; buckets + 1], commitment);
+        let (mut releases, mut check) = (Vec::new(), commitment);
         for (k, index) in indices.iter().enumerate() {
             let lambda = lagrange_at_zero(*index, &indices).unwrap();
             let (r, n) = noisy_release(&g, &sums[k], &lambda, &noise[k], &mut rng).unwrap();
-            released.iter_mut().zip(r).for_each(|(a, v)| *a += v);
+            releases.push((*index, r));
             check += n;
         }
+        // interpolated as exact sums are
+        let borrowed: Vec<(u16, &[Scalar])> = releases.iter().map(|(i, r)| (*i, r.as_slice())).collect();
+        let released = reconstruct(&borrowed).unwrap();
         let (values, blind) = released.split_at(buckets);
         assert!(g.opens(&check, values, &blind[0]).unwrap());
         let expected: Vec<i128> =

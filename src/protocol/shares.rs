@@ -34,10 +34,10 @@ use super::codec;
 use super::error::ProtocolError;
 use super::messages::{Bytes32, QuerySpec, SealingGrant, ShareSums, SignedShares};
 use crate::crypto::shares::{
-    generators_for, open, reconstruct, seal, share_values, signed_value, Ephemeral, SealingKey, SealingSecret,
-    BOX_TAG_BYTES,
+    generators_for, noisy_release, open, reconstruct, seal, share_values, signed_value, Ephemeral, SealingKey,
+    SealingSecret, BOX_TAG_BYTES,
 };
-use crate::crypto::{scalar_from_i128, scalar_from_i64, verify_statements, CryptoError, JointPublicKey, RelayIdentity};
+use crate::crypto::{scalar_from_i64, verify_statements, CryptoError, JointPublicKey, RelayIdentity};
 use crate::stats::contribution::PlainAggregate;
 use crate::stats::dp::discrete_laplace;
 use crate::stats::release::Outside;
@@ -252,14 +252,14 @@ pub fn share_sums(authority: &str, round: u32, sums: &[Scalar]) -> Result<ShareS
     })
 }
 
-/// A decryptor's noisy release of a noisy search round: to every sum it
-/// adds λ⁻¹·η, η a fresh discrete Laplace draw of scale `scale` (num, den)
-/// and λ its Lagrange coefficient among the spec's decryptors, so the
-/// interpolated value carries exactly η; to the blinding λ⁻¹·ρ for a fresh
-/// uniform ρ; and it commits to its noise, E = Σ η_k·G_k + ρ·H (perfectly
-/// hiding), which the processor adds to the relays' commitments
-/// (`combine_sums`). The noise is wiped before it returns; the caller
-/// keeps the result and gives the same sums each time.
+/// A decryptor's noisy release of a noisy search round: every sum gets a
+/// fresh discrete Laplace draw of scale `scale` (num, den), divided by its
+/// Lagrange coefficient λ among the spec's decryptors so that the
+/// interpolated value carries exactly the draw, with a blinded commitment
+/// to the noise that the processor adds to the relays' commitments
+/// (`crypto::shares::noisy_release`, `combine_sums`). The noise is wiped
+/// before it returns; the caller keeps the result and gives the same sums
+/// each time.
 pub fn noisy_share_sums(
     authority: &str,
     round: u32,
@@ -267,25 +267,21 @@ pub fn noisy_share_sums(
     (lambda, scale): (&Scalar, (u128, u128)),
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<ShareSums, ProtocolError> {
-    let (blind, values) = sums.split_last().ok_or_else(|| ProtocolError::Internal("no sums to release".into()))?;
-    if *lambda == Scalar::ZERO {
-        return Err(ProtocolError::Internal("a zero Lagrange coefficient".into()));
+    let count = sums.len().saturating_sub(1);
+    let mut noise: Vec<i64> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let draw = i64::try_from(discrete_laplace(scale.0, scale.1, rng));
+        noise.push(draw.map_err(|_| ProtocolError::Internal("a noise draw beyond 2^63".into()))?);
     }
-    let inverse = lambda.invert();
-    let mut noise: Vec<Scalar> =
-        values.iter().map(|_| scalar_from_i128(discrete_laplace(scale.0, scale.1, rng))).collect();
-    let mut rho = Scalar::random(rng);
-    let committed = generators_for(values.len()).commit_values(&noise, &rho);
-    let noisy: Vec<Bytes32> = values.iter().zip(&noise).map(|(v, e)| Bytes32((v + inverse * e).to_bytes())).collect();
-    let blind = Bytes32((blind + inverse * rho).to_bytes());
+    let released = noisy_release(&generators_for(count), sums, lambda, &noise, rng);
     noise.zeroize();
-    rho.zeroize();
-    let committed = committed?;
+    let (mut values, committed) = released?;
+    let blind = values.pop().ok_or_else(|| ProtocolError::Internal("no sums to release".into()))?;
     Ok(ShareSums {
         authority: authority.to_string(),
         round,
-        values: noisy,
-        blind,
+        values: values.iter().map(|v| Bytes32(v.to_bytes())).collect(),
+        blind: Bytes32(blind.to_bytes()),
         noise: Some(Bytes32(committed.compress().to_bytes())),
     })
 }
