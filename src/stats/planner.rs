@@ -290,7 +290,8 @@ impl Planner {
                         let (num, den) = self.fixed.quantile.unwrap_or((1, 2));
                         // display-only float: the level is public
                         let p = num as f64 / den.max(1) as f64;
-                        let (lo, hi) = quantile_interval(value, search.points(), p, cell_sd * z, bounds);
+                        let rounds = search.round().saturating_add(1);
+                        let (lo, hi) = quantile_interval(value, search.points(), (p, rounds), cell_sd * z, bounds);
                         let scale = 10f64.powi(i32::try_from(self.fixed.decimals).unwrap_or(0));
                         // display-only floats
                         let (lo, hi) = (lo as f64 / scale, hi as f64 / scale);

@@ -126,24 +126,51 @@ pub fn release_variance(sensitivity: u128, epsilon: Epsilon, share: u64, authori
     Ok(f64::from(authorities) * discrete_laplace_variance(t))
 }
 
+/// Two-sided normal quantile: z with P(|N(0, 1)| > z) = `alpha` (0 < alpha
+/// < 1), by bisection on erfc (Abramowitz and Stegun 7.1.26, error below
+/// 1.5·10⁻⁷). Display-only.
+pub fn normal_z(alpha: f64) -> f64 {
+    let tail = |z: f64| {
+        let x = z / std::f64::consts::SQRT_2;
+        let t = 1.0 / (1.0 + 0.327_591_1 * x);
+        let poly = t * (0.254_829_592
+            + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+        poly * (-x * x).exp()
+    };
+    let (mut lo, mut hi) = (0.0f64, 12.0f64);
+    for _ in 0..60 {
+        let mid = 0.5 * (lo + hi);
+        if tail(mid) > alpha {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
 /// The value interval of a noisy search's quantile, from the cuts it
-/// released (`RankPoint`: values below the cut minus the round's target
-/// rank, both noisy). The quantile is at or above a cut whose excess is
-/// below −m, and below a cut whose excess is at least m, where m is
-/// `cell_margin` (the 95% margin of one cell's noise) times
+/// released over `rounds` rounds (`RankPoint`: values below the cut minus
+/// the round's target rank, both noisy). The quantile is at or above a cut
+/// whose excess is below −m, and below a cut whose excess is at least m,
+/// where m is `cell_margin` (the 95% margin of one cell's noise) times
 /// √((1 − p)²·a + p²·b) for the a noisy cells below the cut and b above it
-/// (the excess is (1 − p) of the count below minus p of the count above).
-/// The interval is cut to `bounds` and always contains `value`.
+/// (the excess is (1 − p) of the count below minus p of the count above),
+/// widened for the rounds: each round has cuts next to the quantile, any
+/// of which could move an end past it, so each round gets 5%/rounds
+/// (Bonferroni; the normal quantiles' ratio scales the margin). The
+/// interval is cut to `bounds` and always contains `value`.
 pub fn quantile_interval(
     value: i128,
     points: &[RankPoint],
-    p: f64,
+    (p, rounds): (f64, u32),
     cell_margin: f64,
     bounds: (i128, i128),
 ) -> (i128, i128) {
+    let widen = normal_z(0.05 / f64::from(rounds.max(1))) / Z95;
     let margin = |point: &RankPoint| {
         let (a, b) = (f64::from(point.cells_below), f64::from(point.cells_above));
-        let m = (cell_margin * ((1.0 - p).powi(2) * a + p * p * b).sqrt()).ceil();
+        let m = (widen * cell_margin * ((1.0 - p).powi(2) * a + p * p * b).sqrt()).ceil();
         if m.is_finite() && m < 1e30 {
             m as i128
         } else {
@@ -209,13 +236,23 @@ mod tests {
         };
         let points = [point(50, 10, 1), point(80, 60, 2), point(200, 100, 3)];
         // margin 4 a cell: at p = 1/2 at most 4·√3/2 < 4 either way
-        assert_eq!(quantile_interval(70, &points, 0.5, 4.0, (0, 199)), (50, 79));
+        assert_eq!(quantile_interval(70, &points, (0.5, 1), 4.0, (0, 199)), (50, 79));
         // a wider margin: 60 below 80 no longer rules out a quantile above 80
-        assert_eq!(quantile_interval(70, &points, 0.5, 14.0, (0, 199)), (50, 199));
+        assert_eq!(quantile_interval(70, &points, (0.5, 1), 14.0, (0, 199)), (50, 199));
+        // so do 8 rounds (each end at 0.3%: z 2.73 for 1.96)
+        assert_eq!(quantile_interval(70, &points, (0.5, 8), 9.0, (0, 199)), (50, 199));
+        assert_eq!(quantile_interval(70, &points, (0.5, 1), 9.0, (0, 199)), (50, 79));
         // huge noise: the whole bounds
-        assert_eq!(quantile_interval(70, &points, 0.5, 1e6, (0, 199)), (0, 199));
+        assert_eq!(quantile_interval(70, &points, (0.5, 1), 1e6, (0, 199)), (0, 199));
         // always contains the answer
-        let (lo, hi) = quantile_interval(10, &points, 0.5, 4.0, (0, 199));
+        let (lo, hi) = quantile_interval(10, &points, (0.5, 1), 4.0, (0, 199));
         assert!(lo <= 10 && 10 <= hi);
+    }
+
+    #[test]
+    fn normal_quantiles() {
+        for (alpha, z) in [(0.05, 1.959_964), (0.01, 2.575_829), (0.05 / 7.0, 2.690_106), (0.3173, 1.0)] {
+            assert!((normal_z(alpha) - z).abs() < 2e-4, "{alpha}: {}", normal_z(alpha));
+        }
     }
 }
