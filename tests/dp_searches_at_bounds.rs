@@ -114,7 +114,8 @@ fn noisy_searches_take_the_share_path() {
         options.seed = Some(31);
         options.share_path = true;
         options.threshold = threshold;
-        let mut cluster = MemoryCluster::new(common::generated("Units", parts.clone()), options, common::solver()).unwrap();
+        let mut cluster =
+            MemoryCluster::new(common::generated("Units", parts.clone()), options, common::solver()).unwrap();
         let ask = |cluster: &mut MemoryCluster, st: Statistic, level: Option<&str>, epsilon: &str| {
             let mut p = QueryParams::new(st);
             p.exact = false;

@@ -421,7 +421,10 @@ pub fn noisy_release(
         });
     }
     if *lambda == Scalar::ZERO {
-        return Err(CryptoError::InvalidEncoding { what: "noisy release", reason: "a zero Lagrange coefficient".into() });
+        return Err(CryptoError::InvalidEncoding {
+            what: "noisy release",
+            reason: "a zero Lagrange coefficient".into(),
+        });
     }
     let inverse = lambda.invert();
     let mut noise: Vec<Scalar> = noise.iter().map(|e| scalar_from_i64(*e)).collect();

@@ -168,7 +168,9 @@ pub fn plan_shape(params: &QueryParams, fixed: &FixedParams) -> Result<PlanShape
         Statistic::Histogram => PlanShape { max_rounds: 1, releases: 1 },
         Statistic::Min | Statistic::Max | Statistic::Median | Statistic::Quantile => match fixed.bounds {
             // exact: rounds of 16 (128 take fewer); epsilon unused
-            Some(_) if params.exact => PlanShape { max_rounds: search_rounds(bounds_span(fixed)?, SEARCH_BUCKETS)?, releases: 1 },
+            Some(_) if params.exact => {
+                PlanShape { max_rounds: search_rounds(bounds_span(fixed)?, SEARCH_BUCKETS)?, releases: 1 }
+            }
             // one release per round: its cells are disjoint (`noisy_search`)
             Some(_) => {
                 let (_, rounds) = noisy_search(bounds_span(fixed)?)?;
@@ -342,7 +344,9 @@ pub fn slot(
             (1 + k, 1)
         }
         (RelayTask::Histogram { .. }, Release::HistTotal) if st == Statistic::Histogram || exact => (0, 1),
-        (RelayTask::Histogram { grid }, Release::HistPrefix(n)) if st.is_search() && exact && n > 0 && n < grid.buckets() => {
+        (RelayTask::Histogram { grid }, Release::HistPrefix(n))
+            if st.is_search() && exact && n > 0 && n < grid.buckets() =>
+        {
             (1 + n, 1)
         }
         // suffix counts in slots of their own: a cut's prefix and suffix are
@@ -450,7 +454,8 @@ mod tests {
                         SearchStep::Release(rs) => {
                             let task = RelayTask::Histogram { grid: grid.clone() };
                             check_task(&p, &f, round, &task, previous.as_ref()).unwrap();
-                            let mut slots: Vec<u32> = rs.iter().map(|r| slot(&p, &f, &task, *r).unwrap().index).collect();
+                            let mut slots: Vec<u32> =
+                                rs.iter().map(|r| slot(&p, &f, &task, *r).unwrap().index).collect();
                             slots.sort_unstable();
                             slots.dedup();
                             assert_eq!(slots.len(), rs.len(), "each slot once");

@@ -189,7 +189,8 @@ impl QuantileSearch {
             return Err(StatsError::UnexpectedInput(format!("search got {got:?}, expected {:?}", self.pending)));
         }
         if !self.exact {
-            let counts: Vec<i128> = std::mem::take(&mut self.pending).iter().map(|r| value_of(r).unwrap_or(0)).collect();
+            let counts: Vec<i128> =
+                std::mem::take(&mut self.pending).iter().map(|r| value_of(r).unwrap_or(0)).collect();
             return self.descend(&counts);
         }
         let (mut prefixes, mut suffixes) = (Vec::with_capacity(self.pending.len()), Vec::new());
@@ -386,11 +387,7 @@ mod tests {
 
     /// Values of the column below cut `n` of `grid` (cut `buckets` is its end).
     fn below(values: &[i128], grid: &Grid, n: u32) -> i128 {
-        let cut = if n == grid.buckets() {
-            grid.range_of(n - 1).hi.unwrap() + 1
-        } else {
-            grid.range_of(n).lo.unwrap()
-        };
+        let cut = if n == grid.buckets() { grid.range_of(n - 1).hi.unwrap() + 1 } else { grid.range_of(n).lo.unwrap() };
         values.iter().filter(|v| **v < cut).count() as i128
     }
 
