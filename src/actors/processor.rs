@@ -296,6 +296,11 @@ fn own_status(shared: &ProcessorShared) -> NodeStatus {
             ("epoch".into(), shared.view().joint.epoch().to_string()),
             ("dlog_table".into(), shared.table_description.clone()),
             ("exact_queries".into(), if shared.view().share_path { "committed shares" } else { "ElGamal" }.to_string()),
+            // noisy min, max, median, quantiles (`protocol::shares::serves`)
+            (
+                "noisy_searches".into(),
+                if shared.view().share_path { "committed shares" } else { "ElGamal" }.to_string(),
+            ),
         ],
     }
 }

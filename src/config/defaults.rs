@@ -36,8 +36,8 @@ pub use crate::crypto::dlog::DEFAULT_TABLE_BITS as DLOG_TABLE_BITS;
 pub const DLOG_RANGE_BITS: u32 = 36;
 /// `processor.rate_limit_per_minute`: queries per user per minute.
 pub const RATE_LIMIT_PER_MINUTE: u32 = 120;
-/// `processor.share_path`: exact queries take the committed-share path
-/// (docs/share_path.md) unless it is turned off.
+/// `processor.share_path`: exact queries and noisy searches take the
+/// committed-share path (docs/share_path.md) unless it is turned off.
 pub const SHARE_PATH: bool = true;
 
 /// `crux-node init --base-port`: the processor listens on it, authorities

@@ -183,7 +183,7 @@ pub struct RawProcessor {
     pub dlog_table_bits: u32,
     pub dlog_range_bits: u32,
     pub rate_limit_per_minute: u32,
-    /// exact queries take the committed-share path (docs/share_path.md)
+    /// exact queries and noisy searches take the committed-share path (docs/share_path.md)
     pub share_path: bool,
 }
 
