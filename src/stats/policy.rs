@@ -15,11 +15,13 @@ use super::limits;
 use super::release::Release;
 use super::statistic::{FixedParams, QueryParams, Statistic};
 
-/// Buckets per refinement round of a quantile search. 16 rather than 64:
-/// a round costs about as much as 50 ciphertexts per relay (admission,
-/// signatures, proofs), so 8 rounds of 16 over 2^32 values (128
-/// ciphertexts per relay) cost less CPU than 6 of 64 (324), at two more
-/// round trips per extra round (README, Performance).
+/// Buckets per refinement round of an exact quantile search on the
+/// ElGamal path. 16 rather than 64: a round costs about as much as 50
+/// ciphertexts per relay (admission, signatures, proofs), so 8 rounds of
+/// 16 over 2^32 values (128 ciphertexts per relay) cost less CPU than 6 of
+/// 64 (324), at two more round trips per extra round (README,
+/// Performance). Also the default width of `search_rounds` for an exact
+/// plan's most rounds.
 pub const SEARCH_BUCKETS: u32 = 16;
 
 /// Buckets per round of an exact search on the committed-share path: a

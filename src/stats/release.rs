@@ -77,9 +77,9 @@ pub enum Release {
     HistTotal,
     HistPrefix(u32),
     HistBucket(u32),
-    /// a search's count of values at or above a cut: a noisy search for
-    /// p > 1/2 uses it instead of the prefix count, so the noise of the
-    /// total weighs (1 − p), not p, on where it stops
+    /// a search's count of values at or above a cut; a noisy search
+    /// releases it at the grid's end only (the cell above the grid), and
+    /// `HistPrefix(0)` (the cell below it)
     HistSuffix(u32),
 }
 
