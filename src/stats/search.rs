@@ -44,6 +44,8 @@ pub struct QuantileSearch {
     p: (i128, i128),
     grid: Grid,
     round: u32,
+    /// an exact search's target rank, fixed by the released total (a noisy
+    /// search fixes one a round, from that round's cells)
     rank: Option<i128>,
     total: Option<i128>,
     /// search state: prefix(lo) < target <= prefix(hi), prefix(c) being
@@ -151,12 +153,6 @@ impl QuantileSearch {
         &self.points
     }
 
-    /// The target rank, once the total is released (with noise, the last
-    /// round's).
-    pub fn rank(&self) -> Option<i128> {
-        self.rank
-    }
-
     pub fn grid(&self) -> &Grid {
         &self.grid
     }
@@ -174,7 +170,7 @@ impl QuantileSearch {
         if self.total.is_none() {
             // the total fixes the rank; the first cuts do not need it
             let mut releases = vec![Release::HistTotal];
-            releases.extend(self.cuts().into_iter().map(|c| self.count_at(c)));
+            releases.extend(self.cuts().into_iter().map(Release::HistPrefix));
             self.pending = releases.clone();
             return Ok(SearchStep::Release(releases));
         }
@@ -239,11 +235,6 @@ impl QuantileSearch {
         Ok(())
     }
 
-    /// What an exact search releases at a cut: the count below it.
-    fn count_at(&self, cut: u32) -> Release {
-        Release::HistPrefix(cut)
-    }
-
     /// The cuts strictly between lo and hi that an exact step releases.
     fn cuts(&self) -> Vec<u32> {
         (self.lo.saturating_add(1)..self.hi).collect()
@@ -278,7 +269,6 @@ impl QuantileSearch {
             self.total = Some(total);
         }
         let rank = quantile_rank(self.p, total.max(1))?;
-        self.rank = Some(rank);
         let outside = u32::from(self.round > 0);
         let cells = u32::try_from(counts.len()).map_err(|_| StatsError::ArithmeticOverflow("cells"))?;
         let mut running = if outside == 1 { counts.first().copied().unwrap_or(0) } else { 0 };
@@ -315,7 +305,7 @@ impl QuantileSearch {
 
     fn next(&mut self) -> Result<SearchStep, StatsError> {
         if self.hi - self.lo > 1 {
-            let releases: Vec<Release> = self.cuts().into_iter().map(|c| self.count_at(c)).collect();
+            let releases: Vec<Release> = self.cuts().into_iter().map(Release::HistPrefix).collect();
             self.pending = releases.clone();
             return Ok(SearchStep::Release(releases));
         }
