@@ -237,11 +237,13 @@ pub fn local_histogram(values: &[i128], grid: &Grid) -> Vec<i64> {
 /// a noisy search round shares on the committed-share path. Never leaves
 /// the relay.
 pub fn outside_cells(values: &[i128], grid: &Grid) -> ((i64, u32), (i64, u32)) {
-    let first = grid.range_of(0).lo;
-    let last = grid.range_of(grid.buckets().saturating_sub(1)).hi;
-    let count = |f: &dyn Fn(i128) -> bool| i64::try_from(values.iter().filter(|v| f(**v)).count()).unwrap_or(i64::MAX);
-    let below = first.map_or(0, |lo| count(&|v| v < lo));
-    let above = last.map_or(0, |hi| count(&|v| v > hi));
+    let (first, last) = (grid.range_of(0).lo, grid.range_of(grid.buckets().saturating_sub(1)).hi);
+    // one pass over the column for both cells
+    let (below, above) = values.iter().fold((0i64, 0i64), |(below, above), v| {
+        let is_below = first.is_some_and(|lo| *v < lo);
+        let is_above = last.is_some_and(|hi| *v > hi);
+        (below.saturating_add(i64::from(is_below)), above.saturating_add(i64::from(is_above)))
+    });
     ((below, COUNT_BITS), (above, COUNT_BITS))
 }
 
