@@ -72,6 +72,17 @@ pub fn search_rounds(span: i128, buckets: u32) -> Result<u32, StatsError> {
     }
 }
 
+/// Whether a search over `span` values refining into `buckets`-bucket
+/// grids ends within `rounds` rounds, i.e. `search_rounds(span, buckets)
+/// <= rounds`, without its divisions: its widths are nested ceilings,
+/// ⌈⌈s/B⌉/B⌉ = ⌈s/B²⌉, so it ends within k rounds exactly when B^k ≥ span.
+/// (`noisy_search` asks this about 60 times, and authorities call it for
+/// every release they check.)
+fn ends_within(span: i128, buckets: u32, rounds: u32) -> bool {
+    let span = span.max(1).unsigned_abs();
+    u128::from(buckets.max(2)).checked_pow(rounds).is_none_or(|reach| reach >= span)
+}
+
 /// (buckets per round, rounds) of a noisy search over `span` values.
 ///
 /// Each round releases a noisy count of every cell of a partition of the
@@ -88,14 +99,14 @@ pub fn search_rounds(span: i128, buckets: u32) -> Result<u32, StatsError> {
 pub fn noisy_search(span: i128) -> Result<(u32, u32), StatsError> {
     let mut best: Option<(u128, u32, u32)> = None;
     for rounds in 1..=NOISY_SEARCH_MAX_ROUNDS {
-        if search_rounds(span, NOISY_SEARCH_MAX_BUCKETS)? > rounds {
+        if !ends_within(span, NOISY_SEARCH_MAX_BUCKETS, rounds) {
             continue;
         }
         // the fewest buckets that end within `rounds` (rounds fall as buckets grow)
         let (mut lo, mut hi) = (2u32, NOISY_SEARCH_MAX_BUCKETS);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if search_rounds(span, mid)? <= rounds {
+            if ends_within(span, mid, rounds) {
                 hi = mid;
             } else {
                 lo = mid + 1;
@@ -397,6 +408,21 @@ pub fn planned_releases(params: &QueryParams, task: &RelayTask) -> Result<Option
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// `ends_within` is `search_rounds(..) <= rounds`, without divisions.
+    #[test]
+    fn ends_within_agrees_with_search_rounds() {
+        let spans =
+            (1..=300i128).chain([4096, 4097, 1_000_001, 3_000_001, 10_000_001, 1 << 32, (1 << 56) + 1, 1 << 60]);
+        for span in spans {
+            for buckets in [2u32, 3, 7, 8, 15, 16, 17, 24, 100, 128, 255, 256] {
+                let taken = search_rounds(span, buckets).unwrap();
+                for rounds in 1..=9 {
+                    assert_eq!(ends_within(span, buckets, rounds), taken <= rounds, "{span} by {buckets} in {rounds}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn rounds_and_shapes() {
